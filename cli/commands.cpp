@@ -1,0 +1,23 @@
+#include "cli/commands.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace cohort::cli {
+namespace {
+
+// Component commands join this table as their issues land (topo, launch, ckpt, sweep,
+// serve, collectives). The built-in `help` and `version` are handled by main.cpp.
+constexpr std::array<Command, 0> kCommands{};
+
+}  // namespace
+
+std::span<const Command> commands() { return kCommands; }
+
+const Command* find_command(std::string_view name) {
+  auto all = commands();
+  auto it = std::find_if(all.begin(), all.end(), [&](const Command& c) { return c.name == name; });
+  return it == all.end() ? nullptr : &*it;
+}
+
+}  // namespace cohort::cli

@@ -1,0 +1,46 @@
+# Every dependency comes from a Debian package and is found the standard way.
+# scripts/install-deps installs them.
+find_package(PkgConfig REQUIRED)
+
+find_package(MPI REQUIRED COMPONENTS C)
+
+# Serial and MPI HDF5 development packages coexist on Debian: ask for the parallel one.
+set(HDF5_PREFER_PARALLEL TRUE)
+find_package(HDF5 REQUIRED COMPONENTS C)
+if(NOT HDF5_IS_PARALLEL)
+  message(FATAL_ERROR "cohort: found a serial HDF5 (${HDF5_C_INCLUDE_DIRS}); checkpoints need "
+                      "parallel HDF5: install libhdf5-openmpi-dev (scripts/install-deps)")
+endif()
+
+pkg_check_modules(HWLOC REQUIRED IMPORTED_TARGET hwloc>=2.0)
+pkg_check_modules(UCX REQUIRED IMPORTED_TARGET ucx)
+find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
+find_package(Slurm REQUIRED)
+
+# CUDA and NCCL are optional: without them the NCCL backend is left out.
+if(NOT DEFINED CUDAToolkit_ROOT AND EXISTS /usr/local/cuda)
+  set(CUDAToolkit_ROOT /usr/local/cuda)
+endif()
+find_package(CUDAToolkit QUIET)
+if(CUDAToolkit_FOUND)
+  find_package(NCCL)
+endif()
+if(CUDAToolkit_FOUND AND NCCL_FOUND)
+  set(COHORT_HAVE_NCCL ON)
+  message(STATUS "cohort: NCCL backend on (CUDA ${CUDAToolkit_VERSION}, NCCL ${NCCL_VERSION})")
+else()
+  set(COHORT_HAVE_NCCL OFF)
+  message(STATUS "cohort: CUDA toolkit or NCCL not found (looked in ${CUDAToolkit_ROOT}): "
+                 "building without the NCCL backend")
+endif()
+
+if(COHORT_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()
+
+if(COHORT_HAVE_NCCL)
+  set(COHORT_HAVE_NCCL_BOOL true)
+else()
+  set(COHORT_HAVE_NCCL_BOOL false)
+endif()

@@ -1,0 +1,159 @@
+#include "common/process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <utility>
+
+#include "common/error.hpp"
+
+extern char** environ;
+
+namespace cohort {
+namespace {
+
+// Owns one file descriptor; closing is the destructor's job so no path leaks one.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+struct Pipe {
+  Fd read, write;
+};
+
+Pipe make_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(system_message("pipe", errno));
+  return {Fd(fds[0]), Fd(fds[1])};
+}
+
+std::vector<std::string> merged_environment(const std::vector<std::string>& extra) {
+  std::map<std::string, std::string> vars;
+  auto add = [&](const std::string& entry) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos) return;
+    vars[entry.substr(0, eq)] = entry;
+  };
+  for (char** e = environ; e && *e; ++e) add(*e);
+  for (const auto& e : extra) add(e);
+  std::vector<std::string> out;
+  out.reserve(vars.size());
+  for (auto& [_, entry] : vars) out.push_back(std::move(entry));
+  return out;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
+ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions& options) {
+  if (argv.empty()) throw input_error("run_process: empty command line");
+  Pipe in = make_pipe(), out = make_pipe(), err = make_pipe();
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in.read.get(), STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out.write.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err.write.get(), STDERR_FILENO);
+
+  std::vector<std::string> args = argv;
+  std::vector<std::string> env = merged_environment(options.env);
+  auto c_args = c_strings(args);
+  auto c_env = c_strings(env);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, c_args[0], &actions, nullptr, c_args.data(), c_env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw Error(system_message("cannot run '" + argv[0] + "'", rc));
+  in.read.reset();
+  out.write.reset();
+  err.write.reset();
+
+  ProcessResult result;
+  size_t input_done = 0;
+  if (options.input.empty()) in.write.reset();
+  auto deadline = options.timeout ? std::chrono::steady_clock::now() + *options.timeout
+                                  : std::chrono::steady_clock::time_point::max();
+  // A child that ignores a closed stdin must not block us: stdin is written only
+  // when poll says it can take more, and a broken pipe just ends the input.
+  if (in.write.get() >= 0) ::fcntl(in.write.get(), F_SETFL, O_NONBLOCK);
+  while (out.read.get() >= 0 || err.read.get() >= 0) {
+    pollfd fds[3];
+    int n = 0;
+    int out_i = -1, err_i = -1, in_i = -1;
+    if (out.read.get() >= 0) { out_i = n; fds[n++] = {out.read.get(), POLLIN, 0}; }
+    if (err.read.get() >= 0) { err_i = n; fds[n++] = {err.read.get(), POLLIN, 0}; }
+    if (in.write.get() >= 0) { in_i = n; fds[n++] = {in.write.get(), POLLOUT, 0}; }
+    int wait_ms = -1;
+    if (options.timeout) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      wait_ms = static_cast<int>(std::max<long long>(0, left.count()));
+    }
+    int ready = ::poll(fds, n, wait_ms);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      throw Error(system_message("poll", errno));
+    }
+    if (ready == 0) {
+      result.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    auto drain = [](int index, pollfd* fds, Fd& fd, std::string& sink) {
+      if (index < 0 || !(fds[index].revents & (POLLIN | POLLHUP | POLLERR))) return;
+      char buf[65536];
+      ssize_t got = ::read(fd.get(), buf, sizeof buf);
+      if (got > 0) sink.append(buf, static_cast<size_t>(got));
+      else if (got == 0 || errno != EINTR) fd.reset();
+    };
+    drain(out_i, fds, out.read, result.out);
+    drain(err_i, fds, err.read, result.err);
+    if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t put = ::write(in.write.get(), options.input.data() + input_done,
+                            options.input.size() - input_done);
+      if (put > 0) input_done += static_cast<size_t>(put);
+      if (put < 0 && errno != EAGAIN && errno != EINTR) in.write.reset();
+      if (input_done == options.input.size()) in.write.reset();
+    }
+  }
+  in.write.reset();
+
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw Error(system_message("waitpid", errno));
+  }
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
+  return result;
+}
+
+}  // namespace cohort

@@ -1,0 +1,32 @@
+// common/process.hpp — run a child program and collect what it printed.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cohort {
+
+struct ProcessResult {
+  int exit_code = -1;    // exit status, or -1 when the child was killed by a signal
+  int term_signal = 0;   // the signal that ended it, 0 when it exited
+  std::string out;       // everything written to stdout
+  std::string err;       // everything written to stderr
+  bool timed_out = false;
+
+  bool ok() const { return exit_code == 0; }
+};
+
+struct RunOptions {
+  // Extra variables, "NAME=VALUE", added to (and overriding) the inherited environment.
+  std::vector<std::string> env;
+  std::string input;                             // written to the child's stdin, then closed
+  std::optional<std::chrono::milliseconds> timeout;  // on expiry the child gets SIGKILL
+};
+
+// Runs argv[0] (looked up on PATH) with argv, waits for it, and returns its output.
+// Throws cohort::Error when the program cannot be started at all.
+ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+}  // namespace cohort

@@ -1,0 +1,540 @@
+#include "collectives/communicator.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "collectives/dtype.hpp"
+#include "collectives/mpi_backend.hpp"
+#include "collectives/operation.hpp"
+#include "common/error.hpp"
+#if COHORT_HAVE_NCCL
+#include "collectives/nccl_backend.hpp"
+#endif
+
+namespace cohort {
+namespace detail {
+namespace {
+
+// Finalizes MPI at exit when cohort initialised it. A function-local static constructed on
+// first use is destroyed after any object created later, communicators held in statics
+// included.
+struct MpiFinalizer {
+  ~MpiFinalizer() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+  }
+};
+
+void ensure_mpi() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) return;
+  int provided = 0;
+  // Non-blocking operations progress on a thread of their own, which needs MULTIPLE.
+  check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
+  static MpiFinalizer finalizer;
+}
+
+std::optional<long long> env_integer(const char* name) {
+  const char* text = std::getenv(name);
+  if (!text || !*text) return std::nullopt;
+  char* end = nullptr;
+  const long long value = std::strtoll(text, &end, 10);
+  if (end == text || *end != '\0') {
+    throw input_error(std::string(name) + "=" + text + ": expected a whole number");
+  }
+  return value;
+}
+
+// "65536", "64K", "4M", "1G" (binary multiples).
+std::size_t parse_bytes(const std::string& name, const std::string& text) {
+  char* end = nullptr;
+  const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+  std::string unit = end ? std::string(end) : std::string();
+  std::size_t scale = 1;
+  if (unit == "K" || unit == "KiB") scale = 1ull << 10;
+  else if (unit == "M" || unit == "MiB") scale = 1ull << 20;
+  else if (unit == "G" || unit == "GiB") scale = 1ull << 30;
+  else if (!unit.empty()) scale = 0;
+  if (end == text.c_str() || scale == 0 || text[0] == '-') {
+    throw input_error(name + "=" + text + ": expected a size in bytes such as 65536, 64K or 4M");
+  }
+  return static_cast<std::size_t>(value) * scale;
+}
+
+// Where cohort's node-local allreduce overtakes MPI_Allreduce, measured with
+// `cohort bench collectives --algorithm mpi` against `--algorithm node` (docs/performance.md).
+std::size_t measured_threshold(int ranks) {
+  struct Row { int max_ranks; std::size_t bytes; };
+  static constexpr Row kTable[] = {
+      {2, 64 * 1024},
+      {4, 64 * 1024},
+      {1 << 30, 128 * 1024},
+  };
+  for (const auto& row : kTable) {
+    if (ranks <= row.max_ranks) return row.bytes;
+  }
+  return kTable[std::size(kTable) - 1].bytes;
+}
+
+AllreduceAlgorithm parse_algorithm(const std::string& text) {
+  if (text == "auto") return AllreduceAlgorithm::automatic;
+  if (text == "mpi") return AllreduceAlgorithm::mpi;
+  if (text == "node") return AllreduceAlgorithm::node;
+  throw input_error("COHORT_ALLREDUCE_ALGORITHM=" + text + ": unknown algorithm (use auto, mpi or node)");
+}
+
+void warn(const std::string& message) noexcept {
+  try {
+    std::cerr << "cohort: collectives: " << message << "\n";
+  } catch (...) {
+  }
+}
+
+}  // namespace
+
+class CommunicatorImpl {
+ public:
+  CommunicatorImpl(MPI_Comm comm, const CommunicatorOptions& options) {
+    int provided = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&provided);
+    overlaps_ = provided == MPI_THREAD_MULTIPLE;
+
+    const char* env_backend = std::getenv("COHORT_COLLECTIVES_BACKEND");
+    backend_ = options.backend ? *options.backend : (env_backend && *env_backend ? env_backend : "auto");
+    if (backend_ != "auto" && backend_ != "mpi" && backend_ != "nccl") {
+      throw input_error("backend '" + backend_ + "' (COHORT_COLLECTIVES_BACKEND): unknown backend "
+                        "(use auto, mpi or nccl)");
+    }
+#if !COHORT_HAVE_NCCL
+    if (backend_ == "nccl") {
+      throw input_error("backend 'nccl': this cohort was built without CUDA and NCCL; rebuild "
+                        "with them installed, or use COHORT_COLLECTIVES_BACKEND=mpi");
+    }
+#endif
+
+    MpiSettings settings;
+    settings.algorithm = options.algorithm;
+    if (const char* text = std::getenv("COHORT_ALLREDUCE_ALGORITHM");
+        text && *text && options.algorithm == AllreduceAlgorithm::automatic) {
+      settings.algorithm = parse_algorithm(text);
+    }
+    MPI_Comm_rank(comm, &rank_);
+    MPI_Comm_size(comm, &size_);
+    if (options.threshold_bytes) {
+      settings.threshold_bytes = *options.threshold_bytes;
+    } else if (const char* text = std::getenv("COHORT_ALLREDUCE_THRESHOLD"); text && *text) {
+      settings.threshold_bytes = parse_bytes("COHORT_ALLREDUCE_THRESHOLD", text);
+    } else {
+      settings.threshold_bytes = measured_threshold(size_);
+    }
+    settings.verify = options.verify ? *options.verify : env_integer("COHORT_COLLECTIVES_VERIFY").value_or(0) != 0;
+    settings.node_local = NodeAllreduce::spans_one_node(comm);
+    settings_ = settings;
+
+    sync_ = std::make_unique<MpiEngine>(comm, settings);
+    // Background operations get a communicator of their own, so that they never interleave
+    // with blocking ones on the same MPI context.
+    if (overlaps_) async_ = std::make_unique<MpiEngine>(comm, settings);
+
+#if COHORT_HAVE_NCCL
+    devices_ = cuda_device_count();
+    device_ = options.device;
+    if (device_ < 0 && devices_ > 0) {
+      long long local = env_integer("LOCAL_RANK").value_or(-1);
+      if (local < 0) local = env_integer("OMPI_COMM_WORLD_LOCAL_RANK").value_or(0);
+      device_ = static_cast<int>(local % devices_);
+    }
+    if (backend_ == "nccl") {
+      // Every rank decides alike, so that either all create the NCCL communicator or all
+      // report the missing device.
+      int have = devices_ > 0 ? 1 : 0;
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, &have, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+      if (!have) {
+        throw input_error(devices_ > 0 ? std::string("backend 'nccl': another rank sees no CUDA device")
+                                       : std::string("backend 'nccl': no CUDA device is visible to rank ") +
+                                             std::to_string(rank_) +
+                                             " (check CUDA_VISIBLE_DEVICES and the job's --gpus), "
+                                             "or use COHORT_COLLECTIVES_BACKEND=mpi");
+      }
+      nccl_ = std::make_unique<NcclEngine>(sync_->comm(), device_);
+    }
+#endif
+  }
+
+  ~CommunicatorImpl() {
+    if (worker_.joinable()) {
+      {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+      }
+      cv_.notify_all();
+      worker_.join();
+    }
+  }
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  bool overlaps() const { return overlaps_; }
+  MPI_Comm comm() const { return sync_->comm(); }
+  std::size_t threshold() const {
+    if (!settings_.node_local || settings_.algorithm == AllreduceAlgorithm::mpi) return SIZE_MAX;
+    if (settings_.algorithm == AllreduceAlgorithm::node) return 0;
+    return settings_.threshold_bytes;
+  }
+  BackendKind device_backend() const {
+#if COHORT_HAVE_NCCL
+    if (backend_ != "mpi" && devices_ > 0) return BackendKind::nccl;
+#endif
+    return BackendKind::mpi;
+  }
+
+  // Whether this call's buffers go to NCCL; rejects buffers the chosen backend cannot use.
+  bool use_nccl(const char* what, const void* a, const void* b) {
+#if COHORT_HAVE_NCCL
+    if (devices_ == 0) return false;  // the nccl backend with no device was refused at creation
+    const bool device = (a && is_device_pointer(a)) || (b && is_device_pointer(b));
+    if (backend_ == "mpi" && device) {
+      throw input_error(std::string(what) + ": the buffer is CUDA device memory and the backend is "
+                        "mpi: use COHORT_COLLECTIVES_BACKEND=auto or nccl, or a host buffer");
+    }
+    if (backend_ == "nccl" && !device && (a || b)) {
+      throw input_error(std::string(what) + ": the buffer is host memory and the backend is nccl: "
+                        "use a CUDA device buffer, or COHORT_COLLECTIVES_BACKEND=auto");
+    }
+    if (device && !nccl_) nccl_ = std::make_unique<NcclEngine>(sync_->comm(), device_);
+    return device;
+#else
+    (void)what, (void)a, (void)b;
+    return false;
+#endif
+  }
+
+#if COHORT_HAVE_NCCL
+  NcclEngine& nccl() { return *nccl_; }
+  void synchronize_device() {
+    if (nccl_) nccl_->synchronize();
+  }
+#else
+  void synchronize_device() {}
+#endif
+
+  MpiEngine& sync() { return *sync_; }
+
+  // Runs work on the progress thread, or at once when MPI cannot take calls from two
+  // threads.
+  std::shared_ptr<Operation> submit(std::function<void(MpiEngine&)> work) {
+    auto op = std::make_shared<HostOperation>();
+    if (!overlaps_) {
+      try {
+        work(*sync_);
+        op->finish(nullptr);
+      } catch (...) {
+        op->finish(std::current_exception());
+      }
+      return op;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      if (!worker_.joinable()) worker_ = std::thread([this] { progress(); });
+      queue_.emplace_back([this, op, work = std::move(work)] {
+        try {
+          work(*async_);
+          op->finish(nullptr);
+        } catch (...) {
+          op->finish(std::current_exception());
+        }
+      });
+    }
+    cv_.notify_one();
+    return op;
+  }
+
+ private:
+  void progress() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        // Queued operations still run when stopping: the peers have queued theirs too.
+        if (queue_.empty()) return;
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();
+    }
+  }
+
+  int rank_ = 0;
+  int size_ = 1;
+  bool overlaps_ = false;
+  std::string backend_;
+  MpiSettings settings_;
+  std::unique_ptr<MpiEngine> sync_;
+  std::unique_ptr<MpiEngine> async_;
+#if COHORT_HAVE_NCCL
+  int devices_ = 0;
+  int device_ = 0;
+  std::unique_ptr<NcclEngine> nccl_;
+#endif
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+}  // namespace detail
+
+// ---- Request --------------------------------------------------------------------------
+
+Request& Request::operator=(Request&& other) noexcept {
+  if (this != &other) {
+    if (op_) {
+      try {
+        op_->wait();
+      } catch (const std::exception& e) {
+        detail::warn(std::string("a replaced request failed: ") + e.what());
+      }
+    }
+    op_ = std::move(other.op_);
+  }
+  return *this;
+}
+
+Request::~Request() {
+  if (!op_) return;
+  try {
+    op_->wait();
+  } catch (const std::exception& e) {
+    detail::warn(std::string("a request destroyed without wait() failed: ") + e.what());
+  }
+}
+
+void Request::wait() {
+  if (!op_) return;
+  auto op = std::move(op_);
+  op->wait();
+}
+
+bool Request::test() {
+  if (!op_) return true;
+  return op_->test();
+}
+
+// ---- Communicator ---------------------------------------------------------------------
+
+Communicator::Communicator(std::unique_ptr<detail::CommunicatorImpl> impl) : impl_(std::move(impl)) {}
+Communicator::Communicator(Communicator&&) noexcept = default;
+Communicator& Communicator::operator=(Communicator&&) noexcept = default;
+Communicator::~Communicator() = default;
+
+Communicator Communicator::from_mpi(MPI_Comm comm, const CommunicatorOptions& options) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    throw Error("Communicator::from_mpi: MPI is not initialised: call MPI_Init_thread first, "
+                "or use Communicator::from_environment");
+  }
+  return Communicator(std::make_unique<detail::CommunicatorImpl>(comm, options));
+}
+
+Communicator Communicator::from_environment(const CommunicatorOptions& options) {
+  detail::ensure_mpi();
+  int world_size = 0, world_rank = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  const auto rank = detail::env_integer("RANK");
+  const auto size = detail::env_integer("WORLD_SIZE");
+  if (!rank && !size) return from_mpi(MPI_COMM_WORLD, options);
+  if (!rank || !size) {
+    throw input_error(std::string(rank ? "WORLD_SIZE" : "RANK") +
+                      " is not set but " + (rank ? "RANK" : "WORLD_SIZE") +
+                      " is: the launch contract sets both (cohort launch, srun --cohort)");
+  }
+  if (*size != world_size) {
+    throw input_error("WORLD_SIZE=" + std::to_string(*size) + " but MPI started " +
+                      std::to_string(world_size) +
+                      " processes: start every rank under one launch (srun --mpi=pmix, "
+                      "mpirun -n " + std::to_string(*size) + ") or correct WORLD_SIZE");
+  }
+  if (*rank < 0 || *rank >= *size) {
+    throw input_error("RANK=" + std::to_string(*rank) + " is outside 0.." + std::to_string(*size - 1) +
+                      " (WORLD_SIZE=" + std::to_string(*size) + ")");
+  }
+  // Order the ranks by RANK, then check that no two processes claimed the same one.
+  MPI_Comm ordered = MPI_COMM_NULL;
+  detail::check_mpi(MPI_Comm_split(MPI_COMM_WORLD, 0, static_cast<int>(*rank), &ordered), "MPI_Comm_split");
+  int got = 0;
+  MPI_Comm_rank(ordered, &got);
+  int all_match = got == *rank ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &all_match, 1, MPI_INT, MPI_MIN, ordered);
+  if (!all_match) {
+    MPI_Comm_free(&ordered);
+    throw input_error("RANK: two processes have the same RANK (this one has RANK=" +
+                      std::to_string(*rank) + "): each rank of the launch needs its own");
+  }
+  try {
+    Communicator comm = from_mpi(ordered, options);
+    MPI_Comm_free(&ordered);
+    return comm;
+  } catch (...) {
+    MPI_Comm_free(&ordered);
+    throw;
+  }
+}
+
+int Communicator::rank() const { return impl_->rank(); }
+int Communicator::size() const { return impl_->size(); }
+BackendKind Communicator::device_backend() const { return impl_->device_backend(); }
+bool Communicator::overlaps() const { return impl_->overlaps(); }
+std::size_t Communicator::allreduce_threshold() const { return impl_->threshold(); }
+MPI_Comm Communicator::mpi_comm() const { return impl_->comm(); }
+
+namespace {
+
+void require_buffers(const char* what, std::size_t count, const void* a, const void* b) {
+  if (count > 0 && (!a || !b)) {
+    throw input_error(std::string(what) + ": a null buffer with count " + std::to_string(count) +
+                      ": pass buffers of at least count elements");
+  }
+}
+
+void require_root(int root, int size) {
+  if (root < 0 || root >= size) {
+    throw input_error("broadcast: root " + std::to_string(root) + " is not a rank (ranks are 0.." +
+                      std::to_string(size - 1) + ")");
+  }
+}
+
+void copy_if_apart(const void* send, void* recv, std::size_t bytes) {
+  if (send != recv && bytes) std::memmove(recv, send, bytes);
+}
+
+}  // namespace
+
+void Communicator::allreduce(const void* send, void* recv, std::size_t count, DataType dtype,
+                             ReduceOp op) {
+  require_buffers("allreduce", count, send, recv);
+#if COHORT_HAVE_NCCL
+  if (impl_->use_nccl("allreduce", send, recv)) return impl_->nccl().allreduce(send, recv, count, dtype, op)->wait();
+#else
+  impl_->use_nccl("allreduce", send, recv);
+#endif
+  if (size() == 1) return copy_if_apart(send, recv, count * size_of(dtype));
+  impl_->sync().allreduce(send, recv, count, dtype, op);
+}
+
+void Communicator::broadcast(void* buffer, std::size_t count, DataType dtype, int root) {
+  require_buffers("broadcast", count, buffer, buffer);
+  require_root(root, size());
+#if COHORT_HAVE_NCCL
+  if (impl_->use_nccl("broadcast", buffer, nullptr)) return impl_->nccl().broadcast(buffer, count, dtype, root)->wait();
+#else
+  impl_->use_nccl("broadcast", buffer, nullptr);
+#endif
+  if (size() == 1) return;
+  impl_->sync().broadcast(buffer, count, dtype, root);
+}
+
+void Communicator::allgather(const void* send, void* recv, std::size_t count, DataType dtype) {
+  require_buffers("allgather", count, send, recv);
+#if COHORT_HAVE_NCCL
+  if (impl_->use_nccl("allgather", send, recv)) return impl_->nccl().allgather(send, recv, count, dtype)->wait();
+#else
+  impl_->use_nccl("allgather", send, recv);
+#endif
+  if (size() == 1) return copy_if_apart(send, recv, count * size_of(dtype));
+  impl_->sync().allgather(send, recv, count, dtype);
+}
+
+void Communicator::reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype,
+                                  ReduceOp op) {
+  require_buffers("reduce_scatter", count, send, recv);
+#if COHORT_HAVE_NCCL
+  if (impl_->use_nccl("reduce_scatter", send, recv)) {
+    return impl_->nccl().reduce_scatter(send, recv, count, dtype, op)->wait();
+  }
+#else
+  impl_->use_nccl("reduce_scatter", send, recv);
+#endif
+  if (size() == 1) return copy_if_apart(send, recv, count * size_of(dtype));
+  impl_->sync().reduce_scatter(send, recv, count, dtype, op);
+}
+
+void Communicator::barrier() {
+  impl_->synchronize_device();
+  impl_->sync().barrier();
+}
+
+Request Communicator::iallreduce(const void* send, void* recv, std::size_t count, DataType dtype,
+                                 ReduceOp op) {
+  require_buffers("allreduce", count, send, recv);
+#if COHORT_HAVE_NCCL
+  if (impl_->use_nccl("allreduce", send, recv)) return Request(impl_->nccl().allreduce(send, recv, count, dtype, op));
+#else
+  impl_->use_nccl("allreduce", send, recv);
+#endif
+  if (size() == 1) {
+    copy_if_apart(send, recv, count * size_of(dtype));
+    return Request();
+  }
+  return Request(impl_->submit([=](detail::MpiEngine& e) { e.allreduce(send, recv, count, dtype, op); }));
+}
+
+Request Communicator::ibroadcast(void* buffer, std::size_t count, DataType dtype, int root) {
+  require_buffers("broadcast", count, buffer, buffer);
+  require_root(root, size());
+#if COHORT_HAVE_NCCL
+  if (impl_->use_nccl("broadcast", buffer, nullptr)) return Request(impl_->nccl().broadcast(buffer, count, dtype, root));
+#else
+  impl_->use_nccl("broadcast", buffer, nullptr);
+#endif
+  if (size() == 1) return Request();
+  return Request(impl_->submit([=](detail::MpiEngine& e) { e.broadcast(buffer, count, dtype, root); }));
+}
+
+Request Communicator::iallgather(const void* send, void* recv, std::size_t count, DataType dtype) {
+  require_buffers("allgather", count, send, recv);
+#if COHORT_HAVE_NCCL
+  if (impl_->use_nccl("allgather", send, recv)) return Request(impl_->nccl().allgather(send, recv, count, dtype));
+#else
+  impl_->use_nccl("allgather", send, recv);
+#endif
+  if (size() == 1) {
+    copy_if_apart(send, recv, count * size_of(dtype));
+    return Request();
+  }
+  return Request(impl_->submit([=](detail::MpiEngine& e) { e.allgather(send, recv, count, dtype); }));
+}
+
+Request Communicator::ireduce_scatter(const void* send, void* recv, std::size_t count,
+                                      DataType dtype, ReduceOp op) {
+  require_buffers("reduce_scatter", count, send, recv);
+#if COHORT_HAVE_NCCL
+  if (impl_->use_nccl("reduce_scatter", send, recv)) {
+    return Request(impl_->nccl().reduce_scatter(send, recv, count, dtype, op));
+  }
+#else
+  impl_->use_nccl("reduce_scatter", send, recv);
+#endif
+  if (size() == 1) {
+    copy_if_apart(send, recv, count * size_of(dtype));
+    return Request();
+  }
+  return Request(impl_->submit([=](detail::MpiEngine& e) { e.reduce_scatter(send, recv, count, dtype, op); }));
+}
+
+Request Communicator::ibarrier() {
+  impl_->synchronize_device();
+  return Request(impl_->submit([](detail::MpiEngine& e) { e.barrier(); }));
+}
+
+}  // namespace cohort

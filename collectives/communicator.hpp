@@ -1,0 +1,166 @@
+// collectives/communicator.hpp — collective operations between the ranks of a job.
+//
+// A Communicator joins the ranks that the launch contract (RANK, WORLD_SIZE, LOCAL_RANK,
+// MASTER_ADDR, MASTER_PORT) or an existing MPI communicator describes, and reduces,
+// broadcasts and gathers buffers between them:
+//
+//   auto comm = cohort::Communicator::from_environment();
+//   std::vector<float> grads(n);
+//   comm.allreduce(grads.data(), n, cohort::DataType::f32, cohort::ReduceOp::avg);
+//
+//   cohort::Request r = comm.iallreduce(grads.data(), n, cohort::DataType::f32,
+//                                       cohort::ReduceOp::sum);
+//   ...                  // overlap other work
+//   r.wait();
+//
+// Backends. Host buffers go over MPI. cohort's own allreduce takes over from MPI_Allreduce
+// above a message size when every rank shares one node: a bandwidth-optimal reduce-scatter
+// + allgather through persistent, pre-faulted shared memory, chunked so that one rank's
+// reduction overlaps its peers' copies. Device buffers go over NCCL when cohort was built
+// with CUDA and NCCL. COHORT_COLLECTIVES_BACKEND=auto|mpi|nccl chooses explicitly.
+//
+// Every rank calls the same operations in the same order with the same count, dtype and op,
+// as with MPI and NCCL. cohort checks that agreement on its own large-message path always,
+// and on every call when CommunicatorOptions::verify (COHORT_COLLECTIVES_VERIFY=1) is set;
+// a disagreement is a cohort::Error on every rank, not a hang.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cohort {
+
+// Element types. f16 is IEEE binary16, bf16 is bfloat16; both are stored as 16-bit words.
+enum class DataType { f32, f64, f16, bf16, i32, i64, u8 };
+
+// Reductions. avg is the sum divided by the number of ranks (integer division for integer
+// types); f16 and bf16 are accumulated in f32 on cohort's own path.
+enum class ReduceOp { sum, avg, min, max, prod };
+
+enum class BackendKind { mpi, nccl };
+
+std::size_t size_of(DataType dtype);
+std::string_view name_of(DataType dtype);   // "float", "double", "half", "bfloat16", ...
+std::string_view name_of(ReduceOp op);      // "sum", "avg", "min", "max", "prod"
+std::string_view name_of(BackendKind backend);
+// Parse what a user typed ("f32"/"float", "fp16"/"half", "bf16", "int32", ...); throw an
+// input error naming the accepted spellings otherwise.
+DataType parse_dtype(std::string_view text);
+ReduceOp parse_op(std::string_view text);
+
+// Which allreduce algorithm serves a host buffer.
+enum class AllreduceAlgorithm {
+  automatic,  // cohort's node-local path at or above the threshold, MPI_Allreduce below
+  mpi,        // always MPI_Allreduce
+  node,       // always cohort's node-local path (every rank must share one node)
+};
+
+struct CommunicatorOptions {
+  // Backend: unset means COHORT_COLLECTIVES_BACKEND, else auto (device buffers → NCCL).
+  std::optional<std::string> backend;
+  // Host allreduce algorithm; COHORT_ALLREDUCE_ALGORITHM=auto|mpi|node overrides automatic.
+  AllreduceAlgorithm algorithm = AllreduceAlgorithm::automatic;
+  // Message size (bytes) from which the node-local path is used. Unset: COHORT_ALLREDUCE_
+  // THRESHOLD, else the value measured for this rank count (docs/performance.md).
+  std::optional<std::size_t> threshold_bytes;
+  // Check on every call that all ranks agree on count, dtype and op (one extra small
+  // allreduce per call). Unset: COHORT_COLLECTIVES_VERIFY=1 turns it on.
+  std::optional<bool> verify;
+  // CUDA device for the NCCL backend; -1 picks LOCAL_RANK modulo the visible devices.
+  int device = -1;
+};
+
+namespace detail {
+class Operation;
+class CommunicatorImpl;
+}  // namespace detail
+
+// A non-blocking operation in flight. Its buffers must stay alive and untouched until
+// wait() returns or test() has returned true. Destroying a pending Request waits for it.
+class Request {
+ public:
+  Request() = default;
+  explicit Request(std::shared_ptr<detail::Operation> op) : op_(std::move(op)) {}
+  Request(Request&&) noexcept = default;
+  Request& operator=(Request&&) noexcept;
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+  ~Request();
+
+  // Blocks until the operation is complete; rethrows its cohort::Error, once.
+  void wait();
+  // True when complete (then wait() returns at once); never blocks.
+  bool test();
+  bool valid() const { return op_ != nullptr; }
+
+ private:
+  std::shared_ptr<detail::Operation> op_;
+};
+
+class Communicator {
+ public:
+  // Joins the ranks of the launch contract. MPI is initialised (MPI_THREAD_MULTIPLE) when
+  // the program has not done so. With RANK and WORLD_SIZE set, cohort's ranks follow RANK
+  // and WORLD_SIZE must equal the number of MPI processes; without them (a plain mpirun),
+  // the ranks are MPI_COMM_WORLD's.
+  static Communicator from_environment(const CommunicatorOptions& options = {});
+  // Joins the ranks of `comm`, which cohort duplicates and leaves to its owner.
+  static Communicator from_mpi(MPI_Comm comm, const CommunicatorOptions& options = {});
+
+  Communicator(Communicator&&) noexcept;
+  Communicator& operator=(Communicator&&) noexcept;
+  ~Communicator();
+
+  int rank() const;
+  int size() const;
+  // The backend device buffers would use: nccl when built with it and a device is visible.
+  BackendKind device_backend() const;
+  // Whether non-blocking operations progress in the background (MPI was given
+  // MPI_THREAD_MULTIPLE); otherwise they complete inside the call that starts them.
+  bool overlaps() const;
+  // The message size from which the node-local allreduce is used (SIZE_MAX when it is not).
+  std::size_t allreduce_threshold() const;
+
+  // `count` elements of `send` reduced across ranks into `recv`; send == recv is in place.
+  void allreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
+  void allreduce(void* buffer, std::size_t count, DataType dtype, ReduceOp op) {
+    allreduce(buffer, buffer, count, dtype, op);
+  }
+  // `count` elements from `root` to every rank.
+  void broadcast(void* buffer, std::size_t count, DataType dtype, int root);
+  // Each rank contributes `count` elements; `recv` holds size() × count, rank order.
+  // send == recv + rank() × count × size_of(dtype) is in place.
+  void allgather(const void* send, void* recv, std::size_t count, DataType dtype);
+  // `send` holds size() × `count` elements; rank r receives block r reduced across ranks.
+  // recv == send + rank() × count × size_of(dtype) is in place.
+  void reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype,
+                      ReduceOp op);
+  void barrier();
+
+  // Non-blocking forms: same arguments, completion through the Request.
+  Request iallreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
+  Request iallreduce(void* buffer, std::size_t count, DataType dtype, ReduceOp op) {
+    return iallreduce(buffer, buffer, count, dtype, op);
+  }
+  Request ibroadcast(void* buffer, std::size_t count, DataType dtype, int root);
+  Request iallgather(const void* send, void* recv, std::size_t count, DataType dtype);
+  Request ireduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype,
+                          ReduceOp op);
+  Request ibarrier();
+
+  // The duplicated MPI communicator blocking host operations run on (for interoperation:
+  // e.g. a baseline MPI call on the same ranks).
+  MPI_Comm mpi_comm() const;
+
+ private:
+  explicit Communicator(std::unique_ptr<detail::CommunicatorImpl> impl);
+  std::unique_ptr<detail::CommunicatorImpl> impl_;
+};
+
+}  // namespace cohort

@@ -1,0 +1,51 @@
+// collectives/mpi_backend.hpp — host-buffer collectives over one MPI communicator.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <memory>
+
+#include "collectives/communicator.hpp"
+#include "collectives/node_allreduce.hpp"
+
+namespace cohort::detail {
+
+// Throws cohort::Error naming the call and MPI's message when rc is not MPI_SUCCESS.
+void check_mpi(int rc, const char* call);
+
+struct MpiSettings {
+  AllreduceAlgorithm algorithm = AllreduceAlgorithm::automatic;
+  std::size_t threshold_bytes = 0;  // node-local path from this size (automatic)
+  bool node_local = false;          // every rank shares this node
+  bool verify = false;
+};
+
+// Owns a duplicate of the communicator it is given (freed on destruction) and, once the
+// first large allreduce needs it, the node-local allreduce's shared segment.
+class MpiEngine {
+ public:
+  MpiEngine(MPI_Comm comm, MpiSettings settings);
+  MpiEngine(const MpiEngine&) = delete;
+  MpiEngine& operator=(const MpiEngine&) = delete;
+  ~MpiEngine();
+
+  MPI_Comm comm() const { return comm_; }
+  void allreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
+  void broadcast(void* buffer, std::size_t count, DataType dtype, int root);
+  void allgather(const void* send, void* recv, std::size_t count, DataType dtype);
+  void reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
+  void barrier();
+
+ private:
+  // With settings.verify: all ranks agree on what they are about to do, or all throw.
+  void verify(const char* what, int kind, std::size_t count, DataType dtype, int extra);
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  MpiSettings settings_;
+  int rank_ = 0;
+  int size_ = 1;
+  std::unique_ptr<NodeAllreduce> node_;
+};
+
+}  // namespace cohort::detail

@@ -1,0 +1,185 @@
+#include "collectives/nccl_backend.hpp"
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "collectives/mpi_backend.hpp"
+#include "common/error.hpp"
+
+namespace cohort::detail {
+namespace {
+
+void check_cuda(cudaError_t rc, const char* call) {
+  if (rc == cudaSuccess) return;
+  throw Error(std::string(call) + ": " + cudaGetErrorString(rc));
+}
+
+void check_nccl(ncclResult_t rc, const char* call, ncclComm_t comm = nullptr) {
+  if (rc == ncclSuccess || rc == ncclInProgress) return;
+  std::string message = std::string(call) + ": " + ncclGetErrorString(rc);
+  if (const char* last = ncclGetLastError(comm); last && *last) message += std::string(" (") + last + ")";
+  throw Error(message);
+}
+
+ncclDataType_t nccl_type(DataType dtype) {
+  switch (dtype) {
+    case DataType::f32: return ncclFloat32;
+    case DataType::f64: return ncclFloat64;
+    case DataType::f16: return ncclFloat16;
+    case DataType::bf16: return ncclBfloat16;
+    case DataType::i32: return ncclInt32;
+    case DataType::i64: return ncclInt64;
+    case DataType::u8: return ncclUint8;
+  }
+  return ncclFloat32;
+}
+
+ncclRedOp_t nccl_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return ncclSum;
+    case ReduceOp::avg: return ncclAvg;
+    case ReduceOp::min: return ncclMin;
+    case ReduceOp::max: return ncclMax;
+    case ReduceOp::prod: return ncclProd;
+  }
+  return ncclSum;
+}
+
+// Complete when the event recorded after the collective on the engine's stream is.
+class DeviceOperation final : public Operation {
+ public:
+  DeviceOperation(int device, cudaStream_t stream) : device_(device) {
+    check_cuda(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming), "cudaEventCreate");
+    const cudaError_t rc = cudaEventRecord(event_, stream);
+    if (rc != cudaSuccess) {
+      cudaEventDestroy(event_);
+      check_cuda(rc, "cudaEventRecord");
+    }
+  }
+  ~DeviceOperation() override {
+    if (cudaEventDestroy(event_) != cudaSuccess) cudaGetLastError();
+  }
+  void wait() override {
+    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+    check_cuda(cudaEventSynchronize(event_), "cudaEventSynchronize");
+  }
+  bool test() override {
+    const cudaError_t rc = cudaEventQuery(event_);
+    if (rc == cudaErrorNotReady) return false;
+    check_cuda(rc, "cudaEventQuery");
+    return true;
+  }
+
+ private:
+  int device_;
+  cudaEvent_t event_ = nullptr;
+};
+
+}  // namespace
+
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: clear the sticky error, report none
+    return 0;
+  }
+  return count;
+}
+
+bool is_device_pointer(const void* ptr) {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, ptr) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+}
+
+struct NcclEngine::State {
+  cudaStream_t stream = nullptr;
+  ncclComm_t comm = nullptr;
+};
+
+NcclEngine::NcclEngine(MPI_Comm comm, int device) : state_(std::make_unique<State>()), device_(device) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+
+  // Rank 0's id, or its failure, reaches every rank, so that none waits for the others.
+  struct {
+    ncclUniqueId id;
+    int ok;
+    char message[256];
+  } boot{};
+  if (rank == 0) {
+    const ncclResult_t rc = ncclGetUniqueId(&boot.id);
+    boot.ok = rc == ncclSuccess;
+    if (!boot.ok) std::snprintf(boot.message, sizeof boot.message, "%s", ncclGetErrorString(rc));
+  }
+  check_mpi(MPI_Bcast(&boot, sizeof boot, MPI_BYTE, 0, comm), "MPI_Bcast");
+  if (!boot.ok) throw Error(std::string("ncclGetUniqueId on rank 0: ") + boot.message);
+
+  check_cuda(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  const ncclResult_t rc = ncclCommInitRank(&state_->comm, size, boot.id, rank);
+  if (rc != ncclSuccess) {
+    cudaStreamDestroy(state_->stream);
+    check_nccl(rc, "ncclCommInitRank");
+  }
+}
+
+NcclEngine::~NcclEngine() {
+  if (!state_) return;
+  cudaSetDevice(device_);
+  if (state_->stream) cudaStreamSynchronize(state_->stream);
+  if (state_->comm) {
+    if (ncclCommDestroy(state_->comm) != ncclSuccess) {
+      std::cerr << "cohort: collectives: ncclCommDestroy failed\n";
+    }
+  }
+  if (state_->stream) cudaStreamDestroy(state_->stream);
+  cudaGetLastError();
+}
+
+std::shared_ptr<Operation> NcclEngine::allreduce(const void* send, void* recv, std::size_t count,
+                                                 DataType dtype, ReduceOp op) {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_nccl(ncclAllReduce(send, recv, count, nccl_type(dtype), nccl_op(op), state_->comm, state_->stream),
+             "ncclAllReduce", state_->comm);
+  return std::make_shared<DeviceOperation>(device_, state_->stream);
+}
+
+std::shared_ptr<Operation> NcclEngine::broadcast(void* buffer, std::size_t count, DataType dtype, int root) {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_nccl(ncclBroadcast(buffer, buffer, count, nccl_type(dtype), root, state_->comm, state_->stream),
+             "ncclBroadcast", state_->comm);
+  return std::make_shared<DeviceOperation>(device_, state_->stream);
+}
+
+std::shared_ptr<Operation> NcclEngine::allgather(const void* send, void* recv, std::size_t count,
+                                                 DataType dtype) {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_nccl(ncclAllGather(send, recv, count, nccl_type(dtype), state_->comm, state_->stream),
+             "ncclAllGather", state_->comm);
+  return std::make_shared<DeviceOperation>(device_, state_->stream);
+}
+
+std::shared_ptr<Operation> NcclEngine::reduce_scatter(const void* send, void* recv, std::size_t count,
+                                                      DataType dtype, ReduceOp op) {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_nccl(ncclReduceScatter(send, recv, count, nccl_type(dtype), nccl_op(op), state_->comm,
+                               state_->stream),
+             "ncclReduceScatter", state_->comm);
+  return std::make_shared<DeviceOperation>(device_, state_->stream);
+}
+
+void NcclEngine::synchronize() {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_cuda(cudaStreamSynchronize(state_->stream), "cudaStreamSynchronize");
+}
+
+}  // namespace cohort::detail

@@ -1,0 +1,47 @@
+// collectives/nccl_backend.hpp — device-buffer collectives over NCCL (built with CUDA and NCCL).
+#pragma once
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <memory>
+
+#include "collectives/communicator.hpp"
+#include "collectives/operation.hpp"
+
+namespace cohort::detail {
+
+// CUDA devices this process sees; 0 without a driver or a device.
+int cuda_device_count();
+// True for memory a CUDA kernel can address as device memory (device or managed).
+bool is_device_pointer(const void* ptr);
+
+// One NCCL communicator over the ranks of an MPI communicator, on its own CUDA stream.
+// Blocking calls wait for the stream; non-blocking ones return an operation that waits on
+// an event recorded after the collective.
+class NcclEngine {
+ public:
+  // Collective over comm: rank 0's unique id travels by MPI_Bcast.
+  NcclEngine(MPI_Comm comm, int device);
+  NcclEngine(const NcclEngine&) = delete;
+  NcclEngine& operator=(const NcclEngine&) = delete;
+  ~NcclEngine();
+
+  int device() const { return device_; }
+  std::shared_ptr<Operation> allreduce(const void* send, void* recv, std::size_t count,
+                                       DataType dtype, ReduceOp op);
+  std::shared_ptr<Operation> broadcast(void* buffer, std::size_t count, DataType dtype, int root);
+  std::shared_ptr<Operation> allgather(const void* send, void* recv, std::size_t count,
+                                       DataType dtype);
+  std::shared_ptr<Operation> reduce_scatter(const void* send, void* recv, std::size_t count,
+                                            DataType dtype, ReduceOp op);
+  // Waits for everything enqueued so far.
+  void synchronize();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+  int device_ = 0;
+};
+
+}  // namespace cohort::detail

@@ -1,0 +1,225 @@
+#include "collectives/node_allreduce.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "collectives/dtype.hpp"
+#include "collectives/mpi_backend.hpp"
+#include "common/error.hpp"
+
+namespace cohort::detail {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+std::chrono::seconds timeout_from_environment() {
+  // A rank may legitimately arrive late (another rank writing a checkpoint), so the default
+  // is generous, as PyTorch's 30-minute collective timeout is.
+  if (const char* text = std::getenv("COHORT_COLLECTIVES_TIMEOUT")) {
+    char* end = nullptr;
+    const long seconds = std::strtol(text, &end, 10);
+    if (end == text || *end != '\0' || seconds <= 0) {
+      throw input_error(std::string("COHORT_COLLECTIVES_TIMEOUT=") + text +
+                        ": expected a whole number of seconds greater than 0");
+    }
+    return std::chrono::seconds(seconds);
+  }
+  return std::chrono::minutes(30);
+}
+
+// Part p of a chunk of len elements split between n ranks: [begin, end).
+std::size_t part_begin(std::size_t len, int p, int n) {
+  return len * static_cast<std::size_t>(p) / static_cast<std::size_t>(n);
+}
+
+}  // namespace
+
+bool NodeAllreduce::spans_one_node(MPI_Comm comm) {
+  MPI_Comm node = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+            "MPI_Comm_split_type");
+  int node_size = 0, size = 0;
+  MPI_Comm_size(node, &node_size);
+  MPI_Comm_size(comm, &size);
+  MPI_Comm_free(&node);
+  // Every rank must reach the same answer, or some would take this path and others not.
+  int all_local = node_size == size ? 1 : 0;
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &all_local, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+  return all_local == 1;
+}
+
+NodeAllreduce::NodeAllreduce(MPI_Comm comm, std::size_t chunk_bytes)
+    : comm_(comm), chunk_bytes_(chunk_bytes), timeout_(timeout_from_environment()) {
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+  const std::size_t segment = kControlBytes + 2 * kSlots * chunk_bytes_;
+  MPI_Info info;
+  MPI_Info_create(&info);
+  // Each rank's segment on its own pages (and NUMA node), not packed after its neighbour's.
+  MPI_Info_set(info, "alloc_shared_noncontig", "true");
+  void* mine = nullptr;
+  const int rc = MPI_Win_allocate_shared(static_cast<MPI_Aint>(segment), 1, info, comm_, &mine,
+                                         &window_);
+  MPI_Info_free(&info);
+  check_mpi(rc, "MPI_Win_allocate_shared");
+  // Touch every page now, so that no allreduce pays for a page fault.
+  std::memset(mine, 0, segment);
+  new (mine) Control();
+  base_.resize(static_cast<std::size_t>(size_));
+  for (int r = 0; r < size_; ++r) {
+    MPI_Aint bytes = 0;
+    int disp = 0;
+    void* ptr = nullptr;
+    check_mpi(MPI_Win_shared_query(window_, r, &bytes, &disp, &ptr), "MPI_Win_shared_query");
+    base_[static_cast<std::size_t>(r)] = static_cast<std::byte*>(ptr);
+  }
+  // Peers may read this rank's control block only once it is constructed.
+  check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
+}
+
+NodeAllreduce::~NodeAllreduce() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && window_ != MPI_WIN_NULL) MPI_Win_free(&window_);
+}
+
+std::byte* NodeAllreduce::send_slot(int rank, std::uint64_t chunk) const {
+  return base_[static_cast<std::size_t>(rank)] + kControlBytes + (chunk % kSlots) * chunk_bytes_;
+}
+
+std::byte* NodeAllreduce::result_slot(int rank, std::uint64_t chunk) const {
+  return base_[static_cast<std::size_t>(rank)] + kControlBytes + (kSlots + chunk % kSlots) * chunk_bytes_;
+}
+
+template <class Ready>
+void NodeAllreduce::wait_for(Ready ready, const char* what, int peer) const {
+  // Spin briefly (a peer on another core answers within microseconds), then yield so that
+  // oversubscribed ranks let their peers run.
+  for (int i = 0; i < 4000; ++i) {
+    if (ready()) return;
+    cpu_relax();
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  for (unsigned i = 0;; ++i) {
+    if (ready()) return;
+    sched_yield();
+    if ((i & 1023u) == 0 && std::chrono::steady_clock::now() > deadline) {
+      throw Error("allreduce: rank " + std::to_string(peer) + " did not " + what + " within " +
+                  std::to_string(timeout_.count()) +
+                  " s (COHORT_COLLECTIVES_TIMEOUT): every rank must call the same collectives "
+                  "in the same order with the same count, dtype and op");
+    }
+  }
+}
+
+void NodeAllreduce::run(const void* send, void* recv, std::size_t count, DataType dtype,
+                        ReduceOp op) {
+  const std::uint64_t call = ++calls_;
+  Control& me = control(rank_);
+  me.desc[call % 2] = Descriptor{count, static_cast<std::int32_t>(dtype), static_cast<std::int32_t>(op)};
+  me.calls.value.store(call, std::memory_order_release);
+  // A peer cannot be two calls ahead (it would need this rank's chunks of this call), so
+  // the descriptor it wrote for this call is still in place.
+  std::string mismatch;
+  for (int p = 0; p < size_; ++p) {
+    if (p == rank_) continue;
+    Control& peer = control(p);
+    wait_for([&] { return peer.calls.value.load(std::memory_order_acquire) >= call; },
+             "join the allreduce", p);
+    const Descriptor d = peer.desc[call % 2];
+    if (d.count != count || d.dtype != static_cast<std::int32_t>(dtype) ||
+        d.op != static_cast<std::int32_t>(op)) {
+      mismatch = "allreduce: ranks disagree: rank " + std::to_string(rank_) + " has " +
+                 std::to_string(count) + " × " + std::string(name_of(dtype)) + " " +
+                 std::string(name_of(op)) + ", rank " + std::to_string(p) + " has " +
+                 std::to_string(d.count) + " × " +
+                 std::string(name_of(static_cast<DataType>(d.dtype))) + " " +
+                 std::string(name_of(static_cast<ReduceOp>(d.op))) +
+                 ": every rank must pass the same count, dtype and op";
+      break;
+    }
+  }
+  // Every rank compared with every other, so all of them throw, and none has moved a chunk.
+  if (!mismatch.empty()) throw Error(mismatch);
+  if (count == 0) return;
+
+  const std::size_t elem = size_of(dtype);
+  const std::size_t chunk_elems = chunk_bytes_ / elem;
+  const std::uint64_t nchunks = (count + chunk_elems - 1) / chunk_elems;
+  const std::uint64_t first = chunks_;
+  const auto* in = static_cast<const std::byte*>(send);
+  auto* out = static_cast<std::byte*>(recv);
+  const int n = size_;
+
+  auto chunk_len = [&](std::uint64_t c) {
+    return std::min<std::size_t>(chunk_elems, count - static_cast<std::size_t>(c) * chunk_elems);
+  };
+  auto wait_all = [&](auto counter, std::uint64_t at_least, const char* what) {
+    for (int p = 0; p < n; ++p) {
+      if (p == rank_) continue;
+      Control& peer = control(p);
+      wait_for([&] { return (peer.*counter).value.load(std::memory_order_acquire) >= at_least; },
+               what, p);
+    }
+  };
+
+  // Copies this rank's input for its peers' parts of chunk c into its send slot.
+  auto publish = [&](std::uint64_t c) {
+    const std::uint64_t g = first + c;
+    if (g + 1 > kSlots) wait_all(&Control::reduced, g + 1 - kSlots, "reduce an earlier chunk");
+    const std::size_t len = chunk_len(c);
+    const std::size_t b = part_begin(len, rank_, n) * elem;
+    const std::size_t e = part_begin(len, rank_ + 1, n) * elem;
+    const std::byte* src = in + c * chunk_elems * elem;
+    std::byte* slot = send_slot(rank_, g);
+    std::memcpy(slot, src, b);
+    std::memcpy(slot + e, src + e, len * elem - e);
+    me.published.value.store(g + 1, std::memory_order_release);
+  };
+
+  std::vector<const void*> srcs(static_cast<std::size_t>(n));
+  publish(0);
+  for (std::uint64_t c = 0; c < nchunks; ++c) {
+    const std::uint64_t g = first + c;
+    const std::size_t len = chunk_len(c);
+    const std::size_t offset = c * chunk_elems * elem;
+    const std::size_t b = part_begin(len, rank_, n);
+    const std::size_t part = part_begin(len, rank_ + 1, n) - b;
+
+    // Reduce-scatter: this rank's part from its input and every peer's copy.
+    wait_all(&Control::published, g + 1, "publish its input");
+    if (g + 1 > kSlots) wait_all(&Control::gathered, g + 1 - kSlots, "collect an earlier chunk");
+    srcs[0] = in + offset + b * elem;
+    for (int p = 0, k = 1; p < n; ++p) {
+      if (p != rank_) srcs[static_cast<std::size_t>(k++)] = send_slot(p, g) + b * elem;
+    }
+    std::byte* mine = out + offset + b * elem;
+    reduce(mine, srcs.data(), n, part, dtype, op, n);
+    std::memcpy(result_slot(rank_, g) + b * elem, mine, part * elem);
+    me.reduced.value.store(g + 1, std::memory_order_release);
+
+    if (c + 1 < nchunks) publish(c + 1);
+
+    // Allgather: every other part from its reducer.
+    wait_all(&Control::reduced, g + 1, "reduce its part");
+    for (int p = 0; p < n; ++p) {
+      if (p == rank_) continue;
+      const std::size_t pb = part_begin(len, p, n) * elem;
+      const std::size_t pe = part_begin(len, p + 1, n) * elem;
+      std::memcpy(out + offset + pb, result_slot(p, g) + pb, pe - pb);
+    }
+    me.gathered.value.store(g + 1, std::memory_order_release);
+  }
+  chunks_ = first + nchunks;
+}
+
+}  // namespace cohort::detail

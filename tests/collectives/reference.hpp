@@ -1,0 +1,79 @@
+// tests/collectives/reference.hpp — inputs every rank can compute for every other rank, and
+// the results a collective must produce from them.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "collectives/communicator.hpp"
+#include "collectives/dtype.hpp"
+
+namespace cohort::testing {
+
+inline bool is_integer(DataType dt) {
+  return dt == DataType::i32 || dt == DataType::i64 || dt == DataType::u8;
+}
+
+// Small values, so that sums and products over a few ranks are exact in every type.
+inline double input_value(int rank, std::size_t i, DataType dt, ReduceOp op) {
+  if (op == ReduceOp::prod) {
+    const int v = static_cast<int>((i + static_cast<std::size_t>(rank)) % 5);
+    return dt == DataType::u8 ? v % 4 : v - 2;
+  }
+  const int v = static_cast<int>((i * 7 + static_cast<std::size_t>(rank) * 3) % 11);
+  return dt == DataType::u8 ? v : v - 5;
+}
+
+inline double reduce_reference(std::size_t i, int ranks, DataType dt, ReduceOp op) {
+  double acc = input_value(0, i, dt, op);
+  for (int r = 1; r < ranks; ++r) {
+    const double v = input_value(r, i, dt, op);
+    switch (op) {
+      case ReduceOp::sum:
+      case ReduceOp::avg: acc += v; break;
+      case ReduceOp::prod: acc *= v; break;
+      case ReduceOp::min: acc = std::min(acc, v); break;
+      case ReduceOp::max: acc = std::max(acc, v); break;
+    }
+  }
+  if (op == ReduceOp::avg) acc = is_integer(dt) ? std::trunc(acc / ranks) : acc / ranks;
+  return acc;
+}
+
+inline std::vector<std::byte> filled(int rank, std::size_t count, DataType dt, ReduceOp op) {
+  std::vector<std::byte> buffer(count * size_of(dt) + 1);
+  for (std::size_t i = 0; i < count; ++i) detail::store_from_double(buffer.data(), i, dt, input_value(rank, i, dt, op));
+  return buffer;
+}
+
+inline double tolerance(DataType dt, double want) {
+  const double scale = std::max(1.0, std::abs(want));
+  switch (dt) {
+    case DataType::f16:
+    case DataType::bf16: return 1e-2 * scale;
+    case DataType::f32: return 1e-6 * scale;
+    default: return 0;
+  }
+}
+
+// The number of elements of `buffer` that differ from the reference (nccl-tests' #wrong).
+inline std::size_t count_wrong(const void* buffer, std::size_t count, int ranks, DataType dt, ReduceOp op,
+                               std::size_t first_index = 0) {
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const double want = reduce_reference(first_index + i, ranks, dt, op);
+    const double got = detail::element_as_double(buffer, i, dt);
+    if (!(std::abs(got - want) <= tolerance(dt, want))) ++wrong;
+  }
+  return wrong;
+}
+
+inline std::string describe(DataType dt, ReduceOp op, std::size_t count, bool in_place) {
+  return std::string(name_of(dt)) + " " + std::string(name_of(op)) + " count " + std::to_string(count) +
+         (in_place ? " in place" : " out of place");
+}
+
+}  // namespace cohort::testing

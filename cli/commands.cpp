@@ -3,12 +3,17 @@
 #include <algorithm>
 #include <array>
 
+#include "topology/topo_command.hpp"
+
 namespace cohort::cli {
 namespace {
 
 // Component commands join this table as their issues land (topo, launch, ckpt, sweep,
 // serve, collectives). The built-in `help` and `version` are handled by main.cpp.
-constexpr std::array<Command, 0> kCommands{};
+constexpr std::array kCommands{
+    Command{"topo", "show the node's GPUs, NICs, cores and distances; plan rank placement",
+            "cohort topo plan --ranks 8 --topology node.xml", &cohort::topology::topo_command},
+};
 
 }  // namespace
 

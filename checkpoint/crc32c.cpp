@@ -1,0 +1,113 @@
+#include "checkpoint/crc32c.hpp"
+
+#include <array>
+#include <cstring>
+
+namespace cohort::checkpoint {
+namespace {
+
+constexpr std::uint32_t kPoly = 0x82F63B78u;  // Castagnoli, bit-reversed
+
+using Tables = std::array<std::array<std::uint32_t, 256>, 8>;
+
+constexpr Tables make_tables() {
+  Tables t{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ kPoly : c >> 1;
+    t[0][i] = c;
+  }
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    for (int s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xFF];
+  }
+  return t;
+}
+
+constexpr Tables kTables = make_tables();
+
+std::uint32_t crc_table(std::uint32_t c, const unsigned char* p, std::size_t n) {
+  while (n >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    word ^= c;
+    c = kTables[7][word & 0xFF] ^ kTables[6][(word >> 8) & 0xFF] ^ kTables[5][(word >> 16) & 0xFF] ^
+        kTables[4][(word >> 24) & 0xFF] ^ kTables[3][(word >> 32) & 0xFF] ^
+        kTables[2][(word >> 40) & 0xFF] ^ kTables[1][(word >> 48) & 0xFF] ^ kTables[0][word >> 56];
+    p += 8;
+    n -= 8;
+  }
+  while (n--) c = (c >> 8) ^ kTables[0][(c ^ *p++) & 0xFF];
+  return c;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) std::uint32_t crc_hw(std::uint32_t c, const unsigned char* p,
+                                                       std::size_t n) {
+  std::uint64_t c64 = c;
+  while (n >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    c64 = __builtin_ia32_crc32di(c64, word);
+    p += 8;
+    n -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c64);
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+
+bool have_hw() {
+  static const bool yes = __builtin_cpu_supports("sse4.2");
+  return yes;
+}
+#endif
+
+// GF(2) matrix helpers for crc32c_combine, after zlib's crc32_combine.
+std::uint32_t gf2_times(const std::uint32_t* mat, std::uint32_t vec) {
+  std::uint32_t sum = 0;
+  for (int i = 0; vec; vec >>= 1, ++i) {
+    if (vec & 1) sum ^= mat[i];
+  }
+  return sum;
+}
+
+void gf2_square(std::uint32_t* square, const std::uint32_t* mat) {
+  for (int n = 0; n < 32; ++n) square[n] = gf2_times(mat, mat[n]);
+}
+
+}  // namespace
+
+std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size) {
+  auto* p = static_cast<const unsigned char*>(data);
+  std::uint32_t c = ~crc;
+#if defined(__x86_64__)
+  if (have_hw()) return ~crc_hw(c, p, size);
+#endif
+  return ~crc_table(c, p, size);
+}
+
+std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b, std::uint64_t size_b) {
+  if (size_b == 0) return crc_a;
+  std::uint32_t even[32], odd[32];
+  odd[0] = kPoly;  // the operator for one zero bit
+  std::uint32_t row = 1;
+  for (int n = 1; n < 32; ++n) {
+    odd[n] = row;
+    row <<= 1;
+  }
+  gf2_square(even, odd);  // two zero bits
+  gf2_square(odd, even);  // four zero bits
+  // Appends size_b zero bytes to crc_a, one power of two at a time.
+  do {
+    gf2_square(even, odd);
+    if (size_b & 1) crc_a = gf2_times(even, crc_a);
+    size_b >>= 1;
+    if (size_b == 0) break;
+    gf2_square(odd, even);
+    if (size_b & 1) crc_a = gf2_times(odd, crc_a);
+    size_b >>= 1;
+  } while (size_b != 0);
+  return crc_a ^ crc_b;
+}
+
+}  // namespace cohort::checkpoint

@@ -1,0 +1,204 @@
+// One-process access to checkpoints: listing, manifests, verification, pruning. These open
+// state.h5 through HDF5's POSIX driver and need no MPI.
+#include <algorithm>
+
+#include "checkpoint/checkpoint.hpp"
+#include "checkpoint/crc32c.hpp"
+#include "checkpoint/internal.hpp"
+
+namespace cohort::checkpoint {
+
+using namespace detail;
+
+namespace {
+
+std::string hex32(std::uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+// Reads dataset `name` of an open file block by block, checking its shape and type against
+// `info`, and returns the CRC32C of its bytes. `sink`, when given, receives the bytes.
+std::uint32_t read_dataset(hid_t file, const TensorInfo& info, std::vector<std::byte>* sink) {
+  std::string what = "tensor '" + info.name + "'";
+  auto dataset = h5_dataset(H5Dopen2(file, ("tensors/" + info.name).c_str(), H5P_DEFAULT), "open " + what);
+  auto file_space = h5_space(H5Dget_space(dataset.get()), what);
+  int rank = H5Sget_simple_extent_ndims(file_space.get());
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  if (rank > 0) H5Sget_simple_extent_dims(file_space.get(), dims.data(), nullptr);
+  if (rank < 0 || std::vector<std::uint64_t>(dims.begin(), dims.end()) != info.shape) {
+    throw Error(what + ": the dataset's shape differs from the manifest's " + shape_text(info.shape));
+  }
+  auto type = h5_type(H5Dget_type(dataset.get()), what);
+  if (dtype_of(type.get()) != info.dtype) {
+    throw Error(what + ": the dataset's type differs from the manifest's " + std::string(dtype_name(info.dtype)));
+  }
+  if (sink) sink->resize(info.bytes);
+  if (info.bytes == 0) return 0;
+  hid_t mem_type = memory_type(info.dtype);
+  if (info.shape.empty()) {
+    std::vector<std::byte> scalar(info.bytes);
+    h5ok(H5Dread(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, scalar.data()), "read " + what);
+    if (sink) *sink = scalar;
+    return crc32c(0, scalar.data(), scalar.size());
+  }
+  // Blocks of whole rows, about 64 MiB each, so a large tensor never needs all its memory.
+  const std::uint64_t row_bytes = info.bytes / info.shape[0];
+  const std::uint64_t block_rows = std::max<std::uint64_t>(1, (64u << 20) / row_bytes);
+  std::vector<std::byte> buffer;
+  std::uint32_t crc = 0;
+  for (std::uint64_t row = 0; row < info.shape[0]; row += block_rows) {
+    std::uint64_t n = std::min(block_rows, info.shape[0] - row);
+    std::vector<hsize_t> start(dims.size(), 0), count = dims;
+    start[0] = row;
+    count[0] = n;
+    h5ok(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), what);
+    auto mem_space = h5_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), what);
+    std::byte* out;
+    if (sink) {
+      out = sink->data() + row * row_bytes;
+    } else {
+      buffer.resize(n * row_bytes);
+      out = buffer.data();
+    }
+    h5ok(H5Dread(dataset.get(), mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out), "read " + what);
+    crc = crc32c(crc, out, n * row_bytes);
+  }
+  return crc;
+}
+
+H5Handle open_state(const fs::path& checkpoint) {
+  std::string path = (checkpoint / kStateFile).string();
+  return h5_file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open " + path);
+}
+
+}  // namespace
+
+std::vector<Entry> list(const std::filesystem::path& dir) {
+  if (!fs::is_directory(dir)) {
+    throw input_error(dir.string() + " is not a directory; give the checkpoint directory (the one holding "
+                      "step-XXXXXXXX directories)");
+  }
+  auto latest = read_latest(dir);
+  std::vector<Entry> out;
+  for (auto step : committed_steps(dir)) out.push_back({step, checkpoint_path(dir, step), latest == step});
+  return out;
+}
+
+Manifest read_manifest(const std::filesystem::path& checkpoint) {
+  fs::path manifest = checkpoint / kManifestFile;
+  bool named_like_one = parse_step_dir_name(checkpoint.filename().string()).has_value();
+  if (!fs::is_directory(checkpoint) || (!named_like_one && !fs::exists(manifest))) {
+    throw input_error(checkpoint.string() + " is not a checkpoint (a step-XXXXXXXX directory holding " +
+                      std::string(kManifestFile) + "); 'cohort ckpt ls DIR' lists a directory's checkpoints");
+  }
+  std::string text = read_text(manifest);
+  return manifest_from_json(json::parse(text, manifest.string()), manifest.string());
+}
+
+VerifyReport verify(const std::filesystem::path& checkpoint) {
+  VerifyReport report;
+  report.path = checkpoint;
+  Manifest m;
+  try {
+    m = read_manifest(checkpoint);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::input) throw;
+    report.problems.push_back({"", e.what()});
+    return report;
+  }
+  report.step = m.step;
+  auto named = parse_step_dir_name(checkpoint.filename().string());
+  if (named && *named != m.step) {
+    report.problems.push_back({"", "the manifest says step " + std::to_string(m.step) + ", the directory says " +
+                                       std::to_string(*named)});
+  }
+  std::error_code ec;
+  auto size = fs::file_size(checkpoint / kStateFile, ec);
+  if (ec) {
+    report.problems.push_back({"", system_message((checkpoint / kStateFile).string(), ec.value())});
+    return report;
+  }
+  if (size != m.state_bytes) {
+    report.problems.push_back({"", std::string(kStateFile) + " is " + std::to_string(size) +
+                                       " bytes, the manifest says " + std::to_string(m.state_bytes) +
+                                       " (truncated or overwritten)"});
+    return report;
+  }
+  H5Lock h5;
+  H5Handle file;
+  try {
+    file = open_state(checkpoint);
+    auto stored_step = read_int_attr(file.get(), "cohort.step");
+    if (stored_step != m.step) {
+      report.problems.push_back({"", std::string(kStateFile) + " says step " + std::to_string(stored_step) +
+                                         ", the manifest says " + std::to_string(m.step)});
+    }
+  } catch (const Error& e) {
+    report.problems.push_back({"", e.what()});
+    if (file.get() < 0) return report;
+  }
+  for (const auto& t : m.tensors) {
+    try {
+      std::uint32_t crc = read_dataset(file.get(), t, nullptr);
+      if (crc != t.crc32c) {
+        report.problems.push_back(
+            {t.name, "checksum mismatch (manifest " + hex32(t.crc32c) + ", data " + hex32(crc) + ")"});
+      }
+    } catch (const Error& e) {
+      report.problems.push_back({t.name, e.what()});
+    }
+  }
+  return report;
+}
+
+void read_tensor(const std::filesystem::path& checkpoint, const TensorInfo& tensor, std::vector<std::byte>& out) {
+  H5Lock h5;
+  auto file = open_state(checkpoint);
+  std::uint32_t crc = read_dataset(file.get(), tensor, &out);
+  if (crc != tensor.crc32c) {
+    throw Error("tensor '" + tensor.name + "' in " + checkpoint.string() + ": checksum mismatch (manifest " +
+                hex32(tensor.crc32c) + ", data " + hex32(crc) + ")");
+  }
+}
+
+std::vector<std::int64_t> prune(const std::filesystem::path& dir, const Retention& retention) {
+  if (retention.keep_last < 0 || retention.keep_every < 0) {
+    throw input_error("retention counts must not be negative (keep_last " + std::to_string(retention.keep_last) +
+                      ", keep_every " + std::to_string(retention.keep_every) + ")");
+  }
+  if (!fs::is_directory(dir)) {
+    throw input_error(dir.string() + " is not a directory; give the checkpoint directory (the one holding "
+                      "step-XXXXXXXX directories)");
+  }
+  std::vector<std::string> errors = remove_leftovers(dir);
+  auto steps = committed_steps(dir);
+  std::optional<std::int64_t> newest_good;
+  for (auto it = steps.rbegin(); it != steps.rend() && !newest_good; ++it) {
+    if (verify(checkpoint_path(dir, *it)).ok()) newest_good = *it;
+  }
+  std::vector<std::int64_t> removed;
+  for (auto& e : remove_steps(dir, steps_to_prune(steps, retention, newest_good), removed)) {
+    errors.push_back(std::move(e));
+  }
+  auto remaining = committed_steps(dir);
+  auto latest = read_latest(dir);
+  if (!remaining.empty() && latest != remaining.back()) {
+    try {
+      write_latest(dir, remaining.back());
+    } catch (const Error& e) {
+      errors.push_back(e.what());
+    }
+  }
+  if (!errors.empty()) {
+    std::string text = "pruning " + dir.string() + " removed " + std::to_string(removed.size()) +
+                       " checkpoint(s) but failed:";
+    for (const auto& e : errors) text += " " + e + ";";
+    text.pop_back();
+    throw Error(text);
+  }
+  return removed;
+}
+
+}  // namespace cohort::checkpoint

@@ -1,0 +1,83 @@
+// Helpers shared by checkpoint/'s tests: scratch directories and deliberate damage.
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace cohort::checkpoint::testing {
+
+// A fresh directory, removed with everything in it when the object goes.
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "cohort-ckpt-XXXXXX").string();
+    if (!::mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = templ;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Values that differ per step and per element, so a load from the wrong step shows.
+inline float value_at(std::int64_t step, std::uint64_t index) {
+  return static_cast<float>(step) * 1000.0f + static_cast<float>(index % 997) * 0.5f;
+}
+
+inline std::vector<float> pattern(std::int64_t step, std::uint64_t count, std::uint64_t first = 0) {
+  std::vector<float> v(count);
+  for (std::uint64_t i = 0; i < count; ++i) v[i] = value_at(step, first + i);
+  return v;
+}
+
+// Byte offset of a contiguous dataset's data in state.h5.
+inline std::uint64_t data_offset(const std::filesystem::path& state, const std::string& tensor) {
+  hid_t file = H5Fopen(state.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) throw std::runtime_error("cannot open " + state.string());
+  hid_t dataset = H5Dopen2(file, ("tensors/" + tensor).c_str(), H5P_DEFAULT);
+  haddr_t offset = dataset >= 0 ? H5Dget_offset(dataset) : HADDR_UNDEF;
+  if (dataset >= 0) H5Dclose(dataset);
+  H5Fclose(file);
+  if (offset == HADDR_UNDEF) throw std::runtime_error("no contiguous dataset " + tensor);
+  return offset;
+}
+
+// Inverts one bit of byte `index` of `tensor`'s stored data.
+inline void flip_byte(const std::filesystem::path& checkpoint, const std::string& tensor, std::uint64_t index) {
+  auto state = checkpoint / "state.h5";
+  auto at = static_cast<std::streamoff>(data_offset(state, tensor) + index);
+  std::fstream f(state, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(at);
+  char c = 0;
+  f.get(c);
+  c = static_cast<char>(c ^ 0x10);
+  f.seekp(at);
+  f.put(c);
+  if (!f) throw std::runtime_error("cannot modify " + state.string());
+}
+
+inline void write_file(const std::filesystem::path& path, const std::string& content) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+}
+
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace cohort::checkpoint::testing

@@ -1,0 +1,32 @@
+// Saves checkpoints FIRST, FIRST+1, … into DIR, COUNT of them, for the crash test to kill at
+// random moments. Each step's tensors hold testing::pattern(step) so a reader can tell
+// exactly which step it loaded.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "checkpoint/checkpoint.hpp"
+#include "test_util.hpp"
+
+int main(int argc, char** argv) {
+  using namespace cohort::checkpoint;
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: ckpt_crash_writer DIR FIRST COUNT\n");
+    return 2;
+  }
+  const std::int64_t first = std::atoll(argv[2]);
+  const std::int64_t count = std::atoll(argv[3]);
+  Options options;
+  options.retention = {2, 0};  // pruning runs too, so a kill can land in it
+  Checkpointer ckpt(argv[1], MPI_COMM_WORLD, options);
+  for (std::int64_t step = first; step < first + count; ++step) {
+    auto a = testing::pattern(step, 256 * 1024);
+    auto b = testing::pattern(step + 1, 1000);
+    State state;
+    state.tensors = {{"a", DType::float32, {256, 1024}, Sharding::rows, a.data()},
+                     {"b", DType::float32, {1000}, Sharding::replicated, b.data()}};
+    ckpt.save(step, state);
+    std::fprintf(stderr, "committed %lld\n", static_cast<long long>(step));
+  }
+  return 0;
+}

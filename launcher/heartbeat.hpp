@@ -1,0 +1,14 @@
+// launcher/heartbeat.hpp — a rank's proof of life for the launcher's hang detection.
+//
+// Any language can beat by touching the file named in COHORT_HEARTBEAT_FILE; C++ code
+// calls heartbeat(). A rank that does not beat for the launcher's --heartbeat-timeout is
+// treated as hung: its stack is dumped and the gang restarts.
+#pragma once
+
+namespace cohort {
+
+// Marks this rank alive now. Cheap (one utimensat), safe to call from any thread, and a
+// no-op when the rank was not started with a heartbeat file.
+void heartbeat() noexcept;
+
+}  // namespace cohort

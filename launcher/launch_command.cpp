@@ -1,0 +1,145 @@
+#include "launcher/launch_command.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "common/error.hpp"
+#include "launcher/supervisor.hpp"
+
+namespace po = boost::program_options;
+
+namespace cohort::launcher {
+namespace {
+
+constexpr const char* kUsage = R"(usage: cohort launch [options] -- COMMAND [ARGS...]
+
+Starts every rank of a job step running COMMAND and supervises the gang: when any rank
+fails or hangs, all ranks are torn down and relaunched as the restart policy allows; on
+the batch script's warning signal the ranks are asked to checkpoint and the job is
+requeued. Inside an allocation it runs one srun step with all tasks; with --local (or
+outside Slurm) it runs --nproc ranks on this machine. Every rank gets the launch
+contract: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR,
+MASTER_PORT, TORCHELASTIC_RESTART_COUNT, COHORT_RESTART_COUNT, COHORT_HEARTBEAT_FILE,
+COHORT_CHECKPOINT_REQUEST.
+)";
+
+constexpr const char* kExample = R"(
+example (in an sbatch script):
+  #SBATCH -N 2 --ntasks-per-node=4 --signal=B:USR1@120 --requeue
+  exec cohort launch --max-restarts 3 --heartbeat-timeout 300 -- python3 train.py
+example (on this machine):
+  cohort launch --local --nproc 2 -- python3 train.py
+)";
+
+}  // namespace
+
+int parse_signal(const std::string& option, const std::string& text) {
+  std::string name = text;
+  if (name.rfind("SIG", 0) == 0) name = name.substr(3);
+  if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit)) {
+    int n = std::atoi(name.c_str());
+    if (n >= 1 && n < NSIG) return n;
+  }
+  for (int s = 1; s < NSIG; ++s) {
+    const char* abbrev = ::sigabbrev_np(s);
+    if (abbrev && name == abbrev) return s;
+  }
+  throw input_error(option + " " + text + ": not a signal (e.g. USR1, SIGUSR2, 10)");
+}
+
+int launch_command(const std::vector<std::string>& args) {
+  // Everything after "--" is the command, untouched by option parsing.
+  auto dash = std::find(args.begin(), args.end(), "--");
+  std::vector<std::string> own(args.begin(), dash);
+  std::vector<std::string> command(dash == args.end() ? args.end() : dash + 1, args.end());
+
+  LaunchOptions o;
+  std::string policy = "on-failure", preempt = "USR1", checkpoint = "none";
+  po::options_description visible("options");
+  visible.add_options()
+      ("help,h", "show this help")
+      ("local", "run the ranks on this machine instead of in a Slurm step")
+      ("nproc", po::value<int>(&o.nproc), "ranks to run in local mode (default 1)")
+      ("max-restarts", po::value<int>(&o.max_restarts)->default_value(0), "gang restarts allowed after failures")
+      ("restart-policy", po::value<std::string>(&policy)->default_value("on-failure"),
+       "never | on-failure | exit-code (1-127 permanent, 128-255 retryable)")
+      ("heartbeat-timeout", po::value<double>(&o.heartbeat_timeout)->default_value(0),
+       "seconds without a heartbeat before a rank counts as hung (0: off)")
+      ("grace", po::value<double>(&o.grace)->default_value(60), "seconds ranks get to checkpoint before requeue")
+      ("preempt-signal", po::value<std::string>(&preempt)->default_value("USR1"),
+       "the batch script's warning signal (sbatch --signal=B:SIG@T)")
+      ("checkpoint-signal", po::value<std::string>(&checkpoint)->default_value("none"),
+       "signal sent to ranks on preemption besides the flag file (none: flag file only)")
+      ("max-requeues", po::value<int>(&o.max_requeues)->default_value(3), "requeues after preemption allowed")
+      ("output-dir", po::value<std::string>(&o.output_dir), "write each rank's output to DIR/rank-R.log")
+      ("run-dir", po::value<std::string>(&o.run_dir),
+       "shared directory for the ranks' status files (default: .cohort/job-ID in the submit directory)");
+  po::options_description hidden;
+  hidden.add_options()("as-rank", "run as one rank's wrapper (started by cohort launch itself)")(
+      "command", po::value<std::vector<std::string>>());
+  po::options_description all;
+  all.add(visible).add(hidden);
+  po::positional_options_description positional;
+  positional.add("command", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(own).options(all).positional(positional).run(), vm);
+  po::notify(vm);
+
+  if (vm.count("help")) {
+    std::cout << kUsage << "\n" << visible << kExample;
+    return 0;
+  }
+  if (vm.count("command")) {
+    auto before = vm["command"].as<std::vector<std::string>>();
+    command.insert(command.begin(), before.begin(), before.end());
+  }
+  if (vm.count("as-rank")) return run_rank(command);
+
+  if (command.empty()) throw input_error("no command: give the program after --, e.g. cohort launch -- python3 train.py");
+  o.command = command;
+  o.policy = parse_restart_policy(policy);
+  o.preempt_signal = parse_signal("--preempt-signal", preempt);
+  o.checkpoint_signal = checkpoint == "none" ? 0 : parse_signal("--checkpoint-signal", checkpoint);
+  if (o.max_restarts < 0) throw input_error("--max-restarts " + std::to_string(o.max_restarts) + ": must be 0 or more");
+  if (o.max_requeues < 0) throw input_error("--max-requeues " + std::to_string(o.max_requeues) + ": must be 0 or more");
+  if (o.heartbeat_timeout < 0) throw input_error("--heartbeat-timeout: must be 0 (off) or more seconds");
+  if (o.grace < 0) throw input_error("--grace: must be 0 or more seconds");
+  const char* job = std::getenv("SLURM_JOB_ID");
+  o.local = vm.count("local") || !job || !*job;
+  if (vm.count("nproc") && !o.local) {
+    throw input_error("--nproc " + std::to_string(o.nproc) +
+                      ": inside an allocation the ranks are the allocation's tasks; add --local to run them here");
+  }
+  if (o.nproc < 1 || o.nproc > 4096) throw input_error("--nproc " + std::to_string(o.nproc) + ": must be 1..4096");
+
+  std::error_code ec;
+  o.self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) throw Error("cannot find the cohort executable (/proc/self/exe): " + ec.message());
+  if (!o.output_dir.empty()) o.output_dir = std::filesystem::absolute(o.output_dir).string();
+
+  bool own_run_dir = o.run_dir.empty();
+  if (own_run_dir) {
+    if (o.local) {
+      std::string tmpl = (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : "/tmp") + "/cohort-launch.XXXXXX";
+      if (!::mkdtemp(tmpl.data())) throw Error("cannot create a run directory " + tmpl + ": " + std::strerror(errno));
+      o.run_dir = tmpl;
+    } else {
+      const char* submit = std::getenv("SLURM_SUBMIT_DIR");
+      o.run_dir = std::string(submit && *submit ? submit : ".") + "/.cohort/job-" + job;
+    }
+  }
+  o.run_dir = std::filesystem::absolute(o.run_dir).string();
+  int status = supervise(o);
+  // A requeued job keeps its run directory for the next run; otherwise it is spent.
+  bool requeued = status == 0 && std::filesystem::exists(o.run_dir + "/checkpoint-request");
+  if (own_run_dir && !requeued) std::filesystem::remove_all(o.run_dir, ec);
+  return status;
+}
+
+}  // namespace cohort::launcher

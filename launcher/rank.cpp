@@ -1,0 +1,174 @@
+// The per-rank side of `cohort launch`: one of these wraps every rank's program.
+//
+// It gives the program the launch contract, watches its heartbeat, dumps its stack when
+// it hangs, and writes how it ended to the run directory, where the supervisor reads it
+// to tear the gang down and to name the rank that failed first.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+
+#include "common/error.hpp"
+#include "common/process.hpp"
+#include "launcher/contract.hpp"
+#include "launcher/run_dir.hpp"
+#include "launcher/supervisor.hpp"
+
+namespace cohort::launcher {
+namespace {
+
+int env_int(const Environment& env, const std::string& name, int fallback) {
+  auto it = env.find(name);
+  if (it == env.end() || it->second.empty()) return fallback;
+  try {
+    return std::stoi(it->second);
+  } catch (const std::exception&) {
+    throw input_error(name + "='" + it->second + "' is not a number");
+  }
+}
+
+std::string env_str(const Environment& env, const std::string& name) {
+  auto it = env.find(name);
+  return it == env.end() ? std::string() : it->second;
+}
+
+Contract local_contract(const Environment& env) {
+  Contract c;
+  c.rank = env_int(env, "RANK", 0);
+  c.world_size = env_int(env, "WORLD_SIZE", 1);
+  c.local_rank = env_int(env, "LOCAL_RANK", c.rank);
+  c.local_world_size = env_int(env, "LOCAL_WORLD_SIZE", c.world_size);
+  c.group_rank = env_int(env, "GROUP_RANK", 0);
+  c.master_addr = env_str(env, "MASTER_ADDR");
+  c.master_port = env_int(env, "MASTER_PORT", 0);
+  return c;
+}
+
+double seconds_since_modified(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<double>(now.tv_sec - st.st_mtim.tv_sec) +
+         static_cast<double>(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
+}
+
+// Where the node allows: every thread's user stack through gdb, else the kernel's view.
+void dump_stack(pid_t pid, int rank) {
+  std::cerr << "cohort: launch: rank " << rank << ": stack of pid " << pid << ":\n";
+  try {
+    RunOptions options;
+    options.timeout = std::chrono::seconds(30);
+    auto r = run_process({"gdb", "-batch", "-nx", "-p", std::to_string(pid), "-ex", "thread apply all bt"},
+                         options);
+    if (r.ok() && r.out.find("#0") != std::string::npos) {
+      std::cerr << r.out;
+      return;
+    }
+    std::cerr << "cohort: launch: rank " << rank << ": gdb could not attach; kernel stack follows\n";
+  } catch (const Error&) {
+    std::cerr << "cohort: launch: rank " << rank << ": gdb not installed; kernel stack follows\n";
+  }
+  for (const char* what : {"stack", "wchan", "status"}) {
+    std::string text = read_small_file("/proc/" + std::to_string(pid) + "/" + what);
+    if (!text.empty()) std::cerr << "--- /proc/" << pid << "/" << what << "\n" << text << "\n";
+  }
+}
+
+}  // namespace
+
+int run_rank(const std::vector<std::string>& command) {
+  if (command.empty()) throw input_error("--as-rank needs a command after --");
+  Environment env = current_environment();
+  const std::string attempt_dir = env_str(env, "COHORT_LAUNCH_RUN_DIR");
+  if (attempt_dir.empty()) throw input_error("COHORT_LAUNCH_RUN_DIR is not set: --as-rank is started by 'cohort launch'");
+  const bool slurm = env_str(env, "COHORT_LAUNCH_MODE") == "slurm";
+
+  Contract contract = slurm ? contract_from_slurm(env, env_str(env, "COHORT_MASTER_ADDR")) : local_contract(env);
+  contract.restart_count = env_int(env, "COHORT_RESTART_COUNT", 0);
+  contract.checkpoint_request = env_str(env, "COHORT_CHECKPOINT_REQUEST");
+  const double timeout = std::stod(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT").empty()
+                                       ? "0"
+                                       : env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
+  if (timeout > 0) {
+    // Node-local: the watch reads it every second, and a shared filesystem's attribute
+    // cache would blur the beat.
+    std::string tmp = env_str(env, "TMPDIR").empty() ? "/tmp" : env_str(env, "TMPDIR");
+    contract.heartbeat_file = tmp + "/cohort-heartbeat-" + std::to_string(::getpid()) + "-rank" +
+                              std::to_string(contract.rank);
+    write_file_atomically(contract.heartbeat_file, "");
+  }
+  if (slurm && contract.rank == 0) {
+    write_file_atomically(attempt_dir + "/step", env_str(env, "SLURM_STEP_ID") + "\n");
+  }
+
+  // Signals the step receives reach the program directly (Slurm signals every process
+  // of a task; local mode signals the process group): this wrapper only outlives them to
+  // report how the program ended.
+  sigset_t watched, previous;
+  sigemptyset(&watched);
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGQUIT}) sigaddset(&watched, s);
+  ::sigprocmask(SIG_BLOCK, &watched, &previous);
+
+  std::vector<std::string> child_env;
+  for (const auto& [k, v] : contract.to_environment()) child_env.push_back(k + "=" + v);
+  for (const auto& name : {"COHORT_LAUNCH_RUN_DIR", "COHORT_LAUNCH_MODE", "COHORT_LAUNCH_HEARTBEAT_TIMEOUT",
+                           "COHORT_MASTER_ADDR"}) {
+    ::unsetenv(name);
+  }
+  for (auto& e : child_env) ::putenv(e.data());
+  write_file_atomically(attempt_dir + "/started-" + std::to_string(contract.rank), "");
+
+  std::vector<char*> argv;
+  std::vector<std::string> args = command;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t child = ::fork();
+  if (child < 0) throw Error(system_message("fork", errno));
+  if (child == 0) {
+    ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+    ::execvp(argv[0], argv.data());
+    int err = errno;
+    std::cerr << "cohort: launch: rank " << contract.rank << ": cannot run '" << command[0]
+              << "': " << std::strerror(err) << "\n";
+    ::_exit(err == ENOENT ? 127 : 126);
+  }
+
+  RankOutcome outcome;
+  outcome.rank = contract.rank;
+  outcome.host = host_name();
+  int status = 0;
+  bool hung = false;
+  while (true) {
+    timespec slice{1, 0};
+    siginfo_t info{};
+    int sig = ::sigtimedwait(&watched, &info, &slice);
+    if (sig == SIGCHLD || sig < 0) {
+      pid_t done = ::waitpid(child, &status, WNOHANG);
+      if (done == child) break;
+    }
+    if (timeout > 0 && !hung && seconds_since_modified(contract.heartbeat_file) > timeout) {
+      hung = true;
+      std::cerr << "cohort: launch: rank " << contract.rank << " on " << outcome.host << ": no heartbeat for "
+                << timeout << " s; treating it as hung\n";
+      dump_stack(child, contract.rank);
+      ::kill(child, SIGKILL);
+    }
+  }
+  outcome.hung = hung;
+  outcome.reported = true;
+  if (WIFEXITED(status)) outcome.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) outcome.term_signal = WTERMSIG(status);
+  outcome.ended_ns = wall_clock_ns();
+  write_outcome(attempt_dir, outcome);
+  if (!contract.heartbeat_file.empty()) ::unlink(contract.heartbeat_file.c_str());
+  if (outcome.term_signal) return 128 + outcome.term_signal;
+  return outcome.exit_code;
+}
+
+}  // namespace cohort::launcher

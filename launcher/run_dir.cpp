@@ -1,0 +1,142 @@
+#include "launcher/run_dir.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.hpp"
+
+namespace cohort::launcher {
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(system_message("cannot write " + tmp, errno));
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw Error(system_message("cannot write " + tmp, err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(system_message("cannot rename " + tmp + " to " + path, err));
+  }
+}
+
+std::string read_small_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return {};
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void make_directories(const std::string& path) {
+  std::string partial;
+  std::stringstream parts(path);
+  std::string piece;
+  if (!path.empty() && path[0] == '/') partial = "/";
+  while (std::getline(parts, piece, '/')) {
+    if (piece.empty()) continue;
+    partial += piece + "/";
+    if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
+      throw Error(system_message("cannot create directory " + partial, errno));
+    }
+  }
+}
+
+void write_outcome(const std::string& attempt_dir, const RankOutcome& o) {
+  std::ostringstream s;
+  s << "rank=" << o.rank << "\nhost=" << o.host << "\nexit=" << o.exit_code << "\nsignal=" << o.term_signal
+    << "\nhung=" << (o.hung ? 1 : 0) << "\nended_ns=" << o.ended_ns << "\n";
+  write_file_atomically(attempt_dir + "/rank-" + std::to_string(o.rank) + ".status", s.str());
+}
+
+std::vector<RankOutcome> read_outcomes(const std::string& attempt_dir) {
+  std::vector<RankOutcome> out;
+  DIR* dir = ::opendir(attempt_dir.c_str());
+  if (!dir) return out;
+  while (dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name.rfind("rank-", 0) != 0 || name.size() < 12 || name.substr(name.size() - 7) != ".status") continue;
+    std::istringstream in(read_small_file(attempt_dir + "/" + name));
+    RankOutcome o;
+    o.reported = true;
+    std::string line;
+    while (std::getline(in, line)) {
+      auto eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+      try {
+        if (key == "rank") o.rank = std::stoi(value);
+        else if (key == "host") o.host = value;
+        else if (key == "exit") o.exit_code = std::stoi(value);
+        else if (key == "signal") o.term_signal = std::stoi(value);
+        else if (key == "hung") o.hung = value == "1";
+        else if (key == "ended_ns") o.ended_ns = std::stoll(value);
+      } catch (const std::exception&) {
+        o.reported = false;  // unreadable: treat as unreported
+      }
+    }
+    if (o.reported) out.push_back(o);
+  }
+  ::closedir(dir);
+  std::sort(out.begin(), out.end(), [](const RankOutcome& a, const RankOutcome& b) { return a.rank < b.rank; });
+  return out;
+}
+
+int count_started(const std::string& attempt_dir) {
+  int n = 0;
+  DIR* dir = ::opendir(attempt_dir.c_str());
+  if (!dir) return 0;
+  while (dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name.rfind("started-", 0) == 0 && name.find(".tmp.") == std::string::npos) ++n;
+  }
+  ::closedir(dir);
+  return n;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+long long wall_clock_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<long long>(ts.tv_sec) * 1'000'000'000LL + ts.tv_nsec;
+}
+
+std::string describe(const RankOutcome& o) {
+  if (!o.reported) return "killed in teardown";
+  if (o.hung) return "hung (no heartbeat)";
+  if (o.term_signal) {
+    const char* name = ::sigabbrev_np(o.term_signal);
+    return std::string("killed by ") + (name ? std::string("SIG") + name : "signal " + std::to_string(o.term_signal));
+  }
+  return "exited with " + std::to_string(o.exit_code);
+}
+
+bool failed(const RankOutcome& o) { return !o.reported || o.hung || o.term_signal != 0 || o.exit_code != 0; }
+
+}  // namespace cohort::launcher

@@ -1,0 +1,604 @@
+#include "launcher/supervisor.hpp"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "common/error.hpp"
+#include "common/process.hpp"
+#include "launcher/contract.hpp"
+#include "launcher/hostlist.hpp"
+#include "launcher/run_dir.hpp"
+
+extern char** environ;
+
+namespace cohort::launcher {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string env_or(const char* name, const std::string& fallback = {}) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+// Owns the signalfd through which the supervisor hears about children and signals; the
+// signals stay blocked for as long as it lives and are restored after.
+class SignalWatch {
+ public:
+  explicit SignalWatch(std::vector<int> signals) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : signals) sigaddset(&set, s);
+    ::sigprocmask(SIG_BLOCK, &set, &previous_);
+    fd_ = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd_ < 0) throw Error(system_message("signalfd", errno));
+  }
+  ~SignalWatch() {
+    ::close(fd_);
+    ::sigprocmask(SIG_SETMASK, &previous_, nullptr);
+  }
+  SignalWatch(const SignalWatch&) = delete;
+  SignalWatch& operator=(const SignalWatch&) = delete;
+
+  int fd() const { return fd_; }
+  const sigset_t& previous_mask() const { return previous_; }
+  // Signals received since the last call, in order.
+  std::vector<int> drain() {
+    std::vector<int> got;
+    signalfd_siginfo info{};
+    while (::read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) got.push_back(static_cast<int>(info.ssi_signo));
+    return got;
+  }
+
+ private:
+  int fd_ = -1;
+  sigset_t previous_{};
+};
+
+struct Child {
+  pid_t pid = -1;
+  int rank = -1;        // local mode: the rank this wrapper runs; Slurm mode: -1 (srun)
+  int out_fd = -1, err_fd = -1;
+  std::string out_partial, err_partial;
+  bool exited = false;
+  int status = 0;
+};
+
+// Starts `argv` with `env`, stdout/stderr to pipes (when capture) and its own process
+// group, so the whole rank — wrapper, program and the program's children — can be
+// signalled at once.
+Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, bool capture,
+            const std::string& log_file, const sigset_t& child_mask) {
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (capture && (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)) {
+    throw Error(system_message("pipe", errno));
+  }
+  int log = -1;
+  if (!log_file.empty()) {
+    log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log < 0) throw Error(system_message("cannot open " + log_file, errno));
+  }
+  std::vector<std::string> args = argv, envs = env;
+  std::vector<char*> c_args, c_env;
+  for (auto& a : args) c_args.push_back(a.data());
+  c_args.push_back(nullptr);
+  for (auto& e : envs) c_env.push_back(e.data());
+  c_env.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw Error(system_message("fork", errno));
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::sigprocmask(SIG_SETMASK, &child_mask, nullptr);
+    if (capture) {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::dup2(err[1], STDERR_FILENO);
+    } else if (log >= 0) {
+      ::dup2(log, STDOUT_FILENO);
+      ::dup2(log, STDERR_FILENO);
+    }
+    ::execve(c_args[0], c_args.data(), c_env.data());
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);  // also here: whichever runs first, the group exists before we signal it
+  Child c;
+  c.pid = pid;
+  if (capture) {
+    ::close(out[1]);
+    ::close(err[1]);
+    c.out_fd = out[0];
+    c.err_fd = err[0];
+    ::fcntl(c.out_fd, F_SETFL, O_NONBLOCK);
+    ::fcntl(c.err_fd, F_SETFL, O_NONBLOCK);
+  }
+  if (log >= 0) ::close(log);
+  return c;
+}
+
+// Copies what a rank printed to our stdout/stderr, each complete line prefixed "R: " as
+// srun --label does.
+void relay(int& fd, std::string& partial, int rank, std::ostream& sink, bool final) {
+  if (fd < 0) return;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      partial.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      ::close(fd);
+      fd = -1;
+      final = true;
+    }
+    break;
+  }
+  size_t start = 0, nl;
+  while ((nl = partial.find('\n', start)) != std::string::npos) {
+    sink << rank << ": " << std::string_view(partial).substr(start, nl - start + 1);
+    start = nl + 1;
+  }
+  partial.erase(0, start);
+  if (final && !partial.empty()) {
+    sink << rank << ": " << partial << "\n";
+    partial.clear();
+  }
+  sink.flush();
+}
+
+std::vector<std::string> base_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+  return env;
+}
+
+int free_local_port() {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) throw Error(system_message("socket", errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    int err = errno;
+    ::close(s);
+    throw Error(system_message("cannot find a free port", err));
+  }
+  ::close(s);
+  return ntohs(addr.sin_port);
+}
+
+bool resolves(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (res) ::freeaddrinfo(res);
+  return rc == 0;
+}
+
+// The rendezvous address: the first node's name when it resolves here, else the address
+// Slurm knows the node by.
+std::string master_address(const std::string& first_node) {
+  if (resolves(first_node)) return first_node;
+  auto r = run_process({"scontrol", "show", "node", "-o", first_node});
+  std::istringstream fields(r.out);
+  std::string field;
+  while (fields >> field) {
+    if (field.rfind("NodeAddr=", 0) == 0) return field.substr(9);
+  }
+  throw Error("cannot find an address for node " + first_node +
+              ": it does not resolve and 'scontrol show node' gives no NodeAddr");
+}
+
+// "ranks 0-2,5: killed in teardown; rank 3: exited with 1"
+std::string summarize_ranks(const std::vector<RankOutcome>& outcomes) {
+  std::map<std::string, std::vector<int>> by_outcome;
+  std::vector<std::string> order;
+  for (const auto& o : outcomes) {
+    auto d = describe(o);
+    if (!by_outcome.count(d)) order.push_back(d);
+    by_outcome[d].push_back(o.rank);
+  }
+  std::string out;
+  for (const auto& d : order) {
+    const auto& ranks = by_outcome[d];
+    std::vector<std::string> names;
+    for (int r : ranks) names.push_back(std::to_string(r));
+    std::string list = compress_hostlist(names);
+    if (list.front() == '[') list = list.substr(1, list.size() - 2);
+    if (!out.empty()) out += "; ";
+    out += (ranks.size() == 1 ? "rank " : "ranks ") + list + ": " + d;
+  }
+  return out;
+}
+
+enum class Ending { succeeded, failed, preempted, interrupted };
+
+struct Attempt {
+  Ending ending = Ending::failed;
+  int interrupt_signal = 0;
+  std::vector<RankOutcome> outcomes;  // one per rank, in rank order
+};
+
+class Gang {
+ public:
+  Gang(const LaunchOptions& options, SignalWatch& signals) : options_(options), signals_(signals) {
+    slurm_ = !options.local;
+    if (slurm_) {
+      job_id_ = env_or("SLURM_JOB_ID");
+      if (job_id_.empty()) {
+        throw input_error("not inside a Slurm allocation (SLURM_JOB_ID is unset): run it from an sbatch "
+                          "script or salloc, or use --local --nproc N");
+      }
+      world_ = std::stoi(env_or("SLURM_NTASKS", env_or("SLURM_JOB_NUM_NODES", "1")));
+      auto nodes = expand_hostlist(env_or("SLURM_JOB_NODELIST"));
+      if (nodes.empty()) throw input_error("SLURM_JOB_NODELIST is unset or empty");
+      master_addr_ = master_address(nodes.front());
+    } else {
+      world_ = options.nproc;
+      master_addr_ = "127.0.0.1";
+    }
+  }
+
+  int world() const { return world_; }
+  const std::string& job_id() const { return job_id_; }
+
+  Attempt run(const std::string& attempt_dir, int restart_count) {
+    attempt_dir_ = attempt_dir;
+    make_directories(attempt_dir);
+    children_.clear();
+    std::vector<std::string> env = base_environment();
+    auto set = [&env](const std::string& k, const std::string& v) {
+      std::erase_if(env, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
+      env.push_back(k + "=" + v);
+    };
+    set("COHORT_LAUNCH_RUN_DIR", attempt_dir);
+    set("COHORT_LAUNCH_MODE", slurm_ ? "slurm" : "local");
+    set("COHORT_RESTART_COUNT", std::to_string(restart_count));
+    set("COHORT_CHECKPOINT_REQUEST", options_.run_dir + "/checkpoint-request");
+    std::ostringstream timeout;
+    timeout << options_.heartbeat_timeout;
+    set("COHORT_LAUNCH_HEARTBEAT_TIMEOUT", timeout.str());
+    std::vector<std::string> rank_argv{options_.self, "launch", "--as-rank", "--"};
+    rank_argv.insert(rank_argv.end(), options_.command.begin(), options_.command.end());
+    started_ = Clock::now();
+
+    if (slurm_) {
+      set("COHORT_MASTER_ADDR", master_addr_);
+      std::vector<std::string> argv{resolve_program("srun"), "--kill-on-bad-exit=1"};
+      if (options_.output_dir.empty()) argv.push_back("--label");
+      else argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
+      argv.insert(argv.end(), rank_argv.begin(), rank_argv.end());
+      children_.push_back(spawn(argv, env, false, "", signals_.previous_mask()));
+    } else {
+      int port = free_local_port();
+      for (int r = 0; r < world_; ++r) {
+        auto renv = env;
+        auto rset = [&renv](const std::string& k, const std::string& v) {
+          std::erase_if(renv, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
+          renv.push_back(k + "=" + v);
+        };
+        rset("RANK", std::to_string(r));
+        rset("WORLD_SIZE", std::to_string(world_));
+        rset("LOCAL_RANK", std::to_string(r));
+        rset("LOCAL_WORLD_SIZE", std::to_string(world_));
+        rset("GROUP_RANK", "0");
+        rset("MASTER_ADDR", master_addr_);
+        rset("MASTER_PORT", std::to_string(port));
+        std::string log = options_.output_dir.empty() ? "" : options_.output_dir + "/rank-" + std::to_string(r) + ".log";
+        Child c = spawn(rank_argv, renv, options_.output_dir.empty(), log, signals_.previous_mask());
+        c.rank = r;
+        children_.push_back(std::move(c));
+      }
+    }
+    return monitor();
+  }
+
+  // Asks the ranks to checkpoint: the flag file always, the signal when configured.
+  void request_checkpoint() {
+    write_file_atomically(options_.run_dir + "/checkpoint-request", std::to_string(wall_clock_ns()) + "\n");
+    if (options_.checkpoint_signal) signal_gang(options_.checkpoint_signal);
+  }
+
+  // Waits until the gang ends by itself or `seconds` pass; true when it ended.
+  bool wait_for_end(double seconds) {
+    auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+    while (!all_exited() && Clock::now() < deadline) pump(100);
+    return all_exited();
+  }
+
+  void teardown() {
+    if (all_exited()) return;
+    signal_gang(SIGKILL);
+    // srun exits once its tasks are gone; a stuck srun is ended after a few seconds.
+    auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (!all_exited() && Clock::now() < deadline) pump(50);
+    for (auto& c : children_) {
+      if (!c.exited) ::kill(-c.pid, SIGKILL);
+    }
+    while (!all_exited()) pump(50);
+  }
+
+  std::vector<RankOutcome> outcomes() const {
+    auto reported = read_outcomes(attempt_dir_);
+    std::vector<RankOutcome> all(static_cast<size_t>(world_));
+    for (int r = 0; r < world_; ++r) all[static_cast<size_t>(r)].rank = r;
+    for (const auto& o : reported) {
+      if (o.rank >= 0 && o.rank < world_) all[static_cast<size_t>(o.rank)] = o;
+    }
+    return all;
+  }
+
+  double seconds_to_all_started() const { return first_all_started_; }
+
+ private:
+  std::string resolve_program(const std::string& name) {
+    std::string path = env_or("PATH", "/usr/bin:/bin");
+    std::stringstream dirs(path);
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+      std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    throw Error(name + " not found on PATH: is Slurm's client installed on this node?");
+  }
+
+  bool all_exited() const {
+    return std::all_of(children_.begin(), children_.end(), [](const Child& c) { return c.exited; });
+  }
+
+  void signal_gang(int sig) {
+    if (slurm_) {
+      std::string step = read_small_file(attempt_dir_ + "/step");
+      step.erase(std::remove(step.begin(), step.end(), '\n'), step.end());
+      if (!step.empty()) {
+        run_process({"scancel", "--quiet", "--signal=" + std::to_string(sig), job_id_ + "." + step});
+        return;
+      }
+      // No rank has started yet: srun itself relays what it gets to the step.
+      for (auto& c : children_) {
+        if (!c.exited) ::kill(c.pid, sig);
+      }
+      return;
+    }
+    for (auto& c : children_) {
+      if (!c.exited) ::kill(-c.pid, sig);
+    }
+  }
+
+  std::vector<int> pending_signals_;
+
+  // One round of waiting: output, child exits and signals.
+  void pump(int timeout_ms) {
+    std::vector<pollfd> fds{{signals_.fd(), POLLIN, 0}};
+    for (auto& c : children_) {
+      if (c.out_fd >= 0) fds.push_back({c.out_fd, POLLIN, 0});
+      if (c.err_fd >= 0) fds.push_back({c.err_fd, POLLIN, 0});
+    }
+    ::poll(fds.data(), fds.size(), timeout_ms);
+    for (auto& c : children_) {
+      relay(c.out_fd, c.out_partial, c.rank, std::cout, false);
+      relay(c.err_fd, c.err_partial, c.rank, std::cerr, false);
+    }
+    for (int s : signals_.drain()) {
+      if (s != SIGCHLD) pending_signals_.push_back(s);
+    }
+    for (auto& c : children_) {
+      if (c.exited) continue;
+      if (::waitpid(c.pid, &c.status, WNOHANG) == c.pid) {
+        c.exited = true;
+        relay(c.out_fd, c.out_partial, c.rank, std::cout, true);
+        relay(c.err_fd, c.err_partial, c.rank, std::cerr, true);
+      }
+    }
+    if (first_all_started_ < 0 && count_started(attempt_dir_) >= world_) first_all_started_ = seconds_since(started_);
+  }
+
+  Attempt monitor() {
+    first_all_started_ = -1;
+    pending_signals_.clear();
+    Attempt a;
+    while (true) {
+      pump(100);
+      for (int s : pending_signals_) {
+        if (s == options_.preempt_signal) {
+          a.ending = Ending::preempted;
+          pending_signals_.clear();
+          return a;
+        }
+        a.ending = Ending::interrupted;
+        a.interrupt_signal = s;
+        teardown();
+        a.outcomes = outcomes();
+        return a;
+      }
+      auto reported = read_outcomes(attempt_dir_);
+      bool any_failed = std::any_of(reported.begin(), reported.end(), [](const RankOutcome& o) { return failed(o); });
+      if (any_failed) {
+        teardown();
+        a.ending = Ending::failed;
+        a.outcomes = outcomes();
+        return a;
+      }
+      if (all_exited()) {
+        a.outcomes = outcomes();
+        bool ok = std::none_of(a.outcomes.begin(), a.outcomes.end(), [](const RankOutcome& o) { return failed(o); });
+        // srun's own failure (bad options, allocation gone) leaves no rank reports.
+        for (const auto& c : children_) ok = ok && WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0;
+        a.ending = ok ? Ending::succeeded : Ending::failed;
+        return a;
+      }
+    }
+  }
+
+  const LaunchOptions& options_;
+  SignalWatch& signals_;
+  bool slurm_ = true;
+  std::string job_id_;
+  int world_ = 1;
+  std::string master_addr_;
+  std::string attempt_dir_;
+  std::vector<Child> children_;
+  Clock::time_point started_;
+  double first_all_started_ = -1;
+};
+
+const RankOutcome* first_failure(const std::vector<RankOutcome>& outcomes) {
+  const RankOutcome* first = nullptr;
+  for (const auto& o : outcomes) {
+    if (!o.reported || !failed(o)) continue;
+    if (!first || o.ended_ns < first->ended_ns) first = &o;
+  }
+  return first;
+}
+
+bool retryable(RestartPolicy policy, const RankOutcome* first) {
+  switch (policy) {
+    case RestartPolicy::never:
+      return false;
+    case RestartPolicy::on_failure:
+      return true;
+    case RestartPolicy::exit_code:
+      // Kubeflow's ExitCode policy: 1-127 are the program's own verdict (permanent);
+      // 128-255 mean it was killed (retryable). Hangs and signals count as killed.
+      if (!first) return true;
+      if (first->hung || first->term_signal) return true;
+      return first->exit_code >= 128;
+  }
+  return false;
+}
+
+std::string plural(int n, const char* word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+std::string wall(double seconds) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(1) << seconds << " s";
+  return s.str();
+}
+
+}  // namespace
+
+RestartPolicy parse_restart_policy(const std::string& name) {
+  if (name == "never" || name == "Never") return RestartPolicy::never;
+  if (name == "on-failure" || name == "OnFailure") return RestartPolicy::on_failure;
+  if (name == "exit-code" || name == "ExitCode") return RestartPolicy::exit_code;
+  throw input_error("--restart-policy " + name + ": expected never, on-failure or exit-code");
+}
+
+int supervise(const LaunchOptions& options) {
+  if (options.command.empty()) throw input_error("no command: put the program to run after --");
+  const auto began = Clock::now();
+  std::vector<int> watched{SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+  if (options.preempt_signal) watched.push_back(options.preempt_signal);
+  SignalWatch signals(watched);
+  Gang gang(options, signals);
+  make_directories(options.run_dir);
+  ::unlink((options.run_dir + "/checkpoint-request").c_str());
+  if (!options.output_dir.empty()) make_directories(options.output_dir);
+
+  // A requeued job starts over in its batch script: its earlier runs count as restarts.
+  const int requeues = options.local ? 0 : std::stoi(env_or("SLURM_RESTART_COUNT", "0"));
+  int restarts = 0;
+  double backoff = 1;
+  const std::string who = std::to_string(gang.world()) + (gang.world() == 1 ? " rank" : " ranks");
+  while (true) {
+    int restart_count = requeues + restarts;
+    std::cerr << "cohort: launch: starting " << who << (restart_count ? " (restart " + std::to_string(restart_count) + ")" : "")
+              << "\n";
+    Attempt a = gang.run(options.run_dir + "/attempt-" + std::to_string(restart_count), restart_count);
+    const std::string tail = "restarts " + std::to_string(restarts) + " of " + std::to_string(options.max_restarts) +
+                             "; wall " + wall(seconds_since(began));
+
+    if (a.ending == Ending::succeeded) {
+      std::cerr << "cohort: launch: succeeded: " << who << ", " << plural(restarts, "restart") << ", wall "
+                << wall(seconds_since(began)) << "\n";
+      return 0;
+    }
+    if (a.ending == Ending::interrupted) {
+      std::cerr << "cohort: launch: stopped by " << signal_name(a.interrupt_signal) << ": "
+                << summarize_ranks(a.outcomes) << "; " << tail << "\n";
+      return 128 + a.interrupt_signal;
+    }
+    if (a.ending == Ending::preempted) {
+      std::cerr << "cohort: launch: " << signal_name(options.preempt_signal)
+                << ": asking ranks to checkpoint, waiting up to " << options.grace << " s\n";
+      gang.request_checkpoint();
+      gang.wait_for_end(options.grace);
+      gang.teardown();
+      if (options.local) {
+        std::cerr << "cohort: launch: preempted: " << summarize_ranks(gang.outcomes()) << "; " << tail << "\n";
+        return 128 + options.preempt_signal;
+      }
+      if (requeues >= options.max_requeues) {
+        std::cerr << "cohort: launch: failed: preempted again after " << plural(requeues, "requeue")
+                  << "; not requeueing (raise --max-requeues); " << tail << "\n";
+        return 1;
+      }
+      std::cerr << "cohort: launch: preempted: requeueing job " << gang.job_id() << " (requeue " << requeues + 1
+                << " of " << options.max_requeues << "); " << tail << "\n";
+      auto r = run_process({"scontrol", "requeue", gang.job_id()});
+      if (!r.ok()) {
+        throw Error("scontrol requeue " + gang.job_id() + " failed: " + r.err +
+                    " (submit with --requeue, or set JobRequeue=1)");
+      }
+      return 0;
+    }
+
+    const RankOutcome* first = first_failure(a.outcomes);
+    std::string culprit = first ? "rank " + std::to_string(first->rank) + " (" + first->host + ") " + describe(*first) + " first"
+                                : "the step failed before any rank reported";
+    if (restarts < options.max_restarts && retryable(options.policy, first)) {
+      ++restarts;
+      std::cerr << "cohort: launch: " << culprit << "; gang torn down; restarting in " << backoff << " s ("
+                << restarts << " of " << options.max_restarts << ")\n";
+      auto deadline = Clock::now() + std::chrono::duration<double>(backoff);
+      bool stopped = false;
+      while (Clock::now() < deadline && !stopped) {
+        pollfd p{signals.fd(), POLLIN, 0};
+        ::poll(&p, 1, 100);
+        for (int s : signals.drain()) {
+          if (s == SIGCHLD) continue;
+          std::cerr << "cohort: launch: stopped by " << signal_name(s) << " while waiting to restart; " << tail << "\n";
+          return 128 + s;
+        }
+      }
+      backoff = std::min(backoff * 2, 30.0);
+      continue;
+    }
+    std::string why = restarts >= options.max_restarts ? "" : " (the restart policy does not retry it)";
+    std::cerr << "cohort: launch: failed: " << culprit << why << "; " << summarize_ranks(a.outcomes) << "; "
+              << tail << "\n";
+    return 1;
+  }
+}
+
+}  // namespace cohort::launcher

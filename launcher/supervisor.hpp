@@ -1,0 +1,57 @@
+// launcher/supervisor.hpp — `cohort launch`: start a gang of ranks and keep it healthy.
+//
+// One gang is all ranks of a job step. Any rank that fails tears the whole gang down,
+// which is then relaunched in the same allocation as the restart policy allows. A rank
+// that stops beating its heartbeat is dumped and treated as failed. On the batch
+// script's preemption signal, ranks are asked to checkpoint and the job is requeued.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cohort::launcher {
+
+enum class RestartPolicy {
+  never,       // any failure ends the job
+  on_failure,  // restart after any failure, up to max_restarts
+  exit_code,   // Kubeflow's rule: exit codes 1-127 are permanent, 128-255 retryable
+};
+
+RestartPolicy parse_restart_policy(const std::string& name);  // throws input_error
+
+struct LaunchOptions {
+  std::vector<std::string> command;  // what every rank runs
+  bool local = false;                // run ranks on this machine, without Slurm
+  int nproc = 1;                     // ranks in local mode
+  int max_restarts = 0;              // like torchrun's --max-restarts
+  RestartPolicy policy = RestartPolicy::on_failure;
+  double heartbeat_timeout = 0;      // seconds; 0 turns hang detection off
+  double grace = 60;                 // seconds ranks get to checkpoint before requeue
+  int preempt_signal = 0;            // the batch script's warning signal (SIGUSR1)
+  int checkpoint_signal = 0;         // sent to ranks on preemption; 0: only the flag file
+  int max_requeues = 3;              // bound on preemption requeues of one job
+  std::string output_dir;            // per-rank log files; empty: lines prefixed by rank
+  std::string run_dir;               // status, heartbeat and flag files of this launch
+  std::string self;                  // path of the cohort executable the ranks run
+};
+
+struct RankOutcome {
+  int rank = 0;
+  std::string host;
+  int exit_code = -1;    // -1 when ended by a signal, or never reported
+  int term_signal = 0;
+  bool hung = false;     // stopped beating and was killed for it
+  bool reported = false; // the rank's runner wrote its outcome
+  long long ended_ns = 0;  // wall clock at the end, to order failures
+};
+
+// Runs the gang to completion and returns the process exit status: 0 exactly when the
+// last attempt succeeded on every rank. Prints progress and one summary line on stderr.
+int supervise(const LaunchOptions& options);
+
+// The per-rank side: runs `command` as one rank under the contract, keeps its heartbeat
+// watch and reports its outcome to the run directory. Returns the rank's exit status.
+int run_rank(const std::vector<std::string>& command);
+
+}  // namespace cohort::launcher

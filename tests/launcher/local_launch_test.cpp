@@ -1,0 +1,142 @@
+// `cohort launch --local` as users meet it: the contract every rank sees, gang teardown
+// and restarts, hang detection, preemption, and bad input. Ranks are small shell scripts.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <regex>
+
+#include <unistd.h>
+
+#include "common/process.hpp"
+
+namespace cohort {
+namespace {
+
+ProcessResult launch(std::vector<std::string> args) {
+  const char* bin = std::getenv("COHORT_BIN");
+  args.insert(args.begin(), {bin ? bin : "cohort", "launch"});
+  RunOptions options;
+  options.timeout = std::chrono::seconds(120);  // a hang is a failure, not a stuck suite
+  options.env = {"SLURM_JOB_ID="};              // local mode, even inside an allocation
+  return run_process(args, options);
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+TEST(LocalLaunch, EveryRankGetsTheContractAndItsLinesArePrefixed) {
+  auto r = launch({"--local", "--nproc", "3", "--", "sh", "-c",
+                   "echo rank=$RANK world=$WORLD_SIZE local=$LOCAL_RANK/$LOCAL_WORLD_SIZE "
+                   "group=$GROUP_RANK at=$MASTER_ADDR:$MASTER_PORT restarts=$TORCHELASTIC_RESTART_COUNT"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::regex line(R"((\d): rank=(\d) world=3 local=(\d)/3 group=0 at=127\.0\.0\.1:(\d+) restarts=0)");
+  std::set<std::string> ranks, ports;
+  for (std::sregex_iterator it(r.out.begin(), r.out.end(), line), end; it != end; ++it) {
+    EXPECT_EQ((*it)[1], (*it)[2]) << "the prefix names the rank that printed";
+    EXPECT_EQ((*it)[2], (*it)[3]);
+    ranks.insert((*it)[2]);
+    ports.insert((*it)[4]);
+  }
+  EXPECT_EQ(ranks, (std::set<std::string>{"0", "1", "2"})) << r.out;
+  EXPECT_EQ(ports.size(), 1u) << "all ranks share one rendezvous port";
+  EXPECT_TRUE(contains(r.err, "succeeded: 3 ranks, 0 restarts")) << r.err;
+}
+
+TEST(LocalLaunch, AFailedRankTearsDownTheGangWhichRestartsWithTheCountIncremented) {
+  // Rank 1 fails on the first attempt while the others would wait forever: only a
+  // teardown lets the launch finish.
+  auto r = launch({"--local", "--nproc", "3", "--max-restarts", "2", "--", "sh", "-c",
+                   "echo attempt=$COHORT_RESTART_COUNT; "
+                   "if [ $COHORT_RESTART_COUNT = 0 ]; then [ $RANK = 1 ] && exit 3; exec sleep 1000; fi"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "rank 1 (")) << r.err;
+  EXPECT_TRUE(contains(r.err, "exited with 3 first; gang torn down; restarting")) << r.err;
+  EXPECT_TRUE(contains(r.out, "2: attempt=1")) << r.out;
+  EXPECT_TRUE(contains(r.err, "succeeded: 3 ranks, 1 restart")) << r.err;
+}
+
+TEST(LocalLaunch, WithoutRestartsTheLaunchFailsAndNamesTheRankThatFailedFirst) {
+  auto r = launch({"--local", "--nproc", "3", "--", "sh", "-c", "[ $RANK = 2 ] && exit 5; exec sleep 1000"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(std::regex_search(r.err, std::regex(R"(failed: rank 2 \(.*\) exited with 5 first)"))) << r.err;
+  EXPECT_TRUE(contains(r.err, "ranks 0-1: killed in teardown")) << r.err;
+}
+
+TEST(LocalLaunch, ExitCodePolicyRetriesOnlyKilledRanks) {
+  auto permanent = launch({"--local", "--restart-policy", "exit-code", "--max-restarts", "3", "--", "sh", "-c", "exit 2"});
+  EXPECT_EQ(permanent.exit_code, 1);
+  EXPECT_TRUE(contains(permanent.err, "the restart policy does not retry it")) << permanent.err;
+
+  auto retried = launch({"--local", "--restart-policy", "exit-code", "--max-restarts", "1", "--", "sh", "-c",
+                         "[ $COHORT_RESTART_COUNT = 0 ] && kill -KILL $$; exit 0"});
+  EXPECT_EQ(retried.exit_code, 0) << retried.err;
+  EXPECT_TRUE(contains(retried.err, "killed by SIGKILL first")) << retried.err;
+}
+
+TEST(LocalLaunch, ARankThatStopsBeatingIsDumpedAndRestarted) {
+  // The first attempt beats once, then hangs; the second finishes.
+  auto r = launch({"--local", "--heartbeat-timeout", "1", "--max-restarts", "1", "--", "sh", "-c",
+                   "[ -n \"$COHORT_HEARTBEAT_FILE\" ] || exit 9; touch \"$COHORT_HEARTBEAT_FILE\"; "
+                   "[ $COHORT_RESTART_COUNT = 0 ] && exec sleep 1000; exit 0"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "no heartbeat for 1 s; treating it as hung")) << r.err;
+  EXPECT_TRUE(contains(r.err, "stack of pid")) << r.err;
+  EXPECT_TRUE(contains(r.err, "hung (no heartbeat) first")) << r.err;
+}
+
+TEST(LocalLaunch, PreemptionAsksRanksToCheckpointThroughTheFlagFile) {
+  // The rank plays the batch system: it sends the warning signal to its launcher (its
+  // wrapper's parent), then waits for the checkpoint request.
+  auto r = launch({"--local", "--grace", "30", "--", "sh", "-c",
+                   "kill -USR1 $(ps -o ppid= -p $PPID); "
+                   "until [ -e \"$COHORT_CHECKPOINT_REQUEST\" ]; do sleep 0.05; done; echo checkpointed"});
+  EXPECT_EQ(r.exit_code, 128 + 10) << r.err;
+  EXPECT_TRUE(contains(r.out, "0: checkpointed")) << r.out;
+  EXPECT_TRUE(contains(r.err, "asking ranks to checkpoint")) << r.err;
+}
+
+TEST(LocalLaunch, OutputDirHoldsOneLogPerRank) {
+  auto dir = std::filesystem::temp_directory_path() / ("cohort-launch-test-" + std::to_string(::getpid()));
+  auto r = launch({"--local", "--nproc", "2", "--output-dir", dir.string(), "--", "sh", "-c", "echo hello from $RANK"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (int rank : {0, 1}) {
+    auto log = dir / ("rank-" + std::to_string(rank) + ".log");
+    ASSERT_TRUE(std::filesystem::exists(log));
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(text, "hello from " + std::to_string(rank) + "\n");
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LocalLaunch, AProgramThatCannotRunFailsWithItsName) {
+  auto r = launch({"--local", "--", "cohort-no-such-program"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "cannot run 'cohort-no-such-program'")) << r.err;
+  EXPECT_TRUE(contains(r.err, "exited with 127")) << r.err;
+}
+
+TEST(LocalLaunch, BadInputIsRefusedBeforeAnythingRuns) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const auto& c : std::vector<Case>{
+           {{"--local"}, "no command"},
+           {{"--local", "--nproc", "0", "--", "true"}, "--nproc 0: must be 1..4096"},
+           {{"--local", "--restart-policy", "sometimes", "--", "true"}, "--restart-policy sometimes"},
+           {{"--local", "--preempt-signal", "NOPE", "--", "true"}, "--preempt-signal NOPE: not a signal"},
+           {{"--local", "--max-restarts", "-1", "--", "true"}, "--max-restarts -1"},
+           {{"--local", "--frobnicate", "--", "true"}, "frobnicate"},
+       }) {
+    auto r = launch(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.message;
+    EXPECT_TRUE(contains(r.err, c.message)) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace cohort

@@ -279,11 +279,20 @@ int ckpt_command(const std::vector<std::string>& args) {
     std::cout << kUsage;
     return 0;
   }
-  if (verb == "ls") return ls(rest);
-  if (verb == "inspect") return inspect(rest);
-  if (verb == "verify") return verify_command(rest);
-  if (verb == "prune") return prune_command(rest);
-  throw input_error("unknown verb '" + verb + "' (verbs: ls, inspect, verify, prune; see 'cohort ckpt --help')");
+  int (*run)(const std::vector<std::string>&) = nullptr;
+  if (verb == "ls") run = ls;
+  else if (verb == "inspect") run = inspect;
+  else if (verb == "verify") run = verify_command;
+  else if (verb == "prune") run = prune_command;
+  else throw input_error("unknown verb '" + verb + "' (verbs: ls, inspect, verify, prune; see 'cohort ckpt --help')");
+  // Errors name the verb: "cohort: ckpt: verify: …".
+  try {
+    return run(rest);
+  } catch (const Error& e) {
+    throw Error(verb + ": " + e.what(), e.kind());
+  } catch (const po::error& e) {
+    throw input_error(verb + ": " + e.what() + " (see 'cohort ckpt " + verb + " --help')");
+  }
 }
 
 }  // namespace cohort::checkpoint

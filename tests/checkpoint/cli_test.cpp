@@ -1,0 +1,100 @@
+// `cohort ckpt` as users meet it: tables, --json, exit codes and errors.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "checkpoint/checkpoint.hpp"
+#include "common/json.hpp"
+#include "common/process.hpp"
+#include "test_util.hpp"
+
+namespace cohort::checkpoint {
+namespace {
+
+ProcessResult cohort(std::vector<std::string> args) {
+  const char* bin = std::getenv("COHORT_BIN");
+  args.insert(args.begin(), bin ? bin : "cohort");
+  return run_process(args);
+}
+
+class CkptCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Options options;
+    options.warn = [](const std::string&) {};
+    Checkpointer ckpt(dir_.path(), MPI_COMM_WORLD, options);
+    for (std::int64_t step : {10, 20, 30}) {
+      auto w = testing::pattern(step, 12);
+      State state{{{"layer.w", DType::float32, {3, 4}, Sharding::rows, w.data()}}, {}};
+      state.metadata.epoch = step / 10;
+      ckpt.save(step, state);
+    }
+  }
+  std::string dir() const { return dir_.path().string(); }
+  std::string step(std::int64_t s) const { return checkpoint_path(dir_.path(), s).string(); }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(CkptCli, LsListsCheckpointsOldestFirstAndMarksLatest) {
+  auto r = cohort({"ckpt", "ls", dir()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("STEP", 0), 0u) << r.out;
+  EXPECT_LT(r.out.find("step-00000010"), r.out.find("step-00000030"));
+  auto j = json::parse(cohort({"ckpt", "ls", dir(), "--json"}).out);
+  ASSERT_EQ(j.as_array().size(), 3u);
+  EXPECT_EQ(j.as_array()[2].at("step").as_int(), 30);
+  EXPECT_TRUE(j.as_array()[2].at("latest").as_bool());
+  EXPECT_FALSE(j.as_array()[0].at("latest").as_bool());
+  EXPECT_EQ(j.as_array()[0].at("bytes").as_int(), 48);
+}
+
+TEST_F(CkptCli, InspectShowsTensorsAndMetadataAsTableAndJson) {
+  auto r = cohort({"ckpt", "inspect", step(20)});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("layer.w"), std::string::npos);
+  EXPECT_NE(r.out.find("[3, 4]"), std::string::npos);
+  auto j = json::parse(cohort({"ckpt", "inspect", step(20), "--json"}).out);
+  EXPECT_EQ(j.at("step").as_int(), 20);
+  EXPECT_EQ(j.at("metadata").at("epoch").as_int(), 2);
+  EXPECT_EQ(j.at("tensors").as_array()[0].at("dtype").as_string(), "float32");
+  // A directory means its newest checkpoint.
+  EXPECT_EQ(json::parse(cohort({"ckpt", "inspect", dir(), "--json"}).out).at("step").as_int(), 30);
+}
+
+TEST_F(CkptCli, VerifyExitsZeroOnlyWhenEveryChecksumMatches) {
+  EXPECT_EQ(cohort({"ckpt", "verify", dir()}).exit_code, 0);
+  testing::flip_byte(step(20), "layer.w", 5);
+  auto one = cohort({"ckpt", "verify", step(20)});
+  EXPECT_EQ(one.exit_code, 1);
+  EXPECT_NE(one.out.find("tensor 'layer.w': checksum mismatch"), std::string::npos) << one.out;
+  auto all = json::parse(cohort({"ckpt", "verify", dir(), "--json"}).out);
+  EXPECT_TRUE(all.as_array()[0].at("ok").as_bool());
+  EXPECT_FALSE(all.as_array()[1].at("ok").as_bool());
+  EXPECT_EQ(all.as_array()[1].at("problems").as_array()[0].at("tensor").as_string(), "layer.w");
+  EXPECT_EQ(cohort({"ckpt", "verify", step(30)}).exit_code, 0);
+}
+
+TEST_F(CkptCli, PruneKeepsTheNewest) {
+  auto r = cohort({"ckpt", "prune", dir(), "--keep-last", "1", "--keep-every", "20"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("removed " + step(10)), std::string::npos) << r.out;
+  EXPECT_EQ(list(dir_.path()).size(), 2u);
+  auto bad = cohort({"ckpt", "prune", dir(), "--keep-last", "0"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.err, "cohort: ckpt: prune: --keep-last 0: must be at least 1\n");
+}
+
+TEST_F(CkptCli, APathThatIsNotACheckpointIsAUsageErrorNamingIt) {
+  auto r = cohort({"ckpt", "inspect", "/etc"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("cohort: ckpt: inspect: /etc is neither a checkpoint"), std::string::npos) << r.err;
+  EXPECT_EQ(cohort({"ckpt", "verify", "/no/such/place"}).exit_code, 2);
+  EXPECT_EQ(cohort({"ckpt", "ls"}).exit_code, 2);
+  EXPECT_EQ(cohort({"ckpt", "ls", dir(), "--frobnicate"}).exit_code, 2);
+  EXPECT_EQ(cohort({"ckpt", "frobnicate"}).exit_code, 2);
+  EXPECT_EQ(cohort({"ckpt", "--help"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace cohort::checkpoint

@@ -135,6 +135,12 @@ class CommunicatorImpl {
       settings.threshold_bytes = measured_threshold(size_);
     }
     settings.verify = options.verify ? *options.verify : env_integer("COHORT_COLLECTIVES_VERIFY").value_or(0) != 0;
+    if (const char* text = std::getenv("COHORT_ALLREDUCE_CHUNK"); text && *text) {
+      settings.chunk_bytes = parse_bytes("COHORT_ALLREDUCE_CHUNK", text);
+      if (settings.chunk_bytes < 4096) {
+        throw input_error(std::string("COHORT_ALLREDUCE_CHUNK=") + text + ": chunks must be at least 4K");
+      }
+    }
     settings.node_local = NodeAllreduce::spans_one_node(comm);
     settings_ = settings;
 
@@ -226,6 +232,12 @@ class CommunicatorImpl {
 #endif
 
   MpiEngine& sync() { return *sync_; }
+  int device() const {
+#if COHORT_HAVE_NCCL
+    if (backend_ != "mpi" && devices_ > 0) return device_;
+#endif
+    return -1;
+  }
 
   // Runs work on the progress thread, or at once when MPI cannot take calls from two
   // threads.
@@ -394,6 +406,7 @@ Communicator Communicator::from_environment(const CommunicatorOptions& options) 
 int Communicator::rank() const { return impl_->rank(); }
 int Communicator::size() const { return impl_->size(); }
 BackendKind Communicator::device_backend() const { return impl_->device_backend(); }
+int Communicator::device() const { return impl_->device(); }
 bool Communicator::overlaps() const { return impl_->overlaps(); }
 std::size_t Communicator::allreduce_threshold() const { return impl_->threshold(); }
 MPI_Comm Communicator::mpi_comm() const { return impl_->comm(); }

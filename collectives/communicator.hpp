@@ -121,6 +121,8 @@ class Communicator {
   int size() const;
   // The backend device buffers would use: nccl when built with it and a device is visible.
   BackendKind device_backend() const;
+  // The CUDA device the NCCL backend uses, or -1 when there is none.
+  int device() const;
   // Whether non-blocking operations progress in the background (MPI was given
   // MPI_THREAD_MULTIPLE); otherwise they complete inside the call that starts them.
   bool overlaps() const;

@@ -49,6 +49,8 @@ const HalfOps& half_ops() {
   return ops;
 }
 
+}  // namespace
+
 MPI_Datatype mpi_type(DataType dtype) {
   switch (dtype) {
     case DataType::f32: return MPI_FLOAT;
@@ -76,6 +78,8 @@ MPI_Op mpi_op(DataType dtype, ReduceOp op) {
   }
   return MPI_OP_NULL;
 }
+
+namespace {
 
 int checked_int(std::size_t count, const char* what) {
   if (count > static_cast<std::size_t>(INT_MAX)) {
@@ -139,7 +143,7 @@ void MpiEngine::allreduce(const void* send, void* recv, std::size_t count, DataT
     node = settings_.node_local && bytes >= settings_.threshold_bytes;
   }
   if (node) {
-    if (!node_) node_ = std::make_unique<NodeAllreduce>(comm_);
+    if (!node_) node_ = std::make_unique<NodeAllreduce>(comm_, settings_.chunk_bytes);
     node_->run(send, recv, count, dtype, op);
     return;
   }

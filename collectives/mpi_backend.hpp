@@ -14,11 +14,18 @@ namespace cohort::detail {
 // Throws cohort::Error naming the call and MPI's message when rc is not MPI_SUCCESS.
 void check_mpi(int rc, const char* call);
 
+// The MPI datatype that carries dtype (16-bit floats travel as 16-bit words).
+MPI_Datatype mpi_type(DataType dtype);
+// The MPI operation for op on dtype: avg is MPI_SUM (the caller divides); 16-bit floats
+// use cohort's user-defined operations, which widen to f32.
+MPI_Op mpi_op(DataType dtype, ReduceOp op);
+
 struct MpiSettings {
   AllreduceAlgorithm algorithm = AllreduceAlgorithm::automatic;
   std::size_t threshold_bytes = 0;  // node-local path from this size (automatic)
   bool node_local = false;          // every rank shares this node
   bool verify = false;
+  std::size_t chunk_bytes = NodeAllreduce::kDefaultChunkBytes;
 };
 
 // Owns a duplicate of the communicator it is given (freed on destruction) and, once the

@@ -99,6 +99,27 @@ bool is_device_pointer(const void* ptr) {
   return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
 }
 
+DeviceBuffer::DeviceBuffer(std::size_t bytes, int device) : device_(device) {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_cuda(cudaMalloc(&data_, bytes ? bytes : 1), "cudaMalloc");
+  check_cuda(cudaMemset(data_, 0, bytes ? bytes : 1), "cudaMemset");
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (data_ && cudaFree(data_) != cudaSuccess) cudaGetLastError();
+}
+
+void DeviceBuffer::upload(const void* host, std::size_t bytes) {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_cuda(cudaMemcpy(data_, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+}
+
+void DeviceBuffer::download(void* host, std::size_t bytes) const {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  check_cuda(cudaMemcpy(host, data_, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy");
+}
+
 struct NcclEngine::State {
   cudaStream_t stream = nullptr;
   ncclComm_t comm = nullptr;

@@ -16,6 +16,22 @@ int cuda_device_count();
 // True for memory a CUDA kernel can address as device memory (device or managed).
 bool is_device_pointer(const void* ptr);
 
+// Device memory on one device, freed on destruction (for the benchmark's buffers).
+class DeviceBuffer {
+ public:
+  DeviceBuffer(std::size_t bytes, int device);
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer();
+  void* data() const { return data_; }
+  void upload(const void* host, std::size_t bytes);
+  void download(void* host, std::size_t bytes) const;
+
+ private:
+  void* data_ = nullptr;
+  int device_;
+};
+
 // One NCCL communicator over the ranks of an MPI communicator, on its own CUDA stream.
 // Blocking calls wait for the stream; non-blocking ones return an operation that waits on
 // an event recorded after the collective.

@@ -23,7 +23,7 @@ namespace cohort::detail {
 
 class NodeAllreduce {
  public:
-  static constexpr std::size_t kDefaultChunkBytes = 512 * 1024;
+  static constexpr std::size_t kDefaultChunkBytes = 256 * 1024;
   static constexpr int kSlots = 4;
 
   // True when every rank of comm runs on this node (collective over comm).

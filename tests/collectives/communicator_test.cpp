@@ -10,14 +10,14 @@
 #include <numeric>
 
 #include "common/error.hpp"
-#include "tests/collectives/reference.hpp"
+#include "collectives/reference.hpp"
 
 namespace cohort {
 namespace {
 
-using testing::count_wrong;
-using testing::describe;
-using testing::filled;
+using detail::count_wrong;
+using detail::describe;
+using detail::filled;
 
 constexpr DataType kTypes[] = {DataType::f32, DataType::f64, DataType::f16, DataType::bf16,
                                DataType::i32, DataType::i64, DataType::u8};

@@ -1,4 +1,4 @@
-// tests/collectives/reference.hpp — inputs every rank can compute for every other rank, and
+// collectives/reference.hpp — inputs every rank can compute for every other rank, and
 // the results a collective must produce from them.
 #pragma once
 
@@ -11,7 +11,7 @@
 #include "collectives/communicator.hpp"
 #include "collectives/dtype.hpp"
 
-namespace cohort::testing {
+namespace cohort::detail {
 
 inline bool is_integer(DataType dt) {
   return dt == DataType::i32 || dt == DataType::i64 || dt == DataType::u8;
@@ -45,7 +45,7 @@ inline double reduce_reference(std::size_t i, int ranks, DataType dt, ReduceOp o
 
 inline std::vector<std::byte> filled(int rank, std::size_t count, DataType dt, ReduceOp op) {
   std::vector<std::byte> buffer(count * size_of(dt) + 1);
-  for (std::size_t i = 0; i < count; ++i) detail::store_from_double(buffer.data(), i, dt, input_value(rank, i, dt, op));
+  for (std::size_t i = 0; i < count; ++i) store_from_double(buffer.data(), i, dt, input_value(rank, i, dt, op));
   return buffer;
 }
 
@@ -65,7 +65,7 @@ inline std::size_t count_wrong(const void* buffer, std::size_t count, int ranks,
   std::size_t wrong = 0;
   for (std::size_t i = 0; i < count; ++i) {
     const double want = reduce_reference(first_index + i, ranks, dt, op);
-    const double got = detail::element_as_double(buffer, i, dt);
+    const double got = element_as_double(buffer, i, dt);
     if (!(std::abs(got - want) <= tolerance(dt, want))) ++wrong;
   }
   return wrong;
@@ -76,4 +76,4 @@ inline std::string describe(DataType dt, ReduceOp op, std::size_t count, bool in
          (in_place ? " in place" : " out of place");
 }
 
-}  // namespace cohort::testing
+}  // namespace cohort::detail

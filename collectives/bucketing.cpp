@@ -1,0 +1,122 @@
+#include "collectives/bucketing.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "collectives/dtype.hpp"
+#include "common/error.hpp"
+
+namespace cohort {
+namespace {
+
+DataType accumulation_type(DataType dtype) {
+  return dtype == DataType::f16 || dtype == DataType::bf16 ? DataType::f32 : dtype;
+}
+
+}  // namespace
+
+GradientBuckets::GradientBuckets(Communicator& comm, BucketOptions options)
+    : comm_(comm), options_(options) {
+  if (options_.bucket_bytes == 0) {
+    throw input_error("bucket_bytes 0: a bucket needs room for at least one element "
+                      "(PyTorch DDP uses 25 MiB)");
+  }
+}
+
+GradientBuckets::~GradientBuckets() = default;  // each bucket's Request waits when destroyed
+
+std::size_t GradientBuckets::add(void* data, std::size_t count, DataType dtype) {
+  if (sealed_) {
+    throw Error("GradientBuckets::add: tensors are registered before the first mark_ready; "
+                "register every tensor first");
+  }
+  if (count > 0 && !data) {
+    throw input_error("GradientBuckets::add: a null buffer with count " + std::to_string(count));
+  }
+  tensors_.push_back(Tensor{data, count, dtype, 0, 0, false});
+  return tensors_.size() - 1;
+}
+
+void GradientBuckets::seal() {
+  sealed_ = true;
+  for (std::size_t i = 0; i < tensors_.size(); ++i) {
+    Tensor& t = tensors_[i];
+    const DataType acc = accumulation_type(t.dtype);
+    const std::size_t bytes = t.count * size_of(acc);
+    const bool fits = !buckets_.empty() && buckets_.back().dtype == acc &&
+                      buckets_.back().count * size_of(acc) + bytes <= options_.bucket_bytes;
+    if (!fits) {
+      Bucket b;
+      b.dtype = acc;
+      b.first_tensor = i;
+      buckets_.push_back(std::move(b));
+    }
+    Bucket& b = buckets_.back();
+    t.bucket = buckets_.size() - 1;
+    t.offset = b.count;
+    b.count += t.count;
+    ++b.tensors;
+  }
+  for (Bucket& b : buckets_) {
+    // Allocated and touched once, reused every step.
+    b.buffer.assign(b.count * size_of(b.dtype), std::byte{0});
+    b.pending = b.tensors;
+  }
+}
+
+std::size_t GradientBuckets::largest_bucket_bytes() const {
+  std::size_t most = 0;
+  for (const Bucket& b : buckets_) most = std::max(most, b.buffer.size());
+  return most;
+}
+
+void GradientBuckets::mark_ready(std::size_t id) {
+  if (!sealed_) seal();
+  if (id >= tensors_.size()) {
+    throw input_error("GradientBuckets::mark_ready: tensor id " + std::to_string(id) +
+                      " was not registered (ids are 0.." + std::to_string(tensors_.size()) + ")");
+  }
+  Tensor& t = tensors_[id];
+  if (t.ready) {
+    throw Error("GradientBuckets::mark_ready: tensor " + std::to_string(id) +
+                " is already ready in this step: call wait() before the next step");
+  }
+  t.ready = true;
+  Bucket& b = buckets_[t.bucket];
+  detail::convert(t.data, t.dtype, b.buffer.data() + t.offset * size_of(b.dtype), b.dtype, t.count);
+  if (--b.pending == 0) start_ready_buckets();
+}
+
+void GradientBuckets::start_ready_buckets() {
+  const ReduceOp op = options_.average ? ReduceOp::avg : ReduceOp::sum;
+  while (next_to_start_ < buckets_.size() && buckets_[next_to_start_].pending == 0) {
+    Bucket& b = buckets_[next_to_start_++];
+    b.request = comm_.iallreduce(b.buffer.data(), b.count, b.dtype, op);
+  }
+}
+
+void GradientBuckets::wait() {
+  if (!sealed_) seal();
+  std::size_t missing = 0;
+  std::size_t first_missing = 0;
+  for (std::size_t i = 0; i < tensors_.size(); ++i) {
+    if (!tensors_[i].ready && missing++ == 0) first_missing = i;
+  }
+  if (missing > 0) {
+    throw Error("GradientBuckets::wait: " + std::to_string(missing) + " tensor(s) not marked ready "
+                "in this step (the first is id " + std::to_string(first_missing) +
+                "): mark every registered tensor ready before wait()");
+  }
+  for (Bucket& b : buckets_) {
+    b.request.wait();
+    for (std::size_t i = b.first_tensor; i < b.first_tensor + b.tensors; ++i) {
+      Tensor& t = tensors_[i];
+      detail::convert(b.buffer.data() + t.offset * size_of(b.dtype), b.dtype, t.data, t.dtype, t.count);
+      t.ready = false;
+    }
+    b.pending = b.tensors;
+  }
+  next_to_start_ = 0;
+}
+
+}  // namespace cohort

@@ -1,0 +1,91 @@
+// collectives/bucketing.hpp — gradient allreduce fused into buckets, overlapping backward.
+//
+// As PyTorch DDP and Horovod's tensor fusion do: many small gradients are copied into a few
+// large buckets, and each bucket is reduced as one message as soon as its last gradient is
+// ready, while the rest of the backward pass runs. One large allreduce costs far less than
+// many small ones, and the reduction of early buckets hides behind the computation of late
+// gradients.
+//
+//   cohort::GradientBuckets buckets(comm, {.bucket_bytes = 25 << 20, .average = true});
+//   for (auto& p : reversed(parameters)) buckets.add(p.grad, p.count, cohort::DataType::f32);
+//   for (step...) {
+//     for (auto& p : reversed(parameters)) { backward(p); buckets.mark_ready(id_of(p)); }
+//     buckets.wait();     // gradients now hold the (averaged) sum over ranks
+//     optimizer_step();
+//   }
+//
+// Tensors are registered in the order their gradients become ready (for backpropagation,
+// the reverse of the forward order) and fill buckets in that order. Every rank registers the
+// same tensors in the same order. Buckets start in bucket order whatever order tensors are
+// marked in, so that every rank issues the same allreduces in the same order. f16 and bf16
+// gradients are accumulated in f32 buckets: the reduction across ranks rounds once, at the
+// end, rather than once per rank.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "collectives/communicator.hpp"
+
+namespace cohort {
+
+struct BucketOptions {
+  std::size_t bucket_bytes = 25u << 20;  // PyTorch DDP's default bucket_cap_mb
+  bool average = false;                  // divide the sums by the number of ranks
+};
+
+class GradientBuckets {
+ public:
+  explicit GradientBuckets(Communicator& comm, BucketOptions options = {});
+  GradientBuckets(const GradientBuckets&) = delete;
+  GradientBuckets& operator=(const GradientBuckets&) = delete;
+  ~GradientBuckets();  // waits for buckets in flight
+
+  // Registers `count` elements at `data` (which stay valid while this object lives) and
+  // returns the id mark_ready takes. Registration ends at the first mark_ready.
+  std::size_t add(void* data, std::size_t count, DataType dtype);
+
+  // The tensor's gradient is final for this step: it is copied into its bucket, and any
+  // buckets that are now complete start reducing, in bucket order.
+  void mark_ready(std::size_t id);
+
+  // Waits for every bucket and writes the reduced values back into the tensors; the next
+  // step starts after it. Every tensor must have been marked ready.
+  void wait();
+
+  std::size_t bucket_count() const { return buckets_.size(); }
+  std::size_t tensor_count() const { return tensors_.size(); }
+  // Bytes of the largest bucket (buckets hold f32 for 16-bit tensors).
+  std::size_t largest_bucket_bytes() const;
+
+ private:
+  struct Tensor {
+    void* data;
+    std::size_t count;
+    DataType dtype;
+    std::size_t bucket;
+    std::size_t offset;  // elements into the bucket
+    bool ready;
+  };
+  struct Bucket {
+    DataType dtype;  // the accumulation type
+    std::size_t count = 0;
+    std::vector<std::byte> buffer;
+    std::size_t first_tensor = 0;
+    std::size_t tensors = 0;
+    std::size_t pending = 0;  // tensors not yet ready this step
+    Request request;
+  };
+
+  void seal();
+  void start_ready_buckets();
+
+  Communicator& comm_;
+  BucketOptions options_;
+  std::vector<Tensor> tensors_;
+  std::vector<Bucket> buckets_;
+  bool sealed_ = false;
+  std::size_t next_to_start_ = 0;
+};
+
+}  // namespace cohort

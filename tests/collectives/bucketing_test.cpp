@@ -1,0 +1,129 @@
+// Gradient buckets on every rank of `mpirun -n N`.
+#include "collectives/bucketing.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "collectives/reference.hpp"
+#include "common/error.hpp"
+
+namespace cohort {
+namespace {
+
+Communicator& world() {
+  static Communicator comm = Communicator::from_environment();
+  return comm;
+}
+
+struct Grad {
+  DataType dtype;
+  std::size_t count;
+  std::vector<std::byte> data;
+};
+
+// A mix of sizes and types, like a model's weights, biases and norms.
+std::vector<Grad> make_grads(int rank) {
+  std::vector<Grad> grads;
+  const std::pair<DataType, std::size_t> shapes[] = {
+      {DataType::f32, 1000}, {DataType::f32, 7},    {DataType::f32, 50000}, {DataType::f16, 333},
+      {DataType::f16, 3001}, {DataType::bf16, 64},  {DataType::f32, 1},     {DataType::f64, 4097},
+      {DataType::f32, 0},    {DataType::bf16, 20000}};
+  for (const auto& [dt, count] : shapes) grads.push_back({dt, count, detail::filled(rank, count, dt, ReduceOp::sum)});
+  return grads;
+}
+
+TEST(Buckets, TensorsFillBucketsUpToTheSizeAndTypeChangesStartANewOne) {
+  Communicator& comm = world();
+  std::vector<float> a(100), b(100), c(300);
+  std::vector<std::uint16_t> h(10);
+  BucketOptions options;
+  options.bucket_bytes = 1000;
+  GradientBuckets buckets(comm, options);
+  buckets.add(a.data(), a.size(), DataType::f32);  // 400 B
+  buckets.add(b.data(), b.size(), DataType::f32);  // 800 B: same bucket
+  buckets.add(c.data(), c.size(), DataType::f32);  // 1200 B alone: its own, larger bucket
+  buckets.add(h.data(), h.size(), DataType::f16);  // f32 accumulation: fits after c? no, new
+  for (std::size_t id = 0; id < 4; ++id) buckets.mark_ready(id);
+  buckets.wait();
+  EXPECT_EQ(buckets.bucket_count(), 3u);
+  EXPECT_EQ(buckets.largest_bucket_bytes(), 1200u);
+}
+
+TEST(Buckets, ReducedGradientsMatchTheReferenceWhateverOrderTheyBecomeReady) {
+  Communicator& comm = world();
+  auto grads = make_grads(comm.rank());
+  BucketOptions options;
+  options.bucket_bytes = 64 * 1024;
+  GradientBuckets buckets(comm, options);
+  for (auto& g : grads) buckets.add(g.data.data(), g.count, g.dtype);
+  EXPECT_EQ(buckets.tensor_count(), grads.size());
+  for (int step = 0; step < 3; ++step) {
+    for (std::size_t k = 0; k < grads.size(); ++k) {
+      // Refilled in place: the buckets hold pointers to these buffers.
+      const auto fresh = detail::filled(comm.rank(), grads[k].count, grads[k].dtype, ReduceOp::sum);
+      std::copy(fresh.begin(), fresh.end(), grads[k].data.begin());
+    }
+    // Ranks mark in different orders; the buckets still start in the same order everywhere.
+    std::vector<std::size_t> order(grads.size());
+    std::iota(order.begin(), order.end(), 0);
+    if ((comm.rank() + step) % 2) std::reverse(order.begin(), order.end());
+    for (std::size_t id : order) buckets.mark_ready(id);
+    buckets.wait();
+    for (const auto& g : grads) {
+      EXPECT_EQ(detail::count_wrong(g.data.data(), g.count, comm.size(), g.dtype, ReduceOp::sum), 0u)
+          << name_of(g.dtype) << " × " << g.count << " step " << step;
+    }
+  }
+  EXPECT_GT(buckets.bucket_count(), 2u);
+}
+
+TEST(Buckets, AveragingDividesBySizeAndLargeBucketsTakeTheNodeLocalPath) {
+  Communicator& comm = world();
+  std::vector<float> big(1 << 20), small(5);
+  std::vector<std::uint16_t> half(70001);
+  auto fill = [&] {
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(detail::input_value(comm.rank(), i, DataType::f32, ReduceOp::avg));
+    for (std::size_t i = 0; i < small.size(); ++i) small[i] = static_cast<float>(detail::input_value(comm.rank(), i, DataType::f32, ReduceOp::avg));
+    for (std::size_t i = 0; i < half.size(); ++i) detail::store_from_double(half.data(), i, DataType::f16, detail::input_value(comm.rank(), i, DataType::f16, ReduceOp::avg));
+  };
+  fill();
+  BucketOptions options;
+  options.average = true;
+  GradientBuckets buckets(comm, options);
+  const auto b = buckets.add(big.data(), big.size(), DataType::f32);
+  const auto s = buckets.add(small.data(), small.size(), DataType::f32);
+  const auto h = buckets.add(half.data(), half.size(), DataType::f16);
+  buckets.mark_ready(h);
+  buckets.mark_ready(s);
+  buckets.mark_ready(b);
+  buckets.wait();
+  EXPECT_EQ(detail::count_wrong(big.data(), big.size(), comm.size(), DataType::f32, ReduceOp::avg), 0u);
+  EXPECT_EQ(detail::count_wrong(small.data(), small.size(), comm.size(), DataType::f32, ReduceOp::avg), 0u);
+  EXPECT_EQ(detail::count_wrong(half.data(), half.size(), comm.size(), DataType::f16, ReduceOp::avg), 0u);
+}
+
+TEST(Buckets, WaitBeforeEveryTensorIsReadyIsAnErrorNamingTheTensor) {
+  Communicator& comm = world();
+  std::vector<float> a(10), b(10);
+  BucketOptions options;
+  options.bucket_bytes = 40;
+  GradientBuckets buckets(comm, options);
+  buckets.add(a.data(), a.size(), DataType::f32);
+  buckets.add(b.data(), b.size(), DataType::f32);
+  buckets.mark_ready(0);
+  try {
+    buckets.wait();
+    ADD_FAILURE() << "wait() with tensor 1 not ready";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("first is id 1"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(buckets.mark_ready(0), Error);  // twice in one step
+  EXPECT_THROW(buckets.mark_ready(7), Error);  // never registered
+  buckets.mark_ready(1);
+  buckets.wait();
+}
+
+}  // namespace
+}  // namespace cohort

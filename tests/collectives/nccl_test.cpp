@@ -1,0 +1,116 @@
+// The NCCL backend on device buffers, one rank. Every test skips, saying why, where no
+// CUDA device is visible.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "collectives/communicator.hpp"
+#include "collectives/nccl_backend.hpp"
+#include "collectives/reference.hpp"
+#include "common/error.hpp"
+
+namespace cohort {
+namespace {
+
+constexpr DataType kTypes[] = {DataType::f32, DataType::f64, DataType::f16, DataType::bf16,
+                               DataType::i32, DataType::i64, DataType::u8};
+constexpr ReduceOp kOps[] = {ReduceOp::sum, ReduceOp::avg, ReduceOp::min, ReduceOp::max, ReduceOp::prod};
+
+class Nccl : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (detail::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device is visible: the NCCL backend needs one";
+  }
+  static Communicator& comm() {
+    static Communicator c = Communicator::from_environment();
+    return c;
+  }
+};
+
+TEST_F(Nccl, DeviceBuffersChooseTheNcclBackend) {
+  EXPECT_EQ(comm().device_backend(), BackendKind::nccl);
+  EXPECT_GE(comm().device(), 0);
+}
+
+TEST_F(Nccl, AllreduceOfEveryOpAndDtypeOnDeviceBuffersMatchesTheReference) {
+  const int device = comm().device();
+  for (DataType dt : kTypes) {
+    for (ReduceOp op : kOps) {
+      for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{1001}, std::size_t{1000003}}) {
+        const std::size_t bytes = count * size_of(dt);
+        detail::DeviceBuffer send(bytes, device), recv(bytes, device);
+        auto input = detail::filled(comm().rank(), count, dt, op);
+        send.upload(input.data(), bytes);
+        comm().allreduce(send.data(), recv.data(), count, dt, op);
+        std::vector<std::byte> got(bytes + 1);
+        recv.download(got.data(), bytes);
+        EXPECT_EQ(detail::count_wrong(got.data(), count, comm().size(), dt, op), 0u)
+            << detail::describe(dt, op, count, false);
+        comm().allreduce(send.data(), count, dt, op);  // in place
+        send.download(got.data(), bytes);
+        EXPECT_EQ(detail::count_wrong(got.data(), count, comm().size(), dt, op), 0u)
+            << detail::describe(dt, op, count, true);
+      }
+    }
+  }
+}
+
+TEST_F(Nccl, NonBlockingOperationsCompleteThroughTheirRequest) {
+  const std::size_t count = 1 << 22;
+  detail::DeviceBuffer buffer(count * 4, comm().device());
+  auto input = detail::filled(comm().rank(), count, DataType::f32, ReduceOp::max);
+  buffer.upload(input.data(), count * 4);
+  Request request = comm().iallreduce(buffer.data(), count, DataType::f32, ReduceOp::max);
+  while (!request.test()) {
+  }
+  request.wait();
+  std::vector<std::byte> got(count * 4 + 1);
+  buffer.download(got.data(), count * 4);
+  EXPECT_EQ(detail::count_wrong(got.data(), count, comm().size(), DataType::f32, ReduceOp::max), 0u);
+}
+
+TEST_F(Nccl, BroadcastAllgatherAndReduceScatterWorkOnDeviceBuffers) {
+  const int n = comm().size();
+  const std::size_t count = 4099;
+  detail::DeviceBuffer a(count * 4 * static_cast<std::size_t>(n), comm().device());
+  detail::DeviceBuffer b(count * 4 * static_cast<std::size_t>(n), comm().device());
+  auto input = detail::filled(comm().rank(), count * static_cast<std::size_t>(n), DataType::i32, ReduceOp::sum);
+  a.upload(input.data(), count * 4 * static_cast<std::size_t>(n));
+  comm().reduce_scatter(a.data(), b.data(), count, DataType::i32, ReduceOp::sum);
+  std::vector<std::byte> got(count * 4 * static_cast<std::size_t>(n) + 1);
+  b.download(got.data(), count * 4);
+  EXPECT_EQ(detail::count_wrong(got.data(), count, n, DataType::i32, ReduceOp::sum,
+                                static_cast<std::size_t>(comm().rank()) * count), 0u);
+  comm().allgather(a.data(), b.data(), count, DataType::i32);
+  b.download(got.data(), count * 4);
+  EXPECT_EQ(std::memcmp(got.data(), input.data(), count * 4), 0);
+  comm().ibroadcast(a.data(), count, DataType::i32, 0).wait();
+  a.download(got.data(), count * 4);
+  EXPECT_EQ(std::memcmp(got.data(), input.data(), count * 4), 0);
+  comm().barrier();
+}
+
+TEST_F(Nccl, HostBufferWithTheNcclBackendIsAnInputError) {
+  CommunicatorOptions options;
+  options.backend = "nccl";
+  Communicator nccl = Communicator::from_environment(options);
+  float host[4] = {};
+  try {
+    nccl.allreduce(host, 4, DataType::f32, ReduceOp::sum);
+    ADD_FAILURE() << "host buffer accepted by the nccl backend";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    EXPECT_NE(std::string(e.what()).find("host memory and the backend is nccl"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(Nccl, DeviceBufferWithTheMpiBackendIsAnInputError) {
+  CommunicatorOptions options;
+  options.backend = "mpi";
+  Communicator mpi = Communicator::from_environment(options);
+  detail::DeviceBuffer buffer(16, comm().device());
+  EXPECT_THROW(mpi.allreduce(buffer.data(), 4, DataType::f32, ReduceOp::sum), Error);
+}
+
+}  // namespace
+}  // namespace cohort

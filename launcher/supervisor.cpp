@@ -245,6 +245,7 @@ struct Attempt {
   Ending ending = Ending::failed;
   int interrupt_signal = 0;
   std::vector<RankOutcome> outcomes;  // one per rank, in rank order
+  double teardown_s = -1;             // from the first failure to the last rank gone
 };
 
 class Gang {
@@ -418,7 +419,12 @@ class Gang {
         relay(c.err_fd, c.err_partial, c.rank, std::cerr, true);
       }
     }
-    if (first_all_started_ < 0 && count_started(attempt_dir_) >= world_) first_all_started_ = seconds_since(started_);
+    if (first_all_started_ < 0 && count_started(attempt_dir_) >= world_) {
+      first_all_started_ = seconds_since(started_);
+      std::cerr << "cohort: launch: all " << world_ << " ranks running after " << std::fixed << std::setprecision(2)
+                << first_all_started_ << " s\n";
+      std::cerr.unsetf(std::ios::floatfield);
+    }
   }
 
   Attempt monitor() {
@@ -443,6 +449,11 @@ class Gang {
       bool any_failed = std::any_of(reported.begin(), reported.end(), [](const RankOutcome& o) { return failed(o); });
       if (any_failed) {
         teardown();
+        long long first_ns = 0;
+        for (const auto& o : reported) {
+          if (failed(o) && (first_ns == 0 || o.ended_ns < first_ns)) first_ns = o.ended_ns;
+        }
+        a.teardown_s = static_cast<double>(wall_clock_ns() - first_ns) / 1e9;
         a.ending = Ending::failed;
         a.outcomes = outcomes();
         return a;
@@ -499,9 +510,9 @@ std::string plural(int n, const char* word) {
   return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
 }
 
-std::string wall(double seconds) {
+std::string wall(double seconds, int digits = 1) {
   std::ostringstream s;
-  s << std::fixed << std::setprecision(1) << seconds << " s";
+  s << std::fixed << std::setprecision(digits) << seconds << " s";
   return s.str();
 }
 
@@ -576,9 +587,10 @@ int supervise(const LaunchOptions& options) {
     const RankOutcome* first = first_failure(a.outcomes);
     std::string culprit = first ? "rank " + std::to_string(first->rank) + " (" + first->host + ") " + describe(*first) + " first"
                                 : "the step failed before any rank reported";
+    std::string torn_down = a.teardown_s >= 0 ? "gang torn down in " + wall(a.teardown_s, 2) : "gang torn down";
     if (restarts < options.max_restarts && retryable(options.policy, first)) {
       ++restarts;
-      std::cerr << "cohort: launch: " << culprit << "; gang torn down; restarting in " << backoff << " s ("
+      std::cerr << "cohort: launch: " << culprit << "; " << torn_down << "; restarting in " << backoff << " s ("
                 << restarts << " of " << options.max_restarts << ")\n";
       auto deadline = Clock::now() + std::chrono::duration<double>(backoff);
       bool stopped = false;

@@ -1,7 +1,6 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
-#include <limits>
 
 #include "common/error.hpp"
 #include "topology/topology.hpp"

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "common/error.hpp"
@@ -155,7 +156,10 @@ struct GpuEntry {
   GpuApi best_api = GpuApi::none;
   std::optional<int> api_index;
   std::vector<hwloc_obj_t> osdevs;
+  std::vector<GpuApi> apis;  // the runtimes that name this GPU
 };
+
+bool is_pci(hwloc_obj_t obj) { return obj->type == HWLOC_OBJ_PCI_DEVICE; }
 
 }  // namespace
 
@@ -284,6 +288,7 @@ class NodeBuilder {
         else if (api == GpuApi::rsmi) e.gpu.vendor = GpuVendor::amd;
         else e.gpu.vendor = vendor_from_text(info(os, "GPUVendor"));
       }
+      e.apis.push_back(api);
       if (auto n = trailing_number(os->name ? os->name : ""); n && api < e.best_api) {
         e.best_api = api;
         e.api_index = n;
@@ -294,6 +299,7 @@ class NodeBuilder {
       GpuEntry& e = entry_for(pci);
       e.gpu.model = info(pci, "PCIDevice");
     }
+    order = merge_unplaced(by_identity, order);
 
     std::vector<GpuEntry*> entries;
     for (hwloc_obj_t id : order) entries.push_back(&by_identity[id]);
@@ -312,6 +318,62 @@ class NodeBuilder {
       gpu_places_.push_back(std::move(e->place));
       gpu_osdevs_.push_back(std::move(e->osdevs));
     }
+  }
+
+  // An OS device hwloc could not tie to its PCI function (OpenCL in a VM, a runtime that
+  // does not report bus ids) names a GPU that its PCI device, or another runtime, names
+  // already. Per runtime, such devices join the vendor's PCI GPUs that this runtime does
+  // not name yet, both in order; any left over are dropped. Only where hwloc saw no PCI
+  // GPU of that vendor do they stand for GPUs, from one runtime only.
+  static std::vector<hwloc_obj_t> merge_unplaced(std::map<hwloc_obj_t, GpuEntry>& by_identity,
+                                                 const std::vector<hwloc_obj_t>& order) {
+    std::map<GpuVendor, std::vector<hwloc_obj_t>> pci_gpus, unplaced;
+    for (hwloc_obj_t id : order) (is_pci(id) ? pci_gpus : unplaced)[by_identity[id].gpu.vendor].push_back(id);
+    std::set<hwloc_obj_t> dropped;
+    for (auto& [vendor, devices] : unplaced) {
+      std::stable_sort(devices.begin(), devices.end(), [&](hwloc_obj_t a, hwloc_obj_t b) {
+        const auto& ea = by_identity[a];
+        const auto& eb = by_identity[b];
+        if (ea.best_api != eb.best_api) return ea.best_api < eb.best_api;
+        return ea.api_index < eb.api_index;
+      });
+      auto& targets = pci_gpus[vendor];
+      std::sort(targets.begin(), targets.end(), [&](hwloc_obj_t a, hwloc_obj_t b) {
+        return by_identity[a].gpu.pci_bus_id < by_identity[b].gpu.pci_bus_id;
+      });
+      const GpuApi first_api = by_identity[devices.front()].best_api;
+      std::map<GpuApi, std::size_t> next;  // per runtime, the next PCI GPU to consider
+      for (hwloc_obj_t id : devices) {
+        GpuEntry& orphan = by_identity[id];
+        const GpuApi api = orphan.best_api;
+        if (targets.empty()) {
+          if (api != first_api) dropped.insert(id);
+          continue;
+        }
+        dropped.insert(id);
+        std::size_t& t = next[api];
+        while (t < targets.size() && std::count(by_identity[targets[t]].apis.begin(),
+                                                by_identity[targets[t]].apis.end(), api)) {
+          ++t;
+        }
+        if (t == targets.size()) continue;
+        GpuEntry& into = by_identity[targets[t++]];
+        into.osdevs.insert(into.osdevs.end(), orphan.osdevs.begin(), orphan.osdevs.end());
+        into.gpu.os_devices.insert(into.gpu.os_devices.end(), orphan.gpu.os_devices.begin(),
+                                   orphan.gpu.os_devices.end());
+        into.apis.push_back(api);
+        if (!orphan.gpu.model.empty()) into.gpu.model = orphan.gpu.model;
+        if (api < into.best_api) {
+          into.best_api = api;
+          into.api_index = orphan.api_index;
+        }
+      }
+    }
+    std::vector<hwloc_obj_t> kept;
+    for (hwloc_obj_t id : order) {
+      if (!dropped.count(id)) kept.push_back(id);
+    }
+    return kept;
   }
 
   static NicKind nic_kind(std::string_view name, bool openfabrics) {

@@ -64,6 +64,38 @@ constexpr const char* kEfaNode = R"(<?xml version="1.0" encoding="UTF-8"?>
 </topology>
 )";
 
+// Two NVIDIA GPUs: the first named by CUDA under its PCI function, the second by its PCI
+// class only; OpenCL names both but hwloc could not tie its devices to PCI functions (as
+// in a VM), so they hang off the machine.
+constexpr const char* kUnplacedOpenClNode = R"(<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE topology SYSTEM "hwloc2.dtd">
+<topology version="2.0">
+  <object type="Machine" os_index="0" cpuset="0x00000003" complete_cpuset="0x00000003" allowed_cpuset="0x00000003" nodeset="0x00000001" complete_nodeset="0x00000001" allowed_nodeset="0x00000001" gp_index="1">
+    <object type="Package" os_index="0" cpuset="0x00000003" complete_cpuset="0x00000003" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="2">
+      <object type="NUMANode" os_index="0" cpuset="0x00000003" complete_cpuset="0x00000003" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="3" local_memory="1073741824"/>
+      <object type="Core" os_index="0" cpuset="0x00000003" complete_cpuset="0x00000003" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="4">
+        <object type="PU" os_index="0" cpuset="0x00000001" complete_cpuset="0x00000001" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="5"/>
+        <object type="PU" os_index="1" cpuset="0x00000002" complete_cpuset="0x00000002" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="6"/>
+      </object>
+      <object type="Bridge" gp_index="10" bridge_type="0-1" depth="0" bridge_pci="0000:[00-ff]">
+        <object type="PCIDev" gp_index="11" pci_busid="0000:00:06.0" pci_type="0302 [10de:2335] [10de:18be] a1" pci_link_speed="0.000000">
+          <object type="OSDev" gp_index="12" name="cuda0" subtype="CUDA" osdev_type="5"/>
+        </object>
+        <object type="PCIDev" gp_index="13" pci_busid="0000:00:07.0" pci_type="0302 [10de:2335] [10de:18be] a1" pci_link_speed="0.000000"/>
+      </object>
+    </object>
+    <object type="OSDev" gp_index="14" name="opencl0d0" subtype="OpenCL" osdev_type="5">
+      <info name="GPUVendor" value="NVIDIA Corporation"/>
+      <info name="GPUModel" value="NVIDIA H200"/>
+    </object>
+    <object type="OSDev" gp_index="15" name="opencl0d1" subtype="OpenCL" osdev_type="5">
+      <info name="GPUVendor" value="NVIDIA Corporation"/>
+      <info name="GPUModel" value="NVIDIA H200"/>
+    </object>
+  </object>
+</topology>
+)";
+
 TEST(Node, CountsPackagesNumaNodesCoresAndHardwareThreads) {
   Node node = load("dgx_a100_2s_8gpu_8ib.xml");
   ASSERT_EQ(node.packages().size(), 2u);
@@ -138,6 +170,17 @@ TEST(Node, GpuWithoutAnOsDeviceIsFoundByItsPciClass) {
   EXPECT_EQ(node.gpus()[0].vendor, GpuVendor::nvidia);
   EXPECT_EQ(node.gpus()[0].pci_bus_id, "0000:10:1c.0");
   EXPECT_TRUE(node.gpus()[0].os_devices.empty());
+}
+
+TEST(Node, RuntimeDevicesWithoutAPciFunctionJoinThePciGpusTheyName) {
+  Node node = Node::from_xml(kUnplacedOpenClNode);
+  ASSERT_EQ(node.gpus().size(), 2u);
+  EXPECT_EQ(node.gpus()[0].pci_bus_id, "0000:00:06.0");
+  EXPECT_EQ(node.gpus()[0].os_devices, (std::vector<std::string>{"cuda0", "opencl0d0"}));
+  EXPECT_EQ(node.gpus()[1].pci_bus_id, "0000:00:07.0");
+  EXPECT_EQ(node.gpus()[1].os_devices, std::vector<std::string>{"opencl0d1"});
+  EXPECT_EQ(node.gpus()[1].model, "NVIDIA H200");
+  EXPECT_EQ(node.gpus()[1].locality.cpus.to_string(), "0-1");
 }
 
 TEST(Node, NicsKnowTheirKindPortNetdevsAndLocality) {

@@ -1,7 +1,5 @@
 #include "collectives/bench.hpp"
 
-#include <boost/program_options.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -23,8 +21,6 @@
 #if COHORT_HAVE_NCCL
 #include "collectives/nccl_backend.hpp"
 #endif
-
-namespace po = boost::program_options;
 
 namespace cohort {
 namespace {
@@ -445,30 +441,82 @@ int bench_command(const std::vector<std::string>& args) {
     throw input_error("unknown benchmark '" + args[0] + "' (available: collectives)");
   }
   Settings s;
-  std::string op, dtype, redop, sizes, baseline, backend, algorithm, bucket;
-  po::options_description desc("options");
-  desc.add_options()
-      ("help,h", "show this help")
-      ("op", po::value(&op)->default_value("allreduce"), "allreduce | allgather | reduce_scatter | broadcast")
-      ("dtype,d", po::value(&dtype)->default_value("float"), "f32 | f64 | f16 | bf16 | int32 | int64 | uint8")
-      ("redop,o", po::value(&redop)->default_value("sum"), "sum | avg | min | max | prod")
-      ("sizes,s", po::value(&sizes)->default_value("8:64M"), "MIN:MAX bytes, doubling (8:64M, 1K:1G)")
-      ("iters,n", po::value(&s.iters)->default_value(20), "timed calls per size")
-      ("warmup,w", po::value(&s.warmup)->default_value(5), "untimed calls per size first")
-      ("baseline", po::value(&baseline), "mpi: also time the plain MPI call on the same buffers")
-      ("backend", po::value(&backend)->default_value("auto"), "auto | mpi | nccl (nccl: device buffers)")
-      ("algorithm", po::value(&algorithm)->default_value("auto"), "host allreduce: auto | mpi | node")
-      ("grads", po::value(&s.grads), "resnet50: bucketed against per-tensor gradient allreduce")
-      ("bucket-bytes", po::value(&bucket)->default_value("25M"), "bucket size for --grads")
-      ("json", po::bool_switch(&s.json), "print one JSON object instead of the table");
-  po::variables_map vm;
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  po::store(po::command_line_parser(rest).options(desc).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << kUsage << desc << kExample;
+  std::string op = "allreduce", dtype = "float", redop = "sum", sizes = "8:64M", baseline,
+              backend = "auto", algorithm = "auto", bucket = "25M", iters = "20", warmup = "5";
+  bool help = false;
+  // Long options only, as "--name value" or "--name=value"; the table is the help text.
+  struct Option {
+    const char* name;
+    std::string* value;  // null for a switch
+    bool* flag;
+    const char* help;
+  };
+  const Option table[] = {
+      {"op", &op, nullptr, "allreduce | allgather | reduce_scatter | broadcast (allreduce)"},
+      {"dtype", &dtype, nullptr, "f32 | f64 | f16 | bf16 | int32 | int64 | uint8 (f32)"},
+      {"redop", &redop, nullptr, "sum | avg | min | max | prod (sum)"},
+      {"sizes", &sizes, nullptr, "MIN:MAX bytes, doubling, with K, M, G (8:64M)"},
+      {"iters", &iters, nullptr, "timed calls per size (20)"},
+      {"warmup", &warmup, nullptr, "untimed calls per size before them (5)"},
+      {"baseline", &baseline, nullptr, "mpi: also time the plain MPI call on the same buffers"},
+      {"backend", &backend, nullptr, "auto | mpi | nccl; nccl times device buffers (auto)"},
+      {"algorithm", &algorithm, nullptr, "host allreduce: auto | mpi | node (auto)"},
+      {"grads", &s.grads, nullptr, "resnet50: bucketed against per-tensor gradient allreduce"},
+      {"bucket-bytes", &bucket, nullptr, "bucket size for --grads (25M)"},
+      {"json", nullptr, &s.json, "print one JSON object instead of the table"},
+      {"help", nullptr, &help, "show this help"},
+  };
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    std::string arg = args[i];
+    if (arg == "-h") arg = "--help";
+    if (arg.rfind("--", 0) != 0) {
+      throw input_error("unexpected argument '" + arg + "' (options start with --; see --help)");
+    }
+    std::string name = arg.substr(2);
+    std::optional<std::string> inline_value;
+    if (const auto eq = name.find('='); eq != std::string::npos) {
+      inline_value = name.substr(eq + 1);
+      name.resize(eq);
+    }
+    const Option* found = nullptr;
+    for (const Option& o : table) {
+      if (name == o.name) found = &o;
+    }
+    if (!found) throw input_error("unknown option '--" + name + "' (see --help)");
+    if (found->flag) {
+      if (inline_value) throw input_error("--" + name + " takes no value");
+      *found->flag = true;
+    } else if (inline_value) {
+      *found->value = *inline_value;
+    } else if (i + 1 < args.size()) {
+      *found->value = args[++i];
+    } else {
+      throw input_error("--" + name + " needs a value");
+    }
+  }
+  if (help) {
+    std::cout << kUsage << "options:\n";
+    for (const Option& o : table) {
+      std::string left = std::string("  --") + o.name + (o.value ? " VALUE" : "");
+      left.resize(std::max<std::size_t>(left.size() + 1, 24), ' ');
+      std::cout << left << o.help << "\n";
+    }
+    std::cout << kExample;
     return 0;
   }
+  auto whole = [](const std::string& name, const std::string& text) {
+    std::size_t pos = 0;
+    int value = -1;
+    try {
+      value = std::stoi(text, &pos);
+    } catch (const std::exception&) {
+      pos = 0;
+    }
+    if (pos == 0 || pos != text.size()) throw input_error("--" + name + " " + text + ": expected a whole number");
+    return value;
+  };
+  s.iters = whole("iters", iters);
+  s.warmup = whole("warmup", warmup);
   if (op == "allreduce") s.op = Op::allreduce;
   else if (op == "allgather") s.op = Op::allgather;
   else if (op == "reduce_scatter") s.op = Op::reduce_scatter;
@@ -484,7 +532,7 @@ int bench_command(const std::vector<std::string>& args) {
     throw input_error("--sizes " + sizes + ": need 0 < MIN <= MAX (for example 8:64M)");
   }
   if (s.iters < 1 || s.warmup < 0) throw input_error("--iters must be at least 1 and --warmup at least 0");
-  if (vm.count("baseline")) {
+  if (!baseline.empty()) {
     if (baseline != "mpi") throw input_error("--baseline " + baseline + ": the only baseline is mpi");
     s.baseline = true;
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "common/error.hpp"
@@ -132,18 +133,21 @@ class Planner {
       auto it = by_numa.find(core.numa);
       domains_[it == by_numa.end() ? 0 : it->second].cores.push_back(std::move(pus));
     }
+    // A GPU local to several NUMA nodes (hwloc placed it at package level) goes to the
+    // one holding fewest GPUs so far, so that a package's GPUs spread over its domains.
     for (int gpu : allowed_gpus_) {
       const auto& numa = node_.gpus()[static_cast<std::size_t>(gpu)].locality.numa;
-      std::size_t d = most_cores_domain();
+      std::optional<std::size_t> d;
       for (int n : numa) {
-        if (auto it = by_numa.find(n); it != by_numa.end()) {
-          d = it->second;
-          break;
-        }
+        auto it = by_numa.find(n);
+        if (it == by_numa.end()) continue;
+        if (!d || domains_[it->second].gpus.size() < domains_[*d].gpus.size()) d = it->second;
       }
-      if (numa.empty()) unknown_locality_.insert(gpu);
-      domains_[d].gpus.push_back(gpu);
-      domain_of_gpu_[gpu] = static_cast<int>(d);
+      const bool below_no_package = node_.gpus()[static_cast<std::size_t>(gpu)].locality.package < 0;
+      if (!d || (below_no_package && node_.packages().size() > 1)) unknown_locality_.insert(gpu);
+      if (!d) d = most_cores_domain();
+      domains_[*d].gpus.push_back(gpu);
+      domain_of_gpu_[gpu] = static_cast<int>(*d);
     }
   }
 

@@ -231,6 +231,51 @@ TEST(Planner, GpusOnOneSocketKeepTheirRanksOnThatSocket) {
   }
 }
 
+// One package in two NUMA nodes whose two GPUs hwloc could only place at package level.
+constexpr const char* kPackageLevelGpus = R"(<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE topology SYSTEM "hwloc2.dtd">
+<topology version="2.0">
+  <object type="Machine" os_index="0" cpuset="0x0000000f" complete_cpuset="0x0000000f" allowed_cpuset="0x0000000f" nodeset="0x00000003" complete_nodeset="0x00000003" allowed_nodeset="0x00000003" gp_index="1">
+    <object type="Package" os_index="0" cpuset="0x0000000f" complete_cpuset="0x0000000f" nodeset="0x00000003" complete_nodeset="0x00000003" gp_index="2">
+      <object type="Group" cpuset="0x00000003" complete_cpuset="0x00000003" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="3" kind="1001" subkind="0">
+        <object type="NUMANode" os_index="0" cpuset="0x00000003" complete_cpuset="0x00000003" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="4" local_memory="1073741824"/>
+        <object type="Core" os_index="0" cpuset="0x00000001" complete_cpuset="0x00000001" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="5">
+          <object type="PU" os_index="0" cpuset="0x00000001" complete_cpuset="0x00000001" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="6"/>
+        </object>
+        <object type="Core" os_index="1" cpuset="0x00000002" complete_cpuset="0x00000002" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="7">
+          <object type="PU" os_index="1" cpuset="0x00000002" complete_cpuset="0x00000002" nodeset="0x00000001" complete_nodeset="0x00000001" gp_index="8"/>
+        </object>
+      </object>
+      <object type="Group" cpuset="0x0000000c" complete_cpuset="0x0000000c" nodeset="0x00000002" complete_nodeset="0x00000002" gp_index="9" kind="1001" subkind="0">
+        <object type="NUMANode" os_index="1" cpuset="0x0000000c" complete_cpuset="0x0000000c" nodeset="0x00000002" complete_nodeset="0x00000002" gp_index="10" local_memory="1073741824"/>
+        <object type="Core" os_index="2" cpuset="0x00000004" complete_cpuset="0x00000004" nodeset="0x00000002" complete_nodeset="0x00000002" gp_index="11">
+          <object type="PU" os_index="2" cpuset="0x00000004" complete_cpuset="0x00000004" nodeset="0x00000002" complete_nodeset="0x00000002" gp_index="12"/>
+        </object>
+        <object type="Core" os_index="3" cpuset="0x00000008" complete_cpuset="0x00000008" nodeset="0x00000002" complete_nodeset="0x00000002" gp_index="13">
+          <object type="PU" os_index="3" cpuset="0x00000008" complete_cpuset="0x00000008" nodeset="0x00000002" complete_nodeset="0x00000002" gp_index="14"/>
+        </object>
+      </object>
+      <object type="Bridge" gp_index="15" bridge_type="0-1" depth="0" bridge_pci="0000:[00-ff]">
+        <object type="PCIDev" gp_index="16" pci_busid="0000:41:00.0" pci_type="0302 [10de:20b0] [10de:134f] a1" pci_link_speed="31.5"/>
+        <object type="PCIDev" gp_index="17" pci_busid="0000:42:00.0" pci_type="0302 [10de:20b0] [10de:134f] a1" pci_link_speed="31.5"/>
+      </object>
+    </object>
+  </object>
+</topology>
+)";
+
+TEST(Planner, GpusLocalToAWholePackageSpreadOverItsNumaNodes) {
+  Node node = Node::from_xml(kPackageLevelGpus);
+  ASSERT_EQ(node.gpus().size(), 2u);
+  EXPECT_EQ(node.gpus()[0].locality.numa, (std::vector<int>{0, 1}));
+  auto plan = topology::plan(node, request(2));
+  EXPECT_EQ(broken_rules(plan), "");
+  EXPECT_EQ(plan[0].cpus.to_string(), "0-1");
+  EXPECT_EQ(plan[1].cpus.to_string(), "2-3");
+  EXPECT_EQ(plan[1].numa, std::vector<int>{1});
+  EXPECT_EQ(plan[1].reason.find("unknown"), std::string::npos) << plan[1].reason;
+}
+
 TEST(Planner, RestrictedToTheShareSlurmGaveTheStep) {
   // A shared node: this step got GPUs 2,3 and four cores of NUMA 0.
   Node dgx = load("dgx_a100_2s_8gpu_8ib.xml");

@@ -199,7 +199,7 @@ int run_sweep(Communicator& comm, const Settings& s) {
   auto print_header = [&] {
     std::printf("# cohort bench collectives: %s, %d ranks, backend %s%s\n", s.op_name.c_str(), n,
                 std::string(name_of(device >= 0 ? BackendKind::nccl : BackendKind::mpi)).c_str(),
-                device >= 0 ? "" : (", node-local allreduce from " + std::to_string(comm.allreduce_threshold()) + " B").c_str());
+                device >= 0 ? "" : (", cohort's allreduce from " + std::to_string(comm.allreduce_threshold()) + " B").c_str());
     std::printf("#\n# %10s %12s %8s %6s %10s %8s %8s %7s", "size", "count", "type", "redop", "time", "algbw",
                 "busbw", "#wrong");
     if (s.baseline) std::printf(" %10s %8s", "mpi time", "speedup");
@@ -460,7 +460,7 @@ int bench_command(const std::vector<std::string>& args) {
       {"warmup", &warmup, nullptr, "untimed calls per size before them (5)"},
       {"baseline", &baseline, nullptr, "mpi: also time the plain MPI call on the same buffers"},
       {"backend", &backend, nullptr, "auto | mpi | nccl; nccl times device buffers (auto)"},
-      {"algorithm", &algorithm, nullptr, "host allreduce: auto | mpi | node (auto)"},
+      {"algorithm", &algorithm, nullptr, "host allreduce: auto | mpi | node | ring (auto)"},
       {"grads", &s.grads, nullptr, "resnet50: bucketed against per-tensor gradient allreduce"},
       {"bucket-bytes", &bucket, nullptr, "bucket size for --grads (25M)"},
       {"json", nullptr, &s.json, "print one JSON object instead of the table"},
@@ -543,7 +543,8 @@ int bench_command(const std::vector<std::string>& args) {
   if (algorithm == "auto") options.algorithm = AllreduceAlgorithm::automatic;
   else if (algorithm == "mpi") options.algorithm = AllreduceAlgorithm::mpi;
   else if (algorithm == "node") options.algorithm = AllreduceAlgorithm::node;
-  else throw input_error("--algorithm " + algorithm + ": unknown algorithm (use auto, mpi or node)");
+  else if (algorithm == "ring") options.algorithm = AllreduceAlgorithm::ring;
+  else throw input_error("--algorithm " + algorithm + ": unknown algorithm (use auto, mpi, node or ring)");
   Communicator comm = Communicator::from_environment(options);
   if (!s.grads.empty()) return run_grads(comm, s);
   return run_sweep(comm, s);

@@ -14,9 +14,9 @@
 //   r.wait();
 //
 // Backends. Host buffers go over MPI. cohort's own allreduce takes over from MPI_Allreduce
-// above a message size when every rank shares one node: a bandwidth-optimal reduce-scatter
-// + allgather through persistent, pre-faulted shared memory, chunked so that one rank's
-// reduction overlaps its peers' copies. Device buffers go over NCCL when cohort was built
+// above a message size: a bandwidth-optimal reduce-scatter + allgather, through persistent,
+// pre-faulted shared memory when every rank shares one node, else as a ring of MPI messages
+// through persistent staging buffers; both chunked so that reduction overlaps transfer. Device buffers go over NCCL when cohort was built
 // with CUDA and NCCL. COHORT_COLLECTIVES_BACKEND=auto|mpi|nccl chooses explicitly.
 //
 // Every rank calls the same operations in the same order with the same count, dtype and op,
@@ -56,17 +56,20 @@ ReduceOp parse_op(std::string_view text);
 
 // Which allreduce algorithm serves a host buffer.
 enum class AllreduceAlgorithm {
-  automatic,  // cohort's node-local path at or above the threshold, MPI_Allreduce below
+  automatic,  // at or above the threshold cohort's node-local path (all ranks on one node)
+              // or its ring (several nodes); MPI_Allreduce below
   mpi,        // always MPI_Allreduce
   node,       // always cohort's node-local path (every rank must share one node)
+  ring,       // always cohort's ring over MPI point-to-point messages
 };
 
 struct CommunicatorOptions {
   // Backend: unset means COHORT_COLLECTIVES_BACKEND, else auto (device buffers → NCCL).
   std::optional<std::string> backend;
-  // Host allreduce algorithm; COHORT_ALLREDUCE_ALGORITHM=auto|mpi|node overrides automatic.
+  // Host allreduce algorithm; COHORT_ALLREDUCE_ALGORITHM=auto|mpi|node|ring overrides
+  // automatic.
   AllreduceAlgorithm algorithm = AllreduceAlgorithm::automatic;
-  // Message size (bytes) from which the node-local path is used. Unset: COHORT_ALLREDUCE_
+  // Message size (bytes) from which cohort's own algorithm is used. Unset: COHORT_ALLREDUCE_
   // THRESHOLD, else the value measured for this rank count (docs/performance.md).
   std::optional<std::size_t> threshold_bytes;
   // Check on every call that all ranks agree on count, dtype and op (one extra small
@@ -126,7 +129,7 @@ class Communicator {
   // Whether non-blocking operations progress in the background (MPI was given
   // MPI_THREAD_MULTIPLE); otherwise they complete inside the call that starts them.
   bool overlaps() const;
-  // The message size from which the node-local allreduce is used (SIZE_MAX when it is not).
+  // The message size from which cohort's own allreduce is used (SIZE_MAX when never).
   std::size_t allreduce_threshold() const;
 
   // `count` elements of `send` reduced across ranks into `recv`; send == recv is in place.

@@ -102,6 +102,7 @@ MpiEngine::MpiEngine(MPI_Comm comm, MpiSettings settings) : settings_(settings) 
 
 MpiEngine::~MpiEngine() {
   node_.reset();
+  ring_.reset();
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
@@ -132,19 +133,24 @@ void MpiEngine::allreduce(const void* send, void* recv, std::size_t count, DataT
                           ReduceOp op) {
   verify("allreduce", 1, count, dtype, static_cast<int>(op));
   const std::size_t bytes = count * size_of(dtype);
-  bool node = false;
-  if (settings_.algorithm == AllreduceAlgorithm::node) {
+  AllreduceAlgorithm algorithm = settings_.algorithm;
+  if (algorithm == AllreduceAlgorithm::automatic) {
+    algorithm = bytes < settings_.threshold_bytes ? AllreduceAlgorithm::mpi
+                : settings_.node_local            ? AllreduceAlgorithm::node
+                                                  : AllreduceAlgorithm::ring;
+  }
+  if (algorithm == AllreduceAlgorithm::node) {
     if (!settings_.node_local) {
       throw input_error("allreduce algorithm 'node' needs every rank on one node; these ranks "
-                        "span several: use COHORT_ALLREDUCE_ALGORITHM=auto");
+                        "span several: use COHORT_ALLREDUCE_ALGORITHM=auto or ring");
     }
-    node = true;
-  } else if (settings_.algorithm == AllreduceAlgorithm::automatic) {
-    node = settings_.node_local && bytes >= settings_.threshold_bytes;
-  }
-  if (node) {
     if (!node_) node_ = std::make_unique<NodeAllreduce>(comm_, settings_.chunk_bytes);
     node_->run(send, recv, count, dtype, op);
+    return;
+  }
+  if (algorithm == AllreduceAlgorithm::ring) {
+    if (!ring_) ring_ = std::make_unique<RingAllreduce>(comm_);
+    ring_->run(send, recv, count, dtype, op);
     return;
   }
   const auto* in = static_cast<const std::byte*>(send);

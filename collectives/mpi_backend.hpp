@@ -8,6 +8,7 @@
 
 #include "collectives/communicator.hpp"
 #include "collectives/node_allreduce.hpp"
+#include "collectives/ring_allreduce.hpp"
 
 namespace cohort::detail {
 
@@ -22,14 +23,15 @@ MPI_Op mpi_op(DataType dtype, ReduceOp op);
 
 struct MpiSettings {
   AllreduceAlgorithm algorithm = AllreduceAlgorithm::automatic;
-  std::size_t threshold_bytes = 0;  // node-local path from this size (automatic)
+  std::size_t threshold_bytes = 0;  // cohort's own path from this size (automatic)
   bool node_local = false;          // every rank shares this node
   bool verify = false;
   std::size_t chunk_bytes = NodeAllreduce::kDefaultChunkBytes;
 };
 
 // Owns a duplicate of the communicator it is given (freed on destruction) and, once the
-// first large allreduce needs it, the node-local allreduce's shared segment.
+// first large allreduce needs them, the node-local allreduce's shared segment or the ring's
+// staging buffers.
 class MpiEngine {
  public:
   MpiEngine(MPI_Comm comm, MpiSettings settings);
@@ -53,6 +55,7 @@ class MpiEngine {
   int rank_ = 0;
   int size_ = 1;
   std::unique_ptr<NodeAllreduce> node_;
+  std::unique_ptr<RingAllreduce> ring_;
 };
 
 }  // namespace cohort::detail

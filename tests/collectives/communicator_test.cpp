@@ -61,11 +61,12 @@ TEST_P(AllreduceAlgorithms, EveryOpAndDtypeMatchesTheReference) {
 
 INSTANTIATE_TEST_SUITE_P(Collectives, AllreduceAlgorithms,
                          ::testing::Values(AllreduceAlgorithm::automatic, AllreduceAlgorithm::mpi,
-                                           AllreduceAlgorithm::node),
+                                           AllreduceAlgorithm::node, AllreduceAlgorithm::ring),
                          [](const auto& info) {
                            switch (info.param) {
                              case AllreduceAlgorithm::mpi: return std::string("Mpi");
                              case AllreduceAlgorithm::node: return std::string("NodeLocal");
+                             case AllreduceAlgorithm::ring: return std::string("Ring");
                              default: return std::string("Automatic");
                            }
                          });

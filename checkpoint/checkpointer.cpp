@@ -179,9 +179,15 @@ H5Handle file_access(const Group& group) {
   return fapl;
 }
 
-H5Handle transfer(const Group& group) {
+// Each rank's part of a tensor is one contiguous range of the file (its rows), so
+// independent I/O writes and reads it directly; collective I/O would shuffle the data
+// through aggregator ranks first. Compressed (chunked, filtered) datasets need collective
+// transfers in parallel HDF5.
+H5Handle transfer(const Group& group, bool collective) {
   auto dxpl = h5_plist(H5Pcreate(H5P_DATASET_XFER), "transfer properties");
-  if (group.size() > 1) h5ok(H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_COLLECTIVE), "collective transfer");
+  if (group.size() > 1) {
+    h5ok(H5Pset_dxpl_mpio(dxpl.get(), collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT), "transfer mode");
+  }
   return dxpl;
 }
 
@@ -217,11 +223,18 @@ H5Handle make_space(const std::vector<std::uint64_t>& shape, const std::string& 
 
 void default_warn(const std::string& message) { std::cerr << "cohort: checkpoint: " << message << "\n"; }
 
+// A staging buffer: left uninitialised, since it is overwritten at once and zeroing a large
+// fresh buffer would double the time the caller is blocked.
+struct Staging {
+  std::unique_ptr<std::byte[]> data;
+  std::uint64_t capacity = 0;
+};
+
 struct Job {
   std::int64_t step;
   std::vector<Tensor> tensors;
   Metadata metadata;
-  std::vector<std::vector<std::byte>> staging;
+  std::vector<Staging> staging;
   std::promise<SaveResult> promise;
 };
 
@@ -313,7 +326,7 @@ class Checkpointer::Impl {
     auto job = std::make_unique<Job>();
     job->step = step;
     job->metadata = state.metadata;
-    std::vector<std::vector<std::byte>> spare = std::move(spare_);
+    std::vector<Staging> spare = std::move(spare_);
     spare_.clear();
     lock.unlock();
 
@@ -322,16 +335,18 @@ class Checkpointer::Impl {
     try {
       for (const auto& t : state.tensors) {
         std::uint64_t bytes = element_count(t.shape) * dtype_size(t.dtype);
-        std::vector<std::byte> buffer;
-        auto fit = std::find_if(spare.begin(), spare.end(), [&](const auto& b) { return b.capacity() >= bytes; });
+        Staging buffer;
+        auto fit = std::find_if(spare.begin(), spare.end(), [&](const Staging& b) { return b.capacity >= bytes; });
         if (fit != spare.end()) {
           buffer = std::move(*fit);
           spare.erase(fit);
+        } else if (bytes > 0) {
+          buffer.data.reset(new std::byte[bytes]);
+          buffer.capacity = bytes;
         }
-        buffer.resize(bytes);
-        if (bytes) std::memcpy(buffer.data(), t.data, bytes);
+        if (bytes) std::memcpy(buffer.data.get(), t.data, bytes);
         Tensor staged = t;
-        staged.data = buffer.data();
+        staged.data = buffer.data.get();
         job->tensors.push_back(std::move(staged));
         job->staging.push_back(std::move(buffer));
       }
@@ -533,8 +548,17 @@ class Checkpointer::Impl {
       auto fapl = file_access(group_);
       auto file = h5_file(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), "create " + path.string());
       auto group = h5_group(H5Gcreate2(file.get(), "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group /tensors");
-      auto dxpl = transfer(group_);
+      auto independent = transfer(group_, false), collective = transfer(group_, true);
       const std::byte dummy{};
+      // Checksums are computed on another thread while HDF5 writes: the data is only read.
+      auto checksums = std::async(std::launch::async, [&] {
+        for (size_t i = 0; i < tensors.size(); ++i) {
+          if (tensors[i].sharding == Sharding::rows || group_.rank() == 0) {
+            crcs[i] = tensors[i].data ? crc32c(0, tensors[i].data, parts[i].local_bytes) : 0;
+            lengths[i] = parts[i].local_bytes;
+          }
+        }
+      });
       for (size_t i = 0; i < tensors.size(); ++i) {
         const auto& t = tensors[i];
         const auto& p = parts[i];
@@ -558,14 +582,12 @@ class Checkpointer::Impl {
         auto mem_space = select_part(file_space.get(), p.global_shape, sharded, group_.rank() == 0, p.first_row,
                                      local_rows, what);
         const void* data = t.data ? t.data : &dummy;
-        h5ok(H5Dwrite(dataset.get(), memory_type(t.dtype), mem_space.get(), file_space.get(), dxpl.get(), data),
+        hid_t dxpl = use_chunks(p, t) ? collective.get() : independent.get();
+        h5ok(H5Dwrite(dataset.get(), memory_type(t.dtype), mem_space.get(), file_space.get(), dxpl, data),
              "write " + what);
         dataset.close("close " + what);
-        if (sharded || group_.rank() == 0) {
-          crcs[i] = t.data ? crc32c(0, t.data, p.local_bytes) : 0;
-          lengths[i] = p.local_bytes;
-        }
       }
+      checksums.get();
       group.close("close group /tensors");
       json::Value meta = metadata_to_json(metadata);
       meta.set("step", step);
@@ -681,6 +703,9 @@ class Checkpointer::Impl {
 
     std::vector<std::uint32_t> crcs(slots.size(), 0);
     std::vector<std::uint64_t> lengths(slots.size(), 0);
+    // Declared before the HDF5 handles: on an error the handles close first, then these
+    // futures wait for their threads, which touch only the slots' memory.
+    std::vector<std::future<void>> checksums;
     {
       H5Lock h5;
       auto fapl = file_access(group_);
@@ -694,7 +719,7 @@ class Checkpointer::Impl {
                       std::to_string(step));
         }
       });
-      auto dxpl = transfer(group_);
+      auto independent = transfer(group_, false), collective = transfer(group_, true);
       std::byte dummy{};
       for (size_t i = 0; i < slots.size(); ++i) {
         const auto& s = slots[i];
@@ -722,13 +747,18 @@ class Checkpointer::Impl {
           auto mem_space = select_part(file_space.get(), info.shape, sharded, true, rows.first_row[i],
                                        sharded ? s.shape[0] : 0, what);
           void* data = s.data ? s.data : &dummy;
-          h5ok(H5Dread(dataset.get(), memory_type(s.dtype), mem_space.get(), file_space.get(), dxpl.get(), data),
+          hid_t dxpl = info.compressed ? collective.get() : independent.get();
+          h5ok(H5Dread(dataset.get(), memory_type(s.dtype), mem_space.get(), file_space.get(), dxpl, data),
                "read " + what);
-          crcs[i] = s.data ? crc32c(0, s.data, bytes) : 0;
-          lengths[i] = bytes;
         });
+        // This tensor's checksum is computed while the next one is read.
+        lengths[i] = bytes;
+        checksums.push_back(std::async(std::launch::async, [&crcs, &s, i, bytes] {
+          crcs[i] = s.data ? crc32c(0, s.data, bytes) : 0;
+        }));
       }
       group_.together([&] { file.close("close " + (path / kStateFile).string()); });
+      for (auto& c : checksums) c.get();
     }
 
     // Replicated slots are checked by each rank; sharded ones from all ranks' parts.
@@ -792,7 +822,7 @@ class Checkpointer::Impl {
   std::condition_variable wake_worker_;
   std::condition_variable slot_free_;
   std::deque<std::unique_ptr<Job>> queue_;
-  std::vector<std::vector<std::byte>> spare_;
+  std::vector<Staging> spare_;
   int in_flight_ = 0;
   bool stopping_ = false;
   std::thread worker_;

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "checkpoint/bench.hpp"
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/internal.hpp"
 
@@ -25,7 +26,9 @@ constexpr const char* kUsage =
     "                               (PATH is a step-XXXXXXXX directory, or DIR for its newest)\n"
     "  verify PATH|DIR              check every tensor's checksum; exit 0 only when all match\n"
     "  prune DIR --keep-last N [--keep-every M]\n"
-    "                               remove old checkpoints; the newest good one always stays\n\n"
+    "                               remove old checkpoints; the newest good one always stays\n"
+    "  bench --dir D [--bytes N] [--tensors K] [--async]\n"
+    "                               save/load throughput against raw write+fsync and read\n\n"
     "ls, inspect and verify take --json.\n\n"
     "example:\n"
     "  cohort ckpt ls /scratch/run1/ckpt\n"
@@ -284,7 +287,8 @@ int ckpt_command(const std::vector<std::string>& args) {
   else if (verb == "inspect") run = inspect;
   else if (verb == "verify") run = verify_command;
   else if (verb == "prune") run = prune_command;
-  else throw input_error("unknown verb '" + verb + "' (verbs: ls, inspect, verify, prune; see 'cohort ckpt --help')");
+  else if (verb == "bench") run = bench_command;
+  else throw input_error("unknown verb '" + verb + "' (verbs: ls, inspect, verify, prune, bench; see 'cohort ckpt --help')");
   // Errors name the verb: "cohort: ckpt: verify: …".
   try {
     return run(rest);

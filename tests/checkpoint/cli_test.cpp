@@ -98,3 +98,30 @@ TEST_F(CkptCli, APathThatIsNotACheckpointIsAUsageErrorNamingIt) {
 
 }  // namespace
 }  // namespace cohort::checkpoint
+
+namespace cohort::checkpoint {
+namespace {
+
+TEST(CkptBench, ReportsThroughputAgainstRawAndCleansUpUnlessKept) {
+  testing::TempDir tmp;
+  auto r = cohort({"ckpt", "bench", "--dir", tmp.path().string(), "--bytes", "1M", "--tensors", "4", "--repeat", "1",
+                   "--async", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = json::parse(r.out);
+  for (const char* key : {"write_GBps", "raw_write_GBps", "read_GBps", "raw_read_GBps", "sync_save_s",
+                          "async_blocked_s"}) {
+    EXPECT_TRUE(j.at(key).is_number()) << key;
+  }
+  EXPECT_EQ(j.at("bytes").as_int(), 1 << 20);
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path()));
+
+  auto kept = cohort({"ckpt", "bench", "--dir", tmp.path().string(), "--bytes", "64K", "--tensors", "2", "--repeat",
+                      "1", "--keep"});
+  ASSERT_EQ(kept.exit_code, 0) << kept.err;
+  EXPECT_NE(kept.out.find("ratio"), std::string::npos) << kept.out;
+  EXPECT_EQ(cohort({"ckpt", "verify", (tmp / "ckpt").string()}).exit_code, 0);
+  EXPECT_EQ(cohort({"ckpt", "bench", "--dir", tmp.path().string(), "--bytes", "lots"}).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace cohort::checkpoint

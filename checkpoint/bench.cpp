@@ -1,0 +1,292 @@
+// `cohort ckpt bench`: checkpoint save and load throughput against raw write+fsync and read
+// of the same bytes, measured in the same run on the same directory.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <cstdio>
+#include <iostream>
+
+#include "checkpoint/bench.hpp"
+#include "checkpoint/checkpoint.hpp"
+#include "checkpoint/internal.hpp"
+
+namespace cohort::checkpoint {
+
+using namespace detail;
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr const char* kHelp =
+    "usage: cohort ckpt bench --dir D [--bytes N] [--tensors K] [--repeat R] [--async] [--keep] [--json]\n\n"
+    "Saves and loads a synthetic state of N bytes (all ranks together) in K float32 tensors,\n"
+    "sharded by rows, through the checkpointer; in the same run writes the same bytes raw\n"
+    "(write + fsync, one file per rank) and reads them back, as the limit. Page caches of\n"
+    "both are dropped before reading; raw and checkpoint runs alternate R times and each\n"
+    "figure is the median. Run it under mpirun or srun for several ranks.\n\n"
+    "example:\n"
+    "  mpirun -n 2 cohort ckpt bench --dir /scratch/bench --bytes 1G --tensors 100 --async\n";
+
+// Initialises MPI for the benchmark when the program has not, and finalises it after.
+class MpiSession {
+ public:
+  MpiSession() {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+      int provided = 0;
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
+      owned_ = true;
+    }
+  }
+  ~MpiSession() {
+    if (owned_) MPI_Finalize();
+  }
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+
+ private:
+  bool owned_ = false;
+};
+
+std::uint64_t parse_bytes(const std::string& text) {
+  std::size_t used = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string suffix = text.substr(used);
+  std::uint64_t scale = 1;
+  if (suffix == "K" || suffix == "KiB") scale = 1ull << 10;
+  else if (suffix == "M" || suffix == "MiB") scale = 1ull << 20;
+  else if (suffix == "G" || suffix == "GiB") scale = 1ull << 30;
+  else if (!suffix.empty() || used == 0) scale = 0;
+  if (scale == 0 || n == 0) {
+    throw input_error("--bytes " + text + ": expected a positive size such as 4096, 64M or 1G");
+  }
+  return n * scale;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The slowest rank's time: the job waits for it.
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+double slowest(double mine) {
+  double out = mine;
+  MPI_Allreduce(&mine, &out, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return out;
+}
+
+class RawFd {
+ public:
+  RawFd(const fs::path& path, int flags) : fd_(::open(path.c_str(), flags | O_CLOEXEC, 0644)) {
+    if (fd_ < 0) throw Error(system_message("open " + path.string(), errno));
+  }
+  ~RawFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawFd(const RawFd&) = delete;
+  RawFd& operator=(const RawFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Writes and fsyncs, or reads, `size` bytes in 64 MiB calls.
+void raw_io(const fs::path& path, std::byte* data, std::uint64_t size, bool write) {
+  RawFd fd(path, write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY);
+  constexpr std::uint64_t kCall = 64ull << 20;
+  for (std::uint64_t done = 0; done < size;) {
+    auto n = static_cast<size_t>(std::min(kCall, size - done));
+    ssize_t got = write ? ::write(fd.get(), data + done, n) : ::read(fd.get(), data + done, n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) throw Error(system_message((write ? "write " : "read ") + path.string(), got < 0 ? errno : EIO));
+    done += static_cast<std::uint64_t>(got);
+  }
+  if (write && ::fsync(fd.get()) != 0) throw Error(system_message("fsync " + path.string(), errno));
+}
+
+// Drops a file's clean pages from the page cache so that the next read goes to storage.
+void drop_cache(const fs::path& path) {
+  RawFd fd(path, O_RDONLY);
+  ::fdatasync(fd.get());
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+}
+
+}  // namespace
+
+int bench_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  std::string dir_text, bytes_text = "1G";
+  int tensors = 100, repeat = 3;
+  options.add_options()("dir", po::value(&dir_text)->required(), "directory to write in (shared by all ranks)")(
+      "bytes", po::value(&bytes_text), "state size, all ranks together (default 1G)")(
+      "tensors", po::value(&tensors), "number of tensors (default 100)")(
+      "repeat", po::value(&repeat), "repetitions; each figure is their median (default 3)")(
+      "async", "also measure how long save_async blocks the caller")(
+      "keep", "leave the checkpoint in --dir")("json", "print JSON instead of a table")("help,h", "show this help");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(options).run(), vm);
+  if (vm.count("help")) {
+    std::cout << kHelp << "\n" << options << "\n";
+    return 0;
+  }
+  po::notify(vm);
+  const std::uint64_t total = parse_bytes(bytes_text);
+  if (tensors < 1) throw input_error("--tensors " + std::to_string(tensors) + ": must be at least 1");
+  if (repeat < 1) throw input_error("--repeat " + std::to_string(repeat) + ": must be at least 1");
+  const fs::path dir = dir_text;
+
+  MpiSession mpi;
+  int rank = 0, ranks = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+
+  // K float32 tensors of equal size, each split by rows over the ranks.
+  const std::uint64_t elements = std::max<std::uint64_t>(1, total / 4 / static_cast<std::uint64_t>(tensors));
+  const std::uint64_t mine = elements / static_cast<std::uint64_t>(ranks) +
+                             (static_cast<std::uint64_t>(rank) < elements % static_cast<std::uint64_t>(ranks) ? 1 : 0);
+  std::vector<std::vector<float>> data(static_cast<size_t>(tensors));
+  std::vector<Tensor> state_tensors;
+  std::vector<TensorSlot> slots;
+  for (int t = 0; t < tensors; ++t) {
+    auto& d = data[static_cast<size_t>(t)];
+    d.resize(mine);
+    for (std::uint64_t i = 0; i < mine; ++i) d[i] = static_cast<float>((i * 2654435761u + static_cast<unsigned>(t)) % 1000003);
+    std::string name = "bench.t" + std::to_string(t);
+    state_tensors.push_back({name, DType::float32, {mine}, Sharding::rows, d.data()});
+    slots.push_back({name, DType::float32, {mine}, Sharding::rows, d.data()});
+  }
+  const std::uint64_t my_bytes = mine * 4 * static_cast<std::uint64_t>(tensors);
+  std::uint64_t all_bytes = 0;
+  MPI_Allreduce(&my_bytes, &all_bytes, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+
+  if (rank == 0) fs::create_directories(dir);
+  MPI_Barrier(MPI_COMM_WORLD);
+  const fs::path ckpt_dir = dir / "ckpt";
+  const fs::path raw = dir / ("raw-" + std::to_string(rank) + ".bin");
+  const std::int64_t kSyncStep = 10, kAsyncStep = 100;  // sync saves use 10, 11, …
+  if (rank == 0) {
+    for (int rep = 0; rep < repeat; ++rep) fs::remove_all(checkpoint_path(ckpt_dir, kSyncStep + rep));
+    for (auto step : {kAsyncStep, kAsyncStep + 1}) fs::remove_all(checkpoint_path(ckpt_dir, step));
+  }
+
+  // Raw: the same bytes, one contiguous buffer per rank.
+  std::vector<std::byte> buffer(my_bytes);
+  for (int t = 0; t < tensors; ++t) {
+    std::memcpy(buffer.data() + static_cast<std::uint64_t>(t) * mine * 4, data[static_cast<size_t>(t)].data(), mine * 4);
+  }
+  // Storage throughput drifts while the disk and its caches settle: raw and checkpoint
+  // runs alternate, and each figure is the median over the repetitions.
+  std::vector<double> raw_writes, raw_reads, saves, loads;
+  Options opts;
+  Checkpointer ckpt(ckpt_dir, MPI_COMM_WORLD, opts);
+  for (int rep = 0; rep < repeat; ++rep) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    auto start = std::chrono::steady_clock::now();
+    raw_io(raw, buffer.data(), my_bytes, true);
+    raw_writes.push_back(slowest(seconds_since(start)));
+
+    MPI_Barrier(MPI_COMM_WORLD);
+    start = std::chrono::steady_clock::now();
+    const std::int64_t step = kSyncStep + rep;
+    ckpt.save(step, State{state_tensors, {}});
+    saves.push_back(slowest(seconds_since(start)));
+
+    drop_cache(raw);
+    if (rank == 0) drop_cache(checkpoint_path(ckpt_dir, step) / kStateFile);
+    MPI_Barrier(MPI_COMM_WORLD);
+    start = std::chrono::steady_clock::now();
+    raw_io(raw, buffer.data(), my_bytes, false);
+    raw_reads.push_back(slowest(seconds_since(start)));
+
+    MPI_Barrier(MPI_COMM_WORLD);
+    start = std::chrono::steady_clock::now();
+    ckpt.load(step, slots);
+    loads.push_back(slowest(seconds_since(start)));
+    if (rank == 0 && rep + 1 < repeat) fs::remove_all(checkpoint_path(ckpt_dir, step));
+  }
+  fs::remove(raw);
+  buffer = {};
+  const double raw_write = median(raw_writes), raw_read = median(raw_reads);
+  const double save_s = median(saves), load_s = median(loads);
+
+  double blocked_s = -1, first_blocked_s = -1, async_total_s = -1;
+  if (vm.count("async")) {
+    // Twice: the first save also allocates the staging buffers, which later saves reuse,
+    // as a training loop's periodic saves do.
+    for (auto step : {kAsyncStep, kAsyncStep + 1}) {
+      MPI_Barrier(MPI_COMM_WORLD);
+      auto start = std::chrono::steady_clock::now();
+      auto future = ckpt.save_async(step, State{state_tensors, {}});
+      double blocked = slowest(seconds_since(start));
+      future.get();
+      double total = slowest(seconds_since(start));
+      if (step == kAsyncStep) {
+        first_blocked_s = blocked;
+      } else {
+        blocked_s = blocked;
+        async_total_s = total;
+      }
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0 && !vm.count("keep")) {
+    for (auto step : ckpt.steps()) fs::remove_all(checkpoint_path(ckpt_dir, step));
+    fs::remove(ckpt_dir / kLatestFile);
+    std::error_code ec;
+    fs::remove(ckpt_dir, ec);  // only when nothing else is in it
+  }
+
+  if (rank != 0) return 0;
+  const double gb = static_cast<double>(all_bytes) / 1e9;
+  json::Value out = json::Value::object();
+  out.set("bytes", all_bytes);
+  out.set("tensors", tensors);
+  out.set("ranks", ranks);
+  out.set("repeat", repeat);
+  out.set("write_GBps", gb / save_s);
+  out.set("raw_write_GBps", gb / raw_write);
+  out.set("read_GBps", gb / load_s);
+  out.set("raw_read_GBps", gb / raw_read);
+  out.set("sync_save_s", save_s);
+  out.set("async_blocked_s", blocked_s >= 0 ? json::Value(blocked_s) : json::Value());
+  out.set("async_first_blocked_s", first_blocked_s >= 0 ? json::Value(first_blocked_s) : json::Value());
+  out.set("async_total_s", async_total_s >= 0 ? json::Value(async_total_s) : json::Value());
+  if (vm.count("json")) {
+    std::cout << json::write(out) << "\n";
+    return 0;
+  }
+  char line[256];
+  std::printf("cohort ckpt bench: %.3f GB in %d tensors, %d rank(s), %s\n", gb, tensors, ranks, dir.c_str());
+  std::printf("%-12s %12s %12s\n", "", "write GB/s", "read GB/s");
+  std::printf("%-12s %12.2f %12.2f\n", "raw", gb / raw_write, gb / raw_read);
+  std::printf("%-12s %12.2f %12.2f\n", "checkpoint", gb / save_s, gb / load_s);
+  std::printf("%-12s %12.2f %12.2f\n", "ratio", raw_write / save_s, raw_read / load_s);
+  std::snprintf(line, sizeof line, "sync save %.3f s", save_s);
+  std::cout << line;
+  if (blocked_s >= 0) {
+    std::snprintf(line, sizeof line,
+                  "\nasync save blocked the caller %.3f s (%.1f%% of sync; first save %.3f s), done after %.3f s",
+                  blocked_s, 100.0 * blocked_s / save_s, first_blocked_s, async_total_s);
+    std::cout << line;
+  }
+  std::cout << "\n";
+  return 0;
+}
+
+}  // namespace cohort::checkpoint

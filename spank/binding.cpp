@@ -73,8 +73,9 @@ Binding Machine::bind_self(const CpuSet& cpus, const std::vector<int>& numa) con
   if (cpus.empty()) {
     result.cpu_note = "the plan has no CPUs";
   } else if (!cpus.is_subset_of(allowed)) {
-    result.cpu_note = "CPUs " + (cpus - allowed).to_string() + " are not on this machine (it allows " +
-                      allowed.to_string() + ")";
+    const CpuSet absent = cpus - allowed;
+    result.cpu_note = (absent.count() == 1 ? "CPU " + absent.to_string() + " is" : "CPUs " + absent.to_string() + " are") +
+                      " not on this machine, which allows " + allowed.to_string();
   } else {
     Bitmap set = new_bitmap();
     for (int cpu : cpus.cpus()) hwloc_bitmap_set(set.get(), static_cast<unsigned>(cpu));
@@ -96,20 +97,24 @@ Binding Machine::bind_self(const CpuSet& cpus, const std::vector<int>& numa) con
   }
   if (numa.empty()) {
     result.memory_note = "the plan has no NUMA node";
-  } else if (!missing.empty()) {
-    result.memory_note = "NUMA " + numa_list(missing) + " not on this machine";
-  } else if (hwloc_set_membind(topo, nodes.get(), HWLOC_MEMBIND_BIND,
-                               HWLOC_MEMBIND_PROCESS | HWLOC_MEMBIND_BYNODESET) != 0) {
+    return result;
+  }
+  if (!missing.empty()) {
+    result.memory_note = "NUMA " + numa_list(missing) + (missing.size() == 1 ? " is" : " are") + " not on this machine";
+    return result;
+  }
+  // Linux keeps memory policy per thread and hwloc has no process-wide call there; the
+  // caller is a task's only thread, about to exec, and exec keeps the policy.
+  if (hwloc_set_membind(topo, nodes.get(), HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) != 0) {
     // A kernel without NUMA policy support, or a sandbox that forbids set_mempolicy, is a
     // machine that cannot honour memory binding rather than a failed task.
-    if (errno == ENOSYS || errno == EPERM || errno == EXDEV) {
-      result.memory_note = system_message("memory binding to NUMA " + numa_list(numa) + " unsupported here", errno);
-    } else {
+    if (errno != ENOSYS && errno != EPERM && errno != EXDEV) {
       throw Error(system_message("binding memory to NUMA " + numa_list(numa), errno));
     }
-  } else {
-    result.memory_applied = true;
+    result.memory_note = system_message("this machine refuses memory policies", errno);
+    return result;
   }
+  result.memory_applied = true;
   return result;
 }
 

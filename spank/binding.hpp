@@ -35,8 +35,9 @@ class Machine {
   // The CPUs this process may run on.
   topology::CpuSet allowed_cpus() const;
 
-  // Binds the calling process (all its threads) to `cpus` and its memory to the NUMA
-  // nodes `numa`, each only when this machine has all of them. Throws cohort::Error when
+  // Binds the calling process to `cpus` and the calling thread's memory (a task before
+  // exec has one thread) to the NUMA nodes `numa`, each only when this machine has all
+  // of them. Throws cohort::Error when
   // a binding the machine could honour fails, so a task never runs silently unbound.
   Binding bind_self(const topology::CpuSet& cpus, const std::vector<int>& numa) const;
 

@@ -45,9 +45,10 @@ struct State {
 };
 State& state();
 
-// "spank_cohort: " + message, through Slurm's logging.
+// "spank_cohort: " + message, through Slurm's logging: errors reach the user and the log.
 void log_error(const std::string& message);
-void log_info(const std::string& message);
+// To the user: the terminal of srun, or the job's stderr (info only reaches the logs).
+void log_user(const std::string& message);
 // Logs a failed SPANK call with its name and Slurm's reason; true when rc is success.
 bool check(spank_err_t rc, const std::string& call);
 

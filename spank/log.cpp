@@ -11,7 +11,7 @@ State& state() {
 
 void log_error(const std::string& message) { slurm_error("spank_cohort: %s", message.c_str()); }
 
-void log_info(const std::string& message) { slurm_info("spank_cohort: %s", message.c_str()); }
+void log_user(const std::string& message) { slurm_spank_log("spank_cohort: %s", message.c_str()); }
 
 bool check(spank_err_t rc, const std::string& call) {
   if (rc == ESPANK_SUCCESS) return true;

@@ -83,12 +83,12 @@ void plan_node(spank_t sp, State& st) {
     const double ms = std::chrono::duration<double, std::milli>(planned - start).count();
     char took[32];
     std::snprintf(took, sizeof took, "%.1f", ms);
-    log_info(st.host + ": step " + std::to_string(job) + "." + std::to_string(step) + ": planned " +
+    log_user(st.host + ": step " + std::to_string(job) + "." + std::to_string(step) + ": planned " +
              std::to_string(st.plan.size()) + " tasks in " + took + " ms (topology: " + st.node->source() + ")");
   }
 }
 
-std::string yes_or_why(bool applied, const std::string& note) { return applied ? "yes" : "no (" + note + ")"; }
+std::string applied_or_why(bool applied, const std::string& note) { return applied ? "applied" : "skipped, " + note; }
 
 }  // namespace
 
@@ -143,8 +143,8 @@ int remote_task_init(spank_t sp) {
     return -1;
   }
   if (st.settings.verbose.value_or(false)) {
-    log_info(who + ": " + describe(placement) + "; bound CPUs: " + yes_or_why(bound.cpu_applied, bound.cpu_note) +
-             ", memory: " + yes_or_why(bound.memory_applied, bound.memory_note));
+    log_user(who + ": " + describe(placement) + "; CPU binding: " + applied_or_why(bound.cpu_applied, bound.cpu_note) +
+             "; memory binding: " + applied_or_why(bound.memory_applied, bound.memory_note));
   }
   return 0;
 }

@@ -16,6 +16,7 @@ pkg_check_modules(HWLOC REQUIRED IMPORTED_TARGET hwloc>=2.0)
 pkg_check_modules(UCX REQUIRED IMPORTED_TARGET ucx)
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(Slurm REQUIRED)
+find_package(yaml-cpp REQUIRED)
 
 # CUDA and NCCL are optional: without them the NCCL backend is left out.
 if(NOT DEFINED CUDAToolkit_ROOT AND EXISTS /usr/local/cuda)

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "common/error.hpp"
+#include "launcher/job_spec.hpp"
 #include "launcher/supervisor.hpp"
 
 namespace po = boost::program_options;
@@ -35,6 +36,8 @@ example (in an sbatch script):
   exec cohort launch --max-restarts 3 --heartbeat-timeout 300 -- python3 train.py
 example (on this machine):
   cohort launch --local --nproc 2 -- python3 train.py
+example (roles, as a heterogeneous job):
+  cohort launch --spec tfjob.yaml --emit-sbatch > job.sh && sbatch job.sh
 )";
 
 }  // namespace
@@ -60,7 +63,7 @@ int launch_command(const std::vector<std::string>& args) {
   std::vector<std::string> command(dash == args.end() ? args.end() : dash + 1, args.end());
 
   LaunchOptions o;
-  std::string policy = "on-failure", preempt = "USR1", checkpoint = "none";
+  std::string policy = "on-failure", preempt = "USR1", checkpoint = "none", spec_path, role;
   po::options_description visible("options");
   visible.add_options()
       ("help,h", "show this help")
@@ -78,10 +81,14 @@ int launch_command(const std::vector<std::string>& args) {
        "signal sent to ranks on preemption besides the flag file (none: flag file only)")
       ("max-requeues", po::value<int>(&o.max_requeues)->default_value(3), "requeues after preemption allowed")
       ("output-dir", po::value<std::string>(&o.output_dir), "write each rank's output to DIR/rank-R.log")
+      ("spec", po::value<std::string>(&spec_path),
+       "a PyTorchJob, TFJob or MPIJob spec (YAML): roles, replicas, resources, policies")
+      ("emit-sbatch", "with --spec: print the sbatch script (one hetjob component per role) and exit")
       ("run-dir", po::value<std::string>(&o.run_dir),
        "shared directory for the ranks' status files (default: .cohort/job-ID in the submit directory)");
   po::options_description hidden;
   hidden.add_options()("as-rank", "run as one rank's wrapper (started by cohort launch itself)")(
+      "role", po::value<std::string>(&role), "the rank's role, with --as-rank")(
       "command", po::value<std::vector<std::string>>());
   po::options_description all;
   all.add(visible).add(hidden);
@@ -99,10 +106,26 @@ int launch_command(const std::vector<std::string>& args) {
     auto before = vm["command"].as<std::vector<std::string>>();
     command.insert(command.begin(), before.begin(), before.end());
   }
-  if (vm.count("as-rank")) return run_rank(command);
+  if (vm.count("as-rank")) return run_rank(command, role);
 
-  if (command.empty()) throw input_error("no command: give the program after --, e.g. cohort launch -- python3 train.py");
-  o.command = command;
+  std::error_code ec;
+  o.self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) throw Error("cannot find the cohort executable (/proc/self/exe): " + ec.message());
+  if (!spec_path.empty()) {
+    if (!command.empty()) throw input_error("--spec " + spec_path + ": the roles' commands come from the spec; drop the command after --");
+    auto spec = std::make_shared<JobSpec>(load_job_spec(spec_path));
+    if (vm.count("emit-sbatch")) {
+      std::cout << emit_sbatch(*spec, std::filesystem::absolute(spec_path).string(), o.self);
+      return 0;
+    }
+    if (vm["max-restarts"].defaulted()) o.max_restarts = spec->backoff_limit;
+    o.spec = spec;
+    o.command = {"(" + spec->name + ")"};
+  } else {
+    if (vm.count("emit-sbatch")) throw input_error("--emit-sbatch needs --spec FILE");
+    if (command.empty()) throw input_error("no command: give the program after --, e.g. cohort launch -- python3 train.py");
+    o.command = command;
+  }
   o.policy = parse_restart_policy(policy);
   o.preempt_signal = parse_signal("--preempt-signal", preempt);
   o.checkpoint_signal = checkpoint == "none" ? 0 : parse_signal("--checkpoint-signal", checkpoint);
@@ -118,9 +141,6 @@ int launch_command(const std::vector<std::string>& args) {
   }
   if (o.nproc < 1 || o.nproc > 4096) throw input_error("--nproc " + std::to_string(o.nproc) + ": must be 1..4096");
 
-  std::error_code ec;
-  o.self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-  if (ec) throw Error("cannot find the cohort executable (/proc/self/exe): " + ec.message());
   if (!o.output_dir.empty()) o.output_dir = std::filesystem::absolute(o.output_dir).string();
 
   bool own_run_dir = o.run_dir.empty();

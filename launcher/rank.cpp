@@ -12,10 +12,13 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <sstream>
 
 #include "common/error.hpp"
 #include "common/process.hpp"
+#include "common/json.hpp"
 #include "launcher/contract.hpp"
+#include "launcher/job_spec.hpp"
 #include "launcher/run_dir.hpp"
 #include "launcher/supervisor.hpp"
 
@@ -80,9 +83,40 @@ void dump_stack(pid_t pid, int rank) {
   }
 }
 
+// The role's replica index and, for TensorFlow-style jobs, TF_CONFIG: from the role
+// table ("name:offset:replicas,...") and cluster map the supervisor hands every rank.
+std::vector<std::string> role_environment(const Environment& env, const std::string& role, int rank) {
+  std::istringstream table(env_str(env, "COHORT_LAUNCH_ROLES"));
+  std::string entry;
+  while (std::getline(table, entry, ',')) {
+    auto a = entry.find(':'), b = entry.rfind(':');
+    if (a == std::string::npos || a == b || entry.substr(0, a) != role) continue;
+    int offset = std::stoi(entry.substr(a + 1, b - a - 1)), replicas = std::stoi(entry.substr(b + 1));
+    int index = rank - offset;
+    if (index < 0 || index >= replicas) {
+      throw Error("rank " + std::to_string(rank) + " is not a " + role + " replica (those are ranks " +
+                  std::to_string(offset) + ".." + std::to_string(offset + replicas - 1) + ")");
+    }
+    std::vector<std::string> out{"COHORT_ROLE=" + role, "COHORT_ROLE_INDEX=" + std::to_string(index)};
+    std::string cluster_text = env_str(env, "COHORT_LAUNCH_TF_CLUSTER");
+    if (!cluster_text.empty()) {
+      ClusterMap cluster;
+      const json::Value parsed = json::parse(cluster_text, "COHORT_LAUNCH_TF_CLUSTER");
+      for (const auto& [name, list] : parsed.as_object()) {
+        std::vector<std::string> addresses;
+        for (const auto& a : list.as_array()) addresses.push_back(a.as_string());
+        cluster.emplace_back(name, std::move(addresses));
+      }
+      out.push_back("TF_CONFIG=" + tf_config(cluster, role, index));
+    }
+    return out;
+  }
+  throw Error("role '" + role + "' is not in COHORT_LAUNCH_ROLES='" + env_str(env, "COHORT_LAUNCH_ROLES") + "'");
+}
+
 }  // namespace
 
-int run_rank(const std::vector<std::string>& command) {
+int run_rank(const std::vector<std::string>& command, const std::string& role) {
   if (command.empty()) throw input_error("--as-rank needs a command after --");
   Environment env = current_environment();
   const std::string attempt_dir = env_str(env, "COHORT_LAUNCH_RUN_DIR");
@@ -92,6 +126,9 @@ int run_rank(const std::vector<std::string>& command) {
   Contract contract = slurm ? contract_from_slurm(env, env_str(env, "COHORT_MASTER_ADDR")) : local_contract(env);
   contract.restart_count = env_int(env, "COHORT_RESTART_COUNT", 0);
   contract.checkpoint_request = env_str(env, "COHORT_CHECKPOINT_REQUEST");
+  if (!env_str(env, "COHORT_MASTER_PORT").empty()) contract.master_port = env_int(env, "COHORT_MASTER_PORT", 0);
+  std::vector<std::string> role_env;
+  if (!role.empty()) role_env = role_environment(env, role, contract.rank);
   const double timeout = std::stod(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT").empty()
                                        ? "0"
                                        : env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
@@ -117,8 +154,9 @@ int run_rank(const std::vector<std::string>& command) {
 
   std::vector<std::string> child_env;
   for (const auto& [k, v] : contract.to_environment()) child_env.push_back(k + "=" + v);
+  child_env.insert(child_env.end(), role_env.begin(), role_env.end());
   for (const auto& name : {"COHORT_LAUNCH_RUN_DIR", "COHORT_LAUNCH_MODE", "COHORT_LAUNCH_HEARTBEAT_TIMEOUT",
-                           "COHORT_MASTER_ADDR"}) {
+                           "COHORT_MASTER_ADDR", "COHORT_MASTER_PORT", "COHORT_LAUNCH_ROLES", "COHORT_LAUNCH_TF_CLUSTER"}) {
     ::unsetenv(name);
   }
   for (auto& e : child_env) ::putenv(e.data());

@@ -23,7 +23,9 @@
 #include "common/error.hpp"
 #include "common/process.hpp"
 #include "launcher/contract.hpp"
+#include "common/json.hpp"
 #include "launcher/hostlist.hpp"
+#include "launcher/job_spec.hpp"
 #include "launcher/run_dir.hpp"
 
 extern char** environ;
@@ -239,7 +241,7 @@ std::string summarize_ranks(const std::vector<RankOutcome>& outcomes) {
   return out;
 }
 
-enum class Ending { succeeded, failed, preempted, interrupted };
+enum class Ending { succeeded, failed, preempted, interrupted, deadline };
 
 struct Attempt {
   Ending ending = Ending::failed;
@@ -250,8 +252,18 @@ struct Attempt {
 
 class Gang {
  public:
-  Gang(const LaunchOptions& options, SignalWatch& signals) : options_(options), signals_(signals) {
-    slurm_ = !options.local;
+  Gang(const LaunchOptions& options, SignalWatch& signals, Clock::time_point began)
+      : options_(options), signals_(signals), began_(began) {
+    spec_ = options.spec.get();
+    // An MPIJob's launcher runs here, in the batch step; its mpirun reaches the workers.
+    slurm_ = !options.local && !(spec_ && spec_->kind == JobKind::mpi);
+    if (!options.local) job_id_ = env_or("SLURM_JOB_ID");
+    if (spec_) {
+      world_ = spec_->world_size();
+      if (slurm_) check_allocation();
+      decide_success_ranks();
+      return;
+    }
     if (slurm_) {
       job_id_ = env_or("SLURM_JOB_ID");
       if (job_id_.empty()) {
@@ -266,6 +278,17 @@ class Gang {
       world_ = options.nproc;
       master_addr_ = "127.0.0.1";
     }
+    decide_success_ranks();
+  }
+
+  // The rank of `rank`'s role, for per-role restart policies; empty without roles.
+  const Role* role_of(int rank) const {
+    if (!spec_) return nullptr;
+    for (const auto& r : spec_->roles) {
+      int offset = spec_->offset_of(r.name);
+      if (!r.command.empty() && rank >= offset && rank < offset + r.replicas) return &r;
+    }
+    return nullptr;
   }
 
   int world() const { return world_; }
@@ -290,6 +313,7 @@ class Gang {
     std::vector<std::string> rank_argv{options_.self, "launch", "--as-rank", "--"};
     rank_argv.insert(rank_argv.end(), options_.command.begin(), options_.command.end());
     started_ = Clock::now();
+    if (spec_) return run_roles(env, set, restart_count);
 
     if (slurm_) {
       set("COHORT_MASTER_ADDR", master_addr_);
@@ -318,6 +342,85 @@ class Gang {
         c.rank = r;
         children_.push_back(std::move(c));
       }
+    }
+    return monitor();
+  }
+
+  // A job with roles: every replica gets its role, index and (TFJob) TF_CONFIG; on
+  // Slurm each role runs in its heterogeneous component.
+  template <typename Set>
+  Attempt run_roles(std::vector<std::string>& env, Set& set, int restart_count) {
+    std::string table;
+    for (const auto& r : spec_->roles) {
+      if (r.command.empty()) continue;
+      table += (table.empty() ? "" : ",") + r.name + ":" + std::to_string(spec_->offset_of(r.name)) + ":" +
+               std::to_string(r.replicas);
+    }
+    set("COHORT_LAUNCH_ROLES", table);
+    // Every replica's address, in rank order: its node's name and a port of its own.
+    std::vector<std::string> hosts = replica_hosts();
+    int base = slurm_ ? derive_master_port(std::stol(job_id_), 1000 + restart_count, 29500, 2000) : 0;
+    std::vector<int> ports;
+    for (int r = 0; r < world_; ++r) ports.push_back(slurm_ ? base + 1 + r : free_local_port());
+    set("COHORT_MASTER_ADDR", hosts.front());
+    set("COHORT_MASTER_PORT", std::to_string(ports.front()));
+    master_addr_ = hosts.front();
+    if (spec_->kind == JobKind::tensorflow) {
+      json::Value cluster = json::Value::object();
+      for (const auto& role : spec_->roles) {
+        json::Value list = json::Value::array();
+        int offset = spec_->offset_of(role.name);
+        for (int i = 0; i < role.replicas; ++i) {
+          list.push(hosts[static_cast<size_t>(offset + i)] + ":" + std::to_string(ports[static_cast<size_t>(offset + i)]));
+        }
+        cluster.set(role.name, std::move(list));
+      }
+      set("COHORT_LAUNCH_TF_CLUSTER", json::write(cluster));
+    }
+    if (spec_->kind == JobKind::mpi) {
+      std::string hostfile = options_.run_dir + "/hostfile";
+      write_file_atomically(hostfile, mpi_hostfile());
+      set("COHORT_HOSTFILE", hostfile);
+    }
+
+    auto wrapper = [&](const Role& role) {
+      std::vector<std::string> argv{options_.self, "launch", "--as-rank", "--role", role.name, "--"};
+      argv.insert(argv.end(), role.command.begin(), role.command.end());
+      return argv;
+    };
+    if (slurm_) {
+      std::vector<std::string> argv{resolve_program("srun"), "--kill-on-bad-exit=1"};
+      if (options_.output_dir.empty()) argv.push_back("--label");
+      else argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
+      bool het = !env_or("SLURM_HET_SIZE").empty();
+      int group = 0;
+      for (const auto& role : spec_->roles) {
+        if (group > 0) argv.push_back(":");
+        if (het) argv.push_back("--het-group=" + std::to_string(group));
+        argv.push_back("--ntasks=" + std::to_string(role.replicas));
+        auto w = wrapper(role);
+        argv.insert(argv.end(), w.begin(), w.end());
+        ++group;
+      }
+      set("COHORT_LAUNCH_MODE", "slurm");
+      children_.push_back(spawn(argv, env, false, "", signals_.previous_mask()));
+      return monitor();
+    }
+    set("COHORT_LAUNCH_MODE", "local");
+    for (int r = 0; r < world_; ++r) {
+      const Role* role = role_of(r);
+      auto renv = env;
+      for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+               {"RANK", std::to_string(r)}, {"WORLD_SIZE", std::to_string(world_)}, {"LOCAL_RANK", std::to_string(r)},
+               {"LOCAL_WORLD_SIZE", std::to_string(world_)}, {"GROUP_RANK", "0"}, {"MASTER_ADDR", hosts.front()},
+               {"MASTER_PORT", std::to_string(ports.front())}}) {
+        std::erase_if(renv, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
+        renv.push_back(k + "=" + v);
+      }
+      std::string log = options_.output_dir.empty() ? "" : options_.output_dir + "/rank-" + std::to_string(r) + ".log";
+      Child c = spawn(wrapper(*role), renv, options_.output_dir.empty(), log, signals_.previous_mask());
+      c.rank = r;
+      children_.push_back(std::move(c));
     }
     return monitor();
   }
@@ -371,6 +474,86 @@ class Gang {
     throw Error(name + " not found on PATH: is Slurm's client installed on this node?");
   }
 
+  // Does this allocation hold the spec? One heterogeneous component per role, each with
+  // at least the role's replicas as tasks.
+  void check_allocation() {
+    std::string het = env_or("SLURM_HET_SIZE");
+    int components = het.empty() ? 1 : std::stoi(het);
+    if (components != static_cast<int>(spec_->roles.size())) {
+      throw input_error("the allocation has " + std::to_string(components) + " component(s) but the spec has " +
+                        std::to_string(spec_->roles.size()) +
+                        " roles: submit the script 'cohort launch --spec FILE --emit-sbatch' prints");
+    }
+    for (size_t i = 0; i < spec_->roles.size(); ++i) {
+      const Role& role = spec_->roles[i];
+      std::string suffix = het.empty() ? "" : "_HET_GROUP_" + std::to_string(i);
+      int tasks = std::stoi(env_or(("SLURM_NTASKS" + suffix).c_str(), env_or(("SLURM_JOB_NUM_NODES" + suffix).c_str(), "1")));
+      if (tasks < role.replicas) {
+        throw input_error("role " + role.name + " needs " + std::to_string(role.replicas) +
+                          " tasks but its component of the allocation has " + std::to_string(tasks) +
+                          ": submit the script 'cohort launch --spec FILE --emit-sbatch' prints");
+      }
+    }
+  }
+
+  // Each replica's host, in rank order. Slurm places a component's tasks in blocks:
+  // the first node's tasks first.
+  std::vector<std::string> replica_hosts() {
+    std::vector<std::string> hosts;
+    if (!slurm_) {
+      hosts.assign(static_cast<size_t>(std::max(world_, 1)), "127.0.0.1");
+      return hosts;
+    }
+    bool het = !env_or("SLURM_HET_SIZE").empty();
+    for (size_t i = 0; i < spec_->roles.size(); ++i) {
+      std::string suffix = het ? "_HET_GROUP_" + std::to_string(i) : "";
+      auto nodes = expand_hostlist(env_or(("SLURM_JOB_NODELIST" + suffix).c_str()));
+      auto per_node = expand_tasks_per_node(env_or(("SLURM_TASKS_PER_NODE" + suffix).c_str(), "1"));
+      int left = spec_->roles[i].replicas;
+      for (size_t n = 0; n < nodes.size() && left > 0; ++n) {
+        int here = std::min(left, n < per_node.size() ? per_node[n] : 1);
+        for (int k = 0; k < here; ++k) hosts.push_back(nodes[n]);
+        left -= here;
+      }
+      while (left-- > 0) hosts.push_back(nodes.empty() ? "localhost" : nodes.back());
+    }
+    // Names that do not resolve here are replaced by the address Slurm knows the node by.
+    std::map<std::string, std::string> resolved;
+    for (auto& h : hosts) {
+      if (!resolved.count(h)) resolved[h] = master_address(h);
+      h = resolved[h];
+    }
+    return hosts;
+  }
+
+  // Open MPI's hostfile of the workers' nodes: "node slots=N" per line.
+  std::string mpi_hostfile() {
+    std::string out;
+    if (options_.local) return "localhost slots=" + std::to_string(spec_->find("worker")->replicas) + "\n";
+    auto nodes = expand_hostlist(env_or("SLURM_JOB_NODELIST"));
+    auto per_node = expand_tasks_per_node(env_or("SLURM_TASKS_PER_NODE", "1"));
+    for (size_t n = 0; n < nodes.size(); ++n) {
+      out += nodes[n] + " slots=" + std::to_string(n < per_node.size() ? per_node[n] : 1) + "\n";
+    }
+    return out;
+  }
+
+  // Kubeflow's success policies: the ranks whose clean exit completes the job.
+  void decide_success_ranks() {
+    success_ranks_.clear();
+    auto ranks_of = [&](const std::string& role) {
+      const Role* r = spec_->find(role);
+      int offset = spec_->offset_of(role);
+      for (int i = 0; r && i < r->replicas; ++i) success_ranks_.push_back(offset + i);
+    };
+    if (spec_ && spec_->kind == JobKind::pytorch && spec_->find("master")) ranks_of("master");
+    else if (spec_ && spec_->kind == JobKind::tensorflow && spec_->all_workers_succeed) ranks_of("worker");
+    else if (spec_ && spec_->kind == JobKind::tensorflow && spec_->find("chief")) ranks_of("chief");
+    else if (spec_ && spec_->kind == JobKind::tensorflow) success_ranks_.push_back(spec_->offset_of("worker"));
+    else if (spec_ && spec_->kind == JobKind::pytorch) ranks_of("worker");
+    else for (int r = 0; r < world_; ++r) success_ranks_.push_back(r);
+  }
+
   bool all_exited() const {
     return std::all_of(children_.begin(), children_.end(), [](const Child& c) { return c.exited; });
   }
@@ -380,7 +563,14 @@ class Gang {
       std::string step = read_small_file(attempt_dir_ + "/step");
       step.erase(std::remove(step.begin(), step.end(), '\n'), step.end());
       if (!step.empty()) {
-        run_process({"scancel", "--quiet", "--signal=" + std::to_string(sig), job_id_ + "." + step});
+        // A heterogeneous step is one step per component job: signal each of them.
+        std::vector<std::string> argv{"scancel", "--quiet", "--signal=" + std::to_string(sig)};
+        int components = env_or("SLURM_HET_SIZE").empty() ? 0 : std::stoi(env_or("SLURM_HET_SIZE"));
+        for (int i = 0; i < components; ++i) {
+          argv.push_back(env_or(("SLURM_JOB_ID_HET_GROUP_" + std::to_string(i)).c_str(), job_id_) + "." + step);
+        }
+        if (components == 0) argv.push_back(job_id_ + "." + step);
+        run_process(argv);
         return;
       }
       // No rank has started yet: srun itself relays what it gets to the step.
@@ -445,8 +635,25 @@ class Gang {
         a.outcomes = outcomes();
         return a;
       }
+      if (spec_ && spec_->active_deadline_seconds && seconds_since(began_) > *spec_->active_deadline_seconds) {
+        teardown();
+        a.ending = Ending::deadline;
+        a.outcomes = outcomes();
+        return a;
+      }
       auto reported = read_outcomes(attempt_dir_);
       bool any_failed = std::any_of(reported.begin(), reported.end(), [](const RankOutcome& o) { return failed(o); });
+      // The job is done once its deciding ranks are: a TFJob's parameter servers never
+      // finish by themselves.
+      if (spec_ && !any_failed && !all_exited() && !success_ranks_.empty() &&
+          std::all_of(success_ranks_.begin(), success_ranks_.end(), [&](int r) {
+            return std::any_of(reported.begin(), reported.end(), [&](const RankOutcome& o) { return o.rank == r; });
+          })) {
+        teardown();
+        a.ending = Ending::succeeded;
+        a.outcomes = outcomes();
+        return a;
+      }
       if (any_failed) {
         teardown();
         long long first_ns = 0;
@@ -471,6 +678,9 @@ class Gang {
 
   const LaunchOptions& options_;
   SignalWatch& signals_;
+  Clock::time_point began_;
+  const JobSpec* spec_ = nullptr;
+  std::vector<int> success_ranks_;
   bool slurm_ = true;
   std::string job_id_;
   int world_ = 1;
@@ -531,7 +741,7 @@ int supervise(const LaunchOptions& options) {
   std::vector<int> watched{SIGCHLD, SIGTERM, SIGINT, SIGHUP};
   if (options.preempt_signal) watched.push_back(options.preempt_signal);
   SignalWatch signals(watched);
-  Gang gang(options, signals);
+  Gang gang(options, signals, began);
   make_directories(options.run_dir);
   ::unlink((options.run_dir + "/checkpoint-request").c_str());
   if (!options.output_dir.empty()) make_directories(options.output_dir);
@@ -553,6 +763,11 @@ int supervise(const LaunchOptions& options) {
       std::cerr << "cohort: launch: succeeded: " << who << ", " << plural(restarts, "restart") << ", wall "
                 << wall(seconds_since(began)) << "\n";
       return 0;
+    }
+    if (a.ending == Ending::deadline) {
+      std::cerr << "cohort: launch: failed: activeDeadlineSeconds (" << *options.spec->active_deadline_seconds
+                << " s) passed; " << summarize_ranks(a.outcomes) << "; " << tail << "\n";
+      return 1;
     }
     if (a.ending == Ending::interrupted) {
       std::cerr << "cohort: launch: stopped by " << signal_name(a.interrupt_signal) << ": "
@@ -588,7 +803,11 @@ int supervise(const LaunchOptions& options) {
     std::string culprit = first ? "rank " + std::to_string(first->rank) + " (" + first->host + ") " + describe(*first) + " first"
                                 : "the step failed before any rank reported";
     std::string torn_down = a.teardown_s >= 0 ? "gang torn down in " + wall(a.teardown_s, 2) : "gang torn down";
-    if (restarts < options.max_restarts && retryable(options.policy, first)) {
+    RestartPolicy policy = options.policy;
+    if (const Role* role = first ? gang.role_of(first->rank) : nullptr; role && role->restart_policy) {
+      policy = *role->restart_policy;
+    }
+    if (restarts < options.max_restarts && retryable(policy, first)) {
       ++restarts;
       std::cerr << "cohort: launch: " << culprit << "; " << torn_down << "; restarting in " << backoff << " s ("
                 << restarts << " of " << options.max_restarts << ")\n";
@@ -607,8 +826,8 @@ int supervise(const LaunchOptions& options) {
       continue;
     }
     std::string why = restarts >= options.max_restarts ? "" : " (the restart policy does not retry it)";
-    std::cerr << "cohort: launch: failed: " << culprit << why << "; " << summarize_ranks(a.outcomes) << "; "
-              << tail << "\n";
+    std::cerr << "cohort: launch: failed: " << culprit << why << "; " << torn_down << "; " << summarize_ranks(a.outcomes)
+              << "; " << tail << "\n";
     return 1;
   }
 }

@@ -6,11 +6,14 @@
 // script's preemption signal, ranks are asked to checkpoint and the job is requeued.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace cohort::launcher {
+
+struct JobSpec;
 
 enum class RestartPolicy {
   never,       // any failure ends the job
@@ -34,6 +37,8 @@ struct LaunchOptions {
   std::string output_dir;            // per-rank log files; empty: lines prefixed by rank
   std::string run_dir;               // status, heartbeat and flag files of this launch
   std::string self;                  // path of the cohort executable the ranks run
+  // Roles (PyTorchJob, TFJob, MPIJob) from `--spec`; null for one command on all ranks.
+  std::shared_ptr<const JobSpec> spec;
 };
 
 struct RankOutcome {
@@ -50,8 +55,9 @@ struct RankOutcome {
 // last attempt succeeded on every rank. Prints progress and one summary line on stderr.
 int supervise(const LaunchOptions& options);
 
-// The per-rank side: runs `command` as one rank under the contract, keeps its heartbeat
-// watch and reports its outcome to the run directory. Returns the rank's exit status.
-int run_rank(const std::vector<std::string>& command);
+// The per-rank side: runs `command` as one rank under the contract (and as a replica of
+// `role`, when the job has roles), keeps its heartbeat watch and reports its outcome to
+// the run directory. Returns the rank's exit status.
+int run_rank(const std::vector<std::string>& command, const std::string& role = {});
 
 }  // namespace cohort::launcher

@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "common/json.hpp"
 #include "common/process.hpp"
 
 namespace cohort {
@@ -137,6 +138,77 @@ TEST(LocalLaunch, BadInputIsRefusedBeforeAnythingRuns) {
     EXPECT_TRUE(contains(r.err, c.message)) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
   }
+}
+
+std::string write_spec(const std::string& name, const std::string& yaml) {
+  auto path = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()) + ".yaml");
+  std::ofstream(path) << yaml;
+  return path.string();
+}
+
+TEST(LocalLaunch, TfJobRolesGetKubeflowTfConfigAndTheChiefDecidesSuccess) {
+  // Each process prints its TF_CONFIG into the shared directory; the chief finishes once
+  // both workers have, and the parameter server, which never exits by itself, is torn down.
+  auto dir = std::filesystem::temp_directory_path() / ("cohort-tfjob-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string record = "echo \"$TF_CONFIG\" >" + dir.string() + "/$COHORT_ROLE-$COHORT_ROLE_INDEX";
+  std::string wait = "until [ -e " + dir.string() + "/worker-0 ] && [ -e " + dir.string() + "/worker-1 ]; do sleep 0.05; done";
+  auto spec = write_spec("tfjob", "kind: TFJob\nspec:\n  tfReplicaSpecs:\n"
+                                  "    Chief: {replicas: 1, command: [sh, -c, '" + wait + "; " + record + "']}\n"
+                                  "    PS: {replicas: 1, command: [sh, -c, '" + record + "; exec sleep 1000']}\n"
+                                  "    Worker: {replicas: 2, command: [sh, -c, '" + record + "']}\n");
+  auto r = launch({"--local", "--spec", spec});
+  std::filesystem::remove(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "succeeded: 4 ranks")) << r.err;
+  for (const auto& [role, index] : std::vector<std::pair<std::string, int>>{{"chief", 0}, {"worker", 0}, {"worker", 1}, {"ps", 0}}) {
+    std::ifstream in(dir / (role + "-" + std::to_string(index)));
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    ASSERT_FALSE(text.empty()) << role << " " << index << " wrote no TF_CONFIG";
+    auto config = json::parse(text);
+    EXPECT_EQ(config.at("task").at("type").as_string(), role);
+    EXPECT_EQ(config.at("task").at("index").as_int(), index);
+    EXPECT_EQ(config.at("environment").as_string(), "cloud");
+    EXPECT_EQ(config.at("cluster").at("chief").as_array().size(), 1u);
+    EXPECT_EQ(config.at("cluster").at("ps").as_array().size(), 1u);
+    EXPECT_EQ(config.at("cluster").at("worker").as_array().size(), 2u);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LocalLaunch, PyTorchJobWorkersRendezvousAtTheMaster) {
+  auto dir = std::filesystem::temp_directory_path() / ("cohort-ptjob-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string record = "echo $MASTER_ADDR:$MASTER_PORT $RANK $WORLD_SIZE >" + dir.string() + "/rank-$RANK";
+  std::string wait = "until [ -e " + dir.string() + "/rank-1 ] && [ -e " + dir.string() + "/rank-2 ]; do sleep 0.05; done";
+  auto spec = write_spec("ptjob", "kind: PyTorchJob\nspec:\n  pytorchReplicaSpecs:\n"
+                                  "    Master: {command: [sh, -c, '" + wait + "; " + record + "']}\n"
+                                  "    Worker: {replicas: 2, command: [sh, -c, '" + record + "']}\n");
+  auto r = launch({"--local", "--spec", spec});
+  std::filesystem::remove(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::set<std::string> rendezvous;
+  for (int rank = 0; rank < 3; ++rank) {
+    std::ifstream in(dir / ("rank-" + std::to_string(rank)));
+    std::string address, seen_rank, world;
+    in >> address >> seen_rank >> world;
+    EXPECT_EQ(seen_rank, std::to_string(rank));
+    EXPECT_EQ(world, "3");
+    rendezvous.insert(address);
+  }
+  EXPECT_EQ(rendezvous.size(), 1u) << "every replica meets at the master";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LocalLaunch, ABadSpecIsRefusedNamingTheField) {
+  auto spec = write_spec("badjob", "kind: PyTorchJob\nspec:\n  pytorchReplicaSpecs:\n    Worker: {replicas: 0, command: [true]}\n");
+  auto r = launch({"--local", "--spec", spec});
+  std::filesystem::remove(spec);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err, "spec.pytorchReplicaSpecs.Worker.replicas: must be at least 1")) << r.err;
+  auto missing = launch({"--local", "--spec", "/nonexistent/job.yaml"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_TRUE(contains(missing.err, "/nonexistent/job.yaml: cannot read the job spec")) << missing.err;
 }
 
 }  // namespace

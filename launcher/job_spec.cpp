@@ -1,0 +1,358 @@
+#include "launcher/job_spec.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "common/error.hpp"
+#include "common/json.hpp"
+
+namespace cohort::launcher {
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Walks a YAML document keeping the path of the node in hand, so every error names the
+// field the way the user wrote it.
+class Reader {
+ public:
+  Reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const std::string& path, const std::string& why) const {
+    throw input_error(source_ + ": " + (path.empty() ? "" : path + ": ") + why);
+  }
+
+  void only(const YAML::Node& map, const std::string& path, const std::set<std::string>& allowed) const {
+    if (!map.IsMap()) fail(path, "must be a mapping");
+    for (const auto& kv : map) {
+      auto key = kv.first.as<std::string>();
+      if (!allowed.count(key)) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        fail(join(path, key), "unknown field (expected one of: " + list + ")");
+      }
+    }
+  }
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  std::string string(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsScalar()) fail(path, "must be a string");
+    return n.as<std::string>();
+  }
+
+  // Katib and Kubeflow often write numbers as strings: "2" is accepted like 2.
+  long long integer(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsScalar()) fail(path, "must be a whole number");
+    std::string text = n.as<std::string>();
+    try {
+      size_t used = 0;
+      long long v = std::stoll(text, &used);
+      if (used == text.size()) return v;
+    } catch (const std::exception&) {
+    }
+    fail(path, "must be a whole number (got '" + text + "')");
+  }
+
+  double number(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsScalar()) fail(path, "must be a number");
+    std::string text = n.as<std::string>();
+    try {
+      size_t used = 0;
+      double v = std::stod(text, &used);
+      if (used == text.size()) return v;
+    } catch (const std::exception&) {
+    }
+    fail(path, "must be a number (got '" + text + "')");
+  }
+
+  std::vector<std::string> strings(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsSequence()) fail(path, "must be a list of strings");
+    std::vector<std::string> out;
+    for (size_t i = 0; i < n.size(); ++i) out.push_back(string(n[i], path + "[" + std::to_string(i) + "]"));
+    return out;
+  }
+
+ private:
+  std::string source_;
+};
+
+const std::map<JobKind, std::vector<std::string>> kRoleOrder{
+    {JobKind::pytorch, {"master", "worker"}},
+    {JobKind::tensorflow, {"chief", "ps", "worker", "evaluator"}},
+    {JobKind::mpi, {"launcher", "worker"}},
+};
+
+std::string memory_value(const Reader& r, const YAML::Node& n, const std::string& path) {
+  std::string text = r.string(n, path);
+  // Kubernetes quantities (8Gi) and Slurm's (8G) both mean binary units here.
+  std::smatch m;
+  if (!std::regex_match(text, m, std::regex(R"((\d+)([KMGT])?i?)"))) {
+    r.fail(path, "'" + text + "' is not a memory size (e.g. 512M, 8G, 8Gi)");
+  }
+  return m[1].str() + (m[2].matched ? m[2].str() : "M");
+}
+
+RoleResources read_resources(const Reader& r, const YAML::Node& n, const std::string& path) {
+  RoleResources res;
+  r.only(n, path, {"nodes", "gpus", "cpus", "memory"});
+  if (n["nodes"]) res.nodes = static_cast<int>(r.integer(n["nodes"], path + ".nodes"));
+  if (n["gpus"]) res.gpus = static_cast<int>(r.integer(n["gpus"], path + ".gpus"));
+  if (n["cpus"]) res.cpus = static_cast<int>(r.integer(n["cpus"], path + ".cpus"));
+  if (n["memory"]) res.memory = memory_value(r, n["memory"], path + ".memory");
+  if (res.nodes < 1) r.fail(path + ".nodes", "must be at least 1");
+  if (res.gpus < 0 || res.gpus > 64) r.fail(path + ".gpus", "must be 0..64");
+  if (res.cpus < 1 || res.cpus > 4096) r.fail(path + ".cpus", "must be 1..4096");
+  return res;
+}
+
+// Kubeflow's pod template: the first container's command + args and resource limits.
+void read_template(const Reader& r, const YAML::Node& tmpl, const std::string& path, Role& role) {
+  r.only(tmpl, path, {"spec", "metadata"});
+  const auto& spec = tmpl["spec"];
+  if (!spec) r.fail(path, "needs spec.containers");
+  const auto& containers = spec["containers"];
+  if (!containers || !containers.IsSequence() || containers.size() == 0) {
+    r.fail(path + ".spec.containers", "must list at least one container");
+  }
+  const auto& c = containers[0];
+  std::string cpath = path + ".spec.containers[0]";
+  if (c["command"]) role.command = r.strings(c["command"], cpath + ".command");
+  if (c["args"]) {
+    auto args = r.strings(c["args"], cpath + ".args");
+    role.command.insert(role.command.end(), args.begin(), args.end());
+  }
+  if (const auto& limits = c["resources"]["limits"]) {
+    for (const auto& kv : limits) {
+      auto key = kv.first.as<std::string>();
+      std::string kpath = cpath + ".resources.limits." + key;
+      if (key == "cpu") role.resources.cpus = static_cast<int>(r.integer(kv.second, kpath));
+      else if (key == "memory") role.resources.memory = memory_value(r, kv.second, kpath);
+      else if (key.find("gpu") != std::string::npos) role.resources.gpus = static_cast<int>(r.integer(kv.second, kpath));
+      else r.fail(kpath, "unknown resource (cohort understands cpu, memory and */gpu)");
+    }
+  }
+}
+
+}  // namespace
+
+int JobSpec::world_size() const {
+  int n = 0;
+  for (const auto& r : roles) n += r.command.empty() ? 0 : r.replicas;
+  return n;
+}
+
+int JobSpec::offset_of(const std::string& role) const {
+  int n = 0;
+  for (const auto& r : roles) {
+    if (r.name == role) return n;
+    n += r.command.empty() ? 0 : r.replicas;
+  }
+  return -1;
+}
+
+const Role* JobSpec::find(const std::string& role) const {
+  for (const auto& r : roles) {
+    if (r.name == role) return &r;
+  }
+  return nullptr;
+}
+
+JobSpec parse_job_spec(const std::string& text, const std::string& source) {
+  Reader r(source);
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw input_error(source + ": not valid YAML: " + e.what());
+  }
+  if (!doc.IsMap()) r.fail("", "must be a mapping with kind and spec");
+  r.only(doc, "", {"apiVersion", "kind", "metadata", "name", "spec"});
+  JobSpec spec;
+  std::string kind = doc["kind"] ? r.string(doc["kind"], "kind") : "";
+  if (kind == "PyTorchJob") spec.kind = JobKind::pytorch;
+  else if (kind == "TFJob") spec.kind = JobKind::tensorflow;
+  else if (kind == "MPIJob") spec.kind = JobKind::mpi;
+  else r.fail("kind", "'" + kind + "' is not a job kind (expected PyTorchJob, TFJob or MPIJob)");
+  if (doc["metadata"]) {
+    r.only(doc["metadata"], "metadata", {"name", "namespace", "labels", "annotations"});
+    if (doc["metadata"]["name"]) spec.name = r.string(doc["metadata"]["name"], "metadata.name");
+  }
+  if (doc["name"]) spec.name = r.string(doc["name"], "name");
+  if (spec.name.empty()) spec.name = "cohort-job";
+  if (!std::regex_match(spec.name, std::regex(R"([A-Za-z0-9][A-Za-z0-9._-]{0,62})"))) {
+    r.fail("metadata.name", "'" + spec.name + "' must be letters, digits, '.', '_' or '-'");
+  }
+
+  const YAML::Node body = doc["spec"];
+  if (!body) r.fail("spec", "missing: it holds the replica specs");
+  const std::string replica_key = spec.kind == JobKind::pytorch ? "pytorchReplicaSpecs"
+                                  : spec.kind == JobKind::tensorflow ? "tfReplicaSpecs"
+                                                                     : "mpiReplicaSpecs";
+  r.only(body, "spec", {replica_key, "replicaSpecs", "runPolicy", "successPolicy", "slotsPerWorker"});
+  if (const auto& run = body["runPolicy"]) {
+    r.only(run, "spec.runPolicy", {"backoffLimit", "activeDeadlineSeconds", "cleanPodPolicy", "ttlSecondsAfterFinished"});
+    if (run["backoffLimit"]) {
+      spec.backoff_limit = static_cast<int>(r.integer(run["backoffLimit"], "spec.runPolicy.backoffLimit"));
+      if (spec.backoff_limit < 0) r.fail("spec.runPolicy.backoffLimit", "must be 0 or more");
+    }
+    if (run["activeDeadlineSeconds"]) {
+      spec.active_deadline_seconds = r.number(run["activeDeadlineSeconds"], "spec.runPolicy.activeDeadlineSeconds");
+      if (*spec.active_deadline_seconds <= 0) r.fail("spec.runPolicy.activeDeadlineSeconds", "must be positive");
+    }
+  }
+  if (body["successPolicy"]) {
+    std::string policy = r.string(body["successPolicy"], "spec.successPolicy");
+    if (spec.kind != JobKind::tensorflow) r.fail("spec.successPolicy", "only TFJob has a success policy");
+    if (policy == "AllWorkers") spec.all_workers_succeed = true;
+    else if (!policy.empty()) r.fail("spec.successPolicy", "'" + policy + "' (expected AllWorkers or \"\")");
+  }
+  std::string key = body[replica_key] ? replica_key : "replicaSpecs";
+  const YAML::Node replicas = body[key];
+  if (!replicas || !replicas.IsMap() || replicas.size() == 0) r.fail("spec." + replica_key, "missing or empty: list the roles");
+
+  const auto& order = kRoleOrder.at(spec.kind);
+  std::map<std::string, Role> found;
+  for (const auto& kv : replicas) {
+    std::string written = kv.first.as<std::string>();
+    std::string name = lower(written);
+    std::string path = "spec." + key + "." + written;
+    if (std::find(order.begin(), order.end(), name) == order.end()) {
+      std::string list;
+      for (const auto& o : order) list += (list.empty() ? "" : ", ") + o;
+      r.fail(path, "not a role of a " + kind + " (expected " + list + ")");
+    }
+    if (found.count(name)) r.fail(path, "role given twice");
+    const YAML::Node& n = kv.second;
+    r.only(n, path, {"replicas", "restartPolicy", "resources", "command", "args", "template"});
+    Role role;
+    role.name = name;
+    if (n["replicas"]) role.replicas = static_cast<int>(r.integer(n["replicas"], path + ".replicas"));
+    if (role.replicas < 1) r.fail(path + ".replicas", "must be at least 1 (got " + std::to_string(role.replicas) + ")");
+    if (role.replicas > 100000) r.fail(path + ".replicas", "must be at most 100000");
+    if (n["restartPolicy"]) {
+      std::string p = r.string(n["restartPolicy"], path + ".restartPolicy");
+      if (p == "Always" || p == "OnFailure") role.restart_policy = RestartPolicy::on_failure;
+      else if (p == "Never") role.restart_policy = RestartPolicy::never;
+      else if (p == "ExitCode") role.restart_policy = RestartPolicy::exit_code;
+      else r.fail(path + ".restartPolicy", "'" + p + "' (expected Always, OnFailure, Never or ExitCode)");
+    }
+    if (n["template"]) read_template(r, n["template"], path + ".template", role);
+    if (n["resources"]) role.resources = read_resources(r, n["resources"], path + ".resources");
+    if (n["command"]) role.command = r.strings(n["command"], path + ".command");
+    if (n["args"]) {
+      auto args = r.strings(n["args"], path + ".args");
+      role.command.insert(role.command.end(), args.begin(), args.end());
+    }
+    bool mpi_worker = spec.kind == JobKind::mpi && name == "worker";
+    if (role.command.empty() && !mpi_worker) r.fail(path, "no command: give command (and args) for this role");
+    if (!role.command.empty() && mpi_worker) {
+      r.fail(path + ".command", "an MPIJob's workers are started by the launcher's mpirun; give the command to the Launcher");
+    }
+    if (role.resources.nodes > role.replicas && !mpi_worker) {
+      r.fail(path + ".resources.nodes", std::to_string(role.resources.nodes) + " nodes for " +
+                                            std::to_string(role.replicas) + " replicas would leave nodes empty");
+    }
+    if ((name == "master" || name == "chief" || name == "launcher") && role.replicas != 1) {
+      r.fail(path + ".replicas", "a " + written + " has exactly 1 replica");
+    }
+    found[name] = std::move(role);
+  }
+  for (const auto& name : order) {
+    if (found.count(name)) spec.roles.push_back(std::move(found[name]));
+  }
+  if (spec.kind == JobKind::mpi && (!found.count("launcher") || !found.count("worker"))) {
+    r.fail("spec." + key, "an MPIJob needs a Launcher and Workers");
+  }
+  if (spec.kind == JobKind::pytorch && !found.count("master") && !found.count("worker")) {
+    r.fail("spec." + key, "a PyTorchJob needs a Master or Workers");
+  }
+  if (spec.kind == JobKind::tensorflow && spec.all_workers_succeed && !found.count("worker")) {
+    r.fail("spec.successPolicy", "AllWorkers needs a Worker role");
+  }
+  return spec;
+}
+
+JobSpec load_job_spec(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw input_error(path + ": cannot read the job spec (does it exist?)");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return parse_job_spec(s.str(), path);
+}
+
+namespace {
+
+std::string quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,@+") ==
+                        std::string::npos) {
+    return s;
+  }
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+void component(std::ostringstream& out, const Role& role, int tasks) {
+  out << "#SBATCH --nodes=" << role.resources.nodes << " --ntasks=" << tasks;
+  out << " --cpus-per-task=" << role.resources.cpus;
+  if (role.resources.gpus) out << " --gpus-per-task=" << role.resources.gpus;
+  if (!role.resources.memory.empty()) out << " --mem-per-cpu=" << role.resources.memory;
+  out << "  # " << role.name << "\n";
+}
+
+}  // namespace
+
+std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const std::string& cohort_path) {
+  std::ostringstream out;
+  out << "#!/bin/bash\n#SBATCH --job-name=" << spec.name << "\n";
+  if (spec.active_deadline_seconds) {
+    long minutes = static_cast<long>((*spec.active_deadline_seconds + 59) / 60);
+    out << "#SBATCH --time=" << minutes << "\n";
+  }
+  if (spec.kind == JobKind::mpi) {
+    // The launcher's mpirun starts the workers inside this one allocation.
+    component(out, *spec.find("worker"), spec.find("worker")->replicas);
+  } else {
+    bool first = true;
+    for (const auto& role : spec.roles) {
+      if (!first) out << "#SBATCH hetjob\n";
+      first = false;
+      component(out, role, role.replicas);
+    }
+  }
+  out << "\n# One component per role; cohort launch starts every role in its component and\n"
+         "# supervises them as one gang.\n";
+  out << "exec " << quote(cohort_path) << " launch --spec " << quote(spec_path) << "\n";
+  return out.str();
+}
+
+std::string tf_config(const ClusterMap& cluster, const std::string& role, int index) {
+  json::Value map = json::Value::object();
+  for (const auto& [name, addresses] : cluster) {
+    if (name == "evaluator") continue;
+    json::Value list = json::Value::array();
+    for (const auto& a : addresses) list.push(a);
+    map.set(name, std::move(list));
+  }
+  json::Value task = json::Value::object();
+  task.set("type", role);
+  task.set("index", index);
+  json::Value config = json::Value::object();
+  config.set("cluster", std::move(map));
+  config.set("task", std::move(task));
+  config.set("environment", "cloud");
+  return json::write(config);
+}
+
+}  // namespace cohort::launcher

@@ -1,0 +1,80 @@
+// launcher/job_spec.hpp — Kubeflow-style jobs with roles: PyTorchJob, TFJob, MPIJob.
+//
+// A spec names its kind and, per role, replicas, resources, command and restart policy,
+// with Kubeflow's field names so a Training Operator user feels at home:
+//
+//   kind: TFJob
+//   metadata: {name: mnist}
+//   spec:
+//     runPolicy: {backoffLimit: 2, activeDeadlineSeconds: 3600}
+//     successPolicy: AllWorkers           # TFJob only; default: the chief (or worker 0)
+//     tfReplicaSpecs:                     # or pytorchReplicaSpecs, mpiReplicaSpecs
+//       Chief:  {replicas: 1, command: [python3, train.py]}
+//       PS:     {replicas: 1, command: [python3, train.py]}
+//       Worker: {replicas: 2, restartPolicy: OnFailure,
+//                resources: {nodes: 1, gpus: 1, cpus: 4, memory: 8G},
+//                command: [python3, train.py]}
+//
+// A role may also give Kubeflow's `template.spec.containers[0]` (its command, args and
+// resources.limits) instead of `command` and `resources`. On Slurm each role is one
+// component of a heterogeneous job; each replica is one task.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "launcher/supervisor.hpp"
+
+namespace cohort::launcher {
+
+enum class JobKind { pytorch, tensorflow, mpi };
+
+struct RoleResources {
+  int nodes = 1;       // nodes this role's replicas are spread over
+  int gpus = 0;        // per replica
+  int cpus = 1;        // per replica
+  std::string memory;  // per replica, Slurm syntax ("8G"); empty: the cluster's default
+};
+
+struct Role {
+  std::string name;  // lower case: master, worker, chief, ps, evaluator, launcher
+  int replicas = 1;
+  RoleResources resources;
+  std::vector<std::string> command;  // empty only for an MPIJob's workers
+  std::optional<RestartPolicy> restart_policy;
+};
+
+struct JobSpec {
+  std::string name;
+  JobKind kind = JobKind::pytorch;
+  std::vector<Role> roles;  // in launch order: master/chief/launcher first
+  int backoff_limit = 0;    // gang restarts allowed
+  std::optional<double> active_deadline_seconds;
+  bool all_workers_succeed = false;  // TFJob successPolicy: AllWorkers
+
+  int world_size() const;
+  // Global rank of `role`'s first replica.
+  int offset_of(const std::string& role) const;
+  const Role* find(const std::string& role) const;
+};
+
+// Reads and validates a spec. Throws cohort::Error (input) naming the file and the field:
+//   "job.yaml: spec.tfReplicaSpecs.Worker.replicas: must be at least 1 (got 0)"
+JobSpec load_job_spec(const std::string& path);
+JobSpec parse_job_spec(const std::string& text, const std::string& source);
+
+// A complete sbatch script: one heterogeneous component per role (`#SBATCH hetjob`),
+// whose body runs `cohort launch --spec SPEC_PATH`. MPIJobs use one component for the
+// workers; the launcher runs in the batch step.
+std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const std::string& cohort_path);
+
+// Where every replica runs: role → "host:port" per replica, in replica order.
+using ClusterMap = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+// Kubeflow's TF_CONFIG for one process: {"cluster": {...}, "task": {"type", "index"},
+// "environment": "cloud"}. The evaluator is left out of the cluster map, as Kubeflow does.
+std::string tf_config(const ClusterMap& cluster, const std::string& role, int index);
+
+}  // namespace cohort::launcher

@@ -1,0 +1,65 @@
+# A TensorFlow-style spec (1 chief, 1 ps, 2 workers, 1 evaluator) runs as a heterogeneous
+# job, one component per role, from the script `cohort launch --emit-sbatch` writes; every
+# process's TF_CONFIG parses and follows Kubeflow's format. A spec the allocation cannot
+# hold is refused before anything runs. Heterogeneous components take nodes of their own,
+# so this test brings up a four-node cluster of its own beside the suite's.
+source "$(dirname "$0")/lib.sh"
+cohort=$COHORT_BUILD_DIR/bin/cohort
+mc=$COHORT_SOURCE_DIR/scripts/minicluster
+export COHORT_MINICLUSTER_DIR=$work/cluster
+trap '"$mc" down >/dev/null 2>&1 || true; cleanup' EXIT
+"$mc" up --nodes 4 --cpus 2 --gpus-per-node 0 2>/dev/null || fail "could not bring up a four-node cluster"
+eval "$("$mc" env)"
+cd "$work"
+
+record='echo "$TF_CONFIG" >'"$work"'/tf-$COHORT_ROLE-$COHORT_ROLE_INDEX'
+cat >"$work/tfjob.yaml" <<SPEC
+apiVersion: kubeflow.org/v1
+kind: TFJob
+metadata: {name: roles-test}
+spec:
+  tfReplicaSpecs:
+    Chief: {replicas: 1, command: [sh, -c, 'until [ -e $work/tf-worker-0 ] && [ -e $work/tf-worker-1 ] && [ -e $work/tf-evaluator-0 ]; do sleep 0.1; done; $record']}
+    PS: {replicas: 1, command: [sh, -c, '$record; exec sleep 1000']}
+    Worker: {replicas: 2, resources: {nodes: 1, cpus: 1}, command: [sh, -c, '$record']}
+    Evaluator: {replicas: 1, command: [sh, -c, '$record']}
+SPEC
+"$cohort" launch --spec "$work/tfjob.yaml" --emit-sbatch >"$work/tfjob.sh" || fail "--emit-sbatch failed"
+expect_eq "$(grep -c '^#SBATCH hetjob' "$work/tfjob.sh")" 3 "hetjob separators in the emitted script"
+job=$(submit -o "$work/tfjob.out" "$work/tfjob.sh")
+wait_until 120 "the TFJob to finish" "job_done $job"
+expect_eq "$(job_state "$job")" COMPLETED "state of the TFJob ($(cat "$work/tfjob.out"))"
+expect_eq "$(squeue -h -j "$job" | wc -l)" 0 "components still queued"
+
+/usr/bin/python3 - "$work" <<'CHECK' || fail "TF_CONFIG check failed: $(cat "$work/tfjob.out")"
+import json, pathlib, sys
+work = pathlib.Path(sys.argv[1])
+configs = {p.name[3:]: json.loads(p.read_text()) for p in work.glob("tf-*")}
+assert sorted(configs) == ["chief-0", "evaluator-0", "ps-0", "worker-0", "worker-1"], sorted(configs)
+clusters = {json.dumps(c["cluster"], sort_keys=True) for c in configs.values()}
+assert len(clusters) == 1, "every process sees the same cluster"
+cluster = configs["chief-0"]["cluster"]
+assert sorted(cluster) == ["chief", "ps", "worker"], cluster          # no evaluator, as Kubeflow
+assert [len(cluster[r]) for r in ("chief", "ps", "worker")] == [1, 1, 2], cluster
+for name, config in configs.items():
+    role, index = name.rsplit("-", 1)
+    assert config["task"] == {"type": role, "index": int(index)}, config
+    assert config["environment"] == "cloud", config
+    assert set(config) == {"cluster", "task", "environment"}, config
+for role, addresses in cluster.items():
+    for address in addresses:
+        host, port = address.rsplit(":", 1)
+        assert host.startswith("node") and 0 < int(port) < 65536, address
+hosts = {role: {a.rsplit(":", 1)[0] for a in cluster[role]} for role in cluster}
+assert len(hosts["chief"] | hosts["ps"] | hosts["worker"]) == 3, hosts     # a node per role
+assert len(set(cluster["worker"])) == 2, "workers on one node get ports of their own"
+CHECK
+
+# The same spec inside a plain one-component allocation: refused, nothing runs.
+printf '#!/bin/bash\n%q launch --spec %q\necho "exit $?"\n' "$cohort" "$work/tfjob.yaml" >"$work/plain.sh"
+rm -f "$work"/tf-*
+job=$(submit -N1 -n1 -o "$work/plain.out" "$work/plain.sh")
+wait_until 60 "the plain job to finish" "job_done $job"
+grep -q 'the allocation has 1 component(s) but the spec has 4 roles' "$work/plain.out" || fail "no refusal: $(cat "$work/plain.out")"
+grep -q '^exit 2$' "$work/plain.out" || fail "refusal did not exit 2: $(cat "$work/plain.out")"
+! compgen -G "$work/tf-*" >/dev/null || fail "a role ran in an allocation that cannot hold the spec"

@@ -1,0 +1,132 @@
+#include "launcher/job_spec.hpp"
+
+#include <gtest/gtest.h>
+
+#include "common/error.hpp"
+#include "common/json.hpp"
+
+namespace cohort::launcher {
+namespace {
+
+constexpr const char* kTfJob = R"(
+apiVersion: kubeflow.org/v1
+kind: TFJob
+metadata: {name: mnist}
+spec:
+  runPolicy: {backoffLimit: "2", activeDeadlineSeconds: 600}
+  tfReplicaSpecs:
+    Worker:
+      replicas: 2
+      restartPolicy: ExitCode
+      template:
+        spec:
+          containers:
+          - name: tensorflow
+            command: [python3, train.py]
+            args: [--epochs, "3"]
+            resources: {limits: {cpu: 4, memory: 8Gi, nvidia.com/gpu: 1}}
+    PS: {replicas: 1, command: [python3, ps.py]}
+    Chief: {replicas: 1, command: [python3, train.py]}
+    Evaluator: {replicas: 1, command: [python3, eval.py]}
+)";
+
+std::string error_of(const std::string& yaml) {
+  try {
+    parse_job_spec(yaml, "job.yaml");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    return e.what();
+  }
+  return "accepted";
+}
+
+TEST(JobSpec, ReadsKubeflowTfJobWithRolesInLaunchOrder) {
+  JobSpec spec = parse_job_spec(kTfJob, "job.yaml");
+  EXPECT_EQ(spec.name, "mnist");
+  EXPECT_EQ(spec.kind, JobKind::tensorflow);
+  ASSERT_EQ(spec.roles.size(), 4u);
+  EXPECT_EQ(spec.roles[0].name, "chief");
+  EXPECT_EQ(spec.roles[1].name, "ps");
+  EXPECT_EQ(spec.roles[2].name, "worker");
+  EXPECT_EQ(spec.roles[3].name, "evaluator");
+  EXPECT_EQ(spec.backoff_limit, 2);
+  EXPECT_EQ(spec.active_deadline_seconds, 600);
+  const Role& worker = spec.roles[2];
+  EXPECT_EQ(worker.replicas, 2);
+  EXPECT_EQ(worker.command, (std::vector<std::string>{"python3", "train.py", "--epochs", "3"}));
+  EXPECT_EQ(worker.resources.cpus, 4);
+  EXPECT_EQ(worker.resources.gpus, 1);
+  EXPECT_EQ(worker.resources.memory, "8G");
+  EXPECT_EQ(worker.restart_policy, RestartPolicy::exit_code);
+  EXPECT_EQ(spec.world_size(), 5);
+  EXPECT_EQ(spec.offset_of("worker"), 2);
+}
+
+TEST(JobSpec, MpiJobWorkersHaveNoCommandOfTheirOwn) {
+  JobSpec spec = parse_job_spec(R"(
+kind: MPIJob
+spec:
+  mpiReplicaSpecs:
+    Launcher: {replicas: 1, command: [mpirun, -n, "4", ./app]}
+    Worker: {replicas: 4, resources: {nodes: 2}}
+)", "mpi.yaml");
+  EXPECT_EQ(spec.world_size(), 1);
+  EXPECT_EQ(spec.roles[1].replicas, 4);
+  EXPECT_NE(error_of("kind: MPIJob\nspec:\n  mpiReplicaSpecs:\n    Launcher: {command: [a]}\n    Worker: {command: [b]}\n")
+                .find("started by the launcher's mpirun"),
+            std::string::npos);
+}
+
+TEST(JobSpec, ErrorsNameTheFileAndTheField) {
+  EXPECT_EQ(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {replicas: 0, command: [a]}\n"),
+            "job.yaml: spec.tfReplicaSpecs.Worker.replicas: must be at least 1 (got 0)");
+  EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {replica: 2, command: [a]}\n")
+                .find("spec.tfReplicaSpecs.Worker.replica: unknown field"),
+            std::string::npos);
+  EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {replicas: 1}\n").find("no command"),
+            std::string::npos);
+  EXPECT_NE(error_of("kind: PyTorchJob\nspec:\n  pytorchReplicaSpecs:\n    Master: {replicas: 2, command: [a]}\n")
+                .find("exactly 1 replica"),
+            std::string::npos);
+  EXPECT_NE(error_of("kind: PyTorchJob\nspec:\n  pytorchReplicaSpecs:\n    Chief: {command: [a]}\n")
+                .find("not a role of a PyTorchJob"),
+            std::string::npos);
+  EXPECT_NE(error_of("kind: JAXJob\nspec: {}\n").find("kind: 'JAXJob' is not a job kind"), std::string::npos);
+  EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {replicas: 1, resources: {nodes: 2}, command: [a]}\n")
+                .find("would leave nodes empty"),
+            std::string::npos);
+  EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {command: [a], resources: {memory: lots}}\n")
+                .find("'lots' is not a memory size"),
+            std::string::npos);
+  EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs: [1, 2\n").find("not valid YAML"), std::string::npos);
+  EXPECT_NE(error_of("kind: TFJob\nsepc: {}\n").find("sepc: unknown field"), std::string::npos);
+}
+
+TEST(JobSpec, EmitsOneHeterogeneousComponentPerRole) {
+  JobSpec spec = parse_job_spec(kTfJob, "job.yaml");
+  std::string script = emit_sbatch(spec, "/jobs/job.yaml", "/opt/cohort/bin/cohort");
+  EXPECT_EQ(script.rfind("#!/bin/bash\n", 0), 0u);
+  size_t hetjobs = 0;
+  for (size_t at = script.find("#SBATCH hetjob"); at != std::string::npos; at = script.find("#SBATCH hetjob", at + 1)) ++hetjobs;
+  EXPECT_EQ(hetjobs, 3u);
+  EXPECT_NE(script.find("#SBATCH --nodes=1 --ntasks=2 --cpus-per-task=4 --gpus-per-task=1 --mem-per-cpu=8G  # worker"),
+            std::string::npos)
+      << script;
+  EXPECT_NE(script.find("#SBATCH --time=10\n"), std::string::npos);
+  EXPECT_NE(script.find("exec /opt/cohort/bin/cohort launch --spec /jobs/job.yaml\n"), std::string::npos);
+}
+
+TEST(TfConfig, FollowsKubeflowAndLeavesTheEvaluatorOut) {
+  ClusterMap cluster{{"chief", {"n1:2222"}}, {"ps", {"n2:2222"}}, {"worker", {"n3:2222", "n3:2223"}}, {"evaluator", {"n4:2222"}}};
+  auto config = json::parse(tf_config(cluster, "worker", 1));
+  EXPECT_EQ(config.at("task").at("type").as_string(), "worker");
+  EXPECT_EQ(config.at("task").at("index").as_int(), 1);
+  EXPECT_EQ(config.at("environment").as_string(), "cloud");
+  EXPECT_EQ(config.at("cluster").at("worker").as_array().size(), 2u);
+  EXPECT_EQ(config.at("cluster").find("evaluator"), nullptr);
+  EXPECT_EQ(tf_config({{"worker", {"a:1"}}}, "worker", 0),
+            R"({"cluster":{"worker":["a:1"]},"task":{"type":"worker","index":0},"environment":"cloud"})");
+}
+
+}  // namespace
+}  // namespace cohort::launcher

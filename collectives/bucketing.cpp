@@ -26,15 +26,36 @@ GradientBuckets::GradientBuckets(Communicator& comm, BucketOptions options)
 GradientBuckets::~GradientBuckets() = default;  // each bucket's Request waits when destroyed
 
 std::size_t GradientBuckets::add(void* data, std::size_t count, DataType dtype) {
-  if (sealed_) {
-    throw Error("GradientBuckets::add: tensors are registered before the first mark_ready; "
-                "register every tensor first");
-  }
   if (count > 0 && !data) {
     throw input_error("GradientBuckets::add: a null buffer with count " + std::to_string(count));
   }
-  tensors_.push_back(Tensor{data, count, dtype, 0, 0, false});
+  return add_tensor(data, count, dtype, false);
+}
+
+std::size_t GradientBuckets::add_view(std::size_t count, DataType dtype) {
+  if (accumulation_type(dtype) != dtype) {
+    throw input_error("GradientBuckets::add_view: " + std::string(name_of(dtype)) +
+                      " gradients are accumulated in float buckets and cannot live in them: "
+                      "use add() with a buffer of your own");
+  }
+  return add_tensor(nullptr, count, dtype, true);
+}
+
+std::size_t GradientBuckets::add_tensor(void* data, std::size_t count, DataType dtype, bool view) {
+  if (sealed_) {
+    throw Error("GradientBuckets: tensors are registered before the first mark_ready or data(); "
+                "register every tensor first");
+  }
+  tensors_.push_back(Tensor{data, count, dtype, 0, 0, false, view});
   return tensors_.size() - 1;
+}
+
+void* GradientBuckets::data(std::size_t id) {
+  if (!sealed_) seal();
+  if (id >= tensors_.size()) {
+    throw input_error("GradientBuckets::data: tensor id " + std::to_string(id) + " was not registered");
+  }
+  return tensors_[id].data;
 }
 
 void GradientBuckets::seal() {
@@ -62,6 +83,9 @@ void GradientBuckets::seal() {
     b.buffer.assign(b.count * size_of(b.dtype), std::byte{0});
     b.pending = b.tensors;
   }
+  for (Tensor& t : tensors_) {
+    if (t.view) t.data = buckets_[t.bucket].buffer.data() + t.offset * size_of(t.dtype);
+  }
 }
 
 std::size_t GradientBuckets::largest_bucket_bytes() const {
@@ -83,7 +107,7 @@ void GradientBuckets::mark_ready(std::size_t id) {
   }
   t.ready = true;
   Bucket& b = buckets_[t.bucket];
-  detail::convert(t.data, t.dtype, b.buffer.data() + t.offset * size_of(b.dtype), b.dtype, t.count);
+  if (!t.view) detail::convert(t.data, t.dtype, b.buffer.data() + t.offset * size_of(b.dtype), b.dtype, t.count);
   if (--b.pending == 0) start_ready_buckets();
 }
 
@@ -111,7 +135,7 @@ void GradientBuckets::wait() {
     b.request.wait();
     for (std::size_t i = b.first_tensor; i < b.first_tensor + b.tensors; ++i) {
       Tensor& t = tensors_[i];
-      detail::convert(b.buffer.data() + t.offset * size_of(b.dtype), b.dtype, t.data, t.dtype, t.count);
+      if (!t.view) detail::convert(b.buffer.data() + t.offset * size_of(b.dtype), b.dtype, t.data, t.dtype, t.count);
       t.ready = false;
     }
     b.pending = b.tensors;

@@ -19,7 +19,8 @@
 // same tensors in the same order. Buckets start in bucket order whatever order tensors are
 // marked in, so that every rank issues the same allreduces in the same order. f16 and bf16
 // gradients are accumulated in f32 buckets: the reduction across ranks rounds once, at the
-// end, rather than once per rank.
+// end, rather than once per rank. Gradients registered with add_view live in the buckets
+// themselves, which saves the two copies.
 #pragma once
 
 #include <cstddef>
@@ -45,6 +46,14 @@ class GradientBuckets {
   // returns the id mark_ready takes. Registration ends at the first mark_ready.
   std::size_t add(void* data, std::size_t count, DataType dtype);
 
+  // Registers a gradient that lives inside its bucket (PyTorch DDP's gradient_as_bucket_view):
+  // backward writes it at data(id), and neither mark_ready nor wait copies it. Only for types
+  // a bucket holds as they are (not f16 or bf16, which buckets widen to f32).
+  std::size_t add_view(std::size_t count, DataType dtype);
+  // Where a view's gradient lives; valid from the first call (which ends registration) for
+  // as long as this object.
+  void* data(std::size_t id);
+
   // The tensor's gradient is final for this step: it is copied into its bucket, and any
   // buckets that are now complete start reducing, in bucket order.
   void mark_ready(std::size_t id);
@@ -66,6 +75,7 @@ class GradientBuckets {
     std::size_t bucket;
     std::size_t offset;  // elements into the bucket
     bool ready;
+    bool view;           // lives in the bucket: no copies
   };
   struct Bucket {
     DataType dtype;  // the accumulation type
@@ -77,6 +87,7 @@ class GradientBuckets {
     Request request;
   };
 
+  std::size_t add_tensor(void* data, std::size_t count, DataType dtype, bool view);
   void seal();
   void start_ready_buckets();
 

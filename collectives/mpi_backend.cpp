@@ -135,9 +135,11 @@ void MpiEngine::allreduce(const void* send, void* recv, std::size_t count, DataT
   const std::size_t bytes = count * size_of(dtype);
   AllreduceAlgorithm algorithm = settings_.algorithm;
   if (algorithm == AllreduceAlgorithm::automatic) {
-    algorithm = bytes < settings_.threshold_bytes ? AllreduceAlgorithm::mpi
-                : settings_.node_local            ? AllreduceAlgorithm::node
-                                                  : AllreduceAlgorithm::ring;
+    if (settings_.node_local) {
+      algorithm = bytes < settings_.threshold_bytes ? AllreduceAlgorithm::mpi : AllreduceAlgorithm::node;
+    } else {
+      algorithm = bytes < settings_.ring_threshold_bytes ? AllreduceAlgorithm::mpi : AllreduceAlgorithm::ring;
+    }
   }
   if (algorithm == AllreduceAlgorithm::node) {
     if (!settings_.node_local) {

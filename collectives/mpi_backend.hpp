@@ -23,7 +23,8 @@ MPI_Op mpi_op(DataType dtype, ReduceOp op);
 
 struct MpiSettings {
   AllreduceAlgorithm algorithm = AllreduceAlgorithm::automatic;
-  std::size_t threshold_bytes = 0;  // cohort's own path from this size (automatic)
+  std::size_t threshold_bytes = 0;       // node-local path from this size (automatic)
+  std::size_t ring_threshold_bytes = 0;  // ring from this size, ranks on several nodes
   bool node_local = false;          // every rank shares this node
   bool verify = false;
   std::size_t chunk_bytes = NodeAllreduce::kDefaultChunkBytes;

@@ -104,6 +104,31 @@ TEST(Buckets, AveragingDividesBySizeAndLargeBucketsTakeTheNodeLocalPath) {
   EXPECT_EQ(detail::count_wrong(half.data(), half.size(), comm.size(), DataType::f16, ReduceOp::avg), 0u);
 }
 
+TEST(Buckets, GradientsLivingInTheirBucketsAreReducedInPlace) {
+  Communicator& comm = world();
+  BucketOptions options;
+  options.bucket_bytes = 4096;
+  GradientBuckets buckets(comm, options);
+  const std::size_t counts[] = {100, 2000, 1, 300};
+  std::vector<std::size_t> ids;
+  for (std::size_t count : counts) ids.push_back(buckets.add_view(count, DataType::f32));
+  EXPECT_THROW(buckets.add_view(5, DataType::f16), Error);  // f16 is widened: cannot be a view
+  for (int step = 0; step < 2; ++step) {
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      auto* g = static_cast<float*>(buckets.data(ids[k]));
+      for (std::size_t i = 0; i < counts[k]; ++i) {
+        g[i] = static_cast<float>(detail::input_value(comm.rank(), i, DataType::f32, ReduceOp::sum));
+      }
+      buckets.mark_ready(ids[k]);
+    }
+    buckets.wait();
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      EXPECT_EQ(detail::count_wrong(buckets.data(ids[k]), counts[k], comm.size(), DataType::f32, ReduceOp::sum), 0u)
+          << "tensor " << k << " step " << step;
+    }
+  }
+}
+
 TEST(Buckets, WaitBeforeEveryTensorIsReadyIsAnErrorNamingTheTensor) {
   Communicator& comm = world();
   std::vector<float> a(10), b(10);

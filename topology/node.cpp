@@ -594,10 +594,33 @@ std::string without_comments(std::string_view xml) {
     std::size_t close = xml.find("-->", open + 4);
     if (close == std::string_view::npos) break;
     out.append(xml.substr(at, open - at));
+    // Its line breaks stay, so that line numbers in messages match the file.
+    out.append(static_cast<std::size_t>(std::count(xml.begin() + static_cast<std::ptrdiff_t>(open),
+                                                    xml.begin() + static_cast<std::ptrdiff_t>(close), '\n')),
+               '\n');
     at = close + 3;
   }
   out.append(xml.substr(at));
   return out;
+}
+
+// hwloc 2.9 dereferences a missing complete_cpuset or complete_nodeset of an object that
+// has the plain set, and crashes the process: a hand-written file must not take a
+// launcher down with it.
+void check_complete_sets(std::string_view xml, const std::string& name) {
+  for (std::size_t at = xml.find("<object "); at != std::string_view::npos; at = xml.find("<object ", at + 1)) {
+    std::size_t end = xml.find('>', at);
+    std::string_view tag = xml.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+    for (std::string_view set : {"cpuset", "nodeset"}) {
+      std::string plain = " " + std::string(set) + "=\"";
+      std::string complete = " complete_" + std::string(set) + "=\"";
+      if (tag.find(plain) == std::string_view::npos || tag.find(complete) != std::string_view::npos) continue;
+      auto line = 1 + std::count(xml.begin(), xml.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+      throw input_error(name + ":" + std::to_string(line) + ": object has a " + std::string(set) +
+                        " but no complete_" + std::string(set) + ", which hwloc needs (copy the " +
+                        std::string(set) + " into it, or write the file with `lstopo --of xml FILE`)");
+    }
+  }
 }
 
 }  // namespace
@@ -628,6 +651,7 @@ Node Node::from_xml(std::string_view xml, const std::string& name) {
                              "`lstopo --of xml FILE`)");
   }
   std::string buffer = without_comments(xml);
+  check_complete_sets(buffer, name);
   HwlocTopology topology;
   configure(topology.get(), HWLOC_TYPE_FILTER_KEEP_ALL);
   if (hwloc_topology_set_xmlbuffer(topology.get(), buffer.c_str(), static_cast<int>(buffer.size() + 1)) != 0) {

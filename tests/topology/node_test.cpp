@@ -316,6 +316,16 @@ TEST(Node, MalformedXmlIsAnInputErrorNamingIt) {
   expect_input_error([] { Node::from_xml("", "empty.xml"); }, "empty.xml: not an hwloc topology");
 }
 
+TEST(Node, ObjectWithoutItsCompleteSetsIsAnInputErrorNotACrash) {
+  std::string xml = read(fixture("one_socket_4gpu.xml"));
+  const std::size_t core = xml.find("<object type=\"Core\"");
+  const std::size_t at = xml.find(" complete_cpuset=\"", core);
+  xml.erase(at, xml.find('"', xml.find('"', at) + 1) - at + 1);
+  const auto line = 1 + std::count(xml.begin(), xml.begin() + static_cast<std::ptrdiff_t>(core), '\n');
+  expect_input_error([&] { Node::from_xml(xml, "hand.xml"); },
+                     "hand.xml:" + std::to_string(line) + ": object has a cpuset but no complete_cpuset, which hwloc needs");
+}
+
 TEST(Node, BadSyntheticDescriptionIsAnInputError) {
   expect_input_error([] { Node::from_synthetic("pack:two"); }, "synthetic topology 'pack:two'");
 }

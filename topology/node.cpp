@@ -273,7 +273,7 @@ class NodeBuilder {
       if (os->parent && os->parent->type == HWLOC_OBJ_OS_DEVICE) continue;
       GpuApi api = gpu_api(os);
       if (api == GpuApi::none) continue;
-      // An OpenCL device may be a CPU; only GPU-typed OpenCL devices count.
+      // OpenCL also lists accelerators (FPGAs) and custom devices: only its GPUs count.
       if (api == GpuApi::opencl && info(os, "OpenCLDeviceType") != "" &&
           info(os, "OpenCLDeviceType") != "GPU") {
         continue;

@@ -29,6 +29,9 @@ int guarded(const char* callback, F&& body) noexcept {
 int on_cohort_option(int, const char* optarg, int remote) {
   return guarded("--cohort", [&] {
     std::string text = optarg ? optarg : "";
+    // A bare `#SBATCH --cohort` reaches the job's srun through the environment, where
+    // Slurm has printed its missing argument as "(null)".
+    if (text == "(null)") text.clear();
     // Refuse a bad value where the user typed it; slurmstepd checks again after merging.
     if (!remote) parse_settings(text);
     state().option = std::move(text);

@@ -1,0 +1,98 @@
+# spank_cohort.so on a mini-cluster of its own whose nodes the DGX fixture describes
+# (2 sockets, 8 GPUs, mlx5_i behind GPU i's switch): srun --cohort gives every task a
+# distinct GPU with cores and HCA local to it and a consistent launch contract; verbose
+# prints one line per task and the planning time; a plan that cannot be made fails the
+# tasks with the reason.
+source "$(dirname "$0")/lib.sh"
+
+mc=$COHORT_SOURCE_DIR/scripts/minicluster
+plugin=$COHORT_BUILD_DIR/lib/spank_cohort.so
+fixture=$COHORT_SOURCE_DIR/tests/topology/fixtures/dgx_a100_2s_8gpu_8ib.xml
+[[ -f $plugin ]] || fail "no plugin at $plugin; build the spank_cohort target"
+export COHORT_MINICLUSTER_DIR=$work/cluster
+unset SLURM_CONF COHORT_PLACEMENT COHORT_VERBOSE COHORT_GPUS_PER_RANK COHORT_THREADS COHORT_SMT COHORT_NIC
+
+# Down first, then lib.sh's cleanup, which exits with the status it finds in $?.
+trap 'rc=$?; "$mc" down >/dev/null 2>&1; set +e; (exit "$rc"); cleanup' EXIT
+
+# 16 Slurm cores per node: the fixture's 16 cores, so Slurm's core i is the fixture's.
+"$mc" up --nodes 2 --cpus 16 --gpus-per-node 8 --topology "$fixture" --plugin "$plugin" \
+  --plugin-args "default=off" >/dev/null 2>&1 || fail "minicluster up failed"
+eval "$("$mc" env)"
+
+# The fixture's GPUs 0-3 sit on package 0 (cores 0-7, PUs 0-7,16-23), 4-7 on package 1.
+local_cpus() { (($1 < 4)) && echo 0-7,16-23 || echo 8-15,24-31; }
+expand() {  # a CPU list, one CPU a line
+  local IFS=, part
+  for part in $1; do
+    if [[ $part == *-* ]]; then seq "${part%-*}" "${part#*-}"; else echo "$part"; fi
+  done
+}
+within() { [[ -z $(comm -23 <(expand "$1" | sort) <(expand "$2" | sort)) ]]; }
+
+report='echo "$SLURMD_NODENAME $SLURM_PROCID $SLURM_LOCALID $RANK $LOCAL_RANK $WORLD_SIZE $LOCAL_WORLD_SIZE'
+report+=' $GROUP_RANK $MASTER_ADDR $MASTER_PORT $TORCHELASTIC_RESTART_COUNT $CUDA_VISIBLE_DEVICES $CUDA_DEVICE_ORDER'
+report+=' $COHORT_GPUS $COHORT_CPUS $COHORT_NICS $NCCL_IB_HCA $OMP_NUM_THREADS"'
+
+check_tasks() {  # out tasks_per_node
+  local out=$1 per_node=$2
+  expect_eq "$(wc -l <<<"$out")" $((2 * per_node)) "tasks that reported"
+  local port
+  port=$(awk '{print $10}' <<<"$out" | sort -u)
+  expect_eq "$(wc -l <<<"$port")" 1 "distinct MASTER_PORT values across the step"
+  ((port >= 29500 && port < 31500)) || fail "MASTER_PORT $port outside the default 29500+2000"
+  local node procid localid rank lrank ws lws gr addr mport restart cvd order gpus cpus nics hca omp
+  while read -r node procid localid rank lrank ws lws gr addr mport restart cvd order gpus cpus nics hca omp; do
+    local t="task $procid on $node"
+    expect_eq "$rank" "$procid" "$t: RANK"
+    expect_eq "$lrank" "$localid" "$t: LOCAL_RANK"
+    expect_eq "$ws" $((2 * per_node)) "$t: WORLD_SIZE"
+    expect_eq "$lws" "$per_node" "$t: LOCAL_WORLD_SIZE"
+    expect_eq "$gr" "$([[ $node == node1 ]] && echo 0 || echo 1)" "$t: GROUP_RANK"
+    expect_eq "$addr" node1 "$t: MASTER_ADDR"
+    expect_eq "$restart" 0 "$t: TORCHELASTIC_RESTART_COUNT"
+    [[ $gpus =~ ^[0-7]$ ]] || fail "$t: COHORT_GPUS='$gpus', expected one GPU"
+    # Without device cgroups a task sees every GPU, so the global index is the right name.
+    expect_eq "$cvd" "$gpus" "$t: CUDA_VISIBLE_DEVICES"
+    expect_eq "$order" PCI_BUS_ID "$t: CUDA_DEVICE_ORDER"
+    within "$cpus" "$(local_cpus "$gpus")" || fail "$t: CPUs $cpus are not local to GPU $gpus ($(local_cpus "$gpus"))"
+    expect_eq "$nics" "mlx5_$gpus" "$t: the NIC nearest GPU $gpus"
+    expect_eq "$hca" "=mlx5_$gpus:1" "$t: NCCL_IB_HCA"
+    [[ $omp =~ ^[1-9][0-9]*$ ]] || fail "$t: OMP_NUM_THREADS='$omp'"
+  done <<<"$out"
+  for node in node1 node2; do
+    expect_eq "$(awk -v n="$node" '$1 == n {print $14}' <<<"$out" | sort -u | wc -l)" "$per_node" "distinct GPUs on $node"
+    local all_cpus
+    all_cpus=$(awk -v n="$node" '$1 == n {print $15}' <<<"$out" | while read -r c; do expand "$c"; done)
+    expect_eq "$(sort <<<"$all_cpus" | uniq -d | wc -l)" 0 "CPUs given to two tasks on $node"
+  done
+}
+
+# The issue's shape: 4 tasks and 4 GPUs per node.
+out=$(srun -N2 --ntasks-per-node=4 --gpus-per-node=4 --cohort bash -c "$report") || fail "srun --cohort failed"
+note "4 tasks per node:"$'\n'"$out"
+check_tasks "$out" 4
+
+# Every GPU of both sockets: tasks on package 1's GPUs get package 1's cores.
+out=$(srun -N2 --ntasks-per-node=8 -c 2 --gpus-per-node=8 --cohort bash -c "$report") || fail "srun --cohort (8 per node) failed"
+check_tasks "$out" 8
+expect_eq "$(awk '$14 >= 4' <<<"$out" | wc -l)" 8 "tasks placed on package 1's GPUs"
+expect_eq "$(awk '{print $18}' <<<"$out" | sort -u)" 2 "OMP_NUM_THREADS for 2 cores a task"
+
+# verbose: a planning line per node and one line per task, saying which bindings applied.
+# This machine is not the fixture, so CPU binding is skipped with the reason.
+err=$(srun -N1 -w node1 --ntasks-per-node=4 --gpus-per-node=4 --cohort=verbose true 2>&1 >/dev/null) ||
+  fail "srun --cohort=verbose failed: $err"
+note "verbose:"$'\n'"$err"
+grep -qE '^spank_cohort: node1: step [0-9]+\.0: planned 4 tasks in [0-9.]+ ms \(topology: .*dgx_a100_2s_8gpu_8ib.xml\)$' <<<"$err" ||
+  fail "no planning line in: $err"
+expect_eq "$(grep -cE '^spank_cohort: node1 task [0-3] \(rank [0-3]\): GPUs [0-3], CPUs .*; CPU binding: skipped, CPUs? .* not on this machine' <<<"$err")" 4 \
+  "verbose task lines"
+
+# gpus-per-rank the step cannot give: every task fails with the reason, none runs.
+if err=$(srun -N1 -w node1 -n2 --gpus-per-node=2 --cohort=gpus-per-rank:3 bash -c 'echo ran' 2>&1); then
+  fail "a step with an impossible plan succeeded: $err"
+fi
+! grep -q '^ran$' <<<"$err" || fail "a task ran without its placement: $err"
+grep -q 'spank_cohort: node1 task [01] (rank [01]): not started, placement failed: --cohort=gpus-per-rank 3: only 2 GPUs are allowed (SLURM_STEP_GPUS 0-1)' <<<"$err" ||
+  fail "no placement failure line in: $err"

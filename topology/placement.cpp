@@ -7,6 +7,7 @@
 #include <numeric>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "common/error.hpp"
 
@@ -33,12 +34,15 @@ std::vector<int> all_gpu_indices(const Node& node) {
   return all;
 }
 
-// Splits `total` into parts proportional to `weights` by largest remainder; ties go to
-// the earlier part, so the split is deterministic.
-std::vector<int> proportional(int total, const std::vector<int>& weights) {
+// Splits `total` into parts proportional to `weights` by largest remainder. Equal
+// remainders go to the part that comes first in `tie_order` (a permutation of the part
+// indices; empty: index order), so the split is deterministic.
+std::vector<int> proportional(int total, const std::vector<int>& weights, const std::vector<std::size_t>& tie_order = {}) {
   std::vector<int> parts(weights.size(), 0);
   long long sum = std::accumulate(weights.begin(), weights.end(), 0LL);
   if (sum == 0 || total == 0) return parts;
+  std::vector<std::size_t> rank_in_ties(weights.size());
+  for (std::size_t i = 0; i < weights.size(); ++i) rank_in_ties[tie_order.empty() ? i : tie_order[i]] = i;
   std::vector<std::pair<long long, std::size_t>> remainders;
   int given = 0;
   for (std::size_t i = 0; i < weights.size(); ++i) {
@@ -47,8 +51,10 @@ std::vector<int> proportional(int total, const std::vector<int>& weights) {
     given += parts[i];
     remainders.emplace_back(exact % sum, i);
   }
-  std::stable_sort(remainders.begin(), remainders.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::sort(remainders.begin(), remainders.end(), [&](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first > b.first;
+    return rank_in_ties[a.second] < rank_in_ties[b.second];
+  });
   for (std::size_t i = 0; given < total; ++i, ++given) ++parts[remainders[i % remainders.size()].second];
   return parts;
 }
@@ -57,6 +63,7 @@ std::vector<int> proportional(int total, const std::vector<int>& weights) {
 struct Domain {
   int numa = -1;
   int package = -1;
+  std::string name;           // "NUMA 1"; "NUMA 0,1" once it has taken in an idle neighbour
   std::vector<CpuSet> cores;  // allowed PUs of each allowed core, in core order
   std::vector<int> gpus;      // allowed GPUs local to this domain, ascending
   int pu_count() const {
@@ -79,6 +86,7 @@ struct RankState {
   int group = -1;
   int cores = 0;            // whole cores it got; 0 when it got single hardware threads
   int cores_in_domain = 0;  // allowed cores where its cores come from
+  std::string core_pool;    // where its cores come from: "NUMA 0", "NUMA 0,1"
   std::string nic_link;     // its first NIC's link to its first GPU
 };
 
@@ -121,10 +129,12 @@ class Planner {
       Domain d;
       d.numa = numa.index;
       d.package = numa.package;
+      d.name = numa_name(numa.index);
       domains_.push_back(std::move(d));
     }
     if (domains_.empty()) {
       domains_.push_back(Domain{});
+      domains_.back().name = numa_name(-1);
       by_numa[-1] = 0;
     }
     for (const auto& core : node_.cores()) {
@@ -149,6 +159,16 @@ class Planner {
       domains_[*d].gpus.push_back(gpu);
       domain_of_gpu_[gpu] = static_cast<int>(*d);
     }
+    // When ranks are fewer than domains, the first domain of each package comes before
+    // the second of any: two ranks on a two-socket node get a socket each.
+    std::map<int, int> seen_in_package;
+    std::vector<std::tuple<int, int, std::size_t>> keys;
+    for (std::size_t d = 0; d < domains_.size(); ++d) {
+      const int package = domains_[d].package >= 0 ? domains_[d].package : -1 - static_cast<int>(d);
+      keys.emplace_back(seen_in_package[package]++, static_cast<int>(d), d);
+    }
+    std::sort(keys.begin(), keys.end());
+    for (const auto& key : keys) spread_order_.push_back(std::get<2>(key));
   }
 
   std::size_t most_cores_domain() const {
@@ -194,7 +214,7 @@ class Planner {
     std::vector<GpuGroup> groups;
     if (ranks <= whole_total) {
       // Enough groups of one locality: use them in proportion to where they are.
-      auto quota = proportional(ranks, whole);
+      auto quota = proportional(ranks, whole, spread_order_);
       for (std::size_t d = 0; d < domains_.size(); ++d) {
         for (int i = 0; i < quota[d]; ++i) groups.push_back(local[d][static_cast<std::size_t>(i)]);
       }
@@ -258,7 +278,7 @@ class Planner {
   void assign_domains_by_cores() {
     std::vector<int> weights;
     for (const auto& d : domains_) weights.push_back(static_cast<int>(d.cores.size()));
-    auto quota = proportional(request_.ranks, weights);
+    auto quota = proportional(request_.ranks, weights, spread_order_);
     int rank = 0;
     for (std::size_t d = 0; d < domains_.size(); ++d) {
       for (int i = 0; i < quota[d]; ++i, ++rank) ranks_[static_cast<std::size_t>(rank)].domain = static_cast<int>(d);
@@ -286,21 +306,45 @@ class Planner {
   void assign_cores() {
     std::vector<int> ranks_in(domains_.size(), 0);
     for (const auto& r : ranks_) ++ranks_in[static_cast<std::size_t>(r.domain)];
-    std::vector<std::vector<std::size_t>> pools(domains_.size());
+    std::vector<Domain> pools = domains_;
+    if (per_rank_ == 0) adopt_idle_domains(ranks_in, pools);
+    std::vector<std::vector<std::size_t>> members(domains_.size());
     for (std::size_t i = 0; i < ranks_.size(); ++i) {
       auto& r = ranks_[i];
       r.core_domain = r.domain;
       if (domains_[static_cast<std::size_t>(r.domain)].cores.empty()) {
         r.core_domain = core_donor(r.domain, ranks_in);
-        const auto& from = domains_[static_cast<std::size_t>(r.core_domain)];
         r.placement.broken.push_back("cores local to GPUs: the allowed CPUs have none on " +
-                                     numa_name(domains_[static_cast<std::size_t>(r.domain)].numa) +
-                                     "; cores come from " + numa_name(from.numa));
+                                     domains_[static_cast<std::size_t>(r.domain)].name + "; cores come from " +
+                                     domains_[static_cast<std::size_t>(r.core_domain)].name);
       }
-      pools[static_cast<std::size_t>(r.core_domain)].push_back(i);
+      members[static_cast<std::size_t>(r.core_domain)].push_back(i);
     }
     for (std::size_t d = 0; d < domains_.size(); ++d) {
-      if (!pools[d].empty()) split_cores(domains_[d], pools[d]);
+      if (!members[d].empty()) split_cores(pools[d], members[d]);
+    }
+  }
+
+  // CPU-only ranks fewer than the domains would leave whole domains idle: each idle
+  // domain's cores join the ranks of a domain in the same package (else the most crowded
+  // one), at the price of those ranks spanning two NUMA nodes.
+  void adopt_idle_domains(const std::vector<int>& ranks_in, std::vector<Domain>& pools) const {
+    for (std::size_t idle = 0; idle < domains_.size(); ++idle) {
+      if (ranks_in[idle] > 0 || domains_[idle].cores.empty()) continue;
+      std::optional<std::size_t> host;
+      auto score = [&](std::size_t d) {
+        bool same_package = domains_[d].package >= 0 && domains_[d].package == domains_[idle].package;
+        // Cross-multiplied cores per rank: fewer is more crowded, and crowded comes first.
+        return std::make_tuple(same_package, -static_cast<long long>(domains_[d].cores.size()) * 1024 / ranks_in[d]);
+      };
+      for (std::size_t d = 0; d < domains_.size(); ++d) {
+        if (ranks_in[d] == 0 || domains_[d].cores.empty()) continue;
+        if (!host || score(d) > score(*host)) host = d;
+      }
+      if (!host) continue;
+      Domain& pool = pools[*host];
+      pool.cores.insert(pool.cores.end(), domains_[idle].cores.begin(), domains_[idle].cores.end());
+      pool.name += "," + std::to_string(domains_[idle].numa);
     }
   }
 
@@ -308,7 +352,7 @@ class Planner {
     const int n = static_cast<int>(members.size());
     const int cores = static_cast<int>(domain.cores.size());
     const int pus = domain.pu_count();
-    const std::string where = numa_name(domain.numa);
+    const std::string& where = domain.name;
     if (n <= cores) {
       // Contiguous blocks of whole cores; the first ranks take one more when it does not divide.
       int next = 0;
@@ -318,6 +362,7 @@ class Planner {
         for (int c = 0; c < take; ++c) r.placement.cpus |= domain.cores[static_cast<std::size_t>(next++)];
         r.cores = take;
         r.cores_in_domain = cores;
+        r.core_pool = where;
       }
       return;
     }
@@ -333,6 +378,7 @@ class Planner {
         for (int c = 0; c < take; ++c) r.placement.cpus.insert(order[static_cast<std::size_t>(next++)]);
         r.cores = 0;
         r.cores_in_domain = cores;
+        r.core_pool = where;
         bool whole = std::all_of(domain.cores.begin(), domain.cores.end(), [&](const CpuSet& core) {
           return !core.intersects(r.placement.cpus) || core.is_subset_of(r.placement.cpus);
         });
@@ -349,6 +395,7 @@ class Planner {
       r.placement.cpus.insert(order[static_cast<std::size_t>(i % pus)]);
       r.cores = 0;
       r.cores_in_domain = cores;
+      r.core_pool = where;
       r.placement.broken.push_back("disjoint cpusets: " + plural(n, "rank shares ", "ranks share ") +
                                    plural(pus, "CPU", "CPUs") + " of " + where);
     }
@@ -483,13 +530,13 @@ class Planner {
         reason += "; NIC " + p.nics.front();
         if (!r.nic_link.empty()) reason += " " + r.nic_link + " to GPU " + std::to_string(p.gpus.front());
       }
-      const Domain& cores_from = domains_[static_cast<std::size_t>(r.core_domain)];
+      const std::string& cores_from = r.core_pool;
       if (r.cores > 0) {
         reason += "; " + std::to_string(r.cores) + " of the " + std::to_string(r.cores_in_domain) +
-                  " allowed cores on " + numa_name(cores_from.numa);
+                  " allowed cores on " + cores_from;
       } else {
         reason += "; " + plural(p.cpus.count(), "CPU", "CPUs") + " of the " + std::to_string(r.cores_in_domain) +
-                  " allowed cores on " + numa_name(cores_from.numa);
+                  " allowed cores on " + cores_from;
       }
       p.reason = std::move(reason);
     }
@@ -501,6 +548,7 @@ class Planner {
   std::vector<int> allowed_gpus_;
   int per_rank_ = 0;
   std::vector<Domain> domains_;
+  std::vector<std::size_t> spread_order_;  // domains, first of each package first
   std::map<int, int> domain_of_gpu_;
   std::set<int> unknown_locality_;
   std::vector<RankState> ranks_;

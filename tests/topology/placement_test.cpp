@@ -221,6 +221,17 @@ TEST(Planner, CpuOnlyRanksSpreadInProportionToAllowedCores) {
   for (int r = 1; r < 5; ++r) EXPECT_NE(plan[static_cast<std::size_t>(r)].numa.front(), 0);
 }
 
+TEST(Planner, FewerCpuOnlyRanksThanNumaNodesTakeTheIdleOnesOfTheirPackage) {
+  Node node = load("two_socket_cpu_only.xml");
+  auto plan = topology::plan(node, request(2));
+  expect_rules_hold(node, request(2), plan);
+  EXPECT_EQ(plan[0].cpus.to_string(), "0-7,16-23");
+  EXPECT_EQ(plan[0].numa, (std::vector<int>{0, 1}));
+  EXPECT_EQ(plan[1].cpus.to_string(), "8-15,24-31");
+  EXPECT_EQ(plan[1].threads, 8);
+  EXPECT_EQ(plan[1].nics, std::vector<std::string>{"mlx5_1"});
+}
+
 TEST(Planner, GpusOnOneSocketKeepTheirRanksOnThatSocket) {
   Node node = load("gpus_on_one_socket.xml");
   auto plan = topology::plan(node, request(4));

@@ -1,6 +1,7 @@
 # spank_cohort.so on a mini-cluster of its own whose nodes the DGX fixture describes
 # (2 sockets, 8 GPUs, mlx5_i behind GPU i's switch): srun --cohort gives every task a
-# distinct GPU with cores and HCA local to it and a consistent launch contract; verbose
+# distinct GPU with cores and HCA local to it and a launch contract that is enough for the
+# ranks to meet and sum their ranks (what env:// rendezvous needs); verbose
 # prints one line per task and the planning time; a plan that cannot be made fails the
 # tasks with the reason.
 source "$(dirname "$0")/lib.sh"
@@ -78,6 +79,35 @@ out=$(srun -N2 --ntasks-per-node=8 -c 2 --gpus-per-node=8 --cohort bash -c "$rep
 check_tasks "$out" 8
 expect_eq "$(awk '$14 >= 4' <<<"$out" | wc -l)" 8 "tasks placed on package 1's GPUs"
 expect_eq "$(awk '{print $18}' <<<"$out" | sort -u)" 2 "OMP_NUM_THREADS for 2 cores a task"
+
+# The contract alone lets the ranks meet: each reaches rank 0 at MASTER_ADDR:MASTER_PORT,
+# which sums the ranks it hears from.
+cat >"$work/meet.py" <<'PY'
+import os, socket, time
+rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+if rank == 0:
+    total = 0
+    with socket.create_server(("", port)) as server:
+        for _ in range(world - 1):
+            conn, _ = server.accept()
+            with conn, conn.makefile() as f:
+                total += int(f.read())
+    print("sum", total)
+else:
+    deadline = time.monotonic() + 30
+    while True:  # rank 0 may not be listening yet
+        try:
+            with socket.create_connection((addr, port), timeout=5) as s:
+                s.sendall(str(rank).encode())
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+PY
+out=$(srun -N2 --ntasks-per-node=2 --cohort python3 "$work/meet.py") || fail "the ranks could not meet: $out"
+expect_eq "$out" "sum 6" "rank 0's sum of the other ranks"
 
 # verbose: a planning line per node and one line per task, saying which bindings applied.
 # This machine is not the fixture, so CPU binding is skipped with the reason.

@@ -8,6 +8,7 @@
 
 #include "checkpoint/bench.hpp"
 #include "checkpoint/checkpoint.hpp"
+#include "checkpoint/export.hpp"
 #include "checkpoint/internal.hpp"
 
 namespace cohort::checkpoint {
@@ -27,13 +28,16 @@ constexpr const char* kUsage =
     "  verify PATH|DIR              check every tensor's checksum; exit 0 only when all match\n"
     "  prune DIR --keep-last N [--keep-every M]\n"
     "                               remove old checkpoints; the newest good one always stays\n"
+    "  export PATH --to safetensors|npz OUT\n"
+    "                               write the tensors for PyTorch or NumPy\n"
     "  bench --dir D [--bytes N] [--tensors K] [--async]\n"
     "                               save/load throughput against raw write+fsync and read\n\n"
     "ls, inspect and verify take --json.\n\n"
     "example:\n"
     "  cohort ckpt ls /scratch/run1/ckpt\n"
     "  cohort ckpt verify /scratch/run1/ckpt/step-00001000\n"
-    "  cohort ckpt prune /scratch/run1/ckpt --keep-last 3 --keep-every 1000\n";
+    "  cohort ckpt prune /scratch/run1/ckpt --keep-last 3 --keep-every 1000\n"
+    "  cohort ckpt export /scratch/run1/ckpt --to npz model.npz\n";
 
 std::string human_bytes(std::uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -287,8 +291,9 @@ int ckpt_command(const std::vector<std::string>& args) {
   else if (verb == "inspect") run = inspect;
   else if (verb == "verify") run = verify_command;
   else if (verb == "prune") run = prune_command;
+  else if (verb == "export") run = export_command;
   else if (verb == "bench") run = bench_command;
-  else throw input_error("unknown verb '" + verb + "' (verbs: ls, inspect, verify, prune, bench; see 'cohort ckpt --help')");
+  else throw input_error("unknown verb '" + verb + "' (verbs: ls, inspect, verify, prune, export, bench; see 'cohort ckpt --help')");
   // Errors name the verb: "cohort: ckpt: verify: …".
   try {
     return run(rest);

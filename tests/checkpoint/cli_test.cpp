@@ -125,3 +125,46 @@ TEST(CkptBench, ReportsThroughputAgainstRawAndCleansUpUnlessKept) {
 
 }  // namespace
 }  // namespace cohort::checkpoint
+
+namespace cohort::checkpoint {
+namespace {
+
+TEST(CkptExport, SafetensorsAndNpzHoldTheTensorsNumpyExpects) {
+  testing::TempDir tmp;
+  std::vector<float> w(12);
+  for (int i = 0; i < 12; ++i) w[static_cast<size_t>(i)] = static_cast<float>(i) * 0.5f;
+  std::vector<std::int64_t> ids{0, 7, 14, 21, 28};
+  std::vector<std::uint16_t> half{0x3C00, 0xC100};  // 1.0 and -2.5 in IEEE half
+  std::vector<std::uint8_t> flags{1, 0, 1};
+  double lr = 0.125;
+  {
+    Checkpointer ckpt(tmp / "ckpt");
+    ckpt.save(9, State{{{"w", DType::float32, {3, 4}, Sharding::rows, w.data()},
+                        {"ids", DType::int64, {5}, Sharding::replicated, ids.data()},
+                        {"half", DType::float16, {2}, Sharding::replicated, half.data()},
+                        {"flags", DType::bool8, {3}, Sharding::replicated, flags.data()},
+                        {"lr", DType::float64, {}, Sharding::replicated, &lr}},
+                       {}});
+  }
+  const std::string reader = std::string(COHORT_CKPT_TEST_SOURCE_DIR) + "/export_read.py";
+  for (std::string format : {"safetensors", "npz"}) {
+    auto out = (tmp / ("model." + format)).string();
+    auto r = cohort({"ckpt", "export", (tmp / "ckpt").string(), "--to", format, out});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto py = run_process({"/usr/bin/python3", reader, out});
+    EXPECT_EQ(py.exit_code, 0) << format << ": " << py.out << py.err;
+  }
+  // A damaged tensor stops the export and leaves no output behind.
+  testing::flip_byte(checkpoint_path(tmp / "ckpt", 9), "ids", 3);
+  auto bad = cohort({"ckpt", "export", checkpoint_path(tmp / "ckpt", 9).string(), "--to", "npz",
+                     (tmp / "bad.npz").string()});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("checksum mismatch"), std::string::npos) << bad.err;
+  for (const auto& e : std::filesystem::directory_iterator(tmp.path())) {
+    EXPECT_EQ(e.path().filename().string().find("bad.npz"), std::string::npos) << e.path();
+  }
+  EXPECT_EQ(cohort({"ckpt", "export", (tmp / "ckpt").string(), "--to", "pickle", "x"}).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace cohort::checkpoint

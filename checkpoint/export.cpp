@@ -1,0 +1,317 @@
+// `cohort ckpt export`: a checkpoint as safetensors (PyTorch, Hugging Face) or .npz (NumPy).
+// Tensors are read and written one at a time, so memory holds at most the largest tensor.
+#include <boost/program_options.hpp>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "checkpoint/checkpoint.hpp"
+#include "checkpoint/export.hpp"
+#include "checkpoint/internal.hpp"
+
+namespace cohort::checkpoint {
+
+using namespace detail;
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr const char* kHelp =
+    "usage: cohort ckpt export PATH --to safetensors|npz OUT\n\n"
+    "Writes a checkpoint's tensors to one file that PyTorch (safetensors) or NumPy (.npz)\n"
+    "reads directly; every tensor's checksum is checked on the way. PATH is a step-XXXXXXXX\n"
+    "directory, or a checkpoint directory for its newest checkpoint. OUT is written under a\n"
+    "temporary name and renamed when complete.\n\n"
+    "example:\n"
+    "  cohort ckpt export /scratch/run1/ckpt/step-00001000 --to safetensors model.safetensors\n"
+    "  python3 -c \"import numpy; print(numpy.load('model.npz')['model.w'].shape)\"\n";
+
+// ---- Output with the checks a half-written file needs ----
+
+class Output {
+ public:
+  explicit Output(fs::path path) : path_(std::move(path)), tmp_(path_.string() + ".tmp-" + nonce()) {
+    out_.open(tmp_, std::ios::binary | std::ios::trunc);
+    if (!out_) throw input_error("cannot write " + tmp_.string() + "; give an output path in a writable directory");
+  }
+  ~Output() {
+    if (!committed_) {
+      out_.close();
+      std::error_code ec;
+      fs::remove(tmp_, ec);
+    }
+  }
+  Output(const Output&) = delete;
+  Output& operator=(const Output&) = delete;
+
+  void write(const void* data, std::uint64_t size) {
+    out_.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+    if (!out_) throw Error("writing " + tmp_.string() + " failed (disk full?)");
+    offset_ += size;
+  }
+  void write(std::string_view text) { write(text.data(), text.size()); }
+  template <typename T>
+  void put(T value) {  // little-endian integers, as both formats want
+    write(&value, sizeof value);
+  }
+  std::uint64_t offset() const { return offset_; }
+
+  void commit() {
+    out_.close();
+    if (!out_) throw Error("closing " + tmp_.string() + " failed");
+    fsync_path(tmp_);
+    rename_durably(tmp_, path_);
+    committed_ = true;
+  }
+
+ private:
+  fs::path path_, tmp_;
+  std::ofstream out_;
+  std::uint64_t offset_ = 0;
+  bool committed_ = false;
+};
+
+// ---- safetensors ----
+
+std::string_view safetensors_dtype(DType d) {
+  switch (d) {
+    case DType::float16: return "F16";
+    case DType::float32: return "F32";
+    case DType::float64: return "F64";
+    case DType::int8: return "I8";
+    case DType::int16: return "I16";
+    case DType::int32: return "I32";
+    case DType::int64: return "I64";
+    case DType::uint8: return "U8";
+    case DType::uint16: return "U16";
+    case DType::uint32: return "U32";
+    case DType::uint64: return "U64";
+    case DType::bool8: return "BOOL";
+  }
+  return "";
+}
+
+// An 8-byte header length, a JSON header naming each tensor's byte range, then the bytes.
+void export_safetensors(const fs::path& checkpoint, const Manifest& m, const fs::path& out_path) {
+  json::Value header = json::Value::object();
+  json::Value meta = json::Value::object();
+  meta.set("cohort.step", std::to_string(m.step));
+  meta.set("cohort.metadata", json::write(metadata_to_json(m.metadata)));
+  header.set("__metadata__", std::move(meta));
+  std::uint64_t offset = 0;
+  for (const auto& t : m.tensors) {
+    json::Value shape = json::Value::array();
+    for (auto d : t.shape) shape.push(json::Value(d));
+    json::Value range = json::Value::array();
+    range.push(json::Value(offset));
+    range.push(json::Value(offset + t.bytes));
+    header.set(t.name, json::Object{{"dtype", json::Value(safetensors_dtype(t.dtype))},
+                                    {"shape", std::move(shape)},
+                                    {"data_offsets", std::move(range)}});
+    offset += t.bytes;
+  }
+  std::string text = json::write(header);
+  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
+  Output out(out_path);
+  out.put<std::uint64_t>(text.size());
+  out.write(text);
+  std::vector<std::byte> bytes;
+  for (const auto& t : m.tensors) {
+    read_tensor(checkpoint, t, bytes);
+    out.write(bytes.data(), bytes.size());
+  }
+  out.commit();
+}
+
+// ---- npz: a zip archive of .npy files, stored uncompressed, with zip64 fields ----
+
+std::uint32_t crc32_ieee(std::uint32_t crc, const std::byte* p, std::uint64_t n) {
+  static const auto table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (std::uint64_t i = 0; i < n; ++i) crc = (crc >> 8) ^ table[(crc ^ static_cast<std::uint8_t>(p[i])) & 0xFF];
+  return ~crc;
+}
+
+std::string npy_descr(DType d) {
+  switch (d) {
+    case DType::float16: return "<f2";
+    case DType::float32: return "<f4";
+    case DType::float64: return "<f8";
+    case DType::int8: return "|i1";
+    case DType::int16: return "<i2";
+    case DType::int32: return "<i4";
+    case DType::int64: return "<i8";
+    case DType::uint8: return "|u1";
+    case DType::uint16: return "<u2";
+    case DType::uint32: return "<u4";
+    case DType::uint64: return "<u8";
+    case DType::bool8: return "|b1";
+  }
+  return "";
+}
+
+// The .npy header, version 1.0, padded so the data starts on a 64-byte boundary.
+std::string npy_header(const TensorInfo& t) {
+  std::string shape = "(";
+  for (size_t i = 0; i < t.shape.size(); ++i) shape += std::to_string(t.shape[i]) + (i + 1 < t.shape.size() ? ", " : "");
+  if (t.shape.size() == 1) shape += ",";
+  shape += ")";
+  std::string dict = "{'descr': '" + npy_descr(t.dtype) + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::size_t total = 10 + dict.size() + 1;
+  dict.append((64 - total % 64) % 64, ' ');
+  dict += '\n';
+  std::string out = "\x93NUMPY";
+  out += '\x01';
+  out += '\x00';
+  auto len = static_cast<std::uint16_t>(dict.size());
+  out += static_cast<char>(len & 0xFF);
+  out += static_cast<char>(len >> 8);
+  return out + dict;
+}
+
+struct ZipEntry {
+  std::string name;
+  std::uint32_t crc;
+  std::uint64_t size;
+  std::uint64_t offset;
+};
+
+// Zip64 sizes everywhere: tensors over 4 GiB are common, and NumPy reads zip64.
+void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& out_path) {
+  constexpr std::uint32_t kMax32 = 0xFFFFFFFFu;
+  Output out(out_path);
+  std::vector<ZipEntry> entries;
+  std::vector<std::byte> bytes;
+  for (const auto& t : m.tensors) {
+    read_tensor(checkpoint, t, bytes);
+    std::string header = npy_header(t);
+    ZipEntry e{t.name + ".npy", 0, header.size() + bytes.size(), out.offset()};
+    e.crc = crc32_ieee(crc32_ieee(0, reinterpret_cast<const std::byte*>(header.data()), header.size()), bytes.data(),
+                       bytes.size());
+    // Local file header.
+    out.put<std::uint32_t>(0x04034b50);
+    out.put<std::uint16_t>(45);  // version needed: zip64
+    out.put<std::uint16_t>(0x0800);  // UTF-8 names
+    out.put<std::uint16_t>(0);   // stored
+    out.put<std::uint16_t>(0);   // time
+    out.put<std::uint16_t>(0x21);  // date: 1980-01-01
+    out.put<std::uint32_t>(e.crc);
+    out.put<std::uint32_t>(kMax32);
+    out.put<std::uint32_t>(kMax32);
+    out.put<std::uint16_t>(static_cast<std::uint16_t>(e.name.size()));
+    out.put<std::uint16_t>(20);  // zip64 extra field
+    out.write(e.name);
+    out.put<std::uint16_t>(0x0001);
+    out.put<std::uint16_t>(16);
+    out.put<std::uint64_t>(e.size);
+    out.put<std::uint64_t>(e.size);
+    out.write(header);
+    out.write(bytes.data(), bytes.size());
+    entries.push_back(std::move(e));
+  }
+  const std::uint64_t directory_start = out.offset();
+  for (const auto& e : entries) {
+    out.put<std::uint32_t>(0x02014b50);
+    out.put<std::uint16_t>(45);  // made by
+    out.put<std::uint16_t>(45);  // needed
+    out.put<std::uint16_t>(0x0800);
+    out.put<std::uint16_t>(0);
+    out.put<std::uint16_t>(0);
+    out.put<std::uint16_t>(0x21);
+    out.put<std::uint32_t>(e.crc);
+    out.put<std::uint32_t>(kMax32);
+    out.put<std::uint32_t>(kMax32);
+    out.put<std::uint16_t>(static_cast<std::uint16_t>(e.name.size()));
+    out.put<std::uint16_t>(28);  // zip64 extra field
+    out.put<std::uint16_t>(0);   // comment
+    out.put<std::uint16_t>(0);   // disk
+    out.put<std::uint16_t>(0);   // internal attributes
+    out.put<std::uint32_t>(0);   // external attributes
+    out.put<std::uint32_t>(kMax32);
+    out.write(e.name);
+    out.put<std::uint16_t>(0x0001);
+    out.put<std::uint16_t>(24);
+    out.put<std::uint64_t>(e.size);
+    out.put<std::uint64_t>(e.size);
+    out.put<std::uint64_t>(e.offset);
+  }
+  const std::uint64_t directory_end = out.offset();
+  // Zip64 end of central directory record and its locator, then the classic end record.
+  out.put<std::uint32_t>(0x06064b50);
+  out.put<std::uint64_t>(44);
+  out.put<std::uint16_t>(45);
+  out.put<std::uint16_t>(45);
+  out.put<std::uint32_t>(0);
+  out.put<std::uint32_t>(0);
+  out.put<std::uint64_t>(entries.size());
+  out.put<std::uint64_t>(entries.size());
+  out.put<std::uint64_t>(directory_end - directory_start);
+  out.put<std::uint64_t>(directory_start);
+  out.put<std::uint32_t>(0x07064b50);
+  out.put<std::uint32_t>(0);
+  out.put<std::uint64_t>(directory_end);
+  out.put<std::uint32_t>(1);
+  out.put<std::uint32_t>(0x06054b50);
+  out.put<std::uint16_t>(0);
+  out.put<std::uint16_t>(0);
+  out.put<std::uint16_t>(0xFFFF);
+  out.put<std::uint16_t>(0xFFFF);
+  out.put<std::uint32_t>(kMax32);
+  out.put<std::uint32_t>(kMax32);
+  out.put<std::uint16_t>(0);
+  out.commit();
+}
+
+}  // namespace
+
+int export_command(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  std::string to;
+  options.add_options()("to", po::value(&to)->required(), "safetensors or npz")("help,h", "show this help");
+  po::options_description all;
+  all.add(options);
+  all.add_options()("positional", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description pos;
+  pos.add("positional", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << kHelp << "\n" << options << "\n";
+    return 0;
+  }
+  po::notify(vm);
+  std::vector<std::string> paths;
+  if (vm.count("positional")) paths = vm["positional"].as<std::vector<std::string>>();
+  if (paths.size() != 2) {
+    throw input_error("expected a checkpoint PATH and an output file OUT, got " + std::to_string(paths.size()) +
+                      " path(s) (see 'cohort ckpt export --help')");
+  }
+  if (to != "safetensors" && to != "npz") {
+    throw input_error("--to " + to + ": expected safetensors or npz");
+  }
+  fs::path checkpoint = paths[0];
+  if (fs::is_directory(checkpoint) && !parse_step_dir_name(checkpoint.filename().string()) &&
+      !fs::exists(checkpoint / kManifestFile)) {
+    auto entries = list(checkpoint);
+    if (entries.empty()) throw input_error(checkpoint.string() + " holds no checkpoints; give a step-XXXXXXXX directory");
+    checkpoint = entries.back().path;
+  }
+  Manifest m = read_manifest(checkpoint);
+  if (to == "safetensors") export_safetensors(checkpoint, m, paths[1]);
+  else export_npz(checkpoint, m, paths[1]);
+  std::cout << "exported " << m.tensors.size() << " tensor(s) of " << checkpoint.string() << " to " << paths[1]
+            << "\n";
+  return 0;
+}
+
+}  // namespace cohort::checkpoint

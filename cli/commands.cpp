@@ -1,27 +1,28 @@
 #include "cli/commands.hpp"
 
+#include <boost/program_options/errors.hpp>
+
 #include <algorithm>
 #include <array>
+#include <iostream>
 
-#include "checkpoint/ckpt_command.hpp"
-#include "collectives/bench.hpp"
+#include "common/error.hpp"
 #include "launcher/launch_command.hpp"
 #include "topology/topo_command.hpp"
 
 namespace cohort::cli {
 namespace {
 
-// Component commands join this table as their issues land (topo, launch, ckpt, sweep,
-// serve, collectives). The built-in `help` and `version` are handled by main.cpp.
+// The built-in `help` and `version` are handled by main.cpp.
 constexpr std::array kCommands{
     Command{"bench", "benchmark collectives: nccl-tests' table against a same-run MPI baseline",
-            "mpirun -n 2 cohort bench collectives --sizes 8:64M --baseline mpi", &cohort::bench_command},
+            "mpirun -n 2 cohort bench collectives --sizes 8:64M --baseline mpi", nullptr, "cohort-bench"},
     Command{"ckpt", "list, inspect, verify and prune HDF5 checkpoints",
-            "cohort ckpt verify /scratch/run1/ckpt", &cohort::checkpoint::ckpt_command},
+            "cohort ckpt verify /scratch/run1/ckpt", nullptr, "cohort-ckpt"},
     Command{"launch", "start and supervise a job's ranks: gang restarts, hang detection, requeue",
-            "cohort launch --max-restarts 3 -- python3 train.py", &cohort::launcher::launch_command},
+            "cohort launch --max-restarts 3 -- python3 train.py", &cohort::launcher::launch_command, ""},
     Command{"topo", "show the node's GPUs, NICs, cores and distances; plan rank placement",
-            "cohort topo plan --ranks 8 --topology node.xml", &cohort::topology::topo_command},
+            "cohort topo plan --ranks 8 --topology node.xml", &cohort::topology::topo_command, ""},
 };
 
 }  // namespace
@@ -32,6 +33,22 @@ const Command* find_command(std::string_view name) {
   auto all = commands();
   auto it = std::find_if(all.begin(), all.end(), [&](const Command& c) { return c.name == name; });
   return it == all.end() ? nullptr : &*it;
+}
+
+int run_guarded(std::string_view name, int (*body)(const std::vector<std::string>&),
+                const std::vector<std::string>& args) {
+  try {
+    return body(args);
+  } catch (const cohort::Error& e) {
+    std::cerr << "cohort: " << name << ": " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const boost::program_options::error& e) {
+    std::cerr << "cohort: " << name << ": " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "cohort: " << name << ": " << e.what() << "\n";
+    return 1;
+  }
 }
 
 }  // namespace cohort::cli

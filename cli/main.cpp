@@ -1,7 +1,12 @@
 // cohort — the command-line entry point: a thin dispatcher to each component's command.
 #include <boost/program_options.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string_view>
 #include <string>
@@ -37,6 +42,8 @@ void print_version(std::ostream& out) {
       << ")\n";
 }
 
+int exec_tool(const cohort::cli::Command& command, const std::vector<std::string>& args);
+
 int help(const std::vector<std::string>& args) {
   if (args.empty()) {
     print_usage(std::cout);
@@ -52,23 +59,24 @@ int help(const std::vector<std::string>& args) {
     throw cohort::input_error("unknown command '" + args[0] + "' (see 'cohort help')");
   }
   // Each command prints its own full help; this forwards to it.
+  if (!command->run) return exec_tool(*command, {"--help"});
   return command->run({"--help"});
 }
 
-// Runs one command, turning a cohort::Error into one line on stderr and its exit code.
-int run_guarded(std::string_view name, auto&& body) {
-  try {
-    return body();
-  } catch (const cohort::Error& e) {
-    std::cerr << "cohort: " << name << ": " << e.what() << "\n";
-    return e.exit_code();
-  } catch (const po::error& e) {
-    std::cerr << "cohort: " << name << ": " << e.what() << "\n";
-    return kUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "cohort: " << name << ": " << e.what() << "\n";
-    return 1;
-  }
+// Runs a command built as its own executable, in this process's place.
+int exec_tool(const cohort::cli::Command& command, const std::vector<std::string>& args) {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::string path = (ec ? std::filesystem::path("") : self.parent_path() / std::string(command.tool)).string();
+  std::vector<std::string> argv{path};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> c_argv;
+  for (auto& a : argv) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  ::execv(path.c_str(), c_argv.data());
+  std::cerr << "cohort: " << command.name << ": cannot run " << path << ": " << std::strerror(errno)
+            << " (it is installed beside cohort; rebuild or reinstall cohort)\n";
+  return 1;
 }
 
 }  // namespace
@@ -107,7 +115,7 @@ int main(int argc, char** argv) {
     return kUsage;
   }
 
-  if (command == "help") return run_guarded(command, [&] { return help(rest); });
+  if (command == "help") return cohort::cli::run_guarded(command, &help, rest);
   if (command == "version") {
     if (!rest.empty()) {
       std::cerr << "cohort: version: takes no arguments\n";
@@ -122,5 +130,6 @@ int main(int argc, char** argv) {
     print_usage(std::cerr);
     return kUsage;
   }
-  return run_guarded(command, [&] { return found->run(rest); });
+  if (!found->run) return exec_tool(*found, rest);
+  return cohort::cli::run_guarded(command, found->run, rest);
 }

@@ -1,15 +1,16 @@
 // topology/placement.hpp — which GPUs, network devices, cores and memory each local rank
 // of a job step gets.
 //
-// The rules, in the order they give way when the node cannot honour them all:
+// The rules:
 //   1. Ranks spread over NUMA domains in proportion to the GPUs they hold there (to the
-//      allowed cores, when ranks hold no GPUs).
+//      allowed cores, when ranks hold no GPUs), each package's first domain before any
+//      package's second; CPU-only ranks also take the cores of a domain left without ranks.
 //   2. Fewer ranks than GPUs: each rank gets several GPUs of one locality, nearest first.
 //   3. A rank's cores are local to its GPUs (in its NUMA domain).
 //   4. Cpusets are disjoint while there are cores enough, and use whole cores before
 //      SMT siblings.
-//   5. A rank's NIC is the nearest one to its GPUs; equally near NICs are shared out
-//      evenly between the ranks that tie.
+//   5. A rank's NIC is the fabric NIC nearest its GPUs; equally near NICs are shared out
+//      evenly between the ranks that tie. Ethernet counts only without a fabric NIC.
 // When a rule cannot hold (more ranks than cores, GPUs shared, GPUs spread unevenly, no
 // allowed core near a GPU), the affected ranks say which rule broke and why in `broken`;
 // a plan is never silently worse than asked.

@@ -51,10 +51,10 @@ void plan_node(spank_t sp, State& st) {
   const auto job = get_item<std::uint32_t>(sp, S_JOB_ID, "S_JOB_ID");
   const auto step = get_item<std::uint32_t>(sp, S_JOB_STEPID, "S_JOB_STEPID");
   st.view.local_tasks = static_cast<int>(get_item<std::uint32_t>(sp, S_JOB_LOCAL_TASK_COUNT, "S_JOB_LOCAL_TASK_COUNT"));
-  char* cores = nullptr;
-  if (check(spank_get_item(sp, S_STEP_ALLOC_CORES, &cores), "spank_get_item(S_STEP_ALLOC_CORES)") && cores) {
-    st.view.alloc_cores = cores;
-  }
+  // Without the step's cores a plan could hand out cores of other jobs: no cores, no plan.
+  const char* cores = get_item<char*>(sp, S_STEP_ALLOC_CORES, "S_STEP_ALLOC_CORES");
+  if (!cores || !*cores) throw Error("Slurm gave no S_STEP_ALLOC_CORES for this step");
+  st.view.alloc_cores = cores;
   if (auto gpus = job_getenv(sp, "SLURM_STEP_GPUS")) {
     st.view.gpus = *gpus;
     st.view.gpus_variable = "SLURM_STEP_GPUS";

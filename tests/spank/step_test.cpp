@@ -224,9 +224,9 @@ TEST(Binding, CpusThisMachineLacksAreSkippedWithAReason) {
   CpuSet absent{allowed.cpus().back() + 1};
   Binding b = machine.bind_self(absent, {1 << 20});
   EXPECT_FALSE(b.cpu_applied);
-  EXPECT_NE(b.cpu_note.find("are not on this machine"), std::string::npos) << b.cpu_note;
+  EXPECT_NE(b.cpu_note.find("is not on this machine"), std::string::npos) << b.cpu_note;
   EXPECT_FALSE(b.memory_applied);
-  EXPECT_NE(b.memory_note.find("not on this machine"), std::string::npos) << b.memory_note;
+  EXPECT_NE(b.memory_note.find("is not on this machine"), std::string::npos) << b.memory_note;
 }
 
 }  // namespace

@@ -71,6 +71,20 @@ INSTANTIATE_TEST_SUITE_P(Collectives, AllreduceAlgorithms,
                            }
                          });
 
+TEST(Allreduce, MessagesLargerThanTheCachesAreCorrectInAndOutOfPlace) {
+  Communicator& comm = world();
+  for (DataType dt : {DataType::f32, DataType::f64, DataType::bf16}) {
+    const std::size_t count = (6u << 20) / size_of(dt) + 5;
+    for (bool in_place : {false, true}) {
+      auto send = filled(comm.rank(), count, dt, ReduceOp::sum);
+      std::vector<std::byte> recv(send.size());
+      void* out = in_place ? send.data() : recv.data();
+      comm.allreduce(send.data(), out, count, dt, ReduceOp::sum);
+      EXPECT_EQ(count_wrong(out, count, comm.size(), dt, ReduceOp::sum), 0u) << describe(dt, ReduceOp::sum, count, in_place);
+    }
+  }
+}
+
 TEST(Allreduce, ManyNonBlockingOperationsInFlightAllComplete) {
   Communicator& comm = world();
   constexpr std::size_t kCount = 200003;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "collectives/dtype.hpp"
 #include "collectives/mpi_backend.hpp"
@@ -145,21 +146,31 @@ std::byte* NodeAllreduce::result_slot(int rank, std::uint64_t chunk) const {
 template <class Ready>
 void NodeAllreduce::wait_for(Ready ready, const char* what, int peer) const {
   // Spin briefly (a peer on another core answers within microseconds), then yield so that
-  // oversubscribed ranks let their peers run.
+  // oversubscribed ranks let their peers run, then sleep in short naps: a peer that is still
+  // computing (a progress thread waiting for the rest of backward) costs no core.
   for (int i = 0; i < 4000; ++i) {
     if (ready()) return;
     cpu_relax();
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + timeout_;
+  const auto nap_from = start + std::chrono::microseconds(500);
   for (unsigned i = 0;; ++i) {
     if (ready()) return;
-    sched_yield();
-    if ((i & 1023u) == 0 && std::chrono::steady_clock::now() > deadline) {
-      throw Error("allreduce: rank " + std::to_string(peer) + " did not " + what + " within " +
-                  std::to_string(timeout_.count()) +
-                  " s (COHORT_COLLECTIVES_TIMEOUT): every rank must call the same collectives "
-                  "in the same order with the same count, dtype and op");
+    if ((i & 63u) == 0) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now > deadline) {
+        throw Error("allreduce: rank " + std::to_string(peer) + " did not " + what + " within " +
+                    std::to_string(timeout_.count()) +
+                    " s (COHORT_COLLECTIVES_TIMEOUT): every rank must call the same collectives "
+                    "in the same order with the same count, dtype and op");
+      }
+      if (now > nap_from) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        continue;
+      }
     }
+    sched_yield();
   }
 }
 

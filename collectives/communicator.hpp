@@ -20,9 +20,9 @@
 // with CUDA and NCCL. COHORT_COLLECTIVES_BACKEND=auto|mpi|nccl chooses explicitly.
 //
 // Every rank calls the same operations in the same order with the same count, dtype and op,
-// as with MPI and NCCL. cohort checks that agreement on its own large-message path always,
-// and on every call when CommunicatorOptions::verify (COHORT_COLLECTIVES_VERIFY=1) is set;
-// a disagreement is a cohort::Error on every rank, not a hang.
+// as with MPI and NCCL. cohort checks that agreement on its own allreduce paths always, and
+// on every call when CommunicatorOptions::verify (COHORT_COLLECTIVES_VERIFY=1) is set; a
+// disagreement is a cohort::Error on every rank, not a hang.
 #pragma once
 
 #include <mpi.h>

@@ -109,7 +109,10 @@ MpiEngine::~MpiEngine() {
 }
 
 void MpiEngine::verify(const char* what, int kind, std::size_t count, DataType dtype, int extra) {
-  if (!settings_.verify) return;
+  if (settings_.verify) check_agreement(what, kind, count, dtype, extra);
+}
+
+void MpiEngine::check_agreement(const char* what, int kind, std::size_t count, DataType dtype, int extra) {
   // max(x) == -max(-x) exactly when every rank has the same x.
   const long long mine[4] = {kind, static_cast<long long>(count), static_cast<long long>(dtype), extra};
   long long both[8];
@@ -151,6 +154,9 @@ void MpiEngine::allreduce(const void* send, void* recv, std::size_t count, DataT
     return;
   }
   if (algorithm == AllreduceAlgorithm::ring) {
+    // A disagreement would otherwise leave ranks waiting for segments that never come; one
+    // small allreduce is nothing beside a message worth the ring.
+    if (!settings_.verify) check_agreement("allreduce", 1, count, dtype, static_cast<int>(op));
     if (!ring_) ring_ = std::make_unique<RingAllreduce>(comm_);
     ring_->run(send, recv, count, dtype, op);
     return;

@@ -50,6 +50,7 @@ class MpiEngine {
  private:
   // With settings.verify: all ranks agree on what they are about to do, or all throw.
   void verify(const char* what, int kind, std::size_t count, DataType dtype, int extra);
+  void check_agreement(const char* what, int kind, std::size_t count, DataType dtype, int extra);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   MpiSettings settings_;

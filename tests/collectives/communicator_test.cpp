@@ -221,6 +221,19 @@ TEST(Errors, RanksThatDisagreeAboutALargeCountAllGetAnError) {
   EXPECT_EQ(ok[99999], static_cast<float>(comm.size()));
 }
 
+TEST(Errors, RanksThatDisagreeOnTheRingAllGetAnError) {
+  Communicator& comm = world(AllreduceAlgorithm::ring);
+  if (comm.size() == 1) GTEST_SKIP() << "a single rank cannot disagree with itself";
+  std::vector<double> buffer(5000, 1.0);
+  const ReduceOp op = comm.rank() == 0 ? ReduceOp::sum : ReduceOp::max;
+  try {
+    comm.allreduce(buffer.data(), buffer.size(), DataType::f64, op);
+    ADD_FAILURE() << "no error for ops that differ between ranks";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ranks disagree about the op"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Errors, VerifyCatchesRanksThatDisagreeAboutADtype) {
   CommunicatorOptions options;
   options.verify = true;

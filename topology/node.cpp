@@ -582,8 +582,8 @@ Node load(HwlocTopology& topology, const std::string& source, bool input) {
   return NodeBuilder(topology.get(), source).build();
 }
 
-// hwloc's built-in XML parser (used when its libxml2 plugin is absent) rejects comments,
-// and a topology file documented at its top deserves to load everywhere.
+// The text with its comments blanked out, line breaks kept, so that line numbers in
+// messages match the file.
 std::string without_comments(std::string_view xml) {
   std::string out;
   out.reserve(xml.size());
@@ -594,13 +594,32 @@ std::string without_comments(std::string_view xml) {
     std::size_t close = xml.find("-->", open + 4);
     if (close == std::string_view::npos) break;
     out.append(xml.substr(at, open - at));
-    // Its line breaks stay, so that line numbers in messages match the file.
     out.append(static_cast<std::size_t>(std::count(xml.begin() + static_cast<std::ptrdiff_t>(open),
                                                     xml.begin() + static_cast<std::ptrdiff_t>(close), '\n')),
                '\n');
     at = close + 3;
   }
   out.append(xml.substr(at));
+  return out;
+}
+
+// hwloc's built-in XML parser, used where its libxml2 plugin is not installed, reads the
+// XML declaration and the DOCTYPE line by line: it rejects comments and blank lines, which
+// a file documented at its top has. Neither carries meaning between XML tags.
+std::string for_builtin_parser(std::string_view xml) {
+  std::string out;
+  out.reserve(xml.size());
+  std::size_t at = 0;
+  while (at < xml.size()) {
+    std::size_t end = xml.find('\n', at);
+    if (end == std::string_view::npos) end = xml.size();
+    std::string_view line = xml.substr(at, end - at);
+    if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
+      out.append(line);
+      out.push_back('\n');
+    }
+    at = end + 1;
+  }
   return out;
 }
 
@@ -650,8 +669,9 @@ Node Node::from_xml(std::string_view xml, const std::string& name) {
     throw input_error(name + ": not an hwloc topology: no <topology> element (write one with "
                              "`lstopo --of xml FILE`)");
   }
-  std::string buffer = without_comments(xml);
-  check_complete_sets(buffer, name);
+  const std::string uncommented = without_comments(xml);
+  check_complete_sets(uncommented, name);
+  const std::string buffer = for_builtin_parser(uncommented);
   HwlocTopology topology;
   configure(topology.get(), HWLOC_TYPE_FILTER_KEEP_ALL);
   if (hwloc_topology_set_xmlbuffer(topology.get(), buffer.c_str(), static_cast<int>(buffer.size() + 1)) != 0) {

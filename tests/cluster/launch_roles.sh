@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 cohort=$COHORT_BUILD_DIR/bin/cohort
 mc=$COHORT_SOURCE_DIR/scripts/minicluster
 export COHORT_MINICLUSTER_DIR=$work/cluster
-trap '"$mc" down >/dev/null 2>&1 || true; cleanup' EXIT
+at_exit '"$mc" down >/dev/null 2>&1' 
 "$mc" up --nodes 4 --cpus 2 --gpus-per-node 0 2>/dev/null || fail "could not bring up a four-node cluster"
 eval "$("$mc" env)"
 cd "$work"

@@ -29,8 +29,15 @@ submit() {
   echo "$id"
 }
 
+# at_exit COMMAND: run COMMAND when the test ends, before the shared cleanup, without
+# changing the test's exit status.
+exit_hooks=()
+at_exit() { exit_hooks+=("$1"); }
+
 cleanup() {
   local rc=$?
+  local hook
+  for hook in "${exit_hooks[@]+"${exit_hooks[@]}"}"; do eval "$hook" || true; done
   ((${#submitted[@]})) && scancel "${submitted[@]}" 2>/dev/null || true
   [[ -n ${work:-} && -d $work ]] && rm -rf -- "$work"
   exit "$rc"

@@ -7,8 +7,7 @@ mc=$COHORT_SOURCE_DIR/scripts/minicluster
 export COHORT_MINICLUSTER_DIR=$work/cluster
 unset SLURM_CONF
 
-down_on_exit() { "$mc" down >/dev/null 2>&1 || true; }
-trap 'down_on_exit; cleanup' EXIT
+at_exit '"$mc" down >/dev/null 2>&1' 
 
 "$mc" up --nodes 3 --cpus 2 --gpus-per-node 2 || fail "up failed"
 eval "$("$mc" env)"

@@ -26,27 +26,49 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using cohort::topology::Node;
 
-// Median of `runs` timed calls, in milliseconds, after one untimed warm-up call.
-double median_ms(int runs, const std::function<void()>& call) {
+double elapsed_ms(const std::function<void()>& call) {
+  auto start = Clock::now();
   call();
-  std::vector<double> ms;
-  ms.reserve(static_cast<std::size_t>(runs));
-  for (int i = 0; i < runs; ++i) {
-    auto start = Clock::now();
-    call();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-  }
-  std::nth_element(ms.begin(), ms.begin() + runs / 2, ms.end());
-  return ms[static_cast<std::size_t>(runs / 2)];
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
+double median(std::vector<double> ms) {
+  std::nth_element(ms.begin(), ms.begin() + static_cast<std::ptrdiff_t>(ms.size() / 2), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// Medians of `runs` timed calls of each, after one untimed warm-up call each. The calls
+// alternate, so that whatever else the machine does weighs on both alike.
+std::vector<double> median_ms(int runs, const std::vector<std::function<void()>>& calls) {
+  std::vector<std::vector<double>> ms(calls.size());
+  for (const auto& call : calls) call();
+  for (int i = 0; i < runs; ++i) {
+    for (std::size_t c = 0; c < calls.size(); ++c) ms[c].push_back(elapsed_ms(calls[c]));
+  }
+  std::vector<double> out;
+  for (auto& m : ms) out.push_back(median(std::move(m)));
+  return out;
+}
+
+// A fixture as hwloc itself can read it with either of its XML parsers: without the
+// comments and blank lines that document it (cohort removes them the same way).
 std::string read(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     std::fprintf(stderr, "topology_bench: cannot read %s\n", path.c_str());
     std::exit(1);
   }
-  return {std::istreambuf_iterator<char>(in), {}};
+  std::string text{std::istreambuf_iterator<char>(in), {}};
+  for (std::size_t open; (open = text.find("<!--")) != std::string::npos;) {
+    text.erase(open, text.find("-->", open) + 3 - open);
+  }
+  std::string out;
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t end = std::min(text.find('\n', at), text.size());
+    if (text.find_first_not_of(" \t\r", at) < end) out.append(text, at, end - at).push_back('\n');
+    at = end + 1;
+  }
+  return out;
 }
 
 // hwloc alone: the same XML, the same I/O filter, no model.
@@ -116,21 +138,20 @@ int main(int argc, char** argv) {
   double worst_load = 0;
   double worst_plan = 0;
   for (const auto& c : cases) {
-    const double base = median_ms(runs, [&] { hwloc_load(c.xml); });
-    const double load = median_ms(runs, [&] { Node::from_xml(c.xml); });
     Node node = Node::from_xml(c.xml);
     cohort::topology::PlanRequest request;
     request.ranks = c.ranks;
-    const double plan = median_ms(runs * 10, [&] { cohort::topology::plan(node, request); });
-    rows.push_back({c.name + ": hwloc XML load (baseline)", base, base});
-    rows.push_back({c.name + ": Node::from_xml", load, base});
-    rows.push_back({c.name + ": plan " + std::to_string(c.ranks) + " ranks", plan, base});
-    worst_load = std::max(worst_load, load);
-    worst_plan = std::max(worst_plan, plan);
+    auto ms = median_ms(runs, {[&] { hwloc_load(c.xml); }, [&] { Node::from_xml(c.xml); },
+                               [&] { cohort::topology::plan(node, request); }});
+    rows.push_back({c.name + ": hwloc XML load (baseline)", ms[0], ms[0]});
+    rows.push_back({c.name + ": Node::from_xml", ms[1], ms[0]});
+    rows.push_back({c.name + ": plan " + std::to_string(c.ranks) + " ranks", ms[2], ms[0]});
+    worst_load = std::max(worst_load, ms[1]);
+    worst_plan = std::max(worst_plan, ms[2]);
   }
-  const double machine = median_ms(std::max(1, runs / 20), [] { Node::from_this_machine(); });
+  const double machine = median_ms(std::max(1, runs / 20), {[] { Node::from_this_machine(); }})[0];
 
-  std::printf("cohort topology benchmark: median of %d runs (plans: %d runs)\n\n", runs, runs * 10);
+  std::printf("cohort topology benchmark: medians of %d alternating runs\n\n", runs);
   std::printf("%-62s %10s  %s\n", "case", "median", "vs hwloc load");
   for (const auto& r : rows) {
     std::printf("%-62s %7.3f ms  %.3fx\n", r.what.c_str(), r.ms, r.ms / r.baseline_ms);

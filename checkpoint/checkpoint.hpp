@@ -15,17 +15,24 @@
 //    it skipped and why.
 //  - Reshardable: a tensor sharded along its first dimension by W ranks loads onto W' ranks.
 //
-//   cohort::checkpoint::Checkpointer ckpt("/scratch/run1/ckpt", MPI_COMM_WORLD,
-//                                         {.retention = {.keep_last = 3, .keep_every = 1000}});
+//   using namespace cohort::checkpoint;
+//   Options options;
+//   options.retention = {3, 1000};  // keep the newest 3 and every 1000th step
+//   Checkpointer ckpt("/scratch/run1/ckpt", MPI_COMM_WORLD, options);
+//   PreemptionWatch preempt;
 //   std::vector<float> w(rows_here * 1024);
-//   std::vector<cohort::checkpoint::TensorSlot> slots{
-//       {"model.w", DType::float32, {rows_here, 1024}, Sharding::rows, w.data()}};
+//   std::vector<TensorSlot> slots{{"model.w", DType::float32, {rows_here, 1024}, Sharding::rows, w.data()}};
+//   std::int64_t step = 0;
 //   if (auto resumed = ckpt.load_latest(slots)) step = resumed->step + 1;
 //   for (; step < steps; ++step) {
 //     train(step);
-//     if (step % 100 == 0 || preempt.requested())
-//       ckpt.save(step, {.tensors = {{"model.w", DType::float32, {rows_here, 1024},
-//                                     Sharding::rows, w.data()}}});
+//     bool asked = preempt.requested();
+//     if (step % 100 == 0 || asked) {
+//       State state;
+//       state.tensors = {{"model.w", DType::float32, {rows_here, 1024}, Sharding::rows, w.data()}};
+//       ckpt.save(step, state);
+//       if (asked) { preempt.acknowledge(); break; }
+//     }
 //   }
 //
 // Collective: save, load and the Checkpointer's constructor are called by every rank of the

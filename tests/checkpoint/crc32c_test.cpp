@@ -36,6 +36,17 @@ TEST(Crc32c, AgreesWithTheDefinitionAtEveryLengthAndAlignment) {
   }
 }
 
+TEST(Crc32c, LongBuffersTakingTheInterleavedPathAgreeWithTheDefinition) {
+  std::vector<unsigned char> data(200000);
+  std::mt19937 gen(3);
+  for (auto& b : data) b = static_cast<unsigned char>(gen());
+  for (size_t start : {size_t{0}, size_t{3}}) {
+    for (size_t n : {size_t{24575}, size_t{24576}, size_t{24577}, size_t{3 * 24576 + 13}, data.size() - start}) {
+      EXPECT_EQ(crc32c(0, data.data() + start, n), reference(data.data() + start, n)) << start << " " << n;
+    }
+  }
+}
+
 TEST(Crc32c, ExtendingInPiecesEqualsOneCall) {
   std::string text = "the quick brown fox jumps over the lazy dog";
   std::uint32_t crc = crc32c(0, text.data(), 10);

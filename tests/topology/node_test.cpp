@@ -239,6 +239,11 @@ TEST(Distances, FollowNvidiaSmiClasses) {
   EXPECT_EQ(one.gpu_to_nic(1, nic_index(one, "mlx5_0")).to_string(), "PXB");  // nested switch
   EXPECT_EQ(one.gpu_to_nic(2, nic_index(one, "mlx5_0")).to_string(), "PHB");
 
+  Node bridged = load("gpus_on_one_socket.xml");
+  EXPECT_EQ(bridged.gpu_to_gpu(0, 2).to_string(), "NV4");  // a direct NVLink bridge
+  EXPECT_EQ(bridged.gpu_to_gpu(0, 1).to_string(), "PHB");
+  EXPECT_EQ(bridged.gpu_to_nic(3, nic_index(bridged, "mlx5_1")).to_string(), "SYS");
+
   Node amd = load("amd_mi250x_frontier.xml");
   EXPECT_EQ(amd.gpu_to_gpu(4, 5).to_string(), "PIX");
   EXPECT_EQ(amd.gpu_to_gpu(4, 2).to_string(), "NODE");  // other host bridge, same package

@@ -189,6 +189,15 @@ TEST(Planner, FewerRanksThanGpusGiveEachRankGpusOfOneLocality) {
   EXPECT_EQ(pairs[1].gpus, (std::vector<int>{2, 3}));
 }
 
+TEST(Planner, GpusJoinedByNvlinkShareARankBeforeIndexNeighbours) {
+  Node node = load("gpus_on_one_socket.xml");
+  auto plan = topology::plan(node, request(2));
+  expect_rules_hold(node, request(2), plan);
+  EXPECT_EQ(plan[0].gpus, (std::vector<int>{0, 2}));
+  EXPECT_EQ(plan[1].gpus, (std::vector<int>{1, 3}));
+  EXPECT_NE(plan[0].reason.find("(linked NV4)"), std::string::npos) << plan[0].reason;
+}
+
 TEST(Planner, RanksSpreadOverNumaDomainsInProportionToGpus) {
   Node node = load("dgx_a100_2s_8gpu_8ib.xml");
   PlanRequest two = request(2);

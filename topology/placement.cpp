@@ -603,6 +603,7 @@ void check_request(const Node& node, const PlanRequest& request, const RequestNa
     if (k < 0) throw input_error(what + ": must be 0 or more");
     if (k > allowed) {
       if (node_gpus == 0) throw input_error(what + ": this node has no GPUs (use 0, or leave it out)");
+      if (allowed == 0) throw input_error(what + ": " + names.gpus + " allows no GPUs (use 0, or list GPUs)");
       throw input_error(what + ": only " + plural(allowed, "GPU is", "GPUs are") + " allowed" +
                         (request.allowed_gpus ? " (" + names.gpus + " " +
                                                     format_index_list(sorted(*request.allowed_gpus)) + ")"

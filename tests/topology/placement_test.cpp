@@ -470,6 +470,10 @@ TEST(Planner, RequestsThatDoNotFitTheNodeAreInputErrors) {
   per_rank.allowed_gpus = std::vector<int>{0, 1};
   per_rank.gpus_per_rank = 3;
   expect_input_error(node, per_rank, "--gpus-per-rank 3: only 2 GPUs are allowed (--gpus 0-1)");
+  PlanRequest none_allowed = request(1);
+  none_allowed.allowed_gpus = std::vector<int>{};
+  none_allowed.gpus_per_rank = 1;
+  expect_input_error(node, none_allowed, "--gpus-per-rank 1: --gpus allows no GPUs (use 0, or list GPUs)");
   PlanRequest threads = request(1);
   threads.threads_per_rank = -1;
   expect_input_error(node, threads, "--threads-per-rank -1: must be 1..1024 (or 0 for one per core)");

@@ -367,12 +367,12 @@ int plan_command(const std::vector<std::string>& args) {
       ("cpus", po::value<std::string>()->value_name("LIST"), "CPUs the ranks may use, e.g. 0-15,32-47")
       ("gpus", po::value<std::string>()->value_name("LIST"), "GPUs the ranks may use, e.g. 0-3")
       ("nic", po::value<std::string>()->value_name("POLICY")->default_value("nearest"),
-       "nearest: the NIC nearest each rank's GPUs; all: every NIC, nearest first");
+       "nearest: the NIC nearest each rank's GPUs; all: every fabric NIC, nearest first");
   po::options_description opts;
   opts.add(plan_opts).add(source_options());
   auto vm = parse(args, opts);
   if (vm.count("help")) {
-    std::cout << kPlanUsage << "\n" << opts << kPlanExample;
+    std::cout << kPlanUsage << opts << kPlanExample;
     return 0;
   }
   if (!vm.count("ranks")) throw input_error("plan needs --ranks N (see 'cohort topo plan --help')");

@@ -724,6 +724,7 @@ class Checkpointer::Impl {
         }
       });
       auto independent = transfer(group_, false), collective = transfer(group_, true);
+      ReadAhead read_ahead(path / kStateFile);
       std::byte dummy{};
       for (size_t i = 0; i < slots.size(); ++i) {
         const auto& s = slots[i];
@@ -757,6 +758,8 @@ class Checkpointer::Impl {
           const std::uint64_t row_bytes = bytes / my_rows;
           const std::uint64_t block = std::max<std::uint64_t>(1, kReadBlockBytes / row_bytes);
           auto* out = static_cast<std::byte*>(s.data);
+          haddr_t at = H5Dget_offset(dataset.get());
+          if (at != HADDR_UNDEF) read_ahead.advise(at + first * row_bytes, my_rows * row_bytes);
           group_.together([&] {
             std::uint32_t crc = 0;
             std::vector<hsize_t> start(info.shape.size(), 0), count = to_hsize(info.shape);

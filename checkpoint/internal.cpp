@@ -361,6 +361,18 @@ class Fd {
 
 }  // namespace
 
+ReadAhead::ReadAhead(const fs::path& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+
+ReadAhead::~ReadAhead() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void ReadAhead::advise(std::uint64_t offset, std::uint64_t size) const noexcept {
+  if (fd_ >= 0 && size > 0) {
+    ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(size), POSIX_FADV_WILLNEED);
+  }
+}
+
 void fsync_path(const fs::path& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) throw Error(system_message("open " + path.string(), errno));

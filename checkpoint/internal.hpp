@@ -165,6 +165,21 @@ std::optional<std::int64_t> read_latest(const fs::path& dir);
 std::string nonce();
 std::string utc_now();
 
+// Asks the kernel to start reading byte ranges of a file ahead of HDF5's own reads, so
+// that storage sees a whole tensor's worth of requests at once rather than one block at a
+// time. Advice only: failures are ignored, reads stay correct without it.
+class ReadAhead {
+ public:
+  explicit ReadAhead(const fs::path& path);
+  ~ReadAhead();
+  ReadAhead(const ReadAhead&) = delete;
+  ReadAhead& operator=(const ReadAhead&) = delete;
+  void advise(std::uint64_t offset, std::uint64_t size) const noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
 // Durability: fsync a file or directory by path.
 void fsync_path(const fs::path& path);
 // Writes `content` to `path` (created or truncated) and fsyncs it.

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -474,10 +475,12 @@ class NodeBuilder {
     const std::size_t g = node_.gpus_.size();
     std::vector<int> links(g * g, 0);
     unsigned nr = 1;
-    hwloc_distances_s* dist = nullptr;
-    if (hwloc_distances_get_by_name(topo_, "NVLinkBandwidth", &nr, &dist, 0) != 0 || nr == 0) {
+    hwloc_distances_s* raw = nullptr;
+    if (hwloc_distances_get_by_name(topo_, "NVLinkBandwidth", &nr, &raw, 0) != 0 || nr == 0) {
       return links;
     }
+    auto release = [topo = topo_](hwloc_distances_s* d) { hwloc_distances_release(topo, d); };
+    std::unique_ptr<hwloc_distances_s, decltype(release)> dist(raw, release);
     std::map<hwloc_obj_t, int> gpu_of;
     for (std::size_t i = 0; i < g; ++i) {
       for (hwloc_obj_t os : gpu_osdevs_[i]) gpu_of[os] = static_cast<int>(i);
@@ -504,7 +507,6 @@ class NodeBuilder {
         if (is_switch[j]) to_switches[who[i]] += value;
       }
     }
-    hwloc_distances_release(topo_, dist);
     for (std::size_t a = 0; a < g; ++a) {
       for (std::size_t b = 0; b < g; ++b) {
         if (a == b) continue;

@@ -154,8 +154,10 @@ class Node {
   // This machine, as hwloc discovers it, with the PCI and OS devices. Includes CPUs the
   // calling process may not use; allowed_cpus() says which it may.
   static Node from_this_machine();
-  // An hwloc XML export (`lstopo --of xml`). Throws cohort::input_error naming the path
-  // when the file cannot be read or is not an hwloc topology.
+  // An hwloc XML export (`lstopo --of xml`), or a file written by hand; comments are
+  // allowed. Throws cohort::input_error naming the path (and line) when the file cannot
+  // be read, is not an hwloc topology, or has an object with a cpuset or nodeset but not
+  // its complete_cpuset or complete_nodeset (which would crash hwloc 2.9).
   static Node from_xml_file(const std::string& path);
   // The same, from XML text; `name` stands for the text in messages and source().
   static Node from_xml(std::string_view xml, const std::string& name = "XML text");

@@ -119,8 +119,7 @@ CPP
   FLAGS=(-std=c++20 -O2 -g -Wall -Wextra -I"$SRC" -I"$CUDA/include" -DCOHORT_HAVE_NCCL=1
          -DOMPI_SKIP_MPICXX=1 -DMPICH_SKIP_MPICXX=1)
   LIBS=(-L"$CUDA/lib64" -L"$CUDA/lib" -Wl,-rpath,"$CUDA/lib64" -lnccl -lcudart -pthread)
-  LIB_SOURCES=("$SRC"/collectives/{communicator,dtype,mpi_backend,node_allreduce,bucketing,bench,resnet50,nccl_backend}.cpp
-               "$SRC/common/error.cpp")
+  LIB_SOURCES=("$SRC"/collectives/*.cpp "$SRC/common/error.cpp")
   compile_all() { # every source at once; fails when any fails
     local pids=() f ok=0
     for f in "${LIB_SOURCES[@]}"; do

@@ -3,9 +3,12 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "collectives/mpi_backend.hpp"
 #include "common/error.hpp"
@@ -49,19 +52,59 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   return ncclSum;
 }
 
+// Events are created once and reused: creating and destroying one per collective costs
+// microseconds that small NCCL operations cannot spare.
+class EventPool {
+ public:
+  EventPool() = default;
+  EventPool(const EventPool&) = delete;
+  EventPool& operator=(const EventPool&) = delete;
+  ~EventPool() {
+    for (cudaEvent_t e : free_) {
+      if (cudaEventDestroy(e) != cudaSuccess) cudaGetLastError();
+    }
+  }
+  cudaEvent_t take() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!free_.empty()) {
+        cudaEvent_t e = free_.back();
+        free_.pop_back();
+        return e;
+      }
+    }
+    cudaEvent_t e = nullptr;
+    check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    return e;
+  }
+  void give(cudaEvent_t e) noexcept {
+    try {
+      std::lock_guard lock(mutex_);
+      free_.push_back(e);
+    } catch (...) {
+      if (cudaEventDestroy(e) != cudaSuccess) cudaGetLastError();
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<cudaEvent_t> free_;
+};
+
 // Complete when the event recorded after the collective on the engine's stream is.
 class DeviceOperation final : public Operation {
  public:
-  DeviceOperation(int device, cudaStream_t stream) : device_(device) {
-    check_cuda(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming), "cudaEventCreate");
+  DeviceOperation(int device, cudaStream_t stream, std::shared_ptr<EventPool> pool)
+      : device_(device), pool_(std::move(pool)), event_(pool_->take()) {
     const cudaError_t rc = cudaEventRecord(event_, stream);
     if (rc != cudaSuccess) {
-      cudaEventDestroy(event_);
+      pool_->give(event_);
+      event_ = nullptr;
       check_cuda(rc, "cudaEventRecord");
     }
   }
   ~DeviceOperation() override {
-    if (cudaEventDestroy(event_) != cudaSuccess) cudaGetLastError();
+    if (event_) pool_->give(event_);
   }
   void wait() override {
     check_cuda(cudaSetDevice(device_), "cudaSetDevice");
@@ -76,6 +119,7 @@ class DeviceOperation final : public Operation {
 
  private:
   int device_;
+  std::shared_ptr<EventPool> pool_;  // outlives every operation that holds one of its events
   cudaEvent_t event_ = nullptr;
 };
 
@@ -123,6 +167,7 @@ void DeviceBuffer::download(void* host, std::size_t bytes) const {
 struct NcclEngine::State {
   cudaStream_t stream = nullptr;
   ncclComm_t comm = nullptr;
+  std::shared_ptr<EventPool> events = std::make_shared<EventPool>();
 };
 
 NcclEngine::NcclEngine(MPI_Comm comm, int device) : state_(std::make_unique<State>()), device_(device) {
@@ -171,14 +216,14 @@ std::shared_ptr<Operation> NcclEngine::allreduce(const void* send, void* recv, s
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   check_nccl(ncclAllReduce(send, recv, count, nccl_type(dtype), nccl_op(op), state_->comm, state_->stream),
              "ncclAllReduce", state_->comm);
-  return std::make_shared<DeviceOperation>(device_, state_->stream);
+  return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
 }
 
 std::shared_ptr<Operation> NcclEngine::broadcast(void* buffer, std::size_t count, DataType dtype, int root) {
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   check_nccl(ncclBroadcast(buffer, buffer, count, nccl_type(dtype), root, state_->comm, state_->stream),
              "ncclBroadcast", state_->comm);
-  return std::make_shared<DeviceOperation>(device_, state_->stream);
+  return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
 }
 
 std::shared_ptr<Operation> NcclEngine::allgather(const void* send, void* recv, std::size_t count,
@@ -186,7 +231,7 @@ std::shared_ptr<Operation> NcclEngine::allgather(const void* send, void* recv, s
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   check_nccl(ncclAllGather(send, recv, count, nccl_type(dtype), state_->comm, state_->stream),
              "ncclAllGather", state_->comm);
-  return std::make_shared<DeviceOperation>(device_, state_->stream);
+  return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
 }
 
 std::shared_ptr<Operation> NcclEngine::reduce_scatter(const void* send, void* recv, std::size_t count,
@@ -195,7 +240,7 @@ std::shared_ptr<Operation> NcclEngine::reduce_scatter(const void* send, void* re
   check_nccl(ncclReduceScatter(send, recv, count, nccl_type(dtype), nccl_op(op), state_->comm,
                                state_->stream),
              "ncclReduceScatter", state_->comm);
-  return std::make_shared<DeviceOperation>(device_, state_->stream);
+  return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
 }
 
 void NcclEngine::synchronize() {

@@ -9,6 +9,7 @@
 #include "common/error.hpp"
 #include "launcher/launch_command.hpp"
 #include "topology/topo_command.hpp"
+#include "tuner/sweep_command.hpp"
 
 namespace cohort::cli {
 namespace {
@@ -21,6 +22,8 @@ constexpr std::array kCommands{
             "cohort ckpt verify /scratch/run1/ckpt", nullptr, "cohort-ckpt"},
     Command{"launch", "start and supervise a job's ranks: gang restarts, hang detection, requeue",
             "cohort launch --max-restarts 3 -- python3 train.py", &cohort::launcher::launch_command, ""},
+    Command{"sweep", "hyperparameter sweeps from Katib experiments: trials as Slurm array tasks",
+            "cohort sweep submit exp.yaml --dir /scratch/sweep1", &cohort::tuner::sweep_command, ""},
     Command{"topo", "show the node's GPUs, NICs, cores and distances; plan rank placement",
             "cohort topo plan --ranks 8 --topology node.xml", &cohort::topology::topo_command, ""},
 };

@@ -1,0 +1,181 @@
+// Reading Katib Experiment specs: field names, defaults, and errors that name the field.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "common/error.hpp"
+#include "tuner/experiment.hpp"
+
+namespace cohort::tuner {
+namespace {
+
+const std::string kMinimal = R"(
+objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: random}
+maxTrialCount: 4
+parameters:
+  - {name: lr, parameterType: double, feasibleSpace: {min: "0.001", max: "0.1", distribution: logUniform}}
+trialTemplate:
+  trialParameters: [{name: learningRate, reference: lr}]
+  command: [python3, train.py, "--lr=${trialParameters.learningRate}"]
+)";
+
+std::string error_of(const std::string& yaml) {
+  try {
+    parse_experiment(yaml, "exp.yaml");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    return e.what();
+  }
+  return "(no error)";
+}
+
+std::string fixture(const std::string& name) {
+  const char* src = std::getenv("COHORT_SOURCE_DIR");
+  return std::string(src ? src : ".") + "/tests/tuner/fixtures/" + name;
+}
+
+TEST(Experiment, ReadsTheSpecFieldsAtTopLevelWithKatibDefaults) {
+  Experiment e = parse_experiment(kMinimal, "/x/exp.yaml");
+  EXPECT_EQ(e.name, "exp");
+  EXPECT_EQ(e.objective.type, Goal::minimize);
+  EXPECT_EQ(e.objective.metric, "loss");
+  EXPECT_EQ(e.algorithm, "random");
+  EXPECT_EQ(e.parallel_trial_count, 3);
+  EXPECT_EQ(e.max_trial_count, 4);
+  EXPECT_FALSE(e.max_failed_trial_count);
+  ASSERT_EQ(e.parameters.size(), 1u);
+  EXPECT_EQ(e.parameters[0].distribution, Distribution::log_uniform);
+  EXPECT_DOUBLE_EQ(e.parameters[0].min, 0.001);
+  EXPECT_EQ(e.objective.strategy("loss"), MetricStrategy::min);
+  EXPECT_EQ(e.objective.strategy("accuracy"), MetricStrategy::latest);
+}
+
+TEST(Experiment, ReadsAWholeKatibDocumentWithNumbersAsStringsAndAJobTrialSpec) {
+  Experiment e = load_experiment(fixture("katib-job.yaml"));
+  EXPECT_EQ(e.name, "katib-job");
+  EXPECT_EQ(e.parallel_trial_count, 2);
+  EXPECT_EQ(e.max_trial_count, 4);
+  EXPECT_EQ(e.max_failed_trial_count, 1);
+  EXPECT_EQ(e.objective.goal, -1.0);
+  EXPECT_EQ(e.objective.additional, std::vector<std::string>{"accuracy"});
+  EXPECT_EQ(e.setting("random_state"), "11");
+  ASSERT_EQ(e.command.size(), 3u);
+  EXPECT_EQ(e.command[0], "sh");
+  EXPECT_EQ(e.command[1], "-c");
+  EXPECT_EQ(e.parameters[1].type, ParameterType::categorical);
+  EXPECT_EQ(e.parameters[1].list, (std::vector<std::string>{"sgd", "adam"}));
+}
+
+TEST(Experiment, TrialParametersAreSubstitutedInTheCommandAndExported) {
+  Experiment e = parse_experiment(kMinimal, "exp.yaml");
+  Assignment a{{"lr", "0.01"}};
+  EXPECT_EQ(e.command_for(a), (std::vector<std::string>{"python3", "train.py", "--lr=0.01"}));
+  EXPECT_EQ(e.environment_for({{"learning-rate", "0.5"}}), std::vector<std::string>{"COHORT_PARAM_LEARNING_RATE=0.5"});
+}
+
+TEST(Experiment, MinGreaterThanMaxNamesTheFeasibleSpace) {
+  std::string yaml = R"(
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+spec:
+  objective: {type: maximize, objectiveMetricName: accuracy}
+  algorithm: {algorithmName: random}
+  maxTrialCount: 3
+  parameters:
+    - {name: a, parameterType: int, feasibleSpace: {min: "1", max: "4"}}
+    - {name: b, parameterType: categorical, feasibleSpace: {list: [x, y]}}
+    - {name: c, parameterType: double, feasibleSpace: {min: "0.5", max: "0.1"}}
+  trialTemplate: {command: [true]}
+)";
+  EXPECT_EQ(error_of(yaml), "exp.yaml: spec.parameters[2].feasibleSpace: min (0.5) is greater than max (0.1)");
+}
+
+TEST(Experiment, MisspelledFieldIsNamedWithItsPath) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("max: \"0.1\""), 3, "mx");
+  EXPECT_NE(error_of(yaml).find("exp.yaml: parameters[0].feasibleSpace.mx: unknown field"), std::string::npos)
+      << error_of(yaml);
+  EXPECT_NE(error_of(kMinimal + "parallelTrialcount: 2\n").find("parallelTrialcount: unknown field"), std::string::npos);
+}
+
+TEST(Experiment, EmptyListIsRefused) {
+  std::string yaml = R"(
+objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: random}
+maxTrialCount: 4
+parameters:
+  - {name: opt, parameterType: categorical, feasibleSpace: {list: []}}
+trialTemplate: {command: [true]}
+)";
+  EXPECT_EQ(error_of(yaml), "exp.yaml: parameters[0].feasibleSpace.list: is empty: give at least one value");
+}
+
+TEST(Experiment, UnknownAlgorithmListsTheKnownOnes) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("random"), 6, "annealing");
+  EXPECT_NE(error_of(yaml).find("algorithm.algorithmName: 'annealing' is not an algorithm (expected one of: grid, random"),
+            std::string::npos)
+      << error_of(yaml);
+}
+
+TEST(Experiment, UnknownAlgorithmSettingIsNamed) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("{algorithmName: random}"), 23,
+               "{algorithmName: random, algorithmSettings: [{name: random_stat, value: \"1\"}]}");
+  EXPECT_NE(error_of(yaml).find("algorithm.algorithmSettings[0].name: 'random_stat' is not a setting of random"),
+            std::string::npos)
+      << error_of(yaml);
+}
+
+TEST(Experiment, UnknownTrialParameterInTheCommandIsRefused) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("trialParameters.learningRate"), 28, "trialParameters.lrate");
+  EXPECT_NE(error_of(yaml).find("'${trialParameters.lrate}' names no entry of trialTemplate.trialParameters"),
+            std::string::npos)
+      << error_of(yaml);
+}
+
+TEST(Experiment, GridNeedsAStepForDoublesAndDefaultsMaxTrialCountToTheGridSize) {
+  std::string yaml = R"(
+objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: grid}
+parameters:
+  - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}
+trialTemplate: {command: [true]}
+)";
+  EXPECT_NE(error_of(yaml).find("algorithm: grid needs a step for the double parameter 'x'"), std::string::npos)
+      << error_of(yaml);
+  yaml.replace(yaml.find("max: \"1\""), 8, "max: \"1\", step: \"0.25\"");
+  EXPECT_EQ(parse_experiment(yaml, "exp.yaml").max_trial_count, 5);
+}
+
+TEST(Experiment, RandomWithoutMaxTrialCountIsRefused) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("maxTrialCount: 4"), 16, "");
+  EXPECT_EQ(error_of(yaml), "exp.yaml: maxTrialCount: missing: how many trials should the sweep run?");
+}
+
+TEST(Experiment, MedianStopSettingsAreChecked) {
+  std::string yaml = kMinimal + "earlyStopping: {algorithmName: medianstop, algorithmSettings: [{name: start_steps, value: \"2\"}]}\n";
+  EXPECT_NE(error_of(yaml).find("earlyStopping.algorithmSettings[0].name: 'start_steps' is not a medianstop setting"),
+            std::string::npos)
+      << error_of(yaml);
+  yaml = kMinimal + "earlyStopping: {algorithmName: medianstop, algorithmSettings: [{name: start_step, value: \"two\"}]}\n";
+  EXPECT_NE(error_of(yaml).find("earlyStopping.algorithmSettings[0].value: must be a whole number"), std::string::npos)
+      << error_of(yaml);
+}
+
+TEST(Experiment, LogUniformNeedsAPositiveMin) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("\"0.001\""), 7, "\"0\"");
+  EXPECT_EQ(error_of(yaml), "exp.yaml: parameters[0].feasibleSpace.min: a logUniform distribution needs min > 0 (got 0)");
+}
+
+TEST(Experiment, NotYamlIsAnInputError) {
+  EXPECT_NE(error_of("objective: [unclosed").find("exp.yaml: not valid YAML"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cohort::tuner

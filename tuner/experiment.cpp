@@ -1,0 +1,525 @@
+#include "tuner/experiment.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "common/error.hpp"
+#include "tuner/sampler.hpp"
+
+namespace cohort::tuner {
+namespace {
+
+// Walks the YAML document keeping the path of the node in hand, so that every error names
+// the field the way the user wrote it.
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const std::string& path, const std::string& why) const {
+    throw input_error(source_ + ": " + (path.empty() ? "" : path + ": ") + why);
+  }
+
+  void only(const YAML::Node& map, const std::string& path, const std::set<std::string>& allowed) const {
+    if (!map.IsMap()) fail(path, "must be a mapping");
+    for (const auto& kv : map) {
+      auto key = kv.first.as<std::string>();
+      if (!allowed.count(key)) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        fail(join(path, key), "unknown field (expected one of: " + list + ")");
+      }
+    }
+  }
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+  static std::string at(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
+
+  std::string string(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsScalar()) fail(path, "must be a string");
+    return n.as<std::string>();
+  }
+
+  // Katib writes numbers as strings: "2" is accepted like 2.
+  long long integer(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsScalar()) fail(path, "must be a whole number");
+    std::string text = n.as<std::string>();
+    try {
+      size_t used = 0;
+      long long v = std::stoll(text, &used);
+      if (used == text.size()) return v;
+    } catch (const std::exception&) {
+    }
+    fail(path, "must be a whole number (got '" + text + "')");
+  }
+
+  double number(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsScalar()) fail(path, "must be a number");
+    return number_text(n.as<std::string>(), path);
+  }
+
+  double number_text(const std::string& text, const std::string& path) const {
+    try {
+      size_t used = 0;
+      double v = std::stod(text, &used);
+      if (used == text.size() && std::isfinite(v)) return v;
+    } catch (const std::exception&) {
+    }
+    fail(path, "must be a number (got '" + text + "')");
+  }
+
+  std::vector<std::string> strings(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsSequence()) fail(path, "must be a list of strings");
+    std::vector<std::string> out;
+    for (size_t i = 0; i < n.size(); ++i) out.push_back(string(n[i], at(path, i)));
+    return out;
+  }
+
+  int count(const YAML::Node& n, const std::string& path, int least) const {
+    long long v = integer(n, path);
+    if (v < least || v > 1000000) {
+      fail(path, "must be " + std::to_string(least) + "..1000000 (got " + std::to_string(v) + ")");
+    }
+    return static_cast<int>(v);
+  }
+
+ private:
+  std::string source_;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::vector<Setting> read_settings(const Reader& r, const YAML::Node& n, const std::string& path) {
+  if (!n.IsSequence()) r.fail(path, "must be a list of {name, value}");
+  std::vector<Setting> out;
+  for (size_t i = 0; i < n.size(); ++i) {
+    std::string p = Reader::at(path, i);
+    r.only(n[i], p, {"name", "value"});
+    if (!n[i]["name"]) r.fail(p, "needs a name");
+    Setting s{r.string(n[i]["name"], p + ".name"), n[i]["value"] ? r.string(n[i]["value"], p + ".value") : ""};
+    for (const auto& seen : out) {
+      if (seen.name == s.name) r.fail(p + ".name", "'" + s.name + "' is given twice");
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string& path) {
+  r.only(n, path, {"name", "parameterType", "feasibleSpace"});
+  Parameter p;
+  if (!n["name"]) r.fail(path, "needs a name");
+  p.name = r.string(n["name"], path + ".name");
+  if (!std::regex_match(p.name, std::regex(R"([A-Za-z_][A-Za-z0-9_.-]*)"))) {
+    r.fail(path + ".name", "'" + p.name + "' must start with a letter and hold letters, digits, '_', '.' or '-'");
+  }
+  if (!n["parameterType"]) r.fail(path, "needs a parameterType (double, int, discrete or categorical)");
+  std::string type = r.string(n["parameterType"], path + ".parameterType");
+  if (type == "double") p.type = ParameterType::double_;
+  else if (type == "int") p.type = ParameterType::int_;
+  else if (type == "discrete") p.type = ParameterType::discrete;
+  else if (type == "categorical") p.type = ParameterType::categorical;
+  else r.fail(path + ".parameterType", "'" + type + "' (expected double, int, discrete or categorical)");
+
+  const std::string fpath = path + ".feasibleSpace";
+  const YAML::Node fs = n["feasibleSpace"];
+  if (!fs) r.fail(path, "needs a feasibleSpace");
+  r.only(fs, fpath, {"min", "max", "step", "list", "distribution"});
+  if (p.type == ParameterType::double_ || p.type == ParameterType::int_) {
+    if (fs["list"]) r.fail(fpath + ".list", "a " + type + " parameter takes min and max, not a list");
+    if (!fs["min"] || !fs["max"]) r.fail(fpath, "a " + type + " parameter needs min and max");
+    if (p.type == ParameterType::int_) {
+      p.min = static_cast<double>(r.integer(fs["min"], fpath + ".min"));
+      p.max = static_cast<double>(r.integer(fs["max"], fpath + ".max"));
+      if (fs["step"]) p.step = static_cast<double>(r.integer(fs["step"], fpath + ".step"));
+    } else {
+      p.min = r.number(fs["min"], fpath + ".min");
+      p.max = r.number(fs["max"], fpath + ".max");
+      if (fs["step"]) p.step = r.number(fs["step"], fpath + ".step");
+    }
+    auto text = [&](const char* key) { return fs[key].as<std::string>(); };
+    if (p.min > p.max) r.fail(fpath, "min (" + text("min") + ") is greater than max (" + text("max") + ")");
+    if (p.step && *p.step <= 0) r.fail(fpath + ".step", "must be positive (got " + text("step") + ")");
+    if (fs["distribution"]) {
+      std::string d = r.string(fs["distribution"], fpath + ".distribution");
+      if (d == "uniform") p.distribution = Distribution::uniform;
+      else if (d == "logUniform") p.distribution = Distribution::log_uniform;
+      else r.fail(fpath + ".distribution", "'" + d + "' (expected uniform or logUniform)");
+    }
+    if (p.distribution == Distribution::log_uniform && p.min <= 0) {
+      r.fail(fpath + ".min", "a logUniform distribution needs min > 0 (got " + text("min") + ")");
+    }
+    if (p.distribution == Distribution::log_uniform && p.step) {
+      r.fail(fpath + ".step", "a logUniform distribution takes no step");
+    }
+  } else {
+    for (const char* key : {"min", "max", "step", "distribution"}) {
+      if (fs[key]) r.fail(fpath + "." + key, "a " + type + " parameter takes a list, not " + key);
+    }
+    if (!fs["list"]) r.fail(fpath, "a " + type + " parameter needs a list of values");
+    p.list = r.strings(fs["list"], fpath + ".list");
+    if (p.list.empty()) r.fail(fpath + ".list", "is empty: give at least one value");
+    std::set<std::string> seen;
+    for (size_t i = 0; i < p.list.size(); ++i) {
+      if (!seen.insert(p.list[i]).second) r.fail(Reader::at(fpath + ".list", i), "'" + p.list[i] + "' is listed twice");
+      if (p.type == ParameterType::discrete) r.number_text(p.list[i], Reader::at(fpath + ".list", i));
+    }
+  }
+  return p;
+}
+
+// Kubernetes Job: spec.template.spec.containers[0].command + args.
+std::vector<std::string> read_trial_spec(const Reader& r, const YAML::Node& n, const std::string& path) {
+  if (!n.IsMap()) r.fail(path, "must be a Kubernetes Job");
+  if (n["kind"] && r.string(n["kind"], path + ".kind") != "Job") {
+    r.fail(path + ".kind", "'" + n["kind"].as<std::string>() + "' (cohort reads a Kubernetes Job: give kind: Job, or a command)");
+  }
+  const YAML::Node containers = n["spec"]["template"]["spec"]["containers"];
+  const std::string cpath = path + ".spec.template.spec.containers";
+  if (!containers || !containers.IsSequence() || containers.size() == 0) r.fail(cpath, "must list at least one container");
+  const YAML::Node c = containers[0];
+  std::vector<std::string> command;
+  if (c["command"]) command = r.strings(c["command"], cpath + "[0].command");
+  if (c["args"]) {
+    auto args = r.strings(c["args"], cpath + "[0].args");
+    command.insert(command.end(), args.begin(), args.end());
+  }
+  if (command.empty()) r.fail(cpath + "[0]", "has no command or args");
+  return command;
+}
+
+TrialResources read_resources(const Reader& r, const YAML::Node& n, const std::string& path) {
+  r.only(n, path, {"nodes", "ntasks", "cpusPerTask", "gpus", "time"});
+  TrialResources res;
+  if (n["nodes"]) res.nodes = r.count(n["nodes"], path + ".nodes", 1);
+  if (n["ntasks"]) res.ntasks = r.count(n["ntasks"], path + ".ntasks", 1);
+  if (n["cpusPerTask"]) res.cpus_per_task = r.count(n["cpusPerTask"], path + ".cpusPerTask", 1);
+  if (n["gpus"]) res.gpus = r.count(n["gpus"], path + ".gpus", 0);
+  if (n["time"]) {
+    res.time = r.string(n["time"], path + ".time");
+    if (!std::regex_match(res.time, std::regex(R"((\d+-)?\d+(:\d+){0,2})"))) {
+      r.fail(path + ".time", "'" + res.time + "' is not a Slurm time (minutes, MM:SS, HH:MM:SS or D-HH:MM:SS)");
+    }
+  }
+  return res;
+}
+
+const std::regex kReference(R"(\$\{trialParameters\.([^}]*)\})");
+
+}  // namespace
+
+std::optional<long long> Parameter::cardinality() const {
+  switch (type) {
+    case ParameterType::discrete:
+    case ParameterType::categorical:
+      return static_cast<long long>(list.size());
+    case ParameterType::int_:
+      return static_cast<long long>(std::floor((max - min) / step.value_or(1.0))) + 1;
+    case ParameterType::double_:
+      if (!step) return std::nullopt;
+      return static_cast<long long>(std::floor((max - min) / *step + 1e-9)) + 1;
+  }
+  return std::nullopt;
+}
+
+MetricStrategy Objective::strategy(const std::string& name) const {
+  for (const auto& [m, s] : strategies) {
+    if (m == name) return s;
+  }
+  if (name == metric) return type == Goal::minimize ? MetricStrategy::min : MetricStrategy::max;
+  return MetricStrategy::latest;
+}
+
+const Parameter* Experiment::find(const std::string& parameter) const {
+  for (const auto& p : parameters) {
+    if (p.name == parameter) return &p;
+  }
+  return nullptr;
+}
+
+std::optional<std::string> Experiment::setting(const std::string& key) const {
+  for (const auto& s : algorithm_settings) {
+    if (s.name == key) return s.value;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> Experiment::early_stopping_setting(const std::string& key) const {
+  for (const auto& s : early_stopping_settings) {
+    if (s.name == key) return s.value;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> Experiment::command_for(const Assignment& assignment) const {
+  auto value_of = [&](const std::string& trial_parameter) -> std::string {
+    for (const auto& [name, reference] : trial_parameters) {
+      if (name != trial_parameter) continue;
+      for (const auto& [p, v] : assignment) {
+        if (p == reference) return v;
+      }
+    }
+    throw Error("trial parameter '" + trial_parameter + "' has no value");
+  };
+  std::vector<std::string> out;
+  for (const auto& arg : command) {
+    std::string result;
+    auto begin = std::sregex_iterator(arg.begin(), arg.end(), kReference);
+    size_t last = 0;
+    for (auto it = begin; it != std::sregex_iterator(); ++it) {
+      result += arg.substr(last, static_cast<size_t>(it->position()) - last);
+      result += value_of((*it)[1].str());
+      last = static_cast<size_t>(it->position() + it->length());
+    }
+    out.push_back(result + arg.substr(last));
+  }
+  return out;
+}
+
+std::vector<std::string> Experiment::environment_for(const Assignment& assignment) const {
+  std::vector<std::string> env;
+  for (const auto& [name, value] : assignment) {
+    std::string var = "COHORT_PARAM_";
+    for (unsigned char c : name) var += std::isalnum(c) ? static_cast<char>(std::toupper(c)) : '_';
+    env.push_back(var + "=" + value);
+  }
+  return env;
+}
+
+const char* to_string(ParameterType type) {
+  switch (type) {
+    case ParameterType::double_: return "double";
+    case ParameterType::int_: return "int";
+    case ParameterType::discrete: return "discrete";
+    case ParameterType::categorical: return "categorical";
+  }
+  return "?";
+}
+
+const char* to_string(Goal goal) { return goal == Goal::minimize ? "minimize" : "maximize"; }
+
+Experiment parse_experiment(const std::string& text, const std::string& source) {
+  Reader r(source);
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw input_error(source + ": not valid YAML: " + e.what());
+  }
+  if (!doc.IsMap()) r.fail("", "must be a mapping: a Katib Experiment, or its spec's fields");
+  const std::set<std::string> spec_fields{
+      "objective", "algorithm", "earlyStopping", "parameters", "parallelTrialCount", "maxTrialCount",
+      "maxFailedTrialCount", "resumePolicy", "trialTemplate", "metricsCollectorSpec", "nasConfig"};
+  Experiment exp;
+  YAML::Node body;
+  std::string prefix;
+  if (doc["spec"]) {
+    r.only(doc, "", {"apiVersion", "kind", "metadata", "spec"});
+    if (doc["kind"] && r.string(doc["kind"], "kind") != "Experiment") {
+      r.fail("kind", "'" + doc["kind"].as<std::string>() + "' (expected Experiment)");
+    }
+    if (const auto& md = doc["metadata"]) {
+      r.only(md, "metadata", {"name", "namespace", "labels", "annotations"});
+      if (md["name"]) exp.name = r.string(md["name"], "metadata.name");
+    }
+    body = doc["spec"];
+    prefix = "spec.";
+    r.only(body, "spec", spec_fields);
+  } else {
+    auto fields = spec_fields;
+    fields.insert({"apiVersion", "kind", "metadata"});
+    r.only(doc, "", fields);
+    if (doc["metadata"]) {
+      r.only(doc["metadata"], "metadata", {"name", "namespace", "labels", "annotations"});
+      if (doc["metadata"]["name"]) exp.name = r.string(doc["metadata"]["name"], "metadata.name");
+    }
+    body = doc;
+  }
+  if (exp.name.empty()) exp.name = std::filesystem::path(source).stem().string();
+  if (!std::regex_match(exp.name, std::regex(R"([A-Za-z0-9][A-Za-z0-9._-]{0,62})"))) {
+    r.fail("metadata.name", "'" + exp.name + "' must be letters, digits, '.', '_' or '-'");
+  }
+  if (body["nasConfig"]) r.fail(prefix + "nasConfig", "neural architecture search is not supported; use parameters");
+  if (const auto& mc = body["metricsCollectorSpec"]) {
+    // The trial runner reads stdout itself; Katib's StdOut collector is the only kind.
+    r.only(mc, prefix + "metricsCollectorSpec", {"collector"});
+    r.only(mc["collector"], prefix + "metricsCollectorSpec.collector", {"kind"});
+    std::string kind = r.string(mc["collector"]["kind"], prefix + "metricsCollectorSpec.collector.kind");
+    if (kind != "StdOut") {
+      r.fail(prefix + "metricsCollectorSpec.collector.kind",
+             "'" + kind + "' (cohort reads metrics from the trial's stdout: use StdOut or leave it out)");
+    }
+  }
+
+  // objective
+  const std::string opath = prefix + "objective";
+  const YAML::Node obj = body["objective"];
+  if (!obj) r.fail(opath, "missing: give type and objectiveMetricName");
+  r.only(obj, opath, {"type", "goal", "objectiveMetricName", "additionalMetricNames", "metricStrategies"});
+  if (!obj["type"]) r.fail(opath, "needs type (minimize or maximize)");
+  std::string type = r.string(obj["type"], opath + ".type");
+  if (type == "minimize") exp.objective.type = Goal::minimize;
+  else if (type == "maximize") exp.objective.type = Goal::maximize;
+  else r.fail(opath + ".type", "'" + type + "' (expected minimize or maximize)");
+  if (!obj["objectiveMetricName"]) r.fail(opath, "needs objectiveMetricName");
+  exp.objective.metric = r.string(obj["objectiveMetricName"], opath + ".objectiveMetricName");
+  if (exp.objective.metric.empty()) r.fail(opath + ".objectiveMetricName", "must not be empty");
+  if (obj["goal"]) exp.objective.goal = r.number(obj["goal"], opath + ".goal");
+  if (obj["additionalMetricNames"]) {
+    exp.objective.additional = r.strings(obj["additionalMetricNames"], opath + ".additionalMetricNames");
+    for (size_t i = 0; i < exp.objective.additional.size(); ++i) {
+      if (exp.objective.additional[i] == exp.objective.metric) {
+        r.fail(Reader::at(opath + ".additionalMetricNames", i), "'" + exp.objective.metric + "' is the objective metric already");
+      }
+    }
+  }
+  if (const auto& ms = obj["metricStrategies"]) {
+    if (!ms.IsSequence()) r.fail(opath + ".metricStrategies", "must be a list of {name, value}");
+    for (size_t i = 0; i < ms.size(); ++i) {
+      std::string p = Reader::at(opath + ".metricStrategies", i);
+      r.only(ms[i], p, {"name", "value"});
+      if (!ms[i]["name"] || !ms[i]["value"]) r.fail(p, "needs name and value");
+      std::string name = r.string(ms[i]["name"], p + ".name");
+      std::string v = r.string(ms[i]["value"], p + ".value");
+      MetricStrategy s = MetricStrategy::latest;
+      if (v == "min") s = MetricStrategy::min;
+      else if (v == "max") s = MetricStrategy::max;
+      else if (v != "latest") r.fail(p + ".value", "'" + v + "' (expected min, max or latest)");
+      exp.objective.strategies.emplace_back(name, s);
+    }
+  }
+
+  // algorithm
+  const std::string apath = prefix + "algorithm";
+  if (!body["algorithm"]) r.fail(apath, "missing: give algorithmName (" + algorithm_names() + ")");
+  r.only(body["algorithm"], apath, {"algorithmName", "algorithmSettings"});
+  if (!body["algorithm"]["algorithmName"]) r.fail(apath, "needs algorithmName (" + algorithm_names() + ")");
+  exp.algorithm = lower(r.string(body["algorithm"]["algorithmName"], apath + ".algorithmName"));
+  const AlgorithmInfo* algorithm = find_algorithm(exp.algorithm);
+  if (!algorithm) {
+    r.fail(apath + ".algorithmName", "'" + exp.algorithm + "' is not an algorithm (expected one of: " + algorithm_names() + ")");
+  }
+  if (body["algorithm"]["algorithmSettings"]) {
+    exp.algorithm_settings = read_settings(r, body["algorithm"]["algorithmSettings"], apath + ".algorithmSettings");
+  }
+
+  // parameters
+  const std::string ppath = prefix + "parameters";
+  const YAML::Node params = body["parameters"];
+  if (!params || !params.IsSequence() || params.size() == 0) r.fail(ppath, "missing or empty: list the parameters to search");
+  for (size_t i = 0; i < params.size(); ++i) {
+    Parameter p = read_parameter(r, params[i], Reader::at(ppath, i));
+    if (exp.find(p.name)) r.fail(Reader::at(ppath, i) + ".name", "'" + p.name + "' is given twice");
+    exp.parameters.push_back(std::move(p));
+  }
+
+  // counts
+  if (body["parallelTrialCount"]) exp.parallel_trial_count = r.count(body["parallelTrialCount"], prefix + "parallelTrialCount", 1);
+  if (body["maxTrialCount"]) exp.max_trial_count = r.count(body["maxTrialCount"], prefix + "maxTrialCount", 1);
+  if (body["maxFailedTrialCount"]) {
+    exp.max_failed_trial_count = r.count(body["maxFailedTrialCount"], prefix + "maxFailedTrialCount", 0);
+  }
+  if (body["resumePolicy"]) {
+    exp.resume_policy = r.string(body["resumePolicy"], prefix + "resumePolicy");
+    if (exp.resume_policy != "Never" && exp.resume_policy != "LongRunning" && exp.resume_policy != "FromVolume") {
+      r.fail(prefix + "resumePolicy", "'" + exp.resume_policy + "' (expected Never, LongRunning or FromVolume)");
+    }
+  }
+
+  // Each algorithm checks its own settings and the space it can search.
+  algorithm->validate(exp, [&](const std::string& field, const std::string& why) {
+    r.fail(field.empty() ? apath : apath + "." + field, why);
+  });
+  if (!exp.max_trial_count) {
+    auto capacity = algorithm->capacity(exp);
+    if (!capacity) r.fail(prefix + "maxTrialCount", "missing: how many trials should the sweep run?");
+    exp.max_trial_count = static_cast<int>(std::min<long long>(*capacity, 1000000));
+  }
+
+  // early stopping
+  if (const auto& es = body["earlyStopping"]) {
+    const std::string epath = prefix + "earlyStopping";
+    r.only(es, epath, {"algorithmName", "algorithmSettings"});
+    if (!es["algorithmName"]) r.fail(epath, "needs algorithmName (medianstop)");
+    exp.early_stopping = lower(r.string(es["algorithmName"], epath + ".algorithmName"));
+    if (exp.early_stopping != "medianstop") {
+      r.fail(epath + ".algorithmName", "'" + exp.early_stopping + "' (expected medianstop)");
+    }
+    if (es["algorithmSettings"]) exp.early_stopping_settings = read_settings(r, es["algorithmSettings"], epath + ".algorithmSettings");
+    for (size_t i = 0; i < exp.early_stopping_settings.size(); ++i) {
+      const auto& s = exp.early_stopping_settings[i];
+      std::string p = Reader::at(epath + ".algorithmSettings", i);
+      if (s.name != "min_trials_required" && s.name != "start_step") {
+        r.fail(p + ".name", "'" + s.name + "' is not a medianstop setting (expected min_trials_required or start_step)");
+      }
+      YAML::Node v(s.value);
+      r.count(v, p + ".value", 1);
+    }
+  }
+
+  // trialTemplate
+  const std::string tpath = prefix + "trialTemplate";
+  const YAML::Node tt = body["trialTemplate"];
+  if (!tt) r.fail(tpath, "missing: give command (or a Kubernetes Job trialSpec)");
+  r.only(tt, tpath, {"trialParameters", "command", "trialSpec", "resources", "primaryContainerName",
+                     "successCondition", "failureCondition", "retain", "primaryPodLabels", "configMap"});
+  if (tt["configMap"]) r.fail(tpath + ".configMap", "ConfigMaps are Kubernetes objects; put the command in the spec");
+  if (tt["command"] && tt["trialSpec"]) r.fail(tpath, "give command or trialSpec, not both");
+  if (tt["command"]) exp.command = r.strings(tt["command"], tpath + ".command");
+  else if (tt["trialSpec"]) exp.command = read_trial_spec(r, tt["trialSpec"], tpath + ".trialSpec");
+  else r.fail(tpath, "needs command (or a Kubernetes Job trialSpec)");
+  if (exp.command.empty()) r.fail(tpath + ".command", "is empty");
+  if (tt["resources"]) exp.resources = read_resources(r, tt["resources"], tpath + ".resources");
+  if (const auto& tps = tt["trialParameters"]) {
+    if (!tps.IsSequence()) r.fail(tpath + ".trialParameters", "must be a list of {name, reference}");
+    for (size_t i = 0; i < tps.size(); ++i) {
+      std::string p = Reader::at(tpath + ".trialParameters", i);
+      r.only(tps[i], p, {"name", "reference", "description"});
+      if (!tps[i]["name"] || !tps[i]["reference"]) r.fail(p, "needs name and reference");
+      std::string name = r.string(tps[i]["name"], p + ".name");
+      std::string reference = r.string(tps[i]["reference"], p + ".reference");
+      if (!exp.find(reference)) {
+        r.fail(p + ".reference", "'" + reference + "' is not one of the experiment's parameters");
+      }
+      for (const auto& [seen, _] : exp.trial_parameters) {
+        if (seen == name) r.fail(p + ".name", "'" + name + "' is given twice");
+      }
+      exp.trial_parameters.emplace_back(name, reference);
+    }
+  }
+  std::string where = tt["command"] ? tpath + ".command" : tpath + ".trialSpec";
+  for (size_t i = 0; i < exp.command.size(); ++i) {
+    const auto& arg = exp.command[i];
+    for (auto it = std::sregex_iterator(arg.begin(), arg.end(), kReference); it != std::sregex_iterator(); ++it) {
+      std::string name = (*it)[1].str();
+      bool known = std::any_of(exp.trial_parameters.begin(), exp.trial_parameters.end(),
+                               [&](const auto& tp) { return tp.first == name; });
+      if (!known) {
+        r.fail(where, "'${trialParameters." + name + "}' names no entry of " + tpath + ".trialParameters");
+      }
+    }
+  }
+  return exp;
+}
+
+Experiment load_experiment(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw input_error(path + ": cannot read the experiment (does it exist?)");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return parse_experiment(s.str(), path);
+}
+
+}  // namespace cohort::tuner

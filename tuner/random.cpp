@@ -1,0 +1,37 @@
+// random: independent uniform draws (uniform in log space for logUniform parameters).
+#include "tuner/algorithms.hpp"
+
+namespace cohort::tuner {
+namespace {
+
+class RandomSampler : public Sampler {
+ public:
+  RandomSampler(const Experiment& e, std::uint64_t seed) : experiment_(e), seed_(seed) {}
+
+  std::optional<Point> suggest(int trial, const std::vector<Observation>&) override {
+    auto rng = trial_rng(seed_, trial);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    std::vector<double> unit(experiment_.parameters.size());
+    for (auto& x : unit) x = u(rng);
+    return from_unit(experiment_, unit);
+  }
+
+ private:
+  const Experiment& experiment_;
+  std::uint64_t seed_;
+};
+
+void validate(const Experiment& e, const SpecError& fail) {
+  only_settings(e, {"random_state"}, fail);
+  integer_setting(e, "random_state", 0, fail);
+}
+
+std::optional<long long> capacity(const Experiment&) { return std::nullopt; }
+
+std::unique_ptr<Sampler> make(const Experiment& e, std::uint64_t seed) { return std::make_unique<RandomSampler>(e, seed); }
+
+}  // namespace
+
+const AlgorithmInfo kRandom{"random", &validate, &capacity, &make};
+
+}  // namespace cohort::tuner

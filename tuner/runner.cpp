@@ -1,0 +1,547 @@
+#include "tuner/runner.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "common/error.hpp"
+#include "common/process.hpp"
+#include "tuner/metrics.hpp"
+#include "tuner/sampler.hpp"
+
+extern char** environ;
+
+namespace cohort::tuner {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw input_error(path.string() + ": cannot read it (does it exist?)");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+double wall_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string hostname() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string env_or(const char* name, const std::string& fallback = "") {
+  const char* v = std::getenv(name);
+  return v ? v : fallback;
+}
+
+std::vector<Observation> history_of(const JournalState& state, const Experiment& experiment) {
+  std::vector<Observation> out;
+  for (const auto& t : state.trials) {
+    if (t.state == TrialState::killed) continue;
+    Observation o;
+    o.trial = t.id;
+    o.point = to_point(experiment, t.parameters);
+    o.finished = t.state == TrialState::succeeded && t.objective.has_value();
+    o.objective = t.objective.value_or(0);
+    o.curve = t.curve;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+struct Finish {
+  ExperimentState state;
+  std::string reason;
+};
+
+std::optional<Finish> finish_condition(const JournalState& state, const Experiment& experiment) {
+  if (state.state != ExperimentState::running) return std::nullopt;
+  if (experiment.objective.goal) {
+    for (const auto& t : state.trials) {
+      if (t.state == TrialState::succeeded && t.objective && experiment.objective.reached(*t.objective)) {
+        return Finish{ExperimentState::succeeded, "GoalReached: trial " + std::to_string(t.id) + " reached " +
+                                                      experiment.objective.metric + "=" + format_number(*t.objective) +
+                                                      " (goal " + format_number(*experiment.objective.goal) + ")"};
+      }
+    }
+  }
+  int failed = state.count(TrialState::failed);
+  if (experiment.max_failed_trial_count && failed > *experiment.max_failed_trial_count) {
+    return Finish{ExperimentState::failed, "MaxFailedTrialsReached: " + std::to_string(failed) +
+                                               " trials failed, more than maxFailedTrialCount (" +
+                                               std::to_string(*experiment.max_failed_trial_count) + ")"};
+  }
+  if (state.counted() >= trial_budget(experiment) && state.count(TrialState::running) == 0) {
+    return Finish{ExperimentState::succeeded, "MaxTrialsReached: all " + std::to_string(state.counted()) + " trials ended"};
+  }
+  return std::nullopt;
+}
+
+json::Value finish_record(const Finish& f) {
+  json::Value r = json::Value::object();
+  r.set("type", "finish");
+  r.set("state", to_string(f.state));
+  r.set("reason", f.reason);
+  return r;
+}
+
+std::vector<std::string> merged_environment(const std::vector<std::string>& extra) {
+  std::map<std::string, std::string> vars;
+  auto add = [&](const std::string& entry) {
+    auto eq = entry.find('=');
+    if (eq != std::string::npos) vars[entry.substr(0, eq)] = entry;
+  };
+  for (char** e = environ; e && *e; ++e) add(*e);
+  for (const auto& e : extra) add(e);
+  std::vector<std::string> out;
+  for (auto& [_, entry] : vars) out.push_back(std::move(entry));
+  return out;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// The trial as a child in a process group of its own, so that stopping it stops whatever
+// it started. stdout comes back through a pipe; stderr goes to its log.
+struct Child {
+  pid_t pid = -1;
+  Fd out;
+};
+
+Child spawn_trial(const std::vector<std::string>& argv, const std::vector<std::string>& env, const fs::path& stderr_log) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(system_message("pipe", errno));
+  Fd read_end(fds[0]), write_end(fds[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::vector<std::string> args = argv, environment = env;
+  auto c_args = c_strings(args);
+  auto c_env = c_strings(environment);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, c_args[0], &actions, &attr, c_args.data(), c_env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw Error(system_message("cannot run '" + argv[0] + "'", rc));
+  return Child{pid, Fd(read_end.release())};
+}
+
+std::string describe_exit(int status, const fs::path& trial_dir) {
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "exit status " + std::to_string(WEXITSTATUS(status)) + " (see " + (trial_dir / "stderr.log").string() + ")";
+}
+
+}  // namespace
+
+Experiment open_experiment_dir(const fs::path& dir) {
+  fs::path spec = dir / "experiment.yaml";
+  if (!fs::exists(spec)) {
+    throw input_error(dir.string() + ": not an experiment directory (no experiment.yaml); start one with "
+                                     "'cohort sweep run' or 'cohort sweep submit'");
+  }
+  Experiment experiment = parse_experiment(read_text(spec), spec.string());
+  // Without metadata.name the name came from the file the user gave, not from this copy.
+  std::string name = Journal(dir).read().name;
+  if (!name.empty()) experiment.name = name;
+  return experiment;
+}
+
+Experiment init_experiment_dir(const fs::path& spec_path, const fs::path& dir) {
+  std::string text = read_text(spec_path);
+  Experiment experiment = parse_experiment(text, spec_path.string());
+  std::error_code ec;
+  fs::create_directories(dir / "trials", ec);
+  if (!ec) fs::create_directories(dir / "slurm", ec);
+  if (ec) throw input_error(dir.string() + ": cannot create the experiment directory: " + ec.message());
+  fs::path copy = dir / "experiment.yaml";
+  if (fs::exists(copy)) {
+    if (read_text(copy) != text) {
+      throw input_error(dir.string() + " holds another experiment (its experiment.yaml differs from " +
+                        spec_path.string() + "); give another --dir, or continue that one with 'cohort sweep resume " +
+                        dir.string() + "'");
+    }
+  } else {
+    write_file_atomically(copy, text);
+  }
+  Journal journal(dir);
+  journal.transact([&](const JournalState& state, const Journal::Append& append) {
+    if (state.initialised) return;
+    json::Value r = json::Value::object();
+    r.set("type", "experiment");
+    r.set("name", experiment.name);
+    // A string: JSON readers lose 64-bit integers.
+    r.set("seed", std::to_string(experiment_seed(experiment)));
+    append(std::move(r));
+  });
+  return experiment;
+}
+
+int trial_budget(const Experiment& experiment) {
+  long long budget = experiment.max_trial_count.value_or(1);
+  if (auto capacity = find_algorithm(experiment.algorithm)->capacity(experiment)) budget = std::min(budget, *capacity);
+  return static_cast<int>(budget);
+}
+
+std::optional<int> claim_trial(Journal& journal, const Experiment& experiment, const std::string& job) {
+  std::optional<int> claimed;
+  journal.transact([&](const JournalState& state, const Journal::Append& append) {
+    if (!state.initialised) throw Error(journal.dir().string() + ": the journal has no experiment record");
+    if (state.state != ExperimentState::running) return;
+    auto finish_if_idle = [&](const std::string& reason) {
+      if (state.count(TrialState::running) == 0) {
+        if (auto f = finish_condition(state, experiment)) append(finish_record(*f));
+        else append(finish_record({ExperimentState::succeeded, reason}));
+      }
+    };
+    if (state.counted() >= trial_budget(experiment)) {
+      finish_if_idle("MaxTrialsReached: all " + std::to_string(state.counted()) + " trials ended");
+      return;
+    }
+    int id = static_cast<int>(state.trials.size());
+    auto point = make_sampler(experiment, state.seed)->suggest(id, history_of(state, experiment));
+    if (!point) {
+      finish_if_idle("SearchSpaceExhausted: every point of the space was tried");
+      return;
+    }
+    json::Value params = json::Value::object();
+    for (auto& [name, value] : to_assignment(experiment, *point)) params.set(name, value);
+    json::Value r = json::Value::object();
+    r.set("type", "claim");
+    r.set("trial", id);
+    r.set("parameters", std::move(params));
+    r.set("host", hostname());
+    r.set("pid", static_cast<long>(::getpid()));
+    if (!job.empty()) r.set("job", job);
+    append(std::move(r));
+    claimed = id;
+  });
+  return claimed;
+}
+
+TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial, const std::atomic<bool>& stop) {
+  const fs::path dir = fs::absolute(journal.dir());
+  const fs::path trial_dir = dir / "trials" / std::to_string(trial);
+  fs::create_directories(trial_dir);
+  Assignment params;
+  {
+    JournalState state = journal.read();
+    const Trial* t = state.find(trial);
+    if (!t) throw Error(dir.string() + ": the journal has no trial " + std::to_string(trial));
+    params = t->parameters;
+  }
+  std::vector<std::string> env = experiment.environment_for(params);
+  env.push_back("COHORT_TRIAL_ID=" + std::to_string(trial));
+  env.push_back("COHORT_SWEEP_DIR=" + dir.string());
+  env.push_back("COHORT_TRIAL_DIR=" + trial_dir.string());
+
+  MetricCollector metrics(experiment.objective);
+  std::optional<MedianStop> median;
+  if (experiment.early_stopping == "medianstop") median = MedianStop::from(experiment);
+  std::string early_reason, failure;
+  bool killed = false;
+  int status = 0;
+  std::ofstream log(trial_dir / "stdout.log", std::ios::binary);
+
+  std::optional<Child> child;
+  try {
+    child.emplace(spawn_trial(experiment.command_for(params), merged_environment(env), trial_dir / "stderr.log"));
+  } catch (const Error& e) {
+    failure = e.what();
+  }
+  if (child) {
+    std::string buffer;
+    std::optional<Clock::time_point> kill_deadline;
+    auto terminate = [&]() {
+      ::kill(-child->pid, SIGTERM);
+      kill_deadline = Clock::now() + std::chrono::seconds(10);
+    };
+    auto take_line = [&](std::string_view line) {
+      log << line << '\n';
+      if (!metrics.feed(line) || !median || !early_reason.empty() || killed) return;
+      std::vector<std::vector<std::pair<long long, double>>> completed;
+      for (const auto& t : journal.read().trials) {
+        if (t.state == TrialState::succeeded) completed.push_back(t.curve);
+      }
+      if (auto why = median->should_stop(experiment.objective, completed, metrics.curve())) {
+        early_reason = *why;
+        terminate();
+      }
+    };
+    while (child->out.get() >= 0) {
+      if (stop.load() && !killed && early_reason.empty()) {
+        killed = true;
+        terminate();
+      }
+      if (kill_deadline && Clock::now() > *kill_deadline) {
+        ::kill(-child->pid, SIGKILL);
+        kill_deadline.reset();
+      }
+      pollfd p{child->out.get(), POLLIN, 0};
+      int ready = ::poll(&p, 1, 200);
+      if (ready < 0 && errno != EINTR) throw Error(system_message("poll", errno));
+      if (ready <= 0) continue;
+      char chunk[65536];
+      ssize_t n = ::read(child->out.get(), chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        child->out.reset();
+        break;
+      }
+      buffer.append(chunk, static_cast<size_t>(n));
+      size_t start = 0, end;
+      while ((end = buffer.find('\n', start)) != std::string::npos) {
+        take_line(std::string_view(buffer).substr(start, end - start));
+        start = end + 1;
+      }
+      buffer.erase(0, start);
+    }
+    if (!buffer.empty()) take_line(buffer);
+    while (::waitpid(child->pid, &status, 0) < 0) {
+      if (errno != EINTR) throw Error(system_message("waitpid", errno));
+    }
+    // Whatever the trial left running in its group goes with it.
+    ::kill(-child->pid, SIGKILL);
+  }
+  log.close();
+
+  JournalState state = journal.read();
+  if (const Trial* t = state.find(trial)) {
+    for (const auto& line : t->reports) metrics.feed(line);
+  }
+  TrialState end = TrialState::succeeded;
+  std::string reason;
+  auto objective = metrics.value(experiment.objective.metric);
+  if (!failure.empty()) {
+    end = TrialState::failed;
+    reason = failure;
+  } else if (killed) {
+    end = TrialState::killed;
+    reason = "stopped from outside (a signal to its runner)";
+  } else if (!early_reason.empty()) {
+    end = TrialState::early_stopped;
+    reason = early_reason;
+  } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    end = TrialState::failed;
+    reason = describe_exit(status, trial_dir);
+  } else if (!objective) {
+    end = TrialState::failed;
+    reason = "the trial reported no value of its objective metric '" + experiment.objective.metric + "' (print '" +
+             experiment.objective.metric + "=<value>' on stdout, or run 'cohort sweep report " +
+             experiment.objective.metric + "=<value>')";
+  }
+
+  json::Value record = json::Value::object();
+  record.set("type", "end");
+  record.set("trial", trial);
+  record.set("state", to_string(end));
+  if (!reason.empty()) record.set("reason", reason);
+  if (objective) record.set("objective", *objective);
+  json::Value m = json::Value::object();
+  for (const auto& [name, v] : metrics.final_metrics()) m.set(name, v);
+  record.set("metrics", std::move(m));
+  json::Value curve = json::Value::array();
+  for (const auto& [s, v] : metrics.curve()) curve.push(json::Value(json::Array{json::Value(s), json::Value(v)}));
+  record.set("curve", std::move(curve));
+  if (child) record.set("exit", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+
+  TrialOutcome outcome;
+  outcome.state = end;
+  journal.transact([&](const JournalState& now, const Journal::Append& append) {
+    JournalState after = now;
+    json::Value r = record;
+    r.set("time", wall_now());
+    apply_record(after, r);
+    append(std::move(r));
+    if (auto f = finish_condition(after, experiment)) {
+      append(finish_record(*f));
+      outcome.ended_experiment = true;
+    }
+  });
+  return outcome;
+}
+
+int run_local(const fs::path& dir, const Experiment& experiment, const std::atomic<bool>& stop, bool progress) {
+  Journal journal(dir);
+  std::mutex mutex;
+  std::exception_ptr error;
+  auto worker = [&]() {
+    try {
+      while (!stop.load()) {
+        auto id = claim_trial(journal, experiment, "");
+        if (!id) break;
+        auto outcome = run_trial(journal, experiment, *id, stop);
+        if (progress) {
+          std::lock_guard<std::mutex> lock(mutex);
+          std::cerr << "trial " << *id << ": " << to_string(outcome.state) << "\n";
+        }
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  std::vector<std::thread> workers;
+  for (int i = 0; i < experiment.parallel_trial_count; ++i) workers.emplace_back(worker);
+  for (auto& w : workers) w.join();
+  if (error) std::rethrow_exception(error);
+  JournalState state = journal.read();
+  if (state.state == ExperimentState::running) {
+    if (stop.load()) {
+      std::cerr << "cohort: sweep: stopped; continue with 'cohort sweep resume " << dir.string() << "'\n";
+    } else {
+      std::cerr << "cohort: sweep: " << state.count(TrialState::running)
+                << " trials are still marked Running by another runner; when none is left, 'cohort sweep resume "
+                << dir.string() << "' continues\n";
+    }
+    return 1;
+  }
+  std::cerr << "experiment " << experiment.name << ": " << to_string(state.state) << " (" << state.reason << ")\n";
+  return state.state == ExperimentState::succeeded ? 0 : 1;
+}
+
+int run_array_task(const fs::path& dir, const std::atomic<bool>& stop) {
+  Experiment experiment = open_experiment_dir(dir);
+  Journal journal(dir);
+  std::string array = env_or("SLURM_ARRAY_JOB_ID");
+  std::string job = array.empty() ? env_or("SLURM_JOB_ID") : array + "_" + env_or("SLURM_ARRAY_TASK_ID");
+  auto id = claim_trial(journal, experiment, job);
+  if (!id) {
+    JournalState state = journal.read();
+    std::cout << "experiment " << experiment.name << ": nothing left to run (" << to_string(state.state)
+              << (state.reason.empty() ? "" : ": " + state.reason) << ")\n";
+    return 0;
+  }
+  std::cout << "experiment " << experiment.name << ": running trial " << *id << "\n" << std::flush;
+  auto outcome = run_trial(journal, experiment, *id, stop);
+  std::cout << "trial " << *id << ": " << to_string(outcome.state) << "\n";
+  if (outcome.ended_experiment) {
+    if (array.empty()) array = journal.read().array_job;
+    // Tasks that start anyway find the experiment ended and exit at once.
+    if (!array.empty()) {
+      try {
+        run_process({"scancel", "--state=PENDING", array});
+      } catch (const Error& e) {
+        std::cerr << "cohort: sweep: cannot cancel the array's pending tasks: " << e.what() << "\n";
+      }
+    }
+  }
+  return outcome.state == TrialState::succeeded || outcome.state == TrialState::early_stopped ? 0 : 1;
+}
+
+int reclaim_abandoned(Journal& journal) {
+  int reclaimed = 0;
+  const std::string me = hostname();
+  journal.transact([&](const JournalState& state, const Journal::Append& append) {
+    for (const auto& t : state.trials) {
+      if (t.state != TrialState::running) continue;
+      bool alive = false;
+      if (!t.job.empty()) {
+        try {
+          auto r = run_process({"squeue", "-h", "-o", "%i", "-j", t.job});
+          alive = r.ok() && r.out.find_first_not_of(" \n") != std::string::npos;
+        } catch (const Error&) {
+          alive = false;  // no Slurm here: its job cannot be running
+        }
+      } else if (t.host == me && t.pid > 0) {
+        alive = ::kill(static_cast<pid_t>(t.pid), 0) == 0 || errno == EPERM;
+      }
+      if (alive) continue;
+      json::Value r = json::Value::object();
+      r.set("type", "end");
+      r.set("trial", t.id);
+      r.set("state", "Killed");
+      r.set("reason", "its runner stopped before it ended (reclaimed on resume)");
+      append(std::move(r));
+      ++reclaimed;
+    }
+  });
+  return reclaimed;
+}
+
+namespace {
+std::string quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,@+") ==
+                        std::string::npos) {
+    return s;
+  }
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+}  // namespace
+
+std::string array_script(const Experiment& experiment, const fs::path& dir, const std::string& cohort_path) {
+  const fs::path abs = fs::absolute(dir);
+  int budget = trial_budget(experiment);
+  std::ostringstream out;
+  out << "#!/bin/bash\n";
+  out << "#SBATCH --job-name=" << experiment.name << "\n";
+  out << "#SBATCH --array=0-" << budget - 1 << "%" << experiment.parallel_trial_count << "\n";
+  out << "#SBATCH --output=" << quote((abs / "slurm" / "%A_%a.out").string()) << "\n";
+  const TrialResources& r = experiment.resources;
+  out << "#SBATCH --nodes=" << r.nodes << " --ntasks=" << r.ntasks << " --cpus-per-task=" << r.cpus_per_task << "\n";
+  if (r.gpus > 0) out << "#SBATCH --gpus=" << r.gpus << "\n";
+  if (!r.time.empty()) out << "#SBATCH --time=" << r.time << "\n";
+  out << "# Each task claims its trial from the journal when it starts (cohort sweep task).\n";
+  out << "exec " << quote(cohort_path) << " sweep task " << quote(abs.string()) << "\n";
+  return out.str();
+}
+
+}  // namespace cohort::tuner

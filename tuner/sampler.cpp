@@ -1,0 +1,181 @@
+#include "tuner/sampler.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+
+#include "common/error.hpp"
+#include "tuner/algorithms.hpp"
+
+namespace cohort::tuner {
+namespace {
+
+const std::array<const AlgorithmInfo*, 4> kAlgorithms{&kGrid, &kRandom, &kSobol, &kTpe};
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+const AlgorithmInfo* find_algorithm(std::string_view name) {
+  for (const auto* a : kAlgorithms) {
+    if (a->name == name) return a;
+  }
+  return nullptr;
+}
+
+std::string algorithm_names() {
+  std::string out;
+  for (const auto* a : kAlgorithms) out += (out.empty() ? "" : ", ") + std::string(a->name);
+  return out;
+}
+
+std::unique_ptr<Sampler> make_sampler(const Experiment& experiment, std::uint64_t seed) {
+  const auto* a = find_algorithm(experiment.algorithm);
+  if (!a) throw input_error("'" + experiment.algorithm + "' is not an algorithm (expected one of: " + algorithm_names() + ")");
+  return a->make(experiment, seed);
+}
+
+std::uint64_t experiment_seed(const Experiment& experiment) {
+  if (auto s = experiment.setting("random_state")) return static_cast<std::uint64_t>(std::stoll(*s));
+  std::random_device device;
+  return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+}
+
+std::mt19937_64 trial_rng(std::uint64_t seed, int trial, std::uint64_t stream) {
+  return std::mt19937_64(splitmix64(splitmix64(seed) ^ splitmix64(static_cast<std::uint64_t>(trial) + (stream << 40))));
+}
+
+Point from_unit(const Experiment& experiment, const std::vector<double>& unit) {
+  Point point;
+  for (size_t i = 0; i < experiment.parameters.size(); ++i) {
+    const Parameter& p = experiment.parameters[i];
+    double u = std::clamp(unit[i], 0.0, std::nextafter(1.0, 0.0));
+    switch (p.type) {
+      case ParameterType::discrete:
+      case ParameterType::categorical:
+        point.push_back(std::floor(u * static_cast<double>(p.list.size())));
+        break;
+      case ParameterType::int_: {
+        if (p.distribution == Distribution::log_uniform) {
+          double lo = std::log(p.min - 0.5), hi = std::log(p.max + 0.5);
+          point.push_back(std::clamp(std::round(std::exp(lo + u * (hi - lo))), p.min, p.max));
+          break;
+        }
+        double step = p.step.value_or(1.0);
+        double k = std::floor(u * static_cast<double>(*p.cardinality()));
+        point.push_back(p.min + k * step);
+        break;
+      }
+      case ParameterType::double_:
+        if (p.step) {
+          double k = std::floor(u * static_cast<double>(*p.cardinality()));
+          point.push_back(std::min(p.max, p.min + k * *p.step));
+        } else if (p.distribution == Distribution::log_uniform) {
+          point.push_back(std::exp(std::log(p.min) + u * (std::log(p.max) - std::log(p.min))));
+        } else {
+          point.push_back(p.min + u * (p.max - p.min));
+        }
+        break;
+    }
+  }
+  return point;
+}
+
+std::string format_number(double value) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, r.ptr);
+}
+
+Assignment to_assignment(const Experiment& experiment, const Point& point) {
+  Assignment out;
+  for (size_t i = 0; i < experiment.parameters.size(); ++i) {
+    const Parameter& p = experiment.parameters[i];
+    std::string text;
+    switch (p.type) {
+      case ParameterType::discrete:
+      case ParameterType::categorical:
+        text = p.list.at(static_cast<size_t>(point[i]));
+        break;
+      case ParameterType::int_:
+        text = std::to_string(std::llround(point[i]));
+        break;
+      case ParameterType::double_:
+        text = format_number(point[i]);
+        break;
+    }
+    out.emplace_back(p.name, std::move(text));
+  }
+  return out;
+}
+
+Point to_point(const Experiment& experiment, const Assignment& assignment) {
+  Point point;
+  for (const auto& p : experiment.parameters) {
+    auto it = std::find_if(assignment.begin(), assignment.end(), [&](const auto& a) { return a.first == p.name; });
+    if (it == assignment.end()) throw Error("the journal has no value of parameter '" + p.name + "' for a trial");
+    if (p.type == ParameterType::discrete || p.type == ParameterType::categorical) {
+      auto at = std::find(p.list.begin(), p.list.end(), it->second);
+      if (at == p.list.end()) throw Error("the journal's value '" + it->second + "' of '" + p.name + "' is not in its list");
+      point.push_back(static_cast<double>(at - p.list.begin()));
+    } else {
+      point.push_back(std::stod(it->second));
+    }
+  }
+  return point;
+}
+
+void only_settings(const Experiment& experiment, const std::vector<std::string_view>& allowed, const SpecError& fail) {
+  for (size_t i = 0; i < experiment.algorithm_settings.size(); ++i) {
+    const auto& name = experiment.algorithm_settings[i].name;
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      std::string list;
+      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      fail("algorithmSettings[" + std::to_string(i) + "].name",
+           "'" + name + "' is not a setting of " + experiment.algorithm + " (expected " + (list.empty() ? "none" : list) + ")");
+    }
+  }
+}
+
+namespace {
+std::string setting_path(const Experiment& experiment, const std::string& name) {
+  for (size_t i = 0; i < experiment.algorithm_settings.size(); ++i) {
+    if (experiment.algorithm_settings[i].name == name) return "algorithmSettings[" + std::to_string(i) + "].value";
+  }
+  return "algorithmSettings";
+}
+}  // namespace
+
+std::optional<long long> integer_setting(const Experiment& experiment, const std::string& name, long long least,
+                                         const SpecError& fail) {
+  auto text = experiment.setting(name);
+  if (!text) return std::nullopt;
+  long long v = 0;
+  auto r = std::from_chars(text->data(), text->data() + text->size(), v);
+  if (r.ec != std::errc() || r.ptr != text->data() + text->size()) {
+    fail(setting_path(experiment, name), name + " must be a whole number (got '" + *text + "')");
+  }
+  if (v < least) fail(setting_path(experiment, name), name + " must be at least " + std::to_string(least) + " (got " + *text + ")");
+  return v;
+}
+
+std::optional<double> number_setting(const Experiment& experiment, const std::string& name, const SpecError& fail) {
+  auto text = experiment.setting(name);
+  if (!text) return std::nullopt;
+  try {
+    size_t used = 0;
+    double v = std::stod(*text, &used);
+    if (used == text->size() && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  fail(setting_path(experiment, name), name + " must be a number (got '" + *text + "')");
+  return std::nullopt;
+}
+
+}  // namespace cohort::tuner

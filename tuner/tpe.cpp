@@ -1,0 +1,285 @@
+// tpe: the Tree-structured Parzen Estimator (Bergstra et al., 2011), univariate, with the
+// defaults Optuna's TPESampler uses: ten random start-up trials, the best
+// min(⌈0.1·n⌉, 25) trials as the "good" group, a prior component, the magic clip on
+// bandwidths, and 24 candidates drawn from the good density and ranked by l(x)/g(x).
+// Log-scaled parameters are modelled in log space; ints and stepped doubles as bins.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "tuner/algorithms.hpp"
+
+namespace cohort::tuner {
+namespace {
+
+constexpr double kSqrt2 = 1.4142135623730951;
+constexpr double kLogSqrt2Pi = 0.9189385332046727;
+
+double normal_cdf(double z) { return 0.5 * std::erfc(-z / kSqrt2); }
+
+// Older trials count less once there are more than 25 (Optuna's default_weights).
+std::vector<double> age_weights(size_t n) {
+  std::vector<double> w(n, 1.0);
+  if (n >= 25) {
+    size_t ramp = n - 25;
+    for (size_t i = 0; i < ramp; ++i) {
+      w[i] = ramp == 1 ? 1.0 / static_cast<double>(n)
+                       : 1.0 / static_cast<double>(n) + (1.0 - 1.0 / static_cast<double>(n)) * static_cast<double>(i) /
+                                                           static_cast<double>(ramp - 1);
+    }
+  }
+  return w;
+}
+
+// The space of one numeric parameter as the estimator sees it.
+struct Scale {
+  bool log = false;
+  double low = 0, high = 0;  // in model space, widened by half a bin for binned values
+  double bin = 0;            // bin width in model space (0: continuous); log ints use edges
+  bool log_int = false;
+};
+
+Scale scale_of(const Parameter& p) {
+  Scale s;
+  if (p.type == ParameterType::int_ && p.distribution == Distribution::log_uniform) {
+    s.log = s.log_int = true;
+    s.low = std::log(p.min - 0.5);
+    s.high = std::log(p.max + 0.5);
+  } else if (p.distribution == Distribution::log_uniform) {
+    s.log = true;
+    s.low = std::log(p.min);
+    s.high = std::log(p.max);
+  } else if (p.type == ParameterType::int_ || p.step) {
+    s.bin = p.step.value_or(1.0);
+    s.low = p.min - s.bin / 2;
+    s.high = p.min + static_cast<double>(*p.cardinality() - 1) * s.bin + s.bin / 2;
+  } else {
+    s.low = p.min;
+    s.high = p.max;
+  }
+  return s;
+}
+
+struct Mixture {
+  std::vector<double> mu, sigma, weight;
+};
+
+Mixture numeric_mixture(const std::vector<double>& xs, const Scale& s, double prior_weight) {
+  Mixture m;
+  std::vector<double> w = age_weights(xs.size());
+  size_t n = xs.size();
+  // Observations plus the prior (centre of the range, the range as its width).
+  std::vector<double> mus = xs;
+  mus.push_back(0.5 * (s.low + s.high));
+  std::vector<size_t> order(mus.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return mus[a] < mus[b]; });
+  std::vector<double> sorted(mus.size() + 2);
+  sorted.front() = s.low;
+  sorted.back() = s.high;
+  for (size_t i = 0; i < order.size(); ++i) sorted[i + 1] = mus[order[i]];
+  std::vector<double> sorted_sigma(order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    sorted_sigma[i] = std::max(sorted[i + 1] - sorted[i], sorted[i + 2] - sorted[i + 1]);
+  }
+  // The end points do not count as neighbours (Optuna's consider_endpoints=False).
+  if (sorted.size() >= 4) {
+    sorted_sigma.front() = sorted[2] - sorted[1];
+    sorted_sigma.back() = sorted[sorted.size() - 2] - sorted[sorted.size() - 3];
+  }
+  double range = s.high - s.low;
+  double max_sigma = range;
+  double min_sigma = range / std::min(100.0, 1.0 + static_cast<double>(mus.size()));
+  m.mu = mus;
+  m.sigma.resize(mus.size());
+  for (size_t i = 0; i < order.size(); ++i) m.sigma[order[i]] = std::clamp(sorted_sigma[i], min_sigma, max_sigma);
+  m.sigma[n] = range;
+  m.weight = w;
+  m.weight.push_back(prior_weight);
+  double total = std::accumulate(m.weight.begin(), m.weight.end(), 0.0);
+  for (auto& x : m.weight) x /= total;
+  return m;
+}
+
+double log_sum_exp(const std::vector<double>& v) {
+  double top = *std::max_element(v.begin(), v.end());
+  if (!std::isfinite(top)) return top;
+  double s = 0;
+  for (double x : v) s += std::exp(x - top);
+  return top + std::log(s);
+}
+
+// Log density (continuous) or log probability of the value's bin, at model-space x.
+double numeric_log_p(const Mixture& m, const Scale& s, double x) {
+  std::vector<double> terms;
+  for (size_t k = 0; k < m.mu.size(); ++k) {
+    double mu = m.mu[k], sg = m.sigma[k];
+    double z = normal_cdf((s.high - mu) / sg) - normal_cdf((s.low - mu) / sg);
+    double lw = std::log(m.weight[k]) - std::log(std::max(z, 1e-300));
+    if (s.bin > 0 || s.log_int) {
+      double lo = s.log_int ? std::log(std::exp(x) - 0.5) : x - s.bin / 2;
+      double hi = s.log_int ? std::log(std::exp(x) + 0.5) : x + s.bin / 2;
+      double p = normal_cdf((hi - mu) / sg) - normal_cdf((lo - mu) / sg);
+      terms.push_back(lw + std::log(std::max(p, 1e-300)));
+    } else {
+      double d = (x - mu) / sg;
+      terms.push_back(lw - 0.5 * d * d - std::log(sg) - kLogSqrt2Pi);
+    }
+  }
+  return log_sum_exp(terms);
+}
+
+// Model-space value → the parameter's value (rounded to its grid) in model space again.
+double snap(const Parameter& p, const Scale& s, double x) {
+  if (s.log_int) return std::log(std::clamp(std::round(std::exp(x)), p.min, p.max));
+  if (s.bin > 0) {
+    double k = std::round((x - p.min) / s.bin);
+    k = std::clamp(k, 0.0, static_cast<double>(*p.cardinality() - 1));
+    return p.min + k * s.bin;
+  }
+  return std::clamp(x, s.low, s.high);
+}
+
+std::vector<double> categorical_p(const std::vector<double>& xs, size_t choices, double prior_weight) {
+  std::vector<double> w = age_weights(xs.size());
+  double total = std::accumulate(w.begin(), w.end(), 0.0) + prior_weight;
+  std::vector<double> p(choices, prior_weight / total / static_cast<double>(choices));
+  for (size_t k = 0; k < xs.size(); ++k) {
+    double wk = w[k] / total;
+    for (size_t c = 0; c < choices; ++c) {
+      double q = (prior_weight / static_cast<double>(choices) + (static_cast<size_t>(xs[k]) == c ? 1.0 : 0.0)) /
+                 (prior_weight + 1.0);
+      p[c] += wk * q;
+    }
+  }
+  return p;
+}
+
+class TpeSampler : public Sampler {
+ public:
+  TpeSampler(const Experiment& e, std::uint64_t seed) : experiment_(e), seed_(seed) {
+    SpecError ignore = [](const std::string&, const std::string&) {};
+    startup_ = static_cast<size_t>(integer_setting(e, "n_startup_trials", 0, ignore).value_or(10));
+    candidates_ = static_cast<int>(integer_setting(e, "n_ei_candidates", 1, ignore)
+                                       .value_or(integer_setting(e, "n_EI_candidates", 1, ignore).value_or(24)));
+    gamma_ = number_setting(e, "gamma", ignore);
+    prior_weight_ = number_setting(e, "prior_weight", ignore).value_or(1.0);
+  }
+
+  std::optional<Point> suggest(int trial, const std::vector<Observation>& history) override {
+    std::vector<const Observation*> done;
+    for (const auto& o : history) {
+      if (o.finished) done.push_back(&o);
+    }
+    auto rng = trial_rng(seed_, trial);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    if (done.size() < std::max<size_t>(startup_, 1)) {
+      std::vector<double> unit(experiment_.parameters.size());
+      for (auto& x : unit) x = u(rng);
+      return from_unit(experiment_, unit);
+    }
+    // Split into the good (below) and the rest by objective; ties keep trial order.
+    std::vector<const Observation*> ranked = done;
+    bool minimize = experiment_.objective.type == Goal::minimize;
+    std::stable_sort(ranked.begin(), ranked.end(), [&](const Observation* a, const Observation* b) {
+      return minimize ? a->objective < b->objective : a->objective > b->objective;
+    });
+    size_t n = ranked.size();
+    size_t n_below = gamma_ ? static_cast<size_t>(std::ceil(*gamma_ * static_cast<double>(n)))
+                            : std::min<size_t>(static_cast<size_t>(std::ceil(0.1 * static_cast<double>(n))), 25);
+    n_below = std::clamp<size_t>(n_below, 1, n);
+    std::vector<const Observation*> below(ranked.begin(), ranked.begin() + static_cast<long>(n_below));
+    std::vector<const Observation*> above(ranked.begin() + static_cast<long>(n_below), ranked.end());
+    auto by_trial = [](const Observation* a, const Observation* b) { return a->trial < b->trial; };
+    std::sort(below.begin(), below.end(), by_trial);
+    std::sort(above.begin(), above.end(), by_trial);
+
+    Point point(experiment_.parameters.size());
+    for (size_t j = 0; j < experiment_.parameters.size(); ++j) {
+      auto prng = trial_rng(seed_, trial, j + 1);
+      point[j] = suggest_one(j, below, above, prng);
+    }
+    return point;
+  }
+
+ private:
+  double suggest_one(size_t j, const std::vector<const Observation*>& below,
+                     const std::vector<const Observation*>& above, std::mt19937_64& rng) {
+    const Parameter& p = experiment_.parameters[j];
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    if (p.type == ParameterType::discrete || p.type == ParameterType::categorical) {
+      size_t choices = p.list.size();
+      auto values = [&](const std::vector<const Observation*>& group) {
+        std::vector<double> xs;
+        for (const auto* o : group) xs.push_back(o->point[j]);
+        return xs;
+      };
+      auto pl = categorical_p(values(below), choices, prior_weight_);
+      auto pg = categorical_p(values(above), choices, prior_weight_);
+      std::discrete_distribution<size_t> pick(pl.begin(), pl.end());
+      size_t best = 0;
+      double best_score = -INFINITY;
+      for (int c = 0; c < candidates_; ++c) {
+        size_t x = pick(rng);
+        double score = std::log(pl[x]) - std::log(pg[x]);
+        if (score > best_score) best_score = score, best = x;
+      }
+      return static_cast<double>(best);
+    }
+    Scale s = scale_of(p);
+    auto model = [&](const std::vector<const Observation*>& group) {
+      std::vector<double> xs;
+      for (const auto* o : group) xs.push_back(s.log ? std::log(o->point[j]) : o->point[j]);
+      return xs;
+    };
+    Mixture l = numeric_mixture(model(below), s, prior_weight_);
+    Mixture g = numeric_mixture(model(above), s, prior_weight_);
+    std::discrete_distribution<size_t> component(l.weight.begin(), l.weight.end());
+    std::normal_distribution<double> normal(0.0, 1.0);
+    double best = 0, best_score = -INFINITY;
+    for (int c = 0; c < candidates_; ++c) {
+      size_t k = component(rng);
+      double x = 0;
+      // Truncated normal by rejection; the prior's width keeps rejections rare.
+      for (int attempt = 0;; ++attempt) {
+        x = l.mu[k] + l.sigma[k] * normal(rng);
+        if (x >= s.low && x <= s.high) break;
+        if (attempt == 100) {
+          x = s.low + u(rng) * (s.high - s.low);
+          break;
+        }
+      }
+      x = snap(p, s, x);
+      double score = numeric_log_p(l, s, x) - numeric_log_p(g, s, x);
+      if (score > best_score) best_score = score, best = x;
+    }
+    return s.log ? std::exp(best) : best;
+  }
+
+  const Experiment& experiment_;
+  std::uint64_t seed_;
+  size_t startup_ = 10;
+  int candidates_ = 24;
+  std::optional<double> gamma_;
+  double prior_weight_ = 1.0;
+};
+
+void validate(const Experiment& e, const SpecError& fail) {
+  only_settings(e, {"random_state", "n_startup_trials", "n_ei_candidates", "n_EI_candidates", "gamma", "prior_weight"}, fail);
+  integer_setting(e, "random_state", 0, fail);
+  integer_setting(e, "n_startup_trials", 0, fail);
+  integer_setting(e, "n_ei_candidates", 1, fail);
+  integer_setting(e, "n_EI_candidates", 1, fail);
+  if (auto g = number_setting(e, "gamma", fail); g && (*g <= 0 || *g > 1)) fail("algorithmSettings", "gamma must be in (0, 1]");
+  if (auto w = number_setting(e, "prior_weight", fail); w && *w <= 0) fail("algorithmSettings", "prior_weight must be positive");
+}
+
+std::optional<long long> capacity(const Experiment&) { return std::nullopt; }
+
+std::unique_ptr<Sampler> make(const Experiment& e, std::uint64_t seed) { return std::make_unique<TpeSampler>(e, seed); }
+
+}  // namespace
+
+const AlgorithmInfo kTpe{"tpe", &validate, &capacity, &make};
+
+}  // namespace cohort::tuner

@@ -69,6 +69,7 @@ int launch_command(const std::vector<std::string>& args) {
       ("help,h", "show this help")
       ("local", "run the ranks on this machine instead of in a Slurm step")
       ("nproc", po::value<int>(&o.nproc), "ranks to run in local mode (default 1)")
+      ("no-bind", "local mode: leave the ranks unplaced (no CPU, memory or GPU assignment)")
       ("max-restarts", po::value<int>(&o.max_restarts)->default_value(0), "gang restarts allowed after failures")
       ("restart-policy", po::value<std::string>(&policy)->default_value("on-failure"),
        "never | on-failure | exit-code (1-127 permanent, 128-255 retryable)")
@@ -135,6 +136,7 @@ int launch_command(const std::vector<std::string>& args) {
   if (o.grace < 0) throw input_error("--grace: must be 0 or more seconds");
   const char* job = std::getenv("SLURM_JOB_ID");
   o.local = vm.count("local") || !job || !*job;
+  o.bind = !vm.count("no-bind");
   if (vm.count("nproc") && !o.local) {
     throw input_error("--nproc " + std::to_string(o.nproc) +
                       ": inside an allocation the ranks are the allocation's tasks; add --local to run them here");

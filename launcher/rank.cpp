@@ -21,6 +21,7 @@
 #include "launcher/job_spec.hpp"
 #include "launcher/run_dir.hpp"
 #include "launcher/supervisor.hpp"
+#include "topology/binding.hpp"
 
 namespace cohort::launcher {
 namespace {
@@ -140,6 +141,15 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
                               std::to_string(contract.rank);
     write_file_atomically(contract.heartbeat_file, "");
   }
+  // Local mode placed this rank: bind it (and so its program) to the planned CPUs and
+  // memory, as far as this machine has them.
+  if (!slurm && env_str(env, "COHORT_LAUNCH_BIND") == "1" && !env_str(env, "COHORT_CPUS").empty()) {
+    std::vector<int> numa;
+    std::istringstream list(env_str(env, "COHORT_NUMA"));
+    for (std::string n; std::getline(list, n, ',');) numa.push_back(std::stoi(n));
+    auto bound = topology::Machine::load().bind_self(topology::CpuSet::parse(env_str(env, "COHORT_CPUS"), "COHORT_CPUS"), numa);
+    if (!bound.cpu_applied) std::cerr << "cohort: launch: rank " << contract.rank << ": CPUs not bound: " << bound.cpu_note << "\n";
+  }
   if (slurm && contract.rank == 0) {
     write_file_atomically(attempt_dir + "/step", env_str(env, "SLURM_STEP_ID") + "\n");
   }
@@ -155,7 +165,7 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   std::vector<std::string> child_env;
   for (const auto& [k, v] : contract.to_environment()) child_env.push_back(k + "=" + v);
   child_env.insert(child_env.end(), role_env.begin(), role_env.end());
-  for (const auto& name : {"COHORT_LAUNCH_RUN_DIR", "COHORT_LAUNCH_MODE", "COHORT_LAUNCH_HEARTBEAT_TIMEOUT",
+  for (const auto& name : {"COHORT_LAUNCH_RUN_DIR", "COHORT_LAUNCH_MODE", "COHORT_LAUNCH_BIND", "COHORT_LAUNCH_HEARTBEAT_TIMEOUT",
                            "COHORT_MASTER_ADDR", "COHORT_MASTER_PORT", "COHORT_LAUNCH_ROLES", "COHORT_LAUNCH_TF_CLUSTER"}) {
     ::unsetenv(name);
   }

@@ -26,6 +26,9 @@
 #include "common/json.hpp"
 #include "launcher/hostlist.hpp"
 #include "launcher/job_spec.hpp"
+#include "launcher/placement_env.hpp"
+#include "topology/placement.hpp"
+#include "topology/topology.hpp"
 #include "launcher/run_dir.hpp"
 
 extern char** environ;
@@ -241,6 +244,29 @@ std::string summarize_ranks(const std::vector<RankOutcome>& outcomes) {
   return out;
 }
 
+// Local mode places its ranks as the SPANK plugin places a step's tasks: the planner over
+// this machine (or COHORT_TOPOLOGY_XML), one placement per rank. A node the planner
+// cannot place on leaves the ranks unplaced, and says why.
+std::vector<Environment> local_placements(int ranks) {
+  std::vector<Environment> out(static_cast<size_t>(ranks));
+  try {
+    const char* xml = std::getenv("COHORT_TOPOLOGY_XML");
+    topology::Node node = xml && *xml ? topology::Node::from_xml_file(xml) : topology::Node::from_this_machine();
+    topology::PlanRequest request;
+    request.ranks = ranks;
+    auto plan = topology::plan(node, request);
+    for (const auto& p : plan) {
+      for (const auto& why : p.broken) {
+        std::cerr << "cohort: launch: placement of rank " << p.local_rank << ": " << why << "\n";
+      }
+      out[static_cast<size_t>(p.local_rank)] = placement_environment(node, p);
+    }
+  } catch (const Error& e) {
+    std::cerr << "cohort: launch: placement: " << e.what() << "; ranks run unplaced\n";
+  }
+  return out;
+}
+
 enum class Ending { succeeded, failed, preempted, interrupted, deadline };
 
 struct Attempt {
@@ -262,6 +288,7 @@ class Gang {
       world_ = spec_->world_size();
       if (slurm_) check_allocation();
       decide_success_ranks();
+      if (options.local && options.bind) placements_ = local_placements(world_);
       return;
     }
     if (slurm_) {
@@ -279,6 +306,7 @@ class Gang {
       master_addr_ = "127.0.0.1";
     }
     decide_success_ranks();
+    if (options.local && options.bind) placements_ = local_placements(world_);
   }
 
   // The rank of `rank`'s role, for per-role restart policies; empty without roles.
@@ -337,6 +365,10 @@ class Gang {
         rset("GROUP_RANK", "0");
         rset("MASTER_ADDR", master_addr_);
         rset("MASTER_PORT", std::to_string(port));
+        if (!placements_.empty()) {
+          for (const auto& [k, v] : placements_[static_cast<size_t>(r)]) rset(k, v);
+          rset("COHORT_LAUNCH_BIND", "1");
+        }
         std::string log = options_.output_dir.empty() ? "" : options_.output_dir + "/rank-" + std::to_string(r) + ".log";
         Child c = spawn(rank_argv, renv, options_.output_dir.empty(), log, signals_.previous_mask());
         c.rank = r;
@@ -416,6 +448,13 @@ class Gang {
                {"MASTER_PORT", std::to_string(ports.front())}}) {
         std::erase_if(renv, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
         renv.push_back(k + "=" + v);
+      }
+      if (!placements_.empty()) {
+        for (const auto& [k, v] : placements_[static_cast<size_t>(r)]) {
+          std::erase_if(renv, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
+          renv.push_back(k + "=" + v);
+        }
+        renv.push_back("COHORT_LAUNCH_BIND=1");
       }
       std::string log = options_.output_dir.empty() ? "" : options_.output_dir + "/rank-" + std::to_string(r) + ".log";
       Child c = spawn(wrapper(*role), renv, options_.output_dir.empty(), log, signals_.previous_mask());
@@ -681,6 +720,7 @@ class Gang {
   Clock::time_point began_;
   const JobSpec* spec_ = nullptr;
   std::vector<int> success_ranks_;
+  std::vector<Environment> placements_;  // local mode: each rank's placement variables
   bool slurm_ = true;
   std::string job_id_;
   int world_ = 1;

@@ -37,6 +37,7 @@ struct LaunchOptions {
   std::string output_dir;            // per-rank log files; empty: lines prefixed by rank
   std::string run_dir;               // status, heartbeat and flag files of this launch
   std::string self;                  // path of the cohort executable the ranks run
+  bool bind = true;                  // local mode: place ranks with the topology planner
   // Roles (PyTorchJob, TFJob, MPIJob) from `--spec`; null for one command on all ranks.
   std::shared_ptr<const JobSpec> spec;
 };

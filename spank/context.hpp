@@ -17,7 +17,7 @@ extern "C" {
 #include <vector>
 
 #include "launcher/contract.hpp"
-#include "spank/binding.hpp"
+#include "topology/binding.hpp"
 #include "spank/settings.hpp"
 #include "spank/step.hpp"
 #include "topology/placement.hpp"
@@ -40,7 +40,7 @@ struct State {
   StepView view;
   std::vector<topology::RankPlacement> plan;
   std::string plan_error;  // why planning failed; each task then fails with it
-  std::optional<Machine> machine;
+  std::optional<topology::Machine> machine;
   launcher::Contract step_contract;  // the fields every task of the step shares
 };
 State& state();

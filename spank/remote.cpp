@@ -78,7 +78,7 @@ void plan_node(spank_t sp, State& st) {
                                           : topology::Node::from_xml_file(st.args.topology_file);
   st.plan = plan_step(*st.node, st.settings, st.view);
   const auto planned = std::chrono::steady_clock::now();
-  st.machine = Machine::load();
+  st.machine = topology::Machine::load();
   if (st.settings.verbose.value_or(false)) {
     const double ms = std::chrono::duration<double, std::milli>(planned - start).count();
     char took[32];
@@ -135,7 +135,7 @@ int remote_task_init(spank_t sp) {
   for (const auto& [name, value] : task_environment(*st.node, placement, contract, st.view)) {
     if (!check(spank_setenv(sp, name.c_str(), value.c_str(), 1), "spank_setenv(" + name + ")")) return -1;
   }
-  Binding bound;
+  topology::Binding bound;
   try {
     bound = st.machine->bind_self(placement.cpus, placement.numa);
   } catch (const std::exception& e) {

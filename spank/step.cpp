@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/error.hpp"
+#include "launcher/placement_env.hpp"
 
 namespace cohort::spank {
 namespace {
@@ -34,18 +35,6 @@ std::vector<std::string> split_commas(const std::string& text) {
     start = comma + 1;
   }
   return out;
-}
-
-// The name a task uses for node GPU `gpu`. Slurm numbers the step's GPUs in its own
-// variable, globally without device cgroups and from 0 with them; following that
-// numbering keeps the value valid in either case. Without it, the runtime's own index.
-std::string visible_name(const Node& node, int gpu, const std::vector<int>& step_gpus,
-                         const std::vector<std::string>& slurm_names) {
-  if (!slurm_names.empty() && slurm_names.size() == step_gpus.size()) {
-    auto it = std::find(step_gpus.begin(), step_gpus.end(), gpu);
-    if (it != step_gpus.end()) return slurm_names[static_cast<size_t>(it - step_gpus.begin())];
-  }
-  return std::to_string(node.gpus()[static_cast<size_t>(gpu)].runtime_index);
 }
 
 }  // namespace
@@ -93,53 +82,11 @@ std::vector<RankPlacement> plan_step(const Node& node, const Settings& settings,
 launcher::Environment task_environment(const Node& node, const RankPlacement& placement,
                                        const launcher::Contract& contract, const StepView& step) {
   launcher::Environment env = contract.to_environment();
-  env["COHORT_CPUS"] = placement.cpus.to_string();
-  env["COHORT_GPUS"] = join(placement.gpus, [](int g) { return std::to_string(g); });
-  env["COHORT_NICS"] = join(placement.nics, [](const std::string& n) { return n; });
-  env["COHORT_NUMA"] = join(placement.numa, [](int n) { return std::to_string(n); });
-  env["OMP_NUM_THREADS"] = std::to_string(placement.threads);
-
-  if (!placement.gpus.empty()) {
-    const std::vector<int> step_gpus =
-        step.gpus.empty() ? std::vector<int>{} : topology::parse_index_list(step.gpus, step.gpus_variable);
-    const GpuVendor vendor = node.gpus()[static_cast<size_t>(placement.gpus.front())].vendor;
-    auto names_from = [&](const std::string& slurm_value) {
-      const auto slurm_names = split_commas(slurm_value);
-      return join(placement.gpus, [&](int g) { return visible_name(node, g, step_gpus, slurm_names); });
-    };
-    switch (vendor) {
-      case GpuVendor::nvidia:
-        env["CUDA_VISIBLE_DEVICES"] = names_from(step.cuda_visible_devices);
-        // CUDA's default order is fastest first, which need not match Slurm's or hwloc's.
-        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
-        break;
-      case GpuVendor::amd:
-        env["ROCR_VISIBLE_DEVICES"] =
-            names_from(step.rocr_visible_devices.empty() ? step.cuda_visible_devices : step.rocr_visible_devices);
-        break;
-      case GpuVendor::intel:
-        env["ZE_AFFINITY_MASK"] = names_from("");
-        break;
-      case GpuVendor::other:
-        break;
-    }
-  }
-
-  std::vector<std::string> hcas, ucx;
-  for (const std::string& name : placement.nics) {
-    auto nic = std::find_if(node.nics().begin(), node.nics().end(), [&](const auto& n) { return n.name == name; });
-    if (nic == node.nics().end()) continue;
-    const std::string port = std::to_string(nic->port > 0 ? nic->port : 1);
-    if (nic->kind == NicKind::openfabrics) {
-      hcas.push_back(name + ":" + port);
-      ucx.push_back(name + ":" + port);
-    } else {
-      ucx.push_back(nic->netdevs.empty() ? name : nic->netdevs.front());
-    }
-  }
-  // '=' makes NCCL match names exactly, so mlx5_1 does not also select mlx5_10.
-  if (!hcas.empty()) env["NCCL_IB_HCA"] = "=" + join(hcas, [](const std::string& h) { return h; });
-  if (!ucx.empty()) env["UCX_NET_DEVICES"] = join(ucx, [](const std::string& u) { return u; });
+  launcher::DeviceNumbering numbering;
+  if (!step.gpus.empty()) numbering.slurm_gpus = topology::parse_index_list(step.gpus, step.gpus_variable);
+  numbering.cuda_visible = split_commas(step.cuda_visible_devices);
+  numbering.rocr_visible = split_commas(step.rocr_visible_devices);
+  env.merge(launcher::placement_environment(node, placement, numbering));
   return env;
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 #include <regex>
 
 #include <unistd.h>
@@ -138,6 +139,42 @@ TEST(LocalLaunch, BadInputIsRefusedBeforeAnythingRuns) {
     EXPECT_TRUE(contains(r.err, c.message)) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
   }
+}
+
+TEST(LocalLaunch, RanksAreBoundToTheCoresTheTopologyPlannerGivesThem) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs two CPUs to give two ranks cores of their own";
+  auto r = launch({"--local", "--nproc", "2", "--", "sh", "-c",
+                   "echo planned=$COHORT_CPUS bound=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::regex line(R"((\d): planned=([0-9,-]+) bound=([0-9,-]+))");
+  std::set<std::string> cpus;
+  for (std::sregex_iterator it(r.out.begin(), r.out.end(), line), end; it != end; ++it) {
+    EXPECT_EQ((*it)[2], (*it)[3]) << "rank " << (*it)[1] << " runs where it was planned";
+    cpus.insert((*it)[2]);
+  }
+  EXPECT_EQ(cpus.size(), 2u) << "each rank has cores of its own: " << r.out;
+}
+
+TEST(LocalLaunch, RanksGetTheGpusAndNicsLocalToThemOnAGpuNode) {
+  // A DGX-like node described by a fixture: GPUs and HCAs come from the plan; the CPUs,
+  // which this machine lacks, are left unbound and said so.
+  RunOptions options;
+  options.env = {"SLURM_JOB_ID=", "COHORT_TOPOLOGY_XML=" COHORT_TOPOLOGY_FIXTURES "/dgx_a100_2s_8gpu_8ib.xml"};
+  options.timeout = std::chrono::seconds(60);
+  const char* bin = std::getenv("COHORT_BIN");
+  auto r = run_process({bin ? bin : "cohort", "launch", "--local", "--nproc", "8", "--", "sh", "-c",
+                        "echo gpus=$CUDA_VISIBLE_DEVICES hca=$NCCL_IB_HCA order=$CUDA_DEVICE_ORDER"},
+                       options);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::regex line(R"((\d): gpus=(\d) hca==(mlx5_\d):1 order=PCI_BUS_ID)");
+  std::set<std::string> gpus, hcas;
+  for (std::sregex_iterator it(r.out.begin(), r.out.end(), line), end; it != end; ++it) {
+    gpus.insert((*it)[2]);
+    hcas.insert((*it)[3]);
+  }
+  EXPECT_EQ(gpus.size(), 8u) << r.out;
+  EXPECT_EQ(hcas.size(), 8u) << "each GPU's own HCA: " << r.out;
+  EXPECT_TRUE(contains(r.err, "CPUs not bound")) << r.err;
 }
 
 std::string write_spec(const std::string& name, const std::string& yaml) {

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include "common/error.hpp"
-#include "spank/binding.hpp"
 #include "tests/topology/fixtures.hpp"
 
 namespace cohort::spank {
@@ -215,18 +214,6 @@ TEST(Describe, OneLineWithEveryDevice) {
   p.nics = {"mlx5_3"};
   p.threads = 2;
   EXPECT_EQ(describe(p), "GPUs 3, CPUs 3,19, NUMA 0, NICs mlx5_3, 2 threads");
-}
-
-TEST(Binding, CpusThisMachineLacksAreSkippedWithAReason) {
-  Machine machine = Machine::load();
-  const CpuSet allowed = machine.allowed_cpus();
-  ASSERT_FALSE(allowed.empty());
-  CpuSet absent{allowed.cpus().back() + 1};
-  Binding b = machine.bind_self(absent, {1 << 20});
-  EXPECT_FALSE(b.cpu_applied);
-  EXPECT_NE(b.cpu_note.find("is not on this machine"), std::string::npos) << b.cpu_note;
-  EXPECT_FALSE(b.memory_applied);
-  EXPECT_NE(b.memory_note.find("is not on this machine"), std::string::npos) << b.memory_note;
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// spank/binding.hpp — binding the calling process to a plan's CPUs and memory through
+// topology/binding.hpp — binding the calling process to a plan's CPUs and memory through
 // hwloc, honouring only what this machine has. A plan may come from a topology file that
 // describes another machine (a test fixture, a node whose discovery is wrong); then the
 // parts of the plan this machine lacks are skipped and said so, never half-applied.
@@ -14,7 +14,7 @@
 
 #include "topology/topology.hpp"
 
-namespace cohort::spank {
+namespace cohort::topology {
 
 struct Binding {
   bool cpu_applied = false;
@@ -33,13 +33,13 @@ class Machine {
   ~Machine();
 
   // The CPUs this process may run on.
-  topology::CpuSet allowed_cpus() const;
+  CpuSet allowed_cpus() const;
 
   // Binds the calling process to `cpus` and the calling thread's memory (a task before
   // exec has one thread) to the NUMA nodes `numa`, each only when this machine has all
   // of them. Throws cohort::Error when
   // a binding the machine could honour fails, so a task never runs silently unbound.
-  Binding bind_self(const topology::CpuSet& cpus, const std::vector<int>& numa) const;
+  Binding bind_self(const CpuSet& cpus, const std::vector<int>& numa) const;
 
  private:
   struct Handle;
@@ -47,4 +47,4 @@ class Machine {
   std::unique_ptr<Handle> handle_;
 };
 
-}  // namespace cohort::spank
+}  // namespace cohort::topology

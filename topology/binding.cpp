@@ -1,4 +1,4 @@
-#include "spank/binding.hpp"
+#include "topology/binding.hpp"
 
 #include <hwloc.h>
 
@@ -6,10 +6,9 @@
 
 #include "common/error.hpp"
 
-namespace cohort::spank {
+namespace cohort::topology {
 namespace {
 
-using topology::CpuSet;
 
 struct BitmapFree {
   void operator()(hwloc_bitmap_t b) const { hwloc_bitmap_free(b); }
@@ -118,4 +117,4 @@ Binding Machine::bind_self(const CpuSet& cpus, const std::vector<int>& numa) con
   return result;
 }
 
-}  // namespace cohort::spank
+}  // namespace cohort::topology

@@ -169,7 +169,9 @@ class CommunicatorImpl {
     devices_ = cuda_device_count();
     device_ = options.device;
     if (device_ < 0 && devices_ > 0) {
+      // The launch contract's name first, then the launchers' own.
       long long local = env_integer("LOCAL_RANK").value_or(-1);
+      if (local < 0) local = env_integer("SLURM_LOCALID").value_or(-1);
       if (local < 0) local = env_integer("OMPI_COMM_WORLD_LOCAL_RANK").value_or(0);
       device_ = static_cast<int>(local % devices_);
     }
@@ -177,7 +179,7 @@ class CommunicatorImpl {
       // Every rank decides alike, so that either all create the NCCL communicator or all
       // report the missing device.
       int have = devices_ > 0 ? 1 : 0;
-      check_mpi(MPI_Allreduce(MPI_IN_PLACE, &have, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, &have, 1, MPI_INT, MPI_MIN, sync_->comm()), "MPI_Allreduce");
       if (!have) {
         throw input_error(devices_ > 0 ? std::string("backend 'nccl': another rank sees no CUDA device")
                                        : std::string("backend 'nccl': no CUDA device is visible to rank ") +

@@ -191,9 +191,11 @@ int run_sweep(Communicator& comm, const Settings& s) {
   const bool per_rank_block = s.op == Op::allgather || s.op == Op::reduce_scatter;
   Buffer send(s.max_bytes, device), recv(s.max_bytes, device);
 
-  // Measured before the sweep, while both ranks are otherwise idle.
-  double memcpy_bw = memcpy_gbps(std::min<std::size_t>(s.max_bytes, 256u << 20));
-  MPI_Allreduce(MPI_IN_PLACE, &memcpy_bw, 1, MPI_DOUBLE, MPI_MIN, comm.mpi_comm());
+  // One core copying while the other ranks wait: the machine's memcpy, not a share of it.
+  double memcpy_bw = 0;
+  comm.barrier();
+  if (rank == 0) memcpy_bw = memcpy_gbps(std::min<std::size_t>(s.max_bytes, 256u << 20));
+  MPI_Bcast(&memcpy_bw, 1, MPI_DOUBLE, 0, comm.mpi_comm());
 
   std::vector<Row> rows;
   const std::string redop = s.op == Op::allreduce || s.op == Op::reduce_scatter ? std::string(name_of(s.redop)) : "none";

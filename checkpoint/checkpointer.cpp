@@ -653,7 +653,7 @@ class Checkpointer::Impl {
       }
     });
 
-    // Slots against the manifest: mismatches are the caller's to fix.
+    // Which stored tensor each slot names; an unknown name is the caller's to fix.
     std::vector<std::uint64_t> local_rows(slots.size(), 0);
     for (size_t i = 0; i < slots.size(); ++i) {
       if (slots[i].sharding == Sharding::rows) local_rows[i] = slots[i].shape[0];
@@ -672,6 +672,14 @@ class Checkpointer::Impl {
                             (names.empty() ? "no tensors" : names) + ")");
         }
         infos[i] = &*it;
+      }
+    });
+    // Slots against the manifest, once the manifest is known to agree with the file (a
+    // damaged manifest is a reason to fall back, not the caller's mistake).
+    auto check_slots = [&] {
+      for (size_t i = 0; i < slots.size(); ++i) {
+        const auto& s = slots[i];
+        const auto* it = infos[i];
         if (it->dtype != s.dtype) {
           throw input_error("tensor '" + s.name + "': the checkpoint holds " + std::string(dtype_name(it->dtype)) +
                             ", the slot is " + std::string(dtype_name(s.dtype)) + "; load into a " +
@@ -691,7 +699,7 @@ class Checkpointer::Impl {
           }
         }
       }
-    });
+    };
 
     // Rank 0 checks the file's size first: a truncated file is the common damage.
     group_.together([&] {
@@ -726,13 +734,14 @@ class Checkpointer::Impl {
       auto independent = transfer(group_, false), collective = transfer(group_, true);
       ReadAhead read_ahead(path / kStateFile);
       std::byte dummy{};
+      std::vector<H5Handle> datasets(slots.size()), spaces(slots.size());
       for (size_t i = 0; i < slots.size(); ++i) {
-        const auto& s = slots[i];
         const auto& info = *infos[i];
-        std::string what = "tensor '" + s.name + "'";
-        H5Handle dataset, file_space;
+        std::string what = "tensor '" + info.name + "'";
+        auto& dataset = datasets[i];
+        auto& file_space = spaces[i];
         group_.together([&] {
-          dataset = h5_dataset(H5Dopen2(file.get(), ("tensors/" + s.name).c_str(), H5P_DEFAULT), "open " + what);
+          dataset = h5_dataset(H5Dopen2(file.get(), ("tensors/" + info.name).c_str(), H5P_DEFAULT), "open " + what);
           file_space = h5_space(H5Dget_space(dataset.get()), what);
           int rank = H5Sget_simple_extent_ndims(file_space.get());
           std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
@@ -746,6 +755,14 @@ class Checkpointer::Impl {
                         std::string(dtype_name(info.dtype)));
           }
         });
+      }
+      group_.together(check_slots);
+      for (size_t i = 0; i < slots.size(); ++i) {
+        const auto& s = slots[i];
+        const auto& info = *infos[i];
+        std::string what = "tensor '" + s.name + "'";
+        const auto& dataset = datasets[i];
+        const auto& file_space = spaces[i];
         bool sharded = s.sharding == Sharding::rows;
         std::uint64_t bytes = element_count(s.shape) * dtype_size(s.dtype);
         lengths[i] = bytes;
@@ -792,6 +809,9 @@ class Checkpointer::Impl {
           crcs[i] = s.data ? crc32c(0, s.data, bytes) : 0;
         }));
       }
+      // With MPI-IO, HDF5 closes a file only once nothing in it is open.
+      datasets.clear();
+      spaces.clear();
       group_.together([&] { file.close("close " + (path / kStateFile).string()); });
       for (auto& c : checksums) c.get();
     }

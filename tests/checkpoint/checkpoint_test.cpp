@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/error.hpp"
+#include "common/json.hpp"
 #include "test_util.hpp"
 
 namespace cohort::checkpoint {
@@ -333,6 +334,33 @@ TEST(Integrity, MissingOrGarbledManifestFallsBack) {
   EXPECT_EQ(r->skipped[1].step, 2);
   EXPECT_NE(r->skipped[1].reason.find("manifest.json:1:"), std::string::npos) << r->skipped[1].reason;
   EXPECT_FALSE(verify(r3.path).ok());
+}
+
+TEST(Integrity, ADamagedShapeInTheManifestFallsBackRatherThanBlamingTheCaller) {
+  TempDir tmp;
+  Checkpointer ckpt(tmp.path(), MPI_COMM_WORLD, quiet());
+  Model m1(1), m2(2);
+  ckpt.save(1, m1.state());
+  auto r2 = ckpt.save(2, m2.state());
+  // Still valid JSON and self-consistent, but no longer what state.h5 holds.
+  auto manifest = json::parse(testing::read_file(r2.path / "manifest.json"));
+  json::Value* tensors = nullptr;
+  for (auto& [key, value] : manifest.as_object()) {
+    if (key == "tensors") tensors = &value;
+  }
+  ASSERT_NE(tensors, nullptr);
+  auto& w = tensors->as_array()[0];
+  ASSERT_EQ(w.at("name").as_string(), "model.w");
+  w.set("shape", json::Array{json::Value(65), json::Value(8)});
+  w.set("bytes", 65 * 8 * 4);
+  testing::write_file(r2.path / "manifest.json", json::write(manifest, 2));
+  Model loaded;
+  auto slots = loaded.slots();
+  auto r = ckpt.load_latest(slots);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->step, 1);
+  EXPECT_NE(r->skipped.at(0).reason.find("differs from the manifest"), std::string::npos) << r->skipped[0].reason;
+  EXPECT_EQ(loaded, m1);
 }
 
 TEST(Integrity, EveryCheckpointDamagedIsAnErrorNotAFreshStart) {

@@ -17,6 +17,7 @@
 #include "common/error.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
+#include "tuner/bench.hpp"
 #include "tuner/journal.hpp"
 #include "tuner/runner.hpp"
 #include "tuner/sampler.hpp"
@@ -38,7 +39,8 @@ constexpr const char* kUsage =
     "  plot D --out FILE.svg                objective per trial and the best so far\n"
     "  report NAME=VALUE …                  record metrics from inside a running trial\n"
     "  init EXP.yaml --dir D                create the experiment directory only\n"
-    "  task D                               claim and run one trial (what each array task runs)\n\n"
+    "  task D                               claim and run one trial (what each array task runs)\n"
+    "  bench [--trials N] [--seeds N]       the samplers against Optuna's TPE on standard problems\n\n"
     "example:\n"
     "  cohort sweep submit mnist.yaml --dir /scratch/mnist-sweep --partition=gpu\n"
     "  cohort sweep status /scratch/mnist-sweep\n";
@@ -516,7 +518,8 @@ int sweep_command(const std::vector<std::string>& args) {
   if (verb == "best") return cmd_best(rest);
   if (verb == "report") return cmd_report(rest);
   if (verb == "plot") return cmd_plot(rest);
-  throw input_error("unknown verb '" + verb + "' (expected run, submit, resume, status, best, plot, report, init or task)");
+  if (verb == "bench") return sweep_bench(rest);
+  throw input_error("unknown verb '" + verb + "' (expected run, submit, resume, status, best, plot, report, init, task or bench)");
 }
 
 }  // namespace cohort::tuner

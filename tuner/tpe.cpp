@@ -64,6 +64,8 @@ struct Mixture {
   std::vector<double> mu, sigma, weight;
 };
 
+// The prior (centre of the range, the range as its width) counts among the neighbours
+// that set each observation's width, which keeps widths near the centre narrower.
 Mixture numeric_mixture(const std::vector<double>& xs, const Scale& s, double prior_weight) {
   Mixture m;
   std::vector<double> w = age_weights(xs.size());
@@ -140,16 +142,23 @@ double snap(const Parameter& p, const Scale& s, double x) {
   return std::clamp(x, s.low, s.high);
 }
 
+// Each observation is a kernel that favours its own category; every kernel also spreads
+// prior_weight / kernels over all categories (Optuna's rule), so a category the group has
+// never tried keeps a share that shrinks as the group grows. That share is what makes an
+// untried category score well against a large "rest" group.
 std::vector<double> categorical_p(const std::vector<double>& xs, size_t choices, double prior_weight) {
   std::vector<double> w = age_weights(xs.size());
-  double total = std::accumulate(w.begin(), w.end(), 0.0) + prior_weight;
-  std::vector<double> p(choices, prior_weight / total / static_cast<double>(choices));
-  for (size_t k = 0; k < xs.size(); ++k) {
-    double wk = w[k] / total;
+  w.push_back(prior_weight);
+  double total = std::accumulate(w.begin(), w.end(), 0.0);
+  double kernels = static_cast<double>(xs.size() + 1);
+  double fill = prior_weight / kernels;
+  double row = fill * static_cast<double>(choices);
+  std::vector<double> p(choices, 0.0);
+  for (size_t k = 0; k < w.size(); ++k) {
+    bool prior = k == xs.size();
     for (size_t c = 0; c < choices; ++c) {
-      double q = (prior_weight / static_cast<double>(choices) + (static_cast<size_t>(xs[k]) == c ? 1.0 : 0.0)) /
-                 (prior_weight + 1.0);
-      p[c] += wk * q;
+      bool own = !prior && static_cast<size_t>(xs[k]) == c;
+      p[c] += w[k] / total * (fill + (own ? 1.0 : 0.0)) / (row + (prior ? 0.0 : 1.0));
     }
   }
   return p;

@@ -171,3 +171,55 @@ TEST(Algorithms, FormatNumbersReadBackExactly) {
 
 }  // namespace
 }  // namespace cohort::tuner
+
+namespace cohort::tuner {
+namespace {
+
+TEST(BayesianOptimization, IsReproducibleAndBeatsRandomSearchOnAQuadratic) {
+  Experiment bo = experiment("bayesianoptimization", kMixed);
+  Experiment random = experiment("random", kMixed);
+  auto a = optimise(bo, 4, 25, mixed_objective);
+  auto b = optimise(bo, 4, 25, mixed_objective);
+  double best_bo = INFINITY, best_random = INFINITY;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].point, b[i].point);
+    expect_inside(bo, a[i].point);
+    best_bo = std::min(best_bo, a[i].objective);
+  }
+  for (const auto& o : optimise(random, 4, 25, mixed_objective)) best_random = std::min(best_random, o.objective);
+  EXPECT_LT(best_bo, best_random);
+}
+
+Experiment hyperband(const std::string& settings) {
+  return experiment("hyperband",
+                    "  - {name: x, parameterType: double, feasibleSpace: {min: \"0\", max: \"1\"}}\n"
+                    "  - {name: epochs, parameterType: int, feasibleSpace: {min: \"1\", max: \"27\"}}\n",
+                    settings);
+}
+
+TEST(Hyperband, PromotesTheTopThirdOfARungToTheNextBudget) {
+  Experiment e = hyperband("[{name: resource_name, value: epochs}, {name: random_state, value: \"1\"}]");
+  std::vector<Observation> history;
+  // Six configurations on rung 0 (1 epoch); the objective is x, so the best two are promoted.
+  for (int i = 0; i < 6; ++i) history.push_back({i, {0.1 * (i + 1), 1}, true, 0.1 * (i + 1), {}});
+  auto p = make_sampler(e, 1)->suggest(6, history);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(*p, (Point{0.1, 3}));
+  history.push_back({6, *p, false, 0, {}});  // running on rung 1: not promoted again
+  p = make_sampler(e, 1)->suggest(7, history);
+  EXPECT_EQ(*p, (Point{0.2, 3}));
+  history.push_back({7, *p, false, 0, {}});
+  // Nothing left to promote: a new configuration, on the lowest rung of its bracket.
+  p = make_sampler(e, 1)->suggest(8, history);
+  EXPECT_NE((*p)[0], 0.3);
+  EXPECT_TRUE((*p)[1] == 1 || (*p)[1] == 3 || (*p)[1] == 9) << (*p)[1];
+}
+
+TEST(Hyperband, NeedsAResourceParameter) {
+  EXPECT_THROW(hyperband("[{name: eta, value: \"3\"}]"), Error);
+  EXPECT_THROW(hyperband("[{name: resource_name, value: x}]"), Error);
+  EXPECT_THROW(hyperband("[{name: resource_name, value: epochs}, {name: eta, value: \"1\"}]"), Error);
+}
+
+}  // namespace
+}  // namespace cohort::tuner

@@ -1,0 +1,261 @@
+// `cohort sweep bench`: search quality and suggestion time of cohort's samplers, against
+// Optuna's TPESampler run in the same benchmark (bench/tuner_optuna.py) on the same
+// problems, budgets and seeds.
+//
+// For each problem: the median over seeds of the best objective after --trials trials, and
+// its regret (best − the known optimum) as a ratio to Optuna TPE's regret: below 1 is better.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tuner/bench.hpp"
+
+#include "common/error.hpp"
+#include "common/json.hpp"
+#include "common/process.hpp"
+#include "tuner/sampler.hpp"
+
+namespace cohort::tuner {
+namespace {
+
+struct Problem {
+  std::string name;
+  std::string parameters;  // the spec's parameters
+  double optimum;
+  std::function<double(const Point&)> f;
+};
+
+double branin(const Point& p) {
+  double x1 = p[0], x2 = p[1], b = 5.1 / (4 * M_PI * M_PI), c = 5 / M_PI;
+  return std::pow(x2 - b * x1 * x1 + c * x1 - 6, 2) + 10 * (1 - 1 / (8 * M_PI)) * std::cos(x1) + 10;
+}
+
+double hartmann6(const Point& x) {
+  static const double A[4][6] = {{10, 3, 17, 3.5, 1.7, 8}, {0.05, 10, 17, 0.1, 8, 14}, {3, 3.5, 1.7, 10, 17, 8}, {17, 8, 0.05, 10, 0.1, 14}};
+  static const double P[4][6] = {{1312, 1696, 5569, 124, 8283, 5886}, {2329, 4135, 8307, 3736, 1004, 9991},
+                                 {2348, 1451, 3522, 2883, 3047, 6650}, {4047, 8828, 8732, 5743, 1091, 381}};
+  static const double alpha[4] = {1.0, 1.2, 3.0, 3.2};
+  double s = 0;
+  for (int i = 0; i < 4; ++i) {
+    double e = 0;
+    for (int j = 0; j < 6; ++j) e += A[i][j] * std::pow(x[j] - P[i][j] * 1e-4, 2);
+    s += alpha[i] * std::exp(-e);
+  }
+  return -s;
+}
+
+double rosenbrock(const Point& x) {
+  double s = 0;
+  for (size_t i = 0; i + 1 < x.size(); ++i) s += 100 * std::pow(x[i + 1] - x[i] * x[i], 2) + std::pow(1 - x[i], 2);
+  return s;
+}
+
+double mixed(const Point& p) {
+  static const double cost[3] = {1, 0, 2};
+  return std::pow(p[0] - 1, 2) + std::pow(p[1] - 7, 2) / 10 + std::pow(std::log10(p[2]) + 2, 2) + cost[static_cast<int>(p[3])];
+}
+
+std::string doubles(const std::string& prefix, int n, const std::string& lo, const std::string& hi) {
+  std::string out;
+  for (int i = 0; i < n; ++i) {
+    out += "  - {name: " + prefix + std::to_string(i) + ", parameterType: double, feasibleSpace: {min: \"" + lo +
+           "\", max: \"" + hi + "\"}}\n";
+  }
+  return out;
+}
+
+std::vector<Problem> problems() {
+  return {
+      {"branin",
+       "  - {name: x1, parameterType: double, feasibleSpace: {min: \"-5\", max: \"10\"}}\n"
+       "  - {name: x2, parameterType: double, feasibleSpace: {min: \"0\", max: \"15\"}}\n",
+       0.397887, branin},
+      {"hartmann6", doubles("x", 6, "0", "1"), -3.32237, hartmann6},
+      {"rosenbrock10", doubles("x", 10, "-2.048", "2.048"), 0.0, rosenbrock},
+      {"mixed",
+       "  - {name: x, parameterType: double, feasibleSpace: {min: \"-5\", max: \"5\"}}\n"
+       "  - {name: n, parameterType: int, feasibleSpace: {min: \"1\", max: \"20\"}}\n"
+       "  - {name: lr, parameterType: double, feasibleSpace: {min: \"0.0001\", max: \"1\", distribution: logUniform}}\n"
+       "  - {name: opt, parameterType: categorical, feasibleSpace: {list: [a, b, c]}}\n",
+       0.0, mixed},
+  };
+}
+
+Experiment experiment(const std::string& algorithm, const Problem& p) {
+  return parse_experiment("objective: {type: minimize, objectiveMetricName: y}\nalgorithm: {algorithmName: " + algorithm +
+                              "}\nmaxTrialCount: 1000\nparameters:\n" + p.parameters + "trialTemplate: {command: [true]}\n",
+                          "bench.yaml");
+}
+
+// The trial's parameters as the trial sees them (text), read back: what a real sweep evaluates.
+Point as_trial_sees(const Experiment& e, const Point& p) { return to_point(e, to_assignment(e, p)); }
+
+double run(const Experiment& e, const Problem& p, std::uint64_t seed, int trials, std::vector<Observation>* keep = nullptr) {
+  std::vector<Observation> history;
+  double best = INFINITY;
+  for (int i = 0; i < trials; ++i) {
+    Point x = as_trial_sees(e, *make_sampler(e, seed)->suggest(i, history));
+    double y = p.f(x);
+    best = std::min(best, y);
+    history.push_back({i, x, true, y, {}});
+  }
+  if (keep) *keep = history;
+  return best;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+int sweep_bench(const std::vector<std::string>& args) {
+  int trials = 50, seeds = 10;
+  bool optuna = true;
+  std::string script = COHORT_SOURCE_DIR "/bench/tuner_optuna.py";
+  // Debian's interpreter, which Debian's python3-optuna is installed for.
+  std::string python = "/usr/bin/python3";
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw input_error("bench: " + a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--trials") trials = std::stoi(value());
+    else if (a == "--seeds") seeds = std::stoi(value());
+    else if (a == "--optuna-script") script = value();
+    else if (a == "--python") python = value();
+    else if (a == "--no-optuna") optuna = false;
+    else if (a == "--help" || a == "-h") {
+      std::printf(
+          "usage: cohort sweep bench [--trials 50] [--seeds 10] [--no-optuna] [--optuna-script PATH]\n"
+          "                          [--python /usr/bin/python3]\n\n"
+          "Median best objective of each sampler on Branin, Hartmann6, a 10-d Rosenbrock and a mixed\n"
+          "space, and its regret as a ratio to Optuna TPE's (run in the same benchmark, from\n"
+          "bench/tuner_optuna.py); then the time of one suggestion after 200 finished trials.\n\n"
+          "example:\n  cohort sweep bench --trials 50 --seeds 10\n");
+      return 0;
+    } else {
+      throw input_error("bench: unexpected argument '" + a + "' (see 'cohort sweep bench --help')");
+    }
+  }
+  if (trials < 1 || seeds < 1) throw input_error("bench: --trials and --seeds must be at least 1");
+  json::Value baseline;
+  if (optuna) {
+    auto r = run_process({python, script, std::to_string(trials), std::to_string(seeds)});
+    if (!r.ok()) throw Error("Optuna's run (" + script + ") failed; is python3-optuna installed? " + r.err);
+    baseline = json::parse(r.out, script);
+  }
+  const std::vector<std::string> algorithms{"random", "sobol", "tpe", "bayesianoptimization"};
+  std::printf("median best objective after %d trials over %d seeds; in brackets, regret as a ratio to Optuna TPE's\n\n",
+              trials, seeds);
+  std::printf("| problem | optimum | Optuna TPE (baseline) |");
+  for (const auto& a : algorithms) std::printf(" %s |", a.c_str());
+  std::printf("\n|---|---|---|");
+  for (size_t i = 0; i < algorithms.size(); ++i) std::printf("---|");
+  std::printf("\n");
+  for (const auto& p : problems()) {
+    double base = NAN;
+    if (optuna) {
+      std::vector<double> v;
+      for (const auto& x : baseline.at(p.name).as_array()) v.push_back(x.as_double());
+      base = median(v);
+    }
+    std::printf("| %s | %.4g | %.4g |", p.name.c_str(), p.optimum, base);
+    for (const auto& a : algorithms) {
+      Experiment e = experiment(a, p);
+      std::vector<double> best;
+      for (int s = 0; s < seeds; ++s) best.push_back(run(e, p, static_cast<std::uint64_t>(s), trials));
+      double m = median(best);
+      if (optuna) std::printf(" %.4g (%.2fx) |", m, (m - p.optimum) / std::max(base - p.optimum, 1e-12));
+      else std::printf(" %.4g |", m);
+    }
+    std::printf("\n");
+  }
+
+  // Suggestion time with 200 finished trials (Hartmann6, 6 dimensions).
+  const auto all = problems();
+  const Problem& h = all[1];
+  std::printf("\nsuggestion time after 200 finished trials (hartmann6), median of 20\n\n");
+  std::printf("| sampler | ms | vs Optuna TPE |\n|---|---|---|\n");
+  double base_ms = optuna ? baseline.at("suggest_ms_200").as_double() : NAN;
+  if (optuna) std::printf("| Optuna TPE (baseline) | %.2f | 1.00x |\n", base_ms);
+  for (const auto& a : {std::string("tpe"), std::string("bayesianoptimization")}) {
+    Experiment e = experiment(a, h);
+    std::vector<Observation> history;
+    run(experiment("random", h), h, 1, 200, &history);
+    std::vector<double> ms;
+    for (int i = 0; i < 20; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto x = make_sampler(e, 3)->suggest(200 + i, history);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      if (!x) throw Error("bench: " + a + " proposed nothing");
+    }
+    std::printf("| %s | %.2f | %.2fx |\n", a.c_str(), median(ms), median(ms) / base_ms);
+  }
+
+  // hyperband against random search on a synthetic learning curve: the loss after r epochs
+  // approaches the configuration's final loss. Random search trains every trial for R
+  // epochs; hyperband's budget is the sum of its trials' epochs until its best reaches
+  // random search's best after `trials` trials.
+  const double R = 81;
+  auto final_loss = [](double lr, double wd) { return std::pow(std::log10(lr) + 2, 2) / 4 + std::pow(wd - 0.3, 2); };
+  auto curve = [&](double lr, double wd, double epochs) {
+    double f = final_loss(lr, wd);
+    return f + (0.5 + f) * std::exp(-epochs / 12);
+  };
+  const std::string space =
+      "  - {name: lr, parameterType: double, feasibleSpace: {min: \"0.0001\", max: \"1\", distribution: logUniform}}\n"
+      "  - {name: wd, parameterType: double, feasibleSpace: {min: \"0\", max: \"1\"}}\n";
+  auto spec = [&](const std::string& algorithm, const std::string& extra, const std::string& settings) {
+    return parse_experiment("objective: {type: minimize, objectiveMetricName: y}\nalgorithm: {algorithmName: " + algorithm +
+                                settings + "}\nmaxTrialCount: 100000\nparameters:\n" + space + extra +
+                                "trialTemplate: {command: [true]}\n",
+                            "bench.yaml");
+  };
+  Experiment random = spec("random", "", "");
+  Experiment hyperband = spec("hyperband", "  - {name: epochs, parameterType: int, feasibleSpace: {min: \"1\", max: \"81\"}}\n",
+                              ", algorithmSettings: [{name: resource_name, value: epochs}, {name: eta, value: \"3\"}]");
+  std::vector<double> ratios, random_best, hyperband_trials;
+  for (int s = 0; s < seeds; ++s) {
+    double best = INFINITY;
+    std::vector<Observation> history;
+    for (int i = 0; i < trials; ++i) {
+      Point x = as_trial_sees(random, *make_sampler(random, static_cast<std::uint64_t>(s))->suggest(i, history));
+      double y = curve(x[0], x[1], R);
+      best = std::min(best, y);
+      history.push_back({i, x, true, y, {}});
+    }
+    random_best.push_back(best);
+    double budget = 0, hb_best = INFINITY;
+    history.clear();
+    int i = 0;
+    for (; hb_best > best && budget < 10 * trials * R; ++i) {
+      Point x = as_trial_sees(hyperband, *make_sampler(hyperband, static_cast<std::uint64_t>(s))->suggest(i, history));
+      double y = curve(x[0], x[1], x[2]);
+      budget += x[2];
+      hb_best = std::min(hb_best, y);
+      history.push_back({i, x, true, y, {}});
+    }
+    ratios.push_back(budget / (trials * R));
+    hyperband_trials.push_back(i);
+  }
+  std::printf("\nhyperband (eta 3, 1..81 epochs) against random search (%d trials of 81 epochs) on a learning curve,\n"
+              "median over %d seeds\n\n",
+              trials, seeds);
+  std::printf("| search | best loss | training budget (epochs) | vs random search |\n|---|---|---|---|\n");
+  std::printf("| random (baseline) | %.4g | %.0f | 1.00x |\n", median(random_best), trials * R);
+  std::printf("| hyperband, until it matches random's best | ≤ random's | %.0f (%.0f trials) | %.2fx |\n",
+              median(ratios) * trials * R, median(hyperband_trials), median(ratios));
+  return 0;
+}
+
+}  // namespace cohort::tuner

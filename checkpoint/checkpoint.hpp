@@ -167,9 +167,10 @@ class Checkpointer {
   int rank() const;
   int world_size() const;
 
-  // Writes and commits checkpoint `step` (>= 0, not yet in DIR), then applies retention.
-  // Throws cohort::Error on bad input (input_error) or failure; either way nothing of this
-  // step is left committed and earlier checkpoints are untouched.
+  // Writes and commits checkpoint `step` (>= 0), then applies retention. A step already in
+  // DIR (a run that resumed from an earlier one and got here again) is replaced. Throws
+  // cohort::Error on bad input (input_error) or failure; either way nothing of this save is
+  // left committed and other checkpoints are untouched.
   SaveResult save(std::int64_t step, const State& state);
 
   // Copies the tensors into staging buffers before returning and writes them on a
@@ -251,14 +252,15 @@ struct VerifyReport {
 };
 
 // Reads every tensor of `checkpoint` and compares its checksum with the manifest; also
-// checks the file size and the root attributes. Never throws for a damaged checkpoint:
-// the damage is in the report.
+// checks the file size and the root attributes. Damage goes in the report; throws only
+// input_error, when the path is not a checkpoint at all.
 VerifyReport verify(const std::filesystem::path& checkpoint);
 
 // Applies `retention` to `dir`: the newest checkpoint that verifies is kept whatever the
 // rules say. Each removal first renames the checkpoint to a hidden name (atomic, so a
 // crash never leaves a half-deleted checkpoint visible), then deletes it. Also removes
-// leftovers of interrupted saves and prunes. Returns the removed steps.
+// leftovers of interrupted saves and prunes. Returns the removed steps; throws
+// cohort::Error listing what could not be removed (after removing everything else).
 std::vector<std::int64_t> prune(const std::filesystem::path& dir, const Retention& retention);
 
 // Reads `checkpoint`'s tensor `name` whole into `out` (resized), checking its checksum.

@@ -79,6 +79,8 @@ void stream_fence() {
 #endif
 }
 
+constexpr long kSpinMicroseconds = 200;
+
 // Part p of a chunk of len elements split between n ranks: [begin, end).
 std::size_t part_begin(std::size_t len, int p, int n) {
   return len * static_cast<std::size_t>(p) / static_cast<std::size_t>(n);
@@ -145,14 +147,21 @@ std::byte* NodeAllreduce::result_slot(int rank, std::uint64_t chunk) const {
 
 template <class Ready>
 void NodeAllreduce::wait_for(Ready ready, const char* what, int peer) const {
+  if (ready()) return;
   // Spin briefly (a peer on another core answers within microseconds), then yield so that
   // oversubscribed ranks let their peers run, then sleep in short naps: a peer that is still
-  // computing (a progress thread waiting for the rest of backward) costs no core.
-  for (int i = 0; i < 4000; ++i) {
+  // computing (a progress thread waiting for the rest of backward) costs no core. The spin
+  // is bounded by time, not by count: a pause lasts ten times longer on some processors
+  // than on others, and a yield on a busy machine can hand the core to another program for
+  // a whole scheduler tick.
+  auto start = std::chrono::steady_clock::now();
+  const auto spin_until = start + std::chrono::microseconds(kSpinMicroseconds);
+  for (unsigned i = 1;; ++i) {
     if (ready()) return;
     cpu_relax();
+    if ((i & 255u) == 0 && std::chrono::steady_clock::now() > spin_until) break;
   }
-  const auto start = std::chrono::steady_clock::now();
+  start = std::chrono::steady_clock::now();
   const auto deadline = start + timeout_;
   const auto nap_from = start + std::chrono::microseconds(500);
   for (unsigned i = 0;; ++i) {

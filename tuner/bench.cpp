@@ -154,7 +154,7 @@ int sweep_bench(const std::vector<std::string>& args) {
     if (!r.ok()) throw Error("Optuna's run (" + script + ") failed; is python3-optuna installed? " + r.err);
     baseline = json::parse(r.out, script);
   }
-  const std::vector<std::string> algorithms{"random", "sobol", "tpe", "bayesianoptimization"};
+  const std::vector<std::string> algorithms{"random", "sobol", "tpe", "multivariate-tpe", "bayesianoptimization"};
   std::printf("median best objective after %d trials over %d seeds; in brackets, regret as a ratio to Optuna TPE's\n\n",
               trials, seeds);
   std::printf("| problem | optimum | Optuna TPE (baseline) |");
@@ -188,7 +188,7 @@ int sweep_bench(const std::vector<std::string>& args) {
   std::printf("| sampler | ms | vs Optuna TPE |\n|---|---|---|\n");
   double base_ms = optuna ? baseline.at("suggest_ms_200").as_double() : NAN;
   if (optuna) std::printf("| Optuna TPE (baseline) | %.2f | 1.00x |\n", base_ms);
-  for (const auto& a : {std::string("tpe"), std::string("bayesianoptimization")}) {
+  for (const auto& a : {std::string("tpe"), std::string("multivariate-tpe"), std::string("bayesianoptimization")}) {
     Experiment e = experiment(a, h);
     std::vector<Observation> history;
     run(experiment("random", h), h, 1, 200, &history);

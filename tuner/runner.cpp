@@ -315,6 +315,7 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
     auto take_line = [&](std::string_view line) {
       log << line << '\n';
       if (!metrics.feed(line) || !median || !early_reason.empty() || killed) return;
+      if (static_cast<int>(metrics.curve().size()) < median->start_step) return;
       std::vector<std::vector<std::pair<long long, double>>> completed;
       for (const auto& t : journal.read().trials) {
         if (t.state == TrialState::succeeded) completed.push_back(t.curve);

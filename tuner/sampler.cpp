@@ -11,8 +11,9 @@
 namespace cohort::tuner {
 namespace {
 
-const std::array<const AlgorithmInfo*, 6> kAlgorithms{&kGrid,           &kRandom,  &kSobol, &kTpe,
-                                                      &kBayesianOptimization, &kHyperband};
+const std::array<const AlgorithmInfo*, 7> kAlgorithms{&kGrid, &kRandom,          &kSobol,
+                                                      &kTpe,  &kMultivariateTpe, &kBayesianOptimization,
+                                                      &kHyperband};
 
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;

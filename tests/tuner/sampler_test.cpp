@@ -139,6 +139,22 @@ TEST(Tpe, IsReproducibleAndStaysInsideAMixedSpace) {
   }
 }
 
+TEST(MultivariateTpe, IsReproducibleStaysInsideAMixedSpaceAndBeatsRandomSearch) {
+  Experiment e = experiment("multivariate-tpe", kMixed);
+  auto a = optimise(e, 42, 40, mixed_objective);
+  auto b = optimise(e, 42, 40, mixed_objective);
+  double best = INFINITY, best_random = INFINITY;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].point, b[i].point);
+    expect_inside(e, a[i].point);
+    best = std::min(best, a[i].objective);
+  }
+  for (const auto& o : optimise(experiment("random", kMixed), 42, 40, mixed_objective)) {
+    best_random = std::min(best_random, o.objective);
+  }
+  EXPECT_LT(best, best_random);
+}
+
 TEST(Tpe, ConcentratesAroundTheOptimumOnceStarted) {
   Experiment tpe = experiment("tpe", "  - {name: x, parameterType: double, feasibleSpace: {min: \"0\", max: \"1\"}}\n");
   Experiment random = experiment("random", "  - {name: x, parameterType: double, feasibleSpace: {min: \"0\", max: \"1\"}}\n");

@@ -354,11 +354,16 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
       buffer.erase(0, start);
     }
     if (!buffer.empty()) take_line(buffer);
+    // Whatever the trial left running in its group goes with it; the trial is reaped only
+    // afterwards, so that its group's id cannot have been reused yet.
+    siginfo_t info{};
+    while (::waitid(P_PID, static_cast<id_t>(child->pid), &info, WEXITED | WNOWAIT) < 0) {
+      if (errno != EINTR) throw Error(system_message("waitid", errno));
+    }
+    ::kill(-child->pid, SIGKILL);
     while (::waitpid(child->pid, &status, 0) < 0) {
       if (errno != EINTR) throw Error(system_message("waitpid", errno));
     }
-    // Whatever the trial left running in its group goes with it.
-    ::kill(-child->pid, SIGKILL);
   }
   log.close();
 

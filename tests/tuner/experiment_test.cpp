@@ -31,10 +31,7 @@ std::string error_of(const std::string& yaml) {
   return "(no error)";
 }
 
-std::string fixture(const std::string& name) {
-  const char* src = std::getenv("COHORT_SOURCE_DIR");
-  return std::string(src ? src : ".") + "/tests/tuner/fixtures/" + name;
-}
+std::string fixture(const std::string& name) { return std::string(COHORT_TUNER_FIXTURES) + "/" + name; }
 
 TEST(Experiment, ReadsTheSpecFieldsAtTopLevelWithKatibDefaults) {
   Experiment e = parse_experiment(kMinimal, "/x/exp.yaml");

@@ -40,10 +40,7 @@ ProcessResult cohort(std::vector<std::string> args) {
   return run_process(args);
 }
 
-std::string fixture(const std::string& name) {
-  const char* src = std::getenv("COHORT_SOURCE_DIR");
-  return std::string(src ? src : ".") + "/tests/tuner/fixtures/" + name;
-}
+std::string fixture(const std::string& name) { return std::string(COHORT_TUNER_FIXTURES) + "/" + name; }
 
 // x in -2..2; the trial prints loss = x².
 const std::string kSquare = R"yaml(
@@ -256,6 +253,20 @@ TEST(Sweep, PlotWritesAnSvgWithOnePointPerTrial) {
   for (size_t at = 0; (at = svg.find("<circle", at)) != std::string::npos; ++at) ++circles;
   EXPECT_EQ(circles, 5u);
   EXPECT_NE(svg.find("best so far"), std::string::npos);
+}
+
+TEST(Sweep, SubmitKeepsTheArrayToItself) {
+  TempDir t;
+  auto r = cohort({"sweep", "submit", t.file("square.yaml", kSquare), "--dir", t.dir(), "--array=0-3"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--array is the sweep's own"), std::string::npos) << r.err;
+}
+
+TEST(Sweep, StatusOfADirectoryThatHoldsNoExperimentSaysSo) {
+  TempDir t;
+  auto r = cohort({"sweep", "status", t.path.string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("not an experiment directory (no experiment.yaml)"), std::string::npos) << r.err;
 }
 
 TEST(Sweep, ReportOutsideATrialIsAUsageError) {

@@ -68,6 +68,11 @@ pkg-config --exists ucx 2> /dev/null || missing_full+=("UCX (libucx-dev)")
 header H5public.h /usr/include/hdf5/openmpi /usr/include || missing_full+=("parallel HDF5 (libhdf5-openmpi-dev)")
 header slurm/spank.h /usr/include /usr/local/include || missing_full+=("Slurm headers (libslurm-dev)")
 
+# Open MPI needs --oversubscribe to start more ranks than it counts slots; other MPIs refuse it.
+OVERSUBSCRIBE=()
+mpirun --version 2>&1 | grep -q "Open MPI" && OVERSUBSCRIBE=(--oversubscribe)
+have mpirun && say "MPI: $(mpirun --version 2>&1 | head -1)"
+
 for m in "${missing_core[@]+"${missing_core[@]}"}"; do say "MISSING (needed): $m"; done
 for m in "${missing_full[@]+"${missing_full[@]}"}"; do say "missing (full build only): $m"; done
 if [ ${#missing_core[@]} -gt 0 ]; then
@@ -148,7 +153,7 @@ if [ $MODE = cmake ] && [ ${#COHORT[@]} -gt 0 ]; then
   run ctest-gpu ctest --test-dir "$BUILD" -L gpu --output-on-failure
   grep -E "tests passed|Skipped|Failed|Not Run" "$OUT/ctest-gpu.log" | sed 's/^/gpu-check:   /' | tee -a "$OUT/summary.txt"
 elif [ -n "$GPU_TEST" ]; then
-  run gpu-test mpirun -n 1 --oversubscribe "$GPU_TEST" --gtest_color=no
+  run gpu-test mpirun -n 1 "${OVERSUBSCRIBE[@]+"${OVERSUBSCRIBE[@]}"}" "$GPU_TEST" --gtest_color=no
   grep -E "^\[  (PASSED|FAILED) \]|SKIPPED \] [0-9]+ tests?," "$OUT/gpu-test.log" | sed 's/^/gpu-check:   /' | tee -a "$OUT/summary.txt"
 else
   say "gpu tests: not built"
@@ -165,7 +170,7 @@ if [ "${GPUS:-0}" -eq 0 ]; then
 fi
 bench() { # bench NAME RANKS ARGS...
   local name=$1 ranks=$2; shift 2
-  run "$name" mpirun -n "$ranks" --oversubscribe "${COHORT[@]}" collectives --backend nccl "$@"
+  run "$name" mpirun -n "$ranks" "${OVERSUBSCRIBE[@]+"${OVERSUBSCRIBE[@]}"}" "${COHORT[@]}" collectives --backend nccl "$@"
   grep -E "^# (Out of bounds|Avg bus)" "$OUT/$name.log" | sed "s/^/gpu-check:   $name /" | tee -a "$OUT/summary.txt"
 }
 bench nccl-allreduce-1gpu 1 --op allreduce --sizes 8:1G --iters 20 --warmup 5

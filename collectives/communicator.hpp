@@ -1,8 +1,8 @@
 // collectives/communicator.hpp — collective operations between the ranks of a job.
 //
-// A Communicator joins the ranks that the launch contract (RANK, WORLD_SIZE, LOCAL_RANK,
-// MASTER_ADDR, MASTER_PORT) or an existing MPI communicator describes, and reduces,
-// broadcasts and gathers buffers between them:
+// A Communicator joins the ranks that the launch contract (RANK, WORLD_SIZE, LOCAL_RANK)
+// or an existing MPI communicator describes, and reduces, broadcasts and gathers buffers
+// between them:
 //
 //   auto comm = cohort::Communicator::from_environment();
 //   std::vector<float> grads(n);
@@ -16,8 +16,9 @@
 // Backends. Host buffers go over MPI. cohort's own allreduce takes over from MPI_Allreduce
 // above a message size: a bandwidth-optimal reduce-scatter + allgather, through persistent,
 // pre-faulted shared memory when every rank shares one node, else as a ring of MPI messages
-// through persistent staging buffers; both chunked so that reduction overlaps transfer. Device buffers go over NCCL when cohort was built
-// with CUDA and NCCL. COHORT_COLLECTIVES_BACKEND=auto|mpi|nccl chooses explicitly.
+// through persistent staging buffers; both chunked so that reduction overlaps transfer.
+// Device buffers go over NCCL when cohort was built with CUDA and NCCL (the unique id
+// travels over MPI). COHORT_COLLECTIVES_BACKEND=auto|mpi|nccl chooses explicitly.
 //
 // Every rank calls the same operations in the same order with the same count, dtype and op,
 // as with MPI and NCCL. cohort checks that agreement on its own allreduce paths always, and
@@ -40,7 +41,8 @@ namespace cohort {
 enum class DataType { f32, f64, f16, bf16, i32, i64, u8 };
 
 // Reductions. avg is the sum divided by the number of ranks (integer division for integer
-// types); f16 and bf16 are accumulated in f32 on cohort's own path.
+// types). f16 and bf16 are reduced in f32: the node-local path sums every rank's values in
+// f32 and rounds once; MPI and the ring round after each pairwise step.
 enum class ReduceOp { sum, avg, min, max, prod };
 
 enum class BackendKind { mpi, nccl };
@@ -75,7 +77,8 @@ struct CommunicatorOptions {
   // Check on every call that all ranks agree on count, dtype and op (one extra small
   // allreduce per call). Unset: COHORT_COLLECTIVES_VERIFY=1 turns it on.
   std::optional<bool> verify;
-  // CUDA device for the NCCL backend; -1 picks LOCAL_RANK modulo the visible devices.
+  // CUDA device for the NCCL backend; -1 picks LOCAL_RANK (else SLURM_LOCALID, else Open
+  // MPI's local rank) modulo the visible devices.
   int device = -1;
 };
 

@@ -40,7 +40,10 @@ wait_until 150 "the submitted sweep to end" '[[ $(experiment_state "$work/a") !=
 for t in $(seq 0 7); do wait_until 30 "array task $t to finish" "job_done ${job}_$t"; done
 expect_eq "$(summary "$work/a")" "Succeeded 8 Succeeded 8 8" "state, trials, trial states, distinct x, distinct ids"
 
-# 2. eight tasks released at one moment for six trials.
+# 2. eight tasks released at one moment for six trials. Each waits until all eight run,
+# so the cluster must have eight CPUs free.
+idle=$(sinfo -h -o %C | cut -d/ -f2)
+((idle >= 8)) || fail "eight array tasks must run at once, but only $idle CPUs are idle"
 spec 6 6 6 >"$work/b.yaml"
 "$cohort" sweep init "$work/b.yaml" --dir "$work/b" >/dev/null || fail "sweep init failed"
 cat >"$work/task.sh" <<SCRIPT

@@ -42,8 +42,8 @@ expect_eq "$(summary "$work/a")" "Succeeded 8 Succeeded 8 8" "state, trials, tri
 
 # 2. eight tasks released at one moment for six trials. Each waits until all eight run,
 # so the cluster must have eight CPUs free.
-idle=$(sinfo -h -o %C | cut -d/ -f2)
-((idle >= 8)) || fail "eight array tasks must run at once, but only $idle CPUs are idle"
+idle_cpus() { sinfo -h -o %C | cut -d/ -f2; }
+wait_until 30 "eight idle CPUs (the cluster has $(sinfo -h -o %C) allocated/idle/other/total)" '[[ $(idle_cpus) -ge 8 ]]'
 spec 6 6 6 >"$work/b.yaml"
 "$cohort" sweep init "$work/b.yaml" --dir "$work/b" >/dev/null || fail "sweep init failed"
 cat >"$work/task.sh" <<SCRIPT

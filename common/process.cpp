@@ -51,21 +51,6 @@ Pipe make_pipe() {
   return {Fd(fds[0]), Fd(fds[1])};
 }
 
-std::vector<std::string> merged_environment(const std::vector<std::string>& extra) {
-  std::map<std::string, std::string> vars;
-  auto add = [&](const std::string& entry) {
-    auto eq = entry.find('=');
-    if (eq == std::string::npos) return;
-    vars[entry.substr(0, eq)] = entry;
-  };
-  for (char** e = environ; e && *e; ++e) add(*e);
-  for (const auto& e : extra) add(e);
-  std::vector<std::string> out;
-  out.reserve(vars.size());
-  for (auto& [_, entry] : vars) out.push_back(std::move(entry));
-  return out;
-}
-
 std::vector<char*> c_strings(std::vector<std::string>& strings) {
   std::vector<char*> out;
   for (auto& s : strings) out.push_back(s.data());
@@ -74,6 +59,32 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 }
 
 }  // namespace
+
+std::vector<std::string> environment_with(const std::vector<std::string>& overrides) {
+  std::map<std::string, std::string> vars;
+  auto add = [&](const std::string& entry) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos) return;
+    vars[entry.substr(0, eq)] = entry;
+  };
+  for (char** e = environ; e && *e; ++e) add(*e);
+  for (const auto& e : overrides) add(e);
+  std::vector<std::string> out;
+  out.reserve(vars.size());
+  for (auto& [_, entry] : vars) out.push_back(std::move(entry));
+  return out;
+}
+
+std::string shell_quote(const std::string& word) {
+  if (!word.empty() &&
+      word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,@+") ==
+          std::string::npos) {
+    return word;
+  }
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
 
 ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions& options) {
   if (argv.empty()) throw input_error("run_process: empty command line");
@@ -86,7 +97,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions
   posix_spawn_file_actions_adddup2(&actions, err.write.get(), STDERR_FILENO);
 
   std::vector<std::string> args = argv;
-  std::vector<std::string> env = merged_environment(options.env);
+  std::vector<std::string> env = environment_with(options.env);
   auto c_args = c_strings(args);
   auto c_env = c_strings(env);
   pid_t pid = -1;

@@ -25,6 +25,13 @@ struct RunOptions {
   std::optional<std::chrono::milliseconds> timeout;  // on expiry the child gets SIGKILL
 };
 
+// The inherited environment with `overrides` ("NAME=VALUE") added or replacing, as
+// execve wants it.
+std::vector<std::string> environment_with(const std::vector<std::string>& overrides);
+
+// `word` quoted for a POSIX shell, only when it needs it: "a b" gives 'a b'.
+std::string shell_quote(const std::string& word);
+
 // Runs argv[0] (looked up on PATH) with argv, waits for it, and returns its output.
 // Throws cohort::Error when the program cannot be started at all.
 ProcessResult run_process(const std::vector<std::string>& argv, const RunOptions& options = {});

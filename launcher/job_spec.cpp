@@ -11,6 +11,8 @@
 
 #include "common/error.hpp"
 #include "common/json.hpp"
+#include "common/process.hpp"
+#include "common/yaml_reader.hpp"
 
 namespace cohort::launcher {
 namespace {
@@ -20,72 +22,7 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Walks a YAML document keeping the path of the node in hand, so every error names the
-// field the way the user wrote it.
-class Reader {
- public:
-  Reader(std::string source) : source_(std::move(source)) {}
-
-  [[noreturn]] void fail(const std::string& path, const std::string& why) const {
-    throw input_error(source_ + ": " + (path.empty() ? "" : path + ": ") + why);
-  }
-
-  void only(const YAML::Node& map, const std::string& path, const std::set<std::string>& allowed) const {
-    if (!map.IsMap()) fail(path, "must be a mapping");
-    for (const auto& kv : map) {
-      auto key = kv.first.as<std::string>();
-      if (!allowed.count(key)) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        fail(join(path, key), "unknown field (expected one of: " + list + ")");
-      }
-    }
-  }
-
-  static std::string join(const std::string& path, const std::string& key) {
-    return path.empty() ? key : path + "." + key;
-  }
-
-  std::string string(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsScalar()) fail(path, "must be a string");
-    return n.as<std::string>();
-  }
-
-  // Katib and Kubeflow often write numbers as strings: "2" is accepted like 2.
-  long long integer(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsScalar()) fail(path, "must be a whole number");
-    std::string text = n.as<std::string>();
-    try {
-      size_t used = 0;
-      long long v = std::stoll(text, &used);
-      if (used == text.size()) return v;
-    } catch (const std::exception&) {
-    }
-    fail(path, "must be a whole number (got '" + text + "')");
-  }
-
-  double number(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsScalar()) fail(path, "must be a number");
-    std::string text = n.as<std::string>();
-    try {
-      size_t used = 0;
-      double v = std::stod(text, &used);
-      if (used == text.size()) return v;
-    } catch (const std::exception&) {
-    }
-    fail(path, "must be a number (got '" + text + "')");
-  }
-
-  std::vector<std::string> strings(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsSequence()) fail(path, "must be a list of strings");
-    std::vector<std::string> out;
-    for (size_t i = 0; i < n.size(); ++i) out.push_back(string(n[i], path + "[" + std::to_string(i) + "]"));
-    return out;
-  }
-
- private:
-  std::string source_;
-};
+using Reader = yaml::Reader;
 
 const std::map<JobKind, std::vector<std::string>> kRoleOrder{
     {JobKind::pytorch, {"master", "worker"}},
@@ -170,12 +107,7 @@ const Role* JobSpec::find(const std::string& role) const {
 
 JobSpec parse_job_spec(const std::string& text, const std::string& source) {
   Reader r(source);
-  YAML::Node doc;
-  try {
-    doc = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw input_error(source + ": not valid YAML: " + e.what());
-  }
+  YAML::Node doc = r.load(text);
   if (!doc.IsMap()) r.fail("", "must be a mapping with kind and spec");
   r.only(doc, "", {"apiVersion", "kind", "metadata", "name", "spec"});
   JobSpec spec;
@@ -293,16 +225,6 @@ JobSpec load_job_spec(const std::string& path) {
 
 namespace {
 
-std::string quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,@+") ==
-                        std::string::npos) {
-    return s;
-  }
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 void component(std::ostringstream& out, const Role& role, int tasks) {
   out << "#SBATCH --nodes=" << role.resources.nodes << " --ntasks=" << tasks;
   out << " --cpus-per-task=" << role.resources.cpus;
@@ -333,7 +255,7 @@ std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const
   }
   out << "\n# One component per role; cohort launch starts every role in its component and\n"
          "# supervises them as one gang.\n";
-  out << "exec " << quote(cohort_path) << " launch --spec " << quote(spec_path) << "\n";
+  out << "exec " << shell_quote(cohort_path) << " launch --spec " << shell_quote(spec_path) << "\n";
   return out.str();
 }
 

@@ -12,89 +12,13 @@
 #include <sstream>
 
 #include "common/error.hpp"
+#include "common/yaml_reader.hpp"
 #include "tuner/sampler.hpp"
 
 namespace cohort::tuner {
 namespace {
 
-// Walks the YAML document keeping the path of the node in hand, so that every error names
-// the field the way the user wrote it.
-class Reader {
- public:
-  explicit Reader(std::string source) : source_(std::move(source)) {}
-
-  [[noreturn]] void fail(const std::string& path, const std::string& why) const {
-    throw input_error(source_ + ": " + (path.empty() ? "" : path + ": ") + why);
-  }
-
-  void only(const YAML::Node& map, const std::string& path, const std::set<std::string>& allowed) const {
-    if (!map.IsMap()) fail(path, "must be a mapping");
-    for (const auto& kv : map) {
-      auto key = kv.first.as<std::string>();
-      if (!allowed.count(key)) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        fail(join(path, key), "unknown field (expected one of: " + list + ")");
-      }
-    }
-  }
-
-  static std::string join(const std::string& path, const std::string& key) {
-    return path.empty() ? key : path + "." + key;
-  }
-  static std::string at(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
-
-  std::string string(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsScalar()) fail(path, "must be a string");
-    return n.as<std::string>();
-  }
-
-  // Katib writes numbers as strings: "2" is accepted like 2.
-  long long integer(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsScalar()) fail(path, "must be a whole number");
-    std::string text = n.as<std::string>();
-    try {
-      size_t used = 0;
-      long long v = std::stoll(text, &used);
-      if (used == text.size()) return v;
-    } catch (const std::exception&) {
-    }
-    fail(path, "must be a whole number (got '" + text + "')");
-  }
-
-  double number(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsScalar()) fail(path, "must be a number");
-    return number_text(n.as<std::string>(), path);
-  }
-
-  double number_text(const std::string& text, const std::string& path) const {
-    try {
-      size_t used = 0;
-      double v = std::stod(text, &used);
-      if (used == text.size() && std::isfinite(v)) return v;
-    } catch (const std::exception&) {
-    }
-    fail(path, "must be a number (got '" + text + "')");
-  }
-
-  std::vector<std::string> strings(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsSequence()) fail(path, "must be a list of strings");
-    std::vector<std::string> out;
-    for (size_t i = 0; i < n.size(); ++i) out.push_back(string(n[i], at(path, i)));
-    return out;
-  }
-
-  int count(const YAML::Node& n, const std::string& path, int least) const {
-    long long v = integer(n, path);
-    if (v < least || v > 1000000) {
-      fail(path, "must be " + std::to_string(least) + "..1000000 (got " + std::to_string(v) + ")");
-    }
-    return static_cast<int>(v);
-  }
-
- private:
-  std::string source_;
-};
+using Reader = yaml::Reader;
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });

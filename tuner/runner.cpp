@@ -124,19 +124,6 @@ json::Value finish_record(const Finish& f) {
   return r;
 }
 
-std::vector<std::string> merged_environment(const std::vector<std::string>& extra) {
-  std::map<std::string, std::string> vars;
-  auto add = [&](const std::string& entry) {
-    auto eq = entry.find('=');
-    if (eq != std::string::npos) vars[entry.substr(0, eq)] = entry;
-  };
-  for (char** e = environ; e && *e; ++e) add(*e);
-  for (const auto& e : extra) add(e);
-  std::vector<std::string> out;
-  for (auto& [_, entry] : vars) out.push_back(std::move(entry));
-  return out;
-}
-
 std::vector<char*> c_strings(std::vector<std::string>& strings) {
   std::vector<char*> out;
   for (auto& s : strings) out.push_back(s.data());
@@ -301,7 +288,7 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
 
   std::optional<Child> child;
   try {
-    child.emplace(spawn_trial(experiment.command_for(params), merged_environment(env), trial_dir / "stderr.log"));
+    child.emplace(spawn_trial(experiment.command_for(params), environment_with(env), trial_dir / "stderr.log"));
   } catch (const Error& e) {
     failure = e.what();
   }
@@ -521,17 +508,6 @@ int reclaim_abandoned(Journal& journal) {
   return reclaimed;
 }
 
-namespace {
-std::string quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,@+") ==
-                        std::string::npos) {
-    return s;
-  }
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-}  // namespace
 
 std::string array_script(const Experiment& experiment, const fs::path& dir, const std::string& cohort_path) {
   const fs::path abs = fs::absolute(dir);
@@ -540,13 +516,13 @@ std::string array_script(const Experiment& experiment, const fs::path& dir, cons
   out << "#!/bin/bash\n";
   out << "#SBATCH --job-name=" << experiment.name << "\n";
   out << "#SBATCH --array=0-" << budget - 1 << "%" << experiment.parallel_trial_count << "\n";
-  out << "#SBATCH --output=" << quote((abs / "slurm" / "%A_%a.out").string()) << "\n";
+  out << "#SBATCH --output=" << shell_quote((abs / "slurm" / "%A_%a.out").string()) << "\n";
   const TrialResources& r = experiment.resources;
   out << "#SBATCH --nodes=" << r.nodes << " --ntasks=" << r.ntasks << " --cpus-per-task=" << r.cpus_per_task << "\n";
   if (r.gpus > 0) out << "#SBATCH --gpus=" << r.gpus << "\n";
   if (!r.time.empty()) out << "#SBATCH --time=" << r.time << "\n";
   out << "# Each task claims its trial from the journal when it starts (cohort sweep task).\n";
-  out << "exec " << quote(cohort_path) << " sweep task " << quote(abs.string()) << "\n";
+  out << "exec " << shell_quote(cohort_path) << " sweep task " << shell_quote(abs.string()) << "\n";
   return out.str();
 }
 

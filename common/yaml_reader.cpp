@@ -1,0 +1,80 @@
+#include "common/yaml_reader.hpp"
+
+#include <cmath>
+
+#include "common/error.hpp"
+
+namespace cohort::yaml {
+
+void Reader::fail(const std::string& path, const std::string& why) const {
+  throw input_error(source_ + ": " + (path.empty() ? "" : path + ": ") + why);
+}
+
+void Reader::only(const YAML::Node& map, const std::string& path, const std::set<std::string>& allowed) const {
+  if (!map.IsMap()) fail(path, "must be a mapping");
+  for (const auto& kv : map) {
+    auto key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      fail(join(path, key), "unknown field (expected one of: " + list + ")");
+    }
+  }
+}
+
+std::string Reader::string(const YAML::Node& n, const std::string& path) const {
+  if (!n.IsScalar()) fail(path, "must be a string");
+  return n.as<std::string>();
+}
+
+long long Reader::integer(const YAML::Node& n, const std::string& path) const {
+  if (!n.IsScalar()) fail(path, "must be a whole number");
+  std::string text = n.as<std::string>();
+  try {
+    size_t used = 0;
+    long long v = std::stoll(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  fail(path, "must be a whole number (got '" + text + "')");
+}
+
+double Reader::number(const YAML::Node& n, const std::string& path) const {
+  if (!n.IsScalar()) fail(path, "must be a number");
+  return number_text(n.as<std::string>(), path);
+}
+
+double Reader::number_text(const std::string& text, const std::string& path) const {
+  try {
+    size_t used = 0;
+    double v = std::stod(text, &used);
+    if (used == text.size() && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  fail(path, "must be a number (got '" + text + "')");
+}
+
+std::vector<std::string> Reader::strings(const YAML::Node& n, const std::string& path) const {
+  if (!n.IsSequence()) fail(path, "must be a list of strings");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n.size(); ++i) out.push_back(string(n[i], at(path, i)));
+  return out;
+}
+
+int Reader::count(const YAML::Node& n, const std::string& path, int least) const {
+  long long v = integer(n, path);
+  if (v < least || v > 1000000) {
+    fail(path, "must be " + std::to_string(least) + "..1000000 (got " + std::to_string(v) + ")");
+  }
+  return static_cast<int>(v);
+}
+
+YAML::Node Reader::load(const std::string& text) const {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw input_error(source_ + ": not valid YAML: " + e.what());
+  }
+}
+
+}  // namespace cohort::yaml

@@ -1,0 +1,47 @@
+// common/yaml_reader.hpp — reading a YAML document field by field, each error naming the
+// file and the field the way the user wrote it:
+//   "exp.yaml: spec.parameters[2].feasibleSpace.min: must be a number (got 'low')"
+// Job specs and experiment specs read their documents through it.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace cohort::yaml {
+
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  // Throws cohort::input_error "SOURCE: PATH: WHY".
+  [[noreturn]] void fail(const std::string& path, const std::string& why) const;
+
+  // Requires a mapping whose keys are all in `allowed`; an unknown key is named with the
+  // keys that would be right.
+  void only(const YAML::Node& map, const std::string& path, const std::set<std::string>& allowed) const;
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+  static std::string at(const std::string& path, size_t index) { return path + "[" + std::to_string(index) + "]"; }
+
+  std::string string(const YAML::Node& n, const std::string& path) const;
+  // Kubeflow and Katib often write numbers as strings: "2" is accepted like 2.
+  long long integer(const YAML::Node& n, const std::string& path) const;
+  double number(const YAML::Node& n, const std::string& path) const;  // finite only
+  double number_text(const std::string& text, const std::string& path) const;
+  std::vector<std::string> strings(const YAML::Node& n, const std::string& path) const;
+  // A whole number in least..1000000.
+  int count(const YAML::Node& n, const std::string& path, int least) const;
+
+  // Parses `text`; malformed YAML is an input error naming the source and the position.
+  YAML::Node load(const std::string& text) const;
+
+ private:
+  std::string source_;
+};
+
+}  // namespace cohort::yaml

@@ -147,6 +147,8 @@ DeviceBuffer::DeviceBuffer(std::size_t bytes, int device) : device_(device) {
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   check_cuda(cudaMalloc(&data_, bytes ? bytes : 1), "cudaMalloc");
   check_cuda(cudaMemset(data_, 0, bytes ? bytes : 1), "cudaMemset");
+  // cudaMemset returns before it runs: the buffer is not usable until it has.
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
 DeviceBuffer::~DeviceBuffer() {
@@ -156,6 +158,8 @@ DeviceBuffer::~DeviceBuffer() {
 void DeviceBuffer::upload(const void* host, std::size_t bytes) {
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   check_cuda(cudaMemcpy(data_, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  // From pageable memory the copy may still be in flight when cudaMemcpy returns.
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
 void DeviceBuffer::download(void* host, std::size_t bytes) const {
@@ -190,7 +194,10 @@ NcclEngine::NcclEngine(MPI_Comm comm, int device) : state_(std::make_unique<Stat
   check_mpi(MPI_Bcast(&boot, sizeof boot, MPI_BYTE, 0, comm), "MPI_Bcast");
   if (!boot.ok) throw Error(std::string("ncclGetUniqueId on rank 0: ") + boot.message);
 
-  check_cuda(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  // A blocking stream: collectives are ordered after the caller's work on the legacy
+  // default stream (cudaMemcpy, cudaMemset, kernels launched without a stream), which
+  // may still be in flight when those calls return.
+  check_cuda(cudaStreamCreateWithFlags(&state_->stream, cudaStreamDefault), "cudaStreamCreate");
   const ncclResult_t rc = ncclCommInitRank(&state_->comm, size, boot.id, rank);
   if (rc != ncclSuccess) {
     cudaStreamDestroy(state_->stream);

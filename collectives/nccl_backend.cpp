@@ -170,6 +170,7 @@ void DeviceBuffer::download(void* host, std::size_t bytes) const {
 
 struct NcclEngine::State {
   cudaStream_t stream = nullptr;
+  int size = 1;
   ncclComm_t comm = nullptr;
   std::shared_ptr<EventPool> events = std::make_shared<EventPool>();
 };
@@ -198,6 +199,7 @@ NcclEngine::NcclEngine(MPI_Comm comm, int device) : state_(std::make_unique<Stat
   // default stream (cudaMemcpy, cudaMemset, kernels launched without a stream), which
   // may still be in flight when those calls return.
   check_cuda(cudaStreamCreateWithFlags(&state_->stream, cudaStreamDefault), "cudaStreamCreate");
+  state_->size = size;
   const ncclResult_t rc = ncclCommInitRank(&state_->comm, size, boot.id, rank);
   if (rc != ncclSuccess) {
     cudaStreamDestroy(state_->stream);
@@ -221,7 +223,10 @@ NcclEngine::~NcclEngine() {
 std::shared_ptr<Operation> NcclEngine::allreduce(const void* send, void* recv, std::size_t count,
                                                  DataType dtype, ReduceOp op) {
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-  check_nccl(ncclAllReduce(send, recv, count, nccl_type(dtype), nccl_op(op), state_->comm, state_->stream),
+  // On one rank an average is the sum. NCCL 2.28's ncclAvg of fp64 on one rank, out of
+  // place, leaves the last count % 4 elements unwritten (seen on an H200).
+  const ncclRedOp_t reduction = op == ReduceOp::avg && state_->size == 1 ? ncclSum : nccl_op(op);
+  check_nccl(ncclAllReduce(send, recv, count, nccl_type(dtype), reduction, state_->comm, state_->stream),
              "ncclAllReduce", state_->comm);
   return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
 }
@@ -244,8 +249,8 @@ std::shared_ptr<Operation> NcclEngine::allgather(const void* send, void* recv, s
 std::shared_ptr<Operation> NcclEngine::reduce_scatter(const void* send, void* recv, std::size_t count,
                                                       DataType dtype, ReduceOp op) {
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-  check_nccl(ncclReduceScatter(send, recv, count, nccl_type(dtype), nccl_op(op), state_->comm,
-                               state_->stream),
+  const ncclRedOp_t reduction = op == ReduceOp::avg && state_->size == 1 ? ncclSum : nccl_op(op);
+  check_nccl(ncclReduceScatter(send, recv, count, nccl_type(dtype), reduction, state_->comm, state_->stream),
              "ncclReduceScatter", state_->comm);
   return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
 }

@@ -71,6 +71,20 @@ inline std::size_t count_wrong(const void* buffer, std::size_t count, int ranks,
   return wrong;
 }
 
+// The first few elements that differ, "i=17 got 3 want 4; …", for failure messages.
+inline std::string first_wrong(const void* buffer, std::size_t count, int ranks, DataType dt, ReduceOp op,
+                               std::size_t first_index = 0, std::size_t most = 4) {
+  std::string out;
+  for (std::size_t i = 0, shown = 0; i < count && shown < most; ++i) {
+    const double want = reduce_reference(first_index + i, ranks, dt, op);
+    const double got = element_as_double(buffer, i, dt);
+    if (std::abs(got - want) <= tolerance(dt, want)) continue;
+    out += (shown++ ? "; i=" : "i=") + std::to_string(first_index + i) + " got " + std::to_string(got) + " want " +
+           std::to_string(want);
+  }
+  return out;
+}
+
 inline std::string describe(DataType dt, ReduceOp op, std::size_t count, bool in_place) {
   return std::string(name_of(dt)) + " " + std::string(name_of(op)) + " count " + std::to_string(count) +
          (in_place ? " in place" : " out of place");

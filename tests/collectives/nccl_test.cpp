@@ -45,11 +45,13 @@ TEST_F(Nccl, AllreduceOfEveryOpAndDtypeOnDeviceBuffersMatchesTheReference) {
         std::vector<std::byte> got(bytes + 1);
         recv.download(got.data(), bytes);
         EXPECT_EQ(detail::count_wrong(got.data(), count, comm().size(), dt, op), 0u)
-            << detail::describe(dt, op, count, false);
+            << detail::describe(dt, op, count, false) << ": "
+            << detail::first_wrong(got.data(), count, comm().size(), dt, op);
         comm().allreduce(send.data(), count, dt, op);  // in place
         send.download(got.data(), bytes);
         EXPECT_EQ(detail::count_wrong(got.data(), count, comm().size(), dt, op), 0u)
-            << detail::describe(dt, op, count, true);
+            << detail::describe(dt, op, count, true) << ": "
+            << detail::first_wrong(got.data(), count, comm().size(), dt, op);
       }
     }
   }

@@ -1,7 +1,8 @@
 # spank_cohort.so on a mini-cluster of its own whose nodes the DGX fixture describes
 # (2 sockets, 8 GPUs, mlx5_i behind GPU i's switch): srun --cohort gives every task a
 # distinct GPU with cores and HCA local to it and a launch contract that is enough for the
-# ranks to meet and sum their ranks (what env:// rendezvous needs); verbose
+# ranks to meet and sum their ranks (what env:// rendezvous needs), and PyTorch forms its
+# process group from it; verbose
 # prints one line per task and the planning time; a plan that cannot be made fails the
 # tasks with the reason.
 source "$(dirname "$0")/lib.sh"
@@ -108,6 +109,22 @@ else:
 PY
 out=$(srun -N2 --ntasks-per-node=2 --cohort python3 "$work/meet.py") || fail "the ranks could not meet: $out"
 expect_eq "$out" "sum 6" "rank 0's sum of the other ranks"
+
+# A real PyTorch program forms its process group from this environment alone (gloo,
+# init_method="env://") and all-reduces correctly.
+cat >"$work/torch_allreduce.py" <<'PY'
+import torch
+import torch.distributed as dist
+dist.init_process_group("gloo", init_method="env://")
+t = torch.tensor([float(dist.get_rank() + 1)])
+dist.all_reduce(t)
+print("allreduce", int(t.item()), dist.get_world_size())
+dist.destroy_process_group()
+PY
+out=$(srun -N2 --ntasks-per-node=2 --cohort /usr/bin/python3 "$work/torch_allreduce.py") ||
+  fail "PyTorch could not form its process group: $out"
+expect_eq "$(sort -u <<<"$out")" "allreduce 10 4" "every rank's all-reduced sum of ranks 1..4"
+expect_eq "$(wc -l <<<"$out")" 4 "ranks that reported"
 
 # verbose: a planning line per node and one line per task, saying which bindings applied.
 # This machine is not the fixture, so CPU binding is skipped with the reason.

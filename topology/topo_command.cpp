@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/error.hpp"
+#include "common/json.hpp"
 #include "topology/placement.hpp"
 #include "topology/topology.hpp"
 
@@ -78,37 +79,16 @@ Node load_node(const po::variables_map& vm) {
 
 // --- output helpers --------------------------------------------------------------------
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-          out += buf;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
+json::Value json_list(const std::vector<int>& v) {
+  json::Value out = json::Value::array();
+  for (int i : v) out.push(i);
+  return out;
 }
 
-std::string json_ints(const std::vector<int>& v) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::to_string(v[i]);
-  return out + "]";
-}
-
-std::string json_strings(const std::vector<std::string>& v) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + json_string(v[i]);
-  return out + "]";
+json::Value json_list(const std::vector<std::string>& v) {
+  json::Value out = json::Value::array();
+  for (const auto& s : v) out.push(s);
+  return out;
 }
 
 std::string join(const std::vector<std::string>& v, const std::string& sep) {
@@ -180,52 +160,77 @@ const Locality& device_locality(const Node& node, std::size_t i) {
 
 // --- cohort topo -----------------------------------------------------------------------
 
-void print_locality_json(std::ostream& out, const Locality& loc) {
-  out << "\"numa\":" << json_ints(loc.numa) << ",\"package\":" << loc.package
-      << ",\"cpus\":" << json_string(loc.cpus.to_string()) << ",\"pci_path\":" << json_strings(loc.pci_path);
+void add_locality(json::Value& object, const Locality& loc) {
+  object.set("numa", json_list(loc.numa));
+  object.set("package", loc.package);
+  object.set("cpus", loc.cpus.to_string());
+  object.set("pci_path", json_list(loc.pci_path));
 }
 
 void print_topology_json(std::ostream& out, const Node& node) {
-  out << "{\"source\":" << json_string(node.source()) << ",\"cpus\":" << json_string(node.cpus().to_string())
-      << ",\"allowed_cpus\":" << json_string(node.allowed_cpus().to_string())
-      << ",\"cores\":" << node.cores().size() << ",\"pus\":" << node.cpus().count() << ",\"packages\":[";
-  for (std::size_t i = 0; i < node.packages().size(); ++i) {
-    const auto& p = node.packages()[i];
-    out << (i ? "," : "") << "{\"index\":" << p.index << ",\"cpus\":" << json_string(p.cpus.to_string())
-        << ",\"numa\":" << json_ints(p.numa) << "}";
+  json::Value doc = json::Value::object();
+  doc.set("source", node.source());
+  doc.set("cpus", node.cpus().to_string());
+  doc.set("allowed_cpus", node.allowed_cpus().to_string());
+  doc.set("cores", static_cast<long long>(node.cores().size()));
+  doc.set("pus", static_cast<long long>(node.cpus().count()));
+  json::Value packages = json::Value::array();
+  for (const auto& p : node.packages()) {
+    json::Value o = json::Value::object();
+    o.set("index", p.index);
+    o.set("cpus", p.cpus.to_string());
+    o.set("numa", json_list(p.numa));
+    packages.push(std::move(o));
   }
-  out << "],\"numa\":[";
-  for (std::size_t i = 0; i < node.numa_nodes().size(); ++i) {
-    const auto& n = node.numa_nodes()[i];
-    out << (i ? "," : "") << "{\"index\":" << n.index << ",\"package\":" << n.package
-        << ",\"cpus\":" << json_string(n.cpus.to_string()) << ",\"memory_bytes\":" << n.memory_bytes << "}";
+  doc.set("packages", std::move(packages));
+  json::Value numa = json::Value::array();
+  for (const auto& n : node.numa_nodes()) {
+    json::Value o = json::Value::object();
+    o.set("index", n.index);
+    o.set("package", n.package);
+    o.set("cpus", n.cpus.to_string());
+    o.set("memory_bytes", n.memory_bytes);
+    numa.push(std::move(o));
   }
-  out << "],\"gpus\":[";
-  for (std::size_t i = 0; i < node.gpus().size(); ++i) {
-    const auto& g = node.gpus()[i];
-    out << (i ? "," : "") << "{\"index\":" << g.index << ",\"runtime_index\":" << g.runtime_index
-        << ",\"vendor\":" << json_string(to_string(g.vendor)) << ",\"model\":" << json_string(g.model)
-        << ",\"pci\":" << json_string(g.pci_bus_id) << ",\"os_devices\":" << json_strings(g.os_devices) << ",";
-    print_locality_json(out, g.locality);
-    out << "}";
+  doc.set("numa", std::move(numa));
+  json::Value gpus = json::Value::array();
+  for (const auto& g : node.gpus()) {
+    json::Value o = json::Value::object();
+    o.set("index", g.index);
+    o.set("runtime_index", g.runtime_index);
+    o.set("vendor", std::string(to_string(g.vendor)));
+    o.set("model", g.model);
+    o.set("pci", g.pci_bus_id);
+    o.set("os_devices", json_list(g.os_devices));
+    add_locality(o, g.locality);
+    gpus.push(std::move(o));
   }
-  out << "],\"nics\":[";
-  for (std::size_t i = 0; i < node.nics().size(); ++i) {
-    const auto& n = node.nics()[i];
-    out << (i ? "," : "") << "{\"name\":" << json_string(n.name) << ",\"kind\":" << json_string(to_string(n.kind))
-        << ",\"pci\":" << json_string(n.pci_bus_id) << ",\"netdevs\":" << json_strings(n.netdevs)
-        << ",\"port\":" << n.port << ",\"pci_link_gbytes\":" << n.pci_link_gbytes << ",";
-    print_locality_json(out, n.locality);
-    out << "}";
+  doc.set("gpus", std::move(gpus));
+  json::Value nics = json::Value::array();
+  for (const auto& n : node.nics()) {
+    json::Value o = json::Value::object();
+    o.set("name", n.name);
+    o.set("kind", std::string(to_string(n.kind)));
+    o.set("pci", n.pci_bus_id);
+    o.set("netdevs", json_list(n.netdevs));
+    o.set("port", n.port);
+    o.set("pci_link_gbytes", n.pci_link_gbytes);
+    add_locality(o, n.locality);
+    nics.push(std::move(o));
   }
+  doc.set("nics", std::move(nics));
   const auto names = device_names(node);
-  out << "],\"distances\":{\"devices\":" << json_strings(names) << ",\"matrix\":[";
+  json::Value matrix = json::Value::array();
   for (std::size_t a = 0; a < names.size(); ++a) {
     std::vector<std::string> row;
     for (std::size_t b = 0; b < names.size(); ++b) row.push_back(device_link(node, a, b).to_string());
-    out << (a ? "," : "") << json_strings(row);
+    matrix.push(json_list(row));
   }
-  out << "]}}\n";
+  json::Value distances = json::Value::object();
+  distances.set("devices", json_list(names));
+  distances.set("matrix", std::move(matrix));
+  doc.set("distances", std::move(distances));
+  out << json::write(doc) << "\n";
 }
 
 void print_topology_table(std::ostream& out, const Node& node) {
@@ -317,15 +322,20 @@ int show(const std::vector<std::string>& args) {
 // --- cohort topo plan ------------------------------------------------------------------
 
 void print_plan_json(std::ostream& out, const std::vector<RankPlacement>& ranks) {
-  out << "[";
-  for (std::size_t i = 0; i < ranks.size(); ++i) {
-    const auto& r = ranks[i];
-    out << (i ? ",\n " : "") << "{\"local_rank\":" << r.local_rank << ",\"gpus\":" << json_ints(r.gpus)
-        << ",\"nics\":" << json_strings(r.nics) << ",\"cpus\":" << json_string(r.cpus.to_string())
-        << ",\"numa\":" << json_ints(r.numa) << ",\"threads\":" << r.threads
-        << ",\"reason\":" << json_string(r.reason) << ",\"broken\":" << json_strings(r.broken) << "}";
+  json::Value list = json::Value::array();
+  for (const auto& r : ranks) {
+    json::Value o = json::Value::object();
+    o.set("local_rank", r.local_rank);
+    o.set("gpus", json_list(r.gpus));
+    o.set("nics", json_list(r.nics));
+    o.set("cpus", r.cpus.to_string());
+    o.set("numa", json_list(r.numa));
+    o.set("threads", r.threads);
+    o.set("reason", r.reason);
+    o.set("broken", json_list(r.broken));
+    list.push(std::move(o));
   }
-  out << "]\n";
+  out << json::write(list) << "\n";
 }
 
 void print_plan_table(std::ostream& out, const Node& node, const std::vector<RankPlacement>& ranks) {

@@ -253,8 +253,13 @@ std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const
       component(out, role, role.replicas);
     }
   }
-  out << "\n# One component per role; cohort launch starts every role in its component and\n"
-         "# supervises them as one gang.\n";
+  if (spec.kind == JobKind::mpi) {
+    out << "\n# The workers' allocation: cohort launch runs the launcher here, and its mpirun\n"
+           "# starts the workers on these nodes.\n";
+  } else {
+    out << "\n# One component per role; cohort launch starts every role in its component and\n"
+           "# supervises them as one gang.\n";
+  }
   out << "exec " << shell_quote(cohort_path) << " launch --spec " << shell_quote(spec_path) << "\n";
   return out.str();
 }

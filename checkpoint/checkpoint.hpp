@@ -253,8 +253,10 @@ struct VerifyReport {
 
 // Reads every tensor of `checkpoint` and compares its checksum with the manifest; also
 // checks the file size and the root attributes. Damage goes in the report; throws only
-// input_error, when the path is not a checkpoint at all.
-VerifyReport verify(const std::filesystem::path& checkpoint);
+// input_error, when the path is not a checkpoint at all. `on_tensor`, when given, hears
+// the bytes of each tensor once it is checked (for a progress line).
+VerifyReport verify(const std::filesystem::path& checkpoint,
+                    const std::function<void(std::uint64_t bytes)>& on_tensor = {});
 
 // Applies `retention` to `dir`: the newest checkpoint that verifies is kept whatever the
 // rules say. Each removal first renames the checkpoint to a hidden name (atomic, so a

@@ -10,6 +10,7 @@
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/export.hpp"
 #include "checkpoint/internal.hpp"
+#include "common/progress.hpp"
 
 namespace cohort::checkpoint {
 
@@ -227,7 +228,14 @@ int verify_command(const std::vector<std::string>& args) {
   json::Value out = json::Value::array();
   std::vector<std::vector<std::string>> rows{{"CHECKPOINT", "RESULT"}};
   for (const auto& target : targets) {
-    VerifyReport r = verify(target);
+    std::uint64_t total = 0;
+    try {
+      for (const auto& t : read_manifest(target).tensors) total += t.bytes;
+    } catch (const Error&) {
+      // verify() reports an unreadable manifest as damage; the progress line just stays empty.
+    }
+    Progress progress("ckpt verify " + target.filename().string(), total);
+    VerifyReport r = verify(target, [&](std::uint64_t bytes) { progress.advance(bytes); });
     all_ok = all_ok && r.ok();
     json::Value problems = json::Value::array();
     for (const auto& pr : r.problems) {

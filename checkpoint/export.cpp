@@ -10,6 +10,7 @@
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/export.hpp"
 #include "checkpoint/internal.hpp"
+#include "common/progress.hpp"
 
 namespace cohort::checkpoint {
 
@@ -94,7 +95,14 @@ std::string_view safetensors_dtype(DType d) {
 }
 
 // An 8-byte header length, a JSON header naming each tensor's byte range, then the bytes.
+std::uint64_t total_bytes(const Manifest& m) {
+  std::uint64_t total = 0;
+  for (const auto& t : m.tensors) total += t.bytes;
+  return total;
+}
+
 void export_safetensors(const fs::path& checkpoint, const Manifest& m, const fs::path& out_path) {
+  Progress progress("ckpt export " + out_path.filename().string(), total_bytes(m));
   json::Value header = json::Value::object();
   json::Value meta = json::Value::object();
   meta.set("cohort.step", std::to_string(m.step));
@@ -121,6 +129,7 @@ void export_safetensors(const fs::path& checkpoint, const Manifest& m, const fs:
   for (const auto& t : m.tensors) {
     read_tensor(checkpoint, t, bytes);
     out.write(bytes.data(), bytes.size());
+    progress.advance(t.bytes);
   }
   out.commit();
 }
@@ -189,6 +198,7 @@ struct ZipEntry {
 // Zip64 sizes everywhere: tensors over 4 GiB are common, and NumPy reads zip64.
 void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& out_path) {
   constexpr std::uint32_t kMax32 = 0xFFFFFFFFu;
+  Progress progress("ckpt export " + out_path.filename().string(), total_bytes(m));
   Output out(out_path);
   std::vector<ZipEntry> entries;
   std::vector<std::byte> bytes;
@@ -218,6 +228,7 @@ void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& o
     out.write(header);
     out.write(bytes.data(), bytes.size());
     entries.push_back(std::move(e));
+    progress.advance(t.bytes);
   }
   const std::uint64_t directory_start = out.offset();
   for (const auto& e : entries) {

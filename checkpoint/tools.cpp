@@ -97,7 +97,7 @@ Manifest read_manifest(const std::filesystem::path& checkpoint) {
   return manifest_from_json(json::parse(text, manifest.string()), manifest.string());
 }
 
-VerifyReport verify(const std::filesystem::path& checkpoint) {
+VerifyReport verify(const std::filesystem::path& checkpoint, const std::function<void(std::uint64_t)>& on_tensor) {
   VerifyReport report;
   report.path = checkpoint;
   Manifest m;
@@ -149,6 +149,7 @@ VerifyReport verify(const std::filesystem::path& checkpoint) {
     } catch (const Error& e) {
       report.problems.push_back({t.name, e.what()});
     }
+    if (on_tensor) on_tensor(t.bytes);
   }
   return report;
 }

@@ -134,11 +134,10 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
                                        ? "0"
                                        : env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
   if (timeout > 0) {
-    // Node-local: the watch reads it every second, and a shared filesystem's attribute
-    // cache would blur the beat.
-    std::string tmp = env_str(env, "TMPDIR").empty() ? "/tmp" : env_str(env, "TMPDIR");
-    contract.heartbeat_file = tmp + "/cohort-heartbeat-" + std::to_string(::getpid()) + "-rank" +
-                              std::to_string(contract.rank);
+    // In the attempt's directory, so that it goes with the run directory whatever ends the
+    // rank. The rank beats and this wrapper watches on the same node, and a filesystem
+    // client always sees its own updates to a file's times, shared or not.
+    contract.heartbeat_file = attempt_dir + "/heartbeat-" + std::to_string(contract.rank);
     write_file_atomically(contract.heartbeat_file, "");
   }
   // Local mode placed this rank: bind it (and so its program) to the planned CPUs and

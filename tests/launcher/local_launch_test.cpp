@@ -28,6 +28,19 @@ ProcessResult launch(std::vector<std::string> args) {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// A directory of the test's own, removed however the test ends.
+struct TempDir {
+  explicit TempDir(const std::string& name)
+      : path(std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()))) {
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::filesystem::path path;
+};
+
 TEST(LocalLaunch, EveryRankGetsTheContractAndItsLinesArePrefixed) {
   auto r = launch({"--local", "--nproc", "3", "--", "sh", "-c",
                    "echo rank=$RANK world=$WORLD_SIZE local=$LOCAL_RANK/$LOCAL_WORLD_SIZE "
@@ -101,7 +114,8 @@ TEST(LocalLaunch, PreemptionAsksRanksToCheckpointThroughTheFlagFile) {
 }
 
 TEST(LocalLaunch, OutputDirHoldsOneLogPerRank) {
-  auto dir = std::filesystem::temp_directory_path() / ("cohort-launch-test-" + std::to_string(::getpid()));
+  TempDir temp("cohort-launch-test");
+  const auto& dir = temp.path;
   auto r = launch({"--local", "--nproc", "2", "--output-dir", dir.string(), "--", "sh", "-c", "echo hello from $RANK"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   for (int rank : {0, 1}) {
@@ -111,7 +125,6 @@ TEST(LocalLaunch, OutputDirHoldsOneLogPerRank) {
     std::string text((std::istreambuf_iterator<char>(in)), {});
     EXPECT_EQ(text, "hello from " + std::to_string(rank) + "\n");
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(LocalLaunch, AProgramThatCannotRunFailsWithItsName) {
@@ -186,8 +199,8 @@ std::string write_spec(const std::string& name, const std::string& yaml) {
 TEST(LocalLaunch, TfJobRolesGetKubeflowTfConfigAndTheChiefDecidesSuccess) {
   // Each process prints its TF_CONFIG into the shared directory; the chief finishes once
   // both workers have, and the parameter server, which never exits by itself, is torn down.
-  auto dir = std::filesystem::temp_directory_path() / ("cohort-tfjob-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  TempDir temp("cohort-tfjob");
+  const auto& dir = temp.path;
   std::string record = "echo \"$TF_CONFIG\" >" + dir.string() + "/$COHORT_ROLE-$COHORT_ROLE_INDEX";
   std::string wait = "until [ -e " + dir.string() + "/worker-0 ] && [ -e " + dir.string() + "/worker-1 ]; do sleep 0.05; done";
   auto spec = write_spec("tfjob", "kind: TFJob\nspec:\n  tfReplicaSpecs:\n"
@@ -210,12 +223,11 @@ TEST(LocalLaunch, TfJobRolesGetKubeflowTfConfigAndTheChiefDecidesSuccess) {
     EXPECT_EQ(config.at("cluster").at("ps").as_array().size(), 1u);
     EXPECT_EQ(config.at("cluster").at("worker").as_array().size(), 2u);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(LocalLaunch, PyTorchJobWorkersRendezvousAtTheMaster) {
-  auto dir = std::filesystem::temp_directory_path() / ("cohort-ptjob-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  TempDir temp("cohort-ptjob");
+  const auto& dir = temp.path;
   std::string record = "echo $MASTER_ADDR:$MASTER_PORT $RANK $WORLD_SIZE >" + dir.string() + "/rank-$RANK";
   std::string wait = "until [ -e " + dir.string() + "/rank-1 ] && [ -e " + dir.string() + "/rank-2 ]; do sleep 0.05; done";
   auto spec = write_spec("ptjob", "kind: PyTorchJob\nspec:\n  pytorchReplicaSpecs:\n"
@@ -234,7 +246,6 @@ TEST(LocalLaunch, PyTorchJobWorkersRendezvousAtTheMaster) {
     rendezvous.insert(address);
   }
   EXPECT_EQ(rendezvous.size(), 1u) << "every replica meets at the master";
-  std::filesystem::remove_all(dir);
 }
 
 TEST(LocalLaunch, ABadSpecIsRefusedNamingTheField) {

@@ -29,7 +29,8 @@ expect_eq "$(grep -c '^#SBATCH hetjob' "$work/tfjob.sh")" 3 "hetjob separators i
 job=$(submit -o "$work/tfjob.out" "$work/tfjob.sh")
 wait_until 120 "the TFJob to finish" "job_done $job"
 expect_eq "$(job_state "$job")" COMPLETED "state of the TFJob ($(cat "$work/tfjob.out"))"
-expect_eq "$(squeue -h -j "$job" | wc -l)" 0 "components still queued"
+# Every component ends with the job (a component may still be completing for a moment).
+wait_until 30 "every component of job $job to leave the queue" "[[ -z \$(squeue -h -j $job -t PD,R,S,CF) ]]"
 
 /usr/bin/python3 - "$work" <<'CHECK' || fail "TF_CONFIG check failed: $(cat "$work/tfjob.out")"
 import json, pathlib, sys

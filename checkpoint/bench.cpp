@@ -14,6 +14,7 @@
 #include "checkpoint/bench.hpp"
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/internal.hpp"
+#include "common/fd.hpp"
 
 namespace cohort::checkpoint {
 
@@ -90,25 +91,15 @@ double slowest(double mine) {
   return out;
 }
 
-class RawFd {
- public:
-  RawFd(const fs::path& path, int flags) : fd_(::open(path.c_str(), flags | O_CLOEXEC, 0644)) {
-    if (fd_ < 0) throw Error(system_message("open " + path.string(), errno));
-  }
-  ~RawFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawFd(const RawFd&) = delete;
-  RawFd& operator=(const RawFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+Fd open_file(const fs::path& path, int flags) {
+  Fd fd(::open(path.c_str(), flags | O_CLOEXEC, 0644));
+  if (!fd) throw Error(system_message("open " + path.string(), errno));
+  return fd;
+}
 
 // Writes and fsyncs, or reads, `size` bytes in 64 MiB calls.
 void raw_io(const fs::path& path, std::byte* data, std::uint64_t size, bool write) {
-  RawFd fd(path, write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY);
+  Fd fd = open_file(path, write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY);
   constexpr std::uint64_t kCall = 64ull << 20;
   for (std::uint64_t done = 0; done < size;) {
     auto n = static_cast<size_t>(std::min(kCall, size - done));
@@ -122,7 +113,7 @@ void raw_io(const fs::path& path, std::byte* data, std::uint64_t size, bool writ
 
 // Drops a file's clean pages from the page cache so that the next read goes to storage.
 void drop_cache(const fs::path& path) {
-  RawFd fd(path, O_RDONLY);
+  Fd fd = open_file(path, O_RDONLY);
   ::fdatasync(fd.get());
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
 }

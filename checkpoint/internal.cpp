@@ -12,6 +12,8 @@
 #include <random>
 #include <set>
 
+#include "common/fd.hpp"
+
 namespace cohort::checkpoint::detail {
 
 // ---- HDF5 ----
@@ -337,29 +339,6 @@ std::string utc_now() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
-
-namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // close(2) can report a failed write-back; callers that write check it.
-  void close(const std::string& what) {
-    int fd = std::exchange(fd_, -1);
-    if (::close(fd) != 0) throw Error(system_message(what, errno));
-  }
-
- private:
-  int fd_;
-};
-
-}  // namespace
 
 ReadAhead::ReadAhead(const fs::path& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
 

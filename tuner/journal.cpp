@@ -13,23 +13,10 @@
 #include <utility>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
 
 namespace cohort::tuner {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0 && ::close(fd_) != 0) std::cerr << "cohort: sweep: " << system_message("close", errno) << "\n";
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Holds an exclusive flock for its lifetime. flock serialises both processes and threads:
 // each lock holder opens the lock file itself, so each has its own open file description.
@@ -227,6 +214,7 @@ void Journal::transact(const std::function<void(const JournalState&, const Appen
   }
   write_all(fd.get(), pending, path.string());
   if (::fsync(fd.get()) != 0) throw Error(system_message("fsync " + path.string(), errno));
+  fd.close("close " + path.string());
 }
 
 void Journal::append(json::Value record) {
@@ -258,6 +246,7 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
     if (fd.get() < 0) throw Error(system_message("open " + tmp.string(), errno));
     write_all(fd.get(), text, tmp.string());
     if (::fsync(fd.get()) != 0) throw Error(system_message("fsync " + tmp.string(), errno));
+    fd.close("close " + tmp.string());
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;

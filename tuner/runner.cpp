@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
 #include "common/process.hpp"
 #include "tuner/metrics.hpp"
 #include "tuner/sampler.hpp"
@@ -32,23 +33,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(other.release()) {}
-  Fd& operator=(Fd&&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -507,7 +491,6 @@ int reclaim_abandoned(Journal& journal) {
   });
   return reclaimed;
 }
-
 
 std::string array_script(const Experiment& experiment, const fs::path& dir, const std::string& cohort_path) {
   const fs::path abs = fs::absolute(dir);

@@ -1,0 +1,52 @@
+// common/fd.hpp — one owned file descriptor.
+//
+//   cohort::Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+//   if (!fd) throw Error(system_message("open " + path, errno));
+//   ...                        // closed by the destructor on every path
+//   fd.close("close " + path); // where a failed close means lost data (a write-back error)
+#pragma once
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <utility>
+
+#include "common/error.hpp"
+
+namespace cohort {
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  // A close that fails here has nothing left to report to: callers that wrote through the
+  // descriptor call close() first.
+  ~Fd() { reset(); }
+
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+  // Closes now and throws what close(2) reports (NFS and some disks report failed
+  // write-back only here).
+  void close(const std::string& what) {
+    const int fd = std::exchange(fd_, -1);
+    if (fd >= 0 && ::close(fd) != 0) throw Error(system_message(what, errno));
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace cohort

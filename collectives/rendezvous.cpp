@@ -1,0 +1,432 @@
+#include "collectives/rendezvous.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/fd.hpp"
+
+namespace cohort::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint32_t kMagic = 0x43485231;  // "CHR1": cohort rendezvous, version 1
+constexpr std::uint32_t kMaxKey = 1024;
+constexpr std::uint32_t kMaxFailure = 4096;
+constexpr std::uint32_t kMaxPayload = 64 * 1024;
+constexpr std::uint32_t kOk = 0;
+constexpr std::uint32_t kFailed = 1;
+// A connection that has not said who it is by then is dropped: it is not one of ours.
+constexpr auto kHelloTimeout = std::chrono::seconds(10);
+
+std::string where(const RendezvousOptions& o) {
+  const bool v6 = o.host.find(':') != std::string::npos;
+  return "rendezvous at " + (v6 ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
+}
+
+int remaining_ms(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
+}
+
+// Waits for `events` on fd; false when the deadline passed first.
+bool wait_io(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const int n = ::poll(&p, 1, remaining_ms(deadline));
+    if (n > 0) return true;
+    if (n == 0) return false;
+    if (errno != EINTR) throw Error(system_message("poll", errno));
+  }
+}
+
+// Outcomes of moving a message whole: a peer that closes or stalls is not an exception at
+// the root, which must go on serving the others.
+enum class Io { done, closed, timed_out };
+
+Io read_exact(int fd, void* data, std::size_t size, Clock::time_point deadline) {
+  auto* p = static_cast<char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::recv(fd, p, size, 0);
+    if (n > 0) {
+      p += n;
+      size -= static_cast<std::size_t>(n);
+    } else if (n == 0) {
+      return Io::closed;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!wait_io(fd, POLLIN, deadline)) return Io::timed_out;
+    } else if (errno == ECONNRESET) {
+      return Io::closed;
+    } else if (errno != EINTR) {
+      throw Error(system_message("recv", errno));
+    }
+  }
+  return Io::done;
+}
+
+Io write_all(int fd, const std::string& data, Clock::time_point deadline) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n >= 0) {
+      done += static_cast<std::size_t>(n);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!wait_io(fd, POLLOUT, deadline)) return Io::timed_out;
+    } else if (errno == EPIPE || errno == ECONNRESET) {
+      return Io::closed;
+    } else if (errno != EINTR) {
+      throw Error(system_message("send", errno));
+    }
+  }
+  return Io::done;
+}
+
+void put_u32(std::string& out, std::uint32_t v) {
+  const std::uint32_t n = htonl(v);
+  out.append(reinterpret_cast<const char*>(&n), 4);
+}
+
+std::string hello_message(const RendezvousOptions& o, const std::string& failure) {
+  const std::string key = o.key.substr(0, kMaxKey);
+  const std::string why = failure.substr(0, kMaxFailure);
+  std::string out;
+  put_u32(out, kMagic);
+  put_u32(out, static_cast<std::uint32_t>(o.rank));
+  put_u32(out, static_cast<std::uint32_t>(o.size));
+  put_u32(out, static_cast<std::uint32_t>(key.size()));
+  put_u32(out, static_cast<std::uint32_t>(why.size()));
+  return out + key + why;
+}
+
+std::string reply_message(std::uint32_t status, const std::string& body) {
+  std::string out;
+  put_u32(out, kMagic);
+  put_u32(out, status);
+  put_u32(out, static_cast<std::uint32_t>(body.size()));
+  return out + body;
+}
+
+struct Hello {
+  int rank = 0;
+  int size = 0;
+  std::string key;
+  std::string failure;
+};
+
+// Reads a peer's hello; nothing when the connection is not a cohort rank of this protocol.
+std::optional<Hello> read_hello(int fd, Clock::time_point deadline) {
+  std::uint32_t head[5];
+  if (read_exact(fd, head, sizeof head, deadline) != Io::done) return std::nullopt;
+  for (auto& v : head) v = ntohl(v);
+  if (head[0] != kMagic || head[3] > kMaxKey || head[4] > kMaxFailure) return std::nullopt;
+  Hello h;
+  h.rank = static_cast<int>(head[1]);
+  h.size = static_cast<int>(head[2]);
+  h.key.resize(head[3]);
+  h.failure.resize(head[4]);
+  if (read_exact(fd, h.key.data(), h.key.size(), deadline) != Io::done ||
+      read_exact(fd, h.failure.data(), h.failure.size(), deadline) != Io::done) {
+    return std::nullopt;
+  }
+  return h;
+}
+
+Fd listen_on(const RendezvousOptions& o) {
+  // Every address of rank 0's node: MASTER_ADDR names one of them, and which one is the
+  // launcher's business. IPv6 with IPv4 mapped where the node has it, else IPv4 alone.
+  Fd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  const int on = 1, off = 0;
+  int rc = -1;
+  if (fd) {
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_any;
+    a.sin6_port = htons(static_cast<std::uint16_t>(o.port));
+    rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
+  if (!fd || (rc != 0 && errno == EADDRNOTAVAIL)) {
+    fd = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) throw Error(where(o) + ": " + system_message("socket", errno));
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    a.sin_port = htons(static_cast<std::uint16_t>(o.port));
+    rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
+  if (rc != 0) {
+    const int e = errno;
+    throw Error(where(o) + ": rank 0 cannot listen on port " + std::to_string(o.port) + ": " +
+                std::strerror(e) +
+                (e == EADDRINUSE ? " (another program or job step holds it: set another MASTER_PORT)" : ""));
+  }
+  if (::listen(fd.get(), SOMAXCONN) != 0) throw Error(where(o) + ": " + system_message("listen", errno));
+  return fd;
+}
+
+std::string list_ranks(const std::vector<int>& ranks) {
+  std::string out;
+  for (std::size_t i = 0; i < ranks.size() && i < 8; ++i) out += (i ? ", " : "") + std::to_string(ranks[i]);
+  if (ranks.size() > 8) out += " and " + std::to_string(ranks.size() - 8) + " more";
+  return out;
+}
+
+std::string serve(const RendezvousOptions& o, const std::string& own_failure,
+                  const std::function<std::string()>& make_payload) {
+  const Fd listener = listen_on(o);
+  const auto deadline = Clock::now() + o.timeout;
+  std::vector<Fd> ranks(static_cast<std::size_t>(o.size));
+  // Processes of this job that cannot take a rank (a duplicate, another world size): they
+  // count as arrived, so that the job fails once all are in rather than at the timeout.
+  std::vector<Fd> refused;
+  std::map<int, std::string> failures;  // by rank: the first reported wins the message
+  if (!own_failure.empty()) failures.emplace(0, own_failure);
+  int arrived = 1;
+
+  while (arrived < o.size) {
+    if (!wait_io(listener.get(), POLLIN, deadline)) break;
+    Fd peer(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!peer) {
+      if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
+      throw Error(where(o) + ": " + system_message("accept", errno));
+    }
+    const auto hello = read_hello(peer.get(), std::min(deadline, Clock::now() + kHelloTimeout));
+    if (!hello) continue;  // not ours: dropped
+    const auto reject = [&](const std::string& why) {
+      write_all(peer.get(), reply_message(kFailed, why), Clock::now() + kHelloTimeout);
+    };
+    if (hello->key != o.key) {
+      reject(where(o) + " belongs to job '" + o.key + "', not to job '" + hello->key +
+             "': two jobs share a MASTER_PORT; give each its own");
+      continue;
+    }
+    if (hello->size != o.size) {
+      failures.emplace(hello->rank, "it has WORLD_SIZE=" + std::to_string(hello->size) + " where rank 0 has " +
+                                        std::to_string(o.size) + ": every rank needs the same WORLD_SIZE");
+      refused.push_back(std::move(peer));
+      ++arrived;
+      continue;
+    }
+    if (hello->rank <= 0 || hello->rank >= o.size || ranks[static_cast<std::size_t>(hello->rank)]) {
+      failures.emplace(hello->rank, "two processes claim rank " + std::to_string(hello->rank) +
+                                        " (each rank of the job needs its own RANK)");
+      refused.push_back(std::move(peer));
+      ++arrived;
+      continue;
+    }
+    if (!hello->failure.empty()) failures.emplace(hello->rank, hello->failure);
+    ranks[static_cast<std::size_t>(hello->rank)] = std::move(peer);
+    ++arrived;
+  }
+
+  std::string message;
+  if (!failures.empty()) {
+    const auto& [rank, why] = *failures.begin();
+    message = where(o) + ": rank " + std::to_string(rank) + " cannot take part: " + why;
+  } else if (arrived < o.size) {
+    std::vector<int> missing;
+    for (int r = 1; r < o.size; ++r) {
+      if (!ranks[static_cast<std::size_t>(r)]) missing.push_back(r);
+    }
+    message = where(o) + ": rank(s) " + list_ranks(missing) + " did not arrive within " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.timeout).count()) +
+              " s (COHORT_RENDEZVOUS_TIMEOUT): check that every rank was started and can reach "
+              "MASTER_ADDR:MASTER_PORT";
+  }
+  std::string payload;
+  if (message.empty()) {
+    try {
+      payload = make_payload();
+    } catch (const std::exception& e) {
+      message = where(o) + ": rank 0 cannot take part: " + e.what();
+    }
+    if (message.empty() && payload.size() > kMaxPayload) {
+      message = where(o) + ": the payload of " + std::to_string(payload.size()) + " bytes is over the 64 KiB limit";
+    }
+  }
+
+  const std::string reply = message.empty() ? reply_message(kOk, payload) : reply_message(kFailed, message);
+  const auto send_by = Clock::now() + kHelloTimeout;
+  std::vector<int> gone;
+  for (int r = 1; r < o.size; ++r) {
+    const Fd& fd = ranks[static_cast<std::size_t>(r)];
+    if (fd && write_all(fd.get(), reply, send_by) != Io::done) gone.push_back(r);
+  }
+  for (const Fd& fd : refused) write_all(fd.get(), reply, send_by);
+  if (!message.empty()) throw Error(message);
+  if (!gone.empty()) {
+    throw Error(where(o) + ": rank(s) " + list_ranks(gone) +
+                " left before the rendezvous finished: see their output for why");
+  }
+  return payload;
+}
+
+// Connects to host:port, retrying while rank 0 is not yet listening.
+Fd connect_to(const RendezvousOptions& o, Clock::time_point deadline) {
+  auto backoff = std::chrono::milliseconds(10);
+  std::string last = "no attempt";
+  for (;;) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(o.port);
+    const int gai = ::getaddrinfo(o.host.c_str(), port.c_str(), &hints, &found);
+    if (gai == 0) {
+      for (addrinfo* a = found; a; a = a->ai_next) {
+        Fd fd(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
+        if (!fd) {
+          last = system_message("socket", errno);
+          continue;
+        }
+        int rc = ::connect(fd.get(), a->ai_addr, a->ai_addrlen);
+        if (rc != 0 && errno == EINPROGRESS) {
+          if (wait_io(fd.get(), POLLOUT, std::min(deadline, Clock::now() + std::chrono::seconds(5)))) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+            rc = err == 0 ? 0 : -1;
+            errno = err;
+          } else {
+            errno = ETIMEDOUT;
+          }
+        }
+        if (rc == 0) {
+          ::freeaddrinfo(found);
+          const int on = 1;
+          ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+          return fd;
+        }
+        last = system_message("connect", errno);
+      }
+      ::freeaddrinfo(found);
+    } else if (gai == EAI_NONAME || gai == EAI_SERVICE || gai == EAI_FAMILY) {
+      throw input_error(where(o) + ": MASTER_ADDR=" + o.host + " does not resolve (" + ::gai_strerror(gai) +
+                        "): set it to the name or address of rank 0's node");
+    } else {
+      last = std::string("resolving MASTER_ADDR: ") + ::gai_strerror(gai);
+    }
+    if (Clock::now() + backoff >= deadline) {
+      throw Error(where(o) + ": rank " + std::to_string(o.rank) + " could not reach rank 0 within " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.timeout).count()) +
+                  " s (COHORT_RENDEZVOUS_TIMEOUT; last: " + last +
+                  "): check that rank 0 runs and that MASTER_ADDR names its node");
+    }
+    // Rank 0 may simply not have started yet: try again soon, then less often.
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
+  }
+}
+
+std::string join(const RendezvousOptions& o, const std::string& failure) {
+  const auto deadline = Clock::now() + o.timeout;
+  const Fd fd = connect_to(o, deadline);
+  if (write_all(fd.get(), hello_message(o, failure), deadline) != Io::done) {
+    throw Error(where(o) + ": rank 0 closed the connection before rank " + std::to_string(o.rank) +
+                " could say who it is");
+  }
+  // Rank 0 answers once every rank has arrived, or at its own deadline; a little grace for
+  // its reply to travel.
+  const auto reply_by = deadline + std::chrono::seconds(10);
+  std::uint32_t head[3];
+  const Io got = read_exact(fd.get(), head, sizeof head, reply_by);
+  if (got == Io::timed_out) {
+    throw Error(where(o) + ": rank 0 did not answer within " +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.timeout).count()) +
+                " s (COHORT_RENDEZVOUS_TIMEOUT)");
+  }
+  if (got == Io::closed) {
+    throw Error(where(o) + ": rank 0 closed the connection without an answer (is something other "
+                "than this job's rank 0 listening on MASTER_PORT? see rank 0's output)");
+  }
+  for (auto& v : head) v = ntohl(v);
+  if (head[0] != kMagic || head[1] > kFailed || head[2] > kMaxPayload + kMaxFailure + 1024) {
+    throw Error(where(o) + ": the answer is not a cohort rendezvous reply: something other than this "
+                "job's rank 0 listens on MASTER_PORT; set another MASTER_PORT");
+  }
+  std::string body(head[2], '\0');
+  if (read_exact(fd.get(), body.data(), body.size(), reply_by) != Io::done) {
+    throw Error(where(o) + ": rank 0's answer was cut short");
+  }
+  if (head[1] == kFailed) throw Error(body);
+  return body;
+}
+
+long long env_number(const char* name, long long low, long long high) {
+  const char* text = std::getenv(name);
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(text, &end, 10);
+  if (end == text || *end != '\0' || errno != 0 || value < low || value > high) {
+    throw input_error(std::string(name) + "=" + text + ": expected a whole number from " + std::to_string(low) +
+                      " to " + std::to_string(high));
+  }
+  return value;
+}
+
+}  // namespace
+
+RendezvousOptions rendezvous_from_environment(int rank, int size) {
+  RendezvousOptions o;
+  o.rank = rank;
+  o.size = size;
+  auto text = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  o.host = text("MASTER_ADDR");
+  if (size > 1) {
+    if (o.host.empty() || text("MASTER_PORT").empty()) {
+      throw input_error(std::string(o.host.empty() ? "MASTER_ADDR" : "MASTER_PORT") +
+                        " is not set: the ranks meet at MASTER_ADDR:MASTER_PORT (cohort launch and "
+                        "srun --cohort set both), or run them under MPI (srun --mpi=pmix, mpirun)");
+    }
+    o.port = static_cast<int>(env_number("MASTER_PORT", 1, 65535));
+  }
+  if (!text("COHORT_RENDEZVOUS_TIMEOUT").empty()) {
+    o.timeout = std::chrono::seconds(env_number("COHORT_RENDEZVOUS_TIMEOUT", 1, 24 * 3600));
+  }
+  const auto part = [&](const char* name) {
+    const std::string v = text(name);
+    return v.empty() ? std::string("-") : v;
+  };
+  o.key = "job " + part("SLURM_JOB_ID") + " step " + part("SLURM_STEP_ID") + " restart " +
+          part("COHORT_RESTART_COUNT");
+  return o;
+}
+
+std::string rendezvous(const RendezvousOptions& options, const std::string& failure,
+                       const std::function<std::string()>& make_payload) {
+  if (options.size < 1 || options.rank < 0 || options.rank >= options.size) {
+    throw input_error("rendezvous: rank " + std::to_string(options.rank) + " of " + std::to_string(options.size) +
+                      ": RANK must be 0..WORLD_SIZE-1");
+  }
+  if (options.size == 1) {
+    if (!failure.empty()) throw Error("rank 0 cannot take part: " + failure);
+    return make_payload();
+  }
+  if (options.port < 1 || options.port > 65535) {
+    throw input_error(where(options) + ": MASTER_PORT must be 1..65535");
+  }
+  return options.rank == 0 ? serve(options, failure, make_payload) : join(options, failure);
+}
+
+}  // namespace cohort::detail

@@ -578,6 +578,8 @@ int bench_command(const std::vector<std::string>& args) {
 
   CommunicatorOptions options;
   options.backend = backend;
+  // The benchmark times MPI beside cohort and gathers its figures over MPI.
+  options.bootstrap = "mpi";
   if (algorithm == "auto") options.algorithm = AllreduceAlgorithm::automatic;
   else if (algorithm == "mpi") options.algorithm = AllreduceAlgorithm::mpi;
   else if (algorithm == "node") options.algorithm = AllreduceAlgorithm::node;

@@ -11,6 +11,7 @@
 #include "collectives/dtype.hpp"
 #include "collectives/mpi_backend.hpp"
 #include "collectives/operation.hpp"
+#include "collectives/rendezvous.hpp"
 #include "common/error.hpp"
 #if COHORT_HAVE_NCCL
 #include "collectives/nccl_backend.hpp"
@@ -95,6 +96,10 @@ std::size_t measured_threshold(int ranks) {
 // it MPI's latency-optimised algorithms keep the small messages.
 constexpr std::size_t kRingThreshold = 1u << 20;
 
+constexpr const char* kNoNccl =
+    "this cohort was built without CUDA and NCCL; rebuild with them installed, or use "
+    "COHORT_COLLECTIVES_BACKEND=mpi with the ranks started under MPI";
+
 AllreduceAlgorithm parse_algorithm(const std::string& text) {
   if (text == "auto") return AllreduceAlgorithm::automatic;
   if (text == "mpi") return AllreduceAlgorithm::mpi;
@@ -119,17 +124,9 @@ class CommunicatorImpl {
     MPI_Query_thread(&provided);
     overlaps_ = provided == MPI_THREAD_MULTIPLE;
 
-    const char* env_backend = std::getenv("COHORT_COLLECTIVES_BACKEND");
-    backend_ = options.backend ? *options.backend : (env_backend && *env_backend ? env_backend : "auto");
-    if (backend_ != "auto" && backend_ != "mpi" && backend_ != "nccl") {
-      throw input_error("backend '" + backend_ + "' (COHORT_COLLECTIVES_BACKEND): unknown backend "
-                        "(use auto, mpi or nccl)");
-    }
+    backend_ = choose_backend(options);
 #if !COHORT_HAVE_NCCL
-    if (backend_ == "nccl") {
-      throw input_error("backend 'nccl': this cohort was built without CUDA and NCCL; rebuild "
-                        "with them installed, or use COHORT_COLLECTIVES_BACKEND=mpi");
-    }
+    if (backend_ == "nccl") throw input_error("backend 'nccl': " + std::string(kNoNccl));
 #endif
 
     MpiSettings settings;
@@ -166,15 +163,7 @@ class CommunicatorImpl {
     if (overlaps_) async_ = std::make_unique<MpiEngine>(comm, settings);
 
 #if COHORT_HAVE_NCCL
-    devices_ = cuda_device_count();
-    device_ = options.device;
-    if (device_ < 0 && devices_ > 0) {
-      // The launch contract's name first, then the launchers' own.
-      long long local = env_integer("LOCAL_RANK").value_or(-1);
-      if (local < 0) local = env_integer("SLURM_LOCALID").value_or(-1);
-      if (local < 0) local = env_integer("OMPI_COMM_WORLD_LOCAL_RANK").value_or(0);
-      device_ = static_cast<int>(local % devices_);
-    }
+    choose_device(options);
     if (backend_ == "nccl") {
       // Every rank decides alike, so that either all create the NCCL communicator or all
       // report the missing device.
@@ -192,6 +181,32 @@ class CommunicatorImpl {
 #endif
   }
 
+  // Ranks that met over TCP (no MPI): NCCL and device buffers only. A rank that cannot
+  // take part (no device, no NCCL in this build, backend mpi) says so at the rendezvous,
+  // and every rank fails with its reason.
+  CommunicatorImpl(const RendezvousOptions& rendezvous, const CommunicatorOptions& options)
+      : rank_(rendezvous.rank), size_(rendezvous.size), overlaps_(true), backend_(choose_backend(options)) {
+    settings_.algorithm = AllreduceAlgorithm::mpi;
+    std::string failure;
+    if (backend_ == "mpi") {
+      failure = "backend 'mpi' (COHORT_COLLECTIVES_BACKEND) needs the ranks started under MPI, and they met "
+                "over MASTER_ADDR:MASTER_PORT (COHORT_COLLECTIVES_BOOTSTRAP=tcp serves the nccl backend only)";
+    }
+#if COHORT_HAVE_NCCL
+    choose_device(options);
+    if (failure.empty() && devices_ == 0) {
+      failure = "no CUDA device is visible (check CUDA_VISIBLE_DEVICES and the job's --gpus); ranks that "
+                "meet over MASTER_ADDR:MASTER_PORT use NCCL and device buffers only";
+    }
+    tcp_ = true;
+    nccl_ = std::make_unique<NcclEngine>(rendezvous, device_, failure);
+#else
+    if (failure.empty()) failure = kNoNccl;
+    // Every rank fails together rather than leaving the others waiting at the rendezvous.
+    detail::rendezvous(rendezvous, failure, [] { return std::string(); });
+#endif
+  }
+
   ~CommunicatorImpl() {
     if (worker_.joinable()) {
       {
@@ -206,7 +221,7 @@ class CommunicatorImpl {
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool overlaps() const { return overlaps_; }
-  MPI_Comm comm() const { return sync_->comm(); }
+  MPI_Comm comm() const { return sync_ ? sync_->comm() : MPI_COMM_NULL; }
   std::size_t threshold() const {
     if (settings_.algorithm == AllreduceAlgorithm::mpi) return SIZE_MAX;
     if (settings_.algorithm != AllreduceAlgorithm::automatic) return 0;
@@ -222,8 +237,15 @@ class CommunicatorImpl {
   // Whether this call's buffers go to NCCL; rejects buffers the chosen backend cannot use.
   bool use_nccl(const char* what, const void* a, const void* b) {
 #if COHORT_HAVE_NCCL
+    if (tcp_ && !a && !b) return true;  // nothing to move: NCCL takes count 0
     if (devices_ == 0) return false;  // the nccl backend with no device was refused at creation
     const bool device = (a && is_device_pointer(a)) || (b && is_device_pointer(b));
+    if (tcp_ && !device) {
+      throw input_error(std::string(what) + ": the buffer is host memory, and these ranks met over "
+                        "MASTER_ADDR:MASTER_PORT without MPI (COHORT_COLLECTIVES_BOOTSTRAP=tcp), which "
+                        "serves CUDA device buffers only: pass a device buffer, or start the ranks under "
+                        "MPI (srun --mpi=pmix, mpirun) for host buffers");
+    }
     if (backend_ == "mpi" && device) {
       throw input_error(std::string(what) + ": the buffer is CUDA device memory and the backend is "
                         "mpi: use COHORT_COLLECTIVES_BACKEND=auto or nccl, or a host buffer");
@@ -250,6 +272,23 @@ class CommunicatorImpl {
 #endif
 
   MpiEngine& sync() { return *sync_; }
+
+  // Blocking when `wait`, else through the returned operation.
+  std::shared_ptr<Operation> barrier(bool wait) {
+#if COHORT_HAVE_NCCL
+    if (tcp_) {
+      auto op = nccl_->barrier();
+      if (wait) op->wait();
+      return op;
+    }
+#endif
+    synchronize_device();
+    if (wait) {
+      sync_->barrier();
+      return nullptr;
+    }
+    return submit([](MpiEngine& e) { e.barrier(); });
+  }
   int device() const {
 #if COHORT_HAVE_NCCL
     if (backend_ != "mpi" && devices_ > 0) return device_;
@@ -302,6 +341,30 @@ class CommunicatorImpl {
     }
   }
 
+  static std::string choose_backend(const CommunicatorOptions& options) {
+    const char* env_backend = std::getenv("COHORT_COLLECTIVES_BACKEND");
+    std::string backend = options.backend ? *options.backend : (env_backend && *env_backend ? env_backend : "auto");
+    if (backend != "auto" && backend != "mpi" && backend != "nccl") {
+      throw input_error("backend '" + backend + "' (COHORT_COLLECTIVES_BACKEND): unknown backend "
+                        "(use auto, mpi or nccl)");
+    }
+    return backend;
+  }
+
+#if COHORT_HAVE_NCCL
+  void choose_device(const CommunicatorOptions& options) {
+    devices_ = cuda_device_count();
+    device_ = options.device;
+    if (device_ < 0 && devices_ > 0) {
+      // The launch contract's name first, then the launchers' own.
+      long long local = env_integer("LOCAL_RANK").value_or(-1);
+      if (local < 0) local = env_integer("SLURM_LOCALID").value_or(-1);
+      if (local < 0) local = env_integer("OMPI_COMM_WORLD_LOCAL_RANK").value_or(0);
+      device_ = static_cast<int>(local % devices_);
+    }
+  }
+#endif
+
   int rank_ = 0;
   int size_ = 1;
   bool overlaps_ = false;
@@ -312,6 +375,7 @@ class CommunicatorImpl {
 #if COHORT_HAVE_NCCL
   int devices_ = 0;
   int device_ = 0;
+  bool tcp_ = false;  // met over MASTER_ADDR:MASTER_PORT: no MPI, device buffers only
   std::unique_ptr<NcclEngine> nccl_;
 #endif
   std::mutex mutex_;
@@ -376,40 +440,89 @@ Communicator Communicator::from_mpi(MPI_Comm comm, const CommunicatorOptions& op
   return Communicator(std::make_unique<detail::CommunicatorImpl>(comm, options));
 }
 
-Communicator Communicator::from_environment(const CommunicatorOptions& options) {
-  detail::ensure_mpi();
-  int world_size = 0, world_rank = 0;
-  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  const auto rank = detail::env_integer("RANK");
-  const auto size = detail::env_integer("WORLD_SIZE");
-  if (!rank && !size) return from_mpi(MPI_COMM_WORLD, options);
+namespace detail {
+namespace {
+
+// RANK and WORLD_SIZE of the launch contract, checked; nothing when neither is set.
+std::optional<std::pair<int, int>> contract_ranks() {
+  const auto rank = env_integer("RANK");
+  const auto size = env_integer("WORLD_SIZE");
+  if (!rank && !size) return std::nullopt;
   if (!rank || !size) {
     throw input_error(std::string(rank ? "WORLD_SIZE" : "RANK") +
                       " is not set but " + (rank ? "RANK" : "WORLD_SIZE") +
                       " is: the launch contract sets both (cohort launch, srun --cohort)");
   }
-  if (*size != world_size) {
-    throw input_error("WORLD_SIZE=" + std::to_string(*size) + " but MPI started " +
-                      std::to_string(world_size) +
-                      " processes: start every rank under one launch (srun --mpi=pmix, "
-                      "mpirun -n " + std::to_string(*size) + ") or correct WORLD_SIZE");
+  if (*size < 1 || *size > (1 << 24)) {
+    throw input_error("WORLD_SIZE=" + std::to_string(*size) + ": expected 1 or more ranks");
   }
   if (*rank < 0 || *rank >= *size) {
     throw input_error("RANK=" + std::to_string(*rank) + " is outside 0.." + std::to_string(*size - 1) +
                       " (WORLD_SIZE=" + std::to_string(*size) + ")");
   }
+  return std::pair{static_cast<int>(*rank), static_cast<int>(*size)};
+}
+
+// How the ranks find each other: "mpi" or "tcp" (MASTER_ADDR:MASTER_PORT, no MPI).
+std::string choose_bootstrap(const CommunicatorOptions& options) {
+  const char* env = std::getenv("COHORT_COLLECTIVES_BOOTSTRAP");
+  const std::string chosen = options.bootstrap ? *options.bootstrap : (env && *env ? env : "auto");
+  if (chosen == "mpi" || chosen == "tcp") return chosen;
+  if (chosen != "auto") {
+    throw input_error("bootstrap '" + chosen + "' (COHORT_COLLECTIVES_BOOTSTRAP): unknown bootstrap "
+                      "(use auto, mpi or tcp)");
+  }
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) return "mpi";
+  // Started by an MPI launcher (mpirun, srun --mpi=pmix, Hydra): MPI knows the ranks.
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"}) {
+    if (std::getenv(name)) return "mpi";
+  }
+  // Started as torchrun starts ranks: only the contract knows them.
+  const auto ranks = contract_ranks();
+  const char* master = std::getenv("MASTER_ADDR");
+  if (ranks && ranks->second > 1 && master && *master) return "tcp";
+  return "mpi";
+}
+
+}  // namespace
+}  // namespace detail
+
+Communicator Communicator::from_environment(const CommunicatorOptions& options) {
+  if (detail::choose_bootstrap(options) == "tcp") {
+    const auto ranks = detail::contract_ranks();
+    if (!ranks) {
+      throw input_error("COHORT_COLLECTIVES_BOOTSTRAP=tcp: RANK and WORLD_SIZE are not set: the ranks meet "
+                        "at MASTER_ADDR:MASTER_PORT as the launch contract numbers them (cohort launch sets "
+                        "all four)");
+    }
+    const auto rendezvous = detail::rendezvous_from_environment(ranks->first, ranks->second);
+    return Communicator(std::make_unique<detail::CommunicatorImpl>(rendezvous, options));
+  }
+  detail::ensure_mpi();
+  int world_size = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  const auto ranks = detail::contract_ranks();
+  if (!ranks) return from_mpi(MPI_COMM_WORLD, options);
+  const auto [rank, size] = *ranks;
+  if (size != world_size) {
+    throw input_error("WORLD_SIZE=" + std::to_string(size) + " but MPI started " +
+                      std::to_string(world_size) +
+                      " processes: start every rank under one launch (srun --mpi=pmix, "
+                      "mpirun -n " + std::to_string(size) + ") or correct WORLD_SIZE");
+  }
   // Order the ranks by RANK, then check that no two processes claimed the same one.
   MPI_Comm ordered = MPI_COMM_NULL;
-  detail::check_mpi(MPI_Comm_split(MPI_COMM_WORLD, 0, static_cast<int>(*rank), &ordered), "MPI_Comm_split");
+  detail::check_mpi(MPI_Comm_split(MPI_COMM_WORLD, 0, rank, &ordered), "MPI_Comm_split");
   int got = 0;
   MPI_Comm_rank(ordered, &got);
-  int all_match = got == *rank ? 1 : 0;
+  int all_match = got == rank ? 1 : 0;
   MPI_Allreduce(MPI_IN_PLACE, &all_match, 1, MPI_INT, MPI_MIN, ordered);
   if (!all_match) {
     MPI_Comm_free(&ordered);
     throw input_error("RANK: two processes have the same RANK (this one has RANK=" +
-                      std::to_string(*rank) + "): each rank of the launch needs its own");
+                      std::to_string(rank) + "): each rank of the launch needs its own");
   }
   try {
     Communicator comm = from_mpi(ordered, options);
@@ -500,10 +613,7 @@ void Communicator::reduce_scatter(const void* send, void* recv, std::size_t coun
   impl_->sync().reduce_scatter(send, recv, count, dtype, op);
 }
 
-void Communicator::barrier() {
-  impl_->synchronize_device();
-  impl_->sync().barrier();
-}
+void Communicator::barrier() { impl_->barrier(true); }
 
 Request Communicator::iallreduce(const void* send, void* recv, std::size_t count, DataType dtype,
                                  ReduceOp op) {
@@ -563,9 +673,6 @@ Request Communicator::ireduce_scatter(const void* send, void* recv, std::size_t 
   return Request(impl_->submit([=](detail::MpiEngine& e) { e.reduce_scatter(send, recv, count, dtype, op); }));
 }
 
-Request Communicator::ibarrier() {
-  impl_->synchronize_device();
-  return Request(impl_->submit([](detail::MpiEngine& e) { e.barrier(); }));
-}
+Request Communicator::ibarrier() { return Request(impl_->barrier(false)); }
 
 }  // namespace cohort

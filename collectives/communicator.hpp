@@ -18,7 +18,8 @@
 // pre-faulted shared memory when every rank shares one node, else as a ring of MPI messages
 // through persistent staging buffers; both chunked so that reduction overlaps transfer.
 // Device buffers go over NCCL when cohort was built with CUDA and NCCL (the unique id
-// travels over MPI). COHORT_COLLECTIVES_BACKEND=auto|mpi|nccl chooses explicitly.
+// travels over MPI, or over TCP between ranks that met at MASTER_ADDR:MASTER_PORT without
+// MPI). COHORT_COLLECTIVES_BACKEND=auto|mpi|nccl chooses explicitly.
 //
 // Every rank calls the same operations in the same order with the same count, dtype and op,
 // as with MPI and NCCL. cohort checks that agreement on its own allreduce paths always, and
@@ -68,6 +69,12 @@ enum class AllreduceAlgorithm {
 struct CommunicatorOptions {
   // Backend: unset means COHORT_COLLECTIVES_BACKEND, else auto (device buffers → NCCL).
   std::optional<std::string> backend;
+  // How from_environment's ranks find each other: mpi, tcp, or auto. Unset means
+  // COHORT_COLLECTIVES_BOOTSTRAP, else auto: MPI when it is initialised or an MPI launcher
+  // started the process, tcp when only the launch contract (RANK, WORLD_SIZE, MASTER_ADDR,
+  // MASTER_PORT) describes the ranks, as under torchrun or `cohort launch` without
+  // --mpi=pmix. tcp needs no MPI and serves CUDA device buffers only (NCCL).
+  std::optional<std::string> bootstrap;
   // Host allreduce algorithm; COHORT_ALLREDUCE_ALGORITHM=auto|mpi|node|ring overrides
   // automatic.
   AllreduceAlgorithm algorithm = AllreduceAlgorithm::automatic;
@@ -111,10 +118,13 @@ class Request {
 
 class Communicator {
  public:
-  // Joins the ranks of the launch contract. MPI is initialised (MPI_THREAD_MULTIPLE) when
-  // the program has not done so. With RANK and WORLD_SIZE set, cohort's ranks follow RANK
-  // and WORLD_SIZE must equal the number of MPI processes; without them (a plain mpirun),
-  // the ranks are MPI_COMM_WORLD's.
+  // Joins the ranks of the launch contract. Over MPI (see CommunicatorOptions::bootstrap),
+  // MPI is initialised (MPI_THREAD_MULTIPLE) when the program has not done so; with RANK
+  // and WORLD_SIZE set, cohort's ranks follow RANK and WORLD_SIZE must equal the number of
+  // MPI processes; without them (a plain mpirun), the ranks are MPI_COMM_WORLD's. Over tcp,
+  // rank 0 listens on MASTER_PORT and the others connect to MASTER_ADDR, within
+  // COHORT_RENDEZVOUS_TIMEOUT seconds (default 600); a rank that cannot take part (no
+  // device) makes every rank throw its reason.
   static Communicator from_environment(const CommunicatorOptions& options = {});
   // Joins the ranks of `comm`, which cohort duplicates and leaves to its owner.
   static Communicator from_mpi(MPI_Comm comm, const CommunicatorOptions& options = {});
@@ -163,7 +173,7 @@ class Communicator {
   Request ibarrier();
 
   // The duplicated MPI communicator blocking host operations run on (for interoperation:
-  // e.g. a baseline MPI call on the same ranks).
+  // e.g. a baseline MPI call on the same ranks); MPI_COMM_NULL for ranks that met over tcp.
   MPI_Comm mpi_comm() const;
 
  private:

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -173,36 +174,76 @@ struct NcclEngine::State {
   int size = 1;
   ncclComm_t comm = nullptr;
   std::shared_ptr<EventPool> events = std::make_shared<EventPool>();
+  std::unique_ptr<DeviceBuffer> token;  // what barrier() reduces
 };
 
 NcclEngine::NcclEngine(MPI_Comm comm, int device) : state_(std::make_unique<State>()), device_(device) {
   int rank = 0, size = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
-  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  // Every rank learns whether all are ready, then rank 0's id or its failure reaches every
+  // rank, so that none waits for the others.
+  const IdExchange over_mpi = [&](const std::string& failure, const std::function<std::string()>& make) {
+    int ready = failure.empty() ? 1 : 0;
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &ready, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+    if (!failure.empty()) throw Error("rank " + std::to_string(rank) + " cannot take part: " + failure);
+    if (!ready) throw Error("another rank cannot take part in the NCCL communicator (see its error)");
+    struct {
+      char id[NCCL_UNIQUE_ID_BYTES];
+      int ok;
+      char message[256];
+    } boot{};
+    if (rank == 0) {
+      try {
+        const std::string id = make();
+        std::memcpy(boot.id, id.data(), std::min(id.size(), sizeof boot.id));
+        boot.ok = 1;
+      } catch (const std::exception& e) {
+        std::snprintf(boot.message, sizeof boot.message, "%s", e.what());
+      }
+    }
+    check_mpi(MPI_Bcast(&boot, sizeof boot, MPI_BYTE, 0, comm), "MPI_Bcast");
+    if (!boot.ok) throw Error(std::string("rank 0 cannot take part: ") + boot.message);
+    return std::string(boot.id, sizeof boot.id);
+  };
+  init(rank, size, over_mpi, "");
+}
 
-  // Rank 0's id, or its failure, reaches every rank, so that none waits for the others.
-  struct {
-    ncclUniqueId id;
-    int ok;
-    char message[256];
-  } boot{};
-  if (rank == 0) {
-    const ncclResult_t rc = ncclGetUniqueId(&boot.id);
-    boot.ok = rc == ncclSuccess;
-    if (!boot.ok) std::snprintf(boot.message, sizeof boot.message, "%s", ncclGetErrorString(rc));
+NcclEngine::NcclEngine(const RendezvousOptions& rendezvous_options, int device, const std::string& failure)
+    : state_(std::make_unique<State>()), device_(device) {
+  const IdExchange over_tcp = [&](const std::string& why, const std::function<std::string()>& make) {
+    return rendezvous(rendezvous_options, why, make);
+  };
+  init(rendezvous_options.rank, rendezvous_options.size, over_tcp, failure);
+}
+
+void NcclEngine::init(int rank, int size, const IdExchange& exchange, const std::string& failure) {
+  std::string why = failure;
+  if (why.empty()) {
+    const cudaError_t rc = cudaSetDevice(device_);
+    if (rc != cudaSuccess) why = std::string("cudaSetDevice(") + std::to_string(device_) + "): " + cudaGetErrorString(rc);
   }
-  check_mpi(MPI_Bcast(&boot, sizeof boot, MPI_BYTE, 0, comm), "MPI_Bcast");
-  if (!boot.ok) throw Error(std::string("ncclGetUniqueId on rank 0: ") + boot.message);
+  const std::string id = exchange(why, [] {
+    ncclUniqueId unique{};
+    check_nccl(ncclGetUniqueId(&unique), "ncclGetUniqueId");
+    return std::string(unique.internal, sizeof unique.internal);
+  });
+  ncclUniqueId unique{};
+  if (id.size() != sizeof unique.internal) {
+    throw Error("NCCL unique id of " + std::to_string(id.size()) + " bytes from rank 0, expected " +
+                std::to_string(sizeof unique.internal) + ": every rank must run the same cohort and NCCL");
+  }
+  std::memcpy(unique.internal, id.data(), id.size());
 
   // A blocking stream: collectives are ordered after the caller's work on the legacy
   // default stream (cudaMemcpy, cudaMemset, kernels launched without a stream), which
   // may still be in flight when those calls return.
   check_cuda(cudaStreamCreateWithFlags(&state_->stream, cudaStreamDefault), "cudaStreamCreate");
   state_->size = size;
-  const ncclResult_t rc = ncclCommInitRank(&state_->comm, size, boot.id, rank);
+  const ncclResult_t rc = ncclCommInitRank(&state_->comm, size, unique, rank);
   if (rc != ncclSuccess) {
     cudaStreamDestroy(state_->stream);
+    state_->stream = nullptr;
     check_nccl(rc, "ncclCommInitRank");
   }
 }
@@ -252,6 +293,15 @@ std::shared_ptr<Operation> NcclEngine::reduce_scatter(const void* send, void* re
   const ncclRedOp_t reduction = op == ReduceOp::avg && state_->size == 1 ? ncclSum : nccl_op(op);
   check_nccl(ncclReduceScatter(send, recv, count, nccl_type(dtype), reduction, state_->comm, state_->stream),
              "ncclReduceScatter", state_->comm);
+  return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
+}
+
+std::shared_ptr<Operation> NcclEngine::barrier() {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  if (!state_->token) state_->token = std::make_unique<DeviceBuffer>(sizeof(float), device_);
+  float* token = static_cast<float*>(state_->token->data());
+  check_nccl(ncclAllReduce(token, token, 1, ncclFloat32, ncclSum, state_->comm, state_->stream), "ncclAllReduce",
+             state_->comm);
   return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
 }
 

@@ -4,10 +4,13 @@
 #include <mpi.h>
 
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "collectives/communicator.hpp"
 #include "collectives/operation.hpp"
+#include "collectives/rendezvous.hpp"
 
 namespace cohort::detail {
 
@@ -39,6 +42,10 @@ class NcclEngine {
  public:
   // Collective over comm: rank 0's unique id travels by MPI_Bcast.
   NcclEngine(MPI_Comm comm, int device);
+  // Collective over the ranks that meet at the rendezvous: rank 0's unique id travels over
+  // TCP. `failure` is why this rank cannot take part (empty when it can): every rank then
+  // throws it, with the rank's number, rather than waiting for this one.
+  NcclEngine(const RendezvousOptions& rendezvous, int device, const std::string& failure);
   NcclEngine(const NcclEngine&) = delete;
   NcclEngine& operator=(const NcclEngine&) = delete;
   ~NcclEngine();
@@ -53,9 +60,16 @@ class NcclEngine {
                                             DataType dtype, ReduceOp op);
   // Waits for everything enqueued so far.
   void synchronize();
+  // Completes when every rank has enqueued it and the work enqueued before it is done
+  // (a one-element allreduce, as NCCL-only frameworks do).
+  std::shared_ptr<Operation> barrier();
 
  private:
   struct State;
+  // rank 0's ncclUniqueId given to every rank: exchange(failure, make) returns on every
+  // rank what make() returned on rank 0, or throws everywhere when some rank failed.
+  using IdExchange = std::function<std::string(const std::string& failure, const std::function<std::string()>& make)>;
+  void init(int rank, int size, const IdExchange& exchange, const std::string& failure);
   std::unique_ptr<State> state_;
   int device_ = 0;
 };

@@ -114,5 +114,35 @@ TEST_F(Nccl, DeviceBufferWithTheMpiBackendIsAnInputError) {
   EXPECT_THROW(mpi.allreduce(buffer.data(), 4, DataType::f32, ReduceOp::sum), Error);
 }
 
+TEST_F(Nccl, RanksThatMetOverTcpReduceDeviceBuffersAndRefuseHostOnes) {
+  // One rank: NCCL refuses two ranks on one device, and the machines with a GPU have one.
+  ::setenv("RANK", "0", 1);
+  ::setenv("WORLD_SIZE", "1", 1);
+  CommunicatorOptions options;
+  options.bootstrap = "tcp";
+  Communicator tcp = Communicator::from_environment(options);
+  ::unsetenv("RANK");
+  ::unsetenv("WORLD_SIZE");
+  EXPECT_EQ(tcp.mpi_comm(), MPI_COMM_NULL);
+  const std::size_t count = 1000003;
+  detail::DeviceBuffer buffer(count * 4, tcp.device());
+  auto input = detail::filled(0, count, DataType::f32, ReduceOp::sum);
+  buffer.upload(input.data(), count * 4);
+  tcp.allreduce(buffer.data(), count, DataType::f32, ReduceOp::sum);
+  tcp.barrier();
+  tcp.ibarrier().wait();
+  std::vector<std::byte> got(count * 4 + 1);
+  buffer.download(got.data(), count * 4);
+  EXPECT_EQ(detail::count_wrong(got.data(), count, 1, DataType::f32, ReduceOp::sum), 0u);
+  float host[4] = {};
+  try {
+    tcp.allreduce(host, 4, DataType::f32, ReduceOp::sum);
+    ADD_FAILURE() << "a host buffer was accepted without MPI";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    EXPECT_NE(std::string(e.what()).find("serves CUDA device buffers only"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace cohort

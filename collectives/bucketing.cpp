@@ -5,15 +5,11 @@
 
 #include "collectives/dtype.hpp"
 #include "common/error.hpp"
+#if COHORT_HAVE_NCCL
+#include "collectives/nccl_backend.hpp"
+#endif
 
 namespace cohort {
-namespace {
-
-DataType accumulation_type(DataType dtype) {
-  return dtype == DataType::f16 || dtype == DataType::bf16 ? DataType::f32 : dtype;
-}
-
-}  // namespace
 
 GradientBuckets::GradientBuckets(Communicator& comm, BucketOptions options)
     : comm_(comm), options_(options) {
@@ -29,10 +25,37 @@ std::size_t GradientBuckets::add(void* data, std::size_t count, DataType dtype) 
   if (count > 0 && !data) {
     throw input_error("GradientBuckets::add: a null buffer with count " + std::to_string(count));
   }
+#if COHORT_HAVE_NCCL
+  const bool on_device = data && detail::is_device_pointer(data);
+#else
+  const bool on_device = false;
+#endif
+  if (!placed_) device_ = options_.device.value_or(on_device);
+  if (data && on_device != device_) {
+    throw input_error("GradientBuckets::add: tensor " + std::to_string(tensors_.size()) + " is " +
+                      (on_device ? "CUDA device" : "host") + " memory and the buckets live in " +
+                      (device_ ? "device" : "host") + " memory: keep every gradient in one place, or set "
+                      "BucketOptions::device to match");
+  }
   return add_tensor(data, count, dtype, false);
 }
 
+DataType GradientBuckets::accumulation_type(DataType dtype) const {
+  // NCCL reduces 16-bit types natively and device buckets hold them as they are; MPI's
+  // reductions of them round at every step, so host buckets widen them.
+  if (device_) return dtype;
+  return dtype == DataType::f16 || dtype == DataType::bf16 ? DataType::f32 : dtype;
+}
+
+void GradientBuckets::copy(const void* src, DataType from, void* dst, DataType to, std::size_t count) const {
+#if COHORT_HAVE_NCCL
+  if (device_) return detail::device_copy(dst, src, count * size_of(from));
+#endif
+  detail::convert(src, from, dst, to, count);
+}
+
 std::size_t GradientBuckets::add_view(std::size_t count, DataType dtype) {
+  if (!placed_) device_ = options_.device.value_or(false);
   if (accumulation_type(dtype) != dtype) {
     throw input_error("GradientBuckets::add_view: " + std::string(name_of(dtype)) +
                       " gradients are accumulated in float buckets and cannot live in them: "
@@ -45,6 +68,15 @@ std::size_t GradientBuckets::add_tensor(void* data, std::size_t count, DataType 
   if (sealed_) {
     throw Error("GradientBuckets: tensors are registered before the first mark_ready or data(); "
                 "register every tensor first");
+  }
+  if (!placed_) {
+#if !COHORT_HAVE_NCCL
+    if (device_) {
+      throw input_error("BucketOptions::device: this cohort was built without CUDA and NCCL: buckets live "
+                        "in host memory");
+    }
+#endif
+    placed_ = true;
   }
   tensors_.push_back(Tensor{data, count, dtype, 0, 0, false, view});
   return tensors_.size() - 1;
@@ -80,17 +112,28 @@ void GradientBuckets::seal() {
   }
   for (Bucket& b : buckets_) {
     // Allocated and touched once, reused every step.
-    b.buffer.assign(b.count * size_of(b.dtype), std::byte{0});
+    b.bytes = b.count * size_of(b.dtype);
+#if COHORT_HAVE_NCCL
+    if (device_) {
+      auto buffer = std::make_shared<detail::DeviceBuffer>(b.bytes, comm_.device());
+      b.data = static_cast<std::byte*>(buffer->data());
+      b.device = std::move(buffer);
+    }
+#endif
+    if (!device_) {
+      b.host.assign(b.bytes, std::byte{0});
+      b.data = b.host.data();
+    }
     b.pending = b.tensors;
   }
   for (Tensor& t : tensors_) {
-    if (t.view) t.data = buckets_[t.bucket].buffer.data() + t.offset * size_of(t.dtype);
+    if (t.view) t.data = buckets_[t.bucket].data + t.offset * size_of(t.dtype);
   }
 }
 
 std::size_t GradientBuckets::largest_bucket_bytes() const {
   std::size_t most = 0;
-  for (const Bucket& b : buckets_) most = std::max(most, b.buffer.size());
+  for (const Bucket& b : buckets_) most = std::max(most, b.bytes);
   return most;
 }
 
@@ -107,7 +150,7 @@ void GradientBuckets::mark_ready(std::size_t id) {
   }
   t.ready = true;
   Bucket& b = buckets_[t.bucket];
-  if (!t.view) detail::convert(t.data, t.dtype, b.buffer.data() + t.offset * size_of(b.dtype), b.dtype, t.count);
+  if (!t.view) copy(t.data, t.dtype, b.data + t.offset * size_of(b.dtype), b.dtype, t.count);
   if (--b.pending == 0) start_ready_buckets();
 }
 
@@ -115,7 +158,7 @@ void GradientBuckets::start_ready_buckets() {
   const ReduceOp op = options_.average ? ReduceOp::avg : ReduceOp::sum;
   while (next_to_start_ < buckets_.size() && buckets_[next_to_start_].pending == 0) {
     Bucket& b = buckets_[next_to_start_++];
-    b.request = comm_.iallreduce(b.buffer.data(), b.count, b.dtype, op);
+    b.request = comm_.iallreduce(b.data, b.count, b.dtype, op);
   }
 }
 
@@ -135,11 +178,16 @@ void GradientBuckets::wait() {
     b.request.wait();
     for (std::size_t i = b.first_tensor; i < b.first_tensor + b.tensors; ++i) {
       Tensor& t = tensors_[i];
-      if (!t.view) detail::convert(b.buffer.data() + t.offset * size_of(b.dtype), b.dtype, t.data, t.dtype, t.count);
+      if (!t.view) copy(b.data + t.offset * size_of(b.dtype), b.dtype, t.data, t.dtype, t.count);
       t.ready = false;
     }
     b.pending = b.tensors;
   }
+#if COHORT_HAVE_NCCL
+  // The copies back run on the default stream: done before wait() returns, so that any
+  // stream, or the host, sees the reduced gradients.
+  if (device_) detail::default_stream_synchronize();
+#endif
   next_to_start_ = 0;
 }
 

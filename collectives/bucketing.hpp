@@ -20,10 +20,14 @@
 // marked in, so that every rank issues the same allreduces in the same order. f16 and bf16
 // gradients are accumulated in f32 buckets: the reduction across ranks rounds once, at the
 // end, rather than once per rank. Gradients registered with add_view live in the buckets
-// themselves, which saves the two copies.
+// themselves, which saves the two copies. Gradients in CUDA device memory get buckets in
+// device memory, reduced by NCCL; copies to and from them are ordered on the default
+// stream, after the kernels that computed the gradients.
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include "collectives/communicator.hpp"
@@ -33,6 +37,11 @@ namespace cohort {
 struct BucketOptions {
   std::size_t bucket_bytes = 25u << 20;  // PyTorch DDP's default bucket_cap_mb
   bool average = false;                  // divide the sums by the number of ranks
+  // Where buckets live. Unset: in CUDA device memory (of comm.device(), reduced by NCCL)
+  // when the first tensor given to add() is device memory, else in host memory. Every
+  // tensor must then live where its buckets do. Device buckets keep 16-bit types as they
+  // are (NCCL reduces them natively), so views of every type are possible there.
+  std::optional<bool> device;
 };
 
 class GradientBuckets {
@@ -48,7 +57,7 @@ class GradientBuckets {
 
   // Registers a gradient that lives inside its bucket (PyTorch DDP's gradient_as_bucket_view):
   // backward writes it at data(id), and neither mark_ready nor wait copies it. Only for types
-  // a bucket holds as they are (not f16 or bf16, which buckets widen to f32).
+  // a bucket holds as they are (in host buckets, not f16 or bf16, which they widen to f32).
   std::size_t add_view(std::size_t count, DataType dtype);
   // Where a view's gradient lives; valid from the first call (which ends registration) for
   // as long as this object.
@@ -64,7 +73,7 @@ class GradientBuckets {
 
   std::size_t bucket_count() const { return buckets_.size(); }
   std::size_t tensor_count() const { return tensors_.size(); }
-  // Bytes of the largest bucket (buckets hold f32 for 16-bit tensors).
+  // Bytes of the largest bucket (host buckets hold f32 for 16-bit tensors).
   std::size_t largest_bucket_bytes() const;
 
  private:
@@ -80,7 +89,10 @@ class GradientBuckets {
   struct Bucket {
     DataType dtype;  // the accumulation type
     std::size_t count = 0;
-    std::vector<std::byte> buffer;
+    std::vector<std::byte> host;
+    std::shared_ptr<void> device;  // device memory, when buckets live there
+    std::byte* data = nullptr;     // whichever of the two holds the bucket
+    std::size_t bytes = 0;
     std::size_t first_tensor = 0;
     std::size_t tensors = 0;
     std::size_t pending = 0;  // tensors not yet ready this step
@@ -88,6 +100,9 @@ class GradientBuckets {
   };
 
   std::size_t add_tensor(void* data, std::size_t count, DataType dtype, bool view);
+  DataType accumulation_type(DataType dtype) const;
+  // Copies between a tensor and its bucket (and converts 16-bit types in host buckets).
+  void copy(const void* src, DataType from, void* dst, DataType to, std::size_t count) const;
   void seal();
   void start_ready_buckets();
 
@@ -96,6 +111,8 @@ class GradientBuckets {
   std::vector<Tensor> tensors_;
   std::vector<Bucket> buckets_;
   bool sealed_ = false;
+  bool placed_ = false;  // whether buckets live on the device is settled (first registration)
+  bool device_ = false;
   std::size_t next_to_start_ = 0;
 };
 

@@ -144,6 +144,13 @@ bool is_device_pointer(const void* ptr) {
   return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
 }
 
+void device_copy(void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, cudaStreamLegacy), "cudaMemcpyAsync");
+}
+
+void default_stream_synchronize() { check_cuda(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize"); }
+
 DeviceBuffer::DeviceBuffer(std::size_t bytes, int device) : device_(device) {
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   check_cuda(cudaMalloc(&data_, bytes ? bytes : 1), "cudaMalloc");

@@ -19,6 +19,12 @@ int cuda_device_count();
 // True for memory a CUDA kernel can address as device memory (device or managed).
 bool is_device_pointer(const void* ptr);
 
+// Copies between device buffers, in order on the legacy default stream (after the kernels a
+// framework launched there, before a blocking stream's next work); returns at once.
+void device_copy(void* dst, const void* src, std::size_t bytes);
+// Waits for everything on the legacy default stream.
+void default_stream_synchronize();
+
 // Device memory on one device, freed on destruction (for the benchmark's buffers).
 class DeviceBuffer {
  public:

@@ -2,8 +2,12 @@
 // CUDA device is visible.
 #include <gtest/gtest.h>
 
-#include <cstring>
+#include <cuda_runtime.h>
 
+#include <cstring>
+#include <memory>
+
+#include "collectives/bucketing.hpp"
 #include "collectives/communicator.hpp"
 #include "collectives/nccl_backend.hpp"
 #include "collectives/reference.hpp"
@@ -112,6 +116,47 @@ TEST_F(Nccl, DeviceBufferWithTheMpiBackendIsAnInputError) {
   Communicator mpi = Communicator::from_environment(options);
   detail::DeviceBuffer buffer(16, comm().device());
   EXPECT_THROW(mpi.allreduce(buffer.data(), 4, DataType::f32, ReduceOp::sum), Error);
+}
+
+TEST_F(Nccl, GradientsInDeviceMemoryAreReducedInDeviceBuckets) {
+  const std::pair<DataType, std::size_t> shapes[] = {{DataType::f32, 1000}, {DataType::f16, 3001},
+                                                     {DataType::bf16, 64},  {DataType::f32, 0},
+                                                     {DataType::f64, 4097}, {DataType::f32, 50000}};
+  std::vector<std::unique_ptr<detail::DeviceBuffer>> grads;
+  BucketOptions options;
+  options.bucket_bytes = 64 * 1024;
+  GradientBuckets buckets(comm(), options);
+  for (const auto& [dt, count] : shapes) {
+    grads.push_back(std::make_unique<detail::DeviceBuffer>(count * size_of(dt), comm().device()));
+    buckets.add(grads.back()->data(), count, dt);
+  }
+  const std::size_t view = buckets.add_view(777, DataType::f16);  // device buckets keep 16-bit types
+  for (int step = 0; step < 2; ++step) {
+    for (std::size_t k = 0; k < grads.size(); ++k) {
+      const auto& [dt, count] = shapes[k];
+      const auto input = detail::filled(comm().rank(), count, dt, ReduceOp::sum);
+      grads[k]->upload(input.data(), count * size_of(dt));
+      buckets.mark_ready(k);
+    }
+    const auto input = detail::filled(comm().rank(), 777, DataType::f16, ReduceOp::sum);
+    ASSERT_EQ(cudaMemcpy(buckets.data(view), input.data(), input.size(), cudaMemcpyHostToDevice), cudaSuccess);
+    buckets.mark_ready(view);
+    buckets.wait();
+    for (std::size_t k = 0; k < grads.size(); ++k) {
+      const auto& [dt, count] = shapes[k];
+      std::vector<std::byte> got(count * size_of(dt) + 1);
+      grads[k]->download(got.data(), count * size_of(dt));
+      EXPECT_EQ(detail::count_wrong(got.data(), count, comm().size(), dt, ReduceOp::sum), 0u)
+          << name_of(dt) << " × " << count << " step " << step;
+    }
+    std::vector<std::byte> got(777 * 2 + 1);
+    ASSERT_EQ(cudaMemcpy(got.data(), buckets.data(view), 777 * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(detail::count_wrong(got.data(), 777, comm().size(), DataType::f16, ReduceOp::sum), 0u);
+  }
+  float host[4] = {};
+  GradientBuckets mixed(comm());
+  mixed.add(grads[0]->data(), 4, DataType::f32);
+  EXPECT_THROW(mixed.add(host, 4, DataType::f32), Error);
 }
 
 TEST_F(Nccl, RanksThatMetOverTcpReduceDeviceBuffersAndRefuseHostOnes) {

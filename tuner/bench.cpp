@@ -9,8 +9,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -87,8 +89,10 @@ std::vector<Problem> problems() {
   };
 }
 
-Experiment experiment(const std::string& algorithm, const Problem& p) {
+// `settings` are algorithmSettings as YAML flow items: "{name: gamma, value: \"0.2\"}, ...".
+Experiment experiment(const std::string& algorithm, const Problem& p, const std::string& settings = "") {
   return parse_experiment("objective: {type: minimize, objectiveMetricName: y}\nalgorithm: {algorithmName: " + algorithm +
+                              (settings.empty() ? "" : ", algorithmSettings: [" + settings + "]") +
                               "}\nmaxTrialCount: 1000\nparameters:\n" + p.parameters + "trialTemplate: {command: [true]}\n",
                           "bench.yaml");
 }
@@ -120,6 +124,9 @@ double median(std::vector<double> v) {
 int sweep_bench(const std::vector<std::string>& args) {
   int trials = 50, seeds = 10;
   bool optuna = true;
+  std::string optuna_json;  // a saved run of the script, instead of running it again
+  std::vector<std::string> algorithms{"random", "sobol", "tpe", "multivariate-tpe", "bayesianoptimization"};
+  std::string settings;
   std::string script = COHORT_SOURCE_DIR "/bench/tuner_optuna.py";
   // Debian's interpreter, which Debian's python3-optuna is installed for.
   std::string python = "/usr/bin/python3";
@@ -134,14 +141,35 @@ int sweep_bench(const std::vector<std::string>& args) {
     else if (a == "--optuna-script") script = value();
     else if (a == "--python") python = value();
     else if (a == "--no-optuna") optuna = false;
+    else if (a == "--optuna-json") optuna_json = value();
+    else if (a == "--algorithms") {
+      algorithms.clear();
+      std::string list = value();
+      for (size_t at = 0; at <= list.size();) {
+        size_t comma = std::min(list.find(',', at), list.size());
+        if (comma > at) algorithms.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+      }
+      if (algorithms.empty()) throw input_error("bench: --algorithms needs at least one name");
+    } else if (a == "--setting") {
+      const std::string item = value();
+      const size_t eq = item.find('=');
+      if (eq == std::string::npos || eq == 0) throw input_error("bench: --setting " + item + ": expected NAME=VALUE");
+      settings += std::string(settings.empty() ? "" : ", ") + "{name: " + item.substr(0, eq) + ", value: \"" +
+                  item.substr(eq + 1) + "\"}";
+    }
     else if (a == "--help" || a == "-h") {
       std::printf(
           "usage: cohort sweep bench [--trials 50] [--seeds 10] [--no-optuna] [--optuna-script PATH]\n"
-          "                          [--python /usr/bin/python3]\n\n"
+          "                          [--python /usr/bin/python3] [--optuna-json FILE]\n"
+          "                          [--algorithms tpe,multivariate-tpe,...] [--setting NAME=VALUE]...\n\n"
           "Median best objective of each sampler on Branin, Hartmann6, a 10-d Rosenbrock and a mixed\n"
           "space, and its regret as a ratio to Optuna TPE's (run in the same benchmark, from\n"
           "bench/tuner_optuna.py); then the time of one suggestion after 200 finished trials.\n\n"
-          "example:\n  cohort sweep bench --trials 50 --seeds 10\n");
+          "--optuna-json reads a saved output of the Optuna script (same --trials and --seeds) instead of\n"
+          "running it; --setting passes algorithmSettings to every algorithm of --algorithms.\n\n"
+          "example:\n  cohort sweep bench --trials 50 --seeds 10\n"
+          "  cohort sweep bench --seeds 30 --algorithms tpe --setting n_ei_candidates=48\n");
       return 0;
     } else {
       throw input_error("bench: unexpected argument '" + a + "' (see 'cohort sweep bench --help')");
@@ -149,12 +177,21 @@ int sweep_bench(const std::vector<std::string>& args) {
   }
   if (trials < 1 || seeds < 1) throw input_error("bench: --trials and --seeds must be at least 1");
   json::Value baseline;
-  if (optuna) {
+  if (optuna && !optuna_json.empty()) {
+    std::ifstream in(optuna_json);
+    if (!in) throw input_error("bench: --optuna-json " + optuna_json + ": cannot read it");
+    std::ostringstream text;
+    text << in.rdbuf();
+    baseline = json::parse(text.str(), optuna_json);
+    if (baseline.at("branin").as_array().size() != static_cast<size_t>(seeds)) {
+      throw input_error("bench: --optuna-json " + optuna_json + " holds another number of seeds than --seeds " +
+                        std::to_string(seeds));
+    }
+  } else if (optuna) {
     auto r = run_process({python, script, std::to_string(trials), std::to_string(seeds)});
     if (!r.ok()) throw Error("Optuna's run (" + script + ") failed; is python3-optuna installed? " + r.err);
     baseline = json::parse(r.out, script);
   }
-  const std::vector<std::string> algorithms{"random", "sobol", "tpe", "multivariate-tpe", "bayesianoptimization"};
   std::printf("median best objective after %d trials over %d seeds; in brackets, regret as a ratio to Optuna TPE's\n\n",
               trials, seeds);
   std::printf("| problem | optimum | Optuna TPE (baseline) |");
@@ -171,7 +208,7 @@ int sweep_bench(const std::vector<std::string>& args) {
     }
     std::printf("| %s | %.4g | %.4g |", p.name.c_str(), p.optimum, base);
     for (const auto& a : algorithms) {
-      Experiment e = experiment(a, p);
+      Experiment e = experiment(a, p, settings);
       std::vector<double> best;
       for (int s = 0; s < seeds; ++s) best.push_back(run(e, p, static_cast<std::uint64_t>(s), trials));
       double m = median(best);

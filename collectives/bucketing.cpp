@@ -91,6 +91,10 @@ void* GradientBuckets::data(std::size_t id) {
 }
 
 void GradientBuckets::seal() {
+  if (device_ && comm_.device() < 0) {
+    throw input_error("GradientBuckets: the buckets live in device memory but the communicator has no CUDA "
+                      "device (its backend is mpi, or no device is visible): use backend auto or nccl");
+  }
   sealed_ = true;
   for (std::size_t i = 0; i < tensors_.size(); ++i) {
     Tensor& t = tensors_[i];

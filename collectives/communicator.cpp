@@ -454,7 +454,7 @@ std::optional<std::pair<int, int>> contract_ranks() {
                       " is: the launch contract sets both (cohort launch, srun --cohort)");
   }
   if (*size < 1 || *size > (1 << 24)) {
-    throw input_error("WORLD_SIZE=" + std::to_string(*size) + ": expected 1 or more ranks");
+    throw input_error("WORLD_SIZE=" + std::to_string(*size) + ": expected 1 to 16777216 ranks");
   }
   if (*rank < 0 || *rank >= *size) {
     throw input_error("RANK=" + std::to_string(*rank) + " is outside 0.." + std::to_string(*size - 1) +

@@ -150,5 +150,19 @@ TEST(Buckets, WaitBeforeEveryTensorIsReadyIsAnErrorNamingTheTensor) {
   buckets.wait();
 }
 
+TEST(Buckets, DeviceBucketsWithoutADeviceAreAnInputError) {
+  if (world().device() >= 0) GTEST_SKIP() << "this rank has a CUDA device: device buckets work here";
+  BucketOptions options;
+  options.device = true;
+  GradientBuckets buckets(world(), options);
+  try {
+    buckets.add_view(16, DataType::f32);
+    buckets.data(0);
+    ADD_FAILURE() << "device buckets were made without a device";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace cohort

@@ -18,20 +18,12 @@
 #include "collectives/communicator.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "tests/collectives/loopback.hpp"
 
 namespace cohort {
 namespace {
 
-int free_port() {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
+using test::free_port;
 
 struct RankResult {
   int status = -1;     // exit status: 0 joined, 1 failed, 2 bad input

@@ -19,23 +19,14 @@
 
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "tests/collectives/loopback.hpp"
 
 namespace cohort::detail {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A loopback port nobody listens on now (the kernel's pick, released at once).
-int free_port() {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
+using test::free_port;
 
 RendezvousOptions options(int port, int rank, int size, std::chrono::milliseconds timeout = 30s) {
   RendezvousOptions o;

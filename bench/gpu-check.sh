@@ -173,16 +173,17 @@ bench() { # bench NAME RANKS ARGS...
   run "$name" mpirun -n "$ranks" "${OVERSUBSCRIBE[@]+"${OVERSUBSCRIBE[@]}"}" "${COHORT[@]}" collectives --backend nccl "$@"
   grep -E "^# (Out of bounds|Avg bus)" "$OUT/$name.log" | sed "s/^/gpu-check:   $name /" | tee -a "$OUT/summary.txt"
 }
-bench nccl-allreduce-1gpu 1 --op allreduce --sizes 8:1G --iters 20 --warmup 5
+bench nccl-allreduce-1gpu 1 --op allreduce --sizes 8:1G --iters 20 --warmup 5 --baseline nccl
 bench nccl-allreduce-1gpu-json 1 --op allreduce --sizes 8:1G --iters 20 --warmup 5 --json
 bench nccl-allreduce-bf16-1gpu 1 --op allreduce --dtype bf16 --sizes 8:1G
 bench nccl-allgather-1gpu 1 --op allgather --sizes 8:256M
 bench nccl-reduce_scatter-1gpu 1 --op reduce_scatter --sizes 8:256M
 bench nccl-broadcast-1gpu 1 --op broadcast --sizes 8:256M
 if [ "${GPUS:-0}" -ge 2 ]; then
-  bench "nccl-allreduce-${GPUS}gpu" "$GPUS" --op allreduce --sizes 8:1G
+  bench "nccl-allreduce-${GPUS}gpu" "$GPUS" --op allreduce --sizes 8:1G --baseline nccl
 fi
-# NCCL's own figures for the same operation, where nccl-tests is installed.
+# NCCL's own figures: above, `--baseline nccl` times NCCL's own calls on the same buffers in
+# the same run (cohort's cost is the speedup column below 1); nccl-tests too, where installed.
 if command -v all_reduce_perf > /dev/null 2>&1; then
   run nccl-tests-allreduce-1gpu all_reduce_perf -b 8 -e 1G -f 2 -g 1 -n 20 -w 5
 else

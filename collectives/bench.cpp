@@ -28,14 +28,16 @@ namespace {
 constexpr const char* kUsage =
     "usage: cohort bench collectives [options]     (run under mpirun or srun; rank 0 prints)\n\n"
     "Times cohort's collectives in nccl-tests' format, checks every result (#wrong), and with\n"
-    "--baseline mpi times the plain MPI call on the same buffers in the same run.\n\n";
+    "--baseline mpi (host buffers) or --baseline nccl (device buffers) times the plain MPI or NCCL\n"
+    "call on the same buffers in the same run.\n\n";
 
 constexpr const char* kExample =
     "\nexamples:\n"
     "  mpirun -n 2 cohort bench collectives --sizes 8:64M --baseline mpi\n"
     "  mpirun -n 2 cohort bench collectives --op allgather --dtype bf16 --json\n"
     "  mpirun -n 2 cohort bench collectives --grads resnet50\n"
-    "  cohort bench collectives --backend nccl --sizes 8:1G     (device buffers, one GPU)\n";
+    "  cohort bench collectives --backend nccl --sizes 8:1G     (device buffers, one GPU)\n"
+    "  mpirun -n 8 cohort bench collectives --backend nccl --sizes 8:1G --baseline nccl\n";
 
 enum class Op { allreduce, allgather, reduce_scatter, broadcast };
 
@@ -49,7 +51,8 @@ struct Settings {
   int iters = 20;
   int warmup = 5;
   int rounds = 3;
-  bool baseline = false;
+  bool baseline = false;  // time the plain call too: MPI's on host buffers, NCCL's on device ones
+  std::string baseline_name;  // "mpi" or "nccl"
   bool json = false;
   std::string grads;
   std::size_t bucket_bytes = 25u << 20;
@@ -183,10 +186,18 @@ int run_sweep(Communicator& comm, const Settings& s) {
   const DataType dt = s.dtype;
   const std::size_t elem = size_of(dt);
   const int device = comm.device() >= 0 && comm.device_backend() == BackendKind::nccl ? comm.device() : -1;
-  if (s.baseline && device >= 0) {
-    throw input_error("--baseline mpi times host buffers; the nccl backend uses device buffers: "
-                      "drop --baseline or use --backend mpi");
+  if (s.baseline && (device >= 0) != (s.baseline_name == "nccl")) {
+    throw input_error(device >= 0 ? "--baseline mpi times host buffers and the nccl backend uses device buffers: "
+                                    "use --baseline nccl, or --backend mpi"
+                                  : "--baseline nccl times device buffers and this run uses host buffers (backend "
+                                    "mpi, or no CUDA device): use --baseline mpi, or --backend nccl on a GPU");
   }
+#if COHORT_HAVE_NCCL
+  // NCCL's own calls on a communicator and stream of their own, with nothing of cohort's
+  // around them: what nccl-tests would time on this machine.
+  std::unique_ptr<detail::NcclEngine> plain_nccl;
+  if (s.baseline && device >= 0) plain_nccl = std::make_unique<detail::NcclEngine>(comm.mpi_comm(), device);
+#endif
   // nccl-tests' sizes: allgather's is the gathered result, reduce_scatter's the input.
   const bool per_rank_block = s.op == Op::allgather || s.op == Op::reduce_scatter;
   Buffer send(s.max_bytes, device), recv(s.max_bytes, device);
@@ -205,7 +216,7 @@ int run_sweep(Communicator& comm, const Settings& s) {
                 device >= 0 ? "" : (", cohort's allreduce from " + std::to_string(comm.allreduce_threshold()) + " B").c_str());
     std::printf("#\n# %10s %12s %8s %6s %10s %8s %8s %7s", "size", "count", "type", "redop", "time", "algbw",
                 "busbw", "#wrong");
-    if (s.baseline) std::printf(" %10s %8s", "mpi time", "speedup");
+    if (s.baseline) std::printf(" %10s %8s", (s.baseline_name + " time").c_str(), "speedup");
     std::printf("\n# %10s %12s %8s %6s %10s %8s %8s %7s", "(B)", "(elements)", "", "", "(us)", "(GB/s)",
                 "(GB/s)", "");
     if (s.baseline) std::printf(" %10s %8s", "(us)", "");
@@ -247,7 +258,17 @@ int run_sweep(Communicator& comm, const Settings& s) {
     const MPI_Datatype mt = detail::mpi_type(dt);
     const MPI_Op mo = detail::mpi_op(dt, s.redop);
     const int c = static_cast<int>(count);
-    auto plain_mpi = [&]() -> Request {
+    auto plain_call = [&]() -> Request {
+#if COHORT_HAVE_NCCL
+      if (plain_nccl) {
+        switch (s.op) {
+          case Op::allreduce: return Request(plain_nccl->allreduce(in, out, count, dt, s.redop));
+          case Op::allgather: return Request(plain_nccl->allgather(in, out, count, dt));
+          case Op::reduce_scatter: return Request(plain_nccl->reduce_scatter(in, out, count, dt, s.redop));
+          case Op::broadcast: return Request(plain_nccl->broadcast(out, count, dt, 0));
+        }
+      }
+#endif
       switch (s.op) {
         case Op::allreduce:
           MPI_Allreduce(in, out, c, mt, mo, mc);
@@ -267,7 +288,7 @@ int run_sweep(Communicator& comm, const Settings& s) {
     row.time_us = 1e300;
     for (int round = 0; round < s.rounds; ++round) {
       row.time_us = std::min(row.time_us, time_us(comm, s, call));
-      if (s.baseline) row.baseline_us = std::min(row.baseline_us.value_or(1e300), time_us(comm, s, plain_mpi));
+      if (s.baseline) row.baseline_us = std::min(row.baseline_us.value_or(1e300), time_us(comm, s, plain_call));
     }
 
     // One more call on fresh inputs, checked against the reference.
@@ -493,7 +514,7 @@ int bench_command(const std::vector<std::string>& args) {
       {"iters", &iters, nullptr, "timed calls per size (20)"},
       {"warmup", &warmup, nullptr, "untimed calls per size before them (5)"},
       {"rounds", &rounds, nullptr, "rounds of --iters, alternating with the baseline; best kept (3)"},
-      {"baseline", &baseline, nullptr, "mpi: also time the plain MPI call on the same buffers"},
+      {"baseline", &baseline, nullptr, "mpi or nccl: also time the plain MPI or NCCL call on the same buffers"},
       {"backend", &backend, nullptr, "auto | mpi | nccl; nccl times device buffers (auto)"},
       {"algorithm", &algorithm, nullptr, "host allreduce: auto | mpi | node | ring (auto)"},
       {"grads", &s.grads, nullptr, "resnet50: bucketed against per-tensor gradient allreduce"},
@@ -571,8 +592,11 @@ int bench_command(const std::vector<std::string>& args) {
     throw input_error("--iters and --rounds must be at least 1, --warmup at least 0");
   }
   if (!baseline.empty()) {
-    if (baseline != "mpi") throw input_error("--baseline " + baseline + ": the only baseline is mpi");
+    if (baseline != "mpi" && baseline != "nccl") {
+      throw input_error("--baseline " + baseline + ": unknown baseline (use mpi for host buffers, nccl for device ones)");
+    }
     s.baseline = true;
+    s.baseline_name = baseline;
   }
   s.bucket_bytes = parse_size(bucket);
 

@@ -54,5 +54,13 @@ TEST(Cli, HelpForAnUnknownCommandSaysSoOnOneLine) {
   EXPECT_EQ(r.err, "cohort: help: unknown command 'frobnicate' (see 'cohort help')\n");
 }
 
+TEST(Cli, AnUnknownBenchmarkBaselineIsAUsageErrorNamingTheChoices) {
+  auto r = cohort({"bench", "collectives", "--baseline", "gloo"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--baseline gloo: unknown baseline (use mpi for host buffers, nccl for device ones)"),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace cohort

@@ -139,7 +139,7 @@ TEST_F(Nccl, GradientsInDeviceMemoryAreReducedInDeviceBuckets) {
       buckets.mark_ready(k);
     }
     const auto input = detail::filled(comm().rank(), 777, DataType::f16, ReduceOp::sum);
-    ASSERT_EQ(cudaMemcpy(buckets.data(view), input.data(), input.size(), cudaMemcpyHostToDevice), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(buckets.data(view), input.data(), 777 * 2, cudaMemcpyHostToDevice), cudaSuccess);
     buckets.mark_ready(view);
     buckets.wait();
     for (std::size_t k = 0; k < grads.size(); ++k) {

@@ -401,6 +401,11 @@ RendezvousOptions rendezvous_from_environment(int rank, int size) {
     }
     o.port = static_cast<int>(env_number("MASTER_PORT", 1, 65535));
   }
+  // A program that also runs PyTorch's env:// store holds MASTER_PORT on rank 0 for as long
+  // as its process group lives: cohort can meet on a port of its own.
+  if (!text("COHORT_RENDEZVOUS_PORT").empty()) {
+    o.port = static_cast<int>(env_number("COHORT_RENDEZVOUS_PORT", 1, 65535));
+  }
   if (!text("COHORT_RENDEZVOUS_TIMEOUT").empty()) {
     o.timeout = std::chrono::seconds(env_number("COHORT_RENDEZVOUS_TIMEOUT", 1, 24 * 3600));
   }

@@ -30,9 +30,9 @@ struct RendezvousOptions {
   std::chrono::milliseconds timeout = std::chrono::minutes(10);
 };
 
-// Reads MASTER_ADDR, MASTER_PORT and COHORT_RENDEZVOUS_TIMEOUT (seconds) and forms the key
-// from SLURM_JOB_ID, SLURM_STEP_ID and COHORT_RESTART_COUNT; throws an input error naming
-// a missing or malformed variable.
+// Reads MASTER_ADDR, MASTER_PORT (COHORT_RENDEZVOUS_PORT, when set, replaces it) and
+// COHORT_RENDEZVOUS_TIMEOUT (seconds), and forms the key from SLURM_JOB_ID, SLURM_STEP_ID and
+// COHORT_RESTART_COUNT; throws an input error naming a missing or malformed variable.
 RendezvousOptions rendezvous_from_environment(int rank, int size);
 
 // Every rank calls this once. `failure` is empty when this rank is ready, else why it is

@@ -258,6 +258,9 @@ TEST(RendezvousEnvironment, ReadsTheLaunchContract) {
   EXPECT_EQ(o.size, 8);
   EXPECT_EQ(o.timeout, 42s);
   EXPECT_EQ(o.key, "job 1234 step 5 restart 2");
+  // PyTorch's env:// store may hold MASTER_PORT: cohort can meet elsewhere.
+  env.set("COHORT_RENDEZVOUS_PORT", "29600");
+  EXPECT_EQ(rendezvous_from_environment(3, 8).port, 29600);
 }
 
 TEST(RendezvousEnvironment, MissingOrMalformedVariablesAreInputErrors) {
@@ -265,6 +268,7 @@ TEST(RendezvousEnvironment, MissingOrMalformedVariablesAreInputErrors) {
   env.set("MASTER_ADDR", nullptr);
   env.set("MASTER_PORT", "29500");
   env.set("COHORT_RENDEZVOUS_TIMEOUT", nullptr);
+  env.set("COHORT_RENDEZVOUS_PORT", nullptr);
   EXPECT_NO_THROW(rendezvous_from_environment(0, 1));  // one rank meets nobody
   const auto message_of = [](int size) {
     try {
@@ -282,6 +286,9 @@ TEST(RendezvousEnvironment, MissingOrMalformedVariablesAreInputErrors) {
     EXPECT_NE(message_of(2).find(std::string("MASTER_PORT=") + bad), std::string::npos) << bad;
   }
   env.set("MASTER_PORT", "29500");
+  env.set("COHORT_RENDEZVOUS_PORT", "0");
+  EXPECT_NE(message_of(2).find("COHORT_RENDEZVOUS_PORT=0"), std::string::npos);
+  env.set("COHORT_RENDEZVOUS_PORT", nullptr);
   env.set("COHORT_RENDEZVOUS_TIMEOUT", "soon");
   EXPECT_NE(message_of(2).find("COHORT_RENDEZVOUS_TIMEOUT=soon"), std::string::npos);
 }

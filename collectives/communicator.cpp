@@ -239,7 +239,8 @@ class CommunicatorImpl {
 #if COHORT_HAVE_NCCL
     if (tcp_ && !a && !b) return true;  // nothing to move: NCCL takes count 0
     if (devices_ == 0) return false;  // the nccl backend with no device was refused at creation
-    const bool device = (a && is_device_pointer(a)) || (b && is_device_pointer(b));
+    // One driver query per distinct buffer: on GPU nodes every host-buffer call pays for it.
+    const bool device = (a && is_device_pointer(a)) || (b && b != a && is_device_pointer(b));
     if (tcp_ && !device) {
       throw input_error(std::string(what) + ": the buffer is host memory, and these ranks met over "
                         "MASTER_ADDR:MASTER_PORT without MPI (COHORT_COLLECTIVES_BOOTSTRAP=tcp), which "

@@ -413,8 +413,10 @@ RendezvousOptions rendezvous_from_environment(int rank, int size) {
     const std::string v = text(name);
     return v.empty() ? std::string("-") : v;
   };
-  o.key = "job " + part("SLURM_JOB_ID") + " step " + part("SLURM_STEP_ID") + " restart " +
-          part("COHORT_RESTART_COUNT");
+  // Not the step: ranks started by several steps (one per node, or per component of a
+  // heterogeneous job, whose components also have job ids of their own) are one job.
+  const std::string het = text("SLURM_HET_JOB_ID");
+  o.key = "job " + (het.empty() ? part("SLURM_JOB_ID") : het) + " restart " + part("COHORT_RESTART_COUNT");
   return o;
 }
 

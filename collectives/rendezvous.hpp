@@ -23,16 +23,17 @@ struct RendezvousOptions {
   int port = 0;      // MASTER_PORT
   int rank = 0;
   int size = 1;
-  // Tells this job's ranks from any other's on the same port: the Slurm job and step and
-  // the restart count, so that a rank left over from an earlier attempt cannot join.
+  // Tells this job's ranks from any other's on the same port: the Slurm job and the restart
+  // count, so that a rank left over from an earlier attempt cannot join.
   std::string key;
   // How long a rank waits for the others to arrive, and peers for rank 0 to listen.
   std::chrono::milliseconds timeout = std::chrono::minutes(10);
 };
 
 // Reads MASTER_ADDR, MASTER_PORT (COHORT_RENDEZVOUS_PORT, when set, replaces it) and
-// COHORT_RENDEZVOUS_TIMEOUT (seconds), and forms the key from SLURM_JOB_ID, SLURM_STEP_ID and
-// COHORT_RESTART_COUNT; throws an input error naming a missing or malformed variable.
+// COHORT_RENDEZVOUS_TIMEOUT (seconds), and forms the key from SLURM_HET_JOB_ID (else
+// SLURM_JOB_ID) and COHORT_RESTART_COUNT; throws an input error naming a missing or
+// malformed variable.
 RendezvousOptions rendezvous_from_environment(int rank, int size);
 
 // Every rank calls this once. `failure` is empty when this rank is ready, else why it is

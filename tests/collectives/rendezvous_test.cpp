@@ -34,7 +34,7 @@ RendezvousOptions options(int port, int rank, int size, std::chrono::millisecond
   o.port = port;
   o.rank = rank;
   o.size = size;
-  o.key = "job 7 step 0 restart 0";
+  o.key = "job 7 restart 0";
   o.timeout = timeout;
   return o;
 }
@@ -185,7 +185,7 @@ TEST(Rendezvous, ARankOfAnotherJobOnTheSamePortIsRefusedAndTheJobGoesOn) {
   const int port = free_port();
   RendezvousOptions root = options(port, 0, 2);
   RendezvousOptions stranger = options(port, 1, 2, 30s);
-  stranger.key = "job 8 step 0 restart 0";
+  stranger.key = "job 8 restart 0";
   std::string stranger_error;
   std::thread other([&] {
     try {
@@ -249,7 +249,8 @@ TEST(RendezvousEnvironment, ReadsTheLaunchContract) {
   env.set("MASTER_PORT", "29500");
   env.set("COHORT_RENDEZVOUS_TIMEOUT", "42");
   env.set("SLURM_JOB_ID", "1234");
-  env.set("SLURM_STEP_ID", "5");
+  env.set("SLURM_STEP_ID", "5");  // steps do not matter: one per node is still one job
+  env.set("SLURM_HET_JOB_ID", nullptr);
   env.set("COHORT_RESTART_COUNT", "2");
   const auto o = rendezvous_from_environment(3, 8);
   EXPECT_EQ(o.host, "node-a");
@@ -257,7 +258,10 @@ TEST(RendezvousEnvironment, ReadsTheLaunchContract) {
   EXPECT_EQ(o.rank, 3);
   EXPECT_EQ(o.size, 8);
   EXPECT_EQ(o.timeout, 42s);
-  EXPECT_EQ(o.key, "job 1234 step 5 restart 2");
+  EXPECT_EQ(o.key, "job 1234 restart 2");
+  // The components of a heterogeneous job have job ids of their own: they meet as one job.
+  env.set("SLURM_HET_JOB_ID", "1230");
+  EXPECT_EQ(rendezvous_from_environment(3, 8).key, "job 1230 restart 2");
   // PyTorch's env:// store may hold MASTER_PORT: cohort can meet elsewhere.
   env.set("COHORT_RENDEZVOUS_PORT", "29600");
   EXPECT_EQ(rendezvous_from_environment(3, 8).port, 29600);

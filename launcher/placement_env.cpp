@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/text.hpp"
+
 namespace cohort::launcher {
 namespace {
 
@@ -9,17 +11,6 @@ using topology::GpuVendor;
 using topology::NicKind;
 using topology::Node;
 
-template <typename T, typename F>
-std::string join(const std::vector<T>& items, F&& format) {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += ',';
-    out += format(item);
-  }
-  return out;
-}
-
-std::string as_is(const std::string& s) { return s; }
 std::string number(int n) { return std::to_string(n); }
 
 // The name the rank uses for node GPU `gpu`: Slurm's entry for it when Slurm numbered the
@@ -39,15 +30,15 @@ Environment placement_environment(const Node& node, const topology::RankPlacemen
                                   const DeviceNumbering& numbering) {
   Environment env;
   env["COHORT_CPUS"] = placement.cpus.to_string();
-  env["COHORT_GPUS"] = join(placement.gpus, number);
-  env["COHORT_NICS"] = join(placement.nics, as_is);
-  env["COHORT_NUMA"] = join(placement.numa, number);
+  env["COHORT_GPUS"] = join(placement.gpus, ",", number);
+  env["COHORT_NICS"] = join(placement.nics, ",");
+  env["COHORT_NUMA"] = join(placement.numa, ",", number);
   env["OMP_NUM_THREADS"] = std::to_string(placement.threads);
 
   if (!placement.gpus.empty()) {
     const GpuVendor vendor = node.gpus()[static_cast<size_t>(placement.gpus.front())].vendor;
     auto names_from = [&](const std::vector<std::string>& slurm_names) {
-      return join(placement.gpus, [&](int g) { return visible_name(node, g, numbering.slurm_gpus, slurm_names); });
+      return join(placement.gpus, ",", [&](int g) { return visible_name(node, g, numbering.slurm_gpus, slurm_names); });
     };
     switch (vendor) {
       case GpuVendor::nvidia:
@@ -80,8 +71,8 @@ Environment placement_environment(const Node& node, const topology::RankPlacemen
     }
   }
   // '=' makes NCCL match names exactly, so mlx5_1 does not also select mlx5_10.
-  if (!hcas.empty()) env["NCCL_IB_HCA"] = "=" + join(hcas, as_is);
-  if (!ucx.empty()) env["UCX_NET_DEVICES"] = join(ucx, as_is);
+  if (!hcas.empty()) env["NCCL_IB_HCA"] = "=" + join(hcas, ",");
+  if (!ucx.empty()) env["UCX_NET_DEVICES"] = join(ucx, ",");
   return env;
 }
 

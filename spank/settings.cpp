@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 
 namespace cohort::spank {
 namespace {
@@ -97,10 +98,7 @@ Settings parse_settings(std::string_view text, std::string_view option) {
   s.enabled = true;
   if (text.empty()) return s;
   std::set<std::string, std::less<>> seen;
-  size_t start = 0;
-  while (true) {
-    size_t comma = text.find(',', start);
-    std::string_view item = text.substr(start, comma == text.npos ? text.npos : comma - start);
+  for (std::string_view item : split(text, ',')) {
     const Source src{std::string(option) + "=" + std::string(item)};
     if (item.empty()) {
       throw input_error(std::string(option) + "=" + std::string(text) +
@@ -132,8 +130,6 @@ Settings parse_settings(std::string_view text, std::string_view option) {
       if (!setting) throw src.bad(unknown(key));
       setting->apply(s, item.substr(colon + 1), src);
     }
-    if (comma == text.npos) break;
-    start = comma + 1;
   }
   return s;
 }

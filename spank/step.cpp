@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "launcher/placement_env.hpp"
 
 namespace cohort::spank {
@@ -14,27 +15,9 @@ using topology::NicKind;
 using topology::Node;
 using topology::RankPlacement;
 
-template <typename T, typename F>
-std::string join(const std::vector<T>& items, F&& format) {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += ',';
-    out += format(item);
-  }
-  return out;
-}
-
 std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  if (text.empty()) return out;
-  size_t start = 0;
-  while (true) {
-    size_t comma = text.find(',', start);
-    out.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
+  const auto pieces = split(text, ',');
+  return {pieces.begin(), pieces.end()};
 }
 
 }  // namespace
@@ -91,10 +74,10 @@ launcher::Environment task_environment(const Node& node, const RankPlacement& pl
 }
 
 std::string describe(const RankPlacement& p) {
-  std::string line = "GPUs " + (p.gpus.empty() ? std::string("none") : join(p.gpus, [](int g) { return std::to_string(g); }));
+  std::string line = "GPUs " + (p.gpus.empty() ? std::string("none") : join(p.gpus, ",", [](int g) { return std::to_string(g); }));
   line += ", CPUs " + p.cpus.to_string();
-  line += ", NUMA " + (p.numa.empty() ? std::string("none") : join(p.numa, [](int n) { return std::to_string(n); }));
-  line += ", NICs " + (p.nics.empty() ? std::string("none") : join(p.nics, [](const std::string& n) { return n; }));
+  line += ", NUMA " + (p.numa.empty() ? std::string("none") : join(p.numa, ",", [](int n) { return std::to_string(n); }));
+  line += ", NICs " + (p.nics.empty() ? std::string("none") : join(p.nics, ","));
   line += ", " + std::to_string(p.threads) + (p.threads == 1 ? " thread" : " threads");
   for (const auto& why : p.broken) line += "; " + why;
   return line;

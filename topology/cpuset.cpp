@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "topology/topology.hpp"
 
 namespace cohort::topology {
@@ -34,12 +35,7 @@ int parse_number(std::string_view text, std::string_view what) {
 // Calls add(first, last) for every "a" or "a-b" item of a list.
 template <typename Add>
 void parse_list(std::string_view list, std::string_view what, Add add) {
-  if (list.empty()) return;
-  std::size_t start = 0;
-  while (start <= list.size()) {
-    std::size_t comma = list.find(',', start);
-    if (comma == std::string_view::npos) comma = list.size();
-    std::string_view item = list.substr(start, comma - start);
+  for (std::string_view item : split(list, ',')) {
     if (item.empty()) throw input_error(quote(what, "empty item (write a list like 0-3,8)"));
     std::size_t dash = item.find('-');
     if (dash == std::string_view::npos) {
@@ -55,7 +51,6 @@ void parse_list(std::string_view list, std::string_view what, Add add) {
       }
       add(first, last);
     }
-    start = comma + 1;
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "common/error.hpp"
 #include "common/json.hpp"
+#include "common/text.hpp"
 #include "topology/placement.hpp"
 #include "topology/topology.hpp"
 
@@ -91,16 +92,8 @@ json::Value json_list(const std::vector<std::string>& v) {
   return out;
 }
 
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
-  return out;
-}
-
 std::string ints(const std::vector<int>& v) {
-  std::vector<std::string> s;
-  for (int i : v) s.push_back(std::to_string(i));
-  return s.empty() ? "-" : join(s, ",");
+  return v.empty() ? "-" : join(v, ",", [](int i) { return std::to_string(i); });
 }
 
 std::string or_dash(const std::string& s) { return s.empty() ? "-" : s; }

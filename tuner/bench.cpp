@@ -21,6 +21,7 @@
 #include "common/error.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
+#include "common/text.hpp"
 #include "tuner/sampler.hpp"
 
 namespace cohort::tuner {
@@ -144,11 +145,9 @@ int sweep_bench(const std::vector<std::string>& args) {
     else if (a == "--optuna-json") optuna_json = value();
     else if (a == "--algorithms") {
       algorithms.clear();
-      std::string list = value();
-      for (size_t at = 0; at <= list.size();) {
-        size_t comma = std::min(list.find(',', at), list.size());
-        if (comma > at) algorithms.push_back(list.substr(at, comma - at));
-        at = comma + 1;
+      const std::string list = value();
+      for (std::string_view name : split(list, ',')) {
+        if (!name.empty()) algorithms.emplace_back(name);
       }
       if (algorithms.empty()) throw input_error("bench: --algorithms needs at least one name");
     } else if (a == "--setting") {

@@ -179,17 +179,10 @@ class GpSampler : public Sampler {
   }
 
   std::optional<Point> suggest(int trial, const std::vector<Observation>& history) override {
-    std::vector<const Observation*> done;
-    for (const auto& o : history) {
-      if (o.finished) done.push_back(&o);
-    }
+    const std::vector<const Observation*> done = finished_trials(history);
     auto rng = trial_rng(seed_, trial);
     std::uniform_real_distribution<double> u(0.0, 1.0);
-    if (done.size() < initial_) {
-      Vec unit(experiment_.parameters.size());
-      for (auto& x : unit) x = u(rng);
-      return from_unit(experiment_, unit);
-    }
+    if (done.size() < initial_) return random_point(experiment_, rng);
     std::vector<Vec> xs;
     Vec y;
     double sign = experiment_.objective.type == Goal::minimize ? 1.0 : -1.0;
@@ -243,18 +236,14 @@ class GpSampler : public Sampler {
       }
       return c;
     };
-    auto random_point = [&]() {
-      Vec unit(experiment_.parameters.size());
-      for (auto& v : unit) v = u(rng);
-      return encode(experiment_, enc_, from_unit(experiment_, unit));
-    };
-    Vec best_x = random_point();
+    auto random_candidate = [&]() { return encode(experiment_, enc_, random_point(experiment_, rng)); };
+    Vec best_x = random_candidate();
     double best_score = score(best_x);
     auto consider = [&](const Vec& c) {
       double s = score(c);
       if (s > best_score) best_score = s, best_x = c;
     };
-    for (int i = 0; i < 300; ++i) consider(random_point());
+    for (int i = 0; i < 300; ++i) consider(random_candidate());
     for (size_t k = 0; k < std::min<size_t>(5, order.size()); ++k) {
       for (int i = 0; i < 40; ++i) consider(perturb(xs[order[k]], i < 20 ? 0.1 : 0.02));
     }

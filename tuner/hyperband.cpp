@@ -98,10 +98,7 @@ class HyperbandSampler : public Sampler {
       }
     }
     auto rng = trial_rng(seed_, trial);
-    std::uniform_real_distribution<double> u(0.0, 1.0);
-    std::vector<double> unit(experiment_.parameters.size());
-    for (auto& x : unit) x = u(rng);
-    Point p = from_unit(experiment_, unit);
+    Point p = random_point(experiment_, rng);
     // Brackets in turn; the last rung alone would be plain random search, so it is left out.
     p[setup_.resource] = setup_.rungs[configs.size() % top];
     return p;

@@ -10,10 +10,7 @@ class RandomSampler : public Sampler {
 
   std::optional<Point> suggest(int trial, const std::vector<Observation>&) override {
     auto rng = trial_rng(seed_, trial);
-    std::uniform_real_distribution<double> u(0.0, 1.0);
-    std::vector<double> unit(experiment_.parameters.size());
-    for (auto& x : unit) x = u(rng);
-    return from_unit(experiment_, unit);
+    return random_point(experiment_, rng);
   }
 
  private:

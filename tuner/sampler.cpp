@@ -53,6 +53,21 @@ std::mt19937_64 trial_rng(std::uint64_t seed, int trial, std::uint64_t stream) {
   return std::mt19937_64(splitmix64(splitmix64(seed) ^ splitmix64(static_cast<std::uint64_t>(trial) + (stream << 40))));
 }
 
+Point random_point(const Experiment& experiment, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<double> unit(experiment.parameters.size());
+  for (auto& x : unit) x = u(rng);
+  return from_unit(experiment, unit);
+}
+
+std::vector<const Observation*> finished_trials(const std::vector<Observation>& history) {
+  std::vector<const Observation*> done;
+  for (const auto& o : history) {
+    if (o.finished) done.push_back(&o);
+  }
+  return done;
+}
+
 Point from_unit(const Experiment& experiment, const std::vector<double>& unit) {
   Point point;
   for (size_t i = 0; i < experiment.parameters.size(); ++i) {

@@ -71,6 +71,11 @@ std::uint64_t experiment_seed(const Experiment& experiment);
 // Points and the parameters' text. A point from a unit-cube coordinate (0 ≤ u < 1 per
 // parameter): log scales, steps and integer rounding applied.
 Point from_unit(const Experiment& experiment, const std::vector<double>& unit);
+// A uniformly random point of the space (from_unit of uniform draws): what random search
+// proposes, and what the model-based samplers propose until they have enough trials.
+Point random_point(const Experiment& experiment, std::mt19937_64& rng);
+// The finished trials of a history, in its order.
+std::vector<const Observation*> finished_trials(const std::vector<Observation>& history);
 Assignment to_assignment(const Experiment& experiment, const Point& point);
 Point to_point(const Experiment& experiment, const Assignment& assignment);
 // Shortest text that reads back as the same double ("0.1", "1e-05").

@@ -179,16 +179,10 @@ class TpeSampler : public Sampler {
   }
 
   std::optional<Point> suggest(int trial, const std::vector<Observation>& history) override {
-    std::vector<const Observation*> done;
-    for (const auto& o : history) {
-      if (o.finished) done.push_back(&o);
-    }
-    auto rng = trial_rng(seed_, trial);
-    std::uniform_real_distribution<double> u(0.0, 1.0);
+    const std::vector<const Observation*> done = finished_trials(history);
     if (done.size() < std::max<size_t>(startup_, 1)) {
-      std::vector<double> unit(experiment_.parameters.size());
-      for (auto& x : unit) x = u(rng);
-      return from_unit(experiment_, unit);
+      auto rng = trial_rng(seed_, trial);
+      return random_point(experiment_, rng);
     }
     // Split into the good (below) and the rest by objective; ties keep trial order.
     std::vector<const Observation*> ranked = done;

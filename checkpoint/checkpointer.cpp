@@ -737,23 +737,10 @@ class Checkpointer::Impl {
       std::vector<H5Handle> datasets(slots.size()), spaces(slots.size());
       for (size_t i = 0; i < slots.size(); ++i) {
         const auto& info = *infos[i];
-        std::string what = "tensor '" + info.name + "'";
-        auto& dataset = datasets[i];
-        auto& file_space = spaces[i];
         group_.together([&] {
-          dataset = h5_dataset(H5Dopen2(file.get(), ("tensors/" + info.name).c_str(), H5P_DEFAULT), "open " + what);
-          file_space = h5_space(H5Dget_space(dataset.get()), what);
-          int rank = H5Sget_simple_extent_ndims(file_space.get());
-          std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
-          if (rank > 0) H5Sget_simple_extent_dims(file_space.get(), dims.data(), nullptr);
-          if (rank < 0 || std::vector<std::uint64_t>(dims.begin(), dims.end()) != info.shape) {
-            throw Error(what + ": the dataset's shape differs from the manifest's " + shape_text(info.shape));
-          }
-          auto type = h5_type(H5Dget_type(dataset.get()), what);
-          if (dtype_of(type.get()) != info.dtype) {
-            throw Error(what + ": the dataset's type differs from the manifest's " +
-                        std::string(dtype_name(info.dtype)));
-          }
+          auto t = open_tensor(file.get(), info);
+          datasets[i] = std::move(t.dataset);
+          spaces[i] = std::move(t.space);
         });
       }
       group_.together(check_slots);

@@ -80,6 +80,24 @@ H5Handle h5_attr(hid_t id, const std::string& what) { return {h5id(id, what), H5
 H5Handle h5_group(hid_t id, const std::string& what) { return {h5id(id, what), H5Gclose}; }
 H5Handle h5_type(hid_t id, const std::string& what) { return {h5id(id, what), H5Tclose}; }
 
+TensorDataset open_tensor(hid_t file, const TensorInfo& info) {
+  const std::string what = "tensor '" + info.name + "'";
+  TensorDataset t;
+  t.dataset = h5_dataset(H5Dopen2(file, ("tensors/" + info.name).c_str(), H5P_DEFAULT), "open " + what);
+  t.space = h5_space(H5Dget_space(t.dataset.get()), what);
+  const int rank = H5Sget_simple_extent_ndims(t.space.get());
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  if (rank > 0) H5Sget_simple_extent_dims(t.space.get(), dims.data(), nullptr);
+  if (rank < 0 || std::vector<std::uint64_t>(dims.begin(), dims.end()) != info.shape) {
+    throw Error(what + ": the dataset's shape differs from the manifest's " + shape_text(info.shape));
+  }
+  auto type = h5_type(H5Dget_type(t.dataset.get()), what);
+  if (dtype_of(type.get()) != info.dtype) {
+    throw Error(what + ": the dataset's type differs from the manifest's " + std::string(dtype_name(info.dtype)));
+  }
+  return t;
+}
+
 namespace {
 
 // Built once and kept for the life of the process, like HDF5's predefined types.

@@ -92,6 +92,14 @@ hid_t memory_type(DType dtype);
 // The dtype a stored dataset type matches, for checks against the manifest.
 std::optional<DType> dtype_of(hid_t type);
 
+// A tensor's dataset in an open checkpoint file, and its dataspace, once its shape and type
+// are checked against the manifest's `info` (an Error naming the tensor otherwise).
+struct TensorDataset {
+  H5Handle dataset;
+  H5Handle space;
+};
+TensorDataset open_tensor(hid_t file, const TensorInfo& info);
+
 // Root attribute helpers.
 void write_int_attr(hid_t obj, const char* name, std::int64_t value);
 void write_string_attr(hid_t obj, const char* name, const std::string& value);

@@ -22,18 +22,7 @@ std::string hex32(std::uint32_t v) {
 // `info`, and returns the CRC32C of its bytes. `sink`, when given, receives the bytes.
 std::uint32_t read_dataset(hid_t file, const TensorInfo& info, std::vector<std::byte>* sink) {
   std::string what = "tensor '" + info.name + "'";
-  auto dataset = h5_dataset(H5Dopen2(file, ("tensors/" + info.name).c_str(), H5P_DEFAULT), "open " + what);
-  auto file_space = h5_space(H5Dget_space(dataset.get()), what);
-  int rank = H5Sget_simple_extent_ndims(file_space.get());
-  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
-  if (rank > 0) H5Sget_simple_extent_dims(file_space.get(), dims.data(), nullptr);
-  if (rank < 0 || std::vector<std::uint64_t>(dims.begin(), dims.end()) != info.shape) {
-    throw Error(what + ": the dataset's shape differs from the manifest's " + shape_text(info.shape));
-  }
-  auto type = h5_type(H5Dget_type(dataset.get()), what);
-  if (dtype_of(type.get()) != info.dtype) {
-    throw Error(what + ": the dataset's type differs from the manifest's " + std::string(dtype_name(info.dtype)));
-  }
+  auto [dataset, file_space] = open_tensor(file, info);
   if (sink) sink->resize(info.bytes);
   if (info.bytes == 0) return 0;
   hid_t mem_type = memory_type(info.dtype);
@@ -50,7 +39,7 @@ std::uint32_t read_dataset(hid_t file, const TensorInfo& info, std::vector<std::
   std::uint32_t crc = 0;
   for (std::uint64_t row = 0; row < info.shape[0]; row += block_rows) {
     std::uint64_t n = std::min(block_rows, info.shape[0] - row);
-    std::vector<hsize_t> start(dims.size(), 0), count = dims;
+    std::vector<hsize_t> start(info.shape.size(), 0), count(info.shape.begin(), info.shape.end());
     start[0] = row;
     count[0] = n;
     h5ok(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), what);

@@ -15,6 +15,7 @@
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/internal.hpp"
 #include "common/fd.hpp"
+#include "common/text.hpp"
 
 namespace cohort::checkpoint {
 
@@ -56,23 +57,9 @@ class MpiSession {
 };
 
 std::uint64_t parse_bytes(const std::string& text) {
-  std::size_t used = 0;
-  unsigned long long n = 0;
-  try {
-    n = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  std::string suffix = text.substr(used);
-  std::uint64_t scale = 1;
-  if (suffix == "K" || suffix == "KiB") scale = 1ull << 10;
-  else if (suffix == "M" || suffix == "MiB") scale = 1ull << 20;
-  else if (suffix == "G" || suffix == "GiB") scale = 1ull << 30;
-  else if (!suffix.empty() || used == 0) scale = 0;
-  if (scale == 0 || n == 0) {
-    throw input_error("--bytes " + text + ": expected a positive size such as 4096, 64M or 1G");
-  }
-  return n * scale;
+  const auto bytes = parse_byte_size(text);
+  if (!bytes || *bytes == 0) throw input_error("--bytes " + text + ": expected a positive size such as 4096, 64M or 1G");
+  return *bytes;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {

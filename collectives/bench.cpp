@@ -18,6 +18,7 @@
 #include "collectives/reference.hpp"
 #include "collectives/resnet50.hpp"
 #include "common/error.hpp"
+#include "common/text.hpp"
 #if COHORT_HAVE_NCCL
 #include "collectives/nccl_backend.hpp"
 #endif
@@ -59,20 +60,9 @@ struct Settings {
 };
 
 std::size_t parse_size(const std::string& text) {
-  std::size_t pos = 0;
-  unsigned long long value = 0;
-  try {
-    value = std::stoull(text, &pos);
-  } catch (const std::exception&) {
-    pos = 0;
-  }
-  std::string unit = text.substr(pos);
-  if (!unit.empty() && unit.back() == 'B') unit.pop_back();
-  std::size_t scale = unit.empty() ? 1 : unit == "K" ? 1u << 10 : unit == "M" ? 1u << 20 : unit == "G" ? 1u << 30 : 0;
-  if (pos == 0 || scale == 0 || text[0] == '-') {
-    throw input_error("--sizes: '" + text + "' is not a size (use bytes with an optional K, M or G: 8, 64K, 1G)");
-  }
-  return static_cast<std::size_t>(value) * scale;
+  const auto bytes = parse_byte_size(text);
+  if (!bytes) throw input_error("--sizes: '" + text + "' is not a size (use bytes with an optional K, M or G: 8, 64K, 1G)");
+  return static_cast<std::size_t>(*bytes);
 }
 
 // Buffers for one direction: host memory, or device memory for the NCCL backend.

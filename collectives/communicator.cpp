@@ -13,6 +13,7 @@
 #include "collectives/operation.hpp"
 #include "collectives/rendezvous.hpp"
 #include "common/error.hpp"
+#include "common/text.hpp"
 #if COHORT_HAVE_NCCL
 #include "collectives/nccl_backend.hpp"
 #endif
@@ -53,20 +54,10 @@ std::optional<long long> env_integer(const char* name) {
   return value;
 }
 
-// "65536", "64K", "4M", "1G" (binary multiples).
 std::size_t parse_bytes(const std::string& name, const std::string& text) {
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
-  std::string unit = end ? std::string(end) : std::string();
-  std::size_t scale = 1;
-  if (unit == "K" || unit == "KiB") scale = 1ull << 10;
-  else if (unit == "M" || unit == "MiB") scale = 1ull << 20;
-  else if (unit == "G" || unit == "GiB") scale = 1ull << 30;
-  else if (!unit.empty()) scale = 0;
-  if (end == text.c_str() || scale == 0 || text[0] == '-') {
-    throw input_error(name + "=" + text + ": expected a size in bytes such as 65536, 64K or 4M");
-  }
-  return static_cast<std::size_t>(value) * scale;
+  const auto bytes = parse_byte_size(text);
+  if (!bytes) throw input_error(name + "=" + text + ": expected a size in bytes such as 65536, 64K or 4M");
+  return static_cast<std::size_t>(*bytes);
 }
 
 // Where cohort's node-local allreduce overtakes MPI_Allreduce, from `cohort bench collectives

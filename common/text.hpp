@@ -1,6 +1,8 @@
-// common/text.hpp — lists in text: "0,2,3" and back.
+// common/text.hpp — lists in text ("0,2,3" and back) and sizes in bytes ("64M").
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +35,30 @@ inline std::vector<std::string_view> split(std::string_view text, char sep) {
     if (at == std::string_view::npos) return out;
     start = at + 1;
   }
+}
+
+// A size in bytes as people write it: "65536", "64K", "64KB", "64KiB", "4M", "1G" (binary
+// multiples; a trailing B is optional). Nothing for anything else: no digits, a sign,
+// another unit, or a value past 2^64.
+inline std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
+  std::uint64_t value = 0;
+  std::size_t at = 0;
+  for (; at < text.size() && text[at] >= '0' && text[at] <= '9'; ++at) {
+    if (__builtin_mul_overflow(value, 10u, &value) ||
+        __builtin_add_overflow(value, static_cast<unsigned>(text[at] - '0'), &value)) {
+      return std::nullopt;
+    }
+  }
+  if (at == 0) return std::nullopt;
+  std::string_view unit = text.substr(at);
+  if (unit.size() > 1 && unit.back() == 'B') unit.remove_suffix(unit.size() == 3 && unit[1] == 'i' ? 2 : 1);
+  int shift = 0;
+  if (unit == "K") shift = 10;
+  else if (unit == "M") shift = 20;
+  else if (unit == "G") shift = 30;
+  else if (!unit.empty() && unit != "B") return std::nullopt;
+  if (shift && value > (UINT64_MAX >> shift)) return std::nullopt;
+  return value << shift;
 }
 
 }  // namespace cohort

@@ -1,0 +1,39 @@
+// Lists and sizes as people type them.
+#include "common/text.hpp"
+
+#include <gtest/gtest.h>
+
+namespace cohort {
+namespace {
+
+TEST(Text, JoinPutsTheSeparatorBetweenFormattedItems) {
+  EXPECT_EQ(join(std::vector<int>{0, 2, 3}, ",", [](int i) { return std::to_string(i); }), "0,2,3");
+  EXPECT_EQ(join(std::vector<std::string>{"mlx5_0", "mlx5_1"}, ","), "mlx5_0,mlx5_1");
+  EXPECT_EQ(join(std::vector<std::string>{}, ","), "");
+}
+
+TEST(Text, SplitKeepsEmptyPiecesSoCallersCanRejectThem) {
+  EXPECT_TRUE(split("", ',').empty());
+  EXPECT_EQ(split("a", ','), (std::vector<std::string_view>{"a"}));
+  EXPECT_EQ(split("a,,b", ','), (std::vector<std::string_view>{"a", "", "b"}));
+  EXPECT_EQ(split("a,", ','), (std::vector<std::string_view>{"a", ""}));
+}
+
+TEST(Text, ByteSizesTakeBinaryMultiplesInTheUsualSpellings) {
+  EXPECT_EQ(parse_byte_size("65536"), 65536u);
+  EXPECT_EQ(parse_byte_size("8B"), 8u);
+  for (const char* k : {"64K", "64KB", "64KiB"}) EXPECT_EQ(parse_byte_size(k), 64u << 10) << k;
+  EXPECT_EQ(parse_byte_size("4M"), 4u << 20);
+  EXPECT_EQ(parse_byte_size("1GiB"), 1u << 30);
+  EXPECT_EQ(parse_byte_size("0"), 0u);
+}
+
+TEST(Text, AnythingElseIsNotAByteSize) {
+  for (const char* bad : {"", "-1", "+4", "K", "4T", "4 M", "4m", "4MiBs", "4iB", "1.5G", "18446744073709551616",
+                          "17179869184G"}) {
+    EXPECT_FALSE(parse_byte_size(bad)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace cohort

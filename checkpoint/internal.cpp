@@ -391,18 +391,9 @@ void write_durably(const fs::path& path, std::string_view content) {
 }
 
 std::string read_text(const fs::path& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) throw Error(system_message("open " + path.string(), errno));
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error(system_message("read " + path.string(), errno));
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
+  auto text = read_file(path);
+  if (!text) throw Error(system_message("open " + path.string(), errno));
+  return std::move(*text);
 }
 
 void rename_durably(const fs::path& from, const fs::path& to) {

@@ -1,4 +1,4 @@
-// common/fd.hpp — one owned file descriptor.
+// common/fd.hpp — one owned file descriptor, and reading a whole file through one.
 //
 //   cohort::Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
 //   if (!fd) throw Error(system_message("open " + path, errno));
@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -48,5 +49,10 @@ class Fd {
  private:
   int fd_ = -1;
 };
+
+// The whole content of the file at `path`, or nothing when it cannot be opened (errno then
+// says why, for the caller's message). A failure while reading throws, rather than
+// handing back part of the file; a directory is an input error.
+std::optional<std::string> read_file(const std::string& path);
 
 }  // namespace cohort

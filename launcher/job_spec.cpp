@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
 #include "common/yaml_reader.hpp"
@@ -216,11 +216,9 @@ JobSpec parse_job_spec(const std::string& text, const std::string& source) {
 }
 
 JobSpec load_job_spec(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw input_error(path + ": cannot read the job spec (does it exist?)");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return parse_job_spec(s.str(), path);
+  const auto text = read_file(path);
+  if (!text) throw input_error(path + ": cannot read the job spec (does it exist?)");
+  return parse_job_spec(*text, path);
 }
 
 namespace {

@@ -10,10 +10,10 @@
 #include <csignal>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <sstream>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
 
 namespace cohort::launcher {
 
@@ -42,11 +42,7 @@ void write_file_atomically(const std::string& path, const std::string& content) 
 }
 
 std::string read_small_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return {};
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return read_file(path).value_or("");
 }
 
 void make_directories(const std::string& path) {

@@ -10,14 +10,13 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
 #include "topology/topology.hpp"
 
 namespace cohort::topology {
@@ -666,15 +665,12 @@ Node Node::from_this_machine() {
 }
 
 Node Node::from_xml_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  const auto text = read_file(path);
+  if (!text) {
     throw input_error(system_message(path + ": cannot read the topology file", errno) +
                       " (write one with `lstopo --of xml FILE`)");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw input_error(system_message(path + ": cannot read the topology file", errno));
-  return from_xml(text.str(), path);
+  return from_xml(*text, path);
 }
 
 Node Node::from_xml(std::string_view xml, const std::string& name) {

@@ -9,16 +9,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "tuner/bench.hpp"
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
@@ -177,11 +176,9 @@ int sweep_bench(const std::vector<std::string>& args) {
   if (trials < 1 || seeds < 1) throw input_error("bench: --trials and --seeds must be at least 1");
   json::Value baseline;
   if (optuna && !optuna_json.empty()) {
-    std::ifstream in(optuna_json);
-    if (!in) throw input_error("bench: --optuna-json " + optuna_json + ": cannot read it");
-    std::ostringstream text;
-    text << in.rdbuf();
-    baseline = json::parse(text.str(), optuna_json);
+    const auto text = read_file(optuna_json);
+    if (!text) throw input_error("bench: --optuna-json " + optuna_json + ": cannot read it");
+    baseline = json::parse(*text, optuna_json);
     if (baseline.at("branin").as_array().size() != static_cast<size_t>(seeds)) {
       throw input_error("bench: --optuna-json " + optuna_json + " holds another number of seeds than --seeds " +
                         std::to_string(seeds));

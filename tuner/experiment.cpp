@@ -6,12 +6,11 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
 #include "common/yaml_reader.hpp"
 #include "tuner/sampler.hpp"
 
@@ -439,11 +438,9 @@ Experiment parse_experiment(const std::string& text, const std::string& source) 
 }
 
 Experiment load_experiment(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw input_error(path + ": cannot read the experiment (does it exist?)");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return parse_experiment(s.str(), path);
+  const auto text = read_file(path);
+  if (!text) throw input_error(path + ": cannot read the experiment (does it exist?)");
+  return parse_experiment(*text, path);
 }
 
 }  // namespace cohort::tuner

@@ -7,9 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <utility>
 
 #include "common/error.hpp"
@@ -47,11 +45,7 @@ void write_all(int fd, const std::string& text, const std::string& what) {
 }
 
 std::string read_all(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return read_file(path).value_or("");
 }
 
 double now() {

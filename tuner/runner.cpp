@@ -35,11 +35,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw input_error(path.string() + ": cannot read it (does it exist?)");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  auto text = read_file(path);
+  if (!text) throw input_error(path.string() + ": cannot read it (does it exist?)");
+  return std::move(*text);
 }
 
 double wall_now() {

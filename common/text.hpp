@@ -37,6 +37,22 @@ inline std::vector<std::string_view> split(std::string_view text, char sep) {
   }
 }
 
+// A whole number written in decimal with an optional minus sign, in [low, high]; nothing
+// for anything else (other characters, no digits, out of range).
+inline std::optional<long long> parse_integer(std::string_view text, long long low, long long high) {
+  const bool negative = !text.empty() && text.front() == '-';
+  if (negative) text.remove_prefix(1);
+  if (text.empty() || text.size() > 18) return std::nullopt;
+  long long value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  if (negative) value = -value;
+  if (value < low || value > high) return std::nullopt;
+  return value;
+}
+
 // A size in bytes as people write it: "65536", "64K", "64KB", "64KiB", "4M", "1G" (binary
 // multiples; a trailing B is optional). Nothing for anything else: no digits, a sign,
 // another unit, or a value past 2^64.

@@ -136,8 +136,14 @@ int sweep_bench(const std::vector<std::string>& args) {
       if (i + 1 >= args.size()) throw input_error("bench: " + a + " needs a value");
       return args[++i];
     };
-    if (a == "--trials") trials = std::stoi(value());
-    else if (a == "--seeds") seeds = std::stoi(value());
+    auto count = [&](long long high) {
+      const std::string text = value();
+      const auto n = parse_integer(text, 1, high);
+      if (!n) throw input_error("bench: " + a + " " + text + ": expected a whole number from 1 to " + std::to_string(high));
+      return static_cast<int>(*n);
+    };
+    if (a == "--trials") trials = count(100000);
+    else if (a == "--seeds") seeds = count(100000);
     else if (a == "--optuna-script") script = value();
     else if (a == "--python") python = value();
     else if (a == "--no-optuna") optuna = false;
@@ -173,7 +179,6 @@ int sweep_bench(const std::vector<std::string>& args) {
       throw input_error("bench: unexpected argument '" + a + "' (see 'cohort sweep bench --help')");
     }
   }
-  if (trials < 1 || seeds < 1) throw input_error("bench: --trials and --seeds must be at least 1");
   json::Value baseline;
   if (optuna && !optuna_json.empty()) {
     const auto text = read_file(optuna_json);

@@ -62,5 +62,11 @@ TEST(Cli, AnUnknownBenchmarkBaselineIsAUsageErrorNamingTheChoices) {
       << r.err;
 }
 
+TEST(Cli, ANonNumericSweepBenchmarkCountIsAUsageErrorNamingIt) {
+  auto r = cohort({"sweep", "bench", "--trials", "abc"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--trials abc: expected a whole number"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace cohort

@@ -35,5 +35,13 @@ TEST(Text, AnythingElseIsNotAByteSize) {
   }
 }
 
+TEST(Text, IntegersAreDecimalAndWithinTheirRange) {
+  EXPECT_EQ(parse_integer("42", 1, 100), 42);
+  EXPECT_EQ(parse_integer("-3", -5, 5), -3);
+  for (const char* bad : {"", "-", "abc", "4x", " 4", "+4", "1e3", "101", "0", "9999999999999999999"}) {
+    EXPECT_FALSE(parse_integer(bad, 1, 100)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace cohort

@@ -42,7 +42,13 @@ void write_file_atomically(const std::string& path, const std::string& content) 
 }
 
 std::string read_small_file(const std::string& path) {
-  return read_file(path).value_or("");
+  // Status files and /proc entries come and go under the reader (a process that exits
+  // between open and read): any failure is "nothing there yet".
+  try {
+    return read_file(path).value_or("");
+  } catch (const Error&) {
+    return "";
+  }
 }
 
 void make_directories(const std::string& path) {

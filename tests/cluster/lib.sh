@@ -6,7 +6,8 @@
 #                                           anew each time) until it holds
 #   job_state JOBID     the job's state as scontrol reports it
 # Every test gets $work, a fresh directory on the shared filesystem, removed on exit
-# together with any job it submitted.
+# together with any job it submitted. require_cluster also waits for a whole, idle
+# cluster, and a test that leaves a node drained or down fails, naming it.
 set -euo pipefail
 
 test_name=$(basename "$0" .sh)
@@ -18,6 +19,62 @@ require_cluster() {
   [[ -n ${SLURM_CONF:-} && -f $SLURM_CONF ]] ||
     fail "no mini-cluster: run these through scripts/test (or: scripts/minicluster up && eval \"\$(scripts/minicluster env)\")"
   sinfo -h >/dev/null || fail "the mini-cluster does not answer (sinfo failed)"
+  suite_dir=${COHORT_MINICLUSTER_DIR:-}
+  # Tests run one at a time, so a job still queued belongs to an earlier test that its
+  # time limit ended before its own cleanup could run; so does a node left out of
+  # service then. Both are cleared, after saying so: that test has failed already.
+  local leftover
+  leftover=$(squeue -h -o %i | tr '\n' ' ')
+  if [[ -n $leftover ]]; then
+    note "cancelling jobs an earlier test left: $leftover"
+    # shellcheck disable=SC2086
+    scancel $leftover 2>/dev/null || true
+  fi
+  local deadline=$((SECONDS + 60))
+  until [[ -z $(squeue -h -o %i) && -z $(sinfo -h -N -t completing -o %N) ]]; do
+    ((SECONDS < deadline)) || { cluster_status >&2; fail "jobs of an earlier test did not end within 60 s"; }
+    sleep 0.5
+  done
+  if [[ -n $(unusable_nodes) ]]; then
+    echo "$test_name: nodes out of service before the test; putting them back:" >&2
+    cluster_status >&2
+    resume_nodes
+    deadline=$((SECONDS + 30))
+    while [[ -n $(unusable_nodes) ]]; do
+      ((SECONDS < deadline)) || fail "nodes still out of service: $(unusable_nodes | tr '\n' ';')"
+      sleep 0.5
+    done
+  fi
+  suite_conf=$SLURM_CONF
+}
+
+# Nodes drained, down or not responding, a line each: "NAME STATE REASON".
+unusable_nodes() {
+  sinfo -h -N -o '%N %T %E' 2>/dev/null | awk '$2 !~ /^(idle|allocated|mixed|completing|reserved)$/'
+}
+cluster_status() { COHORT_MINICLUSTER_DIR=${suite_dir:-} "$COHORT_SOURCE_DIR/scripts/minicluster" status; }
+
+# After a test: its jobs gone, and no node left drained or down by them. A node it broke
+# fails the test that broke it, with what Slurm said and what still runs there, and is
+# put back into service so that the tests after this one start from a whole cluster.
+check_cluster_after() {
+  local ids deadline=$((SECONDS + 60))
+  ids=$(IFS=,; echo "${submitted[*]}")
+  while [[ -n $ids && -n $(squeue -h -j "$ids" -o %i 2>/dev/null) ]] && ((SECONDS < deadline)); do sleep 0.5; done
+  local broken
+  broken=$(unusable_nodes)
+  [[ -z $broken ]] && return 0
+  echo "FAIL $test_name: left the mini-cluster with nodes out of service: $(tr '\n' ';' <<<"$broken")" >&2
+  cluster_status >&2
+  resume_nodes
+  return 1
+}
+
+resume_nodes() {
+  local node
+  for node in $(unusable_nodes | awk '{print $1}'); do
+    scontrol update NodeName="$node" State=RESUME 2>/dev/null || true
+  done
 }
 
 submitted=()
@@ -39,6 +96,9 @@ cleanup() {
   local hook
   for hook in "${exit_hooks[@]+"${exit_hooks[@]}"}"; do eval "$hook" || true; done
   ((${#submitted[@]})) && scancel "${submitted[@]}" 2>/dev/null || true
+  if [[ -n ${suite_conf:-} && -f $suite_conf ]]; then
+    SLURM_CONF=$suite_conf check_cluster_after || rc=1
+  fi
   [[ -n ${work:-} && -d $work ]] && rm -rf -- "$work"
   exit "$rc"
 }

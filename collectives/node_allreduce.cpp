@@ -15,6 +15,7 @@
 
 #include "collectives/dtype.hpp"
 #include "collectives/mpi_backend.hpp"
+#include "collectives/operation.hpp"
 #include "common/error.hpp"
 
 namespace cohort::detail {
@@ -24,21 +25,6 @@ inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
-}
-
-std::chrono::seconds timeout_from_environment() {
-  // A rank may legitimately arrive late (another rank writing a checkpoint), so the default
-  // is generous, as PyTorch's 30-minute collective timeout is.
-  if (const char* text = std::getenv("COHORT_COLLECTIVES_TIMEOUT")) {
-    char* end = nullptr;
-    const long seconds = std::strtol(text, &end, 10);
-    if (end == text || *end != '\0' || seconds <= 0) {
-      throw input_error(std::string("COHORT_COLLECTIVES_TIMEOUT=") + text +
-                        ": expected a whole number of seconds greater than 0");
-    }
-    return std::chrono::seconds(seconds);
-  }
-  return std::chrono::minutes(30);
 }
 
 // Results of large messages are written past the caches: they would not fit anyway, and
@@ -103,7 +89,7 @@ bool NodeAllreduce::spans_one_node(MPI_Comm comm) {
 }
 
 NodeAllreduce::NodeAllreduce(MPI_Comm comm, std::size_t chunk_bytes)
-    : comm_(comm), chunk_bytes_(chunk_bytes), timeout_(timeout_from_environment()) {
+    : comm_(comm), chunk_bytes_(chunk_bytes), timeout_(collectives_timeout()) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size_);
   // MPI's shared segments need not start on a cache line (Open MPI's start 8 bytes past

@@ -1,12 +1,18 @@
 // collectives/operation.hpp — what a Request waits on, one kind per backend.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <utility>
 
 namespace cohort::detail {
+
+// How long a rank waits for its peers inside one collective before it reports them
+// (COHORT_COLLECTIVES_TIMEOUT, seconds; default 30 minutes, PyTorch's collective timeout:
+// a rank may legitimately arrive late, another rank writing a checkpoint).
+std::chrono::seconds collectives_timeout();
 
 class Operation {
  public:

@@ -176,7 +176,9 @@ Fd listen_on(const RendezvousOptions& o) {
     const int e = errno;
     throw Error(where(o) + ": rank 0 cannot listen on port " + std::to_string(o.port) + ": " +
                 std::strerror(e) +
-                (e == EADDRINUSE ? " (another program or job step holds it: set another MASTER_PORT)" : ""));
+                (e == EADDRINUSE ? " (another program holds it, such as PyTorch's store on MASTER_PORT under torchrun: "
+                                    "set COHORT_RENDEZVOUS_PORT to a free port, the same on every rank)"
+                                  : ""));
   }
   if (::listen(fd.get(), SOMAXCONN) != 0) throw Error(where(o) + ": " + system_message("listen", errno));
   return fd;

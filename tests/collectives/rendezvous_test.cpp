@@ -219,7 +219,7 @@ TEST(Rendezvous, APortInUseIsAClearError) {
     rendezvous(options(ntohs(a.sin6_port), 0, 2, 1s), "", [] { return std::string(); });
     FAIL() << "rank 0 listened on a port in use";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("set another MASTER_PORT"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("set COHORT_RENDEZVOUS_PORT"), std::string::npos) << e.what();
   }
 }
 

@@ -154,7 +154,7 @@ class CommunicatorImpl {
     if (overlaps_) async_ = std::make_unique<MpiEngine>(comm, settings);
 
 #if COHORT_HAVE_NCCL
-    choose_device(options);
+    choose_device(options, rank_on_node(sync_->comm()));
     if (backend_ == "nccl") {
       // Every rank decides alike, so that either all create the NCCL communicator or all
       // report the missing device.
@@ -184,7 +184,7 @@ class CommunicatorImpl {
                 "over MASTER_ADDR:MASTER_PORT (COHORT_COLLECTIVES_BOOTSTRAP=tcp serves the nccl backend only)";
     }
 #if COHORT_HAVE_NCCL
-    choose_device(options);
+    choose_device(options, -1);
     if (failure.empty() && devices_ == 0) {
       failure = "no CUDA device is visible (check CUDA_VISIBLE_DEVICES and the job's --gpus); ranks that "
                 "meet over MASTER_ADDR:MASTER_PORT use NCCL and device buffers only";
@@ -231,7 +231,21 @@ class CommunicatorImpl {
     if (tcp_ && !a && !b) return true;  // nothing to move: NCCL takes count 0
     if (devices_ == 0) return false;  // the nccl backend with no device was refused at creation
     // One driver query per distinct buffer: on GPU nodes every host-buffer call pays for it.
-    const bool device = (a && is_device_pointer(a)) || (b && b != a && is_device_pointer(b));
+    const MemoryPlace pa = memory_place(a);
+    const MemoryPlace pb = b && b != a ? memory_place(b) : pa;
+    if (a && b && pa.device != pb.device) {
+      throw input_error(std::string(what) + ": one buffer is CUDA device memory and the other host memory: "
+                        "pass both on this rank's device (" + std::to_string(device_) + "), or both in host memory");
+    }
+    const bool device = pa.device || pb.device;
+    for (const MemoryPlace& p : {pa, pb}) {
+      if (p.device && p.index >= 0 && p.index != device_) {
+        throw input_error(std::string(what) + ": the buffer is on CUDA device " + std::to_string(p.index) +
+                          " and this rank's communicator uses device " + std::to_string(device_) +
+                          " (from LOCAL_RANK, SLURM_LOCALID or the rank's place on its node, or "
+                          "CommunicatorOptions::device): allocate it on device " + std::to_string(device_));
+      }
+    }
     if (tcp_ && !device) {
       throw input_error(std::string(what) + ": the buffer is host memory, and these ranks met over "
                         "MASTER_ADDR:MASTER_PORT without MPI (COHORT_COLLECTIVES_BOOTSTRAP=tcp), which "
@@ -344,16 +358,32 @@ class CommunicatorImpl {
   }
 
 #if COHORT_HAVE_NCCL
-  void choose_device(const CommunicatorOptions& options) {
+  // `node_rank`: this rank's place among the ranks on its node, where MPI tells it (-1
+  // where not), for launchers that export none of the names below.
+  void choose_device(const CommunicatorOptions& options, int node_rank) {
     devices_ = cuda_device_count();
     device_ = options.device;
     if (device_ < 0 && devices_ > 0) {
-      // The launch contract's name first, then the launchers' own.
-      long long local = env_integer("LOCAL_RANK").value_or(-1);
-      if (local < 0) local = env_integer("SLURM_LOCALID").value_or(-1);
-      if (local < 0) local = env_integer("OMPI_COMM_WORLD_LOCAL_RANK").value_or(0);
+      // The launch contract's name first, then the launchers' own (Slurm, Open MPI, MPICH
+      // and Intel MPI).
+      long long local = -1;
+      for (const char* name : {"LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"}) {
+        if (local < 0) local = env_integer(name).value_or(-1);
+      }
+      if (local < 0) local = std::max(node_rank, 0);
       device_ = static_cast<int>(local % devices_);
     }
+    // The CUDA runtime's context goes to the current device: make it this rank's, or every
+    // rank of a node would create one on device 0 with its first CUDA call.
+    if (devices_ > 0) make_current(device_);
+  }
+  static int rank_on_node(MPI_Comm comm) {
+    MPI_Comm node = MPI_COMM_NULL;
+    check_mpi(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+    int rank = 0;
+    MPI_Comm_rank(node, &rank);
+    MPI_Comm_free(&node);
+    return rank;
   }
 #endif
 

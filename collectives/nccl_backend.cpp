@@ -3,12 +3,16 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <sched.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "collectives/mpi_backend.hpp"
@@ -22,12 +26,86 @@ void check_cuda(cudaError_t rc, const char* call) {
   throw Error(std::string(call) + ": " + cudaGetErrorString(rc));
 }
 
-void check_nccl(ncclResult_t rc, const char* call, ncclComm_t comm = nullptr) {
-  if (rc == ncclSuccess || rc == ncclInProgress) return;
+std::string nccl_message(ncclResult_t rc, const char* call, ncclComm_t comm) {
   std::string message = std::string(call) + ": " + ncclGetErrorString(rc);
   if (const char* last = ncclGetLastError(comm); last && *last) message += std::string(" (") + last + ")";
-  throw Error(message);
+  return message;
 }
+
+void check_nccl(ncclResult_t rc, const char* call, ncclComm_t comm = nullptr) {
+  if (rc != ncclSuccess) throw Error(nccl_message(rc, call, comm));
+}
+
+// A call on a non-blocking communicator (NCCL_COMM_BLOCKING=0 makes every communicator
+// one) returns ncclInProgress while NCCL still works on it in the background: wait for
+// the outcome before using the communicator or trusting the call.
+ncclResult_t settle(ncclComm_t comm, ncclResult_t rc) {
+  while (rc == ncclInProgress) {
+    if (ncclCommGetAsyncError(comm, &rc) != ncclSuccess) break;
+    if (rc == ncclInProgress) sched_yield();
+  }
+  return rc;
+}
+
+// The NCCL communicator, shared by the engine and the operations that wait on it. A failure
+// seen while waiting aborts it, so that no later call waits on a communicator that can no
+// longer finish anything.
+struct CommLink {
+  ncclComm_t comm = nullptr;
+  std::string failure;  // why it was aborted; empty while it is usable
+  std::chrono::seconds timeout{collectives_timeout()};
+
+  [[noreturn]] void abort(const std::string& why) {
+    if (failure.empty()) {
+      failure = why;
+      if (comm) ncclCommAbort(comm);
+      comm = nullptr;
+    }
+    throw Error(failure);
+  }
+  ncclComm_t live() const {
+    if (!failure.empty()) {
+      throw Error("the NCCL communicator was aborted after an earlier failure (" + failure +
+                  "): create a new Communicator");
+    }
+    return comm;
+  }
+  // NCCL reports a peer that died, or a network failure, only here.
+  void check() {
+    if (!comm) return;
+    ncclResult_t state = ncclSuccess;
+    if (const ncclResult_t rc = ncclCommGetAsyncError(comm, &state); rc != ncclSuccess) state = rc;
+    if (state == ncclSuccess || state == ncclInProgress) return;
+    abort(nccl_message(state, "NCCL", comm) +
+          ": a rank ended or the network failed during a collective; the communicator is aborted "
+          "(create a new Communicator, or let the launcher restart the gang)");
+  }
+  // Waits for `event`, watching for failures: cudaEventSynchronize would wait for ever on
+  // a collective whose peer is gone. Spins first (small collectives finish within
+  // microseconds), then yields, then naps.
+  void wait(cudaEvent_t event) {
+    if (!failure.empty()) throw Error(failure);
+    const auto start = std::chrono::steady_clock::now();
+    for (unsigned i = 0;; ++i) {
+      const cudaError_t rc = cudaEventQuery(event);
+      if (rc == cudaSuccess) return;
+      if (rc != cudaErrorNotReady) check_cuda(rc, "cudaEventQuery");
+      if ((i & 255u) != 0) continue;
+      check();
+      const auto waited = std::chrono::steady_clock::now() - start;
+      if (waited > timeout) {
+        abort("a collective did not complete within " + std::to_string(timeout.count()) +
+              " s (COHORT_COLLECTIVES_TIMEOUT): every rank must call the same collectives in the "
+              "same order with the same count, dtype and op; the communicator is aborted");
+      }
+      if (waited > std::chrono::milliseconds(1)) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      } else if (waited > std::chrono::microseconds(100)) {
+        sched_yield();
+      }
+    }
+  }
+};
 
 ncclDataType_t nccl_type(DataType dtype) {
   switch (dtype) {
@@ -95,8 +173,8 @@ class EventPool {
 // Complete when the event recorded after the collective on the engine's stream is.
 class DeviceOperation final : public Operation {
  public:
-  DeviceOperation(int device, cudaStream_t stream, std::shared_ptr<EventPool> pool)
-      : device_(device), pool_(std::move(pool)), event_(pool_->take()) {
+  DeviceOperation(cudaStream_t stream, std::shared_ptr<CommLink> link, std::shared_ptr<EventPool> pool)
+      : link_(std::move(link)), pool_(std::move(pool)), event_(pool_->take()) {
     const cudaError_t rc = cudaEventRecord(event_, stream);
     if (rc != cudaSuccess) {
       pool_->give(event_);
@@ -107,19 +185,20 @@ class DeviceOperation final : public Operation {
   ~DeviceOperation() override {
     if (event_) pool_->give(event_);
   }
-  void wait() override {
-    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-    check_cuda(cudaEventSynchronize(event_), "cudaEventSynchronize");
-  }
+  void wait() override { link_->wait(event_); }
   bool test() override {
+    if (!link_->failure.empty()) throw Error(link_->failure);
     const cudaError_t rc = cudaEventQuery(event_);
-    if (rc == cudaErrorNotReady) return false;
+    if (rc == cudaErrorNotReady) {
+      link_->check();
+      return false;
+    }
     check_cuda(rc, "cudaEventQuery");
     return true;
   }
 
  private:
-  int device_;
+  std::shared_ptr<CommLink> link_;
   std::shared_ptr<EventPool> pool_;  // outlives every operation that holds one of its events
   cudaEvent_t event_ = nullptr;
 };
@@ -135,13 +214,24 @@ int cuda_device_count() {
   return count;
 }
 
-bool is_device_pointer(const void* ptr) {
+MemoryPlace memory_place(const void* ptr) {
+  // Without a device every buffer is host memory, and the query would only fail.
+  static const bool any_device = cuda_device_count() > 0;
+  if (!ptr || !any_device) return {};
   cudaPointerAttributes attributes{};
-  if (cudaPointerGetAttributes(&attributes, ptr) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
+  const cudaError_t rc = cudaPointerGetAttributes(&attributes, ptr);
+  if (rc == cudaErrorInvalidValue) {
+    cudaGetLastError();  // memory CUDA never saw (older runtimes say so this way): host
+    return {};
   }
-  return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+  check_cuda(rc, "cudaPointerGetAttributes");
+  if (attributes.type == cudaMemoryTypeManaged) return {true, -1};
+  if (attributes.type == cudaMemoryTypeDevice) return {true, attributes.device};
+  return {};
+}
+
+void make_current(int device) noexcept {
+  if (device >= 0 && cudaSetDevice(device) != cudaSuccess) cudaGetLastError();
 }
 
 void device_copy(void* dst, const void* src, std::size_t bytes) {
@@ -178,10 +268,39 @@ void DeviceBuffer::download(void* host, std::size_t bytes) const {
 
 struct NcclEngine::State {
   cudaStream_t stream = nullptr;
+  cudaEvent_t caller_work = nullptr;  // recorded on the legacy default stream before each collective
   int size = 1;
-  ncclComm_t comm = nullptr;
+  std::shared_ptr<CommLink> link = std::make_shared<CommLink>();
   std::shared_ptr<EventPool> events = std::make_shared<EventPool>();
   std::unique_ptr<DeviceBuffer> token;  // what barrier() reduces
+
+  // The live communicator, with the device current and the stream ordered after the work
+  // the caller put on the legacy default stream (kernels, cudaMemcpy and cudaMemset
+  // without a stream, which may still run when those calls return).
+  ncclComm_t prepare(int device) {
+    ncclComm_t comm = link->live();
+    check_cuda(cudaSetDevice(device), "cudaSetDevice");
+    check_cuda(cudaEventRecord(caller_work, cudaStreamLegacy), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(stream, caller_work, 0), "cudaStreamWaitEvent");
+    return comm;
+  }
+  std::shared_ptr<Operation> enqueued(ncclResult_t rc, const char* call) {
+    check_nccl(settle(link->comm, rc), call, link->comm);
+    return std::make_shared<DeviceOperation>(stream, link, events);
+  }
+  // Waits for everything on the stream; throws (after aborting) when the communicator
+  // failed meanwhile.
+  void drain() {
+    cudaEvent_t done = events->take();
+    try {
+      check_cuda(cudaEventRecord(done, stream), "cudaEventRecord");
+      link->wait(done);
+    } catch (...) {
+      events->give(done);
+      throw;
+    }
+    events->give(done);
+  }
 };
 
 NcclEngine::NcclEngine(MPI_Comm comm, int device) : state_(std::make_unique<State>()), device_(device) {
@@ -242,79 +361,85 @@ void NcclEngine::init(int rank, int size, const IdExchange& exchange, const std:
   }
   std::memcpy(unique.internal, id.data(), id.size());
 
-  // A blocking stream: collectives are ordered after the caller's work on the legacy
-  // default stream (cudaMemcpy, cudaMemset, kernels launched without a stream), which
-  // may still be in flight when those calls return.
-  check_cuda(cudaStreamCreateWithFlags(&state_->stream, cudaStreamDefault), "cudaStreamCreate");
+  // Not a blocking stream: the legacy default stream would then wait for every collective
+  // before running the caller's next kernel, and nothing would overlap. Ordering after the
+  // caller's work is prepare()'s event instead.
+  check_cuda(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_cuda(cudaEventCreateWithFlags(&state_->caller_work, cudaEventDisableTiming), "cudaEventCreate");
   state_->size = size;
-  const ncclResult_t rc = ncclCommInitRank(&state_->comm, size, unique, rank);
+  ncclComm_t comm = nullptr;
+  const ncclResult_t rc = settle(comm, ncclCommInitRank(&comm, size, unique, rank));
   if (rc != ncclSuccess) {
-    cudaStreamDestroy(state_->stream);
-    state_->stream = nullptr;
-    check_nccl(rc, "ncclCommInitRank");
+    const std::string message = nccl_message(rc, "ncclCommInitRank", comm);
+    if (comm) ncclCommAbort(comm);
+    throw Error(message);
   }
+  state_->link->comm = comm;
 }
 
 NcclEngine::~NcclEngine() {
   if (!state_) return;
   cudaSetDevice(device_);
-  if (state_->stream) cudaStreamSynchronize(state_->stream);
-  if (state_->comm) {
-    if (ncclCommDestroy(state_->comm) != ncclSuccess) {
-      std::cerr << "cohort: collectives: ncclCommDestroy failed\n";
+  CommLink& link = *state_->link;
+  if (link.comm && state_->stream) {
+    try {
+      state_->drain();  // aborts the communicator when a peer is gone
+    } catch (const std::exception& e) {
+      std::cerr << "cohort: collectives: " << e.what() << "\n";
     }
   }
+  if (link.comm) {
+    if (ncclCommDestroy(link.comm) != ncclSuccess) std::cerr << "cohort: collectives: ncclCommDestroy failed\n";
+    link.comm = nullptr;
+  }
+  if (state_->caller_work) cudaEventDestroy(state_->caller_work);
   if (state_->stream) cudaStreamDestroy(state_->stream);
   cudaGetLastError();
 }
 
 std::shared_ptr<Operation> NcclEngine::allreduce(const void* send, void* recv, std::size_t count,
                                                  DataType dtype, ReduceOp op) {
-  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  ncclComm_t comm = state_->prepare(device_);
   // On one rank an average is the sum. NCCL 2.28's ncclAvg of fp64 on one rank, out of
   // place, leaves the last count % 4 elements unwritten (seen on an H200).
   const ncclRedOp_t reduction = op == ReduceOp::avg && state_->size == 1 ? ncclSum : nccl_op(op);
-  check_nccl(ncclAllReduce(send, recv, count, nccl_type(dtype), reduction, state_->comm, state_->stream),
-             "ncclAllReduce", state_->comm);
-  return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
+  return state_->enqueued(ncclAllReduce(send, recv, count, nccl_type(dtype), reduction, comm, state_->stream),
+                          "ncclAllReduce");
 }
 
 std::shared_ptr<Operation> NcclEngine::broadcast(void* buffer, std::size_t count, DataType dtype, int root) {
-  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-  check_nccl(ncclBroadcast(buffer, buffer, count, nccl_type(dtype), root, state_->comm, state_->stream),
-             "ncclBroadcast", state_->comm);
-  return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
+  ncclComm_t comm = state_->prepare(device_);
+  return state_->enqueued(ncclBroadcast(buffer, buffer, count, nccl_type(dtype), root, comm, state_->stream),
+                          "ncclBroadcast");
 }
 
 std::shared_ptr<Operation> NcclEngine::allgather(const void* send, void* recv, std::size_t count,
                                                  DataType dtype) {
-  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-  check_nccl(ncclAllGather(send, recv, count, nccl_type(dtype), state_->comm, state_->stream),
-             "ncclAllGather", state_->comm);
-  return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
+  ncclComm_t comm = state_->prepare(device_);
+  return state_->enqueued(ncclAllGather(send, recv, count, nccl_type(dtype), comm, state_->stream),
+                          "ncclAllGather");
 }
 
 std::shared_ptr<Operation> NcclEngine::reduce_scatter(const void* send, void* recv, std::size_t count,
                                                       DataType dtype, ReduceOp op) {
-  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  ncclComm_t comm = state_->prepare(device_);
   const ncclRedOp_t reduction = op == ReduceOp::avg && state_->size == 1 ? ncclSum : nccl_op(op);
-  check_nccl(ncclReduceScatter(send, recv, count, nccl_type(dtype), reduction, state_->comm, state_->stream),
-             "ncclReduceScatter", state_->comm);
-  return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
+  return state_->enqueued(
+      ncclReduceScatter(send, recv, count, nccl_type(dtype), reduction, comm, state_->stream),
+      "ncclReduceScatter");
 }
 
 std::shared_ptr<Operation> NcclEngine::barrier() {
-  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   if (!state_->token) state_->token = std::make_unique<DeviceBuffer>(sizeof(float), device_);
+  ncclComm_t comm = state_->prepare(device_);
   float* token = static_cast<float*>(state_->token->data());
-  check_nccl(ncclAllReduce(token, token, 1, ncclFloat32, ncclSum, state_->comm, state_->stream), "ncclAllReduce",
-             state_->comm);
-  return std::make_shared<DeviceOperation>(device_, state_->stream, state_->events);
+  return state_->enqueued(ncclAllReduce(token, token, 1, ncclFloat32, ncclSum, comm, state_->stream),
+                          "ncclAllReduce");
 }
 
 void NcclEngine::synchronize() {
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-  check_cuda(cudaStreamSynchronize(state_->stream), "cudaStreamSynchronize");
+  state_->drain();
 }
 
 }  // namespace cohort::detail

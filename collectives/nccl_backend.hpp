@@ -16,8 +16,21 @@ namespace cohort::detail {
 
 // CUDA devices this process sees; 0 without a driver or a device.
 int cuda_device_count();
-// True for memory a CUDA kernel can address as device memory (device or managed).
-bool is_device_pointer(const void* ptr);
+
+// Where a buffer lives, as CUDA sees it.
+struct MemoryPlace {
+  bool device = false;  // a CUDA kernel can address it as device memory (device or managed)
+  int index = -1;       // the device it was allocated on; -1 for managed and host memory
+};
+// Throws when the CUDA context has failed (an earlier kernel fault), which every later
+// CUDA call would report too.
+MemoryPlace memory_place(const void* ptr);
+inline bool is_device_pointer(const void* ptr) { return memory_place(ptr).device; }
+
+// Makes `device` the calling thread's current device, so that the CUDA runtime's context
+// (created by the first CUDA call) lands on the rank's own device rather than on device 0.
+// A device that cannot be made current is reported by the NCCL communicator's creation.
+void make_current(int device) noexcept;
 
 // Copies between device buffers, in order on the legacy default stream (after the kernels a
 // framework launched there, before a blocking stream's next work); returns at once.
@@ -41,9 +54,13 @@ class DeviceBuffer {
   int device_;
 };
 
-// One NCCL communicator over the ranks of an MPI communicator, on its own CUDA stream.
-// Blocking calls wait for the stream; non-blocking ones return an operation that waits on
-// an event recorded after the collective.
+// One NCCL communicator over the ranks of an MPI communicator, on a CUDA stream of its own.
+// Each collective is ordered after the work the caller put on the legacy default stream,
+// without that stream waiting for the collective (so kernels launched after a non-blocking
+// call overlap it). Operations complete on an event recorded after the collective; waiting
+// on one also watches NCCL's asynchronous error state, so a peer that died or a network
+// failure aborts the communicator and throws, rather than leaving the rank waiting for
+// ever, as does waiting longer than COHORT_COLLECTIVES_TIMEOUT.
 class NcclEngine {
  public:
   // Collective over comm: rank 0's unique id travels by MPI_Bcast.
@@ -64,7 +81,7 @@ class NcclEngine {
                                        DataType dtype);
   std::shared_ptr<Operation> reduce_scatter(const void* send, void* recv, std::size_t count,
                                             DataType dtype, ReduceOp op);
-  // Waits for everything enqueued so far.
+  // Waits for everything enqueued so far (watching for failures as an operation does).
   void synchronize();
   // Completes when every rank has enqueued it and the work enqueued before it is done
   // (a one-element allreduce, as NCCL-only frameworks do).

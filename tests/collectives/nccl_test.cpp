@@ -4,7 +4,11 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <utility>
+#include <vector>
 #include <memory>
 
 #include "collectives/bucketing.hpp"
@@ -116,6 +120,50 @@ TEST_F(Nccl, DeviceBufferWithTheMpiBackendIsAnInputError) {
   Communicator mpi = Communicator::from_environment(options);
   detail::DeviceBuffer buffer(16, comm().device());
   EXPECT_THROW(mpi.allreduce(buffer.data(), 4, DataType::f32, ReduceOp::sum), Error);
+}
+
+TEST_F(Nccl, OneDeviceAndOneHostBufferIsAnInputError) {
+  detail::DeviceBuffer device(16, comm().device());
+  float host[4] = {};
+  for (const auto& [send, recv] : {std::pair<void*, void*>{device.data(), host}, {host, device.data()}}) {
+    try {
+      comm().allreduce(send, recv, 4, DataType::f32, ReduceOp::sum);
+      ADD_FAILURE() << "a device and a host buffer were accepted together";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::input);
+      EXPECT_NE(std::string(e.what()).find("one buffer is CUDA device memory and the other host memory"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST_F(Nccl, ABufferOnAnotherDeviceIsAnInputError) {
+  if (detail::cuda_device_count() < 2) GTEST_SKIP() << "needs two CUDA devices";
+  const int other = (comm().device() + 1) % detail::cuda_device_count();
+  detail::DeviceBuffer buffer(16, other);
+  try {
+    comm().allreduce(buffer.data(), 4, DataType::f32, ReduceOp::sum);
+    ADD_FAILURE() << "a buffer on device " << other << " was accepted by a communicator on device " << comm().device();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    EXPECT_NE(std::string(e.what()).find("allocate it on device " + std::to_string(comm().device())),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(Nccl, CollectivesRunAfterTheCallersWorkOnTheDefaultStream) {
+  // 64 MiB: the memset is still running on the default stream when the call is made.
+  const std::size_t count = std::size_t{64} << 20;
+  detail::DeviceBuffer buffer(count, comm().device());
+  ASSERT_EQ(cudaMemsetAsync(buffer.data(), 1, count, cudaStreamLegacy), cudaSuccess);
+  comm().allreduce(buffer.data(), count, DataType::u8, ReduceOp::sum);
+  std::vector<std::uint8_t> got(count);
+  buffer.download(got.data(), count);
+  const auto want = static_cast<std::uint8_t>(comm().size());
+  EXPECT_EQ(std::count(got.begin(), got.end(), want), static_cast<std::ptrdiff_t>(count))
+      << "an element of the allreduce did not see the default stream's memset";
 }
 
 TEST_F(Nccl, GradientsInDeviceMemoryAreReducedInDeviceBuckets) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -126,17 +127,20 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // Mean time of one call over `iters` calls, the slowest rank's, in microseconds.
+// `finish` waits for calls that return no request (the plain NCCL baseline's stream).
 template <class Call>
-double time_us(Communicator& comm, const Settings& s, Call&& call) {
+double time_us(Communicator& comm, const Settings& s, Call&& call, const std::function<void()>& finish = {}) {
   std::vector<Request> pending;
   for (int i = 0; i < s.warmup; ++i) pending.push_back(call());
   for (auto& r : pending) r.wait();
+  if (finish) finish();
   pending.clear();
   comm.barrier();
   const auto t0 = std::chrono::steady_clock::now();
   // Device operations are queued back to back and waited for at the end, as nccl-tests does.
   for (int i = 0; i < s.iters; ++i) pending.push_back(call());
   for (auto& r : pending) r.wait();
+  if (finish) finish();
   double us = seconds_since(t0) * 1e6 / s.iters;
   MPI_Allreduce(MPI_IN_PLACE, &us, 1, MPI_DOUBLE, MPI_MAX, comm.mpi_comm());
   return us;
@@ -185,8 +189,13 @@ int run_sweep(Communicator& comm, const Settings& s) {
 #if COHORT_HAVE_NCCL
   // NCCL's own calls on a communicator and stream of their own, with nothing of cohort's
   // around them: what nccl-tests would time on this machine.
-  std::unique_ptr<detail::NcclEngine> plain_nccl;
-  if (s.baseline && device >= 0) plain_nccl = std::make_unique<detail::NcclEngine>(comm.mpi_comm(), device);
+  std::unique_ptr<detail::PlainNccl> plain_nccl;
+  if (s.baseline && device >= 0) plain_nccl = std::make_unique<detail::PlainNccl>(comm.mpi_comm(), device);
+  const std::function<void()> plain_finish = [&] {
+    if (plain_nccl) plain_nccl->synchronize();
+  };
+#else
+  const std::function<void()> plain_finish;
 #endif
   // nccl-tests' sizes: allgather's is the gathered result, reduce_scatter's the input.
   const bool per_rank_block = s.op == Op::allgather || s.op == Op::reduce_scatter;
@@ -252,11 +261,12 @@ int run_sweep(Communicator& comm, const Settings& s) {
 #if COHORT_HAVE_NCCL
       if (plain_nccl) {
         switch (s.op) {
-          case Op::allreduce: return Request(plain_nccl->allreduce(in, out, count, dt, s.redop));
-          case Op::allgather: return Request(plain_nccl->allgather(in, out, count, dt));
-          case Op::reduce_scatter: return Request(plain_nccl->reduce_scatter(in, out, count, dt, s.redop));
-          case Op::broadcast: return Request(plain_nccl->broadcast(out, count, dt, 0));
+          case Op::allreduce: plain_nccl->allreduce(in, out, count, dt, s.redop); break;
+          case Op::allgather: plain_nccl->allgather(in, out, count, dt); break;
+          case Op::reduce_scatter: plain_nccl->reduce_scatter(in, out, count, dt, s.redop); break;
+          case Op::broadcast: plain_nccl->broadcast(out, count, dt, 0); break;
         }
+        return {};
       }
 #endif
       switch (s.op) {
@@ -278,7 +288,9 @@ int run_sweep(Communicator& comm, const Settings& s) {
     row.time_us = 1e300;
     for (int round = 0; round < s.rounds; ++round) {
       row.time_us = std::min(row.time_us, time_us(comm, s, call));
-      if (s.baseline) row.baseline_us = std::min(row.baseline_us.value_or(1e300), time_us(comm, s, plain_call));
+      if (s.baseline) {
+        row.baseline_us = std::min(row.baseline_us.value_or(1e300), time_us(comm, s, plain_call, plain_finish));
+      }
     }
 
     // One more call on fresh inputs, checked against the reference.

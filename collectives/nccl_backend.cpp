@@ -86,21 +86,26 @@ struct CommLink {
   void wait(cudaEvent_t event) {
     if (!failure.empty()) throw Error(failure);
     const auto start = std::chrono::steady_clock::now();
+    enum class Pace { spin, yield, nap } pace = Pace::spin;
     for (unsigned i = 0;; ++i) {
       const cudaError_t rc = cudaEventQuery(event);
       if (rc == cudaSuccess) return;
       if (rc != cudaErrorNotReady) check_cuda(rc, "cudaEventQuery");
-      if ((i & 255u) != 0) continue;
-      check();
-      const auto waited = std::chrono::steady_clock::now() - start;
-      if (waited > timeout) {
-        abort("a collective did not complete within " + std::to_string(timeout.count()) +
-              " s (COHORT_COLLECTIVES_TIMEOUT): every rank must call the same collectives in the "
-              "same order with the same count, dtype and op; the communicator is aborted");
+      if ((i & 255u) == 0) {
+        check();
+        const auto waited = std::chrono::steady_clock::now() - start;
+        if (waited > timeout) {
+          abort("a collective did not complete within " + std::to_string(timeout.count()) +
+                " s (COHORT_COLLECTIVES_TIMEOUT): every rank must call the same collectives in the "
+                "same order with the same count, dtype and op; the communicator is aborted");
+        }
+        pace = waited > std::chrono::milliseconds(1)     ? Pace::nap
+               : waited > std::chrono::microseconds(100) ? Pace::yield
+                                                         : Pace::spin;
       }
-      if (waited > std::chrono::milliseconds(1)) {
+      if (pace == Pace::nap) {
         std::this_thread::sleep_for(std::chrono::microseconds(50));
-      } else if (waited > std::chrono::microseconds(100)) {
+      } else if (pace == Pace::yield) {
         sched_yield();
       }
     }
@@ -440,6 +445,58 @@ std::shared_ptr<Operation> NcclEngine::barrier() {
 void NcclEngine::synchronize() {
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
   state_->drain();
+}
+
+struct PlainNccl::Handles {
+  ncclComm_t comm = nullptr;
+  cudaStream_t stream = nullptr;
+  int device = 0;
+};
+
+PlainNccl::PlainNccl(MPI_Comm comm, int device) : handles_(std::make_unique<Handles>()) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  handles_->device = device;
+  check_cuda(cudaSetDevice(device), "cudaSetDevice");
+  ncclUniqueId id{};
+  if (rank == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+  check_mpi(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, comm), "MPI_Bcast");
+  check_cuda(cudaStreamCreateWithFlags(&handles_->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_nccl(settle(handles_->comm, ncclCommInitRank(&handles_->comm, size, id, rank)), "ncclCommInitRank");
+}
+
+PlainNccl::~PlainNccl() {
+  cudaSetDevice(handles_->device);
+  if (handles_->stream) cudaStreamSynchronize(handles_->stream);
+  if (handles_->comm) ncclCommDestroy(handles_->comm);
+  if (handles_->stream) cudaStreamDestroy(handles_->stream);
+  cudaGetLastError();
+}
+
+void PlainNccl::allreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op) {
+  check_nccl(ncclAllReduce(send, recv, count, nccl_type(dtype), nccl_op(op), handles_->comm, handles_->stream),
+             "ncclAllReduce", handles_->comm);
+}
+
+void PlainNccl::broadcast(void* buffer, std::size_t count, DataType dtype, int root) {
+  check_nccl(ncclBroadcast(buffer, buffer, count, nccl_type(dtype), root, handles_->comm, handles_->stream),
+             "ncclBroadcast", handles_->comm);
+}
+
+void PlainNccl::allgather(const void* send, void* recv, std::size_t count, DataType dtype) {
+  check_nccl(ncclAllGather(send, recv, count, nccl_type(dtype), handles_->comm, handles_->stream), "ncclAllGather",
+             handles_->comm);
+}
+
+void PlainNccl::reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op) {
+  check_nccl(ncclReduceScatter(send, recv, count, nccl_type(dtype), nccl_op(op), handles_->comm, handles_->stream),
+             "ncclReduceScatter", handles_->comm);
+}
+
+void PlainNccl::synchronize() {
+  check_cuda(cudaSetDevice(handles_->device), "cudaSetDevice");
+  check_cuda(cudaStreamSynchronize(handles_->stream), "cudaStreamSynchronize");
 }
 
 }  // namespace cohort::detail

@@ -97,4 +97,24 @@ class NcclEngine {
   int device_ = 0;
 };
 
+// NCCL's own calls on a communicator and stream of their own, with nothing of cohort's
+// around them (no events, no ordering after the default stream, no checks): what
+// nccl-tests times, and so the benchmark's baseline on device buffers. Collective over comm.
+class PlainNccl {
+ public:
+  PlainNccl(MPI_Comm comm, int device);
+  PlainNccl(const PlainNccl&) = delete;
+  PlainNccl& operator=(const PlainNccl&) = delete;
+  ~PlainNccl();
+  void allreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
+  void broadcast(void* buffer, std::size_t count, DataType dtype, int root);
+  void allgather(const void* send, void* recv, std::size_t count, DataType dtype);
+  void reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
+  void synchronize();  // waits for every call made so far
+
+ private:
+  struct Handles;
+  std::unique_ptr<Handles> handles_;
+};
+
 }  // namespace cohort::detail

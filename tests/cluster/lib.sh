@@ -7,7 +7,7 @@
 #   job_state JOBID     the job's state as scontrol reports it
 # Every test gets $work, a fresh directory on the shared filesystem, removed on exit
 # together with any job it submitted. require_cluster also waits for a whole, idle
-# cluster, and a test that leaves a node drained or down fails, naming it.
+# cluster, and a test whose jobs leave processes running in the nodes fails, naming them.
 set -euo pipefail
 
 test_name=$(basename "$0" .sh)
@@ -36,8 +36,7 @@ require_cluster() {
     sleep 0.5
   done
   if [[ -n $(unusable_nodes) ]]; then
-    echo "$test_name: nodes out of service before the test; putting them back:" >&2
-    cluster_status >&2
+    cluster_note "nodes out of service before the test, put back into service:" "$(cluster_status 2>&1)"
     resume_nodes
     deadline=$((SECONDS + 30))
     while [[ -n $(unusable_nodes) ]]; do
@@ -54,20 +53,52 @@ unusable_nodes() {
 }
 cluster_status() { COHORT_MINICLUSTER_DIR=${suite_dir:-} "$COHORT_SOURCE_DIR/scripts/minicluster" status; }
 
-# After a test: its jobs gone, and no node left drained or down by them. A node it broke
-# fails the test that broke it, with what Slurm said and what still runs there, and is
-# put back into service so that the tests after this one start from a whole cluster.
+# After a test: its jobs gone and nothing of theirs still running in the nodes, or the
+# test fails, naming what is left. A node its jobs left drained or down (a slow machine
+# can make Slurm give up on a step being killed) is put back into service so that the
+# tests after this one start from a whole cluster; scripts/test prints that note at the
+# end of the cluster tests, passed or not.
 check_cluster_after() {
   local ids deadline=$((SECONDS + 60))
   ids=$(IFS=,; echo "${submitted[*]}")
   while [[ -n $ids && -n $(squeue -h -j "$ids" -o %i 2>/dev/null) ]] && ((SECONDS < deadline)); do sleep 0.5; done
+  local left
+  deadline=$((SECONDS + 30))
+  while left=$(leftover_processes) && [[ -n $left ]] && ((SECONDS < deadline)); do sleep 0.5; done
   local broken
   broken=$(unusable_nodes)
-  [[ -z $broken ]] && return 0
-  echo "FAIL $test_name: left the mini-cluster with nodes out of service: $(tr '\n' ';' <<<"$broken")" >&2
+  if [[ -n $broken ]]; then
+    cluster_note "nodes out of service after the test, put back into service: $(tr '\n' ';' <<<"$broken")" \
+      "$(cluster_status 2>&1)"
+    resume_nodes
+  fi
+  [[ -z $left ]] && return 0
+  echo "FAIL $test_name: left processes running in the mini-cluster's nodes:" >&2
+  echo "$left" >&2
   cluster_status >&2
-  resume_nodes
   return 1
+}
+
+# Processes in the suite cluster's nodes besides their slurmd, "NODE PID COMMAND" a line
+# each: what jobs left running.
+leftover_processes() {
+  [[ -n ${suite_dir:-} && -f $suite_dir/instance ]] || return 0
+  local prefix nodes i pid comm
+  prefix=$(sed -n 's/^prefix=//p' "$suite_dir/instance")
+  nodes=$(sed -n 's/^nodes=//p' "$suite_dir/instance")
+  for ((i = 1; i <= nodes; i++)); do
+    for pid in $(ip netns pids "$prefix-node$i" 2>/dev/null); do
+      comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+      [[ $comm == slurmd ]] && continue
+      echo "node$i $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-160)"
+    done
+  done
+}
+
+# A note for scripts/test to print after the cluster tests, whatever their outcome.
+cluster_note() {
+  [[ -n ${suite_dir:-} && -d $suite_dir ]] || return 0
+  printf '%s: %s\n' "$test_name" "$*" >>"$suite_dir/notes"
 }
 
 resume_nodes() {

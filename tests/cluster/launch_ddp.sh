@@ -14,7 +14,9 @@ ddp_job() {  # name max-restarts
 }
 
 kill_rank_3_after_a_checkpoint() {  # name
-  wait_until 120 "a first checkpoint of $1" "[[ -e $work/$1.ckpt/latest.pt && -s $work/$1.pids/rank-3.restart-0 ]]"
+  # Generous: on a machine just started, the ranks' first import of PyTorch reads its
+  # libraries from a cold disk.
+  wait_until 300 "a first checkpoint of $1" "[[ -e $work/$1.ckpt/latest.pt && -s $work/$1.pids/rank-3.restart-0 ]]"
   kill -KILL "$(cat "$work/$1.pids/rank-3.restart-0")" || fail "could not kill rank 3"
 }
 

@@ -155,11 +155,14 @@ class CommunicatorImpl {
 
 #if COHORT_HAVE_NCCL
     choose_device(options, rank_on_node(sync_->comm()));
+    // Every rank learns whether all of them see a device, so that either all create the
+    // NCCL communicator (at once with backend nccl, at the first device buffer with auto)
+    // or all report the missing device: one rank going to MPI while the others set up
+    // NCCL would pair unrelated MPI calls.
+    int have = devices_ > 0 ? 1 : 0;
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &have, 1, MPI_INT, MPI_MIN, sync_->comm()), "MPI_Allreduce");
+    every_rank_has_device_ = have == 1;
     if (backend_ == "nccl") {
-      // Every rank decides alike, so that either all create the NCCL communicator or all
-      // report the missing device.
-      int have = devices_ > 0 ? 1 : 0;
-      check_mpi(MPI_Allreduce(MPI_IN_PLACE, &have, 1, MPI_INT, MPI_MIN, sync_->comm()), "MPI_Allreduce");
       if (!have) {
         throw input_error(devices_ > 0 ? std::string("backend 'nccl': another rank sees no CUDA device")
                                        : std::string("backend 'nccl': no CUDA device is visible to rank ") +
@@ -260,7 +263,14 @@ class CommunicatorImpl {
       throw input_error(std::string(what) + ": the buffer is host memory and the backend is nccl: "
                         "use a CUDA device buffer, or COHORT_COLLECTIVES_BACKEND=auto");
     }
-    if (device && !nccl_) nccl_ = std::make_unique<NcclEngine>(sync_->comm(), device_);
+    if (device && !nccl_) {
+      if (!every_rank_has_device_) {
+        throw input_error(std::string(what) + ": the buffer is CUDA device memory and another rank sees no "
+                          "CUDA device, so the ranks cannot form a NCCL communicator: give every rank a GPU "
+                          "(the job's --gpus, CUDA_VISIBLE_DEVICES), or pass host buffers");
+      }
+      nccl_ = std::make_unique<NcclEngine>(sync_->comm(), device_);
+    }
     return device;
 #else
     (void)what, (void)a, (void)b;
@@ -398,6 +408,7 @@ class CommunicatorImpl {
   int devices_ = 0;
   int device_ = 0;
   bool tcp_ = false;  // met over MASTER_ADDR:MASTER_PORT: no MPI, device buffers only
+  bool every_rank_has_device_ = false;
   std::unique_ptr<NcclEngine> nccl_;
 #endif
   std::mutex mutex_;

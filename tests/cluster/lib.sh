@@ -59,7 +59,9 @@ cluster_status() { COHORT_MINICLUSTER_DIR=${suite_dir:-} "$COHORT_SOURCE_DIR/scr
 # tests after this one start from a whole cluster; scripts/test prints that note at the
 # end of the cluster tests, passed or not.
 check_cluster_after() {
-  local ids deadline=$((SECONDS + 60))
+  # Longer than the mini-cluster's UnkillableStepTimeout, so that Slurm's own verdict on a
+  # step being killed comes first.
+  local ids deadline=$((SECONDS + 150))
   ids=$(IFS=,; echo "${submitted[*]}")
   while [[ -n $ids && -n $(squeue -h -j "$ids" -o %i 2>/dev/null) ]] && ((SECONDS < deadline)); do sleep 0.5; done
   local left

@@ -11,28 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/temp_dir.hpp"
+
 namespace cohort::checkpoint::testing {
 
-// A fresh directory, removed with everything in it when the object goes.
-class TempDir {
- public:
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "cohort-ckpt-XXXXXX").string();
-    if (!::mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
+using ::cohort::testing::TempDir;
 
 // Values that differ per step and per element, so a load from the wrong step shows.
 inline float value_at(std::int64_t step, std::uint64_t index) {

@@ -13,6 +13,7 @@
 
 #include "common/json.hpp"
 #include "common/process.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace cohort {
 namespace {
@@ -28,18 +29,7 @@ ProcessResult launch(std::vector<std::string> args) {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-// A directory of the test's own, removed however the test ends.
-struct TempDir {
-  explicit TempDir(const std::string& name)
-      : path(std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()))) {
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::filesystem::path path;
-};
+using ::cohort::testing::TempDir;
 
 TEST(LocalLaunch, EveryRankGetsTheContractAndItsLinesArePrefixed) {
   auto r = launch({"--local", "--nproc", "3", "--", "sh", "-c",
@@ -115,7 +105,7 @@ TEST(LocalLaunch, PreemptionAsksRanksToCheckpointThroughTheFlagFile) {
 
 TEST(LocalLaunch, OutputDirHoldsOneLogPerRank) {
   TempDir temp("cohort-launch-test");
-  const auto& dir = temp.path;
+  const auto& dir = temp.path();
   auto r = launch({"--local", "--nproc", "2", "--output-dir", dir.string(), "--", "sh", "-c", "echo hello from $RANK"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   for (int rank : {0, 1}) {
@@ -200,7 +190,7 @@ TEST(LocalLaunch, TfJobRolesGetKubeflowTfConfigAndTheChiefDecidesSuccess) {
   // Each process prints its TF_CONFIG into the shared directory; the chief finishes once
   // both workers have, and the parameter server, which never exits by itself, is torn down.
   TempDir temp("cohort-tfjob");
-  const auto& dir = temp.path;
+  const auto& dir = temp.path();
   std::string record = "echo \"$TF_CONFIG\" >" + dir.string() + "/$COHORT_ROLE-$COHORT_ROLE_INDEX";
   std::string wait = "until [ -e " + dir.string() + "/worker-0 ] && [ -e " + dir.string() + "/worker-1 ]; do sleep 0.05; done";
   auto spec = write_spec("tfjob", "kind: TFJob\nspec:\n  tfReplicaSpecs:\n"
@@ -227,7 +217,7 @@ TEST(LocalLaunch, TfJobRolesGetKubeflowTfConfigAndTheChiefDecidesSuccess) {
 
 TEST(LocalLaunch, PyTorchJobWorkersRendezvousAtTheMaster) {
   TempDir temp("cohort-ptjob");
-  const auto& dir = temp.path;
+  const auto& dir = temp.path();
   std::string record = "echo $MASTER_ADDR:$MASTER_PORT $RANK $WORLD_SIZE >" + dir.string() + "/rank-$RANK";
   std::string wait = "until [ -e " + dir.string() + "/rank-1 ] && [ -e " + dir.string() + "/rank-2 ]; do sleep 0.05; done";
   auto spec = write_spec("ptjob", "kind: PyTorchJob\nspec:\n  pytorchReplicaSpecs:\n"

@@ -14,23 +14,14 @@
 #include "common/error.hpp"
 #include "tuner/journal.hpp"
 #include "tuner/runner.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace cohort::tuner {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "cohort-tuner-test.XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using ::cohort::testing::TempDir;
 
 json::Value record(const std::string& type, int trial) {
   json::Value r = json::Value::object();
@@ -56,7 +47,7 @@ trialTemplate: {command: [true]}
 
 TEST(Journal, RecordsReadBackInTheOrderAppended) {
   TempDir d;
-  Journal j(d.path);
+  Journal j(d.path());
   json::Value e = json::Value::object();
   e.set("type", "experiment");
   e.set("seed", "12");
@@ -81,9 +72,9 @@ TEST(Journal, RecordsReadBackInTheOrderAppended) {
 
 TEST(Journal, ARecordCutShortByACrashIsSkippedAndTheNextOneKept) {
   TempDir d;
-  Journal j(d.path);
+  Journal j(d.path());
   j.append(record("claim", 0));
-  write(d.path / "journal.jsonl", R"({"type":"claim","tri)");  // the writer died here
+  write(d.path() / "journal.jsonl", R"({"type":"claim","tri)");  // the writer died here
   EXPECT_EQ(j.read().trials.size(), 1u);  // an unfinished line is not a record yet
   j.append(record("claim", 1));
   JournalState s = j.read();
@@ -93,7 +84,7 @@ TEST(Journal, ARecordCutShortByACrashIsSkippedAndTheNextOneKept) {
 
 TEST(Journal, TheFirstEndOfATrialStands) {
   TempDir d;
-  Journal j(d.path);
+  Journal j(d.path());
   j.append(record("claim", 0));
   json::Value a = record("end", 0), b = record("end", 0);
   a.set("state", "Killed");
@@ -107,9 +98,9 @@ TEST(Journal, TheFirstEndOfATrialStands) {
 // once, and none is lost.
 TEST(Journal, ConcurrentClaimsFromManyProcessesAreUniqueAndComplete) {
   TempDir d;
-  { std::ofstream(d.path / "exp.yaml") << kGrid; }
-  Experiment e = init_experiment_dir(d.path / "exp.yaml", d.path / "sweep");
-  Journal j(d.path / "sweep");
+  { std::ofstream(d.path() / "exp.yaml") << kGrid; }
+  Experiment e = init_experiment_dir(d.path() / "exp.yaml", d.path() / "sweep");
+  Journal j(d.path() / "sweep");
   int go[2];
   ASSERT_EQ(::pipe(go), 0);
   std::vector<pid_t> children;
@@ -124,7 +115,7 @@ TEST(Journal, ConcurrentClaimsFromManyProcessesAreUniqueAndComplete) {
       }
       int claimed = 0;
       try {
-        Journal mine(d.path / "sweep");
+        Journal mine(d.path() / "sweep");
         while (claim_trial(mine, e, "task" + std::to_string(c))) ++claimed;
       } catch (...) {
         ::_exit(100);
@@ -154,22 +145,22 @@ TEST(Journal, ConcurrentClaimsFromManyProcessesAreUniqueAndComplete) {
 
 TEST(Journal, WriteFileAtomicallyLeavesNoTemporaryBehind) {
   TempDir d;
-  write_file_atomically(d.path / "f", "one");
-  write_file_atomically(d.path / "f", "two");
-  std::ifstream in(d.path / "f");
+  write_file_atomically(d.path() / "f", "one");
+  write_file_atomically(d.path() / "f", "two");
+  std::ifstream in(d.path() / "f");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(text, "two");
-  EXPECT_EQ(std::distance(fs::directory_iterator(d.path), fs::directory_iterator()), 1);
+  EXPECT_EQ(std::distance(fs::directory_iterator(d.path()), fs::directory_iterator()), 1);
 }
 
 TEST(Journal, ADirectoryHoldingAnotherExperimentIsRefused) {
   TempDir d;
-  { std::ofstream(d.path / "a.yaml") << kGrid; }
-  { std::ofstream(d.path / "b.yaml") << std::string(kGrid) + "maxTrialCount: 3\n"; }
-  init_experiment_dir(d.path / "a.yaml", d.path / "sweep");
-  EXPECT_NO_THROW(init_experiment_dir(d.path / "a.yaml", d.path / "sweep"));
+  { std::ofstream(d.path() / "a.yaml") << kGrid; }
+  { std::ofstream(d.path() / "b.yaml") << std::string(kGrid) + "maxTrialCount: 3\n"; }
+  init_experiment_dir(d.path() / "a.yaml", d.path() / "sweep");
+  EXPECT_NO_THROW(init_experiment_dir(d.path() / "a.yaml", d.path() / "sweep"));
   try {
-    init_experiment_dir(d.path / "b.yaml", d.path / "sweep");
+    init_experiment_dir(d.path() / "b.yaml", d.path() / "sweep");
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("holds another experiment"), std::string::npos) << e.what();

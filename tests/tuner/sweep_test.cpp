@@ -11,27 +11,21 @@
 #include "common/json.hpp"
 #include "common/process.hpp"
 #include "tuner/journal.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace cohort::tuner {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "cohort-sweep-test.XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+// A scratch directory with the helpers these tests use: a file in it, and the sweep's
+// directory.
+struct TempDir : ::cohort::testing::TempDir {
   std::string file(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name) << text;
-    return (path / name).string();
+    std::ofstream(*this / name) << text;
+    return (*this / name).string();
   }
-  std::string dir() const { return (path / "sweep").string(); }
+  std::string dir() const { return (*this / "sweep").string(); }
 };
 
 ProcessResult cohort(std::vector<std::string> args) {
@@ -243,7 +237,7 @@ TEST(Sweep, ResumeMarksAbandonedTrialsKilledAndFinishesTheRest) {
 TEST(Sweep, PlotWritesAnSvgWithOnePointPerTrial) {
   TempDir t;
   ASSERT_EQ(cohort({"sweep", "run", t.file("square.yaml", kSquare), "--dir", t.dir()}).exit_code, 0);
-  std::string out = (t.path / "plot.svg").string();
+  std::string out = (t / "plot.svg").string();
   auto r = cohort({"sweep", "plot", t.dir(), "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::ifstream in(out);
@@ -264,7 +258,7 @@ TEST(Sweep, SubmitKeepsTheArrayToItself) {
 
 TEST(Sweep, StatusOfADirectoryThatHoldsNoExperimentSaysSo) {
   TempDir t;
-  auto r = cohort({"sweep", "status", t.path.string()});
+  auto r = cohort({"sweep", "status", t.path().string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("not an experiment directory (no experiment.yaml)"), std::string::npos) << r.err;
 }

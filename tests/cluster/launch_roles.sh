@@ -5,11 +5,7 @@
 # so this test brings up a four-node cluster of its own beside the suite's.
 source "$(dirname "$0")/lib.sh"
 cohort=$COHORT_BUILD_DIR/bin/cohort
-mc=$COHORT_SOURCE_DIR/scripts/minicluster
-export COHORT_MINICLUSTER_DIR=$work/cluster
-at_exit '"$mc" down >/dev/null 2>&1' 
-"$mc" up --nodes 4 --cpus 2 --gpus-per-node 0 2>/dev/null || fail "could not bring up a four-node cluster"
-eval "$("$mc" env)"
+own_cluster --nodes 4 --cpus 2 --gpus-per-node 0
 cd "$work"
 
 record='echo "$TF_CONFIG" >'"$work"'/tf-$COHORT_ROLE-$COHORT_ROLE_INDEX'

@@ -124,6 +124,30 @@ submit() {
 exit_hooks=()
 at_exit() { exit_hooks+=("$1"); }
 
+# own_cluster ARGS...: a mini-cluster of the test's own beside the suite's
+# (`scripts/minicluster up ARGS`), in $work/cluster; Slurm's commands point at it from
+# here on, and it is taken down when the test ends.
+own_cluster() {
+  mc=$COHORT_SOURCE_DIR/scripts/minicluster
+  export COHORT_MINICLUSTER_DIR=$work/cluster
+  unset SLURM_CONF
+  at_exit '"$mc" down >/dev/null 2>&1'
+  "$mc" up "$@" >/dev/null 2>&1 || fail "could not bring up a cluster of the test's own (minicluster up $*)"
+  eval "$("$mc" env)"
+}
+
+# plugin_cluster: own_cluster for the SPANK plugin's tests: two nodes that the DGX fixture
+# describes (16 Slurm cores a node, so that Slurm's core i is the fixture's), loading this
+# build's plugin with default=off, and none of the user's COHORT_* settings.
+plugin_cluster() {
+  plugin=$COHORT_BUILD_DIR/lib/spank_cohort.so
+  fixture=$COHORT_SOURCE_DIR/tests/topology/fixtures/dgx_a100_2s_8gpu_8ib.xml
+  [[ -f $plugin ]] || fail "no plugin at $plugin; build the spank_cohort target"
+  unset COHORT_PLACEMENT COHORT_VERBOSE COHORT_GPUS_PER_RANK COHORT_THREADS COHORT_SMT COHORT_NIC
+  own_cluster --nodes 2 --cpus 16 --gpus-per-node 8 --topology "$fixture" --plugin "$plugin" \
+    --plugin-args "default=off"
+}
+
 cleanup() {
   local rc=$?
   local hook

@@ -6,19 +6,7 @@
 # argument stops srun and sbatch with a message naming it.
 source "$(dirname "$0")/lib.sh"
 
-mc=$COHORT_SOURCE_DIR/scripts/minicluster
-plugin=$COHORT_BUILD_DIR/lib/spank_cohort.so
-fixture=$COHORT_SOURCE_DIR/tests/topology/fixtures/dgx_a100_2s_8gpu_8ib.xml
-[[ -f $plugin ]] || fail "no plugin at $plugin; build the spank_cohort target"
-export COHORT_MINICLUSTER_DIR=$work/cluster
-unset SLURM_CONF COHORT_PLACEMENT COHORT_VERBOSE COHORT_GPUS_PER_RANK COHORT_THREADS COHORT_SMT COHORT_NIC
-
-# Down first, then lib.sh's cleanup, which exits with the status it finds in $?.
-trap 'rc=$?; "$mc" down >/dev/null 2>&1; set +e; (exit "$rc"); cleanup' EXIT
-
-"$mc" up --nodes 2 --cpus 16 --gpus-per-node 8 --topology "$fixture" --plugin "$plugin" \
-  --plugin-args "default=off" >/dev/null 2>&1 || fail "minicluster up failed"
-eval "$("$mc" env)"
+plugin_cluster
 plugstack=$COHORT_MINICLUSTER_DIR/etc/plugstack.conf
 configured=$(cat "$plugstack")
 

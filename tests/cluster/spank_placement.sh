@@ -7,20 +7,7 @@
 # tasks with the reason.
 source "$(dirname "$0")/lib.sh"
 
-mc=$COHORT_SOURCE_DIR/scripts/minicluster
-plugin=$COHORT_BUILD_DIR/lib/spank_cohort.so
-fixture=$COHORT_SOURCE_DIR/tests/topology/fixtures/dgx_a100_2s_8gpu_8ib.xml
-[[ -f $plugin ]] || fail "no plugin at $plugin; build the spank_cohort target"
-export COHORT_MINICLUSTER_DIR=$work/cluster
-unset SLURM_CONF COHORT_PLACEMENT COHORT_VERBOSE COHORT_GPUS_PER_RANK COHORT_THREADS COHORT_SMT COHORT_NIC
-
-# Down first, then lib.sh's cleanup, which exits with the status it finds in $?.
-trap 'rc=$?; "$mc" down >/dev/null 2>&1; set +e; (exit "$rc"); cleanup' EXIT
-
-# 16 Slurm cores per node: the fixture's 16 cores, so Slurm's core i is the fixture's.
-"$mc" up --nodes 2 --cpus 16 --gpus-per-node 8 --topology "$fixture" --plugin "$plugin" \
-  --plugin-args "default=off" >/dev/null 2>&1 || fail "minicluster up failed"
-eval "$("$mc" env)"
+plugin_cluster
 
 # The fixture's GPUs 0-3 sit on package 0 (cores 0-7, PUs 0-7,16-23), 4-7 on package 1.
 local_cpus() { (($1 < 4)) && echo 0-7,16-23 || echo 8-15,24-31; }

@@ -208,6 +208,53 @@ class DeviceOperation final : public Operation {
   cudaEvent_t event_ = nullptr;
 };
 
+// Every rank learns whether all are ready, then rank 0's id (what make() returns there) or
+// its failure reaches every rank, so that none waits for the others.
+std::string exchange_over_mpi(MPI_Comm comm, int rank, const std::string& failure,
+                              const std::function<std::string()>& make) {
+  int ready = failure.empty() ? 1 : 0;
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &ready, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+  if (!failure.empty()) throw Error("rank " + std::to_string(rank) + " cannot take part: " + failure);
+  if (!ready) throw Error("another rank cannot take part in the NCCL communicator (see its error)");
+  struct {
+    char id[NCCL_UNIQUE_ID_BYTES];
+    int ok;
+    char message[256];
+  } boot{};
+  if (rank == 0) {
+    try {
+      const std::string id = make();
+      std::memcpy(boot.id, id.data(), std::min(id.size(), sizeof boot.id));
+      boot.ok = 1;
+    } catch (const std::exception& e) {
+      std::snprintf(boot.message, sizeof boot.message, "%s", e.what());
+    }
+  }
+  check_mpi(MPI_Bcast(&boot, sizeof boot, MPI_BYTE, 0, comm), "MPI_Bcast");
+  if (!boot.ok) throw Error(std::string("rank 0 cannot take part: ") + boot.message);
+  return std::string(boot.id, sizeof boot.id);
+}
+
+std::string new_unique_id() {
+  ncclUniqueId unique{};
+  check_nccl(ncclGetUniqueId(&unique), "ncclGetUniqueId");
+  return std::string(unique.internal, sizeof unique.internal);
+}
+
+ncclUniqueId unique_id_from(const std::string& id) {
+  ncclUniqueId unique{};
+  if (id.size() != sizeof unique.internal) {
+    throw Error("NCCL unique id of " + std::to_string(id.size()) + " bytes from rank 0, expected " +
+                std::to_string(sizeof unique.internal) + ": every rank must run the same cohort and NCCL");
+  }
+  std::memcpy(unique.internal, id.data(), id.size());
+  return unique;
+}
+
+// On one rank an average is the sum. NCCL 2.28's ncclAvg of fp64 on one rank, out of
+// place, leaves the last count % 4 elements unwritten (seen on an H200).
+ncclRedOp_t reduction(ReduceOp op, int size) { return op == ReduceOp::avg && size == 1 ? ncclSum : nccl_op(op); }
+
 }  // namespace
 
 int cuda_device_count() {
@@ -312,32 +359,9 @@ NcclEngine::NcclEngine(MPI_Comm comm, int device) : state_(std::make_unique<Stat
   int rank = 0, size = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
-  // Every rank learns whether all are ready, then rank 0's id or its failure reaches every
-  // rank, so that none waits for the others.
-  const IdExchange over_mpi = [&](const std::string& failure, const std::function<std::string()>& make) {
-    int ready = failure.empty() ? 1 : 0;
-    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &ready, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
-    if (!failure.empty()) throw Error("rank " + std::to_string(rank) + " cannot take part: " + failure);
-    if (!ready) throw Error("another rank cannot take part in the NCCL communicator (see its error)");
-    struct {
-      char id[NCCL_UNIQUE_ID_BYTES];
-      int ok;
-      char message[256];
-    } boot{};
-    if (rank == 0) {
-      try {
-        const std::string id = make();
-        std::memcpy(boot.id, id.data(), std::min(id.size(), sizeof boot.id));
-        boot.ok = 1;
-      } catch (const std::exception& e) {
-        std::snprintf(boot.message, sizeof boot.message, "%s", e.what());
-      }
-    }
-    check_mpi(MPI_Bcast(&boot, sizeof boot, MPI_BYTE, 0, comm), "MPI_Bcast");
-    if (!boot.ok) throw Error(std::string("rank 0 cannot take part: ") + boot.message);
-    return std::string(boot.id, sizeof boot.id);
-  };
-  init(rank, size, over_mpi, "");
+  init(rank, size, [&](const std::string& failure, const std::function<std::string()>& make) {
+    return exchange_over_mpi(comm, rank, failure, make);
+  }, "");
 }
 
 NcclEngine::NcclEngine(const RendezvousOptions& rendezvous_options, int device, const std::string& failure)
@@ -354,17 +378,7 @@ void NcclEngine::init(int rank, int size, const IdExchange& exchange, const std:
     const cudaError_t rc = cudaSetDevice(device_);
     if (rc != cudaSuccess) why = std::string("cudaSetDevice(") + std::to_string(device_) + "): " + cudaGetErrorString(rc);
   }
-  const std::string id = exchange(why, [] {
-    ncclUniqueId unique{};
-    check_nccl(ncclGetUniqueId(&unique), "ncclGetUniqueId");
-    return std::string(unique.internal, sizeof unique.internal);
-  });
-  ncclUniqueId unique{};
-  if (id.size() != sizeof unique.internal) {
-    throw Error("NCCL unique id of " + std::to_string(id.size()) + " bytes from rank 0, expected " +
-                std::to_string(sizeof unique.internal) + ": every rank must run the same cohort and NCCL");
-  }
-  std::memcpy(unique.internal, id.data(), id.size());
+  const ncclUniqueId unique = unique_id_from(exchange(why, new_unique_id));
 
   // Not a blocking stream: the legacy default stream would then wait for every collective
   // before running the caller's next kernel, and nothing would overlap. Ordering after the
@@ -405,11 +419,9 @@ NcclEngine::~NcclEngine() {
 std::shared_ptr<Operation> NcclEngine::allreduce(const void* send, void* recv, std::size_t count,
                                                  DataType dtype, ReduceOp op) {
   ncclComm_t comm = state_->prepare(device_);
-  // On one rank an average is the sum. NCCL 2.28's ncclAvg of fp64 on one rank, out of
-  // place, leaves the last count % 4 elements unwritten (seen on an H200).
-  const ncclRedOp_t reduction = op == ReduceOp::avg && state_->size == 1 ? ncclSum : nccl_op(op);
-  return state_->enqueued(ncclAllReduce(send, recv, count, nccl_type(dtype), reduction, comm, state_->stream),
-                          "ncclAllReduce");
+  return state_->enqueued(
+      ncclAllReduce(send, recv, count, nccl_type(dtype), reduction(op, state_->size), comm, state_->stream),
+      "ncclAllReduce");
 }
 
 std::shared_ptr<Operation> NcclEngine::broadcast(void* buffer, std::size_t count, DataType dtype, int root) {
@@ -428,9 +440,8 @@ std::shared_ptr<Operation> NcclEngine::allgather(const void* send, void* recv, s
 std::shared_ptr<Operation> NcclEngine::reduce_scatter(const void* send, void* recv, std::size_t count,
                                                       DataType dtype, ReduceOp op) {
   ncclComm_t comm = state_->prepare(device_);
-  const ncclRedOp_t reduction = op == ReduceOp::avg && state_->size == 1 ? ncclSum : nccl_op(op);
   return state_->enqueued(
-      ncclReduceScatter(send, recv, count, nccl_type(dtype), reduction, comm, state_->stream),
+      ncclReduceScatter(send, recv, count, nccl_type(dtype), reduction(op, state_->size), comm, state_->stream),
       "ncclReduceScatter");
 }
 
@@ -451,6 +462,7 @@ struct PlainNccl::Handles {
   ncclComm_t comm = nullptr;
   cudaStream_t stream = nullptr;
   int device = 0;
+  int size = 1;
 };
 
 PlainNccl::PlainNccl(MPI_Comm comm, int device) : handles_(std::make_unique<Handles>()) {
@@ -458,10 +470,9 @@ PlainNccl::PlainNccl(MPI_Comm comm, int device) : handles_(std::make_unique<Hand
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
   handles_->device = device;
+  handles_->size = size;
   check_cuda(cudaSetDevice(device), "cudaSetDevice");
-  ncclUniqueId id{};
-  if (rank == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
-  check_mpi(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, comm), "MPI_Bcast");
+  const ncclUniqueId id = unique_id_from(exchange_over_mpi(comm, rank, "", new_unique_id));
   check_cuda(cudaStreamCreateWithFlags(&handles_->stream, cudaStreamNonBlocking), "cudaStreamCreate");
   check_nccl(settle(handles_->comm, ncclCommInitRank(&handles_->comm, size, id, rank)), "ncclCommInitRank");
 }
@@ -475,7 +486,8 @@ PlainNccl::~PlainNccl() {
 }
 
 void PlainNccl::allreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op) {
-  check_nccl(ncclAllReduce(send, recv, count, nccl_type(dtype), nccl_op(op), handles_->comm, handles_->stream),
+  check_nccl(ncclAllReduce(send, recv, count, nccl_type(dtype), reduction(op, handles_->size), handles_->comm,
+                           handles_->stream),
              "ncclAllReduce", handles_->comm);
 }
 
@@ -490,7 +502,8 @@ void PlainNccl::allgather(const void* send, void* recv, std::size_t count, DataT
 }
 
 void PlainNccl::reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op) {
-  check_nccl(ncclReduceScatter(send, recv, count, nccl_type(dtype), nccl_op(op), handles_->comm, handles_->stream),
+  check_nccl(ncclReduceScatter(send, recv, count, nccl_type(dtype), reduction(op, handles_->size), handles_->comm,
+                               handles_->stream),
              "ncclReduceScatter", handles_->comm);
 }
 

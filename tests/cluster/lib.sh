@@ -52,6 +52,7 @@ unusable_nodes() {
   sinfo -h -N -o '%N %T %E' 2>/dev/null | awk '$2 !~ /^(idle|allocated|mixed|completing|reserved)$/'
 }
 cluster_status() { COHORT_MINICLUSTER_DIR=${suite_dir:-} "$COHORT_SOURCE_DIR/scripts/minicluster" status; }
+cluster_procs() { [[ -z ${suite_dir:-} ]] || COHORT_MINICLUSTER_DIR=$suite_dir "$COHORT_SOURCE_DIR/scripts/minicluster" procs; }
 
 # After a test: its jobs gone and nothing of theirs still running in the nodes, or the
 # test fails, naming what is left. A node its jobs left drained or down (a slow machine
@@ -66,7 +67,7 @@ check_cluster_after() {
   while [[ -n $ids && -n $(squeue -h -j "$ids" -o %i 2>/dev/null) ]] && ((SECONDS < deadline)); do sleep 0.5; done
   local left
   deadline=$((SECONDS + 30))
-  while left=$(leftover_processes) && [[ -n $left ]] && ((SECONDS < deadline)); do sleep 0.5; done
+  while left=$(cluster_procs) && [[ -n $left ]] && ((SECONDS < deadline)); do sleep 0.5; done
   local broken
   broken=$(unusable_nodes)
   if [[ -n $broken ]]; then
@@ -79,22 +80,6 @@ check_cluster_after() {
   echo "$left" >&2
   cluster_status >&2
   return 1
-}
-
-# Processes in the suite cluster's nodes besides their slurmd, "NODE PID COMMAND" a line
-# each: what jobs left running.
-leftover_processes() {
-  [[ -n ${suite_dir:-} && -f $suite_dir/instance ]] || return 0
-  local prefix nodes i pid comm
-  prefix=$(sed -n 's/^prefix=//p' "$suite_dir/instance")
-  nodes=$(sed -n 's/^nodes=//p' "$suite_dir/instance")
-  for ((i = 1; i <= nodes; i++)); do
-    for pid in $(ip netns pids "$prefix-node$i" 2>/dev/null); do
-      comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
-      [[ $comm == slurmd ]] && continue
-      echo "node$i $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-160)"
-    done
-  done
 }
 
 # A note for scripts/test to print after the cluster tests, whatever their outcome.

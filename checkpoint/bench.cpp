@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <cstdio>
 #include <iostream>
@@ -116,7 +117,7 @@ int bench_command(const std::vector<std::string>& args) {
       "tensors", po::value(&tensors), "number of tensors (default 100)")(
       "repeat", po::value(&repeat), "repetitions; each figure is their median (default 3)")(
       "async", "also measure how long save_async blocks the caller")(
-      "keep", "leave the checkpoint in --dir")("json", "print JSON instead of a table")("help,h", "show this help");
+      "keep", "leave the checkpoint in its directory under --dir")("json", "print JSON instead of a table")("help,h", "show this help");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(options).run(), vm);
   if (vm.count("help")) {
@@ -153,15 +154,24 @@ int bench_command(const std::vector<std::string>& args) {
   std::uint64_t all_bytes = 0;
   MPI_Allreduce(&my_bytes, &all_bytes, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
 
-  if (rank == 0) fs::create_directories(dir);
-  MPI_Barrier(MPI_COMM_WORLD);
-  const fs::path ckpt_dir = dir / "ckpt";
-  const fs::path raw = dir / ("raw-" + std::to_string(rank) + ".bin");
-  const std::int64_t kSyncStep = 10, kAsyncStep = 100;  // sync saves use 10, 11, …
+  // A directory of the bench's own inside --dir: what it writes and removes is never
+  // anything that was there before (a run's checkpoints, say).
+  char work_name[4096] = {};
   if (rank == 0) {
-    for (int rep = 0; rep < repeat; ++rep) fs::remove_all(checkpoint_path(ckpt_dir, kSyncStep + rep));
-    for (auto step : {kAsyncStep, kAsyncStep + 1}) fs::remove_all(checkpoint_path(ckpt_dir, step));
+    fs::create_directories(dir);
+    std::string templ = (dir / "cohort-ckpt-bench.XXXXXX").string();
+    if (templ.size() >= sizeof work_name || !::mkdtemp(templ.data())) {
+      std::snprintf(work_name, sizeof work_name, "%s", "");
+    } else {
+      std::snprintf(work_name, sizeof work_name, "%s", templ.c_str());
+    }
   }
+  MPI_Bcast(work_name, sizeof work_name, MPI_CHAR, 0, MPI_COMM_WORLD);
+  if (!*work_name) throw Error("--dir " + dir.string() + ": cannot make a directory to bench in there");
+  const fs::path work = work_name;
+  const fs::path ckpt_dir = work / "ckpt";
+  const fs::path raw = work / ("raw-" + std::to_string(rank) + ".bin");
+  const std::int64_t kSyncStep = 10, kAsyncStep = 100;  // sync saves use 10, 11, …
 
   // Raw: the same bytes, one contiguous buffer per rank.
   std::vector<std::byte> buffer(my_bytes);
@@ -232,12 +242,7 @@ int bench_command(const std::vector<std::string>& args) {
     }
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0 && !vm.count("keep")) {
-    for (auto step : ckpt.steps()) fs::remove_all(checkpoint_path(ckpt_dir, step));
-    fs::remove(ckpt_dir / kLatestFile);
-    std::error_code ec;
-    fs::remove(ckpt_dir, ec);  // only when nothing else is in it
-  }
+  if (rank == 0 && !vm.count("keep")) fs::remove_all(work);
 
   if (rank != 0) return 0;
   const double gb = static_cast<double>(all_bytes) / 1e9;
@@ -254,6 +259,7 @@ int bench_command(const std::vector<std::string>& args) {
   out.set("async_blocked_s", blocked_s >= 0 ? json::Value(blocked_s) : json::Value());
   out.set("async_first_blocked_s", first_blocked_s >= 0 ? json::Value(first_blocked_s) : json::Value());
   out.set("async_total_s", async_total_s >= 0 ? json::Value(async_total_s) : json::Value());
+  if (vm.count("keep")) out.set("kept", ckpt_dir.string());
   if (vm.count("json")) {
     std::cout << json::write(out) << "\n";
     return 0;
@@ -273,6 +279,7 @@ int bench_command(const std::vector<std::string>& args) {
     std::cout << line;
   }
   std::cout << "\n";
+  if (vm.count("keep")) std::cout << "checkpoint kept in " << ckpt_dir.string() << "\n";
   return 0;
 }
 

@@ -119,8 +119,28 @@ TEST(CkptBench, ReportsThroughputAgainstRawAndCleansUpUnlessKept) {
                       "1", "--keep"});
   ASSERT_EQ(kept.exit_code, 0) << kept.err;
   EXPECT_NE(kept.out.find("ratio"), std::string::npos) << kept.out;
-  EXPECT_EQ(cohort({"ckpt", "verify", (tmp / "ckpt").string()}).exit_code, 0);
+  const std::string marker = "checkpoint kept in ";
+  const auto at = kept.out.find(marker);
+  ASSERT_NE(at, std::string::npos) << kept.out;
+  const std::string kept_dir = kept.out.substr(at + marker.size(), kept.out.find('\n', at) - at - marker.size());
+  EXPECT_EQ(std::filesystem::path(kept_dir).parent_path().parent_path(), tmp.path()) << kept_dir;
+  EXPECT_EQ(cohort({"ckpt", "verify", kept_dir}).exit_code, 0);
   EXPECT_EQ(cohort({"ckpt", "bench", "--dir", tmp.path().string(), "--bytes", "lots"}).exit_code, 2);
+}
+
+TEST(CkptBench, LeavesCheckpointsAlreadyInItsDirectoryAlone) {
+  testing::TempDir tmp;
+  auto r = cohort({"ckpt", "bench", "--dir", tmp.path().string(), "--bytes", "64K", "--tensors", "2", "--repeat", "1",
+                   "--keep"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto before = std::distance(std::filesystem::directory_iterator(tmp.path()), {});
+  // A second bench in the same place, as on a run's scratch directory.
+  ASSERT_EQ(cohort({"ckpt", "bench", "--dir", tmp.path().string(), "--bytes", "64K", "--tensors", "2", "--repeat",
+                    "1"}).exit_code, 0);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(tmp.path()), {}), before);
+  for (const auto& entry : std::filesystem::directory_iterator(tmp.path())) {
+    EXPECT_EQ(cohort({"ckpt", "verify", (entry.path() / "ckpt").string()}).exit_code, 0) << entry.path();
+  }
 }
 
 }  // namespace

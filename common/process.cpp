@@ -54,6 +54,12 @@ std::vector<std::string> environment_with(const std::vector<std::string>& overri
   return out;
 }
 
+void set_variable(std::vector<std::string>& env, const std::string& name, const std::string& value) {
+  const std::string prefix = name + "=";
+  std::erase_if(env, [&](const std::string& e) { return e.compare(0, prefix.size(), prefix) == 0; });
+  env.push_back(prefix + value);
+}
+
 std::string shell_quote(const std::string& word) {
   if (!word.empty() &&
       word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,@+") ==

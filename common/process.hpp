@@ -29,6 +29,9 @@ struct RunOptions {
 // execve wants it.
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides);
 
+// Sets NAME=VALUE in an environment of "NAME=VALUE" entries, replacing any entry for NAME.
+void set_variable(std::vector<std::string>& env, const std::string& name, const std::string& value);
+
 // `word` quoted for a POSIX shell, only when it needs it: "a b" gives 'a b'.
 std::string shell_quote(const std::string& word);
 

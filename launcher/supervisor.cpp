@@ -262,7 +262,9 @@ std::vector<Environment> local_placements(int ranks) {
       out[static_cast<size_t>(p.local_rank)] = placement_environment(node, p);
     }
   } catch (const Error& e) {
+    // No placements at all, so that no rank is bound to what it merely inherited.
     std::cerr << "cohort: launch: placement: " << e.what() << "; ranks run unplaced\n";
+    return {};
   }
   return out;
 }
@@ -327,10 +329,7 @@ class Gang {
     make_directories(attempt_dir);
     children_.clear();
     std::vector<std::string> env = base_environment();
-    auto set = [&env](const std::string& k, const std::string& v) {
-      std::erase_if(env, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
-      env.push_back(k + "=" + v);
-    };
+    auto set = [&env](const std::string& k, const std::string& v) { set_variable(env, k, v); };
     set("COHORT_LAUNCH_RUN_DIR", attempt_dir);
     set("COHORT_LAUNCH_MODE", slurm_ ? "slurm" : "local");
     set("COHORT_RESTART_COUNT", std::to_string(restart_count));
@@ -351,31 +350,30 @@ class Gang {
       argv.insert(argv.end(), rank_argv.begin(), rank_argv.end());
       children_.push_back(spawn(argv, env, false, "", signals_.previous_mask()));
     } else {
-      int port = free_local_port();
-      for (int r = 0; r < world_; ++r) {
-        auto renv = env;
-        auto rset = [&renv](const std::string& k, const std::string& v) {
-          std::erase_if(renv, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
-          renv.push_back(k + "=" + v);
-        };
-        rset("RANK", std::to_string(r));
-        rset("WORLD_SIZE", std::to_string(world_));
-        rset("LOCAL_RANK", std::to_string(r));
-        rset("LOCAL_WORLD_SIZE", std::to_string(world_));
-        rset("GROUP_RANK", "0");
-        rset("MASTER_ADDR", master_addr_);
-        rset("MASTER_PORT", std::to_string(port));
-        if (!placements_.empty()) {
-          for (const auto& [k, v] : placements_[static_cast<size_t>(r)]) rset(k, v);
-          rset("COHORT_LAUNCH_BIND", "1");
-        }
-        std::string log = options_.output_dir.empty() ? "" : options_.output_dir + "/rank-" + std::to_string(r) + ".log";
-        Child c = spawn(rank_argv, renv, options_.output_dir.empty(), log, signals_.previous_mask());
-        c.rank = r;
-        children_.push_back(std::move(c));
-      }
+      const int port = free_local_port();
+      for (int r = 0; r < world_; ++r) spawn_local_rank(r, rank_argv, env, master_addr_, port);
     }
     return monitor();
+  }
+
+  // Local mode: rank r with the launch contract, its placement (when there is one), and
+  // its output to its log file or prefixed on ours.
+  void spawn_local_rank(int r, const std::vector<std::string>& argv, std::vector<std::string> env,
+                        const std::string& master_addr, int master_port) {
+    for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+             {"RANK", std::to_string(r)}, {"WORLD_SIZE", std::to_string(world_)}, {"LOCAL_RANK", std::to_string(r)},
+             {"LOCAL_WORLD_SIZE", std::to_string(world_)}, {"GROUP_RANK", "0"}, {"MASTER_ADDR", master_addr},
+             {"MASTER_PORT", std::to_string(master_port)}}) {
+      set_variable(env, k, v);
+    }
+    if (!placements_.empty()) {
+      for (const auto& [k, v] : placements_[static_cast<size_t>(r)]) set_variable(env, k, v);
+      set_variable(env, "COHORT_LAUNCH_BIND", "1");
+    }
+    std::string log = options_.output_dir.empty() ? "" : options_.output_dir + "/rank-" + std::to_string(r) + ".log";
+    Child c = spawn(argv, env, options_.output_dir.empty(), log, signals_.previous_mask());
+    c.rank = r;
+    children_.push_back(std::move(c));
   }
 
   // A job with roles: every replica gets its role, index and (TFJob) TF_CONFIG; on
@@ -439,28 +437,7 @@ class Gang {
       return monitor();
     }
     set("COHORT_LAUNCH_MODE", "local");
-    for (int r = 0; r < world_; ++r) {
-      const Role* role = role_of(r);
-      auto renv = env;
-      for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-               {"RANK", std::to_string(r)}, {"WORLD_SIZE", std::to_string(world_)}, {"LOCAL_RANK", std::to_string(r)},
-               {"LOCAL_WORLD_SIZE", std::to_string(world_)}, {"GROUP_RANK", "0"}, {"MASTER_ADDR", hosts.front()},
-               {"MASTER_PORT", std::to_string(ports.front())}}) {
-        std::erase_if(renv, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
-        renv.push_back(k + "=" + v);
-      }
-      if (!placements_.empty()) {
-        for (const auto& [k, v] : placements_[static_cast<size_t>(r)]) {
-          std::erase_if(renv, [&](const std::string& e) { return e.rfind(k + "=", 0) == 0; });
-          renv.push_back(k + "=" + v);
-        }
-        renv.push_back("COHORT_LAUNCH_BIND=1");
-      }
-      std::string log = options_.output_dir.empty() ? "" : options_.output_dir + "/rank-" + std::to_string(r) + ".log";
-      Child c = spawn(wrapper(*role), renv, options_.output_dir.empty(), log, signals_.previous_mask());
-      c.rank = r;
-      children_.push_back(std::move(c));
-    }
+    for (int r = 0; r < world_; ++r) spawn_local_rank(r, wrapper(*role_of(r)), env, hosts.front(), ports.front());
     return monitor();
   }
 

@@ -69,6 +69,11 @@ int Reader::count(const YAML::Node& n, const std::string& path, int least) const
   return static_cast<int>(v);
 }
 
+void Reader::shape_error(const YAML::Exception& e) const {
+  throw input_error(source_ + ": a field holds the wrong kind of value (" + e.msg +
+                    "): check that mappings, lists and single values are where the format puts them");
+}
+
 YAML::Node Reader::load(const std::string& text) const {
   try {
     return YAML::Load(text);

@@ -40,7 +40,21 @@ class Reader {
   // Parses `text`; malformed YAML is an input error naming the source and the position.
   YAML::Node load(const std::string& text) const;
 
+  // Runs `read`, which reads a whole document; what yaml-cpp throws for a document of the
+  // wrong shape (a scalar where a mapping belongs, a list as a key) becomes an input error
+  // naming the source, like every other mistake in it.
+  template <class Read>
+  auto guarded(Read&& read) const -> decltype(read()) {
+    try {
+      return read();
+    } catch (const YAML::Exception& e) {
+      shape_error(e);
+    }
+  }
+
  private:
+  [[noreturn]] void shape_error(const YAML::Exception& e) const;
+
   std::string source_;
 };
 

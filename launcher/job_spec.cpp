@@ -34,22 +34,29 @@ std::string memory_value(const Reader& r, const YAML::Node& n, const std::string
   std::string text = r.string(n, path);
   // Kubernetes quantities (8Gi) and Slurm's (8G) both mean binary units here.
   std::smatch m;
-  if (!std::regex_match(text, m, std::regex(R"((\d+)([KMGT])?i?)"))) {
+  if (!std::regex_match(text, m, std::regex(R"((\d{1,12})([KMGT])?i?)"))) {
     r.fail(path, "'" + text + "' is not a memory size (e.g. 512M, 8G, 8Gi)");
   }
   return m[1].str() + (m[2].matched ? m[2].str() : "M");
 }
 
+// A whole number in low..high; checked before it is narrowed, so 2^32 + 1 is not 1.
+int bounded(const Reader& r, const YAML::Node& n, const std::string& path, long long low, long long high) {
+  const long long v = r.integer(n, path);
+  if (v < low || v > high) r.fail(path, "must be " + std::to_string(low) + ".." + std::to_string(high));
+  return static_cast<int>(v);
+}
+
+int cpus_of(const Reader& r, const YAML::Node& n, const std::string& path) { return bounded(r, n, path, 1, 4096); }
+int gpus_of(const Reader& r, const YAML::Node& n, const std::string& path) { return bounded(r, n, path, 0, 64); }
+
 RoleResources read_resources(const Reader& r, const YAML::Node& n, const std::string& path) {
   RoleResources res;
   r.only(n, path, {"nodes", "gpus", "cpus", "memory"});
-  if (n["nodes"]) res.nodes = static_cast<int>(r.integer(n["nodes"], path + ".nodes"));
-  if (n["gpus"]) res.gpus = static_cast<int>(r.integer(n["gpus"], path + ".gpus"));
-  if (n["cpus"]) res.cpus = static_cast<int>(r.integer(n["cpus"], path + ".cpus"));
+  if (n["nodes"]) res.nodes = bounded(r, n["nodes"], path + ".nodes", 1, 100000);
+  if (n["gpus"]) res.gpus = gpus_of(r, n["gpus"], path + ".gpus");
+  if (n["cpus"]) res.cpus = cpus_of(r, n["cpus"], path + ".cpus");
   if (n["memory"]) res.memory = memory_value(r, n["memory"], path + ".memory");
-  if (res.nodes < 1) r.fail(path + ".nodes", "must be at least 1");
-  if (res.gpus < 0 || res.gpus > 64) r.fail(path + ".gpus", "must be 0..64");
-  if (res.cpus < 1 || res.cpus > 4096) r.fail(path + ".cpus", "must be 1..4096");
   return res;
 }
 
@@ -73,9 +80,9 @@ void read_template(const Reader& r, const YAML::Node& tmpl, const std::string& p
     for (const auto& kv : limits) {
       auto key = kv.first.as<std::string>();
       std::string kpath = cpath + ".resources.limits." + key;
-      if (key == "cpu") role.resources.cpus = static_cast<int>(r.integer(kv.second, kpath));
+      if (key == "cpu") role.resources.cpus = cpus_of(r, kv.second, kpath);
       else if (key == "memory") role.resources.memory = memory_value(r, kv.second, kpath);
-      else if (key.find("gpu") != std::string::npos) role.resources.gpus = static_cast<int>(r.integer(kv.second, kpath));
+      else if (key.find("gpu") != std::string::npos) role.resources.gpus = gpus_of(r, kv.second, kpath);
       else r.fail(kpath, "unknown resource (cohort understands cpu, memory and */gpu)");
     }
   }
@@ -105,7 +112,9 @@ const Role* JobSpec::find(const std::string& role) const {
   return nullptr;
 }
 
-JobSpec parse_job_spec(const std::string& text, const std::string& source) {
+namespace {
+
+JobSpec read_job_spec(const std::string& text, const std::string& source) {
   Reader r(source);
   YAML::Node doc = r.load(text);
   if (!doc.IsMap()) r.fail("", "must be a mapping with kind and spec");
@@ -209,10 +218,20 @@ JobSpec parse_job_spec(const std::string& text, const std::string& source) {
   if (spec.kind == JobKind::pytorch && !found.count("master") && !found.count("worker")) {
     r.fail("spec." + key, "a PyTorchJob needs a Master or Workers");
   }
+  // Success is the Chief's, else the Workers': without either the job could never end well.
+  if (spec.kind == JobKind::tensorflow && !found.count("chief") && !found.count("worker")) {
+    r.fail("spec." + key, "a TFJob needs a Chief or Workers");
+  }
   if (spec.kind == JobKind::tensorflow && spec.all_workers_succeed && !found.count("worker")) {
     r.fail("spec.successPolicy", "AllWorkers needs a Worker role");
   }
   return spec;
+}
+
+}  // namespace
+
+JobSpec parse_job_spec(const std::string& text, const std::string& source) {
+  return Reader(source).guarded([&] { return read_job_spec(text, source); });
 }
 
 JobSpec load_job_spec(const std::string& path) {
@@ -223,11 +242,24 @@ JobSpec load_job_spec(const std::string& path) {
 
 namespace {
 
+// A replica's memory (Slurm syntax, "8G") shared out over its CPUs: Slurm has no
+// per-task request, and --mem-per-cpu is what --cpus-per-task multiplies back.
+std::string memory_per_cpu(const std::string& memory, int cpus) {
+  const char unit = memory.back();
+  const unsigned long long value = std::stoull(memory.substr(0, memory.size() - 1));
+  const unsigned long long mib = unit == 'K' ? (value + 1023) / 1024
+                                 : unit == 'M' ? value
+                                 : unit == 'G' ? value << 10
+                                               : value << 20;
+  const unsigned long long per_cpu = (mib + static_cast<unsigned long long>(cpus) - 1) / static_cast<unsigned long long>(cpus);
+  return per_cpu % 1024 == 0 ? std::to_string(per_cpu / 1024) + "G" : std::to_string(per_cpu) + "M";
+}
+
 void component(std::ostringstream& out, const Role& role, int tasks) {
   out << "#SBATCH --nodes=" << role.resources.nodes << " --ntasks=" << tasks;
   out << " --cpus-per-task=" << role.resources.cpus;
   if (role.resources.gpus) out << " --gpus-per-task=" << role.resources.gpus;
-  if (!role.resources.memory.empty()) out << " --mem-per-cpu=" << role.resources.memory;
+  if (!role.resources.memory.empty()) out << " --mem-per-cpu=" << memory_per_cpu(role.resources.memory, role.resources.cpus);
   out << "  # " << role.name << "\n";
 }
 

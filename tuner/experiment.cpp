@@ -233,14 +233,11 @@ const char* to_string(ParameterType type) {
 
 const char* to_string(Goal goal) { return goal == Goal::minimize ? "minimize" : "maximize"; }
 
-Experiment parse_experiment(const std::string& text, const std::string& source) {
+namespace {
+
+Experiment read_experiment(const std::string& text, const std::string& source) {
   Reader r(source);
-  YAML::Node doc;
-  try {
-    doc = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw input_error(source + ": not valid YAML: " + e.what());
-  }
+  YAML::Node doc = r.load(text);
   if (!doc.IsMap()) r.fail("", "must be a mapping: a Katib Experiment, or its spec's fields");
   const std::set<std::string> spec_fields{
       "objective", "algorithm", "earlyStopping", "parameters", "parallelTrialCount", "maxTrialCount",
@@ -435,6 +432,12 @@ Experiment parse_experiment(const std::string& text, const std::string& source) 
     }
   }
   return exp;
+}
+
+}  // namespace
+
+Experiment parse_experiment(const std::string& text, const std::string& source) {
+  return Reader(source).guarded([&] { return read_experiment(text, source); });
 }
 
 Experiment load_experiment(const std::string& path) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "common/error.hpp"
 #include "common/json.hpp"
 
@@ -100,6 +102,24 @@ TEST(JobSpec, ErrorsNameTheFileAndTheField) {
             std::string::npos);
   EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs: [1, 2\n").find("not valid YAML"), std::string::npos);
   EXPECT_NE(error_of("kind: TFJob\nsepc: {}\n").find("sepc: unknown field"), std::string::npos);
+  // Nothing would ever end a TFJob without a Chief or Workers.
+  EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    PS: {command: [a]}\n").find("needs a Chief or Workers"),
+            std::string::npos);
+  // Limits in a pod template are checked as resources are, before they are narrowed.
+  const char* worker_with = "kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker:\n      command: [a]\n"
+                            "      template: {spec: {containers: [{resources: {limits: {%s}}}]}}\n";
+  auto with_limits = [&](const std::string& limits) {
+    char text[512];
+    std::snprintf(text, sizeof text, worker_with, limits.c_str());
+    return error_of(text);
+  };
+  EXPECT_NE(with_limits("cpu: 0").find("cpu: must be 1..4096"), std::string::npos) << with_limits("cpu: 0");
+  EXPECT_NE(with_limits("nvidia.com/gpu: -1").find("must be 0..64"), std::string::npos);
+  EXPECT_NE(with_limits("cpu: 4294967297").find("must be 1..4096"), std::string::npos);
+  // A value of the wrong kind where the format wants a mapping is an input error, too.
+  EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker:\n      command: [a]\n      template: {spec: 5}\n")
+                .find("job.yaml: "),
+            std::string::npos);
 }
 
 TEST(JobSpec, EmitsOneHeterogeneousComponentPerRole) {
@@ -109,7 +129,7 @@ TEST(JobSpec, EmitsOneHeterogeneousComponentPerRole) {
   size_t hetjobs = 0;
   for (size_t at = script.find("#SBATCH hetjob"); at != std::string::npos; at = script.find("#SBATCH hetjob", at + 1)) ++hetjobs;
   EXPECT_EQ(hetjobs, 3u);
-  EXPECT_NE(script.find("#SBATCH --nodes=1 --ntasks=2 --cpus-per-task=4 --gpus-per-task=1 --mem-per-cpu=8G  # worker"),
+  EXPECT_NE(script.find("#SBATCH --nodes=1 --ntasks=2 --cpus-per-task=4 --gpus-per-task=1 --mem-per-cpu=2G  # worker"),
             std::string::npos)
       << script;
   EXPECT_NE(script.find("#SBATCH --time=10\n"), std::string::npos);

@@ -97,6 +97,13 @@ TEST(Experiment, MisspelledFieldIsNamedWithItsPath) {
   EXPECT_NE(error_of(kMinimal + "parallelTrialcount: 2\n").find("parallelTrialcount: unknown field"), std::string::npos);
 }
 
+TEST(Experiment, AValueOfTheWrongKindIsAnInputErrorNamingTheFile) {
+  std::string yaml = kMinimal;
+  const auto at = yaml.find("  command:");
+  yaml.replace(at, yaml.find('\n', at) - at, "  trialSpec: {kind: Job, spec: x}");
+  EXPECT_EQ(error_of(yaml).rfind("exp.yaml: ", 0), 0u) << error_of(yaml);
+}
+
 TEST(Experiment, EmptyListIsRefused) {
   std::string yaml = R"(
 objective: {type: minimize, objectiveMetricName: loss}

@@ -460,6 +460,18 @@ int run_array_task(const fs::path& dir, const std::atomic<bool>& stop) {
   return outcome.state == TrialState::succeeded || outcome.state == TrialState::early_stopped ? 0 : 1;
 }
 
+std::optional<bool> slurm_job_alive(const std::string& job) {
+  ProcessResult r;
+  try {
+    r = run_process({"squeue", "-h", "-o", "%i", "-j", job});
+  } catch (const Error&) {
+    return false;  // no Slurm here: its job cannot be running
+  }
+  if (r.ok()) return r.out.find_first_not_of(" \n") != std::string::npos;
+  if (r.err.find("Invalid job id") != std::string::npos) return false;  // ended long ago
+  return std::nullopt;
+}
+
 int reclaim_abandoned(Journal& journal) {
   int reclaimed = 0;
   const std::string me = hostname();
@@ -468,12 +480,12 @@ int reclaim_abandoned(Journal& journal) {
       if (t.state != TrialState::running) continue;
       bool alive = false;
       if (!t.job.empty()) {
-        try {
-          auto r = run_process({"squeue", "-h", "-o", "%i", "-j", t.job});
-          alive = r.ok() && r.out.find_first_not_of(" \n") != std::string::npos;
-        } catch (const Error&) {
-          alive = false;  // no Slurm here: its job cannot be running
+        const auto known = slurm_job_alive(t.job);
+        if (!known) {
+          std::cerr << "cohort: sweep: Slurm cannot say whether trial " << t.id << "'s job " << t.job
+                    << " still runs; it stays running\n";
         }
+        alive = known.value_or(true);
       } else if (t.host == me && t.pid > 0) {
         alive = ::kill(static_cast<pid_t>(t.pid), 0) == 0 || errno == EPERM;
       }

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include "common/error.hpp"
@@ -165,6 +167,26 @@ TEST(Journal, ADirectoryHoldingAnotherExperimentIsRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("holds another experiment"), std::string::npos) << e.what();
   }
+}
+
+// What a resume asks Slurm about a running trial's job, with squeue replaced by a script.
+TEST(Reclaim, OnlyAJobSlurmNoLongerKnowsCountsAsGone) {
+  TempDir d;
+  fs::create_directories(d.path() / "bin");
+  const std::string old_path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  ::setenv("PATH", ((d.path() / "bin").string() + ":" + old_path).c_str(), 1);
+  auto squeue = [&](const std::string& body) {
+    std::ofstream(d.path() / "bin" / "squeue") << "#!/bin/sh\n" << body << "\n";
+    fs::permissions(d.path() / "bin" / "squeue", fs::perms::owner_all);
+    return slurm_job_alive("123");
+  };
+  const auto running = squeue("echo 123");
+  const auto ended = squeue("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1");
+  const auto unreachable = squeue("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1");
+  ::setenv("PATH", old_path.c_str(), 1);
+  EXPECT_EQ(running, std::optional<bool>(true));
+  EXPECT_EQ(ended, std::optional<bool>(false));
+  EXPECT_EQ(unreachable, std::nullopt) << "a controller that does not answer must not get running trials reclaimed";
 }
 
 }  // namespace

@@ -40,6 +40,8 @@ std::vector<Setting> read_settings(const Reader& r, const YAML::Node& n, const s
   return out;
 }
 
+constexpr long long kMostValues = 1'000'000'000;
+
 Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string& path) {
   r.only(n, path, {"name", "parameterType", "feasibleSpace"});
   Parameter p;
@@ -75,6 +77,16 @@ Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string
     auto text = [&](const char* key) { return fs[key].as<std::string>(); };
     if (p.min > p.max) r.fail(fpath, "min (" + text("min") + ") is greater than max (" + text("max") + ")");
     if (p.step && *p.step <= 0) r.fail(fpath + ".step", "must be positive (got " + text("step") + ")");
+    // Grid search enumerates the values and samplers round to them: keep their count a
+    // number that arithmetic on it can hold.
+    if (p.type == ParameterType::int_ || p.step) {
+      const double values = std::floor((p.max - p.min) / p.step.value_or(1.0)) + 1;
+      if (!(values <= kMostValues)) {
+        r.fail(p.step ? fpath + ".step" : fpath, "min..max" + std::string(p.step ? " in these steps" : "") +
+                                                     " holds more than " + std::to_string(kMostValues) +
+                                                     " values: narrow the range or take a larger step");
+      }
+    }
     if (fs["distribution"]) {
       std::string d = r.string(fs["distribution"], fpath + ".distribution");
       if (d == "uniform") p.distribution = Distribution::uniform;

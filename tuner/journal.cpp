@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <iostream>
 #include <utility>
@@ -118,7 +119,13 @@ void apply_record(JournalState& state, const json::Value& r) {
   if (type == "experiment") {
     state.initialised = true;
     state.name = text_of(r.find("name"));
-    if (const auto* s = r.find("seed"); s && s->is_string()) state.seed = std::stoull(s->as_string());
+    if (const auto* s = r.find("seed"); s && s->is_string()) {
+      const std::string& text = s->as_string();
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), state.seed);
+      if (ec != std::errc() || end != text.data() + text.size()) {
+        throw Error("journal: seed '" + text + "' is not a whole number");
+      }
+    }
   } else if (type == "claim") {
     Trial t;
     t.id = static_cast<int>(state.trials.size());
@@ -145,7 +152,8 @@ void apply_record(JournalState& state, const json::Value& r) {
     }
     if (const auto* c = r.find("curve"); c && c->is_array()) {
       for (const auto& point : c->as_array()) {
-        t->curve.emplace_back(point.as_array().at(0).as_int(), point.as_array().at(1).as_double());
+        if (!point.is_array() || point.as_array().size() != 2) throw Error("journal: a curve point is not [step, value]");
+        t->curve.emplace_back(point.as_array()[0].as_int(), point.as_array()[1].as_double());
       }
     }
   } else if (type == "finish") {

@@ -170,7 +170,7 @@ std::string setting_path(const Experiment& experiment, const std::string& name) 
 }  // namespace
 
 std::optional<long long> integer_setting(const Experiment& experiment, const std::string& name, long long least,
-                                         const SpecError& fail) {
+                                         const SpecError& fail, long long most) {
   auto text = experiment.setting(name);
   if (!text) return std::nullopt;
   long long v = 0;
@@ -179,6 +179,7 @@ std::optional<long long> integer_setting(const Experiment& experiment, const std
     fail(setting_path(experiment, name), name + " must be a whole number (got '" + *text + "')");
   }
   if (v < least) fail(setting_path(experiment, name), name + " must be at least " + std::to_string(least) + " (got " + *text + ")");
+  if (v > most) fail(setting_path(experiment, name), name + " must be at most " + std::to_string(most) + " (got " + *text + ")");
   return v;
 }
 

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -84,10 +85,12 @@ std::string format_number(double value);
 // A generator for one trial, independent of every other trial's.
 std::mt19937_64 trial_rng(std::uint64_t seed, int trial, std::uint64_t stream = 0);
 
-// Validation helpers for algorithms: settings must be among `allowed`; an integer setting.
+// Validation helpers for algorithms: settings must be among `allowed`; an integer setting
+// in least..most.
 void only_settings(const Experiment& experiment, const std::vector<std::string_view>& allowed, const SpecError& fail);
 std::optional<long long> integer_setting(const Experiment& experiment, const std::string& name, long long least,
-                                         const SpecError& fail);
+                                         const SpecError& fail,
+                                         long long most = std::numeric_limits<long long>::max());
 std::optional<double> number_setting(const Experiment& experiment, const std::string& name, const SpecError& fail);
 
 }  // namespace cohort::tuner

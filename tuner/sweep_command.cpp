@@ -12,11 +12,13 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "common/error.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
+#include "common/text.hpp"
 #include "tuner/bench.hpp"
 #include "tuner/journal.hpp"
 #include "tuner/runner.hpp"
@@ -414,7 +416,9 @@ int cmd_report(const std::vector<std::string>& args) {
   const char* dir = std::getenv("COHORT_SWEEP_DIR");
   const char* trial = std::getenv("COHORT_TRIAL_ID");
   if (!dir || !trial) throw input_error("report: run it inside a trial (COHORT_SWEEP_DIR and COHORT_TRIAL_ID are not set)");
-  report_metrics(dir, std::stoi(trial), line);
+  const auto id = parse_integer(trial, 0, std::numeric_limits<int>::max());
+  if (!id) throw input_error(std::string("report: COHORT_TRIAL_ID=") + trial + " is not a trial number");
+  report_metrics(dir, static_cast<int>(*id), line);
   return 0;
 }
 

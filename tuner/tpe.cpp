@@ -166,6 +166,8 @@ std::vector<double> categorical_p(const std::vector<double>& xs, size_t choices,
   return p;
 }
 
+constexpr long long kMostCandidates = 10000;
+
 class TpeSampler : public Sampler {
  public:
   TpeSampler(const Experiment& e, std::uint64_t seed, bool multivariate)
@@ -383,8 +385,9 @@ void validate(const Experiment& e, const SpecError& fail) {
   only_settings(e, {"random_state", "n_startup_trials", "n_ei_candidates", "n_EI_candidates", "gamma", "prior_weight"}, fail);
   integer_setting(e, "random_state", 0, fail);
   integer_setting(e, "n_startup_trials", 0, fail);
-  integer_setting(e, "n_ei_candidates", 1, fail);
-  integer_setting(e, "n_EI_candidates", 1, fail);
+  // Each candidate is scored inside the journal's lock, which every array task waits on.
+  integer_setting(e, "n_ei_candidates", 1, fail, kMostCandidates);
+  integer_setting(e, "n_EI_candidates", 1, fail, kMostCandidates);
   if (auto g = number_setting(e, "gamma", fail); g && (*g <= 0 || *g > 1)) fail("algorithmSettings", "gamma must be in (0, 1]");
   if (auto w = number_setting(e, "prior_weight", fail); w && *w <= 0) fail("algorithmSettings", "prior_weight must be positive");
 }

@@ -124,6 +124,18 @@ TEST(Experiment, UnknownAlgorithmListsTheKnownOnes) {
       << error_of(yaml);
 }
 
+TEST(Experiment, SettingsAndRangesTooLargeToComputeOnAreRefused) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("{algorithmName: random}"), 23,
+               "{algorithmName: tpe, algorithmSettings: [{name: n_ei_candidates, value: \"4294967296\"}]}");
+  EXPECT_NE(error_of(yaml).find("n_ei_candidates must be at most 10000"), std::string::npos) << error_of(yaml);
+  yaml = kMinimal;
+  const std::string space = "{min: \"0.001\", max: \"0.1\", distribution: logUniform}";
+  yaml.replace(yaml.find(space), space.size(), "{min: \"0\", max: \"1\", step: \"1e-300\"}");
+  EXPECT_NE(error_of(yaml).find("feasibleSpace.step: min..max in these steps holds more than"), std::string::npos)
+      << error_of(yaml);
+}
+
 TEST(Experiment, UnknownAlgorithmSettingIsNamed) {
   std::string yaml = kMinimal;
   yaml.replace(yaml.find("{algorithmName: random}"), 23,

@@ -84,6 +84,17 @@ TEST(Journal, ARecordCutShortByACrashIsSkippedAndTheNextOneKept) {
   EXPECT_EQ(s.damaged_records, 1);
 }
 
+TEST(Journal, ARecordOfTheWrongShapeCountsAsDamaged) {
+  TempDir d;
+  Journal j(d.path());
+  j.append(record("claim", 0));
+  write(d.path() / "journal.jsonl", "{\"type\":\"end\",\"trial\":0,\"state\":\"Succeeded\",\"curve\":[[1]]}\n");
+  write(d.path() / "journal.jsonl", "{\"type\":\"experiment\",\"name\":\"x\",\"seed\":\"many\"}\n");
+  JournalState s = j.read();
+  EXPECT_EQ(s.trials.size(), 1u);
+  EXPECT_EQ(s.damaged_records, 2);
+}
+
 TEST(Journal, TheFirstEndOfATrialStands) {
   TempDir d;
   Journal j(d.path());

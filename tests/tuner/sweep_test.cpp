@@ -267,6 +267,13 @@ TEST(Sweep, ReportOutsideATrialIsAUsageError) {
   auto r = cohort({"sweep", "report", "loss=1"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("run it inside a trial"), std::string::npos) << r.err;
+  TempDir t;
+  RunOptions options;
+  options.env = {"COHORT_SWEEP_DIR=" + t.dir(), "COHORT_TRIAL_ID=first"};
+  const char* bin = std::getenv("COHORT_BIN");
+  r = run_process({bin ? bin : "cohort", "sweep", "report", "loss=1"}, options);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("COHORT_TRIAL_ID=first is not a trial number"), std::string::npos) << r.err;
 }
 
 }  // namespace

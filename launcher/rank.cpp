@@ -17,6 +17,7 @@
 #include "common/error.hpp"
 #include "common/process.hpp"
 #include "common/json.hpp"
+#include "common/text.hpp"
 #include "launcher/contract.hpp"
 #include "launcher/job_spec.hpp"
 #include "launcher/run_dir.hpp"
@@ -92,7 +93,10 @@ std::vector<std::string> role_environment(const Environment& env, const std::str
   while (std::getline(table, entry, ',')) {
     auto a = entry.find(':'), b = entry.rfind(':');
     if (a == std::string::npos || a == b || entry.substr(0, a) != role) continue;
-    int offset = std::stoi(entry.substr(a + 1, b - a - 1)), replicas = std::stoi(entry.substr(b + 1));
+    const auto offset_n = parse_integer(entry.substr(a + 1, b - a - 1), 0, 1'000'000);
+    const auto replicas_n = parse_integer(entry.substr(b + 1), 1, 1'000'000);
+    if (!offset_n || !replicas_n) throw input_error("COHORT_LAUNCH_ROLES: '" + entry + "' is not NAME:OFFSET:REPLICAS");
+    const int offset = static_cast<int>(*offset_n), replicas = static_cast<int>(*replicas_n);
     int index = rank - offset;
     if (index < 0 || index >= replicas) {
       throw Error("rank " + std::to_string(rank) + " is not a " + role + " replica (those are ranks " +
@@ -143,9 +147,7 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   // Local mode placed this rank: bind it (and so its program) to the planned CPUs and
   // memory, as far as this machine has them.
   if (!slurm && env_str(env, "COHORT_LAUNCH_BIND") == "1" && !env_str(env, "COHORT_CPUS").empty()) {
-    std::vector<int> numa;
-    std::istringstream list(env_str(env, "COHORT_NUMA"));
-    for (std::string n; std::getline(list, n, ',');) numa.push_back(std::stoi(n));
+    const std::vector<int> numa = topology::parse_index_list(env_str(env, "COHORT_NUMA"), "COHORT_NUMA");
     auto bound = topology::Machine::load().bind_self(topology::CpuSet::parse(env_str(env, "COHORT_CPUS"), "COHORT_CPUS"), numa);
     if (!bound.cpu_applied) std::cerr << "cohort: launch: rank " << contract.rank << ": CPUs not bound: " << bound.cpu_note << "\n";
   }

@@ -22,6 +22,7 @@
 
 #include "common/error.hpp"
 #include "common/process.hpp"
+#include "common/text.hpp"
 #include "launcher/contract.hpp"
 #include "common/json.hpp"
 #include "launcher/hostlist.hpp"
@@ -45,6 +46,15 @@ double seconds_since(Clock::time_point t) {
 std::string env_or(const char* name, const std::string& fallback = {}) {
   const char* v = std::getenv(name);
   return v && *v ? std::string(v) : fallback;
+}
+
+// A count Slurm exports (SLURM_NTASKS, SLURM_HET_SIZE, …), or `fallback` when unset.
+int env_count(const std::string& name, int fallback) {
+  const std::string text = env_or(name.c_str());
+  if (text.empty()) return fallback;
+  const auto n = parse_integer(text, 0, 1'000'000);
+  if (!n) throw input_error(name + "='" + text + "' is not a count: is this a Slurm allocation?");
+  return static_cast<int>(*n);
 }
 
 std::string signal_name(int sig) {
@@ -286,6 +296,7 @@ class Gang {
     // An MPIJob's launcher runs here, in the batch step; its mpirun reaches the workers.
     slurm_ = !options.local && !(spec_ && spec_->kind == JobKind::mpi);
     if (!options.local) job_id_ = env_or("SLURM_JOB_ID");
+    het_components_ = options.local ? 0 : env_count("SLURM_HET_SIZE", 0);
     if (spec_) {
       world_ = spec_->world_size();
       if (slurm_) check_allocation();
@@ -299,7 +310,7 @@ class Gang {
         throw input_error("not inside a Slurm allocation (SLURM_JOB_ID is unset): run it from an sbatch "
                           "script or salloc, or use --local --nproc N");
       }
-      world_ = std::stoi(env_or("SLURM_NTASKS", env_or("SLURM_JOB_NUM_NODES", "1")));
+      world_ = env_count("SLURM_NTASKS", env_count("SLURM_JOB_NUM_NODES", 1));
       auto nodes = expand_hostlist(env_or("SLURM_JOB_NODELIST"));
       if (nodes.empty()) throw input_error("SLURM_JOB_NODELIST is unset or empty");
       master_addr_ = master_address(nodes.front());
@@ -422,7 +433,7 @@ class Gang {
       std::vector<std::string> argv{resolve_program("srun"), "--kill-on-bad-exit=1"};
       if (options_.output_dir.empty()) argv.push_back("--label");
       else argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
-      bool het = !env_or("SLURM_HET_SIZE").empty();
+      const bool het = het_components_ > 0;
       int group = 0;
       for (const auto& role : spec_->roles) {
         if (group > 0) argv.push_back(":");
@@ -493,8 +504,8 @@ class Gang {
   // Does this allocation hold the spec? One heterogeneous component per role, each with
   // at least the role's replicas as tasks.
   void check_allocation() {
-    std::string het = env_or("SLURM_HET_SIZE");
-    int components = het.empty() ? 1 : std::stoi(het);
+    const bool het = het_components_ > 0;
+    const int components = het ? het_components_ : 1;
     if (components != static_cast<int>(spec_->roles.size())) {
       throw input_error("the allocation has " + std::to_string(components) + " component(s) but the spec has " +
                         std::to_string(spec_->roles.size()) +
@@ -502,8 +513,8 @@ class Gang {
     }
     for (size_t i = 0; i < spec_->roles.size(); ++i) {
       const Role& role = spec_->roles[i];
-      std::string suffix = het.empty() ? "" : "_HET_GROUP_" + std::to_string(i);
-      int tasks = std::stoi(env_or(("SLURM_NTASKS" + suffix).c_str(), env_or(("SLURM_JOB_NUM_NODES" + suffix).c_str(), "1")));
+      const std::string suffix = het ? "_HET_GROUP_" + std::to_string(i) : "";
+      const int tasks = env_count("SLURM_NTASKS" + suffix, env_count("SLURM_JOB_NUM_NODES" + suffix, 1));
       if (tasks < role.replicas) {
         throw input_error("role " + role.name + " needs " + std::to_string(role.replicas) +
                           " tasks but its component of the allocation has " + std::to_string(tasks) +
@@ -520,9 +531,8 @@ class Gang {
       hosts.assign(static_cast<size_t>(std::max(world_, 1)), "127.0.0.1");
       return hosts;
     }
-    bool het = !env_or("SLURM_HET_SIZE").empty();
     for (size_t i = 0; i < spec_->roles.size(); ++i) {
-      std::string suffix = het ? "_HET_GROUP_" + std::to_string(i) : "";
+      std::string suffix = het_components_ > 0 ? "_HET_GROUP_" + std::to_string(i) : "";
       auto nodes = expand_hostlist(env_or(("SLURM_JOB_NODELIST" + suffix).c_str()));
       auto per_node = expand_tasks_per_node(env_or(("SLURM_TASKS_PER_NODE" + suffix).c_str(), "1"));
       int left = spec_->roles[i].replicas;
@@ -581,11 +591,10 @@ class Gang {
       if (!step.empty()) {
         // A heterogeneous step is one step per component job: signal each of them.
         std::vector<std::string> argv{"scancel", "--quiet", "--signal=" + std::to_string(sig)};
-        int components = env_or("SLURM_HET_SIZE").empty() ? 0 : std::stoi(env_or("SLURM_HET_SIZE"));
-        for (int i = 0; i < components; ++i) {
+        for (int i = 0; i < het_components_; ++i) {
           argv.push_back(env_or(("SLURM_JOB_ID_HET_GROUP_" + std::to_string(i)).c_str(), job_id_) + "." + step);
         }
-        if (components == 0) argv.push_back(job_id_ + "." + step);
+        if (het_components_ == 0) argv.push_back(job_id_ + "." + step);
         run_process(argv);
         return;
       }
@@ -698,6 +707,7 @@ class Gang {
   const JobSpec* spec_ = nullptr;
   std::vector<int> success_ranks_;
   std::vector<Environment> placements_;  // local mode: each rank's placement variables
+  int het_components_ = 0;                // SLURM_HET_SIZE: 0 outside a heterogeneous job
   bool slurm_ = true;
   std::string job_id_;
   int world_ = 1;
@@ -764,7 +774,7 @@ int supervise(const LaunchOptions& options) {
   if (!options.output_dir.empty()) make_directories(options.output_dir);
 
   // A requeued job starts over in its batch script: its earlier runs count as restarts.
-  const int requeues = options.local ? 0 : std::stoi(env_or("SLURM_RESTART_COUNT", "0"));
+  const int requeues = options.local ? 0 : env_count("SLURM_RESTART_COUNT", 0);
   int restarts = 0;
   double backoff = 1;
   const std::string who = std::to_string(gang.world()) + (gang.world() == 1 ? " rank" : " ranks");

@@ -144,6 +144,16 @@ TEST(LocalLaunch, BadInputIsRefusedBeforeAnythingRuns) {
   }
 }
 
+TEST(LocalLaunch, AnAllocationCountThatIsNoNumberIsAnInputError) {
+  const char* bin = std::getenv("COHORT_BIN");
+  RunOptions options;
+  options.timeout = std::chrono::seconds(60);
+  options.env = {"SLURM_JOB_ID=7", "SLURM_NTASKS=many"};
+  auto r = run_process({bin ? bin : "cohort", "launch", "--", "true"}, options);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err, "SLURM_NTASKS='many' is not a count")) << r.err;
+}
+
 TEST(LocalLaunch, RanksAreBoundToTheCoresTheTopologyPlannerGivesThem) {
   if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs two CPUs to give two ranks cores of their own";
   auto r = launch({"--local", "--nproc", "2", "--", "sh", "-c",

@@ -379,13 +379,7 @@ void fsync_path(const fs::path& path) {
 void write_durably(const fs::path& path, std::string_view content) {
   Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (fd.get() < 0) throw Error(system_message("create " + path.string(), errno));
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error(system_message("write " + path.string(), errno));
-    done += static_cast<size_t>(n);
-  }
+  write_all(fd.get(), content, path.string());
   if (::fsync(fd.get()) != 0) throw Error(system_message("fsync " + path.string(), errno));
   fd.close("close " + path.string());
 }

@@ -1,4 +1,4 @@
-// common/fd.hpp — one owned file descriptor, and reading a whole file through one.
+// common/fd.hpp — one owned file descriptor, and reading and writing whole files through one.
 //
 //   cohort::Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
 //   if (!fd) throw Error(system_message("open " + path, errno));
@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "common/error.hpp"
@@ -54,5 +55,20 @@ class Fd {
 // says why, for the caller's message). A failure while reading throws, rather than
 // handing back part of the file; a directory is an input error.
 std::optional<std::string> read_file(const std::string& path);
+
+// Writes all of `data` to `fd`, through short writes and interruptions; throws naming `what`.
+void write_all(int fd, std::string_view data, const std::string& what);
+
+// Whether a write reaches the disk before it counts as done.
+enum class Durability {
+  none,   // status files, read while their writer runs and rewritten soon
+  fsync,  // journals and results that must survive a crash of the machine
+};
+
+// Replaces the file at `path` with `content` in one step: written to a temporary file
+// beside it, then renamed over it, so that a reader sees the old file or the new one and
+// never a part. The temporary file is removed when anything fails.
+void write_file_atomically(const std::string& path, std::string_view content,
+                           Durability durability = Durability::none);
 
 }  // namespace cohort

@@ -17,30 +17,6 @@
 
 namespace cohort::launcher {
 
-void write_file_atomically(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(system_message("cannot write " + tmp, errno));
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw Error(system_message("cannot write " + tmp, err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw Error(system_message("cannot rename " + tmp + " to " + path, err));
-  }
-}
-
 std::string read_small_file(const std::string& path) {
   // Status files and /proc entries come and go under the reader (a process that exits
   // between open and read): any failure is "nothing there yet".

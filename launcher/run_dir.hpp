@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "common/fd.hpp"  // write_file_atomically: every file here is written whole
 #include "launcher/supervisor.hpp"
 
 namespace cohort::launcher {
 
-void write_file_atomically(const std::string& path, const std::string& content);
 std::string read_small_file(const std::string& path);  // "" when missing or unreadable
 void make_directories(const std::string& path);         // mkdir -p; throws cohort::Error
 

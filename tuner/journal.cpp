@@ -33,18 +33,6 @@ class FileLock {
   Fd fd_;
 };
 
-void write_all(int fd, const std::string& text, const std::string& what) {
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error(system_message("write " + what, errno));
-    }
-    done += static_cast<size_t>(n);
-  }
-}
-
 std::string read_all(const std::filesystem::path& path) {
   return read_file(path).value_or("");
 }
@@ -238,23 +226,6 @@ void report_metrics(const std::filesystem::path& dir, int trial, const std::stri
     r.set("line", line);
     add(std::move(r));
   });
-}
-
-void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
-  auto tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid());
-  {
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (fd.get() < 0) throw Error(system_message("open " + tmp.string(), errno));
-    write_all(fd.get(), text, tmp.string());
-    if (::fsync(fd.get()) != 0) throw Error(system_message("fsync " + tmp.string(), errno));
-    fd.close("close " + tmp.string());
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error(system_message("rename " + tmp.string() + " to " + path.string(), e));
-  }
 }
 
 }  // namespace cohort::tuner

@@ -102,7 +102,4 @@ void apply_record(JournalState& state, const json::Value& record);
 // running trial; what `cohort sweep report` and trial code written in C++ call.
 void report_metrics(const std::filesystem::path& dir, int trial, const std::string& line);
 
-// Writes `text` to `path` by writing a temporary file beside it and renaming it over.
-void write_file_atomically(const std::filesystem::path& path, const std::string& text);
-
 }  // namespace cohort::tuner

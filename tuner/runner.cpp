@@ -187,7 +187,7 @@ Experiment init_experiment_dir(const fs::path& spec_path, const fs::path& dir) {
                         dir.string() + "'");
     }
   } else {
-    write_file_atomically(copy, text);
+    write_file_atomically(copy, text, Durability::fsync);
   }
   Journal journal(dir);
   journal.transact([&](const JournalState& state, const Journal::Append& append) {

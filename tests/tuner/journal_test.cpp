@@ -156,16 +156,6 @@ TEST(Journal, ConcurrentClaimsFromManyProcessesAreUniqueAndComplete) {
   EXPECT_EQ(points.size(), 40u);
 }
 
-TEST(Journal, WriteFileAtomicallyLeavesNoTemporaryBehind) {
-  TempDir d;
-  write_file_atomically(d.path() / "f", "one");
-  write_file_atomically(d.path() / "f", "two");
-  std::ifstream in(d.path() / "f");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(text, "two");
-  EXPECT_EQ(std::distance(fs::directory_iterator(d.path()), fs::directory_iterator()), 1);
-}
-
 TEST(Journal, ADirectoryHoldingAnotherExperimentIsRefused) {
   TempDir d;
   { std::ofstream(d.path() / "a.yaml") << kGrid; }

@@ -11,6 +11,7 @@
 #include "checkpoint/export.hpp"
 #include "checkpoint/internal.hpp"
 #include "common/progress.hpp"
+#include "common/text.hpp"
 
 namespace cohort::checkpoint {
 
@@ -58,23 +59,6 @@ std::string hex32(std::uint32_t v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%08x", v);
   return buf;
-}
-
-// Rows of cells, each column as wide as its widest cell.
-void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
-  for (const auto& row : rows) {
-    width.resize(std::max(width.size(), row.size()), 0);
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
-    }
-    out << line << "\n";
-  }
 }
 
 struct Parsed {

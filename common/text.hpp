@@ -1,8 +1,11 @@
-// common/text.hpp — lists in text ("0,2,3" and back) and sizes in bytes ("64M").
+// common/text.hpp — lists in text ("0,2,3" and back), sizes in bytes ("64M"), and tables
+// for the commands' plain output.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,6 +78,25 @@ inline std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
   else if (!unit.empty() && unit != "B") return std::nullopt;
   if (shift && value > (UINT64_MAX >> shift)) return std::nullopt;
   return value << shift;
+}
+
+// Rows of cells in left-aligned columns, each as wide as its widest cell, two spaces
+// apart, with no trailing blanks.
+inline void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
+  }
 }
 
 }  // namespace cohort

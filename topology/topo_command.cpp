@@ -98,23 +98,6 @@ std::string ints(const std::vector<int>& v) {
 
 std::string or_dash(const std::string& s) { return s.empty() ? "-" : s; }
 
-// Left-aligned columns, two spaces apart, no trailing blanks.
-void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width;
-  for (const auto& row : rows) {
-    if (width.size() < row.size()) width.resize(row.size(), 0);
-    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
-    }
-    out << line << "\n";
-  }
-}
-
 std::string gib(std::uint64_t bytes) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(bytes % (1ULL << 30) ? 1 : 0)

@@ -16,6 +16,7 @@
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/internal.hpp"
 #include "common/fd.hpp"
+#include "common/stats.hpp"
 #include "common/text.hpp"
 
 namespace cohort::checkpoint {
@@ -68,11 +69,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // The slowest rank's time: the job waits for it.
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
 double slowest(double mine) {
   double out = mine;
   MPI_Allreduce(&mine, &out, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);

@@ -20,6 +20,7 @@
 #include "common/fd.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
+#include "common/stats.hpp"
 #include "common/text.hpp"
 #include "tuner/sampler.hpp"
 
@@ -111,12 +112,6 @@ double run(const Experiment& e, const Problem& p, std::uint64_t seed, int trials
   }
   if (keep) *keep = history;
   return best;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 }  // namespace

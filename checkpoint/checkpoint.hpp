@@ -220,6 +220,8 @@ struct Manifest {
   std::vector<TensorInfo> tensors;
   std::uint64_t state_bytes = 0;  // size of state.h5
   Metadata metadata;
+
+  std::uint64_t tensor_bytes() const;  // of all its tensors together
 };
 
 struct Entry {
@@ -234,6 +236,15 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& dir, std::int
 // Committed checkpoints in `dir`, oldest first; hidden leftovers are not listed.
 // Throws input_error when `dir` is not a directory.
 std::vector<Entry> list(const std::filesystem::path& dir);
+
+// Whether `path` is one checkpoint (a step-XXXXXXXX directory, or one holding a manifest)
+// rather than a directory of them.
+bool is_checkpoint(const std::filesystem::path& path);
+
+// `path` itself when it is a checkpoint (or no directory at all, for read_manifest to
+// refuse), else the newest checkpoint in the checkpoint directory `path`. Throws
+// input_error when that directory holds none.
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
 
 // Reads and checks `checkpoint`/manifest.json. Throws input_error when the path is not a
 // checkpoint directory, cohort::Error when the manifest is unreadable or malformed.

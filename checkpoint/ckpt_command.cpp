@@ -94,16 +94,6 @@ std::string one_path(const Parsed& p, const char* verb, const char* what) {
   return p.positional[0];
 }
 
-bool is_checkpoint(const fs::path& path) {
-  return parse_step_dir_name(path.filename().string()).has_value() || fs::exists(path / kManifestFile);
-}
-
-std::uint64_t tensor_bytes(const Manifest& m) {
-  std::uint64_t total = 0;
-  for (const auto& t : m.tensors) total += t.bytes;
-  return total;
-}
-
 int ls(const std::vector<std::string>& args) {
   po::options_description options("options");
   options.add_options()("json", "print JSON instead of a table");
@@ -125,9 +115,9 @@ int ls(const std::vector<std::string>& args) {
       row.set("time", m.time);
       row.set("world_size", m.world_size);
       row.set("tensors", static_cast<long long>(m.tensors.size()));
-      row.set("bytes", tensor_bytes(m));
+      row.set("bytes", m.tensor_bytes());
       rows.push_back({std::to_string(e.step), m.time, std::to_string(m.world_size), std::to_string(m.tensors.size()),
-                      human_bytes(tensor_bytes(m)), e.latest ? "*" : "", e.path.string()});
+                      human_bytes(m.tensor_bytes()), e.latest ? "*" : "", e.path.string()});
     } catch (const Error& err) {
       row.set("error", err.what());
       rows.push_back({std::to_string(e.step), "unreadable manifest", "-", "-", "-", e.latest ? "*" : "",
@@ -143,16 +133,6 @@ int ls(const std::vector<std::string>& args) {
     print_table(std::cout, rows);
   }
   return 0;
-}
-
-fs::path resolve_checkpoint(const fs::path& path) {
-  if (is_checkpoint(path) || !fs::is_directory(path)) return path;
-  auto entries = list(path);
-  if (entries.empty()) {
-    throw input_error(path.string() + " is neither a checkpoint nor a directory holding any; give a "
-                      "step-XXXXXXXX directory");
-  }
-  return entries.back().path;
 }
 
 int inspect(const std::vector<std::string>& args) {
@@ -175,7 +155,7 @@ int inspect(const std::vector<std::string>& args) {
             << "step        " << m.step << "\n"
             << "time        " << m.time << "\n"
             << "ranks       " << m.world_size << "\n"
-            << "bytes       " << human_bytes(tensor_bytes(m)) << " in " << m.tensors.size() << " tensor(s), "
+            << "bytes       " << human_bytes(m.tensor_bytes()) << " in " << m.tensors.size() << " tensor(s), "
             << human_bytes(m.state_bytes) << " on disk\n"
             << "epoch       " << m.metadata.epoch << "\n"
             << "hyperparams " << json::write(m.metadata.hyperparameters) << "\n"

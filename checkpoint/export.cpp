@@ -95,14 +95,8 @@ std::string_view safetensors_dtype(DType d) {
 }
 
 // An 8-byte header length, a JSON header naming each tensor's byte range, then the bytes.
-std::uint64_t total_bytes(const Manifest& m) {
-  std::uint64_t total = 0;
-  for (const auto& t : m.tensors) total += t.bytes;
-  return total;
-}
-
 void export_safetensors(const fs::path& checkpoint, const Manifest& m, const fs::path& out_path) {
-  Progress progress("ckpt export " + out_path.filename().string(), total_bytes(m));
+  Progress progress("ckpt export " + out_path.filename().string(), m.tensor_bytes());
   json::Value header = json::Value::object();
   json::Value meta = json::Value::object();
   meta.set("cohort.step", std::to_string(m.step));
@@ -198,7 +192,7 @@ struct ZipEntry {
 // Zip64 sizes everywhere: tensors over 4 GiB are common, and NumPy reads zip64.
 void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& out_path) {
   constexpr std::uint32_t kMax32 = 0xFFFFFFFFu;
-  Progress progress("ckpt export " + out_path.filename().string(), total_bytes(m));
+  Progress progress("ckpt export " + out_path.filename().string(), m.tensor_bytes());
   Output out(out_path);
   std::vector<ZipEntry> entries;
   std::vector<std::byte> bytes;
@@ -310,13 +304,7 @@ int export_command(const std::vector<std::string>& args) {
   if (to != "safetensors" && to != "npz") {
     throw input_error("--to " + to + ": expected safetensors or npz");
   }
-  fs::path checkpoint = paths[0];
-  if (fs::is_directory(checkpoint) && !parse_step_dir_name(checkpoint.filename().string()) &&
-      !fs::exists(checkpoint / kManifestFile)) {
-    auto entries = list(checkpoint);
-    if (entries.empty()) throw input_error(checkpoint.string() + " holds no checkpoints; give a step-XXXXXXXX directory");
-    checkpoint = entries.back().path;
-  }
+  const fs::path checkpoint = resolve_checkpoint(paths[0]);
   Manifest m = read_manifest(checkpoint);
   if (to == "safetensors") export_safetensors(checkpoint, m, paths[1]);
   else export_npz(checkpoint, m, paths[1]);

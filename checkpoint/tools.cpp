@@ -75,6 +75,26 @@ std::vector<Entry> list(const std::filesystem::path& dir) {
   return out;
 }
 
+std::uint64_t Manifest::tensor_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& t : tensors) total += t.bytes;
+  return total;
+}
+
+bool is_checkpoint(const std::filesystem::path& path) {
+  return parse_step_dir_name(path.filename().string()).has_value() || fs::exists(path / kManifestFile);
+}
+
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) {
+  if (is_checkpoint(path) || !fs::is_directory(path)) return path;
+  auto entries = list(path);
+  if (entries.empty()) {
+    throw input_error(path.string() + " is neither a checkpoint nor a directory holding any; give a "
+                      "step-XXXXXXXX directory");
+  }
+  return entries.back().path;
+}
+
 Manifest read_manifest(const std::filesystem::path& checkpoint) {
   fs::path manifest = checkpoint / kManifestFile;
   bool named_like_one = parse_step_dir_name(checkpoint.filename().string()).has_value();

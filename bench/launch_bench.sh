@@ -33,7 +33,6 @@ cat >"$work/job.sh" <<SCRIPT
 set -e
 cd "$work"
 now() { date +%s%N; }
-stamp='date +%s%N >"$work/t.\$SLURM_PROCID\${RANK:+}"'
 for i in \$(seq $repeat); do
   rm -f t.*; t0=\$(now); srun bash -c 'date +%s%N >"$work/t.\$SLURM_PROCID"'
   echo "srun \$(( \$(cat t.* | sort -n | tail -1) - t0 ))" >>results

@@ -169,26 +169,8 @@ std::uint32_t crc32c(std::uint32_t crc, const void* data, std::size_t size) {
 
 std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b, std::uint64_t size_b) {
   if (size_b == 0) return crc_a;
-  std::uint32_t even[32], odd[32];
-  odd[0] = kPoly;  // the operator for one zero bit
-  std::uint32_t row = 1;
-  for (int n = 1; n < 32; ++n) {
-    odd[n] = row;
-    row <<= 1;
-  }
-  gf2_square(even, odd);  // two zero bits
-  gf2_square(odd, even);  // four zero bits
-  // Appends size_b zero bytes to crc_a, one power of two at a time.
-  do {
-    gf2_square(even, odd);
-    if (size_b & 1) crc_a = gf2_times(even, crc_a);
-    size_b >>= 1;
-    if (size_b == 0) break;
-    gf2_square(odd, even);
-    if (size_b & 1) crc_a = gf2_times(odd, crc_a);
-    size_b >>= 1;
-  } while (size_b != 0);
-  return crc_a ^ crc_b;
+  // crc_a with size_b zero bytes appended, then b's own CRC over them.
+  return gf2_times(zeros_operator(size_b).data(), crc_a) ^ crc_b;
 }
 
 }  // namespace cohort::checkpoint

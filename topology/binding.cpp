@@ -5,6 +5,8 @@
 #include <cerrno>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
+#include "topology/hwloc_topology.hpp"
 
 namespace cohort::topology {
 namespace {
@@ -29,18 +31,13 @@ CpuSet to_cpuset(hwloc_const_bitmap_t bitmap) {
 }
 
 std::string numa_list(const std::vector<int>& numa) {
-  std::string out;
-  for (int n : numa) out += (out.empty() ? "" : ",") + std::to_string(n);
-  return out;
+  return join(numa, ",", [](int n) { return std::to_string(n); });
 }
 
 }  // namespace
 
 struct Machine::Handle {
-  hwloc_topology_t topology = nullptr;
-  ~Handle() {
-    if (topology) hwloc_topology_destroy(topology);
-  }
+  HwlocTopology topology;
 };
 
 Machine::Machine(std::unique_ptr<Handle> handle) : handle_(std::move(handle)) {}
@@ -50,23 +47,19 @@ Machine::~Machine() = default;
 
 Machine Machine::load() {
   auto handle = std::make_unique<Handle>();
-  if (hwloc_topology_init(&handle->topology) != 0) {
-    handle->topology = nullptr;
-    throw Error(system_message("hwloc_topology_init", errno));
-  }
   // CPUs and NUMA nodes are all binding needs; skipping PCI keeps the load quick.
-  hwloc_topology_set_io_types_filter(handle->topology, HWLOC_TYPE_FILTER_KEEP_NONE);
-  if (hwloc_topology_load(handle->topology) != 0) {
+  hwloc_topology_set_io_types_filter(handle->topology.get(), HWLOC_TYPE_FILTER_KEEP_NONE);
+  if (hwloc_topology_load(handle->topology.get()) != 0) {
     throw Error(system_message("hwloc_topology_load (this machine)", errno));
   }
   return Machine(std::move(handle));
 }
 
-CpuSet Machine::allowed_cpus() const { return to_cpuset(hwloc_topology_get_allowed_cpuset(handle_->topology)); }
+CpuSet Machine::allowed_cpus() const { return to_cpuset(hwloc_topology_get_allowed_cpuset(handle_->topology.get())); }
 
 Binding Machine::bind_self(const CpuSet& cpus, const std::vector<int>& numa) const {
   Binding result;
-  hwloc_topology_t topo = handle_->topology;
+  hwloc_topology_t topo = handle_->topology.get();
 
   const CpuSet allowed = allowed_cpus();
   if (cpus.empty()) {

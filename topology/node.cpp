@@ -2,10 +2,6 @@
 // never hold an hwloc handle and a Node can be shared freely.
 #include <hwloc.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#endif
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -17,35 +13,11 @@
 
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "topology/hwloc_topology.hpp"
 #include "topology/topology.hpp"
 
 namespace cohort::topology {
 namespace {
-
-// Owns one hwloc topology; hwloc_topology_destroy never fails.
-class HwlocTopology {
-#if defined(__SANITIZE_ADDRESS__)
-  // hwloc's plugins (PCI through libpciaccess, XML) leak a few hundred bytes per load and
-  // are unloaded before LeakSanitizer could name them in a suppression: sanitizer builds
-  // leave what this handle's lifetime allocates out of the leak report.
-  __lsan::ScopedDisabler third_party_leaks_;
-#endif
-
- public:
-  HwlocTopology() {
-    if (hwloc_topology_init(&topology_) != 0) {
-      throw Error(system_message("hwloc_topology_init", errno));
-    }
-  }
-  ~HwlocTopology() { hwloc_topology_destroy(topology_); }
-  HwlocTopology(const HwlocTopology&) = delete;
-  HwlocTopology& operator=(const HwlocTopology&) = delete;
-
-  hwloc_topology_t get() const { return topology_; }
-
- private:
-  hwloc_topology_t topology_ = nullptr;
-};
 
 // An hwloc bitmap as a CpuSet. Infinite bitmaps (hwloc's "all") are cut at `limit`.
 CpuSet to_cpuset(hwloc_const_bitmap_t bitmap, int limit = 1 << 16) {

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "launcher/job_spec.hpp"
 #include "launcher/supervisor.hpp"
 
@@ -45,10 +46,7 @@ example (roles, as a heterogeneous job):
 int parse_signal(const std::string& option, const std::string& text) {
   std::string name = text;
   if (name.rfind("SIG", 0) == 0) name = name.substr(3);
-  if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit)) {
-    int n = std::atoi(name.c_str());
-    if (n >= 1 && n < NSIG) return n;
-  }
+  if (const auto n = parse_integer(name, 1, NSIG - 1)) return static_cast<int>(*n);
   for (int s = 1; s < NSIG; ++s) {
     const char* abbrev = ::sigabbrev_np(s);
     if (abbrev && name == abbrev) return s;

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -400,7 +401,16 @@ class Gang {
     set("COHORT_LAUNCH_ROLES", table);
     // Every replica's address, in rank order: its node's name and a port of its own.
     std::vector<std::string> hosts = replica_hosts();
-    int base = slurm_ ? derive_master_port(std::stol(job_id_), 1000 + restart_count, 29500, 2000) : 0;
+    int base = 0;
+    if (slurm_) {
+      const auto job = parse_integer(job_id_, 0, std::numeric_limits<long>::max());
+      if (!job) throw input_error("SLURM_JOB_ID='" + job_id_ + "' is not a job number");
+      base = derive_master_port(static_cast<long>(*job), 1000 + restart_count, 29500, 2000);
+      if (base + world_ > 65535) {
+        throw input_error(std::to_string(world_) + " replicas need a port each from " + std::to_string(base + 1) +
+                          ", past 65535: run fewer replicas in one job");
+      }
+    }
     std::vector<int> ports;
     for (int r = 0; r < world_; ++r) ports.push_back(slurm_ ? base + 1 + r : free_local_port());
     set("COHORT_MASTER_ADDR", hosts.front());

@@ -142,7 +142,13 @@ Point to_point(const Experiment& experiment, const Assignment& assignment) {
       if (at == p.list.end()) throw Error("the journal's value '" + it->second + "' of '" + p.name + "' is not in its list");
       point.push_back(static_cast<double>(at - p.list.begin()));
     } else {
-      point.push_back(std::stod(it->second));
+      const std::string& text = it->second;
+      double value = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (ec != std::errc() || end != text.data() + text.size()) {
+        throw Error("the journal's value '" + text + "' of '" + p.name + "' is not a number");
+      }
+      point.push_back(value);
     }
   }
   return point;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/text.hpp"
 #include "topology/placement.hpp"
 #include "topology/topology.hpp"
 
@@ -114,7 +115,12 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--runs" && i + 1 < argc) {
-      runs = std::max(1, std::atoi(argv[++i]));
+      const auto n = cohort::parse_integer(argv[++i], 1, 1'000'000);
+      if (!n) {
+        std::fprintf(stderr, "topology_bench: --runs %s: expected a whole number 1..1000000\n", argv[i]);
+        return 2;
+      }
+      runs = static_cast<int>(*n);
     } else if (arg == "--help" || arg == "-h") {
       std::printf("usage: topology_bench [FIXTURE_DIR] [--runs N]\n");
       return 0;

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -13,6 +14,7 @@
 
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "common/text.hpp"
 #include "topology/hwloc_topology.hpp"
 #include "topology/topology.hpp"
 
@@ -73,7 +75,9 @@ std::optional<int> trailing_number(std::string_view name) {
   std::size_t start = end;
   while (start > 0 && name[start - 1] >= '0' && name[start - 1] <= '9') --start;
   if (start == end) return std::nullopt;
-  return std::stoi(std::string(name.substr(start)));
+  const auto n = parse_integer(name.substr(start), 0, std::numeric_limits<int>::max());
+  if (!n) return std::nullopt;  // more digits than any device number has
+  return static_cast<int>(*n);
 }
 
 hwloc_obj_t pci_parent(hwloc_obj_t osdev) {
@@ -429,9 +433,7 @@ class NodeBuilder {
       p.nic.kind = nic_kind(p.nic.name, false);
       p.nic.netdevs.push_back(os->name);
       std::string port = info(os, "Port");
-      if (!port.empty() && port.find_first_not_of("0123456789") == std::string::npos) {
-        p.nic.port = std::stoi(port);
-      }
+      if (const auto n = parse_integer(port, 0, 65535)) p.nic.port = static_cast<int>(*n);
       p.nic.locality = locality_of(pci ? pci : os, p.place);
       if (pci) {
         p.nic.pci_bus_id = pci_bus_id(pci->attr->pcidev);

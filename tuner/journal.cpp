@@ -158,6 +158,12 @@ void apply_record(JournalState& state, const json::Value& r) {
 
 Journal::Journal(std::filesystem::path dir) : dir_(std::move(dir)) {}
 
+std::uintmax_t Journal::size() const {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(dir_ / "journal.jsonl", ec);
+  return ec ? 0 : n;
+}
+
 JournalState Journal::read() const {
   JournalState state;
   std::string text = read_all(dir_ / "journal.jsonl");

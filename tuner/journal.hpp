@@ -83,6 +83,10 @@ class Journal {
   // Reads every complete record. Needs no lock: records are whole lines, appended.
   JournalState read() const;
 
+  // Bytes in the journal now: it changes with every record appended, so a reader can tell
+  // whether what it read before is still the whole story.
+  std::uintmax_t size() const;
+
   // Runs `work` holding the journal's lock, with the journal as it stands; what `work`
   // passes to `append` is written, in order, before the lock is released.
   using Append = std::function<void(json::Value record)>;

@@ -281,13 +281,19 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
       ::kill(-child->pid, SIGTERM);
       kill_deadline = Clock::now() + std::chrono::seconds(10);
     };
+    // The succeeded trials' curves, read again only when the journal has grown since.
+    std::vector<std::vector<std::pair<long long, double>>> completed;
+    std::optional<std::uintmax_t> completed_at;
     auto take_line = [&](std::string_view line) {
       log << line << '\n';
       if (!metrics.feed(line) || !median || !early_reason.empty() || killed) return;
       if (static_cast<int>(metrics.curve().size()) < median->start_step) return;
-      std::vector<std::vector<std::pair<long long, double>>> completed;
-      for (const auto& t : journal.read().trials) {
-        if (t.state == TrialState::succeeded) completed.push_back(t.curve);
+      if (const auto size = journal.size(); size != completed_at) {
+        completed.clear();
+        for (const auto& t : journal.read().trials) {
+          if (t.state == TrialState::succeeded) completed.push_back(t.curve);
+        }
+        completed_at = size;
       }
       if (auto why = median->should_stop(experiment.objective, completed, metrics.curve())) {
         early_reason = *why;

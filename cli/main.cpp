@@ -14,6 +14,7 @@
 
 #include "cli/commands.hpp"
 #include "common/error.hpp"
+#include "common/process.hpp"
 #include "common/version.hpp"
 
 namespace po = boost::program_options;
@@ -70,9 +71,7 @@ int exec_tool(const cohort::cli::Command& command, const std::vector<std::string
   std::string path = (ec ? std::filesystem::path("") : self.parent_path() / std::string(command.tool)).string();
   std::vector<std::string> argv{path};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> c_argv;
-  for (auto& a : argv) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
+  std::vector<char*> c_argv = cohort::c_strings(argv);
   ::execv(path.c_str(), c_argv.data());
   std::cerr << "cohort: " << command.name << ": cannot run " << path << ": " << std::strerror(errno)
             << " (it is installed beside cohort; rebuild or reinstall cohort)\n";

@@ -30,14 +30,14 @@ Pipe make_pipe() {
   return {Fd(fds[0]), Fd(fds[1])};
 }
 
+}  // namespace
+
 std::vector<char*> c_strings(std::vector<std::string>& strings) {
   std::vector<char*> out;
   for (auto& s : strings) out.push_back(s.data());
   out.push_back(nullptr);
   return out;
 }
-
-}  // namespace
 
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides) {
   std::map<std::string, std::string> vars;

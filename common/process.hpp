@@ -32,6 +32,10 @@ std::vector<std::string> environment_with(const std::vector<std::string>& overri
 // Sets NAME=VALUE in an environment of "NAME=VALUE" entries, replacing any entry for NAME.
 void set_variable(std::vector<std::string>& env, const std::string& name, const std::string& value);
 
+// `strings` as the null-terminated array of C strings that exec and posix_spawn take;
+// valid while `strings` lives unchanged.
+std::vector<char*> c_strings(std::vector<std::string>& strings);
+
 // `word` quoted for a POSIX shell, only when it needs it: "a b" gives 'a b'.
 std::string shell_quote(const std::string& word);
 

@@ -173,10 +173,8 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   for (auto& e : child_env) ::putenv(e.data());
   write_file_atomically(attempt_dir + "/started-" + std::to_string(contract.rank), "");
 
-  std::vector<char*> argv;
   std::vector<std::string> args = command;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  std::vector<char*> argv = c_strings(args);
   pid_t child = ::fork();
   if (child < 0) throw Error(system_message("fork", errno));
   if (child == 0) {

@@ -121,11 +121,7 @@ Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>
     if (log < 0) throw Error(system_message("cannot open " + log_file, errno));
   }
   std::vector<std::string> args = argv, envs = env;
-  std::vector<char*> c_args, c_env;
-  for (auto& a : args) c_args.push_back(a.data());
-  c_args.push_back(nullptr);
-  for (auto& e : envs) c_env.push_back(e.data());
-  c_env.push_back(nullptr);
+  std::vector<char*> c_args = c_strings(args), c_env = c_strings(envs);
   pid_t pid = ::fork();
   if (pid < 0) throw Error(system_message("fork", errno));
   if (pid == 0) {

@@ -106,13 +106,6 @@ json::Value finish_record(const Finish& f) {
   return r;
 }
 
-std::vector<char*> c_strings(std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  for (auto& s : strings) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
 // The trial as a child in a process group of its own, so that stopping it stops whatever
 // it started. stdout comes back through a pipe; stderr goes to its log.
 struct Child {

@@ -15,7 +15,7 @@ kind: TFJob
 metadata: {name: roles-test}
 spec:
   tfReplicaSpecs:
-    Chief: {replicas: 1, command: [sh, -c, 'until [ -e $work/tf-worker-0 ] && [ -e $work/tf-worker-1 ] && [ -e $work/tf-evaluator-0 ]; do sleep 0.1; done; $record']}
+    Chief: {replicas: 1, command: [sh, -c, 'until [ -s $work/tf-worker-0 ] && [ -s $work/tf-worker-1 ] && [ -s $work/tf-evaluator-0 ] && [ -s $work/tf-ps-0 ]; do sleep 0.1; done; $record']}
     PS: {replicas: 1, command: [sh, -c, '$record; exec sleep 1000']}
     Worker: {replicas: 2, resources: {nodes: 1, cpus: 1}, command: [sh, -c, '$record']}
     Evaluator: {replicas: 1, command: [sh, -c, '$record']}

@@ -198,11 +198,13 @@ std::string write_spec(const std::string& name, const std::string& yaml) {
 
 TEST(LocalLaunch, TfJobRolesGetKubeflowTfConfigAndTheChiefDecidesSuccess) {
   // Each process prints its TF_CONFIG into the shared directory; the chief finishes once
-  // both workers have, and the parameter server, which never exits by itself, is torn down.
+  // both workers and the parameter server have (the gang's end tears the server down, and
+  // it must not be torn down before it wrote), and the server never exits by itself.
   TempDir temp("cohort-tfjob");
   const auto& dir = temp.path();
   std::string record = "echo \"$TF_CONFIG\" >" + dir.string() + "/$COHORT_ROLE-$COHORT_ROLE_INDEX";
-  std::string wait = "until [ -e " + dir.string() + "/worker-0 ] && [ -e " + dir.string() + "/worker-1 ]; do sleep 0.05; done";
+  std::string wait = "until [ -s " + dir.string() + "/worker-0 ] && [ -s " + dir.string() + "/worker-1 ] && [ -s " +
+                     dir.string() + "/ps-0 ]; do sleep 0.05; done";
   auto spec = write_spec("tfjob", "kind: TFJob\nspec:\n  tfReplicaSpecs:\n"
                                   "    Chief: {replicas: 1, command: [sh, -c, '" + wait + "; " + record + "']}\n"
                                   "    PS: {replicas: 1, command: [sh, -c, '" + record + "; exec sleep 1000']}\n"

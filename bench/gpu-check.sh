@@ -141,22 +141,35 @@ CPP
     run build-direct-bench mpicxx "${FLAGS[@]}" "$D/bench_main.cpp" $OBJS "${LIBS[@]}" -o "$D/cohort-bench" &&
       COHORT=("$D/cohort-bench")
     if [ $GTEST = yes ]; then
-      run build-direct-test mpicxx "${FLAGS[@]}" "$SRC/tests/collectives/nccl_test.cpp" $OBJS \
-          -lgtest_main -lgtest "${LIBS[@]}" -o "$D/collectives_gpu_test" && GPU_TEST="$D/collectives_gpu_test"
+      run build-direct-test mpicxx "${FLAGS[@]}" "$SRC/tests/collectives/nccl_test.cpp" \
+          "$SRC/tests/support/gtest_main.cpp" $OBJS -lgtest "${LIBS[@]}" -o "$D/collectives_gpu_test" &&
+        GPU_TEST="$D/collectives_gpu_test"
     fi
   fi
 fi
 
 # ---- gpu tests ---------------------------------------------------------------------------------
+# A failing test fails this script (after the benchmark has run); a run that could not check
+# anything (exit 77: every test skipped, saying why) is reported as not run, never as passed.
+tests_failed=0
 if [ $MODE = cmake ] && [ ${#COHORT[@]} -gt 0 ]; then
   # Only the collectives' targets were built; gpu tests of other components show as not built.
-  run ctest-gpu ctest --test-dir "$BUILD" -L gpu --output-on-failure
+  run ctest-gpu ctest --test-dir "$BUILD" -L gpu --output-on-failure || tests_failed=1
   grep -E "tests passed|Skipped|Failed|Not Run" "$OUT/ctest-gpu.log" | sed 's/^/gpu-check:   /' | tee -a "$OUT/summary.txt"
 elif [ -n "$GPU_TEST" ]; then
-  run gpu-test mpirun -n 1 "${OVERSUBSCRIBE[@]+"${OVERSUBSCRIBE[@]}"}" "$GPU_TEST" --gtest_color=no
-  grep -E "^\[  (PASSED|FAILED) \]|SKIPPED \] [0-9]+ tests?," "$OUT/gpu-test.log" | sed 's/^/gpu-check:   /' | tee -a "$OUT/summary.txt"
+  for ranks in 1 2; do
+    run "gpu-test-${ranks}rank" mpirun -n "$ranks" "${OVERSUBSCRIBE[@]+"${OVERSUBSCRIBE[@]}"}" "$GPU_TEST" --gtest_color=no
+    case $? in
+      0) ;;
+      77) say "gpu-test-${ranks}rank: NOT RUN: every test skipped (see the log for why)" ;;
+      *) tests_failed=1 ;;
+    esac
+    grep -E "^\[  (PASSED|FAILED) \]|SKIPPED \] [0-9]+ tests?,|NOT CHECKED" "$OUT/gpu-test-${ranks}rank.log" |
+      sort -u | sed 's/^/gpu-check:   /' | tee -a "$OUT/summary.txt"
+  done
 else
   say "gpu tests: not built"
+  tests_failed=1
 fi
 
 # ---- NCCL benchmark ----------------------------------------------------------------------------
@@ -188,5 +201,9 @@ if command -v all_reduce_perf > /dev/null 2>&1; then
   run nccl-tests-allreduce-1gpu all_reduce_perf -b 8 -e 1G -f 2 -g 1 -n 20 -w 5
 else
   say "nccl-tests (all_reduce_perf) not installed: no NCCL-own comparison"
+fi
+if [ $tests_failed -ne 0 ]; then
+  say "done: GPU TESTS FAILED (or were not built); see the logs above"
+  exit 1
 fi
 say "done"

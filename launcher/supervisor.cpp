@@ -768,6 +768,12 @@ RestartPolicy parse_restart_policy(const std::string& name) {
   throw input_error("--restart-policy " + name + ": expected never, on-failure or exit-code");
 }
 
+double restart_backoff_seconds(int restart) {
+  constexpr double kFirst = 1, kLongest = 30;
+  // 2^(restart-1), capped before it can overflow.
+  return restart >= 6 ? kLongest : std::min(kFirst * (1 << (std::max(restart, 1) - 1)), kLongest);
+}
+
 int supervise(const LaunchOptions& options) {
   if (options.command.empty()) throw input_error("no command: put the program to run after --");
   const auto began = Clock::now();
@@ -782,7 +788,6 @@ int supervise(const LaunchOptions& options) {
   // A requeued job starts over in its batch script: its earlier runs count as restarts.
   const int requeues = options.local ? 0 : env_count("SLURM_RESTART_COUNT", 0);
   int restarts = 0;
-  double backoff = 1;
   const std::string who = std::to_string(gang.world()) + (gang.world() == 1 ? " rank" : " ranks");
   while (true) {
     int restart_count = requeues + restarts;
@@ -842,6 +847,7 @@ int supervise(const LaunchOptions& options) {
     }
     if (restarts < options.max_restarts && retryable(policy, first)) {
       ++restarts;
+      const double backoff = restart_backoff_seconds(restarts);
       std::cerr << "cohort: launch: " << culprit << "; " << torn_down << "; restarting in " << backoff << " s ("
                 << restarts << " of " << options.max_restarts << ")\n";
       auto deadline = Clock::now() + std::chrono::duration<double>(backoff);
@@ -855,7 +861,6 @@ int supervise(const LaunchOptions& options) {
           return 128 + s;
         }
       }
-      backoff = std::min(backoff * 2, 30.0);
       continue;
     }
     std::string why = restarts >= options.max_restarts ? "" : " (the restart policy does not retry it)";

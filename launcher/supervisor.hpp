@@ -52,6 +52,10 @@ struct RankOutcome {
   long long ended_ns = 0;  // wall clock at the end, to order failures
 };
 
+// The wait before restart number `restart` (1, 2, …): 1 s, doubling each time, at most 30 s,
+// so a gang that fails at once does not hammer the scheduler and a flaky one restarts soon.
+double restart_backoff_seconds(int restart);
+
 // Runs the gang to completion and returns the process exit status: 0 exactly when the
 // last attempt succeeded on every rank. Prints progress and one summary line on stderr.
 int supervise(const LaunchOptions& options);

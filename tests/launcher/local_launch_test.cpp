@@ -13,6 +13,7 @@
 
 #include "common/json.hpp"
 #include "common/process.hpp"
+#include "launcher/supervisor.hpp"
 #include "tests/common/temp_dir.hpp"
 
 namespace cohort {
@@ -61,6 +62,22 @@ TEST(LocalLaunch, AFailedRankTearsDownTheGangWhichRestartsWithTheCountIncremente
       << r.err;
   EXPECT_TRUE(contains(r.out, "2: attempt=1")) << r.out;
   EXPECT_TRUE(contains(r.err, "succeeded: 3 ranks, 1 restart")) << r.err;
+}
+
+TEST(RestartBackoff, StartsAtOneSecondDoublesAndStopsAtThirty) {
+  const double want[] = {1, 2, 4, 8, 16, 30, 30, 30};
+  for (int restart = 1; restart <= 8; ++restart) {
+    EXPECT_EQ(launcher::restart_backoff_seconds(restart), want[restart - 1]) << "restart " << restart;
+  }
+  EXPECT_EQ(launcher::restart_backoff_seconds(1000), 30);
+}
+
+TEST(LocalLaunch, EachRestartWaitsTwiceAsLongAsTheOneBefore) {
+  auto r = launch({"--local", "--max-restarts", "2", "--", "sh", "-c", "exit 4"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "restarting in 1 s (1 of 2)")) << r.err;
+  EXPECT_TRUE(contains(r.err, "restarting in 2 s (2 of 2)")) << r.err;
+  EXPECT_TRUE(contains(r.err, "failed: rank 0")) << r.err;
 }
 
 TEST(LocalLaunch, WithoutRestartsTheLaunchFailsAndNamesTheRankThatFailedFirst) {
@@ -179,14 +196,16 @@ TEST(LocalLaunch, RanksGetTheGpusAndNicsLocalToThemOnAGpuNode) {
                         "echo gpus=$CUDA_VISIBLE_DEVICES hca=$NCCL_IB_HCA order=$CUDA_DEVICE_ORDER"},
                        options);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::regex line(R"((\d): gpus=(\d) hca==(mlx5_\d):1 order=PCI_BUS_ID)");
-  std::set<std::string> gpus, hcas;
+  // In the fixture, HCA mlx5_i sits behind the PCIe switch of GPU i: its nearest.
+  std::regex line(R"((\d): gpus=(\d) hca==mlx5_(\d):1 order=PCI_BUS_ID)");
+  std::set<std::string> ranks, gpus;
   for (std::sregex_iterator it(r.out.begin(), r.out.end(), line), end; it != end; ++it) {
+    ranks.insert((*it)[1]);
     gpus.insert((*it)[2]);
-    hcas.insert((*it)[3]);
+    EXPECT_EQ((*it)[3], (*it)[2]) << "rank " << (*it)[1] << " got an HCA that is not its GPU's nearest: " << (*it)[0];
   }
+  EXPECT_EQ(ranks.size(), 8u) << "ranks that reported: " << r.out;
   EXPECT_EQ(gpus.size(), 8u) << r.out;
-  EXPECT_EQ(hcas.size(), 8u) << "each GPU's own HCA: " << r.out;
   EXPECT_TRUE(contains(r.err, "CPUs not bound")) << r.err;
 }
 
@@ -227,11 +246,46 @@ TEST(LocalLaunch, TfJobRolesGetKubeflowTfConfigAndTheChiefDecidesSuccess) {
   }
 }
 
+// A TFJob without a chief whose worker 1 ends, with `worker1_exit`, only after worker 0
+// has succeeded and exited; the parameter server never ends by itself.
+ProcessResult tfjob_after_worker_0(const TempDir& temp, const std::string& policy, int worker1_exit) {
+  const std::string pid = temp.path().string() + "/worker-0.pid";
+  const std::string worker = "if [ $COHORT_ROLE_INDEX = 0 ]; then echo $$ >" + pid + "; exit 0; fi; "
+                             "until [ -s " + pid + " ]; do sleep 0.05; done; "
+                             "while kill -0 $(cat " + pid + ") 2>/dev/null; do sleep 0.05; done; exit " +
+                             std::to_string(worker1_exit);
+  auto spec = write_spec("tf-success", "kind: TFJob\nspec:\n" + policy + "  tfReplicaSpecs:\n"
+                                       "    PS: {replicas: 1, command: [sh, -c, 'exec sleep 1000']}\n"
+                                       "    Worker: {replicas: 2, command: [sh, -c, '" + worker + "']}\n");
+  auto r = launch({"--local", "--spec", spec});
+  std::filesystem::remove(spec);
+  return r;
+}
+
+TEST(LocalLaunch, WithoutAChiefWorkerZerosSuccessEndsATfJob) {
+  TempDir temp("cohort-tf-default");
+  auto r = tfjob_after_worker_0(temp, "", 3);
+  EXPECT_EQ(r.exit_code, 0) << "worker 0 decides; worker 1's later failure does not count: " << r.err;
+  EXPECT_TRUE(contains(r.err, "succeeded: 3 ranks")) << r.err;
+}
+
+TEST(LocalLaunch, AllWorkersSuccessPolicyWaitsForEveryWorker) {
+  TempDir temp("cohort-tf-allworkers");
+  auto failed = tfjob_after_worker_0(temp, "  successPolicy: AllWorkers\n", 3);
+  EXPECT_EQ(failed.exit_code, 1) << "worker 1 failed after worker 0 succeeded: " << failed.err;
+  EXPECT_TRUE(contains(failed.err, "exited with 3 first")) << failed.err;
+  TempDir again("cohort-tf-allworkers");
+  auto succeeded = tfjob_after_worker_0(again, "  successPolicy: AllWorkers\n", 0);
+  EXPECT_EQ(succeeded.exit_code, 0) << succeeded.err;
+  EXPECT_TRUE(contains(succeeded.err, "succeeded: 3 ranks")) << succeeded.err;
+}
+
 TEST(LocalLaunch, PyTorchJobWorkersRendezvousAtTheMaster) {
   TempDir temp("cohort-ptjob");
   const auto& dir = temp.path();
   std::string record = "echo $MASTER_ADDR:$MASTER_PORT $RANK $WORLD_SIZE >" + dir.string() + "/rank-$RANK";
-  std::string wait = "until [ -e " + dir.string() + "/rank-1 ] && [ -e " + dir.string() + "/rank-2 ]; do sleep 0.05; done";
+  // -s, not -e: the shell creates a worker's file before echo has written to it.
+  std::string wait = "until [ -s " + dir.string() + "/rank-1 ] && [ -s " + dir.string() + "/rank-2 ]; do sleep 0.05; done";
   auto spec = write_spec("ptjob", "kind: PyTorchJob\nspec:\n  pytorchReplicaSpecs:\n"
                                   "    Master: {command: [sh, -c, '" + wait + "; " + record + "']}\n"
                                   "    Worker: {replicas: 2, command: [sh, -c, '" + record + "']}\n");

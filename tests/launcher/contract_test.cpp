@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "common/error.hpp"
 
 namespace cohort::launcher {
@@ -19,6 +21,9 @@ Environment slurm_task(int procid, int nodeid, int localid) {
           {"SLURM_STEP_ID", "3"}};
 }
 
+// Job 4242, step 3: 29500 + (4242 × 7919 + 3) mod 2000, worked out by hand.
+constexpr int kPortOfStep4242_3 = 29901;
+
 TEST(Contract, FromSlurmUsesTorchrunNames) {
   Contract c = contract_from_slurm(slurm_task(5, 1, 1));
   EXPECT_EQ(c.rank, 5);
@@ -27,18 +32,25 @@ TEST(Contract, FromSlurmUsesTorchrunNames) {
   EXPECT_EQ(c.local_world_size, 2);  // the second node holds two tasks
   EXPECT_EQ(c.group_rank, 1);
   EXPECT_EQ(c.master_addr, "gpu-07");
+  EXPECT_EQ(c.master_port, kPortOfStep4242_3);
   auto env = c.to_environment();
   EXPECT_EQ(env.at("RANK"), "5");
+  EXPECT_EQ(env.at("WORLD_SIZE"), "6");
+  EXPECT_EQ(env.at("LOCAL_RANK"), "1");
   EXPECT_EQ(env.at("LOCAL_WORLD_SIZE"), "2");
-  EXPECT_EQ(env.at("MASTER_PORT"), std::to_string(c.master_port));
-  EXPECT_EQ(env.at("TORCHELASTIC_RESTART_COUNT"), env.at("COHORT_RESTART_COUNT"));
+  EXPECT_EQ(env.at("GROUP_RANK"), "1");
+  EXPECT_EQ(env.at("MASTER_ADDR"), "gpu-07");
+  EXPECT_EQ(env.at("MASTER_PORT"), "29901");
+  EXPECT_EQ(env.at("TORCHELASTIC_RESTART_COUNT"), "0");
+  EXPECT_EQ(env.at("COHORT_RESTART_COUNT"), "0");
 }
 
 TEST(Contract, EveryTaskOfAStepAgreesOnTheRendezvous) {
-  Contract a = contract_from_slurm(slurm_task(0, 0, 0));
-  Contract b = contract_from_slurm(slurm_task(5, 1, 1));
-  EXPECT_EQ(a.master_addr, b.master_addr);
-  EXPECT_EQ(a.master_port, b.master_port);
+  for (auto [procid, nodeid, localid] : {std::tuple{0, 0, 0}, std::tuple{3, 0, 3}, std::tuple{5, 1, 1}}) {
+    Contract c = contract_from_slurm(slurm_task(procid, nodeid, localid));
+    EXPECT_EQ(c.master_addr, "gpu-07") << "task " << procid;
+    EXPECT_EQ(c.master_port, kPortOfStep4242_3) << "task " << procid;
+  }
 }
 
 TEST(Contract, ALauncherResolvedAddressWins) {
@@ -46,8 +58,8 @@ TEST(Contract, ALauncherResolvedAddressWins) {
 }
 
 TEST(Contract, MasterPortDiffersBetweenStepsAndStaysInRange) {
-  int p3 = derive_master_port(4242, 3), p4 = derive_master_port(4242, 4);
-  EXPECT_NE(p3, p4);
+  EXPECT_EQ(derive_master_port(4242, 3), kPortOfStep4242_3);
+  EXPECT_EQ(derive_master_port(4242, 4), kPortOfStep4242_3 + 1);  // the next step, the next port
   for (long job : {1L, 99999L, 123456789L}) {
     for (long step : {0L, 1L, 7L}) {
       int p = derive_master_port(job, step, 20000, 100);

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "common/error.hpp"
 #include "tests/topology/fixtures.hpp"
 
@@ -133,6 +135,7 @@ TEST(TaskEnvironment, CarriesTheLaunchContractAndThePlan) {
   view.gpus = "0-3";
   view.cuda_visible_devices = "0,1,2,3";
   auto plan = plan_step(dgx(), parse_settings(""), view);
+  ASSERT_EQ(plan.size(), 4u);
   auto env = task_environment(dgx(), plan[2], contract_for(6, 2), view);
   EXPECT_EQ(env["RANK"], "6");
   EXPECT_EQ(env["LOCAL_RANK"], "2");
@@ -160,6 +163,7 @@ TEST(TaskEnvironment, DeviceNamesFollowSlurmsNumberingUnderDeviceCgroups) {
   view.gpus = "4-7";
   view.cuda_visible_devices = "0,1,2,3";
   auto plan = plan_step(dgx(), parse_settings(""), view);
+  ASSERT_EQ(plan.size(), 4u);
   ASSERT_EQ(plan[1].gpus, std::vector<int>{5});
   EXPECT_EQ(task_environment(dgx(), plan[1], contract_for(1, 1), view)["CUDA_VISIBLE_DEVICES"], "1");
 }
@@ -170,6 +174,8 @@ TEST(TaskEnvironment, DeviceNamesAreGlobalWithoutDeviceCgroups) {
   view.gpus = "4-7";
   view.cuda_visible_devices = "4,5,6,7";
   auto plan = plan_step(dgx(), parse_settings(""), view);
+  ASSERT_EQ(plan.size(), 4u);
+  ASSERT_EQ(plan[1].gpus, std::vector<int>{5});
   EXPECT_EQ(task_environment(dgx(), plan[1], contract_for(1, 1), view)["CUDA_VISIBLE_DEVICES"], "5");
 }
 
@@ -178,28 +184,42 @@ TEST(TaskEnvironment, WithoutSlurmsListTheRuntimeIndexIsUsed) {
   view.local_tasks = 2;
   view.gpus = "6,7";
   auto plan = plan_step(dgx(), parse_settings(""), view);
+  ASSERT_EQ(plan.size(), 2u);
+  ASSERT_EQ(plan[0].gpus, std::vector<int>{6});
   EXPECT_EQ(task_environment(dgx(), plan[0], contract_for(0, 0), view)["CUDA_VISIBLE_DEVICES"], "6");
 }
 
 TEST(TaskEnvironment, AmdGpusGetRocrVisibleDevicesAndSlingshotGetsNoIbHca) {
   const topology::Node node = load("amd_mi250x_frontier.xml");
+  // From the fixture itself: GPU g is ROCm SMI device rsmi<g>, and the Slingshot NIC on its
+  // PCIe root (hsn0 serves GPUs 4-5, hsn1 2-3, hsn2 6-7, hsn3 0-1).
+  const std::string nearest_nic[] = {"hsn3", "hsn3", "hsn1", "hsn1", "hsn0", "hsn0", "hsn2", "hsn2"};
   StepView view;
   view.local_tasks = 8;
   view.gpus = "0-7";
   auto plan = plan_step(node, parse_settings(""), view);
+  ASSERT_EQ(plan.size(), 8u);
+  std::set<int> gpus;
   for (size_t t = 0; t < plan.size(); ++t) {
+    ASSERT_EQ(plan[t].gpus.size(), 1u) << "task " << t;
+    const int gpu = plan[t].gpus[0];
+    ASSERT_TRUE(gpu >= 0 && gpu < 8) << "task " << t << ": GPU " << gpu;
+    gpus.insert(gpu);
     auto env = task_environment(node, plan[t], contract_for(static_cast<int>(t), static_cast<int>(t)), view);
     EXPECT_EQ(env.count("CUDA_VISIBLE_DEVICES"), 0u);
-    EXPECT_EQ(env["ROCR_VISIBLE_DEVICES"], std::to_string(node.gpus()[static_cast<size_t>(plan[t].gpus[0])].runtime_index));
+    EXPECT_EQ(env["ROCR_VISIBLE_DEVICES"], std::to_string(gpu)) << "task " << t;
     EXPECT_EQ(env.count("NCCL_IB_HCA"), 0u);
-    EXPECT_EQ(env["UCX_NET_DEVICES"].rfind("hsn", 0), 0u) << env["UCX_NET_DEVICES"];
+    EXPECT_EQ(env["UCX_NET_DEVICES"].rfind(nearest_nic[gpu], 0), 0u) << "task " << t << ", GPU " << gpu << ": "
+                                                                      << env["UCX_NET_DEVICES"];
   }
+  EXPECT_EQ(gpus.size(), 8u) << "every task a GPU of its own";
 }
 
 TEST(TaskEnvironment, CpuOnlyTasksKeepSlurmsGpuVariables) {
   StepView view;
   view.local_tasks = 2;
   auto plan = plan_step(load("two_socket_cpu_only.xml"), parse_settings("threads:2"), view);
+  ASSERT_EQ(plan.size(), 2u);
   auto env = task_environment(load("two_socket_cpu_only.xml"), plan[0], contract_for(0, 0), view);
   EXPECT_EQ(env.count("CUDA_VISIBLE_DEVICES"), 0u);
   EXPECT_EQ(env["COHORT_GPUS"], "");

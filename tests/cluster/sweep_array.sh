@@ -58,4 +58,28 @@ for t in $(seq 0 7); do wait_until 150 "array task $t to finish" "job_done ${job
 expect_eq "$(summary "$work/b")" "Succeeded 6 Succeeded 6 6" "state, trials, trial states, distinct x, distinct ids"
 idle=$(cat "$work"/b/slurm/*.out | grep -c 'nothing left to run' || true)
 expect_eq "$idle" 2 "array tasks that found nothing to claim"
+# 3. The first trial reaches the goal: the sweep ends, and the array's pending tasks are
+# cancelled rather than started to find nothing (one task at a time, so five are pending).
+cat >"$work/c.yaml" <<YAML
+objective: {type: minimize, objectiveMetricName: loss, goal: 100}
+algorithm: {algorithmName: grid}
+maxTrialCount: 6
+parallelTrialCount: 1
+parameters:
+  - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "6"}}
+trialTemplate:
+  trialParameters: [{name: x, reference: x}]
+  command: [sh, -c, 'echo "loss=\${trialParameters.x}"']
+YAML
+job=$("$cohort" sweep submit "$work/c.yaml" --dir "$work/c" -n1) || fail "sweep submit of the goal sweep failed"
+submitted+=("$job")
+grep -q -- '--array=0-5%1' "$work/c/sweep.sbatch" || fail "the array is not 0-5%1: $(grep array "$work/c/sweep.sbatch")"
+wait_until 120 "the goal sweep to end" '[[ $(experiment_state "$work/c") != Running ]]'
+wait_until 60 "the array to leave the queue" "[[ -z \$(squeue -h -j $job) ]]"
+expect_eq "$(summary "$work/c")" "Succeeded 1 Succeeded 1 1" "state, trials, trial states, distinct x, distinct ids"
+# Slurm keeps the pending tasks as one record: cancelled, and none of them left output.
+records=$(scontrol show job "$job" -o)
+expect_eq "$(grep -c 'JobState=COMPLETED' <<<"$records")" 1 "array tasks that ran"
+expect_eq "$(grep -c 'JobState=CANCELLED' <<<"$records")" 1 "records of pending tasks, cancelled"
+expect_eq "$(ls "$work/c/slurm")" "${job}_0.out" "array tasks that left output"
 note "ok"

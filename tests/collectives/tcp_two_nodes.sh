@@ -26,3 +26,20 @@ note "$reasons"
 expect_eq "$(grep -c 'join_probe: rendezvous at node1:[0-9]*: rank 0 cannot take part: ' join.out)" 4 \
   "ranks that report rank 0's reason from the rendezvous on node1"
 expect_eq "$(wc -l <<<"$reasons")" 1 "distinct messages (every rank says the same)"
+
+# A heterogeneous job: one component per role, each with a job id of its own. The ranks of
+# both components meet as one job (the key is the heterogeneous job's id), one on each node.
+cat >"$work/ptjob.yaml" <<SPEC
+kind: PyTorchJob
+spec:
+  pytorchReplicaSpecs:
+    Master: {replicas: 1, command: [$probe, --rendezvous]}
+    Worker: {replicas: 1, command: [$probe, --rendezvous]}
+SPEC
+"$COHORT_BUILD_DIR/bin/cohort" launch --spec "$work/ptjob.yaml" --emit-sbatch >"$work/ptjob.sh" ||
+  fail "--emit-sbatch failed"
+expect_eq "$(grep -c '^#SBATCH hetjob' "$work/ptjob.sh")" 1 "hetjob separators in the emitted script"
+job=$(submit -o "$work/ptjob.out" "$work/ptjob.sh")
+wait_until 120 "heterogeneous job $job to end" "job_done $job"
+expect_eq "$(job_state "$job")" COMPLETED "state of the heterogeneous rendezvous job ($(cat ptjob.out))"
+expect_eq "$(grep -c 'received node[12]$' ptjob.out)" 2 "ranks of both components that received rank 0's host name"

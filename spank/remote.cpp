@@ -55,12 +55,13 @@ void plan_node(spank_t sp, State& st) {
   const char* cores = get_item<char*>(sp, S_STEP_ALLOC_CORES, "S_STEP_ALLOC_CORES");
   if (!cores || !*cores) throw Error("Slurm gave no S_STEP_ALLOC_CORES for this step");
   st.view.alloc_cores = cores;
+  // The step's GPUs as slurmstepd's gres plugin sets them: it overwrites SLURM_STEP_GPUS for
+  // a step with GPUs on this node and removes it for one without, whatever the job's
+  // environment said. SLURM_JOB_GPUS is no such witness (a step without GPUs keeps
+  // whatever value the user exported), so it is never read.
   if (auto gpus = job_getenv(sp, "SLURM_STEP_GPUS")) {
     st.view.gpus = *gpus;
     st.view.gpus_variable = "SLURM_STEP_GPUS";
-  } else if (auto job_gpus = job_getenv(sp, "SLURM_JOB_GPUS")) {
-    st.view.gpus = *job_gpus;
-    st.view.gpus_variable = "SLURM_JOB_GPUS";
   }
   st.view.cuda_visible_devices = job_getenv(sp, "CUDA_VISIBLE_DEVICES").value_or("");
   st.view.rocr_visible_devices = job_getenv(sp, "ROCR_VISIBLE_DEVICES").value_or("");
@@ -95,8 +96,16 @@ std::string applied_or_why(bool applied, const std::string& note) { return appli
 int remote_init_post_opt(spank_t sp) {
   State& st = state();
   auto lookup = [sp](const std::string& name) { return job_getenv(sp, name); };
-  st.settings = merge_settings(lookup, st.option);
-  st.enabled = placement_enabled(st.settings, st.args);
+  // A bad value that reached the step without passing srun's checks (a COHORT_* variable
+  // given only through --export) must fail the tasks, with the reason. Failing here
+  // instead would make srun print "Plugin initialization failed" and still exit 0.
+  try {
+    st.settings = merge_settings(lookup, st.option);
+    st.enabled = placement_enabled(st.settings, st.args);
+  } catch (const std::exception& e) {
+    st.enabled = true;
+    st.plan_error = e.what();
+  }
   return 0;
 }
 
@@ -106,6 +115,7 @@ int remote_user_init(spank_t sp) {
   if (rankless_step(get_item<std::uint32_t>(sp, S_JOB_STEPID, "S_JOB_STEPID"))) return 0;
   st.active = true;
   st.host = this_host();
+  if (!st.plan_error.empty()) return 0;  // the settings were refused: the tasks say why
   try {
     plan_node(sp, st);
   } catch (const std::exception& e) {

@@ -23,7 +23,7 @@ struct StepView {
   // S_STEP_ALLOC_CORES: Slurm's core indices ("0-3,8"), which follow hwloc's logical core
   // order. Empty: the step may use every allowed CPU of the node.
   std::string alloc_cores;
-  // SLURM_STEP_GPUS (else SLURM_JOB_GPUS): the node's GPU indices the step was given.
+  // SLURM_STEP_GPUS, as slurmstepd sets it: the node's GPU indices the step was given.
   // Unset variables mean the step has no GPUs: a step never takes GPUs Slurm did not give.
   std::string gpus;
   std::string gpus_variable = "SLURM_STEP_GPUS";  // which variable `gpus` came from

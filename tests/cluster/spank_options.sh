@@ -28,6 +28,30 @@ refused "spank_cohort: --cohort=nic:far: nic must be nearest or all" sbatch --co
 refused "spank_cohort: --cohort=gpus: unknown setting 'gpus' (accepted: on, off, verbose, gpus-per-rank:K" srun --cohort=gpus true
 refused "spank_cohort: COHORT_THREADS=0: threads must be 1..1024" env COHORT_THREADS=0 srun --cohort true
 
+# A bad setting only the step sees (given through --export, past srun's own check) fails
+# every task with the reason, and srun with them: never a step that "succeeds" unrun.
+if err=$(srun -N1 -w node1 -n2 --export=ALL,COHORT_THREADS=0 --cohort bash -c 'echo ran' 2>&1); then
+  fail "a step whose settings the plugin refused succeeded: $err"
+fi
+! grep -q '^ran$' <<<"$err" || fail "a task ran although its settings were refused: $err"
+expect_eq "$(grep -c 'spank_cohort: node1 task [01] (rank [01]): not started, placement failed: COHORT_THREADS=0: threads must be 1..1024' <<<"$err")" 2 \
+  "tasks that failed naming the exported setting"
+
+# GPUs come from what slurmstepd says about the step, never from the job's environment: a
+# step without GPUs that exports SLURM_JOB_GPUS and SLURM_STEP_GPUS (here 2 KB of ranges
+# that once cost slurmstepd a gigabyte) is planned without GPUs.
+hostile=0-1048576
+while ((${#hostile} < 2048)); do hostile+=,0-1048576; done
+out=$(srun -N1 -w node1 -n1 --export=ALL,SLURM_JOB_GPUS=0-7,SLURM_STEP_GPUS=0-7 --cohort bash -c 'echo "gpus=$COHORT_GPUS cvd=${CUDA_VISIBLE_DEVICES-unset}"') ||
+  fail "a step exporting GPU variables failed: $out"
+expect_eq "$out" "gpus= cvd=unset" "GPUs of a step without GPUs that exported SLURM_JOB_GPUS=0-7"
+out=$(srun -N1 -w node1 -n1 --export="ALL,SLURM_JOB_GPUS=$hostile" --cohort bash -c 'echo "gpus=$COHORT_GPUS"') ||
+  fail "a step exporting 2 KB of GPU ranges failed: $out"
+expect_eq "$out" "gpus=" "GPUs of a step that exported 2 KB of GPU ranges"
+out=$(srun -N1 -w node1 -n1 --gpus-per-node=2 --export=ALL,SLURM_STEP_GPUS=0-7 --cohort bash -c 'echo "gpus=$COHORT_GPUS"') ||
+  fail "a two-GPU step that exported SLURM_STEP_GPUS=0-7 failed: $out"
+expect_eq "$out" "gpus=0,1" "GPUs of a two-GPU step that exported SLURM_STEP_GPUS=0-7"
+
 # What Slurm alone gives, and what placement adds to it: exactly the contract's names.
 ours="CUDA_DEVICE_ORDER COHORT_CPUS COHORT_GPUS COHORT_NICS COHORT_NUMA COHORT_RESTART_COUNT GROUP_RANK"
 ours+=" LOCAL_RANK LOCAL_WORLD_SIZE MASTER_ADDR MASTER_PORT NCCL_IB_HCA OMP_NUM_THREADS RANK"

@@ -123,9 +123,8 @@ TEST(StepPlan, GpusSlurmGaveThatTheTopologyLacksAreRefused) {
   StepView view;
   view.local_tasks = 1;
   view.gpus = "0";
-  view.gpus_variable = "SLURM_JOB_GPUS";
   std::string why = refusal([&] { plan_step(load("two_socket_cpu_only.xml"), parse_settings(""), view); });
-  EXPECT_NE(why.find("SLURM_JOB_GPUS 0: GPU 0 is not on this node"), std::string::npos) << why;
+  EXPECT_NE(why.find("SLURM_STEP_GPUS 0: GPU 0 is not on this node"), std::string::npos) << why;
 }
 
 TEST(TaskEnvironment, CarriesTheLaunchContractAndThePlan) {

@@ -32,14 +32,24 @@ int parse_number(std::string_view text, std::string_view what) {
   return value;
 }
 
-// Calls add(first, last) for every "a" or "a-b" item of a list.
+// Calls add(first, last) for every "a" or "a-b" item of a list. The items together may name
+// at most kMaxIndex + 1 indices, counted before any is added: a short list of long ranges
+// ("0-1048576,0-1048576,…") is refused rather than expanded.
 template <typename Add>
 void parse_list(std::string_view list, std::string_view what, Add add) {
+  long long named = 0;
+  auto count = [&](int first, int last) {
+    named += static_cast<long long>(last) - first + 1;
+    if (named > kMaxIndex + 1LL) {
+      throw input_error(quote(what, "names more than " + std::to_string(kMaxIndex + 1) + " indices"));
+    }
+  };
   for (std::string_view item : split(list, ',')) {
     if (item.empty()) throw input_error(quote(what, "empty item (write a list like 0-3,8)"));
     std::size_t dash = item.find('-');
     if (dash == std::string_view::npos) {
       int value = parse_number(item, what);
+      count(value, value);
       add(value, value);
     } else {
       int first = parse_number(item.substr(0, dash), what);
@@ -49,6 +59,7 @@ void parse_list(std::string_view list, std::string_view what, Add add) {
                                           std::to_string(last) + "-" + std::to_string(first) +
                                           ")"));
       }
+      count(first, last);
       add(first, last);
     }
   }

@@ -77,4 +77,22 @@ TEST(IndexList, ParsesToAscendingDistinctIndices) {
 }
 
 }  // namespace
+TEST(IndexList, ManyLongRangesAreRefusedBeforeAnyIsExpanded) {
+  // A 2 KB value that would name 2^20 indices a hundred times over (a GPU list a user can
+  // export into a step): refused, not expanded into gigabytes.
+  std::string list = "0-1048576";
+  while (list.size() < 2048) list += ",0-1048576";
+  for (auto parse : {+[](const std::string& l) { parse_index_list(l, "SLURM_STEP_GPUS"); },
+                     +[](const std::string& l) { CpuSet::parse(l, "--cpus"); }}) {
+    try {
+      parse(list);
+      ADD_FAILURE() << "a list naming 2^20 indices many times over was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::input);
+      EXPECT_NE(std::string(e.what()).find("names more than 1048577 indices"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse_index_list("0-1048576", "one long range").size(), 1048577u);
+}
+
 }  // namespace cohort::topology

@@ -173,13 +173,19 @@ TEST(LocalLaunch, AnAllocationCountThatIsNoNumberIsAnInputError) {
 
 TEST(LocalLaunch, RanksAreBoundToTheCoresTheTopologyPlannerGivesThem) {
   if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs two CPUs to give two ranks cores of their own";
+  // What the kernel applied: the CPU mask, and the memory policy numactl reads back
+  // (hwloc's non-strict binding: preferred-many where the kernel has it, else bind).
   auto r = launch({"--local", "--nproc", "2", "--", "sh", "-c",
-                   "echo planned=$COHORT_CPUS bound=$(grep Cpus_allowed_list /proc/self/status | cut -f2)"});
+                   "echo planned=$COHORT_CPUS bound=$(grep Cpus_allowed_list /proc/self/status | cut -f2) "
+                   "numa=$COHORT_NUMA policy=$(numactl --show | sed -n 's/^policy: //p') "
+                   "membind=$(numactl --show | sed -n 's/^membind: //p' | tr -d ' ')"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::regex line(R"((\d): planned=([0-9,-]+) bound=([0-9,-]+))");
+  std::regex line(R"((\d): planned=([0-9,-]+) bound=([0-9,-]+) numa=([0-9,-]+) policy=(\S+) membind=([0-9,-]+))");
   std::set<std::string> cpus;
   for (std::sregex_iterator it(r.out.begin(), r.out.end(), line), end; it != end; ++it) {
     EXPECT_EQ((*it)[2], (*it)[3]) << "rank " << (*it)[1] << " runs where it was planned";
+    EXPECT_TRUE((*it)[5] == "bind" || (*it)[5] == "preferred-many") << "rank " << (*it)[1] << ": " << (*it)[0];
+    EXPECT_EQ((*it)[6], (*it)[4]) << "rank " << (*it)[1] << "'s memory is placed on its NUMA nodes";
     cpus.insert((*it)[2]);
   }
   EXPECT_EQ(cpus.size(), 2u) << "each rank has cores of its own: " << r.out;

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -12,6 +11,7 @@
 #include "common/fd.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
+#include "common/text.hpp"
 #include "common/yaml_reader.hpp"
 
 namespace cohort::launcher {
@@ -31,13 +31,22 @@ const std::map<JobKind, std::vector<std::string>> kRoleOrder{
 };
 
 std::string memory_value(const Reader& r, const YAML::Node& n, const std::string& path) {
-  std::string text = r.string(n, path);
-  // Kubernetes quantities (8Gi) and Slurm's (8G) both mean binary units here.
-  std::smatch m;
-  if (!std::regex_match(text, m, std::regex(R"((\d{1,12})([KMGT])?i?)"))) {
-    r.fail(path, "'" + text + "' is not a memory size (e.g. 512M, 8G, 8Gi)");
+  const std::string text = r.string(n, path);
+  // Kubernetes quantities (8Gi) and Slurm's (8G) both mean binary units here: 1 to 12
+  // digits, then K, M, G or T (M when none), then an optional 'i' after the unit.
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  std::string_view rest = std::string_view(text).substr(digits);
+  char unit = 'M';
+  if (!rest.empty() && std::string_view("KMGT").find(rest[0]) != std::string_view::npos) {
+    unit = rest[0];
+    rest.remove_prefix(1);
+    if (rest == "i") rest = {};
   }
-  return m[1].str() + (m[2].matched ? m[2].str() : "M");
+  if (digits == 0 || digits > 12 || !rest.empty()) {
+    r.fail(path, "'" + (text.size() > 64 ? text.substr(0, 64) + "..." : text) + "' is not a memory size (e.g. 512M, 8G, 8Gi)");
+  }
+  return text.substr(0, digits) + unit;
 }
 
 // A whole number in low..high; checked before it is narrowed, so 2^32 + 1 is not 1.
@@ -131,8 +140,11 @@ JobSpec read_job_spec(const std::string& text, const std::string& source) {
   }
   if (doc["name"]) spec.name = r.string(doc["name"], "name");
   if (spec.name.empty()) spec.name = "cohort-job";
-  if (!std::regex_match(spec.name, std::regex(R"([A-Za-z0-9][A-Za-z0-9._-]{0,62})"))) {
-    r.fail("metadata.name", "'" + spec.name + "' must be letters, digits, '.', '_' or '-'");
+  if (spec.name.size() > 63) {
+    r.fail("metadata.name", std::to_string(spec.name.size()) + " characters; a job's name has at most 63");
+  }
+  if (!is_object_name(spec.name)) {
+    r.fail("metadata.name", "'" + spec.name + "' must be letters, digits, '.', '_' or '-', starting with a letter or digit");
   }
 
   const YAML::Node body = doc["spec"];

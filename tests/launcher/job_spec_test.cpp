@@ -122,6 +122,33 @@ TEST(JobSpec, ErrorsNameTheFileAndTheField) {
             std::string::npos);
 }
 
+TEST(JobSpec, OverlongNamesAndMemorySizesAreInputErrors) {
+  const std::string worker = "kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {command: [a]";
+  EXPECT_EQ(error_of("metadata: {name: " + std::string(50000, 'a') + "}\n" + worker + "}\n"),
+            "job.yaml: metadata.name: 50000 characters; a job's name has at most 63");
+  EXPECT_NE(error_of(worker + ", resources: {memory: " + std::string(50000, '8') + "}}\n").find("is not a memory size"),
+            std::string::npos);
+}
+
+TEST(JobSpec, MemorySizesTakeSlurmAndKubernetesUnits) {
+  auto memory_of = [](const std::string& m) {
+    auto spec = parse_job_spec("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {command: [a], resources: {memory: " + m + "}}\n",
+                               "job.yaml");
+    return spec.roles[0].resources.memory;
+  };
+  EXPECT_EQ(memory_of("512"), "512M");
+  EXPECT_EQ(memory_of("8G"), "8G");
+  EXPECT_EQ(memory_of("8Gi"), "8G");
+  EXPECT_EQ(memory_of("100Ki"), "100K");
+  for (const char* bad : {"G", "8i", "8Gb", "8GiB", "-8G", "1234567890123M", "8 G"}) {
+    EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {command: [a], resources: {memory: \"" +
+                       std::string(bad) + "\"}}\n")
+                  .find("is not a memory size"),
+              std::string::npos)
+        << bad;
+  }
+}
+
 TEST(JobSpec, EmitsOneHeterogeneousComponentPerRole) {
   JobSpec spec = parse_job_spec(kTfJob, "job.yaml");
   std::string script = emit_sbatch(spec, "/jobs/job.yaml", "/opt/cohort/bin/cohort");

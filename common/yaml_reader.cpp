@@ -39,6 +39,14 @@ long long Reader::integer(const YAML::Node& n, const std::string& path) const {
   fail(path, "must be a whole number (got '" + text + "')");
 }
 
+long long Reader::integer(const YAML::Node& n, const std::string& path, long long low, long long high) const {
+  const long long v = integer(n, path);
+  if (v < low || v > high) {
+    fail(path, "must be " + std::to_string(low) + ".." + std::to_string(high) + " (got " + std::to_string(v) + ")");
+  }
+  return v;
+}
+
 double Reader::number(const YAML::Node& n, const std::string& path) const {
   if (!n.IsScalar()) fail(path, "must be a number");
   return number_text(n.as<std::string>(), path);
@@ -62,11 +70,7 @@ std::vector<std::string> Reader::strings(const YAML::Node& n, const std::string&
 }
 
 int Reader::count(const YAML::Node& n, const std::string& path, int least) const {
-  long long v = integer(n, path);
-  if (v < least || v > 1000000) {
-    fail(path, "must be " + std::to_string(least) + "..1000000 (got " + std::to_string(v) + ")");
-  }
-  return static_cast<int>(v);
+  return static_cast<int>(integer(n, path, least, 1000000));
 }
 
 void Reader::shape_error(const YAML::Exception& e) const {

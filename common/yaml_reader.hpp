@@ -31,6 +31,9 @@ class Reader {
   std::string string(const YAML::Node& n, const std::string& path) const;
   // Kubeflow and Katib often write numbers as strings: "2" is accepted like 2.
   long long integer(const YAML::Node& n, const std::string& path) const;
+  // A whole number in low..high, checked before the caller narrows it, so that 2^32 + 2
+  // replicas are an error rather than 2.
+  long long integer(const YAML::Node& n, const std::string& path, long long low, long long high) const;
   double number(const YAML::Node& n, const std::string& path) const;  // finite only
   double number_text(const std::string& text, const std::string& path) const;
   std::vector<std::string> strings(const YAML::Node& n, const std::string& path) const;

@@ -108,9 +108,11 @@ Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string
     if (fs["list"]) r.fail(fpath + ".list", "a " + type + " parameter takes min and max, not a list");
     if (!fs["min"] || !fs["max"]) r.fail(fpath, "a " + type + " parameter needs min and max");
     if (p.type == ParameterType::int_) {
-      p.min = static_cast<double>(r.integer(fs["min"], fpath + ".min"));
-      p.max = static_cast<double>(r.integer(fs["max"], fpath + ".max"));
-      if (fs["step"]) p.step = static_cast<double>(r.integer(fs["step"], fpath + ".step"));
+      // Samplers compute on doubles: past 2^53 neighbouring integers become one value.
+      constexpr long long kExact = 1LL << 53;
+      p.min = static_cast<double>(r.integer(fs["min"], fpath + ".min", -kExact, kExact));
+      p.max = static_cast<double>(r.integer(fs["max"], fpath + ".max", -kExact, kExact));
+      if (fs["step"]) p.step = static_cast<double>(r.integer(fs["step"], fpath + ".step", -kExact, kExact));
     } else {
       p.min = r.number(fs["min"], fpath + ".min");
       p.max = r.number(fs["max"], fpath + ".max");
@@ -119,6 +121,9 @@ Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string
     auto text = [&](const char* key) { return fs[key].as<std::string>(); };
     if (p.min > p.max) r.fail(fpath, "min (" + text("min") + ") is greater than max (" + text("max") + ")");
     if (p.step && *p.step <= 0) r.fail(fpath + ".step", "must be positive (got " + text("step") + ")");
+    if (!std::isfinite(p.max - p.min)) {
+      r.fail(fpath, "min (" + text("min") + ") to max (" + text("max") + ") is wider than a double holds: narrow the range");
+    }
     // Grid search enumerates the values and samplers round to them: keep their count a
     // number that arithmetic on it can hold.
     if (p.type == ParameterType::int_ || p.step) {

@@ -233,6 +233,21 @@ TEST(Experiment, AnUnclosedReferenceIsLeftAsWritten) {
             (std::vector<std::string>{"python3", "${trialParameters.x", "--lr=0.5"}));
 }
 
+// A number a sampler cannot compute on exactly is refused, rather than sampled as the
+// neighbouring integer or as infinity.
+TEST(Experiment, BoundsSamplersCannotComputeOnAreRefused) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("{name: lr, parameterType: double,"), 33, "{name: lr, parameterType: int,");
+  yaml.replace(yaml.find("{min: \"0.001\", max: \"0.1\", distribution: logUniform}"), 52,
+               "{min: 1152921504606846976, max: 1152921504606846986}");
+  EXPECT_EQ(error_of(yaml),
+            "exp.yaml: parameters[0].feasibleSpace.min: must be -9007199254740992..9007199254740992 (got 1152921504606846976)");
+  yaml = kMinimal;
+  yaml.replace(yaml.find("{min: \"0.001\", max: \"0.1\", distribution: logUniform}"), 52, "{min: -1e308, max: 1e308}");
+  EXPECT_EQ(error_of(yaml),
+            "exp.yaml: parameters[0].feasibleSpace: min (-1e308) to max (1e308) is wider than a double holds: narrow the range");
+}
+
 TEST(Experiment, NotYamlIsAnInputError) {
   EXPECT_NE(error_of("objective: [unclosed").find("exp.yaml: not valid YAML"), std::string::npos);
 }

@@ -40,7 +40,9 @@ class Reader {
   // A whole number in least..1000000.
   int count(const YAML::Node& n, const std::string& path, int least) const;
 
-  // Parses `text`; malformed YAML is an input error naming the source and the position.
+  // Parses `text`; malformed YAML is an input error naming the source and the position, and
+  // so is a document too large to read, counting what its aliases repeat (at most 16 MiB
+  // of text and 100 000 values).
   YAML::Node load(const std::string& text) const;
 
   // Runs `read`, which reads a whole document; what yaml-cpp throws for a document of the
@@ -57,6 +59,7 @@ class Reader {
 
  private:
   [[noreturn]] void shape_error(const YAML::Exception& e) const;
+  void check_expanded_size(const YAML::Node& root) const;
 
   std::string source_;
 };

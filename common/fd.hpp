@@ -67,7 +67,10 @@ enum class Durability {
 
 // Replaces the file at `path` with `content` in one step: written to a temporary file
 // beside it, then renamed over it, so that a reader sees the old file or the new one and
-// never a part. The temporary file is removed when anything fails.
+// never a part. The temporary file has a name nobody can guess and is created anew (never
+// through a link someone left there), with mode 0644 less the umask; it is removed when
+// anything fails. With Durability::fsync the file and then its directory are synced, so
+// that the new content survives a crash of the machine once this returns.
 void write_file_atomically(const std::string& path, std::string_view content,
                            Durability durability = Durability::none);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 namespace cohort {
 
@@ -28,6 +29,24 @@ void write_all(int fd, std::string_view data, const std::string& what) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw Error(system_message("write " + what, errno));
     done += static_cast<std::size_t>(n);
+  }
+}
+
+void make_directories(const std::string& path, mode_t mode) {
+  std::string partial;
+  if (!path.empty() && path[0] == '/') partial = "/";
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash > start) {
+      partial.append(path, start, slash - start);
+      partial += '/';
+      if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) {
+        throw Error(system_message("cannot create directory " + partial, errno));
+      }
+    }
+    start = slash + 1;
   }
 }
 

@@ -59,6 +59,11 @@ std::optional<std::string> read_file(const std::string& path);
 // Writes all of `data` to `fd`, through short writes and interruptions; throws naming `what`.
 void write_all(int fd, std::string_view data, const std::string& what);
 
+// mkdir -p: creates `path` and whichever of its parents are missing with `mode` (less the
+// umask), leaving existing ones as they are. Run directories and experiments are private
+// (0700) whatever the umask: files in them can then be plainly 0644. Throws cohort::Error.
+void make_directories(const std::string& path, mode_t mode);
+
 // Whether a write reaches the disk before it counts as done.
 enum class Durability {
   none,   // status files, read while their writer runs and rewritten soon

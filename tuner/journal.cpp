@@ -164,9 +164,10 @@ std::uintmax_t Journal::size() const {
   return ec ? 0 : n;
 }
 
-JournalState Journal::read() const {
+JournalState Journal::read() const { return parse_journal(read_all(dir_ / "journal.jsonl")); }
+
+JournalState parse_journal(std::string_view text) {
   JournalState state;
-  std::string text = read_all(dir_ / "journal.jsonl");
   size_t start = 0;
   while (start < text.size()) {
     size_t end = text.find('\n', start);

@@ -222,8 +222,15 @@ std::string compress_hostlist(const std::vector<std::string>& hosts) {
     }
     out += first.prefix + "[";
     for (size_t k = 0; k < run.size();) {
+      // A range is written with its first number's padding, and expands with it: a name
+      // joins only when that padding writes it as it is ("01" and "2" are not "01-02").
+      const std::string& lo = run[k].second;
+      const size_t width = lo.size() > 1 && lo[0] == '0' ? lo.size() : 0;
       size_t end = k;
-      while (end + 1 < run.size() && run[end].first != UINT64_MAX && run[end + 1].first == run[end].first + 1) ++end;
+      while (end + 1 < run.size() && run[end].first != UINT64_MAX && run[end + 1].first == run[end].first + 1 &&
+             padded(run[end + 1].first, width) == run[end + 1].second) {
+        ++end;
+      }
       if (k > 0) out += ',';
       out += run[k].second;
       if (end > k) out += "-" + run[end].second;

@@ -95,6 +95,15 @@ TEST(Hostlist, CompressKeepsNamesWithLongDigitRunsAndReadsBack) {
   EXPECT_EQ(expand_hostlist(compress_hostlist({hosts[4], hosts[5]})), (Hosts{hosts[4], hosts[5]}));
 }
 
+// A range takes its first number's padding when expanded, so only names written with that
+// padding join it: n01 then n2 are two items, not the range 01-2 (which reads as n02).
+TEST(Hostlist, CompressJoinsARangeOnlyOfNamesItsPaddingWrites) {
+  for (const Hosts& hosts : {Hosts{"n11", "n01", "n2"}, Hosts{"n9", "n08", "n09", "n10"}, Hosts{"n10", "n09", "n010"}}) {
+    EXPECT_EQ(expand_hostlist(compress_hostlist(hosts)), hosts) << compress_hostlist(hosts);
+  }
+  EXPECT_EQ(compress_hostlist({"n11", "n01", "n2"}), "n[11,01,2]");
+}
+
 TEST(TasksPerNode, ExpandsSlurmRepeatSyntax) {
   EXPECT_EQ(expand_tasks_per_node("2(x3),1"), (std::vector<int>{2, 2, 2, 1}));
   EXPECT_EQ(expand_tasks_per_node("4"), (std::vector<int>{4}));

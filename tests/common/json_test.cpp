@@ -87,8 +87,8 @@ TEST(Json, TypedAccessorsSayWhatWasExpected) {
   }
   EXPECT_THROW(v.at("missing"), Error);
   EXPECT_EQ(v.find("missing"), nullptr);
-  EXPECT_THROW(Value(std::numeric_limits<double>::infinity()), Error);
-  EXPECT_THROW(Value(std::numeric_limits<std::uint64_t>::max()), Error);
+  EXPECT_THROW(Value{std::numeric_limits<double>::infinity()}, Error);
+  EXPECT_THROW(Value{std::numeric_limits<std::uint64_t>::max()}, Error);
 }
 
 }  // namespace

@@ -59,6 +59,11 @@ std::optional<std::string> read_file(const std::string& path);
 // Writes all of `data` to `fd`, through short writes and interruptions; throws naming `what`.
 void write_all(int fd, std::string_view data, const std::string& what);
 
+// mkdir -p: creates `path` and whichever of its parents are missing with `mode` (less the
+// umask), leaving existing ones as they are. Run directories and experiments are private
+// (0700) whatever the umask: files in them can then be plainly 0644. Throws cohort::Error.
+void make_directories(const std::string& path, mode_t mode);
+
 // Whether a write reaches the disk before it counts as done.
 enum class Durability {
   none,   // status files, read while their writer runs and rewritten soon
@@ -67,7 +72,10 @@ enum class Durability {
 
 // Replaces the file at `path` with `content` in one step: written to a temporary file
 // beside it, then renamed over it, so that a reader sees the old file or the new one and
-// never a part. The temporary file is removed when anything fails.
+// never a part. The temporary file has a name nobody can guess and is created anew (never
+// through a link someone left there), with mode 0644 less the umask; it is removed when
+// anything fails. With Durability::fsync the file and then its directory are synced, so
+// that the new content survives a crash of the machine once this returns.
 void write_file_atomically(const std::string& path, std::string_view content,
                            Durability durability = Durability::none);
 

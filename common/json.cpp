@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <unordered_set>
 
 #include "common/error.hpp"
 
@@ -159,6 +160,9 @@ class Parser {
   Value object(int depth) {
     ++pos_;
     Object o;
+    // Keys seen so far: comparing each new key with every earlier one made an object of
+    // n keys cost n² (a 1.6 MB object of 100 000 keys took half a minute).
+    std::unordered_set<std::string> keys;
     skip_space();
     if (peek() == '}') {
       ++pos_;
@@ -168,9 +172,7 @@ class Parser {
       skip_space();
       if (peek() != '"') fail("expected a string as object key");
       std::string key = string();
-      for (const auto& [k, _] : o) {
-        if (k == key) fail("duplicate key \"" + key + "\"");
-      }
+      if (!keys.insert(key).second) fail("duplicate key \"" + key + "\"");
       skip_space();
       if (peek() != ':') fail("expected ':' after object key");
       ++pos_;

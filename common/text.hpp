@@ -40,6 +40,16 @@ inline std::vector<std::string_view> split(std::string_view text, char sep) {
   }
 }
 
+// Whether `name` can name a job or an experiment the way Slurm job names and file names
+// take it: a letter or digit, then up to 62 letters, digits, '.', '_' or '-'. Scanned by
+// hand: std::regex recurses once per character and overflows the stack on long input.
+inline bool is_object_name(std::string_view name) {
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  if (name.empty() || name.size() > 63 || !alnum(name[0])) return false;
+  return std::all_of(name.begin() + 1, name.end(),
+                     [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; });
+}
+
 // A whole number written in decimal with an optional minus sign, in [low, high]; nothing
 // for anything else (other characters, no digits, out of range).
 inline std::optional<long long> parse_integer(std::string_view text, long long low, long long high) {

@@ -39,6 +39,14 @@ long long Reader::integer(const YAML::Node& n, const std::string& path) const {
   fail(path, "must be a whole number (got '" + text + "')");
 }
 
+long long Reader::integer(const YAML::Node& n, const std::string& path, long long low, long long high) const {
+  const long long v = integer(n, path);
+  if (v < low || v > high) {
+    fail(path, "must be " + std::to_string(low) + ".." + std::to_string(high) + " (got " + std::to_string(v) + ")");
+  }
+  return v;
+}
+
 double Reader::number(const YAML::Node& n, const std::string& path) const {
   if (!n.IsScalar()) fail(path, "must be a number");
   return number_text(n.as<std::string>(), path);
@@ -62,11 +70,7 @@ std::vector<std::string> Reader::strings(const YAML::Node& n, const std::string&
 }
 
 int Reader::count(const YAML::Node& n, const std::string& path, int least) const {
-  long long v = integer(n, path);
-  if (v < least || v > 1000000) {
-    fail(path, "must be " + std::to_string(least) + "..1000000 (got " + std::to_string(v) + ")");
-  }
-  return static_cast<int>(v);
+  return static_cast<int>(integer(n, path, least, 1000000));
 }
 
 void Reader::shape_error(const YAML::Exception& e) const {
@@ -74,12 +78,69 @@ void Reader::shape_error(const YAML::Exception& e) const {
                     "): check that mappings, lists and single values are where the format puts them");
 }
 
+namespace {
+
+// A spec is a page or two; these bounds are far above any real one. An alias stands for a
+// whole node again, so a few kilobytes can stand for gigabytes ("billion laughs") and a
+// reader that walks the document pays for every repetition: the bounds apply to the
+// document with its aliases expanded.
+constexpr std::size_t kMostBytes = 16 << 20;
+constexpr std::size_t kMostNodes = 100'000;
+
+std::string mib(std::size_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
+}  // namespace
+
+void Reader::check_expanded_size(const YAML::Node& root) const {
+  // Without recursion, and counted as nodes are reached rather than when they are visited,
+  // so that the walk stops within the bounds even for an alias that contains itself.
+  std::vector<YAML::Node> pending{root};
+  std::size_t nodes = 1, bytes = 0;
+  auto reach = [&](const YAML::Node& n) {
+    if (++nodes > kMostNodes) {
+      throw input_error(source_ + ": more than " + std::to_string(kMostNodes) +
+                        " values once its aliases (*name) are expanded; write the document without repeating aliases");
+    }
+    pending.push_back(n);
+  };
+  while (!pending.empty()) {
+    const YAML::Node n = std::move(pending.back());
+    pending.pop_back();
+    switch (n.Type()) {
+      case YAML::NodeType::Scalar:
+        bytes += n.Scalar().size();
+        if (bytes > kMostBytes) {
+          throw input_error(source_ + ": more than " + mib(kMostBytes) +
+                            " of text once its aliases (*name) are expanded; write the document without repeating aliases");
+        }
+        break;
+      case YAML::NodeType::Sequence:
+        for (const auto& item : n) reach(item);
+        break;
+      case YAML::NodeType::Map:
+        for (const auto& kv : n) {
+          reach(kv.first);
+          reach(kv.second);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+}
+
 YAML::Node Reader::load(const std::string& text) const {
+  if (text.size() > kMostBytes) {
+    throw input_error(source_ + ": " + std::to_string(text.size()) + " bytes; a spec has at most " + mib(kMostBytes));
+  }
+  YAML::Node doc;
   try {
-    return YAML::Load(text);
+    doc = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw input_error(source_ + ": not valid YAML: " + e.what());
   }
+  check_expanded_size(doc);
+  return doc;
 }
 
 }  // namespace cohort::yaml

@@ -31,13 +31,18 @@ class Reader {
   std::string string(const YAML::Node& n, const std::string& path) const;
   // Kubeflow and Katib often write numbers as strings: "2" is accepted like 2.
   long long integer(const YAML::Node& n, const std::string& path) const;
+  // A whole number in low..high, checked before the caller narrows it, so that 2^32 + 2
+  // replicas are an error rather than 2.
+  long long integer(const YAML::Node& n, const std::string& path, long long low, long long high) const;
   double number(const YAML::Node& n, const std::string& path) const;  // finite only
   double number_text(const std::string& text, const std::string& path) const;
   std::vector<std::string> strings(const YAML::Node& n, const std::string& path) const;
   // A whole number in least..1000000.
   int count(const YAML::Node& n, const std::string& path, int least) const;
 
-  // Parses `text`; malformed YAML is an input error naming the source and the position.
+  // Parses `text`; malformed YAML is an input error naming the source and the position, and
+  // so is a document too large to read, counting what its aliases repeat (at most 16 MiB
+  // of text and 100 000 values).
   YAML::Node load(const std::string& text) const;
 
   // Runs `read`, which reads a whole document; what yaml-cpp throws for a document of the
@@ -54,6 +59,7 @@ class Reader {
 
  private:
   [[noreturn]] void shape_error(const YAML::Exception& e) const;
+  void check_expanded_size(const YAML::Node& root) const;
 
   std::string source_;
 };

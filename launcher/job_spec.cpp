@@ -4,7 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
+#include <cmath>
 #include <set>
 #include <sstream>
 
@@ -12,6 +12,7 @@
 #include "common/fd.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
+#include "common/text.hpp"
 #include "common/yaml_reader.hpp"
 
 namespace cohort::launcher {
@@ -31,21 +32,33 @@ const std::map<JobKind, std::vector<std::string>> kRoleOrder{
 };
 
 std::string memory_value(const Reader& r, const YAML::Node& n, const std::string& path) {
-  std::string text = r.string(n, path);
-  // Kubernetes quantities (8Gi) and Slurm's (8G) both mean binary units here.
-  std::smatch m;
-  if (!std::regex_match(text, m, std::regex(R"((\d{1,12})([KMGT])?i?)"))) {
-    r.fail(path, "'" + text + "' is not a memory size (e.g. 512M, 8G, 8Gi)");
+  const std::string text = r.string(n, path);
+  // Kubernetes quantities (8Gi) and Slurm's (8G) both mean binary units here: 1 to 12
+  // digits, then K, M, G or T (M when none), then an optional 'i' after the unit.
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  std::string_view rest = std::string_view(text).substr(digits);
+  char unit = 'M';
+  if (!rest.empty() && std::string_view("KMGT").find(rest[0]) != std::string_view::npos) {
+    unit = rest[0];
+    rest.remove_prefix(1);
+    if (rest == "i") rest = {};
   }
-  return m[1].str() + (m[2].matched ? m[2].str() : "M");
+  if (digits == 0 || digits > 12 || !rest.empty()) {
+    r.fail(path, "'" + (text.size() > 64 ? text.substr(0, 64) + "..." : text) + "' is not a memory size (e.g. 512M, 8G, 8Gi)");
+  }
+  return text.substr(0, digits) + unit;
 }
 
 // A whole number in low..high; checked before it is narrowed, so 2^32 + 1 is not 1.
 int bounded(const Reader& r, const YAML::Node& n, const std::string& path, long long low, long long high) {
-  const long long v = r.integer(n, path);
-  if (v < low || v > high) r.fail(path, "must be " + std::to_string(low) + ".." + std::to_string(high));
-  return static_cast<int>(v);
+  return static_cast<int>(r.integer(n, path, low, high));
 }
+
+constexpr int kMostReplicas = 100000;
+constexpr int kMostRestarts = 10000;
+// A century: beyond any real job, and well inside the minutes Slurm's --time holds.
+constexpr double kLongestDeadline = 100 * 365 * 24 * 3600.0;
 
 int cpus_of(const Reader& r, const YAML::Node& n, const std::string& path) { return bounded(r, n, path, 1, 4096); }
 int gpus_of(const Reader& r, const YAML::Node& n, const std::string& path) { return bounded(r, n, path, 0, 64); }
@@ -131,8 +144,11 @@ JobSpec read_job_spec(const std::string& text, const std::string& source) {
   }
   if (doc["name"]) spec.name = r.string(doc["name"], "name");
   if (spec.name.empty()) spec.name = "cohort-job";
-  if (!std::regex_match(spec.name, std::regex(R"([A-Za-z0-9][A-Za-z0-9._-]{0,62})"))) {
-    r.fail("metadata.name", "'" + spec.name + "' must be letters, digits, '.', '_' or '-'");
+  if (spec.name.size() > 63) {
+    r.fail("metadata.name", std::to_string(spec.name.size()) + " characters; a job's name has at most 63");
+  }
+  if (!is_object_name(spec.name)) {
+    r.fail("metadata.name", "'" + spec.name + "' must be letters, digits, '.', '_' or '-', starting with a letter or digit");
   }
 
   const YAML::Node body = doc["spec"];
@@ -144,12 +160,16 @@ JobSpec read_job_spec(const std::string& text, const std::string& source) {
   if (const auto& run = body["runPolicy"]) {
     r.only(run, "spec.runPolicy", {"backoffLimit", "activeDeadlineSeconds", "cleanPodPolicy", "ttlSecondsAfterFinished"});
     if (run["backoffLimit"]) {
-      spec.backoff_limit = static_cast<int>(r.integer(run["backoffLimit"], "spec.runPolicy.backoffLimit"));
-      if (spec.backoff_limit < 0) r.fail("spec.runPolicy.backoffLimit", "must be 0 or more");
+      spec.backoff_limit = bounded(r, run["backoffLimit"], "spec.runPolicy.backoffLimit", 0, kMostRestarts);
     }
     if (run["activeDeadlineSeconds"]) {
-      spec.active_deadline_seconds = r.number(run["activeDeadlineSeconds"], "spec.runPolicy.activeDeadlineSeconds");
-      if (*spec.active_deadline_seconds <= 0) r.fail("spec.runPolicy.activeDeadlineSeconds", "must be positive");
+      const std::string path = "spec.runPolicy.activeDeadlineSeconds";
+      const double seconds = r.number(run["activeDeadlineSeconds"], path);
+      if (seconds <= 0) r.fail(path, "must be positive");
+      if (seconds > kLongestDeadline) {
+        r.fail(path, "must be at most " + std::to_string(static_cast<long long>(kLongestDeadline)) + " (100 years)");
+      }
+      spec.active_deadline_seconds = seconds;
     }
   }
   if (body["successPolicy"]) {
@@ -178,9 +198,13 @@ JobSpec read_job_spec(const std::string& text, const std::string& source) {
     r.only(n, path, {"replicas", "restartPolicy", "resources", "command", "args", "template"});
     Role role;
     role.name = name;
-    if (n["replicas"]) role.replicas = static_cast<int>(r.integer(n["replicas"], path + ".replicas"));
-    if (role.replicas < 1) r.fail(path + ".replicas", "must be at least 1 (got " + std::to_string(role.replicas) + ")");
-    if (role.replicas > 100000) r.fail(path + ".replicas", "must be at most 100000");
+    // Checked before it is narrowed: 4294967298 replicas are not 2.
+    const long long count = n["replicas"] ? r.integer(n["replicas"], path + ".replicas") : 1;
+    if (count < 1) r.fail(path + ".replicas", "must be at least 1 (got " + std::to_string(count) + ")");
+    if (count > kMostReplicas) {
+      r.fail(path + ".replicas", "must be at most " + std::to_string(kMostReplicas) + " (got " + std::to_string(count) + ")");
+    }
+    role.replicas = static_cast<int>(count);
     if (n["restartPolicy"]) {
       std::string p = r.string(n["restartPolicy"], path + ".restartPolicy");
       if (p == "Always" || p == "OnFailure") role.restart_policy = RestartPolicy::on_failure;
@@ -269,7 +293,9 @@ std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const
   std::ostringstream out;
   out << "#!/bin/bash\n#SBATCH --job-name=" << spec.name << "\n";
   if (spec.active_deadline_seconds) {
-    long minutes = static_cast<long>((*spec.active_deadline_seconds + 59) / 60);
+    // Whole minutes, rounded up: a deadline of a fraction of a minute is one minute, never
+    // --time=0, which Slurm reads as no limit at all.
+    const auto minutes = static_cast<long long>(std::ceil(*spec.active_deadline_seconds / 60));
     out << "#SBATCH --time=" << minutes << "\n";
   }
   if (spec.kind == JobKind::mpi) {

@@ -27,20 +27,6 @@ std::string read_small_file(const std::string& path) {
   }
 }
 
-void make_directories(const std::string& path) {
-  std::string partial;
-  std::stringstream parts(path);
-  std::string piece;
-  if (!path.empty() && path[0] == '/') partial = "/";
-  while (std::getline(parts, piece, '/')) {
-    if (piece.empty()) continue;
-    partial += piece + "/";
-    if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
-      throw Error(system_message("cannot create directory " + partial, errno));
-    }
-  }
-}
-
 void write_outcome(const std::string& attempt_dir, const RankOutcome& o) {
   std::ostringstream s;
   s << "rank=" << o.rank << "\nhost=" << o.host << "\nexit=" << o.exit_code << "\nsignal=" << o.term_signal

@@ -15,7 +15,6 @@
 namespace cohort::launcher {
 
 std::string read_small_file(const std::string& path);  // "" when missing or unreadable
-void make_directories(const std::string& path);         // mkdir -p; throws cohort::Error
 
 void write_outcome(const std::string& attempt_dir, const RankOutcome& outcome);
 // Outcomes reported so far, in rank order.

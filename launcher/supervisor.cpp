@@ -334,7 +334,7 @@ class Gang {
 
   Attempt run(const std::string& attempt_dir, int restart_count) {
     attempt_dir_ = attempt_dir;
-    make_directories(attempt_dir);
+    make_directories(attempt_dir, 0700);
     children_.clear();
     std::vector<std::string> env = base_environment();
     auto set = [&env](const std::string& k, const std::string& v) { set_variable(env, k, v); };
@@ -781,9 +781,10 @@ int supervise(const LaunchOptions& options) {
   if (options.preempt_signal) watched.push_back(options.preempt_signal);
   SignalWatch signals(watched);
   Gang gang(options, signals, began);
-  make_directories(options.run_dir);
+  // The run directory holds what ranks and the supervisor tell each other: the user's alone.
+  make_directories(options.run_dir, 0700);
   ::unlink((options.run_dir + "/checkpoint-request").c_str());
-  if (!options.output_dir.empty()) make_directories(options.output_dir);
+  if (!options.output_dir.empty()) make_directories(options.output_dir, 0755);
 
   // A requeued job starts over in its batch script: its earlier runs count as restarts.
   const int requeues = options.local ? 0 : env_count("SLURM_RESTART_COUNT", 0);

@@ -6,11 +6,11 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
-#include <regex>
 #include <set>
 
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "common/text.hpp"
 #include "common/yaml_reader.hpp"
 #include "tuner/sampler.hpp"
 
@@ -42,12 +42,54 @@ std::vector<Setting> read_settings(const Reader& r, const YAML::Node& n, const s
 
 constexpr long long kMostValues = 1'000'000'000;
 
+// Names end up in environment variables, journal records and messages: long enough for any
+// real name, short enough that none of them balloons.
+constexpr size_t kLongestName = 256;
+constexpr size_t kLongestTime = 32;
+
+void check_name_length(const Reader& r, const std::string& name, const std::string& path) {
+  if (name.size() > kLongestName) {
+    r.fail(path, std::to_string(name.size()) + " characters; a name has at most " + std::to_string(kLongestName));
+  }
+}
+
+// A letter or '_', then letters, digits, '_', '.' or '-'.
+bool is_parameter_name(std::string_view name) {
+  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  if (name.empty() || !letter(name[0])) return false;
+  return std::all_of(name.begin() + 1, name.end(),
+                     [&](char c) { return letter(c) || (c >= '0' && c <= '9') || c == '.' || c == '-'; });
+}
+
+// Slurm's time limits: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS; sbatch
+// itself judges the values.
+bool is_slurm_time(std::string_view text) {
+  auto digits = [&](size_t& at) {
+    const size_t start = at;
+    while (at < text.size() && text[at] >= '0' && text[at] <= '9') ++at;
+    return at > start;
+  };
+  size_t at = 0;
+  if (!digits(at)) return false;
+  if (at < text.size() && text[at] == '-') {
+    ++at;
+    if (!digits(at)) return false;
+  }
+  for (int colons = 0; at < text.size() && colons < 2; ++colons) {
+    if (text[at] != ':') return false;
+    ++at;
+    if (!digits(at)) return false;
+  }
+  return at == text.size();
+}
+
 Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string& path) {
   r.only(n, path, {"name", "parameterType", "feasibleSpace"});
   Parameter p;
   if (!n["name"]) r.fail(path, "needs a name");
   p.name = r.string(n["name"], path + ".name");
-  if (!std::regex_match(p.name, std::regex(R"([A-Za-z_][A-Za-z0-9_.-]*)"))) {
+  check_name_length(r, p.name, path + ".name");
+  if (!is_parameter_name(p.name)) {
     r.fail(path + ".name", "'" + p.name + "' must start with a letter and hold letters, digits, '_', '.' or '-'");
   }
   if (!n["parameterType"]) r.fail(path, "needs a parameterType (double, int, discrete or categorical)");
@@ -66,9 +108,11 @@ Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string
     if (fs["list"]) r.fail(fpath + ".list", "a " + type + " parameter takes min and max, not a list");
     if (!fs["min"] || !fs["max"]) r.fail(fpath, "a " + type + " parameter needs min and max");
     if (p.type == ParameterType::int_) {
-      p.min = static_cast<double>(r.integer(fs["min"], fpath + ".min"));
-      p.max = static_cast<double>(r.integer(fs["max"], fpath + ".max"));
-      if (fs["step"]) p.step = static_cast<double>(r.integer(fs["step"], fpath + ".step"));
+      // Samplers compute on doubles: past 2^53 neighbouring integers become one value.
+      constexpr long long kExact = 1LL << 53;
+      p.min = static_cast<double>(r.integer(fs["min"], fpath + ".min", -kExact, kExact));
+      p.max = static_cast<double>(r.integer(fs["max"], fpath + ".max", -kExact, kExact));
+      if (fs["step"]) p.step = static_cast<double>(r.integer(fs["step"], fpath + ".step", -kExact, kExact));
     } else {
       p.min = r.number(fs["min"], fpath + ".min");
       p.max = r.number(fs["max"], fpath + ".max");
@@ -77,6 +121,9 @@ Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string
     auto text = [&](const char* key) { return fs[key].as<std::string>(); };
     if (p.min > p.max) r.fail(fpath, "min (" + text("min") + ") is greater than max (" + text("max") + ")");
     if (p.step && *p.step <= 0) r.fail(fpath + ".step", "must be positive (got " + text("step") + ")");
+    if (!std::isfinite(p.max - p.min)) {
+      r.fail(fpath, "min (" + text("min") + ") to max (" + text("max") + ") is wider than a double holds: narrow the range");
+    }
     // Grid search enumerates the values and samplers round to them: keep their count a
     // number that arithmetic on it can hold.
     if (p.type == ParameterType::int_ || p.step) {
@@ -144,14 +191,29 @@ TrialResources read_resources(const Reader& r, const YAML::Node& n, const std::s
   if (n["gpus"]) res.gpus = r.count(n["gpus"], path + ".gpus", 0);
   if (n["time"]) {
     res.time = r.string(n["time"], path + ".time");
-    if (!std::regex_match(res.time, std::regex(R"((\d+-)?\d+(:\d+){0,2})"))) {
+    if (res.time.size() > kLongestTime) {
+      r.fail(path + ".time", std::to_string(res.time.size()) + " characters; a Slurm time has at most " +
+                                 std::to_string(kLongestTime) + " (D-HH:MM:SS)");
+    }
+    if (!is_slurm_time(res.time)) {
       r.fail(path + ".time", "'" + res.time + "' is not a Slurm time (minutes, MM:SS, HH:MM:SS or D-HH:MM:SS)");
     }
   }
   return res;
 }
 
-const std::regex kReference(R"(\$\{trialParameters\.([^}]*)\})");
+// Calls found(at, length, name) for each `${trialParameters.NAME}` in `arg`, left to right.
+template <class Found>
+void for_each_reference(const std::string& arg, Found&& found) {
+  constexpr std::string_view kOpen = "${trialParameters.";
+  size_t at = arg.find(kOpen);
+  while (at != std::string::npos) {
+    const size_t close = arg.find('}', at + kOpen.size());
+    if (close == std::string::npos) return;
+    found(at, close + 1 - at, arg.substr(at + kOpen.size(), close - at - kOpen.size()));
+    at = arg.find(kOpen, close + 1);
+  }
+}
 
 }  // namespace
 
@@ -211,13 +273,12 @@ std::vector<std::string> Experiment::command_for(const Assignment& assignment) c
   std::vector<std::string> out;
   for (const auto& arg : command) {
     std::string result;
-    auto begin = std::sregex_iterator(arg.begin(), arg.end(), kReference);
     size_t last = 0;
-    for (auto it = begin; it != std::sregex_iterator(); ++it) {
-      result += arg.substr(last, static_cast<size_t>(it->position()) - last);
-      result += value_of((*it)[1].str());
-      last = static_cast<size_t>(it->position() + it->length());
-    }
+    for_each_reference(arg, [&](size_t at, size_t length, const std::string& name) {
+      result.append(arg, last, at - last);
+      result += value_of(name);
+      last = at + length;
+    });
     out.push_back(result + arg.substr(last));
   }
   return out;
@@ -280,8 +341,11 @@ Experiment read_experiment(const std::string& text, const std::string& source) {
     body = doc;
   }
   if (exp.name.empty()) exp.name = std::filesystem::path(source).stem().string();
-  if (!std::regex_match(exp.name, std::regex(R"([A-Za-z0-9][A-Za-z0-9._-]{0,62})"))) {
-    r.fail("metadata.name", "'" + exp.name + "' must be letters, digits, '.', '_' or '-'");
+  if (exp.name.size() > 63) {
+    r.fail("metadata.name", std::to_string(exp.name.size()) + " characters; an experiment's name has at most 63");
+  }
+  if (!is_object_name(exp.name)) {
+    r.fail("metadata.name", "'" + exp.name + "' must be letters, digits, '.', '_' or '-', starting with a letter or digit");
   }
   if (body["nasConfig"]) r.fail(prefix + "nasConfig", "neural architecture search is not supported; use parameters");
   if (const auto& mc = body["metricsCollectorSpec"]) {
@@ -421,7 +485,9 @@ Experiment read_experiment(const std::string& text, const std::string& source) {
       r.only(tps[i], p, {"name", "reference", "description"});
       if (!tps[i]["name"] || !tps[i]["reference"]) r.fail(p, "needs name and reference");
       std::string name = r.string(tps[i]["name"], p + ".name");
+      check_name_length(r, name, p + ".name");
       std::string reference = r.string(tps[i]["reference"], p + ".reference");
+      check_name_length(r, reference, p + ".reference");
       if (!exp.find(reference)) {
         r.fail(p + ".reference", "'" + reference + "' is not one of the experiment's parameters");
       }
@@ -433,15 +499,16 @@ Experiment read_experiment(const std::string& text, const std::string& source) {
   }
   std::string where = tt["command"] ? tpath + ".command" : tpath + ".trialSpec";
   for (size_t i = 0; i < exp.command.size(); ++i) {
-    const auto& arg = exp.command[i];
-    for (auto it = std::sregex_iterator(arg.begin(), arg.end(), kReference); it != std::sregex_iterator(); ++it) {
-      std::string name = (*it)[1].str();
+    for_each_reference(exp.command[i], [&](size_t, size_t, const std::string& name) {
       bool known = std::any_of(exp.trial_parameters.begin(), exp.trial_parameters.end(),
                                [&](const auto& tp) { return tp.first == name; });
-      if (!known) {
-        r.fail(where, "'${trialParameters." + name + "}' names no entry of " + tpath + ".trialParameters");
+      if (known) return;
+      if (name.size() > kLongestName) {
+        r.fail(where, "a ${trialParameters...} reference of " + std::to_string(name.size()) +
+                          " characters; a name has at most " + std::to_string(kLongestName));
       }
-    }
+      r.fail(where, "'${trialParameters." + name + "}' names no entry of " + tpath + ".trialParameters");
+    });
   }
   return exp;
 }

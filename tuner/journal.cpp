@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <chrono>
 #include <iostream>
 #include <utility>
@@ -100,9 +101,13 @@ const Trial* JournalState::best(const Objective& objective) const {
 
 void apply_record(JournalState& state, const json::Value& r) {
   const std::string type = text_of(r.find("type"));
+  // Checked before it is narrowed: a record for trial 2^32 is for no trial, not trial 0.
   auto trial_of = [&]() -> Trial* {
     const json::Value* id = r.find("trial");
-    return id && id->is_int() ? state.find(static_cast<int>(id->as_int())) : nullptr;
+    if (!id || !id->is_int() || id->as_int() < 0 || id->as_int() >= static_cast<std::int64_t>(state.trials.size())) {
+      return nullptr;
+    }
+    return &state.trials[static_cast<size_t>(id->as_int())];
   };
   if (type == "experiment") {
     state.initialised = true;
@@ -133,7 +138,9 @@ void apply_record(JournalState& state, const json::Value& r) {
     t->state = state_from(text_of(r.find("state")));
     t->reason = text_of(r.find("reason"));
     t->ended = r.find("time") ? r.at("time").as_double() : 0;
-    if (const auto* e = r.find("exit"); e && e->is_int()) t->exit_code = static_cast<int>(e->as_int());
+    if (const auto* e = r.find("exit"); e && e->is_int() && e->as_int() >= INT_MIN && e->as_int() <= INT_MAX) {
+      t->exit_code = static_cast<int>(e->as_int());
+    }
     if (const auto* o = r.find("objective"); o && o->is_number()) t->objective = o->as_double();
     if (const auto* m = r.find("metrics"); m && m->is_object()) {
       for (const auto& [k, v] : m->as_object()) t->metrics.emplace_back(k, v.as_double());
@@ -164,9 +171,10 @@ std::uintmax_t Journal::size() const {
   return ec ? 0 : n;
 }
 
-JournalState Journal::read() const {
+JournalState Journal::read() const { return parse_journal(read_all(dir_ / "journal.jsonl")); }
+
+JournalState parse_journal(std::string_view text) {
   JournalState state;
-  std::string text = read_all(dir_ / "journal.jsonl");
   size_t start = 0;
   while (start < text.size()) {
     size_t end = text.find('\n', start);

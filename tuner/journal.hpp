@@ -22,6 +22,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -101,6 +102,11 @@ class Journal {
 
 // Applies one record to the state (the journal's records in order rebuild it).
 void apply_record(JournalState& state, const json::Value& record);
+
+// The state a journal's text tells: each complete line is a record, applied in order; a
+// line that is no JSON, or a record of the wrong shape, counts as damaged and is skipped.
+// Text after the last newline is a record still being written, and is left for later.
+JournalState parse_journal(std::string_view text);
 
 // Records the metrics in `line` ("loss=0.3 accuracy=0.9", Katib's StdOut format) for a
 // running trial; what `cohort sweep report` and trial code written in C++ call.

@@ -47,7 +47,10 @@ bool MetricCollector::feed(std::string_view line) {
   if (line.find('=') == std::string_view::npos) return false;
   MetricLine m = parse_metric_line(line);
   bool intermediate = false;
-  for (const auto& [name, v] : m.values) {
+  // Not a structured binding: clang before 16 cannot capture one in the lambda below.
+  for (const auto& entry : m.values) {
+    const std::string& name = entry.first;
+    const double v = entry.second;
     bool wanted = name == objective_.metric ||
                   std::find(objective_.additional.begin(), objective_.additional.end(), name) != objective_.additional.end();
     if (!wanted) continue;

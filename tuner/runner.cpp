@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -168,10 +167,14 @@ Experiment open_experiment_dir(const fs::path& dir) {
 Experiment init_experiment_dir(const fs::path& spec_path, const fs::path& dir) {
   std::string text = read_text(spec_path);
   Experiment experiment = parse_experiment(text, spec_path.string());
-  std::error_code ec;
-  fs::create_directories(dir / "trials", ec);
-  if (!ec) fs::create_directories(dir / "slurm", ec);
-  if (ec) throw input_error(dir.string() + ": cannot create the experiment directory: " + ec.message());
+  // Private whatever the umask: the journal, trial logs and the array's output are the
+  // user's, and the journal steers every task of the array.
+  try {
+    make_directories((dir / "trials").string(), 0700);
+    make_directories((dir / "slurm").string(), 0700);
+  } catch (const Error& e) {
+    throw input_error(dir.string() + ": cannot create the experiment directory: " + e.what());
+  }
   fs::path copy = dir / "experiment.yaml";
   if (fs::exists(copy)) {
     if (read_text(copy) != text) {
@@ -240,7 +243,7 @@ std::optional<int> claim_trial(Journal& journal, const Experiment& experiment, c
 TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial, const std::atomic<bool>& stop) {
   const fs::path dir = fs::absolute(journal.dir());
   const fs::path trial_dir = dir / "trials" / std::to_string(trial);
-  fs::create_directories(trial_dir);
+  make_directories(trial_dir.string(), 0700);
   Assignment params;
   {
     JournalState state = journal.read();
@@ -259,7 +262,21 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
   std::string early_reason, failure;
   bool killed = false;
   int status = 0;
-  std::ofstream log(trial_dir / "stdout.log", std::ios::binary);
+  const fs::path log_path = trial_dir / "stdout.log";
+  Fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  std::string log_pending;
+  // The trial's output is kept as far as the disk allows; a log that cannot be written is
+  // given up rather than failing a trial that ran.
+  auto flush_log = [&] {
+    if (log && !log_pending.empty()) {
+      try {
+        write_all(log.get(), log_pending, log_path.string());
+      } catch (const Error&) {
+        log.reset();
+      }
+    }
+    log_pending.clear();
+  };
 
   std::optional<Child> child;
   try {
@@ -278,7 +295,8 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
     std::vector<std::vector<std::pair<long long, double>>> completed;
     std::optional<std::uintmax_t> completed_at;
     auto take_line = [&](std::string_view line) {
-      log << line << '\n';
+      log_pending.append(line);
+      log_pending += '\n';
       if (!metrics.feed(line) || !median || !early_reason.empty() || killed) return;
       if (static_cast<int>(metrics.curve().size()) < median->start_step) return;
       if (const auto size = journal.size(); size != completed_at) {
@@ -320,8 +338,10 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
         start = end + 1;
       }
       buffer.erase(0, start);
+      flush_log();
     }
     if (!buffer.empty()) take_line(buffer);
+    flush_log();
     // Whatever the trial left running in its group goes with it; the trial is reaped only
     // afterwards, so that its group's id cannot have been reused yet.
     siginfo_t info{};
@@ -333,7 +353,7 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
       if (errno != EINTR) throw Error(system_message("waitpid", errno));
     }
   }
-  log.close();
+  log.reset();
 
   JournalState state = journal.read();
   if (const Trial* t = state.find(trial)) {

@@ -1,5 +1,6 @@
 // common/fd: whole-file reads and writes.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -34,6 +35,18 @@ TEST(Fd, AFailedWriteLeavesTheOldFileAndNoTemporary) {
   EXPECT_THROW(write_file_atomically(d / "dir", "new"), Error);
   EXPECT_EQ(read_file(d / "f").value_or(""), "old");
   EXPECT_EQ(std::distance(fs::directory_iterator(d.path()), fs::directory_iterator()), 2);
+}
+
+// Another user who can write to the directory may plant a link at the temporary name a
+// writer would pick; the writer must neither follow it nor leave it in place of the file.
+TEST(Fd, WriteFileAtomicallyNeverWritesThroughALinkAtItsTemporaryName) {
+  TempDir d;
+  std::ofstream(d / "victim") << "private";
+  fs::create_symlink(d / "victim", d / ("f.tmp." + std::to_string(::getpid())));
+  write_file_atomically(d / "f", "new", Durability::fsync);
+  EXPECT_EQ(read_file(d / "victim").value_or(""), "private");
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(d / "f")));
+  EXPECT_EQ(read_file(d / "f").value_or(""), "new");
 }
 
 }  // namespace

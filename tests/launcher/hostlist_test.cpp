@@ -48,11 +48,77 @@ TEST(Hostlist, CompressIsTheInverseOfExpand) {
   }
 }
 
+TEST(Hostlist, ARangeAtTheTopOfUint64EndsAndOnePastItIsAnInputError) {
+  EXPECT_EQ(expand_hostlist("n[18446744073709551615-18446744073709551615]"), (Hosts{"n18446744073709551615"}));
+  EXPECT_EQ(expand_hostlist("n[18446744073709551614-18446744073709551615]"),
+            (Hosts{"n18446744073709551614", "n18446744073709551615"}));
+  try {
+    expand_hostlist("n[18446744073709551615-18446744073709551616]");
+    ADD_FAILURE() << "a bound past 2^64 was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    EXPECT_NE(std::string(e.what()).find("'18446744073709551616' is larger than 18446744073709551615"), std::string::npos)
+        << e.what();
+  }
+}
+
+// Counted before anything is expanded: twenty ranges of a million each (and products of
+// bracket groups) are refused at once, naming the limit, rather than after a gigabyte.
+TEST(Hostlist, MoreThan65536NamesAreRefusedBeforeTheyAreMade) {
+  std::string twenty = "n[0-999999";
+  for (int i = 1; i < 20; ++i) twenty += ",0-999999";
+  twenty += "]";
+  for (const std::string& e : {twenty, std::string("r[0-999]n[0-999]"), std::string("n[1-65537]"),
+                               std::string("a[1-40000],b[1-40000]"), std::string("r[0-65535]n[0-1]")}) {
+    try {
+      expand_hostlist(e);
+      ADD_FAILURE() << e << " was accepted";
+    } catch (const Error& err) {
+      EXPECT_EQ(err.kind(), ErrorKind::input);
+      EXPECT_NE(std::string(err.what()).find("expands to more than 65536 names"), std::string::npos) << err.what();
+    }
+  }
+  EXPECT_EQ(expand_hostlist("n[1-65536]").size(), 65536u);
+  EXPECT_EQ(expand_hostlist("r[1-256]n[1-256]").size(), 65536u);
+}
+
+TEST(Hostlist, CompressKeepsNamesWithLongDigitRunsAndReadsBack) {
+  const std::string long_digits = "n" + std::string(30, '9');
+  const Hosts hosts{long_digits, long_digits, "m18446744073709551615", "m0", "x" + std::string(25, '0') + "1",
+                    "x" + std::string(25, '0') + "2"};
+  const std::string compressed = compress_hostlist(hosts);
+  EXPECT_EQ(compressed, long_digits + "," + long_digits + ",m[18446744073709551615,0],x[" + std::string(25, '0') + "1-" +
+                            std::string(25, '0') + "2]");
+  // A number past 2^64 is written as is, and expanding that reads it back whole.
+  EXPECT_EQ(expand_hostlist(compress_hostlist({"m18446744073709551615", "m0"})),
+            (Hosts{"m18446744073709551615", "m0"}));
+  EXPECT_EQ(expand_hostlist(compress_hostlist({hosts[4], hosts[5]})), (Hosts{hosts[4], hosts[5]}));
+}
+
+// A range takes its first number's padding when expanded, so only names written with that
+// padding join it: n01 then n2 are two items, not the range 01-2 (which reads as n02).
+TEST(Hostlist, CompressJoinsARangeOnlyOfNamesItsPaddingWrites) {
+  for (const Hosts& hosts : {Hosts{"n11", "n01", "n2"}, Hosts{"n9", "n08", "n09", "n10"}, Hosts{"n10", "n09", "n010"}}) {
+    EXPECT_EQ(expand_hostlist(compress_hostlist(hosts)), hosts) << compress_hostlist(hosts);
+  }
+  EXPECT_EQ(compress_hostlist({"n11", "n01", "n2"}), "n[11,01,2]");
+}
+
 TEST(TasksPerNode, ExpandsSlurmRepeatSyntax) {
   EXPECT_EQ(expand_tasks_per_node("2(x3),1"), (std::vector<int>{2, 2, 2, 1}));
   EXPECT_EQ(expand_tasks_per_node("4"), (std::vector<int>{4}));
   EXPECT_THROW(expand_tasks_per_node("2(x3"), Error);
   EXPECT_THROW(expand_tasks_per_node("two"), Error);
+}
+
+TEST(TasksPerNode, ACountPastTheLimitIsAnInputErrorNotAWrappedInt) {
+  try {
+    expand_tasks_per_node("4294967298");
+    ADD_FAILURE() << "4294967298 tasks were accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    EXPECT_NE(std::string(e.what()).find("4294967298 tasks on one node (at most 65536)"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -122,6 +122,66 @@ TEST(JobSpec, ErrorsNameTheFileAndTheField) {
             std::string::npos);
 }
 
+TEST(JobSpec, OverlongNamesAndMemorySizesAreInputErrors) {
+  const std::string worker = "kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {command: [a]";
+  EXPECT_EQ(error_of("metadata: {name: " + std::string(50000, 'a') + "}\n" + worker + "}\n"),
+            "job.yaml: metadata.name: 50000 characters; a job's name has at most 63");
+  EXPECT_NE(error_of(worker + ", resources: {memory: " + std::string(50000, '8') + "}}\n").find("is not a memory size"),
+            std::string::npos);
+}
+
+TEST(JobSpec, MemorySizesTakeSlurmAndKubernetesUnits) {
+  auto memory_of = [](const std::string& m) {
+    auto spec = parse_job_spec("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {command: [a], resources: {memory: " + m + "}}\n",
+                               "job.yaml");
+    return spec.roles[0].resources.memory;
+  };
+  EXPECT_EQ(memory_of("512"), "512M");
+  EXPECT_EQ(memory_of("8G"), "8G");
+  EXPECT_EQ(memory_of("8Gi"), "8G");
+  EXPECT_EQ(memory_of("100Ki"), "100K");
+  for (const char* bad : {"G", "8i", "8Gb", "8GiB", "-8G", "1234567890123M", "8 G"}) {
+    EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {command: [a], resources: {memory: \"" +
+                       std::string(bad) + "\"}}\n")
+                  .find("is not a memory size"),
+              std::string::npos)
+        << bad;
+  }
+}
+
+// Numbers are range-checked before they are narrowed: none wraps into a small valid one.
+TEST(JobSpec, NumbersPastTheirRangeAreInputErrorsNotWrapped) {
+  const std::string worker = "kind: TFJob\nspec:\n  %s\n  tfReplicaSpecs:\n    Worker: {replicas: %s, command: [a]}\n";
+  auto spec_with = [&](const std::string& run_policy, const std::string& replicas) {
+    char text[512];
+    std::snprintf(text, sizeof text, worker.c_str(), run_policy.c_str(), replicas.c_str());
+    return std::string(text);
+  };
+  EXPECT_EQ(error_of(spec_with("runPolicy: {}", "4294967298")),
+            "job.yaml: spec.tfReplicaSpecs.Worker.replicas: must be at most 100000 (got 4294967298)");
+  EXPECT_EQ(error_of(spec_with("runPolicy: {backoffLimit: 4294967297}", "1")),
+            "job.yaml: spec.runPolicy.backoffLimit: must be 0..10000 (got 4294967297)");
+  EXPECT_EQ(error_of(spec_with("runPolicy: {backoffLimit: -1}", "1")),
+            "job.yaml: spec.runPolicy.backoffLimit: must be 0..10000 (got -1)");
+  EXPECT_EQ(error_of(spec_with("runPolicy: {activeDeadlineSeconds: 1e308}", "1")),
+            "job.yaml: spec.runPolicy.activeDeadlineSeconds: must be at most 3153600000 (100 years)");
+}
+
+TEST(JobSpec, ADeadlineOfLessThanAMinuteIsOneMinuteNotUnlimited) {
+  auto time_of = [](const std::string& seconds) {
+    auto spec = parse_job_spec("kind: TFJob\nspec:\n  runPolicy: {activeDeadlineSeconds: " + seconds +
+                                   "}\n  tfReplicaSpecs:\n    Worker: {command: [a]}\n",
+                               "job.yaml");
+    std::string script = emit_sbatch(spec, "job.yaml", "cohort");
+    size_t at = script.find("#SBATCH --time=");
+    return at == std::string::npos ? std::string("none") : script.substr(at, script.find('\n', at) - at);
+  };
+  EXPECT_EQ(time_of("1e-300"), "#SBATCH --time=1");
+  EXPECT_EQ(time_of("60"), "#SBATCH --time=1");
+  EXPECT_EQ(time_of("61"), "#SBATCH --time=2");
+  EXPECT_EQ(time_of("3153600000"), "#SBATCH --time=52560000");
+}
+
 TEST(JobSpec, EmitsOneHeterogeneousComponentPerRole) {
   JobSpec spec = parse_job_spec(kTfJob, "job.yaml");
   std::string script = emit_sbatch(spec, "/jobs/job.yaml", "/opt/cohort/bin/cohort");

@@ -9,6 +9,7 @@
 #include <thread>
 #include <regex>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/json.hpp"
@@ -132,6 +133,29 @@ TEST(LocalLaunch, OutputDirHoldsOneLogPerRank) {
     std::string text((std::istreambuf_iterator<char>(in)), {});
     EXPECT_EQ(text, "hello from " + std::to_string(rank) + "\n");
   }
+}
+
+// The run directory is how ranks and the supervisor talk (status files, the checkpoint
+// request): nobody else may write there, whatever the user's umask.
+TEST(LocalLaunch, AnOpenUmaskStillLeavesTheRunDirectoryPrivate) {
+  TempDir temp("cohort-launch-test");
+  const auto run_dir = temp.path() / "run" / "job";
+  const mode_t old = ::umask(0);
+  auto r = launch({"--local", "--nproc", "1", "--run-dir", run_dir.string(), "--output-dir", (temp / "out").string(),
+                   "--", "true"});
+  ::umask(old);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto mode = [](const std::filesystem::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode(temp.path() / "run"), 0700u);
+  EXPECT_EQ(mode(run_dir), 0700u);
+  EXPECT_EQ(mode(run_dir / "attempt-0"), 0700u);
+  EXPECT_EQ(mode(run_dir / "attempt-0" / "rank-0.status"), 0644u);
+  EXPECT_EQ(mode(temp / "out"), 0755u);
+  EXPECT_EQ(mode(temp / "out" / "rank-0.log"), 0644u);
 }
 
 TEST(LocalLaunch, AProgramThatCannotRunFailsWithItsName) {

@@ -189,6 +189,65 @@ TEST(Experiment, LogUniformNeedsAPositiveMin) {
   EXPECT_EQ(error_of(yaml), "exp.yaml: parameters[0].feasibleSpace.min: a logUniform distribution needs min > 0 (got 0)");
 }
 
+// Names, times and references of any length are read without recursion: a 50 000-character
+// one is an error naming its length, not a crash.
+TEST(Experiment, OverlongNamesTimesAndReferencesAreInputErrors) {
+  const std::string huge(50000, 'a');
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("{name: lr,"), 10, "{name: " + huge + ",");
+  EXPECT_EQ(error_of(yaml), "exp.yaml: parameters[0].name: 50000 characters; a name has at most 256");
+
+  yaml = kMinimal + "  resources: {time: \"" + std::string(50000, '1') + "\"}\n";
+  EXPECT_EQ(error_of(yaml), "exp.yaml: trialTemplate.resources.time: 50000 characters; a Slurm time has at most 32 (D-HH:MM:SS)");
+
+  yaml = kMinimal;
+  yaml.replace(yaml.find("${trialParameters.learningRate}"), 31, "${trialParameters." + huge + "}");
+  EXPECT_NE(error_of(yaml).find("trialTemplate.command: a ${trialParameters...} reference of 50000 characters"),
+            std::string::npos)
+      << error_of(yaml).substr(0, 200);
+
+  yaml = kMinimal;
+  yaml.replace(yaml.find("[{name: learningRate,"), 21, "[{name: " + huge + ",");
+  EXPECT_EQ(error_of(yaml), "exp.yaml: trialTemplate.trialParameters[0].name: 50000 characters; a name has at most 256");
+
+  yaml = "metadata: {name: " + huge + "}\n" + kMinimal;
+  EXPECT_EQ(error_of(yaml), "exp.yaml: metadata.name: 50000 characters; an experiment's name has at most 63");
+}
+
+TEST(Experiment, SlurmTimesAreCheckedByTheirShape) {
+  for (const char* ok : {"30", "30:00", "01:00:00", "2-12", "2-12:30", "2-12:30:00"}) {
+    Experiment e = parse_experiment(kMinimal + "  resources: {time: \"" + ok + "\"}\n", "exp.yaml");
+    EXPECT_EQ(e.resources.time, ok);
+  }
+  for (const char* bad : {"", "1:", ":1", "1:2:3:4", "1-", "-1", "1-2-3", "1h", "1:2-3"}) {
+    EXPECT_NE(error_of(kMinimal + "  resources: {time: \"" + bad + "\"}\n").find("is not a Slurm time"), std::string::npos)
+        << bad;
+  }
+}
+
+TEST(Experiment, AnUnclosedReferenceIsLeftAsWritten) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("train.py,"), 9, "\"${trialParameters.x\",");
+  Experiment e = parse_experiment(yaml, "exp.yaml");
+  EXPECT_EQ(e.command_for({{"lr", "0.5"}}),
+            (std::vector<std::string>{"python3", "${trialParameters.x", "--lr=0.5"}));
+}
+
+// A number a sampler cannot compute on exactly is refused, rather than sampled as the
+// neighbouring integer or as infinity.
+TEST(Experiment, BoundsSamplersCannotComputeOnAreRefused) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("{name: lr, parameterType: double,"), 33, "{name: lr, parameterType: int,");
+  yaml.replace(yaml.find("{min: \"0.001\", max: \"0.1\", distribution: logUniform}"), 52,
+               "{min: 1152921504606846976, max: 1152921504606846986}");
+  EXPECT_EQ(error_of(yaml),
+            "exp.yaml: parameters[0].feasibleSpace.min: must be -9007199254740992..9007199254740992 (got 1152921504606846976)");
+  yaml = kMinimal;
+  yaml.replace(yaml.find("{min: \"0.001\", max: \"0.1\", distribution: logUniform}"), 52, "{min: -1e308, max: 1e308}");
+  EXPECT_EQ(error_of(yaml),
+            "exp.yaml: parameters[0].feasibleSpace: min (-1e308) to max (1e308) is wider than a double holds: narrow the range");
+}
+
 TEST(Experiment, NotYamlIsAnInputError) {
   EXPECT_NE(error_of("objective: [unclosed").find("exp.yaml: not valid YAML"), std::string::npos);
 }

@@ -47,6 +47,20 @@ parameters:
 trialTemplate: {command: [true]}
 )";
 
+// A trial number is judged before it is narrowed to an int: 2^32 names no trial, rather
+// than trial 0 by wrapping round.
+TEST(Journal, ARecordForATrialPast2To32AppliesToNoTrial) {
+  JournalState s = parse_journal(
+      "{\"type\":\"experiment\",\"seed\":\"1\"}\n"
+      "{\"type\":\"claim\",\"trial\":0,\"parameters\":{\"x\":\"1\"}}\n"
+      "{\"type\":\"report\",\"trial\":4294967296,\"line\":\"loss=9\"}\n"
+      "{\"type\":\"end\",\"trial\":4294967296,\"state\":\"Failed\",\"exit\":4294967297}\n");
+  ASSERT_EQ(s.trials.size(), 1u);
+  EXPECT_TRUE(s.trials[0].reports.empty());
+  EXPECT_EQ(s.trials[0].state, TrialState::running);
+  EXPECT_EQ(s.trials[0].exit_code, 0);
+}
+
 TEST(Journal, RecordsReadBackInTheOrderAppended) {
   TempDir d;
   Journal j(d.path());

@@ -1,6 +1,7 @@
 // `cohort sweep` as users meet it: local sweeps, their results, and the rules that end them.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -247,6 +248,30 @@ TEST(Sweep, PlotWritesAnSvgWithOnePointPerTrial) {
   for (size_t at = 0; (at = svg.find("<circle", at)) != std::string::npos; ++at) ++circles;
   EXPECT_EQ(circles, 5u);
   EXPECT_NE(svg.find("best so far"), std::string::npos);
+}
+
+// A user whose umask lets everyone write still gets an experiment only they can change:
+// the journal steers every task of the sweep.
+TEST(Sweep, AnOpenUmaskStillLeavesTheExperimentPrivate) {
+  TempDir t;
+  const std::string spec = t.file("square.yaml", kSquare);
+  const mode_t old = ::umask(0);
+  auto r = cohort({"sweep", "run", spec, "--dir", t.dir()});
+  auto plot = cohort({"sweep", "plot", t.dir(), "--out", (t / "plot.svg").string()});
+  ::umask(old);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(plot.exit_code, 0) << plot.err;
+  auto mode = [](const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  };
+  const fs::path dir = t.dir();
+  for (const auto& d : {dir, dir / "trials", dir / "slurm", dir / "trials" / "0"}) EXPECT_EQ(mode(d), 0700u) << d;
+  for (const auto& f : {dir / "experiment.yaml", dir / "journal.jsonl", dir / "trials" / "0" / "stdout.log",
+                        dir / "trials" / "0" / "stderr.log", t / "plot.svg"}) {
+    EXPECT_EQ(mode(f), 0644u) << f;
+  }
 }
 
 TEST(Sweep, SubmitKeepsTheArrayToItself) {

@@ -208,19 +208,90 @@ void write_string_attr(hid_t obj, const char* name, const std::string& value) {
   attr.close(what);
 }
 
-std::int64_t read_int_attr(hid_t obj, const char* name) {
-  std::string what = std::string("attribute ") + name;
+namespace {
+
+// The file an HDF5 object lives in, for messages.
+std::string file_name_of(hid_t obj) {
+  const ssize_t n = H5Fget_name(obj, nullptr, 0);
+  if (n <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return "HDF5 file";
+  }
+  std::string name(static_cast<size_t>(n) + 1, '\0');
+  H5Fget_name(obj, name.data(), name.size());
+  name.resize(static_cast<size_t>(n));
+  return name;
+}
+
+// Empty when `space` holds exactly one element (a scalar, or an array of one); otherwise
+// what it holds instead, in words.
+std::string unless_one_element(hid_t space) {
+  switch (H5Sget_simple_extent_type(space)) {
+    case H5S_SCALAR:
+      return "";
+    case H5S_SIMPLE: {
+      const hssize_t n = H5Sget_simple_extent_npoints(space);
+      if (n == 1) return "";
+      return "is an array of " + std::to_string(n) + " elements";
+    }
+    case H5S_NULL:
+      return "is empty (no elements)";
+    default:
+      H5Eclear2(H5E_DEFAULT);
+      return "has an unreadable dataspace";
+  }
+}
+
+std::string type_in_words(hid_t type) {
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER: return "a " + std::to_string(H5Tget_size(type) * 8) + "-bit integer";
+    case H5T_FLOAT: return "a floating-point number";
+    case H5T_STRING: return "a string";
+    case H5T_COMPOUND: return "a compound value";
+    case H5T_ARRAY: return "an array type";
+    case H5T_ENUM: return "an enumeration";
+    case H5T_VLEN: return "a variable-length sequence";
+    case H5T_REFERENCE: return "a reference";
+    default: H5Eclear2(H5E_DEFAULT); return "a value of another type";
+  }
+}
+
+// Opens attribute `name` of `obj` once it is known to hold one element whose type is of
+// `type_class` (and at most `max_size` bytes): reading anything else into one value would
+// write past it. A mismatch is damage naming the file, the attribute and `expected`.
+H5Handle open_single_attr(hid_t obj, const char* name, H5T_class_t type_class, size_t max_size,
+                          const std::string& expected, H5Handle& type) {
+  const std::string what = file_name_of(obj) + ": attribute " + name;
   auto attr = h5_attr(H5Aopen(obj, name, H5P_DEFAULT), what);
+  auto space = h5_space(H5Aget_space(attr.get()), what);
+  if (auto shape = unless_one_element(space.get()); !shape.empty()) {
+    throw Error(what + ": " + shape + ", expected " + expected);
+  }
+  type = h5_type(H5Aget_type(attr.get()), what);
+  if (H5Tget_class(type.get()) != type_class || H5Tget_size(type.get()) > max_size) {
+    throw Error(what + ": is " + type_in_words(type.get()) + ", expected " + expected);
+  }
+  return attr;
+}
+
+}  // namespace
+
+std::int64_t read_int_attr(hid_t obj, const char* name) {
+  H5Handle type;
+  auto attr = open_single_attr(obj, name, H5T_INTEGER, sizeof(std::int64_t), "a single 64-bit integer", type);
   std::int64_t value = 0;
-  h5ok(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), what);
+  h5ok(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), file_name_of(obj) + ": attribute " + name);
   return value;
 }
 
 std::string read_string_attr(hid_t obj, const char* name) {
-  std::string what = std::string("attribute ") + name;
-  auto attr = h5_attr(H5Aopen(obj, name, H5P_DEFAULT), what);
-  auto stored = h5_type(H5Aget_type(attr.get()), what);
-  if (H5Tget_class(stored.get()) != H5T_STRING) throw Error(what + ": not a string");
+  const std::string what = file_name_of(obj) + ": attribute " + name;
+  H5Handle stored;
+  // A fixed-length string longer than the whole file cannot be stored in it.
+  auto file = h5_file(H5Iget_file_id(obj), what);
+  hsize_t file_bytes = 0;
+  h5ok(H5Fget_filesize(file.get(), &file_bytes), what);
+  auto attr = open_single_attr(obj, name, H5T_STRING, static_cast<size_t>(file_bytes), "a single string", stored);
   if (H5Tis_variable_str(stored.get()) > 0) {
     auto type = h5_type(H5Tcopy(H5T_C_S1), what);
     h5ok(H5Tset_size(type.get(), H5T_VARIABLE), what);

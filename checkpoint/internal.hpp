@@ -100,7 +100,9 @@ struct TensorDataset {
 };
 TensorDataset open_tensor(hid_t file, const TensorInfo& info);
 
-// Root attribute helpers.
+// Root attribute helpers. A reader first checks that the attribute holds one value of the
+// expected kind: anything else (an array, another type) is damage, a cohort::Error naming
+// the file, the attribute and what was expected.
 void write_int_attr(hid_t obj, const char* name, std::int64_t value);
 void write_string_attr(hid_t obj, const char* name, const std::string& value);
 std::int64_t read_int_attr(hid_t obj, const char* name);

@@ -1,0 +1,162 @@
+// Checkpoints damaged or crafted on purpose. Each is reported as damage that names what is
+// wrong, found without reading more than the file holds, and load_latest() falls back past
+// it to the previous good checkpoint; nothing crashes, hangs or reads outside the checkpoint.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "checkpoint/checkpoint.hpp"
+#include "checkpoint/crc32c.hpp"
+#include "common/error.hpp"
+#include "common/json.hpp"
+#include "test_util.hpp"
+
+namespace cohort::checkpoint {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+constexpr std::uint64_t kRows = 4, kCols = 8;
+
+// Two good checkpoints, steps 1 and 2, each of "w" (float32 [4, 8], sharded by rows) and
+// "lr" (a float64 scalar); tests damage step 2 and expect step 1 back.
+class Damage : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Options options;
+    options.warn = [](const std::string&) {};
+    ckpt_ = std::make_unique<Checkpointer>(tmp_ / "ckpt", MPI_COMM_WORLD, options);
+    save(1);
+    save(2);
+  }
+
+  void save(std::int64_t step) {
+    auto w = testing::pattern(step, kRows * kCols);
+    double lr = static_cast<double>(step);
+    ckpt_->save(step, State{{{"w", DType::float32, {kRows, kCols}, Sharding::rows, w.data()},
+                             {"lr", DType::float64, {}, Sharding::replicated, &lr}},
+                            {}});
+  }
+
+  fs::path newest() const { return checkpoint_path(tmp_ / "ckpt", 2); }
+
+  // load_latest() must fall back to step 1; returns why it skipped step 2.
+  std::string expect_fallback() {
+    std::vector<float> w(kRows * kCols);
+    double lr = 0;
+    std::vector<TensorSlot> slots{{"w", DType::float32, {kRows, kCols}, Sharding::rows, w.data()},
+                                  {"lr", DType::float64, {}, Sharding::replicated, &lr}};
+    std::optional<LoadResult> r;
+    try {
+      r = ckpt_->load_latest(slots);
+    } catch (const Error& e) {
+      ADD_FAILURE() << "load_latest threw instead of falling back: " << e.what();
+      return "";
+    }
+    if (!r) {
+      ADD_FAILURE() << "load_latest found no checkpoint";
+      return "";
+    }
+    EXPECT_EQ(r->step, 1);
+    EXPECT_EQ(w, testing::pattern(1, kRows * kCols));
+    EXPECT_EQ(lr, 1.0);
+    if (r->skipped.size() != 1u) {
+      ADD_FAILURE() << r->skipped.size() << " checkpoints skipped, expected step 2 alone";
+      return "";
+    }
+    EXPECT_EQ(r->skipped[0].step, 2);
+    return r->skipped[0].reason;
+  }
+
+  // verify() of step 2 must fail; returns its problems as one line.
+  std::string expect_verify_fails() {
+    VerifyReport report;
+    try {
+      report = verify(newest());
+    } catch (const Error& e) {
+      ADD_FAILURE() << "verify threw instead of reporting damage: " << e.what();
+      return "";
+    }
+    EXPECT_FALSE(report.ok());
+    std::string text;
+    for (const auto& p : report.problems) text += (p.tensor.empty() ? "" : "tensor '" + p.tensor + "': ") + p.message + "; ";
+    return text;
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<Checkpointer> ckpt_;
+};
+
+#define EXPECT_MENTIONS(text, fragment) \
+  EXPECT_NE(std::string(text).find(fragment), std::string::npos) << "'" << (text) << "' lacks '" << (fragment) << "'"
+
+// Replaces root attribute cohort.step of `file` with one of `type` over `space`, holding `data`.
+void replace_step_attribute(hid_t file, hid_t type, hid_t space, const void* data) {
+  H5Adelete(file, "cohort.step");
+  hid_t attr = H5Acreate2(file, "cohort.step", type, space, H5P_DEFAULT, H5P_DEFAULT);
+  if (data) H5Awrite(attr, type, data);
+  H5Aclose(attr);
+}
+
+TEST_F(Damage, AnArrayWhereTheStepAttributeBelongsIsDamageNotAStackOverwrite) {
+  testing::craft_state(newest(), [](hid_t file) {
+    std::vector<std::int64_t> steps(4096, 2);
+    hsize_t n = steps.size();
+    hid_t space = H5Screate_simple(1, &n, nullptr);
+    replace_step_attribute(file, H5T_NATIVE_INT64, space, steps.data());
+    H5Sclose(space);
+  });
+  const std::string problems = expect_verify_fails();
+  EXPECT_MENTIONS(problems, "state.h5");
+  EXPECT_MENTIONS(problems, "cohort.step");
+  EXPECT_MENTIONS(problems, "4096 elements");
+  EXPECT_MENTIONS(problems, "expected a single 64-bit integer");
+  EXPECT_MENTIONS(expect_fallback(), "cohort.step");
+}
+
+TEST_F(Damage, AStepAttributeOfAnotherKindIsDamage) {
+  struct Case {
+    const char* name;
+    const char* expected_fragment;
+    void (*craft)(hid_t file);
+  };
+  const Case cases[] = {
+      {"string", "a string",
+       [](hid_t file) {
+         hid_t type = H5Tcopy(H5T_C_S1);
+         H5Tset_size(type, 8);
+         hid_t space = H5Screate(H5S_SCALAR);
+         replace_step_attribute(file, type, space, "2\0\0\0\0\0\0\0");
+         H5Sclose(space);
+         H5Tclose(type);
+       }},
+      {"float", "a floating-point number",
+       [](hid_t file) {
+         double two = 2;
+         hid_t space = H5Screate(H5S_SCALAR);
+         replace_step_attribute(file, H5T_NATIVE_DOUBLE, space, &two);
+         H5Sclose(space);
+       }},
+      {"empty", "no elements",
+       [](hid_t file) {
+         hid_t space = H5Screate(H5S_NULL);
+         replace_step_attribute(file, H5T_NATIVE_INT64, space, nullptr);
+         H5Sclose(space);
+       }},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    save(2);
+    testing::craft_state(newest(), c.craft);
+    const std::string problems = expect_verify_fails();
+    EXPECT_MENTIONS(problems, "cohort.step");
+    EXPECT_MENTIONS(problems, c.expected_fragment);
+    EXPECT_MENTIONS(expect_fallback(), "cohort.step");
+  }
+}
+
+}  // namespace
+}  // namespace cohort::checkpoint

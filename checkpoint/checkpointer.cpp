@@ -608,13 +608,21 @@ class Checkpointer::Impl {
     fsync_path(path);
   }
 
-  // Makes `tmp` the checkpoint at `final_path`. A step saved again replaces the old one:
-  // it is moved aside first (so a crash in between leaves the earlier steps, never a mix).
+  // Makes `tmp` the checkpoint at `final_path`. A step saved again (a run that resumed from
+  // an earlier step and got here again) trades places with the old copy in one exchange, so
+  // that a complete copy of the step is committed at every instant; the old copy, now
+  // under the hidden temporary name, is removed after. Where the file system cannot
+  // exchange, the old copy is moved aside first: a crash in between leaves the earlier
+  // steps without this one, never a mix.
   void commit(const fs::path& tmp, const fs::path& final_path) {
+    std::error_code ec;
     if (fs::exists(final_path)) {
+      if (exchange_durably(tmp, final_path)) {
+        fs::remove_all(tmp, ec);
+        return;
+      }
       fs::path aside = dir_ / ("." + final_path.filename().string() + ".deleting-" + nonce());
       rename_durably(final_path, aside);
-      std::error_code ec;
       fs::remove_all(aside, ec);
     }
     rename_durably(tmp, final_path);

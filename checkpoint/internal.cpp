@@ -469,6 +469,16 @@ void rename_durably(const fs::path& from, const fs::path& to) {
   if (from.parent_path() != to.parent_path()) fsync_path(from.parent_path());
 }
 
+bool exchange_durably(const fs::path& a, const fs::path& b) {
+  if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0) {
+    if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) return false;
+    throw Error(system_message("exchange " + a.string() + " and " + b.string(), errno));
+  }
+  fsync_path(b.parent_path());
+  if (a.parent_path() != b.parent_path()) fsync_path(a.parent_path());
+  return true;
+}
+
 void write_latest(const fs::path& dir, std::int64_t step) {
   fs::path tmp = dir / (".latest.tmp-" + nonce());
   try {

@@ -197,6 +197,10 @@ void write_durably(const fs::path& path, std::string_view content);
 std::string read_text(const fs::path& path);
 // rename(2), then fsync of the directory that holds `to`.
 void rename_durably(const fs::path& from, const fs::path& to);
+// Swaps the entries `a` and `b` in one step (renameat2 with RENAME_EXCHANGE), then fsyncs
+// their directory. Returns false, having changed nothing, where the file system cannot
+// exchange (NFS and some parallel file systems).
+bool exchange_durably(const fs::path& a, const fs::path& b);
 // Points DIR/latest at `step`: a temporary file, fsync, rename over latest, fsync DIR.
 void write_latest(const fs::path& dir, std::int64_t step);
 // Removes hidden leftovers of interrupted saves and prunes. Errors are returned as text.

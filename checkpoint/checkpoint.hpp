@@ -185,7 +185,8 @@ class Checkpointer {
   // the result and warn) any that are corrupt. Returns nullopt when DIR holds no committed
   // checkpoint. Throws when checkpoints exist but none verifies, or when the slots do not
   // match the checkpoint (unknown name, other dtype or shape): those are the caller's to
-  // fix, not a reason to fall back.
+  // fix, not a reason to fall back. A manifest that disagrees with its state.h5 (a tensor
+  // named in one and missing from the other) is damage, and falls back.
   std::optional<LoadResult> load_latest(std::span<const TensorSlot> slots);
   // Loads checkpoint `step`, without fallback.
   LoadResult load(std::int64_t step, std::span<const TensorSlot> slots);

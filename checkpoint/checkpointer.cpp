@@ -661,27 +661,22 @@ class Checkpointer::Impl {
       }
     });
 
-    // Which stored tensor each slot names; an unknown name is the caller's to fix.
+    // Which stored tensor each slot names. A name the manifest lacks is the caller's to fix
+    // only once the manifest is known to agree with the file, checked below.
     std::vector<std::uint64_t> local_rows(slots.size(), 0);
     for (size_t i = 0; i < slots.size(); ++i) {
       if (slots[i].sharding == Sharding::rows) local_rows[i] = slots[i].shape[0];
     }
     RowLayout rows = layout_rows(group_, local_rows);
     std::vector<const TensorInfo*> infos(slots.size());
-    group_.together([&] {
-      for (size_t i = 0; i < slots.size(); ++i) {
-        const auto& s = slots[i];
-        auto it = std::find_if(manifest.tensors.begin(), manifest.tensors.end(),
-                               [&](const TensorInfo& t) { return t.name == s.name; });
-        if (it == manifest.tensors.end()) {
-          std::string names;
-          for (const auto& t : manifest.tensors) names += (names.empty() ? "" : ", ") + t.name;
-          throw input_error("tensor '" + s.name + "' is not in " + path.string() + " (it has: " +
-                            (names.empty() ? "no tensors" : names) + ")");
-        }
-        infos[i] = &*it;
-      }
-    });
+    const TensorSlot* unknown = nullptr;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const auto& s = slots[i];
+      auto it = std::find_if(manifest.tensors.begin(), manifest.tensors.end(),
+                             [&](const TensorInfo& t) { return t.name == s.name; });
+      if (it != manifest.tensors.end()) infos[i] = &*it;
+      else if (!unknown) unknown = &s;
+    }
     // Slots against the manifest, once the manifest is known to agree with the file (a
     // damaged manifest is a reason to fall back, not the caller's mistake).
     auto check_slots = [&] {
@@ -737,6 +732,24 @@ class Checkpointer::Impl {
         if (stored_step != step) {
           throw Error(std::string(kStateFile) + " says step " + std::to_string(stored_step) + ", expected " +
                       std::to_string(step));
+        }
+        if (unknown) {
+          // A manifest that names tensors the file lacks (or lacks one the file holds) is
+          // damaged: its list of names is no reason to blame the caller.
+          for (const auto& t : manifest.tensors) {
+            if (!has_tensor(file.get(), t.name)) {
+              throw Error(std::string(kManifestFile) + " lists tensor '" + t.name + "', which " +
+                          std::string(kStateFile) + " does not hold");
+            }
+          }
+          if (has_tensor(file.get(), unknown->name)) {
+            throw Error(std::string(kStateFile) + " holds tensor '" + unknown->name + "', which " +
+                        std::string(kManifestFile) + " does not list");
+          }
+          std::string names;
+          for (const auto& t : manifest.tensors) names += (names.empty() ? "" : ", ") + t.name;
+          throw input_error("tensor '" + unknown->name + "' is not in " + path.string() + " (it has: " +
+                            (names.empty() ? "no tensors" : names) + ")");
         }
       });
       auto independent = transfer(group_, false), collective = transfer(group_, true);

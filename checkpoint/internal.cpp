@@ -80,6 +80,14 @@ H5Handle h5_attr(hid_t id, const std::string& what) { return {h5id(id, what), H5
 H5Handle h5_group(hid_t id, const std::string& what) { return {h5id(id, what), H5Gclose}; }
 H5Handle h5_type(hid_t id, const std::string& what) { return {h5id(id, what), H5Tclose}; }
 
+bool has_tensor(hid_t file, const std::string& name) {
+  const htri_t found = H5Lexists(file, "tensors", H5P_DEFAULT) > 0
+                           ? H5Lexists(file, ("tensors/" + name).c_str(), H5P_DEFAULT)
+                           : 0;
+  if (found < 0) H5Eclear2(H5E_DEFAULT);
+  return found > 0;
+}
+
 TensorDataset open_tensor(hid_t file, const TensorInfo& info) {
   const std::string what = "tensor '" + info.name + "'";
   TensorDataset t;

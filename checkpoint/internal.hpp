@@ -92,6 +92,9 @@ hid_t memory_type(DType dtype);
 // The dtype a stored dataset type matches, for checks against the manifest.
 std::optional<DType> dtype_of(hid_t type);
 
+// Whether an open checkpoint file has a dataset /tensors/<name>.
+bool has_tensor(hid_t file, const std::string& name);
+
 // A tensor's dataset in an open checkpoint file, and its dataspace, once its shape and type
 // are checked against the manifest's `info` (an Error naming the tensor otherwise).
 struct TensorDataset {

@@ -158,5 +158,22 @@ TEST_F(Damage, AStepAttributeOfAnotherKindIsDamage) {
   }
 }
 
+TEST_F(Damage, AManifestNamingATensorTheFileLacksFallsBack) {
+  // Valid JSON, consistent in itself, but "w" became "v", which state.h5 does not hold.
+  testing::edit_manifest(newest(), [](json::Value& m) {
+    testing::member(m, "tensors").as_array()[0].set("name", "v");
+  });
+  EXPECT_MENTIONS(expect_verify_fails(), "tensor 'v'");
+  const std::string reason = expect_fallback();
+  EXPECT_MENTIONS(reason, "'v'");
+  EXPECT_MENTIONS(reason, "state.h5");
+}
+
+TEST_F(Damage, ATensorMissingFromTheFileFallsBack) {
+  testing::craft_state(newest(), [](hid_t file) { H5Ldelete(file, "tensors/w", H5P_DEFAULT); });
+  EXPECT_MENTIONS(expect_verify_fails(), "tensor 'w'");
+  EXPECT_MENTIONS(expect_fallback(), "tensor 'w'");
+}
+
 }  // namespace
 }  // namespace cohort::checkpoint

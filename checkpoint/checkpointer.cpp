@@ -707,9 +707,7 @@ class Checkpointer::Impl {
     // Rank 0 checks the file's size first: a truncated file is the common damage.
     group_.together([&] {
       if (group_.rank() != 0) return;
-      std::error_code ec;
-      auto size = fs::file_size(path / kStateFile, ec);
-      if (ec) throw Error(system_message((path / kStateFile).string(), ec.value()));
+      auto size = regular_file_size(path / kStateFile);
       if (size != manifest.state_bytes) {
         throw Error(std::string(kStateFile) + " is " + std::to_string(size) + " bytes, the manifest says " +
                     std::to_string(manifest.state_bytes) + " (truncated or overwritten)");

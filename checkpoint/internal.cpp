@@ -437,7 +437,8 @@ std::string utc_now() {
   return buf;
 }
 
-ReadAhead::ReadAhead(const fs::path& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+ReadAhead::ReadAhead(const fs::path& path)
+    : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) {}
 
 ReadAhead::~ReadAhead() {
   if (fd_ >= 0) ::close(fd_);
@@ -463,10 +464,53 @@ void write_durably(const fs::path& path, std::string_view content) {
   fd.close("close " + path.string());
 }
 
+namespace {
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "no ordinary file";
+}
+
+}  // namespace
+
+RegularFile open_regular(const fs::path& path) {
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer that never comes.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
+    if (errno == ELOOP) throw Error(path.string() + " is a symbolic link; a checkpoint holds regular files only");
+    throw Error(system_message("open " + path.string(), errno));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw Error(system_message("stat " + path.string(), errno));
+  if (!S_ISREG(st.st_mode)) {
+    throw Error(path.string() + " is not a regular file (it is " + file_kind(st.st_mode) +
+                "); a checkpoint holds regular files only");
+  }
+  return {std::move(fd), static_cast<std::uint64_t>(st.st_size)};
+}
+
+std::uint64_t regular_file_size(const fs::path& path) { return open_regular(path).size; }
+
 std::string read_text(const fs::path& path) {
-  auto text = read_file(path);
-  if (!text) throw Error(system_message("open " + path.string(), errno));
-  return std::move(*text);
+  auto file = open_regular(path);
+  if (file.size > kMaxTextBytes) {
+    throw Error(path.string() + " is " + std::to_string(file.size) + " bytes, more than the " +
+                std::to_string(kMaxTextBytes) + " any manifest needs");
+  }
+  std::string out(file.size, '\0');
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::read(file.fd.get(), out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(system_message("read " + path.string(), errno));
+    if (n == 0) break;  // the file shrank since it was opened
+    done += static_cast<std::size_t>(n);
+  }
+  out.resize(done);
+  return out;
 }
 
 void rename_durably(const fs::path& from, const fs::path& to) {

@@ -17,6 +17,7 @@
 
 #include "checkpoint/checkpoint.hpp"
 #include "common/error.hpp"
+#include "common/fd.hpp"
 
 namespace cohort::checkpoint::detail {
 
@@ -197,6 +198,19 @@ class ReadAhead {
 void fsync_path(const fs::path& path);
 // Writes `content` to `path` (created or truncated) and fsyncs it.
 void write_durably(const fs::path& path, std::string_view content);
+
+// A checkpoint's files are regular files. One that is a symbolic link, a FIFO, a device or
+// a directory could lead outside the checkpoint, block for ever or never end: opening it
+// is refused as damage, a cohort::Error naming the path.
+struct RegularFile {
+  Fd fd;
+  std::uint64_t size = 0;
+};
+RegularFile open_regular(const fs::path& path);
+std::uint64_t regular_file_size(const fs::path& path);
+// The whole of a regular file of at most kMaxTextBytes, read no further than the size it
+// had when opened.
+inline constexpr std::uint64_t kMaxTextBytes = std::uint64_t{1} << 30;
 std::string read_text(const fs::path& path);
 // rename(2), then fsync of the directory that holds `to`.
 void rename_durably(const fs::path& from, const fs::path& to);

@@ -123,10 +123,11 @@ VerifyReport verify(const std::filesystem::path& checkpoint, const std::function
     report.problems.push_back({"", "the manifest says step " + std::to_string(m.step) + ", the directory says " +
                                        std::to_string(*named)});
   }
-  std::error_code ec;
-  auto size = fs::file_size(checkpoint / kStateFile, ec);
-  if (ec) {
-    report.problems.push_back({"", system_message((checkpoint / kStateFile).string(), ec.value())});
+  std::uint64_t size = 0;
+  try {
+    size = regular_file_size(checkpoint / kStateFile);
+  } catch (const Error& e) {
+    report.problems.push_back({"", e.what()});
     return report;
   }
   if (size != m.state_bytes) {

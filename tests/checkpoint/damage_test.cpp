@@ -175,5 +175,62 @@ TEST_F(Damage, ATensorMissingFromTheFileFallsBack) {
   EXPECT_MENTIONS(expect_fallback(), "tensor 'w'");
 }
 
+TEST_F(Damage, AManifestThatIsNoRegularFileIsDamageNotAHang) {
+  const fs::path manifest = newest() / "manifest.json";
+  struct Case {
+    const char* name;
+    const char* expected_fragment;
+    void (*make)(const fs::path& at);
+  };
+  const Case cases[] = {
+      {"a link to /dev/zero", "symbolic link", [](const fs::path& at) { fs::create_symlink("/dev/zero", at); }},
+      {"a FIFO", "not a regular file", [](const fs::path& at) { ASSERT_EQ(::mkfifo(at.c_str(), 0644), 0); }},
+      {"a directory", "not a regular file", [](const fs::path& at) { fs::create_directory(at); }},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    save(2);
+    fs::remove(manifest);
+    c.make(manifest);
+    const std::string problems = expect_verify_fails();
+    EXPECT_MENTIONS(problems, "manifest.json");
+    EXPECT_MENTIONS(problems, c.expected_fragment);
+    try {
+      read_manifest(newest());
+      ADD_FAILURE() << "read_manifest read " << c.name;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::failure) << e.what();
+    }
+    EXPECT_MENTIONS(expect_fallback(), c.expected_fragment);
+  }
+}
+
+TEST_F(Damage, ALatestThatIsAFifoDoesNotBlockListingOrLoading) {
+  fs::remove(tmp_ / "ckpt" / "latest");
+  ASSERT_EQ(::mkfifo((tmp_ / "ckpt" / "latest").c_str(), 0644), 0);
+  auto entries = list(tmp_ / "ckpt");
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_FALSE(entries[1].latest);
+  std::vector<float> w(kRows * kCols);
+  double lr = 0;
+  std::vector<TensorSlot> slots{{"w", DType::float32, {kRows, kCols}, Sharding::rows, w.data()},
+                                {"lr", DType::float64, {}, Sharding::replicated, &lr}};
+  EXPECT_EQ(ckpt_->load_latest(slots)->step, 2);
+}
+
+TEST_F(Damage, AStateFileThatIsNoRegularFileIsDamage) {
+  // The right bytes, but reached through a link that could as well point anywhere.
+  fs::rename(newest() / "state.h5", tmp_ / "elsewhere.h5");
+  fs::create_symlink(tmp_ / "elsewhere.h5", newest() / "state.h5");
+  EXPECT_MENTIONS(expect_verify_fails(), "symbolic link");
+  EXPECT_MENTIONS(expect_fallback(), "symbolic link");
+
+  save(2);
+  fs::remove(newest() / "state.h5");
+  ASSERT_EQ(::mkfifo((newest() / "state.h5").c_str(), 0644), 0);
+  EXPECT_MENTIONS(expect_verify_fails(), "not a regular file");
+  EXPECT_MENTIONS(expect_fallback(), "not a regular file");
+}
+
 }  // namespace
 }  // namespace cohort::checkpoint

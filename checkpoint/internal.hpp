@@ -97,7 +97,10 @@ std::optional<DType> dtype_of(hid_t type);
 bool has_tensor(hid_t file, const std::string& name);
 
 // A tensor's dataset in an open checkpoint file, and its dataspace, once its shape and type
-// are checked against the manifest's `info` (an Error naming the tensor otherwise).
+// are checked against the manifest's `info`, and its storage: reached through hard links,
+// kept in the file itself (no external file, no virtual dataset; deflate, shuffle and
+// fletcher32 the only filters), and no larger than that storage can hold. An Error naming
+// the tensor otherwise.
 struct TensorDataset {
   H5Handle dataset;
   H5Handle space;

@@ -232,5 +232,129 @@ TEST_F(Damage, AStateFileThatIsNoRegularFileIsDamage) {
   EXPECT_MENTIONS(expect_fallback(), "not a regular file");
 }
 
+// Replaces dataset tensors/w with one of `shape` made by `dcpl`, writing `data` when given,
+// and makes the manifest describe it with `crc`.
+void replace_w(const fs::path& checkpoint, const std::vector<hsize_t>& shape, hid_t dcpl, const void* data,
+               std::uint32_t crc) {
+  testing::craft_state(checkpoint, [&](hid_t file) {
+    H5Ldelete(file, "tensors/w", H5P_DEFAULT);
+    hid_t space = H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr);
+    hid_t dataset = H5Dcreate2(file, "tensors/w", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (data) H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    H5Dclose(dataset);
+    H5Sclose(space);
+  });
+  testing::edit_manifest(checkpoint, [&](json::Value& m) {
+    auto& w = testing::member(m, "tensors").as_array()[0];
+    json::Value dims = json::Value::array();
+    std::uint64_t count = 1;
+    for (auto d : shape) {
+      dims.push(json::Value(static_cast<std::uint64_t>(d)));
+      count *= d;
+    }
+    w.set("shape", std::move(dims));
+    w.set("bytes", count * 4);
+    w.set("crc32c", static_cast<std::int64_t>(crc));
+  });
+}
+
+TEST_F(Damage, ASparseTerabyteTensorInASmallFileIsDamageFoundWithoutReadingIt) {
+  const std::vector<hsize_t> terabyte{hsize_t{1} << 38};  // float32: 1 TiB
+  // Contiguous, never written: HDF5 would hand back fill values for all of it.
+  hid_t contiguous = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_alloc_time(contiguous, H5D_ALLOC_TIME_LATE);
+  replace_w(newest(), terabyte, contiguous, nullptr, 0);
+  H5Pclose(contiguous);
+  EXPECT_LT(fs::file_size(newest() / "state.h5"), 1u << 20);
+  std::string problems = expect_verify_fails();
+  EXPECT_MENTIONS(problems, "tensor 'w'");
+  EXPECT_MENTIONS(problems, "1099511627776 bytes");
+  EXPECT_MENTIONS(expect_fallback(), "tensor 'w'");
+
+  // Chunked and deflated, no chunk written.
+  save(2);
+  hid_t chunked = H5Pcreate(H5P_DATASET_CREATE);
+  hsize_t chunk = 1 << 18;
+  H5Pset_chunk(chunked, 1, &chunk);
+  H5Pset_deflate(chunked, 1);
+  replace_w(newest(), terabyte, chunked, nullptr, 0);
+  H5Pclose(chunked);
+  problems = expect_verify_fails();
+  EXPECT_MENTIONS(problems, "tensor 'w'");
+  EXPECT_MENTIONS(problems, "1099511627776 bytes");
+  EXPECT_MENTIONS(expect_fallback(), "tensor 'w'");
+}
+
+TEST_F(Damage, ACompressedTensorOfZerosStillVerifies) {
+  // Deflate shrinks zeros about a thousandfold: the bound on a dataset's size must allow it.
+  std::vector<float> zeros(4 << 20);
+  auto r = ckpt_->save(3, State{{{"zeros", DType::float32, {4096, 1024}, Sharding::rows, zeros.data(), true}}, {}});
+  EXPECT_LT(fs::file_size(r.path / "state.h5"), zeros.size() * 4 / 100);
+  auto report = verify(r.path);
+  EXPECT_TRUE(report.ok()) << (report.ok() ? "" : report.problems[0].message);
+}
+
+TEST_F(Damage, ExternalStorageIsRefusedRatherThanReadOutsideTheCheckpoint) {
+  // A tensor whose bytes HDF5 would read from a file elsewhere, with a matching checksum.
+  const auto secret = testing::pattern(99, kRows * kCols);
+  const fs::path outside = tmp_ / "secret.bin";
+  testing::write_file(outside, std::string(reinterpret_cast<const char*>(secret.data()), secret.size() * 4));
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_external(dcpl, outside.c_str(), 0, secret.size() * 4);
+  replace_w(newest(), {kRows, kCols}, dcpl, nullptr, crc32c(0, secret.data(), secret.size() * 4));
+  H5Pclose(dcpl);
+  EXPECT_MENTIONS(expect_verify_fails(), "external");
+  EXPECT_MENTIONS(expect_fallback(), "external");
+  std::vector<std::byte> bytes;
+  const auto manifest = read_manifest(newest());
+  EXPECT_THROW(read_tensor(newest(), manifest.tensors[0], bytes), Error);
+}
+
+// An HDF5 file outside the checkpoint holding dataset "data" = pattern(99).
+fs::path outside_file(const TempDir& tmp) {
+  const fs::path path = tmp / "outside.h5";
+  const auto data = testing::pattern(99, kRows * kCols);
+  hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t dims[2] = {kRows, kCols};
+  hid_t space = H5Screate_simple(2, dims, nullptr);
+  hid_t dataset = H5Dcreate2(file, "data", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data());
+  H5Dclose(dataset);
+  H5Sclose(space);
+  H5Fclose(file);
+  return path;
+}
+
+TEST_F(Damage, AVirtualDatasetMappingAnotherFileIsRefused) {
+  const fs::path outside = outside_file(tmp_);
+  const auto data = testing::pattern(99, kRows * kCols);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  hsize_t dims[2] = {kRows, kCols};
+  hid_t source = H5Screate_simple(2, dims, nullptr);
+  hid_t target = H5Screate_simple(2, dims, nullptr);
+  H5Pset_virtual(dcpl, target, outside.c_str(), "data", source);
+  replace_w(newest(), {kRows, kCols}, dcpl, nullptr, crc32c(0, data.data(), data.size() * 4));
+  H5Sclose(source);
+  H5Sclose(target);
+  H5Pclose(dcpl);
+  EXPECT_MENTIONS(expect_verify_fails(), "virtual");
+  EXPECT_MENTIONS(expect_fallback(), "virtual");
+}
+
+TEST_F(Damage, ATensorLinkedToAnotherFileIsRefused) {
+  const fs::path outside = outside_file(tmp_);
+  const auto data = testing::pattern(99, kRows * kCols);
+  testing::craft_state(newest(), [&](hid_t file) {
+    H5Ldelete(file, "tensors/w", H5P_DEFAULT);
+    H5Lcreate_external(outside.c_str(), "data", file, "tensors/w", H5P_DEFAULT, H5P_DEFAULT);
+  });
+  testing::edit_manifest(newest(), [&](json::Value& m) {
+    testing::member(m, "tensors").as_array()[0].set("crc32c",
+                                                    static_cast<std::int64_t>(crc32c(0, data.data(), data.size() * 4)));
+  });
+  EXPECT_MENTIONS(expect_verify_fails(), "link");
+  EXPECT_MENTIONS(expect_fallback(), "link");
+}
+
 }  // namespace
 }  // namespace cohort::checkpoint

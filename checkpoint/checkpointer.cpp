@@ -6,7 +6,9 @@
 #include <cstring>
 #include <deque>
 #include <iostream>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "checkpoint/checkpoint.hpp"
@@ -136,12 +138,11 @@ std::string describe(std::int64_t step, const std::vector<T>& tensors) {
 
 template <typename T>
 void check_local(const std::vector<T>& tensors, const char* verb) {
+  std::set<std::string_view> names;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
     check_tensor_name(t.name);
-    for (size_t j = 0; j < i; ++j) {
-      if (tensors[j].name == t.name) throw input_error("tensor '" + t.name + "' appears twice; names must be unique");
-    }
+    if (!names.insert(t.name).second) throw input_error("tensor '" + t.name + "' appears twice; names must be unique");
     if (t.sharding == Sharding::rows && t.shape.empty()) {
       throw input_error("tensor '" + t.name + "' is a scalar and cannot be sharded by rows; make it replicated");
     }
@@ -668,13 +669,14 @@ class Checkpointer::Impl {
       if (slots[i].sharding == Sharding::rows) local_rows[i] = slots[i].shape[0];
     }
     RowLayout rows = layout_rows(group_, local_rows);
+    std::map<std::string_view, const TensorInfo*> by_name;
+    for (const auto& t : manifest.tensors) by_name.emplace(t.name, &t);
     std::vector<const TensorInfo*> infos(slots.size());
     const TensorSlot* unknown = nullptr;
     for (size_t i = 0; i < slots.size(); ++i) {
       const auto& s = slots[i];
-      auto it = std::find_if(manifest.tensors.begin(), manifest.tensors.end(),
-                             [&](const TensorInfo& t) { return t.name == s.name; });
-      if (it != manifest.tensors.end()) infos[i] = &*it;
+      auto it = by_name.find(s.name);
+      if (it != by_name.end()) infos[i] = it->second;
       else if (!unknown) unknown = &s;
     }
     // Slots against the manifest, once the manifest is known to agree with the file (a

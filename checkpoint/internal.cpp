@@ -745,6 +745,8 @@ Manifest manifest_from_json(const json::Value& v, const std::string& source) {
     field = "files";
     if (!found_state) throw Error(std::string("does not list ") + std::string(kStateFile));
     const auto& tensors = get(v, "tensors", "tensors").as_array();
+    // Ordered rather than hashed: a crafted manifest cannot make lookups degrade.
+    std::set<std::string> names;
     for (size_t i = 0; i < tensors.size(); ++i) {
       std::string at = "tensors[" + std::to_string(i) + "]";
       const auto& t = tensors[i];
@@ -771,9 +773,7 @@ Manifest manifest_from_json(const json::Value& v, const std::string& source) {
       if (const auto* c = t.find("compressed")) info.compressed = c->as_bool();
       field = at + ".name";
       check_tensor_name(info.name);
-      for (const auto& other : m.tensors) {
-        if (other.name == info.name) throw Error("tensor '" + info.name + "' is listed twice");
-      }
+      if (!names.insert(info.name).second) throw Error("tensor '" + info.name + "' is listed twice");
       m.tensors.push_back(std::move(info));
     }
     if (const auto* meta = v.find("metadata")) {

@@ -107,6 +107,20 @@ struct TensorDataset {
 };
 TensorDataset open_tensor(hid_t file, const TensorInfo& info);
 
+// A checkpoint's state.h5 open for reading tensor after tensor: opening the file once
+// rather than per tensor matters when there are many (export).
+class StateReader {
+ public:
+  explicit StateReader(const fs::path& checkpoint);
+  // Reads `tensor` whole into `out` (resized), checking its checksum.
+  void read(const TensorInfo& tensor, std::vector<std::byte>& out);
+
+ private:
+  fs::path checkpoint_;
+  H5Lock lock_;
+  H5Handle file_;
+};
+
 // Root attribute helpers. A reader first checks that the attribute holds one value of the
 // expected kind: anything else (an array, another type) is damage, a cohort::Error naming
 // the file, the attribute and what was expected.

@@ -356,5 +356,20 @@ TEST_F(Damage, ATensorLinkedToAnotherFileIsRefused) {
   EXPECT_MENTIONS(expect_fallback(), "link");
 }
 
+TEST_F(Damage, ATensorListedTwiceAmongManyIsDamage) {
+  testing::edit_manifest(newest(), [](json::Value& m) {
+    auto& tensors = testing::member(m, "tensors").as_array();
+    json::Value w = tensors[0];
+    for (int i = 0; i < 1000; ++i) {
+      json::Value other = w;
+      other.set("name", "other." + std::to_string(i));
+      tensors.push_back(std::move(other));
+    }
+    tensors.push_back(w);
+  });
+  EXPECT_MENTIONS(expect_verify_fails(), "tensor 'w' is listed twice");
+  EXPECT_MENTIONS(expect_fallback(), "listed twice");
+}
+
 }  // namespace
 }  // namespace cohort::checkpoint

@@ -169,8 +169,9 @@ class Checkpointer {
 
   // Writes and commits checkpoint `step` (>= 0), then applies retention. A step already in
   // DIR (a run that resumed from an earlier one and got here again) is replaced. Throws
-  // cohort::Error on bad input (input_error) or failure; either way nothing of this save is
-  // left committed and other checkpoints are untouched.
+  // cohort::Error on bad input (input_error) or failure (a full disk: "saving step N in
+  // DIR: …: No space left on device"); either way nothing of this save is left behind and
+  // other checkpoints are untouched.
   SaveResult save(std::int64_t step, const State& state);
 
   // Copies the tensors into staging buffers before returning and writes them on a

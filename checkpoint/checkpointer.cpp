@@ -171,13 +171,19 @@ void check_same_everywhere(const Group& group, std::int64_t step, const std::vec
   });
 }
 
-H5Handle file_access(const Group& group) {
+H5Handle file_access(const Group& group, bool writing = false) {
   auto fapl = h5_plist(H5Pcreate(H5P_FILE_ACCESS), "file access properties");
   if (group.size() > 1) {
     h5ok(H5Pset_fapl_mpio(fapl.get(), group.comm(), MPI_INFO_NULL), "MPI-IO file driver");
     // Rank 0 reads metadata and broadcasts it rather than every rank hitting the file.
     h5ok(H5Pset_all_coll_metadata_ops(fapl.get(), true), "collective metadata reads");
     h5ok(H5Pset_coll_metadata_write(fapl.get(), true), "collective metadata writes");
+  } else if (writing) {
+    // Tensor data goes to the file in H5Dwrite, where a full disk is an error HDF5
+    // recovers from, rather than from a buffer flushed when a dataset closes; and closing
+    // the file closes whatever an error path left open in it.
+    h5ok(H5Pset_sieve_buf_size(fapl.get(), 0), "no sieve buffer");
+    h5ok(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "close degree");
   }
   // Large datasets start on 1 MiB boundaries, which parallel file systems stripe on.
   h5ok(H5Pset_alignment(fapl.get(), 1 << 20, 1 << 20), "alignment");
@@ -474,6 +480,14 @@ class Checkpointer::Impl {
         pos = end + 1;
       }
       return result;
+    } catch (const Error& e) {
+      if (group_.rank() == 0) {
+        std::error_code ec;
+        fs::remove_all(tmp, ec);
+      }
+      if (e.kind() == ErrorKind::input) throw;
+      // Where, for failures such as a full disk, whose messages name only a file.
+      throw Error("saving step " + std::to_string(step) + " in " + dir_.string() + ": " + e.what());
     } catch (...) {
       if (group_.rank() == 0) {
         std::error_code ec;
@@ -550,9 +564,14 @@ class Checkpointer::Impl {
                    std::vector<std::uint32_t>& crcs, std::vector<std::uint64_t>& lengths) {
     {
       H5Lock h5;
-      auto fapl = file_access(group_);
-      auto file = h5_file(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), "create " + path.string());
+      auto fapl = file_access(group_, true);
+      WriteFile file(path, fapl.get(), group_.size() == 1);
       auto group = h5_group(H5Gcreate2(file.get(), "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group /tensors");
+      // No chunk cache: each tensor is written in one H5Dwrite, and compressed chunks held
+      // back until the dataset closes would meet a full disk there instead.
+      auto dapl = h5_plist(H5Pcreate(H5P_DATASET_ACCESS), "dataset access properties");
+      h5ok(H5Pset_chunk_cache(dapl.get(), H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0, H5D_CHUNK_CACHE_W0_DEFAULT),
+           "no chunk cache");
       auto independent = transfer(group_, false), collective = transfer(group_, true);
       const std::byte dummy{};
       // Checksums are computed on another thread while HDF5 writes: the data is only read.
@@ -580,7 +599,7 @@ class Checkpointer::Impl {
           h5ok(H5Pset_deflate(dcpl.get(), 1), what + ": compression");
         }
         auto dataset = h5_dataset(H5Dcreate2(group.get(), t.name.c_str(), file_type(t.dtype), file_space.get(),
-                                             H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                                             H5P_DEFAULT, dcpl.get(), dapl.get()),
                                   "create " + what);
         bool sharded = t.sharding == Sharding::rows;
         std::uint64_t local_rows = sharded ? t.shape[0] : 0;
@@ -602,7 +621,7 @@ class Checkpointer::Impl {
       write_int_attr(file.get(), "cohort.step", step);
       write_int_attr(file.get(), "cohort.world_size", group_.size());
       write_string_attr(file.get(), "cohort.metadata", json::write(meta));
-      file.close("close " + path.string());
+      file.close();
     }
     // Each rank flushes what its node cached of the file: on a parallel file system an
     // fsync from rank 0 alone would not cover other nodes' writes.

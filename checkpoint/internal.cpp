@@ -2,11 +2,14 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <iterator>
@@ -46,6 +49,14 @@ std::string h5_error_text() {
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_error, &lines);
   H5Eclear2(H5E_DEFAULT);
   if (lines.empty()) return "HDF5 error";
+  // A failed system call is described by a long line of HDF5's ("file write failed: time =
+  // …, errno = 28, error message = 'No space left on device', buf = …"): its errno says it
+  // all.
+  const auto at = lines.back().find("errno = ");
+  if (at != std::string::npos) {
+    const int errnum = std::atoi(lines.back().c_str() + at + 8);
+    if (errnum > 0) lines.back() = std::strerror(errnum);
+  }
   // The outermost line says what failed, the innermost why; the middle is HDF5's plumbing.
   if (lines.size() == 1 || lines.front() == lines.back()) return lines.front();
   return lines.front() + ": " + lines.back();
@@ -71,6 +82,41 @@ void H5Handle::reset() noexcept {
   if (closer_(std::exchange(id_, H5I_INVALID_HID)) < 0) {
     std::cerr << "cohort: checkpoint: closing an HDF5 handle failed: " << h5_error_text() << "\n";
   }
+}
+
+WriteFile::WriteFile(fs::path path, hid_t fapl, bool alone) : path_(std::move(path)), alone_(alone) {
+  file_ = h5_file(H5Fcreate(path_.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl), "create " + path_.string());
+}
+
+WriteFile::~WriteFile() {
+  if (file_.get() < 0) return;
+  // Given up: its blocks are freed first, so that the flush at close has room even on the
+  // disk that filled up while it was written.
+  ::truncate(path_.c_str(), 0);
+  file_.reset();
+}
+
+void WriteFile::close() {
+  const std::string what = "close " + path_.string();
+  if (alone_) {
+    // The flush at close writes what the metadata cache holds, each entry perhaps into a
+    // block of its own. Without room for that it would fail, which HDF5 does not survive,
+    // so it is refused while the file can still be given up cleanly. A generous bound: a
+    // disk this full would refuse the manifest next.
+    size_t max_size = 0, min_clean = 0, cached = 0;
+    int entries = 0;
+    struct statvfs disk {};
+    if (H5Fget_mdc_size(file_.get(), &max_size, &min_clean, &cached, &entries) >= 0 &&
+        ::statvfs(path_.parent_path().c_str(), &disk) == 0) {
+      constexpr std::uint64_t kSlack = 64 << 10;
+      const std::uint64_t block = std::min<std::uint64_t>(disk.f_frsize, kSlack);
+      const std::uint64_t room = std::uint64_t{disk.f_bavail} * disk.f_frsize;
+      const std::uint64_t needed = cached + static_cast<std::uint64_t>(std::max(entries, 0)) * block + kSlack;
+      if (room < needed) throw Error(system_message(what, ENOSPC));
+    }
+    H5Eclear2(H5E_DEFAULT);
+  }
+  file_.close(what);
 }
 
 H5Handle h5_file(hid_t id, const std::string& what) { return {h5id(id, what), H5Fclose}; }
@@ -216,11 +262,11 @@ namespace {
 // Built once and kept for the life of the process, like HDF5's predefined types.
 hid_t float16_type() {
   static const hid_t type = [] {
-    hid_t t = h5id(H5Tcopy(H5T_IEEE_F32LE), "float16 type");
-    h5ok(H5Tset_fields(t, 15, 10, 5, 0, 10), "float16 type");
-    h5ok(H5Tset_size(t, 2), "float16 type");
-    h5ok(H5Tset_ebias(t, 15), "float16 type");
-    return t;
+    auto t = h5_type(H5Tcopy(H5T_IEEE_F32LE), "float16 type");
+    h5ok(H5Tset_fields(t.get(), 15, 10, 5, 0, 10), "float16 type");
+    h5ok(H5Tset_size(t.get(), 2), "float16 type");
+    h5ok(H5Tset_ebias(t.get(), 15), "float16 type");
+    return t.release();
   }();
   return type;
 }
@@ -228,11 +274,11 @@ hid_t float16_type() {
 // h5py's boolean: an int8 enum FALSE=0, TRUE=1, which NumPy reads as bool.
 hid_t bool_type() {
   static const hid_t type = [] {
-    hid_t t = h5id(H5Tenum_create(H5T_NATIVE_INT8), "bool type");
+    auto t = h5_type(H5Tenum_create(H5T_NATIVE_INT8), "bool type");
     std::int8_t f = 0, t1 = 1;
-    h5ok(H5Tenum_insert(t, "FALSE", &f), "bool type");
-    h5ok(H5Tenum_insert(t, "TRUE", &t1), "bool type");
-    return t;
+    h5ok(H5Tenum_insert(t.get(), "FALSE", &f), "bool type");
+    h5ok(H5Tenum_insert(t.get(), "TRUE", &t1), "bool type");
+    return t.release();
   }();
   return type;
 }

@@ -70,12 +70,36 @@ class H5Handle {
   }
   ~H5Handle() { reset(); }
   hid_t get() const { return id_; }
+  // Hands the id over to the caller, who closes it (or keeps it for the process's life).
+  hid_t release() { return std::exchange(id_, H5I_INVALID_HID); }
   void close(const std::string& what);
   void reset() noexcept;
 
  private:
   hid_t id_ = H5I_INVALID_HID;
   Closer closer_ = nullptr;
+};
+
+// A state.h5 being written, created with `fapl` (H5F_ACC_EXCL). HDF5 1.10 leaves a file
+// whose close failed half torn down, and crashes closing it again at exit; a close fails
+// when the disk has no room left for the metadata it flushes. So a file given up (the
+// destructor, before close()) is first truncated to nothing, which frees room for that
+// flush, and close() of a file this process writes alone checks for the room first,
+// throwing ENOSPC while the file can still be given up. `alone`: not shared with other
+// ranks through MPI-IO.
+class WriteFile {
+ public:
+  WriteFile(fs::path path, hid_t fapl, bool alone);
+  ~WriteFile();
+  WriteFile(const WriteFile&) = delete;
+  WriteFile& operator=(const WriteFile&) = delete;
+  hid_t get() const { return file_.get(); }
+  void close();
+
+ private:
+  fs::path path_;
+  bool alone_;
+  H5Handle file_;
 };
 
 H5Handle h5_file(hid_t id, const std::string& what);

@@ -769,11 +769,12 @@ Manifest manifest_from_json(const json::Value& v, const std::string& source) {
     if (get(v, "format", "format").as_string() != "cohort-checkpoint") {
       throw Error("is \"" + v.at("format").as_string() + "\", expected \"cohort-checkpoint\"");
     }
-    m.format_version = static_cast<int>(get(v, "format_version", "format_version").as_int());
-    if (m.format_version != kFormatVersion) {
-      throw Error("version " + std::to_string(m.format_version) + " is not supported (this cohort reads " +
+    const auto version = get(v, "format_version", "format_version").as_int();
+    if (version != kFormatVersion) {
+      throw Error("version " + std::to_string(version) + " is not supported (this cohort reads " +
                   std::to_string(kFormatVersion) + "); use a newer cohort");
     }
+    m.format_version = kFormatVersion;
     m.step = get(v, "step", "step").as_int();
     m.time = get(v, "time", "time").as_string();
     m.world_size = static_cast<int>(get(v, "world_size", "world_size").as_int());
@@ -810,9 +811,12 @@ Manifest manifest_from_json(const json::Value& v, const std::string& source) {
       auto bytes = get(t, "bytes", at + ".bytes").as_int();
       info.bytes = static_cast<std::uint64_t>(bytes);
       field = at + ".bytes";
-      if (bytes < 0 || info.bytes != element_count(info.shape) * dtype_size(info.dtype)) {
-        throw Error("does not match the dtype and shape");
+      std::uint64_t expected = 0;
+      if (__builtin_mul_overflow(element_count(info.shape), dtype_size(info.dtype), &expected)) {
+        throw Error("shape " + shape_text(info.shape) + " of " + std::string(dtype_name(info.dtype)) +
+                    " is more than 2^64 bytes");
       }
+      if (bytes < 0 || info.bytes != expected) throw Error("does not match the dtype and shape");
       auto crc = get(t, "crc32c", at + ".crc32c").as_int();
       if (crc < 0 || crc > 0xFFFFFFFFll) throw Error("not a 32-bit checksum");
       info.crc32c = static_cast<std::uint32_t>(crc);

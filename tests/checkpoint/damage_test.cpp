@@ -285,6 +285,19 @@ TEST_F(Damage, ASparseTerabyteTensorInASmallFileIsDamageFoundWithoutReadingIt) {
   EXPECT_MENTIONS(expect_fallback(), "tensor 'w'");
 }
 
+TEST_F(Damage, ATensorWhoseSizeWrapsAround64BitsIsDamage) {
+  // 2^62 float32 elements are 2^64 bytes, which wrap to the 0 bytes the manifest claims.
+  hid_t chunked = H5Pcreate(H5P_DATASET_CREATE);
+  hsize_t chunk = 1024;
+  H5Pset_chunk(chunked, 1, &chunk);
+  replace_w(newest(), {hsize_t{1} << 62}, chunked, nullptr, 0);
+  H5Pclose(chunked);
+  const std::string problems = expect_verify_fails();
+  EXPECT_MENTIONS(problems, "manifest.json");
+  EXPECT_MENTIONS(problems, "more than 2^64 bytes");
+  EXPECT_MENTIONS(expect_fallback(), "more than 2^64 bytes");
+}
+
 TEST_F(Damage, ACompressedTensorOfZerosStillVerifies) {
   // Deflate shrinks zeros about a thousandfold: the bound on a dataset's size must allow it.
   std::vector<float> zeros(4 << 20);

@@ -95,6 +95,26 @@ void raw_io(const fs::path& path, std::byte* data, std::uint64_t size, bool writ
   if (write && ::fsync(fd.get()) != 0) throw Error(system_message("fsync " + path.string(), errno));
 }
 
+// The bench's own directory, removed however the bench ends, unless it is to be kept
+// after a run that finished: a failed run (a full disk, say) leaves nothing behind.
+class Scratch {
+ public:
+  Scratch(fs::path path, bool owner) : path_(std::move(path)), owner_(owner) {}
+  ~Scratch() {
+    if (!owner_ || keep_) return;
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void keep() { keep_ = true; }
+
+ private:
+  fs::path path_;
+  bool owner_;
+  bool keep_ = false;
+};
+
 // Drops a file's clean pages from the page cache so that the next read goes to storage.
 void drop_cache(const fs::path& path) {
   Fd fd = open_file(path, O_RDONLY);
@@ -113,7 +133,7 @@ int bench_command(const std::vector<std::string>& args) {
       "tensors", po::value(&tensors), "number of tensors (default 100)")(
       "repeat", po::value(&repeat), "repetitions; each figure is their median (default 3)")(
       "async", "also measure how long save_async blocks the caller")(
-      "keep", "leave the checkpoint in its directory under --dir")("json", "print JSON instead of a table")("help,h", "show this help");
+      "keep", "leave the checkpoint in its directory under --dir (a failed run leaves nothing)")("json", "print JSON instead of a table")("help,h", "show this help");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(options).run(), vm);
   if (vm.count("help")) {
@@ -165,6 +185,7 @@ int bench_command(const std::vector<std::string>& args) {
   MPI_Bcast(work_name, sizeof work_name, MPI_CHAR, 0, MPI_COMM_WORLD);
   if (!*work_name) throw Error("--dir " + dir.string() + ": cannot make a directory to bench in there");
   const fs::path work = work_name;
+  Scratch scratch(work, rank == 0);
   const fs::path ckpt_dir = work / "ckpt";
   const fs::path raw = work / ("raw-" + std::to_string(rank) + ".bin");
   const std::int64_t kSyncStep = 10, kAsyncStep = 100;  // sync saves use 10, 11, …
@@ -178,6 +199,8 @@ int bench_command(const std::vector<std::string>& args) {
   // runs alternate, and each figure is the median over the repetitions.
   std::vector<double> raw_writes, raw_reads, saves, loads;
   Options opts;
+  // A failed asynchronous save reaches the bench through its future, which reports it once.
+  opts.warn = [](const std::string&) {};
   Checkpointer ckpt(ckpt_dir, MPI_COMM_WORLD, opts);
   auto timed = [](auto&& body) {
     MPI_Barrier(MPI_COMM_WORLD);
@@ -238,7 +261,7 @@ int bench_command(const std::vector<std::string>& args) {
     }
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0 && !vm.count("keep")) fs::remove_all(work);
+  if (vm.count("keep")) scratch.keep();
 
   if (rank != 0) return 0;
   const double gb = static_cast<double>(all_bytes) / 1e9;

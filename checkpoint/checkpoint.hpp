@@ -169,8 +169,9 @@ class Checkpointer {
 
   // Writes and commits checkpoint `step` (>= 0), then applies retention. A step already in
   // DIR (a run that resumed from an earlier one and got here again) is replaced. Throws
-  // cohort::Error on bad input (input_error) or failure; either way nothing of this save is
-  // left committed and other checkpoints are untouched.
+  // cohort::Error on bad input (input_error) or failure (a full disk: "saving step N in
+  // DIR: …: No space left on device"); either way nothing of this save is left behind and
+  // other checkpoints are untouched.
   SaveResult save(std::int64_t step, const State& state);
 
   // Copies the tensors into staging buffers before returning and writes them on a
@@ -185,7 +186,8 @@ class Checkpointer {
   // the result and warn) any that are corrupt. Returns nullopt when DIR holds no committed
   // checkpoint. Throws when checkpoints exist but none verifies, or when the slots do not
   // match the checkpoint (unknown name, other dtype or shape): those are the caller's to
-  // fix, not a reason to fall back.
+  // fix, not a reason to fall back. A manifest that disagrees with its state.h5 (a tensor
+  // named in one and missing from the other) is damage, and falls back.
   std::optional<LoadResult> load_latest(std::span<const TensorSlot> slots);
   // Loads checkpoint `step`, without fallback.
   LoadResult load(std::int64_t step, std::span<const TensorSlot> slots);

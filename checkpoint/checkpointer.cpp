@@ -6,7 +6,9 @@
 #include <cstring>
 #include <deque>
 #include <iostream>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "checkpoint/checkpoint.hpp"
@@ -136,12 +138,11 @@ std::string describe(std::int64_t step, const std::vector<T>& tensors) {
 
 template <typename T>
 void check_local(const std::vector<T>& tensors, const char* verb) {
+  std::set<std::string_view> names;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
     check_tensor_name(t.name);
-    for (size_t j = 0; j < i; ++j) {
-      if (tensors[j].name == t.name) throw input_error("tensor '" + t.name + "' appears twice; names must be unique");
-    }
+    if (!names.insert(t.name).second) throw input_error("tensor '" + t.name + "' appears twice; names must be unique");
     if (t.sharding == Sharding::rows && t.shape.empty()) {
       throw input_error("tensor '" + t.name + "' is a scalar and cannot be sharded by rows; make it replicated");
     }
@@ -170,13 +171,19 @@ void check_same_everywhere(const Group& group, std::int64_t step, const std::vec
   });
 }
 
-H5Handle file_access(const Group& group) {
+H5Handle file_access(const Group& group, bool writing = false) {
   auto fapl = h5_plist(H5Pcreate(H5P_FILE_ACCESS), "file access properties");
   if (group.size() > 1) {
     h5ok(H5Pset_fapl_mpio(fapl.get(), group.comm(), MPI_INFO_NULL), "MPI-IO file driver");
     // Rank 0 reads metadata and broadcasts it rather than every rank hitting the file.
     h5ok(H5Pset_all_coll_metadata_ops(fapl.get(), true), "collective metadata reads");
     h5ok(H5Pset_coll_metadata_write(fapl.get(), true), "collective metadata writes");
+  } else if (writing) {
+    // Tensor data goes to the file in H5Dwrite, where a full disk is an error HDF5
+    // recovers from, rather than from a buffer flushed when a dataset closes; and closing
+    // the file closes whatever an error path left open in it.
+    h5ok(H5Pset_sieve_buf_size(fapl.get(), 0), "no sieve buffer");
+    h5ok(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "close degree");
   }
   // Large datasets start on 1 MiB boundaries, which parallel file systems stripe on.
   h5ok(H5Pset_alignment(fapl.get(), 1 << 20, 1 << 20), "alignment");
@@ -473,6 +480,14 @@ class Checkpointer::Impl {
         pos = end + 1;
       }
       return result;
+    } catch (const Error& e) {
+      if (group_.rank() == 0) {
+        std::error_code ec;
+        fs::remove_all(tmp, ec);
+      }
+      if (e.kind() == ErrorKind::input) throw;
+      // Where, for failures such as a full disk, whose messages name only a file.
+      throw Error("saving step " + std::to_string(step) + " in " + dir_.string() + ": " + e.what());
     } catch (...) {
       if (group_.rank() == 0) {
         std::error_code ec;
@@ -549,9 +564,14 @@ class Checkpointer::Impl {
                    std::vector<std::uint32_t>& crcs, std::vector<std::uint64_t>& lengths) {
     {
       H5Lock h5;
-      auto fapl = file_access(group_);
-      auto file = h5_file(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), "create " + path.string());
+      auto fapl = file_access(group_, true);
+      WriteFile file(path, fapl.get(), group_.size() == 1);
       auto group = h5_group(H5Gcreate2(file.get(), "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group /tensors");
+      // No chunk cache: each tensor is written in one H5Dwrite, and compressed chunks held
+      // back until the dataset closes would meet a full disk there instead.
+      auto dapl = h5_plist(H5Pcreate(H5P_DATASET_ACCESS), "dataset access properties");
+      h5ok(H5Pset_chunk_cache(dapl.get(), H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0, H5D_CHUNK_CACHE_W0_DEFAULT),
+           "no chunk cache");
       auto independent = transfer(group_, false), collective = transfer(group_, true);
       const std::byte dummy{};
       // Checksums are computed on another thread while HDF5 writes: the data is only read.
@@ -579,7 +599,7 @@ class Checkpointer::Impl {
           h5ok(H5Pset_deflate(dcpl.get(), 1), what + ": compression");
         }
         auto dataset = h5_dataset(H5Dcreate2(group.get(), t.name.c_str(), file_type(t.dtype), file_space.get(),
-                                             H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                                             H5P_DEFAULT, dcpl.get(), dapl.get()),
                                   "create " + what);
         bool sharded = t.sharding == Sharding::rows;
         std::uint64_t local_rows = sharded ? t.shape[0] : 0;
@@ -601,20 +621,28 @@ class Checkpointer::Impl {
       write_int_attr(file.get(), "cohort.step", step);
       write_int_attr(file.get(), "cohort.world_size", group_.size());
       write_string_attr(file.get(), "cohort.metadata", json::write(meta));
-      file.close("close " + path.string());
+      file.close();
     }
     // Each rank flushes what its node cached of the file: on a parallel file system an
     // fsync from rank 0 alone would not cover other nodes' writes.
     fsync_path(path);
   }
 
-  // Makes `tmp` the checkpoint at `final_path`. A step saved again replaces the old one:
-  // it is moved aside first (so a crash in between leaves the earlier steps, never a mix).
+  // Makes `tmp` the checkpoint at `final_path`. A step saved again (a run that resumed from
+  // an earlier step and got here again) trades places with the old copy in one exchange, so
+  // that a complete copy of the step is committed at every instant; the old copy, now
+  // under the hidden temporary name, is removed after. Where the file system cannot
+  // exchange, the old copy is moved aside first: a crash in between leaves the earlier
+  // steps without this one, never a mix.
   void commit(const fs::path& tmp, const fs::path& final_path) {
+    std::error_code ec;
     if (fs::exists(final_path)) {
+      if (exchange_durably(tmp, final_path)) {
+        fs::remove_all(tmp, ec);
+        return;
+      }
       fs::path aside = dir_ / ("." + final_path.filename().string() + ".deleting-" + nonce());
       rename_durably(final_path, aside);
-      std::error_code ec;
       fs::remove_all(aside, ec);
     }
     rename_durably(tmp, final_path);
@@ -653,27 +681,23 @@ class Checkpointer::Impl {
       }
     });
 
-    // Which stored tensor each slot names; an unknown name is the caller's to fix.
+    // Which stored tensor each slot names. A name the manifest lacks is the caller's to fix
+    // only once the manifest is known to agree with the file, checked below.
     std::vector<std::uint64_t> local_rows(slots.size(), 0);
     for (size_t i = 0; i < slots.size(); ++i) {
       if (slots[i].sharding == Sharding::rows) local_rows[i] = slots[i].shape[0];
     }
     RowLayout rows = layout_rows(group_, local_rows);
+    std::map<std::string_view, const TensorInfo*> by_name;
+    for (const auto& t : manifest.tensors) by_name.emplace(t.name, &t);
     std::vector<const TensorInfo*> infos(slots.size());
-    group_.together([&] {
-      for (size_t i = 0; i < slots.size(); ++i) {
-        const auto& s = slots[i];
-        auto it = std::find_if(manifest.tensors.begin(), manifest.tensors.end(),
-                               [&](const TensorInfo& t) { return t.name == s.name; });
-        if (it == manifest.tensors.end()) {
-          std::string names;
-          for (const auto& t : manifest.tensors) names += (names.empty() ? "" : ", ") + t.name;
-          throw input_error("tensor '" + s.name + "' is not in " + path.string() + " (it has: " +
-                            (names.empty() ? "no tensors" : names) + ")");
-        }
-        infos[i] = &*it;
-      }
-    });
+    const TensorSlot* unknown = nullptr;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const auto& s = slots[i];
+      auto it = by_name.find(s.name);
+      if (it != by_name.end()) infos[i] = it->second;
+      else if (!unknown) unknown = &s;
+    }
     // Slots against the manifest, once the manifest is known to agree with the file (a
     // damaged manifest is a reason to fall back, not the caller's mistake).
     auto check_slots = [&] {
@@ -704,9 +728,7 @@ class Checkpointer::Impl {
     // Rank 0 checks the file's size first: a truncated file is the common damage.
     group_.together([&] {
       if (group_.rank() != 0) return;
-      std::error_code ec;
-      auto size = fs::file_size(path / kStateFile, ec);
-      if (ec) throw Error(system_message((path / kStateFile).string(), ec.value()));
+      auto size = regular_file_size(path / kStateFile);
       if (size != manifest.state_bytes) {
         throw Error(std::string(kStateFile) + " is " + std::to_string(size) + " bytes, the manifest says " +
                     std::to_string(manifest.state_bytes) + " (truncated or overwritten)");
@@ -729,6 +751,24 @@ class Checkpointer::Impl {
         if (stored_step != step) {
           throw Error(std::string(kStateFile) + " says step " + std::to_string(stored_step) + ", expected " +
                       std::to_string(step));
+        }
+        if (unknown) {
+          // A manifest that names tensors the file lacks (or lacks one the file holds) is
+          // damaged: its list of names is no reason to blame the caller.
+          for (const auto& t : manifest.tensors) {
+            if (!has_tensor(file.get(), t.name)) {
+              throw Error(std::string(kManifestFile) + " lists tensor '" + t.name + "', which " +
+                          std::string(kStateFile) + " does not hold");
+            }
+          }
+          if (has_tensor(file.get(), unknown->name)) {
+            throw Error(std::string(kStateFile) + " holds tensor '" + unknown->name + "', which " +
+                        std::string(kManifestFile) + " does not list");
+          }
+          std::string names;
+          for (const auto& t : manifest.tensors) names += (names.empty() ? "" : ", ") + t.name;
+          throw input_error("tensor '" + unknown->name + "' is not in " + path.string() + " (it has: " +
+                            (names.empty() ? "no tensors" : names) + ")");
         }
       });
       auto independent = transfer(group_, false), collective = transfer(group_, true);

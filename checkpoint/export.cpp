@@ -102,26 +102,34 @@ void export_safetensors(const fs::path& checkpoint, const Manifest& m, const fs:
   meta.set("cohort.step", std::to_string(m.step));
   meta.set("cohort.metadata", json::write(metadata_to_json(m.metadata)));
   header.set("__metadata__", std::move(meta));
+  // Appended rather than set: the manifest's names are unique, and looking each one up
+  // among those before would take quadratic time over many tensors.
+  auto& members = header.as_object();
   std::uint64_t offset = 0;
   for (const auto& t : m.tensors) {
+    if (t.name == "__metadata__") {
+      throw input_error("tensor '__metadata__' cannot be exported to safetensors, which reserves that name; "
+                        "export to npz instead");
+    }
     json::Value shape = json::Value::array();
     for (auto d : t.shape) shape.push(json::Value(d));
     json::Value range = json::Value::array();
     range.push(json::Value(offset));
     range.push(json::Value(offset + t.bytes));
-    header.set(t.name, json::Object{{"dtype", json::Value(safetensors_dtype(t.dtype))},
-                                    {"shape", std::move(shape)},
-                                    {"data_offsets", std::move(range)}});
+    members.emplace_back(t.name, json::Object{{"dtype", json::Value(safetensors_dtype(t.dtype))},
+                                              {"shape", std::move(shape)},
+                                              {"data_offsets", std::move(range)}});
     offset += t.bytes;
   }
   std::string text = json::write(header);
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
   Output out(out_path);
+  StateReader state(checkpoint);
   out.put<std::uint64_t>(text.size());
   out.write(text);
   std::vector<std::byte> bytes;
   for (const auto& t : m.tensors) {
-    read_tensor(checkpoint, t, bytes);
+    state.read(t, bytes);
     out.write(bytes.data(), bytes.size());
     progress.advance(t.bytes);
   }
@@ -194,10 +202,11 @@ void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& o
   constexpr std::uint32_t kMax32 = 0xFFFFFFFFu;
   Progress progress("ckpt export " + out_path.filename().string(), m.tensor_bytes());
   Output out(out_path);
+  StateReader state(checkpoint);
   std::vector<ZipEntry> entries;
   std::vector<std::byte> bytes;
   for (const auto& t : m.tensors) {
-    read_tensor(checkpoint, t, bytes);
+    state.read(t, bytes);
     std::string header = npy_header(t);
     ZipEntry e{t.name + ".npy", 0, header.size() + bytes.size(), out.offset()};
     e.crc = crc32_ieee(crc32_ieee(0, reinterpret_cast<const std::byte*>(header.data()), header.size()), bytes.data(),

@@ -2,13 +2,17 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <iostream>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -45,6 +49,14 @@ std::string h5_error_text() {
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_error, &lines);
   H5Eclear2(H5E_DEFAULT);
   if (lines.empty()) return "HDF5 error";
+  // A failed system call is described by a long line of HDF5's ("file write failed: time =
+  // …, errno = 28, error message = 'No space left on device', buf = …"): its errno says it
+  // all.
+  const auto at = lines.back().find("errno = ");
+  if (at != std::string::npos) {
+    const int errnum = std::atoi(lines.back().c_str() + at + 8);
+    if (errnum > 0) lines.back() = std::strerror(errnum);
+  }
   // The outermost line says what failed, the innermost why; the middle is HDF5's plumbing.
   if (lines.size() == 1 || lines.front() == lines.back()) return lines.front();
   return lines.front() + ": " + lines.back();
@@ -72,6 +84,41 @@ void H5Handle::reset() noexcept {
   }
 }
 
+WriteFile::WriteFile(fs::path path, hid_t fapl, bool alone) : path_(std::move(path)), alone_(alone) {
+  file_ = h5_file(H5Fcreate(path_.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl), "create " + path_.string());
+}
+
+WriteFile::~WriteFile() {
+  if (file_.get() < 0) return;
+  // Given up: its blocks are freed first, so that the flush at close has room even on the
+  // disk that filled up while it was written.
+  ::truncate(path_.c_str(), 0);
+  file_.reset();
+}
+
+void WriteFile::close() {
+  const std::string what = "close " + path_.string();
+  if (alone_) {
+    // The flush at close writes what the metadata cache holds, each entry perhaps into a
+    // block of its own. Without room for that it would fail, which HDF5 does not survive,
+    // so it is refused while the file can still be given up cleanly. A generous bound: a
+    // disk this full would refuse the manifest next.
+    size_t max_size = 0, min_clean = 0, cached = 0;
+    int entries = 0;
+    struct statvfs disk {};
+    if (H5Fget_mdc_size(file_.get(), &max_size, &min_clean, &cached, &entries) >= 0 &&
+        ::statvfs(path_.parent_path().c_str(), &disk) == 0) {
+      constexpr std::uint64_t kSlack = 64 << 10;
+      const std::uint64_t block = std::min<std::uint64_t>(disk.f_frsize, kSlack);
+      const std::uint64_t room = std::uint64_t{disk.f_bavail} * disk.f_frsize;
+      const std::uint64_t needed = cached + static_cast<std::uint64_t>(std::max(entries, 0)) * block + kSlack;
+      if (room < needed) throw Error(system_message(what, ENOSPC));
+    }
+    H5Eclear2(H5E_DEFAULT);
+  }
+  file_.close(what);
+}
+
 H5Handle h5_file(hid_t id, const std::string& what) { return {h5id(id, what), H5Fclose}; }
 H5Handle h5_plist(hid_t id, const std::string& what) { return {h5id(id, what), H5Pclose}; }
 H5Handle h5_space(hid_t id, const std::string& what) { return {h5id(id, what), H5Sclose}; }
@@ -80,21 +127,133 @@ H5Handle h5_attr(hid_t id, const std::string& what) { return {h5id(id, what), H5
 H5Handle h5_group(hid_t id, const std::string& what) { return {h5id(id, what), H5Gclose}; }
 H5Handle h5_type(hid_t id, const std::string& what) { return {h5id(id, what), H5Tclose}; }
 
+namespace {
+
+const char* link_kind(H5L_type_t type) {
+  switch (type) {
+    case H5L_TYPE_SOFT: return "a soft link";
+    case H5L_TYPE_EXTERNAL: return "a link to another file";
+    default: return "a user-defined link";
+  }
+}
+
+// Throws unless `path` names a hard link in `file`: a soft or external link could lead to
+// any object of any file.
+void check_hard_link(hid_t file, const std::string& path, const std::string& what) {
+  H5L_info_t link{};
+  if (H5Lget_info(file, path.c_str(), &link, H5P_DEFAULT) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    throw Error(what + ": " + std::string(kStateFile) + " has no /" + path);
+  }
+  if (link.type != H5L_TYPE_HARD) {
+    throw Error(what + ": /" + path + " is " + link_kind(link.type) + ", not a dataset stored in " +
+                std::string(kStateFile) + "; cohort does not follow links");
+  }
+}
+
+std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t out = 0;
+  return __builtin_mul_overflow(a, b, &out) ? UINT64_MAX : out;
+}
+
+// Deflate shrinks data at most about 1032-fold (zlib's bound, reached by long runs of one
+// byte), so deflated storage of N bytes holds at most 1032 N.
+constexpr std::uint64_t kDeflateMaxRatio = 1032;
+
+// Throws unless `dataset`'s data is stored in `file` itself, within the file's size, and
+// fills the dataset. External files and virtual datasets lead outside the checkpoint; a
+// dataset that claims more than its storage can hold reads back as fill values, which
+// would take hours for a terabyte "stored" in a few kilobytes.
+void check_storage(hid_t file, hid_t dataset, const TensorInfo& info, const std::string& what) {
+  const std::string state(kStateFile);
+  auto dcpl = h5_plist(H5Dget_create_plist(dataset), what);
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  if (layout < 0) throw Error(what + ": " + h5_error_text());
+  if (layout == H5D_VIRTUAL) {
+    throw Error(what + ": is a virtual dataset, whose data lives in other files; cohort reads only what " + state +
+                " stores");
+  }
+  const int external = H5Pget_external_count(dcpl.get());
+  if (external != 0) {
+    char name[512] = {};
+    off_t offset = 0;
+    hsize_t size = 0;
+    if (external < 0 || H5Pget_external(dcpl.get(), 0, sizeof name - 1, name, &offset, &size) < 0) {
+      H5Eclear2(H5E_DEFAULT);
+    }
+    throw Error(what + ": keeps its data in an external file (" + name + "); cohort reads only what " + state +
+                " stores");
+  }
+  std::uint64_t expansion = 1;
+  const int filters = H5Pget_nfilters(dcpl.get());
+  for (int i = 0; i < filters; ++i) {
+    unsigned flags = 0, config = 0, values[8] = {};
+    size_t count = std::size(values);
+    char name[64] = {};
+    const H5Z_filter_t filter = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &count, values,
+                                               sizeof name - 1, name, &config);
+    if (filter == H5Z_FILTER_DEFLATE) {
+      expansion = saturating_mul(expansion, kDeflateMaxRatio);
+    } else if (filter != H5Z_FILTER_SHUFFLE && filter != H5Z_FILTER_FLETCHER32) {
+      H5Eclear2(H5E_DEFAULT);
+      throw Error(what + ": is stored through HDF5 filter " + std::to_string(filter) +
+                  (name[0] ? std::string(" (") + name + ")" : std::string()) +
+                  ", which cohort does not read; store tensors uncompressed or with deflate");
+    }
+  }
+  if (info.bytes == 0) return;
+  hsize_t file_bytes = 0;
+  h5ok(H5Fget_filesize(file, &file_bytes), what);
+  const std::uint64_t stored = H5Dget_storage_size(dataset);
+  if (stored > file_bytes || saturating_mul(stored, expansion) < info.bytes) {
+    throw Error(what + ": claims " + std::to_string(info.bytes) + " bytes, but " + state + " (" +
+                std::to_string(file_bytes) + " bytes) stores " + std::to_string(stored) + " bytes of it" +
+                (expansion > 1 ? ", compressed" : "") + "; the rest would read back as fill values, not saved data");
+  }
+  if (layout == H5D_CONTIGUOUS) {
+    const haddr_t at = H5Dget_offset(dataset);
+    if (at == HADDR_UNDEF || at > file_bytes || file_bytes - at < stored) {
+      H5Eclear2(H5E_DEFAULT);
+      throw Error(what + ": its data lies outside " + state + " (" + std::to_string(file_bytes) + " bytes)");
+    }
+  }
+}
+
+}  // namespace
+
+bool has_tensor(hid_t file, const std::string& name) {
+  // "tensors" is looked at first: a lookup through a link to another file would open it.
+  H5L_info_t group{};
+  if (H5Lget_info(file, "tensors", &group, H5P_DEFAULT) < 0 || group.type != H5L_TYPE_HARD) {
+    H5Eclear2(H5E_DEFAULT);
+    return false;
+  }
+  const htri_t found = H5Lexists(file, ("tensors/" + name).c_str(), H5P_DEFAULT);
+  if (found < 0) H5Eclear2(H5E_DEFAULT);
+  return found > 0;
+}
+
 TensorDataset open_tensor(hid_t file, const TensorInfo& info) {
   const std::string what = "tensor '" + info.name + "'";
+  check_hard_link(file, "tensors", what);
+  check_hard_link(file, "tensors/" + info.name, what);
   TensorDataset t;
   t.dataset = h5_dataset(H5Dopen2(file, ("tensors/" + info.name).c_str(), H5P_DEFAULT), "open " + what);
   t.space = h5_space(H5Dget_space(t.dataset.get()), what);
+  const H5S_class_t space_class = H5Sget_simple_extent_type(t.space.get());
   const int rank = H5Sget_simple_extent_ndims(t.space.get());
   std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
   if (rank > 0) H5Sget_simple_extent_dims(t.space.get(), dims.data(), nullptr);
-  if (rank < 0 || std::vector<std::uint64_t>(dims.begin(), dims.end()) != info.shape) {
+  if (rank < 0 || space_class != (info.shape.empty() ? H5S_SCALAR : H5S_SIMPLE) ||
+      std::vector<std::uint64_t>(dims.begin(), dims.end()) != info.shape) {
+    H5Eclear2(H5E_DEFAULT);
     throw Error(what + ": the dataset's shape differs from the manifest's " + shape_text(info.shape));
   }
   auto type = h5_type(H5Dget_type(t.dataset.get()), what);
   if (dtype_of(type.get()) != info.dtype) {
     throw Error(what + ": the dataset's type differs from the manifest's " + std::string(dtype_name(info.dtype)));
   }
+  check_storage(file, t.dataset.get(), info, what);
   return t;
 }
 
@@ -103,11 +262,11 @@ namespace {
 // Built once and kept for the life of the process, like HDF5's predefined types.
 hid_t float16_type() {
   static const hid_t type = [] {
-    hid_t t = h5id(H5Tcopy(H5T_IEEE_F32LE), "float16 type");
-    h5ok(H5Tset_fields(t, 15, 10, 5, 0, 10), "float16 type");
-    h5ok(H5Tset_size(t, 2), "float16 type");
-    h5ok(H5Tset_ebias(t, 15), "float16 type");
-    return t;
+    auto t = h5_type(H5Tcopy(H5T_IEEE_F32LE), "float16 type");
+    h5ok(H5Tset_fields(t.get(), 15, 10, 5, 0, 10), "float16 type");
+    h5ok(H5Tset_size(t.get(), 2), "float16 type");
+    h5ok(H5Tset_ebias(t.get(), 15), "float16 type");
+    return t.release();
   }();
   return type;
 }
@@ -115,11 +274,11 @@ hid_t float16_type() {
 // h5py's boolean: an int8 enum FALSE=0, TRUE=1, which NumPy reads as bool.
 hid_t bool_type() {
   static const hid_t type = [] {
-    hid_t t = h5id(H5Tenum_create(H5T_NATIVE_INT8), "bool type");
+    auto t = h5_type(H5Tenum_create(H5T_NATIVE_INT8), "bool type");
     std::int8_t f = 0, t1 = 1;
-    h5ok(H5Tenum_insert(t, "FALSE", &f), "bool type");
-    h5ok(H5Tenum_insert(t, "TRUE", &t1), "bool type");
-    return t;
+    h5ok(H5Tenum_insert(t.get(), "FALSE", &f), "bool type");
+    h5ok(H5Tenum_insert(t.get(), "TRUE", &t1), "bool type");
+    return t.release();
   }();
   return type;
 }
@@ -208,19 +367,90 @@ void write_string_attr(hid_t obj, const char* name, const std::string& value) {
   attr.close(what);
 }
 
-std::int64_t read_int_attr(hid_t obj, const char* name) {
-  std::string what = std::string("attribute ") + name;
+namespace {
+
+// The file an HDF5 object lives in, for messages.
+std::string file_name_of(hid_t obj) {
+  const ssize_t n = H5Fget_name(obj, nullptr, 0);
+  if (n <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return "HDF5 file";
+  }
+  std::string name(static_cast<size_t>(n) + 1, '\0');
+  H5Fget_name(obj, name.data(), name.size());
+  name.resize(static_cast<size_t>(n));
+  return name;
+}
+
+// Empty when `space` holds exactly one element (a scalar, or an array of one); otherwise
+// what it holds instead, in words.
+std::string unless_one_element(hid_t space) {
+  switch (H5Sget_simple_extent_type(space)) {
+    case H5S_SCALAR:
+      return "";
+    case H5S_SIMPLE: {
+      const hssize_t n = H5Sget_simple_extent_npoints(space);
+      if (n == 1) return "";
+      return "is an array of " + std::to_string(n) + " elements";
+    }
+    case H5S_NULL:
+      return "is empty (no elements)";
+    default:
+      H5Eclear2(H5E_DEFAULT);
+      return "has an unreadable dataspace";
+  }
+}
+
+std::string type_in_words(hid_t type) {
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER: return "a " + std::to_string(H5Tget_size(type) * 8) + "-bit integer";
+    case H5T_FLOAT: return "a floating-point number";
+    case H5T_STRING: return "a string";
+    case H5T_COMPOUND: return "a compound value";
+    case H5T_ARRAY: return "an array type";
+    case H5T_ENUM: return "an enumeration";
+    case H5T_VLEN: return "a variable-length sequence";
+    case H5T_REFERENCE: return "a reference";
+    default: H5Eclear2(H5E_DEFAULT); return "a value of another type";
+  }
+}
+
+// Opens attribute `name` of `obj` once it is known to hold one element whose type is of
+// `type_class` (and at most `max_size` bytes): reading anything else into one value would
+// write past it. A mismatch is damage naming the file, the attribute and `expected`.
+H5Handle open_single_attr(hid_t obj, const char* name, H5T_class_t type_class, size_t max_size,
+                          const std::string& expected, H5Handle& type) {
+  const std::string what = file_name_of(obj) + ": attribute " + name;
   auto attr = h5_attr(H5Aopen(obj, name, H5P_DEFAULT), what);
+  auto space = h5_space(H5Aget_space(attr.get()), what);
+  if (auto shape = unless_one_element(space.get()); !shape.empty()) {
+    throw Error(what + ": " + shape + ", expected " + expected);
+  }
+  type = h5_type(H5Aget_type(attr.get()), what);
+  if (H5Tget_class(type.get()) != type_class || H5Tget_size(type.get()) > max_size) {
+    throw Error(what + ": is " + type_in_words(type.get()) + ", expected " + expected);
+  }
+  return attr;
+}
+
+}  // namespace
+
+std::int64_t read_int_attr(hid_t obj, const char* name) {
+  H5Handle type;
+  auto attr = open_single_attr(obj, name, H5T_INTEGER, sizeof(std::int64_t), "a single 64-bit integer", type);
   std::int64_t value = 0;
-  h5ok(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), what);
+  h5ok(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), file_name_of(obj) + ": attribute " + name);
   return value;
 }
 
 std::string read_string_attr(hid_t obj, const char* name) {
-  std::string what = std::string("attribute ") + name;
-  auto attr = h5_attr(H5Aopen(obj, name, H5P_DEFAULT), what);
-  auto stored = h5_type(H5Aget_type(attr.get()), what);
-  if (H5Tget_class(stored.get()) != H5T_STRING) throw Error(what + ": not a string");
+  const std::string what = file_name_of(obj) + ": attribute " + name;
+  H5Handle stored;
+  // A fixed-length string longer than the whole file cannot be stored in it.
+  auto file = h5_file(H5Iget_file_id(obj), what);
+  hsize_t file_bytes = 0;
+  h5ok(H5Fget_filesize(file.get(), &file_bytes), what);
+  auto attr = open_single_attr(obj, name, H5T_STRING, static_cast<size_t>(file_bytes), "a single string", stored);
   if (H5Tis_variable_str(stored.get()) > 0) {
     auto type = h5_type(H5Tcopy(H5T_C_S1), what);
     h5ok(H5Tset_size(type.get(), H5T_VARIABLE), what);
@@ -358,7 +588,8 @@ std::string utc_now() {
   return buf;
 }
 
-ReadAhead::ReadAhead(const fs::path& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+ReadAhead::ReadAhead(const fs::path& path)
+    : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) {}
 
 ReadAhead::~ReadAhead() {
   if (fd_ >= 0) ::close(fd_);
@@ -384,10 +615,53 @@ void write_durably(const fs::path& path, std::string_view content) {
   fd.close("close " + path.string());
 }
 
+namespace {
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "no ordinary file";
+}
+
+}  // namespace
+
+RegularFile open_regular(const fs::path& path) {
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer that never comes.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
+    if (errno == ELOOP) throw Error(path.string() + " is a symbolic link; a checkpoint holds regular files only");
+    throw Error(system_message("open " + path.string(), errno));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw Error(system_message("stat " + path.string(), errno));
+  if (!S_ISREG(st.st_mode)) {
+    throw Error(path.string() + " is not a regular file (it is " + file_kind(st.st_mode) +
+                "); a checkpoint holds regular files only");
+  }
+  return {std::move(fd), static_cast<std::uint64_t>(st.st_size)};
+}
+
+std::uint64_t regular_file_size(const fs::path& path) { return open_regular(path).size; }
+
 std::string read_text(const fs::path& path) {
-  auto text = read_file(path);
-  if (!text) throw Error(system_message("open " + path.string(), errno));
-  return std::move(*text);
+  auto file = open_regular(path);
+  if (file.size > kMaxTextBytes) {
+    throw Error(path.string() + " is " + std::to_string(file.size) + " bytes, more than the " +
+                std::to_string(kMaxTextBytes) + " any manifest needs");
+  }
+  std::string out(file.size, '\0');
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::read(file.fd.get(), out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(system_message("read " + path.string(), errno));
+    if (n == 0) break;  // the file shrank since it was opened
+    done += static_cast<std::size_t>(n);
+  }
+  out.resize(done);
+  return out;
 }
 
 void rename_durably(const fs::path& from, const fs::path& to) {
@@ -396,6 +670,16 @@ void rename_durably(const fs::path& from, const fs::path& to) {
   }
   fsync_path(to.parent_path());
   if (from.parent_path() != to.parent_path()) fsync_path(from.parent_path());
+}
+
+bool exchange_durably(const fs::path& a, const fs::path& b) {
+  if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0) {
+    if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) return false;
+    throw Error(system_message("exchange " + a.string() + " and " + b.string(), errno));
+  }
+  fsync_path(b.parent_path());
+  if (a.parent_path() != b.parent_path()) fsync_path(a.parent_path());
+  return true;
 }
 
 void write_latest(const fs::path& dir, std::int64_t step) {
@@ -485,11 +769,12 @@ Manifest manifest_from_json(const json::Value& v, const std::string& source) {
     if (get(v, "format", "format").as_string() != "cohort-checkpoint") {
       throw Error("is \"" + v.at("format").as_string() + "\", expected \"cohort-checkpoint\"");
     }
-    m.format_version = static_cast<int>(get(v, "format_version", "format_version").as_int());
-    if (m.format_version != kFormatVersion) {
-      throw Error("version " + std::to_string(m.format_version) + " is not supported (this cohort reads " +
+    const auto version = get(v, "format_version", "format_version").as_int();
+    if (version != kFormatVersion) {
+      throw Error("version " + std::to_string(version) + " is not supported (this cohort reads " +
                   std::to_string(kFormatVersion) + "); use a newer cohort");
     }
+    m.format_version = kFormatVersion;
     m.step = get(v, "step", "step").as_int();
     m.time = get(v, "time", "time").as_string();
     m.world_size = static_cast<int>(get(v, "world_size", "world_size").as_int());
@@ -507,6 +792,8 @@ Manifest manifest_from_json(const json::Value& v, const std::string& source) {
     field = "files";
     if (!found_state) throw Error(std::string("does not list ") + std::string(kStateFile));
     const auto& tensors = get(v, "tensors", "tensors").as_array();
+    // Ordered rather than hashed: a crafted manifest cannot make lookups degrade.
+    std::set<std::string> names;
     for (size_t i = 0; i < tensors.size(); ++i) {
       std::string at = "tensors[" + std::to_string(i) + "]";
       const auto& t = tensors[i];
@@ -524,18 +811,19 @@ Manifest manifest_from_json(const json::Value& v, const std::string& source) {
       auto bytes = get(t, "bytes", at + ".bytes").as_int();
       info.bytes = static_cast<std::uint64_t>(bytes);
       field = at + ".bytes";
-      if (bytes < 0 || info.bytes != element_count(info.shape) * dtype_size(info.dtype)) {
-        throw Error("does not match the dtype and shape");
+      std::uint64_t expected = 0;
+      if (__builtin_mul_overflow(element_count(info.shape), dtype_size(info.dtype), &expected)) {
+        throw Error("shape " + shape_text(info.shape) + " of " + std::string(dtype_name(info.dtype)) +
+                    " is more than 2^64 bytes");
       }
+      if (bytes < 0 || info.bytes != expected) throw Error("does not match the dtype and shape");
       auto crc = get(t, "crc32c", at + ".crc32c").as_int();
       if (crc < 0 || crc > 0xFFFFFFFFll) throw Error("not a 32-bit checksum");
       info.crc32c = static_cast<std::uint32_t>(crc);
       if (const auto* c = t.find("compressed")) info.compressed = c->as_bool();
       field = at + ".name";
       check_tensor_name(info.name);
-      for (const auto& other : m.tensors) {
-        if (other.name == info.name) throw Error("tensor '" + info.name + "' is listed twice");
-      }
+      if (!names.insert(info.name).second) throw Error("tensor '" + info.name + "' is listed twice");
       m.tensors.push_back(std::move(info));
     }
     if (const auto* meta = v.find("metadata")) {

@@ -17,6 +17,7 @@
 
 #include "checkpoint/checkpoint.hpp"
 #include "common/error.hpp"
+#include "common/fd.hpp"
 
 namespace cohort::checkpoint::detail {
 
@@ -69,12 +70,36 @@ class H5Handle {
   }
   ~H5Handle() { reset(); }
   hid_t get() const { return id_; }
+  // Hands the id over to the caller, who closes it (or keeps it for the process's life).
+  hid_t release() { return std::exchange(id_, H5I_INVALID_HID); }
   void close(const std::string& what);
   void reset() noexcept;
 
  private:
   hid_t id_ = H5I_INVALID_HID;
   Closer closer_ = nullptr;
+};
+
+// A state.h5 being written, created with `fapl` (H5F_ACC_EXCL). HDF5 1.10 leaves a file
+// whose close failed half torn down, and crashes closing it again at exit; a close fails
+// when the disk has no room left for the metadata it flushes. So a file given up (the
+// destructor, before close()) is first truncated to nothing, which frees room for that
+// flush, and close() of a file this process writes alone checks for the room first,
+// throwing ENOSPC while the file can still be given up. `alone`: not shared with other
+// ranks through MPI-IO.
+class WriteFile {
+ public:
+  WriteFile(fs::path path, hid_t fapl, bool alone);
+  ~WriteFile();
+  WriteFile(const WriteFile&) = delete;
+  WriteFile& operator=(const WriteFile&) = delete;
+  hid_t get() const { return file_.get(); }
+  void close();
+
+ private:
+  fs::path path_;
+  bool alone_;
+  H5Handle file_;
 };
 
 H5Handle h5_file(hid_t id, const std::string& what);
@@ -92,15 +117,37 @@ hid_t memory_type(DType dtype);
 // The dtype a stored dataset type matches, for checks against the manifest.
 std::optional<DType> dtype_of(hid_t type);
 
+// Whether an open checkpoint file has a dataset /tensors/<name>.
+bool has_tensor(hid_t file, const std::string& name);
+
 // A tensor's dataset in an open checkpoint file, and its dataspace, once its shape and type
-// are checked against the manifest's `info` (an Error naming the tensor otherwise).
+// are checked against the manifest's `info`, and its storage: reached through hard links,
+// kept in the file itself (no external file, no virtual dataset; deflate, shuffle and
+// fletcher32 the only filters), and no larger than that storage can hold. An Error naming
+// the tensor otherwise.
 struct TensorDataset {
   H5Handle dataset;
   H5Handle space;
 };
 TensorDataset open_tensor(hid_t file, const TensorInfo& info);
 
-// Root attribute helpers.
+// A checkpoint's state.h5 open for reading tensor after tensor: opening the file once
+// rather than per tensor matters when there are many (export).
+class StateReader {
+ public:
+  explicit StateReader(const fs::path& checkpoint);
+  // Reads `tensor` whole into `out` (resized), checking its checksum.
+  void read(const TensorInfo& tensor, std::vector<std::byte>& out);
+
+ private:
+  fs::path checkpoint_;
+  H5Lock lock_;
+  H5Handle file_;
+};
+
+// Root attribute helpers. A reader first checks that the attribute holds one value of the
+// expected kind: anything else (an array, another type) is damage, a cohort::Error naming
+// the file, the attribute and what was expected.
 void write_int_attr(hid_t obj, const char* name, std::int64_t value);
 void write_string_attr(hid_t obj, const char* name, const std::string& value);
 std::int64_t read_int_attr(hid_t obj, const char* name);
@@ -192,9 +239,26 @@ class ReadAhead {
 void fsync_path(const fs::path& path);
 // Writes `content` to `path` (created or truncated) and fsyncs it.
 void write_durably(const fs::path& path, std::string_view content);
+
+// A checkpoint's files are regular files. One that is a symbolic link, a FIFO, a device or
+// a directory could lead outside the checkpoint, block for ever or never end: opening it
+// is refused as damage, a cohort::Error naming the path.
+struct RegularFile {
+  Fd fd;
+  std::uint64_t size = 0;
+};
+RegularFile open_regular(const fs::path& path);
+std::uint64_t regular_file_size(const fs::path& path);
+// The whole of a regular file of at most kMaxTextBytes, read no further than the size it
+// had when opened.
+inline constexpr std::uint64_t kMaxTextBytes = std::uint64_t{1} << 30;
 std::string read_text(const fs::path& path);
 // rename(2), then fsync of the directory that holds `to`.
 void rename_durably(const fs::path& from, const fs::path& to);
+// Swaps the entries `a` and `b` in one step (renameat2 with RENAME_EXCHANGE), then fsyncs
+// their directory. Returns false, having changed nothing, where the file system cannot
+// exchange (NFS and some parallel file systems).
+bool exchange_durably(const fs::path& a, const fs::path& b);
 // Points DIR/latest at `step`: a temporary file, fsync, rename over latest, fsync DIR.
 void write_latest(const fs::path& dir, std::int64_t step);
 // Removes hidden leftovers of interrupted saves and prunes. Errors are returned as text.

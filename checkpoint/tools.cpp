@@ -123,10 +123,11 @@ VerifyReport verify(const std::filesystem::path& checkpoint, const std::function
     report.problems.push_back({"", "the manifest says step " + std::to_string(m.step) + ", the directory says " +
                                        std::to_string(*named)});
   }
-  std::error_code ec;
-  auto size = fs::file_size(checkpoint / kStateFile, ec);
-  if (ec) {
-    report.problems.push_back({"", system_message((checkpoint / kStateFile).string(), ec.value())});
+  std::uint64_t size = 0;
+  try {
+    size = regular_file_size(checkpoint / kStateFile);
+  } catch (const Error& e) {
+    report.problems.push_back({"", e.what()});
     return report;
   }
   if (size != m.state_bytes) {
@@ -163,14 +164,18 @@ VerifyReport verify(const std::filesystem::path& checkpoint, const std::function
   return report;
 }
 
-void read_tensor(const std::filesystem::path& checkpoint, const TensorInfo& tensor, std::vector<std::byte>& out) {
-  H5Lock h5;
-  auto file = open_state(checkpoint);
-  std::uint32_t crc = read_dataset(file.get(), tensor, &out);
+StateReader::StateReader(const fs::path& checkpoint) : checkpoint_(checkpoint), file_(open_state(checkpoint)) {}
+
+void StateReader::read(const TensorInfo& tensor, std::vector<std::byte>& out) {
+  std::uint32_t crc = read_dataset(file_.get(), tensor, &out);
   if (crc != tensor.crc32c) {
-    throw Error("tensor '" + tensor.name + "' in " + checkpoint.string() + ": checksum mismatch (manifest " +
+    throw Error("tensor '" + tensor.name + "' in " + checkpoint_.string() + ": checksum mismatch (manifest " +
                 hex32(tensor.crc32c) + ", data " + hex32(crc) + ")");
   }
+}
+
+void read_tensor(const std::filesystem::path& checkpoint, const TensorInfo& tensor, std::vector<std::byte>& out) {
+  StateReader(checkpoint).read(tensor, out);
 }
 
 std::vector<std::int64_t> prune(const std::filesystem::path& dir, const Retention& retention) {

@@ -186,6 +186,17 @@ TEST(CkptExport, SafetensorsAndNpzHoldTheTensorsNumpyExpects) {
   EXPECT_EQ(cohort({"ckpt", "export", (tmp / "ckpt").string(), "--to", "pickle", "x"}).exit_code, 2);
 }
 
+TEST(CkptExport, ATensorNamedLikeSafetensorsMetadataIsRefusedNotMerged) {
+  testing::TempDir tmp;
+  float x = 1;
+  Checkpointer(tmp / "ckpt").save(1, State{{{"__metadata__", DType::float32, {}, Sharding::replicated, &x}}, {}});
+  auto r = cohort({"ckpt", "export", (tmp / "ckpt").string(), "--to", "safetensors", (tmp / "out").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("reserves that name"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp / "out"));
+  EXPECT_EQ(cohort({"ckpt", "export", (tmp / "ckpt").string(), "--to", "npz", (tmp / "out.npz").string()}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace cohort::checkpoint
 

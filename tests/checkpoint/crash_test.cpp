@@ -3,6 +3,7 @@
 // committed before, and the next load_latest() returns a complete checkpoint.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <random>
 
 #include "checkpoint/checkpoint.hpp"
@@ -69,6 +70,41 @@ TEST(Commit, SigkillAtRandomMomentsNeverDamagesTheLatestCommittedCheckpoint) {
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     EXPECT_NE(e.path().filename().string()[0], '.') << e.path();
   }
+}
+
+// A step saved again (a run that resumed from an earlier step and reached it again) replaces
+// the old copy in one exchange of directories: killed at any moment, the step is still
+// committed, whole, and `latest` names a directory that exists. COHORT_CRASH_KILLS sets
+// how many kills (100 by default).
+TEST(Commit, SigkillWhileSavingAStepAgainAlwaysLeavesACommittedCopy) {
+  testing::TempDir tmp;
+  const std::filesystem::path dir = tmp / "ckpt";
+  auto seed = run_process({COHORT_CRASH_WRITER, dir.string(), "4", "2"});
+  ASSERT_EQ(seed.exit_code, 0) << seed.err;
+
+  const char* kills_text = std::getenv("COHORT_CRASH_KILLS");
+  const int kills = kills_text ? std::atoi(kills_text) : 100;
+  std::mt19937 gen(20261129);
+  std::uniform_int_distribution<int> delay_ms(1, 250);
+  int passed = 0;
+  for (int trial = 0; trial < kills; ++trial) {
+    RunOptions options;
+    options.timeout = std::chrono::milliseconds(delay_ms(gen));
+    auto r = run_process({COHORT_CRASH_WRITER, dir.string(), "5", "1000000", "again"}, options);
+    ASSERT_TRUE(r.timed_out) << "the writer stopped by itself: " << r.err;
+
+    std::string latest = testing::read_file(dir / "latest");
+    while (!latest.empty() && latest.back() == '\n') latest.pop_back();
+    ASSERT_TRUE(std::filesystem::is_directory(dir / latest))
+        << "trial " << trial << ": latest names " << latest << ", which is gone";
+    Loaded got = load(dir);
+    ASSERT_EQ(got.step, 5) << "trial " << trial << ": step 5 was not committed after the kill";
+    EXPECT_TRUE(got.skipped.empty()) << "trial " << trial << ": " << got.skipped[0].reason;
+    ASSERT_EQ(got.a, testing::pattern(5, 256 * 1024)) << "trial " << trial;
+    ASSERT_EQ(got.b, testing::pattern(6, 1000)) << "trial " << trial;
+    ++passed;
+  }
+  std::cout << passed << " of " << kills << " kills while saving step 5 again left it committed\n";
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Saves checkpoints FIRST, FIRST+1, … into DIR, COUNT of them, for the crash test to kill at
-// random moments. Each step's tensors hold testing::pattern(step) so a reader can tell
-// exactly which step it loaded.
+// random moments; with "again", saves step FIRST COUNT times over, replacing it each time.
+// Each step's tensors hold testing::pattern(step) so a reader can tell exactly which step
+// it loaded.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -10,8 +11,9 @@
 
 int main(int argc, char** argv) {
   using namespace cohort::checkpoint;
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: ckpt_crash_writer DIR FIRST COUNT\n");
+  const bool again = argc == 5 && std::string(argv[4]) == "again";
+  if (argc != 4 && !again) {
+    std::fprintf(stderr, "usage: ckpt_crash_writer DIR FIRST COUNT [again]\n");
     return 2;
   }
   const std::int64_t first = std::atoll(argv[2]);
@@ -19,7 +21,8 @@ int main(int argc, char** argv) {
   Options options;
   options.retention = {2, 0};  // pruning runs too, so a kill can land in it
   Checkpointer ckpt(argv[1], MPI_COMM_WORLD, options);
-  for (std::int64_t step = first; step < first + count; ++step) {
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::int64_t step = again ? first : first + i;
     auto a = testing::pattern(step, 256 * 1024);
     auto b = testing::pattern(step + 1, 1000);
     State state;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/json.hpp"
 #include "tests/common/temp_dir.hpp"
 
 namespace cohort::checkpoint::testing {
@@ -61,6 +62,36 @@ inline void write_file(const std::filesystem::path& path, const std::string& con
 inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Rewrites `checkpoint`'s manifest through `edit`.
+template <typename F>
+void edit_manifest(const std::filesystem::path& checkpoint, F&& edit) {
+  auto manifest = json::parse(read_file(checkpoint / "manifest.json"));
+  edit(manifest);
+  write_file(checkpoint / "manifest.json", json::write(manifest, 2));
+}
+
+// A manifest member by key, for editing in place.
+inline json::Value& member(json::Value& object, const std::string& key) {
+  for (auto& [k, v] : object.as_object()) {
+    if (k == key) return v;
+  }
+  throw std::runtime_error("no member " + key);
+}
+
+// Changes `checkpoint`'s state.h5 through `edit` (given the open file), then records the
+// file's new size in the manifest, so that what is tested is the crafted content rather
+// than the size check.
+template <typename F>
+void craft_state(const std::filesystem::path& checkpoint, F&& edit) {
+  auto state = checkpoint / "state.h5";
+  hid_t file = H5Fopen(state.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  if (file < 0) throw std::runtime_error("cannot open " + state.string());
+  edit(file);
+  if (H5Fclose(file) < 0) throw std::runtime_error("cannot close " + state.string());
+  const auto size = static_cast<std::int64_t>(std::filesystem::file_size(state));
+  edit_manifest(checkpoint, [&](json::Value& m) { member(m, "files").as_array()[0].set("bytes", size); });
 }
 
 }  // namespace cohort::checkpoint::testing

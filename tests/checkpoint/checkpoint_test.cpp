@@ -12,6 +12,7 @@
 
 #include "common/error.hpp"
 #include "common/json.hpp"
+#include "common/process.hpp"
 #include "test_util.hpp"
 
 namespace cohort::checkpoint {
@@ -219,12 +220,22 @@ TEST(Save, UnwritableDirectoryIsAClearErrorAndCommitsNothing) {
   Checkpointer inside_a_file(tmp / "file" / "ckpt", MPI_COMM_WORLD, quiet());
   expect_input_error([&] { inside_a_file.save(1, state); }, "cannot create checkpoint directory");
 
-  if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory permissions";
   std::filesystem::create_directory(tmp / "ro");
   ::chmod((tmp / "ro").c_str(), 0555);
-  Checkpointer read_only(tmp / "ro", MPI_COMM_WORLD, quiet());
-  expect_input_error([&] { read_only.save(1, state); }, "cannot write in checkpoint directory");
-  EXPECT_TRUE(read_only.steps().empty());
+  if (::geteuid() == 0) {
+    // Root ignores directory permissions: the save runs as nobody (setpriv), in a writer
+    // that reports an error as a command does.
+    ::chmod(tmp.path().c_str(), 0755);
+    auto r = run_process({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", COHORT_CRASH_WRITER,
+                          (tmp / "ro").string(), "1", "1"});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("cannot write in checkpoint directory"), std::string::npos) << r.err;
+  } else {
+    Checkpointer read_only(tmp / "ro", MPI_COMM_WORLD, quiet());
+    expect_input_error([&] { read_only.save(1, state); }, "cannot write in checkpoint directory");
+  }
+  EXPECT_TRUE(Checkpointer(tmp / "ro", MPI_COMM_WORLD, quiet()).steps().empty());
+  EXPECT_TRUE(std::filesystem::is_empty(tmp / "ro")) << "the refused save left something behind";
   ::chmod((tmp / "ro").c_str(), 0755);
 }
 

@@ -3,6 +3,8 @@
 // committed before, and the next load_latest() returns a complete checkpoint.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <random>
 
@@ -37,12 +39,16 @@ Loaded load(const std::filesystem::path& dir) {
 TEST(Commit, SigkillAtRandomMomentsNeverDamagesTheLatestCommittedCheckpoint) {
   testing::TempDir tmp;
   const std::string dir = (tmp / "ckpt").string();
-  // A first checkpoint, written to completion.
+  // A first checkpoint, written to completion; how long that took (process start and one
+  // save) scales the kills to this machine, so that they land before, inside and after
+  // later commits whether the machine is fast or loaded.
+  const auto started = std::chrono::steady_clock::now();
   auto seed = run_process({COHORT_CRASH_WRITER, dir, "0", "1"});
   ASSERT_EQ(seed.exit_code, 0) << seed.err;
+  const auto one_save = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
 
   std::mt19937 gen(20261128);
-  std::uniform_int_distribution<int> delay_ms(1, 250);
+  std::uniform_int_distribution<int> delay_ms(1, std::max(250, static_cast<int>(3 * one_save.count())));
   std::int64_t committed = 0;
   int kills = 0, commits_seen = 0;
   for (int trial = 0; trial < 40; ++trial) {
@@ -62,7 +68,8 @@ TEST(Commit, SigkillAtRandomMomentsNeverDamagesTheLatestCommittedCheckpoint) {
     commits_seen += static_cast<int>(got.step - committed);
     committed = got.step;
   }
-  std::cout << kills << " kills; " << commits_seen << " checkpoints committed between them\n";
+  std::cout << kills << " kills; " << commits_seen << " checkpoints committed between them\n";  // Kills that all land before the first commit would test nothing but the seed.
+  EXPECT_GT(commits_seen, 0) << "no checkpoint was committed between " << kills << " kills";
   // Whatever the kills left behind, the next save cleans up and commits.
   auto last = run_process({COHORT_CRASH_WRITER, dir, std::to_string(committed + 1), "1"});
   ASSERT_EQ(last.exit_code, 0) << last.err;

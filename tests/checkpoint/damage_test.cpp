@@ -169,6 +169,27 @@ TEST_F(Damage, AManifestNamingATensorTheFileLacksFallsBack) {
   EXPECT_MENTIONS(reason, "state.h5");
 }
 
+TEST_F(Damage, AManifestOfAnotherFormatOrAnUnknownVersionIsRefused) {
+  struct Case {
+    const char* field;
+    json::Value value;
+    const char* fragment;
+  };
+  for (const auto& c : {Case{"format", json::Value("safetensors"), "expected \"cohort-checkpoint\""},
+                        Case{"format_version", json::Value(2), "version 2 is not supported (this cohort reads 1)"},
+                        Case{"format_version", json::Value(0), "version 0 is not supported"}}) {
+    SCOPED_TRACE(std::string(c.field) + " changed");
+    testing::edit_manifest(newest(), [&](json::Value& m) { m.set(c.field, c.value); });
+    EXPECT_THROW(read_manifest(newest()), Error);
+    EXPECT_MENTIONS(expect_verify_fails(), c.fragment);
+    EXPECT_MENTIONS(expect_fallback(), c.fragment);
+    testing::edit_manifest(newest(), [&](json::Value& m) {
+      m.set("format", "cohort-checkpoint");
+      m.set("format_version", 1);
+    });
+  }
+}
+
 TEST_F(Damage, ATensorMissingFromTheFileFallsBack) {
   testing::craft_state(newest(), [](hid_t file) { H5Ldelete(file, "tensors/w", H5P_DEFAULT); });
   EXPECT_MENTIONS(expect_verify_fails(), "tensor 'w'");

@@ -5,9 +5,9 @@ source "$(dirname "$0")/lib.sh"
 require_cluster
 cohort=$COHORT_BUILD_DIR/bin/cohort
 
-spec() {  # points maxTrialCount parallelTrialCount
+spec() {  # points maxTrialCount parallelTrialCount [goal]
   cat <<YAML
-objective: {type: minimize, objectiveMetricName: loss}
+objective: {type: minimize, objectiveMetricName: loss${4:+, goal: $4}}
 algorithm: {algorithmName: grid}
 maxTrialCount: $2
 parallelTrialCount: $3
@@ -60,17 +60,7 @@ idle=$(cat "$work"/b/slurm/*.out | grep -c 'nothing left to run' || true)
 expect_eq "$idle" 2 "array tasks that found nothing to claim"
 # 3. The first trial reaches the goal: the sweep ends, and the array's pending tasks are
 # cancelled rather than started to find nothing (one task at a time, so five are pending).
-cat >"$work/c.yaml" <<YAML
-objective: {type: minimize, objectiveMetricName: loss, goal: 100}
-algorithm: {algorithmName: grid}
-maxTrialCount: 6
-parallelTrialCount: 1
-parameters:
-  - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "6"}}
-trialTemplate:
-  trialParameters: [{name: x, reference: x}]
-  command: [sh, -c, 'echo "loss=\${trialParameters.x}"']
-YAML
+spec 6 6 1 100 >"$work/c.yaml"
 job=$("$cohort" sweep submit "$work/c.yaml" --dir "$work/c" -n1) || fail "sweep submit of the goal sweep failed"
 submitted+=("$job")
 grep -q -- '--array=0-5%1' "$work/c/sweep.sbatch" || fail "the array is not 0-5%1: $(grep array "$work/c/sweep.sbatch")"

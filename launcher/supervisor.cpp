@@ -343,7 +343,8 @@ class Gang {
     set("COHORT_RESTART_COUNT", std::to_string(restart_count));
     set("COHORT_CHECKPOINT_REQUEST", options_.run_dir + "/checkpoint-request");
     std::ostringstream timeout;
-    timeout << options_.heartbeat_timeout;
+    if (options_.heartbeat_timeout) timeout << *options_.heartbeat_timeout;
+    else timeout << "first-beat";
     set("COHORT_LAUNCH_HEARTBEAT_TIMEOUT", timeout.str());
     std::vector<std::string> rank_argv{options_.self, "launch", "--as-rank", "--"};
     rank_argv.insert(rank_argv.end(), options_.command.begin(), options_.command.end());

@@ -1,8 +1,9 @@
 // launcher/heartbeat.hpp — a rank's proof of life for the launcher's hang detection.
 //
 // Any language can beat by touching the file named in COHORT_HEARTBEAT_FILE; C++ code
-// calls heartbeat(). A rank that does not beat for the launcher's --heartbeat-timeout is
-// treated as hung: its stack is dumped and the gang restarts.
+// calls heartbeat(). A rank that has beaten and then stays silent for the launcher's
+// --heartbeat-timeout (600 s unless set) is treated as hung: its stack is dumped and the
+// gang restarts.
 #pragma once
 
 namespace cohort {

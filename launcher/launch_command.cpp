@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "common/error.hpp"
 #include "common/text.hpp"
@@ -62,6 +63,7 @@ int launch_command(const std::vector<std::string>& args) {
 
   LaunchOptions o;
   std::string policy = "on-failure", preempt = "USR1", checkpoint = "none", spec_path, role;
+  double heartbeat_timeout = 0;
   po::options_description visible("options");
   visible.add_options()
       ("help,h", "show this help")
@@ -71,8 +73,9 @@ int launch_command(const std::vector<std::string>& args) {
       ("max-restarts", po::value<int>(&o.max_restarts)->default_value(0), "gang restarts allowed after failures")
       ("restart-policy", po::value<std::string>(&policy)->default_value("on-failure"),
        "never | on-failure | exit-code (1-127 permanent, 128-255 retryable)")
-      ("heartbeat-timeout", po::value<double>(&o.heartbeat_timeout)->default_value(0),
-       "seconds without a heartbeat before a rank counts as hung (0: off)")
+      ("heartbeat-timeout", po::value<double>(&heartbeat_timeout),
+       "seconds without a heartbeat before a rank counts as hung (default: 600, from the rank's first beat; "
+       "0: no hang detection, stopped ranks included)")
       ("grace", po::value<double>(&o.grace)->default_value(60), "seconds ranks get to checkpoint before requeue")
       ("preempt-signal", po::value<std::string>(&preempt)->default_value("USR1"),
        "the batch script's warning signal (sbatch --signal=B:SIG@T)")
@@ -130,7 +133,14 @@ int launch_command(const std::vector<std::string>& args) {
   o.checkpoint_signal = checkpoint == "none" ? 0 : parse_signal("--checkpoint-signal", checkpoint);
   if (o.max_restarts < 0) throw input_error("--max-restarts " + std::to_string(o.max_restarts) + ": must be 0 or more");
   if (o.max_requeues < 0) throw input_error("--max-requeues " + std::to_string(o.max_requeues) + ": must be 0 or more");
-  if (o.heartbeat_timeout < 0) throw input_error("--heartbeat-timeout: must be 0 (off) or more seconds");
+  if (vm.count("heartbeat-timeout")) {
+    if (!(heartbeat_timeout >= 0)) {
+      std::ostringstream given;
+      given << heartbeat_timeout;
+      throw input_error("--heartbeat-timeout " + given.str() + ": must be 0 (off) or more seconds");
+    }
+    o.heartbeat_timeout = heartbeat_timeout;
+  }
   if (o.grace < 0) throw input_error("--grace: must be 0 or more seconds");
   const char* job = std::getenv("SLURM_JOB_ID");
   o.local = vm.count("local") || !job || !*job;

@@ -1,17 +1,22 @@
 // The per-rank side of `cohort launch`: one of these wraps every rank's program.
 //
-// It gives the program the launch contract, watches its heartbeat, dumps its stack when
-// it hangs, and writes how it ended to the run directory, where the supervisor reads it
-// to tear the gang down and to name the rank that failed first.
+// It gives the program the launch contract, watches for hangs (a heartbeat gone quiet, a
+// process stopped by a signal), dumps the stack of what hung, and writes how the program
+// ended to the run directory, where the supervisor reads it to tear the gang down and to
+// name the rank that failed first.
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "common/error.hpp"
@@ -54,13 +59,76 @@ Contract local_contract(const Environment& env) {
   return c;
 }
 
-double seconds_since_modified(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
+// How this rank is watched for hangs, from COHORT_LAUNCH_HEARTBEAT_TIMEOUT: "first-beat"
+// (the default: kDefaultHeartbeatTimeout once the program has beaten), a number of seconds
+// counted from the start, or 0 for no watch at all.
+struct HangWatch {
+  bool on = true;
+  double timeout = kDefaultHeartbeatTimeout;
+  bool from_first_beat = true;
+};
+
+HangWatch hang_watch(const std::string& text) {
+  HangWatch w;
+  if (text.empty() || text == "first-beat") return w;
+  char* end = nullptr;
+  const double seconds = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !(seconds >= 0)) {
+    throw input_error("COHORT_LAUNCH_HEARTBEAT_TIMEOUT='" + text + "' is not a number of seconds or first-beat");
+  }
+  w.on = seconds > 0;
+  w.timeout = seconds;
+  w.from_first_beat = false;
+  return w;
+}
+
+double realtime_now() {
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  return static_cast<double>(now.tv_sec - st.st_mtim.tv_sec) +
-         static_cast<double>(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
+// When the heartbeat file was last touched, in seconds since the epoch: 0 while the program
+// has not beaten yet (the wrapper dates the file it makes to the epoch), -1 when it is gone.
+double last_beat(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<double>(st.st_mtim.tv_sec) + static_cast<double>(st.st_mtim.tv_nsec) / 1e9;
+}
+
+// The rank's processes: its program and whatever the program started that still runs
+// (a shell's command, a data loader's workers), found through /proc/PID/task/TID/children.
+std::vector<pid_t> process_tree(pid_t root) {
+  std::vector<pid_t> out{root};
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::string tasks = "/proc/" + std::to_string(out[i]) + "/task";
+    DIR* dir = ::opendir(tasks.c_str());
+    if (!dir) continue;
+    while (dirent* e = ::readdir(dir)) {
+      if (e->d_name[0] == '.') continue;
+      std::istringstream children(read_small_file(tasks + "/" + e->d_name + "/children"));
+      for (pid_t p; children >> p;) {
+        if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+      }
+    }
+    ::closedir(dir);
+  }
+  return out;
+}
+
+// A process's name and state letter from /proc/PID/stat ('T': stopped by a signal;
+// 't': held by a debugger); state 0 once the process is gone.
+struct ProcessState {
+  std::string name;
+  char state = 0;
+};
+
+ProcessState process_state(pid_t pid) {
+  const std::string stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
+  // The name sits in parentheses and may itself hold spaces and parentheses.
+  const auto open = stat.find('('), close = stat.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open || close + 2 >= stat.size()) return {};
+  return {stat.substr(open + 1, close - open - 1), stat[close + 2]};
 }
 
 // Where the node allows: every thread's user stack through gdb, else the kernel's view.
@@ -134,15 +202,18 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   if (!env_str(env, "COHORT_MASTER_PORT").empty()) contract.master_port = env_int(env, "COHORT_MASTER_PORT", 0);
   std::vector<std::string> role_env;
   if (!role.empty()) role_env = role_environment(env, role, contract.rank);
-  const double timeout = std::stod(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT").empty()
-                                       ? "0"
-                                       : env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
-  if (timeout > 0) {
+  const HangWatch watch = hang_watch(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
+  if (watch.on) {
     // In the attempt's directory, so that it goes with the run directory whatever ends the
     // rank. The rank beats and this wrapper watches on the same node, and a filesystem
     // client always sees its own updates to a file's times, shared or not.
     contract.heartbeat_file = attempt_dir + "/heartbeat-" + std::to_string(contract.rank);
     write_file_atomically(contract.heartbeat_file, "");
+    // Dated to the epoch, so that any beat shows, however soon after the start it comes.
+    const timespec epoch[2] = {{0, 0}, {0, 0}};
+    if (::utimensat(AT_FDCWD, contract.heartbeat_file.c_str(), epoch, 0) != 0) {
+      throw Error(system_message("cannot set the times of " + contract.heartbeat_file, errno));
+    }
   }
   // Local mode placed this rank: bind it (and so its program) to the planned CPUs and
   // memory, as far as this machine has them.
@@ -190,7 +261,23 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   outcome.rank = contract.rank;
   outcome.host = host_name();
   int status = 0;
-  bool hung = false;
+  bool hung = false, stopped = false;
+  using Clock = std::chrono::steady_clock;
+  // The heartbeat's clock starts with the program and starts over whenever this wrapper
+  // was itself stopped (a Slurm suspend stops every process of the job, then continues
+  // them): time the whole job stood still is no rank's fault.
+  double beat_clock = realtime_now();
+  auto last_look = Clock::now();
+  std::map<pid_t, Clock::time_point> stopped_since;
+  auto hang = [&](pid_t culprit, const std::string& why) {
+    hung = true;
+    std::cerr << "cohort: launch: rank " << contract.rank << " on " << outcome.host << ": " << why
+              << "; treating it as hung\n";
+    dump_stack(culprit, contract.rank);
+    // The whole rank: what the program started would otherwise outlive it, and a stopped
+    // process left behind stays stopped.
+    for (pid_t p : process_tree(child)) ::kill(p, SIGKILL);
+  };
   while (true) {
     timespec slice{1, 0};
     siginfo_t info{};
@@ -199,15 +286,41 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
       pid_t done = ::waitpid(child, &status, WNOHANG);
       if (done == child) break;
     }
-    if (timeout > 0 && !hung && seconds_since_modified(contract.heartbeat_file) > timeout) {
-      hung = true;
-      std::cerr << "cohort: launch: rank " << contract.rank << " on " << outcome.host << ": no heartbeat for "
-                << timeout << " s; treating it as hung\n";
-      dump_stack(child, contract.rank);
-      ::kill(child, SIGKILL);
+    if (!watch.on || hung) continue;
+    const auto now = Clock::now();
+    if (sig == SIGCONT || now - last_look > std::chrono::seconds(5)) {
+      beat_clock = realtime_now();
+      stopped_since.clear();
+    }
+    last_look = now;
+
+    std::map<pid_t, Clock::time_point> still_stopped;
+    for (pid_t p : process_tree(child)) {
+      const ProcessState ps = process_state(p);
+      if (ps.state != 'T') continue;
+      auto since = stopped_since.count(p) ? stopped_since[p] : now;
+      still_stopped[p] = since;
+      const double seconds = std::chrono::duration<double>(now - since).count();
+      if (!hung && seconds >= kStoppedRankSeconds) {
+        stopped = true;
+        hang(p, "pid " + std::to_string(p) + " (" + ps.name + ") stopped (state T) for " +
+                    std::to_string(static_cast<long>(seconds)) + " s");
+      }
+    }
+    stopped_since = std::move(still_stopped);
+    if (hung) continue;
+
+    const double beat = last_beat(contract.heartbeat_file);
+    const bool held = beat > 0 || (beat == 0 && !watch.from_first_beat);
+    if (held && realtime_now() - std::max(beat, beat_clock) > watch.timeout) {
+      std::ostringstream why;
+      why << "no heartbeat for " << watch.timeout << " s"
+          << (watch.from_first_beat ? " (the default --heartbeat-timeout for a rank that beats)" : "");
+      hang(child, why.str());
     }
   }
   outcome.hung = hung;
+  outcome.stopped = stopped;
   outcome.reported = true;
   if (WIFEXITED(status)) outcome.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) outcome.term_signal = WTERMSIG(status);

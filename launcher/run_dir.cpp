@@ -30,7 +30,7 @@ std::string read_small_file(const std::string& path) {
 void write_outcome(const std::string& attempt_dir, const RankOutcome& o) {
   std::ostringstream s;
   s << "rank=" << o.rank << "\nhost=" << o.host << "\nexit=" << o.exit_code << "\nsignal=" << o.term_signal
-    << "\nhung=" << (o.hung ? 1 : 0) << "\nended_ns=" << o.ended_ns << "\n";
+    << "\nhung=" << (o.hung ? 1 : 0) << "\nstopped=" << (o.stopped ? 1 : 0) << "\nended_ns=" << o.ended_ns << "\n";
   write_file_atomically(attempt_dir + "/rank-" + std::to_string(o.rank) + ".status", s.str());
 }
 
@@ -55,6 +55,7 @@ std::vector<RankOutcome> read_outcomes(const std::string& attempt_dir) {
         else if (key == "exit") o.exit_code = std::stoi(value);
         else if (key == "signal") o.term_signal = std::stoi(value);
         else if (key == "hung") o.hung = value == "1";
+        else if (key == "stopped") o.stopped = value == "1";
         else if (key == "ended_ns") o.ended_ns = std::stoll(value);
       } catch (const std::exception&) {
         o.reported = false;  // unreadable: treat as unreported
@@ -93,7 +94,7 @@ long long wall_clock_ns() {
 
 std::string describe(const RankOutcome& o) {
   if (!o.reported) return "killed in teardown";
-  if (o.hung) return "hung (no heartbeat)";
+  if (o.hung) return o.stopped ? "hung (stopped)" : "hung (no heartbeat)";
   if (o.term_signal) {
     const char* name = ::sigabbrev_np(o.term_signal);
     return std::string("killed by ") + (name ? std::string("SIG") + name : "signal " + std::to_string(o.term_signal));

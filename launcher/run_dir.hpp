@@ -24,7 +24,8 @@ int count_started(const std::string& attempt_dir);
 std::string host_name();
 long long wall_clock_ns();
 
-// "exited with 3", "killed by SIGKILL", "hung (no heartbeat)", "killed in teardown".
+// "exited with 3", "killed by SIGKILL", "hung (no heartbeat)", "hung (stopped)",
+// "killed in teardown".
 std::string describe(const RankOutcome& outcome);
 bool failed(const RankOutcome& outcome);
 

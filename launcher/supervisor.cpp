@@ -28,6 +28,7 @@
 #include "common/json.hpp"
 #include "launcher/hostlist.hpp"
 #include "launcher/job_spec.hpp"
+#include "launcher/lost_nodes.hpp"
 #include "launcher/placement_env.hpp"
 #include "topology/placement.hpp"
 #include "topology/topology.hpp"
@@ -343,7 +344,8 @@ class Gang {
     set("COHORT_RESTART_COUNT", std::to_string(restart_count));
     set("COHORT_CHECKPOINT_REQUEST", options_.run_dir + "/checkpoint-request");
     std::ostringstream timeout;
-    timeout << options_.heartbeat_timeout;
+    if (options_.heartbeat_timeout) timeout << *options_.heartbeat_timeout;
+    else timeout << "first-beat";
     set("COHORT_LAUNCH_HEARTBEAT_TIMEOUT", timeout.str());
     std::vector<std::string> rank_argv{options_.self, "launch", "--as-rank", "--"};
     rank_argv.insert(rank_argv.end(), options_.command.begin(), options_.command.end());
@@ -494,6 +496,27 @@ class Gang {
   }
 
   double seconds_to_all_started() const { return first_all_started_; }
+
+  // The allocation's nodes that Slurm has lost; none in local mode or when Slurm cannot
+  // be asked (the failure at hand is reported either way).
+  std::vector<LostNode> lost_nodes() const {
+    if (options_.local) return {};
+    std::vector<std::string> nodes = expand_hostlist(env_or("SLURM_JOB_NODELIST"));
+    for (int i = 0; i < het_components_; ++i) {
+      for (auto& n : expand_hostlist(env_or(("SLURM_JOB_NODELIST_HET_GROUP_" + std::to_string(i)).c_str()))) {
+        if (std::find(nodes.begin(), nodes.end(), n) == nodes.end()) nodes.push_back(std::move(n));
+      }
+    }
+    if (nodes.empty()) return {};
+    try {
+      RunOptions o;
+      o.timeout = std::chrono::seconds(30);
+      auto r = run_process({"scontrol", "show", "node", "-o", compress_hostlist(nodes)}, o);
+      return r.ok() ? launcher::lost_nodes(r.out) : std::vector<LostNode>{};
+    } catch (const Error&) {
+      return {};
+    }
+  }
 
  private:
   std::string resolve_program(const std::string& name) {
@@ -839,29 +862,59 @@ int supervise(const LaunchOptions& options) {
     }
 
     const RankOutcome* first = first_failure(a.outcomes);
+    // A node whose slurmd is gone explains what srun reports as a communication failure:
+    // the step could not be started there, or its ranks there could not be killed.
+    const std::vector<LostNode> lost = gang.lost_nodes();
+    const std::string lost_text = lost.empty() ? "" : describe(lost) + ": ranks there can be neither killed nor started";
     std::string culprit = first ? "rank " + std::to_string(first->rank) + " (" + first->host + ") " + describe(*first) + " first"
-                                : "the step failed before any rank reported";
+                          : lost.empty() ? "the step failed before any rank reported"
+                                         : lost_text;
+    if (first && !lost.empty()) culprit += "; " + lost_text;
     std::string torn_down = a.teardown_s >= 0 ? "gang torn down in " + wall(a.teardown_s, 2) : "gang torn down";
     RestartPolicy policy = options.policy;
     if (const Role* role = first ? gang.role_of(first->rank) : nullptr; role && role->restart_policy) {
       policy = *role->restart_policy;
     }
-    if (restarts < options.max_restarts && retryable(policy, first)) {
-      ++restarts;
-      const double backoff = restart_backoff_seconds(restarts);
-      std::cerr << "cohort: launch: " << culprit << "; " << torn_down << "; restarting in " << backoff << " s ("
-                << restarts << " of " << options.max_restarts << ")\n";
-      auto deadline = Clock::now() + std::chrono::duration<double>(backoff);
-      bool stopped = false;
-      while (Clock::now() < deadline && !stopped) {
+    // Sleeps `seconds` unless a signal stops the launcher; then its exit status.
+    auto pause = [&](double seconds, const char* waiting) -> std::optional<int> {
+      auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+      while (Clock::now() < deadline) {
         pollfd p{signals.fd(), POLLIN, 0};
         ::poll(&p, 1, 100);
         for (int s : signals.drain()) {
           if (s == SIGCHLD) continue;
-          std::cerr << "cohort: launch: stopped by " << signal_name(s) << " while waiting to restart; " << tail << "\n";
+          std::cerr << "cohort: launch: stopped by " << signal_name(s) << " while " << waiting << "; " << tail << "\n";
           return 128 + s;
         }
       }
+      return std::nullopt;
+    };
+    if (restarts < options.max_restarts && retryable(policy, first)) {
+      ++restarts;
+      if (!lost.empty()) {
+        // A restart cannot start on a lost node (srun fails, or waits for the CPUs its
+        // unkillable ranks hold), and Slurm has the last word on the node: it answers
+        // again, or Slurm ends the job (NODE_FAIL, requeued when the job allows it).
+        const std::string them = lost.size() == 1 ? "the node" : "the nodes";
+        std::cerr << "cohort: launch: " << culprit << "; " << torn_down << "; restart " << restarts << " of "
+                  << options.max_restarts << " waits until Slurm has " << them << " back, or ends the job for it "
+                  << "once it declares " << them << " down (SlurmdTimeout)\n";
+        while (!gang.lost_nodes().empty()) {
+          if (auto status = pause(2, "waiting for Slurm's lost node")) return *status;
+        }
+        std::vector<std::string> names;
+        for (const auto& n : lost) names.push_back(n.name);
+        std::cerr << "cohort: launch: Slurm has " << compress_hostlist(names) << " back\n";
+      }
+      const double backoff = restart_backoff_seconds(restarts);
+      if (lost.empty()) {
+        std::cerr << "cohort: launch: " << culprit << "; " << torn_down << "; restarting in " << backoff << " s ("
+                  << restarts << " of " << options.max_restarts << ")\n";
+      } else {
+        std::cerr << "cohort: launch: restarting in " << backoff << " s (" << restarts << " of " << options.max_restarts
+                  << ")\n";
+      }
+      if (auto status = pause(backoff, "waiting to restart")) return *status;
       continue;
     }
     std::string why = restarts >= options.max_restarts ? "" : " (the restart policy does not retry it)";

@@ -2,8 +2,9 @@
 //
 // One gang is all ranks of a job step. Any rank that fails tears the whole gang down,
 // which is then relaunched in the same allocation as the restart policy allows. A rank
-// that stops beating its heartbeat is dumped and treated as failed. On the batch
-// script's preemption signal, ranks are asked to checkpoint and the job is requeued.
+// that hangs — stops beating its heartbeat, or is stopped by a signal — is dumped and
+// treated as failed. On the batch script's preemption signal, ranks are asked to
+// checkpoint and the job is requeued.
 #pragma once
 
 #include <memory>
@@ -23,13 +24,27 @@ enum class RestartPolicy {
 
 RestartPolicy parse_restart_policy(const std::string& name);  // throws input_error
 
+// Without --heartbeat-timeout, a rank that has beaten once is held to beating at least this
+// often: torch.distributed's own limit on an NCCL collective (10 minutes), so a rank stuck
+// in one is ended no later than PyTorch itself would end it. A rank that never beats is
+// never held to it: it did not take part in the protocol.
+inline constexpr double kDefaultHeartbeatTimeout = 600;
+
+// A rank whose program, or any process it started, stays stopped (SIGSTOP, SIGTSTP: state
+// T) this long is hung, whether it beats or not: a stopped process makes no progress at
+// all. The bound only has to outlast stops that end by themselves (throttlers that stop and
+// continue, the moments of a Slurm resume), and stays well below any heartbeat timeout.
+inline constexpr double kStoppedRankSeconds = 10;
+
 struct LaunchOptions {
   std::vector<std::string> command;  // what every rank runs
   bool local = false;                // run ranks on this machine, without Slurm
   int nproc = 1;                     // ranks in local mode
   int max_restarts = 0;              // like torchrun's --max-restarts
   RestartPolicy policy = RestartPolicy::on_failure;
-  double heartbeat_timeout = 0;      // seconds; 0 turns hang detection off
+  // Seconds without a heartbeat before a rank counts as hung. Unset: kDefaultHeartbeatTimeout,
+  // from the rank's first beat on. 0: no hang detection at all, stopped ranks included.
+  std::optional<double> heartbeat_timeout;
   double grace = 60;                 // seconds ranks get to checkpoint before requeue
   int preempt_signal = 0;            // the batch script's warning signal (SIGUSR1)
   int checkpoint_signal = 0;         // sent to ranks on preemption; 0: only the flag file
@@ -47,7 +62,8 @@ struct RankOutcome {
   std::string host;
   int exit_code = -1;    // -1 when ended by a signal, or never reported
   int term_signal = 0;
-  bool hung = false;     // stopped beating and was killed for it
+  bool hung = false;     // stopped beating, or was stopped, and was killed for it
+  bool stopped = false;  // hung because a signal stopped it, not for want of a heartbeat
   bool reported = false; // the rank's runner wrote its outcome
   long long ended_ns = 0;  // wall clock at the end, to order failures
 };

@@ -1,5 +1,7 @@
 # cohort launch inside sbatch: every rank gets the contract; a failed or hung rank tears
 # the gang down on every node, and the gang restarts per policy or fails naming the rank.
+# A rank stopped by a signal is hung without any --heartbeat-timeout; a job that Slurm
+# suspends and resumes is not.
 source "$(dirname "$0")/lib.sh"
 require_cluster
 cohort=$COHORT_BUILD_DIR/bin/cohort
@@ -56,3 +58,28 @@ grep -q '2: cohort: launch: rank 2 on node2: no heartbeat for 2 s' hang.out || f
 grep -q "2: #0 " hang.out || grep -q '2: --- /proc/' hang.out || fail "no stack dump in the log: $(cat hang.out)"
 grep -q 'rank 2 (node2) hung (no heartbeat) first' hang.out || fail "hang not named as the failure: $(cat hang.out)"
 expect_eq "$(grep -c 'recovered$' hang.out)" 4 "ranks that ran again after the hang"
+
+# A rank that stops itself is hung, though no --heartbeat-timeout was given.
+stop='if [ "$COHORT_RESTART_COUNT" = 0 ]; then [ "$RANK" = 1 ] && kill -STOP $$; exec sleep 1000; fi; echo "rank $RANK restarted"'
+job=$(run_job stopped -N2 --ntasks-per-node=1 -- --max-restarts 1 -- bash -c "$stop")
+expect_eq "$(job_state "$job")" COMPLETED "state after a stopped rank"
+grep -q '1: cohort: launch: rank 1 on node2: pid [0-9]* (bash) stopped (state T) for [0-9]* s; treating it as hung' stopped.out ||
+  fail "stopped rank not reported: $(cat stopped.out)"
+grep -q 'rank 1 (node2) hung (stopped) first' stopped.out || fail "stop not named as the failure: $(cat stopped.out)"
+expect_eq "$(grep -c 'restarted$' stopped.out)" 2 "ranks that ran again after the stop"
+
+# Slurm suspends the job for longer than a rank may stay stopped and than its heartbeat
+# timeout; once resumed, it runs on to success.
+printf '#!/bin/bash\nexec %q launch --heartbeat-timeout 5 -- bash -c %q\n' "$cohort" \
+  "until [ -e $work/resumed ]; do touch \"\$COHORT_HEARTBEAT_FILE\"; sleep 0.2; done; echo \"rank \$RANK resumed\"" \
+  >"$work/suspend.sh"
+job=$(submit -N2 --ntasks-per-node=1 -o "$work/suspend.out" "$work/suspend.sh")
+wait_until 60 "the ranks of job $job to run" "grep -qs 'all 2 ranks running' suspend.out"
+scontrol suspend "$job"
+sleep 15
+scontrol resume "$job"
+touch "$work/resumed"
+wait_until 60 "job $job to end" "job_done $job"
+expect_eq "$(job_state "$job")" COMPLETED "state after a suspend ($(cat suspend.out))"
+! grep -q hung suspend.out || fail "a suspended job was taken for hung: $(cat suspend.out)"
+expect_eq "$(grep -c 'resumed$' suspend.out)" 2 "ranks that ran on after the resume"

@@ -110,6 +110,50 @@ TEST(LocalLaunch, ARankThatStopsBeatingIsDumpedAndRestarted) {
   EXPECT_TRUE(contains(r.err, "hung (no heartbeat) first")) << r.err;
 }
 
+TEST(LocalLaunch, ARankStoppedAfterItsFirstBeatIsDumpedAndRestartedWithoutAHeartbeatTimeout) {
+  // No --heartbeat-timeout: the first attempt beats once, then stops itself for good.
+  auto r = launch({"--local", "--max-restarts", "1", "--", "sh", "-c",
+                   "[ -n \"$COHORT_HEARTBEAT_FILE\" ] && touch \"$COHORT_HEARTBEAT_FILE\"; "
+                   "[ $COHORT_RESTART_COUNT = 0 ] && kill -STOP $$; exit 0"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex(R"(rank 0 on .*: pid \d+ \(sh\) stopped \(state T\) for \d+ s; treating it as hung)")))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "stack of pid")) << r.err;
+  EXPECT_TRUE(contains(r.err, "hung (stopped) first")) << r.err;
+  EXPECT_TRUE(contains(r.err, "succeeded: 1 rank, 1 restart")) << r.err;
+}
+
+TEST(LocalLaunch, ByDefaultARankThatNeverBeatsIsNotTreatedAsHung) {
+  // Rank 0 is offered a heartbeat, never beats and waits; rank 1 stops itself, also without
+  // a beat. Rank 0 outlives rank 1's stop and is torn down with the gang, not as hung.
+  auto r = launch({"--local", "--nproc", "2", "--", "sh", "-c",
+                   "[ -n \"$COHORT_HEARTBEAT_FILE\" ] || exit 9; [ $RANK = 1 ] && kill -STOP $$; exec sleep 1000"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex(R"(failed: rank 1 \(.*\) hung \(stopped\) first)"))) << r.err;
+  EXPECT_TRUE(contains(r.err, "rank 0: killed in teardown")) << r.err;
+  EXPECT_FALSE(contains(r.err, "no heartbeat")) << r.err;
+}
+
+TEST(LocalLaunch, HeartbeatTimeoutZeroTurnsHangDetectionOff) {
+  auto offered = launch({"--local", "--", "sh", "-c", "[ -n \"$COHORT_HEARTBEAT_FILE\" ]"});
+  EXPECT_EQ(offered.exit_code, 0) << "by default every rank is offered a heartbeat file: " << offered.err;
+
+  // Rank 1 stops itself; rank 0 sees it stopped, lets the launcher's limit on a stopped
+  // rank pass with some to spare, checks that rank 1 is still there and continues it.
+  TempDir temp("cohort-launch-off");
+  const std::string pid = (temp.path() / "rank-1.pid").string();
+  const int wait_s = static_cast<int>(launcher::kStoppedRankSeconds) + 5;
+  auto r = launch({"--local", "--nproc", "2", "--heartbeat-timeout", "0", "--", "sh", "-c",
+                   "[ -z \"$COHORT_HEARTBEAT_FILE\" ] || exit 9; "
+                   "if [ $RANK = 1 ]; then echo $$ >" + pid + ".tmp && mv " + pid + ".tmp " + pid + "; kill -STOP $$; exit 0; fi; "
+                   "until [ -s " + pid + " ]; do sleep 0.05; done; p=$(cat " + pid + "); "
+                   "until grep -q 'T (stopped)' /proc/$p/status; do sleep 0.05; done; "
+                   "sleep " + std::to_string(wait_s) + "; grep -q 'T (stopped)' /proc/$p/status || exit 8; kill -CONT $p"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(contains(r.err, "hung")) << r.err;
+  EXPECT_TRUE(contains(r.err, "succeeded: 2 ranks")) << r.err;
+}
+
 TEST(LocalLaunch, PreemptionAsksRanksToCheckpointThroughTheFlagFile) {
   // The rank plays the batch system: it sends the warning signal to its launcher (its
   // wrapper's parent), then waits for the checkpoint request.

@@ -91,8 +91,12 @@ WriteFile::WriteFile(fs::path path, hid_t fapl, bool alone) : path_(std::move(pa
 WriteFile::~WriteFile() {
   if (file_.get() < 0) return;
   // Given up: its blocks are freed first, so that the flush at close has room even on the
-  // disk that filled up while it was written.
-  ::truncate(path_.c_str(), 0);
+  // disk that filled up while it was written. A file that cannot be truncated is closed
+  // all the same: the directory it sits in is removed as uncommitted.
+  if (::truncate(path_.c_str(), 0) != 0) {
+    std::cerr << "cohort: checkpoint: cannot empty " << path_.string() << " before closing it: " << std::strerror(errno)
+              << "\n";
+  }
   file_.reset();
 }
 

@@ -261,7 +261,10 @@ void replace_dataset(hid_t file, Input& in, const Scratch& dir) {
         if (filters & 1) H5Pset_shuffle(dcpl);
         if (filters & 2) H5Pset_deflate(dcpl, 1 + filters % 9);
         if (filters & 4) H5Pset_fletcher32(dcpl);
-        if (filters & 8) H5Pset_nbit(dcpl);
+        // HDF5's own n-bit filter crashes writing types it does not pack (strings, say):
+        // a fault of the crafting, not of the reader under test.
+        const H5T_class_t klass = H5Tget_class(type);
+        if ((filters & 8) && (klass == H5T_INTEGER || klass == H5T_FLOAT)) H5Pset_nbit(dcpl);
       }
       break;
     case 5: H5Pset_layout(dcpl, H5D_COMPACT); break;

@@ -17,7 +17,7 @@
 //     tests/fuzz/checkpoint_file_fuzz.cpp checkpoint/{checkpointer,crc32c,internal,tools}.cpp \
 //     common/{error,fd,json}.cpp -o checkpoint_file_fuzz \
 //     -L/usr/lib/x86_64-linux-gnu/hdf5/openmpi -L/usr/lib/x86_64-linux-gnu/openmpi/lib -lhdf5 -lmpi
-//   mkdir -p found && ./checkpoint_file_fuzz -max_total_time=60 found tests/fuzz/corpus/checkpoint_file_fuzz
+//   mkdir -p found && ./checkpoint_file_fuzz -max_total_time=60 found tests/fuzz/corpus/checkpoint_file
 #include <hdf5.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -10,7 +10,7 @@
 //     tests/fuzz/checkpoint_manifest_fuzz.cpp checkpoint/{checkpointer,crc32c,internal,tools}.cpp \
 //     common/{error,fd,json}.cpp -o checkpoint_manifest_fuzz \
 //     -L/usr/lib/x86_64-linux-gnu/hdf5/openmpi -L/usr/lib/x86_64-linux-gnu/openmpi/lib -lhdf5 -lmpi
-//   mkdir -p found && ./checkpoint_manifest_fuzz -max_total_time=60 found tests/fuzz/corpus/checkpoint_manifest_fuzz
+//   mkdir -p found && ./checkpoint_manifest_fuzz -max_total_time=60 found tests/fuzz/corpus/checkpoint_manifest
 #include <cstddef>
 #include <cstdint>
 #include <string_view>

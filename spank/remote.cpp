@@ -61,7 +61,6 @@ void plan_node(spank_t sp, State& st) {
   // whatever value the user exported), so it is never read.
   if (auto gpus = job_getenv(sp, "SLURM_STEP_GPUS")) {
     st.view.gpus = *gpus;
-    st.view.gpus_variable = "SLURM_STEP_GPUS";
   }
   st.view.cuda_visible_devices = job_getenv(sp, "CUDA_VISIBLE_DEVICES").value_or("");
   st.view.rocr_visible_devices = job_getenv(sp, "ROCR_VISIBLE_DEVICES").value_or("");

@@ -9,6 +9,9 @@
 namespace cohort::spank {
 namespace {
 
+// The one variable a step's GPUs are read from, named in every message about them.
+constexpr const char* kStepGpusVariable = "SLURM_STEP_GPUS";
+
 using topology::CpuSet;
 using topology::GpuVendor;
 using topology::NicKind;
@@ -46,7 +49,7 @@ topology::PlanRequest make_request(const Node& node, const Settings& settings, c
   request.nics = settings.nic.value_or(topology::NicPolicy::nearest);
   if (!step.alloc_cores.empty()) request.allowed_cpus = cpus_of_cores(node, step.alloc_cores);
   request.allowed_gpus = step.gpus.empty() ? std::vector<int>{}
-                                           : topology::parse_index_list(step.gpus, step.gpus_variable + " " + step.gpus);
+                                           : topology::parse_index_list(step.gpus, std::string(kStepGpusVariable) + " " + step.gpus);
   return request;
 }
 
@@ -57,7 +60,7 @@ std::vector<RankPlacement> plan_step(const Node& node, const Settings& settings,
   names.gpus_per_rank = "--cohort=gpus-per-rank";
   names.threads_per_rank = "--cohort=threads";
   names.cpus = "S_STEP_ALLOC_CORES " + step.alloc_cores + " (CPUs)";
-  names.gpus = step.gpus_variable;
+  names.gpus = kStepGpusVariable;
   topology::check_request(node, request, names);
   return topology::plan(node, request);
 }
@@ -66,7 +69,7 @@ launcher::Environment task_environment(const Node& node, const RankPlacement& pl
                                        const launcher::Contract& contract, const StepView& step) {
   launcher::Environment env = contract.to_environment();
   launcher::DeviceNumbering numbering;
-  if (!step.gpus.empty()) numbering.slurm_gpus = topology::parse_index_list(step.gpus, step.gpus_variable);
+  if (!step.gpus.empty()) numbering.slurm_gpus = topology::parse_index_list(step.gpus, kStepGpusVariable);
   numbering.cuda_visible = split_commas(step.cuda_visible_devices);
   numbering.rocr_visible = split_commas(step.rocr_visible_devices);
   env.merge(launcher::placement_environment(node, placement, numbering));

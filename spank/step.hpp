@@ -26,7 +26,6 @@ struct StepView {
   // SLURM_STEP_GPUS, as slurmstepd sets it: the node's GPU indices the step was given.
   // Unset variables mean the step has no GPUs: a step never takes GPUs Slurm did not give.
   std::string gpus;
-  std::string gpus_variable = "SLURM_STEP_GPUS";  // which variable `gpus` came from
   // What Slurm put in the step's CUDA_VISIBLE_DEVICES / ROCR_VISIBLE_DEVICES, in the order
   // of `gpus`: global indices without device cgroups, 0..n-1 with them. Empty when unset.
   std::string cuda_visible_devices;

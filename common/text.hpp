@@ -1,5 +1,5 @@
-// common/text.hpp — lists in text ("0,2,3" and back), sizes in bytes ("64M"), and tables
-// for the commands' plain output.
+// common/text.hpp — lists in text ("0,2,3" and back), lines out of streamed output, sizes
+// in bytes ("64M"), and tables for the commands' plain output.
 #pragma once
 
 #include <algorithm>
@@ -39,6 +39,31 @@ inline std::vector<std::string_view> split(std::string_view text, char sep) {
     start = at + 1;
   }
 }
+
+// Complete lines out of output that arrives in pieces (a child's pipe): feed() each piece,
+// and each whole line, without its '\n', goes to `take`; finish() hands over a last line
+// that had no '\n'.
+class LineSplitter {
+ public:
+  template <typename Take>
+  void feed(std::string_view piece, Take&& take) {
+    partial_.append(piece);
+    std::size_t start = 0, end;
+    while ((end = partial_.find('\n', start)) != std::string::npos) {
+      take(std::string_view(partial_).substr(start, end - start));
+      start = end + 1;
+    }
+    partial_.erase(0, start);
+  }
+  template <typename Take>
+  void finish(Take&& take) {
+    if (!partial_.empty()) take(std::string_view(partial_));
+    partial_.clear();
+  }
+
+ private:
+  std::string partial_;
+};
 
 // Whether `name` can name a job or an experiment the way Slurm job names and file names
 // take it: a letter or digit, then up to 62 letters, digits, '.', '_' or '-'. Scanned by

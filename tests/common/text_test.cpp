@@ -19,6 +19,23 @@ TEST(Text, SplitKeepsEmptyPiecesSoCallersCanRejectThem) {
   EXPECT_EQ(split("a,", ','), (std::vector<std::string_view>{"a", ""}));
 }
 
+TEST(LineSplitter, HandsOverWholeLinesHoweverTheOutputArrives) {
+  const std::string text = "alpha\nbeta\n\ngamma";
+  // Every way of cutting the text into two pieces gives the same lines.
+  for (std::size_t cut = 0; cut <= text.size(); ++cut) {
+    LineSplitter lines;
+    std::vector<std::string> got;
+    auto take = [&](std::string_view line) { got.emplace_back(line); };
+    lines.feed(std::string_view(text).substr(0, cut), take);
+    lines.feed(std::string_view(text).substr(cut), take);
+    EXPECT_EQ(got, (std::vector<std::string>{"alpha", "beta", ""})) << "cut at " << cut;
+    lines.finish(take);
+    EXPECT_EQ(got.back(), "gamma") << "the last line lacks its newline";
+    lines.finish(take);
+    EXPECT_EQ(got.size(), 4u) << "finish hands the last line over once";
+  }
+}
+
 TEST(Text, ByteSizesTakeBinaryMultiplesInTheUsualSpellings) {
   EXPECT_EQ(parse_byte_size("65536"), 65536u);
   EXPECT_EQ(parse_byte_size("8B"), 8u);

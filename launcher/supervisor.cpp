@@ -99,88 +99,55 @@ class SignalWatch {
 };
 
 struct Child {
-  pid_t pid = -1;
-  int rank = -1;        // local mode: the rank this wrapper runs; Slurm mode: -1 (srun)
-  int out_fd = -1, err_fd = -1;
-  std::string out_partial, err_partial;
-  bool exited = false;
-  int status = 0;
+  Process process;
+  int rank = -1;  // local mode: the rank this wrapper runs; Slurm mode: -1 (srun)
+  LineSplitter out_lines, err_lines;
 };
 
-// Starts `argv` with `env`, stdout/stderr to pipes (when capture) and its own process
-// group, so the whole rank — wrapper, program and the program's children — can be
-// signalled at once.
-Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, bool capture,
-            const std::string& log_file, const sigset_t& child_mask) {
-  int out[2] = {-1, -1}, err[2] = {-1, -1};
-  if (capture && (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)) {
-    throw Error(system_message("pipe", errno));
-  }
-  int log = -1;
-  if (!log_file.empty()) {
-    log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) throw Error(system_message("cannot open " + log_file, errno));
-  }
-  std::vector<std::string> args = argv, envs = env;
-  std::vector<char*> c_args = c_strings(args), c_env = c_strings(envs);
-  pid_t pid = ::fork();
-  if (pid < 0) throw Error(system_message("fork", errno));
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::sigprocmask(SIG_SETMASK, &child_mask, nullptr);
-    if (capture) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::dup2(err[1], STDERR_FILENO);
-    } else if (log >= 0) {
-      ::dup2(log, STDOUT_FILENO);
-      ::dup2(log, STDERR_FILENO);
-    }
-    ::execve(c_args[0], c_args.data(), c_env.data());
-    ::_exit(127);
-  }
-  ::setpgid(pid, pid);  // also here: whichever runs first, the group exists before we signal it
-  Child c;
-  c.pid = pid;
+// Starts `argv` with `env`, stdout/stderr to pipes (when capture) or to `log_file`, in its
+// own process group, so the whole rank — wrapper, program and the program's children — can
+// be signalled at once.
+Child start_child(const std::vector<std::string>& argv, std::vector<std::string> env, bool capture,
+                  const std::string& log_file, const sigset_t& child_mask) {
+  SpawnOptions o;
+  o.environment = std::move(env);
+  o.own_process_group = true;
+  o.signal_mask = child_mask;
   if (capture) {
-    ::close(out[1]);
-    ::close(err[1]);
-    c.out_fd = out[0];
-    c.err_fd = err[0];
-    ::fcntl(c.out_fd, F_SETFL, O_NONBLOCK);
-    ::fcntl(c.err_fd, F_SETFL, O_NONBLOCK);
+    o.out = Stream::pipe();
+    o.err = Stream::pipe();
+  } else if (!log_file.empty()) {
+    o.out = Stream::file(log_file, /*append=*/true);
+    o.err = Stream::same_as_stdout();
   }
-  if (log >= 0) ::close(log);
+  Child c;
+  c.process = spawn(argv, o);
+  // Read until empty on every round of the supervisor's loop, never waited on.
+  for (Fd* fd : {&c.process.out(), &c.process.err()}) {
+    if (*fd) ::fcntl(fd->get(), F_SETFL, O_NONBLOCK);
+  }
   return c;
 }
 
 // Copies what a rank printed to our stdout/stderr, each complete line prefixed "R: " as
 // srun --label does.
-void relay(int& fd, std::string& partial, int rank, std::ostream& sink, bool final) {
-  if (fd < 0) return;
+void relay(Fd& fd, LineSplitter& lines, int rank, std::ostream& sink, bool final) {
+  if (!fd) return;
+  auto put = [&](std::string_view line) { sink << rank << ": " << line << "\n"; };
   char buf[65536];
   while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n > 0) {
-      partial.append(buf, static_cast<size_t>(n));
+      lines.feed(std::string_view(buf, static_cast<size_t>(n)), put);
       continue;
     }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-      ::close(fd);
-      fd = -1;
+      fd.reset();
       final = true;
     }
     break;
   }
-  size_t start = 0, nl;
-  while ((nl = partial.find('\n', start)) != std::string::npos) {
-    sink << rank << ": " << std::string_view(partial).substr(start, nl - start + 1);
-    start = nl + 1;
-  }
-  partial.erase(0, start);
-  if (final && !partial.empty()) {
-    sink << rank << ": " << partial << "\n";
-    partial.clear();
-  }
+  if (final) lines.finish(put);
   sink.flush();
 }
 
@@ -358,7 +325,7 @@ class Gang {
       if (options_.output_dir.empty()) argv.push_back("--label");
       else argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
       argv.insert(argv.end(), rank_argv.begin(), rank_argv.end());
-      children_.push_back(spawn(argv, env, false, "", signals_.previous_mask()));
+      children_.push_back(start_child(argv, env, false, "", signals_.previous_mask()));
     } else {
       const int port = free_local_port();
       for (int r = 0; r < world_; ++r) spawn_local_rank(r, rank_argv, env, master_addr_, port);
@@ -381,7 +348,7 @@ class Gang {
       set_variable(env, "COHORT_LAUNCH_BIND", "1");
     }
     std::string log = options_.output_dir.empty() ? "" : options_.output_dir + "/rank-" + std::to_string(r) + ".log";
-    Child c = spawn(argv, env, options_.output_dir.empty(), log, signals_.previous_mask());
+    Child c = start_child(argv, std::move(env), options_.output_dir.empty(), log, signals_.previous_mask());
     c.rank = r;
     children_.push_back(std::move(c));
   }
@@ -452,7 +419,7 @@ class Gang {
         ++group;
       }
       set("COHORT_LAUNCH_MODE", "slurm");
-      children_.push_back(spawn(argv, env, false, "", signals_.previous_mask()));
+      children_.push_back(start_child(argv, env, false, "", signals_.previous_mask()));
       return monitor();
     }
     set("COHORT_LAUNCH_MODE", "local");
@@ -479,9 +446,7 @@ class Gang {
     // srun exits once its tasks are gone; a stuck srun is ended after a few seconds.
     auto deadline = Clock::now() + std::chrono::seconds(5);
     while (!all_exited() && Clock::now() < deadline) pump(50);
-    for (auto& c : children_) {
-      if (!c.exited) ::kill(-c.pid, SIGKILL);
-    }
+    for (auto& c : children_) c.process.signal_group(SIGKILL);
     while (!all_exited()) pump(50);
   }
 
@@ -520,13 +485,7 @@ class Gang {
 
  private:
   std::string resolve_program(const std::string& name) {
-    std::string path = env_or("PATH", "/usr/bin:/bin");
-    std::stringstream dirs(path);
-    std::string dir;
-    while (std::getline(dirs, dir, ':')) {
-      std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    }
+    if (auto path = find_program(name)) return *path;
     throw Error(name + " not found on PATH: is Slurm's client installed on this node?");
   }
 
@@ -610,7 +569,7 @@ class Gang {
   }
 
   bool all_exited() const {
-    return std::all_of(children_.begin(), children_.end(), [](const Child& c) { return c.exited; });
+    return std::all_of(children_.begin(), children_.end(), [](const Child& c) { return c.process.reaped(); });
   }
 
   void signal_gang(int sig) {
@@ -628,14 +587,10 @@ class Gang {
         return;
       }
       // No rank has started yet: srun itself relays what it gets to the step.
-      for (auto& c : children_) {
-        if (!c.exited) ::kill(c.pid, sig);
-      }
+      for (auto& c : children_) c.process.signal(sig);
       return;
     }
-    for (auto& c : children_) {
-      if (!c.exited) ::kill(-c.pid, sig);
-    }
+    for (auto& c : children_) c.process.signal_group(sig);
   }
 
   std::vector<int> pending_signals_;
@@ -644,23 +599,22 @@ class Gang {
   void pump(int timeout_ms) {
     std::vector<pollfd> fds{{signals_.fd(), POLLIN, 0}};
     for (auto& c : children_) {
-      if (c.out_fd >= 0) fds.push_back({c.out_fd, POLLIN, 0});
-      if (c.err_fd >= 0) fds.push_back({c.err_fd, POLLIN, 0});
+      if (c.process.out()) fds.push_back({c.process.out().get(), POLLIN, 0});
+      if (c.process.err()) fds.push_back({c.process.err().get(), POLLIN, 0});
     }
     ::poll(fds.data(), fds.size(), timeout_ms);
     for (auto& c : children_) {
-      relay(c.out_fd, c.out_partial, c.rank, std::cout, false);
-      relay(c.err_fd, c.err_partial, c.rank, std::cerr, false);
+      relay(c.process.out(), c.out_lines, c.rank, std::cout, false);
+      relay(c.process.err(), c.err_lines, c.rank, std::cerr, false);
     }
     for (int s : signals_.drain()) {
       if (s != SIGCHLD) pending_signals_.push_back(s);
     }
     for (auto& c : children_) {
-      if (c.exited) continue;
-      if (::waitpid(c.pid, &c.status, WNOHANG) == c.pid) {
-        c.exited = true;
-        relay(c.out_fd, c.out_partial, c.rank, std::cout, true);
-        relay(c.err_fd, c.err_partial, c.rank, std::cerr, true);
+      if (c.process.reaped()) continue;
+      if (c.process.poll()) {
+        relay(c.process.out(), c.out_lines, c.rank, std::cout, true);
+        relay(c.process.err(), c.err_lines, c.rank, std::cerr, true);
       }
     }
     if (first_all_started_ < 0 && count_started(attempt_dir_) >= world_) {
@@ -723,7 +677,7 @@ class Gang {
         a.outcomes = outcomes();
         bool ok = std::none_of(a.outcomes.begin(), a.outcomes.end(), [](const RankOutcome& o) { return failed(o); });
         // srun's own failure (bad options, allocation gone) leaves no rank reports.
-        for (const auto& c : children_) ok = ok && WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0;
+        for (const auto& c : children_) ok = ok && WIFEXITED(*c.process.status()) && WEXITSTATUS(*c.process.status()) == 0;
         a.ending = ok ? Ending::succeeded : Ending::failed;
         return a;
       }

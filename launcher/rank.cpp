@@ -32,31 +32,9 @@
 namespace cohort::launcher {
 namespace {
 
-int env_int(const Environment& env, const std::string& name, int fallback) {
-  auto it = env.find(name);
-  if (it == env.end() || it->second.empty()) return fallback;
-  try {
-    return std::stoi(it->second);
-  } catch (const std::exception&) {
-    throw input_error(name + "='" + it->second + "' is not a number");
-  }
-}
-
 std::string env_str(const Environment& env, const std::string& name) {
   auto it = env.find(name);
   return it == env.end() ? std::string() : it->second;
-}
-
-Contract local_contract(const Environment& env) {
-  Contract c;
-  c.rank = env_int(env, "RANK", 0);
-  c.world_size = env_int(env, "WORLD_SIZE", 1);
-  c.local_rank = env_int(env, "LOCAL_RANK", c.rank);
-  c.local_world_size = env_int(env, "LOCAL_WORLD_SIZE", c.world_size);
-  c.group_rank = env_int(env, "GROUP_RANK", 0);
-  c.master_addr = env_str(env, "MASTER_ADDR");
-  c.master_port = env_int(env, "MASTER_PORT", 0);
-  return c;
 }
 
 // How this rank is watched for hangs, from COHORT_LAUNCH_HEARTBEAT_TIMEOUT: "first-beat"
@@ -296,14 +274,15 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   if (attempt_dir.empty()) throw input_error("COHORT_LAUNCH_RUN_DIR is not set: --as-rank is started by 'cohort launch'");
   const bool slurm = env_str(env, "COHORT_LAUNCH_MODE") == "slurm";
 
-  Contract contract = slurm ? contract_from_slurm(env, env_str(env, "COHORT_MASTER_ADDR")) : local_contract(env);
-  contract.restart_count = env_int(env, "COHORT_RESTART_COUNT", 0);
-  contract.checkpoint_request = env_str(env, "COHORT_CHECKPOINT_REQUEST");
-  if (!env_str(env, "COHORT_MASTER_PORT").empty()) contract.master_port = env_int(env, "COHORT_MASTER_PORT", 0);
+  // Local mode: the launcher handed this rank its whole contract. Slurm: the step says where
+  // the task stands, the launcher what it decided for the gang.
+  Contract contract = slurm ? contract_from_slurm_gang(env) : contract_from_environment(env);
   Environment role_env;
   if (!role.empty()) role_env = role_environment(env, role, contract.rank);
   const HangWatch watch = hang_watch(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
-  if (watch.on) contract.heartbeat_file = make_heartbeat_file(attempt_dir, contract.rank);
+  // This wrapper's own, or none: a heartbeat file inherited from further out is not this
+  // rank's to watch or remove.
+  contract.heartbeat_file = watch.on ? make_heartbeat_file(attempt_dir, contract.rank) : "";
   // Local mode placed this rank: bind it (and so its program) to the planned CPUs and
   // memory, as far as this machine has them.
   if (!slurm && env_str(env, "COHORT_LAUNCH_BIND") == "1" && !env_str(env, "COHORT_CPUS").empty()) {

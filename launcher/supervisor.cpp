@@ -308,27 +308,31 @@ class Gang {
     auto set = [&env](const std::string& k, const std::string& v) { set_variable(env, k, v); };
     set("COHORT_LAUNCH_RUN_DIR", attempt_dir);
     set("COHORT_LAUNCH_MODE", slurm_ ? "slurm" : "local");
-    set("COHORT_RESTART_COUNT", std::to_string(restart_count));
-    set("COHORT_CHECKPOINT_REQUEST", options_.run_dir + "/checkpoint-request");
     std::ostringstream timeout;
     if (options_.heartbeat_timeout) timeout << *options_.heartbeat_timeout;
     else timeout << "first-beat";
     set("COHORT_LAUNCH_HEARTBEAT_TIMEOUT", timeout.str());
     std::vector<std::string> rank_argv{options_.self, "launch", "--as-rank", "--"};
     rank_argv.insert(rank_argv.end(), options_.command.begin(), options_.command.end());
+    // What the launcher decides for every rank; each rank's own place is added per rank
+    // here in local mode, and by Slurm in a step.
+    Contract gang;
+    gang.restart_count = restart_count;
+    gang.checkpoint_request = options_.run_dir + "/checkpoint-request";
     started_ = Clock::now();
-    if (spec_) return run_roles(env, set, restart_count);
+    if (spec_) return run_roles(env, set, gang);
 
+    gang.master_addr = master_addr_;
     if (slurm_) {
-      set("COHORT_MASTER_ADDR", master_addr_);
+      for (const auto& [k, v] : gang_environment(gang)) set(k, v);
       std::vector<std::string> argv{resolve_program("srun"), "--kill-on-bad-exit=1"};
       if (options_.output_dir.empty()) argv.push_back("--label");
       else argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
       argv.insert(argv.end(), rank_argv.begin(), rank_argv.end());
       children_.push_back(start_child(argv, env, false, "", signals_.previous_mask()));
     } else {
-      const int port = free_local_port();
-      for (int r = 0; r < world_; ++r) spawn_local_rank(r, rank_argv, env, master_addr_, port);
+      gang.master_port = free_local_port();
+      for (int r = 0; r < world_; ++r) spawn_local_rank(r, rank_argv, env, gang);
     }
     return monitor();
   }
@@ -336,13 +340,12 @@ class Gang {
   // Local mode: rank r with the launch contract, its placement (when there is one), and
   // its output to its log file or prefixed on ours.
   void spawn_local_rank(int r, const std::vector<std::string>& argv, std::vector<std::string> env,
-                        const std::string& master_addr, int master_port) {
-    for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-             {"RANK", std::to_string(r)}, {"WORLD_SIZE", std::to_string(world_)}, {"LOCAL_RANK", std::to_string(r)},
-             {"LOCAL_WORLD_SIZE", std::to_string(world_)}, {"GROUP_RANK", "0"}, {"MASTER_ADDR", master_addr},
-             {"MASTER_PORT", std::to_string(master_port)}}) {
-      set_variable(env, k, v);
-    }
+                        const Contract& gang) {
+    Contract contract = gang;
+    contract.rank = contract.local_rank = r;
+    contract.world_size = contract.local_world_size = world_;
+    contract.group_rank = 0;
+    for (const auto& [k, v] : contract.to_environment()) set_variable(env, k, v);
     if (!placements_.empty()) {
       for (const auto& [k, v] : placements_[static_cast<size_t>(r)]) set_variable(env, k, v);
       set_variable(env, "COHORT_LAUNCH_BIND", "1");
@@ -356,7 +359,7 @@ class Gang {
   // A job with roles: every replica gets its role, index and (TFJob) TF_CONFIG; on
   // Slurm each role runs in its heterogeneous component.
   template <typename Set>
-  Attempt run_roles(std::vector<std::string>& env, Set& set, int restart_count) {
+  Attempt run_roles(std::vector<std::string>& env, Set& set, Contract gang) {
     std::string table;
     for (const auto& r : spec_->roles) {
       if (r.command.empty()) continue;
@@ -370,7 +373,7 @@ class Gang {
     if (slurm_) {
       const auto job = parse_integer(job_id_, 0, std::numeric_limits<long>::max());
       if (!job) throw input_error("SLURM_JOB_ID='" + job_id_ + "' is not a job number");
-      base = derive_master_port(static_cast<long>(*job), 1000 + restart_count, 29500, 2000);
+      base = derive_master_port(static_cast<long>(*job), 1000 + gang.restart_count, 29500, 2000);
       if (base + world_ > 65535) {
         throw input_error(std::to_string(world_) + " replicas need a port each from " + std::to_string(base + 1) +
                           ", past 65535: run fewer replicas in one job");
@@ -378,9 +381,8 @@ class Gang {
     }
     std::vector<int> ports;
     for (int r = 0; r < world_; ++r) ports.push_back(slurm_ ? base + 1 + r : free_local_port());
-    set("COHORT_MASTER_ADDR", hosts.front());
-    set("COHORT_MASTER_PORT", std::to_string(ports.front()));
-    master_addr_ = hosts.front();
+    master_addr_ = gang.master_addr = hosts.front();
+    gang.master_port = ports.front();
     if (spec_->kind == JobKind::tensorflow) {
       json::Value cluster = json::Value::object();
       for (const auto& role : spec_->roles) {
@@ -419,11 +421,12 @@ class Gang {
         ++group;
       }
       set("COHORT_LAUNCH_MODE", "slurm");
+      for (const auto& [k, v] : gang_environment(gang)) set(k, v);
       children_.push_back(start_child(argv, env, false, "", signals_.previous_mask()));
       return monitor();
     }
     set("COHORT_LAUNCH_MODE", "local");
-    for (int r = 0; r < world_; ++r) spawn_local_rank(r, wrapper(*role_of(r)), env, hosts.front(), ports.front());
+    for (int r = 0; r < world_; ++r) spawn_local_rank(r, wrapper(*role_of(r)), env, gang);
     return monitor();
   }
 

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/text.hpp"
 #include "launcher/job_spec.hpp"
@@ -142,8 +143,8 @@ int launch_command(const std::vector<std::string>& args) {
     o.heartbeat_timeout = heartbeat_timeout;
   }
   if (o.grace < 0) throw input_error("--grace: must be 0 or more seconds");
-  const char* job = std::getenv("SLURM_JOB_ID");
-  o.local = vm.count("local") || !job || !*job;
+  const std::string job = env_or("SLURM_JOB_ID");
+  o.local = vm.count("local") || job.empty();
   o.bind = !vm.count("no-bind");
   if (vm.count("nproc") && !o.local) {
     throw input_error("--nproc " + std::to_string(o.nproc) +
@@ -160,8 +161,7 @@ int launch_command(const std::vector<std::string>& args) {
       if (!::mkdtemp(tmpl.data())) throw Error("cannot create a run directory " + tmpl + ": " + std::strerror(errno));
       o.run_dir = tmpl;
     } else {
-      const char* submit = std::getenv("SLURM_SUBMIT_DIR");
-      o.run_dir = std::string(submit && *submit ? submit : ".") + "/.cohort/job-" + job;
+      o.run_dir = env_or("SLURM_SUBMIT_DIR", ".") + "/.cohort/job-" + job;
     }
   }
   o.run_dir = std::filesystem::absolute(o.run_dir).string();

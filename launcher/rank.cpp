@@ -19,6 +19,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/process.hpp"
 #include "common/json.hpp"

@@ -21,6 +21,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
@@ -43,11 +44,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::string env_or(const char* name, const std::string& fallback = {}) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
 }
 
 // A count Slurm exports (SLURM_NTASKS, SLURM_HET_SIZE, …), or `fallback` when unset.
@@ -225,8 +221,8 @@ std::string summarize_ranks(const std::vector<RankOutcome>& outcomes) {
 std::vector<Environment> local_placements(int ranks) {
   std::vector<Environment> out(static_cast<size_t>(ranks));
   try {
-    const char* xml = std::getenv("COHORT_TOPOLOGY_XML");
-    topology::Node node = xml && *xml ? topology::Node::from_xml_file(xml) : topology::Node::from_this_machine();
+    const std::string xml = env_or("COHORT_TOPOLOGY_XML");
+    topology::Node node = !xml.empty() ? topology::Node::from_xml_file(xml) : topology::Node::from_this_machine();
     topology::PlanRequest request;
     request.ranks = ranks;
     auto plan = topology::plan(node, request);

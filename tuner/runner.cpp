@@ -18,6 +18,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/process.hpp"
@@ -31,25 +32,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::string read_text(const fs::path& path) {
-  auto text = read_file(path);
-  if (!text) throw input_error(path.string() + ": cannot read it (does it exist?)");
-  return std::move(*text);
-}
-
 double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string hostname() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
-std::string env_or(const char* name, const std::string& fallback = "") {
-  const char* v = std::getenv(name);
-  return v ? v : fallback;
 }
 
 std::vector<Observation> history_of(const JournalState& state, const Experiment& experiment) {
@@ -206,7 +190,7 @@ std::optional<int> claim_trial(Journal& journal, const Experiment& experiment, c
     r.set("type", "claim");
     r.set("trial", id);
     r.set("parameters", std::move(params));
-    r.set("host", hostname());
+    r.set("host", host_name());
     r.set("pid", static_cast<long>(::getpid()));
     if (!job.empty()) r.set("job", job);
     append(std::move(r));
@@ -454,7 +438,7 @@ std::optional<bool> slurm_job_alive(const std::string& job) {
 
 int reclaim_abandoned(Journal& journal) {
   int reclaimed = 0;
-  const std::string me = hostname();
+  const std::string me = host_name();
   journal.transact([&](const JournalState& state, const Journal::Append& append) {
     for (const auto& t : state.trials) {
       if (t.state != TrialState::running) continue;

@@ -56,6 +56,7 @@ int parse_signal(const std::string& option, const std::string& text) {
   throw input_error(option + " " + text + ": not a signal (e.g. USR1, SIGUSR2, 10)");
 }
 
+// Long: it is the whole command line of `cohort launch`, each option checked where it is read.
 int launch_command(const std::vector<std::string>& args) {
   // Everything after "--" is the command, untouched by option parsing.
   auto dash = std::find(args.begin(), args.end(), "--");

@@ -735,6 +735,75 @@ std::string wall(double seconds, int digits = 1) {
   return s.str();
 }
 
+// Sleeps `seconds` unless a signal stops the launcher; then its exit status.
+std::optional<int> pause(SignalWatch& signals, double seconds, const char* waiting, const std::string& tail) {
+  auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+  while (Clock::now() < deadline) {
+    pollfd p{signals.fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    for (int s : signals.drain()) {
+      if (s == SIGCHLD) continue;
+      std::cerr << "cohort: launch: stopped by " << signal_name(s) << " while " << waiting << "; " << tail << "\n";
+      return 128 + s;
+    }
+  }
+  return std::nullopt;
+}
+
+// "rank 3 (node2) exited with 1 first", and the nodes Slurm has lost, if any.
+std::string culprit_of(const RankOutcome* first, const std::vector<LostNode>& lost) {
+  const std::string lost_text = lost.empty() ? "" : describe(lost) + ": ranks there can be neither killed nor started";
+  std::string culprit = first ? "rank " + std::to_string(first->rank) + " (" + first->host + ") " + describe(*first) + " first"
+                        : lost.empty() ? "the step failed before any rank reported"
+                                       : lost_text;
+  if (first && !lost.empty()) culprit += "; " + lost_text;
+  return culprit;
+}
+
+// A restart cannot start on a lost node (srun fails, or waits for the CPUs its unkillable
+// ranks hold), and Slurm has the last word on the node: it answers again, or Slurm ends the
+// job (NODE_FAIL, requeued when the job allows it). `restart` says which restart waits; an
+// exit status when a signal stops the launcher meanwhile.
+std::optional<int> wait_for_lost_nodes(const Gang& gang, SignalWatch& signals, const std::vector<LostNode>& lost,
+                                       const std::string& restart, const std::string& tail) {
+  const std::string them = lost.size() == 1 ? "the node" : "the nodes";
+  std::cerr << "cohort: launch: " << restart << " waits until Slurm has " << them << " back, or ends the job for it "
+            << "once it declares " << them << " down (SlurmdTimeout)\n";
+  while (!gang.lost_nodes().empty()) {
+    if (auto status = pause(signals, 2, "waiting for Slurm's lost node", tail)) return *status;
+  }
+  std::vector<std::string> names;
+  for (const auto& n : lost) names.push_back(n.name);
+  std::cerr << "cohort: launch: Slurm has " << compress_hostlist(names) << " back\n";
+  return std::nullopt;
+}
+
+// The batch script's warning came: the ranks are asked to checkpoint and given the grace
+// period, then the job is requeued (Slurm) or the launch ends (local mode).
+int end_preempted(Gang& gang, const LaunchOptions& options, int requeues, const std::string& tail) {
+  std::cerr << "cohort: launch: " << signal_name(options.preempt_signal) << ": asking ranks to checkpoint, waiting up to "
+            << options.grace << " s\n";
+  gang.request_checkpoint();
+  gang.wait_for_end(options.grace);
+  gang.teardown();
+  if (options.local) {
+    std::cerr << "cohort: launch: preempted: " << summarize_ranks(gang.outcomes()) << "; " << tail << "\n";
+    return 128 + options.preempt_signal;
+  }
+  if (requeues >= options.max_requeues) {
+    std::cerr << "cohort: launch: failed: preempted again after " << plural(requeues, "requeue")
+              << "; not requeueing (raise --max-requeues); " << tail << "\n";
+    return 1;
+  }
+  std::cerr << "cohort: launch: preempted: requeueing job " << gang.job_id() << " (requeue " << requeues + 1 << " of "
+            << options.max_requeues << "); " << tail << "\n";
+  auto r = run_process({"scontrol", "requeue", gang.job_id()});
+  if (!r.ok()) {
+    throw Error("scontrol requeue " + gang.job_id() + " failed: " + r.err + " (submit with --requeue, or set JobRequeue=1)");
+  }
+  return 0;
+}
+
 }  // namespace
 
 RestartPolicy parse_restart_policy(const std::string& name) {
@@ -773,7 +842,6 @@ int supervise(const LaunchOptions& options) {
     Attempt a = gang.run(options.run_dir + "/attempt-" + std::to_string(restart_count), restart_count);
     const std::string tail = "restarts " + std::to_string(restarts) + " of " + std::to_string(options.max_restarts) +
                              "; wall " + wall(seconds_since(began));
-
     if (a.ending == Ending::succeeded) {
       std::cerr << "cohort: launch: succeeded: " << who << ", " << plural(restarts, "restart") << ", wall "
                 << wall(seconds_since(began)) << "\n";
@@ -789,75 +857,24 @@ int supervise(const LaunchOptions& options) {
                 << summarize_ranks(a.outcomes) << "; " << tail << "\n";
       return 128 + a.interrupt_signal;
     }
-    if (a.ending == Ending::preempted) {
-      std::cerr << "cohort: launch: " << signal_name(options.preempt_signal)
-                << ": asking ranks to checkpoint, waiting up to " << options.grace << " s\n";
-      gang.request_checkpoint();
-      gang.wait_for_end(options.grace);
-      gang.teardown();
-      if (options.local) {
-        std::cerr << "cohort: launch: preempted: " << summarize_ranks(gang.outcomes()) << "; " << tail << "\n";
-        return 128 + options.preempt_signal;
-      }
-      if (requeues >= options.max_requeues) {
-        std::cerr << "cohort: launch: failed: preempted again after " << plural(requeues, "requeue")
-                  << "; not requeueing (raise --max-requeues); " << tail << "\n";
-        return 1;
-      }
-      std::cerr << "cohort: launch: preempted: requeueing job " << gang.job_id() << " (requeue " << requeues + 1
-                << " of " << options.max_requeues << "); " << tail << "\n";
-      auto r = run_process({"scontrol", "requeue", gang.job_id()});
-      if (!r.ok()) {
-        throw Error("scontrol requeue " + gang.job_id() + " failed: " + r.err +
-                    " (submit with --requeue, or set JobRequeue=1)");
-      }
-      return 0;
-    }
+    if (a.ending == Ending::preempted) return end_preempted(gang, options, requeues, tail);
 
     const RankOutcome* first = first_failure(a.outcomes);
     // A node whose slurmd is gone explains what srun reports as a communication failure:
     // the step could not be started there, or its ranks there could not be killed.
     const std::vector<LostNode> lost = gang.lost_nodes();
-    const std::string lost_text = lost.empty() ? "" : describe(lost) + ": ranks there can be neither killed nor started";
-    std::string culprit = first ? "rank " + std::to_string(first->rank) + " (" + first->host + ") " + describe(*first) + " first"
-                          : lost.empty() ? "the step failed before any rank reported"
-                                         : lost_text;
-    if (first && !lost.empty()) culprit += "; " + lost_text;
+    const std::string culprit = culprit_of(first, lost);
     std::string torn_down = a.teardown_s >= 0 ? "gang torn down in " + wall(a.teardown_s, 2) : "gang torn down";
     RestartPolicy policy = options.policy;
     if (const Role* role = first ? gang.role_of(first->rank) : nullptr; role && role->restart_policy) {
       policy = *role->restart_policy;
     }
-    // Sleeps `seconds` unless a signal stops the launcher; then its exit status.
-    auto pause = [&](double seconds, const char* waiting) -> std::optional<int> {
-      auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
-      while (Clock::now() < deadline) {
-        pollfd p{signals.fd(), POLLIN, 0};
-        ::poll(&p, 1, 100);
-        for (int s : signals.drain()) {
-          if (s == SIGCHLD) continue;
-          std::cerr << "cohort: launch: stopped by " << signal_name(s) << " while " << waiting << "; " << tail << "\n";
-          return 128 + s;
-        }
-      }
-      return std::nullopt;
-    };
     if (restarts < options.max_restarts && retryable(policy, first)) {
       ++restarts;
       if (!lost.empty()) {
-        // A restart cannot start on a lost node (srun fails, or waits for the CPUs its
-        // unkillable ranks hold), and Slurm has the last word on the node: it answers
-        // again, or Slurm ends the job (NODE_FAIL, requeued when the job allows it).
-        const std::string them = lost.size() == 1 ? "the node" : "the nodes";
-        std::cerr << "cohort: launch: " << culprit << "; " << torn_down << "; restart " << restarts << " of "
-                  << options.max_restarts << " waits until Slurm has " << them << " back, or ends the job for it "
-                  << "once it declares " << them << " down (SlurmdTimeout)\n";
-        while (!gang.lost_nodes().empty()) {
-          if (auto status = pause(2, "waiting for Slurm's lost node")) return *status;
-        }
-        std::vector<std::string> names;
-        for (const auto& n : lost) names.push_back(n.name);
-        std::cerr << "cohort: launch: Slurm has " << compress_hostlist(names) << " back\n";
+        const std::string restart = culprit + "; " + torn_down + "; restart " + std::to_string(restarts) + " of " +
+                                    std::to_string(options.max_restarts);
+        if (auto status = wait_for_lost_nodes(gang, signals, lost, restart, tail)) return *status;
       }
       const double backoff = restart_backoff_seconds(restarts);
       if (lost.empty()) {
@@ -867,7 +884,7 @@ int supervise(const LaunchOptions& options) {
         std::cerr << "cohort: launch: restarting in " << backoff << " s (" << restarts << " of " << options.max_restarts
                   << ")\n";
       }
-      if (auto status = pause(backoff, "waiting to restart")) return *status;
+      if (auto status = pause(signals, backoff, "waiting to restart", tail)) return *status;
       continue;
     }
     std::string why = restarts >= options.max_restarts ? "" : " (the restart policy does not retry it)";

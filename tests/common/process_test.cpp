@@ -110,17 +110,21 @@ bool ended(pid_t pid) {
   return false;
 }
 
+SpawnOptions all_pipes() {
+  SpawnOptions o;
+  o.in = Stream::pipe();
+  o.out = Stream::pipe();
+  o.err = Stream::pipe();
+  return o;
+}
+
 static_assert(!std::is_copy_constructible_v<Process> && std::is_nothrow_move_constructible_v<Process>,
               "a Process owns its child: moved, never copied");
 
 TEST(Spawn, PipesCarryStdinStdoutAndStderr) {
   const int before = open_fds();
   {
-    SpawnOptions o;
-    o.in = Stream::pipe();
-    o.out = Stream::pipe();
-    o.err = Stream::pipe();
-    Process p = spawn({"sh", "-c", "read line; echo \"got $line\"; echo oops >&2; exit 4"}, o);
+    Process p = spawn({"sh", "-c", "read line; echo \"got $line\"; echo oops >&2; exit 4"}, all_pipes());
     write_all(p.in().get(), "hello\n", "stdin");
     p.in().reset();
     EXPECT_EQ(read_all(p.out()), "got hello\n");
@@ -258,12 +262,8 @@ TEST(Spawn, TheSignalMaskAndDefaultsAreSetForTheChild) {
 
 TEST(Spawn, AMissingProgramIsAnErrorNamingItAndLeavesNothingOpen) {
   const int before = open_fds();
-  SpawnOptions o;
-  o.in = Stream::pipe();
-  o.out = Stream::pipe();
-  o.err = Stream::pipe();
   try {
-    spawn({"cohort-no-such-program", "arg"}, o);
+    spawn({"cohort-no-such-program", "arg"}, all_pipes());
     FAIL() << "expected cohort::Error";
   } catch (const SpawnError& e) {
     EXPECT_NE(std::string(e.what()).find("cannot run 'cohort-no-such-program'"), std::string::npos) << e.what();

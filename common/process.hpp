@@ -118,15 +118,9 @@ class Process {
   Fd in_, out_, err_;
 };
 
-// Starts argv[0] (looked up on PATH when it has no '/') with argv. Throws cohort::Error
-// naming the program when it cannot be started ("cannot run 'x': No such file or
-// directory"; spawn_errno() on that error says why), and naming the file when a Stream's
-// file cannot be opened. Nothing is left open or running when it throws. posix_spawn, not
-// fork: safe in a threaded process.
-Process spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
-
-// What spawn() threw for a program that could not be started: the errno that said why
-// (ENOENT, EACCES, ...), for callers that report it as a shell would (127, 126).
+// What spawn() throws for a program that cannot be started: a cohort::Error that also keeps
+// the errno that said why (ENOENT, EACCES, ...), for callers that report it as a shell
+// would (127, 126).
 class SpawnError : public Error {
  public:
   SpawnError(std::string message, int errnum) : Error(std::move(message)), errnum_(errnum) {}
@@ -135,6 +129,12 @@ class SpawnError : public Error {
  private:
   int errnum_;
 };
+
+// Starts argv[0] (looked up on PATH when it has no '/') with argv. Throws SpawnError naming
+// the program when it cannot be started ("cannot run 'x': No such file or directory"), and
+// cohort::Error naming the file when a Stream's file cannot be opened. Nothing is left open
+// or running when it throws. posix_spawn, not fork: safe in a threaded process.
+Process spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
 
 // The path of an executable file `name` on PATH (the current directory for an empty
 // entry), as execvp would find it; nothing when there is none. A name with a '/' is

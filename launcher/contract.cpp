@@ -1,8 +1,10 @@
 #include "launcher/contract.hpp"
 
 #include <charconv>
+#include <limits>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "launcher/hostlist.hpp"
 
 extern char** environ;
@@ -26,6 +28,24 @@ long require_number(const Environment& env, const std::string& name) {
   return value;
 }
 
+// A number to_environment() wrote, or `fallback` when the variable is unset or empty.
+int optional_number(const Environment& env, const std::string& name, int fallback) {
+  const std::string* text = find(env, name);
+  if (!text) return fallback;
+  const auto value = parse_integer(*text, 0, std::numeric_limits<int>::max());
+  if (!value) throw input_error(name + "='" + *text + "' is not a non-negative number");
+  return static_cast<int>(*value);
+}
+
+std::string text_of(const Environment& env, const std::string& name) {
+  const std::string* text = find(env, name);
+  return text ? *text : std::string();
+}
+
+// The launcher's own names for the rendezvous it decided (see gang_environment).
+constexpr const char* kGangMasterAddr = "COHORT_MASTER_ADDR";
+constexpr const char* kGangMasterPort = "COHORT_MASTER_PORT";
+
 }  // namespace
 
 Environment Contract::to_environment() const {
@@ -43,6 +63,37 @@ Environment Contract::to_environment() const {
   if (!heartbeat_file.empty()) env["COHORT_HEARTBEAT_FILE"] = heartbeat_file;
   if (!checkpoint_request.empty()) env["COHORT_CHECKPOINT_REQUEST"] = checkpoint_request;
   return env;
+}
+
+Contract contract_from_environment(const Environment& env) {
+  Contract c;
+  c.rank = optional_number(env, "RANK", 0);
+  c.world_size = optional_number(env, "WORLD_SIZE", 1);
+  c.local_rank = optional_number(env, "LOCAL_RANK", c.rank);
+  c.local_world_size = optional_number(env, "LOCAL_WORLD_SIZE", c.world_size);
+  c.group_rank = optional_number(env, "GROUP_RANK", 0);
+  c.master_addr = text_of(env, "MASTER_ADDR");
+  c.master_port = optional_number(env, "MASTER_PORT", 0);
+  c.restart_count = optional_number(env, "COHORT_RESTART_COUNT", 0);
+  c.heartbeat_file = text_of(env, "COHORT_HEARTBEAT_FILE");
+  c.checkpoint_request = text_of(env, "COHORT_CHECKPOINT_REQUEST");
+  return c;
+}
+
+Environment gang_environment(const Contract& gang) {
+  Environment env{{"COHORT_RESTART_COUNT", std::to_string(gang.restart_count)}};
+  if (!gang.checkpoint_request.empty()) env["COHORT_CHECKPOINT_REQUEST"] = gang.checkpoint_request;
+  if (!gang.master_addr.empty()) env[kGangMasterAddr] = gang.master_addr;
+  if (gang.master_port != 0) env[kGangMasterPort] = std::to_string(gang.master_port);
+  return env;
+}
+
+Contract contract_from_slurm_gang(const Environment& env) {
+  Contract c = contract_from_slurm(env, text_of(env, kGangMasterAddr));
+  c.restart_count = optional_number(env, "COHORT_RESTART_COUNT", 0);
+  c.checkpoint_request = text_of(env, "COHORT_CHECKPOINT_REQUEST");
+  if (const int port = optional_number(env, kGangMasterPort, 0)) c.master_port = port;
+  return c;
 }
 
 int derive_master_port(long job_id, long step_id, int base, int range) {

@@ -1,3 +1,16 @@
+// Slurm's hostlist grammar, written here rather than taken from libslurm's slurm_hostlist_*:
+// - The cohort executable runs where Slurm is not installed (`cohort launch --local`, a
+//   laptop, a CI runner) and links nothing of Slurm's; the SPANK plugin does not link
+//   libslurm either, it takes Slurm's symbols from the daemon that loads it.
+// - libslurm is tied to the Slurm it came with: its soname changes with every release
+//   (libslurm.so.38 is 22.05's) and its API with some (hostlist_t stopped being a pointer
+//   type in 23.x), so a cohort built against one Slurm would not start, or not build, on
+//   the next. Expanding and compressing names is not worth that coupling.
+// - libslurm answers a malformed list with NULL and a line on stderr, or with a guess
+//   ("n[1-3" is the one host "n]"); cohort's callers need an input error that names the
+//   expression and what is wrong with it, and a bound on what a list may expand to.
+// What Slurm does is pinned by tests/launcher/hostlist_test.cpp (HostlistAsSlurm): the
+// vectors of Slurm's own unit tests and libslurm 22.05's answers for the forms Slurm writes.
 #include "launcher/hostlist.hpp"
 
 #include <charconv>

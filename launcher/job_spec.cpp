@@ -18,11 +18,6 @@
 namespace cohort::launcher {
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 using Reader = yaml::Reader;
 
 const std::map<JobKind, std::vector<std::string>> kRoleOrder{

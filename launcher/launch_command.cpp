@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/text.hpp"
 #include "launcher/job_spec.hpp"
@@ -55,6 +56,7 @@ int parse_signal(const std::string& option, const std::string& text) {
   throw input_error(option + " " + text + ": not a signal (e.g. USR1, SIGUSR2, 10)");
 }
 
+// Long: it is the whole command line of `cohort launch`, each option checked where it is read.
 int launch_command(const std::vector<std::string>& args) {
   // Everything after "--" is the command, untouched by option parsing.
   auto dash = std::find(args.begin(), args.end(), "--");
@@ -142,8 +144,8 @@ int launch_command(const std::vector<std::string>& args) {
     o.heartbeat_timeout = heartbeat_timeout;
   }
   if (o.grace < 0) throw input_error("--grace: must be 0 or more seconds");
-  const char* job = std::getenv("SLURM_JOB_ID");
-  o.local = vm.count("local") || !job || !*job;
+  const std::string job = env_or("SLURM_JOB_ID");
+  o.local = vm.count("local") || job.empty();
   o.bind = !vm.count("no-bind");
   if (vm.count("nproc") && !o.local) {
     throw input_error("--nproc " + std::to_string(o.nproc) +
@@ -160,8 +162,7 @@ int launch_command(const std::vector<std::string>& args) {
       if (!::mkdtemp(tmpl.data())) throw Error("cannot create a run directory " + tmpl + ": " + std::strerror(errno));
       o.run_dir = tmpl;
     } else {
-      const char* submit = std::getenv("SLURM_SUBMIT_DIR");
-      o.run_dir = std::string(submit && *submit ? submit : ".") + "/.cohort/job-" + job;
+      o.run_dir = env_or("SLURM_SUBMIT_DIR", ".") + "/.cohort/job-" + job;
     }
   }
   o.run_dir = std::filesystem::absolute(o.run_dir).string();

@@ -19,6 +19,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/process.hpp"
 #include "common/json.hpp"
@@ -32,31 +33,9 @@
 namespace cohort::launcher {
 namespace {
 
-int env_int(const Environment& env, const std::string& name, int fallback) {
-  auto it = env.find(name);
-  if (it == env.end() || it->second.empty()) return fallback;
-  try {
-    return std::stoi(it->second);
-  } catch (const std::exception&) {
-    throw input_error(name + "='" + it->second + "' is not a number");
-  }
-}
-
 std::string env_str(const Environment& env, const std::string& name) {
   auto it = env.find(name);
   return it == env.end() ? std::string() : it->second;
-}
-
-Contract local_contract(const Environment& env) {
-  Contract c;
-  c.rank = env_int(env, "RANK", 0);
-  c.world_size = env_int(env, "WORLD_SIZE", 1);
-  c.local_rank = env_int(env, "LOCAL_RANK", c.rank);
-  c.local_world_size = env_int(env, "LOCAL_WORLD_SIZE", c.world_size);
-  c.group_rank = env_int(env, "GROUP_RANK", 0);
-  c.master_addr = env_str(env, "MASTER_ADDR");
-  c.master_port = env_int(env, "MASTER_PORT", 0);
-  return c;
 }
 
 // How this rank is watched for hangs, from COHORT_LAUNCH_HEARTBEAT_TIMEOUT: "first-beat"
@@ -155,7 +134,7 @@ void dump_stack(pid_t pid, int rank) {
 
 // The role's replica index and, for TensorFlow-style jobs, TF_CONFIG: from the role
 // table ("name:offset:replicas,...") and cluster map the supervisor hands every rank.
-std::vector<std::string> role_environment(const Environment& env, const std::string& role, int rank) {
+Environment role_environment(const Environment& env, const std::string& role, int rank) {
   std::istringstream table(env_str(env, "COHORT_LAUNCH_ROLES"));
   std::string entry;
   while (std::getline(table, entry, ',')) {
@@ -170,7 +149,7 @@ std::vector<std::string> role_environment(const Environment& env, const std::str
       throw Error("rank " + std::to_string(rank) + " is not a " + role + " replica (those are ranks " +
                   std::to_string(offset) + ".." + std::to_string(offset + replicas - 1) + ")");
     }
-    std::vector<std::string> out{"COHORT_ROLE=" + role, "COHORT_ROLE_INDEX=" + std::to_string(index)};
+    Environment out{{"COHORT_ROLE", role}, {"COHORT_ROLE_INDEX", std::to_string(index)}};
     std::string cluster_text = env_str(env, "COHORT_LAUNCH_TF_CLUSTER");
     if (!cluster_text.empty()) {
       ClusterMap cluster;
@@ -180,11 +159,111 @@ std::vector<std::string> role_environment(const Environment& env, const std::str
         for (const auto& a : list.as_array()) addresses.push_back(a.as_string());
         cluster.emplace_back(name, std::move(addresses));
       }
-      out.push_back("TF_CONFIG=" + tf_config(cluster, role, index));
+      out["TF_CONFIG"] = tf_config(cluster, role, index);
     }
     return out;
   }
   throw Error("role '" + role + "' is not in COHORT_LAUNCH_ROLES='" + env_str(env, "COHORT_LAUNCH_ROLES") + "'");
+}
+
+// The heartbeat file of `rank`, in the attempt's directory so that it goes with the run
+// directory whatever ends the rank. The rank beats and this wrapper watches on the same node,
+// and a filesystem client always sees its own updates to a file's times, shared or not.
+std::string make_heartbeat_file(const std::string& attempt_dir, int rank) {
+  const std::string path = attempt_dir + "/heartbeat-" + std::to_string(rank);
+  write_file_atomically(path, "");
+  // Dated to the epoch, so that any beat shows, however soon after the start it comes.
+  const timespec epoch[2] = {{0, 0}, {0, 0}};
+  if (::utimensat(AT_FDCWD, path.c_str(), epoch, 0) != 0) {
+    throw Error(system_message("cannot set the times of " + path, errno));
+  }
+  return path;
+}
+
+// What the program runs with: this wrapper's environment, less what the launcher told only
+// the wrapper, with the launch contract and the role's variables.
+std::vector<std::string> program_environment(Environment env, const Contract& contract, const Environment& role_env) {
+  for (const char* name : {"COHORT_LAUNCH_RUN_DIR", "COHORT_LAUNCH_MODE", "COHORT_LAUNCH_BIND",
+                           "COHORT_LAUNCH_HEARTBEAT_TIMEOUT", "COHORT_MASTER_ADDR", "COHORT_MASTER_PORT",
+                           "COHORT_LAUNCH_ROLES", "COHORT_LAUNCH_TF_CLUSTER"}) {
+    env.erase(name);
+  }
+  for (const auto& [k, v] : contract.to_environment()) env[k] = v;
+  for (const auto& [k, v] : role_env) env[k] = v;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+// How the program ended, and whether this wrapper ended it as hung.
+struct Ending {
+  int status = 0;  // the wait status
+  bool hung = false;
+  bool stopped = false;  // hung because a signal stopped it
+};
+
+// Waits for the program to end, watching it for hangs as `watch` says: a process of it
+// stopped by a signal for kStoppedRankSeconds, or a heartbeat gone quiet. A hung program is
+// dumped and killed with everything it started.
+Ending watch_program(Process& program, const HangWatch& watch, const std::string& heartbeat_file,
+                     const sigset_t& watched, int rank, const std::string& host) {
+  Ending ending;
+  using Clock = std::chrono::steady_clock;
+  // The heartbeat's clock starts with the program and starts over whenever this wrapper
+  // was itself stopped (a Slurm suspend stops every process of the job, then continues
+  // them): time the whole job stood still is no rank's fault.
+  double beat_clock = realtime_now();
+  auto last_look = Clock::now();
+  std::map<pid_t, Clock::time_point> stopped_since;
+  auto hang = [&](pid_t culprit, const std::string& why) {
+    ending.hung = true;
+    std::cerr << "cohort: launch: rank " << rank << " on " << host << ": " << why << "; treating it as hung\n";
+    dump_stack(culprit, rank);
+    // The whole rank: what the program started would otherwise outlive it, and a stopped
+    // process left behind stays stopped.
+    for (pid_t p : process_tree(program.pid())) ::kill(p, SIGKILL);
+  };
+  while (true) {
+    timespec slice{1, 0};
+    siginfo_t info{};
+    int sig = ::sigtimedwait(&watched, &info, &slice);
+    if ((sig == SIGCHLD || sig < 0) && program.poll()) break;
+    if (!watch.on || ending.hung) continue;
+    const auto now = Clock::now();
+    if (sig == SIGCONT || now - last_look > std::chrono::seconds(5)) {
+      beat_clock = realtime_now();
+      stopped_since.clear();
+    }
+    last_look = now;
+
+    std::map<pid_t, Clock::time_point> still_stopped;
+    for (pid_t p : process_tree(program.pid())) {
+      const ProcessState ps = process_state(p);
+      if (ps.state != 'T') continue;
+      auto since = stopped_since.count(p) ? stopped_since[p] : now;
+      still_stopped[p] = since;
+      const double seconds = std::chrono::duration<double>(now - since).count();
+      if (!ending.hung && seconds >= kStoppedRankSeconds) {
+        ending.stopped = true;
+        hang(p, "pid " + std::to_string(p) + " (" + ps.name + ") stopped (state T) for " +
+                    std::to_string(static_cast<long>(seconds)) + " s");
+      }
+    }
+    stopped_since = std::move(still_stopped);
+    if (ending.hung) continue;
+
+    const double beat = last_beat(heartbeat_file);
+    const bool held = beat > 0 || (beat == 0 && !watch.from_first_beat);
+    if (held && realtime_now() - std::max(beat, beat_clock) > watch.timeout) {
+      std::ostringstream why;
+      why << "no heartbeat for " << watch.timeout << " s"
+          << (watch.from_first_beat ? " (the default --heartbeat-timeout for a rank that beats)" : "");
+      hang(program.pid(), why.str());
+    }
+  }
+  ending.status = *program.status();
+  return ending;
 }
 
 }  // namespace
@@ -196,25 +275,15 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   if (attempt_dir.empty()) throw input_error("COHORT_LAUNCH_RUN_DIR is not set: --as-rank is started by 'cohort launch'");
   const bool slurm = env_str(env, "COHORT_LAUNCH_MODE") == "slurm";
 
-  Contract contract = slurm ? contract_from_slurm(env, env_str(env, "COHORT_MASTER_ADDR")) : local_contract(env);
-  contract.restart_count = env_int(env, "COHORT_RESTART_COUNT", 0);
-  contract.checkpoint_request = env_str(env, "COHORT_CHECKPOINT_REQUEST");
-  if (!env_str(env, "COHORT_MASTER_PORT").empty()) contract.master_port = env_int(env, "COHORT_MASTER_PORT", 0);
-  std::vector<std::string> role_env;
+  // Local mode: the launcher handed this rank its whole contract. Slurm: the step says where
+  // the task stands, the launcher what it decided for the gang.
+  Contract contract = slurm ? contract_from_slurm_gang(env) : contract_from_environment(env);
+  Environment role_env;
   if (!role.empty()) role_env = role_environment(env, role, contract.rank);
   const HangWatch watch = hang_watch(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
-  if (watch.on) {
-    // In the attempt's directory, so that it goes with the run directory whatever ends the
-    // rank. The rank beats and this wrapper watches on the same node, and a filesystem
-    // client always sees its own updates to a file's times, shared or not.
-    contract.heartbeat_file = attempt_dir + "/heartbeat-" + std::to_string(contract.rank);
-    write_file_atomically(contract.heartbeat_file, "");
-    // Dated to the epoch, so that any beat shows, however soon after the start it comes.
-    const timespec epoch[2] = {{0, 0}, {0, 0}};
-    if (::utimensat(AT_FDCWD, contract.heartbeat_file.c_str(), epoch, 0) != 0) {
-      throw Error(system_message("cannot set the times of " + contract.heartbeat_file, errno));
-    }
-  }
+  // This wrapper's own, or none: a heartbeat file inherited from further out is not this
+  // rank's to watch or remove.
+  contract.heartbeat_file = watch.on ? make_heartbeat_file(attempt_dir, contract.rank) : "";
   // Local mode placed this rank: bind it (and so its program) to the planned CPUs and
   // memory, as far as this machine has them.
   if (!slurm && env_str(env, "COHORT_LAUNCH_BIND") == "1" && !env_str(env, "COHORT_CPUS").empty()) {
@@ -234,96 +303,30 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGQUIT}) sigaddset(&watched, s);
   ::sigprocmask(SIG_BLOCK, &watched, &previous);
 
-  std::vector<std::string> child_env;
-  for (const auto& [k, v] : contract.to_environment()) child_env.push_back(k + "=" + v);
-  child_env.insert(child_env.end(), role_env.begin(), role_env.end());
-  for (const auto& name : {"COHORT_LAUNCH_RUN_DIR", "COHORT_LAUNCH_MODE", "COHORT_LAUNCH_BIND", "COHORT_LAUNCH_HEARTBEAT_TIMEOUT",
-                           "COHORT_MASTER_ADDR", "COHORT_MASTER_PORT", "COHORT_LAUNCH_ROLES", "COHORT_LAUNCH_TF_CLUSTER"}) {
-    ::unsetenv(name);
-  }
-  for (auto& e : child_env) ::putenv(e.data());
+  SpawnOptions options;
+  options.environment = program_environment(std::move(env), contract, role_env);
+  options.signal_mask = previous;
+  options.shell_runs_scripts = true;  // as the shell that would otherwise start it
   write_file_atomically(attempt_dir + "/started-" + std::to_string(contract.rank), "");
-
-  std::vector<std::string> args = command;
-  std::vector<char*> argv = c_strings(args);
-  pid_t child = ::fork();
-  if (child < 0) throw Error(system_message("fork", errno));
-  if (child == 0) {
-    ::sigprocmask(SIG_SETMASK, &previous, nullptr);
-    ::execvp(argv[0], argv.data());
-    int err = errno;
-    std::cerr << "cohort: launch: rank " << contract.rank << ": cannot run '" << command[0]
-              << "': " << std::strerror(err) << "\n";
-    ::_exit(err == ENOENT ? 127 : 126);
-  }
 
   RankOutcome outcome;
   outcome.rank = contract.rank;
   outcome.host = host_name();
-  int status = 0;
-  bool hung = false, stopped = false;
-  using Clock = std::chrono::steady_clock;
-  // The heartbeat's clock starts with the program and starts over whenever this wrapper
-  // was itself stopped (a Slurm suspend stops every process of the job, then continues
-  // them): time the whole job stood still is no rank's fault.
-  double beat_clock = realtime_now();
-  auto last_look = Clock::now();
-  std::map<pid_t, Clock::time_point> stopped_since;
-  auto hang = [&](pid_t culprit, const std::string& why) {
-    hung = true;
-    std::cerr << "cohort: launch: rank " << contract.rank << " on " << outcome.host << ": " << why
-              << "; treating it as hung\n";
-    dump_stack(culprit, contract.rank);
-    // The whole rank: what the program started would otherwise outlive it, and a stopped
-    // process left behind stays stopped.
-    for (pid_t p : process_tree(child)) ::kill(p, SIGKILL);
-  };
-  while (true) {
-    timespec slice{1, 0};
-    siginfo_t info{};
-    int sig = ::sigtimedwait(&watched, &info, &slice);
-    if (sig == SIGCHLD || sig < 0) {
-      pid_t done = ::waitpid(child, &status, WNOHANG);
-      if (done == child) break;
-    }
-    if (!watch.on || hung) continue;
-    const auto now = Clock::now();
-    if (sig == SIGCONT || now - last_look > std::chrono::seconds(5)) {
-      beat_clock = realtime_now();
-      stopped_since.clear();
-    }
-    last_look = now;
-
-    std::map<pid_t, Clock::time_point> still_stopped;
-    for (pid_t p : process_tree(child)) {
-      const ProcessState ps = process_state(p);
-      if (ps.state != 'T') continue;
-      auto since = stopped_since.count(p) ? stopped_since[p] : now;
-      still_stopped[p] = since;
-      const double seconds = std::chrono::duration<double>(now - since).count();
-      if (!hung && seconds >= kStoppedRankSeconds) {
-        stopped = true;
-        hang(p, "pid " + std::to_string(p) + " (" + ps.name + ") stopped (state T) for " +
-                    std::to_string(static_cast<long>(seconds)) + " s");
-      }
-    }
-    stopped_since = std::move(still_stopped);
-    if (hung) continue;
-
-    const double beat = last_beat(contract.heartbeat_file);
-    const bool held = beat > 0 || (beat == 0 && !watch.from_first_beat);
-    if (held && realtime_now() - std::max(beat, beat_clock) > watch.timeout) {
-      std::ostringstream why;
-      why << "no heartbeat for " << watch.timeout << " s"
-          << (watch.from_first_beat ? " (the default --heartbeat-timeout for a rank that beats)" : "");
-      hang(child, why.str());
-    }
+  Ending ending;
+  std::optional<Process> program;
+  try {
+    program = spawn(command, options);
+  } catch (const SpawnError& e) {
+    // Reported as a shell reports it: 127 for a program not found, 126 for one it cannot run.
+    std::cerr << "cohort: launch: rank " << contract.rank << ": " << e.what() << "\n";
+    ending.status = W_EXITCODE(e.errnum() == ENOENT ? 127 : 126, 0);
   }
-  outcome.hung = hung;
-  outcome.stopped = stopped;
+  if (program) ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, outcome.host);
+  outcome.hung = ending.hung;
+  outcome.stopped = ending.stopped;
   outcome.reported = true;
-  if (WIFEXITED(status)) outcome.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) outcome.term_signal = WTERMSIG(status);
+  if (WIFEXITED(ending.status)) outcome.exit_code = WEXITSTATUS(ending.status);
+  if (WIFSIGNALED(ending.status)) outcome.term_signal = WTERMSIG(ending.status);
   outcome.ended_ns = wall_clock_ns();
   write_outcome(attempt_dir, outcome);
   if (!contract.heartbeat_file.empty()) ::unlink(contract.heartbeat_file.c_str());

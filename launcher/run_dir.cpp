@@ -80,12 +80,6 @@ int count_started(const std::string& attempt_dir) {
   return n;
 }
 
-std::string host_name() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
 long long wall_clock_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);

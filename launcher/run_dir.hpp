@@ -21,7 +21,6 @@ void write_outcome(const std::string& attempt_dir, const RankOutcome& outcome);
 std::vector<RankOutcome> read_outcomes(const std::string& attempt_dir);
 int count_started(const std::string& attempt_dir);
 
-std::string host_name();
 long long wall_clock_ns();
 
 // "exited with 3", "killed by SIGKILL", "hung (no heartbeat)", "hung (stopped)",

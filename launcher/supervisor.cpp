@@ -21,6 +21,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
@@ -43,11 +44,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::string env_or(const char* name, const std::string& fallback = {}) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
 }
 
 // A count Slurm exports (SLURM_NTASKS, SLURM_HET_SIZE, …), or `fallback` when unset.
@@ -99,88 +95,55 @@ class SignalWatch {
 };
 
 struct Child {
-  pid_t pid = -1;
-  int rank = -1;        // local mode: the rank this wrapper runs; Slurm mode: -1 (srun)
-  int out_fd = -1, err_fd = -1;
-  std::string out_partial, err_partial;
-  bool exited = false;
-  int status = 0;
+  Process process;
+  int rank = -1;  // local mode: the rank this wrapper runs; Slurm mode: -1 (srun)
+  LineSplitter out_lines, err_lines;
 };
 
-// Starts `argv` with `env`, stdout/stderr to pipes (when capture) and its own process
-// group, so the whole rank — wrapper, program and the program's children — can be
-// signalled at once.
-Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, bool capture,
-            const std::string& log_file, const sigset_t& child_mask) {
-  int out[2] = {-1, -1}, err[2] = {-1, -1};
-  if (capture && (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)) {
-    throw Error(system_message("pipe", errno));
-  }
-  int log = -1;
-  if (!log_file.empty()) {
-    log = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log < 0) throw Error(system_message("cannot open " + log_file, errno));
-  }
-  std::vector<std::string> args = argv, envs = env;
-  std::vector<char*> c_args = c_strings(args), c_env = c_strings(envs);
-  pid_t pid = ::fork();
-  if (pid < 0) throw Error(system_message("fork", errno));
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::sigprocmask(SIG_SETMASK, &child_mask, nullptr);
-    if (capture) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::dup2(err[1], STDERR_FILENO);
-    } else if (log >= 0) {
-      ::dup2(log, STDOUT_FILENO);
-      ::dup2(log, STDERR_FILENO);
-    }
-    ::execve(c_args[0], c_args.data(), c_env.data());
-    ::_exit(127);
-  }
-  ::setpgid(pid, pid);  // also here: whichever runs first, the group exists before we signal it
-  Child c;
-  c.pid = pid;
+// Starts `argv` with `env`, stdout/stderr to pipes (when capture) or to `log_file`, in its
+// own process group, so the whole rank — wrapper, program and the program's children — can
+// be signalled at once.
+Child start_child(const std::vector<std::string>& argv, std::vector<std::string> env, bool capture,
+                  const std::string& log_file, const sigset_t& child_mask) {
+  SpawnOptions o;
+  o.environment = std::move(env);
+  o.own_process_group = true;
+  o.signal_mask = child_mask;
   if (capture) {
-    ::close(out[1]);
-    ::close(err[1]);
-    c.out_fd = out[0];
-    c.err_fd = err[0];
-    ::fcntl(c.out_fd, F_SETFL, O_NONBLOCK);
-    ::fcntl(c.err_fd, F_SETFL, O_NONBLOCK);
+    o.out = Stream::pipe();
+    o.err = Stream::pipe();
+  } else if (!log_file.empty()) {
+    o.out = Stream::file(log_file, /*append=*/true);
+    o.err = Stream::same_as_stdout();
   }
-  if (log >= 0) ::close(log);
+  Child c;
+  c.process = spawn(argv, o);
+  // Read until empty on every round of the supervisor's loop, never waited on.
+  for (Fd* fd : {&c.process.out(), &c.process.err()}) {
+    if (*fd) ::fcntl(fd->get(), F_SETFL, O_NONBLOCK);
+  }
   return c;
 }
 
 // Copies what a rank printed to our stdout/stderr, each complete line prefixed "R: " as
 // srun --label does.
-void relay(int& fd, std::string& partial, int rank, std::ostream& sink, bool final) {
-  if (fd < 0) return;
+void relay(Fd& fd, LineSplitter& lines, int rank, std::ostream& sink, bool final) {
+  if (!fd) return;
+  auto put = [&](std::string_view line) { sink << rank << ": " << line << "\n"; };
   char buf[65536];
   while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n > 0) {
-      partial.append(buf, static_cast<size_t>(n));
+      lines.feed(std::string_view(buf, static_cast<size_t>(n)), put);
       continue;
     }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-      ::close(fd);
-      fd = -1;
+      fd.reset();
       final = true;
     }
     break;
   }
-  size_t start = 0, nl;
-  while ((nl = partial.find('\n', start)) != std::string::npos) {
-    sink << rank << ": " << std::string_view(partial).substr(start, nl - start + 1);
-    start = nl + 1;
-  }
-  partial.erase(0, start);
-  if (final && !partial.empty()) {
-    sink << rank << ": " << partial << "\n";
-    partial.clear();
-  }
+  if (final) lines.finish(put);
   sink.flush();
 }
 
@@ -258,8 +221,8 @@ std::string summarize_ranks(const std::vector<RankOutcome>& outcomes) {
 std::vector<Environment> local_placements(int ranks) {
   std::vector<Environment> out(static_cast<size_t>(ranks));
   try {
-    const char* xml = std::getenv("COHORT_TOPOLOGY_XML");
-    topology::Node node = xml && *xml ? topology::Node::from_xml_file(xml) : topology::Node::from_this_machine();
+    const std::string xml = env_or("COHORT_TOPOLOGY_XML");
+    topology::Node node = !xml.empty() ? topology::Node::from_xml_file(xml) : topology::Node::from_this_machine();
     topology::PlanRequest request;
     request.ranks = ranks;
     auto plan = topology::plan(node, request);
@@ -341,27 +304,31 @@ class Gang {
     auto set = [&env](const std::string& k, const std::string& v) { set_variable(env, k, v); };
     set("COHORT_LAUNCH_RUN_DIR", attempt_dir);
     set("COHORT_LAUNCH_MODE", slurm_ ? "slurm" : "local");
-    set("COHORT_RESTART_COUNT", std::to_string(restart_count));
-    set("COHORT_CHECKPOINT_REQUEST", options_.run_dir + "/checkpoint-request");
     std::ostringstream timeout;
     if (options_.heartbeat_timeout) timeout << *options_.heartbeat_timeout;
     else timeout << "first-beat";
     set("COHORT_LAUNCH_HEARTBEAT_TIMEOUT", timeout.str());
     std::vector<std::string> rank_argv{options_.self, "launch", "--as-rank", "--"};
     rank_argv.insert(rank_argv.end(), options_.command.begin(), options_.command.end());
+    // What the launcher decides for every rank; each rank's own place is added per rank
+    // here in local mode, and by Slurm in a step.
+    Contract gang;
+    gang.restart_count = restart_count;
+    gang.checkpoint_request = options_.run_dir + "/checkpoint-request";
     started_ = Clock::now();
-    if (spec_) return run_roles(env, set, restart_count);
+    if (spec_) return run_roles(env, set, gang);
 
+    gang.master_addr = master_addr_;
     if (slurm_) {
-      set("COHORT_MASTER_ADDR", master_addr_);
+      for (const auto& [k, v] : gang_environment(gang)) set(k, v);
       std::vector<std::string> argv{resolve_program("srun"), "--kill-on-bad-exit=1"};
       if (options_.output_dir.empty()) argv.push_back("--label");
       else argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
       argv.insert(argv.end(), rank_argv.begin(), rank_argv.end());
-      children_.push_back(spawn(argv, env, false, "", signals_.previous_mask()));
+      children_.push_back(start_child(argv, env, false, "", signals_.previous_mask()));
     } else {
-      const int port = free_local_port();
-      for (int r = 0; r < world_; ++r) spawn_local_rank(r, rank_argv, env, master_addr_, port);
+      gang.master_port = free_local_port();
+      for (int r = 0; r < world_; ++r) spawn_local_rank(r, rank_argv, env, gang);
     }
     return monitor();
   }
@@ -369,19 +336,18 @@ class Gang {
   // Local mode: rank r with the launch contract, its placement (when there is one), and
   // its output to its log file or prefixed on ours.
   void spawn_local_rank(int r, const std::vector<std::string>& argv, std::vector<std::string> env,
-                        const std::string& master_addr, int master_port) {
-    for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-             {"RANK", std::to_string(r)}, {"WORLD_SIZE", std::to_string(world_)}, {"LOCAL_RANK", std::to_string(r)},
-             {"LOCAL_WORLD_SIZE", std::to_string(world_)}, {"GROUP_RANK", "0"}, {"MASTER_ADDR", master_addr},
-             {"MASTER_PORT", std::to_string(master_port)}}) {
-      set_variable(env, k, v);
-    }
+                        const Contract& gang) {
+    Contract contract = gang;
+    contract.rank = contract.local_rank = r;
+    contract.world_size = contract.local_world_size = world_;
+    contract.group_rank = 0;
+    for (const auto& [k, v] : contract.to_environment()) set_variable(env, k, v);
     if (!placements_.empty()) {
       for (const auto& [k, v] : placements_[static_cast<size_t>(r)]) set_variable(env, k, v);
       set_variable(env, "COHORT_LAUNCH_BIND", "1");
     }
     std::string log = options_.output_dir.empty() ? "" : options_.output_dir + "/rank-" + std::to_string(r) + ".log";
-    Child c = spawn(argv, env, options_.output_dir.empty(), log, signals_.previous_mask());
+    Child c = start_child(argv, std::move(env), options_.output_dir.empty(), log, signals_.previous_mask());
     c.rank = r;
     children_.push_back(std::move(c));
   }
@@ -389,7 +355,7 @@ class Gang {
   // A job with roles: every replica gets its role, index and (TFJob) TF_CONFIG; on
   // Slurm each role runs in its heterogeneous component.
   template <typename Set>
-  Attempt run_roles(std::vector<std::string>& env, Set& set, int restart_count) {
+  Attempt run_roles(std::vector<std::string>& env, Set& set, Contract gang) {
     std::string table;
     for (const auto& r : spec_->roles) {
       if (r.command.empty()) continue;
@@ -403,7 +369,7 @@ class Gang {
     if (slurm_) {
       const auto job = parse_integer(job_id_, 0, std::numeric_limits<long>::max());
       if (!job) throw input_error("SLURM_JOB_ID='" + job_id_ + "' is not a job number");
-      base = derive_master_port(static_cast<long>(*job), 1000 + restart_count, 29500, 2000);
+      base = derive_master_port(static_cast<long>(*job), 1000 + gang.restart_count, 29500, 2000);
       if (base + world_ > 65535) {
         throw input_error(std::to_string(world_) + " replicas need a port each from " + std::to_string(base + 1) +
                           ", past 65535: run fewer replicas in one job");
@@ -411,9 +377,8 @@ class Gang {
     }
     std::vector<int> ports;
     for (int r = 0; r < world_; ++r) ports.push_back(slurm_ ? base + 1 + r : free_local_port());
-    set("COHORT_MASTER_ADDR", hosts.front());
-    set("COHORT_MASTER_PORT", std::to_string(ports.front()));
-    master_addr_ = hosts.front();
+    master_addr_ = gang.master_addr = hosts.front();
+    gang.master_port = ports.front();
     if (spec_->kind == JobKind::tensorflow) {
       json::Value cluster = json::Value::object();
       for (const auto& role : spec_->roles) {
@@ -452,11 +417,12 @@ class Gang {
         ++group;
       }
       set("COHORT_LAUNCH_MODE", "slurm");
-      children_.push_back(spawn(argv, env, false, "", signals_.previous_mask()));
+      for (const auto& [k, v] : gang_environment(gang)) set(k, v);
+      children_.push_back(start_child(argv, env, false, "", signals_.previous_mask()));
       return monitor();
     }
     set("COHORT_LAUNCH_MODE", "local");
-    for (int r = 0; r < world_; ++r) spawn_local_rank(r, wrapper(*role_of(r)), env, hosts.front(), ports.front());
+    for (int r = 0; r < world_; ++r) spawn_local_rank(r, wrapper(*role_of(r)), env, gang);
     return monitor();
   }
 
@@ -479,9 +445,7 @@ class Gang {
     // srun exits once its tasks are gone; a stuck srun is ended after a few seconds.
     auto deadline = Clock::now() + std::chrono::seconds(5);
     while (!all_exited() && Clock::now() < deadline) pump(50);
-    for (auto& c : children_) {
-      if (!c.exited) ::kill(-c.pid, SIGKILL);
-    }
+    for (auto& c : children_) c.process.signal_group(SIGKILL);
     while (!all_exited()) pump(50);
   }
 
@@ -520,13 +484,7 @@ class Gang {
 
  private:
   std::string resolve_program(const std::string& name) {
-    std::string path = env_or("PATH", "/usr/bin:/bin");
-    std::stringstream dirs(path);
-    std::string dir;
-    while (std::getline(dirs, dir, ':')) {
-      std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    }
+    if (auto path = find_program(name)) return *path;
     throw Error(name + " not found on PATH: is Slurm's client installed on this node?");
   }
 
@@ -610,7 +568,7 @@ class Gang {
   }
 
   bool all_exited() const {
-    return std::all_of(children_.begin(), children_.end(), [](const Child& c) { return c.exited; });
+    return std::all_of(children_.begin(), children_.end(), [](const Child& c) { return c.process.reaped(); });
   }
 
   void signal_gang(int sig) {
@@ -628,14 +586,10 @@ class Gang {
         return;
       }
       // No rank has started yet: srun itself relays what it gets to the step.
-      for (auto& c : children_) {
-        if (!c.exited) ::kill(c.pid, sig);
-      }
+      for (auto& c : children_) c.process.signal(sig);
       return;
     }
-    for (auto& c : children_) {
-      if (!c.exited) ::kill(-c.pid, sig);
-    }
+    for (auto& c : children_) c.process.signal_group(sig);
   }
 
   std::vector<int> pending_signals_;
@@ -644,23 +598,22 @@ class Gang {
   void pump(int timeout_ms) {
     std::vector<pollfd> fds{{signals_.fd(), POLLIN, 0}};
     for (auto& c : children_) {
-      if (c.out_fd >= 0) fds.push_back({c.out_fd, POLLIN, 0});
-      if (c.err_fd >= 0) fds.push_back({c.err_fd, POLLIN, 0});
+      if (c.process.out()) fds.push_back({c.process.out().get(), POLLIN, 0});
+      if (c.process.err()) fds.push_back({c.process.err().get(), POLLIN, 0});
     }
     ::poll(fds.data(), fds.size(), timeout_ms);
     for (auto& c : children_) {
-      relay(c.out_fd, c.out_partial, c.rank, std::cout, false);
-      relay(c.err_fd, c.err_partial, c.rank, std::cerr, false);
+      relay(c.process.out(), c.out_lines, c.rank, std::cout, false);
+      relay(c.process.err(), c.err_lines, c.rank, std::cerr, false);
     }
     for (int s : signals_.drain()) {
       if (s != SIGCHLD) pending_signals_.push_back(s);
     }
     for (auto& c : children_) {
-      if (c.exited) continue;
-      if (::waitpid(c.pid, &c.status, WNOHANG) == c.pid) {
-        c.exited = true;
-        relay(c.out_fd, c.out_partial, c.rank, std::cout, true);
-        relay(c.err_fd, c.err_partial, c.rank, std::cerr, true);
+      if (c.process.reaped()) continue;
+      if (c.process.poll()) {
+        relay(c.process.out(), c.out_lines, c.rank, std::cout, true);
+        relay(c.process.err(), c.err_lines, c.rank, std::cerr, true);
       }
     }
     if (first_all_started_ < 0 && count_started(attempt_dir_) >= world_) {
@@ -723,7 +676,7 @@ class Gang {
         a.outcomes = outcomes();
         bool ok = std::none_of(a.outcomes.begin(), a.outcomes.end(), [](const RankOutcome& o) { return failed(o); });
         // srun's own failure (bad options, allocation gone) leaves no rank reports.
-        for (const auto& c : children_) ok = ok && WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0;
+        for (const auto& c : children_) ok = ok && WIFEXITED(*c.process.status()) && WEXITSTATUS(*c.process.status()) == 0;
         a.ending = ok ? Ending::succeeded : Ending::failed;
         return a;
       }
@@ -782,6 +735,75 @@ std::string wall(double seconds, int digits = 1) {
   return s.str();
 }
 
+// Sleeps `seconds` unless a signal stops the launcher; then its exit status.
+std::optional<int> pause(SignalWatch& signals, double seconds, const char* waiting, const std::string& tail) {
+  auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+  while (Clock::now() < deadline) {
+    pollfd p{signals.fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    for (int s : signals.drain()) {
+      if (s == SIGCHLD) continue;
+      std::cerr << "cohort: launch: stopped by " << signal_name(s) << " while " << waiting << "; " << tail << "\n";
+      return 128 + s;
+    }
+  }
+  return std::nullopt;
+}
+
+// "rank 3 (node2) exited with 1 first", and the nodes Slurm has lost, if any.
+std::string culprit_of(const RankOutcome* first, const std::vector<LostNode>& lost) {
+  const std::string lost_text = lost.empty() ? "" : describe(lost) + ": ranks there can be neither killed nor started";
+  std::string culprit = first ? "rank " + std::to_string(first->rank) + " (" + first->host + ") " + describe(*first) + " first"
+                        : lost.empty() ? "the step failed before any rank reported"
+                                       : lost_text;
+  if (first && !lost.empty()) culprit += "; " + lost_text;
+  return culprit;
+}
+
+// A restart cannot start on a lost node (srun fails, or waits for the CPUs its unkillable
+// ranks hold), and Slurm has the last word on the node: it answers again, or Slurm ends the
+// job (NODE_FAIL, requeued when the job allows it). `restart` says which restart waits; an
+// exit status when a signal stops the launcher meanwhile.
+std::optional<int> wait_for_lost_nodes(const Gang& gang, SignalWatch& signals, const std::vector<LostNode>& lost,
+                                       const std::string& restart, const std::string& tail) {
+  const std::string them = lost.size() == 1 ? "the node" : "the nodes";
+  std::cerr << "cohort: launch: " << restart << " waits until Slurm has " << them << " back, or ends the job for it "
+            << "once it declares " << them << " down (SlurmdTimeout)\n";
+  while (!gang.lost_nodes().empty()) {
+    if (auto status = pause(signals, 2, "waiting for Slurm's lost node", tail)) return *status;
+  }
+  std::vector<std::string> names;
+  for (const auto& n : lost) names.push_back(n.name);
+  std::cerr << "cohort: launch: Slurm has " << compress_hostlist(names) << " back\n";
+  return std::nullopt;
+}
+
+// The batch script's warning came: the ranks are asked to checkpoint and given the grace
+// period, then the job is requeued (Slurm) or the launch ends (local mode).
+int end_preempted(Gang& gang, const LaunchOptions& options, int requeues, const std::string& tail) {
+  std::cerr << "cohort: launch: " << signal_name(options.preempt_signal) << ": asking ranks to checkpoint, waiting up to "
+            << options.grace << " s\n";
+  gang.request_checkpoint();
+  gang.wait_for_end(options.grace);
+  gang.teardown();
+  if (options.local) {
+    std::cerr << "cohort: launch: preempted: " << summarize_ranks(gang.outcomes()) << "; " << tail << "\n";
+    return 128 + options.preempt_signal;
+  }
+  if (requeues >= options.max_requeues) {
+    std::cerr << "cohort: launch: failed: preempted again after " << plural(requeues, "requeue")
+              << "; not requeueing (raise --max-requeues); " << tail << "\n";
+    return 1;
+  }
+  std::cerr << "cohort: launch: preempted: requeueing job " << gang.job_id() << " (requeue " << requeues + 1 << " of "
+            << options.max_requeues << "); " << tail << "\n";
+  auto r = run_process({"scontrol", "requeue", gang.job_id()});
+  if (!r.ok()) {
+    throw Error("scontrol requeue " + gang.job_id() + " failed: " + r.err + " (submit with --requeue, or set JobRequeue=1)");
+  }
+  return 0;
+}
+
 }  // namespace
 
 RestartPolicy parse_restart_policy(const std::string& name) {
@@ -820,7 +842,6 @@ int supervise(const LaunchOptions& options) {
     Attempt a = gang.run(options.run_dir + "/attempt-" + std::to_string(restart_count), restart_count);
     const std::string tail = "restarts " + std::to_string(restarts) + " of " + std::to_string(options.max_restarts) +
                              "; wall " + wall(seconds_since(began));
-
     if (a.ending == Ending::succeeded) {
       std::cerr << "cohort: launch: succeeded: " << who << ", " << plural(restarts, "restart") << ", wall "
                 << wall(seconds_since(began)) << "\n";
@@ -836,75 +857,24 @@ int supervise(const LaunchOptions& options) {
                 << summarize_ranks(a.outcomes) << "; " << tail << "\n";
       return 128 + a.interrupt_signal;
     }
-    if (a.ending == Ending::preempted) {
-      std::cerr << "cohort: launch: " << signal_name(options.preempt_signal)
-                << ": asking ranks to checkpoint, waiting up to " << options.grace << " s\n";
-      gang.request_checkpoint();
-      gang.wait_for_end(options.grace);
-      gang.teardown();
-      if (options.local) {
-        std::cerr << "cohort: launch: preempted: " << summarize_ranks(gang.outcomes()) << "; " << tail << "\n";
-        return 128 + options.preempt_signal;
-      }
-      if (requeues >= options.max_requeues) {
-        std::cerr << "cohort: launch: failed: preempted again after " << plural(requeues, "requeue")
-                  << "; not requeueing (raise --max-requeues); " << tail << "\n";
-        return 1;
-      }
-      std::cerr << "cohort: launch: preempted: requeueing job " << gang.job_id() << " (requeue " << requeues + 1
-                << " of " << options.max_requeues << "); " << tail << "\n";
-      auto r = run_process({"scontrol", "requeue", gang.job_id()});
-      if (!r.ok()) {
-        throw Error("scontrol requeue " + gang.job_id() + " failed: " + r.err +
-                    " (submit with --requeue, or set JobRequeue=1)");
-      }
-      return 0;
-    }
+    if (a.ending == Ending::preempted) return end_preempted(gang, options, requeues, tail);
 
     const RankOutcome* first = first_failure(a.outcomes);
     // A node whose slurmd is gone explains what srun reports as a communication failure:
     // the step could not be started there, or its ranks there could not be killed.
     const std::vector<LostNode> lost = gang.lost_nodes();
-    const std::string lost_text = lost.empty() ? "" : describe(lost) + ": ranks there can be neither killed nor started";
-    std::string culprit = first ? "rank " + std::to_string(first->rank) + " (" + first->host + ") " + describe(*first) + " first"
-                          : lost.empty() ? "the step failed before any rank reported"
-                                         : lost_text;
-    if (first && !lost.empty()) culprit += "; " + lost_text;
+    const std::string culprit = culprit_of(first, lost);
     std::string torn_down = a.teardown_s >= 0 ? "gang torn down in " + wall(a.teardown_s, 2) : "gang torn down";
     RestartPolicy policy = options.policy;
     if (const Role* role = first ? gang.role_of(first->rank) : nullptr; role && role->restart_policy) {
       policy = *role->restart_policy;
     }
-    // Sleeps `seconds` unless a signal stops the launcher; then its exit status.
-    auto pause = [&](double seconds, const char* waiting) -> std::optional<int> {
-      auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
-      while (Clock::now() < deadline) {
-        pollfd p{signals.fd(), POLLIN, 0};
-        ::poll(&p, 1, 100);
-        for (int s : signals.drain()) {
-          if (s == SIGCHLD) continue;
-          std::cerr << "cohort: launch: stopped by " << signal_name(s) << " while " << waiting << "; " << tail << "\n";
-          return 128 + s;
-        }
-      }
-      return std::nullopt;
-    };
     if (restarts < options.max_restarts && retryable(policy, first)) {
       ++restarts;
       if (!lost.empty()) {
-        // A restart cannot start on a lost node (srun fails, or waits for the CPUs its
-        // unkillable ranks hold), and Slurm has the last word on the node: it answers
-        // again, or Slurm ends the job (NODE_FAIL, requeued when the job allows it).
-        const std::string them = lost.size() == 1 ? "the node" : "the nodes";
-        std::cerr << "cohort: launch: " << culprit << "; " << torn_down << "; restart " << restarts << " of "
-                  << options.max_restarts << " waits until Slurm has " << them << " back, or ends the job for it "
-                  << "once it declares " << them << " down (SlurmdTimeout)\n";
-        while (!gang.lost_nodes().empty()) {
-          if (auto status = pause(2, "waiting for Slurm's lost node")) return *status;
-        }
-        std::vector<std::string> names;
-        for (const auto& n : lost) names.push_back(n.name);
-        std::cerr << "cohort: launch: Slurm has " << compress_hostlist(names) << " back\n";
+        const std::string restart = culprit + "; " + torn_down + "; restart " + std::to_string(restarts) + " of " +
+                                    std::to_string(options.max_restarts);
+        if (auto status = wait_for_lost_nodes(gang, signals, lost, restart, tail)) return *status;
       }
       const double backoff = restart_backoff_seconds(restarts);
       if (lost.empty()) {
@@ -914,7 +884,7 @@ int supervise(const LaunchOptions& options) {
         std::cerr << "cohort: launch: restarting in " << backoff << " s (" << restarts << " of " << options.max_restarts
                   << ")\n";
       }
-      if (auto status = pause(backoff, "waiting to restart")) return *status;
+      if (auto status = pause(signals, backoff, "waiting to restart", tail)) return *status;
       continue;
     }
     std::string why = restarts >= options.max_restarts ? "" : " (the restart policy does not retry it)";

@@ -19,11 +19,6 @@ namespace {
 
 using Reader = yaml::Reader;
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 std::vector<Setting> read_settings(const Reader& r, const YAML::Node& n, const std::string& path) {
   if (!n.IsSequence()) r.fail(path, "must be a list of {name, value}");
   std::vector<Setting> out;

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,13 +18,13 @@
 #include <thread>
 #include <utility>
 
+#include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/process.hpp"
+#include "common/text.hpp"
 #include "tuner/metrics.hpp"
 #include "tuner/sampler.hpp"
-
-extern char** environ;
 
 namespace cohort::tuner {
 namespace {
@@ -33,25 +32,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::string read_text(const fs::path& path) {
-  auto text = read_file(path);
-  if (!text) throw input_error(path.string() + ": cannot read it (does it exist?)");
-  return std::move(*text);
-}
-
 double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string hostname() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
-std::string env_or(const char* name, const std::string& fallback = "") {
-  const char* v = std::getenv(name);
-  return v ? v : fallback;
 }
 
 std::vector<Observation> history_of(const JournalState& state, const Experiment& experiment) {
@@ -107,41 +89,18 @@ json::Value finish_record(const Finish& f) {
 
 // The trial as a child in a process group of its own, so that stopping it stops whatever
 // it started. stdout comes back through a pipe; stderr goes to its log.
-struct Child {
-  pid_t pid = -1;
-  Fd out;
-};
-
-Child spawn_trial(const std::vector<std::string>& argv, const std::vector<std::string>& env, const fs::path& stderr_log) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(system_message("pipe", errno));
-  Fd read_end(fds[0]), write_end(fds[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, defaults;
+Process spawn_trial(const std::vector<std::string>& argv, const std::vector<std::string>& env, const fs::path& stderr_log) {
+  SpawnOptions o;
+  o.environment = env;
+  o.in = Stream::null();
+  o.out = Stream::pipe();
+  o.err = Stream::file(stderr_log.string());
+  o.own_process_group = true;
+  sigset_t none;
   sigemptyset(&none);
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<std::string> args = argv, environment = env;
-  auto c_args = c_strings(args);
-  auto c_env = c_strings(environment);
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, c_args[0], &actions, &attr, c_args.data(), c_env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) throw Error(system_message("cannot run '" + argv[0] + "'", rc));
-  return Child{pid, Fd(read_end.release())};
+  o.signal_mask = none;
+  o.default_signals = {SIGTERM, SIGINT, SIGPIPE};
+  return spawn(argv, o);
 }
 
 std::string describe_exit(int status, const fs::path& trial_dir) {
@@ -231,7 +190,7 @@ std::optional<int> claim_trial(Journal& journal, const Experiment& experiment, c
     r.set("type", "claim");
     r.set("trial", id);
     r.set("parameters", std::move(params));
-    r.set("host", hostname());
+    r.set("host", host_name());
     r.set("pid", static_cast<long>(::getpid()));
     if (!job.empty()) r.set("job", job);
     append(std::move(r));
@@ -278,17 +237,17 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
     log_pending.clear();
   };
 
-  std::optional<Child> child;
+  std::optional<Process> child;
   try {
     child.emplace(spawn_trial(experiment.command_for(params), environment_with(env), trial_dir / "stderr.log"));
   } catch (const Error& e) {
     failure = e.what();
   }
   if (child) {
-    std::string buffer;
+    LineSplitter lines;
     std::optional<Clock::time_point> kill_deadline;
     auto terminate = [&]() {
-      ::kill(-child->pid, SIGTERM);
+      child->signal_group(SIGTERM);
       kill_deadline = Clock::now() + std::chrono::seconds(10);
     };
     // The succeeded trials' curves, read again only when the journal has grown since.
@@ -311,47 +270,33 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
         terminate();
       }
     };
-    while (child->out.get() >= 0) {
+    while (child->out()) {
       if (stop.load() && !killed && early_reason.empty()) {
         killed = true;
         terminate();
       }
       if (kill_deadline && Clock::now() > *kill_deadline) {
-        ::kill(-child->pid, SIGKILL);
+        child->signal_group(SIGKILL);
         kill_deadline.reset();
       }
-      pollfd p{child->out.get(), POLLIN, 0};
+      pollfd p{child->out().get(), POLLIN, 0};
       int ready = ::poll(&p, 1, 200);
       if (ready < 0 && errno != EINTR) throw Error(system_message("poll", errno));
       if (ready <= 0) continue;
       char chunk[65536];
-      ssize_t n = ::read(child->out.get(), chunk, sizeof chunk);
+      ssize_t n = ::read(child->out().get(), chunk, sizeof chunk);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        child->out.reset();
+        child->out().reset();
         break;
       }
-      buffer.append(chunk, static_cast<size_t>(n));
-      size_t start = 0, end;
-      while ((end = buffer.find('\n', start)) != std::string::npos) {
-        take_line(std::string_view(buffer).substr(start, end - start));
-        start = end + 1;
-      }
-      buffer.erase(0, start);
+      lines.feed(std::string_view(chunk, static_cast<size_t>(n)), take_line);
       flush_log();
     }
-    if (!buffer.empty()) take_line(buffer);
+    lines.finish(take_line);
     flush_log();
-    // Whatever the trial left running in its group goes with it; the trial is reaped only
-    // afterwards, so that its group's id cannot have been reused yet.
-    siginfo_t info{};
-    while (::waitid(P_PID, static_cast<id_t>(child->pid), &info, WEXITED | WNOWAIT) < 0) {
-      if (errno != EINTR) throw Error(system_message("waitid", errno));
-    }
-    ::kill(-child->pid, SIGKILL);
-    while (::waitpid(child->pid, &status, 0) < 0) {
-      if (errno != EINTR) throw Error(system_message("waitpid", errno));
-    }
+    // Whatever the trial left running in its group goes with it.
+    status = child->wait_and_kill_group();
   }
   log.reset();
 
@@ -493,7 +438,7 @@ std::optional<bool> slurm_job_alive(const std::string& job) {
 
 int reclaim_abandoned(Journal& journal) {
   int reclaimed = 0;
-  const std::string me = hostname();
+  const std::string me = host_name();
   journal.transact([&](const JournalState& state, const Journal::Append& append) {
     for (const auto& t : state.trials) {
       if (t.state != TrialState::running) continue;

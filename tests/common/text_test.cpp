@@ -1,7 +1,16 @@
-// Lists and sizes as people type them.
+// Lists and sizes as people type them, lines out of streamed output, small files read whole,
+// and the environment.
 #include "common/text.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "common/environment.hpp"
+#include "common/error.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace cohort {
 namespace {
@@ -17,6 +26,80 @@ TEST(Text, SplitKeepsEmptyPiecesSoCallersCanRejectThem) {
   EXPECT_EQ(split("a", ','), (std::vector<std::string_view>{"a"}));
   EXPECT_EQ(split("a,,b", ','), (std::vector<std::string_view>{"a", "", "b"}));
   EXPECT_EQ(split("a,", ','), (std::vector<std::string_view>{"a", ""}));
+}
+
+TEST(LineSplitter, HandsOverWholeLinesHoweverTheOutputArrives) {
+  const std::string text = "alpha\nbeta\n\ngamma";
+  // Every way of cutting the text into two pieces gives the same lines.
+  for (std::size_t cut = 0; cut <= text.size(); ++cut) {
+    LineSplitter lines;
+    std::vector<std::string> got;
+    auto take = [&](std::string_view line) { got.emplace_back(line); };
+    lines.feed(std::string_view(text).substr(0, cut), take);
+    lines.feed(std::string_view(text).substr(cut), take);
+    EXPECT_EQ(got, (std::vector<std::string>{"alpha", "beta", ""})) << "cut at " << cut;
+    lines.finish(take);
+    EXPECT_EQ(got.back(), "gamma") << "the last line lacks its newline";
+    lines.finish(take);
+    EXPECT_EQ(got.size(), 4u) << "finish hands the last line over once";
+  }
+}
+
+TEST(Text, LowerTakesAsciiLettersToLowerCase) {
+  EXPECT_EQ(lower("PyTorchJob"), "pytorchjob");
+  EXPECT_EQ(lower("MedianStop-2"), "medianstop-2");
+  EXPECT_EQ(lower(""), "");
+}
+
+TEST(ReadText, ReadsARegularFileWhole) {
+  ::cohort::testing::TempDir dir("cohort-text");
+  const std::string path = (dir / "spec.yaml").string();
+  std::ofstream(path) << "kind: TFJob\n";
+  EXPECT_EQ(read_text(path), "kind: TFJob\n");
+  std::ofstream(path, std::ios::trunc);
+  EXPECT_EQ(read_text(path), "");
+}
+
+TEST(ReadText, WhatCannotBeReadIsAnInputErrorNamingThePath) {
+  ::cohort::testing::TempDir dir("cohort-text");
+  const std::string fifo = (dir / "fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::ofstream(dir / "big") << std::string(100, 'x');
+  struct Case {
+    std::string path;
+    std::string message;
+    std::uint64_t max_bytes = std::uint64_t{1} << 30;
+  };
+  for (const auto& c : std::vector<Case>{
+           {(dir / "missing").string(), (dir / "missing").string() + ": cannot read it (does it exist?)"},
+           {dir.path().string(), dir.path().string() + " is a directory, not a file"},
+           {fifo, fifo + " is not a regular file"},  // and no wait for a writer
+           {(dir / "big").string(), (dir / "big").string() + " is 100 bytes, more than the 99 it may hold", 99},
+       }) {
+    try {
+      read_text(c.path, c.max_bytes);
+      ADD_FAILURE() << c.path << " was read";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::input);
+      EXPECT_EQ(std::string(e.what()), c.message);
+    }
+  }
+}
+
+TEST(Environment, EnvOrTakesAnEmptyVariableAsNotGiven) {
+  ::setenv("COHORT_ENV_OR_PROBE", "value", 1);
+  EXPECT_EQ(env_or("COHORT_ENV_OR_PROBE", "fallback"), "value");
+  ::setenv("COHORT_ENV_OR_PROBE", "", 1);
+  EXPECT_EQ(env_or("COHORT_ENV_OR_PROBE", "fallback"), "fallback");
+  ::unsetenv("COHORT_ENV_OR_PROBE");
+  EXPECT_EQ(env_or("COHORT_ENV_OR_PROBE", "fallback"), "fallback");
+  EXPECT_EQ(env_or("COHORT_ENV_OR_PROBE"), "");
+}
+
+TEST(Environment, HostNameIsGethostnames) {
+  char name[256] = {};
+  ASSERT_EQ(::gethostname(name, sizeof name - 1), 0);
+  EXPECT_EQ(host_name(), name);
 }
 
 TEST(Text, ByteSizesTakeBinaryMultiplesInTheUsualSpellings) {

@@ -86,5 +86,68 @@ TEST(Contract, MissingSlurmVariablesAreNamed) {
   EXPECT_THROW(contract_from_slurm(env), Error);
 }
 
+TEST(Contract, RoundTripsThroughTheEnvironment) {
+  Contract full;
+  full.rank = 5;
+  full.world_size = 8;
+  full.local_rank = 1;
+  full.local_world_size = 4;
+  full.group_rank = 1;
+  full.master_addr = "gpu-07";
+  full.master_port = kPortOfStep4242_3;
+  full.restart_count = 2;
+  full.heartbeat_file = "/run/cohort/attempt-2/heartbeat-5";
+  full.checkpoint_request = "/run/cohort/checkpoint-request";
+  EXPECT_EQ(contract_from_environment(full.to_environment()), full);
+  const Contract plain;  // no heartbeat, no checkpoint request: neither variable is written
+  EXPECT_EQ(plain.to_environment().count("COHORT_HEARTBEAT_FILE"), 0u);
+  EXPECT_EQ(contract_from_environment(plain.to_environment()), plain);
+}
+
+TEST(Contract, UnsetVariablesTakeTheDefaultsAndLocalOnesFollowTheGlobal) {
+  Contract c = contract_from_environment({{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"MASTER_ADDR", ""}});
+  EXPECT_EQ(c.local_rank, 3);
+  EXPECT_EQ(c.local_world_size, 4);
+  EXPECT_EQ(c.group_rank, 0);
+  EXPECT_EQ(c.master_addr, "");
+  EXPECT_EQ(c.master_port, 0);
+  EXPECT_EQ(contract_from_environment({}), Contract{});
+}
+
+TEST(Contract, AVariableThatIsNoNumberIsNamed) {
+  for (const char* name : {"RANK", "WORLD_SIZE", "MASTER_PORT", "COHORT_RESTART_COUNT"}) {
+    try {
+      contract_from_environment({{name, "7x"}});
+      ADD_FAILURE() << name << "=7x was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::input);
+      EXPECT_NE(std::string(e.what()).find(std::string(name) + "='7x'"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Contract, ATaskOfALaunchedStepTakesItsPlaceFromSlurmAndTheRestFromTheLauncher) {
+  Contract gang;
+  gang.restart_count = 3;
+  gang.checkpoint_request = "/shared/run/checkpoint-request";
+  gang.master_addr = "10.0.0.7";
+  Environment env = slurm_task(5, 1, 1);
+  env.merge(gang_environment(gang));
+  Contract c = contract_from_slurm_gang(env);
+  EXPECT_EQ(c.rank, 5);
+  EXPECT_EQ(c.local_world_size, 2);
+  EXPECT_EQ(c.master_addr, "10.0.0.7");
+  EXPECT_EQ(c.master_port, kPortOfStep4242_3) << "no port from the launcher: the step's own";
+  EXPECT_EQ(c.restart_count, 3);
+  EXPECT_EQ(c.checkpoint_request, "/shared/run/checkpoint-request");
+
+  gang.master_port = 31001;  // a job with roles: the launcher chose the port
+  env = slurm_task(0, 0, 0);
+  env.merge(gang_environment(gang));
+  EXPECT_EQ(contract_from_slurm_gang(env).master_port, 31001);
+  // Only the launcher's own names carry its rendezvous: a plugin's MASTER_ADDR does not.
+  EXPECT_EQ(gang_environment(gang).count("MASTER_ADDR"), 0u);
+}
+
 }  // namespace
 }  // namespace cohort::launcher

@@ -209,6 +209,26 @@ TEST(LocalLaunch, AProgramThatCannotRunFailsWithItsName) {
   EXPECT_TRUE(contains(r.err, "exited with 127")) << r.err;
 }
 
+// As a shell would start it: a script without a #! line is read by /bin/sh.
+TEST(LocalLaunch, AScriptWithoutAShebangLineRunsAsTheShellWouldRunIt) {
+  TempDir temp("cohort-launch-script");
+  const auto script = temp.path() / "train";
+  std::ofstream(script) << "echo script rank $RANK\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  auto r = launch({"--local", "--", script.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "0: script rank 0")) << r.out;
+}
+
+// A log file that cannot be opened stops the launch, naming the file.
+TEST(LocalLaunch, AnOutputDirWhoseLogCannotBeOpenedFailsNamingTheFile) {
+  TempDir temp("cohort-launch-log");
+  std::filesystem::create_directories(temp.path() / "rank-0.log");
+  auto r = launch({"--local", "--output-dir", temp.path().string(), "--", "true"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "cannot open " + (temp.path() / "rank-0.log").string() + ": Is a directory")) << r.err;
+}
+
 TEST(LocalLaunch, BadInputIsRefusedBeforeAnythingRuns) {
   struct Case {
     std::vector<std::string> args;

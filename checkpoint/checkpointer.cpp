@@ -25,19 +25,6 @@ static_assert(std::endian::native == std::endian::little, "checkpoint/ assumes a
 
 namespace {
 
-struct DTypeName {
-  DType dtype;
-  std::string_view name;
-  std::size_t size;
-};
-
-constexpr DTypeName kDTypes[] = {
-    {DType::float16, "float16", 2}, {DType::float32, "float32", 4}, {DType::float64, "float64", 8},
-    {DType::int8, "int8", 1},       {DType::int16, "int16", 2},     {DType::int32, "int32", 4},
-    {DType::int64, "int64", 8},     {DType::uint8, "uint8", 1},     {DType::uint16, "uint16", 2},
-    {DType::uint32, "uint32", 4},   {DType::uint64, "uint64", 8},   {DType::bool8, "bool", 1},
-};
-
 // Loads read uncompressed tensors in blocks of about this size, which stay in cache
 // between the read and the checksum.
 constexpr std::uint64_t kReadBlockBytes = 1 << 20;
@@ -124,9 +111,9 @@ std::string describe(std::int64_t step, const std::vector<T>& tensors) {
     out += '\n';
     out += t.name;
     out += ' ';
-    out += dtype_name(t.dtype);
+    out += to_string(t.dtype);
     out += ' ';
-    out += sharding_name(t.sharding);
+    out += to_string(t.sharding);
     out += ' ';
     // Sharded tensors may differ in their first dimension only.
     auto shape = t.shape;
@@ -146,9 +133,14 @@ void check_local(const std::vector<T>& tensors, const char* verb) {
     if (t.sharding == Sharding::rows && t.shape.empty()) {
       throw input_error("tensor '" + t.name + "' is a scalar and cannot be sharded by rows; make it replicated");
     }
+    const auto stored = stored_dtypes();
+    if (std::find(stored.begin(), stored.end(), t.dtype) == stored.end()) {
+      throw input_error("tensor '" + t.name + "': checkpoints do not store " + std::string(to_string(t.dtype)) +
+                        " (use " + dtype_list(stored) + ")");
+    }
     std::uint64_t count = element_count(t.shape);
     std::uint64_t bytes = 0;
-    if (__builtin_mul_overflow(count, dtype_size(t.dtype), &bytes)) {
+    if (__builtin_mul_overflow(count, size_of(t.dtype), &bytes)) {
       throw input_error("tensor '" + t.name + "': shape " + shape_text(t.shape) + " is too large");
     }
     if (bytes > 0 && t.data == nullptr) {
@@ -251,31 +243,15 @@ struct Job {
 
 }  // namespace
 
-std::string_view dtype_name(DType dtype) {
-  for (const auto& d : kDTypes) {
-    if (d.dtype == dtype) return d.name;
-  }
-  return "unknown";
+std::span<const DType> stored_dtypes() {
+  // The types HDF5 stores as h5py and NumPy read them (file_type()).
+  static constexpr DType kStored[] = {DType::float16, DType::float32, DType::float64, DType::int8,
+                                      DType::int16,   DType::int32,   DType::int64,   DType::uint8,
+                                      DType::uint16,  DType::uint32,  DType::uint64,  DType::bool8};
+  return kStored;
 }
 
-std::size_t dtype_size(DType dtype) {
-  for (const auto& d : kDTypes) {
-    if (d.dtype == dtype) return d.size;
-  }
-  return 0;
-}
-
-DType parse_dtype(std::string_view name) {
-  std::string known;
-  for (const auto& d : kDTypes) {
-    if (d.name == name) return d.dtype;
-    known += known.empty() ? "" : ", ";
-    known += d.name;
-  }
-  throw input_error("unknown dtype '" + std::string(name) + "' (known: " + known + ")");
-}
-
-std::string_view sharding_name(Sharding sharding) {
+std::string_view to_string(Sharding sharding) {
   return sharding == Sharding::rows ? "rows" : "replicated";
 }
 
@@ -345,7 +321,7 @@ class Checkpointer::Impl {
     // as soon as this returns. Buffers of earlier saves are reused to avoid fresh pages.
     try {
       for (const auto& t : state.tensors) {
-        std::uint64_t bytes = element_count(t.shape) * dtype_size(t.dtype);
+        std::uint64_t bytes = element_count(t.shape) * size_of(t.dtype);
         Staging buffer;
         auto fit = std::find_if(spare.begin(), spare.end(), [&](const Staging& b) { return b.capacity >= bytes; });
         if (fit != spare.end()) {
@@ -403,8 +379,8 @@ class Checkpointer::Impl {
         p.global_shape[0] = rows.total[i];
         p.first_row = rows.first_row[i];
       }
-      p.local_bytes = element_count(t.shape) * dtype_size(t.dtype);
-      p.global_bytes = element_count(p.global_shape) * dtype_size(t.dtype);
+      p.local_bytes = element_count(t.shape) * size_of(t.dtype);
+      p.global_bytes = element_count(p.global_shape) * size_of(t.dtype);
     }
 
     // Rank 0 prepares a hidden directory; its name and the save time go to every rank.
@@ -705,9 +681,9 @@ class Checkpointer::Impl {
         const auto& s = slots[i];
         const auto* it = infos[i];
         if (it->dtype != s.dtype) {
-          throw input_error("tensor '" + s.name + "': the checkpoint holds " + std::string(dtype_name(it->dtype)) +
-                            ", the slot is " + std::string(dtype_name(s.dtype)) + "; load into a " +
-                            std::string(dtype_name(it->dtype)) + " buffer");
+          throw input_error("tensor '" + s.name + "': the checkpoint holds " + std::string(to_string(it->dtype)) +
+                            ", the slot is " + std::string(to_string(s.dtype)) + "; load into a " +
+                            std::string(to_string(it->dtype)) + " buffer");
         }
         if (s.sharding == Sharding::replicated && s.shape != it->shape) {
           throw input_error("tensor '" + s.name + "': the checkpoint holds shape " + shape_text(it->shape) +
@@ -791,7 +767,7 @@ class Checkpointer::Impl {
         const auto& dataset = datasets[i];
         const auto& file_space = spaces[i];
         bool sharded = s.sharding == Sharding::rows;
-        std::uint64_t bytes = element_count(s.shape) * dtype_size(s.dtype);
+        std::uint64_t bytes = element_count(s.shape) * size_of(s.dtype);
         lengths[i] = bytes;
         if (!info.compressed && !info.shape.empty() && bytes > 0) {
           // Uncompressed tensors are read in blocks of rows and checksummed while each

@@ -79,6 +79,7 @@ class Output {
 std::string_view safetensors_dtype(DType d) {
   switch (d) {
     case DType::float16: return "F16";
+    case DType::bfloat16: return "BF16";
     case DType::float32: return "F32";
     case DType::float64: return "F64";
     case DType::int8: return "I8";
@@ -167,6 +168,7 @@ std::string npy_descr(DType d) {
     case DType::uint32: return "<u4";
     case DType::uint64: return "<u8";
     case DType::bool8: return "|b1";
+    case DType::bfloat16: break;  // NumPy has none, and checkpoints hold none
   }
   return "";
 }

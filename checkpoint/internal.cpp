@@ -255,7 +255,7 @@ TensorDataset open_tensor(hid_t file, const TensorInfo& info) {
   }
   auto type = h5_type(H5Dget_type(t.dataset.get()), what);
   if (dtype_of(type.get()) != info.dtype) {
-    throw Error(what + ": the dataset's type differs from the manifest's " + std::string(dtype_name(info.dtype)));
+    throw Error(what + ": the dataset's type differs from the manifest's " + std::string(to_string(info.dtype)));
   }
   check_storage(file, t.dataset.get(), info, what);
   return t;
@@ -303,8 +303,8 @@ hid_t file_type(DType dtype) {
     case DType::uint32: return H5T_STD_U32LE;
     case DType::uint64: return H5T_STD_U64LE;
     case DType::bool8: return bool_type();
+    default: throw input_error("checkpoints do not store " + std::string(to_string(dtype)));
   }
-  throw Error("unknown dtype");
 }
 
 hid_t memory_type(DType dtype) {
@@ -321,8 +321,8 @@ hid_t memory_type(DType dtype) {
     case DType::uint32: return H5T_NATIVE_UINT32;
     case DType::uint64: return H5T_NATIVE_UINT64;
     case DType::bool8: return bool_type();
+    default: throw input_error("checkpoints do not store " + std::string(to_string(dtype)));
   }
-  throw Error("unknown dtype");
 }
 
 std::optional<DType> dtype_of(hid_t type) {
@@ -748,9 +748,9 @@ json::Value manifest_to_json(const Manifest& m) {
     json::Value shape = json::Value::array();
     for (auto d : t.shape) shape.push(json::Value(d));
     tensors.push(json::Object{{"name", json::Value(t.name)},
-                              {"dtype", json::Value(dtype_name(t.dtype))},
+                              {"dtype", json::Value(to_string(t.dtype))},
                               {"shape", std::move(shape)},
-                              {"sharding", json::Value(sharding_name(t.sharding))},
+                              {"sharding", json::Value(to_string(t.sharding))},
                               {"bytes", json::Value(t.bytes)},
                               {"crc32c", json::Value(t.crc32c)},
                               {"compressed", json::Value(t.compressed)}});
@@ -803,7 +803,7 @@ Manifest manifest_from_json(const json::Value& v, const std::string& source) {
       const auto& t = tensors[i];
       TensorInfo info;
       info.name = get(t, "name", at + ".name").as_string();
-      info.dtype = parse_dtype(get(t, "dtype", at + ".dtype").as_string());
+      info.dtype = parse_dtype(get(t, "dtype", at + ".dtype").as_string(), stored_dtypes());
       for (const auto& d : get(t, "shape", at + ".shape").as_array()) {
         if (d.as_int() < 0) throw Error("dimensions must not be negative");
         info.shape.push_back(static_cast<std::uint64_t>(d.as_int()));
@@ -816,8 +816,8 @@ Manifest manifest_from_json(const json::Value& v, const std::string& source) {
       info.bytes = static_cast<std::uint64_t>(bytes);
       field = at + ".bytes";
       std::uint64_t expected = 0;
-      if (__builtin_mul_overflow(element_count(info.shape), dtype_size(info.dtype), &expected)) {
-        throw Error("shape " + shape_text(info.shape) + " of " + std::string(dtype_name(info.dtype)) +
+      if (__builtin_mul_overflow(element_count(info.shape), size_of(info.dtype), &expected)) {
+        throw Error("shape " + shape_text(info.shape) + " of " + std::string(to_string(info.dtype)) +
                     " is more than 2^64 bytes");
       }
       if (bytes < 0 || info.bytes != expected) throw Error("does not match the dtype and shape");

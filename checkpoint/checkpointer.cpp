@@ -430,8 +430,8 @@ class Checkpointer::Impl {
                                t.compress && use_chunks(parts[i], t)});
         }
         m.state_bytes = fs::file_size(tmp / kStateFile);
-        write_durably(tmp / kManifestFile, json::write(manifest_to_json(m), 2) + "\n");
-        fsync_path(tmp);
+        // Its rename syncs the directory, and with it the name of every rank's state.h5.
+        write_file_atomically(tmp / kManifestFile, json::write(manifest_to_json(m), 2) + "\n");
         commit(tmp, final_path);
         try {
           write_latest(dir_, committed_steps(dir_).back());

@@ -4,12 +4,13 @@
 
 #include <array>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
+#include <string>
 
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/export.hpp"
 #include "checkpoint/internal.hpp"
+#include "common/fd.hpp"
 #include "common/progress.hpp"
 
 namespace cohort::checkpoint {
@@ -29,27 +30,20 @@ constexpr const char* kHelp =
     "  cohort ckpt export /scratch/run1/ckpt/step-00001000 --to safetensors model.safetensors\n"
     "  python3 -c \"import numpy; print(numpy.load('model.npz')['model.w'].shape)\"\n";
 
-// ---- Output with the checks a half-written file needs ----
+// ---- Output: buffered into an AtomicFile, so that OUT is whole or absent ----
 
 class Output {
  public:
-  explicit Output(fs::path path) : path_(std::move(path)), tmp_(path_.string() + ".tmp-" + nonce()) {
-    out_.open(tmp_, std::ios::binary | std::ios::trunc);
-    if (!out_) throw input_error("cannot write " + tmp_.string() + "; give an output path in a writable directory");
-  }
-  ~Output() {
-    if (!committed_) {
-      out_.close();
-      std::error_code ec;
-      fs::remove(tmp_, ec);
-    }
-  }
-  Output(const Output&) = delete;
-  Output& operator=(const Output&) = delete;
+  explicit Output(const fs::path& path) : file_(create(path)) {}
 
   void write(const void* data, std::uint64_t size) {
-    out_.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
-    if (!out_) throw Error("writing " + tmp_.string() + " failed (disk full?)");
+    const std::string_view bytes(static_cast<const char*>(data), size);
+    if (buffer_.size() + size > kBufferBytes) flush();
+    if (size >= kBufferBytes) {
+      file_.write(bytes);
+    } else {
+      buffer_.append(bytes);
+    }
     offset_ += size;
   }
   void write(std::string_view text) { write(text.data(), text.size()); }
@@ -60,18 +54,29 @@ class Output {
   std::uint64_t offset() const { return offset_; }
 
   void commit() {
-    out_.close();
-    if (!out_) throw Error("closing " + tmp_.string() + " failed");
-    fsync_path(tmp_);
-    rename_durably(tmp_, path_);
-    committed_ = true;
+    flush();
+    file_.commit();
   }
 
  private:
-  fs::path path_, tmp_;
-  std::ofstream out_;
+  // Headers are written a few bytes at a time: gathered, they cost one system call.
+  static constexpr std::size_t kBufferBytes = 1 << 20;
+
+  static AtomicFile create(const fs::path& path) {
+    try {
+      return AtomicFile(path);
+    } catch (const Error& e) {
+      throw input_error(std::string(e.what()) + "; give an output path in a writable directory");
+    }
+  }
+  void flush() {
+    file_.write(buffer_);
+    buffer_.clear();
+  }
+
+  AtomicFile file_;
+  std::string buffer_;
   std::uint64_t offset_ = 0;
-  bool committed_ = false;
 };
 
 // ---- safetensors ----

@@ -605,76 +605,7 @@ void ReadAhead::advise(std::uint64_t offset, std::uint64_t size) const noexcept 
   }
 }
 
-void fsync_path(const fs::path& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) throw Error(system_message("open " + path.string(), errno));
-  if (::fsync(fd.get()) != 0) throw Error(system_message("fsync " + path.string(), errno));
-}
-
-void write_durably(const fs::path& path, std::string_view content) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) throw Error(system_message("create " + path.string(), errno));
-  write_all(fd.get(), content, path.string());
-  if (::fsync(fd.get()) != 0) throw Error(system_message("fsync " + path.string(), errno));
-  fd.close("close " + path.string());
-}
-
-namespace {
-
-const char* file_kind(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "no ordinary file";
-}
-
-}  // namespace
-
-RegularFile open_regular(const fs::path& path) {
-  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer that never comes.
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
-  if (!fd) {
-    if (errno == ELOOP) throw Error(path.string() + " is a symbolic link; a checkpoint holds regular files only");
-    throw Error(system_message("open " + path.string(), errno));
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) throw Error(system_message("stat " + path.string(), errno));
-  if (!S_ISREG(st.st_mode)) {
-    throw Error(path.string() + " is not a regular file (it is " + file_kind(st.st_mode) +
-                "); a checkpoint holds regular files only");
-  }
-  return {std::move(fd), static_cast<std::uint64_t>(st.st_size)};
-}
-
 std::uint64_t regular_file_size(const fs::path& path) { return open_regular(path).size; }
-
-std::string read_text(const fs::path& path) {
-  auto file = open_regular(path);
-  if (file.size > kMaxTextBytes) {
-    throw Error(path.string() + " is " + std::to_string(file.size) + " bytes, more than the " +
-                std::to_string(kMaxTextBytes) + " any manifest needs");
-  }
-  std::string out(file.size, '\0');
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::read(file.fd.get(), out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error(system_message("read " + path.string(), errno));
-    if (n == 0) break;  // the file shrank since it was opened
-    done += static_cast<std::size_t>(n);
-  }
-  out.resize(done);
-  return out;
-}
-
-void rename_durably(const fs::path& from, const fs::path& to) {
-  if (::rename(from.c_str(), to.c_str()) != 0) {
-    throw Error(system_message("rename " + from.string() + " to " + to.string(), errno));
-  }
-  fsync_path(to.parent_path());
-  if (from.parent_path() != to.parent_path()) fsync_path(from.parent_path());
-}
 
 bool exchange_durably(const fs::path& a, const fs::path& b) {
   if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0) {
@@ -687,15 +618,7 @@ bool exchange_durably(const fs::path& a, const fs::path& b) {
 }
 
 void write_latest(const fs::path& dir, std::int64_t step) {
-  fs::path tmp = dir / (".latest.tmp-" + nonce());
-  try {
-    write_durably(tmp, step_dir_name(step) + "\n");
-    rename_durably(tmp, dir / kLatestFile);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
+  write_file_atomically(dir / kLatestFile, step_dir_name(step) + "\n");
 }
 
 std::vector<std::string> remove_leftovers(const fs::path& dir) {
@@ -704,7 +627,8 @@ std::vector<std::string> remove_leftovers(const fs::path& dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     std::string name = entry.path().filename().string();
-    if (name.rfind(".step-", 0) == 0 || name.rfind(".latest.tmp-", 0) == 0) doomed.push_back(entry.path());
+    // ".latest.tmp." is AtomicFile's temporary; ".latest.tmp-" that of earlier versions.
+    if (name.rfind(".step-", 0) == 0 || name.rfind(".latest.tmp", 0) == 0) doomed.push_back(entry.path());
   }
   for (const auto& path : doomed) {
     fs::remove_all(path, ec);

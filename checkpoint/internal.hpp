@@ -235,31 +235,15 @@ class ReadAhead {
   int fd_ = -1;
 };
 
-// Durability: fsync a file or directory by path.
-void fsync_path(const fs::path& path);
-// Writes `content` to `path` (created or truncated) and fsyncs it.
-void write_durably(const fs::path& path, std::string_view content);
-
-// A checkpoint's files are regular files. One that is a symbolic link, a FIFO, a device or
-// a directory could lead outside the checkpoint, block for ever or never end: opening it
-// is refused as damage, a cohort::Error naming the path.
-struct RegularFile {
-  Fd fd;
-  std::uint64_t size = 0;
-};
-RegularFile open_regular(const fs::path& path);
+// The size of a checkpoint's file, which must be a regular file (common/fd.hpp's
+// open_regular): one that is a symbolic link, a FIFO, a device or a directory could lead
+// outside the checkpoint, block for ever or never end, and is refused as damage.
 std::uint64_t regular_file_size(const fs::path& path);
-// The whole of a regular file of at most kMaxTextBytes, read no further than the size it
-// had when opened.
-inline constexpr std::uint64_t kMaxTextBytes = std::uint64_t{1} << 30;
-std::string read_text(const fs::path& path);
-// rename(2), then fsync of the directory that holds `to`.
-void rename_durably(const fs::path& from, const fs::path& to);
 // Swaps the entries `a` and `b` in one step (renameat2 with RENAME_EXCHANGE), then fsyncs
 // their directory. Returns false, having changed nothing, where the file system cannot
 // exchange (NFS and some parallel file systems).
 bool exchange_durably(const fs::path& a, const fs::path& b);
-// Points DIR/latest at `step`: a temporary file, fsync, rename over latest, fsync DIR.
+// Points DIR/latest at `step`, durably and atomically (common/fd.hpp's AtomicFile).
 void write_latest(const fs::path& dir, std::int64_t step);
 // Removes hidden leftovers of interrupted saves and prunes. Errors are returned as text.
 std::vector<std::string> remove_leftovers(const fs::path& dir);

@@ -14,6 +14,7 @@
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/crc32c.hpp"
 #include "checkpoint/internal.hpp"
+#include "common/fd.hpp"
 
 namespace cohort::checkpoint {
 

@@ -9,7 +9,9 @@
 #include "checkpoint/bench.hpp"
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/export.hpp"
-#include "checkpoint/internal.hpp"
+#include "checkpoint/layout.hpp"
+#include "checkpoint/manifest.hpp"
+#include "common/error.hpp"
 #include "common/progress.hpp"
 #include "common/text.hpp"
 

@@ -9,7 +9,10 @@
 
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/export.hpp"
-#include "checkpoint/internal.hpp"
+#include "checkpoint/dataset.hpp"
+#include "checkpoint/hdf5.hpp"
+#include "checkpoint/layout.hpp"
+#include "checkpoint/manifest.hpp"
 #include "common/fd.hpp"
 #include "common/progress.hpp"
 

@@ -4,7 +4,12 @@
 
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/crc32c.hpp"
-#include "checkpoint/internal.hpp"
+#include "checkpoint/dataset.hpp"
+#include "checkpoint/hdf5.hpp"
+#include "checkpoint/layout.hpp"
+#include "checkpoint/manifest.hpp"
+#include "checkpoint/retention.hpp"
+#include "common/fd.hpp"
 
 namespace cohort::checkpoint {
 

@@ -208,77 +208,64 @@ struct ZipEntry {
 };
 
 // Zip64 sizes everywhere: tensors over 4 GiB are common, and NumPy reads zip64.
-void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& out_path) {
-  constexpr std::uint32_t kMax32 = 0xFFFFFFFFu;
-  Progress progress("ckpt export " + out_path.filename().string(), m.tensor_bytes());
-  Output out(out_path);
-  StateReader state(checkpoint);
-  std::vector<ZipEntry> entries;
-  std::vector<std::byte> bytes;
-  for (const auto& t : m.tensors) {
-    state.read(t, bytes);
-    std::string header = npy_header(t);
-    ZipEntry e{t.name + ".npy", 0, header.size() + bytes.size(), out.offset()};
-    e.crc = crc32_ieee(crc32_ieee(0, reinterpret_cast<const std::byte*>(header.data()), header.size()), bytes.data(),
-                       bytes.size());
-    // Local file header.
-    out.put<std::uint32_t>(0x04034b50);
-    out.put<std::uint16_t>(45);  // version needed: zip64
-    out.put<std::uint16_t>(0x0800);  // UTF-8 names
-    out.put<std::uint16_t>(0);   // stored
-    out.put<std::uint16_t>(0);   // time
-    out.put<std::uint16_t>(0x21);  // date: 1980-01-01
-    out.put<std::uint32_t>(e.crc);
-    out.put<std::uint32_t>(kMax32);
-    out.put<std::uint32_t>(kMax32);
-    out.put<std::uint16_t>(static_cast<std::uint16_t>(e.name.size()));
-    out.put<std::uint16_t>(20);  // zip64 extra field
-    out.write(e.name);
-    out.put<std::uint16_t>(0x0001);
-    out.put<std::uint16_t>(16);
-    out.put<std::uint64_t>(e.size);
-    out.put<std::uint64_t>(e.size);
-    out.write(header);
-    out.write(bytes.data(), bytes.size());
-    entries.push_back(std::move(e));
-    progress.advance(t.bytes);
-  }
-  const std::uint64_t directory_start = out.offset();
-  for (const auto& e : entries) {
-    out.put<std::uint32_t>(0x02014b50);
-    out.put<std::uint16_t>(45);  // made by
-    out.put<std::uint16_t>(45);  // needed
-    out.put<std::uint16_t>(0x0800);
-    out.put<std::uint16_t>(0);
-    out.put<std::uint16_t>(0);
-    out.put<std::uint16_t>(0x21);
-    out.put<std::uint32_t>(e.crc);
-    out.put<std::uint32_t>(kMax32);
-    out.put<std::uint32_t>(kMax32);
-    out.put<std::uint16_t>(static_cast<std::uint16_t>(e.name.size()));
-    out.put<std::uint16_t>(28);  // zip64 extra field
-    out.put<std::uint16_t>(0);   // comment
-    out.put<std::uint16_t>(0);   // disk
-    out.put<std::uint16_t>(0);   // internal attributes
-    out.put<std::uint32_t>(0);   // external attributes
-    out.put<std::uint32_t>(kMax32);
-    out.write(e.name);
-    out.put<std::uint16_t>(0x0001);
-    out.put<std::uint16_t>(24);
-    out.put<std::uint64_t>(e.size);
-    out.put<std::uint64_t>(e.size);
-    out.put<std::uint64_t>(e.offset);
-  }
+constexpr std::uint32_t kMax32 = 0xFFFFFFFFu;
+
+void write_local_header(Output& out, const ZipEntry& e) {
+  out.put<std::uint32_t>(0x04034b50);
+  out.put<std::uint16_t>(45);  // version needed: zip64
+  out.put<std::uint16_t>(0x0800);  // UTF-8 names
+  out.put<std::uint16_t>(0);   // stored
+  out.put<std::uint16_t>(0);   // time
+  out.put<std::uint16_t>(0x21);  // date: 1980-01-01
+  out.put<std::uint32_t>(e.crc);
+  out.put<std::uint32_t>(kMax32);
+  out.put<std::uint32_t>(kMax32);
+  out.put<std::uint16_t>(static_cast<std::uint16_t>(e.name.size()));
+  out.put<std::uint16_t>(20);  // zip64 extra field
+  out.write(e.name);
+  out.put<std::uint16_t>(0x0001);
+  out.put<std::uint16_t>(16);
+  out.put<std::uint64_t>(e.size);
+  out.put<std::uint64_t>(e.size);
+}
+
+void write_directory_entry(Output& out, const ZipEntry& e) {
+  out.put<std::uint32_t>(0x02014b50);
+  out.put<std::uint16_t>(45);  // made by
+  out.put<std::uint16_t>(45);  // needed
+  out.put<std::uint16_t>(0x0800);
+  out.put<std::uint16_t>(0);
+  out.put<std::uint16_t>(0);
+  out.put<std::uint16_t>(0x21);
+  out.put<std::uint32_t>(e.crc);
+  out.put<std::uint32_t>(kMax32);
+  out.put<std::uint32_t>(kMax32);
+  out.put<std::uint16_t>(static_cast<std::uint16_t>(e.name.size()));
+  out.put<std::uint16_t>(28);  // zip64 extra field
+  out.put<std::uint16_t>(0);   // comment
+  out.put<std::uint16_t>(0);   // disk
+  out.put<std::uint16_t>(0);   // internal attributes
+  out.put<std::uint32_t>(0);   // external attributes
+  out.put<std::uint32_t>(kMax32);
+  out.write(e.name);
+  out.put<std::uint16_t>(0x0001);
+  out.put<std::uint16_t>(24);
+  out.put<std::uint64_t>(e.size);
+  out.put<std::uint64_t>(e.size);
+  out.put<std::uint64_t>(e.offset);
+}
+
+// Zip64 end of central directory record and its locator, then the classic end record.
+void write_directory_end(Output& out, std::uint64_t entries, std::uint64_t directory_start) {
   const std::uint64_t directory_end = out.offset();
-  // Zip64 end of central directory record and its locator, then the classic end record.
   out.put<std::uint32_t>(0x06064b50);
   out.put<std::uint64_t>(44);
   out.put<std::uint16_t>(45);
   out.put<std::uint16_t>(45);
   out.put<std::uint32_t>(0);
   out.put<std::uint32_t>(0);
-  out.put<std::uint64_t>(entries.size());
-  out.put<std::uint64_t>(entries.size());
+  out.put<std::uint64_t>(entries);
+  out.put<std::uint64_t>(entries);
   out.put<std::uint64_t>(directory_end - directory_start);
   out.put<std::uint64_t>(directory_start);
   out.put<std::uint32_t>(0x07064b50);
@@ -293,6 +280,30 @@ void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& o
   out.put<std::uint32_t>(kMax32);
   out.put<std::uint32_t>(kMax32);
   out.put<std::uint16_t>(0);
+}
+
+// A zip of one stored .npy per tensor, as numpy.savez writes.
+void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& out_path) {
+  Progress progress("ckpt export " + out_path.filename().string(), m.tensor_bytes());
+  Output out(out_path);
+  StateReader state(checkpoint);
+  std::vector<ZipEntry> entries;
+  std::vector<std::byte> bytes;
+  for (const auto& t : m.tensors) {
+    state.read(t, bytes);
+    std::string header = npy_header(t);
+    ZipEntry e{t.name + ".npy", 0, header.size() + bytes.size(), out.offset()};
+    e.crc = crc32_ieee(crc32_ieee(0, reinterpret_cast<const std::byte*>(header.data()), header.size()), bytes.data(),
+                       bytes.size());
+    write_local_header(out, e);
+    out.write(header);
+    out.write(bytes.data(), bytes.size());
+    entries.push_back(std::move(e));
+    progress.advance(t.bytes);
+  }
+  const std::uint64_t directory_start = out.offset();
+  for (const auto& e : entries) write_directory_entry(out, e);
+  write_directory_end(out, entries.size(), directory_start);
   out.commit();
 }
 

@@ -2,6 +2,7 @@
 // names and shapes that it shares with saving and loading.
 #include "checkpoint/manifest.hpp"
 
+#include <cstdio>
 #include <set>
 
 #include "checkpoint/layout.hpp"
@@ -158,6 +159,12 @@ void check_tensor_name(const std::string& name) {
     throw input_error("tensor name '" + name + "' cannot name an HDF5 dataset: use any characters but '/' and NUL, "
                       "and not '.' or '..'");
   }
+}
+
+std::string hex32(std::uint32_t crc) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", crc);
+  return buf;
 }
 
 }  // namespace cohort::checkpoint::detail

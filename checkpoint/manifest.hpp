@@ -24,4 +24,7 @@ std::uint64_t element_count(const std::vector<std::uint64_t>& shape);
 std::string shape_text(const std::vector<std::uint64_t>& shape);  // "[8, 4]"
 void check_tensor_name(const std::string& name);                   // throws input_error
 
+// A checksum as messages show it: "0x1a2b3c4d".
+std::string hex32(std::uint32_t crc);
+
 }  // namespace cohort::checkpoint::detail

@@ -17,12 +17,6 @@ using namespace detail;
 
 namespace {
 
-std::string hex32(std::uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
-}
-
 // Reads dataset `name` of an open file block by block, checking its shape and type against
 // `info`, and returns the CRC32C of its bytes. `sink`, when given, receives the bytes.
 std::uint32_t read_dataset(hid_t file, const TensorInfo& info, std::vector<std::byte>* sink) {

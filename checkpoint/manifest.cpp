@@ -3,7 +3,9 @@
 #include "checkpoint/manifest.hpp"
 
 #include <cstdio>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include "checkpoint/layout.hpp"
 #include "common/error.hpp"
@@ -55,16 +57,21 @@ json::Value manifest_to_json(const Manifest& m) {
   return v;
 }
 
-Manifest manifest_from_json(const json::Value& v, const std::string& source) {
-  std::string field;
-  auto get = [&](const json::Value& obj, const std::string& key, const std::string& path) -> const json::Value& {
-    field = path;
+namespace {
+
+// Reads a manifest field by field, remembering which field it is at for the message of
+// whatever fails there.
+class ManifestReader {
+ public:
+  const std::string& field() const { return field_; }
+  void at(std::string field) { field_ = std::move(field); }
+
+  const json::Value& get(const json::Value& obj, const std::string& key, const std::string& path) {
+    field_ = path;
     return obj.at(key);
-  };
-  try {
-    Manifest m;
-    field = "(document)";
-    if (!v.is_object()) throw Error("expected a JSON object");
+  }
+
+  void read_header(const json::Value& v, Manifest& m) {
     if (get(v, "format", "format").as_string() != "cohort-checkpoint") {
       throw Error("is \"" + v.at("format").as_string() + "\", expected \"cohort-checkpoint\"");
     }
@@ -77,61 +84,88 @@ Manifest manifest_from_json(const json::Value& v, const std::string& source) {
     m.step = get(v, "step", "step").as_int();
     m.time = get(v, "time", "time").as_string();
     m.world_size = static_cast<int>(get(v, "world_size", "world_size").as_int());
+  }
+
+  std::uint64_t read_state_bytes(const json::Value& v) {
     const auto& files = get(v, "files", "files").as_array();
-    bool found_state = false;
+    std::optional<std::uint64_t> state_bytes;
     for (size_t i = 0; i < files.size(); ++i) {
       std::string at = "files[" + std::to_string(i) + "]";
       if (get(files[i], "name", at + ".name").as_string() == kStateFile) {
         auto bytes = get(files[i], "bytes", at + ".bytes").as_int();
         if (bytes < 0) throw Error("must not be negative");
-        m.state_bytes = static_cast<std::uint64_t>(bytes);
-        found_state = true;
+        state_bytes = static_cast<std::uint64_t>(bytes);
       }
     }
-    field = "files";
-    if (!found_state) throw Error(std::string("does not list ") + std::string(kStateFile));
-    const auto& tensors = get(v, "tensors", "tensors").as_array();
+    field_ = "files";
+    if (!state_bytes) throw Error(std::string("does not list ") + std::string(kStateFile));
+    return *state_bytes;
+  }
+
+  TensorInfo read_tensor(const json::Value& t, const std::string& at) {
+    TensorInfo info;
+    info.name = get(t, "name", at + ".name").as_string();
+    const auto& dtype = get(t, "dtype", at + ".dtype").as_string();
+    info.dtype = parse_dtype(dtype, stored_dtypes());
+    if (to_string(info.dtype) != dtype) {
+      // What people type is for commands; a file names types one way.
+      throw Error("\"" + dtype + "\" is not NumPy's name of a type (that is \"" +
+                  std::string(to_string(info.dtype)) + "\"), which a manifest gives");
+    }
+    for (const auto& d : get(t, "shape", at + ".shape").as_array()) {
+      if (d.as_int() < 0) throw Error("dimensions must not be negative");
+      info.shape.push_back(static_cast<std::uint64_t>(d.as_int()));
+    }
+    const auto& sharding = get(t, "sharding", at + ".sharding").as_string();
+    if (sharding == "replicated") info.sharding = Sharding::replicated;
+    else if (sharding == "rows") info.sharding = Sharding::rows;
+    else throw Error("\"" + sharding + "\" is neither \"replicated\" nor \"rows\"");
+    auto bytes = get(t, "bytes", at + ".bytes").as_int();
+    info.bytes = static_cast<std::uint64_t>(bytes);
+    field_ = at + ".bytes";
+    std::uint64_t expected = 0;
+    if (__builtin_mul_overflow(element_count(info.shape), size_of(info.dtype), &expected)) {
+      throw Error("shape " + shape_text(info.shape) + " of " + std::string(to_string(info.dtype)) +
+                  " is more than 2^64 bytes");
+    }
+    if (bytes < 0 || info.bytes != expected) throw Error("does not match the dtype and shape");
+    auto crc = get(t, "crc32c", at + ".crc32c").as_int();
+    if (crc < 0 || crc > 0xFFFFFFFFll) throw Error("not a 32-bit checksum");
+    info.crc32c = static_cast<std::uint32_t>(crc);
+    if (const auto* c = t.find("compressed")) info.compressed = c->as_bool();
+    field_ = at + ".name";
+    check_tensor_name(info.name);
+    return info;
+  }
+
+ private:
+  std::string field_ = "(document)";
+};
+
+}  // namespace
+
+Manifest manifest_from_json(const json::Value& v, const std::string& source) {
+  ManifestReader reader;
+  try {
+    Manifest m;
+    if (!v.is_object()) throw Error("expected a JSON object");
+    reader.read_header(v, m);
+    m.state_bytes = reader.read_state_bytes(v);
+    const auto& tensors = reader.get(v, "tensors", "tensors").as_array();
     // Ordered rather than hashed: a crafted manifest cannot make lookups degrade.
     std::set<std::string> names;
     for (size_t i = 0; i < tensors.size(); ++i) {
-      std::string at = "tensors[" + std::to_string(i) + "]";
-      const auto& t = tensors[i];
-      TensorInfo info;
-      info.name = get(t, "name", at + ".name").as_string();
-      info.dtype = parse_dtype(get(t, "dtype", at + ".dtype").as_string(), stored_dtypes());
-      for (const auto& d : get(t, "shape", at + ".shape").as_array()) {
-        if (d.as_int() < 0) throw Error("dimensions must not be negative");
-        info.shape.push_back(static_cast<std::uint64_t>(d.as_int()));
-      }
-      const auto& sharding = get(t, "sharding", at + ".sharding").as_string();
-      if (sharding == "replicated") info.sharding = Sharding::replicated;
-      else if (sharding == "rows") info.sharding = Sharding::rows;
-      else throw Error("\"" + sharding + "\" is neither \"replicated\" nor \"rows\"");
-      auto bytes = get(t, "bytes", at + ".bytes").as_int();
-      info.bytes = static_cast<std::uint64_t>(bytes);
-      field = at + ".bytes";
-      std::uint64_t expected = 0;
-      if (__builtin_mul_overflow(element_count(info.shape), size_of(info.dtype), &expected)) {
-        throw Error("shape " + shape_text(info.shape) + " of " + std::string(to_string(info.dtype)) +
-                    " is more than 2^64 bytes");
-      }
-      if (bytes < 0 || info.bytes != expected) throw Error("does not match the dtype and shape");
-      auto crc = get(t, "crc32c", at + ".crc32c").as_int();
-      if (crc < 0 || crc > 0xFFFFFFFFll) throw Error("not a 32-bit checksum");
-      info.crc32c = static_cast<std::uint32_t>(crc);
-      if (const auto* c = t.find("compressed")) info.compressed = c->as_bool();
-      field = at + ".name";
-      check_tensor_name(info.name);
+      TensorInfo info = reader.read_tensor(tensors[i], "tensors[" + std::to_string(i) + "]");
       if (!names.insert(info.name).second) throw Error("tensor '" + info.name + "' is listed twice");
       m.tensors.push_back(std::move(info));
     }
     if (const auto* meta = v.find("metadata")) {
-      field = "metadata";
+      reader.at("metadata");
       m.metadata = metadata_from_json(*meta);
     }
     return m;
   } catch (const Error& e) {
-    throw Error(source + ": " + field + ": " + e.what());
+    throw Error(source + ": " + reader.field() + ": " + e.what());
   }
 }
 

@@ -60,24 +60,23 @@
 #include <string_view>
 #include <vector>
 
+#include "common/dtype.hpp"
 #include "common/json.hpp"
 
 namespace cohort::checkpoint {
 
-// Element types, named as NumPy names them. Stored little-endian; bool8 is one byte, 0 or 1.
-enum class DType { float16, float32, float64, int8, int16, int32, int64, uint8, uint16, uint32, uint64, bool8 };
-
-std::string_view dtype_name(DType dtype);     // "float32"
-std::size_t dtype_size(DType dtype);          // bytes per element
-// Throws cohort::input_error listing the known names when `name` is not one of them.
-DType parse_dtype(std::string_view name);
+// Element types are cohort::DType (common/dtype.hpp), NumPy's names, stored little-endian;
+// bool8 is one byte, 0 or 1. A checkpoint holds every type but bfloat16, which HDF5 and
+// NumPy have no type for: the types stored_dtypes() returns. Another is an input error.
+using cohort::DType;
+std::span<const DType> stored_dtypes();
 
 // How a tensor is spread over ranks.
 //  replicated: every rank holds all of it; rank 0's copy is written.
 //  rows:       each rank holds a contiguous block of rows (first dimension), in rank order;
 //              the stored tensor is their concatenation. Blocks may differ in size, or be 0.
 enum class Sharding { replicated, rows };
-std::string_view sharding_name(Sharding sharding);  // "replicated", "rows"
+std::string_view to_string(Sharding sharding);  // "replicated", "rows"
 
 // A tensor to save. `shape` is this rank's part: the whole tensor when replicated, this
 // rank's rows when sharded. `data` is C-ordered (row-major) and must stay valid until

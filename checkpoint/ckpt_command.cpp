@@ -9,7 +9,9 @@
 #include "checkpoint/bench.hpp"
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/export.hpp"
-#include "checkpoint/internal.hpp"
+#include "checkpoint/layout.hpp"
+#include "checkpoint/manifest.hpp"
+#include "common/error.hpp"
 #include "common/progress.hpp"
 #include "common/text.hpp"
 
@@ -163,7 +165,7 @@ int inspect(const std::vector<std::string>& args) {
             << "attributes  " << json::write(m.metadata.attributes) << "\n\n";
   std::vector<std::vector<std::string>> rows{{"NAME", "DTYPE", "SHAPE", "SHARDING", "BYTES", "CRC32C"}};
   for (const auto& t : m.tensors) {
-    rows.push_back({t.name, std::string(dtype_name(t.dtype)), shape_text(t.shape), std::string(sharding_name(t.sharding)),
+    rows.push_back({t.name, std::string(to_string(t.dtype)), shape_text(t.shape), std::string(to_string(t.sharding)),
                     human_bytes(t.bytes) + (t.compressed ? " (deflate)" : ""), hex32(t.crc32c)});
   }
   print_table(std::cout, rows);

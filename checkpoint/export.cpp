@@ -4,12 +4,16 @@
 
 #include <array>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
+#include <string>
 
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/export.hpp"
-#include "checkpoint/internal.hpp"
+#include "checkpoint/dataset.hpp"
+#include "checkpoint/hdf5.hpp"
+#include "checkpoint/layout.hpp"
+#include "checkpoint/manifest.hpp"
+#include "common/fd.hpp"
 #include "common/progress.hpp"
 
 namespace cohort::checkpoint {
@@ -29,27 +33,20 @@ constexpr const char* kHelp =
     "  cohort ckpt export /scratch/run1/ckpt/step-00001000 --to safetensors model.safetensors\n"
     "  python3 -c \"import numpy; print(numpy.load('model.npz')['model.w'].shape)\"\n";
 
-// ---- Output with the checks a half-written file needs ----
+// ---- Output: buffered into an AtomicFile, so that OUT is whole or absent ----
 
 class Output {
  public:
-  explicit Output(fs::path path) : path_(std::move(path)), tmp_(path_.string() + ".tmp-" + nonce()) {
-    out_.open(tmp_, std::ios::binary | std::ios::trunc);
-    if (!out_) throw input_error("cannot write " + tmp_.string() + "; give an output path in a writable directory");
-  }
-  ~Output() {
-    if (!committed_) {
-      out_.close();
-      std::error_code ec;
-      fs::remove(tmp_, ec);
-    }
-  }
-  Output(const Output&) = delete;
-  Output& operator=(const Output&) = delete;
+  explicit Output(const fs::path& path) : file_(create(path)) {}
 
   void write(const void* data, std::uint64_t size) {
-    out_.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
-    if (!out_) throw Error("writing " + tmp_.string() + " failed (disk full?)");
+    const std::string_view bytes(static_cast<const char*>(data), size);
+    if (buffer_.size() + size > kBufferBytes) flush();
+    if (size >= kBufferBytes) {
+      file_.write(bytes);
+    } else {
+      buffer_.append(bytes);
+    }
     offset_ += size;
   }
   void write(std::string_view text) { write(text.data(), text.size()); }
@@ -60,18 +57,29 @@ class Output {
   std::uint64_t offset() const { return offset_; }
 
   void commit() {
-    out_.close();
-    if (!out_) throw Error("closing " + tmp_.string() + " failed");
-    fsync_path(tmp_);
-    rename_durably(tmp_, path_);
-    committed_ = true;
+    flush();
+    file_.commit();
   }
 
  private:
-  fs::path path_, tmp_;
-  std::ofstream out_;
+  // Headers are written a few bytes at a time: gathered, they cost one system call.
+  static constexpr std::size_t kBufferBytes = 1 << 20;
+
+  static AtomicFile create(const fs::path& path) {
+    try {
+      return AtomicFile(path);
+    } catch (const Error& e) {
+      throw input_error(std::string(e.what()) + "; give an output path in a writable directory");
+    }
+  }
+  void flush() {
+    file_.write(buffer_);
+    buffer_.clear();
+  }
+
+  AtomicFile file_;
+  std::string buffer_;
   std::uint64_t offset_ = 0;
-  bool committed_ = false;
 };
 
 // ---- safetensors ----
@@ -79,6 +87,7 @@ class Output {
 std::string_view safetensors_dtype(DType d) {
   switch (d) {
     case DType::float16: return "F16";
+    case DType::bfloat16: return "BF16";
     case DType::float32: return "F32";
     case DType::float64: return "F64";
     case DType::int8: return "I8";
@@ -167,6 +176,7 @@ std::string npy_descr(DType d) {
     case DType::uint32: return "<u4";
     case DType::uint64: return "<u8";
     case DType::bool8: return "|b1";
+    case DType::bfloat16: break;  // NumPy has none, and checkpoints hold none
   }
   return "";
 }
@@ -198,77 +208,64 @@ struct ZipEntry {
 };
 
 // Zip64 sizes everywhere: tensors over 4 GiB are common, and NumPy reads zip64.
-void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& out_path) {
-  constexpr std::uint32_t kMax32 = 0xFFFFFFFFu;
-  Progress progress("ckpt export " + out_path.filename().string(), m.tensor_bytes());
-  Output out(out_path);
-  StateReader state(checkpoint);
-  std::vector<ZipEntry> entries;
-  std::vector<std::byte> bytes;
-  for (const auto& t : m.tensors) {
-    state.read(t, bytes);
-    std::string header = npy_header(t);
-    ZipEntry e{t.name + ".npy", 0, header.size() + bytes.size(), out.offset()};
-    e.crc = crc32_ieee(crc32_ieee(0, reinterpret_cast<const std::byte*>(header.data()), header.size()), bytes.data(),
-                       bytes.size());
-    // Local file header.
-    out.put<std::uint32_t>(0x04034b50);
-    out.put<std::uint16_t>(45);  // version needed: zip64
-    out.put<std::uint16_t>(0x0800);  // UTF-8 names
-    out.put<std::uint16_t>(0);   // stored
-    out.put<std::uint16_t>(0);   // time
-    out.put<std::uint16_t>(0x21);  // date: 1980-01-01
-    out.put<std::uint32_t>(e.crc);
-    out.put<std::uint32_t>(kMax32);
-    out.put<std::uint32_t>(kMax32);
-    out.put<std::uint16_t>(static_cast<std::uint16_t>(e.name.size()));
-    out.put<std::uint16_t>(20);  // zip64 extra field
-    out.write(e.name);
-    out.put<std::uint16_t>(0x0001);
-    out.put<std::uint16_t>(16);
-    out.put<std::uint64_t>(e.size);
-    out.put<std::uint64_t>(e.size);
-    out.write(header);
-    out.write(bytes.data(), bytes.size());
-    entries.push_back(std::move(e));
-    progress.advance(t.bytes);
-  }
-  const std::uint64_t directory_start = out.offset();
-  for (const auto& e : entries) {
-    out.put<std::uint32_t>(0x02014b50);
-    out.put<std::uint16_t>(45);  // made by
-    out.put<std::uint16_t>(45);  // needed
-    out.put<std::uint16_t>(0x0800);
-    out.put<std::uint16_t>(0);
-    out.put<std::uint16_t>(0);
-    out.put<std::uint16_t>(0x21);
-    out.put<std::uint32_t>(e.crc);
-    out.put<std::uint32_t>(kMax32);
-    out.put<std::uint32_t>(kMax32);
-    out.put<std::uint16_t>(static_cast<std::uint16_t>(e.name.size()));
-    out.put<std::uint16_t>(28);  // zip64 extra field
-    out.put<std::uint16_t>(0);   // comment
-    out.put<std::uint16_t>(0);   // disk
-    out.put<std::uint16_t>(0);   // internal attributes
-    out.put<std::uint32_t>(0);   // external attributes
-    out.put<std::uint32_t>(kMax32);
-    out.write(e.name);
-    out.put<std::uint16_t>(0x0001);
-    out.put<std::uint16_t>(24);
-    out.put<std::uint64_t>(e.size);
-    out.put<std::uint64_t>(e.size);
-    out.put<std::uint64_t>(e.offset);
-  }
+constexpr std::uint32_t kMax32 = 0xFFFFFFFFu;
+
+void write_local_header(Output& out, const ZipEntry& e) {
+  out.put<std::uint32_t>(0x04034b50);
+  out.put<std::uint16_t>(45);  // version needed: zip64
+  out.put<std::uint16_t>(0x0800);  // UTF-8 names
+  out.put<std::uint16_t>(0);   // stored
+  out.put<std::uint16_t>(0);   // time
+  out.put<std::uint16_t>(0x21);  // date: 1980-01-01
+  out.put<std::uint32_t>(e.crc);
+  out.put<std::uint32_t>(kMax32);
+  out.put<std::uint32_t>(kMax32);
+  out.put<std::uint16_t>(static_cast<std::uint16_t>(e.name.size()));
+  out.put<std::uint16_t>(20);  // zip64 extra field
+  out.write(e.name);
+  out.put<std::uint16_t>(0x0001);
+  out.put<std::uint16_t>(16);
+  out.put<std::uint64_t>(e.size);
+  out.put<std::uint64_t>(e.size);
+}
+
+void write_directory_entry(Output& out, const ZipEntry& e) {
+  out.put<std::uint32_t>(0x02014b50);
+  out.put<std::uint16_t>(45);  // made by
+  out.put<std::uint16_t>(45);  // needed
+  out.put<std::uint16_t>(0x0800);
+  out.put<std::uint16_t>(0);
+  out.put<std::uint16_t>(0);
+  out.put<std::uint16_t>(0x21);
+  out.put<std::uint32_t>(e.crc);
+  out.put<std::uint32_t>(kMax32);
+  out.put<std::uint32_t>(kMax32);
+  out.put<std::uint16_t>(static_cast<std::uint16_t>(e.name.size()));
+  out.put<std::uint16_t>(28);  // zip64 extra field
+  out.put<std::uint16_t>(0);   // comment
+  out.put<std::uint16_t>(0);   // disk
+  out.put<std::uint16_t>(0);   // internal attributes
+  out.put<std::uint32_t>(0);   // external attributes
+  out.put<std::uint32_t>(kMax32);
+  out.write(e.name);
+  out.put<std::uint16_t>(0x0001);
+  out.put<std::uint16_t>(24);
+  out.put<std::uint64_t>(e.size);
+  out.put<std::uint64_t>(e.size);
+  out.put<std::uint64_t>(e.offset);
+}
+
+// Zip64 end of central directory record and its locator, then the classic end record.
+void write_directory_end(Output& out, std::uint64_t entries, std::uint64_t directory_start) {
   const std::uint64_t directory_end = out.offset();
-  // Zip64 end of central directory record and its locator, then the classic end record.
   out.put<std::uint32_t>(0x06064b50);
   out.put<std::uint64_t>(44);
   out.put<std::uint16_t>(45);
   out.put<std::uint16_t>(45);
   out.put<std::uint32_t>(0);
   out.put<std::uint32_t>(0);
-  out.put<std::uint64_t>(entries.size());
-  out.put<std::uint64_t>(entries.size());
+  out.put<std::uint64_t>(entries);
+  out.put<std::uint64_t>(entries);
   out.put<std::uint64_t>(directory_end - directory_start);
   out.put<std::uint64_t>(directory_start);
   out.put<std::uint32_t>(0x07064b50);
@@ -283,6 +280,30 @@ void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& o
   out.put<std::uint32_t>(kMax32);
   out.put<std::uint32_t>(kMax32);
   out.put<std::uint16_t>(0);
+}
+
+// A zip of one stored .npy per tensor, as numpy.savez writes.
+void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& out_path) {
+  Progress progress("ckpt export " + out_path.filename().string(), m.tensor_bytes());
+  Output out(out_path);
+  StateReader state(checkpoint);
+  std::vector<ZipEntry> entries;
+  std::vector<std::byte> bytes;
+  for (const auto& t : m.tensors) {
+    state.read(t, bytes);
+    std::string header = npy_header(t);
+    ZipEntry e{t.name + ".npy", 0, header.size() + bytes.size(), out.offset()};
+    e.crc = crc32_ieee(crc32_ieee(0, reinterpret_cast<const std::byte*>(header.data()), header.size()), bytes.data(),
+                       bytes.size());
+    write_local_header(out, e);
+    out.write(header);
+    out.write(bytes.data(), bytes.size());
+    entries.push_back(std::move(e));
+    progress.advance(t.bytes);
+  }
+  const std::uint64_t directory_start = out.offset();
+  for (const auto& e : entries) write_directory_entry(out, e);
+  write_directory_end(out, entries.size(), directory_start);
   out.commit();
 }
 

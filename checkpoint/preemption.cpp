@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "checkpoint/checkpoint.hpp"
-#include "checkpoint/internal.hpp"
+#include "checkpoint/group.hpp"
 
 namespace cohort::checkpoint {
 

@@ -4,19 +4,18 @@
 
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/crc32c.hpp"
-#include "checkpoint/internal.hpp"
+#include "checkpoint/dataset.hpp"
+#include "checkpoint/hdf5.hpp"
+#include "checkpoint/layout.hpp"
+#include "checkpoint/manifest.hpp"
+#include "checkpoint/retention.hpp"
+#include "common/fd.hpp"
 
 namespace cohort::checkpoint {
 
 using namespace detail;
 
 namespace {
-
-std::string hex32(std::uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
-}
 
 // Reads dataset `name` of an open file block by block, checking its shape and type against
 // `info`, and returns the CRC32C of its bytes. `sink`, when given, receives the bytes.

@@ -46,7 +46,7 @@ enum class Op { allreduce, allgather, reduce_scatter, broadcast };
 struct Settings {
   Op op = Op::allreduce;
   std::string op_name = "allreduce";
-  DataType dtype = DataType::f32;
+  DType dtype = DType::float32;
   ReduceOp redop = ReduceOp::sum;
   std::size_t min_bytes = 8;
   std::size_t max_bytes = 64u << 20;
@@ -177,7 +177,7 @@ std::string fmt(const char* format, double value) {
 int run_sweep(Communicator& comm, const Settings& s) {
   const int n = comm.size();
   const int rank = comm.rank();
-  const DataType dt = s.dtype;
+  const DType dt = s.dtype;
   const std::size_t elem = size_of(dt);
   const int device = comm.device() >= 0 && comm.device_backend() == BackendKind::nccl ? comm.device() : -1;
   if (s.baseline && (device >= 0) != (s.baseline_name == "nccl")) {
@@ -208,10 +208,10 @@ int run_sweep(Communicator& comm, const Settings& s) {
   MPI_Bcast(&memcpy_bw, 1, MPI_DOUBLE, 0, comm.mpi_comm());
 
   std::vector<Row> rows;
-  const std::string redop = s.op == Op::allreduce || s.op == Op::reduce_scatter ? std::string(name_of(s.redop)) : "none";
+  const std::string redop = s.op == Op::allreduce || s.op == Op::reduce_scatter ? std::string(to_string(s.redop)) : "none";
   auto print_header = [&] {
     std::printf("# cohort bench collectives: %s, %d ranks, backend %s%s\n", s.op_name.c_str(), n,
-                std::string(name_of(device >= 0 ? BackendKind::nccl : BackendKind::mpi)).c_str(),
+                std::string(to_string(device >= 0 ? BackendKind::nccl : BackendKind::mpi)).c_str(),
                 device >= 0 ? "" : (", cohort's allreduce from " + std::to_string(comm.allreduce_threshold()) + " B").c_str());
     std::printf("#\n# %10s %12s %8s %6s %10s %8s %8s %7s", "size", "count", "type", "redop", "time", "algbw",
                 "busbw", "#wrong");
@@ -334,7 +334,7 @@ int run_sweep(Communicator& comm, const Settings& s) {
     rows.push_back(row);
     if (rank == 0 && !s.json) {
       std::printf("  %10zu %12zu %8s %6s %10.2f %8.2f %8.2f %7lld", row.size, row.count,
-                  std::string(name_of(dt)).c_str(), redop.c_str(), row.time_us, row.algbw, row.busbw, row.wrong);
+                  std::string(detail::nccl_tests_name(dt)).c_str(), redop.c_str(), row.time_us, row.algbw, row.busbw, row.wrong);
       if (row.baseline_us) std::printf(" %10.2f %8.2f", *row.baseline_us, *row.baseline_us / row.time_us);
       std::printf("\n");
       std::fflush(stdout);
@@ -350,8 +350,8 @@ int run_sweep(Communicator& comm, const Settings& s) {
   if (rank == 0) {
     if (s.json) {
       std::ostringstream js;
-      js << "{\"op\":\"" << s.op_name << "\",\"dtype\":\"" << name_of(dt) << "\",\"redop\":\"" << redop
-         << "\",\"ranks\":" << n << ",\"backend\":\"" << name_of(device >= 0 ? BackendKind::nccl : BackendKind::mpi)
+      js << "{\"op\":\"" << s.op_name << "\",\"dtype\":\"" << detail::nccl_tests_name(dt) << "\",\"redop\":\"" << redop
+         << "\",\"ranks\":" << n << ",\"backend\":\"" << to_string(device >= 0 ? BackendKind::nccl : BackendKind::mpi)
          << "\",\"rows\":[";
       for (std::size_t i = 0; i < rows.size(); ++i) {
         const Row& r = rows[i];
@@ -392,7 +392,7 @@ int run_grads(Communicator& comm, const Settings& s) {
     std::size_t base = 0;
     for (auto& g : grads) {
       for (std::size_t i = 0; i < g.size(); ++i) {
-        g[i] = static_cast<float>(detail::input_value(comm.rank(), base + i, DataType::f32, ReduceOp::sum));
+        g[i] = static_cast<float>(detail::input_value(comm.rank(), base + i, DType::float32, ReduceOp::sum));
       }
       base += g.size();
     }
@@ -401,7 +401,7 @@ int run_grads(Communicator& comm, const Settings& s) {
     long long wrong = 0;
     std::size_t base = 0;
     for (auto& g : grads) {
-      wrong += static_cast<long long>(detail::count_wrong(g.data(), g.size(), n, DataType::f32, ReduceOp::sum, base));
+      wrong += static_cast<long long>(detail::count_wrong(g.data(), g.size(), n, DType::float32, ReduceOp::sum, base));
       base += g.size();
     }
     MPI_Allreduce(MPI_IN_PLACE, &wrong, 1, MPI_LONG_LONG, MPI_SUM, comm.mpi_comm());
@@ -420,7 +420,7 @@ int run_grads(Communicator& comm, const Settings& s) {
   options.bucket_bytes = s.bucket_bytes;
   GradientBuckets buckets(comm, options);
   std::vector<std::size_t> ids(grads.size());
-  for (std::size_t k = grads.size(); k-- > 0;) ids[k] = buckets.add(grads[k].data(), grads[k].size(), DataType::f32);
+  for (std::size_t k = grads.size(); k-- > 0;) ids[k] = buckets.add(grads[k].data(), grads[k].size(), DType::float32);
   auto bucketed = [&]() -> Request {
     for (std::size_t k = grads.size(); k-- > 0;) buckets.mark_ready(ids[k]);
     buckets.wait();
@@ -430,7 +430,7 @@ int run_grads(Communicator& comm, const Settings& s) {
   // The same gradients living in their buckets (DDP's gradient_as_bucket_view): no copies.
   GradientBuckets views(comm, options);
   std::vector<std::size_t> view_ids(grads.size());
-  for (std::size_t k = grads.size(); k-- > 0;) view_ids[k] = views.add_view(grads[k].size(), DataType::f32);
+  for (std::size_t k = grads.size(); k-- > 0;) view_ids[k] = views.add_view(grads[k].size(), DType::float32);
   auto bucketed_views = [&]() -> Request {
     for (std::size_t k = grads.size(); k-- > 0;) views.mark_ready(view_ids[k]);
     views.wait();
@@ -582,7 +582,7 @@ int bench_command(const std::vector<std::string>& args) {
   else if (op == "broadcast") s.op = Op::broadcast;
   else throw input_error("--op " + op + ": unknown operation (use allreduce, allgather, reduce_scatter or broadcast)");
   s.op_name = op;
-  s.dtype = parse_dtype(dtype);
+  s.dtype = parse_dtype(dtype, collective_dtypes());
   s.redop = parse_op(redop);
   const auto colon = sizes.find(':');
   s.min_bytes = parse_size(sizes.substr(0, colon));

@@ -21,7 +21,8 @@ GradientBuckets::GradientBuckets(Communicator& comm, BucketOptions options)
 
 GradientBuckets::~GradientBuckets() = default;  // each bucket's Request waits when destroyed
 
-std::size_t GradientBuckets::add(void* data, std::size_t count, DataType dtype) {
+std::size_t GradientBuckets::add(void* data, std::size_t count, DType dtype) {
+  detail::require_collective_dtype("GradientBuckets::add", dtype);
   if (count > 0 && !data) {
     throw input_error("GradientBuckets::add: a null buffer with count " + std::to_string(count));
   }
@@ -40,31 +41,32 @@ std::size_t GradientBuckets::add(void* data, std::size_t count, DataType dtype) 
   return add_tensor(data, count, dtype, false);
 }
 
-DataType GradientBuckets::accumulation_type(DataType dtype) const {
+DType GradientBuckets::accumulation_type(DType dtype) const {
   // NCCL reduces 16-bit types natively and device buckets hold them as they are; MPI's
   // reductions of them round at every step, so host buckets widen them.
   if (device_) return dtype;
-  return dtype == DataType::f16 || dtype == DataType::bf16 ? DataType::f32 : dtype;
+  return dtype == DType::float16 || dtype == DType::bfloat16 ? DType::float32 : dtype;
 }
 
-void GradientBuckets::copy(const void* src, DataType from, void* dst, DataType to, std::size_t count) const {
+void GradientBuckets::copy(const void* src, DType from, void* dst, DType to, std::size_t count) const {
 #if COHORT_HAVE_NCCL
   if (device_) return detail::device_copy(dst, src, count * size_of(from));
 #endif
   detail::convert(src, from, dst, to, count);
 }
 
-std::size_t GradientBuckets::add_view(std::size_t count, DataType dtype) {
+std::size_t GradientBuckets::add_view(std::size_t count, DType dtype) {
+  detail::require_collective_dtype("GradientBuckets::add_view", dtype);
   if (!placed_) device_ = options_.device.value_or(false);
   if (accumulation_type(dtype) != dtype) {
-    throw input_error("GradientBuckets::add_view: " + std::string(name_of(dtype)) +
+    throw input_error("GradientBuckets::add_view: " + std::string(to_string(dtype)) +
                       " gradients are accumulated in float buckets and cannot live in them: "
                       "use add() with a buffer of your own");
   }
   return add_tensor(nullptr, count, dtype, true);
 }
 
-std::size_t GradientBuckets::add_tensor(void* data, std::size_t count, DataType dtype, bool view) {
+std::size_t GradientBuckets::add_tensor(void* data, std::size_t count, DType dtype, bool view) {
   if (sealed_) {
     throw Error("GradientBuckets: tensors are registered before the first mark_ready or data(); "
                 "register every tensor first");
@@ -98,7 +100,7 @@ void GradientBuckets::seal() {
   sealed_ = true;
   for (std::size_t i = 0; i < tensors_.size(); ++i) {
     Tensor& t = tensors_[i];
-    const DataType acc = accumulation_type(t.dtype);
+    const DType acc = accumulation_type(t.dtype);
     const std::size_t bytes = t.count * size_of(acc);
     const bool fits = !buckets_.empty() && buckets_.back().dtype == acc &&
                       buckets_.back().count * size_of(acc) + bytes <= options_.bucket_bytes;

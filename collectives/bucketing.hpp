@@ -7,7 +7,7 @@
 // gradients.
 //
 //   cohort::GradientBuckets buckets(comm, {.bucket_bytes = 25 << 20, .average = true});
-//   for (auto& p : reversed(parameters)) buckets.add(p.grad, p.count, cohort::DataType::f32);
+//   for (auto& p : reversed(parameters)) buckets.add(p.grad, p.count, cohort::DType::float32);
 //   for (step...) {
 //     for (auto& p : reversed(parameters)) { backward(p); buckets.mark_ready(id_of(p)); }
 //     buckets.wait();     // gradients now hold the (averaged) sum over ranks
@@ -53,12 +53,12 @@ class GradientBuckets {
 
   // Registers `count` elements at `data` (which stay valid while this object lives) and
   // returns the id mark_ready takes. Registration ends at the first mark_ready.
-  std::size_t add(void* data, std::size_t count, DataType dtype);
+  std::size_t add(void* data, std::size_t count, DType dtype);
 
   // Registers a gradient that lives inside its bucket (PyTorch DDP's gradient_as_bucket_view):
   // backward writes it at data(id), and neither mark_ready nor wait copies it. Only for types
   // a bucket holds as they are (in host buckets, not f16 or bf16, which they widen to f32).
-  std::size_t add_view(std::size_t count, DataType dtype);
+  std::size_t add_view(std::size_t count, DType dtype);
   // Where a view's gradient lives; valid from the first call (which ends registration) for
   // as long as this object.
   void* data(std::size_t id);
@@ -80,14 +80,14 @@ class GradientBuckets {
   struct Tensor {
     void* data;
     std::size_t count;
-    DataType dtype;
+    DType dtype;
     std::size_t bucket;
     std::size_t offset;  // elements into the bucket
     bool ready;
     bool view;           // lives in the bucket: no copies
   };
   struct Bucket {
-    DataType dtype;  // the accumulation type
+    DType dtype;  // the accumulation type
     std::size_t count = 0;
     std::vector<std::byte> host;
     std::shared_ptr<void> device;  // device memory, when buckets live there
@@ -99,10 +99,10 @@ class GradientBuckets {
     Request request;
   };
 
-  std::size_t add_tensor(void* data, std::size_t count, DataType dtype, bool view);
-  DataType accumulation_type(DataType dtype) const;
+  std::size_t add_tensor(void* data, std::size_t count, DType dtype, bool view);
+  DType accumulation_type(DType dtype) const;
   // Copies between a tensor and its bucket (and converts 16-bit types in host buckets).
-  void copy(const void* src, DataType from, void* dst, DataType to, std::size_t count) const;
+  void copy(const void* src, DType from, void* dst, DType to, std::size_t count) const;
   void seal();
   void start_ready_buckets();
 

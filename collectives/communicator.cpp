@@ -577,7 +577,8 @@ MPI_Comm Communicator::mpi_comm() const { return impl_->comm(); }
 
 namespace {
 
-void require_buffers(const char* what, std::size_t count, const void* a, const void* b) {
+void require_arguments(const char* what, std::size_t count, DType dtype, const void* a, const void* b) {
+  detail::require_collective_dtype(what, dtype);
   if (count > 0 && (!a || !b)) {
     throw input_error(std::string(what) + ": a null buffer with count " + std::to_string(count) +
                       ": pass buffers of at least count elements");
@@ -597,9 +598,9 @@ void copy_if_apart(const void* send, void* recv, std::size_t bytes) {
 
 }  // namespace
 
-void Communicator::allreduce(const void* send, void* recv, std::size_t count, DataType dtype,
+void Communicator::allreduce(const void* send, void* recv, std::size_t count, DType dtype,
                              ReduceOp op) {
-  require_buffers("allreduce", count, send, recv);
+  require_arguments("allreduce", count, dtype, send, recv);
 #if COHORT_HAVE_NCCL
   if (impl_->use_nccl("allreduce", send, recv)) return impl_->nccl().allreduce(send, recv, count, dtype, op)->wait();
 #else
@@ -609,8 +610,8 @@ void Communicator::allreduce(const void* send, void* recv, std::size_t count, Da
   impl_->sync().allreduce(send, recv, count, dtype, op);
 }
 
-void Communicator::broadcast(void* buffer, std::size_t count, DataType dtype, int root) {
-  require_buffers("broadcast", count, buffer, buffer);
+void Communicator::broadcast(void* buffer, std::size_t count, DType dtype, int root) {
+  require_arguments("broadcast", count, dtype, buffer, buffer);
   require_root(root, size());
 #if COHORT_HAVE_NCCL
   if (impl_->use_nccl("broadcast", buffer, nullptr)) return impl_->nccl().broadcast(buffer, count, dtype, root)->wait();
@@ -621,8 +622,8 @@ void Communicator::broadcast(void* buffer, std::size_t count, DataType dtype, in
   impl_->sync().broadcast(buffer, count, dtype, root);
 }
 
-void Communicator::allgather(const void* send, void* recv, std::size_t count, DataType dtype) {
-  require_buffers("allgather", count, send, recv);
+void Communicator::allgather(const void* send, void* recv, std::size_t count, DType dtype) {
+  require_arguments("allgather", count, dtype, send, recv);
 #if COHORT_HAVE_NCCL
   if (impl_->use_nccl("allgather", send, recv)) return impl_->nccl().allgather(send, recv, count, dtype)->wait();
 #else
@@ -632,9 +633,9 @@ void Communicator::allgather(const void* send, void* recv, std::size_t count, Da
   impl_->sync().allgather(send, recv, count, dtype);
 }
 
-void Communicator::reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype,
+void Communicator::reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
                                   ReduceOp op) {
-  require_buffers("reduce_scatter", count, send, recv);
+  require_arguments("reduce_scatter", count, dtype, send, recv);
 #if COHORT_HAVE_NCCL
   if (impl_->use_nccl("reduce_scatter", send, recv)) {
     return impl_->nccl().reduce_scatter(send, recv, count, dtype, op)->wait();
@@ -648,9 +649,9 @@ void Communicator::reduce_scatter(const void* send, void* recv, std::size_t coun
 
 void Communicator::barrier() { impl_->barrier(true); }
 
-Request Communicator::iallreduce(const void* send, void* recv, std::size_t count, DataType dtype,
+Request Communicator::iallreduce(const void* send, void* recv, std::size_t count, DType dtype,
                                  ReduceOp op) {
-  require_buffers("allreduce", count, send, recv);
+  require_arguments("allreduce", count, dtype, send, recv);
 #if COHORT_HAVE_NCCL
   if (impl_->use_nccl("allreduce", send, recv)) return Request(impl_->nccl().allreduce(send, recv, count, dtype, op));
 #else
@@ -663,8 +664,8 @@ Request Communicator::iallreduce(const void* send, void* recv, std::size_t count
   return Request(impl_->submit([=](detail::MpiEngine& e) { e.allreduce(send, recv, count, dtype, op); }));
 }
 
-Request Communicator::ibroadcast(void* buffer, std::size_t count, DataType dtype, int root) {
-  require_buffers("broadcast", count, buffer, buffer);
+Request Communicator::ibroadcast(void* buffer, std::size_t count, DType dtype, int root) {
+  require_arguments("broadcast", count, dtype, buffer, buffer);
   require_root(root, size());
 #if COHORT_HAVE_NCCL
   if (impl_->use_nccl("broadcast", buffer, nullptr)) return Request(impl_->nccl().broadcast(buffer, count, dtype, root));
@@ -675,8 +676,8 @@ Request Communicator::ibroadcast(void* buffer, std::size_t count, DataType dtype
   return Request(impl_->submit([=](detail::MpiEngine& e) { e.broadcast(buffer, count, dtype, root); }));
 }
 
-Request Communicator::iallgather(const void* send, void* recv, std::size_t count, DataType dtype) {
-  require_buffers("allgather", count, send, recv);
+Request Communicator::iallgather(const void* send, void* recv, std::size_t count, DType dtype) {
+  require_arguments("allgather", count, dtype, send, recv);
 #if COHORT_HAVE_NCCL
   if (impl_->use_nccl("allgather", send, recv)) return Request(impl_->nccl().allgather(send, recv, count, dtype));
 #else
@@ -690,8 +691,8 @@ Request Communicator::iallgather(const void* send, void* recv, std::size_t count
 }
 
 Request Communicator::ireduce_scatter(const void* send, void* recv, std::size_t count,
-                                      DataType dtype, ReduceOp op) {
-  require_buffers("reduce_scatter", count, send, recv);
+                                      DType dtype, ReduceOp op) {
+  require_arguments("reduce_scatter", count, dtype, send, recv);
 #if COHORT_HAVE_NCCL
   if (impl_->use_nccl("reduce_scatter", send, recv)) {
     return Request(impl_->nccl().reduce_scatter(send, recv, count, dtype, op));

@@ -6,9 +6,9 @@
 //
 //   auto comm = cohort::Communicator::from_environment();
 //   std::vector<float> grads(n);
-//   comm.allreduce(grads.data(), n, cohort::DataType::f32, cohort::ReduceOp::avg);
+//   comm.allreduce(grads.data(), n, cohort::DType::float32, cohort::ReduceOp::avg);
 //
-//   cohort::Request r = comm.iallreduce(grads.data(), n, cohort::DataType::f32,
+//   cohort::Request r = comm.iallreduce(grads.data(), n, cohort::DType::float32,
 //                                       cohort::ReduceOp::sum);
 //   ...                  // overlap other work
 //   r.wait();
@@ -33,28 +33,29 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
+#include "common/dtype.hpp"
+
 namespace cohort {
 
-// Element types. f16 is IEEE binary16, bf16 is bfloat16; both are stored as 16-bit words.
-enum class DataType { f32, f64, f16, bf16, i32, i64, u8 };
+// Element types are cohort::DType (common/dtype.hpp). Collectives handle float32, float64,
+// float16, bfloat16, int32, int64 and uint8: the types returned by collective_dtypes().
+// Another type is an input error.
+std::span<const DType> collective_dtypes();
 
 // Reductions. avg is the sum divided by the number of ranks (integer division for integer
-// types). f16 and bf16 are reduced in f32: the node-local path sums every rank's values in
-// f32 and rounds once; MPI and the ring round after each pairwise step.
+// types). float16 and bfloat16 are reduced in float32: the node-local path sums every
+// rank's values in float32 and rounds once; MPI and the ring round after each pairwise step.
 enum class ReduceOp { sum, avg, min, max, prod };
 
 enum class BackendKind { mpi, nccl };
 
-std::size_t size_of(DataType dtype);
-std::string_view name_of(DataType dtype);   // "float", "double", "half", "bfloat16", ...
-std::string_view name_of(ReduceOp op);      // "sum", "avg", "min", "max", "prod"
-std::string_view name_of(BackendKind backend);
-// Parse what a user typed ("f32"/"float", "fp16"/"half", "bf16", "int32", ...); throw an
-// input error naming the accepted spellings otherwise.
-DataType parse_dtype(std::string_view text);
+std::string_view to_string(ReduceOp op);  // "sum", "avg", "min", "max", "prod"
+std::string_view to_string(BackendKind backend);  // "mpi", "nccl"
+// Throws an input error naming the accepted reductions when `text` is none of them.
 ReduceOp parse_op(std::string_view text);
 
 // Which allreduce algorithm serves a host buffer.
@@ -146,29 +147,29 @@ class Communicator {
   std::size_t allreduce_threshold() const;
 
   // `count` elements of `send` reduced across ranks into `recv`; send == recv is in place.
-  void allreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
-  void allreduce(void* buffer, std::size_t count, DataType dtype, ReduceOp op) {
+  void allreduce(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
+  void allreduce(void* buffer, std::size_t count, DType dtype, ReduceOp op) {
     allreduce(buffer, buffer, count, dtype, op);
   }
   // `count` elements from `root` to every rank.
-  void broadcast(void* buffer, std::size_t count, DataType dtype, int root);
+  void broadcast(void* buffer, std::size_t count, DType dtype, int root);
   // Each rank contributes `count` elements; `recv` holds size() × count, rank order.
   // send == recv + rank() × count × size_of(dtype) is in place.
-  void allgather(const void* send, void* recv, std::size_t count, DataType dtype);
+  void allgather(const void* send, void* recv, std::size_t count, DType dtype);
   // `send` holds size() × `count` elements; rank r receives block r reduced across ranks.
   // recv == send + rank() × count × size_of(dtype) is in place.
-  void reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype,
+  void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
                       ReduceOp op);
   void barrier();
 
   // Non-blocking forms: same arguments, completion through the Request.
-  Request iallreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
-  Request iallreduce(void* buffer, std::size_t count, DataType dtype, ReduceOp op) {
+  Request iallreduce(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
+  Request iallreduce(void* buffer, std::size_t count, DType dtype, ReduceOp op) {
     return iallreduce(buffer, buffer, count, dtype, op);
   }
-  Request ibroadcast(void* buffer, std::size_t count, DataType dtype, int root);
-  Request iallgather(const void* send, void* recv, std::size_t count, DataType dtype);
-  Request ireduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype,
+  Request ibroadcast(void* buffer, std::size_t count, DType dtype, int root);
+  Request iallgather(const void* send, void* recv, std::size_t count, DType dtype);
+  Request ireduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
                           ReduceOp op);
   Request ibarrier();
 

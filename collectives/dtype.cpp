@@ -12,34 +12,16 @@
 
 namespace cohort {
 
-std::size_t size_of(DataType dtype) {
-  switch (dtype) {
-    case DataType::f32: return 4;
-    case DataType::f64: return 8;
-    case DataType::f16: return 2;
-    case DataType::bf16: return 2;
-    case DataType::i32: return 4;
-    case DataType::i64: return 8;
-    case DataType::u8: return 1;
-  }
-  return 0;
-}
+namespace {
 
-std::string_view name_of(DataType dtype) {
-  // nccl-tests' spellings, so that tables read the same.
-  switch (dtype) {
-    case DataType::f32: return "float";
-    case DataType::f64: return "double";
-    case DataType::f16: return "half";
-    case DataType::bf16: return "bfloat16";
-    case DataType::i32: return "int32";
-    case DataType::i64: return "int64";
-    case DataType::u8: return "uint8";
-  }
-  return "?";
-}
+constexpr DType kCollectiveDTypes[] = {DType::float32, DType::float64, DType::float16, DType::bfloat16,
+                                       DType::int32,   DType::int64,   DType::uint8};
 
-std::string_view name_of(ReduceOp op) {
+}  // namespace
+
+std::span<const DType> collective_dtypes() { return kCollectiveDTypes; }
+
+std::string_view to_string(ReduceOp op) {
   switch (op) {
     case ReduceOp::sum: return "sum";
     case ReduceOp::avg: return "avg";
@@ -50,35 +32,33 @@ std::string_view name_of(ReduceOp op) {
   return "?";
 }
 
-std::string_view name_of(BackendKind backend) { return backend == BackendKind::nccl ? "nccl" : "mpi"; }
-
-DataType parse_dtype(std::string_view text) {
-  struct Spelling { std::string_view text; DataType dtype; };
-  static constexpr std::array<Spelling, 16> kSpellings{{
-      {"f32", DataType::f32},  {"fp32", DataType::f32},   {"float", DataType::f32},
-      {"f64", DataType::f64},  {"fp64", DataType::f64},   {"double", DataType::f64},
-      {"f16", DataType::f16},  {"fp16", DataType::f16},   {"half", DataType::f16},
-      {"bf16", DataType::bf16}, {"bfloat16", DataType::bf16},
-      {"i32", DataType::i32},  {"int32", DataType::i32},
-      {"i64", DataType::i64},  {"int64", DataType::i64},
-      {"u8", DataType::u8},
-  }};
-  for (const auto& s : kSpellings) {
-    if (s.text == text) return s.dtype;
-  }
-  if (text == "uint8") return DataType::u8;
-  throw input_error("unknown data type '" + std::string(text) +
-                    "' (use f32, f64, f16, bf16, int32, int64 or uint8)");
-}
+std::string_view to_string(BackendKind backend) { return backend == BackendKind::nccl ? "nccl" : "mpi"; }
 
 ReduceOp parse_op(std::string_view text) {
   for (ReduceOp op : {ReduceOp::sum, ReduceOp::avg, ReduceOp::min, ReduceOp::max, ReduceOp::prod}) {
-    if (name_of(op) == text) return op;
+    if (to_string(op) == text) return op;
   }
   throw input_error("unknown reduction '" + std::string(text) + "' (use sum, avg, min, max or prod)");
 }
 
 namespace detail {
+
+void require_collective_dtype(const char* what, DType dtype) {
+  const auto supported = collective_dtypes();
+  if (std::find(supported.begin(), supported.end(), dtype) != supported.end()) return;
+  throw input_error(std::string(what) + ": collectives do not handle " + std::string(to_string(dtype)) + " (use " +
+                    dtype_list(supported) + ")");
+}
+
+std::string_view nccl_tests_name(DType dtype) {
+  switch (dtype) {
+    case DType::float32: return "float";
+    case DType::float64: return "double";
+    case DType::float16: return "half";
+    default: return to_string(dtype);
+  }
+}
+
 namespace {
 
 // Decoding a binary16 is a table lookup: 256 KiB, built once, faster than the bit work on
@@ -231,41 +211,42 @@ void reduce_op(void* dst, const void* const* srcs, int nsrcs, std::size_t count,
 
 // Calls f with the traits type of dtype.
 template <class F>
-void with_traits(DataType dtype, F&& f) {
+void with_traits(DType dtype, F&& f) {
   switch (dtype) {
-    case DataType::f32: return f(Native<float>{});
-    case DataType::f64: return f(Native<double>{});
-    case DataType::f16: return f(Half{});
-    case DataType::bf16: return f(BFloat{});
-    case DataType::i32: return f(Native<std::int32_t>{});
-    case DataType::i64: return f(Native<std::int64_t>{});
-    case DataType::u8: return f(Native<std::uint8_t>{});
+    case DType::float32: return f(Native<float>{});
+    case DType::float64: return f(Native<double>{});
+    case DType::float16: return f(Half{});
+    case DType::bfloat16: return f(BFloat{});
+    case DType::int32: return f(Native<std::int32_t>{});
+    case DType::int64: return f(Native<std::int64_t>{});
+    case DType::uint8: return f(Native<std::uint8_t>{});
+    default: require_collective_dtype("reduce", dtype);  // throws: the entry points let none through
   }
 }
 
 }  // namespace
 
-void reduce(void* dst, const void* const* srcs, int nsrcs, std::size_t count, DataType dtype,
+void reduce(void* dst, const void* const* srcs, int nsrcs, std::size_t count, DType dtype,
             ReduceOp op, int ranks) {
   with_traits(dtype, [&](auto tr) { reduce_op<decltype(tr)>(dst, srcs, nsrcs, count, op, ranks); });
 }
 
-void divide(void* buffer, std::size_t count, DataType dtype, int ranks) {
+void divide(void* buffer, std::size_t count, DType dtype, int ranks) {
   const void* srcs[1] = {buffer};
   reduce(buffer, srcs, 1, count, dtype, ReduceOp::avg, ranks);
 }
 
-void convert(const void* src, DataType from, void* dst, DataType to, std::size_t count) {
+void convert(const void* src, DType from, void* dst, DType to, std::size_t count) {
   if (from == to) {
     if (count) std::memmove(dst, src, count * size_of(from));
     return;
   }
-  const bool from16 = from == DataType::f16 || from == DataType::bf16;
-  const bool to16 = to == DataType::f16 || to == DataType::bf16;
-  if (from16 && to == DataType::f32) {
+  const bool from16 = from == DType::float16 || from == DType::bfloat16;
+  const bool to16 = to == DType::float16 || to == DType::bfloat16;
+  if (from16 && to == DType::float32) {
     const auto* s = static_cast<const std::uint16_t*>(src);
     auto* d = static_cast<float*>(dst);
-    if (from == DataType::f16) {
+    if (from == DType::float16) {
       const auto& table = half_table();
       for (std::size_t i = 0; i < count; ++i) d[i] = table[s[i]];
     } else {
@@ -273,21 +254,21 @@ void convert(const void* src, DataType from, void* dst, DataType to, std::size_t
     }
     return;
   }
-  if (from == DataType::f32 && to16) {
+  if (from == DType::float32 && to16) {
     const auto* s = static_cast<const float*>(src);
     auto* d = static_cast<std::uint16_t*>(dst);
-    if (to == DataType::f16) {
+    if (to == DType::float16) {
       for (std::size_t i = 0; i < count; ++i) d[i] = float_to_half(s[i]);
     } else {
       for (std::size_t i = 0; i < count; ++i) d[i] = float_to_bf16(s[i]);
     }
     return;
   }
-  throw Error("convert: " + std::string(name_of(from)) + " to " + std::string(name_of(to)) +
+  throw Error("convert: " + std::string(to_string(from)) + " to " + std::string(to_string(to)) +
               " is not supported (only 16-bit floats to and from float)");
 }
 
-double element_as_double(const void* buffer, std::size_t index, DataType dtype) {
+double element_as_double(const void* buffer, std::size_t index, DType dtype) {
   double out = 0;
   with_traits(dtype, [&](auto tr) {
     using Tr = decltype(tr);
@@ -296,7 +277,7 @@ double element_as_double(const void* buffer, std::size_t index, DataType dtype) 
   return out;
 }
 
-void store_from_double(void* buffer, std::size_t index, DataType dtype, double value) {
+void store_from_double(void* buffer, std::size_t index, DType dtype, double value) {
   with_traits(dtype, [&](auto tr) {
     using Tr = decltype(tr);
     static_cast<typename Tr::raw*>(buffer)[index] = Tr::store(static_cast<typename Tr::acc>(value));

@@ -22,7 +22,7 @@ namespace {
 
 // MPI has no 16-bit float types or operations: they travel as 16-bit words, reduced by
 // user operations that widen to f32.
-template <DataType D, ReduceOp Op>
+template <DType D, ReduceOp Op>
 void reduce16(void* in, void* inout, int* len, MPI_Datatype*) {
   const void* srcs[2] = {inout, in};
   reduce(inout, srcs, 2, static_cast<std::size_t>(*len), D, Op, 1);
@@ -37,38 +37,38 @@ const HalfOps& half_ops() {
   static HalfOps ops;
   static std::once_flag once;
   std::call_once(once, [] {
-    MPI_Op_create(&reduce16<DataType::f16, ReduceOp::sum>, 1, &ops.f16[0]);
-    MPI_Op_create(&reduce16<DataType::f16, ReduceOp::min>, 1, &ops.f16[1]);
-    MPI_Op_create(&reduce16<DataType::f16, ReduceOp::max>, 1, &ops.f16[2]);
-    MPI_Op_create(&reduce16<DataType::f16, ReduceOp::prod>, 1, &ops.f16[3]);
-    MPI_Op_create(&reduce16<DataType::bf16, ReduceOp::sum>, 1, &ops.bf16[0]);
-    MPI_Op_create(&reduce16<DataType::bf16, ReduceOp::min>, 1, &ops.bf16[1]);
-    MPI_Op_create(&reduce16<DataType::bf16, ReduceOp::max>, 1, &ops.bf16[2]);
-    MPI_Op_create(&reduce16<DataType::bf16, ReduceOp::prod>, 1, &ops.bf16[3]);
+    MPI_Op_create(&reduce16<DType::float16, ReduceOp::sum>, 1, &ops.f16[0]);
+    MPI_Op_create(&reduce16<DType::float16, ReduceOp::min>, 1, &ops.f16[1]);
+    MPI_Op_create(&reduce16<DType::float16, ReduceOp::max>, 1, &ops.f16[2]);
+    MPI_Op_create(&reduce16<DType::float16, ReduceOp::prod>, 1, &ops.f16[3]);
+    MPI_Op_create(&reduce16<DType::bfloat16, ReduceOp::sum>, 1, &ops.bf16[0]);
+    MPI_Op_create(&reduce16<DType::bfloat16, ReduceOp::min>, 1, &ops.bf16[1]);
+    MPI_Op_create(&reduce16<DType::bfloat16, ReduceOp::max>, 1, &ops.bf16[2]);
+    MPI_Op_create(&reduce16<DType::bfloat16, ReduceOp::prod>, 1, &ops.bf16[3]);
   });
   return ops;
 }
 
 }  // namespace
 
-MPI_Datatype mpi_type(DataType dtype) {
+MPI_Datatype mpi_type(DType dtype) {
   switch (dtype) {
-    case DataType::f32: return MPI_FLOAT;
-    case DataType::f64: return MPI_DOUBLE;
-    case DataType::f16: return MPI_UINT16_T;
-    case DataType::bf16: return MPI_UINT16_T;
-    case DataType::i32: return MPI_INT32_T;
-    case DataType::i64: return MPI_INT64_T;
-    case DataType::u8: return MPI_UINT8_T;
+    case DType::float32: return MPI_FLOAT;
+    case DType::float64: return MPI_DOUBLE;
+    case DType::float16: return MPI_UINT16_T;
+    case DType::bfloat16: return MPI_UINT16_T;
+    case DType::int32: return MPI_INT32_T;
+    case DType::int64: return MPI_INT64_T;
+    case DType::uint8: return MPI_UINT8_T;
+    default: return MPI_DATATYPE_NULL;  // not a collective type: refused at the entry points
   }
-  return MPI_DATATYPE_NULL;
 }
 
 // avg is computed as a sum, divided afterwards.
-MPI_Op mpi_op(DataType dtype, ReduceOp op) {
+MPI_Op mpi_op(DType dtype, ReduceOp op) {
   const int index = op == ReduceOp::min ? 1 : op == ReduceOp::max ? 2 : op == ReduceOp::prod ? 3 : 0;
-  if (dtype == DataType::f16) return half_ops().f16[index];
-  if (dtype == DataType::bf16) return half_ops().bf16[index];
+  if (dtype == DType::float16) return half_ops().f16[index];
+  if (dtype == DType::bfloat16) return half_ops().bf16[index];
   switch (op) {
     case ReduceOp::sum:
     case ReduceOp::avg: return MPI_SUM;
@@ -108,11 +108,11 @@ MpiEngine::~MpiEngine() {
   if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
-void MpiEngine::verify(const char* what, int kind, std::size_t count, DataType dtype, int extra) {
+void MpiEngine::verify(const char* what, int kind, std::size_t count, DType dtype, int extra) {
   if (settings_.verify) check_agreement(what, kind, count, dtype, extra);
 }
 
-void MpiEngine::check_agreement(const char* what, int kind, std::size_t count, DataType dtype, int extra) {
+void MpiEngine::check_agreement(const char* what, int kind, std::size_t count, DType dtype, int extra) {
   // max(x) == -max(-x) exactly when every rank has the same x.
   const long long mine[4] = {kind, static_cast<long long>(count), static_cast<long long>(dtype), extra};
   long long both[8];
@@ -132,7 +132,7 @@ void MpiEngine::check_agreement(const char* what, int kind, std::size_t count, D
   }
 }
 
-void MpiEngine::allreduce(const void* send, void* recv, std::size_t count, DataType dtype,
+void MpiEngine::allreduce(const void* send, void* recv, std::size_t count, DType dtype,
                           ReduceOp op) {
   verify("allreduce", 1, count, dtype, static_cast<int>(op));
   const std::size_t bytes = count * size_of(dtype);
@@ -178,7 +178,7 @@ void MpiEngine::allreduce(const void* send, void* recv, std::size_t count, DataT
   if (op == ReduceOp::avg) divide(recv, count, dtype, size_);
 }
 
-void MpiEngine::broadcast(void* buffer, std::size_t count, DataType dtype, int root) {
+void MpiEngine::broadcast(void* buffer, std::size_t count, DType dtype, int root) {
   verify("broadcast", 2, count, dtype, root);
   auto* bytes = static_cast<std::byte*>(buffer);
   const std::size_t elem = size_of(dtype);
@@ -192,7 +192,7 @@ void MpiEngine::broadcast(void* buffer, std::size_t count, DataType dtype, int r
   } while (done < count);
 }
 
-void MpiEngine::allgather(const void* send, void* recv, std::size_t count, DataType dtype) {
+void MpiEngine::allgather(const void* send, void* recv, std::size_t count, DType dtype) {
   verify("allgather", 3, count, dtype, 0);
   const int n = checked_int(count, "allgather");
   const auto* mine = static_cast<const std::byte*>(recv) + static_cast<std::size_t>(rank_) * count * size_of(dtype);
@@ -200,7 +200,7 @@ void MpiEngine::allgather(const void* send, void* recv, std::size_t count, DataT
   check_mpi(MPI_Allgather(s, n, mpi_type(dtype), recv, n, mpi_type(dtype), comm_), "MPI_Allgather");
 }
 
-void MpiEngine::reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype,
+void MpiEngine::reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
                                ReduceOp op) {
   verify("reduce_scatter", 4, count, dtype, static_cast<int>(op));
   const int n = checked_int(count, "reduce_scatter");
@@ -220,7 +220,7 @@ void MpiEngine::reduce_scatter(const void* send, void* recv, std::size_t count, 
 }
 
 void MpiEngine::barrier() {
-  verify("barrier", 5, 0, DataType::u8, 0);
+  verify("barrier", 5, 0, DType::uint8, 0);
   check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
 }
 

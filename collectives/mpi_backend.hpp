@@ -16,10 +16,10 @@ namespace cohort::detail {
 void check_mpi(int rc, const char* call);
 
 // The MPI datatype that carries dtype (16-bit floats travel as 16-bit words).
-MPI_Datatype mpi_type(DataType dtype);
+MPI_Datatype mpi_type(DType dtype);
 // The MPI operation for op on dtype: avg is MPI_SUM (the caller divides); 16-bit floats
 // use cohort's user-defined operations, which widen to f32.
-MPI_Op mpi_op(DataType dtype, ReduceOp op);
+MPI_Op mpi_op(DType dtype, ReduceOp op);
 
 struct MpiSettings {
   AllreduceAlgorithm algorithm = AllreduceAlgorithm::automatic;
@@ -41,16 +41,16 @@ class MpiEngine {
   ~MpiEngine();
 
   MPI_Comm comm() const { return comm_; }
-  void allreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
-  void broadcast(void* buffer, std::size_t count, DataType dtype, int root);
-  void allgather(const void* send, void* recv, std::size_t count, DataType dtype);
-  void reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
+  void allreduce(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
+  void broadcast(void* buffer, std::size_t count, DType dtype, int root);
+  void allgather(const void* send, void* recv, std::size_t count, DType dtype);
+  void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
   void barrier();
 
  private:
   // With settings.verify: all ranks agree on what they are about to do, or all throw.
-  void verify(const char* what, int kind, std::size_t count, DataType dtype, int extra);
-  void check_agreement(const char* what, int kind, std::size_t count, DataType dtype, int extra);
+  void verify(const char* what, int kind, std::size_t count, DType dtype, int extra);
+  void check_agreement(const char* what, int kind, std::size_t count, DType dtype, int extra);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   MpiSettings settings_;

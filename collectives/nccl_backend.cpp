@@ -112,17 +112,17 @@ struct CommLink {
   }
 };
 
-ncclDataType_t nccl_type(DataType dtype) {
+ncclDataType_t nccl_type(DType dtype) {
   switch (dtype) {
-    case DataType::f32: return ncclFloat32;
-    case DataType::f64: return ncclFloat64;
-    case DataType::f16: return ncclFloat16;
-    case DataType::bf16: return ncclBfloat16;
-    case DataType::i32: return ncclInt32;
-    case DataType::i64: return ncclInt64;
-    case DataType::u8: return ncclUint8;
+    case DType::float32: return ncclFloat32;
+    case DType::float64: return ncclFloat64;
+    case DType::float16: return ncclFloat16;
+    case DType::bfloat16: return ncclBfloat16;
+    case DType::int32: return ncclInt32;
+    case DType::int64: return ncclInt64;
+    case DType::uint8: return ncclUint8;
+    default: return ncclFloat32;  // not a collective type: refused at the entry points
   }
-  return ncclFloat32;
 }
 
 ncclRedOp_t nccl_op(ReduceOp op) {
@@ -417,28 +417,28 @@ NcclEngine::~NcclEngine() {
 }
 
 std::shared_ptr<Operation> NcclEngine::allreduce(const void* send, void* recv, std::size_t count,
-                                                 DataType dtype, ReduceOp op) {
+                                                 DType dtype, ReduceOp op) {
   ncclComm_t comm = state_->prepare(device_);
   return state_->enqueued(
       ncclAllReduce(send, recv, count, nccl_type(dtype), reduction(op, state_->size), comm, state_->stream),
       "ncclAllReduce");
 }
 
-std::shared_ptr<Operation> NcclEngine::broadcast(void* buffer, std::size_t count, DataType dtype, int root) {
+std::shared_ptr<Operation> NcclEngine::broadcast(void* buffer, std::size_t count, DType dtype, int root) {
   ncclComm_t comm = state_->prepare(device_);
   return state_->enqueued(ncclBroadcast(buffer, buffer, count, nccl_type(dtype), root, comm, state_->stream),
                           "ncclBroadcast");
 }
 
 std::shared_ptr<Operation> NcclEngine::allgather(const void* send, void* recv, std::size_t count,
-                                                 DataType dtype) {
+                                                 DType dtype) {
   ncclComm_t comm = state_->prepare(device_);
   return state_->enqueued(ncclAllGather(send, recv, count, nccl_type(dtype), comm, state_->stream),
                           "ncclAllGather");
 }
 
 std::shared_ptr<Operation> NcclEngine::reduce_scatter(const void* send, void* recv, std::size_t count,
-                                                      DataType dtype, ReduceOp op) {
+                                                      DType dtype, ReduceOp op) {
   ncclComm_t comm = state_->prepare(device_);
   return state_->enqueued(
       ncclReduceScatter(send, recv, count, nccl_type(dtype), reduction(op, state_->size), comm, state_->stream),
@@ -485,23 +485,23 @@ PlainNccl::~PlainNccl() {
   cudaGetLastError();
 }
 
-void PlainNccl::allreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op) {
+void PlainNccl::allreduce(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op) {
   check_nccl(ncclAllReduce(send, recv, count, nccl_type(dtype), reduction(op, handles_->size), handles_->comm,
                            handles_->stream),
              "ncclAllReduce", handles_->comm);
 }
 
-void PlainNccl::broadcast(void* buffer, std::size_t count, DataType dtype, int root) {
+void PlainNccl::broadcast(void* buffer, std::size_t count, DType dtype, int root) {
   check_nccl(ncclBroadcast(buffer, buffer, count, nccl_type(dtype), root, handles_->comm, handles_->stream),
              "ncclBroadcast", handles_->comm);
 }
 
-void PlainNccl::allgather(const void* send, void* recv, std::size_t count, DataType dtype) {
+void PlainNccl::allgather(const void* send, void* recv, std::size_t count, DType dtype) {
   check_nccl(ncclAllGather(send, recv, count, nccl_type(dtype), handles_->comm, handles_->stream), "ncclAllGather",
              handles_->comm);
 }
 
-void PlainNccl::reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op) {
+void PlainNccl::reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op) {
   check_nccl(ncclReduceScatter(send, recv, count, nccl_type(dtype), reduction(op, handles_->size), handles_->comm,
                                handles_->stream),
              "ncclReduceScatter", handles_->comm);

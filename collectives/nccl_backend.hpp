@@ -75,12 +75,12 @@ class NcclEngine {
 
   int device() const { return device_; }
   std::shared_ptr<Operation> allreduce(const void* send, void* recv, std::size_t count,
-                                       DataType dtype, ReduceOp op);
-  std::shared_ptr<Operation> broadcast(void* buffer, std::size_t count, DataType dtype, int root);
+                                       DType dtype, ReduceOp op);
+  std::shared_ptr<Operation> broadcast(void* buffer, std::size_t count, DType dtype, int root);
   std::shared_ptr<Operation> allgather(const void* send, void* recv, std::size_t count,
-                                       DataType dtype);
+                                       DType dtype);
   std::shared_ptr<Operation> reduce_scatter(const void* send, void* recv, std::size_t count,
-                                            DataType dtype, ReduceOp op);
+                                            DType dtype, ReduceOp op);
   // Waits for everything enqueued so far (watching for failures as an operation does).
   void synchronize();
   // Completes when every rank has enqueued it and the work enqueued before it is done
@@ -106,10 +106,10 @@ class PlainNccl {
   PlainNccl(const PlainNccl&) = delete;
   PlainNccl& operator=(const PlainNccl&) = delete;
   ~PlainNccl();
-  void allreduce(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
-  void broadcast(void* buffer, std::size_t count, DataType dtype, int root);
-  void allgather(const void* send, void* recv, std::size_t count, DataType dtype);
-  void reduce_scatter(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
+  void allreduce(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
+  void broadcast(void* buffer, std::size_t count, DType dtype, int root);
+  void allgather(const void* send, void* recv, std::size_t count, DType dtype);
+  void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
   void synchronize();  // waits for every call made so far
 
  private:

@@ -176,7 +176,8 @@ void NodeAllreduce::wait_for(Ready ready, const char* what, int peer) const {
   }
 }
 
-void NodeAllreduce::run(const void* send, void* recv, std::size_t count, DataType dtype,
+// One function: the chunk pipeline's steps are lambdas over the counters and offsets it shares.
+void NodeAllreduce::run(const void* send, void* recv, std::size_t count, DType dtype,
                         ReduceOp op) {
   const std::uint64_t call = ++calls_;
   Control& me = control(rank_);
@@ -194,11 +195,11 @@ void NodeAllreduce::run(const void* send, void* recv, std::size_t count, DataTyp
     if (d.count != count || d.dtype != static_cast<std::int32_t>(dtype) ||
         d.op != static_cast<std::int32_t>(op)) {
       mismatch = "allreduce: ranks disagree: rank " + std::to_string(rank_) + " has " +
-                 std::to_string(count) + " × " + std::string(name_of(dtype)) + " " +
-                 std::string(name_of(op)) + ", rank " + std::to_string(p) + " has " +
+                 std::to_string(count) + " × " + std::string(to_string(dtype)) + " " +
+                 std::string(to_string(op)) + ", rank " + std::to_string(p) + " has " +
                  std::to_string(d.count) + " × " +
-                 std::string(name_of(static_cast<DataType>(d.dtype))) + " " +
-                 std::string(name_of(static_cast<ReduceOp>(d.op))) +
+                 std::string(to_string(static_cast<DType>(d.dtype))) + " " +
+                 std::string(to_string(static_cast<ReduceOp>(d.op))) +
                  ": every rank must pass the same count, dtype and op";
       break;
     }

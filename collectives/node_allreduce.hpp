@@ -37,7 +37,7 @@ class NodeAllreduce {
 
   // Every rank calls with the same count, dtype and op; they are checked and a disagreement
   // throws cohort::Error on every rank. send == recv is in place.
-  void run(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
+  void run(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
 
  private:
   struct alignas(64) Counter {

@@ -28,7 +28,7 @@ RingAllreduce::RingAllreduce(MPI_Comm comm, std::size_t chunk_bytes)
   staging_.assign(kSlots * chunk_bytes_, std::byte{0});
 }
 
-void RingAllreduce::run(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op) {
+void RingAllreduce::run(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op) {
   const int n = size_;
   const std::size_t elem = size_of(dtype);
   auto* out = static_cast<std::byte*>(recv);

@@ -23,7 +23,7 @@ class RingAllreduce {
 
   RingAllreduce(MPI_Comm comm, std::size_t chunk_bytes = kDefaultChunkBytes);
   // Every rank calls with the same count, dtype and op. send == recv is in place.
-  void run(const void* send, void* recv, std::size_t count, DataType dtype, ReduceOp op);
+  void run(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
 
  private:
   MPI_Comm comm_;

@@ -5,6 +5,8 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include <string>
+
 namespace cohort {
 
 std::optional<std::string> read_file(const std::string& path) {
@@ -69,41 +71,101 @@ std::string unguessable_suffix() {
   return out;
 }
 
-std::string directory_of(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "no ordinary file";
+}
+
+// The directory that holds `path`'s name.
+std::filesystem::path directory_of(const std::filesystem::path& path) {
+  const auto parent = path.parent_path();
+  return parent.empty() ? std::filesystem::path(".") : parent;
 }
 
 }  // namespace
 
-void write_file_atomically(const std::string& path, std::string_view content, Durability durability) {
-  std::string tmp;
-  Fd fd;
+RegularFile open_regular(const std::filesystem::path& path) {
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer that never comes.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
+    if (errno == ELOOP) throw Error(path.string() + " is a symbolic link; cohort reads regular files only");
+    throw Error(system_message("open " + path.string(), errno));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw Error(system_message("stat " + path.string(), errno));
+  if (!S_ISREG(st.st_mode)) {
+    throw Error(path.string() + " is not a regular file (it is " + file_kind(st.st_mode) +
+                "); cohort reads regular files only");
+  }
+  return {std::move(fd), static_cast<std::uint64_t>(st.st_size)};
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  auto file = open_regular(path);
+  if (file.size > kMaxTextBytes) {
+    throw Error(path.string() + " is " + std::to_string(file.size) + " bytes, more than the " +
+                std::to_string(kMaxTextBytes) + " cohort reads as text");
+  }
+  std::string out(file.size, '\0');
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::read(file.fd.get(), out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(system_message("read " + path.string(), errno));
+    if (n == 0) break;  // the file shrank since it was opened
+    done += static_cast<std::size_t>(n);
+  }
+  out.resize(done);
+  return out;
+}
+
+void fsync_path(const std::filesystem::path& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw Error(system_message("open " + path.string(), errno));
+  if (::fsync(fd.get()) != 0) throw Error(system_message("fsync " + path.string(), errno));
+}
+
+void rename_durably(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    throw Error(system_message("rename " + from.string() + " to " + to.string(), errno));
+  }
+  fsync_path(directory_of(to));
+  if (directory_of(from) != directory_of(to)) fsync_path(directory_of(from));
+}
+
+AtomicFile::AtomicFile(std::filesystem::path path) : path_(std::move(path)) {
   // O_EXCL and O_NOFOLLOW: the name is ours alone, never a file or link that was there.
-  for (int attempt = 0; !fd; ++attempt) {
-    tmp = path + ".tmp." + unguessable_suffix();
-    fd = Fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
-    if (!fd && (errno != EEXIST || attempt == 16)) throw Error(system_message("cannot write " + tmp, errno));
-  }
-  try {
-    write_all(fd.get(), content, tmp);
-    if (durability == Durability::fsync && ::fsync(fd.get()) != 0) throw Error(system_message("fsync " + tmp, errno));
-    fd.close("close " + tmp);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      throw Error(system_message("cannot rename " + tmp + " to " + path, errno));
+  for (int attempt = 0; !fd_; ++attempt) {
+    tmp_ = directory_of(path_) / ("." + path_.filename().string() + ".tmp." + unguessable_suffix());
+    fd_ = Fd(::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!fd_ && (errno != EEXIST || attempt == 16)) {
+      throw Error(system_message("cannot write " + path_.string(), errno));
     }
-  } catch (...) {
-    ::unlink(tmp.c_str());
-    throw;
   }
-  if (durability == Durability::fsync) {
-    // The rename is only durable once the directory that holds the name is.
-    const std::string dir = directory_of(path);
-    Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!d) throw Error(system_message("open " + dir, errno));
-    if (::fsync(d.get()) != 0) throw Error(system_message("fsync " + dir, errno));
-  }
+}
+
+AtomicFile::~AtomicFile() {
+  if (committed_) return;
+  fd_.reset();
+  ::unlink(tmp_.c_str());
+}
+
+void AtomicFile::write(std::string_view data) { write_all(fd_.get(), data, path_.string()); }
+
+void AtomicFile::commit() {
+  if (::fsync(fd_.get()) != 0) throw Error(system_message("fsync " + path_.string(), errno));
+  fd_.close("close " + path_.string());
+  rename_durably(tmp_, path_);
+  committed_ = true;
+}
+
+void write_file_atomically(const std::filesystem::path& path, std::string_view content) {
+  AtomicFile file(path);
+  file.write(content);
+  file.commit();
 }
 
 }  // namespace cohort

@@ -1,4 +1,4 @@
-// common/fd.hpp — one owned file descriptor, and reading and writing whole files through one.
+// common/fd.hpp — one owned file descriptor; reading whole files and writing them durably.
 //
 //   cohort::Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
 //   if (!fd) throw Error(system_message("open " + path, errno));
@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,19 +66,59 @@ void write_all(int fd, std::string_view data, const std::string& what);
 // (0700) whatever the umask: files in them can then be plainly 0644. Throws cohort::Error.
 void make_directories(const std::string& path, mode_t mode);
 
-// Whether a write reaches the disk before it counts as done.
-enum class Durability {
-  none,   // status files, read while their writer runs and rewritten soon
-  fsync,  // journals and results that must survive a crash of the machine
+// ---- Files that must be regular ----
+
+// A regular file open for reading, and its size when it was opened.
+struct RegularFile {
+  Fd fd;
+  std::uint64_t size = 0;
+};
+// Opens `path` for reading when it is a regular file. A symbolic link, a FIFO, a device or a
+// directory could lead elsewhere, block for ever or never end: each is refused with a
+// cohort::Error naming the path and what it is.
+RegularFile open_regular(const std::filesystem::path& path);
+
+// The whole of the regular file `path` (see open_regular) of at most kMaxTextBytes, read no
+// further than the size it had when opened. Throws cohort::Error naming the path.
+inline constexpr std::uint64_t kMaxTextBytes = std::uint64_t{1} << 30;
+std::string read_text(const std::filesystem::path& path);
+
+// ---- Durable writes ----
+
+// fsync(2) of a file or directory by path: a new or renamed name lasts through a crash of
+// the machine only once its directory is synced. Throws cohort::Error naming the path.
+void fsync_path(const std::filesystem::path& path);
+
+// rename(2), then fsync of the directories that held `from` and hold `to`.
+void rename_durably(const std::filesystem::path& from, const std::filesystem::path& to);
+
+// A file that appears at `path` whole or not at all, and survives a crash of the machine
+// once commit() returns: written to a temporary file beside `path`, then synced, renamed
+// over `path`, and its directory synced, so that a reader sees the old file or the new one
+// and never a part. The temporary is hidden, ".NAME.tmp." and a suffix nobody can guess,
+// created anew (O_EXCL, O_NOFOLLOW: never a file or link someone left there) with mode 0644
+// less the umask; it is removed when the file is dropped uncommitted or commit() fails.
+// Failures throw cohort::Error naming `path` and the system's reason.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::filesystem::path path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  // Writes all of `data` after what was written before.
+  void write(std::string_view data);
+  void commit();
+
+ private:
+  std::filesystem::path path_;
+  std::filesystem::path tmp_;
+  Fd fd_;
+  bool committed_ = false;
 };
 
-// Replaces the file at `path` with `content` in one step: written to a temporary file
-// beside it, then renamed over it, so that a reader sees the old file or the new one and
-// never a part. The temporary file has a name nobody can guess and is created anew (never
-// through a link someone left there), with mode 0644 less the umask; it is removed when
-// anything fails. With Durability::fsync the file and then its directory are synced, so
-// that the new content survives a crash of the machine once this returns.
-void write_file_atomically(const std::string& path, std::string_view content,
-                           Durability durability = Durability::none);
+// Replaces the file at `path` with `content` through an AtomicFile: once this returns the
+// new content is on disk; on failure the old file is left as it was.
+void write_file_atomically(const std::filesystem::path& path, std::string_view content);
 
 }  // namespace cohort

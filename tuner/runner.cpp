@@ -142,7 +142,7 @@ Experiment init_experiment_dir(const fs::path& spec_path, const fs::path& dir) {
                         dir.string() + "'");
     }
   } else {
-    write_file_atomically(copy, text, Durability::fsync);
+    write_file_atomically(copy, text);
   }
   Journal journal(dir);
   journal.transact([&](const JournalState& state, const Journal::Append& append) {

@@ -221,7 +221,7 @@ int cmd_submit(const std::vector<std::string>& args) {
                       "; follow it with 'cohort sweep status " + a.dir + "'");
   }
   fs::path script = fs::path(a.dir) / "sweep.sbatch";
-  write_file_atomically(script, array_script(experiment, a.dir, self_path()), Durability::fsync);
+  write_file_atomically(script, array_script(experiment, a.dir, self_path()));
   std::vector<std::string> argv{"sbatch", "--parsable"};
   argv.insert(argv.end(), a.rest.begin(), a.rest.end());
   argv.push_back(script.string());
@@ -479,7 +479,7 @@ int cmd_plot(const std::vector<std::string>& args) {
   }
   svg << "<text x=\"" << W - R << "\" y=\"" << T - 6 << "\" text-anchor=\"end\" fill=\"#d62728\">best so far</text>\n";
   svg << "</svg>\n";
-  write_file_atomically(out_path, svg.str(), Durability::fsync);
+  write_file_atomically(out_path, svg.str());
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -126,7 +127,7 @@ TEST(Save, EveryDtypeRoundTripsBitForBit) {
   std::vector<std::vector<unsigned char>> data;
   State state;
   for (DType d : all) {
-    std::vector<unsigned char> bytes(dtype_size(d) * 6);
+    std::vector<unsigned char> bytes(size_of(d) * 6);
     for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 37 + 11);
     if (d == DType::bool8) {
       for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = i % 2;
@@ -135,17 +136,18 @@ TEST(Save, EveryDtypeRoundTripsBitForBit) {
       for (size_t i = 0; i < bytes.size(); i += 2) bytes[i + 1] = 0x3C;  // finite halves near 1.0
     }
     data.push_back(bytes);
-    state.tensors.push_back({std::string(dtype_name(d)), d, {2, 3}, Sharding::replicated, data.back().data()});
+    state.tensors.push_back({std::string(to_string(d)), d, {2, 3}, Sharding::replicated, data.back().data()});
   }
   ckpt.save(1, state);
   std::vector<std::vector<unsigned char>> out(data.size());
   std::vector<TensorSlot> slots;
   for (size_t i = 0; i < std::size(all); ++i) {
     out[i].resize(data[i].size());
-    slots.push_back({std::string(dtype_name(all[i])), all[i], {2, 3}, Sharding::replicated, out[i].data()});
+    slots.push_back({std::string(to_string(all[i])), all[i], {2, 3}, Sharding::replicated, out[i].data()});
   }
   ckpt.load(1, slots);
-  for (size_t i = 0; i < std::size(all); ++i) EXPECT_EQ(out[i], data[i]) << dtype_name(all[i]);
+  for (size_t i = 0; i < std::size(all); ++i) EXPECT_EQ(out[i], data[i]) << to_string(all[i]);
+  EXPECT_TRUE(std::equal(std::begin(all), std::end(all), stored_dtypes().begin(), stored_dtypes().end()));
 }
 
 TEST(Save, CompressedAndEmptyTensorsRoundTrip) {
@@ -210,6 +212,10 @@ TEST(Save, BadInputIsAClearErrorAndCommitsNothing) {
   EXPECT_TRUE(ckpt.steps().empty());
   EXPECT_TRUE(hidden_entries(tmp.path()).empty());
   expect_input_error([] { parse_dtype("float8"); }, "unknown dtype 'float8'");
+  std::uint16_t b = 0;
+  expect_input_error([&] { save_one({"b", DType::bfloat16, {}, Sharding::replicated, &b}); },
+                     "tensor 'b': checkpoints do not store bfloat16 (use float16, float32,");
+  EXPECT_TRUE(hidden_entries(tmp.path()).empty());
 }
 
 TEST(Save, UnwritableDirectoryIsAClearErrorAndCommitsNothing) {

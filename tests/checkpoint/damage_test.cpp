@@ -190,6 +190,27 @@ TEST_F(Damage, AManifestOfAnotherFormatOrAnUnknownVersionIsRefused) {
   }
 }
 
+TEST_F(Damage, AManifestDtypeThatIsNotNumpysNameOfAStoredTypeIsDamage) {
+  struct Case {
+    const char* dtype;
+    const char* fragment;
+  };
+  for (const auto& c : {Case{"float8", "unknown dtype 'float8'"},
+                        Case{"bfloat16", "dtype 'bfloat16' is not accepted here (use float16, float32,"},
+                        Case{"f32", "\"f32\" is not NumPy's name of a type"}}) {
+    SCOPED_TRACE(c.dtype);
+    testing::edit_manifest(newest(), [&](json::Value& m) {
+      testing::member(m, "tensors").as_array()[0].set("dtype", c.dtype);
+    });
+    EXPECT_THROW(read_manifest(newest()), Error);
+    EXPECT_MENTIONS(expect_verify_fails(), c.fragment);
+    EXPECT_MENTIONS(expect_fallback(), c.fragment);
+    testing::edit_manifest(newest(), [&](json::Value& m) {
+      testing::member(m, "tensors").as_array()[0].set("dtype", "float32");
+    });
+  }
+}
+
 TEST_F(Damage, ATensorMissingFromTheFileFallsBack) {
   testing::craft_state(newest(), [](hid_t file) { H5Ldelete(file, "tensors/w", H5P_DEFAULT); });
   EXPECT_MENTIONS(expect_verify_fails(), "tensor 'w'");

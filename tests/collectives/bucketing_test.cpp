@@ -18,7 +18,7 @@ Communicator& world() {
 }
 
 struct Grad {
-  DataType dtype;
+  DType dtype;
   std::size_t count;
   std::vector<std::byte> data;
 };
@@ -26,10 +26,10 @@ struct Grad {
 // A mix of sizes and types, like a model's weights, biases and norms.
 std::vector<Grad> make_grads(int rank) {
   std::vector<Grad> grads;
-  const std::pair<DataType, std::size_t> shapes[] = {
-      {DataType::f32, 1000}, {DataType::f32, 7},    {DataType::f32, 50000}, {DataType::f16, 333},
-      {DataType::f16, 3001}, {DataType::bf16, 64},  {DataType::f32, 1},     {DataType::f64, 4097},
-      {DataType::f32, 0},    {DataType::bf16, 20000}};
+  const std::pair<DType, std::size_t> shapes[] = {
+      {DType::float32, 1000}, {DType::float32, 7},    {DType::float32, 50000}, {DType::float16, 333},
+      {DType::float16, 3001}, {DType::bfloat16, 64},  {DType::float32, 1},     {DType::float64, 4097},
+      {DType::float32, 0},    {DType::bfloat16, 20000}};
   for (const auto& [dt, count] : shapes) grads.push_back({dt, count, detail::filled(rank, count, dt, ReduceOp::sum)});
   return grads;
 }
@@ -41,10 +41,10 @@ TEST(Buckets, TensorsFillBucketsUpToTheSizeAndTypeChangesStartANewOne) {
   BucketOptions options;
   options.bucket_bytes = 1000;
   GradientBuckets buckets(comm, options);
-  buckets.add(a.data(), a.size(), DataType::f32);  // 400 B
-  buckets.add(b.data(), b.size(), DataType::f32);  // 800 B: same bucket
-  buckets.add(c.data(), c.size(), DataType::f32);  // 1200 B alone: its own, larger bucket
-  buckets.add(h.data(), h.size(), DataType::f16);  // f32 accumulation: fits after c? no, new
+  buckets.add(a.data(), a.size(), DType::float32);  // 400 B
+  buckets.add(b.data(), b.size(), DType::float32);  // 800 B: same bucket
+  buckets.add(c.data(), c.size(), DType::float32);  // 1200 B alone: its own, larger bucket
+  buckets.add(h.data(), h.size(), DType::float16);  // f32 accumulation: fits after c? no, new
   for (std::size_t id = 0; id < 4; ++id) buckets.mark_ready(id);
   buckets.wait();
   EXPECT_EQ(buckets.bucket_count(), 3u);
@@ -73,7 +73,7 @@ TEST(Buckets, ReducedGradientsMatchTheReferenceWhateverOrderTheyBecomeReady) {
     buckets.wait();
     for (const auto& g : grads) {
       EXPECT_EQ(detail::count_wrong(g.data.data(), g.count, comm.size(), g.dtype, ReduceOp::sum), 0u)
-          << name_of(g.dtype) << " × " << g.count << " step " << step;
+          << to_string(g.dtype) << " × " << g.count << " step " << step;
     }
   }
   EXPECT_GT(buckets.bucket_count(), 2u);
@@ -84,24 +84,24 @@ TEST(Buckets, AveragingDividesBySizeAndLargeBucketsTakeTheNodeLocalPath) {
   std::vector<float> big(1 << 20), small(5);
   std::vector<std::uint16_t> half(70001);
   auto fill = [&] {
-    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(detail::input_value(comm.rank(), i, DataType::f32, ReduceOp::avg));
-    for (std::size_t i = 0; i < small.size(); ++i) small[i] = static_cast<float>(detail::input_value(comm.rank(), i, DataType::f32, ReduceOp::avg));
-    for (std::size_t i = 0; i < half.size(); ++i) detail::store_from_double(half.data(), i, DataType::f16, detail::input_value(comm.rank(), i, DataType::f16, ReduceOp::avg));
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(detail::input_value(comm.rank(), i, DType::float32, ReduceOp::avg));
+    for (std::size_t i = 0; i < small.size(); ++i) small[i] = static_cast<float>(detail::input_value(comm.rank(), i, DType::float32, ReduceOp::avg));
+    for (std::size_t i = 0; i < half.size(); ++i) detail::store_from_double(half.data(), i, DType::float16, detail::input_value(comm.rank(), i, DType::float16, ReduceOp::avg));
   };
   fill();
   BucketOptions options;
   options.average = true;
   GradientBuckets buckets(comm, options);
-  const auto b = buckets.add(big.data(), big.size(), DataType::f32);
-  const auto s = buckets.add(small.data(), small.size(), DataType::f32);
-  const auto h = buckets.add(half.data(), half.size(), DataType::f16);
+  const auto b = buckets.add(big.data(), big.size(), DType::float32);
+  const auto s = buckets.add(small.data(), small.size(), DType::float32);
+  const auto h = buckets.add(half.data(), half.size(), DType::float16);
   buckets.mark_ready(h);
   buckets.mark_ready(s);
   buckets.mark_ready(b);
   buckets.wait();
-  EXPECT_EQ(detail::count_wrong(big.data(), big.size(), comm.size(), DataType::f32, ReduceOp::avg), 0u);
-  EXPECT_EQ(detail::count_wrong(small.data(), small.size(), comm.size(), DataType::f32, ReduceOp::avg), 0u);
-  EXPECT_EQ(detail::count_wrong(half.data(), half.size(), comm.size(), DataType::f16, ReduceOp::avg), 0u);
+  EXPECT_EQ(detail::count_wrong(big.data(), big.size(), comm.size(), DType::float32, ReduceOp::avg), 0u);
+  EXPECT_EQ(detail::count_wrong(small.data(), small.size(), comm.size(), DType::float32, ReduceOp::avg), 0u);
+  EXPECT_EQ(detail::count_wrong(half.data(), half.size(), comm.size(), DType::float16, ReduceOp::avg), 0u);
 }
 
 TEST(Buckets, GradientsLivingInTheirBucketsAreReducedInPlace) {
@@ -111,19 +111,19 @@ TEST(Buckets, GradientsLivingInTheirBucketsAreReducedInPlace) {
   GradientBuckets buckets(comm, options);
   const std::size_t counts[] = {100, 2000, 1, 300};
   std::vector<std::size_t> ids;
-  for (std::size_t count : counts) ids.push_back(buckets.add_view(count, DataType::f32));
-  EXPECT_THROW(buckets.add_view(5, DataType::f16), Error);  // f16 is widened: cannot be a view
+  for (std::size_t count : counts) ids.push_back(buckets.add_view(count, DType::float32));
+  EXPECT_THROW(buckets.add_view(5, DType::float16), Error);  // f16 is widened: cannot be a view
   for (int step = 0; step < 2; ++step) {
     for (std::size_t k = 0; k < ids.size(); ++k) {
       auto* g = static_cast<float*>(buckets.data(ids[k]));
       for (std::size_t i = 0; i < counts[k]; ++i) {
-        g[i] = static_cast<float>(detail::input_value(comm.rank(), i, DataType::f32, ReduceOp::sum));
+        g[i] = static_cast<float>(detail::input_value(comm.rank(), i, DType::float32, ReduceOp::sum));
       }
       buckets.mark_ready(ids[k]);
     }
     buckets.wait();
     for (std::size_t k = 0; k < ids.size(); ++k) {
-      EXPECT_EQ(detail::count_wrong(buckets.data(ids[k]), counts[k], comm.size(), DataType::f32, ReduceOp::sum), 0u)
+      EXPECT_EQ(detail::count_wrong(buckets.data(ids[k]), counts[k], comm.size(), DType::float32, ReduceOp::sum), 0u)
           << "tensor " << k << " step " << step;
     }
   }
@@ -135,8 +135,8 @@ TEST(Buckets, WaitBeforeEveryTensorIsReadyIsAnErrorNamingTheTensor) {
   BucketOptions options;
   options.bucket_bytes = 40;
   GradientBuckets buckets(comm, options);
-  buckets.add(a.data(), a.size(), DataType::f32);
-  buckets.add(b.data(), b.size(), DataType::f32);
+  buckets.add(a.data(), a.size(), DType::float32);
+  buckets.add(b.data(), b.size(), DType::float32);
   buckets.mark_ready(0);
   try {
     buckets.wait();
@@ -156,7 +156,7 @@ TEST(Buckets, DeviceBucketsWithoutADeviceAreAnInputError) {
   options.device = true;
   GradientBuckets buckets(world(), options);
   try {
-    buckets.add_view(16, DataType::f32);
+    buckets.add_view(16, DType::float32);
     buckets.data(0);
     ADD_FAILURE() << "device buckets were made without a device";
   } catch (const Error& e) {

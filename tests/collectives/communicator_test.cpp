@@ -19,8 +19,8 @@ using detail::count_wrong;
 using detail::describe;
 using detail::filled;
 
-constexpr DataType kTypes[] = {DataType::f32, DataType::f64, DataType::f16, DataType::bf16,
-                               DataType::i32, DataType::i64, DataType::u8};
+constexpr DType kTypes[] = {DType::float32, DType::float64, DType::float16, DType::bfloat16,
+                               DType::int32, DType::int64, DType::uint8};
 constexpr ReduceOp kOps[] = {ReduceOp::sum, ReduceOp::avg, ReduceOp::min, ReduceOp::max, ReduceOp::prod};
 
 // Tiny, odd, not divisible by 2 or 3, above the node-local threshold, and several chunks
@@ -44,7 +44,7 @@ class AllreduceAlgorithms : public ::testing::TestWithParam<AllreduceAlgorithm> 
 
 TEST_P(AllreduceAlgorithms, EveryOpAndDtypeMatchesTheReference) {
   Communicator& comm = world(GetParam());
-  for (DataType dt : kTypes) {
+  for (DType dt : kTypes) {
     for (ReduceOp op : kOps) {
       for (std::size_t count : kCounts) {
         for (bool in_place : {false, true}) {
@@ -73,7 +73,7 @@ INSTANTIATE_TEST_SUITE_P(Collectives, AllreduceAlgorithms,
 
 TEST(Allreduce, MessagesLargerThanTheCachesAreCorrectInAndOutOfPlace) {
   Communicator& comm = world();
-  for (DataType dt : {DataType::f32, DataType::f64, DataType::bf16}) {
+  for (DType dt : {DType::float32, DType::float64, DType::bfloat16}) {
     const std::size_t count = (6u << 20) / size_of(dt) + 5;
     for (bool in_place : {false, true}) {
       auto send = filled(comm.rank(), count, dt, ReduceOp::sum);
@@ -90,67 +90,67 @@ TEST(Allreduce, ManyNonBlockingOperationsInFlightAllComplete) {
   constexpr std::size_t kCount = 200003;
   std::vector<std::vector<std::byte>> buffers;
   std::vector<Request> requests;
-  for (DataType dt : kTypes) buffers.push_back(filled(comm.rank(), kCount, dt, ReduceOp::sum));
+  for (DType dt : kTypes) buffers.push_back(filled(comm.rank(), kCount, dt, ReduceOp::sum));
   for (std::size_t k = 0; k < buffers.size(); ++k) {
     requests.push_back(comm.iallreduce(buffers[k].data(), kCount, kTypes[k], ReduceOp::sum));
   }
   // A blocking operation meanwhile runs beside them, not behind them.
-  auto small = filled(comm.rank(), 5, DataType::f32, ReduceOp::max);
-  comm.allreduce(small.data(), 5, DataType::f32, ReduceOp::max);
-  EXPECT_EQ(count_wrong(small.data(), 5, comm.size(), DataType::f32, ReduceOp::max), 0u);
+  auto small = filled(comm.rank(), 5, DType::float32, ReduceOp::max);
+  comm.allreduce(small.data(), 5, DType::float32, ReduceOp::max);
+  EXPECT_EQ(count_wrong(small.data(), 5, comm.size(), DType::float32, ReduceOp::max), 0u);
   for (std::size_t k = 0; k < buffers.size(); ++k) {
     requests[k].wait();
     EXPECT_TRUE(requests[k].test());
     EXPECT_EQ(count_wrong(buffers[k].data(), kCount, comm.size(), kTypes[k], ReduceOp::sum), 0u)
-        << name_of(kTypes[k]);
+        << to_string(kTypes[k]);
   }
 }
 
 TEST(Allreduce, TestReportsCompletionWithoutBlocking) {
   Communicator& comm = world();
-  auto buffer = filled(comm.rank(), 1000, DataType::i64, ReduceOp::min);
-  Request request = comm.iallreduce(buffer.data(), 1000, DataType::i64, ReduceOp::min);
+  auto buffer = filled(comm.rank(), 1000, DType::int64, ReduceOp::min);
+  Request request = comm.iallreduce(buffer.data(), 1000, DType::int64, ReduceOp::min);
   while (!request.test()) {
   }
   request.wait();
-  EXPECT_EQ(count_wrong(buffer.data(), 1000, comm.size(), DataType::i64, ReduceOp::min), 0u);
+  EXPECT_EQ(count_wrong(buffer.data(), 1000, comm.size(), DType::int64, ReduceOp::min), 0u);
 }
 
 TEST(Allreduce, SingleRankCommunicatorCopiesItsInput) {
   CommunicatorOptions options;
   Communicator self = Communicator::from_mpi(MPI_COMM_SELF, options);
   EXPECT_EQ(self.size(), 1);
-  auto send = filled(0, 33, DataType::bf16, ReduceOp::avg);
+  auto send = filled(0, 33, DType::bfloat16, ReduceOp::avg);
   std::vector<std::byte> recv(send.size());
-  self.allreduce(send.data(), recv.data(), 33, DataType::bf16, ReduceOp::avg);
-  EXPECT_EQ(count_wrong(recv.data(), 33, 1, DataType::bf16, ReduceOp::avg), 0u);
-  self.iallreduce(send.data(), 33, DataType::bf16, ReduceOp::avg).wait();
-  EXPECT_EQ(count_wrong(send.data(), 33, 1, DataType::bf16, ReduceOp::avg), 0u);
+  self.allreduce(send.data(), recv.data(), 33, DType::bfloat16, ReduceOp::avg);
+  EXPECT_EQ(count_wrong(recv.data(), 33, 1, DType::bfloat16, ReduceOp::avg), 0u);
+  self.iallreduce(send.data(), 33, DType::bfloat16, ReduceOp::avg).wait();
+  EXPECT_EQ(count_wrong(send.data(), 33, 1, DType::bfloat16, ReduceOp::avg), 0u);
 }
 
 TEST(Broadcast, EveryDtypeArrivesFromEveryRoot) {
   Communicator& comm = world();
-  for (DataType dt : kTypes) {
+  for (DType dt : kTypes) {
     for (int root = 0; root < comm.size(); ++root) {
       for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{1001}, std::size_t{300007}}) {
         auto buffer = filled(comm.rank(), count, dt, ReduceOp::max);
         auto want = filled(root, count, dt, ReduceOp::max);
         comm.broadcast(buffer.data(), count, dt, root);
         EXPECT_EQ(std::memcmp(buffer.data(), want.data(), count * size_of(dt)), 0)
-            << name_of(dt) << " root " << root << " count " << count;
+            << to_string(dt) << " root " << root << " count " << count;
       }
     }
   }
-  auto buffer = filled(comm.rank(), 77, DataType::i32, ReduceOp::max);
-  comm.ibroadcast(buffer.data(), 77, DataType::i32, comm.size() - 1).wait();
-  auto want = filled(comm.size() - 1, 77, DataType::i32, ReduceOp::max);
+  auto buffer = filled(comm.rank(), 77, DType::int32, ReduceOp::max);
+  comm.ibroadcast(buffer.data(), 77, DType::int32, comm.size() - 1).wait();
+  auto want = filled(comm.size() - 1, 77, DType::int32, ReduceOp::max);
   EXPECT_EQ(std::memcmp(buffer.data(), want.data(), 77 * 4), 0);
 }
 
 TEST(Allgather, BlocksArriveInRankOrderInAndOutOfPlace) {
   Communicator& comm = world();
   const std::size_t n = static_cast<std::size_t>(comm.size());
-  for (DataType dt : kTypes) {
+  for (DType dt : kTypes) {
     for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{100003}}) {
       const std::size_t block = count * size_of(dt);
       std::vector<std::byte> want(block * n + 1);
@@ -161,7 +161,7 @@ TEST(Allgather, BlocksArriveInRankOrderInAndOutOfPlace) {
       auto send = filled(comm.rank(), count, dt, ReduceOp::sum);
       std::vector<std::byte> recv(block * n + 1);
       comm.allgather(send.data(), recv.data(), count, dt);
-      EXPECT_EQ(std::memcmp(recv.data(), want.data(), block * n), 0) << name_of(dt) << " count " << count;
+      EXPECT_EQ(std::memcmp(recv.data(), want.data(), block * n), 0) << to_string(dt) << " count " << count;
 
       std::vector<std::byte> in_place(block * n + 1);
       std::byte* mine = in_place.data() + block * static_cast<std::size_t>(comm.rank());
@@ -169,7 +169,7 @@ TEST(Allgather, BlocksArriveInRankOrderInAndOutOfPlace) {
       Request request = comm.iallgather(mine, in_place.data(), count, dt);
       request.wait();
       EXPECT_EQ(std::memcmp(in_place.data(), want.data(), block * n), 0)
-          << name_of(dt) << " count " << count << " in place";
+          << to_string(dt) << " count " << count << " in place";
     }
   }
 }
@@ -178,7 +178,7 @@ TEST(ReduceScatter, EachRankGetsItsBlockReduced) {
   Communicator& comm = world();
   const std::size_t n = static_cast<std::size_t>(comm.size());
   const std::size_t r = static_cast<std::size_t>(comm.rank());
-  for (DataType dt : kTypes) {
+  for (DType dt : kTypes) {
     for (ReduceOp op : kOps) {
       for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{13}, std::size_t{50021}}) {
         const std::size_t block = count * size_of(dt);
@@ -212,14 +212,14 @@ TEST(Errors, RanksThatDisagreeAboutALargeCountAllGetAnError) {
   const std::size_t count = (2u << 20) / sizeof(float) + static_cast<std::size_t>(comm.rank());
   std::vector<float> buffer(count, 1.0f);
   try {
-    comm.allreduce(buffer.data(), count, DataType::f32, ReduceOp::sum);
+    comm.allreduce(buffer.data(), count, DType::float32, ReduceOp::sum);
     ADD_FAILURE() << "no error for counts that differ between ranks";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("ranks disagree"), std::string::npos) << e.what();
   }
   // The communicator is still usable afterwards.
   std::vector<float> ok(count - static_cast<std::size_t>(comm.rank()), 1.0f);
-  comm.allreduce(ok.data(), ok.size(), DataType::f32, ReduceOp::sum);
+  comm.allreduce(ok.data(), ok.size(), DType::float32, ReduceOp::sum);
   EXPECT_EQ(ok.back(), static_cast<float>(comm.size()));
 }
 
@@ -229,7 +229,7 @@ TEST(Errors, RanksThatDisagreeOnTheRingAllGetAnError) {
   std::vector<double> buffer(5000, 1.0);
   const ReduceOp op = comm.rank() == 0 ? ReduceOp::sum : ReduceOp::max;
   try {
-    comm.allreduce(buffer.data(), buffer.size(), DataType::f64, op);
+    comm.allreduce(buffer.data(), buffer.size(), DType::float64, op);
     ADD_FAILURE() << "no error for ops that differ between ranks";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("ranks disagree about the op"), std::string::npos) << e.what();
@@ -242,7 +242,7 @@ TEST(Errors, VerifyCatchesRanksThatDisagreeAboutADtype) {
   Communicator comm = Communicator::from_environment(options);
   if (comm.size() == 1) GTEST_SKIP() << "a single rank cannot disagree with itself";
   std::vector<std::int64_t> buffer(4, 1);
-  const DataType dt = comm.rank() == 0 ? DataType::i64 : DataType::f64;
+  const DType dt = comm.rank() == 0 ? DType::int64 : DType::float64;
   try {
     comm.allreduce(buffer.data(), 4, dt, ReduceOp::sum);
     ADD_FAILURE() << "no error for dtypes that differ between ranks";
@@ -307,14 +307,14 @@ TEST(Environment, RanksFollowTheLaunchContractsRank) {
   EXPECT_EQ(reordered.rank(), comm.size() - 1 - comm.rank());
   int mine = comm.rank();
   std::vector<int> order(static_cast<std::size_t>(comm.size()));
-  reordered.allgather(&mine, order.data(), 1, DataType::i32);
+  reordered.allgather(&mine, order.data(), 1, DType::int32);
   for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(order[static_cast<std::size_t>(r)], comm.size() - 1 - r);
 }
 
 TEST(Errors, BroadcastFromARankThatDoesNotExistIsAnInputError) {
   Communicator& comm = world();
   int value = 0;
-  EXPECT_THROW(comm.broadcast(&value, 1, DataType::i32, comm.size()), Error);
+  EXPECT_THROW(comm.broadcast(&value, 1, DType::int32, comm.size()), Error);
 }
 
 }  // namespace

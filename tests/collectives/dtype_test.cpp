@@ -72,11 +72,11 @@ TEST(BFloat16, RoundsToNearestEvenAndKeepsNan) {
 TEST(Reduce, IntegerSumsWrapAsInMpi) {
   std::int32_t a[1] = {std::numeric_limits<std::int32_t>::max()}, b[1] = {1}, out[1];
   const void* srcs[2] = {a, b};
-  reduce(out, srcs, 2, 1, DataType::i32, ReduceOp::sum, 2);
+  reduce(out, srcs, 2, 1, DType::int32, ReduceOp::sum, 2);
   EXPECT_EQ(out[0], std::numeric_limits<std::int32_t>::min());
   std::uint8_t x[1] = {200}, y[1] = {100}, z[1];
   const void* bytes[2] = {x, y};
-  reduce(z, bytes, 2, 1, DataType::u8, ReduceOp::sum, 2);
+  reduce(z, bytes, 2, 1, DType::uint8, ReduceOp::sum, 2);
   EXPECT_EQ(z[0], 44);
 }
 
@@ -85,30 +85,61 @@ TEST(Reduce, HalfSumsAccumulateInFloatAndRoundOnce) {
   const std::uint16_t a[1] = {float_to_half(2048.0f)}, b[1] = {float_to_half(1.0f)}, c[1] = {float_to_half(1.0f)};
   std::uint16_t out[1];
   const void* srcs[3] = {a, b, c};
-  reduce(out, srcs, 3, 1, DataType::f16, ReduceOp::sum, 3);
+  reduce(out, srcs, 3, 1, DType::float16, ReduceOp::sum, 3);
   EXPECT_EQ(half_to_float(out[0]), 2050.0f);
 }
 
 TEST(Reduce, AverageOfIntegersTruncatesTowardZero) {
   std::int64_t a[2] = {-3, 3}, b[2] = {0, 0}, out[2];
   const void* srcs[2] = {a, b};
-  reduce(out, srcs, 2, 2, DataType::i64, ReduceOp::avg, 2);
+  reduce(out, srcs, 2, 2, DType::int64, ReduceOp::avg, 2);
   EXPECT_EQ(out[0], -1);
   EXPECT_EQ(out[1], 1);
 }
 
 TEST(Names, UnknownDtypeOrOpIsAnInputErrorListingTheChoices) {
-  EXPECT_EQ(parse_dtype("bf16"), DataType::bf16);
-  EXPECT_EQ(parse_dtype("half"), DataType::f16);
+  EXPECT_EQ(parse_dtype("bf16", collective_dtypes()), DType::bfloat16);
+  EXPECT_EQ(parse_dtype("half", collective_dtypes()), DType::float16);
   EXPECT_EQ(parse_op("avg"), ReduceOp::avg);
   try {
-    parse_dtype("f8");
+    parse_dtype("f8", collective_dtypes());
     ADD_FAILURE();
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::input);
-    EXPECT_NE(std::string(e.what()).find("use f32, f64, f16, bf16"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("use float32, float64, float16, bfloat16, int32, int64 or uint8"),
+              std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(parse_op("mean"), Error);
+}
+
+TEST(Names, ATypeCollectivesDoNotHandleIsAnInputErrorListingThoseTheyDo) {
+  try {
+    parse_dtype("int16", collective_dtypes());
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    EXPECT_NE(std::string(e.what()).find("'int16' is not accepted here (use float32,"), std::string::npos) << e.what();
+  }
+  try {
+    require_collective_dtype("allreduce", DType::bool8);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    EXPECT_EQ(std::string(e.what()),
+              "allreduce: collectives do not handle bool (use float32, float64, float16, bfloat16, int32, int64 or "
+              "uint8)");
+  }
+  EXPECT_NO_THROW(require_collective_dtype("allreduce", DType::bfloat16));
+}
+
+TEST(Names, TablesSpellTypesAsNcclTestsDoes) {
+  EXPECT_EQ(nccl_tests_name(DType::float32), "float");
+  EXPECT_EQ(nccl_tests_name(DType::float64), "double");
+  EXPECT_EQ(nccl_tests_name(DType::float16), "half");
+  EXPECT_EQ(nccl_tests_name(DType::bfloat16), "bfloat16");
+  EXPECT_EQ(nccl_tests_name(DType::int32), "int32");
+  EXPECT_EQ(nccl_tests_name(DType::uint8), "uint8");
 }
 
 TEST(ResNet50, HasTorchvisionsParameterTensorsAndCount) {

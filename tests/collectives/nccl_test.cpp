@@ -24,8 +24,8 @@
 namespace cohort {
 namespace {
 
-constexpr DataType kTypes[] = {DataType::f32, DataType::f64, DataType::f16, DataType::bf16,
-                               DataType::i32, DataType::i64, DataType::u8};
+constexpr DType kTypes[] = {DType::float32, DType::float64, DType::float16, DType::bfloat16,
+                               DType::int32, DType::int64, DType::uint8};
 constexpr ReduceOp kOps[] = {ReduceOp::sum, ReduceOp::avg, ReduceOp::min, ReduceOp::max, ReduceOp::prod};
 
 // Ranks of this launch, read before any communicator exists: the skip must be decided
@@ -68,7 +68,7 @@ TEST_F(Nccl, DeviceBuffersChooseTheNcclBackend) {
 TEST_F(Nccl, AllreduceOfEveryOpAndDtypeOnDeviceBuffersMatchesTheReference) {
   SKIP_UNLESS_REDUCTIONS_CHECKABLE();
   const int device = comm().device();
-  for (DataType dt : kTypes) {
+  for (DType dt : kTypes) {
     for (ReduceOp op : kOps) {
       for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{1001}, std::size_t{1000003}}) {
         const std::size_t bytes = count * size_of(dt);
@@ -95,15 +95,15 @@ TEST_F(Nccl, NonBlockingOperationsCompleteThroughTheirRequest) {
   SKIP_UNLESS_REDUCTIONS_CHECKABLE();
   const std::size_t count = 1 << 22;
   detail::DeviceBuffer buffer(count * 4, comm().device());
-  auto input = detail::filled(comm().rank(), count, DataType::f32, ReduceOp::max);
+  auto input = detail::filled(comm().rank(), count, DType::float32, ReduceOp::max);
   buffer.upload(input.data(), count * 4);
-  Request request = comm().iallreduce(buffer.data(), count, DataType::f32, ReduceOp::max);
+  Request request = comm().iallreduce(buffer.data(), count, DType::float32, ReduceOp::max);
   while (!request.test()) {
   }
   request.wait();
   std::vector<std::byte> got(count * 4 + 1);
   buffer.download(got.data(), count * 4);
-  EXPECT_EQ(detail::count_wrong(got.data(), count, comm().size(), DataType::f32, ReduceOp::max), 0u);
+  EXPECT_EQ(detail::count_wrong(got.data(), count, comm().size(), DType::float32, ReduceOp::max), 0u);
 }
 
 TEST_F(Nccl, BroadcastAllgatherAndReduceScatterWorkOnDeviceBuffers) {
@@ -112,17 +112,17 @@ TEST_F(Nccl, BroadcastAllgatherAndReduceScatterWorkOnDeviceBuffers) {
   const std::size_t count = 4099;
   detail::DeviceBuffer a(count * 4 * static_cast<std::size_t>(n), comm().device());
   detail::DeviceBuffer b(count * 4 * static_cast<std::size_t>(n), comm().device());
-  auto input = detail::filled(comm().rank(), count * static_cast<std::size_t>(n), DataType::i32, ReduceOp::sum);
+  auto input = detail::filled(comm().rank(), count * static_cast<std::size_t>(n), DType::int32, ReduceOp::sum);
   a.upload(input.data(), count * 4 * static_cast<std::size_t>(n));
-  comm().reduce_scatter(a.data(), b.data(), count, DataType::i32, ReduceOp::sum);
+  comm().reduce_scatter(a.data(), b.data(), count, DType::int32, ReduceOp::sum);
   std::vector<std::byte> got(count * 4 * static_cast<std::size_t>(n) + 1);
   b.download(got.data(), count * 4);
-  EXPECT_EQ(detail::count_wrong(got.data(), count, n, DataType::i32, ReduceOp::sum,
+  EXPECT_EQ(detail::count_wrong(got.data(), count, n, DType::int32, ReduceOp::sum,
                                 static_cast<std::size_t>(comm().rank()) * count), 0u);
-  comm().allgather(a.data(), b.data(), count, DataType::i32);
+  comm().allgather(a.data(), b.data(), count, DType::int32);
   b.download(got.data(), count * 4);
   EXPECT_EQ(std::memcmp(got.data(), input.data(), count * 4), 0);
-  comm().ibroadcast(a.data(), count, DataType::i32, 0).wait();
+  comm().ibroadcast(a.data(), count, DType::int32, 0).wait();
   a.download(got.data(), count * 4);
   EXPECT_EQ(std::memcmp(got.data(), input.data(), count * 4), 0);
   comm().barrier();
@@ -134,7 +134,7 @@ TEST_F(Nccl, HostBufferWithTheNcclBackendIsAnInputError) {
   Communicator nccl = Communicator::from_environment(options);
   float host[4] = {};
   try {
-    nccl.allreduce(host, 4, DataType::f32, ReduceOp::sum);
+    nccl.allreduce(host, 4, DType::float32, ReduceOp::sum);
     ADD_FAILURE() << "host buffer accepted by the nccl backend";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::input);
@@ -147,7 +147,7 @@ TEST_F(Nccl, DeviceBufferWithTheMpiBackendIsAnInputError) {
   options.backend = "mpi";
   Communicator mpi = Communicator::from_environment(options);
   detail::DeviceBuffer buffer(16, comm().device());
-  EXPECT_THROW(mpi.allreduce(buffer.data(), 4, DataType::f32, ReduceOp::sum), Error);
+  EXPECT_THROW(mpi.allreduce(buffer.data(), 4, DType::float32, ReduceOp::sum), Error);
 }
 
 TEST_F(Nccl, OneDeviceAndOneHostBufferIsAnInputError) {
@@ -155,7 +155,7 @@ TEST_F(Nccl, OneDeviceAndOneHostBufferIsAnInputError) {
   float host[4] = {};
   for (const auto& [send, recv] : {std::pair<void*, void*>{device.data(), host}, {host, device.data()}}) {
     try {
-      comm().allreduce(send, recv, 4, DataType::f32, ReduceOp::sum);
+      comm().allreduce(send, recv, 4, DType::float32, ReduceOp::sum);
       ADD_FAILURE() << "a device and a host buffer were accepted together";
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::input);
@@ -171,7 +171,7 @@ TEST_F(Nccl, ABufferOnAnotherDeviceIsAnInputError) {
   const int other = (comm().device() + 1) % detail::cuda_device_count();
   detail::DeviceBuffer buffer(16, other);
   try {
-    comm().allreduce(buffer.data(), 4, DataType::f32, ReduceOp::sum);
+    comm().allreduce(buffer.data(), 4, DType::float32, ReduceOp::sum);
     ADD_FAILURE() << "a buffer on device " << other << " was accepted by a communicator on device " << comm().device();
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::input);
@@ -186,7 +186,7 @@ TEST_F(Nccl, CollectivesRunAfterTheCallersWorkOnTheDefaultStream) {
   const std::size_t count = std::size_t{64} << 20;
   detail::DeviceBuffer buffer(count, comm().device());
   ASSERT_EQ(cudaMemsetAsync(buffer.data(), 1, count, cudaStreamLegacy), cudaSuccess);
-  comm().allreduce(buffer.data(), count, DataType::u8, ReduceOp::sum);
+  comm().allreduce(buffer.data(), count, DType::uint8, ReduceOp::sum);
   std::vector<std::uint8_t> got(count);
   buffer.download(got.data(), count);
   const auto want = static_cast<std::uint8_t>(comm().size());
@@ -196,9 +196,9 @@ TEST_F(Nccl, CollectivesRunAfterTheCallersWorkOnTheDefaultStream) {
 
 TEST_F(Nccl, GradientsInDeviceMemoryAreReducedInDeviceBuckets) {
   SKIP_UNLESS_REDUCTIONS_CHECKABLE();
-  const std::pair<DataType, std::size_t> shapes[] = {{DataType::f32, 1000}, {DataType::f16, 3001},
-                                                     {DataType::bf16, 64},  {DataType::f32, 0},
-                                                     {DataType::f64, 4097}, {DataType::f32, 50000}};
+  const std::pair<DType, std::size_t> shapes[] = {{DType::float32, 1000}, {DType::float16, 3001},
+                                                     {DType::bfloat16, 64},  {DType::float32, 0},
+                                                     {DType::float64, 4097}, {DType::float32, 50000}};
   std::vector<std::unique_ptr<detail::DeviceBuffer>> grads;
   BucketOptions options;
   options.bucket_bytes = 64 * 1024;
@@ -207,7 +207,7 @@ TEST_F(Nccl, GradientsInDeviceMemoryAreReducedInDeviceBuckets) {
     grads.push_back(std::make_unique<detail::DeviceBuffer>(count * size_of(dt), comm().device()));
     buckets.add(grads.back()->data(), count, dt);
   }
-  const std::size_t view = buckets.add_view(777, DataType::f16);  // device buckets keep 16-bit types
+  const std::size_t view = buckets.add_view(777, DType::float16);  // device buckets keep 16-bit types
   for (int step = 0; step < 2; ++step) {
     for (std::size_t k = 0; k < grads.size(); ++k) {
       const auto& [dt, count] = shapes[k];
@@ -215,7 +215,7 @@ TEST_F(Nccl, GradientsInDeviceMemoryAreReducedInDeviceBuckets) {
       grads[k]->upload(input.data(), count * size_of(dt));
       buckets.mark_ready(k);
     }
-    const auto input = detail::filled(comm().rank(), 777, DataType::f16, ReduceOp::sum);
+    const auto input = detail::filled(comm().rank(), 777, DType::float16, ReduceOp::sum);
     ASSERT_EQ(cudaMemcpy(buckets.data(view), input.data(), 777 * 2, cudaMemcpyHostToDevice), cudaSuccess);
     buckets.mark_ready(view);
     buckets.wait();
@@ -224,16 +224,16 @@ TEST_F(Nccl, GradientsInDeviceMemoryAreReducedInDeviceBuckets) {
       std::vector<std::byte> got(count * size_of(dt) + 1);
       grads[k]->download(got.data(), count * size_of(dt));
       EXPECT_EQ(detail::count_wrong(got.data(), count, comm().size(), dt, ReduceOp::sum), 0u)
-          << name_of(dt) << " × " << count << " step " << step;
+          << to_string(dt) << " × " << count << " step " << step;
     }
     std::vector<std::byte> got(777 * 2 + 1);
     ASSERT_EQ(cudaMemcpy(got.data(), buckets.data(view), 777 * 2, cudaMemcpyDeviceToHost), cudaSuccess);
-    EXPECT_EQ(detail::count_wrong(got.data(), 777, comm().size(), DataType::f16, ReduceOp::sum), 0u);
+    EXPECT_EQ(detail::count_wrong(got.data(), 777, comm().size(), DType::float16, ReduceOp::sum), 0u);
   }
   float host[4] = {};
   GradientBuckets mixed(comm());
-  mixed.add(grads[0]->data(), 4, DataType::f32);
-  EXPECT_THROW(mixed.add(host, 4, DataType::f32), Error);
+  mixed.add(grads[0]->data(), 4, DType::float32);
+  EXPECT_THROW(mixed.add(host, 4, DType::float32), Error);
 }
 
 TEST_F(Nccl, ACollectiveThatAPeerNeverJoinsEndsInAnErrorNotAHang) {
@@ -248,12 +248,12 @@ TEST_F(Nccl, ACollectiveThatAPeerNeverJoinsEndsInAnErrorNotAHang) {
   if (nccl.rank() == 0) {
     // Rank 1 never joins: rank 0 must give up with the reason, and refuse later calls.
     try {
-      nccl.allreduce(buffer.data(), (1 << 20) / 4, DataType::f32, ReduceOp::sum);
+      nccl.allreduce(buffer.data(), (1 << 20) / 4, DType::float32, ReduceOp::sum);
       ADD_FAILURE() << "an allreduce that rank 1 never joined completed";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("did not complete within 5 s"), std::string::npos) << e.what();
     }
-    EXPECT_THROW(nccl.allreduce(buffer.data(), 4, DataType::f32, ReduceOp::sum), Error);
+    EXPECT_THROW(nccl.allreduce(buffer.data(), 4, DType::float32, ReduceOp::sum), Error);
   }
   comm().barrier();  // the host path: rank 1 waits here while rank 0 times out
 }
@@ -271,17 +271,17 @@ TEST_F(Nccl, RanksThatMetOverTcpReduceDeviceBuffersAndRefuseHostOnes) {
   EXPECT_EQ(tcp.mpi_comm(), MPI_COMM_NULL);
   const std::size_t count = 1000003;
   detail::DeviceBuffer buffer(count * 4, tcp.device());
-  auto input = detail::filled(0, count, DataType::f32, ReduceOp::sum);
+  auto input = detail::filled(0, count, DType::float32, ReduceOp::sum);
   buffer.upload(input.data(), count * 4);
-  tcp.allreduce(buffer.data(), count, DataType::f32, ReduceOp::sum);
+  tcp.allreduce(buffer.data(), count, DType::float32, ReduceOp::sum);
   tcp.barrier();
   tcp.ibarrier().wait();
   std::vector<std::byte> got(count * 4 + 1);
   buffer.download(got.data(), count * 4);
-  EXPECT_EQ(detail::count_wrong(got.data(), count, 1, DataType::f32, ReduceOp::sum), 0u);
+  EXPECT_EQ(detail::count_wrong(got.data(), count, 1, DType::float32, ReduceOp::sum), 0u);
   float host[4] = {};
   try {
-    tcp.allreduce(host, 4, DataType::f32, ReduceOp::sum);
+    tcp.allreduce(host, 4, DType::float32, ReduceOp::sum);
     ADD_FAILURE() << "a host buffer was accepted without MPI";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::input);

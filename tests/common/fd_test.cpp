@@ -1,13 +1,18 @@
 // common/fd: whole-file reads and writes.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "common/fd.hpp"
+#include "common/process.hpp"
 #include "tests/common/temp_dir.hpp"
 
 namespace cohort {
@@ -18,7 +23,7 @@ using testing::TempDir;
 
 TEST(Fd, WriteFileAtomicallyLeavesNoTemporaryBehind) {
   TempDir d;
-  write_file_atomically(d / "f", "one", Durability::fsync);
+  write_file_atomically(d / "f", "one");
   write_file_atomically(d / "f", "two");
   std::ifstream in(d / "f");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -42,11 +47,90 @@ TEST(Fd, AFailedWriteLeavesTheOldFileAndNoTemporary) {
 TEST(Fd, WriteFileAtomicallyNeverWritesThroughALinkAtItsTemporaryName) {
   TempDir d;
   std::ofstream(d / "victim") << "private";
-  fs::create_symlink(d / "victim", d / ("f.tmp." + std::to_string(::getpid())));
-  write_file_atomically(d / "f", "new", Durability::fsync);
+  fs::create_symlink(d / "victim", d / (".f.tmp." + std::to_string(::getpid())));
+  write_file_atomically(d / "f", "new");
   EXPECT_EQ(read_file(d / "victim").value_or(""), "private");
   EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(d / "f")));
   EXPECT_EQ(read_file(d / "f").value_or(""), "new");
+}
+
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(Fd, AnAtomicFileIsThereWithItsContentOnlyOnceCommitted) {
+  TempDir d;
+  {
+    AtomicFile file(d / "f");
+    file.write("half");
+    file.write(" and whole");
+    EXPECT_FALSE(fs::exists(d / "f"));
+    file.commit();
+  }
+  EXPECT_EQ(read_text(d / "f"), "half and whole");
+  EXPECT_EQ(names_in(d.path()), std::vector<std::string>{"f"});
+  EXPECT_EQ(fs::status(d / "f").permissions() & fs::perms::owner_write, fs::perms::owner_write);
+}
+
+TEST(Fd, AnAtomicFileDroppedUncommittedLeavesTheOldFileAndNoTemporary) {
+  TempDir d;
+  write_file_atomically(d / "f", "old");
+  {
+    AtomicFile file(d / "f");
+    file.write("new");
+  }
+  EXPECT_EQ(read_text(d / "f"), "old");
+  EXPECT_EQ(names_in(d.path()), std::vector<std::string>{"f"});
+}
+
+// Root ignores directory permissions: the write is tried as nobody (setpriv) through a
+// small writer program, as tests/checkpoint does.
+TEST(Fd, AWriteRefusedByAReadOnlyDirectoryNamesThePathAndKeepsTheOldFile) {
+  TempDir d;
+  fs::create_directory(d / "ro");
+  write_file_atomically(d / "ro" / "f", "old");
+  ::chmod((d / "ro").c_str(), 0555);
+  const std::string target = (d / "ro" / "f").string();
+  std::string error;
+  if (::geteuid() == 0) {
+    ::chmod(d.path().c_str(), 0755);
+    auto r = run_process({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", COHORT_FD_WRITER, target,
+                          "new"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    error = r.err;
+  } else {
+    try {
+      write_file_atomically(target, "new");
+      ADD_FAILURE() << "wrote into a read-only directory";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::failure);
+      error = e.what();
+    }
+  }
+  EXPECT_NE(error.find("cannot write " + target + ": " + std::strerror(EACCES)), std::string::npos) << error;
+  EXPECT_EQ(read_text(target), "old");
+  EXPECT_EQ(names_in(d / "ro"), std::vector<std::string>{"f"});
+  ::chmod((d / "ro").c_str(), 0755);
+}
+
+TEST(Fd, ReadTextRefusesWhatIsNoRegularFile) {
+  TempDir d;
+  std::ofstream(d / "f") << "text";
+  fs::create_symlink(d / "f", d / "link");
+  ASSERT_EQ(::mkfifo((d / "fifo").c_str(), 0644), 0);
+  EXPECT_EQ(read_text(d / "f"), "text");
+  for (const char* name : {"link", "fifo", "."}) {
+    try {
+      read_text(d / name);
+      ADD_FAILURE() << name;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find((d / name).string()), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("regular files only"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

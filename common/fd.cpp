@@ -103,16 +103,42 @@ RegularFile open_regular(const std::filesystem::path& path) {
   return {std::move(fd), static_cast<std::uint64_t>(st.st_size)};
 }
 
-std::string read_text(const std::filesystem::path& path) {
-  auto file = open_regular(path);
-  if (file.size > kMaxTextBytes) {
-    throw Error(path.string() + " is " + std::to_string(file.size) + " bytes, more than the " +
-                std::to_string(kMaxTextBytes) + " cohort reads as text");
+namespace {
+
+// What read_text says of a file the user named that it cannot read.
+Fd open_user_file(const std::filesystem::path& path, std::uint64_t& size) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) throw input_error(path.string() + ": cannot read it (does it exist?)");
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw Error(system_message("stat " + path.string(), errno));
+  if (S_ISDIR(st.st_mode)) throw input_error(path.string() + " is a directory, not a file");
+  if (!S_ISREG(st.st_mode)) throw input_error(path.string() + " is not a regular file");
+  size = static_cast<std::uint64_t>(st.st_size);
+  return fd;
+}
+
+}  // namespace
+
+std::string read_text(const std::filesystem::path& path, const ReadTextOptions& options) {
+  std::uint64_t size = 0;
+  Fd fd;
+  if (options.user_file) {
+    fd = open_user_file(path, size);
+  } else {
+    auto file = open_regular(path);
+    fd = std::move(file.fd);
+    size = file.size;
   }
-  std::string out(file.size, '\0');
+  if (size > options.max_bytes) {
+    const std::string message = path.string() + " is " + std::to_string(size) + " bytes, more than the " +
+                                std::to_string(options.max_bytes) +
+                                (options.user_file ? " it may hold" : " cohort reads as text");
+    throw options.user_file ? input_error(message) : Error(message);
+  }
+  std::string out(size, '\0');
   std::size_t done = 0;
   while (done < out.size()) {
-    const ssize_t n = ::read(file.fd.get(), out.data() + done, out.size() - done);
+    const ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw Error(system_message("read " + path.string(), errno));
     if (n == 0) break;  // the file shrank since it was opened

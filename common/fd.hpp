@@ -78,10 +78,21 @@ struct RegularFile {
 // cohort::Error naming the path and what it is.
 RegularFile open_regular(const std::filesystem::path& path);
 
-// The whole of the regular file `path` (see open_regular) of at most kMaxTextBytes, read no
-// further than the size it had when opened. Throws cohort::Error naming the path.
 inline constexpr std::uint64_t kMaxTextBytes = std::uint64_t{1} << 30;
-std::string read_text(const std::filesystem::path& path);
+
+struct ReadTextOptions {
+  std::uint64_t max_bytes = kMaxTextBytes;
+  // A file the user named (a spec, a config) may be a symbolic link, and what is wrong with
+  // it is theirs to fix: refusals are input errors (exit 2) that say what the path is.
+  // Files cohort wrote itself (manifests, state) are never links (see open_regular), and a
+  // refusal there is a failure, which a checkpoint's reader takes as damage.
+  bool user_file = false;
+};
+
+// The whole of the regular file `path`, read no further than the size it had when opened
+// (a FIFO is never waited on), of at most options.max_bytes. Throws cohort::Error naming
+// the path.
+std::string read_text(const std::filesystem::path& path, const ReadTextOptions& options = {});
 
 // ---- Durable writes ----
 

@@ -1,14 +1,9 @@
 // common/text.hpp — lists in text ("0,2,3" and back), lines out of streamed output, sizes
-// in bytes ("64M"), tables for the commands' plain output, and small text files read whole.
+// in bytes ("64M") and tables for the commands' plain output.
 #pragma once
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -17,7 +12,6 @@
 #include <vector>
 
 #include "common/error.hpp"
-#include "common/fd.hpp"
 
 namespace cohort {
 
@@ -149,34 +143,5 @@ inline void print_table(std::ostream& out, const std::vector<std::vector<std::st
   }
 }
 
-// The whole text of the regular file at `path` (a spec, a small state file), read no further
-// than the size it had when opened and of at most `max_bytes`. Throws cohort::Error naming
-// the path: an input error when it cannot be opened ("PATH: cannot read it (does it
-// exist?)"), is no regular file (a FIFO is never waited on) or is larger than `max_bytes`;
-// a failure when reading fails.
-inline std::string read_text(const std::string& path, std::uint64_t max_bytes = std::uint64_t{1} << 30) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (!fd) throw input_error(path + ": cannot read it (does it exist?)");
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) throw Error(system_message("stat " + path, errno));
-  if (S_ISDIR(st.st_mode)) throw input_error(path + " is a directory, not a file");
-  if (!S_ISREG(st.st_mode)) throw input_error(path + " is not a regular file");
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  if (size > max_bytes) {
-    throw input_error(path + " is " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) +
-                      " it may hold");
-  }
-  std::string out(size, '\0');
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error(system_message("read " + path, errno));
-    if (n == 0) break;  // the file shrank since it was opened
-    done += static_cast<std::size_t>(n);
-  }
-  out.resize(done);
-  return out;
-}
 
 }  // namespace cohort

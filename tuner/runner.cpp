@@ -116,7 +116,7 @@ Experiment open_experiment_dir(const fs::path& dir) {
     throw input_error(dir.string() + ": not an experiment directory (no experiment.yaml); start one with "
                                      "'cohort sweep run' or 'cohort sweep submit'");
   }
-  Experiment experiment = parse_experiment(read_text(spec), spec.string());
+  Experiment experiment = parse_experiment(read_text(spec, {.user_file = true}), spec.string());
   // Without metadata.name the name came from the file the user gave, not from this copy.
   std::string name = Journal(dir).read().name;
   if (!name.empty()) experiment.name = name;
@@ -124,7 +124,7 @@ Experiment open_experiment_dir(const fs::path& dir) {
 }
 
 Experiment init_experiment_dir(const fs::path& spec_path, const fs::path& dir) {
-  std::string text = read_text(spec_path);
+  std::string text = read_text(spec_path, {.user_file = true});
   Experiment experiment = parse_experiment(text, spec_path.string());
   // Private whatever the umask: the journal, trial logs and the array's output are the
   // user's, and the journal steers every task of the array.
@@ -136,7 +136,7 @@ Experiment init_experiment_dir(const fs::path& spec_path, const fs::path& dir) {
   }
   fs::path copy = dir / "experiment.yaml";
   if (fs::exists(copy)) {
-    if (read_text(copy) != text) {
+    if (read_text(copy, {.user_file = true}) != text) {
       throw input_error(dir.string() + " holds another experiment (its experiment.yaml differs from " +
                         spec_path.string() + "); give another --dir, or continue that one with 'cohort sweep resume " +
                         dir.string() + "'");

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/process.hpp"
 #include "tests/common/temp_dir.hpp"
@@ -129,6 +130,41 @@ TEST(Fd, ReadTextRefusesWhatIsNoRegularFile) {
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find((d / name).string()), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find("regular files only"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(ReadText, ReadsAFileTheUserNamedWhole) {
+  ::cohort::testing::TempDir dir("cohort-text");
+  const std::string path = (dir / "spec.yaml").string();
+  std::ofstream(path) << "kind: TFJob\n";
+  EXPECT_EQ(read_text(path, {.user_file = true}), "kind: TFJob\n");
+  std::ofstream(path, std::ios::trunc);
+  EXPECT_EQ(read_text(path, {.user_file = true}), "");
+}
+
+TEST(ReadText, WhatTheUserNamedAndCannotBeReadIsAnInputErrorNamingThePath) {
+  ::cohort::testing::TempDir dir("cohort-text");
+  const std::string fifo = (dir / "fifo").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::ofstream(dir / "big") << std::string(100, 'x');
+  struct Case {
+    std::string path;
+    std::string message;
+    std::uint64_t max_bytes = std::uint64_t{1} << 30;
+  };
+  for (const auto& c : std::vector<Case>{
+           {(dir / "missing").string(), (dir / "missing").string() + ": cannot read it (does it exist?)"},
+           {dir.path().string(), dir.path().string() + " is a directory, not a file"},
+           {fifo, fifo + " is not a regular file"},  // and no wait for a writer
+           {(dir / "big").string(), (dir / "big").string() + " is 100 bytes, more than the 99 it may hold", 99},
+       }) {
+    try {
+      read_text(c.path, {.max_bytes = c.max_bytes, .user_file = true});
+      ADD_FAILURE() << c.path << " was read";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::input);
+      EXPECT_EQ(std::string(e.what()), c.message);
     }
   }
 }

@@ -51,41 +51,6 @@ TEST(Text, LowerTakesAsciiLettersToLowerCase) {
   EXPECT_EQ(lower(""), "");
 }
 
-TEST(ReadText, ReadsARegularFileWhole) {
-  ::cohort::testing::TempDir dir("cohort-text");
-  const std::string path = (dir / "spec.yaml").string();
-  std::ofstream(path) << "kind: TFJob\n";
-  EXPECT_EQ(read_text(path), "kind: TFJob\n");
-  std::ofstream(path, std::ios::trunc);
-  EXPECT_EQ(read_text(path), "");
-}
-
-TEST(ReadText, WhatCannotBeReadIsAnInputErrorNamingThePath) {
-  ::cohort::testing::TempDir dir("cohort-text");
-  const std::string fifo = (dir / "fifo").string();
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  std::ofstream(dir / "big") << std::string(100, 'x');
-  struct Case {
-    std::string path;
-    std::string message;
-    std::uint64_t max_bytes = std::uint64_t{1} << 30;
-  };
-  for (const auto& c : std::vector<Case>{
-           {(dir / "missing").string(), (dir / "missing").string() + ": cannot read it (does it exist?)"},
-           {dir.path().string(), dir.path().string() + " is a directory, not a file"},
-           {fifo, fifo + " is not a regular file"},  // and no wait for a writer
-           {(dir / "big").string(), (dir / "big").string() + " is 100 bytes, more than the 99 it may hold", 99},
-       }) {
-    try {
-      read_text(c.path, c.max_bytes);
-      ADD_FAILURE() << c.path << " was read";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), ErrorKind::input);
-      EXPECT_EQ(std::string(e.what()), c.message);
-    }
-  }
-}
-
 TEST(Environment, EnvOrTakesAnEmptyVariableAsNotGiven) {
   ::setenv("COHORT_ENV_OR_PROBE", "value", 1);
   EXPECT_EQ(env_or("COHORT_ENV_OR_PROBE", "fallback"), "value");

@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <boost/program_options.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -16,25 +14,16 @@
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/internal.hpp"
 #include "common/fd.hpp"
+#include "common/options.hpp"
 #include "common/stats.hpp"
 #include "common/text.hpp"
 
 namespace cohort::checkpoint {
 
 using namespace detail;
-namespace po = boost::program_options;
+namespace po = options::po;
 
 namespace {
-
-constexpr const char* kHelp =
-    "usage: cohort ckpt bench --dir D [--bytes N] [--tensors K] [--repeat R] [--async] [--keep] [--json]\n\n"
-    "Saves and loads a synthetic state of N bytes (all ranks together) in K float32 tensors,\n"
-    "sharded by rows, through the checkpointer; in the same run writes the same bytes raw\n"
-    "(write + fsync, one file per rank) and reads them back, as the limit. Page caches of\n"
-    "both are dropped before reading. It repeats R times, alternating which goes first, and\n"
-    "each figure is the median. Run it under mpirun or srun for several ranks.\n\n"
-    "example:\n"
-    "  mpirun -n 2 cohort ckpt bench --dir /scratch/bench --bytes 1G --tensors 100 --async\n";
 
 // Initialises MPI for the benchmark when the program has not, and finalises it after.
 class MpiSession {
@@ -125,22 +114,27 @@ void drop_cache(const fs::path& path) {
 }  // namespace
 
 int bench_command(const std::vector<std::string>& args) {
-  po::options_description options("options");
   std::string dir_text, bytes_text = "1G";
   int tensors = 100, repeat = 3;
-  options.add_options()("dir", po::value(&dir_text)->required(), "directory to write in (shared by all ranks)")(
-      "bytes", po::value(&bytes_text), "state size, all ranks together (default 1G)")(
-      "tensors", po::value(&tensors), "number of tensors (default 100)")(
-      "repeat", po::value(&repeat), "repetitions; each figure is their median (default 3)")(
+  options::Parser parser(
+      {"ckpt bench",
+       {"--dir D [--bytes N] [--tensors K] [--repeat R] [--async] [--keep] [--json]"},
+       "Saves and loads a synthetic state of N bytes (all ranks together) in K float32 tensors,\n"
+       "sharded by rows, through the checkpointer; in the same run writes the same bytes raw\n"
+       "(write + fsync, one file per rank) and reads them back, as the limit. Page caches of\n"
+       "both are dropped before reading. It repeats R times, alternating which goes first, and\n"
+       "each figure is the median. Run it under mpirun or srun for several ranks.",
+       {"mpirun -n 2 cohort ckpt bench --dir /scratch/bench --bytes 1G --tensors 100 --async"}});
+  parser.add()("dir", po::value(&dir_text)->required()->value_name("D"), "directory to write in (shared by all ranks)")(
+      "bytes", po::value(&bytes_text)->value_name("N"), "state size, all ranks together (default 1G)")(
+      "tensors", po::value(&tensors)->value_name("K"), "number of tensors (default 100)")(
+      "repeat", po::value(&repeat)->value_name("R"), "repetitions; each figure is their median (default 3)")(
       "async", "also measure how long save_async blocks the caller")(
-      "keep", "leave the checkpoint in its directory under --dir (a failed run leaves nothing)")("json", "print JSON instead of a table")("help,h", "show this help");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(options).run(), vm);
-  if (vm.count("help")) {
-    std::cout << kHelp << "\n" << options << "\n";
-    return 0;
-  }
-  po::notify(vm);
+      "keep", "leave the checkpoint in its directory under --dir (a failed run leaves nothing)")(
+      "json", "print JSON instead of a table");
+  auto parsed = parser.parse(args);
+  if (!parsed) return 0;
+  const po::variables_map& vm = parsed->values;
   const std::uint64_t total = parse_bytes(bytes_text);
   if (tensors < 1) throw input_error("--tensors " + std::to_string(tensors) + ": must be at least 1");
   if (repeat < 1) throw input_error("--repeat " + std::to_string(repeat) + ": must be at least 1");

@@ -140,14 +140,22 @@ std::uint64_t byte_size(const std::string& option, const std::string& text, std:
 void print_help(std::ostream& out, const Dispatch& command) {
   print_usage(out, command.help);
   out << "\n" << command.kind << "s:\n";
-  // Summaries start in one column; a longer synopsis puts its summary on the next line.
-  constexpr std::size_t kColumn = 31;
+  // Summaries start in one column, two spaces after the longest synopsis up to a limit; a
+  // longer synopsis puts its summary on the next line.
+  constexpr std::size_t kWidest = 40;
+  std::vector<std::string> lefts;
+  std::size_t column = 0;
   for (const auto& sub : command.table) {
-    std::string left = "  " + std::string(sub.name) + (sub.synopsis.empty() ? "" : " ") + std::string(sub.synopsis);
-    if (left.size() + 1 > kColumn) {
-      out << left << "\n" << std::string(kColumn, ' ') << sub.summary << "\n";
+    lefts.push_back("  " + std::string(sub.name) + (sub.synopsis.empty() ? "" : " ") + std::string(sub.synopsis));
+    column = std::min(kWidest, std::max(column, lefts.back().size() + 2));
+  }
+  for (std::size_t i = 0; i < lefts.size(); ++i) {
+    const std::string& left = lefts[i];
+    const std::string_view summary = command.table[i].summary;
+    if (left.size() + 2 > column) {
+      out << left << "\n" << std::string(column, ' ') << summary << "\n";
     } else {
-      out << left << std::string(kColumn - left.size(), ' ') << sub.summary << "\n";
+      out << left << std::string(column - left.size(), ' ') << summary << "\n";
     }
   }
   print_examples(out, command.help);

@@ -19,6 +19,7 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/json.hpp"
+#include "common/options.hpp"
 #include "common/process.hpp"
 #include "common/stats.hpp"
 #include "common/text.hpp"
@@ -26,6 +27,8 @@
 
 namespace cohort::tuner {
 namespace {
+
+namespace po = options::po;
 
 struct Problem {
   std::string name;
@@ -117,62 +120,53 @@ double run(const Experiment& e, const Problem& p, std::uint64_t seed, int trials
 }  // namespace
 
 int sweep_bench(const std::vector<std::string>& args) {
-  int trials = 50, seeds = 10;
-  bool optuna = true;
-  std::string optuna_json;  // a saved run of the script, instead of running it again
-  std::vector<std::string> algorithms{"random", "sobol", "tpe", "multivariate-tpe", "bayesianoptimization"};
-  std::string settings;
+  std::string trials_text = "50", seeds_text = "10", optuna_json, algorithms_text;
+  std::vector<std::string> setting_items;
+  // A saved run of the Optuna script (--optuna-json) stands in for running it again.
   std::string script = COHORT_SOURCE_DIR "/bench/tuner_optuna.py";
   // Debian's interpreter, which Debian's python3-optuna is installed for.
   std::string python = "/usr/bin/python3";
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw input_error("bench: " + a + " needs a value");
-      return args[++i];
-    };
-    auto count = [&](long long high) {
-      const std::string text = value();
-      const auto n = parse_integer(text, 1, high);
-      if (!n) throw input_error("bench: " + a + " " + text + ": expected a whole number from 1 to " + std::to_string(high));
-      return static_cast<int>(*n);
-    };
-    if (a == "--trials") trials = count(100000);
-    else if (a == "--seeds") seeds = count(100000);
-    else if (a == "--optuna-script") script = value();
-    else if (a == "--python") python = value();
-    else if (a == "--no-optuna") optuna = false;
-    else if (a == "--optuna-json") optuna_json = value();
-    else if (a == "--algorithms") {
-      algorithms.clear();
-      const std::string list = value();
-      for (std::string_view name : split(list, ',')) {
-        if (!name.empty()) algorithms.emplace_back(name);
-      }
-      if (algorithms.empty()) throw input_error("bench: --algorithms needs at least one name");
-    } else if (a == "--setting") {
-      const std::string item = value();
-      const size_t eq = item.find('=');
-      if (eq == std::string::npos || eq == 0) throw input_error("bench: --setting " + item + ": expected NAME=VALUE");
-      settings += std::string(settings.empty() ? "" : ", ") + "{name: " + item.substr(0, eq) + ", value: \"" +
-                  item.substr(eq + 1) + "\"}";
+  options::Parser parser(
+      {"sweep bench",
+       {"[--trials 50] [--seeds 10] [--no-optuna] [--optuna-script PATH]\n"
+        "[--python /usr/bin/python3] [--optuna-json FILE]\n"
+        "[--algorithms tpe,multivariate-tpe,...] [--setting NAME=VALUE]..."},
+       "Median best objective of each sampler on Branin, Hartmann6, a 10-d Rosenbrock and a mixed\n"
+       "space, and its regret as a ratio to Optuna TPE's (run in the same benchmark, from\n"
+       "bench/tuner_optuna.py); then the time of one suggestion after 200 finished trials.\n\n"
+       "--optuna-json reads a saved output of the Optuna script (same --trials and --seeds) instead of\n"
+       "running it; --setting passes algorithmSettings to every algorithm of --algorithms.",
+       {"cohort sweep bench --trials 50 --seeds 10",
+        "cohort sweep bench --seeds 30 --algorithms tpe --setting n_ei_candidates=48"}});
+  parser.add()("trials", po::value(&trials_text)->value_name("N"), "trials per search (50)")(
+      "seeds", po::value(&seeds_text)->value_name("N"), "seeds per sampler and problem; figures are medians (10)")(
+      "no-optuna", "leave out Optuna's TPE, the baseline")(
+      "optuna-script", po::value(&script)->value_name("PATH"), "the Optuna side (bench/tuner_optuna.py)")(
+      "python", po::value(&python)->value_name("PATH"), "the interpreter that runs it (/usr/bin/python3)")(
+      "optuna-json", po::value(&optuna_json)->value_name("FILE"), "a saved output of the Optuna script instead")(
+      "algorithms", po::value(&algorithms_text)->value_name("LIST"),
+      "samplers to compare (random,sobol,tpe,multivariate-tpe,bayesianoptimization)")(
+      "setting", po::value(&setting_items)->composing()->value_name("NAME=VALUE"),
+      "an algorithmSetting for every algorithm; repeatable");
+  auto parsed = parser.parse(args);
+  if (!parsed) return 0;
+  const int trials = static_cast<int>(options::whole_number("--trials", trials_text, 1, 100000));
+  const int seeds = static_cast<int>(options::whole_number("--seeds", seeds_text, 1, 100000));
+  const bool optuna = !parsed->has("no-optuna");
+  std::vector<std::string> algorithms{"random", "sobol", "tpe", "multivariate-tpe", "bayesianoptimization"};
+  if (parsed->has("algorithms")) {
+    algorithms.clear();
+    for (std::string_view name : split(algorithms_text, ',')) {
+      if (!name.empty()) algorithms.emplace_back(name);
     }
-    else if (a == "--help" || a == "-h") {
-      std::printf(
-          "usage: cohort sweep bench [--trials 50] [--seeds 10] [--no-optuna] [--optuna-script PATH]\n"
-          "                          [--python /usr/bin/python3] [--optuna-json FILE]\n"
-          "                          [--algorithms tpe,multivariate-tpe,...] [--setting NAME=VALUE]...\n\n"
-          "Median best objective of each sampler on Branin, Hartmann6, a 10-d Rosenbrock and a mixed\n"
-          "space, and its regret as a ratio to Optuna TPE's (run in the same benchmark, from\n"
-          "bench/tuner_optuna.py); then the time of one suggestion after 200 finished trials.\n\n"
-          "--optuna-json reads a saved output of the Optuna script (same --trials and --seeds) instead of\n"
-          "running it; --setting passes algorithmSettings to every algorithm of --algorithms.\n\n"
-          "example:\n  cohort sweep bench --trials 50 --seeds 10\n"
-          "  cohort sweep bench --seeds 30 --algorithms tpe --setting n_ei_candidates=48\n");
-      return 0;
-    } else {
-      throw input_error("bench: unexpected argument '" + a + "' (see 'cohort sweep bench --help')");
-    }
+    if (algorithms.empty()) throw input_error("bench: --algorithms needs at least one name");
+  }
+  std::string settings;
+  for (const auto& item : setting_items) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw input_error("bench: --setting " + item + ": expected NAME=VALUE");
+    settings += std::string(settings.empty() ? "" : ", ") + "{name: " + item.substr(0, eq) + ", value: \"" +
+                item.substr(eq + 1) + "\"}";
   }
   json::Value baseline;
   if (optuna && !optuna_json.empty()) {

@@ -89,11 +89,11 @@ TEST(Options, PassOnKeepsUnknownOptionsAndTheirValuesInOrder) {
   int count = 0;
   auto parser = demo_parser(&dir, &count);
   parser.pass_on();
-  auto parsed = parser.parse({"exp.yaml", "--partition", "gpu", "--dir", "/d", "-N", "2", "--array=0-3"});
+  auto parsed = parser.parse({"exp.yaml", "--partition", "gpu", "--dir", "/d", "-N", "2", "-n1", "--array=0-3"});
   ASSERT_TRUE(parsed);
   EXPECT_EQ(dir, "/d");
   EXPECT_EQ(parsed->operands, std::vector<std::string>{"exp.yaml"});
-  EXPECT_EQ(parsed->passed_on, (std::vector<std::string>{"--partition", "gpu", "-N", "2", "--array=0-3"}));
+  EXPECT_EQ(parsed->passed_on, (std::vector<std::string>{"--partition", "gpu", "-N", "2", "-n1", "--array=0-3"}));
 }
 
 TEST(Options, NumbersAndSizesNameTheOptionAndWhatWouldBeRight) {
@@ -123,10 +123,10 @@ TEST(Options, SubcommandsAreListedAndRunByName) {
   print_help(out, command);
   EXPECT_EQ(out.str(),
             "usage: cohort demo <verb> [args]\n\nDemonstrates.\n\nverbs:\n"
-            "  count [ARGS...]              counts its arguments\n"
-            "  refuse --x N                 refuses\n"
+            "  count [ARGS...]                       counts its arguments\n"
+            "  refuse --x N                          refuses\n"
             "  with-a-long-name --and-a-long-synopsis VALUE\n"
-            "                               summary on the next line\n"
+            "                                        summary on the next line\n"
             "\nexample:\n  cohort demo count a b\n");
   EXPECT_EQ(dispatch(command, {"count", "a", "b"}), 2);
   EXPECT_EQ(message_of([&] { dispatch(command, {"refuse"}); }), "refuse: --x 1: must be 2");

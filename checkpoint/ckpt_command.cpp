@@ -4,7 +4,6 @@
 #include <iostream>
 #include <sstream>
 
-#include "checkpoint/bench.hpp"
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/export.hpp"
 #include "checkpoint/layout.hpp"
@@ -216,8 +215,6 @@ constexpr options::Subcommand kVerbs[] = {
     {"prune", "DIR --keep-last N [--keep-every M]", "remove old checkpoints; the newest good one always stays",
      &prune_command},
     {"export", "PATH --to safetensors|npz OUT", "write the tensors for PyTorch or NumPy", &export_command},
-    {"bench", "--dir D [--bytes N] [--tensors K] [--async]", "save/load throughput against raw write+fsync and read",
-     &bench_command},
 };
 
 }  // namespace
@@ -228,7 +225,7 @@ int ckpt_command(const std::vector<std::string>& args) {
                              {"<verb> [args]"},
                              "HDF5 checkpoints written by cohort's checkpointer (docs/checkpoint-format.md). PATH\n"
                              "is a step-XXXXXXXX directory, or a checkpoint directory for its newest checkpoint;\n"
-                             "ls, inspect and verify take --json.",
+                             "ls, inspect and verify take --json. Save and load throughput: `cohort bench ckpt`.",
                              {"cohort ckpt ls /scratch/run1/ckpt", "cohort ckpt verify /scratch/run1/ckpt/step-00001000",
                               "cohort ckpt prune /scratch/run1/ckpt --keep-last 3 --keep-every 1000",
                               "cohort ckpt export /scratch/run1/ckpt --to npz model.npz"}},

@@ -21,7 +21,6 @@
 #include "common/options.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
-#include "tuner/bench.hpp"
 #include "tuner/journal.hpp"
 #include "tuner/runner.hpp"
 #include "tuner/sampler.hpp"
@@ -479,12 +478,12 @@ int sweep_command(const std::vector<std::string>& args) {
       {"report", "NAME=VALUE ...", "record metrics from inside a running trial", &cmd_report},
       {"init", "EXP.yaml --dir D", "create the experiment directory only", &cmd_init},
       {"task", "D", "claim and run one trial (what each array task runs)", &cmd_task},
-      {"bench", "[--trials N] [--seeds N]", "the samplers against Optuna's TPE on standard problems", &sweep_bench},
   };
   // The verbs' errors say which verb they are from where that helps; a spec's errors name the spec.
   return options::dispatch({{"sweep",
                              {"<verb> [args]"},
-                             "Katib experiments on Slurm: trials as array tasks, a journal on the shared filesystem.",
+                             "Katib experiments on Slurm: trials as array tasks, a journal on the shared filesystem.\n"
+                             "The samplers' benchmark is `cohort bench sweep`.",
                              {"cohort sweep submit mnist.yaml --dir /scratch/mnist-sweep --partition=gpu",
                               "cohort sweep status /scratch/mnist-sweep"}},
                             "verb",

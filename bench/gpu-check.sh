@@ -5,12 +5,13 @@
 #   OUT=/tmp/gpu-check bash bench/gpu-check.sh
 #
 # Logs go to $OUT (default ./gpu-check-out): summary.txt first, then one log per step.
-# Expects CUDA and NCCL under $CUDA_HOME (default /usr/local/cuda) and Open MPI. When the
-# other Debian development packages of a full cohort build are missing (hwloc, HDF5, UCX,
-# Boost, Slurm), CMake cannot configure the whole project; the script says which are missing
-# and builds the collectives component alone with mpicxx, which needs only MPI, CUDA and NCCL
-# (and GoogleTest for the tests). GPU_CHECK_MODE=direct takes that path even when CMake could
-# configure; JOBS (16), BUILD ($SRC/build-gpu) and STEP_TIMEOUT (300 s per step) adjust it.
+# Expects CUDA and NCCL under $CUDA_HOME (default /usr/local/cuda), Open MPI and
+# Boost.Program_options. When the other Debian development packages of a full cohort build
+# are missing (hwloc, HDF5, UCX, Slurm), CMake cannot configure the whole project; the script
+# says which are missing and builds the collectives component alone with mpicxx, which needs
+# only MPI, CUDA, NCCL and Boost.Program_options (and GoogleTest for the tests).
+# GPU_CHECK_MODE=direct takes that path even when CMake could configure; JOBS (16), BUILD
+# ($SRC/build-gpu) and STEP_TIMEOUT (300 s per step) adjust it.
 set -u
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,7 +63,8 @@ GTEST=yes
 header gtest/gtest.h /usr/include /usr/local/include || { GTEST=no; missing_full+=("GoogleTest (libgtest-dev): the gpu tests cannot be built"); }
 have cmake || missing_full+=("cmake 3.25 or later")
 have ninja || missing_full+=("ninja (ninja-build)")
-header boost/program_options.hpp /usr/include || missing_full+=("Boost.Program_options (libboost-program-options-dev)")
+header boost/program_options.hpp /usr/include ||
+  missing_core+=("Boost.Program_options, which reads the benchmark's options (libboost-program-options-dev)")
 pkg-config --exists 'hwloc >= 2.0' 2> /dev/null || missing_full+=("hwloc 2 (libhwloc-dev)")
 pkg-config --exists ucx 2> /dev/null || missing_full+=("UCX (libucx-dev)")
 header H5public.h /usr/include/hdf5/openmpi /usr/include || missing_full+=("parallel HDF5 (libhdf5-openmpi-dev)")
@@ -81,7 +83,7 @@ if [ ${#missing_core[@]} -gt 0 ]; then
 fi
 
 # ---- build -----------------------------------------------------------------------------------
-COHORT=()        # the command that runs `cohort bench`
+COHORT=()        # the command that runs `cohort bench` (its area follows)
 GPU_TEST=""      # the gpu test binary, when ctest is not available
 MODE=${GPU_CHECK_MODE:-cmake}   # GPU_CHECK_MODE=direct skips CMake
 [ ${#missing_full[@]} -gt 0 ] && MODE=direct
@@ -108,27 +110,31 @@ if [ $MODE = direct ]; then
   D="$BUILD/direct"
   mkdir -p "$D"
   cat > "$D/bench_main.cpp" << 'CPP'
-// `cohort bench` alone, for machines that cannot build the whole cohort.
+// `cohort bench collectives` alone, for machines that cannot build the whole cohort.
 #include <iostream>
+#include <string_view>
 #include "collectives/bench.hpp"
 #include "common/error.hpp"
 int main(int argc, char** argv) {
+  const int first = argc > 1 && std::string_view(argv[1]) == "collectives" ? 2 : 1;
   try {
-    return cohort::bench_command(std::vector<std::string>(argv + 1, argv + argc));
+    return cohort::bench_command(std::vector<std::string>(argv + first, argv + argc));
   } catch (const cohort::Error& e) {
-    std::cerr << "cohort: bench: " << e.what() << "\n";
+    std::cerr << "cohort: bench: collectives: " << e.what() << "\n";
     return e.exit_code();
   }
 }
 CPP
   FLAGS=(-std=c++20 -O2 -g -Wall -Wextra -I"$SRC" -I"$CUDA/include" -DCOHORT_HAVE_NCCL=1
          -DOMPI_SKIP_MPICXX=1 -DMPICH_SKIP_MPICXX=1)
-  LIBS=(-L"$CUDA/lib64" -L"$CUDA/lib" -Wl,-rpath,"$CUDA/lib64" -lnccl -lcudart -pthread)
-  LIB_SOURCES=("$SRC"/collectives/*.cpp "$SRC/common/error.cpp")
+  LIBS=(-L"$CUDA/lib64" -L"$CUDA/lib" -Wl,-rpath,"$CUDA/lib64" -lnccl -lcudart -lboost_program_options -pthread)
+  # The benchmark's report, options and JSON come from common/.
+  LIB_SOURCES=("$SRC"/collectives/*.cpp "$SRC"/common/{bench,error,json,options}.cpp)
   compile_all() { # every source at once; fails when any fails
     local pids=() f ok=0
     for f in "${LIB_SOURCES[@]}"; do
-      mpicxx "${FLAGS[@]}" -c "$f" -o "$D/$(basename "$f" .cpp).o" & pids+=($!)
+      # Named by folder too: collectives/bench.cpp and common/bench.cpp are two objects.
+      mpicxx "${FLAGS[@]}" -c "$f" -o "$D/$(basename "$(dirname "$f")")-$(basename "$f" .cpp).o" & pids+=($!)
     done
     for f in "${pids[@]}"; do wait "$f" || ok=1; done
     return $ok

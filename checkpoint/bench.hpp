@@ -1,4 +1,5 @@
-// checkpoint/bench.hpp — `cohort ckpt bench`, the checkpoint throughput benchmark.
+// checkpoint/bench.hpp — `cohort bench ckpt`: checkpoint save and load throughput against
+// raw write+fsync and read of the same bytes.
 #pragma once
 
 #include <string>
@@ -6,7 +7,7 @@
 
 namespace cohort::checkpoint {
 
-// Receives the arguments after `ckpt bench`. Initialises MPI itself when run without it.
+// Receives the arguments after `bench ckpt`. Initialises MPI itself when run without it.
 int bench_command(const std::vector<std::string>& args);
 
 }  // namespace cohort::checkpoint

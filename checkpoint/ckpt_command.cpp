@@ -1,47 +1,24 @@
 #include "checkpoint/ckpt_command.hpp"
 
-#include <boost/program_options.hpp>
-
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 
-#include "checkpoint/bench.hpp"
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/export.hpp"
 #include "checkpoint/layout.hpp"
 #include "checkpoint/manifest.hpp"
 #include "common/error.hpp"
+#include "common/options.hpp"
 #include "common/progress.hpp"
 #include "common/text.hpp"
 
 namespace cohort::checkpoint {
 
 using namespace detail;
-namespace po = boost::program_options;
+namespace po = options::po;
 
 namespace {
-
-constexpr const char* kUsage =
-    "usage: cohort ckpt <verb> [args]\n\n"
-    "HDF5 checkpoints written by cohort's checkpointer (docs/checkpoint-format.md).\n\n"
-    "verbs:\n"
-    "  ls DIR                       list the committed checkpoints in DIR\n"
-    "  inspect PATH                 tensors, dtypes, shapes, bytes and metadata of a checkpoint\n"
-    "                               (PATH is a step-XXXXXXXX directory, or DIR for its newest)\n"
-    "  verify PATH|DIR              check every tensor's checksum; exit 0 only when all match\n"
-    "  prune DIR --keep-last N [--keep-every M]\n"
-    "                               remove old checkpoints; the newest good one always stays\n"
-    "  export PATH --to safetensors|npz OUT\n"
-    "                               write the tensors for PyTorch or NumPy\n"
-    "  bench --dir D [--bytes N] [--tensors K] [--async]\n"
-    "                               save/load throughput against raw write+fsync and read\n\n"
-    "ls, inspect and verify take --json.\n\n"
-    "example:\n"
-    "  cohort ckpt ls /scratch/run1/ckpt\n"
-    "  cohort ckpt verify /scratch/run1/ckpt/step-00001000\n"
-    "  cohort ckpt prune /scratch/run1/ckpt --keep-last 3 --keep-every 1000\n"
-    "  cohort ckpt export /scratch/run1/ckpt --to npz model.npz\n";
 
 std::string human_bytes(std::uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -63,47 +40,28 @@ std::string hex32(std::uint32_t v) {
   return buf;
 }
 
-struct Parsed {
-  po::variables_map vm;
-  std::vector<std::string> positional;
-};
-
-// Parses one verb's options; `--help` prints `help` and returns nullopt.
-std::optional<Parsed> parse(const std::vector<std::string>& args, po::options_description& options,
-                            const std::string& help) {
-  options.add_options()("help,h", "show this help");
-  po::options_description all;
-  all.add(options);
-  all.add_options()("positional", po::value<std::vector<std::string>>(), "");
-  po::positional_options_description pos;
-  pos.add("positional", -1);
-  Parsed parsed;
-  po::store(po::command_line_parser(args).options(all).positional(pos).run(), parsed.vm);
-  po::notify(parsed.vm);
-  if (parsed.vm.count("help")) {
-    std::cout << help << "\n" << options << "\n";
-    return std::nullopt;
-  }
-  if (parsed.vm.count("positional")) parsed.positional = parsed.vm["positional"].as<std::vector<std::string>>();
-  return parsed;
+// One verb's parser: its help, --json when `json` is true, and any number of operands
+// (the verb checks how many it got, saying which it expected).
+options::Parser verb_parser(options::Help help, bool json = true) {
+  options::Parser parser(std::move(help));
+  if (json) parser.add()("json", "print JSON instead of a table");
+  parser.operands(-1);
+  return parser;
 }
 
-std::string one_path(const Parsed& p, const char* verb, const char* what) {
-  if (p.positional.size() != 1) {
-    throw input_error(std::string(verb) + ": expected one " + what + ", got " + std::to_string(p.positional.size()) +
-                      " (see 'cohort ckpt " + verb + " --help')");
+std::string one_path(const options::Parsed& p, const options::Parser& parser, const char* what) {
+  if (p.operands.size() != 1) {
+    throw parser.usage_error(std::string("expected one ") + what + ", got " + std::to_string(p.operands.size()));
   }
-  return p.positional[0];
+  return p.operands[0];
 }
 
 int ls(const std::vector<std::string>& args) {
-  po::options_description options("options");
-  options.add_options()("json", "print JSON instead of a table");
-  auto p = parse(args, options,
-                 "usage: cohort ckpt ls DIR [--json]\n\nLists the committed checkpoints in DIR, oldest first.\n\n"
-                 "example:\n  cohort ckpt ls /scratch/run1/ckpt");
+  auto parser = verb_parser({"ckpt ls", {"DIR [--json]"}, "Lists the committed checkpoints in DIR, oldest first.",
+                             {"cohort ckpt ls /scratch/run1/ckpt"}});
+  auto p = parser.parse(args);
   if (!p) return 0;
-  fs::path dir = one_path(*p, "ls", "checkpoint directory");
+  fs::path dir = one_path(*p, parser, "checkpoint directory");
   auto entries = list(dir);
   json::Value out = json::Value::array();
   std::vector<std::vector<std::string>> rows{{"STEP", "TIME", "RANKS", "TENSORS", "BYTES", "LATEST", "PATH"}};
@@ -127,7 +85,7 @@ int ls(const std::vector<std::string>& args) {
     }
     out.push(std::move(row));
   }
-  if (p->vm.count("json")) {
+  if (p->has("json")) {
     std::cout << json::write(out, 2) << "\n";
   } else if (entries.empty()) {
     std::cout << "no checkpoints in " << dir.string() << "\n";
@@ -138,16 +96,16 @@ int ls(const std::vector<std::string>& args) {
 }
 
 int inspect(const std::vector<std::string>& args) {
-  po::options_description options("options");
-  options.add_options()("json", "print JSON instead of a table");
-  auto p = parse(args, options,
-                 "usage: cohort ckpt inspect PATH [--json]\n\nShows a checkpoint's tensors and metadata; PATH is a "
-                 "step-XXXXXXXX directory, or a checkpoint directory for its newest checkpoint.\n\n"
-                 "example:\n  cohort ckpt inspect /scratch/run1/ckpt/step-00001000 --json");
+  auto parser = verb_parser({"ckpt inspect",
+                             {"PATH [--json]"},
+                             "Shows a checkpoint's tensors and metadata; PATH is a step-XXXXXXXX directory, or a\n"
+                             "checkpoint directory for its newest checkpoint.",
+                             {"cohort ckpt inspect /scratch/run1/ckpt/step-00001000 --json"}});
+  auto p = parser.parse(args);
   if (!p) return 0;
-  fs::path path = resolve_checkpoint(one_path(*p, "inspect", "checkpoint path"));
+  fs::path path = resolve_checkpoint(one_path(*p, parser, "checkpoint path"));
   Manifest m = read_manifest(path);
-  if (p->vm.count("json")) {
+  if (p->has("json")) {
     json::Value out = manifest_to_json(m);
     out.set("path", path.string());
     std::cout << json::write(out, 2) << "\n";
@@ -173,14 +131,15 @@ int inspect(const std::vector<std::string>& args) {
 }
 
 int verify_command(const std::vector<std::string>& args) {
-  po::options_description options("options");
-  options.add_options()("json", "print JSON instead of a table");
-  auto p = parse(args, options,
-                 "usage: cohort ckpt verify PATH|DIR [--json]\n\nReads every tensor and compares its CRC32C with "
-                 "the manifest. PATH checks one checkpoint, DIR all of them. Exits 0 only when every checksum "
-                 "matches, 1 when any checkpoint is damaged.\n\nexample:\n  cohort ckpt verify /scratch/run1/ckpt");
+  auto parser = verb_parser({"ckpt verify",
+                             {"PATH|DIR [--json]"},
+                             "Reads every tensor and compares its CRC32C with the manifest. PATH checks one\n"
+                             "checkpoint, DIR all of them. Exits 0 only when every checksum matches, 1 when any\n"
+                             "checkpoint is damaged.",
+                             {"cohort ckpt verify /scratch/run1/ckpt"}});
+  auto p = parser.parse(args);
   if (!p) return 0;
-  fs::path path = one_path(*p, "verify", "checkpoint path or directory");
+  fs::path path = one_path(*p, parser, "checkpoint path or directory");
   std::vector<fs::path> targets;
   if (is_checkpoint(path) || !fs::is_directory(path)) {
     targets.push_back(path);
@@ -215,27 +174,29 @@ int verify_command(const std::vector<std::string>& args) {
                           {"ok", json::Value(r.ok())},
                           {"problems", std::move(problems)}});
   }
-  if (p->vm.count("json")) std::cout << json::write(out, 2) << "\n";
+  if (p->has("json")) std::cout << json::write(out, 2) << "\n";
   else print_table(std::cout, rows);
   return all_ok ? 0 : 1;
 }
 
 int prune_command(const std::vector<std::string>& args) {
-  po::options_description options("options");
   std::int64_t keep_last = 0, keep_every = 0;
-  options.add_options()("keep-last", po::value(&keep_last)->required(), "keep the newest N checkpoints (N >= 1)")(
-      "keep-every", po::value(&keep_every), "also keep checkpoints whose step is a multiple of M")(
+  auto parser = verb_parser({"ckpt prune",
+                             {"DIR --keep-last N [--keep-every M] [--json]"},
+                             "Removes checkpoints that neither rule keeps; the newest checkpoint that verifies is\n"
+                             "always kept. Also removes leftovers of interrupted saves.",
+                             {"cohort ckpt prune /scratch/run1/ckpt --keep-last 3 --keep-every 1000"}},
+                            false);
+  parser.add()("keep-last", po::value(&keep_last)->required()->value_name("N"), "keep the newest N checkpoints (N >= 1)")(
+      "keep-every", po::value(&keep_every)->value_name("M"), "also keep checkpoints whose step is a multiple of M")(
       "json", "print the removed steps as JSON");
-  auto p = parse(args, options,
-                 "usage: cohort ckpt prune DIR --keep-last N [--keep-every M]\n\nRemoves checkpoints that neither "
-                 "rule keeps; the newest checkpoint that verifies is always kept. Also removes leftovers of "
-                 "interrupted saves.\n\nexample:\n  cohort ckpt prune /scratch/run1/ckpt --keep-last 3 --keep-every 1000");
+  auto p = parser.parse(args);
   if (!p) return 0;
-  fs::path dir = one_path(*p, "prune", "checkpoint directory");
+  fs::path dir = one_path(*p, parser, "checkpoint directory");
   if (keep_last < 1) throw input_error("--keep-last " + std::to_string(keep_last) + ": must be at least 1");
   if (keep_every < 0) throw input_error("--keep-every " + std::to_string(keep_every) + ": must not be negative");
   auto removed = prune(dir, {keep_last, keep_every});
-  if (p->vm.count("json")) {
+  if (p->has("json")) {
     json::Value out = json::Value::array();
     for (auto s : removed) out.push(json::Value(s));
     std::cout << json::write(json::Object{{"removed", std::move(out)}}) << "\n";
@@ -247,35 +208,30 @@ int prune_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+constexpr options::Subcommand kVerbs[] = {
+    {"ls", "DIR", "list the committed checkpoints in DIR", &ls},
+    {"inspect", "PATH", "tensors, dtypes, shapes, bytes and metadata of a checkpoint", &inspect},
+    {"verify", "PATH|DIR", "check every tensor's checksum; exit 0 only when all match", &verify_command},
+    {"prune", "DIR --keep-last N [--keep-every M]", "remove old checkpoints; the newest good one always stays",
+     &prune_command},
+    {"export", "PATH --to safetensors|npz OUT", "write the tensors for PyTorch or NumPy", &export_command},
+};
+
 }  // namespace
 
 int ckpt_command(const std::vector<std::string>& args) {
-  if (args.empty()) {
-    std::cerr << kUsage;
-    return 2;
-  }
-  const std::string& verb = args[0];
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (verb == "--help" || verb == "-h" || verb == "help") {
-    std::cout << kUsage;
-    return 0;
-  }
-  int (*run)(const std::vector<std::string>&) = nullptr;
-  if (verb == "ls") run = ls;
-  else if (verb == "inspect") run = inspect;
-  else if (verb == "verify") run = verify_command;
-  else if (verb == "prune") run = prune_command;
-  else if (verb == "export") run = export_command;
-  else if (verb == "bench") run = bench_command;
-  else throw input_error("unknown verb '" + verb + "' (verbs: ls, inspect, verify, prune, export, bench; see 'cohort ckpt --help')");
   // Errors name the verb: "cohort: ckpt: verify: …".
-  try {
-    return run(rest);
-  } catch (const Error& e) {
-    throw Error(verb + ": " + e.what(), e.kind());
-  } catch (const po::error& e) {
-    throw input_error(verb + ": " + e.what() + " (see 'cohort ckpt " + verb + " --help')");
-  }
+  return options::dispatch({{"ckpt",
+                             {"<verb> [args]"},
+                             "HDF5 checkpoints written by cohort's checkpointer (docs/checkpoint-format.md). PATH\n"
+                             "is a step-XXXXXXXX directory, or a checkpoint directory for its newest checkpoint;\n"
+                             "ls, inspect and verify take --json. Save and load throughput: `cohort bench ckpt`.",
+                             {"cohort ckpt ls /scratch/run1/ckpt", "cohort ckpt verify /scratch/run1/ckpt/step-00001000",
+                              "cohort ckpt prune /scratch/run1/ckpt --keep-last 3 --keep-every 1000",
+                              "cohort ckpt export /scratch/run1/ckpt --to npz model.npz"}},
+                            "verb",
+                            kVerbs},
+                           args);
 }
 
 }  // namespace cohort::checkpoint

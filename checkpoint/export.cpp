@@ -1,7 +1,5 @@
 // `cohort ckpt export`: a checkpoint as safetensors (PyTorch, Hugging Face) or .npz (NumPy).
 // Tensors are read and written one at a time, so memory holds at most the largest tensor.
-#include <boost/program_options.hpp>
-
 #include <array>
 #include <cstdio>
 #include <iostream>
@@ -14,24 +12,15 @@
 #include "checkpoint/layout.hpp"
 #include "checkpoint/manifest.hpp"
 #include "common/fd.hpp"
+#include "common/options.hpp"
 #include "common/progress.hpp"
 
 namespace cohort::checkpoint {
 
 using namespace detail;
-namespace po = boost::program_options;
+namespace po = options::po;
 
 namespace {
-
-constexpr const char* kHelp =
-    "usage: cohort ckpt export PATH --to safetensors|npz OUT\n\n"
-    "Writes a checkpoint's tensors to one file that PyTorch (safetensors) or NumPy (.npz)\n"
-    "reads directly; every tensor's checksum is checked on the way. PATH is a step-XXXXXXXX\n"
-    "directory, or a checkpoint directory for its newest checkpoint. OUT is written under a\n"
-    "temporary name and renamed when complete.\n\n"
-    "example:\n"
-    "  cohort ckpt export /scratch/run1/ckpt/step-00001000 --to safetensors model.safetensors\n"
-    "  python3 -c \"import numpy; print(numpy.load('model.npz')['model.w'].shape)\"\n";
 
 // ---- Output: buffered into an AtomicFile, so that OUT is whole or absent ----
 
@@ -310,26 +299,24 @@ void export_npz(const fs::path& checkpoint, const Manifest& m, const fs::path& o
 }  // namespace
 
 int export_command(const std::vector<std::string>& args) {
-  po::options_description options("options");
   std::string to;
-  options.add_options()("to", po::value(&to)->required(), "safetensors or npz")("help,h", "show this help");
-  po::options_description all;
-  all.add(options);
-  all.add_options()("positional", po::value<std::vector<std::string>>(), "");
-  po::positional_options_description pos;
-  pos.add("positional", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << kHelp << "\n" << options << "\n";
-    return 0;
-  }
-  po::notify(vm);
-  std::vector<std::string> paths;
-  if (vm.count("positional")) paths = vm["positional"].as<std::vector<std::string>>();
+  options::Parser parser(
+      {"ckpt export",
+       {"PATH --to safetensors|npz OUT"},
+       "Writes a checkpoint's tensors to one file that PyTorch (safetensors) or NumPy (.npz)\n"
+       "reads directly; every tensor's checksum is checked on the way. PATH is a step-XXXXXXXX\n"
+       "directory, or a checkpoint directory for its newest checkpoint. OUT is written under a\n"
+       "temporary name and renamed when complete.",
+       {"cohort ckpt export /scratch/run1/ckpt/step-00001000 --to safetensors model.safetensors",
+        "python3 -c \"import numpy; print(numpy.load('model.npz')['model.w'].shape)\""}});
+  parser.add()("to", po::value(&to)->required()->value_name("FORMAT"), "safetensors or npz");
+  parser.operands(-1);
+  auto parsed = parser.parse(args);
+  if (!parsed) return 0;
+  const std::vector<std::string>& paths = parsed->operands;
   if (paths.size() != 2) {
-    throw input_error("expected a checkpoint PATH and an output file OUT, got " + std::to_string(paths.size()) +
-                      " path(s) (see 'cohort ckpt export --help')");
+    throw parser.usage_error("expected a checkpoint PATH and an output file OUT, got " + std::to_string(paths.size()) +
+                             " path(s)");
   }
   if (to != "safetensors" && to != "npz") {
     throw input_error("--to " + to + ": expected safetensors or npz");

@@ -16,7 +16,7 @@ namespace {
 
 // The built-in `help` and `version` are handled by main.cpp.
 constexpr std::array kCommands{
-    Command{"bench", "benchmark collectives: nccl-tests' table against a same-run MPI baseline",
+    Command{"bench", "each component's benchmark, against a baseline measured in the same run",
             "mpirun -n 2 cohort bench collectives --sizes 8:64M --baseline mpi", nullptr, "cohort-bench"},
     Command{"ckpt", "list, inspect, verify and prune HDF5 checkpoints",
             "cohort ckpt verify /scratch/run1/ckpt", nullptr, "cohort-ckpt"},

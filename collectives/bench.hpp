@@ -7,8 +7,8 @@
 
 namespace cohort {
 
-// `cohort bench <args>`; args[0] names the benchmark ("collectives"). Returns the exit
-// status: 1 when any result was wrong. Run under mpirun or srun; rank 0 prints.
+// Receives the arguments after `bench collectives`. Returns the exit status: 1 when any
+// result was wrong. Run under mpirun or srun; rank 0 prints.
 int bench_command(const std::vector<std::string>& args);
 
 }  // namespace cohort

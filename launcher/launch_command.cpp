@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <boost/program_options.hpp>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -12,36 +11,76 @@
 
 #include "common/environment.hpp"
 #include "common/error.hpp"
+#include "common/options.hpp"
 #include "common/text.hpp"
 #include "launcher/job_spec.hpp"
 #include "launcher/supervisor.hpp"
 
-namespace po = boost::program_options;
-
 namespace cohort::launcher {
 namespace {
 
-constexpr const char* kUsage = R"(usage: cohort launch [options] -- COMMAND [ARGS...]
+namespace po = options::po;
 
-Starts every rank of a job step running COMMAND and supervises the gang: when any rank
-fails or hangs, all ranks are torn down and relaunched as the restart policy allows; on
-the batch script's warning signal the ranks are asked to checkpoint and the job is
-requeued. Inside an allocation it runs one srun step with all tasks; with --local (or
-outside Slurm) it runs --nproc ranks on this machine. Every rank gets the launch
-contract: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR,
-MASTER_PORT, TORCHELASTIC_RESTART_COUNT, COHORT_RESTART_COUNT, COHORT_HEARTBEAT_FILE,
-COHORT_CHECKPOINT_REQUEST.
-)";
+options::Help launch_help() {
+  return {"launch",
+          {"[options] -- COMMAND [ARGS...]"},
+          "Starts every rank of a job step running COMMAND and supervises the gang: when any rank\n"
+          "fails or hangs, all ranks are torn down and relaunched as the restart policy allows; on\n"
+          "the batch script's warning signal the ranks are asked to checkpoint and the job is\n"
+          "requeued. Inside an allocation it runs one srun step with all tasks; with --local (or\n"
+          "outside Slurm) it runs --nproc ranks on this machine. Every rank gets the launch\n"
+          "contract: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR,\n"
+          "MASTER_PORT, TORCHELASTIC_RESTART_COUNT, COHORT_RESTART_COUNT, COHORT_HEARTBEAT_FILE,\n"
+          "COHORT_CHECKPOINT_REQUEST.",
+          {"in an sbatch script:",
+           "  #SBATCH -N 2 --ntasks-per-node=4 --signal=B:USR1@120 --requeue",
+           "  exec cohort launch --max-restarts 3 --heartbeat-timeout 300 -- python3 train.py",
+           "on this machine:",
+           "  cohort launch --local --nproc 2 -- python3 train.py",
+           "roles, as a heterogeneous job:",
+           "  cohort launch --spec tfjob.yaml --emit-sbatch > job.sh && sbatch job.sh"}};
+}
 
-constexpr const char* kExample = R"(
-example (in an sbatch script):
-  #SBATCH -N 2 --ntasks-per-node=4 --signal=B:USR1@120 --requeue
-  exec cohort launch --max-restarts 3 --heartbeat-timeout 300 -- python3 train.py
-example (on this machine):
-  cohort launch --local --nproc 2 -- python3 train.py
-example (roles, as a heterogeneous job):
-  cohort launch --spec tfjob.yaml --emit-sbatch > job.sh && sbatch job.sh
-)";
+// What the options give that is not a LaunchOptions field as it stands.
+struct Given {
+  std::string policy = "on-failure", preempt = "USR1", checkpoint = "none", spec_path, role;
+  double heartbeat_timeout = 0;
+};
+
+options::Parser launch_parser(LaunchOptions& o, Given& g) {
+  options::Parser parser(launch_help());
+  parser.add()
+      ("local", "run the ranks on this machine instead of in a Slurm step")
+      ("nproc", po::value<int>(&o.nproc)->value_name("N"), "ranks to run in local mode (default 1)")
+      ("no-bind", "local mode: leave the ranks unplaced (no CPU, memory or GPU assignment)")
+      ("max-restarts", po::value<int>(&o.max_restarts)->default_value(0)->value_name("N"),
+       "gang restarts allowed after failures")
+      ("restart-policy", po::value<std::string>(&g.policy)->default_value("on-failure")->value_name("POLICY"),
+       "never | on-failure | exit-code (1-127 permanent, 128-255 retryable)")
+      ("heartbeat-timeout", po::value<double>(&g.heartbeat_timeout)->value_name("SECONDS"),
+       "seconds without a heartbeat before a rank counts as hung (default: 600, from the rank's first beat; "
+       "0: no hang detection, stopped ranks included)")
+      ("grace", po::value<double>(&o.grace)->default_value(60)->value_name("SECONDS"),
+       "seconds ranks get to checkpoint before requeue")
+      ("preempt-signal", po::value<std::string>(&g.preempt)->default_value("USR1")->value_name("SIGNAL"),
+       "the batch script's warning signal (sbatch --signal=B:SIG@T)")
+      ("checkpoint-signal", po::value<std::string>(&g.checkpoint)->default_value("none")->value_name("SIGNAL"),
+       "signal sent to ranks on preemption besides the flag file (none: flag file only)")
+      ("max-requeues", po::value<int>(&o.max_requeues)->default_value(3)->value_name("N"),
+       "requeues after preemption allowed")
+      ("output-dir", po::value<std::string>(&o.output_dir)->value_name("DIR"),
+       "write each rank's output to DIR/rank-R.log")
+      ("spec", po::value<std::string>(&g.spec_path)->value_name("FILE"),
+       "a PyTorchJob, TFJob or MPIJob spec (YAML): roles, replicas, resources, policies")
+      ("emit-sbatch", "with --spec: print the sbatch script (one hetjob component per role) and exit")
+      ("run-dir", po::value<std::string>(&o.run_dir)->value_name("DIR"),
+       "shared directory for the ranks' status files (default: .cohort/job-ID in the submit directory)");
+  parser.add_hidden()("as-rank", "run as one rank's wrapper (started by cohort launch itself)")(
+      "role", po::value<std::string>(&g.role), "the rank's role, with --as-rank");
+  // The command may also come before "--" when it takes no options of its own.
+  parser.operands(-1);
+  return parser;
+}
 
 }  // namespace
 
@@ -56,7 +95,6 @@ int parse_signal(const std::string& option, const std::string& text) {
   throw input_error(option + " " + text + ": not a signal (e.g. USR1, SIGUSR2, 10)");
 }
 
-// Long: it is the whole command line of `cohort launch`, each option checked where it is read.
 int launch_command(const std::vector<std::string>& args) {
   // Everything after "--" is the command, untouched by option parsing.
   auto dash = std::find(args.begin(), args.end(), "--");
@@ -64,62 +102,22 @@ int launch_command(const std::vector<std::string>& args) {
   std::vector<std::string> command(dash == args.end() ? args.end() : dash + 1, args.end());
 
   LaunchOptions o;
-  std::string policy = "on-failure", preempt = "USR1", checkpoint = "none", spec_path, role;
-  double heartbeat_timeout = 0;
-  po::options_description visible("options");
-  visible.add_options()
-      ("help,h", "show this help")
-      ("local", "run the ranks on this machine instead of in a Slurm step")
-      ("nproc", po::value<int>(&o.nproc), "ranks to run in local mode (default 1)")
-      ("no-bind", "local mode: leave the ranks unplaced (no CPU, memory or GPU assignment)")
-      ("max-restarts", po::value<int>(&o.max_restarts)->default_value(0), "gang restarts allowed after failures")
-      ("restart-policy", po::value<std::string>(&policy)->default_value("on-failure"),
-       "never | on-failure | exit-code (1-127 permanent, 128-255 retryable)")
-      ("heartbeat-timeout", po::value<double>(&heartbeat_timeout),
-       "seconds without a heartbeat before a rank counts as hung (default: 600, from the rank's first beat; "
-       "0: no hang detection, stopped ranks included)")
-      ("grace", po::value<double>(&o.grace)->default_value(60), "seconds ranks get to checkpoint before requeue")
-      ("preempt-signal", po::value<std::string>(&preempt)->default_value("USR1"),
-       "the batch script's warning signal (sbatch --signal=B:SIG@T)")
-      ("checkpoint-signal", po::value<std::string>(&checkpoint)->default_value("none"),
-       "signal sent to ranks on preemption besides the flag file (none: flag file only)")
-      ("max-requeues", po::value<int>(&o.max_requeues)->default_value(3), "requeues after preemption allowed")
-      ("output-dir", po::value<std::string>(&o.output_dir), "write each rank's output to DIR/rank-R.log")
-      ("spec", po::value<std::string>(&spec_path),
-       "a PyTorchJob, TFJob or MPIJob spec (YAML): roles, replicas, resources, policies")
-      ("emit-sbatch", "with --spec: print the sbatch script (one hetjob component per role) and exit")
-      ("run-dir", po::value<std::string>(&o.run_dir),
-       "shared directory for the ranks' status files (default: .cohort/job-ID in the submit directory)");
-  po::options_description hidden;
-  hidden.add_options()("as-rank", "run as one rank's wrapper (started by cohort launch itself)")(
-      "role", po::value<std::string>(&role), "the rank's role, with --as-rank")(
-      "command", po::value<std::vector<std::string>>());
-  po::options_description all;
-  all.add(visible).add(hidden);
-  po::positional_options_description positional;
-  positional.add("command", -1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(own).options(all).positional(positional).run(), vm);
-  po::notify(vm);
-
-  if (vm.count("help")) {
-    std::cout << kUsage << "\n" << visible << kExample;
-    return 0;
-  }
-  if (vm.count("command")) {
-    auto before = vm["command"].as<std::vector<std::string>>();
-    command.insert(command.begin(), before.begin(), before.end());
-  }
-  if (vm.count("as-rank")) return run_rank(command, role);
+  Given given;
+  options::Parser parser = launch_parser(o, given);
+  auto parsed = parser.parse(own);
+  if (!parsed) return 0;
+  const po::variables_map& vm = parsed->values;
+  command.insert(command.begin(), parsed->operands.begin(), parsed->operands.end());
+  if (vm.count("as-rank")) return run_rank(command, given.role);
 
   std::error_code ec;
   o.self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   if (ec) throw Error("cannot find the cohort executable (/proc/self/exe): " + ec.message());
-  if (!spec_path.empty()) {
-    if (!command.empty()) throw input_error("--spec " + spec_path + ": the roles' commands come from the spec; drop the command after --");
-    auto spec = std::make_shared<JobSpec>(load_job_spec(spec_path));
+  if (!given.spec_path.empty()) {
+    if (!command.empty()) throw input_error("--spec " + given.spec_path + ": the roles' commands come from the spec; drop the command after --");
+    auto spec = std::make_shared<JobSpec>(load_job_spec(given.spec_path));
     if (vm.count("emit-sbatch")) {
-      std::cout << emit_sbatch(*spec, std::filesystem::absolute(spec_path).string(), o.self);
+      std::cout << emit_sbatch(*spec, std::filesystem::absolute(given.spec_path).string(), o.self);
       return 0;
     }
     if (vm["max-restarts"].defaulted()) o.max_restarts = spec->backoff_limit;
@@ -130,18 +128,18 @@ int launch_command(const std::vector<std::string>& args) {
     if (command.empty()) throw input_error("no command: give the program after --, e.g. cohort launch -- python3 train.py");
     o.command = command;
   }
-  o.policy = parse_restart_policy(policy);
-  o.preempt_signal = parse_signal("--preempt-signal", preempt);
-  o.checkpoint_signal = checkpoint == "none" ? 0 : parse_signal("--checkpoint-signal", checkpoint);
+  o.policy = parse_restart_policy(given.policy);
+  o.preempt_signal = parse_signal("--preempt-signal", given.preempt);
+  o.checkpoint_signal = given.checkpoint == "none" ? 0 : parse_signal("--checkpoint-signal", given.checkpoint);
   if (o.max_restarts < 0) throw input_error("--max-restarts " + std::to_string(o.max_restarts) + ": must be 0 or more");
   if (o.max_requeues < 0) throw input_error("--max-requeues " + std::to_string(o.max_requeues) + ": must be 0 or more");
   if (vm.count("heartbeat-timeout")) {
-    if (!(heartbeat_timeout >= 0)) {
-      std::ostringstream given;
-      given << heartbeat_timeout;
-      throw input_error("--heartbeat-timeout " + given.str() + ": must be 0 (off) or more seconds");
+    if (!(given.heartbeat_timeout >= 0)) {
+      std::ostringstream text;
+      text << given.heartbeat_timeout;
+      throw input_error("--heartbeat-timeout " + text.str() + ": must be 0 (off) or more seconds");
     }
-    o.heartbeat_timeout = heartbeat_timeout;
+    o.heartbeat_timeout = given.heartbeat_timeout;
   }
   if (o.grace < 0) throw input_error("--grace: must be 0 or more seconds");
   const std::string job = env_or("SLURM_JOB_ID");

@@ -1,7 +1,5 @@
 #include "topology/topo_command.hpp"
 
-#include <boost/program_options.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -12,40 +10,35 @@
 
 #include "common/error.hpp"
 #include "common/json.hpp"
+#include "common/options.hpp"
 #include "common/text.hpp"
 #include "topology/placement.hpp"
 #include "topology/topology.hpp"
 
-namespace po = boost::program_options;
-
 namespace cohort::topology {
 namespace {
 
-constexpr const char* kTopoUsage =
-    "usage: cohort topo [--topology FILE | --synthetic DESC] [--json]\n"
-    "       cohort topo plan --ranks N [options]\n\n"
-    "Shows this node as cohort places work on it: packages, NUMA nodes and cores, the GPUs\n"
-    "and network devices with their locality, and the distances between devices in the\n"
-    "classes of `nvidia-smi topo -m`. Without --topology it reads this machine, or the\n"
-    "hwloc XML file named by COHORT_TOPOLOGY_XML.\n";
+namespace po = options::po;
 
-constexpr const char* kTopoExample =
-    "\nexample:\n"
-    "  cohort topo\n"
-    "  cohort topo --topology node.xml --json\n"
-    "  cohort topo plan --ranks 8 --topology node.xml\n";
+options::Help topo_help() {
+  return {"topo",
+          {"[--topology FILE | --synthetic DESC] [--json]", "plan --ranks N [options]"},
+          "Shows this node as cohort places work on it: packages, NUMA nodes and cores, the GPUs\n"
+          "and network devices with their locality, and the distances between devices in the\n"
+          "classes of `nvidia-smi topo -m`. Without --topology it reads this machine, or the\n"
+          "hwloc XML file named by COHORT_TOPOLOGY_XML.",
+          {"cohort topo", "cohort topo --topology node.xml --json", "cohort topo plan --ranks 8 --topology node.xml"}};
+}
 
-constexpr const char* kPlanUsage =
-    "usage: cohort topo plan --ranks N [--gpus-per-rank K] [--threads-per-rank T] [--smt]\n"
-    "                        [--cpus LIST] [--gpus LIST] [--nic nearest|all]\n"
-    "                        [--topology FILE | --synthetic DESC] [--json]\n\n"
-    "Plans N local ranks: for each, its GPUs, network devices (nearest first), CPUs, memory\n"
-    "NUMA nodes and thread count, with the reason. Rules the node cannot keep are listed.\n";
-
-constexpr const char* kPlanExample =
-    "\nexample:\n"
-    "  cohort topo plan --ranks 8\n"
-    "  cohort topo plan --ranks 2 --gpus 4-7 --cpus 32-63 --nic all --json\n";
+options::Help plan_help() {
+  return {"topo plan",
+          {"--ranks N [--gpus-per-rank K] [--threads-per-rank T] [--smt]\n"
+           "[--cpus LIST] [--gpus LIST] [--nic nearest|all]\n"
+           "[--topology FILE | --synthetic DESC] [--json]"},
+          "Plans N local ranks: for each, its GPUs, network devices (nearest first), CPUs, memory\n"
+          "NUMA nodes and thread count, with the reason. Rules the node cannot keep are listed.",
+          {"cohort topo plan --ranks 8", "cohort topo plan --ranks 2 --gpus 4-7 --cpus 32-63 --nic all --json"}};
+}
 
 po::options_description source_options() {
   po::options_description opts("source");
@@ -54,16 +47,8 @@ po::options_description source_options() {
        "an hwloc XML file (lstopo --of xml FILE) instead of this machine")
       ("synthetic", po::value<std::string>()->value_name("DESC"),
        "an hwloc synthetic description, e.g. 'pack:2 core:8 pu:2'")
-      ("json", "print JSON instead of tables")
-      ("help,h", "show this help");
+      ("json", "print JSON instead of tables");
   return opts;
-}
-
-po::variables_map parse(const std::vector<std::string>& args, const po::options_description& opts) {
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(opts).run(), vm);
-  po::notify(vm);
-  return vm;
 }
 
 Node load_node(const po::variables_map& vm) {
@@ -280,12 +265,11 @@ void print_topology_table(std::ostream& out, const Node& node) {
 }
 
 int show(const std::vector<std::string>& args) {
-  auto opts = source_options();
-  auto vm = parse(args, opts);
-  if (vm.count("help")) {
-    std::cout << kTopoUsage << "\n" << opts << kTopoExample;
-    return 0;
-  }
+  options::Parser parser(topo_help());
+  parser.add(source_options());
+  auto parsed = parser.parse(args);
+  if (!parsed) return 0;
+  const auto& vm = parsed->values;
   Node node = load_node(vm);
   if (vm.count("json")) {
     print_topology_json(std::cout, node);
@@ -343,8 +327,8 @@ void print_plan_table(std::ostream& out, const Node& node, const std::vector<Ran
 }
 
 int plan_command(const std::vector<std::string>& args) {
-  po::options_description plan_opts("plan");
-  plan_opts.add_options()
+  options::Parser parser(plan_help());
+  parser.add()
       ("ranks", po::value<int>()->value_name("N"), "local ranks to place (required)")
       ("gpus-per-rank", po::value<int>()->value_name("K"),
        "GPUs for each rank (default: the allowed GPUs shared evenly; 0: CPU-only)")
@@ -354,14 +338,11 @@ int plan_command(const std::vector<std::string>& args) {
       ("gpus", po::value<std::string>()->value_name("LIST"), "GPUs the ranks may use, e.g. 0-3")
       ("nic", po::value<std::string>()->value_name("POLICY")->default_value("nearest"),
        "nearest: the NIC nearest each rank's GPUs; all: every fabric NIC, nearest first");
-  po::options_description opts;
-  opts.add(plan_opts).add(source_options());
-  auto vm = parse(args, opts);
-  if (vm.count("help")) {
-    std::cout << kPlanUsage << opts << kPlanExample;
-    return 0;
-  }
-  if (!vm.count("ranks")) throw input_error("plan needs --ranks N (see 'cohort topo plan --help')");
+  parser.add(source_options());
+  auto parsed = parser.parse(args);
+  if (!parsed) return 0;
+  const auto& vm = parsed->values;
+  if (!vm.count("ranks")) throw parser.usage_error("plan needs --ranks N");
 
   PlanRequest request;
   RequestNames names{"--ranks", "--gpus-per-rank", "--threads-per-rank", "--cpus", "--gpus"};

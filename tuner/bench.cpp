@@ -1,4 +1,4 @@
-// `cohort sweep bench`: search quality and suggestion time of cohort's samplers, against
+// `cohort bench sweep`: search quality and suggestion time of cohort's samplers, against
 // Optuna's TPESampler run in the same benchmark (bench/tuner_optuna.py) on the same
 // problems, budgets and seeds.
 //
@@ -7,25 +7,28 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <map>
+#include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "tuner/bench.hpp"
 
+#include "common/bench.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/json.hpp"
+#include "common/options.hpp"
 #include "common/process.hpp"
-#include "common/stats.hpp"
 #include "common/text.hpp"
 #include "tuner/sampler.hpp"
 
 namespace cohort::tuner {
 namespace {
+
+namespace po = options::po;
 
 struct Problem {
   std::string name;
@@ -114,131 +117,150 @@ double run(const Experiment& e, const Problem& p, std::uint64_t seed, int trials
   return best;
 }
 
-}  // namespace
 
-int sweep_bench(const std::vector<std::string>& args) {
-  int trials = 50, seeds = 10;
+struct Settings {
+  int trials = 50;
+  int seeds = 10;
   bool optuna = true;
-  std::string optuna_json;  // a saved run of the script, instead of running it again
+  std::string optuna_json;  // a saved run of the Optuna script, instead of running it again
   std::vector<std::string> algorithms{"random", "sobol", "tpe", "multivariate-tpe", "bayesianoptimization"};
-  std::string settings;
+  std::string settings;  // algorithmSettings as YAML flow items
   std::string script = COHORT_SOURCE_DIR "/bench/tuner_optuna.py";
   // Debian's interpreter, which Debian's python3-optuna is installed for.
   std::string python = "/usr/bin/python3";
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw input_error("bench: " + a + " needs a value");
-      return args[++i];
-    };
-    auto count = [&](long long high) {
-      const std::string text = value();
-      const auto n = parse_integer(text, 1, high);
-      if (!n) throw input_error("bench: " + a + " " + text + ": expected a whole number from 1 to " + std::to_string(high));
-      return static_cast<int>(*n);
-    };
-    if (a == "--trials") trials = count(100000);
-    else if (a == "--seeds") seeds = count(100000);
-    else if (a == "--optuna-script") script = value();
-    else if (a == "--python") python = value();
-    else if (a == "--no-optuna") optuna = false;
-    else if (a == "--optuna-json") optuna_json = value();
-    else if (a == "--algorithms") {
-      algorithms.clear();
-      const std::string list = value();
-      for (std::string_view name : split(list, ',')) {
-        if (!name.empty()) algorithms.emplace_back(name);
-      }
-      if (algorithms.empty()) throw input_error("bench: --algorithms needs at least one name");
-    } else if (a == "--setting") {
-      const std::string item = value();
-      const size_t eq = item.find('=');
-      if (eq == std::string::npos || eq == 0) throw input_error("bench: --setting " + item + ": expected NAME=VALUE");
-      settings += std::string(settings.empty() ? "" : ", ") + "{name: " + item.substr(0, eq) + ", value: \"" +
-                  item.substr(eq + 1) + "\"}";
-    }
-    else if (a == "--help" || a == "-h") {
-      std::printf(
-          "usage: cohort sweep bench [--trials 50] [--seeds 10] [--no-optuna] [--optuna-script PATH]\n"
-          "                          [--python /usr/bin/python3] [--optuna-json FILE]\n"
-          "                          [--algorithms tpe,multivariate-tpe,...] [--setting NAME=VALUE]...\n\n"
+  bool json = false;
+};
+
+options::Help help() {
+  return {"bench sweep",
+          {"[--trials 50] [--seeds 10] [--no-optuna] [--optuna-script PATH]\n"
+           "[--python /usr/bin/python3] [--optuna-json FILE]\n"
+           "[--algorithms tpe,multivariate-tpe,...] [--setting NAME=VALUE]... [--json]"},
           "Median best objective of each sampler on Branin, Hartmann6, a 10-d Rosenbrock and a mixed\n"
           "space, and its regret as a ratio to Optuna TPE's (run in the same benchmark, from\n"
-          "bench/tuner_optuna.py); then the time of one suggestion after 200 finished trials.\n\n"
+          "bench/tuner_optuna.py); then the time of one suggestion after 200 finished trials, and\n"
+          "hyperband's training budget against random search's.\n\n"
           "--optuna-json reads a saved output of the Optuna script (same --trials and --seeds) instead of\n"
-          "running it; --setting passes algorithmSettings to every algorithm of --algorithms.\n\n"
-          "example:\n  cohort sweep bench --trials 50 --seeds 10\n"
-          "  cohort sweep bench --seeds 30 --algorithms tpe --setting n_ei_candidates=48\n");
-      return 0;
-    } else {
-      throw input_error("bench: unexpected argument '" + a + "' (see 'cohort sweep bench --help')");
+          "running it; --setting passes algorithmSettings to every algorithm of --algorithms.",
+          {"cohort bench sweep --trials 50 --seeds 10",
+           "cohort bench sweep --seeds 30 --algorithms tpe --setting n_ei_candidates=48"}};
+}
+
+std::optional<Settings> parse(const std::vector<std::string>& args) {
+  Settings s;
+  std::string trials = "50", seeds = "10", algorithms;
+  std::vector<std::string> items;
+  options::Parser parser(help());
+  parser.add()("trials", po::value(&trials)->value_name("N"), "trials per search (50)")(
+      "seeds", po::value(&seeds)->value_name("N"), "seeds per sampler and problem; figures are medians (10)")(
+      "no-optuna", "leave out Optuna's TPE, the baseline")(
+      "optuna-script", po::value(&s.script)->value_name("PATH"), "the Optuna side (bench/tuner_optuna.py)")(
+      "python", po::value(&s.python)->value_name("PATH"), "the interpreter that runs it (/usr/bin/python3)")(
+      "optuna-json", po::value(&s.optuna_json)->value_name("FILE"), "a saved output of the Optuna script instead")(
+      "algorithms", po::value(&algorithms)->value_name("LIST"),
+      "samplers to compare (random,sobol,tpe,multivariate-tpe,bayesianoptimization)")(
+      "setting", po::value(&items)->composing()->value_name("NAME=VALUE"),
+      "an algorithmSetting for every algorithm; repeatable")(
+      "json", po::bool_switch(&s.json), "print one JSON object instead of the tables");
+  auto parsed = parser.parse(args);
+  if (!parsed) return std::nullopt;
+  s.trials = static_cast<int>(options::whole_number("--trials", trials, 1, 100000));
+  s.seeds = static_cast<int>(options::whole_number("--seeds", seeds, 1, 100000));
+  s.optuna = !parsed->has("no-optuna");
+  if (parsed->has("algorithms")) {
+    s.algorithms.clear();
+    for (std::string_view name : split(algorithms, ',')) {
+      if (!name.empty()) s.algorithms.emplace_back(name);
     }
+    if (s.algorithms.empty()) throw input_error("--algorithms needs at least one name");
   }
-  json::Value baseline;
-  if (optuna && !optuna_json.empty()) {
-    const auto text = read_file(optuna_json);
-    if (!text) throw input_error("bench: --optuna-json " + optuna_json + ": cannot read it");
-    baseline = json::parse(*text, optuna_json);
-    if (baseline.at("branin").as_array().size() != static_cast<size_t>(seeds)) {
-      throw input_error("bench: --optuna-json " + optuna_json + " holds another number of seeds than --seeds " +
-                        std::to_string(seeds));
+  for (const auto& item : items) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw input_error("--setting " + item + ": expected NAME=VALUE");
+    s.settings += std::string(s.settings.empty() ? "" : ", ") + "{name: " + item.substr(0, eq) + ", value: \"" +
+                  item.substr(eq + 1) + "\"}";
+  }
+  return s;
+}
+
+// Optuna's side: its best objectives per problem and seed, and its suggestion time.
+json::Value optuna_baseline(const Settings& s) {
+  if (!s.optuna_json.empty()) {
+    const auto text = read_file(s.optuna_json);
+    if (!text) throw input_error("--optuna-json " + s.optuna_json + ": cannot read it");
+    json::Value baseline = json::parse(*text, s.optuna_json);
+    if (baseline.at("branin").as_array().size() != static_cast<size_t>(s.seeds)) {
+      throw input_error("--optuna-json " + s.optuna_json + " holds another number of seeds than --seeds " +
+                        std::to_string(s.seeds));
     }
-  } else if (optuna) {
-    auto r = run_process({python, script, std::to_string(trials), std::to_string(seeds)});
-    if (!r.ok()) throw Error("Optuna's run (" + script + ") failed; is python3-optuna installed? " + r.err);
-    baseline = json::parse(r.out, script);
+    return baseline;
   }
-  std::printf("median best objective after %d trials over %d seeds; in brackets, regret as a ratio to Optuna TPE's\n\n",
-              trials, seeds);
-  std::printf("| problem | optimum | Optuna TPE (baseline) |");
-  for (const auto& a : algorithms) std::printf(" %s |", a.c_str());
-  std::printf("\n|---|---|---|");
-  for (size_t i = 0; i < algorithms.size(); ++i) std::printf("---|");
-  std::printf("\n");
+  auto r = run_process({s.python, s.script, std::to_string(s.trials), std::to_string(s.seeds)});
+  if (!r.ok()) throw Error("Optuna's run (" + s.script + ") failed; is python3-optuna installed? " + r.err);
+  return json::parse(r.out, s.script);
+}
+
+// For each problem: the median over seeds of the best objective after --trials trials, and
+// its regret (best − the known optimum) as a ratio to Optuna TPE's regret.
+void quality(bench::Report& report, const Settings& s, const json::Value& baseline) {
+  auto& table = report.table("quality",
+                             "median best objective after " + std::to_string(s.trials) + " trials over " +
+                                 std::to_string(s.seeds) + " seeds; ratio: regret against Optuna TPE's",
+                             {{.name = "problem", .text = true},
+                              {.name = "optimum", .digits = -1},
+                              {.name = "sampler", .text = true},
+                              {.name = "best", .digits = -1},
+                              {.name = "ratio"}});
   for (const auto& p : problems()) {
     double base = NAN;
-    if (optuna) {
+    if (s.optuna) {
       std::vector<double> v;
       for (const auto& x : baseline.at(p.name).as_array()) v.push_back(x.as_double());
-      base = median(v);
+      base = bench::summarize(v).median;
+      table.add({p.name, p.optimum, "Optuna TPE (baseline)", base, 1.0});
     }
-    std::printf("| %s | %.4g | %.4g |", p.name.c_str(), p.optimum, base);
-    for (const auto& a : algorithms) {
-      Experiment e = experiment(a, p, settings);
+    for (const auto& a : s.algorithms) {
+      Experiment e = experiment(a, p, s.settings);
       std::vector<double> best;
-      for (int s = 0; s < seeds; ++s) best.push_back(run(e, p, static_cast<std::uint64_t>(s), trials));
-      double m = median(best);
-      if (optuna) std::printf(" %.4g (%.2fx) |", m, (m - p.optimum) / std::max(base - p.optimum, 1e-12));
-      else std::printf(" %.4g |", m);
+      for (int seed = 0; seed < s.seeds; ++seed) best.push_back(run(e, p, static_cast<std::uint64_t>(seed), s.trials));
+      const double m = bench::summarize(best).median;
+      table.add({p.name, p.optimum, a, m, bench::number((m - p.optimum) / std::max(base - p.optimum, 1e-12))});
     }
-    std::printf("\n");
   }
+}
 
-  // Suggestion time with 200 finished trials (Hartmann6, 6 dimensions).
+// Suggestion time with 200 finished trials (Hartmann6, 6 dimensions).
+void suggestion_time(bench::Report& report, const Settings& s, const json::Value& baseline) {
   const auto all = problems();
   const Problem& h = all[1];
-  std::printf("\nsuggestion time after 200 finished trials (hartmann6), median of 20\n\n");
-  std::printf("| sampler | ms | vs Optuna TPE |\n|---|---|---|\n");
-  double base_ms = optuna ? baseline.at("suggest_ms_200").as_double() : NAN;
-  if (optuna) std::printf("| Optuna TPE (baseline) | %.2f | 1.00x |\n", base_ms);
+  auto& table = report.table("suggestion", "suggestion time after 200 finished trials (hartmann6), median of 20",
+                             {{.name = "sampler", .text = true},
+                              {.name = "median", .unit = "ms"},
+                              {.name = "spread", .unit = "%", .digits = 1},
+                              {.name = "ratio"}});
+  const double base_ms = s.optuna ? baseline.at("suggest_ms_200").as_double() : NAN;
+  if (s.optuna) table.add({"Optuna TPE (baseline)", base_ms, json::Value(), 1.0});
   for (const auto& a : {std::string("tpe"), std::string("multivariate-tpe"), std::string("bayesianoptimization")}) {
     Experiment e = experiment(a, h);
     std::vector<Observation> history;
     run(experiment("random", h), h, 1, 200, &history);
-    std::vector<double> ms;
-    for (int i = 0; i < 20; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      auto x = make_sampler(e, 3)->suggest(200 + i, history);
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      if (!x) throw Error("bench: " + a + " proposed nothing");
-    }
-    std::printf("| %s | %.2f | %.2fx |\n", a.c_str(), median(ms), median(ms) / base_ms);
+    int trial = 200;
+    const auto ms = bench::alternate({0, 20}, {[&] {
+                                        std::optional<Point> x;
+                                        const double seconds =
+                                            bench::seconds([&] { x = make_sampler(e, 3)->suggest(trial++, history); });
+                                        if (!x) throw Error(a + " proposed nothing");
+                                        return seconds * 1e3;
+                                      }})[0];
+    table.add({a, ms.median, 100 * ms.spread(), bench::number(ms.median / base_ms)});
   }
+}
 
-  // hyperband against random search on a synthetic learning curve: the loss after r epochs
-  // approaches the configuration's final loss. Random search trains every trial for R
-  // epochs; hyperband's budget is the sum of its trials' epochs until its best reaches
-  // random search's best after `trials` trials.
+// hyperband against random search on a synthetic learning curve: the loss after r epochs
+// approaches the configuration's final loss. Random search trains every trial for R
+// epochs; hyperband's budget is the sum of its trials' epochs until its best reaches
+// random search's best after `trials` trials.
+void hyperband(bench::Report& report, const Settings& s) {
   const double R = 81;
   auto final_loss = [](double lr, double wd) { return std::pow(std::log10(lr) + 2, 2) / 4 + std::pow(wd - 0.3, 2); };
   auto curve = [&](double lr, double wd, double epochs) {
@@ -257,12 +279,14 @@ int sweep_bench(const std::vector<std::string>& args) {
   Experiment random = spec("random", "", "");
   Experiment hyperband = spec("hyperband", "  - {name: epochs, parameterType: int, feasibleSpace: {min: \"1\", max: \"81\"}}\n",
                               ", algorithmSettings: [{name: resource_name, value: epochs}, {name: eta, value: \"3\"}]");
-  std::vector<double> ratios, random_best, hyperband_trials;
-  for (int s = 0; s < seeds; ++s) {
+  const double budget_of_random = s.trials * R;
+  std::vector<double> ratios, random_best, hyperband_best, hyperband_trials;
+  for (int seed = 0; seed < s.seeds; ++seed) {
+    const auto sampler_seed = static_cast<std::uint64_t>(seed);
     double best = INFINITY;
     std::vector<Observation> history;
-    for (int i = 0; i < trials; ++i) {
-      Point x = as_trial_sees(random, *make_sampler(random, static_cast<std::uint64_t>(s))->suggest(i, history));
+    for (int i = 0; i < s.trials; ++i) {
+      Point x = as_trial_sees(random, *make_sampler(random, sampler_seed)->suggest(i, history));
       double y = curve(x[0], x[1], R);
       best = std::min(best, y);
       history.push_back({i, x, true, y, {}});
@@ -271,23 +295,52 @@ int sweep_bench(const std::vector<std::string>& args) {
     double budget = 0, hb_best = INFINITY;
     history.clear();
     int i = 0;
-    for (; hb_best > best && budget < 10 * trials * R; ++i) {
-      Point x = as_trial_sees(hyperband, *make_sampler(hyperband, static_cast<std::uint64_t>(s))->suggest(i, history));
+    for (; hb_best > best && budget < 10 * budget_of_random; ++i) {
+      Point x = as_trial_sees(hyperband, *make_sampler(hyperband, sampler_seed)->suggest(i, history));
       double y = curve(x[0], x[1], x[2]);
       budget += x[2];
       hb_best = std::min(hb_best, y);
       history.push_back({i, x, true, y, {}});
     }
-    ratios.push_back(budget / (trials * R));
+    ratios.push_back(budget / budget_of_random);
+    hyperband_best.push_back(hb_best);
     hyperband_trials.push_back(i);
   }
-  std::printf("\nhyperband (eta 3, 1..81 epochs) against random search (%d trials of 81 epochs) on a learning curve,\n"
-              "median over %d seeds\n\n",
-              trials, seeds);
-  std::printf("| search | best loss | training budget (epochs) | vs random search |\n|---|---|---|---|\n");
-  std::printf("| random (baseline) | %.4g | %.0f | 1.00x |\n", median(random_best), trials * R);
-  std::printf("| hyperband, until it matches random's best | ≤ random's | %.0f (%.0f trials) | %.2fx |\n",
-              median(ratios) * trials * R, median(hyperband_trials), median(ratios));
+  auto& table = report.table("hyperband",
+                             "hyperband (eta 3, 1..81 epochs) against random search (" + std::to_string(s.trials) +
+                                 " trials of 81 epochs) on a learning curve, median over " + std::to_string(s.seeds) +
+                                 " seeds",
+                             {{.name = "search", .text = true},
+                              {.name = "best_loss", .digits = -1},
+                              {.name = "budget", .unit = "epochs", .digits = 0},
+                              {.name = "trials", .digits = 0},
+                              {.name = "ratio"}});
+  const double ratio = bench::summarize(ratios).median;
+  table.add({"random (baseline)", bench::summarize(random_best).median, budget_of_random, s.trials, 1.0});
+  table.add({"hyperband, until it matches random's best", bench::summarize(hyperband_best).median,
+             ratio * budget_of_random, bench::summarize(hyperband_trials).median, ratio});
+}
+
+}  // namespace
+
+int bench_command(const std::vector<std::string>& args) {
+  const auto settings = parse(args);
+  if (!settings) return 0;
+  const Settings& s = *settings;
+  const json::Value baseline = s.optuna ? optuna_baseline(s) : json::Value();
+  bench::Report report("sweep");
+  report.context("trials", s.trials);
+  report.context("seeds", s.seeds);
+  json::Value algorithms = json::Value::array();
+  for (const auto& a : s.algorithms) algorithms.push(a);
+  report.context("algorithms", std::move(algorithms));
+  report.context("settings", s.settings.empty() ? json::Value() : json::Value(s.settings));
+  report.context("baseline", s.optuna ? json::Value("Optuna TPE") : json::Value());
+  if (!s.json) report.stream(std::cout);
+  quality(report, s, baseline);
+  suggestion_time(report, s, baseline);
+  hyperband(report, s);
+  report.print(std::cout, s.json);
   return 0;
 }
 

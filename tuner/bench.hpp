@@ -1,4 +1,4 @@
-// tuner/bench.hpp — `cohort sweep bench`; private to tuner/.
+// tuner/bench.hpp — `cohort bench sweep`: the samplers against Optuna's TPE.
 #pragma once
 
 #include <string>
@@ -7,6 +7,6 @@
 namespace cohort::tuner {
 
 // Samplers against Optuna's TPE on standard problems; prints tables (see --help).
-int sweep_bench(const std::vector<std::string>& args);
+int bench_command(const std::vector<std::string>& args);
 
 }  // namespace cohort::tuner

@@ -18,9 +18,9 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/json.hpp"
+#include "common/options.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
-#include "tuner/bench.hpp"
 #include "tuner/journal.hpp"
 #include "tuner/runner.hpp"
 #include "tuner/sampler.hpp"
@@ -29,24 +29,7 @@ namespace cohort::tuner {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr const char* kUsage =
-    "usage: cohort sweep <verb> [args]\n\n"
-    "Katib experiments on Slurm: trials as array tasks, a journal on the shared filesystem.\n\n"
-    "verbs:\n"
-    "  run EXP.yaml --dir D                 run the trials here, parallelTrialCount at a time\n"
-    "  submit EXP.yaml --dir D [sbatch …]   one array job, each task claiming its trial\n"
-    "  resume D                             continue a stopped experiment here\n"
-    "  status D [--json]                    one row per trial\n"
-    "  best D [--json]                      the best trial: parameters, objective, metrics\n"
-    "  plot D --out FILE.svg                objective per trial and the best so far\n"
-    "  report NAME=VALUE …                  record metrics from inside a running trial\n"
-    "  init EXP.yaml --dir D                create the experiment directory only\n"
-    "  task D                               claim and run one trial (what each array task runs)\n"
-    "  bench [--trials N] [--seeds N]       the samplers against Optuna's TPE on standard problems\n\n"
-    "example:\n"
-    "  cohort sweep submit mnist.yaml --dir /scratch/mnist-sweep --partition=gpu\n"
-    "  cohort sweep status /scratch/mnist-sweep\n";
+namespace po = options::po;
 
 std::atomic<bool> g_stop{false};
 
@@ -60,52 +43,108 @@ void install_stop_handlers() {
   ::sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool wants_help(const std::vector<std::string>& args) {
-  return std::any_of(args.begin(), args.end(), [](const std::string& a) { return a == "--help" || a == "-h"; });
+// Each verb's help: usage, description, example.
+struct VerbHelp {
+  std::string_view verb, usage, description, example;
+};
+
+constexpr VerbHelp kHelp[] = {
+    {"run", "EXP.yaml --dir D",
+     "Runs the experiment's trials on this machine, parallelTrialCount at a time, until\n"
+     "maxTrialCount trials have ended, the goal is reached or too many trials failed.\n"
+     "Ctrl-C stops it; 'cohort sweep resume D' continues. Exit 0 when it succeeds.",
+     "cohort sweep run examples/sweep/quadratic.yaml --dir /tmp/quad"},
+    {"submit", "EXP.yaml --dir D [sbatch options]",
+     "Submits one array job, --array=0-(maxTrialCount-1)%parallelTrialCount, whose tasks each\n"
+     "claim the next trial from the journal when they start. trialTemplate.resources gives\n"
+     "each task's nodes, tasks, CPUs, GPUs and time; sbatch options given here override them.",
+     "cohort sweep submit mnist.yaml --dir /scratch/mnist-sweep --partition=gpu"},
+    {"resume", "D",
+     "Continues a stopped experiment on this machine: trials whose runner is gone are marked\n"
+     "Killed (they do not count against maxTrialCount) and the rest of the trials run.",
+     "cohort sweep resume /scratch/mnist-sweep"},
+    {"status", "D [--json]",
+     "The experiment's state and one row per trial: id, state, parameters, objective and\n"
+     "other metrics, duration, Slurm job id.",
+     "cohort sweep status /scratch/mnist-sweep --json"},
+    {"best", "D [--json]",
+     "The best succeeded trial: {\"trial\", \"parameters\", \"objective\", \"metrics\"}. Exit 1\n"
+     "when no trial has succeeded yet.",
+     "cohort sweep best /scratch/mnist-sweep --json"},
+    {"plot", "D --out FILE.svg",
+     "Draws the objective of each ended trial and the best value so far.",
+     "cohort sweep plot /scratch/mnist-sweep --out sweep.svg"},
+    {"report", "NAME=VALUE ...",
+     "Records metrics of the running trial (COHORT_SWEEP_DIR and COHORT_TRIAL_ID, which the\n"
+     "trial runner sets), as if the trial had printed them on one line of its stdout.",
+     "cohort sweep report epoch=3 loss=0.25 accuracy=0.91"},
+    {"init", "EXP.yaml --dir D",
+     "Checks the spec and creates the experiment directory, for sbatch scripts of your own\n"
+     "whose tasks run 'cohort sweep task D'.",
+     "cohort sweep init mnist.yaml --dir /scratch/mnist-sweep"},
+    {"task", "D",
+     "Claims the next trial of the experiment in D and runs it; exits at once when nothing is\n"
+     "left. What each task of 'cohort sweep submit' runs.",
+     "srun cohort sweep task /scratch/mnist-sweep"},
+};
+
+options::Help help_for(std::string_view verb) {
+  for (const auto& h : kHelp) {
+    if (h.verb == verb) {
+      return {"sweep " + std::string(verb), {std::string(h.usage)}, std::string(h.description), {std::string(h.example)}};
+    }
+  }
+  return {"sweep " + std::string(verb), {}, "", {}};
 }
 
-int help(const std::string& verb_usage) {
-  std::cout << verb_usage;
-  return 0;
+// Parses one verb's arguments; its errors name the verb ("run: unexpected argument 'x' …"),
+// as the verb's own do.
+std::optional<options::Parsed> parse(const options::Parser& parser, const std::string& verb,
+                                     const std::vector<std::string>& args) {
+  try {
+    return parser.parse(args);
+  } catch (const Error& e) {
+    throw Error(verb + ": " + e.what(), e.kind());
+  }
 }
 
-// EXP.yaml --dir D, and nothing else (or, for submit, sbatch's options after them).
+// EXP.yaml --dir D, and nothing else (or, for submit, sbatch's options besides them).
 struct SpecAndDir {
   std::string spec, dir;
   std::vector<std::string> rest;
 };
 
-SpecAndDir spec_and_dir(const std::string& verb, const std::vector<std::string>& args, bool allow_rest) {
+std::optional<SpecAndDir> spec_and_dir(const std::string& verb, const std::vector<std::string>& args, bool allow_rest) {
   SpecAndDir out;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--dir" || a == "-d") {
-      if (i + 1 >= args.size()) throw input_error(verb + ": --dir needs a directory");
-      out.dir = args[++i];
-    } else if (a.rfind("--dir=", 0) == 0) {
-      out.dir = a.substr(6);
-    } else if (out.spec.empty() && !a.empty() && a[0] != '-') {
-      out.spec = a;
-    } else if (allow_rest) {
-      out.rest.push_back(a);
-    } else {
-      throw input_error(verb + ": unexpected argument '" + a + "' (see 'cohort sweep " + verb + " --help')");
-    }
+  options::Parser parser(help_for(verb));
+  parser.add()("dir,d", po::value(&out.dir)->value_name("D"), "the experiment directory, on a shared filesystem");
+  parser.operands(1);
+  if (allow_rest) parser.pass_on();
+  auto parsed = parse(parser, verb, args);
+  if (!parsed) return std::nullopt;
+  if (parsed->operands.empty()) {
+    throw input_error(verb + ": give the experiment's YAML file (see 'cohort sweep " + verb + " --help')");
   }
-  if (out.spec.empty()) throw input_error(verb + ": give the experiment's YAML file (see 'cohort sweep " + verb + " --help')");
   if (out.dir.empty()) throw input_error(verb + ": give --dir, the experiment directory on a shared filesystem");
+  out.spec = parsed->operands[0];
+  out.rest = std::move(parsed->passed_on);
   return out;
 }
 
-std::string one_dir(const std::string& verb, const std::vector<std::string>& args, bool* json = nullptr) {
+// D, and --json where the verb prints JSON.
+struct OneDir {
   std::string dir;
-  for (const auto& a : args) {
-    if (json && a == "--json") *json = true;
-    else if (dir.empty() && !a.empty() && a[0] != '-') dir = a;
-    else throw input_error(verb + ": unexpected argument '" + a + "' (see 'cohort sweep " + verb + " --help')");
-  }
-  if (dir.empty()) throw input_error(verb + ": give the experiment directory");
-  return dir;
+  bool json = false;
+};
+
+std::optional<OneDir> one_dir(const std::string& verb, const std::vector<std::string>& args, bool json = false) {
+  options::Parser parser(help_for(verb));
+  if (json) parser.add()("json", "print JSON instead of a table");
+  parser.operands(1);
+  auto parsed = parse(parser, verb, args);
+  if (!parsed) return std::nullopt;
+  if (parsed->operands.empty()) throw input_error(verb + ": give the experiment directory");
+  return OneDir{parsed->operands[0], parsed->has("json")};
 }
 
 std::string self_path() {
@@ -167,44 +206,25 @@ json::Value best_json(const Trial& t) {
 }
 
 int cmd_run(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    return help(
-        "usage: cohort sweep run EXP.yaml --dir D\n\n"
-        "Runs the experiment's trials on this machine, parallelTrialCount at a time, until\n"
-        "maxTrialCount trials have ended, the goal is reached or too many trials failed.\n"
-        "Ctrl-C stops it; 'cohort sweep resume D' continues. Exit 0 when it succeeds.\n\n"
-        "example:\n  cohort sweep run examples/sweep/quadratic.yaml --dir /tmp/quad\n");
-  }
   auto a = spec_and_dir("run", args, false);
-  Experiment experiment = init_experiment_dir(a.spec, a.dir);
+  if (!a) return 0;
+  Experiment experiment = init_experiment_dir(a->spec, a->dir);
   install_stop_handlers();
-  return run_local(a.dir, experiment, g_stop, ::isatty(STDERR_FILENO));
+  return run_local(a->dir, experiment, g_stop, ::isatty(STDERR_FILENO));
 }
 
 int cmd_init(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    return help(
-        "usage: cohort sweep init EXP.yaml --dir D\n\n"
-        "Checks the spec and creates the experiment directory, for sbatch scripts of your own\n"
-        "whose tasks run 'cohort sweep task D'.\n\n"
-        "example:\n  cohort sweep init mnist.yaml --dir /scratch/mnist-sweep\n");
-  }
   auto a = spec_and_dir("init", args, false);
-  Experiment e = init_experiment_dir(a.spec, a.dir);
-  std::cout << "experiment " << e.name << ": " << trial_budget(e) << " trials in " << a.dir << "\n";
+  if (!a) return 0;
+  Experiment e = init_experiment_dir(a->spec, a->dir);
+  std::cout << "experiment " << e.name << ": " << trial_budget(e) << " trials in " << a->dir << "\n";
   return 0;
 }
 
 int cmd_submit(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    return help(
-        "usage: cohort sweep submit EXP.yaml --dir D [sbatch options]\n\n"
-        "Submits one array job, --array=0-(maxTrialCount-1)%parallelTrialCount, whose tasks each\n"
-        "claim the next trial from the journal when they start. trialTemplate.resources gives\n"
-        "each task's nodes, tasks, CPUs, GPUs and time; sbatch options given here override them.\n\n"
-        "example:\n  cohort sweep submit mnist.yaml --dir /scratch/mnist-sweep --partition=gpu\n");
-  }
-  auto a = spec_and_dir("submit", args, true);
+  auto given = spec_and_dir("submit", args, true);
+  if (!given) return 0;
+  const SpecAndDir& a = *given;
   for (const auto& o : a.rest) {
     if (o.rfind("--array", 0) == 0 || o == "-a") {
       throw input_error("submit: --array is the sweep's own (maxTrialCount and parallelTrialCount set it)");
@@ -240,27 +260,16 @@ int cmd_submit(const std::vector<std::string>& args) {
 }
 
 int cmd_task(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    return help(
-        "usage: cohort sweep task D\n\n"
-        "Claims the next trial of the experiment in D and runs it; exits at once when nothing is\n"
-        "left. What each task of 'cohort sweep submit' runs.\n\n"
-        "example:\n  srun cohort sweep task /scratch/mnist-sweep\n");
-  }
-  std::string dir = one_dir("task", args);
+  auto given = one_dir("task", args);
+  if (!given) return 0;
   install_stop_handlers();
-  return run_array_task(dir, g_stop);
+  return run_array_task(given->dir, g_stop);
 }
 
 int cmd_resume(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    return help(
-        "usage: cohort sweep resume D\n\n"
-        "Continues a stopped experiment on this machine: trials whose runner is gone are marked\n"
-        "Killed (they do not count against maxTrialCount) and the rest of the trials run.\n\n"
-        "example:\n  cohort sweep resume /scratch/mnist-sweep\n");
-  }
-  std::string dir = one_dir("resume", args);
+  auto given = one_dir("resume", args);
+  if (!given) return 0;
+  const std::string& dir = given->dir;
   Experiment experiment = open_experiment_dir(dir);
   Journal journal(dir);
   JournalState state = journal.read();
@@ -275,15 +284,9 @@ int cmd_resume(const std::vector<std::string>& args) {
 }
 
 int cmd_status(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    return help(
-        "usage: cohort sweep status D [--json]\n\n"
-        "The experiment's state and one row per trial: id, state, parameters, objective and\n"
-        "other metrics, duration, Slurm job id.\n\n"
-        "example:\n  cohort sweep status /scratch/mnist-sweep --json\n");
-  }
-  bool as_json = false;
-  std::string dir = one_dir("status", args, &as_json);
+  auto given = one_dir("status", args, true);
+  if (!given) return 0;
+  const auto& [dir, as_json] = *given;
   Experiment e = open_experiment_dir(dir);
   JournalState state = Journal(dir).read();
   const Trial* best = state.best(e.objective);
@@ -347,15 +350,9 @@ int cmd_status(const std::vector<std::string>& args) {
 }
 
 int cmd_best(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    return help(
-        "usage: cohort sweep best D [--json]\n\n"
-        "The best succeeded trial: {\"trial\", \"parameters\", \"objective\", \"metrics\"}. Exit 1\n"
-        "when no trial has succeeded yet.\n\n"
-        "example:\n  cohort sweep best /scratch/mnist-sweep --json\n");
-  }
-  bool as_json = false;
-  std::string dir = one_dir("best", args, &as_json);
+  auto given = one_dir("best", args, true);
+  if (!given) return 0;
+  const auto& [dir, as_json] = *given;
   Experiment e = open_experiment_dir(dir);
   JournalState state = Journal(dir).read();
   const Trial* best = state.best(e.objective);
@@ -375,16 +372,13 @@ int cmd_best(const std::vector<std::string>& args) {
 }
 
 int cmd_report(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    return help(
-        "usage: cohort sweep report NAME=VALUE …\n\n"
-        "Records metrics of the running trial (COHORT_SWEEP_DIR and COHORT_TRIAL_ID, which the\n"
-        "trial runner sets), as if the trial had printed them on one line of its stdout.\n\n"
-        "example:\n  cohort sweep report epoch=3 loss=0.25 accuracy=0.91\n");
-  }
-  if (args.empty()) throw input_error("report: give NAME=VALUE pairs (see 'cohort sweep report --help')");
+  options::Parser parser(help_for("report"));
+  parser.operands(-1);
+  auto parsed = parse(parser, "report", args);
+  if (!parsed) return 0;
+  if (parsed->operands.empty()) throw input_error("report: give NAME=VALUE pairs (see 'cohort sweep report --help')");
   std::string line;
-  for (const auto& a : args) {
+  for (const auto& a : parsed->operands) {
     auto eq = a.find('=');
     if (eq == std::string::npos || eq == 0) throw input_error("report: '" + a + "' is not NAME=VALUE");
     try {
@@ -417,26 +411,14 @@ std::string svg_escape(const std::string& s) {
 }
 
 int cmd_plot(const std::vector<std::string>& args) {
-  if (wants_help(args)) {
-    return help(
-        "usage: cohort sweep plot D --out FILE.svg\n\n"
-        "Draws the objective of each ended trial and the best value so far.\n\n"
-        "example:\n  cohort sweep plot /scratch/mnist-sweep --out sweep.svg\n");
-  }
-  std::string dir, out_path;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--out" || args[i] == "-o") {
-      if (i + 1 >= args.size()) throw input_error("plot: --out needs a file name");
-      out_path = args[++i];
-    } else if (args[i].rfind("--out=", 0) == 0) {
-      out_path = args[i].substr(6);
-    } else if (dir.empty() && !args[i].empty() && args[i][0] != '-') {
-      dir = args[i];
-    } else {
-      throw input_error("plot: unexpected argument '" + args[i] + "' (see 'cohort sweep plot --help')");
-    }
-  }
-  if (dir.empty()) throw input_error("plot: give the experiment directory");
+  std::string out_path;
+  options::Parser parser(help_for("plot"));
+  parser.add()("out,o", po::value(&out_path)->value_name("FILE.svg"), "the SVG file to write");
+  parser.operands(1);
+  auto parsed = parse(parser, "plot", args);
+  if (!parsed) return 0;
+  if (parsed->operands.empty()) throw input_error("plot: give the experiment directory");
+  const std::string& dir = parsed->operands[0];
   if (out_path.empty()) throw input_error("plot: give --out FILE.svg");
   Experiment e = open_experiment_dir(dir);
   JournalState state = Journal(dir).read();
@@ -486,27 +468,28 @@ int cmd_plot(const std::vector<std::string>& args) {
 }  // namespace
 
 int sweep_command(const std::vector<std::string>& args) {
-  if (args.empty()) {
-    std::cerr << kUsage;
-    return 2;
-  }
-  const std::string& verb = args[0];
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (verb == "--help" || verb == "-h" || verb == "help") {
-    std::cout << kUsage;
-    return 0;
-  }
-  if (verb == "run") return cmd_run(rest);
-  if (verb == "submit") return cmd_submit(rest);
-  if (verb == "task") return cmd_task(rest);
-  if (verb == "resume") return cmd_resume(rest);
-  if (verb == "init") return cmd_init(rest);
-  if (verb == "status") return cmd_status(rest);
-  if (verb == "best") return cmd_best(rest);
-  if (verb == "report") return cmd_report(rest);
-  if (verb == "plot") return cmd_plot(rest);
-  if (verb == "bench") return sweep_bench(rest);
-  throw input_error("unknown verb '" + verb + "' (expected run, submit, resume, status, best, plot, report, init, task or bench)");
+  static constexpr options::Subcommand kVerbs[] = {
+      {"run", "EXP.yaml --dir D", "run the trials here, parallelTrialCount at a time", &cmd_run},
+      {"submit", "EXP.yaml --dir D [sbatch ...]", "one array job, each task claiming its trial", &cmd_submit},
+      {"resume", "D", "continue a stopped experiment here", &cmd_resume},
+      {"status", "D [--json]", "one row per trial", &cmd_status},
+      {"best", "D [--json]", "the best trial: parameters, objective, metrics", &cmd_best},
+      {"plot", "D --out FILE.svg", "objective per trial and the best so far", &cmd_plot},
+      {"report", "NAME=VALUE ...", "record metrics from inside a running trial", &cmd_report},
+      {"init", "EXP.yaml --dir D", "create the experiment directory only", &cmd_init},
+      {"task", "D", "claim and run one trial (what each array task runs)", &cmd_task},
+  };
+  // The verbs' errors say which verb they are from where that helps; a spec's errors name the spec.
+  return options::dispatch({{"sweep",
+                             {"<verb> [args]"},
+                             "Katib experiments on Slurm: trials as array tasks, a journal on the shared filesystem.\n"
+                             "The samplers' benchmark is `cohort bench sweep`.",
+                             {"cohort sweep submit mnist.yaml --dir /scratch/mnist-sweep --partition=gpu",
+                              "cohort sweep status /scratch/mnist-sweep"}},
+                            "verb",
+                            kVerbs,
+                            false},
+                           args);
 }
 
 }  // namespace cohort::tuner

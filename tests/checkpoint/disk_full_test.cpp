@@ -1,6 +1,6 @@
 // A checkpoint directory that runs out of space: on a 20 MiB tmpfs mounted for the test
 // (root only; skipped elsewhere), a save fails with a message that says so, leaves nothing
-// behind and no HDF5 file open, and `cohort ckpt bench` exits 1 after removing its scratch.
+// behind and no HDF5 file open, and `cohort bench ckpt` exits 1 after removing its scratch.
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -85,7 +85,7 @@ TEST_F(FullDisk, BenchSaysTheDiskIsFullRemovesItsScratchAndExitsCleanly) {
   // The raw file alone overflows 64M; with 12M the checkpoint fills the disk after it.
   for (const char* bytes : {"64M", "12M"}) {
     SCOPED_TRACE(bytes);
-    auto r = run_process({bin ? bin : "cohort", "ckpt", "bench", "--dir", mnt_.string(), "--bytes", bytes,
+    auto r = run_process({bin ? bin : "cohort", "bench", "ckpt", "--dir", mnt_.string(), "--bytes", bytes,
                           "--tensors", "2", "--repeat", "1"});
     EXPECT_EQ(r.term_signal, 0) << "killed by signal " << r.term_signal << ": " << r.err;
     EXPECT_EQ(r.exit_code, 1) << r.err;

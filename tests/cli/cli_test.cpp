@@ -63,7 +63,7 @@ TEST(Cli, AnUnknownBenchmarkBaselineIsAUsageErrorNamingTheChoices) {
 }
 
 TEST(Cli, ANonNumericSweepBenchmarkCountIsAUsageErrorNamingIt) {
-  auto r = cohort({"sweep", "bench", "--trials", "abc"});
+  auto r = cohort({"bench", "sweep", "--trials", "abc"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--trials abc: expected a whole number"), std::string::npos) << r.err;
 }

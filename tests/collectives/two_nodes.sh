@@ -40,4 +40,4 @@ bench=$(srun -N2 --ntasks-per-node=1 --mpi=pmix "$COHORT_BUILD_DIR/bin/cohort" b
           --sizes 8:4M --iters 3 --warmup 1 --rounds 1 --baseline mpi) || fail "bench across two nodes failed: $bench"
 note "$bench"
 grep -q "^# Out of bounds values : 0 OK" <<<"$bench" || fail "bench reported wrong results"
-grep -q "cohort's allreduce from 1048576 B" <<<"$bench" || fail "ranks on two nodes did not choose the ring from 1 MiB"
+grep -q "allreduce_from_bytes 1048576," <<<"$bench" || fail "ranks on two nodes did not choose the ring from 1 MiB"

@@ -1,0 +1,44 @@
+#include "cli/bench_command.hpp"
+
+#include "checkpoint/bench.hpp"
+#include "collectives/bench.hpp"
+#include "common/options.hpp"
+#include "launcher/bench.hpp"
+#include "topology/bench.hpp"
+#include "tuner/bench.hpp"
+
+namespace cohort::cli {
+namespace {
+
+// Each area's options are its own (`cohort bench AREA --help`).
+constexpr options::Subcommand kAreas[] = {
+    {"collectives", "", "allreduce and friends, ResNet-50's gradients, against plain MPI or NCCL (mpirun)",
+     &cohort::bench_command},
+    {"ckpt", "", "checkpoint save and load against raw write+fsync and read of the same bytes",
+     &checkpoint::bench_command},
+    {"sweep", "", "the samplers' search quality and suggestion time against Optuna's TPE", &tuner::bench_command},
+    {"topo", "", "loading a node's topology and planning its ranks against hwloc's own load",
+     &topology::bench_command},
+    {"launch", "", "cohort launch's start-up and teardown against plain srun (needs Slurm)",
+     &launcher::bench_command},
+};
+
+}  // namespace
+
+int bench_command(const std::vector<std::string>& args) {
+  return options::dispatch(
+      {{"bench",
+        {"<area> [options]"},
+        "Benchmarks of cohort's components. Each measures a baseline in the same run and prints\n"
+        "ratios against it, in one format: a line of what ran, tables whose columns carry their\n"
+        "units, and figures that sum the run up; with --json, one JSON object of the same shape\n"
+        "({\"bench\", \"context\", \"tables\": [{\"name\", \"title\", \"columns\", \"rows\"}], \"summary\",\n"
+        "\"notes\"}). `cohort bench AREA --help` describes an area and its options.",
+        {"mpirun -n 2 cohort bench collectives --sizes 8:64M --baseline mpi",
+         "cohort bench ckpt --dir /scratch/bench --bytes 1G --tensors 100 --async", "cohort bench topo --json"}},
+       "area",
+       kAreas},
+      args);
+}
+
+}  // namespace cohort::cli

@@ -13,7 +13,7 @@ namespace {
 // Each area's options are its own (`cohort bench AREA --help`).
 constexpr options::Subcommand kAreas[] = {
     {"collectives", "", "allreduce and friends, ResNet-50's gradients, against plain MPI or NCCL (mpirun)",
-     &cohort::bench_command},
+     &collectives::bench_command},
     {"ckpt", "", "checkpoint save and load against raw write+fsync and read of the same bytes",
      &checkpoint::bench_command},
     {"sweep", "", "the samplers' search quality and suggestion time against Optuna's TPE", &tuner::bench_command},

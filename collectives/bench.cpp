@@ -24,7 +24,7 @@
 #include "collectives/nccl_backend.hpp"
 #endif
 
-namespace cohort {
+namespace cohort::collectives {
 namespace {
 
 namespace po = options::po;
@@ -590,4 +590,4 @@ int bench_command(const std::vector<std::string>& args) {
   return Sweep(comm, s).run();
 }
 
-}  // namespace cohort
+}  // namespace cohort::collectives

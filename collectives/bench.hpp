@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-namespace cohort {
+namespace cohort::collectives {
 
 // Receives the arguments after `bench collectives`. Returns the exit status: 1 when any
 // result was wrong. Run under mpirun or srun; rank 0 prints.
 int bench_command(const std::vector<std::string>& args);
 
-}  // namespace cohort
+}  // namespace cohort::collectives

@@ -9,7 +9,7 @@
 #include "collectives/nccl_backend.hpp"
 #endif
 
-namespace cohort {
+namespace cohort::collectives {
 
 GradientBuckets::GradientBuckets(Communicator& comm, BucketOptions options)
     : comm_(comm), options_(options) {
@@ -197,4 +197,4 @@ void GradientBuckets::wait() {
   next_to_start_ = 0;
 }
 
-}  // namespace cohort
+}  // namespace cohort::collectives

@@ -6,7 +6,7 @@
 // many small ones, and the reduction of early buckets hides behind the computation of late
 // gradients.
 //
-//   cohort::GradientBuckets buckets(comm, {.bucket_bytes = 25 << 20, .average = true});
+//   cohort::collectives::GradientBuckets buckets(comm, {.bucket_bytes = 25 << 20, .average = true});
 //   for (auto& p : reversed(parameters)) buckets.add(p.grad, p.count, cohort::DType::float32);
 //   for (step...) {
 //     for (auto& p : reversed(parameters)) { backward(p); buckets.mark_ready(id_of(p)); }
@@ -32,7 +32,7 @@
 
 #include "collectives/communicator.hpp"
 
-namespace cohort {
+namespace cohort::collectives {
 
 struct BucketOptions {
   std::size_t bucket_bytes = 25u << 20;  // PyTorch DDP's default bucket_cap_mb
@@ -116,4 +116,4 @@ class GradientBuckets {
   std::size_t next_to_start_ = 0;
 };
 
-}  // namespace cohort
+}  // namespace cohort::collectives

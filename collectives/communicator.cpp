@@ -18,7 +18,7 @@
 #include "collectives/nccl_backend.hpp"
 #endif
 
-namespace cohort {
+namespace cohort::collectives {
 namespace detail {
 namespace {
 
@@ -709,4 +709,4 @@ Request Communicator::ireduce_scatter(const void* send, void* recv, std::size_t 
 
 Request Communicator::ibarrier() { return Request(impl_->barrier(false)); }
 
-}  // namespace cohort
+}  // namespace cohort::collectives

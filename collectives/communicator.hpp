@@ -4,12 +4,13 @@
 // or an existing MPI communicator describes, and reduces, broadcasts and gathers buffers
 // between them:
 //
-//   auto comm = cohort::Communicator::from_environment();
+//   namespace cc = cohort::collectives;
+//   auto comm = cc::Communicator::from_environment();
 //   std::vector<float> grads(n);
-//   comm.allreduce(grads.data(), n, cohort::DType::float32, cohort::ReduceOp::avg);
+//   comm.allreduce(grads.data(), n, cohort::DType::float32, cc::ReduceOp::avg);
 //
-//   cohort::Request r = comm.iallreduce(grads.data(), n, cohort::DType::float32,
-//                                       cohort::ReduceOp::sum);
+//   cc::Request r = comm.iallreduce(grads.data(), n, cohort::DType::float32,
+//                                   cc::ReduceOp::sum);
 //   ...                  // overlap other work
 //   r.wait();
 //
@@ -39,7 +40,7 @@
 
 #include "common/dtype.hpp"
 
-namespace cohort {
+namespace cohort::collectives {
 
 // Element types are cohort::DType (common/dtype.hpp). Collectives handle float32, float64,
 // float16, bfloat16, int32, int64 and uint8: the types returned by collective_dtypes().
@@ -182,4 +183,4 @@ class Communicator {
   std::unique_ptr<detail::CommunicatorImpl> impl_;
 };
 
-}  // namespace cohort
+}  // namespace cohort::collectives

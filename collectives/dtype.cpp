@@ -10,7 +10,7 @@
 
 #include "common/error.hpp"
 
-namespace cohort {
+namespace cohort::collectives {
 
 namespace {
 
@@ -285,4 +285,4 @@ void store_from_double(void* buffer, std::size_t index, DType dtype, double valu
 }
 
 }  // namespace detail
-}  // namespace cohort
+}  // namespace cohort::collectives

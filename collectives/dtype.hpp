@@ -1,5 +1,7 @@
 // collectives/dtype.hpp — what collectives do with element types: 16-bit float conversion
 // and element-wise reduction, over cohort::DType.
+//
+// Private to collectives/ (namespace detail): users include communicator.hpp and bucketing.hpp.
 #pragma once
 
 #include <cstddef>
@@ -8,7 +10,7 @@
 
 #include "collectives/communicator.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 // Throws an input error "<what>: collectives do not handle int16 (use …)" unless `dtype` is
 // one of collective_dtypes(). Every entry point checks, so that the kernels see no other.
@@ -42,4 +44,4 @@ double element_as_double(const void* buffer, std::size_t index, DType dtype);
 // Store `value` (rounded to the type) as element `index`.
 void store_from_double(void* buffer, std::size_t index, DType dtype, double value);
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

@@ -8,7 +8,7 @@
 #include "collectives/dtype.hpp"
 #include "common/error.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 void check_mpi(int rc, const char* call) {
   if (rc == MPI_SUCCESS) return;
@@ -224,4 +224,4 @@ void MpiEngine::barrier() {
   check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
 }
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

@@ -1,4 +1,6 @@
 // collectives/mpi_backend.hpp — host-buffer collectives over one MPI communicator.
+//
+// Private to collectives/ (namespace detail): users include communicator.hpp and bucketing.hpp.
 #pragma once
 
 #include <mpi.h>
@@ -10,7 +12,7 @@
 #include "collectives/node_allreduce.hpp"
 #include "collectives/ring_allreduce.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 // Throws cohort::Error naming the call and MPI's message when rc is not MPI_SUCCESS.
 void check_mpi(int rc, const char* call);
@@ -60,4 +62,4 @@ class MpiEngine {
   std::unique_ptr<RingAllreduce> ring_;
 };
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

@@ -18,7 +18,7 @@
 #include "collectives/mpi_backend.hpp"
 #include "common/error.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 namespace {
 
 void check_cuda(cudaError_t rc, const char* call) {
@@ -512,4 +512,4 @@ void PlainNccl::synchronize() {
   check_cuda(cudaStreamSynchronize(handles_->stream), "cudaStreamSynchronize");
 }
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

@@ -1,4 +1,6 @@
 // collectives/nccl_backend.hpp — device-buffer collectives over NCCL (built with CUDA and NCCL).
+//
+// Private to collectives/ (namespace detail): users include communicator.hpp and bucketing.hpp.
 #pragma once
 
 #include <mpi.h>
@@ -12,7 +14,7 @@
 #include "collectives/operation.hpp"
 #include "collectives/rendezvous.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 // CUDA devices this process sees; 0 without a driver or a device.
 int cuda_device_count();
@@ -117,4 +119,4 @@ class PlainNccl {
   std::unique_ptr<Handles> handles_;
 };
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

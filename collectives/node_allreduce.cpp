@@ -18,7 +18,7 @@
 #include "collectives/operation.hpp"
 #include "common/error.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 namespace {
 
 inline void cpu_relax() {
@@ -281,4 +281,4 @@ void NodeAllreduce::run(const void* send, void* recv, std::size_t count, DType d
   chunks_ = first + nchunks;
 }
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

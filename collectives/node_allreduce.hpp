@@ -7,6 +7,8 @@
 // makes Open MPI 4.1's default MPI_Allreduce of large messages slow. Chunks run through a
 // ring of slots: a rank publishes chunk c+1 before it collects chunk c, so its copies overlap
 // its peers' reductions.
+//
+// Private to collectives/ (namespace detail): users include communicator.hpp and bucketing.hpp.
 #pragma once
 
 #include <mpi.h>
@@ -19,7 +21,7 @@
 
 #include "collectives/communicator.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 class NodeAllreduce {
  public:
@@ -76,4 +78,4 @@ class NodeAllreduce {
   std::chrono::seconds timeout_;
 };
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

@@ -5,7 +5,7 @@
 
 #include "common/error.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 std::chrono::seconds collectives_timeout() {
   if (const char* text = std::getenv("COHORT_COLLECTIVES_TIMEOUT")) {
@@ -20,4 +20,4 @@ std::chrono::seconds collectives_timeout() {
   return std::chrono::minutes(30);
 }
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

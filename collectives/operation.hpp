@@ -1,4 +1,6 @@
 // collectives/operation.hpp — what a Request waits on, one kind per backend.
+//
+// Private to collectives/ (namespace detail): users include communicator.hpp and bucketing.hpp.
 #pragma once
 
 #include <chrono>
@@ -7,7 +9,7 @@
 #include <mutex>
 #include <utility>
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 // How long a rank waits for its peers inside one collective before it reports them
 // (COHORT_COLLECTIVES_TIMEOUT, seconds; default 30 minutes, PyTorch's collective timeout:
@@ -49,4 +51,4 @@ class HostOperation final : public Operation {
   std::exception_ptr error_;
 };
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

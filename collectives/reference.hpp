@@ -1,5 +1,7 @@
 // collectives/reference.hpp — inputs every rank can compute for every other rank, and
 // the results a collective must produce from them.
+//
+// Private to collectives/ (namespace detail): users include communicator.hpp and bucketing.hpp.
 #pragma once
 
 #include <cmath>
@@ -11,7 +13,7 @@
 #include "collectives/communicator.hpp"
 #include "collectives/dtype.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 inline bool is_integer(DType dt) {
   return dt == DType::int32 || dt == DType::int64 || dt == DType::uint8;
@@ -90,4 +92,4 @@ inline std::string describe(DType dt, ReduceOp op, std::size_t count, bool in_pl
          (in_place ? " in place" : " out of place");
 }
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

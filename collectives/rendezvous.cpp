@@ -21,7 +21,7 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -438,4 +438,4 @@ std::string rendezvous(const RendezvousOptions& options, const std::string& fail
   return options.rank == 0 ? serve(options, failure, make_payload) : join(options, failure);
 }
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

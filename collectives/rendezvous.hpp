@@ -10,13 +10,15 @@
 // Connections are checked: a stranger on the port (another job whose port collides, a port
 // scanner) is turned away without disturbing the job; two processes claiming one rank, or
 // disagreeing on the world size, fail the job with a message that names them.
+//
+// Private to collectives/ (namespace detail): users include communicator.hpp and bucketing.hpp.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <string>
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 struct RendezvousOptions {
   std::string host;  // where rank 0 listens: MASTER_ADDR
@@ -44,4 +46,4 @@ RendezvousOptions rendezvous_from_environment(int rank, int size);
 std::string rendezvous(const RendezvousOptions& options, const std::string& failure,
                        const std::function<std::string()>& make_payload);
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

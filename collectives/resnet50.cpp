@@ -3,7 +3,7 @@
 #include <functional>
 #include <numeric>
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 std::size_t ParameterShape::count() const {
   return std::accumulate(dims.begin(), dims.end(), std::size_t{1}, std::multiplies<>());
@@ -48,4 +48,4 @@ std::vector<ParameterShape> resnet50_parameters() {
   return params;
 }
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

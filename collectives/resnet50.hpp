@@ -1,12 +1,14 @@
 // collectives/resnet50.hpp — ResNet-50's parameter tensors, the gradient list the
 // `--grads resnet50` benchmark reduces.
+//
+// Private to collectives/ (namespace detail): users include communicator.hpp and bucketing.hpp.
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <vector>
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 struct ParameterShape {
   std::string name;               // torchvision's parameter name, e.g. "layer1.0.conv1.weight"
@@ -17,4 +19,4 @@ struct ParameterShape {
 // torchvision's resnet50() parameters in forward order: 161 tensors, 25,557,032 elements.
 std::vector<ParameterShape> resnet50_parameters();
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

@@ -7,7 +7,7 @@
 #include "collectives/dtype.hpp"
 #include "collectives/mpi_backend.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 namespace {
 
 constexpr int kTag = 0x636f;  // this communicator carries nothing else point-to-point
@@ -91,4 +91,4 @@ void RingAllreduce::run(const void* send, void* recv, std::size_t count, DType d
   for (int k = 0; k < n - 1; ++k) step(wrap(owned - k, n), wrap(owned - k - 1, n), false);
 }
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

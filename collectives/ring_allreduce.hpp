@@ -5,6 +5,8 @@
 // steps; every rank sends and receives 2(n−1)/n of the message, the lower bound. Segments
 // travel in chunks through persistent staging slots that were touched once when allocated,
 // and the next chunk is already in flight while the current one is reduced.
+//
+// Private to collectives/ (namespace detail): users include communicator.hpp and bucketing.hpp.
 #pragma once
 
 #include <mpi.h>
@@ -14,7 +16,7 @@
 
 #include "collectives/communicator.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 
 class RingAllreduce {
  public:
@@ -33,4 +35,4 @@ class RingAllreduce {
   std::vector<std::byte> staging_;  // kSlots chunks
 };
 
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

@@ -6,7 +6,7 @@
 
 #include <cstdlib>
 
-namespace cohort {
+namespace cohort::launcher {
 
 void heartbeat() noexcept {
   // Looked up on every call: the variable is set once at start, and getenv is cheaper
@@ -19,4 +19,4 @@ void heartbeat() noexcept {
   }
 }
 
-}  // namespace cohort
+}  // namespace cohort::launcher

@@ -20,7 +20,7 @@
 #include "common/fd.hpp"
 #include "tests/collectives/loopback.hpp"
 
-namespace cohort {
+namespace cohort::collectives {
 namespace {
 
 using test::free_port;
@@ -121,4 +121,4 @@ TEST(TcpBootstrap, TheBootstrapCanBeChosenAndIsChecked) {
 }
 
 }  // namespace
-}  // namespace cohort
+}  // namespace cohort::collectives

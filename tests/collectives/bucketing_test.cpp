@@ -9,7 +9,7 @@
 #include "collectives/reference.hpp"
 #include "common/error.hpp"
 
-namespace cohort {
+namespace cohort::collectives {
 namespace {
 
 Communicator& world() {
@@ -165,4 +165,4 @@ TEST(Buckets, DeviceBucketsWithoutADeviceAreAnInputError) {
 }
 
 }  // namespace
-}  // namespace cohort
+}  // namespace cohort::collectives

@@ -12,7 +12,7 @@
 #include "common/error.hpp"
 #include "collectives/reference.hpp"
 
-namespace cohort {
+namespace cohort::collectives {
 namespace {
 
 using detail::count_wrong;
@@ -318,4 +318,4 @@ TEST(Errors, BroadcastFromARankThatDoesNotExistIsAnInputError) {
 }
 
 }  // namespace
-}  // namespace cohort
+}  // namespace cohort::collectives

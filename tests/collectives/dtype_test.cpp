@@ -11,7 +11,7 @@
 #include "collectives/resnet50.hpp"
 #include "common/error.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 namespace {
 
 TEST(Half, EveryFiniteValueRoundTripsThroughFloat) {
@@ -153,4 +153,4 @@ TEST(ResNet50, HasTorchvisionsParameterTensorsAndCount) {
 }
 
 }  // namespace
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

@@ -22,8 +22,8 @@ int main(int argc, char** argv) {
       const char* rank = std::getenv("RANK");
       const char* size = std::getenv("WORLD_SIZE");
       if (!rank || !size) throw cohort::input_error("RANK and WORLD_SIZE must be set");
-      const auto options = cohort::detail::rendezvous_from_environment(std::atoi(rank), std::atoi(size));
-      const std::string host = cohort::detail::rendezvous(options, "", [] {
+      const auto options = cohort::collectives::detail::rendezvous_from_environment(std::atoi(rank), std::atoi(size));
+      const std::string host = cohort::collectives::detail::rendezvous(options, "", [] {
         char name[256] = {};
         ::gethostname(name, sizeof name - 1);
         return std::string(name);
@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
       std::printf("received %s\n", host.c_str());
       return 0;
     }
-    cohort::Communicator comm = cohort::Communicator::from_environment();
+    cohort::collectives::Communicator comm = cohort::collectives::Communicator::from_environment();
     std::printf("joined %d %d\n", comm.rank(), comm.size());
     return 0;
   } catch (const cohort::Error& e) {

@@ -21,7 +21,7 @@
 #include "collectives/reference.hpp"
 #include "common/error.hpp"
 
-namespace cohort {
+namespace cohort::collectives {
 namespace {
 
 constexpr DType kTypes[] = {DType::float32, DType::float64, DType::float16, DType::bfloat16,
@@ -290,4 +290,4 @@ TEST_F(Nccl, RanksThatMetOverTcpReduceDeviceBuffersAndRefuseHostOnes) {
 }
 
 }  // namespace
-}  // namespace cohort
+}  // namespace cohort::collectives

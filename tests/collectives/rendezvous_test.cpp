@@ -21,7 +21,7 @@
 #include "common/fd.hpp"
 #include "tests/collectives/loopback.hpp"
 
-namespace cohort::detail {
+namespace cohort::collectives::detail {
 namespace {
 
 using namespace std::chrono_literals;
@@ -301,4 +301,4 @@ TEST(RendezvousEnvironment, MissingOrMalformedVariablesAreInputErrors) {
 }
 
 }  // namespace
-}  // namespace cohort::detail
+}  // namespace cohort::collectives::detail

@@ -1,6 +1,8 @@
 #include "common/yaml_reader.hpp"
 
 #include <cmath>
+#include <limits>
+#include <stdexcept>
 
 #include "common/error.hpp"
 
@@ -27,24 +29,31 @@ std::string Reader::string(const YAML::Node& n, const std::string& path) const {
   return n.as<std::string>();
 }
 
-long long Reader::integer(const YAML::Node& n, const std::string& path) const {
-  if (!n.IsScalar()) fail(path, "must be a whole number");
-  std::string text = n.as<std::string>();
+std::optional<long long> whole_number(const std::string& text, long long low, long long high,
+                                      const std::function<void(const std::string& why)>& fail) {
+  long long v = 0;
   try {
     size_t used = 0;
-    long long v = std::stoll(text, &used);
-    if (used == text.size()) return v;
+    v = std::stoll(text, &used);
+    if (used != text.size()) throw std::invalid_argument(text);
   } catch (const std::exception&) {
+    fail("must be a whole number (got '" + text + "')");
+    return std::nullopt;
   }
-  fail(path, "must be a whole number (got '" + text + "')");
+  if (v < low || v > high) {
+    fail("must be " + std::to_string(low) + ".." + std::to_string(high) + " (got " + std::to_string(v) + ")");
+    return std::nullopt;
+  }
+  return v;
+}
+
+long long Reader::integer(const YAML::Node& n, const std::string& path) const {
+  return integer(n, path, std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max());
 }
 
 long long Reader::integer(const YAML::Node& n, const std::string& path, long long low, long long high) const {
-  const long long v = integer(n, path);
-  if (v < low || v > high) {
-    fail(path, "must be " + std::to_string(low) + ".." + std::to_string(high) + " (got " + std::to_string(v) + ")");
-  }
-  return v;
+  if (!n.IsScalar()) fail(path, "must be a whole number");
+  return *whole_number(n.as<std::string>(), low, high, [&](const std::string& why) { fail(path, why); });
 }
 
 double Reader::number(const YAML::Node& n, const std::string& path) const {

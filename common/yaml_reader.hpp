@@ -6,11 +6,19 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 namespace cohort::yaml {
+
+// A whole number in low..high written as text, as Kubeflow and Katib write numbers ("2");
+// otherwise `fail` is told why, in the words Reader uses ("must be a whole number (got
+// 'two')", "must be 1..10 (got 0)"), and nothing comes back.
+std::optional<long long> whole_number(const std::string& text, long long low, long long high,
+                                      const std::function<void(const std::string& why)>& fail);
 
 class Reader {
  public:

@@ -13,6 +13,7 @@
 #include "common/text.hpp"
 #include "common/yaml_reader.hpp"
 #include "tuner/sampler.hpp"
+#include "tuner/stopper.hpp"
 
 namespace cohort::tuner {
 namespace {
@@ -443,21 +444,15 @@ Experiment read_experiment(const std::string& text, const std::string& source) {
   if (const auto& es = body["earlyStopping"]) {
     const std::string epath = prefix + "earlyStopping";
     r.only(es, epath, {"algorithmName", "algorithmSettings"});
-    if (!es["algorithmName"]) r.fail(epath, "needs algorithmName (medianstop)");
+    if (!es["algorithmName"]) r.fail(epath, "needs algorithmName (" + stopper_names() + ")");
     exp.early_stopping = lower(r.string(es["algorithmName"], epath + ".algorithmName"));
-    if (exp.early_stopping != "medianstop") {
-      r.fail(epath + ".algorithmName", "'" + exp.early_stopping + "' (expected medianstop)");
+    const StopperInfo* stopper = find_stopper(exp.early_stopping);
+    if (!stopper) {
+      r.fail(epath + ".algorithmName",
+             "'" + exp.early_stopping + "' is not an early-stopping algorithm (expected one of: " + stopper_names() + ")");
     }
     if (es["algorithmSettings"]) exp.early_stopping_settings = read_settings(r, es["algorithmSettings"], epath + ".algorithmSettings");
-    for (size_t i = 0; i < exp.early_stopping_settings.size(); ++i) {
-      const auto& s = exp.early_stopping_settings[i];
-      std::string p = Reader::at(epath + ".algorithmSettings", i);
-      if (s.name != "min_trials_required" && s.name != "start_step") {
-        r.fail(p + ".name", "'" + s.name + "' is not a medianstop setting (expected min_trials_required or start_step)");
-      }
-      YAML::Node v(s.value);
-      r.count(v, p + ".value", 1);
-    }
+    stopper->validate(exp, [&](const std::string& field, const std::string& why) { r.fail(epath + "." + field, why); });
   }
 
   // trialTemplate

@@ -25,6 +25,7 @@
 #include "common/text.hpp"
 #include "tuner/metrics.hpp"
 #include "tuner/sampler.hpp"
+#include "tuner/stopper.hpp"
 
 namespace cohort::tuner {
 namespace {
@@ -216,8 +217,7 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
   env.push_back("COHORT_TRIAL_DIR=" + trial_dir.string());
 
   MetricCollector metrics(experiment.objective);
-  std::optional<MedianStop> median;
-  if (experiment.early_stopping == "medianstop") median = MedianStop::from(experiment);
+  const std::unique_ptr<Stopper> stopper = make_stopper(experiment);
   std::string early_reason, failure;
   bool killed = false;
   int status = 0;
@@ -251,13 +251,9 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
       kill_deadline = Clock::now() + std::chrono::seconds(10);
     };
     // The succeeded trials' curves, read again only when the journal has grown since.
-    std::vector<std::vector<std::pair<long long, double>>> completed;
+    std::vector<Curve> completed;
     std::optional<std::uintmax_t> completed_at;
-    auto take_line = [&](std::string_view line) {
-      log_pending.append(line);
-      log_pending += '\n';
-      if (!metrics.feed(line) || !median || !early_reason.empty() || killed) return;
-      if (static_cast<int>(metrics.curve().size()) < median->start_step) return;
+    const CompletedCurves completed_curves = [&]() -> const std::vector<Curve>& {
       if (const auto size = journal.size(); size != completed_at) {
         completed.clear();
         for (const auto& t : journal.read().trials) {
@@ -265,7 +261,13 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
         }
         completed_at = size;
       }
-      if (auto why = median->should_stop(experiment.objective, completed, metrics.curve())) {
+      return completed;
+    };
+    auto take_line = [&](std::string_view line) {
+      log_pending.append(line);
+      log_pending += '\n';
+      if (!metrics.feed(line) || !stopper || !early_reason.empty() || killed) return;
+      if (auto why = stopper->should_stop(metrics.curve(), completed_curves)) {
         early_reason = *why;
         terminate();
       }

@@ -5,6 +5,8 @@
 #include <stdexcept>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
+#include "common/text.hpp"
 
 namespace cohort::yaml {
 
@@ -29,8 +31,7 @@ std::string Reader::string(const YAML::Node& n, const std::string& path) const {
   return n.as<std::string>();
 }
 
-std::optional<long long> whole_number(const std::string& text, long long low, long long high,
-                                      const std::function<void(const std::string& why)>& fail) {
+std::optional<long long> whole_number(const std::string& text, long long low, long long high, const Complaint& fail) {
   long long v = 0;
   try {
     size_t used = 0;
@@ -80,6 +81,39 @@ std::vector<std::string> Reader::strings(const YAML::Node& n, const std::string&
 
 int Reader::count(const YAML::Node& n, const std::string& path, int least) const {
   return static_cast<int>(integer(n, path, least, 1000000));
+}
+
+std::string Reader::metadata_name(const YAML::Node& metadata, const std::string& path) const {
+  only(metadata, path, {"name", "namespace", "labels", "annotations"});
+  return metadata["name"] ? string(metadata["name"], join(path, "name")) : "";
+}
+
+void Reader::check_object_name(const std::string& name, const std::string& path, const std::string& whose) const {
+  if (name.size() > 63) fail(path, std::to_string(name.size()) + " characters; " + whose + " name has at most 63");
+  if (!is_object_name(name)) {
+    fail(path, "'" + name + "' must be letters, digits, '.', '_' or '-', starting with a letter or digit");
+  }
+}
+
+YAML::Node Reader::first_container(const YAML::Node& containers, const std::string& path) const {
+  if (!containers || !containers.IsSequence() || containers.size() == 0) fail(path, "must list at least one container");
+  return containers[0];
+}
+
+std::vector<std::string> Reader::command_and_args(const YAML::Node& container, const std::string& path) const {
+  std::vector<std::string> command;
+  if (container["command"]) command = strings(container["command"], path + ".command");
+  if (container["args"]) {
+    auto args = strings(container["args"], path + ".args");
+    command.insert(command.end(), args.begin(), args.end());
+  }
+  return command;
+}
+
+std::string read_spec_file(const std::string& path, const std::string& what) {
+  auto text = read_file(path);
+  if (!text) throw input_error(path + ": cannot read " + what + " (does it exist?)");
+  return std::move(*text);
 }
 
 void Reader::shape_error(const YAML::Exception& e) const {

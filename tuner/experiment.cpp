@@ -389,22 +389,39 @@ Objective read_objective(const Reader& r, const YAML::Node& obj, const std::stri
       }
     }
   }
-  if (obj["metricStrategies"]) objective.strategies = read_metric_strategies(r, obj["metricStrategies"], path + ".metricStrategies");
+  if (obj["metricStrategies"]) {
+    objective.strategies = read_metric_strategies(r, obj["metricStrategies"], path + ".metricStrategies");
+  }
   return objective;
 }
 
-// The algorithm's name and settings; the settings are checked once the space is known.
-const AlgorithmInfo& read_algorithm(const Reader& r, const YAML::Node& n, const std::string& path, Experiment& exp) {
-  if (!n) r.fail(path, "missing: give algorithmName (" + algorithm_names() + ")");
+// What an {algorithmName, algorithmSettings} block names, the algorithms or the stoppers, and
+// where the experiment keeps the name and the settings.
+template <class Info>
+struct Named {
+  const char* what;  // "an algorithm", in messages
+  const Info* (*find)(std::string_view name);
+  std::string (*names)();
+  std::string Experiment::*name;
+  std::vector<Setting> Experiment::*settings;
+};
+const Named<AlgorithmInfo> kAlgorithm{"an algorithm", &find_algorithm, &algorithm_names, &Experiment::algorithm,
+                                      &Experiment::algorithm_settings};
+const Named<StopperInfo> kStopper{"an early-stopping algorithm", &find_stopper, &stopper_names,
+                                  &Experiment::early_stopping, &Experiment::early_stopping_settings};
+
+// An {algorithmName, algorithmSettings} block, as spec.algorithm and spec.earlyStopping give
+// one: its name (lower case) must be one of `named`; what it names checks the settings later.
+template <class Info>
+const Info& read_named(const Reader& r, const YAML::Node& n, const std::string& path, const Named<Info>& named, Experiment& exp) {
   r.only(n, path, {"algorithmName", "algorithmSettings"});
-  if (!n["algorithmName"]) r.fail(path, "needs algorithmName (" + algorithm_names() + ")");
-  exp.algorithm = lower(r.string(n["algorithmName"], path + ".algorithmName"));
-  const AlgorithmInfo* algorithm = find_algorithm(exp.algorithm);
-  if (!algorithm) {
-    r.fail(path + ".algorithmName", "'" + exp.algorithm + "' is not an algorithm (expected one of: " + algorithm_names() + ")");
-  }
-  if (n["algorithmSettings"]) exp.algorithm_settings = read_settings(r, n["algorithmSettings"], path + ".algorithmSettings");
-  return *algorithm;
+  if (!n["algorithmName"]) r.fail(path, "needs algorithmName (" + named.names() + ")");
+  std::string& name = exp.*named.name;
+  name = lower(r.string(n["algorithmName"], path + ".algorithmName"));
+  const Info* info = named.find(name);
+  if (!info) r.fail(path + ".algorithmName", "'" + name + "' is not " + named.what + " (expected one of: " + named.names() + ")");
+  if (n["algorithmSettings"]) exp.*named.settings = read_settings(r, n["algorithmSettings"], path + ".algorithmSettings");
+  return *info;
 }
 
 std::vector<Parameter> read_parameters(const Reader& r, const YAML::Node& params, const std::string& path) {
@@ -451,18 +468,10 @@ void check_algorithm(const Reader& r, const AlgorithmInfo& algorithm, const Body
   }
 }
 
-// The stopper's name and settings; the stopper checks its settings itself.
+// The stopper's name and settings, which the stopper checks itself.
 void read_early_stopping(const Reader& r, const YAML::Node& es, const std::string& path, Experiment& exp) {
-  r.only(es, path, {"algorithmName", "algorithmSettings"});
-  if (!es["algorithmName"]) r.fail(path, "needs algorithmName (" + stopper_names() + ")");
-  exp.early_stopping = lower(r.string(es["algorithmName"], path + ".algorithmName"));
-  const StopperInfo* stopper = find_stopper(exp.early_stopping);
-  if (!stopper) {
-    r.fail(path + ".algorithmName",
-           "'" + exp.early_stopping + "' is not an early-stopping algorithm (expected one of: " + stopper_names() + ")");
-  }
-  if (es["algorithmSettings"]) exp.early_stopping_settings = read_settings(r, es["algorithmSettings"], path + ".algorithmSettings");
-  stopper->validate(exp, [&](const std::string& field, const std::string& why) { r.fail(path + "." + field, why); });
+  const StopperInfo& stopper = read_named(r, es, path, kStopper, exp);
+  stopper.validate(exp, [&](const std::string& field, const std::string& why) { r.fail(path + "." + field, why); });
 }
 
 // trialParameters: the names the command refers to, each standing for one of the
@@ -528,7 +537,9 @@ Experiment read_experiment(const Reader& r, const YAML::Node& doc) {
   if (b["nasConfig"]) r.fail(body.prefix + "nasConfig", "neural architecture search is not supported; use parameters");
   if (b["metricsCollectorSpec"]) read_metrics_collector(r, b["metricsCollectorSpec"], body.prefix + "metricsCollectorSpec");
   exp.objective = read_objective(r, b["objective"], body.prefix + "objective");
-  const AlgorithmInfo& algorithm = read_algorithm(r, b["algorithm"], body.prefix + "algorithm", exp);
+  const std::string apath = body.prefix + "algorithm";
+  if (!b["algorithm"]) r.fail(apath, "missing: give algorithmName (" + algorithm_names() + ")");
+  const AlgorithmInfo& algorithm = read_named(r, b["algorithm"], apath, kAlgorithm, exp);
   exp.parameters = read_parameters(r, b["parameters"], body.prefix + "parameters");
   read_counts(r, body, exp);
   check_algorithm(r, algorithm, body, exp);

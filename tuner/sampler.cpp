@@ -28,6 +28,8 @@ const AlgorithmInfo* find_algorithm(std::string_view name) { return find_named(k
 
 std::string algorithm_names() { return names_of(kAlgorithms); }
 
+std::optional<long long> unlimited(const Experiment&) { return std::nullopt; }
+
 std::unique_ptr<Sampler> make_sampler(const Experiment& experiment, std::uint64_t seed) {
   const auto* a = find_algorithm(experiment.algorithm);
   if (!a) throw input_error("'" + experiment.algorithm + "' is not an algorithm (expected one of: " + algorithm_names() + ")");

@@ -55,6 +55,9 @@ struct AlgorithmInfo {
   std::unique_ptr<Sampler> (*make)(const Experiment& experiment, std::uint64_t seed);
 };
 
+// The capacity of an algorithm whose proposals never run out: none.
+std::optional<long long> unlimited(const Experiment& experiment);
+
 const AlgorithmInfo* find_algorithm(std::string_view name);
 std::string algorithm_names();  // "grid, random, …" for messages
 

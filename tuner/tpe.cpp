@@ -393,8 +393,6 @@ void validate(const Experiment& e, const SpecError& fail) {
   if (auto w = number_setting(e, "prior_weight", fail); w && *w <= 0) fail("algorithmSettings", "prior_weight must be positive");
 }
 
-std::optional<long long> capacity(const Experiment&) { return std::nullopt; }
-
 std::unique_ptr<Sampler> make(const Experiment& e, std::uint64_t seed) {
   return std::make_unique<TpeSampler>(e, seed, false);
 }
@@ -405,8 +403,8 @@ std::unique_ptr<Sampler> make_multivariate(const Experiment& e, std::uint64_t se
 
 }  // namespace
 
-const AlgorithmInfo kTpe{"tpe", &validate, &capacity, &make};
+const AlgorithmInfo kTpe{"tpe", &validate, &unlimited, &make};
 // Katib's name for TPE with a joint density over all parameters.
-const AlgorithmInfo kMultivariateTpe{"multivariate-tpe", &validate, &capacity, &make_multivariate};
+const AlgorithmInfo kMultivariateTpe{"multivariate-tpe", &validate, &unlimited, &make_multivariate};
 
 }  // namespace cohort::tuner

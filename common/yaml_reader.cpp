@@ -1,8 +1,12 @@
 #include "common/yaml_reader.hpp"
 
 #include <cmath>
+#include <limits>
+#include <stdexcept>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
+#include "common/text.hpp"
 
 namespace cohort::yaml {
 
@@ -27,24 +31,30 @@ std::string Reader::string(const YAML::Node& n, const std::string& path) const {
   return n.as<std::string>();
 }
 
-long long Reader::integer(const YAML::Node& n, const std::string& path) const {
-  if (!n.IsScalar()) fail(path, "must be a whole number");
-  std::string text = n.as<std::string>();
+std::optional<long long> whole_number(const std::string& text, long long low, long long high, const Complaint& fail) {
+  long long v = 0;
   try {
     size_t used = 0;
-    long long v = std::stoll(text, &used);
-    if (used == text.size()) return v;
+    v = std::stoll(text, &used);
+    if (used != text.size()) throw std::invalid_argument(text);
   } catch (const std::exception&) {
+    fail("must be a whole number (got '" + text + "')");
+    return std::nullopt;
   }
-  fail(path, "must be a whole number (got '" + text + "')");
+  if (v < low || v > high) {
+    fail("must be " + std::to_string(low) + ".." + std::to_string(high) + " (got " + std::to_string(v) + ")");
+    return std::nullopt;
+  }
+  return v;
+}
+
+long long Reader::integer(const YAML::Node& n, const std::string& path) const {
+  return integer(n, path, std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max());
 }
 
 long long Reader::integer(const YAML::Node& n, const std::string& path, long long low, long long high) const {
-  const long long v = integer(n, path);
-  if (v < low || v > high) {
-    fail(path, "must be " + std::to_string(low) + ".." + std::to_string(high) + " (got " + std::to_string(v) + ")");
-  }
-  return v;
+  if (!n.IsScalar()) fail(path, "must be a whole number");
+  return *whole_number(n.as<std::string>(), low, high, [&](const std::string& why) { fail(path, why); });
 }
 
 double Reader::number(const YAML::Node& n, const std::string& path) const {
@@ -71,6 +81,39 @@ std::vector<std::string> Reader::strings(const YAML::Node& n, const std::string&
 
 int Reader::count(const YAML::Node& n, const std::string& path, int least) const {
   return static_cast<int>(integer(n, path, least, 1000000));
+}
+
+std::string Reader::metadata_name(const YAML::Node& metadata, const std::string& path) const {
+  only(metadata, path, {"name", "namespace", "labels", "annotations"});
+  return metadata["name"] ? string(metadata["name"], join(path, "name")) : "";
+}
+
+void Reader::check_object_name(const std::string& name, const std::string& path, const std::string& whose) const {
+  if (name.size() > 63) fail(path, std::to_string(name.size()) + " characters; " + whose + " name has at most 63");
+  if (!is_object_name(name)) {
+    fail(path, "'" + name + "' must be letters, digits, '.', '_' or '-', starting with a letter or digit");
+  }
+}
+
+YAML::Node Reader::first_container(const YAML::Node& containers, const std::string& path) const {
+  if (!containers || !containers.IsSequence() || containers.size() == 0) fail(path, "must list at least one container");
+  return containers[0];
+}
+
+std::vector<std::string> Reader::command_and_args(const YAML::Node& container, const std::string& path) const {
+  std::vector<std::string> command;
+  if (container["command"]) command = strings(container["command"], path + ".command");
+  if (container["args"]) {
+    auto args = strings(container["args"], path + ".args");
+    command.insert(command.end(), args.begin(), args.end());
+  }
+  return command;
+}
+
+std::string read_spec_file(const std::string& path, const std::string& what) {
+  auto text = read_file(path);
+  if (!text) throw input_error(path + ": cannot read " + what + " (does it exist?)");
+  return std::move(*text);
 }
 
 void Reader::shape_error(const YAML::Exception& e) const {

@@ -6,11 +6,25 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 namespace cohort::yaml {
+
+// Told why a value is wrong; the caller adds where.
+using Complaint = std::function<void(const std::string& why)>;
+
+// A whole number in low..high written as text, as Kubeflow and Katib write numbers ("2");
+// otherwise `fail` is told why, in the words Reader uses ("must be a whole number (got
+// 'two')", "must be 1..10 (got 0)"), and nothing comes back.
+std::optional<long long> whole_number(const std::string& text, long long low, long long high, const Complaint& fail);
+
+// The text of the spec file at `path`; one that cannot be read is an input error naming it
+// and `what` it should hold ("the job spec").
+std::string read_spec_file(const std::string& path, const std::string& what);
 
 class Reader {
  public:
@@ -40,6 +54,20 @@ class Reader {
   // A whole number in least..1000000.
   int count(const YAML::Node& n, const std::string& path, int least) const;
 
+  // Kubernetes' metadata ({name, namespace, labels, annotations}): its name, empty when it
+  // gives none.
+  std::string metadata_name(const YAML::Node& metadata, const std::string& path) const;
+  // A name that Slurm job names and file names take (is_object_name); `whose` says what it
+  // names in the message ("a job's").
+  void check_object_name(const std::string& name, const std::string& path, const std::string& whose) const;
+  // The first of a pod spec's containers, which must be there.
+  YAML::Node first_container(const YAML::Node& containers, const std::string& path) const;
+  // A container's command line: its `command` followed by its `args`; empty when it gives
+  // neither.
+  std::vector<std::string> command_and_args(const YAML::Node& container, const std::string& path) const;
+
+  const std::string& source() const { return source_; }
+
   // Parses `text`; malformed YAML is an input error naming the source and the position, and
   // so is a document too large to read, counting what its aliases repeat (at most 16 MiB
   // of text and 100 000 values).
@@ -63,5 +91,14 @@ class Reader {
 
   std::string source_;
 };
+
+// Reads the document `text` from `source` with read(reader, document): malformed YAML, a
+// document too large, and a value of the wrong shape are input errors naming `source`, like
+// every mistake that `read` finds.
+template <class Read>
+auto read_document(const std::string& text, const std::string& source, Read&& read) {
+  const Reader r(source);
+  return r.guarded([&] { return read(r, r.load(text)); });
+}
 
 }  // namespace cohort::yaml

@@ -9,7 +9,6 @@
 #include <sstream>
 
 #include "common/error.hpp"
-#include "common/fd.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
@@ -20,10 +19,19 @@ namespace {
 
 using Reader = yaml::Reader;
 
-const std::map<JobKind, std::vector<std::string>> kRoleOrder{
-    {JobKind::pytorch, {"master", "worker"}},
-    {JobKind::tensorflow, {"chief", "ps", "worker", "evaluator"}},
-    {JobKind::mpi, {"launcher", "worker"}},
+// Each kind of job: its name in a spec, the field that holds its replica specs, and its
+// roles in launch order.
+struct Kind {
+  JobKind kind;
+  std::string name;
+  std::string replica_key;
+  std::vector<std::string> roles;
+};
+
+const std::vector<Kind> kKinds{
+    {JobKind::pytorch, "PyTorchJob", "pytorchReplicaSpecs", {"master", "worker"}},
+    {JobKind::tensorflow, "TFJob", "tfReplicaSpecs", {"chief", "ps", "worker", "evaluator"}},
+    {JobKind::mpi, "MPIJob", "mpiReplicaSpecs", {"launcher", "worker"}},
 };
 
 std::string memory_value(const Reader& r, const YAML::Node& n, const std::string& path) {
@@ -73,17 +81,9 @@ void read_template(const Reader& r, const YAML::Node& tmpl, const std::string& p
   r.only(tmpl, path, {"spec", "metadata"});
   const auto& spec = tmpl["spec"];
   if (!spec) r.fail(path, "needs spec.containers");
-  const auto& containers = spec["containers"];
-  if (!containers || !containers.IsSequence() || containers.size() == 0) {
-    r.fail(path + ".spec.containers", "must list at least one container");
-  }
-  const auto& c = containers[0];
+  const YAML::Node c = r.first_container(spec["containers"], path + ".spec.containers");
   std::string cpath = path + ".spec.containers[0]";
-  if (c["command"]) role.command = r.strings(c["command"], cpath + ".command");
-  if (c["args"]) {
-    auto args = r.strings(c["args"], cpath + ".args");
-    role.command.insert(role.command.end(), args.begin(), args.end());
-  }
+  role.command = r.command_and_args(c, cpath);
   if (const auto& limits = c["resources"]["limits"]) {
     for (const auto& kv : limits) {
       auto key = kv.first.as<std::string>();
@@ -122,115 +122,110 @@ const Role* JobSpec::find(const std::string& role) const {
 
 namespace {
 
-JobSpec read_job_spec(const std::string& text, const std::string& source) {
-  Reader r(source);
-  YAML::Node doc = r.load(text);
-  if (!doc.IsMap()) r.fail("", "must be a mapping with kind and spec");
-  r.only(doc, "", {"apiVersion", "kind", "metadata", "name", "spec"});
-  JobSpec spec;
-  std::string kind = doc["kind"] ? r.string(doc["kind"], "kind") : "";
-  if (kind == "PyTorchJob") spec.kind = JobKind::pytorch;
-  else if (kind == "TFJob") spec.kind = JobKind::tensorflow;
-  else if (kind == "MPIJob") spec.kind = JobKind::mpi;
-  else r.fail("kind", "'" + kind + "' is not a job kind (expected PyTorchJob, TFJob or MPIJob)");
-  if (doc["metadata"]) {
-    r.only(doc["metadata"], "metadata", {"name", "namespace", "labels", "annotations"});
-    if (doc["metadata"]["name"]) spec.name = r.string(doc["metadata"]["name"], "metadata.name");
+const Kind& read_kind(const Reader& r, const YAML::Node& doc) {
+  std::string name = doc["kind"] ? r.string(doc["kind"], "kind") : "";
+  for (const auto& kind : kKinds) {
+    if (kind.name == name) return kind;
   }
-  if (doc["name"]) spec.name = r.string(doc["name"], "name");
-  if (spec.name.empty()) spec.name = "cohort-job";
-  if (spec.name.size() > 63) {
-    r.fail("metadata.name", std::to_string(spec.name.size()) + " characters; a job's name has at most 63");
-  }
-  if (!is_object_name(spec.name)) {
-    r.fail("metadata.name", "'" + spec.name + "' must be letters, digits, '.', '_' or '-', starting with a letter or digit");
-  }
+  r.fail("kind", "'" + name + "' is not a job kind (expected PyTorchJob, TFJob or MPIJob)");
+}
 
-  const YAML::Node body = doc["spec"];
-  if (!body) r.fail("spec", "missing: it holds the replica specs");
-  const std::string replica_key = spec.kind == JobKind::pytorch ? "pytorchReplicaSpecs"
-                                  : spec.kind == JobKind::tensorflow ? "tfReplicaSpecs"
-                                                                     : "mpiReplicaSpecs";
-  r.only(body, "spec", {replica_key, "replicaSpecs", "runPolicy", "successPolicy", "slotsPerWorker"});
-  if (const auto& run = body["runPolicy"]) {
-    r.only(run, "spec.runPolicy", {"backoffLimit", "activeDeadlineSeconds", "cleanPodPolicy", "ttlSecondsAfterFinished"});
-    if (run["backoffLimit"]) {
-      spec.backoff_limit = bounded(r, run["backoffLimit"], "spec.runPolicy.backoffLimit", 0, kMostRestarts);
-    }
-    if (run["activeDeadlineSeconds"]) {
-      const std::string path = "spec.runPolicy.activeDeadlineSeconds";
-      const double seconds = r.number(run["activeDeadlineSeconds"], path);
-      if (seconds <= 0) r.fail(path, "must be positive");
-      if (seconds > kLongestDeadline) {
-        r.fail(path, "must be at most " + std::to_string(static_cast<long long>(kLongestDeadline)) + " (100 years)");
-      }
-      spec.active_deadline_seconds = seconds;
-    }
-  }
-  if (body["successPolicy"]) {
-    std::string policy = r.string(body["successPolicy"], "spec.successPolicy");
-    if (spec.kind != JobKind::tensorflow) r.fail("spec.successPolicy", "only TFJob has a success policy");
-    if (policy == "AllWorkers") spec.all_workers_succeed = true;
-    else if (!policy.empty()) r.fail("spec.successPolicy", "'" + policy + "' (expected AllWorkers or \"\")");
-  }
-  std::string key = body[replica_key] ? replica_key : "replicaSpecs";
-  const YAML::Node replicas = body[key];
-  if (!replicas || !replicas.IsMap() || replicas.size() == 0) r.fail("spec." + replica_key, "missing or empty: list the roles");
+// metadata.name, or a top-level name, which wins; "cohort-job" without either.
+std::string read_name(const Reader& r, const YAML::Node& doc) {
+  std::string name;
+  if (doc["metadata"]) name = r.metadata_name(doc["metadata"], "metadata");
+  if (doc["name"]) name = r.string(doc["name"], "name");
+  if (name.empty()) name = "cohort-job";
+  r.check_object_name(name, "metadata.name", "a job's");
+  return name;
+}
 
-  const auto& order = kRoleOrder.at(spec.kind);
-  std::map<std::string, Role> found;
+void read_run_policy(const Reader& r, const YAML::Node& run, JobSpec& spec) {
+  r.only(run, "spec.runPolicy", {"backoffLimit", "activeDeadlineSeconds", "cleanPodPolicy", "ttlSecondsAfterFinished"});
+  if (run["backoffLimit"]) {
+    spec.backoff_limit = bounded(r, run["backoffLimit"], "spec.runPolicy.backoffLimit", 0, kMostRestarts);
+  }
+  if (run["activeDeadlineSeconds"]) {
+    const std::string path = "spec.runPolicy.activeDeadlineSeconds";
+    const double seconds = r.number(run["activeDeadlineSeconds"], path);
+    if (seconds <= 0) r.fail(path, "must be positive");
+    if (seconds > kLongestDeadline) {
+      r.fail(path, "must be at most " + std::to_string(static_cast<long long>(kLongestDeadline)) + " (100 years)");
+    }
+    spec.active_deadline_seconds = seconds;
+  }
+}
+
+void read_success_policy(const Reader& r, const YAML::Node& n, JobSpec& spec) {
+  std::string policy = r.string(n, "spec.successPolicy");
+  if (spec.kind != JobKind::tensorflow) r.fail("spec.successPolicy", "only TFJob has a success policy");
+  if (policy == "AllWorkers") spec.all_workers_succeed = true;
+  else if (!policy.empty()) r.fail("spec.successPolicy", "'" + policy + "' (expected AllWorkers or \"\")");
+}
+
+RestartPolicy read_restart_policy(const Reader& r, const YAML::Node& n, const std::string& path) {
+  std::string p = r.string(n, path);
+  if (p == "Always" || p == "OnFailure") return RestartPolicy::on_failure;
+  if (p == "Never") return RestartPolicy::never;
+  if (p == "ExitCode") return RestartPolicy::exit_code;
+  r.fail(path, "'" + p + "' (expected Always, OnFailure, Never or ExitCode)");
+}
+
+// One role's replica spec, written as `written` under `path`.
+Role read_role(const Reader& r, const YAML::Node& n, const std::string& path, const std::string& written, JobKind kind) {
+  r.only(n, path, {"replicas", "restartPolicy", "resources", "command", "args", "template"});
+  Role role;
+  role.name = lower(written);
+  // Checked before it is narrowed: 4294967298 replicas are not 2.
+  const long long count = n["replicas"] ? r.integer(n["replicas"], path + ".replicas") : 1;
+  if (count < 1) r.fail(path + ".replicas", "must be at least 1 (got " + std::to_string(count) + ")");
+  if (count > kMostReplicas) {
+    r.fail(path + ".replicas", "must be at most " + std::to_string(kMostReplicas) + " (got " + std::to_string(count) + ")");
+  }
+  role.replicas = static_cast<int>(count);
+  if (n["restartPolicy"]) role.restart_policy = read_restart_policy(r, n["restartPolicy"], path + ".restartPolicy");
+  if (n["template"]) read_template(r, n["template"], path + ".template", role);
+  if (n["resources"]) role.resources = read_resources(r, n["resources"], path + ".resources");
+  if (n["command"]) role.command = r.strings(n["command"], path + ".command");
+  if (n["args"]) {
+    auto args = r.strings(n["args"], path + ".args");
+    role.command.insert(role.command.end(), args.begin(), args.end());
+  }
+  bool mpi_worker = kind == JobKind::mpi && role.name == "worker";
+  if (role.command.empty() && !mpi_worker) r.fail(path, "no command: give command (and args) for this role");
+  if (!role.command.empty() && mpi_worker) {
+    r.fail(path + ".command", "an MPIJob's workers are started by the launcher's mpirun; give the command to the Launcher");
+  }
+  if (role.resources.nodes > role.replicas && !mpi_worker) {
+    r.fail(path + ".resources.nodes", std::to_string(role.resources.nodes) + " nodes for " +
+                                          std::to_string(role.replicas) + " replicas would leave nodes empty");
+  }
+  if ((role.name == "master" || role.name == "chief" || role.name == "launcher") && role.replicas != 1) {
+    r.fail(path + ".replicas", "a " + written + " has exactly 1 replica");
+  }
+  return role;
+}
+
+using Roles = std::map<std::string, Role>;
+
+// The roles of the replica specs under `key`, each a role of the job's kind and given once.
+Roles read_roles(const Reader& r, const YAML::Node& replicas, const std::string& key, const Kind& kind) {
+  Roles found;
   for (const auto& kv : replicas) {
     std::string written = kv.first.as<std::string>();
     std::string name = lower(written);
     std::string path = "spec." + key + "." + written;
-    if (std::find(order.begin(), order.end(), name) == order.end()) {
-      std::string list;
-      for (const auto& o : order) list += (list.empty() ? "" : ", ") + o;
-      r.fail(path, "not a role of a " + kind + " (expected " + list + ")");
+    if (std::find(kind.roles.begin(), kind.roles.end(), name) == kind.roles.end()) {
+      r.fail(path, "not a role of a " + kind.name + " (expected " + join(kind.roles, ", ") + ")");
     }
     if (found.count(name)) r.fail(path, "role given twice");
-    const YAML::Node& n = kv.second;
-    r.only(n, path, {"replicas", "restartPolicy", "resources", "command", "args", "template"});
-    Role role;
-    role.name = name;
-    // Checked before it is narrowed: 4294967298 replicas are not 2.
-    const long long count = n["replicas"] ? r.integer(n["replicas"], path + ".replicas") : 1;
-    if (count < 1) r.fail(path + ".replicas", "must be at least 1 (got " + std::to_string(count) + ")");
-    if (count > kMostReplicas) {
-      r.fail(path + ".replicas", "must be at most " + std::to_string(kMostReplicas) + " (got " + std::to_string(count) + ")");
-    }
-    role.replicas = static_cast<int>(count);
-    if (n["restartPolicy"]) {
-      std::string p = r.string(n["restartPolicy"], path + ".restartPolicy");
-      if (p == "Always" || p == "OnFailure") role.restart_policy = RestartPolicy::on_failure;
-      else if (p == "Never") role.restart_policy = RestartPolicy::never;
-      else if (p == "ExitCode") role.restart_policy = RestartPolicy::exit_code;
-      else r.fail(path + ".restartPolicy", "'" + p + "' (expected Always, OnFailure, Never or ExitCode)");
-    }
-    if (n["template"]) read_template(r, n["template"], path + ".template", role);
-    if (n["resources"]) role.resources = read_resources(r, n["resources"], path + ".resources");
-    if (n["command"]) role.command = r.strings(n["command"], path + ".command");
-    if (n["args"]) {
-      auto args = r.strings(n["args"], path + ".args");
-      role.command.insert(role.command.end(), args.begin(), args.end());
-    }
-    bool mpi_worker = spec.kind == JobKind::mpi && name == "worker";
-    if (role.command.empty() && !mpi_worker) r.fail(path, "no command: give command (and args) for this role");
-    if (!role.command.empty() && mpi_worker) {
-      r.fail(path + ".command", "an MPIJob's workers are started by the launcher's mpirun; give the command to the Launcher");
-    }
-    if (role.resources.nodes > role.replicas && !mpi_worker) {
-      r.fail(path + ".resources.nodes", std::to_string(role.resources.nodes) + " nodes for " +
-                                            std::to_string(role.replicas) + " replicas would leave nodes empty");
-    }
-    if ((name == "master" || name == "chief" || name == "launcher") && role.replicas != 1) {
-      r.fail(path + ".replicas", "a " + written + " has exactly 1 replica");
-    }
-    found[name] = std::move(role);
+    found[name] = read_role(r, kv.second, path, written, kind.kind);
   }
-  for (const auto& name : order) {
-    if (found.count(name)) spec.roles.push_back(std::move(found[name]));
-  }
+  return found;
+}
+
+// The roles each kind needs to run, and to end well.
+void check_roles(const Reader& r, const Roles& found, const JobSpec& spec, const std::string& key) {
   if (spec.kind == JobKind::mpi && (!found.count("launcher") || !found.count("worker"))) {
     r.fail("spec." + key, "an MPIJob needs a Launcher and Workers");
   }
@@ -244,20 +239,41 @@ JobSpec read_job_spec(const std::string& text, const std::string& source) {
   if (spec.kind == JobKind::tensorflow && spec.all_workers_succeed && !found.count("worker")) {
     r.fail("spec.successPolicy", "AllWorkers needs a Worker role");
   }
+}
+
+JobSpec read_job_spec(const Reader& r, const YAML::Node& doc) {
+  if (!doc.IsMap()) r.fail("", "must be a mapping with kind and spec");
+  r.only(doc, "", {"apiVersion", "kind", "metadata", "name", "spec"});
+  const Kind& kind = read_kind(r, doc);
+  JobSpec spec;
+  spec.kind = kind.kind;
+  spec.name = read_name(r, doc);
+
+  const YAML::Node body = doc["spec"];
+  if (!body) r.fail("spec", "missing: it holds the replica specs");
+  r.only(body, "spec", {kind.replica_key, "replicaSpecs", "runPolicy", "successPolicy", "slotsPerWorker"});
+  if (body["runPolicy"]) read_run_policy(r, body["runPolicy"], spec);
+  if (body["successPolicy"]) read_success_policy(r, body["successPolicy"], spec);
+  const std::string key = body[kind.replica_key] ? kind.replica_key : "replicaSpecs";
+  const YAML::Node replicas = body[key];
+  if (!replicas || !replicas.IsMap() || replicas.size() == 0) {
+    r.fail("spec." + kind.replica_key, "missing or empty: list the roles");
+  }
+  const Roles found = read_roles(r, replicas, key, kind);
+  for (const auto& name : kind.roles) {
+    if (found.count(name)) spec.roles.push_back(found.at(name));
+  }
+  check_roles(r, found, spec, key);
   return spec;
 }
 
 }  // namespace
 
 JobSpec parse_job_spec(const std::string& text, const std::string& source) {
-  return Reader(source).guarded([&] { return read_job_spec(text, source); });
+  return yaml::read_document(text, source, read_job_spec);
 }
 
-JobSpec load_job_spec(const std::string& path) {
-  const auto text = read_file(path);
-  if (!text) throw input_error(path + ": cannot read the job spec (does it exist?)");
-  return parse_job_spec(*text, path);
-}
+JobSpec load_job_spec(const std::string& path) { return parse_job_spec(yaml::read_spec_file(path, "the job spec"), path); }
 
 namespace {
 

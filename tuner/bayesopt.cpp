@@ -272,12 +272,10 @@ void validate(const Experiment& e, const SpecError& fail) {
   }
 }
 
-std::optional<long long> capacity(const Experiment&) { return std::nullopt; }
-
 std::unique_ptr<Sampler> make(const Experiment& e, std::uint64_t seed) { return std::make_unique<GpSampler>(e, seed); }
 
 }  // namespace
 
-const AlgorithmInfo kBayesianOptimization{"bayesianoptimization", &validate, &capacity, &make};
+const AlgorithmInfo kBayesianOptimization{"bayesianoptimization", &validate, &unlimited, &make};
 
 }  // namespace cohort::tuner

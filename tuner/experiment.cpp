@@ -9,10 +9,10 @@
 #include <set>
 
 #include "common/error.hpp"
-#include "common/fd.hpp"
 #include "common/text.hpp"
 #include "common/yaml_reader.hpp"
 #include "tuner/sampler.hpp"
+#include "tuner/stopper.hpp"
 
 namespace cohort::tuner {
 namespace {
@@ -78,6 +78,67 @@ bool is_slurm_time(std::string_view text) {
   return at == text.size();
 }
 
+// The feasibleSpace of a double or int parameter (`type` as written): min, max, step and
+// distribution.
+void read_range(const Reader& r, const YAML::Node& fs, const std::string& fpath, const std::string& type, Parameter& p) {
+  if (fs["list"]) r.fail(fpath + ".list", "a " + type + " parameter takes min and max, not a list");
+  if (!fs["min"] || !fs["max"]) r.fail(fpath, "a " + type + " parameter needs min and max");
+  if (p.type == ParameterType::int_) {
+    // Samplers compute on doubles: past 2^53 neighbouring integers become one value.
+    constexpr long long kExact = 1LL << 53;
+    p.min = static_cast<double>(r.integer(fs["min"], fpath + ".min", -kExact, kExact));
+    p.max = static_cast<double>(r.integer(fs["max"], fpath + ".max", -kExact, kExact));
+    if (fs["step"]) p.step = static_cast<double>(r.integer(fs["step"], fpath + ".step", -kExact, kExact));
+  } else {
+    p.min = r.number(fs["min"], fpath + ".min");
+    p.max = r.number(fs["max"], fpath + ".max");
+    if (fs["step"]) p.step = r.number(fs["step"], fpath + ".step");
+  }
+  auto text = [&](const char* key) { return fs[key].as<std::string>(); };
+  if (p.min > p.max) r.fail(fpath, "min (" + text("min") + ") is greater than max (" + text("max") + ")");
+  if (p.step && *p.step <= 0) r.fail(fpath + ".step", "must be positive (got " + text("step") + ")");
+  if (!std::isfinite(p.max - p.min)) {
+    r.fail(fpath, "min (" + text("min") + ") to max (" + text("max") + ") is wider than a double holds: narrow the range");
+  }
+  // Grid search enumerates the values and samplers round to them: keep their count a
+  // number that arithmetic on it can hold.
+  if (p.type == ParameterType::int_ || p.step) {
+    const double values = std::floor((p.max - p.min) / p.step.value_or(1.0)) + 1;
+    if (!(values <= kMostValues)) {
+      r.fail(p.step ? fpath + ".step" : fpath, "min..max" + std::string(p.step ? " in these steps" : "") +
+                                                   " holds more than " + std::to_string(kMostValues) +
+                                                   " values: narrow the range or take a larger step");
+    }
+  }
+  if (fs["distribution"]) {
+    std::string d = r.string(fs["distribution"], fpath + ".distribution");
+    if (d == "uniform") p.distribution = Distribution::uniform;
+    else if (d == "logUniform") p.distribution = Distribution::log_uniform;
+    else r.fail(fpath + ".distribution", "'" + d + "' (expected uniform or logUniform)");
+  }
+  if (p.distribution == Distribution::log_uniform && p.min <= 0) {
+    r.fail(fpath + ".min", "a logUniform distribution needs min > 0 (got " + text("min") + ")");
+  }
+  if (p.distribution == Distribution::log_uniform && p.step) {
+    r.fail(fpath + ".step", "a logUniform distribution takes no step");
+  }
+}
+
+// The feasibleSpace of a discrete or categorical parameter (`type` as written): its list.
+void read_list(const Reader& r, const YAML::Node& fs, const std::string& fpath, const std::string& type, Parameter& p) {
+  for (const char* key : {"min", "max", "step", "distribution"}) {
+    if (fs[key]) r.fail(fpath + "." + key, "a " + type + " parameter takes a list, not " + key);
+  }
+  if (!fs["list"]) r.fail(fpath, "a " + type + " parameter needs a list of values");
+  p.list = r.strings(fs["list"], fpath + ".list");
+  if (p.list.empty()) r.fail(fpath + ".list", "is empty: give at least one value");
+  std::set<std::string> seen;
+  for (size_t i = 0; i < p.list.size(); ++i) {
+    if (!seen.insert(p.list[i]).second) r.fail(Reader::at(fpath + ".list", i), "'" + p.list[i] + "' is listed twice");
+    if (p.type == ParameterType::discrete) r.number_text(p.list[i], Reader::at(fpath + ".list", i));
+  }
+}
+
 Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string& path) {
   r.only(n, path, {"name", "parameterType", "feasibleSpace"});
   Parameter p;
@@ -99,61 +160,8 @@ Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string
   const YAML::Node fs = n["feasibleSpace"];
   if (!fs) r.fail(path, "needs a feasibleSpace");
   r.only(fs, fpath, {"min", "max", "step", "list", "distribution"});
-  if (p.type == ParameterType::double_ || p.type == ParameterType::int_) {
-    if (fs["list"]) r.fail(fpath + ".list", "a " + type + " parameter takes min and max, not a list");
-    if (!fs["min"] || !fs["max"]) r.fail(fpath, "a " + type + " parameter needs min and max");
-    if (p.type == ParameterType::int_) {
-      // Samplers compute on doubles: past 2^53 neighbouring integers become one value.
-      constexpr long long kExact = 1LL << 53;
-      p.min = static_cast<double>(r.integer(fs["min"], fpath + ".min", -kExact, kExact));
-      p.max = static_cast<double>(r.integer(fs["max"], fpath + ".max", -kExact, kExact));
-      if (fs["step"]) p.step = static_cast<double>(r.integer(fs["step"], fpath + ".step", -kExact, kExact));
-    } else {
-      p.min = r.number(fs["min"], fpath + ".min");
-      p.max = r.number(fs["max"], fpath + ".max");
-      if (fs["step"]) p.step = r.number(fs["step"], fpath + ".step");
-    }
-    auto text = [&](const char* key) { return fs[key].as<std::string>(); };
-    if (p.min > p.max) r.fail(fpath, "min (" + text("min") + ") is greater than max (" + text("max") + ")");
-    if (p.step && *p.step <= 0) r.fail(fpath + ".step", "must be positive (got " + text("step") + ")");
-    if (!std::isfinite(p.max - p.min)) {
-      r.fail(fpath, "min (" + text("min") + ") to max (" + text("max") + ") is wider than a double holds: narrow the range");
-    }
-    // Grid search enumerates the values and samplers round to them: keep their count a
-    // number that arithmetic on it can hold.
-    if (p.type == ParameterType::int_ || p.step) {
-      const double values = std::floor((p.max - p.min) / p.step.value_or(1.0)) + 1;
-      if (!(values <= kMostValues)) {
-        r.fail(p.step ? fpath + ".step" : fpath, "min..max" + std::string(p.step ? " in these steps" : "") +
-                                                     " holds more than " + std::to_string(kMostValues) +
-                                                     " values: narrow the range or take a larger step");
-      }
-    }
-    if (fs["distribution"]) {
-      std::string d = r.string(fs["distribution"], fpath + ".distribution");
-      if (d == "uniform") p.distribution = Distribution::uniform;
-      else if (d == "logUniform") p.distribution = Distribution::log_uniform;
-      else r.fail(fpath + ".distribution", "'" + d + "' (expected uniform or logUniform)");
-    }
-    if (p.distribution == Distribution::log_uniform && p.min <= 0) {
-      r.fail(fpath + ".min", "a logUniform distribution needs min > 0 (got " + text("min") + ")");
-    }
-    if (p.distribution == Distribution::log_uniform && p.step) {
-      r.fail(fpath + ".step", "a logUniform distribution takes no step");
-    }
-  } else {
-    for (const char* key : {"min", "max", "step", "distribution"}) {
-      if (fs[key]) r.fail(fpath + "." + key, "a " + type + " parameter takes a list, not " + key);
-    }
-    if (!fs["list"]) r.fail(fpath, "a " + type + " parameter needs a list of values");
-    p.list = r.strings(fs["list"], fpath + ".list");
-    if (p.list.empty()) r.fail(fpath + ".list", "is empty: give at least one value");
-    std::set<std::string> seen;
-    for (size_t i = 0; i < p.list.size(); ++i) {
-      if (!seen.insert(p.list[i]).second) r.fail(Reader::at(fpath + ".list", i), "'" + p.list[i] + "' is listed twice");
-      if (p.type == ParameterType::discrete) r.number_text(p.list[i], Reader::at(fpath + ".list", i));
-    }
-  }
+  if (p.type == ParameterType::double_ || p.type == ParameterType::int_) read_range(r, fs, fpath, type, p);
+  else read_list(r, fs, fpath, type, p);
   return p;
 }
 
@@ -163,16 +171,9 @@ std::vector<std::string> read_trial_spec(const Reader& r, const YAML::Node& n, c
   if (n["kind"] && r.string(n["kind"], path + ".kind") != "Job") {
     r.fail(path + ".kind", "'" + n["kind"].as<std::string>() + "' (cohort reads a Kubernetes Job: give kind: Job, or a command)");
   }
-  const YAML::Node containers = n["spec"]["template"]["spec"]["containers"];
   const std::string cpath = path + ".spec.template.spec.containers";
-  if (!containers || !containers.IsSequence() || containers.size() == 0) r.fail(cpath, "must list at least one container");
-  const YAML::Node c = containers[0];
-  std::vector<std::string> command;
-  if (c["command"]) command = r.strings(c["command"], cpath + "[0].command");
-  if (c["args"]) {
-    auto args = r.strings(c["args"], cpath + "[0].args");
-    command.insert(command.end(), args.begin(), args.end());
-  }
+  const YAML::Node c = r.first_container(n["spec"]["template"]["spec"]["containers"], cpath);
+  std::vector<std::string> command = r.command_and_args(c, cpath + "[0]");
   if (command.empty()) r.fail(cpath + "[0]", "has no command or args");
   return command;
 }
@@ -303,198 +304,203 @@ const char* to_string(Goal goal) { return goal == Goal::minimize ? "minimize" : 
 
 namespace {
 
-Experiment read_experiment(const std::string& text, const std::string& source) {
-  Reader r(source);
-  YAML::Node doc = r.load(text);
+const std::set<std::string> kSpecFields{"objective",     "algorithm",           "earlyStopping",       "parameters",
+                                        "parallelTrialCount", "maxTrialCount", "maxFailedTrialCount", "resumePolicy",
+                                        "trialTemplate", "metricsCollectorSpec", "nasConfig"};
+
+// Where the spec's fields are: under `spec:` of a whole Katib document, or at the top level.
+struct Body {
+  YAML::Node fields;
+  std::string prefix;  // "spec." or empty, before every path under it
+};
+
+// The document's frame around its spec, and the experiment's name: metadata.name, else the
+// file's stem.
+Body read_document(const Reader& r, const YAML::Node& doc, Experiment& exp) {
   if (!doc.IsMap()) r.fail("", "must be a mapping: a Katib Experiment, or its spec's fields");
-  const std::set<std::string> spec_fields{
-      "objective", "algorithm", "earlyStopping", "parameters", "parallelTrialCount", "maxTrialCount",
-      "maxFailedTrialCount", "resumePolicy", "trialTemplate", "metricsCollectorSpec", "nasConfig"};
-  Experiment exp;
-  YAML::Node body;
-  std::string prefix;
+  Body body{doc, ""};
   if (doc["spec"]) {
     r.only(doc, "", {"apiVersion", "kind", "metadata", "spec"});
     if (doc["kind"] && r.string(doc["kind"], "kind") != "Experiment") {
       r.fail("kind", "'" + doc["kind"].as<std::string>() + "' (expected Experiment)");
     }
-    if (const auto& md = doc["metadata"]) {
-      r.only(md, "metadata", {"name", "namespace", "labels", "annotations"});
-      if (md["name"]) exp.name = r.string(md["name"], "metadata.name");
-    }
-    body = doc["spec"];
-    prefix = "spec.";
-    r.only(body, "spec", spec_fields);
+    body = {doc["spec"], "spec."};
+    if (doc["metadata"]) exp.name = r.metadata_name(doc["metadata"], "metadata");
+    r.only(body.fields, "spec", kSpecFields);
   } else {
-    auto fields = spec_fields;
+    auto fields = kSpecFields;
     fields.insert({"apiVersion", "kind", "metadata"});
     r.only(doc, "", fields);
-    if (doc["metadata"]) {
-      r.only(doc["metadata"], "metadata", {"name", "namespace", "labels", "annotations"});
-      if (doc["metadata"]["name"]) exp.name = r.string(doc["metadata"]["name"], "metadata.name");
-    }
-    body = doc;
+    if (doc["metadata"]) exp.name = r.metadata_name(doc["metadata"], "metadata");
   }
-  if (exp.name.empty()) exp.name = std::filesystem::path(source).stem().string();
-  if (exp.name.size() > 63) {
-    r.fail("metadata.name", std::to_string(exp.name.size()) + " characters; an experiment's name has at most 63");
-  }
-  if (!is_object_name(exp.name)) {
-    r.fail("metadata.name", "'" + exp.name + "' must be letters, digits, '.', '_' or '-', starting with a letter or digit");
-  }
-  if (body["nasConfig"]) r.fail(prefix + "nasConfig", "neural architecture search is not supported; use parameters");
-  if (const auto& mc = body["metricsCollectorSpec"]) {
-    // The trial runner reads stdout itself; Katib's StdOut collector is the only kind.
-    r.only(mc, prefix + "metricsCollectorSpec", {"collector"});
-    r.only(mc["collector"], prefix + "metricsCollectorSpec.collector", {"kind"});
-    std::string kind = r.string(mc["collector"]["kind"], prefix + "metricsCollectorSpec.collector.kind");
-    if (kind != "StdOut") {
-      r.fail(prefix + "metricsCollectorSpec.collector.kind",
-             "'" + kind + "' (cohort reads metrics from the trial's stdout: use StdOut or leave it out)");
-    }
-  }
+  if (exp.name.empty()) exp.name = std::filesystem::path(r.source()).stem().string();
+  r.check_object_name(exp.name, "metadata.name", "an experiment's");
+  return body;
+}
 
-  // objective
-  const std::string opath = prefix + "objective";
-  const YAML::Node obj = body["objective"];
-  if (!obj) r.fail(opath, "missing: give type and objectiveMetricName");
-  r.only(obj, opath, {"type", "goal", "objectiveMetricName", "additionalMetricNames", "metricStrategies"});
-  if (!obj["type"]) r.fail(opath, "needs type (minimize or maximize)");
-  std::string type = r.string(obj["type"], opath + ".type");
-  if (type == "minimize") exp.objective.type = Goal::minimize;
-  else if (type == "maximize") exp.objective.type = Goal::maximize;
-  else r.fail(opath + ".type", "'" + type + "' (expected minimize or maximize)");
-  if (!obj["objectiveMetricName"]) r.fail(opath, "needs objectiveMetricName");
-  exp.objective.metric = r.string(obj["objectiveMetricName"], opath + ".objectiveMetricName");
-  if (exp.objective.metric.empty()) r.fail(opath + ".objectiveMetricName", "must not be empty");
-  if (obj["goal"]) exp.objective.goal = r.number(obj["goal"], opath + ".goal");
+// The trial runner reads stdout itself; Katib's StdOut collector is the only kind.
+void read_metrics_collector(const Reader& r, const YAML::Node& mc, const std::string& path) {
+  r.only(mc, path, {"collector"});
+  r.only(mc["collector"], path + ".collector", {"kind"});
+  std::string kind = r.string(mc["collector"]["kind"], path + ".collector.kind");
+  if (kind != "StdOut") {
+    r.fail(path + ".collector.kind", "'" + kind + "' (cohort reads metrics from the trial's stdout: use StdOut or leave it out)");
+  }
+}
+
+using Strategies = std::vector<std::pair<std::string, MetricStrategy>>;
+
+Strategies read_metric_strategies(const Reader& r, const YAML::Node& ms, const std::string& path) {
+  if (!ms.IsSequence()) r.fail(path, "must be a list of {name, value}");
+  Strategies out;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    std::string p = Reader::at(path, i);
+    r.only(ms[i], p, {"name", "value"});
+    if (!ms[i]["name"] || !ms[i]["value"]) r.fail(p, "needs name and value");
+    std::string name = r.string(ms[i]["name"], p + ".name");
+    std::string v = r.string(ms[i]["value"], p + ".value");
+    MetricStrategy s = MetricStrategy::latest;
+    if (v == "min") s = MetricStrategy::min;
+    else if (v == "max") s = MetricStrategy::max;
+    else if (v != "latest") r.fail(p + ".value", "'" + v + "' (expected min, max or latest)");
+    out.emplace_back(name, s);
+  }
+  return out;
+}
+
+Objective read_objective(const Reader& r, const YAML::Node& obj, const std::string& path) {
+  if (!obj) r.fail(path, "missing: give type and objectiveMetricName");
+  r.only(obj, path, {"type", "goal", "objectiveMetricName", "additionalMetricNames", "metricStrategies"});
+  Objective objective;
+  if (!obj["type"]) r.fail(path, "needs type (minimize or maximize)");
+  std::string type = r.string(obj["type"], path + ".type");
+  if (type == "minimize") objective.type = Goal::minimize;
+  else if (type == "maximize") objective.type = Goal::maximize;
+  else r.fail(path + ".type", "'" + type + "' (expected minimize or maximize)");
+  if (!obj["objectiveMetricName"]) r.fail(path, "needs objectiveMetricName");
+  objective.metric = r.string(obj["objectiveMetricName"], path + ".objectiveMetricName");
+  if (objective.metric.empty()) r.fail(path + ".objectiveMetricName", "must not be empty");
+  if (obj["goal"]) objective.goal = r.number(obj["goal"], path + ".goal");
   if (obj["additionalMetricNames"]) {
-    exp.objective.additional = r.strings(obj["additionalMetricNames"], opath + ".additionalMetricNames");
-    for (size_t i = 0; i < exp.objective.additional.size(); ++i) {
-      if (exp.objective.additional[i] == exp.objective.metric) {
-        r.fail(Reader::at(opath + ".additionalMetricNames", i), "'" + exp.objective.metric + "' is the objective metric already");
+    objective.additional = r.strings(obj["additionalMetricNames"], path + ".additionalMetricNames");
+    for (size_t i = 0; i < objective.additional.size(); ++i) {
+      if (objective.additional[i] == objective.metric) {
+        r.fail(Reader::at(path + ".additionalMetricNames", i), "'" + objective.metric + "' is the objective metric already");
       }
     }
   }
-  if (const auto& ms = obj["metricStrategies"]) {
-    if (!ms.IsSequence()) r.fail(opath + ".metricStrategies", "must be a list of {name, value}");
-    for (size_t i = 0; i < ms.size(); ++i) {
-      std::string p = Reader::at(opath + ".metricStrategies", i);
-      r.only(ms[i], p, {"name", "value"});
-      if (!ms[i]["name"] || !ms[i]["value"]) r.fail(p, "needs name and value");
-      std::string name = r.string(ms[i]["name"], p + ".name");
-      std::string v = r.string(ms[i]["value"], p + ".value");
-      MetricStrategy s = MetricStrategy::latest;
-      if (v == "min") s = MetricStrategy::min;
-      else if (v == "max") s = MetricStrategy::max;
-      else if (v != "latest") r.fail(p + ".value", "'" + v + "' (expected min, max or latest)");
-      exp.objective.strategies.emplace_back(name, s);
-    }
+  if (obj["metricStrategies"]) {
+    objective.strategies = read_metric_strategies(r, obj["metricStrategies"], path + ".metricStrategies");
   }
+  return objective;
+}
 
-  // algorithm
-  const std::string apath = prefix + "algorithm";
-  if (!body["algorithm"]) r.fail(apath, "missing: give algorithmName (" + algorithm_names() + ")");
-  r.only(body["algorithm"], apath, {"algorithmName", "algorithmSettings"});
-  if (!body["algorithm"]["algorithmName"]) r.fail(apath, "needs algorithmName (" + algorithm_names() + ")");
-  exp.algorithm = lower(r.string(body["algorithm"]["algorithmName"], apath + ".algorithmName"));
-  const AlgorithmInfo* algorithm = find_algorithm(exp.algorithm);
-  if (!algorithm) {
-    r.fail(apath + ".algorithmName", "'" + exp.algorithm + "' is not an algorithm (expected one of: " + algorithm_names() + ")");
-  }
-  if (body["algorithm"]["algorithmSettings"]) {
-    exp.algorithm_settings = read_settings(r, body["algorithm"]["algorithmSettings"], apath + ".algorithmSettings");
-  }
+// What an {algorithmName, algorithmSettings} block names, the algorithms or the stoppers, and
+// where the experiment keeps the name and the settings.
+template <class Info>
+struct Named {
+  const char* what;  // "an algorithm", in messages
+  const Info* (*find)(std::string_view name);
+  std::string (*names)();
+  std::string Experiment::*name;
+  std::vector<Setting> Experiment::*settings;
+};
+const Named<AlgorithmInfo> kAlgorithm{"an algorithm", &find_algorithm, &algorithm_names, &Experiment::algorithm,
+                                      &Experiment::algorithm_settings};
+const Named<StopperInfo> kStopper{"an early-stopping algorithm", &find_stopper, &stopper_names,
+                                  &Experiment::early_stopping, &Experiment::early_stopping_settings};
 
-  // parameters
-  const std::string ppath = prefix + "parameters";
-  const YAML::Node params = body["parameters"];
-  if (!params || !params.IsSequence() || params.size() == 0) r.fail(ppath, "missing or empty: list the parameters to search");
+// An {algorithmName, algorithmSettings} block, as spec.algorithm and spec.earlyStopping give
+// one: its name (lower case) must be one of `named`; what it names checks the settings later.
+template <class Info>
+const Info& read_named(const Reader& r, const YAML::Node& n, const std::string& path, const Named<Info>& named, Experiment& exp) {
+  r.only(n, path, {"algorithmName", "algorithmSettings"});
+  if (!n["algorithmName"]) r.fail(path, "needs algorithmName (" + named.names() + ")");
+  std::string& name = exp.*named.name;
+  name = lower(r.string(n["algorithmName"], path + ".algorithmName"));
+  const Info* info = named.find(name);
+  if (!info) r.fail(path + ".algorithmName", "'" + name + "' is not " + named.what + " (expected one of: " + named.names() + ")");
+  if (n["algorithmSettings"]) exp.*named.settings = read_settings(r, n["algorithmSettings"], path + ".algorithmSettings");
+  return *info;
+}
+
+std::vector<Parameter> read_parameters(const Reader& r, const YAML::Node& params, const std::string& path) {
+  if (!params || !params.IsSequence() || params.size() == 0) r.fail(path, "missing or empty: list the parameters to search");
+  std::vector<Parameter> out;
   for (size_t i = 0; i < params.size(); ++i) {
-    Parameter p = read_parameter(r, params[i], Reader::at(ppath, i));
-    if (exp.find(p.name)) r.fail(Reader::at(ppath, i) + ".name", "'" + p.name + "' is given twice");
-    exp.parameters.push_back(std::move(p));
+    Parameter p = read_parameter(r, params[i], Reader::at(path, i));
+    for (const auto& seen : out) {
+      if (seen.name == p.name) r.fail(Reader::at(path, i) + ".name", "'" + p.name + "' is given twice");
+    }
+    out.push_back(std::move(p));
   }
+  return out;
+}
 
-  // counts
-  if (body["parallelTrialCount"]) exp.parallel_trial_count = r.count(body["parallelTrialCount"], prefix + "parallelTrialCount", 1);
-  if (body["maxTrialCount"]) exp.max_trial_count = r.count(body["maxTrialCount"], prefix + "maxTrialCount", 1);
-  if (body["maxFailedTrialCount"]) {
-    exp.max_failed_trial_count = r.count(body["maxFailedTrialCount"], prefix + "maxFailedTrialCount", 0);
+// parallelTrialCount, maxTrialCount, maxFailedTrialCount and resumePolicy.
+void read_counts(const Reader& r, const Body& body, Experiment& exp) {
+  const YAML::Node& b = body.fields;
+  const std::string& prefix = body.prefix;
+  if (b["parallelTrialCount"]) exp.parallel_trial_count = r.count(b["parallelTrialCount"], prefix + "parallelTrialCount", 1);
+  if (b["maxTrialCount"]) exp.max_trial_count = r.count(b["maxTrialCount"], prefix + "maxTrialCount", 1);
+  if (b["maxFailedTrialCount"]) {
+    exp.max_failed_trial_count = r.count(b["maxFailedTrialCount"], prefix + "maxFailedTrialCount", 0);
   }
-  if (body["resumePolicy"]) {
-    exp.resume_policy = r.string(body["resumePolicy"], prefix + "resumePolicy");
+  if (b["resumePolicy"]) {
+    exp.resume_policy = r.string(b["resumePolicy"], prefix + "resumePolicy");
     if (exp.resume_policy != "Never" && exp.resume_policy != "LongRunning" && exp.resume_policy != "FromVolume") {
       r.fail(prefix + "resumePolicy", "'" + exp.resume_policy + "' (expected Never, LongRunning or FromVolume)");
     }
   }
+}
 
-  // Each algorithm checks its own settings and the space it can search.
-  algorithm->validate(exp, [&](const std::string& field, const std::string& why) {
-    r.fail(field.empty() ? apath : apath + "." + field, why);
+// Each algorithm checks its own settings and the space it can search; without
+// maxTrialCount, the number of points it can propose is the budget.
+void check_algorithm(const Reader& r, const AlgorithmInfo& algorithm, const Body& body, Experiment& exp) {
+  const std::string path = body.prefix + "algorithm";
+  algorithm.validate(exp, [&](const std::string& field, const std::string& why) {
+    r.fail(field.empty() ? path : path + "." + field, why);
   });
   if (!exp.max_trial_count) {
-    auto capacity = algorithm->capacity(exp);
-    if (!capacity) r.fail(prefix + "maxTrialCount", "missing: how many trials should the sweep run?");
+    auto capacity = algorithm.capacity(exp);
+    if (!capacity) r.fail(body.prefix + "maxTrialCount", "missing: how many trials should the sweep run?");
     exp.max_trial_count = static_cast<int>(std::min<long long>(*capacity, 1000000));
   }
+}
 
-  // early stopping
-  if (const auto& es = body["earlyStopping"]) {
-    const std::string epath = prefix + "earlyStopping";
-    r.only(es, epath, {"algorithmName", "algorithmSettings"});
-    if (!es["algorithmName"]) r.fail(epath, "needs algorithmName (medianstop)");
-    exp.early_stopping = lower(r.string(es["algorithmName"], epath + ".algorithmName"));
-    if (exp.early_stopping != "medianstop") {
-      r.fail(epath + ".algorithmName", "'" + exp.early_stopping + "' (expected medianstop)");
-    }
-    if (es["algorithmSettings"]) exp.early_stopping_settings = read_settings(r, es["algorithmSettings"], epath + ".algorithmSettings");
-    for (size_t i = 0; i < exp.early_stopping_settings.size(); ++i) {
-      const auto& s = exp.early_stopping_settings[i];
-      std::string p = Reader::at(epath + ".algorithmSettings", i);
-      if (s.name != "min_trials_required" && s.name != "start_step") {
-        r.fail(p + ".name", "'" + s.name + "' is not a medianstop setting (expected min_trials_required or start_step)");
-      }
-      YAML::Node v(s.value);
-      r.count(v, p + ".value", 1);
-    }
-  }
+// The stopper's name and settings, which the stopper checks itself.
+void read_early_stopping(const Reader& r, const YAML::Node& es, const std::string& path, Experiment& exp) {
+  const StopperInfo& stopper = read_named(r, es, path, kStopper, exp);
+  stopper.validate(exp, [&](const std::string& field, const std::string& why) { r.fail(path + "." + field, why); });
+}
 
-  // trialTemplate
-  const std::string tpath = prefix + "trialTemplate";
-  const YAML::Node tt = body["trialTemplate"];
-  if (!tt) r.fail(tpath, "missing: give command (or a Kubernetes Job trialSpec)");
-  r.only(tt, tpath, {"trialParameters", "command", "trialSpec", "resources", "primaryContainerName",
-                     "successCondition", "failureCondition", "retain", "primaryPodLabels", "configMap"});
-  if (tt["configMap"]) r.fail(tpath + ".configMap", "ConfigMaps are Kubernetes objects; put the command in the spec");
-  if (tt["command"] && tt["trialSpec"]) r.fail(tpath, "give command or trialSpec, not both");
-  if (tt["command"]) exp.command = r.strings(tt["command"], tpath + ".command");
-  else if (tt["trialSpec"]) exp.command = read_trial_spec(r, tt["trialSpec"], tpath + ".trialSpec");
-  else r.fail(tpath, "needs command (or a Kubernetes Job trialSpec)");
-  if (exp.command.empty()) r.fail(tpath + ".command", "is empty");
-  if (tt["resources"]) exp.resources = read_resources(r, tt["resources"], tpath + ".resources");
-  if (const auto& tps = tt["trialParameters"]) {
-    if (!tps.IsSequence()) r.fail(tpath + ".trialParameters", "must be a list of {name, reference}");
-    for (size_t i = 0; i < tps.size(); ++i) {
-      std::string p = Reader::at(tpath + ".trialParameters", i);
-      r.only(tps[i], p, {"name", "reference", "description"});
-      if (!tps[i]["name"] || !tps[i]["reference"]) r.fail(p, "needs name and reference");
-      std::string name = r.string(tps[i]["name"], p + ".name");
-      check_name_length(r, name, p + ".name");
-      std::string reference = r.string(tps[i]["reference"], p + ".reference");
-      check_name_length(r, reference, p + ".reference");
-      if (!exp.find(reference)) {
-        r.fail(p + ".reference", "'" + reference + "' is not one of the experiment's parameters");
-      }
-      for (const auto& [seen, _] : exp.trial_parameters) {
-        if (seen == name) r.fail(p + ".name", "'" + name + "' is given twice");
-      }
-      exp.trial_parameters.emplace_back(name, reference);
+// trialParameters: the names the command refers to, each standing for one of the
+// experiment's parameters.
+void read_trial_parameters(const Reader& r, const YAML::Node& tps, const std::string& path, Experiment& exp) {
+  if (!tps.IsSequence()) r.fail(path, "must be a list of {name, reference}");
+  for (size_t i = 0; i < tps.size(); ++i) {
+    std::string p = Reader::at(path, i);
+    r.only(tps[i], p, {"name", "reference", "description"});
+    if (!tps[i]["name"] || !tps[i]["reference"]) r.fail(p, "needs name and reference");
+    std::string name = r.string(tps[i]["name"], p + ".name");
+    check_name_length(r, name, p + ".name");
+    std::string reference = r.string(tps[i]["reference"], p + ".reference");
+    check_name_length(r, reference, p + ".reference");
+    if (!exp.find(reference)) {
+      r.fail(p + ".reference", "'" + reference + "' is not one of the experiment's parameters");
     }
+    for (const auto& [seen, _] : exp.trial_parameters) {
+      if (seen == name) r.fail(p + ".name", "'" + name + "' is given twice");
+    }
+    exp.trial_parameters.emplace_back(name, reference);
   }
-  std::string where = tt["command"] ? tpath + ".command" : tpath + ".trialSpec";
-  for (size_t i = 0; i < exp.command.size(); ++i) {
-    for_each_reference(exp.command[i], [&](size_t, size_t, const std::string& name) {
+}
+
+// Every `${trialParameters.NAME}` in the command (written at `where`) names an entry of
+// trialParameters (at `path`).
+void check_references(const Reader& r, const Experiment& exp, const std::string& where, const std::string& path) {
+  for (const auto& arg : exp.command) {
+    for_each_reference(arg, [&](size_t, size_t, const std::string& name) {
       bool known = std::any_of(exp.trial_parameters.begin(), exp.trial_parameters.end(),
                                [&](const auto& tp) { return tp.first == name; });
       if (known) return;
@@ -502,22 +508,54 @@ Experiment read_experiment(const std::string& text, const std::string& source) {
         r.fail(where, "a ${trialParameters...} reference of " + std::to_string(name.size()) +
                           " characters; a name has at most " + std::to_string(kLongestName));
       }
-      r.fail(where, "'${trialParameters." + name + "}' names no entry of " + tpath + ".trialParameters");
+      r.fail(where, "'${trialParameters." + name + "}' names no entry of " + path);
     });
   }
+}
+
+void read_trial_template(const Reader& r, const YAML::Node& tt, const std::string& path, Experiment& exp) {
+  if (!tt) r.fail(path, "missing: give command (or a Kubernetes Job trialSpec)");
+  r.only(tt, path, {"trialParameters", "command", "trialSpec", "resources", "primaryContainerName",
+                    "successCondition", "failureCondition", "retain", "primaryPodLabels", "configMap"});
+  if (tt["configMap"]) r.fail(path + ".configMap", "ConfigMaps are Kubernetes objects; put the command in the spec");
+  if (tt["command"] && tt["trialSpec"]) r.fail(path, "give command or trialSpec, not both");
+  if (tt["command"]) exp.command = r.strings(tt["command"], path + ".command");
+  else if (tt["trialSpec"]) exp.command = read_trial_spec(r, tt["trialSpec"], path + ".trialSpec");
+  else r.fail(path, "needs command (or a Kubernetes Job trialSpec)");
+  if (exp.command.empty()) r.fail(path + ".command", "is empty");
+  if (tt["resources"]) exp.resources = read_resources(r, tt["resources"], path + ".resources");
+  if (tt["trialParameters"]) read_trial_parameters(r, tt["trialParameters"], path + ".trialParameters", exp);
+  check_references(r, exp, tt["command"] ? path + ".command" : path + ".trialSpec", path + ".trialParameters");
+}
+
+// The sections in the order their checks depend on each other: the algorithm's settings are
+// judged against the parameters and the counts.
+Experiment read_experiment(const Reader& r, const YAML::Node& doc) {
+  Experiment exp;
+  const Body body = read_document(r, doc, exp);
+  const YAML::Node& b = body.fields;
+  if (b["nasConfig"]) r.fail(body.prefix + "nasConfig", "neural architecture search is not supported; use parameters");
+  if (b["metricsCollectorSpec"]) read_metrics_collector(r, b["metricsCollectorSpec"], body.prefix + "metricsCollectorSpec");
+  exp.objective = read_objective(r, b["objective"], body.prefix + "objective");
+  const std::string apath = body.prefix + "algorithm";
+  if (!b["algorithm"]) r.fail(apath, "missing: give algorithmName (" + algorithm_names() + ")");
+  const AlgorithmInfo& algorithm = read_named(r, b["algorithm"], apath, kAlgorithm, exp);
+  exp.parameters = read_parameters(r, b["parameters"], body.prefix + "parameters");
+  read_counts(r, body, exp);
+  check_algorithm(r, algorithm, body, exp);
+  if (b["earlyStopping"]) read_early_stopping(r, b["earlyStopping"], body.prefix + "earlyStopping", exp);
+  read_trial_template(r, b["trialTemplate"], body.prefix + "trialTemplate", exp);
   return exp;
 }
 
 }  // namespace
 
 Experiment parse_experiment(const std::string& text, const std::string& source) {
-  return Reader(source).guarded([&] { return read_experiment(text, source); });
+  return yaml::read_document(text, source, read_experiment);
 }
 
 Experiment load_experiment(const std::string& path) {
-  const auto text = read_file(path);
-  if (!text) throw input_error(path + ": cannot read the experiment (does it exist?)");
-  return parse_experiment(*text, path);
+  return parse_experiment(yaml::read_spec_file(path, "the experiment"), path);
 }
 
 }  // namespace cohort::tuner

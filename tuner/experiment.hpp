@@ -29,6 +29,7 @@
 // name the field.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -60,6 +61,10 @@ struct Setting {
   std::string name;
   std::string value;
 };
+
+// Reports a problem with a part of the experiment that an algorithm or a stopper checks:
+// `field` under that part (spec.algorithm, spec.earlyStopping) and why. Never returns.
+using SpecError = std::function<void(const std::string& field, const std::string& why)>;
 
 // A metric's value over a trial's reports: Katib's metricStrategies.
 enum class MetricStrategy { min, max, latest };
@@ -93,7 +98,7 @@ struct Experiment {
   Objective objective;
   std::string algorithm;            // algorithmName, lower case
   std::vector<Setting> algorithm_settings;
-  std::string early_stopping;       // empty, or "medianstop"
+  std::string early_stopping;       // empty, or a stopper's name (stopper.hpp)
   std::vector<Setting> early_stopping_settings;
   std::vector<Parameter> parameters;
   int parallel_trial_count = 3;     // Katib's default

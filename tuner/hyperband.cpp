@@ -124,8 +124,6 @@ void validate(const Experiment& e, const SpecError& fail) {
   setup_of(e, fail);
 }
 
-std::optional<long long> capacity(const Experiment&) { return std::nullopt; }
-
 std::unique_ptr<Sampler> make(const Experiment& e, std::uint64_t seed) {
   SpecError raise = [](const std::string& field, const std::string& why) { throw input_error(field + ": " + why); };
   return std::make_unique<HyperbandSampler>(e, seed, *setup_of(e, raise));
@@ -133,6 +131,6 @@ std::unique_ptr<Sampler> make(const Experiment& e, std::uint64_t seed) {
 
 }  // namespace
 
-const AlgorithmInfo kHyperband{"hyperband", &validate, &capacity, &make};
+const AlgorithmInfo kHyperband{"hyperband", &validate, &unlimited, &make};
 
 }  // namespace cohort::tuner

@@ -4,9 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
-#include <sstream>
 
-#include "tuner/sampler.hpp"
 
 namespace cohort::tuner {
 namespace {
@@ -83,41 +81,6 @@ std::vector<std::pair<std::string, double>> MetricCollector::final_metrics() con
     if (auto v = value(name)) out.emplace_back(name, *v);
   }
   return out;
-}
-
-MedianStop MedianStop::from(const Experiment& experiment) {
-  MedianStop m;
-  if (auto v = experiment.early_stopping_setting("min_trials_required")) m.min_trials_required = std::stoi(*v);
-  if (auto v = experiment.early_stopping_setting("start_step")) m.start_step = std::stoi(*v);
-  return m;
-}
-
-std::optional<std::string> MedianStop::should_stop(const Objective& objective,
-                                                   const std::vector<std::vector<std::pair<long long, double>>>& completed,
-                                                   const std::vector<std::pair<long long, double>>& curve) const {
-  if (static_cast<int>(curve.size()) < start_step) return std::nullopt;
-  long long step = curve.back().first;
-  std::vector<double> means;
-  for (const auto& other : completed) {
-    double sum = 0;
-    int n = 0;
-    for (const auto& [s, v] : other) {
-      if (s <= step) sum += v, ++n;
-    }
-    if (n > 0) means.push_back(sum / n);
-  }
-  if (static_cast<int>(means.size()) < min_trials_required || means.empty()) return std::nullopt;
-  std::sort(means.begin(), means.end());
-  size_t mid = means.size() / 2;
-  double median = means.size() % 2 ? means[mid] : 0.5 * (means[mid - 1] + means[mid]);
-  double best = curve.front().second;
-  for (const auto& [s, v] : curve) {
-    if (objective.better(v, best)) best = v;
-  }
-  if (!objective.better(median, best)) return std::nullopt;
-  return "medianstop: best " + objective.metric + " " + format_number(best) + " by step " + std::to_string(step) +
-         " is worse than the median " + format_number(median) + " of " + std::to_string(means.size()) +
-         " completed trials' running averages";
 }
 
 }  // namespace cohort::tuner

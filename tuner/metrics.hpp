@@ -41,18 +41,4 @@ class MetricCollector {
   std::vector<std::pair<long long, double>> curve_;
 };
 
-// Katib's median stopping rule: stop a trial at step S when its best objective value so far
-// is worse than the median, over completed trials, of each one's mean objective up to S.
-// Applies once the trial has reported `start_step` intermediate values and at least
-// `min_trials_required` trials have completed. Returns the reason to stop, if any.
-struct MedianStop {
-  int min_trials_required = 3;
-  int start_step = 4;
-
-  static MedianStop from(const Experiment& experiment);
-  std::optional<std::string> should_stop(const Objective& objective,
-                                         const std::vector<std::vector<std::pair<long long, double>>>& completed,
-                                         const std::vector<std::pair<long long, double>>& curve) const;
-};
-
 }  // namespace cohort::tuner

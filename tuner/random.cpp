@@ -23,12 +23,10 @@ void validate(const Experiment& e, const SpecError& fail) {
   integer_setting(e, "random_state", 0, fail);
 }
 
-std::optional<long long> capacity(const Experiment&) { return std::nullopt; }
-
 std::unique_ptr<Sampler> make(const Experiment& e, std::uint64_t seed) { return std::make_unique<RandomSampler>(e, seed); }
 
 }  // namespace
 
-const AlgorithmInfo kRandom{"random", &validate, &capacity, &make};
+const AlgorithmInfo kRandom{"random", &validate, &unlimited, &make};
 
 }  // namespace cohort::tuner

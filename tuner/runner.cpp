@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "common/text.hpp"
 #include "tuner/metrics.hpp"
 #include "tuner/sampler.hpp"
+#include "tuner/stopper.hpp"
 
 namespace cohort::tuner {
 namespace {
@@ -199,161 +201,261 @@ std::optional<int> claim_trial(Journal& journal, const Experiment& experiment, c
   return claimed;
 }
 
-TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial, const std::atomic<bool>& stop) {
+namespace {
+
+// A claimed trial being run: what each of its phases works with.
+struct RunningTrial {
+  Journal& journal;
+  const Experiment& experiment;
+  int id;
+  fs::path dir;  // <experiment>/trials/<id>, absolute
+  Assignment parameters;
+  std::vector<std::string> env;  // what the trial's environment adds
+  MetricCollector metrics;
+};
+
+// The trial's directory, and its parameters and environment from the journal.
+RunningTrial prepare_trial(Journal& journal, const Experiment& experiment, int id) {
   const fs::path dir = fs::absolute(journal.dir());
-  const fs::path trial_dir = dir / "trials" / std::to_string(trial);
-  make_directories(trial_dir.string(), 0700);
-  Assignment params;
+  RunningTrial trial{journal, experiment, id, dir / "trials" / std::to_string(id), {}, {},
+                     MetricCollector(experiment.objective)};
+  make_directories(trial.dir.string(), 0700);
   {
     JournalState state = journal.read();
-    const Trial* t = state.find(trial);
-    if (!t) throw Error(dir.string() + ": the journal has no trial " + std::to_string(trial));
-    params = t->parameters;
+    const Trial* t = state.find(id);
+    if (!t) throw Error(dir.string() + ": the journal has no trial " + std::to_string(id));
+    trial.parameters = t->parameters;
   }
-  std::vector<std::string> env = experiment.environment_for(params);
-  env.push_back("COHORT_TRIAL_ID=" + std::to_string(trial));
-  env.push_back("COHORT_SWEEP_DIR=" + dir.string());
-  env.push_back("COHORT_TRIAL_DIR=" + trial_dir.string());
+  trial.env = experiment.environment_for(trial.parameters);
+  trial.env.push_back("COHORT_TRIAL_ID=" + std::to_string(id));
+  trial.env.push_back("COHORT_SWEEP_DIR=" + dir.string());
+  trial.env.push_back("COHORT_TRIAL_DIR=" + trial.dir.string());
+  return trial;
+}
 
-  MetricCollector metrics(experiment.objective);
-  std::optional<MedianStop> median;
-  if (experiment.early_stopping == "medianstop") median = MedianStop::from(experiment);
-  std::string early_reason, failure;
-  bool killed = false;
-  int status = 0;
-  const fs::path log_path = trial_dir / "stdout.log";
-  Fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  std::string log_pending;
-  // The trial's output is kept as far as the disk allows; a log that cannot be written is
-  // given up rather than failing a trial that ran.
-  auto flush_log = [&] {
-    if (log && !log_pending.empty()) {
+// The trial's stdout in stdout.log, written a piece at a time. The output is kept as far as
+// the disk allows; a log that cannot be written is given up rather than failing a trial
+// that ran.
+class OutputLog {
+ public:
+  explicit OutputLog(fs::path path)
+      : path_(std::move(path)), fd_(::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {}
+
+  void add(std::string_view line) {
+    pending_.append(line);
+    pending_ += '\n';
+  }
+  void flush() {
+    if (fd_ && !pending_.empty()) {
       try {
-        write_all(log.get(), log_pending, log_path.string());
+        write_all(fd_.get(), pending_, path_.string());
       } catch (const Error&) {
-        log.reset();
+        fd_.reset();
       }
     }
-    log_pending.clear();
-  };
+    pending_.clear();
+  }
 
+ private:
+  fs::path path_;
+  Fd fd_;
+  std::string pending_;
+};
+
+// Stops the trial's process group: SIGTERM first, then SIGKILL if it is still there ten
+// seconds on.
+class GroupStop {
+ public:
+  explicit GroupStop(Process& child) : child_(child) {}
+  void begin() {
+    child_.signal_group(SIGTERM);
+    deadline_ = Clock::now() + std::chrono::seconds(10);
+  }
+  // Called at least every 200 ms while the trial runs.
+  void tick() {
+    if (deadline_ && Clock::now() > *deadline_) {
+      child_.signal_group(SIGKILL);
+      deadline_.reset();
+    }
+  }
+
+ private:
+  Process& child_;
+  std::optional<Clock::time_point> deadline_;
+};
+
+// The succeeded trials' curves, for the stopper; read again only when the journal has grown
+// since.
+CompletedCurves completed_curves(Journal& journal) {
+  struct Cache {
+    std::vector<Curve> curves;
+    std::optional<std::uintmax_t> at;
+  };
+  return [&journal, cache = std::make_shared<Cache>()]() -> const std::vector<Curve>& {
+    if (const auto size = journal.size(); size != cache->at) {
+      cache->curves.clear();
+      for (const auto& t : journal.read().trials) {
+        if (t.state == TrialState::succeeded) cache->curves.push_back(t.curve);
+      }
+      cache->at = size;
+    }
+    return cache->curves;
+  };
+}
+
+// Reads the trial's stdout until it closes it: each line is kept in `log` and handed to
+// `take`; `tick` runs before every wait for more, at least every 200 ms.
+template <class Take, class Tick>
+void read_output(Fd& out, OutputLog& log, Take&& take, Tick&& tick) {
+  LineSplitter lines;
+  auto line = [&](std::string_view text) {
+    log.add(text);
+    take(text);
+  };
+  while (out) {
+    tick();
+    pollfd p{out.get(), POLLIN, 0};
+    int ready = ::poll(&p, 1, 200);
+    if (ready < 0 && errno != EINTR) throw Error(system_message("poll", errno));
+    if (ready <= 0) continue;
+    char chunk[65536];
+    ssize_t n = ::read(out.get(), chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      out.reset();
+      break;
+    }
+    lines.feed(std::string_view(chunk, static_cast<size_t>(n)), line);
+    log.flush();
+  }
+  lines.finish(line);
+  log.flush();
+}
+
+// What running a trial came to.
+struct RunResult {
+  std::string failure;        // why it could not start; empty when it started
+  std::optional<int> status;  // its wait status, when it started
+  bool killed = false;        // stopped from outside
+  std::string early_reason;   // why its stopper stopped it
+};
+
+// Watches the started trial to its end: its output goes to the log and to the metrics, the
+// stopper is asked after each intermediate value, and `stop` set from outside stops it too.
+RunResult watch_trial(RunningTrial& trial, Process& child, OutputLog& log, const std::atomic<bool>& stop) {
+  RunResult result;
+  const std::unique_ptr<Stopper> stopper = make_stopper(trial.experiment);
+  const CompletedCurves completed = completed_curves(trial.journal);
+  GroupStop group(child);
+  auto take = [&](std::string_view line) {
+    if (!trial.metrics.feed(line) || !stopper || !result.early_reason.empty() || result.killed) return;
+    if (auto why = stopper->should_stop(trial.metrics.curve(), completed)) {
+      result.early_reason = *why;
+      group.begin();
+    }
+  };
+  auto tick = [&] {
+    if (stop.load() && !result.killed && result.early_reason.empty()) {
+      result.killed = true;
+      group.begin();
+    }
+    group.tick();
+  };
+  read_output(child.out(), log, take, tick);
+  // Whatever the trial left running in its group goes with it.
+  result.status = child.wait_and_kill_group();
+  return result;
+}
+
+// Starts the trial and watches it to its end.
+RunResult start_and_watch(RunningTrial& trial, const std::atomic<bool>& stop) {
+  OutputLog log(trial.dir / "stdout.log");
   std::optional<Process> child;
   try {
-    child.emplace(spawn_trial(experiment.command_for(params), environment_with(env), trial_dir / "stderr.log"));
+    const auto argv = trial.experiment.command_for(trial.parameters);
+    child.emplace(spawn_trial(argv, environment_with(trial.env), trial.dir / "stderr.log"));
   } catch (const Error& e) {
-    failure = e.what();
+    RunResult result;
+    result.failure = e.what();
+    return result;
   }
-  if (child) {
-    LineSplitter lines;
-    std::optional<Clock::time_point> kill_deadline;
-    auto terminate = [&]() {
-      child->signal_group(SIGTERM);
-      kill_deadline = Clock::now() + std::chrono::seconds(10);
-    };
-    // The succeeded trials' curves, read again only when the journal has grown since.
-    std::vector<std::vector<std::pair<long long, double>>> completed;
-    std::optional<std::uintmax_t> completed_at;
-    auto take_line = [&](std::string_view line) {
-      log_pending.append(line);
-      log_pending += '\n';
-      if (!metrics.feed(line) || !median || !early_reason.empty() || killed) return;
-      if (static_cast<int>(metrics.curve().size()) < median->start_step) return;
-      if (const auto size = journal.size(); size != completed_at) {
-        completed.clear();
-        for (const auto& t : journal.read().trials) {
-          if (t.state == TrialState::succeeded) completed.push_back(t.curve);
-        }
-        completed_at = size;
-      }
-      if (auto why = median->should_stop(experiment.objective, completed, metrics.curve())) {
-        early_reason = *why;
-        terminate();
-      }
-    };
-    while (child->out()) {
-      if (stop.load() && !killed && early_reason.empty()) {
-        killed = true;
-        terminate();
-      }
-      if (kill_deadline && Clock::now() > *kill_deadline) {
-        child->signal_group(SIGKILL);
-        kill_deadline.reset();
-      }
-      pollfd p{child->out().get(), POLLIN, 0};
-      int ready = ::poll(&p, 1, 200);
-      if (ready < 0 && errno != EINTR) throw Error(system_message("poll", errno));
-      if (ready <= 0) continue;
-      char chunk[65536];
-      ssize_t n = ::read(child->out().get(), chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        child->out().reset();
-        break;
-      }
-      lines.feed(std::string_view(chunk, static_cast<size_t>(n)), take_line);
-      flush_log();
-    }
-    lines.finish(take_line);
-    flush_log();
-    // Whatever the trial left running in its group goes with it.
-    status = child->wait_and_kill_group();
-  }
-  log.reset();
+  return watch_trial(trial, *child, log, stop);
+}
 
-  JournalState state = journal.read();
-  if (const Trial* t = state.find(trial)) {
-    for (const auto& line : t->reports) metrics.feed(line);
+// Lines reported with `cohort sweep report` count after the trial's stdout.
+void collect_reports(RunningTrial& trial) {
+  JournalState state = trial.journal.read();
+  if (const Trial* t = state.find(trial.id)) {
+    for (const auto& line : t->reports) trial.metrics.feed(line);
   }
-  TrialState end = TrialState::succeeded;
+}
+
+struct Ending {
+  TrialState state = TrialState::succeeded;
   std::string reason;
-  auto objective = metrics.value(experiment.objective.metric);
-  if (!failure.empty()) {
-    end = TrialState::failed;
-    reason = failure;
-  } else if (killed) {
-    end = TrialState::killed;
-    reason = "stopped from outside (a signal to its runner)";
-  } else if (!early_reason.empty()) {
-    end = TrialState::early_stopped;
-    reason = early_reason;
-  } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    end = TrialState::failed;
-    reason = describe_exit(status, trial_dir);
-  } else if (!objective) {
-    end = TrialState::failed;
-    reason = "the trial reported no value of its objective metric '" + experiment.objective.metric + "' (print '" +
-             experiment.objective.metric + "=<value>' on stdout, or run 'cohort sweep report " +
-             experiment.objective.metric + "=<value>')";
-  }
+};
 
+// How the trial ended, the first of: it could not start, it was stopped from outside or
+// early, it exited other than 0, it reported no objective.
+Ending finish_trial(const RunningTrial& trial, const RunResult& result) {
+  if (!result.failure.empty()) return {TrialState::failed, result.failure};
+  if (result.killed) return {TrialState::killed, "stopped from outside (a signal to its runner)"};
+  if (!result.early_reason.empty()) return {TrialState::early_stopped, result.early_reason};
+  const int status = result.status.value_or(0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return {TrialState::failed, describe_exit(status, trial.dir)};
+  const std::string& metric = trial.experiment.objective.metric;
+  if (!trial.metrics.value(metric)) {
+    return {TrialState::failed, "the trial reported no value of its objective metric '" + metric + "' (print '" + metric +
+                                    "=<value>' on stdout, or run 'cohort sweep report " + metric + "=<value>')"};
+  }
+  return {};
+}
+
+json::Value end_record(const RunningTrial& trial, const RunResult& result, const Ending& ending) {
   json::Value record = json::Value::object();
   record.set("type", "end");
-  record.set("trial", trial);
-  record.set("state", to_string(end));
-  if (!reason.empty()) record.set("reason", reason);
-  if (objective) record.set("objective", *objective);
+  record.set("trial", trial.id);
+  record.set("state", to_string(ending.state));
+  if (!ending.reason.empty()) record.set("reason", ending.reason);
+  if (auto objective = trial.metrics.value(trial.experiment.objective.metric)) record.set("objective", *objective);
   json::Value m = json::Value::object();
-  for (const auto& [name, v] : metrics.final_metrics()) m.set(name, v);
+  for (const auto& [name, v] : trial.metrics.final_metrics()) m.set(name, v);
   record.set("metrics", std::move(m));
   json::Value curve = json::Value::array();
-  for (const auto& [s, v] : metrics.curve()) curve.push(json::Value(json::Array{json::Value(s), json::Value(v)}));
+  for (const auto& [s, v] : trial.metrics.curve()) curve.push(json::Value(json::Array{json::Value(s), json::Value(v)}));
   record.set("curve", std::move(curve));
-  if (child) record.set("exit", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  if (const auto status = result.status) {
+    record.set("exit", WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status));
+  }
+  return record;
+}
 
+// Appends the trial's end, and the experiment's when this trial ended it.
+TrialOutcome record_end(RunningTrial& trial, const json::Value& record, TrialState state) {
   TrialOutcome outcome;
-  outcome.state = end;
-  journal.transact([&](const JournalState& now, const Journal::Append& append) {
+  outcome.state = state;
+  trial.journal.transact([&](const JournalState& now, const Journal::Append& append) {
     JournalState after = now;
     json::Value r = record;
     r.set("time", wall_now());
     apply_record(after, r);
     append(std::move(r));
-    if (auto f = finish_condition(after, experiment)) {
+    if (auto f = finish_condition(after, trial.experiment)) {
       append(finish_record(*f));
       outcome.ended_experiment = true;
     }
   });
   return outcome;
+}
+
+}  // namespace
+
+TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial, const std::atomic<bool>& stop) {
+  RunningTrial running = prepare_trial(journal, experiment, trial);
+  const RunResult result = start_and_watch(running, stop);
+  collect_reports(running);
+  const Ending ending = finish_trial(running, result);
+  return record_end(running, end_record(running, result, ending), ending.state);
 }
 
 int run_local(const fs::path& dir, const Experiment& experiment, const std::atomic<bool>& stop, bool progress) {

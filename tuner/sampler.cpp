@@ -1,19 +1,19 @@
 #include "tuner/sampler.hpp"
 
 #include <algorithm>
-#include <array>
 #include <charconv>
 #include <cmath>
 
 #include "common/error.hpp"
 #include "tuner/algorithms.hpp"
+#include "tuner/registry.hpp"
 
 namespace cohort::tuner {
 namespace {
 
-const std::array<const AlgorithmInfo*, 7> kAlgorithms{&kGrid, &kRandom,          &kSobol,
-                                                      &kTpe,  &kMultivariateTpe, &kBayesianOptimization,
-                                                      &kHyperband};
+const std::vector<const AlgorithmInfo*> kAlgorithms{&kGrid, &kRandom,          &kSobol,
+                                                    &kTpe,  &kMultivariateTpe, &kBayesianOptimization,
+                                                    &kHyperband};
 
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -24,18 +24,11 @@ std::uint64_t splitmix64(std::uint64_t x) {
 
 }  // namespace
 
-const AlgorithmInfo* find_algorithm(std::string_view name) {
-  for (const auto* a : kAlgorithms) {
-    if (a->name == name) return a;
-  }
-  return nullptr;
-}
+const AlgorithmInfo* find_algorithm(std::string_view name) { return find_named(kAlgorithms, name); }
 
-std::string algorithm_names() {
-  std::string out;
-  for (const auto* a : kAlgorithms) out += (out.empty() ? "" : ", ") + std::string(a->name);
-  return out;
-}
+std::string algorithm_names() { return names_of(kAlgorithms); }
+
+std::optional<long long> unlimited(const Experiment&) { return std::nullopt; }
 
 std::unique_ptr<Sampler> make_sampler(const Experiment& experiment, std::uint64_t seed) {
   const auto* a = find_algorithm(experiment.algorithm);

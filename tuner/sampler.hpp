@@ -12,7 +12,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -46,18 +45,18 @@ class Sampler {
   virtual std::optional<Point> suggest(int trial, const std::vector<Observation>& history) = 0;
 };
 
-// Reports a problem with the experiment: `field` under spec.algorithm (empty for the
-// algorithm itself) and why. Never returns.
-using SpecError = std::function<void(const std::string& field, const std::string& why)>;
-
 struct AlgorithmInfo {
   std::string_view name;  // algorithmName, lower case
-  // Checks settings and the space; calls `fail` for the first problem.
+  // Checks settings and the space; calls `fail` for the first problem, with `field` under
+  // spec.algorithm (empty for the algorithm itself).
   void (*validate)(const Experiment& experiment, const SpecError& fail);
   // How many distinct trials the algorithm can propose, when that is finite (grid).
   std::optional<long long> (*capacity)(const Experiment& experiment);
   std::unique_ptr<Sampler> (*make)(const Experiment& experiment, std::uint64_t seed);
 };
+
+// The capacity of an algorithm whose proposals never run out: none.
+std::optional<long long> unlimited(const Experiment& experiment);
 
 const AlgorithmInfo* find_algorithm(std::string_view name);
 std::string algorithm_names();  // "grid, random, …" for messages

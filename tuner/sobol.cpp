@@ -106,12 +106,10 @@ void validate(const Experiment& e, const SpecError& fail) {
   }
 }
 
-std::optional<long long> capacity(const Experiment&) { return std::nullopt; }
-
 std::unique_ptr<Sampler> make(const Experiment& e, std::uint64_t seed) { return std::make_unique<SobolSampler>(e, seed); }
 
 }  // namespace
 
-const AlgorithmInfo kSobol{"sobol", &validate, &capacity, &make};
+const AlgorithmInfo kSobol{"sobol", &validate, &unlimited, &make};
 
 }  // namespace cohort::tuner

@@ -168,6 +168,9 @@ std::vector<double> categorical_p(const std::vector<double>& xs, size_t choices,
 
 constexpr long long kMostCandidates = 10000;
 
+// The finished trials on one side of TPE's split: the good group or the rest.
+using Group = std::vector<const Observation*>;
+
 class TpeSampler : public Sampler {
  public:
   TpeSampler(const Experiment& e, std::uint64_t seed, bool multivariate)
@@ -212,8 +215,7 @@ class TpeSampler : public Sampler {
   }
 
  private:
-  double suggest_one(size_t j, const std::vector<const Observation*>& below,
-                     const std::vector<const Observation*>& above, std::mt19937_64& rng) {
+  double suggest_one(size_t j, const Group& below, const Group& above, std::mt19937_64& rng) {
     const Parameter& p = experiment_.parameters[j];
     std::uniform_real_distribution<double> u(0.0, 1.0);
     if (p.type == ParameterType::discrete || p.type == ParameterType::categorical) {
@@ -332,8 +334,7 @@ class TpeSampler : public Sampler {
     return log_sum_exp(terms);
   }
 
-  std::optional<Point> suggest_joint(int trial, const std::vector<const Observation*>& below,
-                                     const std::vector<const Observation*>& above) const {
+  std::optional<Point> suggest_joint(int trial, const Group& below, const Group& above) const {
     Joint l = joint_of(below), g = joint_of(above);
     auto rng = trial_rng(seed_, trial, 1);
     std::discrete_distribution<size_t> component(l.weight.begin(), l.weight.end());
@@ -392,8 +393,6 @@ void validate(const Experiment& e, const SpecError& fail) {
   if (auto w = number_setting(e, "prior_weight", fail); w && *w <= 0) fail("algorithmSettings", "prior_weight must be positive");
 }
 
-std::optional<long long> capacity(const Experiment&) { return std::nullopt; }
-
 std::unique_ptr<Sampler> make(const Experiment& e, std::uint64_t seed) {
   return std::make_unique<TpeSampler>(e, seed, false);
 }
@@ -404,8 +403,8 @@ std::unique_ptr<Sampler> make_multivariate(const Experiment& e, std::uint64_t se
 
 }  // namespace
 
-const AlgorithmInfo kTpe{"tpe", &validate, &capacity, &make};
+const AlgorithmInfo kTpe{"tpe", &validate, &unlimited, &make};
 // Katib's name for TPE with a joint density over all parameters.
-const AlgorithmInfo kMultivariateTpe{"multivariate-tpe", &validate, &capacity, &make_multivariate};
+const AlgorithmInfo kMultivariateTpe{"multivariate-tpe", &validate, &unlimited, &make_multivariate};
 
 }  // namespace cohort::tuner

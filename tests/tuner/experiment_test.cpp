@@ -183,6 +183,19 @@ TEST(Experiment, MedianStopSettingsAreChecked) {
       << error_of(yaml);
 }
 
+TEST(Experiment, EarlyStoppingNamesAStopperOfTheTable) {
+  std::string yaml = kMinimal + "earlyStopping: {algorithmName: truncation}\n";
+  EXPECT_EQ(error_of(yaml),
+            "exp.yaml: earlyStopping.algorithmName: 'truncation' is not an early-stopping algorithm (expected one of: "
+            "medianstop)");
+  yaml = kMinimal + "earlyStopping: {algorithmName: MedianStop, algorithmSettings: [{name: start_step, value: \"0\"}]}\n";
+  EXPECT_EQ(error_of(yaml), "exp.yaml: earlyStopping.algorithmSettings[0].value: must be 1..1000000 (got 0)");
+  yaml = kMinimal + "earlyStopping: {algorithmName: MedianStop, algorithmSettings: [{name: start_step, value: \"2\"}]}\n";
+  Experiment e = parse_experiment(yaml, "exp.yaml");
+  EXPECT_EQ(e.early_stopping, "medianstop");
+  EXPECT_EQ(e.early_stopping_setting("start_step"), "2");
+}
+
 TEST(Experiment, LogUniformNeedsAPositiveMin) {
   std::string yaml = kMinimal;
   yaml.replace(yaml.find("\"0.001\""), 7, "\"0\"");

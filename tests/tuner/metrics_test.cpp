@@ -1,4 +1,4 @@
-// Metrics in Katib's StdOut format, their strategies, and the median stopping rule.
+// Metrics in Katib's StdOut format and their strategies.
 #include <gtest/gtest.h>
 
 #include "tuner/metrics.hpp"
@@ -50,34 +50,6 @@ TEST(Collector, FinalValuesFollowEachMetricsStrategy) {
   latest.feed("loss=0.1");
   latest.feed("loss=0.2");
   EXPECT_EQ(latest.value("loss"), 0.2);
-}
-
-std::vector<std::pair<long long, double>> flat(double v, int steps) {
-  std::vector<std::pair<long long, double>> c;
-  for (int s = 1; s <= steps; ++s) c.emplace_back(s, v);
-  return c;
-}
-
-TEST(MedianStop, StopsATrialWorseThanTheMedianOfCompletedTrials) {
-  MedianStop rule;
-  auto why = rule.should_stop(objective(), {flat(1, 10), flat(2, 10), flat(3, 10)}, flat(5, 4));
-  ASSERT_TRUE(why);
-  EXPECT_NE(why->find("worse than the median 2"), std::string::npos) << *why;
-  EXPECT_FALSE(rule.should_stop(objective(), {flat(1, 10), flat(2, 10), flat(3, 10)}, flat(1.5, 4)));
-}
-
-TEST(MedianStop, WaitsForStartStepAndForEnoughCompletedTrials) {
-  MedianStop rule;
-  EXPECT_FALSE(rule.should_stop(objective(), {flat(1, 10), flat(2, 10), flat(3, 10)}, flat(5, 3)));
-  EXPECT_FALSE(rule.should_stop(objective(), {flat(1, 10), flat(2, 10)}, flat(5, 4)));
-  rule.min_trials_required = 2;
-  EXPECT_TRUE(rule.should_stop(objective(), {flat(1, 10), flat(2, 10)}, flat(5, 4)));
-}
-
-TEST(MedianStop, MaximisingStopsTrialsBelowTheMedian) {
-  MedianStop rule;
-  EXPECT_TRUE(rule.should_stop(objective(Goal::maximize), {flat(1, 10), flat(2, 10), flat(3, 10)}, flat(0.5, 4)));
-  EXPECT_FALSE(rule.should_stop(objective(Goal::maximize), {flat(1, 10), flat(2, 10), flat(3, 10)}, flat(5, 4)));
 }
 
 }  // namespace

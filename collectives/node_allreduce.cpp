@@ -176,7 +176,7 @@ void NodeAllreduce::wait_for(Ready ready, const char* what, int peer) const {
   }
 }
 
-// One function: the chunk pipeline's steps are lambdas over the counters and offsets it shares.
+// Long: the chunk pipeline's steps are lambdas over the counters and offsets they share.
 void NodeAllreduce::run(const void* send, void* recv, std::size_t count, DType dtype,
                         ReduceOp op) {
   const std::uint64_t call = ++calls_;

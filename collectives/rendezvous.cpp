@@ -191,68 +191,85 @@ std::string list_ranks(const std::vector<int>& ranks) {
   return out;
 }
 
-std::string serve(const RendezvousOptions& o, const std::string& own_failure,
-                  const std::function<std::string()>& make_payload) {
-  const Fd listener = listen_on(o);
-  const auto deadline = Clock::now() + o.timeout;
-  std::vector<Fd> ranks(static_cast<std::size_t>(o.size));
+// Who came to rank 0: the ranks' connections, and what is wrong with any of them.
+struct Arrivals {
+  std::vector<Fd> ranks;
   // Processes of this job that cannot take a rank (a duplicate, another world size): they
   // count as arrived, so that the job fails once all are in rather than at the timeout.
   std::vector<Fd> refused;
   std::map<int, std::string> failures;  // by rank: the first reported wins the message
-  if (!own_failure.empty()) failures.emplace(0, own_failure);
   int arrived = 1;
+};
 
-  while (arrived < o.size) {
+// Takes one connection's hello: a stranger is dropped or turned away, a rank of this job
+// joins `in`.
+void admit(const RendezvousOptions& o, Fd peer, Arrivals& in, Clock::time_point deadline) {
+  const auto hello = read_hello(peer.get(), std::min(deadline, Clock::now() + kHelloTimeout));
+  if (!hello) return;  // not ours: dropped
+  if (hello->key != o.key) {
+    write_all(peer.get(),
+              reply_message(kFailed, where(o) + " belongs to job '" + o.key + "', not to job '" + hello->key +
+                                         "': two jobs share a MASTER_PORT; give each its own"),
+              Clock::now() + kHelloTimeout);
+    return;
+  }
+  ++in.arrived;
+  if (hello->size != o.size) {
+    in.failures.emplace(hello->rank, "it has WORLD_SIZE=" + std::to_string(hello->size) + " where rank 0 has " +
+                                         std::to_string(o.size) + ": every rank needs the same WORLD_SIZE");
+    in.refused.push_back(std::move(peer));
+    return;
+  }
+  if (hello->rank <= 0 || hello->rank >= o.size || in.ranks[static_cast<std::size_t>(hello->rank)]) {
+    in.failures.emplace(hello->rank, "two processes claim rank " + std::to_string(hello->rank) +
+                                         " (each rank of the job needs its own RANK)");
+    in.refused.push_back(std::move(peer));
+    return;
+  }
+  if (!hello->failure.empty()) in.failures.emplace(hello->rank, hello->failure);
+  in.ranks[static_cast<std::size_t>(hello->rank)] = std::move(peer);
+}
+
+// Accepts connections until every rank has arrived or the deadline passes.
+Arrivals gather(const RendezvousOptions& o, const std::string& own_failure) {
+  const Fd listener = listen_on(o);
+  const auto deadline = Clock::now() + o.timeout;
+  Arrivals in;
+  in.ranks.resize(static_cast<std::size_t>(o.size));
+  if (!own_failure.empty()) in.failures.emplace(0, own_failure);
+  while (in.arrived < o.size) {
     if (!wait_io(listener.get(), POLLIN, deadline)) break;
     Fd peer(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!peer) {
       if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
       throw Error(where(o) + ": " + system_message("accept", errno));
     }
-    const auto hello = read_hello(peer.get(), std::min(deadline, Clock::now() + kHelloTimeout));
-    if (!hello) continue;  // not ours: dropped
-    const auto reject = [&](const std::string& why) {
-      write_all(peer.get(), reply_message(kFailed, why), Clock::now() + kHelloTimeout);
-    };
-    if (hello->key != o.key) {
-      reject(where(o) + " belongs to job '" + o.key + "', not to job '" + hello->key +
-             "': two jobs share a MASTER_PORT; give each its own");
-      continue;
-    }
-    if (hello->size != o.size) {
-      failures.emplace(hello->rank, "it has WORLD_SIZE=" + std::to_string(hello->size) + " where rank 0 has " +
-                                        std::to_string(o.size) + ": every rank needs the same WORLD_SIZE");
-      refused.push_back(std::move(peer));
-      ++arrived;
-      continue;
-    }
-    if (hello->rank <= 0 || hello->rank >= o.size || ranks[static_cast<std::size_t>(hello->rank)]) {
-      failures.emplace(hello->rank, "two processes claim rank " + std::to_string(hello->rank) +
-                                        " (each rank of the job needs its own RANK)");
-      refused.push_back(std::move(peer));
-      ++arrived;
-      continue;
-    }
-    if (!hello->failure.empty()) failures.emplace(hello->rank, hello->failure);
-    ranks[static_cast<std::size_t>(hello->rank)] = std::move(peer);
-    ++arrived;
+    admit(o, std::move(peer), in, deadline);
   }
+  return in;
+}
 
-  std::string message;
-  if (!failures.empty()) {
-    const auto& [rank, why] = *failures.begin();
-    message = where(o) + ": rank " + std::to_string(rank) + " cannot take part: " + why;
-  } else if (arrived < o.size) {
-    std::vector<int> missing;
-    for (int r = 1; r < o.size; ++r) {
-      if (!ranks[static_cast<std::size_t>(r)]) missing.push_back(r);
-    }
-    message = where(o) + ": rank(s) " + list_ranks(missing) + " did not arrive within " +
-              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.timeout).count()) +
-              " s (COHORT_RENDEZVOUS_TIMEOUT): check that every rank was started and can reach "
-              "MASTER_ADDR:MASTER_PORT";
+// Why the job cannot go on, or empty when every rank arrived ready.
+std::string verdict(const RendezvousOptions& o, const Arrivals& in) {
+  if (!in.failures.empty()) {
+    const auto& [rank, why] = *in.failures.begin();
+    return where(o) + ": rank " + std::to_string(rank) + " cannot take part: " + why;
   }
+  if (in.arrived >= o.size) return "";
+  std::vector<int> missing;
+  for (int r = 1; r < o.size; ++r) {
+    if (!in.ranks[static_cast<std::size_t>(r)]) missing.push_back(r);
+  }
+  return where(o) + ": rank(s) " + list_ranks(missing) + " did not arrive within " +
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.timeout).count()) +
+         " s (COHORT_RENDEZVOUS_TIMEOUT): check that every rank was started and can reach "
+         "MASTER_ADDR:MASTER_PORT";
+}
+
+std::string serve(const RendezvousOptions& o, const std::string& own_failure,
+                  const std::function<std::string()>& make_payload) {
+  const Arrivals in = gather(o, own_failure);
+  std::string message = verdict(o, in);
   std::string payload;
   if (message.empty()) {
     try {
@@ -269,10 +286,10 @@ std::string serve(const RendezvousOptions& o, const std::string& own_failure,
   const auto send_by = Clock::now() + kHelloTimeout;
   std::vector<int> gone;
   for (int r = 1; r < o.size; ++r) {
-    const Fd& fd = ranks[static_cast<std::size_t>(r)];
+    const Fd& fd = in.ranks[static_cast<std::size_t>(r)];
     if (fd && write_all(fd.get(), reply, send_by) != Io::done) gone.push_back(r);
   }
-  for (const Fd& fd : refused) write_all(fd.get(), reply, send_by);
+  for (const Fd& fd : in.refused) write_all(fd.get(), reply, send_by);
   if (!message.empty()) throw Error(message);
   if (!gone.empty()) {
     throw Error(where(o) + ": rank(s) " + list_ranks(gone) +

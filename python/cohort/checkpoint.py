@@ -13,9 +13,8 @@ Each tensor becomes the dataset /tensors/<dotted path> ("model.layers.0.weight",
 dicts, lists and tuples around them) is kept as JSON in the checkpoint's metadata, so that
 load() rebuilds the same structure. docs/python.md says more.
 
-Ranks: one process needs nothing. Several ranks must be MPI's (srun --mpi=pmix, mpirun,
-or cohort launch --mpi=pmix); ranks that only torchrun's variables describe get an
-InputError saying so.
+Ranks: one process needs nothing. Several ranks must be MPI's (srun --mpi=pmix, mpirun);
+ranks that only torchrun's variables describe get an InputError saying so.
 """
 import atexit
 import json

@@ -1,8 +1,11 @@
 """cohort.checkpoint on one process: PyTorch and NumPy state through the C++ checkpointer."""
 import os
 import pathlib
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 
 import h5py
 import numpy as np
@@ -255,3 +258,33 @@ def read_only_as_nobody(ro):
 def test_state_must_be_a_dict(tmp_path):
     refused(lambda: ckpt.save([torch.zeros(1)], tmp_path, 1), "dict")
     refused(lambda: ckpt.save({(1, 2): torch.zeros(1)}, tmp_path, 1), "(1, 2)")
+
+
+SAVE_FOREVER = """
+import sys, torch, cohort.checkpoint as ckpt
+state = {f"t{i}": torch.full((1 << 20,), float(i)) for i in range(32)}
+step = 0
+while True:
+    ckpt.save(state, sys.argv[1], step, retention=2)
+    if step == 0:
+        print("saved", flush=True)
+    step += 1
+"""
+
+
+def test_ctrl_c_during_saves_leaves_only_whole_checkpoints(tmp_path, cohort_bin):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    saver = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(tmp_path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    assert saver.stdout.readline() == "saved\n", saver.stderr.read()
+    time.sleep(0.3)  # into a later save
+    saver.send_signal(signal.SIGINT)
+    _, err = saver.communicate(timeout=120)
+    assert "KeyboardInterrupt" in err, err
+    assert ckpt.steps(tmp_path), "no checkpoint survived"
+    for step in ckpt.steps(tmp_path):
+        r = run([cohort_bin, "ckpt", "verify", str(tmp_path / f"step-{step:08d}")])
+        assert r.returncode == 0, r.stdout + r.stderr
+    back = {f"t{i}": torch.zeros(1 << 20) for i in range(32)}
+    ckpt.load(back, tmp_path)
+    assert all(torch.equal(back[f"t{i}"], torch.full((1 << 20,), float(i))) for i in range(32))

@@ -222,9 +222,15 @@ std::vector<std::int64_t> committed_steps(const std::filesystem::path& dir) {
   return out;
 }
 
-// The attributes a checkpoint's manifest records, as JSON text.
-std::string checkpoint_attributes(const std::filesystem::path& dir, std::int64_t step) {
-  return cohort::json::write(ckpt::read_manifest(ckpt::checkpoint_path(dir, step)).metadata.attributes);
+// What a checkpoint's manifest records: its attributes as JSON text, and each tensor's
+// dtype, whole shape and sharding by name.
+py::tuple checkpoint_contents(const std::filesystem::path& dir, std::int64_t step) {
+  const auto manifest = ckpt::read_manifest(ckpt::checkpoint_path(dir, step));
+  py::dict tensors;
+  for (const auto& t : manifest.tensors) {
+    tensors[py::str(t.name)] = py::make_tuple(cohort::to_string(t.dtype), t.shape, ckpt::to_string(t.sharding));
+  }
+  return py::make_tuple(cohort::json::write(manifest.metadata.attributes), tensors);
 }
 
 py::dict contract() {
@@ -291,7 +297,7 @@ PYBIND11_MODULE(_cohort, m) {
       .def("steps", &Checkpointer::steps);
 
   m.def("committed_steps", &committed_steps);
-  m.def("checkpoint_attributes", &checkpoint_attributes);
+  m.def("checkpoint_contents", &checkpoint_contents);
   m.def("contract", &contract);
   m.def("heartbeat", &cohort::launcher::heartbeat);
   m.def("trial_parameters", &trial_parameters);

@@ -129,10 +129,9 @@ class _Flattened:
         host, address = _host(tensor)
         self.keep.append(host)
         self.specs.append((name, dtype, shape, sharding, address))
-        node = {"tensor": name, "kind": kind, "dtype": dtype, "shape": shape, "sharded": sharding == "rows"}
-        if kind == "torch":
-            node["device"] = str(tensor.device)
-        return node
+        # Its dtype, shape and sharding are the manifest's to record: the node says only
+        # where the tensor goes and what kind of object it was.
+        return {"tensor": name, "kind": kind}
 
     def walk(self, value, path):
         if _is_tensor(value):
@@ -230,19 +229,19 @@ def steps(dir):
     return _cohort.committed_steps(os.fspath(dir))
 
 
-def _decode(node, given, path, slots, after):
+def _decode(node, given, path, stored, slots, after):
     """The value at `path` as checkpoint `node` has it, reusing `given` where it is the same
     kind of thing: tensors are filled in place by the load, and dicts and lists are updated
     in place by `after`, once the load has succeeded."""
     if "tensor" in node:
-        return _tensor_slot(node, given, path, slots, after)
+        return _tensor_slot(node, given, stored, slots, after)
     if "dict" in node:
         old = given if isinstance(given, dict) else {}
         saved_keys = {key for key, _ in node["dict"]}
         for key, child in old.items():
             if key not in saved_keys and _holds_tensor(child):
                 raise InputError(f"{_where(path + [key])}: the state has it, the checkpoint does not")
-        new = {key: _decode(child, old.get(key), path + [key], slots, after) for key, child in node["dict"]}
+        new = {key: _decode(child, old.get(key), path + [key], stored, slots, after) for key, child in node["dict"]}
         if given is old:
             after.append(lambda: given.update(new))
             return given
@@ -250,7 +249,7 @@ def _decode(node, given, path, slots, after):
     for kind in ("list", "tuple"):
         if kind in node:
             old = given if isinstance(given, (list, tuple)) and len(given) == len(node[kind]) else None
-            children = [_decode(child, old[i] if old else None, path + [i], slots, after)
+            children = [_decode(child, old[i] if old else None, path + [i], stored, slots, after)
                         for i, child in enumerate(node[kind])]
             if kind == "tuple":
                 return tuple(children)
@@ -273,19 +272,19 @@ def _holds_tensor(value):
     return False
 
 
-def _tensor_slot(node, given, path, slots, after):
+def _tensor_slot(node, given, stored, slots, after):
     name = node["tensor"]
-    sharding = "rows" if node["sharded"] else "replicated"
+    if name not in stored:
+        raise InputError(f"{name}: the state has this tensor, the checkpoint does not")
+    dtype, shape, sharding = stored[name]
     if given is None:
-        if node["sharded"]:
+        if sharding == "rows":
             raise InputError(f"{name}: a sharded tensor: give it in the state as Sharded(tensor), "
                              "shaped as this rank's rows")
-        given = _empty(node)
+        given = _empty(node["kind"], dtype, shape)
     elif not _is_tensor(given):
         raise InputError(f"{name}: the checkpoint holds a tensor here, the state a {type(given).__name__}")
-    else:
-        sharding = _unwrap(given)[1]
-    tensor = _unwrap(given)[0]
+    tensor, sharding = _unwrap(given)
     _, dtype, shape = _describe(tensor)
     host, address = _host(tensor)
     if host is not tensor and not (_is_torch(tensor) and host.data_ptr() == tensor.data_ptr()):
@@ -294,12 +293,12 @@ def _tensor_slot(node, given, path, slots, after):
     return given
 
 
-def _empty(node):
-    if node["kind"] == "torch":
+def _empty(kind, dtype, shape):
+    if kind == "torch":
         import torch
-        return torch.empty(node["shape"], dtype=getattr(torch, node["dtype"]))
+        return torch.empty(shape, dtype=getattr(torch, dtype))
     import numpy
-    return numpy.empty(node["shape"], dtype=node["dtype"])
+    return numpy.empty(shape, dtype=dtype)
 
 
 def _copy_back(tensor, host):
@@ -314,20 +313,31 @@ def _finish(after):
         step()
 
 
-def _plan(state, tree):
+def _plan(state, contents):
+    """The slots that load `contents` (a checkpoint's attributes and tensors) into `state`,
+    and what to do once the load has succeeded."""
+    attributes, stored = contents
     if not isinstance(state, dict):
         raise InputError(f"state: a {type(state).__name__}; give the dict to fill")
+    tree = attributes.get(_TREE)
     if tree is None:
         # Saved from C++ (or h5py): no structure to rebuild, so the state's own structure
         # names the tensors, and only they are loaded.
         tree = _flatten(state)[1]
     slots, after = [], []
-    _decode(tree, state, [], slots, after)
+    _decode(tree, state, [], stored, slots, after)
     return slots, after
 
 
-def _attributes(dir, step):
-    return json.loads(_cohort.checkpoint_attributes(os.fspath(dir), step))
+def _layout(contents):
+    """What a load plans from: the structure with its values, and the tensors."""
+    attributes, stored = contents
+    return attributes.get(_TREE), stored
+
+
+def _contents(dir, step):
+    attributes, stored = _cohort.checkpoint_contents(os.fspath(dir), step)
+    return json.loads(attributes), stored
 
 
 def _result(info):
@@ -347,8 +357,7 @@ def load(state, dir, *, step=None):
         step = latest_step(dir)
         if step is None:
             raise InputError(f"{os.fspath(dir)}: no checkpoint to load (no committed step-XXXXXXXX in it)")
-    tree = _attributes(dir, step).get(_TREE)
-    slots, after = _plan(state, tree)
+    slots, after = _plan(state, _contents(dir, step))
     info = _checkpointer(dir).load(step, slots)
     _finish(after)
     return _result(info)
@@ -363,16 +372,16 @@ def load_latest(state, dir):
     ckpt = _checkpointer(dir)
     for candidate in reversed(steps(dir)):
         try:
-            tree = _attributes(dir, candidate).get(_TREE)
+            contents = _contents(dir, candidate)
         except Error:
             continue  # an unreadable manifest: the C++ fallback reports it
-        slots, after = _plan(state, tree)
+        slots, after = _plan(state, contents)
         info = ckpt.load(None, slots)
         if info is None:
             return None
-        chosen = json.loads(info["attributes"]).get(_TREE)
-        if chosen != tree:
-            # The fallback landed on a checkpoint of another structure: load that one as it is.
+        if info["step"] != candidate and _layout(_contents(dir, info["step"])) != _layout(contents):
+            # The fallback landed on a checkpoint whose structure, values or tensors differ
+            # from the one planned for: load that one as it is.
             skipped = info["skipped"]
             info = load(state, dir, step=info["step"])
             info["skipped"] = skipped

@@ -1,12 +1,7 @@
 """cohort.launch: the launch contract read by the launcher's own reader."""
 import os
-import signal
-import subprocess
 import sys
 
-import pytest
-
-import cohort
 from conftest import run
 
 CONTRACT = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",

@@ -35,6 +35,20 @@ else()
                  "building without the NCCL backend")
 endif()
 
+# The Python package is optional: without Python's headers or pybind11 it is left out.
+# Debian's own interpreter, the one python3-torch and python3-h5py serve, is the one built for.
+if(NOT DEFINED Python_EXECUTABLE AND EXISTS /usr/bin/python3)
+  set(Python_EXECUTABLE /usr/bin/python3)
+endif()
+find_package(Python 3.9 QUIET COMPONENTS Interpreter Development.Module)
+if(Python_FOUND)
+  find_package(pybind11 CONFIG QUIET)
+endif()
+if(NOT pybind11_FOUND)
+  message(STATUS "cohort: Python ${Python_VERSION} development files or pybind11 not found: building "
+                 "without the Python package (install python3-dev pybind11-dev)")
+endif()
+
 if(COHORT_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

@@ -505,13 +505,7 @@ std::string choose_bootstrap(const CommunicatorOptions& options) {
     throw input_error("bootstrap '" + chosen + "' (COHORT_COLLECTIVES_BOOTSTRAP): unknown bootstrap "
                       "(use auto, mpi or tcp)");
   }
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  if (initialized) return "mpi";
-  // Started by an MPI launcher (mpirun, srun --mpi=pmix, Hydra): MPI knows the ranks.
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"}) {
-    if (std::getenv(name)) return "mpi";
-  }
+  if (mpi_launched()) return "mpi";
   // Started as torchrun starts ranks: only the contract knows them.
   const auto ranks = contract_ranks();
   const char* master = std::getenv("MASTER_ADDR");
@@ -521,6 +515,16 @@ std::string choose_bootstrap(const CommunicatorOptions& options) {
 
 }  // namespace
 }  // namespace detail
+
+bool mpi_launched() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) return true;
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"}) {
+    if (std::getenv(name)) return true;
+  }
+  return false;
+}
 
 Communicator Communicator::from_environment(const CommunicatorOptions& options) {
   if (detail::choose_bootstrap(options) == "tcp") {

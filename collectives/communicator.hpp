@@ -118,6 +118,10 @@ class Request {
   std::shared_ptr<detail::Operation> op_;
 };
 
+// Whether MPI knows this process's ranks: MPI is initialised, or an MPI launcher (mpirun,
+// srun --mpi=pmix, Hydra) started the process. What from_environment's auto bootstrap asks.
+bool mpi_launched();
+
 class Communicator {
  public:
   // Joins the ranks of the launch contract. Over MPI (see CommunicatorOptions::bootstrap),

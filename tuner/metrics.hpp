@@ -1,4 +1,6 @@
-// tuner/metrics.hpp — metrics from a trial's output in Katib's StdOut format; private.
+// tuner/metrics.hpp — metrics from a trial's output in Katib's StdOut format. Private to
+// tuner/, but for parse_metric_line, which the Python package's sweep.report() asks whether
+// the sweep will read the line it is about to print.
 //
 // A line holds `name=value` pairs ("epoch=3 loss=0.25 accuracy=0.91"). Values on a line that
 // also gives `epoch=` or `step=` are intermediate values at that step; every value counts

@@ -1,0 +1,349 @@
+// json_bench — what reading and writing JSON costs where it sits on a hot path: the body of
+// a KServe V2 (Open Inference Protocol) inference request,
+//   {"inputs":[{"name":"input-0","shape":[1,N],"datatype":"FP32","data":[...]}]}
+// with N = 784 (one MNIST image) and N = 100 000 floats, as a client such as tritonclient
+// writes it: each float32 as the shortest decimal of its double value.
+//
+// For each JSON library Debian ships, and for cohort::json, three operations:
+//   parse   the body into the library's document
+//   floats  parse, then copy inputs[0].data into a std::vector<float>: what a server does
+//   write   build the body's document from a std::vector<float> and serialise it
+// The baseline is cohort::json in the same run: every ratio is a case's median time over
+// cohort::json's for the same operation and size (below 1 is faster). Every case is
+// checked: the floats it extracts, and the floats its output reads back as, must be the
+// request's floats exactly.
+//
+//   build/bin/json_bench [--runs N]
+#include <nlohmann/json.hpp>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/json.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Floats = std::vector<float>;
+
+// What a case does; an operation a library cannot do stays empty.
+struct Case {
+  const char* name;
+  std::function<void(const std::string& body)> parse;
+  std::function<Floats(const std::string& body)> floats;
+  std::function<std::string(const Floats& data)> write;
+};
+
+// rapidjson's default number parsing is fast but may be an ulp off; exact reading needs
+// kParseFullPrecisionFlag. Both are measured, since exact doubles are a requirement.
+constexpr unsigned kRapidExact = rapidjson::kParseFullPrecisionFlag;
+constexpr unsigned kRapidFast = rapidjson::kParseDefaultFlags;
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "json_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// --- cohort::json --------------------------------------------------------------------
+
+Floats cohort_floats(const std::string& body) {
+  const cohort::json::Value v = cohort::json::parse(body, "body");
+  const auto& data = v.at("inputs").as_array().at(0).at("data").as_array();
+  Floats out;
+  out.reserve(data.size());
+  for (const auto& x : data) out.push_back(static_cast<float>(x.as_double()));
+  return out;
+}
+
+std::string cohort_write(const Floats& data) {
+  cohort::json::Array values;
+  values.reserve(data.size());
+  for (float x : data) values.emplace_back(static_cast<double>(x));
+  cohort::json::Value input = cohort::json::Value::object();
+  input.set("name", "input-0");
+  input.set("shape", cohort::json::Array{cohort::json::Value(1), cohort::json::Value(data.size())});
+  input.set("datatype", "FP32");
+  input.set("data", std::move(values));
+  cohort::json::Value body = cohort::json::Value::object();
+  body.set("inputs", cohort::json::Array{std::move(input)});
+  return cohort::json::write(body);
+}
+
+// --- nlohmann/json -------------------------------------------------------------------
+
+template <typename Json>
+Floats nlohmann_floats(const std::string& body) {
+  const Json v = Json::parse(body);
+  const auto& data = v.at("inputs").at(0).at("data");
+  Floats out;
+  out.reserve(data.size());
+  for (const auto& x : data) out.push_back(x.template get<float>());
+  return out;
+}
+
+template <typename Json>
+std::string nlohmann_write(const Floats& data) {
+  Json input = Json::object();
+  input["name"] = "input-0";
+  input["shape"] = Json::array({1, data.size()});
+  input["datatype"] = "FP32";
+  input["data"] = data;
+  Json body = Json::object();
+  body["inputs"] = Json::array({std::move(input)});
+  return body.dump();
+}
+
+// --- RapidJSON -----------------------------------------------------------------------
+
+template <unsigned Flags>
+rapidjson::Document rapid_parse(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse<Flags>(body.data(), body.size());
+  if (d.HasParseError()) die("rapidjson refused the body");
+  return d;
+}
+
+template <unsigned Flags>
+Floats rapid_floats(const std::string& body) {
+  const rapidjson::Document d = rapid_parse<Flags>(body);
+  const auto& data = d["inputs"][0]["data"];
+  Floats out;
+  out.reserve(data.Size());
+  for (const auto& x : data.GetArray()) out.push_back(static_cast<float>(x.GetDouble()));
+  return out;
+}
+
+std::string rapid_write_dom(const Floats& data) {
+  rapidjson::Document body(rapidjson::kObjectType);
+  auto& alloc = body.GetAllocator();
+  rapidjson::Value values(rapidjson::kArrayType);
+  values.Reserve(static_cast<rapidjson::SizeType>(data.size()), alloc);
+  for (float x : data) values.PushBack(static_cast<double>(x), alloc);
+  rapidjson::Value shape(rapidjson::kArrayType);
+  shape.PushBack(1, alloc).PushBack(static_cast<std::uint64_t>(data.size()), alloc);
+  rapidjson::Value input(rapidjson::kObjectType);
+  input.AddMember("name", "input-0", alloc);
+  input.AddMember("shape", shape, alloc);
+  input.AddMember("datatype", "FP32", alloc);
+  input.AddMember("data", values, alloc);
+  rapidjson::Value inputs(rapidjson::kArrayType);
+  inputs.PushBack(input, alloc);
+  body.AddMember("inputs", inputs, alloc);
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(out);
+  body.Accept(writer);
+  return {out.GetString(), out.GetSize()};
+}
+
+// RapidJSON's writer alone, streaming the body without a document.
+std::string rapid_write_stream(const Floats& data) {
+  rapidjson::StringBuffer out;
+  rapidjson::Writer<rapidjson::StringBuffer> w(out);
+  w.StartObject();
+  w.Key("inputs");
+  w.StartArray();
+  w.StartObject();
+  w.Key("name");
+  w.String("input-0");
+  w.Key("shape");
+  w.StartArray();
+  w.Int(1);
+  w.Uint64(data.size());
+  w.EndArray();
+  w.Key("datatype");
+  w.String("FP32");
+  w.Key("data");
+  w.StartArray();
+  for (float x : data) w.Double(static_cast<double>(x));
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  return {out.GetString(), out.GetSize()};
+}
+
+// --- simdjson ------------------------------------------------------------------------
+// A parser is meant to be kept and reused; its input must carry SIMDJSON_PADDING spare
+// bytes, which a server can allocate when it reads the body, so the copy is not timed.
+
+simdjson::padded_string& padded(const std::string& body) {
+  static std::string last;
+  static simdjson::padded_string copy;
+  if (body != last) {
+    last = body;
+    copy = simdjson::padded_string(body);
+  }
+  return copy;
+}
+
+simdjson::dom::parser& dom_parser() {
+  static simdjson::dom::parser parser;
+  return parser;
+}
+
+Floats simd_dom_floats(const std::string& body) {
+  simdjson::dom::element v = dom_parser().parse(padded(body));
+  simdjson::dom::array data = v["inputs"].at(0)["data"];
+  Floats out;
+  out.reserve(data.size());
+  for (double x : data) out.push_back(static_cast<float>(x));
+  return out;
+}
+
+Floats simd_ondemand_floats(const std::string& body) {
+  static simdjson::ondemand::parser parser;
+  simdjson::ondemand::document doc = parser.iterate(padded(body));
+  Floats out;
+  for (simdjson::ondemand::object input : doc["inputs"]) {
+    for (double x : input["data"]) out.push_back(static_cast<float>(x));
+    break;
+  }
+  return out;
+}
+
+// -------------------------------------------------------------------------------------
+
+// Keeps a parsed document's size observable, so that no parse is optimised away.
+volatile std::size_t sink;
+
+// simdjson has no write: it builds no documents, and only prints back one it parsed
+// (simdjson::to_string), which a response is not.
+std::vector<Case> cases() {
+  using nlohmann::json;
+  using nlohmann::ordered_json;
+  return {
+      {"cohort::json (baseline)", [](const std::string& b) { sink = cohort::json::parse(b, "body").as_object().size(); },
+       cohort_floats, cohort_write},
+      {"nlohmann::ordered_json", [](const std::string& b) { sink = ordered_json::parse(b).size(); },
+       nlohmann_floats<ordered_json>, nlohmann_write<ordered_json>},
+      {"nlohmann::json", [](const std::string& b) { sink = json::parse(b).size(); }, nlohmann_floats<json>,
+       nlohmann_write<json>},
+      {"RapidJSON Document, exact", [](const std::string& b) { sink = rapid_parse<kRapidExact>(b).MemberCount(); },
+       rapid_floats<kRapidExact>, rapid_write_dom},
+      {"RapidJSON Document, fast", [](const std::string& b) { sink = rapid_parse<kRapidFast>(b).MemberCount(); },
+       rapid_floats<kRapidFast>, nullptr},
+      {"RapidJSON Writer (no document)", nullptr, nullptr, rapid_write_stream},
+      {"simdjson DOM", [](const std::string& b) { sink = dom_parser().parse(padded(b)).get_object().size(); }, simd_dom_floats,
+       nullptr},
+      {"simdjson On-Demand", nullptr, simd_ondemand_floats, nullptr},
+  };
+}
+
+double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
+// Medians in microseconds of `runs` timed calls of each, after one untimed warm-up call
+// each. The calls alternate, so that whatever else the machine does weighs on all alike.
+std::vector<double> median_us(int runs, const std::vector<std::function<void()>>& calls) {
+  std::vector<std::vector<double>> us(calls.size());
+  for (const auto& call : calls) call();
+  for (int i = 0; i < runs; ++i) {
+    for (std::size_t c = 0; c < calls.size(); ++c) {
+      const auto start = Clock::now();
+      calls[c]();
+      us[c].push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+    }
+  }
+  std::vector<double> out;
+  for (auto& m : us) out.push_back(median(std::move(m)));
+  return out;
+}
+
+void check(const char* name, const char* what, const Floats& got, const Floats& want) {
+  if (got.size() != want.size() || std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) != 0) {
+    die(std::string(name) + ": " + what + " does not give back the request's floats");
+  }
+}
+
+// One operation over every case that has it: a table row per case, each checked first.
+struct Column {
+  std::vector<std::optional<double>> us;  // per case
+};
+
+Column measure(int runs, const std::vector<Case>& all, const std::string& body, const Floats& data,
+               int op) {
+  std::vector<std::function<void()>> calls;
+  std::vector<std::size_t> which;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Case& c = all[i];
+    if (op == 0 && c.parse) {
+      calls.push_back([&c, &body] { c.parse(body); });
+    } else if (op == 1 && c.floats) {
+      check(c.name, "extracting", c.floats(body), data);
+      calls.push_back([&c, &body] { sink = c.floats(body).size(); });
+    } else if (op == 2 && c.write) {
+      check(c.name, "writing", cohort_floats(c.write(data)), data);
+      calls.push_back([&c, &data] { sink = c.write(data).size(); });
+    } else {
+      continue;
+    }
+    which.push_back(i);
+  }
+  const std::vector<double> us = median_us(runs, calls);
+  Column col{std::vector<std::optional<double>>(all.size())};
+  for (std::size_t k = 0; k < which.size(); ++k) col.us[which[k]] = us[k];
+  return col;
+}
+
+std::string cell(const Column& col, std::size_t i) {
+  if (!col.us[i]) return "— | —";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f | %.2fx", *col.us[i], *col.us[i] / *col.us[0]);
+  return buf;
+}
+
+std::string request_body(const Floats& data) { return cohort_write(data); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 31;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+      runs = std::atoi(argv[++i]);
+    } else {
+      std::fprintf(stderr, "usage: json_bench [--runs N]\n");
+      return 2;
+    }
+  }
+  if (runs < 1) die("--runs must be at least 1");
+  const std::vector<Case> all = cases();
+  std::printf("simdjson implementation: %s\n", simdjson::get_active_implementation()->name().c_str());
+  for (std::size_t n : {std::size_t{784}, std::size_t{100000}}) {
+    std::mt19937 rng(42);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    Floats data(n);
+    for (float& x : data) x = dist(rng);
+    const std::string body = request_body(data);
+    std::printf("\nV2 request, %zu floats (%zu bytes), median µs of %d runs\n\n", n, body.size(), runs);
+    std::printf("| library | parse µs | vs cohort | floats µs | vs cohort | write µs | vs cohort |\n");
+    std::printf("|---|---|---|---|---|---|---|\n");
+    try {
+      const Column parse = measure(runs, all, body, data, 0);
+      const Column floats = measure(runs, all, body, data, 1);
+      const Column write = measure(runs, all, body, data, 2);
+      for (std::size_t i = 0; i < all.size(); ++i) {
+        std::printf("| %s | %s | %s | %s |\n", all[i].name, cell(parse, i).c_str(), cell(floats, i).c_str(),
+                    cell(write, i).c_str());
+      }
+    } catch (const std::exception& e) {
+      die(e.what());
+    }
+  }
+  return 0;
+}

@@ -21,15 +21,14 @@ namespace cohort::json {
 namespace {
 
 // RapidJSON's strict defaults (no comments, NaN or trailing commas: their flags stay off),
-// and three choices of ours. In situ: strings decode in place in our copy of the text, so
+// and two choices of ours. In situ: strings decode in place in our copy of the text, so
 // that a string or key the reader hands over still shows where it stood in the document.
-// Iterative: the reader's stack does not grow with nesting. Numbers as text: std::from_chars
-// reads them exactly, where RapidJSON's own conversion is exact only in its slow mode.
-constexpr unsigned kParseFlags =
-    rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
+// Numbers as text: std::from_chars reads them exactly, where RapidJSON's own conversion is
+// exact only in its slow mode. The reader is the recursive one; kMaxDepth bounds it.
+constexpr unsigned kParseFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag;
 
-// Deep enough for any real document, shallow enough that destroying or writing a Value,
-// both recursive, cannot overflow the stack.
+// Deep enough for any real document, shallow enough that reading, destroying or writing a
+// Value, all recursive, cannot overflow the stack.
 constexpr std::size_t kMaxDepth = 256;
 
 // Objects up to this size find a duplicate key by comparing with every key; larger ones

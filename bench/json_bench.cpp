@@ -7,6 +7,7 @@
 // For each JSON library Debian ships, and for cohort::json, three operations:
 //   parse   the body into the library's document
 //   floats  parse, then copy inputs[0].data into a std::vector<float>: what a server does
+//           (or, for the readers that build no document, read only those numbers)
 //   write   build the body's document from a std::vector<float> and serialise it
 // The baseline is cohort::json in the same run: every ratio is a case's median time over
 // cohort::json's for the same operation and size (below 1 is faster). Every case is
@@ -21,6 +22,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +31,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.hpp"
@@ -148,6 +151,57 @@ std::string rapid_write_dom(const Floats& data) {
   return {out.GetString(), out.GetSize()};
 }
 
+// RapidJSON's reader alone: the numbers of inputs[0].data go straight into the vector, read
+// exactly by std::from_chars, and no document is built. Numbers come as text in situ, in a
+// copy of the body kept from call to call, as a server would read the body into its own
+// buffer.
+class DataFloats : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DataFloats> {
+ public:
+  explicit DataFloats(Floats& out) : out_(out) {}
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    next_is_data_ = depth_ == 3 && std::string_view(s, n) == "data";
+    return true;
+  }
+  bool StartObject() { return ++depth_, true; }
+  bool EndObject(rapidjson::SizeType) { return --depth_, true; }
+  bool StartArray() {
+    ++depth_;
+    in_data_ = next_is_data_ && depth_ == 4;
+    next_is_data_ = false;
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    in_data_ = false;
+    return --depth_, true;
+  }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    if (!in_data_) return true;
+    float f = 0;
+    auto [end, ec] = std::from_chars(s, s + n, f);
+    out_.push_back(f);
+    return ec == std::errc() && end == s + n;
+  }
+
+ private:
+  Floats& out_;
+  int depth_ = 0;
+  bool next_is_data_ = false;
+  bool in_data_ = false;
+};
+
+Floats rapid_reader_floats(const std::string& body) {
+  static std::string copy;
+  copy.assign(body);
+  Floats out;
+  DataFloats handler(out);
+  rapidjson::InsituStringStream in(copy.data());
+  rapidjson::Reader reader;
+  if (reader.Parse<rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag>(in, handler).IsError()) {
+    die("rapidjson's reader refused the body");
+  }
+  return out;
+}
+
 // RapidJSON's writer alone, streaming the body without a document.
 std::string rapid_write_stream(const Floats& data) {
   rapidjson::StringBuffer out;
@@ -236,6 +290,7 @@ std::vector<Case> cases() {
       {"RapidJSON Document, fast", [](const std::string& b) { sink = rapid_parse<kRapidFast>(b).MemberCount(); },
        rapid_floats<kRapidFast>, nullptr},
       {"RapidJSON Writer (no document)", nullptr, nullptr, rapid_write_stream},
+      {"RapidJSON Reader, data only", nullptr, rapid_reader_floats, nullptr},
       {"simdjson DOM", [](const std::string& b) { sink = dom_parser().parse(padded(b)).get_object().size(); }, simd_dom_floats,
        nullptr},
       {"simdjson On-Demand", nullptr, simd_ondemand_floats, nullptr},

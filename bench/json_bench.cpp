@@ -12,34 +12,31 @@
 // The baseline is cohort::json in the same run: every ratio is a case's median time over
 // cohort::json's for the same operation and size (below 1 is faster). Every case is
 // checked: the floats it extracts, and the floats its output reads back as, must be the
-// request's floats exactly.
+// request's floats exactly. It prints what every `cohort bench` area prints (common/bench.hpp).
 //
-//   build/bin/json_bench [--runs N]
+//   build/bin/json_bench [--runs N] [--json]
 #include <nlohmann/json.hpp>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <simdjson.h>
 
-#include <algorithm>
 #include <charconv>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <optional>
+#include <iostream>
 #include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/bench.hpp"
 #include "common/error.hpp"
 #include "common/json.hpp"
+#include "common/options.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using Floats = std::vector<float>;
 
 // What a case does; an operation a library cannot do stays empty.
@@ -55,10 +52,7 @@ struct Case {
 constexpr unsigned kRapidExact = rapidjson::kParseFullPrecisionFlag;
 constexpr unsigned kRapidFast = rapidjson::kParseDefaultFlags;
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "json_bench: %s\n", what.c_str());
-  std::exit(1);
-}
+[[noreturn]] void die(const std::string& what) { throw cohort::Error(what); }
 
 // --- cohort::json --------------------------------------------------------------------
 
@@ -297,108 +291,92 @@ std::vector<Case> cases() {
   };
 }
 
-double median(std::vector<double> v) {
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-  return v[v.size() / 2];
-}
-
-// Medians in microseconds of `runs` timed calls of each, after one untimed warm-up call
-// each. The calls alternate, so that whatever else the machine does weighs on all alike.
-std::vector<double> median_us(int runs, const std::vector<std::function<void()>>& calls) {
-  std::vector<std::vector<double>> us(calls.size());
-  for (const auto& call : calls) call();
-  for (int i = 0; i < runs; ++i) {
-    for (std::size_t c = 0; c < calls.size(); ++c) {
-      const auto start = Clock::now();
-      calls[c]();
-      us[c].push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
-    }
-  }
-  std::vector<double> out;
-  for (auto& m : us) out.push_back(median(std::move(m)));
-  return out;
-}
-
 void check(const char* name, const char* what, const Floats& got, const Floats& want) {
   if (got.size() != want.size() || std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) != 0) {
-    die(std::string(name) + ": " + what + " does not give back the request's floats");
+    throw cohort::Error(std::string(name) + ": " + what + " does not give back the request's floats");
   }
 }
 
-// One operation over every case that has it: a table row per case, each checked first.
-struct Column {
-  std::vector<std::optional<double>> us;  // per case
-};
+double microseconds(const std::function<void()>& call) { return cohort::bench::seconds(call) * 1e6; }
 
-Column measure(int runs, const std::vector<Case>& all, const std::string& body, const Floats& data,
-               int op) {
-  std::vector<std::function<void()>> calls;
-  std::vector<std::size_t> which;
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    const Case& c = all[i];
-    if (op == 0 && c.parse) {
-      calls.push_back([&c, &body] { c.parse(body); });
-    } else if (op == 1 && c.floats) {
+// One operation, over every case that can do it, into `table`: each case checked first,
+// then timed in alternation with the others.
+void measure(int runs, const std::vector<Case>& all, const std::string& op, const std::string& body,
+             const Floats& data, cohort::bench::Table& table) {
+  std::vector<std::function<double()>> measures;
+  std::vector<const Case*> measured;
+  for (const Case& c : all) {
+    if (op == "parse" && c.parse) {
+      measures.push_back([&c, &body] { return microseconds([&] { c.parse(body); }); });
+    } else if (op == "floats" && c.floats) {
       check(c.name, "extracting", c.floats(body), data);
-      calls.push_back([&c, &body] { sink = c.floats(body).size(); });
-    } else if (op == 2 && c.write) {
+      measures.push_back([&c, &body] { return microseconds([&] { sink = c.floats(body).size(); }); });
+    } else if (op == "write" && c.write) {
       check(c.name, "writing", cohort_floats(c.write(data)), data);
-      calls.push_back([&c, &data] { sink = c.write(data).size(); });
+      measures.push_back([&c, &data] { return microseconds([&] { sink = c.write(data).size(); }); });
     } else {
       continue;
     }
-    which.push_back(i);
+    measured.push_back(&c);
   }
-  const std::vector<double> us = median_us(runs, calls);
-  Column col{std::vector<std::optional<double>>(all.size())};
-  for (std::size_t k = 0; k < which.size(); ++k) col.us[which[k]] = us[k];
-  return col;
+  const auto us = cohort::bench::alternate({1, runs}, measures);
+  for (std::size_t i = 0; i < us.size(); ++i) {
+    table.add({op, measured[i]->name, us[i].median, 100 * us[i].spread(),
+               cohort::bench::number(us[i].median / us[0].median)});
+  }
 }
 
-std::string cell(const Column& col, std::size_t i) {
-  if (!col.us[i]) return "— | —";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f | %.2fx", *col.us[i], *col.us[i] / *col.us[0]);
-  return buf;
-}
+int json_bench(const std::vector<std::string>& args) {
+  namespace po = cohort::options::po;
+  std::string runs_text = "51";
+  cohort::options::Parser parser(
+      {"json_bench",
+       {"[--runs N] [--json]"},
+       "Times parsing, reading the floats of, and writing a KServe V2 inference request of 784\n"
+       "and of 100 000 floats with cohort::json (the baseline) and with every JSON library\n"
+       "Debian ships. The calls alternate, and each figure is the median of N runs.",
+       {"build/bin/json_bench --runs 51"}});
+  parser.add()("runs", po::value(&runs_text)->value_name("N"), "timed runs of each call (51)")(
+      "json", "print one JSON object instead of the tables");
+  auto parsed = parser.parse(args);
+  if (!parsed) return 0;
+  const int runs = static_cast<int>(cohort::options::whole_number("--runs", runs_text, 1, 1'000'000));
 
-std::string request_body(const Floats& data) { return cohort_write(data); }
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  int runs = 31;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
-      runs = std::atoi(argv[++i]);
-    } else {
-      std::fprintf(stderr, "usage: json_bench [--runs N]\n");
-      return 2;
-    }
-  }
-  if (runs < 1) die("--runs must be at least 1");
   const std::vector<Case> all = cases();
-  std::printf("simdjson implementation: %s\n", simdjson::get_active_implementation()->name().c_str());
+  cohort::bench::Report report("json");
+  report.context("runs", runs);
+  report.context("simdjson", simdjson::get_active_implementation()->name());
   for (std::size_t n : {std::size_t{784}, std::size_t{100000}}) {
     std::mt19937 rng(42);
     std::normal_distribution<float> dist(0.0f, 1.0f);
     Floats data(n);
     for (float& x : data) x = dist(rng);
-    const std::string body = request_body(data);
-    std::printf("\nV2 request, %zu floats (%zu bytes), median µs of %d runs\n\n", n, body.size(), runs);
-    std::printf("| library | parse µs | vs cohort | floats µs | vs cohort | write µs | vs cohort |\n");
-    std::printf("|---|---|---|---|---|---|---|\n");
-    try {
-      const Column parse = measure(runs, all, body, data, 0);
-      const Column floats = measure(runs, all, body, data, 1);
-      const Column write = measure(runs, all, body, data, 2);
-      for (std::size_t i = 0; i < all.size(); ++i) {
-        std::printf("| %s | %s | %s | %s |\n", all[i].name, cell(parse, i).c_str(), cell(floats, i).c_str(),
-                    cell(write, i).c_str());
-      }
-    } catch (const std::exception& e) {
-      die(e.what());
-    }
+    const std::string body = cohort_write(data);
+    auto& table = report.table(
+        "v2_" + std::to_string(n),
+        "a V2 request of " + std::to_string(n) + " floats (" + std::to_string(body.size()) +
+            " bytes): medians of alternating runs, against cohort::json",
+        {{.name = "operation", .text = true},
+         {.name = "library", .text = true},
+         {.name = "median", .unit = "us", .digits = 1},
+         {.name = "spread", .unit = "%", .digits = 1},
+         {.name = "ratio", .digits = 2}});
+    for (const char* op : {"parse", "floats", "write"}) measure(runs, all, op, body, data, table);
   }
+  report.print(std::cout, parsed->has("json"));
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return json_bench({argv + 1, argv + argc});
+  } catch (const cohort::Error& e) {
+    std::cerr << "json_bench: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "json_bench: " << e.what() << "\n";
+    return 1;
+  }
 }

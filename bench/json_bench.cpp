@@ -273,7 +273,8 @@ std::vector<Case> cases() {
   using nlohmann::json;
   using nlohmann::ordered_json;
   return {
-      {"cohort::json (baseline)", [](const std::string& b) { sink = cohort::json::parse(b, "body").as_object().size(); },
+      {"cohort::json (baseline)",
+       [](const std::string& b) { sink = cohort::json::parse(b, "body").as_object().size(); },
        cohort_floats, cohort_write},
       {"nlohmann::ordered_json", [](const std::string& b) { sink = ordered_json::parse(b).size(); },
        nlohmann_floats<ordered_json>, nlohmann_write<ordered_json>},
@@ -285,8 +286,8 @@ std::vector<Case> cases() {
        rapid_floats<kRapidFast>, nullptr},
       {"RapidJSON Writer (no document)", nullptr, nullptr, rapid_write_stream},
       {"RapidJSON Reader, data only", nullptr, rapid_reader_floats, nullptr},
-      {"simdjson DOM", [](const std::string& b) { sink = dom_parser().parse(padded(b)).get_object().size(); }, simd_dom_floats,
-       nullptr},
+      {"simdjson DOM", [](const std::string& b) { sink = dom_parser().parse(padded(b)).get_object().size(); },
+       simd_dom_floats, nullptr},
       {"simdjson On-Demand", nullptr, simd_ondemand_floats, nullptr},
   };
 }

@@ -230,7 +230,9 @@ class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> 
   }
 
   bool open(Value container) {
-    if (open_.size() == kMaxDepth) return stop(std::nullopt, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    if (open_.size() == kMaxDepth) {
+      return stop(std::nullopt, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
     open_.push_back(Open{std::move(container), nullptr});
     return true;
   }

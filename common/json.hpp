@@ -8,7 +8,7 @@
 // (docs/performance.md, "JSON") among those Debian ships. On a KServe V2 request of 784 or
 // 100 000 floats, against the hand-written parser this replaced: RapidJSON's document parses
 // in 1.2x its time (0.7x in RapidJSON's inexact number mode), simdjson's in 0.4-0.5x,
-// nlohmann/json's in 5x; all write in 0.8-1.3x. simdjson cannot build or write a document
+// nlohmann/json's in 5x; all write in 0.8-1.35x. simdjson cannot build or write a document
 // and reports errors without a position; nlohmann/json would make the serving path five
 // times slower. RapidJSON is strict by default (no comments, NaN or trailing commas) and
 // reports an offset with every error, but, like the others, accepts duplicate keys.
@@ -16,12 +16,12 @@
 // So this is a thin binding, and Value stays cohort's own type (its call sites use members
 // as plain vectors and pairs): RapidJSON's reader hands its events to a builder of Value,
 // which rejects duplicate keys and deep nesting and places every error at its line and
-// column; numbers arrive as text and std::from_chars reads them exactly (RapidJSON's exact
+// column. Numbers arrive as text and std::from_chars reads them exactly: RapidJSON's exact
 // mode is its slow one, and Debian's RapidJSON 1.1.0 has known flaws in its own number
-// conversion, which this leaves unused). RapidJSON's writer writes a Value, its doubles in std::to_chars'
-// shortest form. The binding builds a Value in about 1.3x the hand-written parser's time
-// and writes in the same time; a hot path that needs only part of a large body can read it
-// with RapidJSON's reader directly.
+// conversion, which this leaves unused. RapidJSON's writer writes a Value, its doubles in
+// std::to_chars' shortest form. The binding builds a Value in 1.2-1.3x the hand-written
+// parser's time and writes one in about the same time; a hot path that needs only the
+// tensor of a large body reads it in 0.7x of the binding's time with RapidJSON's reader.
 #pragma once
 
 #include <cstdint>

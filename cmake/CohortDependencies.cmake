@@ -18,6 +18,14 @@ find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(Slurm REQUIRED)
 find_package(yaml-cpp REQUIRED)
 
+# RapidJSON reads and writes all JSON (common/json.hpp says why this library). Its package
+# config names only the headers' folder, so the target is made here.
+find_package(RapidJSON 1.1 REQUIRED)
+if(NOT TARGET RapidJSON::RapidJSON)
+  add_library(RapidJSON::RapidJSON INTERFACE IMPORTED)
+  set_target_properties(RapidJSON::RapidJSON PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${RAPIDJSON_INCLUDE_DIRS}")
+endif()
+
 # CUDA and NCCL are optional: without them the NCCL backend is left out.
 if(NOT DEFINED CUDAToolkit_ROOT AND EXISTS /usr/local/cuda)
   set(CUDAToolkit_ROOT /usr/local/cuda)

@@ -1,15 +1,42 @@
 #include "common/json.hpp"
 
+#include <rapidjson/error/en.h>
+#include <rapidjson/error/error.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <unordered_set>
 
 #include "common/error.hpp"
 
 namespace cohort::json {
 namespace {
+
+// RapidJSON's strict defaults (no comments, NaN or trailing commas: their flags stay off),
+// and two choices of ours. In situ: strings decode in place in our copy of the text, so
+// that a string or key the reader hands over still shows where it stood in the document.
+// Numbers as text: std::from_chars reads them exactly, where RapidJSON's own conversion is
+// exact only in its slow mode. The reader is the recursive one; kMaxDepth bounds it.
+constexpr unsigned kParseFlags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag;
+
+// Deep enough for any real document, shallow enough that reading, destroying or writing a
+// Value, all recursive, cannot overflow the stack.
+constexpr std::size_t kMaxDepth = 256;
+
+// Objects up to this size find a duplicate key by comparing with every key; larger ones
+// keep a set, so that reading n keys costs n, not n².
+constexpr std::size_t kKeysCompared = 16;
+
+// RapidJSON's lengths are 32-bit.
+constexpr std::size_t kMaxLength = std::numeric_limits<rapidjson::SizeType>::max();
 
 std::int64_t checked_int(unsigned long long u) {
   if (u > static_cast<unsigned long long>(std::numeric_limits<std::int64_t>::max())) {
@@ -22,323 +49,271 @@ std::int64_t checked_int(unsigned long long u) {
   throw Error(std::string("JSON value is ") + v.type_name() + ", expected " + wanted);
 }
 
-void write_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
+// --- reading ---------------------------------------------------------------------------
+
+// "unexpected character 'x'", or the end of the input when the offset is there.
+std::string unexpected(std::string_view text, std::size_t offset) {
+  if (offset >= text.size()) return "unexpected end of input";
+  const char c = text[offset];
+  if (static_cast<unsigned char>(c) < 0x20) return "unexpected control character " + std::to_string(int(c));
+  return std::string("unexpected character '") + c + "'";
+}
+
+// RapidJSON's error at `offset`, in cohort's words.
+std::string describe(rapidjson::ParseErrorCode code, std::string_view text, std::size_t offset) {
+  const char at = offset < text.size() ? text[offset] : '\0';
+  switch (code) {
+    case rapidjson::kParseErrorDocumentEmpty:
+    case rapidjson::kParseErrorValueInvalid: return unexpected(text, offset);
+    case rapidjson::kParseErrorDocumentRootNotSingular: return "unexpected text after the JSON value";
+    case rapidjson::kParseErrorObjectMissName: return "expected a string as object key";
+    case rapidjson::kParseErrorObjectMissColon: return "expected ':' after object key";
+    case rapidjson::kParseErrorObjectMissCommaOrCurlyBracket: return "expected ',' or '}' in object";
+    case rapidjson::kParseErrorArrayMissCommaOrSquareBracket: return "expected ',' or ']' in array";
+    case rapidjson::kParseErrorStringUnicodeEscapeInvalidHex: return "invalid hex digit in \\u escape";
+    case rapidjson::kParseErrorStringUnicodeSurrogateInvalid: return "invalid surrogate pair in \\u escape";
+    case rapidjson::kParseErrorStringEscapeInvalid:
+      if (at == '\\' && offset + 1 < text.size()) return std::string("invalid escape '\\") + text[offset + 1] + "'";
+      return "control character in string (escape it)";
+    case rapidjson::kParseErrorStringMissQuotationMark:
+      return offset < text.size() ? "control character in string (escape it)" : "unterminated string";
+    case rapidjson::kParseErrorNumberTooBig: return "number out of range";
+    case rapidjson::kParseErrorNumberMissFraction: return "digits expected after '.'";
+    case rapidjson::kParseErrorNumberMissExponent: return "digits expected in exponent";
+    default: return rapidjson::GetParseError_En(code);
+  }
+}
+
+[[noreturn]] void fail(std::string_view source, std::string_view text, std::size_t offset, const std::string& what) {
+  std::size_t line = 1, column = 1;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
     }
   }
-  out += '"';
+  throw Error(std::string(source) + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + what);
 }
 
-void write_double(std::string& out, double d) {
-  char buf[32];
-  // Shortest form that reads back to the same double.
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
-  std::string_view text(buf, static_cast<size_t>(end - buf));
-  out += text;
-  // Keep it a JSON number that reads back as a double, not an integer.
-  if (text.find_first_of(".eE") == std::string_view::npos) out += ".0";
+// Where the string whose content starts at `start` ends: just after its closing quote.
+// The reader has checked the string, so its escapes are whole.
+std::size_t end_of_string(std::string_view text, std::size_t start) {
+  std::size_t i = start;
+  while (text[i] != '"') i += text[i] == '\\' ? 2 : 1;
+  return i + 1;
 }
 
-void write_value(std::string& out, const Value& v, int indent, int depth) {
-  auto newline = [&](int d) {
-    if (indent == 0) return;
-    out += '\n';
-    out.append(static_cast<size_t>(indent * d), ' ');
+// RapidJSON 1.1 checks that a high surrogate escape has its low half, but lets a lone low
+// one through, encoded as the bytes of a surrogate. Where such bytes come out of a string,
+// this finds the escape that made them, if one did, and returns where it ends.
+std::optional<std::size_t> lone_low_surrogate(std::string_view text, std::size_t start) {
+  auto hex4 = [&](std::size_t at) {
+    unsigned cp = 0;
+    std::from_chars(text.data() + at, text.data() + at + 4, cp, 16);
+    return cp;
   };
-  if (v.is_null()) {
-    out += "null";
-  } else if (v.is_bool()) {
-    out += v.as_bool() ? "true" : "false";
-  } else if (v.is_int()) {
-    out += std::to_string(v.as_int());
-  } else if (v.is_number()) {
-    write_double(out, v.as_double());
-  } else if (v.is_string()) {
-    write_string(out, v.as_string());
-  } else if (v.is_array()) {
-    const auto& a = v.as_array();
-    out += '[';
-    for (size_t i = 0; i < a.size(); ++i) {
-      if (i) out += ',';
-      newline(depth + 1);
-      write_value(out, a[i], indent, depth + 1);
+  for (std::size_t i = start; text[i] != '"';) {
+    if (text[i] != '\\') {
+      ++i;
+    } else if (text[i + 1] != 'u') {
+      i += 2;
+    } else {
+      const unsigned cp = hex4(i + 2);
+      if (cp >= 0xDC00 && cp <= 0xDFFF) return i + 6;
+      i += cp >= 0xD800 && cp <= 0xDBFF ? 12 : 6;  // a high half and the low half it has
     }
-    if (!a.empty()) newline(depth);
-    out += ']';
-  } else {
-    const auto& o = v.as_object();
-    out += '{';
-    for (size_t i = 0; i < o.size(); ++i) {
-      if (i) out += ',';
-      newline(depth + 1);
-      write_string(out, o[i].first);
-      out += indent ? ": " : ":";
-      write_value(out, o[i].second, indent, depth + 1);
-    }
-    if (!o.empty()) newline(depth);
-    out += '}';
   }
+  return std::nullopt;
 }
 
-class Parser {
+bool has_surrogate_bytes(std::string_view s) {
+  for (std::size_t i = s.find('\xED'); i != std::string_view::npos; i = s.find('\xED', i + 1)) {
+    if (i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) & 0xE0) == 0xA0) return true;
+  }
+  return false;
+}
+
+// Builds a Value from the reader's events. A handler returning false stops the reader;
+// `problem` then says why and where.
+class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> {
  public:
-  Parser(std::string_view text, std::string_view source) : s_(text), source_(source) {}
+  struct Problem {
+    std::optional<std::size_t> offset;  // none: where the reader stopped
+    std::string what;
+  };
 
-  Value document() {
-    skip_space();
-    Value v = value(0);
-    skip_space();
-    if (pos_ != s_.size()) fail("unexpected text after the JSON value");
-    return v;
-  }
+  // `buffer` is the copy of `text` the reader decodes strings in.
+  Builder(std::string_view text, const char* buffer) : text_(text), buffer_(buffer) {}
 
- private:
-  // Deep enough for any real document, shallow enough that the stack cannot overflow.
-  static constexpr int kMaxDepth = 256;
+  bool Null() { return add(Value(nullptr)); }
+  bool Bool(bool b) { return add(Value(b)); }
 
-  [[noreturn]] void fail(const std::string& what) const {
-    size_t line = 1, column = 1;
-    for (size_t i = 0; i < pos_ && i < s_.size(); ++i) {
-      if (s_[i] == '\n') {
-        ++line;
-        column = 1;
-      } else {
-        ++column;
-      }
-    }
-    throw Error(std::string(source_) + ":" + std::to_string(line) + ":" + std::to_string(column) +
-                ": " + what);
-  }
-
-  bool at_end() const { return pos_ >= s_.size(); }
-  char peek() const { return at_end() ? '\0' : s_[pos_]; }
-
-  void skip_space() {
-    while (!at_end() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) {
-      ++pos_;
-    }
-  }
-
-  void expect_word(std::string_view word) {
-    if (s_.substr(pos_, word.size()) != word) fail("invalid literal (expected '" + std::string(word) + "')");
-    pos_ += word.size();
-  }
-
-  Value value(int depth) {
-    if (depth > kMaxDepth) fail("nested deeper than " + std::to_string(kMaxDepth) + " levels");
-    switch (peek()) {
-      case '{': return object(depth);
-      case '[': return array(depth);
-      case '"': return Value(string());
-      case 't': expect_word("true"); return Value(true);
-      case 'f': expect_word("false"); return Value(false);
-      case 'n': expect_word("null"); return Value(nullptr);
-      default:
-        if (peek() == '-' || (peek() >= '0' && peek() <= '9')) return number();
-        if (at_end()) fail("unexpected end of input");
-        fail(std::string("unexpected character '") + peek() + "'");
-    }
-  }
-
-  Value object(int depth) {
-    ++pos_;
-    Object o;
-    // Keys seen so far: comparing each new key with every earlier one made an object of
-    // n keys cost n² (a 1.6 MB object of 100 000 keys took half a minute).
-    std::unordered_set<std::string> keys;
-    skip_space();
-    if (peek() == '}') {
-      ++pos_;
-      return Value(std::move(o));
-    }
-    for (;;) {
-      skip_space();
-      if (peek() != '"') fail("expected a string as object key");
-      std::string key = string();
-      if (!keys.insert(key).second) fail("duplicate key \"" + key + "\"");
-      skip_space();
-      if (peek() != ':') fail("expected ':' after object key");
-      ++pos_;
-      skip_space();
-      o.emplace_back(std::move(key), value(depth + 1));
-      skip_space();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == '}') {
-        ++pos_;
-        return Value(std::move(o));
-      }
-      fail("expected ',' or '}' in object");
-    }
-  }
-
-  Value array(int depth) {
-    ++pos_;
-    Array a;
-    skip_space();
-    if (peek() == ']') {
-      ++pos_;
-      return Value(std::move(a));
-    }
-    for (;;) {
-      skip_space();
-      a.push_back(value(depth + 1));
-      skip_space();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == ']') {
-        ++pos_;
-        return Value(std::move(a));
-      }
-      fail("expected ',' or ']' in array");
-    }
-  }
-
-  unsigned hex4() {
-    if (pos_ + 4 > s_.size()) fail("truncated \\u escape");
-    unsigned v = 0;
-    for (int i = 0; i < 4; ++i) {
-      char c = s_[pos_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-      else fail("invalid hex digit in \\u escape");
-    }
-    return v;
-  }
-
-  static void append_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
-  std::string string() {
-    ++pos_;  // opening quote
-    std::string out;
-    for (;;) {
-      if (at_end()) fail("unterminated string");
-      char c = s_[pos_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) {
-        --pos_;
-        fail("control character in string (escape it)");
-      }
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (at_end()) fail("unterminated escape");
-      char e = s_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          unsigned cp = hex4();
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (s_.substr(pos_, 2) != "\\u") fail("high surrogate without its low surrogate");
-            pos_ += 2;
-            unsigned low = hex4();
-            if (low < 0xDC00 || low > 0xDFFF) fail("invalid low surrogate");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            fail("low surrogate without its high surrogate");
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default:
-          --pos_;
-          fail(std::string("invalid escape '\\") + e + "'");
-      }
-    }
-  }
-
-  Value number() {
-    size_t start = pos_;
-    if (peek() == '-') ++pos_;
-    if (peek() == '0') {
-      ++pos_;
-    } else if (peek() >= '1' && peek() <= '9') {
-      while (peek() >= '0' && peek() <= '9') ++pos_;
-    } else {
-      fail("invalid number");
-    }
-    bool integral = true;
-    if (peek() == '.') {
-      integral = false;
-      ++pos_;
-      if (!(peek() >= '0' && peek() <= '9')) fail("digits expected after '.'");
-      while (peek() >= '0' && peek() <= '9') ++pos_;
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      integral = false;
-      ++pos_;
-      if (peek() == '+' || peek() == '-') ++pos_;
-      if (!(peek() >= '0' && peek() <= '9')) fail("digits expected in exponent");
-      while (peek() >= '0' && peek() <= '9') ++pos_;
-    }
-    const char* first = s_.data() + start;
-    const char* last = s_.data() + pos_;
-    if (integral) {
-      std::int64_t i = 0;
-      auto [end, ec] = std::from_chars(first, last, i);
-      if (ec == std::errc() && end == last) return Value(static_cast<long long>(i));
-      // Beyond int64: fall through and keep it as a double, as other readers do.
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    const char* last = s + n;
+    if (std::none_of(s, last, [](char c) { return c == '.' || c == 'e' || c == 'E'; })) {
+      long long i = 0;
+      auto [end, ec] = std::from_chars(s, last, i);
+      if (ec == std::errc() && end == last) return add(Value(i));
+      // Beyond int64: read it as a double, as other readers do.
     }
     double d = 0;
-    auto [end, ec] = std::from_chars(first, last, d);
-    if (ec != std::errc() || end != last || !std::isfinite(d)) {
-      pos_ = start;
-      fail("number out of range");
-    }
-    return Value(d);
+    auto [end, ec] = std::from_chars(s, last, d);
+    if (ec != std::errc() || end != last || !std::isfinite(d)) return stop(offset(s), "number out of range");
+    return add(Value(d));
   }
 
-  std::string_view s_;
-  std::string_view source_;
-  size_t pos_ = 0;
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    if (!whole(s, n)) return false;
+    return add(Value(std::string(s, n)));
+  }
+
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    if (!whole(s, n)) return false;
+    const std::string_view key(s, n);
+    Open& top = open_.back();
+    Object& members = top.container.as_object();
+    bool seen = false;
+    if (top.keys) {
+      seen = !top.keys->emplace(key).second;
+    } else {
+      seen = std::any_of(members.begin(), members.end(), [&](const auto& m) { return m.first == key; });
+      if (!seen && members.size() == kKeysCompared) {
+        top.keys = std::make_unique<std::unordered_set<std::string>>();
+        for (const auto& m : members) top.keys->insert(m.first);
+        top.keys->emplace(key);
+      }
+    }
+    if (seen) return stop(end_of_string(text_, offset(s)), "duplicate key \"" + std::string(key) + "\"");
+    members.emplace_back(std::string(key), Value());
+    return true;
+  }
+
+  bool StartObject() { return open(Value::object()); }
+  bool StartArray() { return open(Value::array()); }
+  bool EndObject(rapidjson::SizeType) { return close(); }
+  bool EndArray(rapidjson::SizeType) { return close(); }
+
+  Value take() { return std::move(root_); }
+  const std::optional<Problem>& problem() const { return problem_; }
+
+ private:
+  struct Open {
+    Value container;
+    std::unique_ptr<std::unordered_set<std::string>> keys;  // once the object is large
+  };
+
+  std::size_t offset(const char* p) const { return static_cast<std::size_t>(p - buffer_); }
+
+  bool stop(std::optional<std::size_t> at, std::string what) {
+    problem_ = Problem{at, std::move(what)};
+    return false;
+  }
+
+  // A string or key as the document wrote it: no lone low surrogate escape.
+  bool whole(const char* s, rapidjson::SizeType n) {
+    if (!has_surrogate_bytes({s, n})) return true;
+    auto at = lone_low_surrogate(text_, offset(s));
+    return !at || stop(*at, "low surrogate without its high surrogate");
+  }
+
+  bool add(Value v) {
+    if (open_.empty()) {
+      root_ = std::move(v);
+    } else if (Value& c = open_.back().container; c.is_array()) {
+      c.as_array().push_back(std::move(v));
+    } else {
+      c.as_object().back().second = std::move(v);
+    }
+    return true;
+  }
+
+  bool open(Value container) {
+    if (open_.size() == kMaxDepth) {
+      return stop(std::nullopt, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    open_.push_back(Open{std::move(container), nullptr});
+    return true;
+  }
+
+  bool close() {
+    Value done = std::move(open_.back().container);
+    open_.pop_back();
+    return add(std::move(done));
+  }
+
+  std::string_view text_;
+  const char* buffer_;
+  std::vector<Open> open_;
+  Value root_;
+  std::optional<Problem> problem_;
 };
+
+// The copy of the text the reader decodes strings in, and stops at the '\0' of. Each thread
+// keeps its copy's memory from one parse to the next, up to kKeptScratch bytes: allocating
+// a large body's size afresh made parsing it half again as slow (json_bench), as malloc
+// returned the memory to the system after each parse and faulted it in again for the next.
+class Scratch {
+ public:
+  static constexpr std::size_t kKeptScratch = std::size_t{16} << 20;
+
+  explicit Scratch(std::string_view text) { copy().assign(text); }
+  ~Scratch() {
+    if (copy().capacity() > kKeptScratch) std::string().swap(copy());
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+  char* data() { return copy().data(); }
+
+ private:
+  static std::string& copy() {
+    thread_local std::string text;
+    return text;
+  }
+};
+
+// --- writing ---------------------------------------------------------------------------
+
+rapidjson::SizeType length_of(const std::string& s) {
+  if (s.size() > kMaxLength) throw Error("JSON string of " + std::to_string(s.size()) + " bytes is longer than 4 GiB");
+  return static_cast<rapidjson::SizeType>(s.size());
+}
+
+template <typename Writer>
+void emit(Writer& w, const Value& v) {
+  if (v.is_null()) {
+    w.Null();
+  } else if (v.is_bool()) {
+    w.Bool(v.as_bool());
+  } else if (v.is_int()) {
+    w.Int64(v.as_int());
+  } else if (v.is_number()) {
+    // The shortest form that reads back to the same double, as a number that reads back as
+    // a double, not an integer.
+    char buf[40];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf - 2, v.as_double());
+    if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) {
+      *end++ = '.';
+      *end++ = '0';
+    }
+    w.RawValue(buf, static_cast<std::size_t>(end - buf), rapidjson::kNumberType);
+  } else if (v.is_string()) {
+    w.String(v.as_string().data(), length_of(v.as_string()));
+  } else if (v.is_array()) {
+    w.StartArray();
+    for (const Value& e : v.as_array()) emit(w, e);
+    w.EndArray();
+  } else {
+    w.StartObject();
+    for (const auto& [key, member] : v.as_object()) {
+      w.Key(key.data(), length_of(key));
+      emit(w, member);
+    }
+    w.EndObject();
+  }
+}
 
 }  // namespace
 
@@ -433,11 +408,37 @@ const char* Value::type_name() const {
 }
 
 std::string write(const Value& value, int indent) {
-  std::string out;
-  write_value(out, value, indent, 0);
-  return out;
+  rapidjson::StringBuffer out;
+  if (indent > 0) {
+    rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(out);
+    writer.SetIndent(' ', static_cast<unsigned>(indent));
+    emit(writer, value);
+  } else {
+    rapidjson::Writer<rapidjson::StringBuffer> writer(out);
+    emit(writer, value);
+  }
+  return std::string(out.GetString(), out.GetSize());
 }
 
-Value parse(std::string_view text, std::string_view source) { return Parser(text, source).document(); }
+Value parse(std::string_view text, std::string_view source) {
+  if (text.size() > kMaxLength) {
+    throw Error(std::string(source) + ": a JSON document of " + std::to_string(text.size()) +
+                " bytes is longer than 4 GiB");
+  }
+  Scratch scratch(text);
+  rapidjson::InsituStringStream in(scratch.data());
+  Builder builder(text, scratch.data());
+  rapidjson::Reader reader;
+  const rapidjson::ParseResult result = reader.Parse<kParseFlags>(in, builder);
+  if (result.IsError()) {
+    if (result.Code() == rapidjson::kParseErrorTermination && builder.problem()) {
+      fail(source, text, builder.problem()->offset.value_or(result.Offset()), builder.problem()->what);
+    }
+    fail(source, text, result.Offset(), describe(result.Code(), text, result.Offset()));
+  }
+  // The reader takes a '\0' for the end of the text; one inside it is not.
+  if (in.Tell() != text.size()) fail(source, text, in.Tell(), "unexpected text after the JSON value");
+  return builder.take();
+}
 
 }  // namespace cohort::json

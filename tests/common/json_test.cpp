@@ -50,6 +50,9 @@ TEST(Json, StringsEscapeAndUnescapeIncludingSurrogatePairs) {
   std::string s = "quote\" backslash\\ newline\n tab\t bell\x07 é";
   EXPECT_EQ(parse(write(Value(s))).as_string(), s);
   EXPECT_EQ(parse(R"("\u00e9\ud83d\ude00\/")").as_string(), "é\xF0\x9F\x98\x80/");
+  const std::string nul("a\0b", 3);
+  EXPECT_EQ(write(Value(nul)), R"("a\u0000b")");
+  EXPECT_EQ(parse(write(Value(nul))).as_string(), nul);
 }
 
 TEST(Json, ErrorsNameTheSourceLineAndColumn) {
@@ -61,6 +64,10 @@ TEST(Json, ErrorsNameTheSourceLineAndColumn) {
   EXPECT_NE(error_of("NaN"), "");
   EXPECT_NE(error_of("[1,]"), "");
   EXPECT_NE(error_of("\"\\ud800\""), "");
+  EXPECT_NE(error_of("\"\\udc00\""), "");
+  EXPECT_NE(error_of("[\"\\ud800\\u0041\"]"), "");
+  EXPECT_NE(error_of(std::string("1\0 2", 4)), "");
+  EXPECT_NE(error_of(std::string("\"a\0b\"", 5)), "");
   EXPECT_NE(error_of("1 2"), "");
   EXPECT_NE(error_of(std::string(1000, '[')), "");
 }

@@ -459,6 +459,22 @@ class Gang {
     return all;
   }
 
+  // Whether every deciding rank has succeeded, each before any rank failed: a failure that
+  // came later does not undo a finished job (Kubeflow's success policy), even when one
+  // poll finds both.
+  bool deciders_succeeded_first(const std::vector<RankOutcome>& reported) const {
+    if (success_ranks_.empty()) return false;
+    long long first_failure = 0;
+    for (const auto& o : reported) {
+      if (failed(o) && (first_failure == 0 || o.ended_ns < first_failure)) first_failure = o.ended_ns;
+    }
+    return std::all_of(success_ranks_.begin(), success_ranks_.end(), [&](int r) {
+      return std::any_of(reported.begin(), reported.end(), [&](const RankOutcome& o) {
+        return o.rank == r && !failed(o) && (first_failure == 0 || o.ended_ns < first_failure);
+      });
+    });
+  }
+
   double seconds_to_all_started() const { return first_all_started_; }
 
   // The allocation's nodes that Slurm has lost; none in local mode or when Slurm cannot
@@ -652,10 +668,7 @@ class Gang {
       bool any_failed = std::any_of(reported.begin(), reported.end(), [](const RankOutcome& o) { return failed(o); });
       // The job is done once its deciding ranks are: a TFJob's parameter servers never
       // finish by themselves.
-      if (spec_ && !any_failed && !all_exited() && !success_ranks_.empty() &&
-          std::all_of(success_ranks_.begin(), success_ranks_.end(), [&](int r) {
-            return std::any_of(reported.begin(), reported.end(), [&](const RankOutcome& o) { return o.rank == r; });
-          })) {
+      if (spec_ && !all_exited() && deciders_succeeded_first(reported)) {
         teardown();
         a.ending = Ending::succeeded;
         a.outcomes = outcomes();

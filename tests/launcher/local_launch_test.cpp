@@ -342,16 +342,20 @@ TEST(LocalLaunch, TfJobRolesGetKubeflowTfConfigAndTheChiefDecidesSuccess) {
 
 // A TFJob without a chief whose worker 1 ends, with `worker1_exit`, only after worker 0
 // has succeeded and exited; the parameter server never ends by itself.
+// Worker 1 exits with `worker1_exit` only once the launcher holds worker 0's success (its
+// status file in the run directory), so that the order of the two is the test's, not the
+// machine's.
 ProcessResult tfjob_after_worker_0(const TempDir& temp, const std::string& policy, int worker1_exit) {
-  const std::string pid = temp.path().string() + "/worker-0.pid";
-  const std::string worker = "if [ $COHORT_ROLE_INDEX = 0 ]; then echo $$ >" + pid + "; exit 0; fi; "
-                             "until [ -s " + pid + " ]; do sleep 0.05; done; "
-                             "while kill -0 $(cat " + pid + ") 2>/dev/null; do sleep 0.05; done; exit " +
-                             std::to_string(worker1_exit);
+  const std::string run_dir = temp.path().string() + "/run";
+  const std::string rank_file = temp.path().string() + "/worker-0.rank";
+  const std::string worker = "if [ $COHORT_ROLE_INDEX = 0 ]; then echo $RANK >" + rank_file + "; exit 0; fi; "
+                             "until [ -s " + rank_file + " ]; do sleep 0.05; done; "
+                             "until [ -n \"$(find " + run_dir + " -name rank-$(cat " + rank_file +
+                             ").status)\" ]; do sleep 0.05; done; exit " + std::to_string(worker1_exit);
   auto spec = write_spec("tf-success", "kind: TFJob\nspec:\n" + policy + "  tfReplicaSpecs:\n"
                                        "    PS: {replicas: 1, command: [sh, -c, 'exec sleep 1000']}\n"
                                        "    Worker: {replicas: 2, command: [sh, -c, '" + worker + "']}\n");
-  auto r = launch({"--local", "--spec", spec});
+  auto r = launch({"--local", "--run-dir", run_dir, "--spec", spec});
   std::filesystem::remove(spec);
   return r;
 }

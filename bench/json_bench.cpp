@@ -14,7 +14,7 @@
 // checked: the floats it extracts, and the floats its output reads back as, must be the
 // request's floats exactly. It prints what every `cohort bench` area prints (common/bench.hpp).
 //
-//   build/bin/json_bench [--runs N] [--json]
+//   cohort bench json [--runs N] [--json]
 #include <nlohmann/json.hpp>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -34,6 +34,7 @@
 #include "common/error.hpp"
 #include "common/json.hpp"
 #include "common/options.hpp"
+#include "bench/json_bench.hpp"
 
 namespace {
 
@@ -327,16 +328,20 @@ void measure(int runs, const std::vector<Case>& all, const std::string& op, cons
   }
 }
 
-int json_bench(const std::vector<std::string>& args) {
+}  // namespace
+
+namespace cohort::json {
+
+int bench_command(const std::vector<std::string>& args) {
   namespace po = cohort::options::po;
   std::string runs_text = "51";
   cohort::options::Parser parser(
-      {"json_bench",
+      {"bench json",
        {"[--runs N] [--json]"},
        "Times parsing, reading the floats of, and writing a KServe V2 inference request of 784\n"
        "and of 100 000 floats with cohort::json (the baseline) and with every JSON library\n"
        "Debian ships. The calls alternate, and each figure is the median of N runs.",
-       {"build/bin/json_bench --runs 51"}});
+       {"cohort bench json --runs 51"}});
   parser.add()("runs", po::value(&runs_text)->value_name("N"), "timed runs of each call (51)")(
       "json", "print one JSON object instead of the tables");
   auto parsed = parser.parse(args);
@@ -368,16 +373,4 @@ int json_bench(const std::vector<std::string>& args) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  try {
-    return json_bench({argv + 1, argv + argc});
-  } catch (const cohort::Error& e) {
-    std::cerr << "json_bench: " << e.what() << "\n";
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::cerr << "json_bench: " << e.what() << "\n";
-    return 1;
-  }
-}
+}  // namespace cohort::json

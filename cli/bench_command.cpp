@@ -7,6 +7,10 @@
 #include "topology/bench.hpp"
 #include "tuner/bench.hpp"
 
+#ifdef COHORT_HAVE_JSON_BENCH
+#include "bench/json_bench.hpp"
+#endif
+
 namespace cohort::cli {
 namespace {
 
@@ -21,6 +25,10 @@ constexpr options::Subcommand kAreas[] = {
      &topology::bench_command},
     {"launch", "", "cohort launch's start-up and teardown against plain srun (needs Slurm)",
      &launcher::bench_command},
+#ifdef COHORT_HAVE_JSON_BENCH
+    {"json", "", "parsing and writing a V2 inference request against every JSON library Debian ships",
+     &json::bench_command},
+#endif
 };
 
 }  // namespace

@@ -252,7 +252,7 @@ class Builder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Builder> 
 
 // The copy of the text the reader decodes strings in, and stops at the '\0' of. Each thread
 // keeps its copy's memory from one parse to the next, up to kKeptScratch bytes: allocating
-// a large body's size afresh made parsing it half again as slow (json_bench), as malloc
+// a large body's size afresh made parsing it half again as slow (`cohort bench json`), as malloc
 // returned the memory to the system after each parse and faulted it in again for the next.
 class Scratch {
  public:

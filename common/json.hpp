@@ -4,8 +4,8 @@
 // exact (int64), objects keep the order their keys were added in, and parsing follows
 // RFC 8259 without extensions (no comments, no trailing commas, no NaN, no duplicate keys).
 //
-// RapidJSON reads and writes it: the one JSON library cohort uses, chosen by bench/json_bench
-// (docs/performance.md, "JSON") among those Debian ships. On a KServe V2 request of 784 or
+// RapidJSON reads and writes it: the one JSON library cohort uses, chosen by `cohort bench
+// json` (docs/performance.md, "JSON") among those Debian ships. On a KServe V2 request of 784 or
 // 100 000 floats, against the hand-written parser this replaced: RapidJSON's document parses
 // in 1.2x its time (0.7x in RapidJSON's inexact number mode), simdjson's in 0.4-0.5x,
 // nlohmann/json's in 5x; all write in 0.8-1.35x. simdjson cannot build or write a document

@@ -14,7 +14,13 @@
 namespace cohort {
 namespace {
 
+#ifdef COHORT_HAVE_JSON_BENCH
+const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "json"};
+const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, json";
+#else
 const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch"};
+const char* const kAreaList = "collectives, ckpt, sweep, topo, launch";
+#endif
 
 ProcessResult cohort(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
   const char* bin = std::getenv("COHORT_BIN");
@@ -83,8 +89,8 @@ TEST(BenchCommand, HelpListsEveryAreaWithOneLineEach) {
 TEST(BenchCommand, AnUnknownAreaIsAUsageErrorListingTheAreas) {
   auto r = cohort({"bench", "frobnicate"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "cohort: bench: unknown area 'frobnicate' (areas: collectives, ckpt, sweep, topo, launch; see "
-                   "'cohort bench --help')\n");
+  EXPECT_EQ(r.err, std::string("cohort: bench: unknown area 'frobnicate' (areas: ") + kAreaList +
+                       "; see 'cohort bench --help')\n");
   EXPECT_EQ(cohort({"bench"}).exit_code, 2);
 }
 
@@ -105,6 +111,22 @@ TEST(BenchCommand, EveryAreaHasHelpWithAnExample) {
     EXPECT_TRUE(has(r.out, "\nexample:\n")) << r.out;
   }
 }
+
+#ifdef COHORT_HAVE_JSON_BENCH
+TEST(BenchCommand, JsonTimesEveryLibraryAgainstCohortsOwnOnBothBodies) {
+  auto r = cohort({"bench", "json", "--runs", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  expect_report_shape(j, "json");
+  for (const char* name : {"v2_784", "v2_100000"}) {
+    const auto& rows = table(j, name).at("rows").as_array();
+    ASSERT_FALSE(rows.empty()) << name;
+    // The first row of each operation is the baseline, at a ratio of exactly 1.
+    EXPECT_EQ(rows.front().at("library").as_string(), "cohort::json (baseline)") << name;
+    EXPECT_EQ(rows.front().at("ratio").as_double(), 1.0) << name;
+  }
+}
+#endif
 
 TEST(BenchCommand, TopoComparesItsCallsWithHwlocInTheTableAndInJson) {
   auto text = cohort({"bench", "topo", "--runs", "2"});

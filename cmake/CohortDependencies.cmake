@@ -35,6 +35,17 @@ else()
                  "building without the NCCL backend")
 endif()
 
+# libtorch is optional: without it `cohort serve` builds with its runtime interface and no
+# TorchScript runtime, and says so when started. Debian's TorchConfig.cmake (libtorch-dev).
+find_package(Torch QUIET)
+if(Torch_FOUND OR TORCH_FOUND)
+  set(COHORT_HAVE_TORCH ON)
+  message(STATUS "cohort: TorchScript runtime on (libtorch in ${TORCH_INSTALL_PREFIX})")
+else()
+  set(COHORT_HAVE_TORCH OFF)
+  message(STATUS "cohort: libtorch not found: cohort serve builds without its TorchScript runtime")
+endif()
+
 if(COHORT_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

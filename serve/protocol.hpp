@@ -1,0 +1,59 @@
+// serve/protocol.hpp — the Open Inference Protocol's (KServe V2) JSON: an inference
+// request read against a model's signature, and the responses written.
+//
+//   InferRequest r = read_infer_request(json::parse(body), config);   // HttpError 400 if wrong
+//   auto outputs = model.run(r.inputs);
+//   std::string reply = json::write(infer_response(name, version, r, outputs));
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/json.hpp"
+#include "serve/repository.hpp"
+#include "serve/tensor.hpp"
+
+namespace cohort::serve {
+
+// An error with the HTTP status Triton answers it with: 400 bad request, 401 without a
+// token, 404 unknown model or version, 413 too large, 503 not ready or overloaded, 500 the
+// model failed. The message is the body's "error".
+class HttpError : public Error {
+ public:
+  HttpError(int status, std::string message)
+      : Error(std::move(message), status < 500 ? ErrorKind::input : ErrorKind::failure), status_(status) {}
+  int status() const noexcept { return status_; }
+
+ private:
+  int status_;
+};
+
+struct InferRequest {
+  json::Value id;                    // echoed when given; null when not
+  std::vector<Tensor> inputs;        // in the config's order, checked against it
+  std::vector<std::string> outputs;  // asked for by name; empty: all
+};
+
+// Reads a V2 inference request: every declared input exactly once, with its datatype, a
+// shape the config allows and as many elements (flat or nested `data`) as the shape has.
+// Anything else is an HttpError 400 naming the input and what would be right.
+InferRequest read_infer_request(const json::Value& body, const ModelConfig& config);
+
+// {"model_name", "model_version", "id"?, "outputs": [{name, datatype, shape, data}]}, with
+// the outputs asked for (all when none were), in the model's order.
+json::Value infer_response(const std::string& model, std::int64_t version, const InferRequest& request,
+                           const std::vector<Tensor>& outputs);
+
+// {"name", "versions", "platform", "inputs": [...], "outputs": [...]}: a model's metadata.
+// A variable dimension and an unknown shape are -1; with batching, the batch dimension
+// leads as -1.
+json::Value model_metadata(const ModelConfig& config, const std::vector<std::int64_t>& versions,
+                           const std::string& platform);
+
+// The element at `at` of a tensor of `dtype`, as JSON writes it: BOOL as true/false,
+// integers exact, floating point as the shortest decimal that reads back the same.
+json::Value element_json(DType dtype, const std::byte* at);
+
+}  // namespace cohort::serve

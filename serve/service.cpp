@@ -1,0 +1,151 @@
+#include "serve/service.hpp"
+
+#include <algorithm>
+
+#include "common/json.hpp"
+#include "common/text.hpp"
+#include "common/version.hpp"
+#include "serve/protocol.hpp"
+
+namespace cohort::serve {
+namespace {
+
+Reply ok(const json::Value& body) { return {200, json::write(body)}; }
+
+HttpError not_found(const std::string& message) { return HttpError(404, message); }
+
+void expect_method(std::string_view method, std::string_view wanted, std::string_view path) {
+  if (method != wanted) {
+    throw HttpError(405, std::string(path) + " takes " + std::string(wanted) + ", not " + std::string(method));
+  }
+}
+
+json::Value server_metadata() {
+  json::Value out = json::Value::object();
+  out.set("name", "cohort");
+  out.set("version", std::string(kVersion));
+  json::Value extensions = json::Value::array();
+  out.set("extensions", std::move(extensions));
+  return out;
+}
+
+}  // namespace
+
+std::string error_body(const std::string& message) {
+  json::Value body = json::Value::object();
+  body.set("error", message);
+  return json::write(body);
+}
+
+std::vector<LoadedModel> load_models(std::vector<RepositoryModel> models, Runtime& runtime) {
+  std::vector<LoadedModel> loaded;
+  for (auto& m : models) {
+    LoadedModel l{std::move(m.config), {}};
+    for (const auto& v : m.versions) {
+      ModelConfig config = l.config;
+      std::shared_ptr<Model> model = runtime.load(v.file, config);
+      if (l.versions.empty()) l.config = std::move(config);  // the first fills in what the config left out
+      l.versions.push_back({v.version, std::move(model)});
+    }
+    loaded.push_back(std::move(l));
+  }
+  return loaded;
+}
+
+Service::Service(std::vector<LoadedModel> models, std::string platform) : platform_(std::move(platform)) {
+  for (auto& m : models) {
+    std::string name = m.config.name;
+    models_.emplace(std::move(name), std::move(m));
+  }
+}
+
+Reply Service::handle(std::string_view method, std::string_view target, const std::string& body) const {
+  const std::string_view path = target.substr(0, target.find('?'));
+  try {
+    return route(method, path, body);
+  } catch (const HttpError& e) {
+    return {e.status(), error_body(e.what())};
+  } catch (const Error& e) {
+    return {e.kind() == ErrorKind::input ? 400 : 500, error_body(e.what())};
+  } catch (const std::exception& e) {
+    return {500, error_body(std::string("internal error: ") + e.what())};
+  }
+}
+
+Reply Service::route(std::string_view method, std::string_view path, const std::string& body) const {
+  if (path == "/v2" || path == "/v2/") {
+    expect_method(method, "GET", path);
+    return ok(server_metadata());
+  }
+  if (path == "/v2/health/live") {
+    expect_method(method, "GET", path);
+    return {200, "{}"};
+  }
+  if (path == "/v2/health/ready") {
+    expect_method(method, "GET", path);
+    if (!ready()) throw HttpError(503, "the server is draining: it takes no new requests");
+    return {200, "{}"};
+  }
+  constexpr std::string_view models = "/v2/models/";
+  if (path.starts_with(models)) return model_route(method, path.substr(models.size()), body);
+  throw not_found("no endpoint " + std::string(path) + " (see GET /v2 and /v2/models/NAME)");
+}
+
+// NAME[/versions/V][/ready|/infer]
+Reply Service::model_route(std::string_view method, std::string_view rest, const std::string& body) const {
+  auto parts = split(rest, '/');
+  if (parts.empty() || parts[0].empty()) throw not_found("no model named in the path");
+  const LoadedModel& model = find_model(parts[0]);
+  std::size_t next = 1;
+  const LoadedVersion* version = &model.versions.back();
+  if (parts.size() >= 3 && parts[1] == "versions") {
+    version = &find_version(model, parts[2]);
+    next = 3;
+  }
+  const std::string_view action = parts.size() > next ? parts[next] : "";
+  if (parts.size() > next + 1 || (parts.size() == next + 1 && action != "ready" && action != "infer")) {
+    throw not_found("no endpoint /v2/models/" + std::string(rest) + " (expected …/ready, …/infer or the metadata)");
+  }
+  if (action == "infer") {
+    expect_method(method, "POST", "…/infer");
+    return infer(model, *version, body);
+  }
+  expect_method(method, "GET", "/v2/models/" + std::string(rest));
+  if (action == "ready") return {ready() ? 200 : 503, "{}"};
+  std::vector<std::int64_t> versions;
+  if (next == 3) versions.push_back(version->version);
+  else for (const auto& v : model.versions) versions.push_back(v.version);
+  return ok(model_metadata(model.config, versions, platform_));
+}
+
+Reply Service::infer(const LoadedModel& model, const LoadedVersion& version, const std::string& body) const {
+  json::Value request_json;
+  try {
+    request_json = json::parse(body, "the request body");
+  } catch (const Error& e) {
+    throw HttpError(400, e.what());
+  }
+  InferRequest request = read_infer_request(request_json, model.config);
+  std::vector<Tensor> outputs;
+  try {
+    outputs = version.model->run(request.inputs);
+  } catch (const Error& e) {
+    throw HttpError(500, model.config.name + " version " + std::to_string(version.version) + ": " + e.what());
+  }
+  return ok(infer_response(model.config.name, version.version, request, outputs));
+}
+
+const LoadedModel& Service::find_model(std::string_view name) const {
+  auto it = models_.find(name);
+  if (it == models_.end()) throw not_found("unknown model '" + std::string(name) + "'");
+  return it->second;
+}
+
+const LoadedVersion& Service::find_version(const LoadedModel& model, std::string_view version) const {
+  for (const auto& v : model.versions) {
+    if (std::to_string(v.version) == version) return v;
+  }
+  throw not_found("model '" + model.config.name + "' has no version '" + std::string(version) + "'");
+}
+
+}  // namespace cohort::serve

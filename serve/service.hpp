@@ -1,0 +1,68 @@
+// serve/service.hpp — the V2 endpoints over the loaded models, apart from HTTP's transport:
+// a method, a target and a body in; a status and a JSON body out. The server (server.hpp)
+// adds connections, auth and limits around it.
+//
+//   Service s(load_models(models, *runtime), runtime->platform());
+//   Reply r = s.handle("POST", "/v2/models/mlp/infer", body);
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "serve/repository.hpp"
+#include "serve/runtime.hpp"
+
+namespace cohort::serve {
+
+struct Reply {
+  int status = 200;
+  std::string body;  // JSON
+};
+
+// One version of a model, loaded.
+struct LoadedVersion {
+  std::int64_t version = 1;
+  std::shared_ptr<Model> model;
+};
+
+struct LoadedModel {
+  ModelConfig config;  // with the signature filled in by the runtime
+  std::vector<LoadedVersion> versions;  // oldest first; the newest answers when none is named
+};
+
+// Loads every version of every model; a file that does not load is an error naming it.
+std::vector<LoadedModel> load_models(std::vector<RepositoryModel> models, Runtime& runtime);
+
+class Service {
+ public:
+  Service(std::vector<LoadedModel> models, std::string platform);
+
+  // Never throws: every failure is a Reply with Triton's status and {"error": "…"}.
+  Reply handle(std::string_view method, std::string_view target, const std::string& body) const;
+
+  // Readiness: false once draining starts; health/ready then answers 503. Requests under
+  // way still finish: the server stops taking new ones.
+  void stop_accepting() { ready_ = false; }
+  bool ready() const { return ready_; }
+
+ private:
+  Reply route(std::string_view method, std::string_view path, const std::string& body) const;
+  Reply model_route(std::string_view method, std::string_view rest, const std::string& body) const;
+  Reply infer(const LoadedModel& model, const LoadedVersion& version, const std::string& body) const;
+  const LoadedModel& find_model(std::string_view name) const;
+  const LoadedVersion& find_version(const LoadedModel& model, std::string_view version) const;
+
+  std::map<std::string, LoadedModel, std::less<>> models_;
+  std::string platform_;
+  std::atomic<bool> ready_{true};
+};
+
+// {"error": message}.
+std::string error_body(const std::string& message);
+
+}  // namespace cohort::serve

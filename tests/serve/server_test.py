@@ -1,0 +1,316 @@
+#!/usr/bin/python3
+"""`cohort serve start` against real clients: Python `requests` and curl, on loopback.
+
+    server_test.py COHORT_BIN
+
+TorchScript models are made here with Python torch, served from a Triton-layout repository,
+and every answer is compared with the same model run in Python torch, exactly. The server
+takes a free port (--port 0) and the test reads it from the server's "listening" line.
+"""
+import json
+import os
+import select
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import requests
+import torch
+
+COHORT = None
+DEADLINE_S = 60  # a bound on waits that normally end at once, never a measurement
+
+
+def save(module, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.jit.script(module).save(path)
+
+
+class Pair(torch.nn.Module):
+    """INT64 in; twice it and its sum out: two outputs, whole numbers."""
+
+    def forward(self, x: torch.Tensor):
+        return x * 2, x.sum()
+
+
+class Negate(torch.nn.Module):
+    def forward(self, flags: torch.Tensor):
+        return torch.logical_not(flags)
+
+
+def make_repository(root):
+    torch.manual_seed(1)
+    for version in (1, 2):
+        mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+        save(mlp, f"{root}/mlp/{version}/model.pt")
+    with open(f"{root}/mlp/config.yaml", "w") as f:
+        f.write("max_batch_size: 8\n"
+                "inputs: [{name: x, datatype: FP32, dims: [4]}]\n"
+                "outputs: [{name: y, datatype: FP32, dims: [2]}]\n"
+                "version_policy: all\n")
+    save(Pair(), f"{root}/pair/1/model.pt")
+    with open(f"{root}/pair/config.yaml", "w") as f:
+        f.write("inputs: [{name: x, datatype: INT64, dims: [-1]}]\n"
+                "outputs: [{name: twice, datatype: INT64, dims: [-1]}, {name: total, datatype: INT64, dims: []}]\n")
+    save(Negate(), f"{root}/negate/1/model.pt")
+    with open(f"{root}/negate/config.yaml", "w") as f:
+        f.write("inputs: [{name: flags, datatype: BOOL, dims: [-1]}]\n"
+                "outputs: [{name: out, datatype: BOOL, dims: [-1]}]\n")
+
+
+class Server:
+    """A running `cohort serve start`; its port and token as it printed them."""
+
+    def __init__(self, args, env=None):
+        self.proc = subprocess.Popen([COHORT, "serve", "start", "--port", "0"] + args, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env, text=True, bufsize=0)
+        text = ""
+        end = time.monotonic() + DEADLINE_S
+        while "listening on" not in text or not text.endswith("\n"):
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, end - time.monotonic()))
+            chunk = os.read(self.proc.stdout.fileno(), 4096).decode() if ready else ""
+            if not chunk:
+                self.proc.kill()
+                raise AssertionError(f"no 'listening' line: {text!r} {self.proc.stderr.read()}")
+            text += chunk
+        self.lines = text.splitlines(keepends=True)
+        self.port = int(self.lines[-1].split("(port ")[1].rstrip(")\n"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=DEADLINE_S)
+
+
+def infer_body(data, shape, datatype="FP32", name="x", **extra):
+    body = {"inputs": [{"name": name, "shape": shape, "datatype": datatype, "data": data}]}
+    body.update(extra)
+    return body
+
+
+class ServeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.repo = os.path.join(cls.tmp.name, "repo")
+        make_repository(cls.repo)
+        env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(cls.tmp.name, "config"))
+        cls.server = Server(["--repository", cls.repo, "--threads", "2", "--max-body", "64K"], env=env)
+        cls.token_file = os.path.join(cls.tmp.name, "config", "cohort", "serve-token")
+        with open(cls.token_file) as f:
+            cls.token = f.read().strip()
+        cls.http = requests.Session()
+        cls.http.headers["Authorization"] = f"Bearer {cls.token}"
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.server.stop() == 0
+        cls.tmp.cleanup()
+
+    def get(self, path):
+        return self.http.get(self.server.url + path, timeout=DEADLINE_S)
+
+    def post(self, path, body):
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        return self.http.post(self.server.url + path, data=data, timeout=DEADLINE_S)
+
+    def expect_error(self, response, status, words):
+        self.assertEqual(response.status_code, status, response.text)
+        self.assertEqual(response.headers["Content-Type"], "application/json")
+        self.assertIn(words, response.json()["error"])
+
+    def mlp(self, version):
+        return torch.jit.load(f"{self.repo}/mlp/{version}/model.pt")
+
+    def test_token_file_is_created_private_and_printed(self):
+        self.assertEqual(stat.S_IMODE(os.stat(self.token_file).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.dirname(self.token_file)).st_mode), 0o700)
+        self.assertGreaterEqual(len(self.token), 32)
+        self.assertIn(f"Bearer {self.token}", "".join(self.server.lines))
+
+    def test_server_metadata_and_health(self):
+        self.assertEqual(self.get("/v2").json()["name"], "cohort")
+        self.assertEqual(self.get("/v2/health/live").status_code, 200)
+        self.assertEqual(self.get("/v2/health/ready").status_code, 200)
+
+    def test_model_metadata_names_signature_and_versions(self):
+        meta = self.get("/v2/models/mlp").json()
+        self.assertEqual(meta["name"], "mlp")
+        self.assertEqual(meta["versions"], ["1", "2"])
+        self.assertEqual(meta["inputs"], [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}])
+        self.assertEqual(meta["outputs"], [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}])
+        self.assertEqual(self.get("/v2/models/mlp/versions/1").json()["versions"], ["1"])
+        self.assertEqual(self.get("/v2/models/mlp/ready").status_code, 200)
+        self.assertEqual(self.get("/v2/models/mlp/versions/2/ready").status_code, 200)
+
+    def test_outputs_equal_python_torch_for_each_version(self):
+        x = torch.randn(3, 4)
+        for version, path in ((2, "/v2/models/mlp/infer"), (1, "/v2/models/mlp/versions/1/infer"),
+                              (2, "/v2/models/mlp/versions/2/infer")):
+            reply = self.post(path, infer_body(x.flatten().tolist(), [3, 4], id="req-7"))
+            self.assertEqual(reply.status_code, 200, reply.text)
+            body = reply.json()
+            self.assertEqual((body["model_name"], body["model_version"], body["id"]), ("mlp", str(version), "req-7"))
+            out = body["outputs"][0]
+            self.assertEqual((out["name"], out["datatype"], out["shape"]), ("y", "FP32", [3, 2]))
+            got = torch.tensor(out["data"], dtype=torch.float32).reshape(3, 2)
+            with torch.no_grad():
+                self.assertTrue(torch.equal(got, self.mlp(version)(x)), f"version {version}")
+
+    def test_nested_data_reads_as_flat(self):
+        x = torch.randn(2, 4)
+        flat = self.post("/v2/models/mlp/infer", infer_body(x.flatten().tolist(), [2, 4])).json()
+        nested = self.post("/v2/models/mlp/infer", infer_body(x.tolist(), [2, 4])).json()
+        self.assertEqual(flat["outputs"], nested["outputs"])
+        self.assertNotIn("id", flat)
+
+    def test_requested_outputs_and_integers(self):
+        body = infer_body([1, -2, 2**40], [3], datatype="INT64")
+        both = self.post("/v2/models/pair/infer", body).json()["outputs"]
+        self.assertEqual([o["name"] for o in both], ["twice", "total"])
+        self.assertEqual(both[0]["data"], [2, -4, 2**41])
+        self.assertEqual((both[1]["shape"], both[1]["data"]), ([], [2**40 - 1]))
+        body["outputs"] = [{"name": "total"}]
+        only = self.post("/v2/models/pair/infer", body).json()["outputs"]
+        self.assertEqual([o["name"] for o in only], ["total"])
+        body["outputs"] = [{"name": "nope"}]
+        self.expect_error(self.post("/v2/models/pair/infer", body), 400, "no such output")
+
+    def test_bool_tensors(self):
+        out = self.post("/v2/models/negate/infer", infer_body([True, False], [2], "BOOL", "flags")).json()
+        self.assertEqual(out["outputs"][0]["data"], [False, True])
+        self.expect_error(self.post("/v2/models/negate/infer", infer_body([1, 0], [2], "BOOL", "flags")), 400,
+                          "true or false")
+
+    def test_without_token_is_401(self):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {self.token}"}):
+            reply = requests.get(self.server.url + "/v2/models/mlp", headers=headers, timeout=DEADLINE_S)
+            self.expect_error(reply, 401, "token")
+            self.assertEqual(reply.headers["WWW-Authenticate"], "Bearer")
+        reply = requests.post(self.server.url + "/v2/models/mlp/infer", data="{}", timeout=DEADLINE_S)
+        self.assertEqual(reply.status_code, 401)
+
+    def test_unknown_model_version_or_path_is_404(self):
+        self.expect_error(self.get("/v2/models/nope"), 404, "unknown model 'nope'")
+        self.expect_error(self.post("/v2/models/nope/infer", infer_body([1], [1])), 404, "unknown model")
+        self.expect_error(self.get("/v2/models/mlp/versions/9"), 404, "no version '9'")
+        self.expect_error(self.get("/v2/models/mlp/unknown"), 404, "no endpoint")
+        self.expect_error(self.get("/v3"), 404, "no endpoint")
+
+    def test_bad_requests_are_400(self):
+        bad = {
+            "malformed": ("{\"inputs\": [", "the request body"),
+            "not an object": ("[1, 2]", "JSON object"),
+            "wrong shape": (infer_body([0.0] * 6, [2, 3]), "does not match [-1, 4]"),
+            "batch too large": (infer_body([0.0] * 36, [9, 4]), "batch 9 is not 1..8"),
+            "wrong datatype": (infer_body([1, 2, 3, 4], [1, 4], "INT64"), "not the model's FP32"),
+            "unknown datatype": (infer_body([1, 2, 3, 4], [1, 4], "FP8"), "not the model's FP32"),
+            "too few elements": (infer_body([1.0, 2.0], [1, 4]), "needs 4"),
+            "not numbers": (infer_body(["a", "b", "c", "d"], [1, 4]), "expected a number"),
+            "missing input": ({"inputs": []}, "input 'x' is missing"),
+            "unknown input": (infer_body([1.0] * 4, [1, 4], name="z"), "no such input"),
+        }
+        for case, (body, words) in bad.items():
+            with self.subTest(case):
+                self.expect_error(self.post("/v2/models/mlp/infer", body), 400, words)
+        self.expect_error(self.post("/v2/models/pair/infer", infer_body([2**63 - 1 + 1.0e5], [1], "INT64")), 400,
+                          "integer")
+
+    def test_body_over_limit_is_413(self):
+        reply = self.post("/v2/models/mlp/infer", infer_body([0.5] * 20000, [5000, 4]))
+        self.expect_error(reply, 413, "over 65536 bytes")
+
+    def test_wrong_method_is_an_error_not_a_crash(self):
+        self.assertEqual(self.http.delete(self.server.url + "/v2/models/mlp", timeout=DEADLINE_S).status_code, 405)
+        self.assertEqual(self.get("/v2/models/mlp/infer").status_code, 405)
+
+    def test_keep_alive_serves_many_requests_on_one_connection(self):
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=DEADLINE_S) as s:
+            request = (f"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {self.token}\r\n\r\n").encode()
+            reader = s.makefile("rb")
+            for _ in range(3):
+                s.sendall(request)
+                self.assertEqual(reader.readline(), b"HTTP/1.1 200 OK\r\n")
+                length = 0
+                while (line := reader.readline()) != b"\r\n":
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                reader.read(length)
+
+    def test_curl_against_every_endpoint(self):
+        auth = f"Authorization: Bearer {self.token}"
+        x = torch.randn(1, 4)
+        cases = [
+            (["/v2"], 200), (["/v2/health/live"], 200), (["/v2/health/ready"], 200), (["/v2/models/mlp"], 200),
+            (["/v2/models/mlp/versions/1"], 200), (["/v2/models/mlp/ready"], 200),
+            (["/v2/models/mlp/versions/1/ready"], 200),
+            (["/v2/models/mlp/versions/1/infer", "-d", json.dumps(infer_body(x.flatten().tolist(), [1, 4]))], 200),
+            (["/v2/models/nope"], 404),
+        ]
+        for args, status in cases:
+            with self.subTest(args[0]):
+                result = subprocess.run(["curl", "-sS", "-H", auth, "-w", "\n%{http_code}", self.server.url + args[0]]
+                                        + args[1:], capture_output=True, text=True, timeout=DEADLINE_S, check=True)
+                body, code = result.stdout.rsplit("\n", 1)
+                self.assertEqual(int(code), status, body)
+                json.loads(body)
+        result = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", self.server.url + "/v2"],
+                                capture_output=True, text=True, timeout=DEADLINE_S, check=True)
+        self.assertEqual(result.stdout, "401")
+
+
+class DrainTest(unittest.TestCase):
+    def test_sigterm_finishes_the_request_under_way_and_exits_0(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            save(torch.nn.Linear(4, 2), f"{tmp}/lin.pt")
+            server = Server(["--model", f"lin={tmp}/lin.pt", "--token-file", f"{tmp}/token"])
+            try:
+                self.drain_while_under_way(server, tmp)
+            finally:
+                server.proc.kill()
+                server.proc.wait()
+
+    def drain_while_under_way(self, server, tmp):
+        with open(f"{tmp}/token") as f:
+            token = f.read().strip()
+        x = torch.randn(1, 4)
+        body = json.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32",
+                                       "data": x.flatten().tolist()}]}).encode()
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE_S)
+        s.sendall((f"POST /v2/models/lin/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                   f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n").encode())
+        reader = s.makefile("rb")
+        self.assertEqual(reader.readline(), b"HTTP/1.1 100 Continue\r\n")  # the request is under way
+        self.assertEqual(reader.readline(), b"\r\n")
+        server.proc.send_signal(signal.SIGTERM)
+        self.wait_until_refused(server.port)
+        s.sendall(body)
+        self.assertEqual(reader.readline(), b"HTTP/1.1 200 OK\r\n")
+        reply = reader.read().split(b"\r\n\r\n", 1)[1]
+        got = torch.tensor(json.loads(reply)["outputs"][0]["data"]).reshape(1, 2)
+        with torch.no_grad():
+            self.assertTrue(torch.equal(got, torch.jit.load(f"{tmp}/lin.pt")(x)))
+        reader.close()
+        s.close()
+        self.assertEqual(server.proc.wait(timeout=DEADLINE_S), 0)
+        self.assertIn("drained", server.proc.stderr.read())
+
+    def wait_until_refused(self, port):
+        end = time.monotonic() + DEADLINE_S
+        while time.monotonic() < end:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S).close()
+            except ConnectionRefusedError:
+                return
+        self.fail("the server still accepts connections after SIGTERM")
+
+
+if __name__ == "__main__":
+    COHORT = sys.argv.pop(1)
+    unittest.main(verbosity=2)

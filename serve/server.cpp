@@ -53,7 +53,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_body();
   void on_read(beast::error_code ec);
   void answer_read_error(beast::error_code ec);
-  void reply(int status, std::string body, bool keep_alive);
+  void reply(int status, std::string body, bool keep_alive, std::string_view content_type = "application/json");
   void on_write(beast::error_code ec, bool keep_alive);
   void linger();
   void close() {
@@ -200,16 +200,16 @@ void Session::on_read(beast::error_code ec) {
   const auto& request = parser_->get();
   const bool keep_alive = request.keep_alive() && !listener_.draining();
   Reply r = listener_.service().handle(view(request.method_string()), view(request.target()), request.body());
-  reply(r.status, std::move(r.body), keep_alive);
+  reply(r.status, std::move(r.body), keep_alive, r.content_type);
 }
 
-void Session::reply(int status, std::string body, bool keep_alive) {
+void Session::reply(int status, std::string body, bool keep_alive, std::string_view content_type) {
   busy_ = true;
   response_ = {};
   response_.result(static_cast<unsigned>(status));
   response_.version(11);
   response_.set(http::field::server, "cohort");
-  response_.set(http::field::content_type, "application/json");
+  response_.set(http::field::content_type, beast::string_view(content_type.data(), content_type.size()));
   if (status == 401) response_.set(http::field::www_authenticate, "Bearer");
   response_.body() = std::move(body);
   response_.keep_alive(keep_alive);

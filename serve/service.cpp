@@ -1,6 +1,7 @@
 #include "serve/service.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/json.hpp"
 #include "common/text.hpp"
@@ -86,6 +87,10 @@ Reply Service::route(std::string_view method, std::string_view path, const std::
     if (!ready()) throw HttpError(503, "the server is draining: it takes no new requests");
     return {200, "{}"};
   }
+  if (path == "/metrics") {
+    expect_method(method, "GET", path);
+    return {200, metrics_.text(), "text/plain; version=0.0.4; charset=utf-8"};
+  }
   constexpr std::string_view models = "/v2/models/";
   if (path.starts_with(models)) return model_route(method, path.substr(models.size()), body);
   throw not_found("no endpoint " + std::string(path) + " (see GET /v2 and /v2/models/NAME)");
@@ -118,7 +123,25 @@ Reply Service::model_route(std::string_view method, std::string_view rest, const
   return ok(model_metadata(model.config, versions, platform_));
 }
 
+// Counted in the metrics whether it succeeds or not, once its model and version are known.
 Reply Service::infer(const LoadedModel& model, const LoadedVersion& version, const std::string& body) const {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  std::int64_t batch = 1;
+  double compute_s = 0;
+  try {
+    Reply r = run_inference(model, version, body, batch, compute_s);
+    const std::chrono::duration<double> took = Clock::now() - start;
+    metrics_.record(model.config.name, version.version, true, batch, took.count(), compute_s);
+    return r;
+  } catch (...) {
+    metrics_.record(model.config.name, version.version, false, 0, 0, 0);
+    throw;
+  }
+}
+
+Reply Service::run_inference(const LoadedModel& model, const LoadedVersion& version, const std::string& body,
+                             std::int64_t& batch, double& compute_s) const {
   json::Value request_json;
   try {
     request_json = json::parse(body, "the request body");
@@ -126,12 +149,15 @@ Reply Service::infer(const LoadedModel& model, const LoadedVersion& version, con
     throw HttpError(400, e.what());
   }
   InferRequest request = read_infer_request(request_json, model.config);
+  if (model.config.max_batch_size > 0 && !request.inputs.empty()) batch = request.inputs[0].shape[0];
   std::vector<Tensor> outputs;
+  const auto start = std::chrono::steady_clock::now();
   try {
     outputs = version.model->run(request.inputs);
   } catch (const Error& e) {
     throw HttpError(500, model.config.name + " version " + std::to_string(version.version) + ": " + e.what());
   }
+  compute_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return ok(infer_response(model.config.name, version.version, request, outputs));
 }
 

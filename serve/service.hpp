@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "serve/metrics.hpp"
 #include "serve/repository.hpp"
 #include "serve/runtime.hpp"
 
@@ -21,7 +22,8 @@ namespace cohort::serve {
 
 struct Reply {
   int status = 200;
-  std::string body;  // JSON
+  std::string body;  // JSON, but for /metrics
+  std::string content_type = "application/json";
 };
 
 // One version of a model, loaded.
@@ -54,12 +56,15 @@ class Service {
   Reply route(std::string_view method, std::string_view path, const std::string& body) const;
   Reply model_route(std::string_view method, std::string_view rest, const std::string& body) const;
   Reply infer(const LoadedModel& model, const LoadedVersion& version, const std::string& body) const;
+  Reply run_inference(const LoadedModel& model, const LoadedVersion& version, const std::string& body,
+                      std::int64_t& batch, double& compute_s) const;
   const LoadedModel& find_model(std::string_view name) const;
   const LoadedVersion& find_version(const LoadedModel& model, std::string_view version) const;
 
   std::map<std::string, LoadedModel, std::less<>> models_;
   std::string platform_;
   std::atomic<bool> ready_{true};
+  mutable Metrics metrics_;
 };
 
 // {"error": message}.

@@ -243,6 +243,23 @@ class ServeTest(unittest.TestCase):
                         length = int(line.split(b":")[1])
                 reader.read(length)
 
+    def test_metrics_count_per_model_and_version_and_promtool_accepts_them(self):
+        self.assertEqual(self.post("/v2/models/negate/infer", infer_body([True], [1], "BOOL", "flags")).status_code, 200)
+        self.assertEqual(self.post("/v2/models/negate/infer", infer_body([1], [1], "BOOL", "flags")).status_code, 400)
+        reply = self.get("/metrics")
+        self.assertEqual(reply.status_code, 200)
+        self.assertTrue(reply.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        series = dict(line.rsplit(" ", 1) for line in reply.text.splitlines() if not line.startswith("#"))
+        labels = 'model="negate",version="1"'
+        self.assertGreaterEqual(int(series[f"cohort_inference_request_success_total{{{labels}}}"]), 1)
+        self.assertGreaterEqual(int(series[f"cohort_inference_request_failure_total{{{labels}}}"]), 1)
+        self.assertGreaterEqual(int(series[f'cohort_inference_request_duration_seconds_bucket{{{labels},le="+Inf"}}']), 1)
+        self.assertGreater(float(series["process_resident_memory_bytes"]), 0)
+        check = subprocess.run(["promtool", "check", "metrics"], input=reply.text, capture_output=True, text=True,
+                               timeout=DEADLINE_S)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertEqual(requests.get(self.server.url + "/metrics", timeout=DEADLINE_S).status_code, 401)
+
     def test_curl_against_every_endpoint(self):
         auth = f"Authorization: Bearer {self.token}"
         x = torch.randn(1, 4)
@@ -251,7 +268,7 @@ class ServeTest(unittest.TestCase):
             (["/v2/models/mlp/versions/1"], 200), (["/v2/models/mlp/ready"], 200),
             (["/v2/models/mlp/versions/1/ready"], 200),
             (["/v2/models/mlp/versions/1/infer", "-d", json.dumps(infer_body(x.flatten().tolist(), [1, 4]))], 200),
-            (["/v2/models/nope"], 404),
+            (["/v2/models/nope"], 404), (["/metrics"], 200),
         ]
         for args, status in cases:
             with self.subTest(args[0]):
@@ -259,7 +276,8 @@ class ServeTest(unittest.TestCase):
                                         + args[1:], capture_output=True, text=True, timeout=DEADLINE_S, check=True)
                 body, code = result.stdout.rsplit("\n", 1)
                 self.assertEqual(int(code), status, body)
-                json.loads(body)
+                if args[0] != "/metrics":
+                    json.loads(body)
         result = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", self.server.url + "/v2"],
                                 capture_output=True, text=True, timeout=DEADLINE_S, check=True)
         self.assertEqual(result.stdout, "401")
@@ -308,6 +326,8 @@ class DrainTest(unittest.TestCase):
                 socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S).close()
             except ConnectionRefusedError:
                 return
+            except ConnectionResetError:
+                pass  # accepted into the backlog as the listener closed: ask again
         self.fail("the server still accepts connections after SIGTERM")
 
 

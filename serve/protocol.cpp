@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 namespace cohort::serve {
 namespace {
@@ -101,7 +102,42 @@ const json::Value& member(const json::Value& object, const char* key, const std:
   return *v;
 }
 
-Tensor read_input(const json::Value& input, const TensorSpec& spec, int max_batch) {
+// The bytes after the JSON, handed out input by input.
+struct BinaryCursor {
+  std::string_view data;
+  std::size_t at = 0;
+};
+
+// An input's binary_data_size, when it gives one.
+std::optional<std::int64_t> binary_size(const json::Value& input, const std::string& where) {
+  const json::Value* params = input.find("parameters");
+  if (!params) return std::nullopt;
+  if (!params->is_object()) throw bad(where + ": \"parameters\" must be an object");
+  const json::Value* size = params->find("binary_data_size");
+  if (!size) return std::nullopt;
+  if (!size->is_int() || size->as_int() < 0) throw bad(where + ": binary_data_size must be a byte count");
+  return size->as_int();
+}
+
+void read_binary(Tensor& t, std::int64_t size, BinaryCursor& binary, const std::string& where) {
+  const auto expected = element_count(t.shape) * static_cast<std::int64_t>(size_of(t.dtype));
+  if (size != expected) {
+    throw bad(where + ": binary_data_size " + std::to_string(size) + " is not the " + std::to_string(expected) +
+              " bytes of shape " + shape_text(t.shape));
+  }
+  if (binary.data.size() - binary.at < static_cast<std::size_t>(size)) {
+    throw bad(where + ": the body ends " + std::to_string(size - static_cast<std::int64_t>(binary.data.size() - binary.at)) +
+              " byte(s) short of its binary data");
+  }
+  const auto* from = reinterpret_cast<const std::byte*>(binary.data.data() + binary.at);
+  t.data.assign(from, from + size);
+  binary.at += static_cast<std::size_t>(size);
+  if (t.dtype == DType::bool8 && std::any_of(t.data.begin(), t.data.end(), [](std::byte b) { return b > std::byte{1}; })) {
+    throw bad(where + ": BOOL bytes must be 0 or 1");
+  }
+}
+
+Tensor read_input(const json::Value& input, const TensorSpec& spec, int max_batch, BinaryCursor& binary) {
   const std::string where = "input '" + spec.name + "'";
   Tensor t{spec.name, spec.dtype, read_shape(input, where), {}};
   const json::Value& type = member(input, "datatype", where);
@@ -110,8 +146,10 @@ Tensor read_input(const json::Value& input, const TensorSpec& spec, int max_batc
     throw bad(where + ": datatype " + type.as_string() + " is not the model's " + std::string(datatype_name(spec.dtype)));
   }
   if (auto why = shape_mismatch(spec, t.shape, max_batch)) throw bad(where + ": " + *why);
-  if (input.find("parameters") && input.at("parameters").find("binary_data_size")) {
-    throw bad(where + ": binary tensor data is not accepted; send \"data\" as JSON");
+  if (auto size = binary_size(input, where)) {
+    if (input.find("data")) throw bad(where + ": gives both \"data\" and binary_data_size; give one");
+    read_binary(t, *size, binary, where);
+    return t;
   }
   std::vector<const json::Value*> elements;
   flatten(member(input, "data", where), elements, 0, where);
@@ -127,10 +165,10 @@ Tensor read_input(const json::Value& input, const TensorSpec& spec, int max_batc
   return t;
 }
 
-std::vector<std::string> read_requested_outputs(const json::Value& body, const ModelConfig& config) {
-  std::vector<std::string> names;
+// The outputs asked for, and which of them as binary data.
+void read_requested_outputs(const json::Value& body, const ModelConfig& config, InferRequest& r) {
   const json::Value* outputs = body.find("outputs");
-  if (!outputs) return names;
+  if (!outputs) return;
   if (!outputs->is_array()) throw bad("\"outputs\" must be a list of {\"name\": …}");
   for (const auto& o : outputs->as_array()) {
     if (!o.is_object() || !o.find("name") || !o.at("name").is_string()) {
@@ -143,39 +181,58 @@ std::vector<std::string> read_requested_outputs(const json::Value& body, const M
     const json::Value* params = o.find("parameters");
     if (params && params->is_object() && params->find("binary_data")) {
       const json::Value& b = params->at("binary_data");
-      if (!b.is_bool() || b.as_bool()) throw bad("output '" + name + "': binary tensor data is not offered; ask for JSON");
+      if (!b.is_bool()) throw bad("output '" + name + "': binary_data must be true or false");
+      if (b.as_bool()) r.binary_outputs.push_back(name);
     }
-    names.push_back(name);
+    r.outputs.push_back(name);
   }
-  return names;
 }
 
+bool binary_data_output(const json::Value& body) {
+  const json::Value* params = body.find("parameters");
+  if (!params || !params->is_object() || !params->find("binary_data_output")) return false;
+  const json::Value& b = params->at("binary_data_output");
+  if (!b.is_bool()) throw bad("parameters.binary_data_output must be true or false");
+  return b.as_bool();
+}
+
+// {name, datatype, shape}: what a tensor or a signature's entry says of itself.
+json::Value describe(const std::string& name, DType dtype, const Shape& shape) {
+  json::Value dims = json::Value::array();
+  for (auto d : shape) dims.push(d);
+  json::Value out = json::Value::object();
+  out.set("name", name);
+  out.set("datatype", std::string(datatype_name(dtype)));
+  out.set("shape", std::move(dims));
+  return out;
+}
+
+json::Value tensor_header(const Tensor& t) { return describe(t.name, t.dtype, t.shape); }
+
 json::Value tensor_json(const Tensor& t) {
-  json::Value shape = json::Value::array();
-  for (auto d : t.shape) shape.push(d);
   json::Array data;
   const std::size_t width = size_of(t.dtype);
   data.reserve(t.data.size() / width);
   for (std::size_t at = 0; at + width <= t.data.size(); at += width) data.push_back(element_json(t.dtype, &t.data[at]));
-  json::Value out = json::Value::object();
-  out.set("name", t.name);
-  out.set("datatype", std::string(datatype_name(t.dtype)));
-  out.set("shape", std::move(shape));
+  json::Value out = tensor_header(t);
   out.set("data", json::Value(std::move(data)));
   return out;
 }
 
-json::Value spec_json(const TensorSpec& spec, int max_batch) {
-  json::Value shape = json::Value::array();
-  if (max_batch > 0 || spec.any_shape) shape.push(-1);
-  if (!spec.any_shape) {
-    for (auto d : spec.dims) shape.push(d);
-  }
-  json::Value out = json::Value::object();
-  out.set("name", spec.name);
-  out.set("datatype", std::string(datatype_name(spec.dtype)));
-  out.set("shape", std::move(shape));
+json::Value binary_tensor_json(const Tensor& t, std::string& binary) {
+  json::Value params = json::Value::object();
+  params.set("binary_data_size", static_cast<unsigned long long>(t.data.size()));
+  json::Value out = tensor_header(t);
+  out.set("parameters", std::move(params));
+  binary.append(reinterpret_cast<const char*>(t.data.data()), t.data.size());
   return out;
+}
+
+json::Value spec_json(const TensorSpec& spec, int max_batch) {
+  Shape shape;
+  if (max_batch > 0 || spec.any_shape) shape.push_back(-1);
+  if (!spec.any_shape) shape.insert(shape.end(), spec.dims.begin(), spec.dims.end());
+  return describe(spec.name, spec.dtype, shape);
 }
 
 }  // namespace
@@ -201,7 +258,7 @@ json::Value element_json(DType dtype, const std::byte* at) {
   return json::Value(d);
 }
 
-InferRequest read_infer_request(const json::Value& body, const ModelConfig& config) {
+InferRequest read_infer_request(const json::Value& body, const ModelConfig& config, std::string_view binary) {
   if (!body.is_object()) throw bad("the request must be a JSON object with \"inputs\"");
   InferRequest r;
   if (const json::Value* id = body.find("id")) {
@@ -222,16 +279,22 @@ InferRequest read_infer_request(const json::Value& body, const ModelConfig& conf
     if (slot) throw bad("input '" + name + "' is given twice");
     slot = &in;
   }
+  BinaryCursor cursor{binary};
   for (std::size_t i = 0; i < given.size(); ++i) {
     if (!given[i]) throw bad("input '" + config.inputs[i].name + "' is missing");
-    r.inputs.push_back(read_input(*given[i], config.inputs[i], config.max_batch_size));
+    r.inputs.push_back(read_input(*given[i], config.inputs[i], config.max_batch_size, cursor));
   }
-  r.outputs = read_requested_outputs(body, config);
+  if (cursor.at != binary.size()) {
+    throw bad("the body holds " + std::to_string(binary.size() - cursor.at) +
+              " byte(s) of binary data beyond what the inputs' binary_data_size take");
+  }
+  read_requested_outputs(body, config, r);
+  r.all_binary = binary_data_output(body);
   return r;
 }
 
 json::Value infer_response(const std::string& model, std::int64_t version, const InferRequest& request,
-                           const std::vector<Tensor>& outputs) {
+                           const std::vector<Tensor>& outputs, std::string* binary) {
   json::Value out = json::Value::object();
   out.set("model_name", model);
   out.set("model_version", std::to_string(version));
@@ -239,7 +302,13 @@ json::Value infer_response(const std::string& model, std::int64_t version, const
   json::Value list = json::Value::array();
   for (const auto& t : outputs) {
     const auto& asked = request.outputs;
-    if (asked.empty() || std::find(asked.begin(), asked.end(), t.name) != asked.end()) list.push(tensor_json(t));
+    if (!asked.empty() && std::find(asked.begin(), asked.end(), t.name) == asked.end()) continue;
+    const auto& as_binary = request.binary_outputs;
+    if (binary && (request.all_binary || std::find(as_binary.begin(), as_binary.end(), t.name) != as_binary.end())) {
+      list.push(binary_tensor_json(t, *binary));
+    } else {
+      list.push(tensor_json(t));
+    }
   }
   out.set("outputs", std::move(list));
   return out;

@@ -34,17 +34,24 @@ struct InferRequest {
   json::Value id;                    // echoed when given; null when not
   std::vector<Tensor> inputs;        // in the config's order, checked against it
   std::vector<std::string> outputs;  // asked for by name; empty: all
+  std::vector<std::string> binary_outputs;  // of those, the ones to send as binary data
+  bool all_binary = false;  // "parameters": {"binary_data_output": true}: every output binary
 };
 
 // Reads a V2 inference request: every declared input exactly once, with its datatype, a
 // shape the config allows and as many elements (flat or nested `data`) as the shape has.
-// Anything else is an HttpError 400 naming the input and what would be right.
-InferRequest read_infer_request(const json::Value& body, const ModelConfig& config);
+// With the binary tensor extension, an input with "parameters": {"binary_data_size": N}
+// takes its N bytes from `binary` (what follows the JSON), in the order of the inputs; the
+// sizes must add up to all of it. Anything else is an HttpError 400 naming the input and
+// what would be right.
+InferRequest read_infer_request(const json::Value& body, const ModelConfig& config, std::string_view binary = {});
 
 // {"model_name", "model_version", "id"?, "outputs": [{name, datatype, shape, data}]}, with
-// the outputs asked for (all when none were), in the model's order.
+// the outputs asked for (all when none were), in the model's order. An output asked for as
+// binary has "parameters": {"binary_data_size": N} instead of data, and its bytes are
+// appended to `binary` in the order of the outputs.
 json::Value infer_response(const std::string& model, std::int64_t version, const InferRequest& request,
-                           const std::vector<Tensor>& outputs);
+                           const std::vector<Tensor>& outputs, std::string* binary = nullptr);
 
 // {"name", "versions", "platform", "inputs": [...], "outputs": [...]}: a model's metadata.
 // A variable dimension and an unknown shape are -1; with batching, the batch dimension

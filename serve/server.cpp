@@ -8,11 +8,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <limits>
 #include <list>
 #include <mutex>
 #include <thread>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 
 namespace cohort::serve {
 namespace {
@@ -24,6 +26,7 @@ using tcp = asio::ip::tcp;
 
 constexpr auto kReadTimeout = std::chrono::seconds(30);  // a whole request, and an idle connection
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+constexpr char kJsonLength[] = "Inference-Header-Content-Length";  // the binary tensor extension
 
 // Equal without a timing that tells how much of the token was right.
 std::string_view view(beast::string_view s) { return {s.data(), s.size()}; }
@@ -67,6 +70,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
+  std::optional<std::pair<std::string, std::string>> response_extra_;  // a header of the next reply
   Listener& listener_;
   bool busy_ = false;
 };
@@ -199,7 +203,14 @@ void Session::on_read(beast::error_code ec) {
   if (ec) return answer_read_error(ec);
   const auto& request = parser_->get();
   const bool keep_alive = request.keep_alive() && !listener_.draining();
-  Reply r = listener_.service().handle(view(request.method_string()), view(request.target()), request.body());
+  std::optional<std::size_t> json_length;
+  if (auto it = request.find(kJsonLength); it != request.end()) {
+    auto n = parse_integer(view(it->value()), 0, std::numeric_limits<std::int64_t>::max());
+    if (!n) return reply(400, error_body("Inference-Header-Content-Length must be a byte count"), keep_alive);
+    json_length = static_cast<std::size_t>(*n);
+  }
+  Reply r = listener_.service().handle(view(request.method_string()), view(request.target()), request.body(), json_length);
+  if (r.json_length) response_extra_ = {std::string(kJsonLength), std::to_string(*r.json_length)};
   reply(r.status, std::move(r.body), keep_alive, r.content_type);
 }
 
@@ -211,6 +222,8 @@ void Session::reply(int status, std::string body, bool keep_alive, std::string_v
   response_.set(http::field::server, "cohort");
   response_.set(http::field::content_type, beast::string_view(content_type.data(), content_type.size()));
   if (status == 401) response_.set(http::field::www_authenticate, "Bearer");
+  if (response_extra_) response_.set(response_extra_->first, response_extra_->second);
+  response_extra_.reset();
   response_.body() = std::move(body);
   response_.keep_alive(keep_alive);
   response_.prepare_payload();

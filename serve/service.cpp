@@ -26,6 +26,7 @@ json::Value server_metadata() {
   out.set("name", "cohort");
   out.set("version", std::string(kVersion));
   json::Value extensions = json::Value::array();
+  extensions.push("binary_tensor_data");
   out.set("extensions", std::move(extensions));
   return out;
 }
@@ -60,10 +61,11 @@ Service::Service(std::vector<LoadedModel> models, std::string platform) : platfo
   }
 }
 
-Reply Service::handle(std::string_view method, std::string_view target, const std::string& body) const {
+Reply Service::handle(std::string_view method, std::string_view target, const std::string& body,
+                      std::optional<std::size_t> json_length) const {
   const std::string_view path = target.substr(0, target.find('?'));
   try {
-    return route(method, path, body);
+    return route(method, path, Body{body, json_length});
   } catch (const HttpError& e) {
     return {e.status(), error_body(e.what())};
   } catch (const Error& e) {
@@ -73,7 +75,7 @@ Reply Service::handle(std::string_view method, std::string_view target, const st
   }
 }
 
-Reply Service::route(std::string_view method, std::string_view path, const std::string& body) const {
+Reply Service::route(std::string_view method, std::string_view path, const Body& body) const {
   if (path == "/v2" || path == "/v2/") {
     expect_method(method, "GET", path);
     return ok(server_metadata());
@@ -97,7 +99,7 @@ Reply Service::route(std::string_view method, std::string_view path, const std::
 }
 
 // NAME[/versions/V][/ready|/infer]
-Reply Service::model_route(std::string_view method, std::string_view rest, const std::string& body) const {
+Reply Service::model_route(std::string_view method, std::string_view rest, const Body& body) const {
   auto parts = split(rest, '/');
   if (parts.empty() || parts[0].empty()) throw not_found("no model named in the path");
   const LoadedModel& model = find_model(parts[0]);
@@ -124,7 +126,7 @@ Reply Service::model_route(std::string_view method, std::string_view rest, const
 }
 
 // Counted in the metrics whether it succeeds or not, once its model and version are known.
-Reply Service::infer(const LoadedModel& model, const LoadedVersion& version, const std::string& body) const {
+Reply Service::infer(const LoadedModel& model, const LoadedVersion& version, const Body& body) const {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   std::int64_t batch = 1;
@@ -140,15 +142,21 @@ Reply Service::infer(const LoadedModel& model, const LoadedVersion& version, con
   }
 }
 
-Reply Service::run_inference(const LoadedModel& model, const LoadedVersion& version, const std::string& body,
+Reply Service::run_inference(const LoadedModel& model, const LoadedVersion& version, const Body& body,
                              std::int64_t& batch, double& compute_s) const {
+  const std::size_t json_length = body.json_length.value_or(body.text.size());
+  if (json_length > body.text.size()) {
+    throw HttpError(400, "Inference-Header-Content-Length " + std::to_string(json_length) + " is past the body's " +
+                             std::to_string(body.text.size()) + " bytes");
+  }
+  const std::string_view text(body.text);
   json::Value request_json;
   try {
-    request_json = json::parse(body, "the request body");
+    request_json = json::parse(text.substr(0, json_length), "the request body");
   } catch (const Error& e) {
     throw HttpError(400, e.what());
   }
-  InferRequest request = read_infer_request(request_json, model.config);
+  InferRequest request = read_infer_request(request_json, model.config, text.substr(json_length));
   if (model.config.max_batch_size > 0 && !request.inputs.empty()) batch = request.inputs[0].shape[0];
   std::vector<Tensor> outputs;
   const auto start = std::chrono::steady_clock::now();
@@ -158,7 +166,14 @@ Reply Service::run_inference(const LoadedModel& model, const LoadedVersion& vers
     throw HttpError(500, model.config.name + " version " + std::to_string(version.version) + ": " + e.what());
   }
   compute_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return ok(infer_response(model.config.name, version.version, request, outputs));
+  std::string binary;
+  Reply r = ok(infer_response(model.config.name, version.version, request, outputs, &binary));
+  if (!binary.empty()) {
+    r.json_length = r.body.size();
+    r.body += binary;
+    r.content_type = "application/octet-stream";
+  }
+  return r;
 }
 
 const LoadedModel& Service::find_model(std::string_view name) const {

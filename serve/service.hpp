@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,8 +23,11 @@ namespace cohort::serve {
 
 struct Reply {
   int status = 200;
-  std::string body;  // JSON, but for /metrics
+  std::string body;  // JSON, but for /metrics, and binary tensors after the JSON
   std::string content_type = "application/json";
+  // The binary tensor extension's Inference-Header-Content-Length: the JSON's length when
+  // binary data follows it.
+  std::optional<std::size_t> json_length{};
 };
 
 // One version of a model, loaded.
@@ -45,7 +49,10 @@ class Service {
   Service(std::vector<LoadedModel> models, std::string platform);
 
   // Never throws: every failure is a Reply with Triton's status and {"error": "…"}.
-  Reply handle(std::string_view method, std::string_view target, const std::string& body) const;
+  // `json_length` is the request's Inference-Header-Content-Length, when it has one: the
+  // body's JSON is that long, and binary tensors follow it.
+  Reply handle(std::string_view method, std::string_view target, const std::string& body,
+               std::optional<std::size_t> json_length = std::nullopt) const;
 
   // Readiness: false once draining starts; health/ready then answers 503. Requests under
   // way still finish: the server stops taking new ones.
@@ -53,11 +60,16 @@ class Service {
   bool ready() const { return ready_; }
 
  private:
-  Reply route(std::string_view method, std::string_view path, const std::string& body) const;
-  Reply model_route(std::string_view method, std::string_view rest, const std::string& body) const;
-  Reply infer(const LoadedModel& model, const LoadedVersion& version, const std::string& body) const;
-  Reply run_inference(const LoadedModel& model, const LoadedVersion& version, const std::string& body,
-                      std::int64_t& batch, double& compute_s) const;
+  // A request's body, and how much of it is JSON.
+  struct Body {
+    const std::string& text;
+    std::optional<std::size_t> json_length{};
+  };
+  Reply route(std::string_view method, std::string_view path, const Body& body) const;
+  Reply model_route(std::string_view method, std::string_view rest, const Body& body) const;
+  Reply infer(const LoadedModel& model, const LoadedVersion& version, const Body& body) const;
+  Reply run_inference(const LoadedModel& model, const LoadedVersion& version, const Body& body, std::int64_t& batch,
+                      double& compute_s) const;
   const LoadedModel& find_model(std::string_view name) const;
   const LoadedVersion& find_version(const LoadedModel& model, std::string_view version) const;
 

@@ -260,6 +260,52 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertEqual(requests.get(self.server.url + "/metrics", timeout=DEADLINE_S).status_code, 401)
 
+    def binary_request(self, x, json_extra=None, size=None, tail=b""):
+        """A request of the binary tensor extension: its JSON, then x's float32 bytes."""
+        raw = x.numpy().astype("<f4").tobytes()
+        head = {"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
+                            "parameters": {"binary_data_size": len(raw) if size is None else size}}]}
+        head.update(json_extra or {})
+        text = json.dumps(head).encode()
+        return self.http.post(self.server.url + "/v2/models/mlp/infer", data=text + raw + tail, timeout=DEADLINE_S,
+                              headers={"Inference-Header-Content-Length": str(len(text)),
+                                       "Content-Type": "application/octet-stream"})
+
+    def test_binary_tensors_in_and_out_equal_python_torch(self):
+        x = torch.randn(5, 4)
+        with torch.no_grad():
+            expected = self.mlp(2)(x)
+        reply = self.binary_request(x, {"outputs": [{"name": "y", "parameters": {"binary_data": True}}]})
+        self.assertEqual(reply.status_code, 200, reply.text)
+        length = int(reply.headers["Inference-Header-Content-Length"])
+        head = json.loads(reply.content[:length])
+        out = head["outputs"][0]
+        self.assertEqual((out["shape"], out["parameters"]["binary_data_size"]), ([5, 2], 40))
+        self.assertNotIn("data", out)
+        got = torch.frombuffer(bytearray(reply.content[length:]), dtype=torch.float32).reshape(5, 2)
+        self.assertTrue(torch.equal(got, expected))
+        as_json = self.binary_request(x)
+        self.assertNotIn("Inference-Header-Content-Length", as_json.headers)
+        self.assertTrue(torch.equal(torch.tensor(as_json.json()["outputs"][0]["data"]).reshape(5, 2), expected))
+        every = self.binary_request(x, {"parameters": {"binary_data_output": True}})
+        self.assertEqual(every.content[int(every.headers["Inference-Header-Content-Length"]):], got.numpy().tobytes())
+
+    def test_binary_tensors_that_do_not_add_up_are_400(self):
+        x = torch.randn(2, 4)
+        self.expect_error(self.binary_request(x, size=40), 400, "is not the 32 bytes of shape [2, 4]")
+        self.expect_error(self.binary_request(x, tail=b"\0" * 3), 400, "3 byte(s) of binary data beyond")
+        head = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32",
+                                       "parameters": {"binary_data_size": 32}}]}).encode()
+        truncated = self.http.post(self.server.url + "/v2/models/mlp/infer", data=head + b"\0" * 20, timeout=DEADLINE_S,
+                                   headers={"Inference-Header-Content-Length": str(len(head))})
+        self.expect_error(truncated, 400, "12 byte(s) short")
+        lying = self.http.post(self.server.url + "/v2/models/mlp/infer", data=head, timeout=DEADLINE_S,
+                               headers={"Inference-Header-Content-Length": str(len(head) + 1)})
+        self.expect_error(lying, 400, "past the body")
+        bad = self.http.post(self.server.url + "/v2/models/mlp/infer", data=head, timeout=DEADLINE_S,
+                             headers={"Inference-Header-Content-Length": "many"})
+        self.expect_error(bad, 400, "byte count")
+
     def test_curl_against_every_endpoint(self):
         auth = f"Authorization: Bearer {self.token}"
         x = torch.randn(1, 4)

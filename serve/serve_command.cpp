@@ -116,7 +116,9 @@ int start(const std::vector<std::string>& args) {
   }
   auto models = find_models(*s);
   if (s->auth) s->server.token = read_or_create_token(s->token_file);
-  Service service(load_models(std::move(models), *runtime), runtime->platform());
+  std::optional<fs::path> repository;
+  if (!s->repository.empty()) repository = s->repository;
+  Service service(load_models(std::move(models), *runtime), *runtime, repository);
   run_server(service, s->server, [&](int port) { announce(*s, port); });
   std::cerr << "cohort serve: drained; exiting\n";
   return 0;

@@ -27,6 +27,7 @@ json::Value server_metadata() {
   out.set("version", std::string(kVersion));
   json::Value extensions = json::Value::array();
   extensions.push("binary_tensor_data");
+  extensions.push("model_repository");
   out.set("extensions", std::move(extensions));
   return out;
 }
@@ -54,10 +55,11 @@ std::vector<LoadedModel> load_models(std::vector<RepositoryModel> models, Runtim
   return loaded;
 }
 
-Service::Service(std::vector<LoadedModel> models, std::string platform) : platform_(std::move(platform)) {
+Service::Service(std::vector<LoadedModel> models, Runtime& runtime, std::optional<std::filesystem::path> repository)
+    : runtime_(runtime), repository_(std::move(repository)), platform_(runtime.platform()) {
   for (auto& m : models) {
     std::string name = m.config.name;
-    models_.emplace(std::move(name), std::move(m));
+    models_.emplace(std::move(name), std::make_shared<const LoadedModel>(std::move(m)));
   }
 }
 
@@ -93,6 +95,8 @@ Reply Service::route(std::string_view method, std::string_view path, const Body&
     expect_method(method, "GET", path);
     return {200, metrics_.text(), "text/plain; version=0.0.4; charset=utf-8"};
   }
+  constexpr std::string_view repository = "/v2/repository/";
+  if (path.starts_with(repository)) return repository_route(method, path.substr(repository.size()));
   constexpr std::string_view models = "/v2/models/";
   if (path.starts_with(models)) return model_route(method, path.substr(models.size()), body);
   throw not_found("no endpoint " + std::string(path) + " (see GET /v2 and /v2/models/NAME)");
@@ -102,7 +106,8 @@ Reply Service::route(std::string_view method, std::string_view path, const Body&
 Reply Service::model_route(std::string_view method, std::string_view rest, const Body& body) const {
   auto parts = split(rest, '/');
   if (parts.empty() || parts[0].empty()) throw not_found("no model named in the path");
-  const LoadedModel& model = find_model(parts[0]);
+  const auto found = find_model(parts[0]);  // held while the request runs
+  const LoadedModel& model = *found;
   std::size_t next = 1;
   const LoadedVersion* version = &model.versions.back();
   if (parts.size() >= 3 && parts[1] == "versions") {
@@ -176,7 +181,8 @@ Reply Service::run_inference(const LoadedModel& model, const LoadedVersion& vers
   return r;
 }
 
-const LoadedModel& Service::find_model(std::string_view name) const {
+std::shared_ptr<const LoadedModel> Service::find_model(std::string_view name) const {
+  std::shared_lock lock(models_mutex_);
   auto it = models_.find(name);
   if (it == models_.end()) throw not_found("unknown model '" + std::string(name) + "'");
   return it->second;

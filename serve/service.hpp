@@ -11,6 +11,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,7 +48,10 @@ std::vector<LoadedModel> load_models(std::vector<RepositoryModel> models, Runtim
 
 class Service {
  public:
-  Service(std::vector<LoadedModel> models, std::string platform);
+  // With a repository, Triton's repository extension loads and unloads its models while
+  // the others serve: POST /v2/repository/index, …/models/{m}/load, …/models/{m}/unload.
+  Service(std::vector<LoadedModel> models, Runtime& runtime,
+          std::optional<std::filesystem::path> repository = std::nullopt);
 
   // Never throws: every failure is a Reply with Triton's status and {"error": "…"}.
   // `json_length` is the request's Inference-Header-Content-Length, when it has one: the
@@ -70,10 +75,20 @@ class Service {
   Reply infer(const LoadedModel& model, const LoadedVersion& version, const Body& body) const;
   Reply run_inference(const LoadedModel& model, const LoadedVersion& version, const Body& body, std::int64_t& batch,
                       double& compute_s) const;
-  const LoadedModel& find_model(std::string_view name) const;
+  std::shared_ptr<const LoadedModel> find_model(std::string_view name) const;
   const LoadedVersion& find_version(const LoadedModel& model, std::string_view version) const;
+  // The repository extension (service_repository.cpp).
+  Reply repository_route(std::string_view method, std::string_view rest) const;
+  Reply repository_index() const;
+  Reply load(const std::string& name) const;
+  Reply unload(const std::string& name) const;
 
-  std::map<std::string, LoadedModel, std::less<>> models_;
+  // A request holds the model it found while it runs, so that a load or an unload swaps
+  // the map's entry without waiting for it and without pulling a model from under it.
+  mutable std::shared_mutex models_mutex_;
+  mutable std::map<std::string, std::shared_ptr<const LoadedModel>, std::less<>> models_;
+  Runtime& runtime_;
+  std::optional<std::filesystem::path> repository_;
   std::string platform_;
   std::atomic<bool> ready_{true};
   mutable Metrics metrics_;

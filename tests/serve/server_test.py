@@ -329,6 +329,79 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(result.stdout, "401")
 
 
+class RepositoryTest(unittest.TestCase):
+    """Triton's repository extension, and a version switch under load."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.repo = os.path.join(self.tmp.name, "repo")
+        make_repository(self.repo)
+        os.rename(f"{self.repo}/mlp/2", f"{self.tmp.name}/mlp-2")  # v2 arrives later
+        self.server = Server(["--repository", self.repo, "--model", "mlp", "--no-auth", "--threads", "4"])
+
+    def tearDown(self):
+        self.assertEqual(self.server.stop(), 0)
+        self.tmp.cleanup()
+
+    def post(self, path, body=None):
+        return requests.post(self.server.url + path, data=json.dumps(body or {}), timeout=DEADLINE_S)
+
+    def test_index_load_and_unload(self):
+        index = self.post("/v2/repository/index").json()
+        self.assertIn({"name": "mlp", "version": "1", "state": "READY", "reason": ""}, index)
+        self.assertIn({"name": "pair", "state": "UNAVAILABLE", "reason": "unloaded"}, index)
+        self.assertEqual(requests.get(self.server.url + "/v2/models/pair", timeout=DEADLINE_S).status_code, 404)
+        self.assertEqual(self.post("/v2/repository/models/pair/load").status_code, 200)
+        self.assertEqual(requests.get(self.server.url + "/v2/models/pair/ready", timeout=DEADLINE_S).status_code, 200)
+        self.assertEqual(self.post("/v2/repository/models/pair/unload").status_code, 200)
+        self.assertEqual(requests.get(self.server.url + "/v2/models/pair", timeout=DEADLINE_S).status_code, 404)
+        self.assertEqual(self.post("/v2/repository/models/pair/unload").status_code, 404)
+        self.assertEqual(self.post("/v2/repository/models/nope/load").status_code, 400)
+        self.assertEqual(requests.get(self.server.url + "/v2/repository/index", timeout=DEADLINE_S).status_code, 405)
+
+    def test_version_switch_under_load_drops_nothing(self):
+        import threading
+        switched, stop = threading.Event(), threading.Event()
+        results = []  # (started after the switch, status, version)
+        x = torch.randn(2, 4)
+        body = json.dumps(infer_body(x.flatten().tolist(), [2, 4]))
+
+        def client():
+            with requests.Session() as http:
+                while not stop.is_set():
+                    after = switched.is_set()
+                    reply = http.post(self.server.url + "/v2/models/mlp/infer", data=body, timeout=DEADLINE_S)
+                    version = reply.json().get("model_version") if reply.status_code == 200 else None
+                    results.append((after, reply.status_code, version))
+
+        threads = [threading.Thread(target=client) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            self.wait_for(lambda: len(results) >= 30)
+            os.rename(f"{self.tmp.name}/mlp-2", f"{self.repo}/mlp/2")
+            self.assertEqual(self.post("/v2/repository/models/mlp/load").status_code, 200)
+            switched.set()
+            self.wait_for(lambda: sum(1 for r in results if r[0]) >= 30)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertEqual([r for r in results if r[1] != 200], [])
+        self.assertEqual({r[2] for r in results if r[0]}, {"2"})
+        self.assertIn("1", {r[2] for r in results if not r[0]})
+        with torch.no_grad():
+            expected = torch.jit.load(f"{self.repo}/mlp/2/model.pt")(x)
+        reply = self.post("/v2/models/mlp/infer", infer_body(x.flatten().tolist(), [2, 4])).json()
+        self.assertTrue(torch.equal(torch.tensor(reply["outputs"][0]["data"]).reshape(2, 2), expected))
+
+    def wait_for(self, condition):
+        end = time.monotonic() + DEADLINE_S
+        while not condition():
+            self.assertLess(time.monotonic(), end, "the clients made too few requests")
+            time.sleep(0.01)  # polling a condition with a deadline, not synchronising on time
+
+
 class DrainTest(unittest.TestCase):
     def test_sigterm_finishes_the_request_under_way_and_exits_0(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -63,8 +64,11 @@ void Metrics::record(const std::string& model, std::int64_t version, bool succes
                      double request_s, double compute_s) {
   std::lock_guard lock(mutex_);
   Series& s = series_[{model, version}];
+  s.last_inference_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
   if (!success) {
     ++s.failure;
+    s.failure_s += request_s;
     return;
   }
   ++s.success;
@@ -72,6 +76,15 @@ void Metrics::record(const std::string& model, std::int64_t version, bool succes
   ++s.executions;
   s.request.observe(request_s);
   s.compute.observe(compute_s);
+}
+
+Metrics::Stats Metrics::stats(const std::string& model, std::int64_t version) const {
+  std::lock_guard lock(mutex_);
+  auto it = series_.find({model, version});
+  if (it == series_.end()) return {};
+  const Series& s = it->second;
+  return {s.success, s.failure, s.inferences, s.executions, s.request.sum, s.failure_s, s.compute.sum,
+          s.last_inference_ms};
 }
 
 std::string Metrics::text() const {

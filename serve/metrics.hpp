@@ -23,6 +23,14 @@ class Metrics {
   // The exposition: every family with its HELP and TYPE, one series per model and version.
   std::string text() const;
 
+  // What Triton's statistics extension reports of one model version.
+  struct Stats {
+    std::uint64_t success = 0, failure = 0, inferences = 0, executions = 0;
+    double success_s = 0, failure_s = 0, compute_s = 0;  // summed durations
+    std::int64_t last_inference_ms = 0;  // since the epoch; 0 before the first
+  };
+  Stats stats(const std::string& model, std::int64_t version) const;
+
  private:
   struct Histogram {
     std::vector<std::uint64_t> counts;  // per bucket, not cumulative
@@ -33,6 +41,8 @@ class Metrics {
   struct Series {
     std::uint64_t success = 0, failure = 0, inferences = 0, executions = 0;
     Histogram request, compute;
+    double failure_s = 0;
+    std::int64_t last_inference_ms = 0;
   };
 
   mutable std::mutex mutex_;

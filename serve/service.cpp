@@ -28,6 +28,7 @@ json::Value server_metadata() {
   json::Value extensions = json::Value::array();
   extensions.push("binary_tensor_data");
   extensions.push("model_repository");
+  extensions.push("statistics");
   out.set("extensions", std::move(extensions));
   return out;
 }
@@ -97,6 +98,10 @@ Reply Service::route(std::string_view method, std::string_view path, const Body&
   }
   constexpr std::string_view repository = "/v2/repository/";
   if (path.starts_with(repository)) return repository_route(method, path.substr(repository.size()));
+  if (path == "/v2/models/stats") {
+    expect_method(method, "GET", path);
+    return statistics(nullptr, nullptr);
+  }
   constexpr std::string_view models = "/v2/models/";
   if (path.starts_with(models)) return model_route(method, path.substr(models.size()), body);
   throw not_found("no endpoint " + std::string(path) + " (see GET /v2 and /v2/models/NAME)");
@@ -115,8 +120,8 @@ Reply Service::model_route(std::string_view method, std::string_view rest, const
     next = 3;
   }
   const std::string_view action = parts.size() > next ? parts[next] : "";
-  if (parts.size() > next + 1 || (parts.size() == next + 1 && action != "ready" && action != "infer")) {
-    throw not_found("no endpoint /v2/models/" + std::string(rest) + " (expected …/ready, …/infer or the metadata)");
+  if (parts.size() > next + 1 || (parts.size() == next + 1 && action != "ready" && action != "infer" && action != "stats")) {
+    throw not_found("no endpoint /v2/models/" + std::string(rest) + " (expected …/ready, …/infer, …/stats or the metadata)");
   }
   if (action == "infer") {
     expect_method(method, "POST", "…/infer");
@@ -124,6 +129,7 @@ Reply Service::model_route(std::string_view method, std::string_view rest, const
   }
   expect_method(method, "GET", "/v2/models/" + std::string(rest));
   if (action == "ready") return {ready() ? 200 : 503, "{}"};
+  if (action == "stats") return statistics(&model, next == 3 ? version : nullptr);
   std::vector<std::int64_t> versions;
   if (next == 3) versions.push_back(version->version);
   else for (const auto& v : model.versions) versions.push_back(v.version);
@@ -142,7 +148,8 @@ Reply Service::infer(const LoadedModel& model, const LoadedVersion& version, con
     metrics_.record(model.config.name, version.version, true, batch, took.count(), compute_s);
     return r;
   } catch (...) {
-    metrics_.record(model.config.name, version.version, false, 0, 0, 0);
+    const std::chrono::duration<double> took = Clock::now() - start;
+    metrics_.record(model.config.name, version.version, false, 0, took.count(), 0);
     throw;
   }
 }
@@ -186,6 +193,45 @@ std::shared_ptr<const LoadedModel> Service::find_model(std::string_view name) co
   auto it = models_.find(name);
   if (it == models_.end()) throw not_found("unknown model '" + std::string(name) + "'");
   return it->second;
+}
+
+// {"model_stats": [...]} in Triton's shape, for one version, one model's, or every model's.
+Reply Service::statistics(const LoadedModel* model, const LoadedVersion* version) const {
+  auto duration = [](std::uint64_t count, double seconds) {
+    json::Value d = json::Value::object();
+    d.set("count", static_cast<unsigned long long>(count));
+    d.set("ns", static_cast<long long>(seconds * 1e9));
+    return d;
+  };
+  auto entry = [&](const LoadedModel& m, const LoadedVersion& v) {
+    const Metrics::Stats s = metrics_.stats(m.config.name, v.version);
+    json::Value inference = json::Value::object();
+    inference.set("success", duration(s.success, s.success_s));
+    inference.set("fail", duration(s.failure, s.failure_s));
+    inference.set("compute_infer", duration(s.executions, s.compute_s));
+    json::Value e = json::Value::object();
+    e.set("name", m.config.name);
+    e.set("version", std::to_string(v.version));
+    e.set("last_inference", static_cast<long long>(s.last_inference_ms));
+    e.set("inference_count", static_cast<unsigned long long>(s.inferences));
+    e.set("execution_count", static_cast<unsigned long long>(s.executions));
+    e.set("inference_stats", std::move(inference));
+    return e;
+  };
+  json::Value list = json::Value::array();
+  if (version) {
+    list.push(entry(*model, *version));
+  } else if (model) {
+    for (const auto& v : model->versions) list.push(entry(*model, v));
+  } else {
+    std::shared_lock lock(models_mutex_);
+    for (const auto& [name, m] : models_) {
+      for (const auto& v : m->versions) list.push(entry(*m, v));
+    }
+  }
+  json::Value out = json::Value::object();
+  out.set("model_stats", std::move(list));
+  return ok(out);
 }
 
 const LoadedVersion& Service::find_version(const LoadedModel& model, std::string_view version) const {

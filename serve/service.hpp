@@ -77,6 +77,8 @@ class Service {
                       double& compute_s) const;
   std::shared_ptr<const LoadedModel> find_model(std::string_view name) const;
   const LoadedVersion& find_version(const LoadedModel& model, std::string_view version) const;
+  // The statistics extension: every model's, one model's (version null) or one version's.
+  Reply statistics(const LoadedModel* model, const LoadedVersion* version) const;
   // The repository extension (service_repository.cpp).
   Reply repository_route(std::string_view method, std::string_view rest) const;
   Reply repository_index() const;

@@ -260,6 +260,26 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertEqual(requests.get(self.server.url + "/metrics", timeout=DEADLINE_S).status_code, 401)
 
+    def test_statistics_per_model_and_version(self):
+        before = self.get("/v2/models/pair/stats").json()["model_stats"][0]
+        body = infer_body([1, 2], [2], datatype="INT64")
+        for _ in range(2):
+            self.assertEqual(self.post("/v2/models/pair/infer", body).status_code, 200)
+        self.assertEqual(self.post("/v2/models/pair/infer", infer_body([1.5], [1], "INT64")).status_code, 400)
+        after = self.get("/v2/models/pair/stats").json()["model_stats"][0]
+        self.assertEqual((after["name"], after["version"]), ("pair", "1"))
+        success, fail = after["inference_stats"]["success"], after["inference_stats"]["fail"]
+        self.assertEqual(success["count"] - before["inference_stats"]["success"]["count"], 2)
+        self.assertEqual(fail["count"] - before["inference_stats"]["fail"]["count"], 1)
+        self.assertGreater(success["ns"], 0)
+        self.assertEqual(after["execution_count"] - before["execution_count"], 2)
+        self.assertGreater(after["last_inference"], 0)
+        every = self.get("/v2/models/stats").json()["model_stats"]
+        self.assertIn(("mlp", "1"), {(e["name"], e["version"]) for e in every})
+        self.assertIn(("mlp", "2"), {(e["name"], e["version"]) for e in every})
+        one = self.get("/v2/models/mlp/versions/1/stats").json()["model_stats"]
+        self.assertEqual([e["version"] for e in one], ["1"])
+
     def binary_request(self, x, json_extra=None, size=None, tail=b""):
         """A request of the binary tensor extension: its JSON, then x's float32 bytes."""
         raw = x.numpy().astype("<f4").tobytes()
@@ -314,7 +334,9 @@ class ServeTest(unittest.TestCase):
             (["/v2/models/mlp/versions/1"], 200), (["/v2/models/mlp/ready"], 200),
             (["/v2/models/mlp/versions/1/ready"], 200),
             (["/v2/models/mlp/versions/1/infer", "-d", json.dumps(infer_body(x.flatten().tolist(), [1, 4]))], 200),
-            (["/v2/models/nope"], 404), (["/metrics"], 200),
+            (["/v2/models/nope"], 404), (["/metrics"], 200), (["/v2/models/stats"], 200),
+            (["/v2/models/mlp/versions/1/stats"], 200),
+            (["/v2/repository/index", "-X", "POST"], 200), (["/v2/repository/models/pair/load", "-X", "POST"], 200),
         ]
         for args, status in cases:
             with self.subTest(args[0]):

@@ -22,12 +22,17 @@ namespace cohort::serve {
 // model failed. The message is the body's "error".
 class HttpError : public Error {
  public:
-  HttpError(int status, std::string message)
-      : Error(std::move(message), status < 500 ? ErrorKind::input : ErrorKind::failure), status_(status) {}
+  // `retry_after_s`: for 503, when to ask again (the Retry-After header); 0 for none.
+  HttpError(int status, std::string message, int retry_after_s = 0)
+      : Error(std::move(message), status < 500 ? ErrorKind::input : ErrorKind::failure),
+        status_(status),
+        retry_after_s_(retry_after_s) {}
   int status() const noexcept { return status_; }
+  int retry_after_s() const noexcept { return retry_after_s_; }
 
  private:
   int status_;
+  int retry_after_s_;
 };
 
 struct InferRequest {

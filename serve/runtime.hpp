@@ -27,6 +27,10 @@ class Model {
   // against the signature; the result holds every output the model gives, named as the
   // config names them. A failure of the model itself is a cohort::Error of kind failure.
   virtual std::vector<Tensor> run(const std::vector<Tensor>& inputs) = 0;
+  // Requests waiting to run (a batching model's queue).
+  virtual std::size_t pending() const { return 0; }
+  // From now on, run what is queued without waiting for more (a drain).
+  virtual void flush() {}
 };
 
 class Runtime {

@@ -8,6 +8,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <csignal>
 #include <limits>
 #include <list>
 #include <mutex>
@@ -211,6 +212,7 @@ void Session::on_read(beast::error_code ec) {
   }
   Reply r = listener_.service().handle(view(request.method_string()), view(request.target()), request.body(), json_length);
   if (r.json_length) response_extra_ = {std::string(kJsonLength), std::to_string(*r.json_length)};
+  if (r.retry_after_s > 0) response_extra_ = {"Retry-After", std::to_string(r.retry_after_s)};
   reply(r.status, std::move(r.body), keep_alive, r.content_type);
 }
 
@@ -258,16 +260,21 @@ void run_server(Service& service, const ServerOptions& options, const std::funct
   asio::io_context io(options.threads);
   Listener listener(io, service, options);
   const int port = listener.open();
-  asio::signal_set signals(io, SIGTERM, SIGINT);
-  signals.async_wait([&](beast::error_code ec, int) {
-    if (!ec) listener.drain();
-  });
-  listener.accept();
-  listening(port);
-  std::vector<std::thread> threads;
-  for (int i = 1; i < options.threads; ++i) threads.emplace_back([&io] { io.run(); });
-  io.run();
-  for (auto& t : threads) t.join();
+  {
+    asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](beast::error_code ec, int) {
+      if (!ec) listener.drain();
+    });
+    listener.accept();
+    listening(port);
+    std::vector<std::thread> threads;
+    for (int i = 1; i < options.threads; ++i) threads.emplace_back([&io] { io.run(); });
+    io.run();
+    for (auto& t : threads) t.join();
+  }
+  // Drained: another SIGTERM (Slurm may send more than one) must not cut the exit short.
+  ::signal(SIGTERM, SIG_IGN);
+  ::signal(SIGINT, SIG_IGN);
 }
 
 }  // namespace cohort::serve

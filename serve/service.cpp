@@ -6,6 +6,7 @@
 #include "common/json.hpp"
 #include "common/text.hpp"
 #include "common/version.hpp"
+#include "serve/batcher.hpp"
 #include "serve/protocol.hpp"
 
 namespace cohort::serve {
@@ -48,6 +49,9 @@ std::vector<LoadedModel> load_models(std::vector<RepositoryModel> models, Runtim
     for (const auto& v : m.versions) {
       ModelConfig config = l.config;
       std::shared_ptr<Model> model = runtime.load(v.file, config);
+      if (config.dynamic_batching) {
+        model = std::make_shared<BatchingModel>(std::move(model), config.max_batch_size, *config.dynamic_batching);
+      }
       if (l.versions.empty()) l.config = std::move(config);  // the first fills in what the config left out
       l.versions.push_back({v.version, std::move(model)});
     }
@@ -70,7 +74,9 @@ Reply Service::handle(std::string_view method, std::string_view target, const st
   try {
     return route(method, path, Body{body, json_length});
   } catch (const HttpError& e) {
-    return {e.status(), error_body(e.what())};
+    Reply r{e.status(), error_body(e.what())};
+    r.retry_after_s = e.retry_after_s();
+    return r;
   } catch (const Error& e) {
     return {e.kind() == ErrorKind::input ? 400 : 500, error_body(e.what())};
   } catch (const std::exception& e) {
@@ -94,7 +100,7 @@ Reply Service::route(std::string_view method, std::string_view path, const Body&
   }
   if (path == "/metrics") {
     expect_method(method, "GET", path);
-    return {200, metrics_.text(), "text/plain; version=0.0.4; charset=utf-8"};
+    return {200, metrics_.text() + pending_text(), "text/plain; version=0.0.4; charset=utf-8"};
   }
   constexpr std::string_view repository = "/v2/repository/";
   if (path.starts_with(repository)) return repository_route(method, path.substr(repository.size()));
@@ -174,6 +180,8 @@ Reply Service::run_inference(const LoadedModel& model, const LoadedVersion& vers
   const auto start = std::chrono::steady_clock::now();
   try {
     outputs = version.model->run(request.inputs);
+  } catch (const HttpError&) {
+    throw;  // a full queue: 503 as it is
   } catch (const Error& e) {
     throw HttpError(500, model.config.name + " version " + std::to_string(version.version) + ": " + e.what());
   }
@@ -193,6 +201,28 @@ std::shared_ptr<const LoadedModel> Service::find_model(std::string_view name) co
   auto it = models_.find(name);
   if (it == models_.end()) throw not_found("unknown model '" + std::string(name) + "'");
   return it->second;
+}
+
+void Service::stop_accepting() {
+  ready_ = false;
+  std::shared_lock lock(models_mutex_);
+  for (const auto& [name, m] : models_) {
+    for (const auto& v : m->versions) v.model->flush();
+  }
+}
+
+// The queue depth of each model version, as Prometheus' text.
+std::string Service::pending_text() const {
+  std::string out = "# HELP cohort_inference_pending_requests Requests waiting in a model's queue.\n"
+                    "# TYPE cohort_inference_pending_requests gauge\n";
+  std::shared_lock lock(models_mutex_);
+  for (const auto& [name, m] : models_) {
+    for (const auto& v : m->versions) {
+      out += "cohort_inference_pending_requests{model=\"" + name + "\",version=\"" + std::to_string(v.version) +
+             "\"} " + std::to_string(v.model->pending()) + "\n";
+    }
+  }
+  return out;
 }
 
 // {"model_stats": [...]} in Triton's shape, for one version, one model's, or every model's.

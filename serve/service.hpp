@@ -30,6 +30,7 @@ struct Reply {
   // The binary tensor extension's Inference-Header-Content-Length: the JSON's length when
   // binary data follows it.
   std::optional<std::size_t> json_length{};
+  int retry_after_s = 0;  // a Retry-After header when above 0
 };
 
 // One version of a model, loaded.
@@ -60,8 +61,9 @@ class Service {
                std::optional<std::size_t> json_length = std::nullopt) const;
 
   // Readiness: false once draining starts; health/ready then answers 503. Requests under
-  // way still finish: the server stops taking new ones.
-  void stop_accepting() { ready_ = false; }
+  // way still finish, those in a batcher's queue without waiting for more: the server stops
+  // taking new ones.
+  void stop_accepting();
   bool ready() const { return ready_; }
 
  private:
@@ -77,6 +79,7 @@ class Service {
                       double& compute_s) const;
   std::shared_ptr<const LoadedModel> find_model(std::string_view name) const;
   const LoadedVersion& find_version(const LoadedModel& model, std::string_view version) const;
+  std::string pending_text() const;
   // The statistics extension: every model's, one model's (version null) or one version's.
   Reply statistics(const LoadedModel* model, const LoadedVersion* version) const;
   // The repository extension (service_repository.cpp).

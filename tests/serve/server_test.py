@@ -424,6 +424,84 @@ class RepositoryTest(unittest.TestCase):
             time.sleep(0.01)  # polling a condition with a deadline, not synchronising on time
 
 
+class Rows(torch.nn.Module):
+    """Twice its input, and beside each row the number of rows it ran with: what shows a batch."""
+
+    def forward(self, x: torch.Tensor):
+        return x * 2, torch.full([x.shape[0], 1], x.shape[0], dtype=torch.int64)
+
+
+class BatchingTest(unittest.TestCase):
+    """Dynamic batching: requests that arrive together run as one batch, a full queue is 503."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        repo = os.path.join(self.tmp.name, "repo")
+        outputs = "outputs: [{name: y, datatype: FP32, dims: [2]}, {name: rows, datatype: INT64, dims: [1]}]\n"
+        for name, batching in (("merged", "{max_queue_delay_us: 30000000}"),
+                               ("bounded", "{max_queue_delay_us: 30000000, max_queue_size: 2}")):
+            save(Rows(), f"{repo}/{name}/1/model.pt")
+            with open(f"{repo}/{name}/config.yaml", "w") as f:
+                f.write(f"max_batch_size: 4\ninputs: [{{name: x, datatype: FP32, dims: [2]}}]\n{outputs}"
+                        f"dynamic_batching: {batching}\n")
+        self.server = Server(["--repository", repo, "--no-auth", "--threads", "8"])
+
+    def tearDown(self):
+        self.assertEqual(self.server.stop(), 0)
+        self.tmp.cleanup()
+
+    def infer(self, model, rows, results):
+        x = torch.randn(rows, 2)
+        reply = requests.post(f"{self.server.url}/v2/models/{model}/infer", timeout=DEADLINE_S,
+                              data=json.dumps(infer_body(x.flatten().tolist(), [rows, 2])))
+        results.append((x, reply))
+
+    def pending(self, model):
+        text = requests.get(self.server.url + "/metrics", timeout=DEADLINE_S).text
+        for line in text.splitlines():
+            if line.startswith(f'cohort_inference_pending_requests{{model="{model}"'):
+                return int(line.rsplit(" ", 1)[1])
+        return 0
+
+    def test_concurrent_requests_run_as_one_batch_and_get_their_own_rows(self):
+        import threading
+        results = []
+        threads = [threading.Thread(target=self.infer, args=("merged", rows, results)) for rows in (1, 2, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()  # the fourth row fills the batch of 4: no waiting for the delay
+        for x, reply in results:
+            self.assertEqual(reply.status_code, 200, reply.text)
+            y, rows = reply.json()["outputs"]
+            self.assertEqual(y["shape"], [x.shape[0], 2])
+            self.assertTrue(torch.equal(torch.tensor(y["data"]).reshape(x.shape), x * 2))
+            self.assertEqual(rows["data"], [4] * x.shape[0])
+
+    def test_a_full_queue_is_503_with_retry_after(self):
+        import threading
+        results = []
+        waiting = [threading.Thread(target=self.infer, args=("bounded", 1, results)) for _ in range(2)]
+        for t in waiting:
+            t.start()
+        end = time.monotonic() + DEADLINE_S
+        while self.pending("bounded") < 2:
+            self.assertLess(time.monotonic(), end, "the two requests never queued")
+            time.sleep(0.01)  # polling a condition with a deadline
+        full = []
+        self.infer("bounded", 1, full)
+        self.assertEqual(full[0][1].status_code, 503, full[0][1].text)
+        self.assertEqual(full[0][1].headers["Retry-After"], "1")
+        self.assertIn("queue is full", full[0][1].json()["error"])
+        self.server.proc.send_signal(signal.SIGTERM)  # a drain runs the queue without waiting
+        for t in waiting:
+            t.join()
+        self.assertEqual(self.server.proc.wait(timeout=DEADLINE_S), 0)
+        self.assertEqual([r.status_code for _, r in results], [200, 200])
+        for x, reply in results:
+            self.assertTrue(torch.equal(torch.tensor(reply.json()["outputs"][0]["data"]).reshape(1, 2), x * 2))
+
+
 class DrainTest(unittest.TestCase):
     def test_sigterm_finishes_the_request_under_way_and_exits_0(self):
         with tempfile.TemporaryDirectory() as tmp:

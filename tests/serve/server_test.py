@@ -502,6 +502,92 @@ class BatchingTest(unittest.TestCase):
             self.assertTrue(torch.equal(torch.tensor(reply.json()["outputs"][0]["data"]).reshape(1, 2), x * 2))
 
 
+class BadInputTest(unittest.TestCase):
+    """Bad command lines exit 2 with one line; bad requests from a bounded random generator each
+    get a 4xx, the server stays up, and its memory stays bounded."""
+
+    def test_bad_command_lines_exit_2_naming_what_is_wrong(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.makedirs(f"{tmp}/repo/m/1")
+            open(f"{tmp}/repo/m/1/model.pt", "w").close()
+            with open(f"{tmp}/repo/m/config.yaml", "w") as f:
+                f.write("inputs: [{name: x, datatype: FLOAT, dims: [1]}]\n")
+            cases = [
+                ([], "give --repository REPO or --model NAME=PATH"),
+                (["--model", "x"], "expected NAME=PATH"),
+                (["--model", f"x={tmp}/none.pt"], "is not a file"),
+                (["--repository", f"{tmp}/none"], "not a directory"),
+                (["--repository", f"{tmp}/repo"], "m/config.yaml: inputs[0].datatype: datatype 'FLOAT'"),
+                (["--model", f"x={tmp}/repo/m/1/model.pt", "--no-auth"], "not a TorchScript model"),
+                (["--model", f"x={tmp}/repo/m/1/model.pt", "--port", "70000"], "--port 70000"),
+            ]
+            for args, words in cases:
+                with self.subTest(args):
+                    r = subprocess.run([COHORT, "serve", "start"] + args, capture_output=True, text=True,
+                                       timeout=DEADLINE_S)
+                    self.assertEqual(r.returncode, 2, r.stderr)
+                    self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+                    self.assertIn(words, r.stderr)
+
+    def rss_kib(self, pid):
+        with open(f"/proc/{pid}/status") as f:
+            return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+
+    def raw(self, port, data):
+        """Sends bytes, half-closes, and returns the status line's code (None: closed unanswered)."""
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S) as s:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        return int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.1 ") else None
+
+    def test_random_bad_requests_get_4xx_and_the_server_lives(self):
+        import random
+        rng = random.Random(14)
+        with tempfile.TemporaryDirectory() as tmp:
+            make_repository(f"{tmp}/repo")
+            server = Server(["--repository", f"{tmp}/repo", "--no-auth", "--max-body", "64K"])
+            try:
+                self.exercise(server, rng)
+            finally:
+                server.stop()
+
+    def exercise(self, server, rng):
+        good = json.dumps(infer_body([0.5] * 4, [1, 4])).encode()
+        def request(body, length=None, extra=b"", path=b"/v2/models/mlp/infer"):
+            length = len(body) if length is None else length
+            return (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: " + str(length).encode() +
+                    b"\r\n" + extra + b"\r\n" + body)
+        makers = {
+            "malformed JSON": lambda: (request(good[:rng.randrange(1, len(good))]), {400}),
+            "wrong shape": lambda: (request(json.dumps(infer_body([0.5] * 6, [2, 3])).encode()), {400}),
+            "wrong datatype": lambda: (request(json.dumps(infer_body([1] * 4, [1, 4], "INT32")).encode()), {400}),
+            "garbage bytes": lambda: (request(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))), {400}),
+            "truncated binary": lambda: (request(good + b"\0" * 3, extra=b"Inference-Header-Content-Length: "
+                                                 + str(len(good) + 5).encode() + b"\r\n"), {400}),
+            "short body": lambda: (request(good, length=len(good) + 10), {None}),
+            "too large": lambda: (request(b"{}", length=1 << 20), {413}),
+            "huge header": lambda: (request(good, extra=b"X-Big: " + b"a" * 20000 + b"\r\n"), {431}),
+            "not HTTP": lambda: (b"\x16\x03\x01 hello\r\n\r\n", {400}),
+            "unknown model": lambda: (request(good, path=b"/v2/models/nope/infer"), {404}),
+        }
+        before = self.rss_kib(server.proc.pid)
+        seen = {}
+        for _ in range(400):
+            name = rng.choice(sorted(makers))
+            data, statuses = makers[name]()
+            status = self.raw(server.port, data)
+            self.assertIn(status, statuses, name)
+            seen[name] = seen.get(name, 0) + 1
+        self.assertEqual(set(seen), set(makers))
+        self.assertEqual(requests.get(server.url + "/v2/health/live", timeout=DEADLINE_S).status_code, 200)
+        after = self.rss_kib(server.proc.pid)
+        print(f"RSS before {before} KiB, after 400 bad requests {after} KiB", file=sys.stderr)
+        self.assertLess(after - before, 64 * 1024)
+
+
 class DrainTest(unittest.TestCase):
     def test_sigterm_finishes_the_request_under_way_and_exits_0(self):
         with tempfile.TemporaryDirectory() as tmp:

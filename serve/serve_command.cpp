@@ -69,6 +69,8 @@ std::optional<StartArgs> parse_start(const std::vector<std::string>& args) {
       ("port", po::value<std::string>()->value_name("P")->default_value("8000"), "the port; 0 takes any free one")
       ("threads", po::value<std::string>()->value_name("T")->default_value("4"), "threads serving requests")
       ("max-body", po::value<std::string>()->value_name("BYTES")->default_value("64M"), "larger bodies are answered 413")
+      ("max-connections", po::value<std::string>()->value_name("N")->default_value("1024"),
+       "connections held at once; more are answered 503")
       ("token-file", po::value<std::string>()->value_name("FILE"), "the bearer token (default: ~/.config/cohort/serve-token)")
       ("no-auth", "answer anyone: no token asked for");
   auto p = parser.parse(args);
@@ -81,6 +83,8 @@ std::optional<StartArgs> parse_start(const std::vector<std::string>& args) {
   s.server.port = static_cast<int>(options::whole_number("--port", p->values["port"].as<std::string>(), 0, 65535));
   s.server.threads = static_cast<int>(options::whole_number("--threads", p->values["threads"].as<std::string>(), 1, 1024));
   s.server.body_limit = options::byte_size("--max-body", p->values["max-body"].as<std::string>(), 1);
+  s.server.max_connections = static_cast<std::size_t>(
+      options::whole_number("--max-connections", p->values["max-connections"].as<std::string>(), 1, 1 << 20));
   s.auth = !p->has("no-auth");
   if (!s.auth && p->has("token-file")) throw parser.usage_error("--no-auth and --token-file contradict each other");
   s.token_file = p->has("token-file") ? fs::path(p->values["token-file"].as<std::string>()) : default_token_file();

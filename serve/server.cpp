@@ -44,6 +44,13 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Listener& listener) : stream_(std::move(socket)), listener_(listener) {}
   void start() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); }); }
+  // Answers 503 and closes: the server holds as many connections as it may.
+  void refuse() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->response_extra_ = {"Retry-After", "1"};
+      self->reply(503, error_body("the server holds its --max-connections already: try again shortly"), false);
+    });
+  }
   // Closes the connection unless a request on it is under way; that one finishes first.
   void close_if_idle() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
@@ -101,12 +108,15 @@ class Listener {
     acceptor_.async_accept(asio::make_strand(io_), [this](beast::error_code ec, tcp::socket socket) {
       if (ec) return;  // closed by drain()
       auto session = std::make_shared<Session>(std::move(socket), *this);
+      bool room = true;
       {
         std::lock_guard lock(mutex_);
         std::erase_if(sessions_, [](const auto& s) { return s.expired(); });
-        sessions_.push_back(session);
+        room = sessions_.size() < options_.max_connections;
+        if (room) sessions_.push_back(session);
       }
-      session->start();
+      if (room) session->start();
+      else session->refuse();
       accept();
     });
   }

@@ -19,6 +19,7 @@ struct ServerOptions {
   int threads = 1;
   std::optional<std::string> token;  // required as "Authorization: Bearer TOKEN" when set
   std::uint64_t body_limit = 64ull << 20;  // larger bodies are answered 413
+  std::size_t max_connections = 1024;      // connections past it are answered 503 and closed
 };
 
 // Serves until SIGTERM or SIGINT has drained it. `listening` is called once with the

@@ -588,6 +588,44 @@ class BadInputTest(unittest.TestCase):
         self.assertLess(after - before, 64 * 1024)
 
 
+class ConnectionLimitTest(unittest.TestCase):
+    def test_connections_past_the_limit_are_503_until_one_closes(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            save(torch.nn.Linear(4, 2), f"{tmp}/lin.pt")
+            server = Server(["--model", f"lin={tmp}/lin.pt", "--no-auth", "--max-connections", "2"])
+            try:
+                held = [self.open_and_ask(server.port) for _ in range(2)]
+                for sock, status in held:
+                    self.assertEqual(status, b"200")
+                extra, status = self.open_and_ask(server.port)
+                self.assertEqual(status, b"503")
+                extra.close()
+                held[0][0].close()
+                end = time.monotonic() + DEADLINE_S
+                while True:  # the closed connection's place is free once the server has seen it close
+                    sock, status = self.open_and_ask(server.port)
+                    sock.close()
+                    if status == b"200":
+                        break
+                    self.assertLess(time.monotonic(), end, "no place freed after a connection closed")
+                    time.sleep(0.01)  # polling a condition with a deadline
+                held[1][0].close()
+            finally:
+                self.assertEqual(server.stop(), 0)
+
+    def open_and_ask(self, port):
+        """A connection kept open after one request, and the status of that request."""
+        s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S)
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        return s, reply.split(b" ", 2)[1] if reply else b""
+
+
 class DrainTest(unittest.TestCase):
     def test_sigterm_finishes_the_request_under_way_and_exits_0(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -22,6 +22,8 @@ constexpr std::array kCommands{
             "cohort ckpt verify /scratch/run1/ckpt", nullptr, "cohort-ckpt"},
     Command{"launch", "start and supervise a job's ranks: gang restarts, hang detection, requeue",
             "cohort launch --max-restarts 3 -- python3 train.py", &cohort::launcher::launch_command, ""},
+    Command{"serve", "serve TorchScript models over KServe's Open Inference Protocol (V2), with a token",
+            "cohort serve start --repository models --port 0", nullptr, "cohort-serve"},
     Command{"sweep", "hyperparameter sweeps from Katib experiments: trials as Slurm array tasks",
             "cohort sweep submit exp.yaml --dir /scratch/sweep1", &cohort::tuner::sweep_command, ""},
     Command{"topo", "show the node's GPUs, NICs, cores and distances; plan rank placement",

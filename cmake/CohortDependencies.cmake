@@ -57,6 +57,17 @@ if(NOT pybind11_FOUND)
                  "without the Python package (install python3-dev pybind11-dev)")
 endif()
 
+# libtorch is optional: without it `cohort serve` builds with its runtime interface and no
+# TorchScript runtime, and says so when started. Debian's TorchConfig.cmake (libtorch-dev).
+find_package(Torch QUIET)
+if(Torch_FOUND OR TORCH_FOUND)
+  set(COHORT_HAVE_TORCH ON)
+  message(STATUS "cohort: TorchScript runtime on (libtorch in ${TORCH_INSTALL_PREFIX})")
+else()
+  set(COHORT_HAVE_TORCH OFF)
+  message(STATUS "cohort: libtorch not found: cohort serve builds without its TorchScript runtime")
+endif()
+
 if(COHORT_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

@@ -1,0 +1,158 @@
+#include "serve/batcher.hpp"
+
+#include <chrono>
+#include <cstring>
+
+#include "serve/protocol.hpp"
+
+namespace cohort::serve {
+namespace {
+
+// Whether two requests' tensors can share a batch: the same types and the same shapes past
+// the batch dimension.
+bool same_rows(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].dtype != b[i].dtype || a[i].shape.size() != b[i].shape.size() ||
+        !std::equal(a[i].shape.begin() + 1, a[i].shape.end(), b[i].shape.begin() + 1)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Row-major tensors with the same rows concatenate as their bytes do.
+Tensor concatenate(const std::vector<const Tensor*>& parts, std::int64_t rows) {
+  Tensor out{parts[0]->name, parts[0]->dtype, parts[0]->shape, {}};
+  out.shape[0] = rows;
+  for (const auto* p : parts) out.data.insert(out.data.end(), p->data.begin(), p->data.end());
+  return out;
+}
+
+Tensor rows_of(const Tensor& t, std::int64_t first, std::int64_t count, std::int64_t total) {
+  if (t.shape.empty() || t.shape[0] != total) {
+    throw Error("output '" + t.name + "' of shape " + shape_text(t.shape) + " has no batch dimension of the batch's " +
+                std::to_string(total) + " rows");
+  }
+  const std::size_t row_bytes = t.data.size() / static_cast<std::size_t>(total);
+  Tensor out{t.name, t.dtype, t.shape, {}};
+  out.shape[0] = count;
+  const auto begin = t.data.begin() + static_cast<std::ptrdiff_t>(first * row_bytes);
+  out.data.assign(begin, begin + static_cast<std::ptrdiff_t>(count * row_bytes));
+  return out;
+}
+
+}  // namespace
+
+BatchingModel::BatchingModel(std::shared_ptr<Model> model, int max_batch_size, DynamicBatching config)
+    : model_(std::move(model)), max_batch_(max_batch_size), config_(std::move(config)), thread_([this] { loop(); }) {}
+
+BatchingModel::~BatchingModel() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void BatchingModel::flush() {
+  {
+    std::lock_guard lock(mutex_);
+    flushing_ = true;
+  }
+  wake_.notify_all();
+}
+
+std::size_t BatchingModel::pending() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+std::vector<Tensor> BatchingModel::run(const std::vector<Tensor>& inputs) {
+  Pending p{&inputs, inputs.empty() || inputs[0].shape.empty() ? 1 : inputs[0].shape[0], {}};
+  auto result = p.done.get_future();
+  {
+    std::lock_guard lock(mutex_);
+    if (config_.max_queue_size > 0 && queue_.size() >= static_cast<std::size_t>(config_.max_queue_size)) {
+      throw HttpError(503, "the model's queue is full (" + std::to_string(config_.max_queue_size) +
+                               " requests): try again shortly", 1);
+    }
+    queue_.push_back(&p);
+  }
+  wake_.notify_all();
+  return result.get();
+}
+
+std::int64_t BatchingModel::queued_rows() const {
+  std::int64_t rows = 0;
+  for (const auto* p : queue_) rows += p->rows;
+  return rows;
+}
+
+// The oldest request, and those after it that fit beside it, once the batch is full or the
+// oldest has waited max_queue_delay_us. Called with the lock held.
+std::vector<BatchingModel::Pending*> BatchingModel::take_batch() {
+  std::vector<Pending*> batch{queue_.front()};
+  queue_.pop_front();
+  std::int64_t rows = batch[0]->rows;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (rows + (*it)->rows <= max_batch_ && same_rows(*(*it)->inputs, *batch[0]->inputs)) {
+      rows += (*it)->rows;
+      batch.push_back(*it);
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return batch;
+}
+
+void BatchingModel::loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(config_.max_queue_delay_us);
+    wake_.wait_until(lock, deadline, [&] { return stop_ || flushing_ || queued_rows() >= max_batch_; });
+    auto batch = take_batch();
+    lock.unlock();
+    execute(batch);
+    lock.lock();
+  }
+}
+
+void BatchingModel::execute(const std::vector<Pending*>& batch) {
+  try {
+    if (batch.size() == 1) {
+      batch[0]->done.set_value(model_->run(*batch[0]->inputs));
+      return;
+    }
+    std::int64_t total = 0;
+    for (const auto* p : batch) total += p->rows;
+    std::vector<Tensor> merged;
+    for (std::size_t i = 0; i < batch[0]->inputs->size(); ++i) {
+      std::vector<const Tensor*> parts;
+      for (const auto* p : batch) parts.push_back(&(*p->inputs)[i]);
+      merged.push_back(concatenate(parts, total));
+    }
+    const std::vector<Tensor> outputs = model_->run(merged);
+    std::int64_t first = 0;
+    for (auto* p : batch) {
+      std::vector<Tensor> mine;
+      for (const auto& t : outputs) mine.push_back(rows_of(t, first, p->rows, total));
+      first += p->rows;
+      p->done.set_value(std::move(mine));
+    }
+  } catch (...) {
+    for (auto* p : batch) {
+      try {
+        p->done.set_exception(std::current_exception());
+      } catch (const std::future_error&) {
+        // this one was answered before the failure
+      }
+    }
+  }
+}
+
+}  // namespace cohort::serve

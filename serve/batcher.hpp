@@ -1,0 +1,56 @@
+// serve/batcher.hpp — Triton's dynamic batcher, as a Model around a model: the requests that
+// arrive together are merged along their batch dimension up to max_batch_size, waiting at
+// most max_queue_delay_us for more, run as one, and each handed back its own rows. A queue
+// of max_queue_size requests is full: one more is answered 503 with Retry-After.
+//
+// run() blocks its caller until the batch it joined has run: the requests merged are those
+// the server's threads hold at once, so a server batches up to --threads requests.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "serve/repository.hpp"
+#include "serve/runtime.hpp"
+
+namespace cohort::serve {
+
+class BatchingModel : public Model {
+ public:
+  BatchingModel(std::shared_ptr<Model> model, int max_batch_size, DynamicBatching config);
+  // Runs what is queued, then stops.
+  ~BatchingModel() override;
+
+  // Each input's first dimension is its batch; every input of one request has the same.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override;
+  std::size_t pending() const override;
+  void flush() override;
+
+ private:
+  struct Pending {
+    const std::vector<Tensor>* inputs;
+    std::int64_t rows;
+    std::promise<std::vector<Tensor>> done;
+  };
+
+  void loop();
+  std::vector<Pending*> take_batch();
+  void execute(const std::vector<Pending*>& batch);
+  std::int64_t queued_rows() const;
+
+  std::shared_ptr<Model> model_;
+  int max_batch_;
+  DynamicBatching config_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Pending*> queue_;
+  bool stop_ = false;
+  bool flushing_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cohort::serve

@@ -1,0 +1,125 @@
+#include "serve/metrics.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace cohort::serve {
+namespace {
+
+// Seconds, from 100 µs to 10 s: a loopback request to a compute-bound batch.
+constexpr std::array<double, 12> kBuckets{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                          0.01,   0.025,   0.05,   0.1,   1.0,    10.0};
+
+std::string number(double v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
+}
+
+std::string labels(const std::pair<std::string, std::int64_t>& key) {
+  // Model names are object names (letters, digits, '.', '_', '-'): nothing to escape.
+  return "model=\"" + key.first + "\",version=\"" + std::to_string(key.second) + "\"";
+}
+
+void family(std::ostringstream& out, const char* name, const char* type, const char* help) {
+  out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+}
+
+// utime + stime from /proc/self/stat, and the resident set from /proc/self/statm.
+std::pair<double, double> process_usage() {
+  std::ifstream stat("/proc/self/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string skip;
+  double utime = 0, stime = 0;
+  for (int i = 3; i < 14; ++i) fields >> skip;  // state … cmajflt: fields 3..13
+  fields >> utime >> stime;
+  std::ifstream statm("/proc/self/statm");
+  double pages = 0, resident = 0;
+  statm >> pages >> resident;
+  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return {(utime + stime) / ticks, resident * static_cast<double>(::sysconf(_SC_PAGESIZE))};
+}
+
+}  // namespace
+
+void Metrics::Histogram::observe(double seconds) {
+  if (counts.empty()) counts.assign(kBuckets.size(), 0);
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) {
+      ++counts[i];
+      break;
+    }
+  }
+  sum += seconds;
+  ++count;
+}
+
+void Metrics::record(const std::string& model, std::int64_t version, bool success, std::int64_t batch,
+                     double request_s, double compute_s) {
+  std::lock_guard lock(mutex_);
+  Series& s = series_[{model, version}];
+  s.last_inference_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  if (!success) {
+    ++s.failure;
+    s.failure_s += request_s;
+    return;
+  }
+  ++s.success;
+  s.inferences += static_cast<std::uint64_t>(batch);
+  ++s.executions;
+  s.request.observe(request_s);
+  s.compute.observe(compute_s);
+}
+
+Metrics::Stats Metrics::stats(const std::string& model, std::int64_t version) const {
+  std::lock_guard lock(mutex_);
+  auto it = series_.find({model, version});
+  if (it == series_.end()) return {};
+  const Series& s = it->second;
+  return {s.success, s.failure, s.inferences, s.executions, s.request.sum, s.failure_s, s.compute.sum,
+          s.last_inference_ms};
+}
+
+std::string Metrics::text() const {
+  std::lock_guard lock(mutex_);
+  std::ostringstream out;
+  auto counter = [&](const char* name, const char* help, std::uint64_t Series::*field) {
+    family(out, name, "counter", help);
+    for (const auto& [key, s] : series_) out << name << "{" << labels(key) << "} " << s.*field << "\n";
+  };
+  counter("cohort_inference_request_success_total", "Inference requests that succeeded.", &Series::success);
+  counter("cohort_inference_request_failure_total", "Inference requests that failed.", &Series::failure);
+  counter("cohort_inference_count_total", "Inferences performed (a batch of 4 counts 4).", &Series::inferences);
+  counter("cohort_inference_exec_count_total", "Model executions (batches) run.", &Series::executions);
+  auto histogram = [&](const char* name, const char* help, Histogram Series::*field) {
+    family(out, name, "histogram", help);
+    for (const auto& [key, s] : series_) {
+      const Histogram& h = s.*field;
+      std::uint64_t cumulative = 0;
+      for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+        cumulative += h.counts.empty() ? 0 : h.counts[i];
+        out << name << "_bucket{" << labels(key) << ",le=\"" << number(kBuckets[i]) << "\"} " << cumulative << "\n";
+      }
+      out << name << "_bucket{" << labels(key) << ",le=\"+Inf\"} " << h.count << "\n";
+      out << name << "_sum{" << labels(key) << "} " << number(h.sum) << "\n";
+      out << name << "_count{" << labels(key) << "} " << h.count << "\n";
+    }
+  };
+  histogram("cohort_inference_request_duration_seconds", "Successful requests' time in the server.", &Series::request);
+  histogram("cohort_inference_compute_duration_seconds", "The model's time running each request.", &Series::compute);
+  const auto [cpu, rss] = process_usage();
+  family(out, "process_cpu_seconds_total", "counter", "User and system CPU time of the server.");
+  out << "process_cpu_seconds_total " << number(cpu) << "\n";
+  family(out, "process_resident_memory_bytes", "gauge", "Resident memory of the server.");
+  out << "process_resident_memory_bytes " << number(rss) << "\n";
+  return out.str();
+}
+
+}  // namespace cohort::serve

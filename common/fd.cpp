@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <string>
+#include <vector>
 
 namespace cohort {
 
@@ -54,23 +55,6 @@ void make_directories(const std::string& path, mode_t mode) {
 
 namespace {
 
-// A temporary name nobody can guess: with a predictable one (the pid), another user could
-// put a symlink there first and have a privileged writer overwrite the file it points to.
-std::string unguessable_suffix() {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  unsigned char bytes[12];
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    const ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error(system_message("getrandom", errno));
-    got += static_cast<size_t>(n);
-  }
-  std::string out;
-  for (unsigned char b : bytes) out += kAlphabet[b % (sizeof kAlphabet - 1)];
-  return out;
-}
-
 const char* file_kind(mode_t mode) {
   if (S_ISDIR(mode)) return "a directory";
   if (S_ISFIFO(mode)) return "a FIFO";
@@ -86,6 +70,21 @@ std::filesystem::path directory_of(const std::filesystem::path& path) {
 }
 
 }  // namespace
+
+std::string unguessable_name(std::size_t length) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::vector<unsigned char> bytes(length);
+  size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::getrandom(bytes.data() + got, bytes.size() - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(system_message("getrandom", errno));
+    got += static_cast<size_t>(n);
+  }
+  std::string out;
+  for (unsigned char b : bytes) out += kAlphabet[b % (sizeof kAlphabet - 1)];
+  return out;
+}
 
 RegularFile open_regular(const std::filesystem::path& path) {
   // O_NONBLOCK: opening a FIFO would otherwise wait for a writer that never comes.
@@ -165,7 +164,7 @@ void rename_durably(const std::filesystem::path& from, const std::filesystem::pa
 AtomicFile::AtomicFile(std::filesystem::path path) : path_(std::move(path)) {
   // O_EXCL and O_NOFOLLOW: the name is ours alone, never a file or link that was there.
   for (int attempt = 0; !fd_; ++attempt) {
-    tmp_ = directory_of(path_) / ("." + path_.filename().string() + ".tmp." + unguessable_suffix());
+    tmp_ = directory_of(path_) / ("." + path_.filename().string() + ".tmp." + unguessable_name(12));
     fd_ = Fd(::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (!fd_ && (errno != EEXIST || attempt == 16)) {
       throw Error(system_message("cannot write " + path_.string(), errno));

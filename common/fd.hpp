@@ -66,6 +66,12 @@ void write_all(int fd, std::string_view data, const std::string& what);
 // (0700) whatever the umask: files in them can then be plainly 0644. Throws cohort::Error.
 void make_directories(const std::string& path, mode_t mode);
 
+// `length` letters and digits from the kernel's random source, for names and secrets nobody
+// can guess: with a predictable temporary name (the pid), another user could put a symlink
+// there first and have a privileged writer overwrite the file it points to. Throws
+// cohort::Error when the kernel gives no randomness.
+std::string unguessable_name(std::size_t length);
+
 // ---- Files that must be regular ----
 
 // A regular file open for reading, and its size when it was opened.

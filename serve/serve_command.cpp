@@ -6,7 +6,6 @@
 
 #include <cstdlib>
 #include <iostream>
-#include <random>
 
 #include "common/error.hpp"
 #include "common/fd.hpp"
@@ -20,14 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace po = options::po;
 
-std::string new_token() {
-  std::random_device random;  // /dev/urandom
-  std::string token;
-  const char* hex = "0123456789abcdef";
-  for (int i = 0; i < 48; ++i) token += hex[random() & 0xf];
-  return token;
-}
-
 void create_token_file(const fs::path& file) {
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
@@ -35,7 +26,7 @@ void create_token_file(const fs::path& file) {
   ::chmod(file.parent_path().c_str(), 0700);
   Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd) throw input_error(system_message("--token-file " + file.string() + ": cannot create it", errno));
-  write_all(fd.get(), new_token() + "\n", file.string());
+  write_all(fd.get(), unguessable_name(48) + "\n", file.string());
 }
 
 options::Help start_help() {

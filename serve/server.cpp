@@ -25,7 +25,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-constexpr auto kReadTimeout = std::chrono::seconds(30);  // a whole request, and an idle connection
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 constexpr char kJsonLength[] = "Inference-Header-Content-Length";  // the binary tensor extension
 
@@ -155,7 +154,7 @@ void Session::read() {
   parser_.emplace();
   parser_->body_limit(listener_.options().body_limit);
   parser_->header_limit(kHeaderLimit);
-  stream_.expires_after(kReadTimeout);
+  stream_.expires_after(listener_.options().read_timeout);
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
 }

@@ -470,7 +470,8 @@ class Rows(torch.nn.Module):
 
 
 class BatchingTest(unittest.TestCase):
-    """Dynamic batching: requests that arrive together run as one batch, a full queue is 503."""
+    """Dynamic batching: requests that arrive together run as one batch, a full queue is 503.
+    The server has one thread: a request waiting for its batch holds none."""
 
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -482,7 +483,7 @@ class BatchingTest(unittest.TestCase):
             with open(f"{repo}/{name}/config.yaml", "w") as f:
                 f.write(f"max_batch_size: 4\ninputs: [{{name: x, datatype: FP32, dims: [2]}}]\n{outputs}"
                         f"dynamic_batching: {batching}\n")
-        self.server = Server(["--repository", repo, "--no-auth", "--threads", "8"])
+        self.server = Server(["--repository", repo, "--no-auth", "--threads", "1"])
 
     def tearDown(self):
         self.assertEqual(self.server.stop(), 0)

@@ -7,6 +7,16 @@
 
 namespace cohort::serve {
 
+void Model::run_async(const std::vector<Tensor>& inputs, Done done) {
+  std::vector<Tensor> outputs;
+  try {
+    outputs = run(inputs);
+  } catch (...) {
+    return done({}, std::current_exception());
+  }
+  done(std::move(outputs), nullptr);
+}
+
 int placement_threads(int fallback) {
   if (const char* cpus = std::getenv("COHORT_CPUS"); cpus && *cpus) {
     long long count = 0;

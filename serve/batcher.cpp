@@ -45,8 +45,10 @@ Tensor rows_of(const Tensor& t, std::int64_t first, std::int64_t count, std::int
 
 }  // namespace
 
-BatchingModel::BatchingModel(std::shared_ptr<Model> model, int max_batch_size, DynamicBatching config)
-    : model_(std::move(model)), max_batch_(max_batch_size), config_(std::move(config)), thread_([this] { loop(); }) {}
+BatchingModel::BatchingModel(std::shared_ptr<Model> model, int max_batch_size, DynamicBatching config, int instances)
+    : model_(std::move(model)), max_batch_(max_batch_size), config_(std::move(config)) {
+  for (int i = 0; i < std::max(1, instances); ++i) threads_.emplace_back([this] { loop(); });
+}
 
 BatchingModel::~BatchingModel() {
   {
@@ -54,7 +56,7 @@ BatchingModel::~BatchingModel() {
     stop_ = true;
   }
   wake_.notify_all();
-  thread_.join();
+  for (auto& t : threads_) t.join();
 }
 
 void BatchingModel::flush() {
@@ -73,9 +75,9 @@ std::size_t BatchingModel::pending() const {
 std::vector<Tensor> BatchingModel::run(const std::vector<Tensor>& inputs) {
   std::promise<std::vector<Tensor>> result;
   auto answer = result.get_future();
-  run_async(inputs, [&result](std::vector<Tensor> outputs, std::exception_ptr failure) {
-    if (failure) result.set_exception(failure);
-    else result.set_value(std::move(outputs));
+  run_async(inputs, [&result](Result r) {
+    if (r.failure) result.set_exception(r.failure);
+    else result.set_value(std::move(r.outputs));
   });
   return answer.get();
 }
@@ -100,15 +102,23 @@ std::int64_t BatchingModel::queued_rows() const {
   return rows;
 }
 
-// The oldest request, and those after it that fit beside it, once the batch is full or the
-// oldest has waited max_queue_delay_us. Called with the lock held.
-BatchingModel::Batch BatchingModel::take_batch() {
+std::int64_t BatchingModel::ready_rows() const {
+  std::int64_t preferred = 0;
+  for (int size : config_.preferred_batch_sizes) {
+    if (size <= max_batch_) preferred = std::max<std::int64_t>(preferred, size);
+  }
+  return preferred > 0 ? preferred : max_batch_;
+}
+
+// The oldest request, and those after it that fit beside it within `limit` rows. Called
+// with the lock held.
+BatchingModel::Batch BatchingModel::take_batch(std::int64_t limit) {
   Batch batch;
   batch.push_back(std::move(queue_.front()));
   queue_.pop_front();
   std::int64_t rows = batch[0]->rows;
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (rows + (*it)->rows <= max_batch_ && same_rows(*(*it)->inputs, *batch[0]->inputs)) {
+    if (rows + (*it)->rows <= limit && same_rows(*(*it)->inputs, *batch[0]->inputs)) {
       rows += (*it)->rows;
       batch.push_back(std::move(*it));
       it = queue_.erase(it);
@@ -125,8 +135,12 @@ void BatchingModel::loop() {
     wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
     if (queue_.empty()) return;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(config_.max_queue_delay_us);
-    wake_.wait_until(lock, deadline, [&] { return stop_ || flushing_ || queued_rows() >= max_batch_; });
-    auto batch = take_batch();
+    const std::int64_t ready = ready_rows();
+    wake_.wait_until(lock, deadline, [&] { return stop_ || flushing_ || queue_.empty() || queued_rows() >= ready; });
+    if (queue_.empty()) continue;  // another instance took them
+    // A batch runs once it is ready or its oldest request has waited max_queue_delay_us.
+    auto batch = take_batch(queued_rows() >= ready ? ready : max_batch_);
+    if (!queue_.empty()) wake_.notify_all();  // what is left may be another instance's batch
     lock.unlock();
     execute(batch);
     lock.lock();
@@ -165,7 +179,7 @@ void BatchingModel::execute(const Batch& batch) {
     failure = std::current_exception();
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    batch[i]->done(failure ? std::vector<Tensor>{} : std::move(answers[i]), failure);
+    batch[i]->done({failure ? std::vector<Tensor>{} : std::move(answers[i]), failure, i == 0 ? 1 : 0});
   }
 }
 

@@ -3,8 +3,11 @@
 // most max_queue_delay_us for more, run as one, and each handed back its own rows. A queue
 // of max_queue_size requests is full: one more is answered 503 with Retry-After.
 //
-// run_async() queues the request and returns; the batcher's thread answers it once its
-// batch has run. The requests merged are all those waiting, however few server threads
+// A batch runs at once when it reaches max_batch_size rows or the largest preferred batch
+// size. `instances` threads each run a batch at a time, as Triton's instance_group count.
+//
+// run_async() queues the request and returns; a batcher thread answers it once its batch
+// has run. The requests merged are all those waiting, however few server threads
 // there are; only max_queue_size bounds them.
 #pragma once
 
@@ -13,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "serve/repository.hpp"
 #include "serve/runtime.hpp"
@@ -21,7 +25,7 @@ namespace cohort::serve {
 
 class BatchingModel : public Model {
  public:
-  BatchingModel(std::shared_ptr<Model> model, int max_batch_size, DynamicBatching config);
+  BatchingModel(std::shared_ptr<Model> model, int max_batch_size, DynamicBatching config, int instances = 1);
   // Runs what is queued, then stops.
   ~BatchingModel() override;
 
@@ -40,7 +44,9 @@ class BatchingModel : public Model {
   using Batch = std::vector<std::unique_ptr<Pending>>;
 
   void loop();
-  Batch take_batch();
+  // Rows that make a batch worth running now: max_batch_size, or the largest preferred size.
+  std::int64_t ready_rows() const;
+  Batch take_batch(std::int64_t limit);
   std::vector<std::vector<Tensor>> run_batch(const Batch& batch);
   void execute(const Batch& batch);
   std::int64_t queued_rows() const;
@@ -53,7 +59,7 @@ class BatchingModel : public Model {
   std::deque<std::unique_ptr<Pending>> queue_;
   bool stop_ = false;
   bool flushing_ = false;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace cohort::serve

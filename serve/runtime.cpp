@@ -8,13 +8,13 @@
 namespace cohort::serve {
 
 void Model::run_async(const std::vector<Tensor>& inputs, Done done) {
-  std::vector<Tensor> outputs;
+  Result result;
   try {
-    outputs = run(inputs);
+    result.outputs = run(inputs);
   } catch (...) {
-    return done({}, std::current_exception());
+    result.failure = std::current_exception();
   }
-  done(std::move(outputs), nullptr);
+  done(std::move(result));
 }
 
 int placement_threads(int fallback) {

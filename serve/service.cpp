@@ -51,7 +51,8 @@ std::vector<LoadedModel> load_models(std::vector<RepositoryModel> models, Runtim
       ModelConfig config = l.config;
       std::shared_ptr<Model> model = runtime.load(v.file, config);
       if (config.dynamic_batching) {
-        model = std::make_shared<BatchingModel>(std::move(model), config.max_batch_size, *config.dynamic_batching);
+        model = std::make_shared<BatchingModel>(std::move(model), config.max_batch_size, *config.dynamic_batching,
+                                                config.instances);
       }
       if (l.versions.empty()) l.config = std::move(config);  // the first fills in what the config left out
       l.versions.push_back({v.version, std::move(model)});
@@ -110,11 +111,9 @@ void Service::handle(std::string_view method, std::string_view target, const std
     job = std::get<std::shared_ptr<Inference>>(std::move(routed));
     job->compute_start = Inference::Clock::now();
     job->version->model->run_async(job->request.inputs,
-                                   [this, job, done](std::vector<Tensor> outputs, std::exception_ptr failure) {
-                                     done(finish(*job, std::move(outputs), failure));
-                                   });
+                                   [this, job, done](Model::Result result) { done(finish(*job, std::move(result))); });
   } catch (...) {
-    if (job) record(*job, false, 0);  // refused by its model: a full queue
+    if (job) record(*job, false, 0, 0);  // refused by its model: a full queue
     done(failure_reply(std::current_exception()));
   }
 }
@@ -208,7 +207,7 @@ std::shared_ptr<Service::Inference> Service::prepare(std::shared_ptr<const Loade
     }
     job->request = read_infer_request(request_json, config, text.substr(json_length));
   } catch (...) {
-    record(*job, false, 0);
+    record(*job, false, 0, 0);
     throw;
   }
   if (config.max_batch_size > 0 && !job->request.inputs.empty()) job->batch = job->request.inputs[0].shape[0];
@@ -216,13 +215,13 @@ std::shared_ptr<Service::Inference> Service::prepare(std::shared_ptr<const Loade
 }
 
 // The model's answer as the V2 reply; a failure of the model itself is a 500 naming it.
-Reply Service::finish(const Inference& job, std::vector<Tensor> outputs, std::exception_ptr failure) const {
+Reply Service::finish(const Inference& job, Model::Result result) const {
   const double compute_s = std::chrono::duration<double>(Inference::Clock::now() - job.compute_start).count();
   const ModelConfig& config = job.model->config;
   try {
-    if (failure) {
+    if (result.failure) {
       try {
-        std::rethrow_exception(failure);
+        std::rethrow_exception(result.failure);
       } catch (const HttpError&) {
         throw;
       } catch (const Error& e) {
@@ -230,24 +229,24 @@ Reply Service::finish(const Inference& job, std::vector<Tensor> outputs, std::ex
       }
     }
     std::string binary;
-    Reply r = ok(infer_response(config.name, job.version->version, job.request, outputs, &binary));
+    Reply r = ok(infer_response(config.name, job.version->version, job.request, result.outputs, &binary));
     if (!binary.empty()) {
       r.json_length = r.body.size();
       r.body += binary;
       r.content_type = "application/octet-stream";
     }
-    record(job, true, compute_s);
+    record(job, true, compute_s, result.executions);
     return r;
   } catch (...) {
-    record(job, false, 0);
+    record(job, false, 0, result.executions);
     return failure_reply(std::current_exception());
   }
 }
 
-void Service::record(const Inference& job, bool success, double compute_s) const {
+void Service::record(const Inference& job, bool success, double compute_s, int executions) const {
   const std::chrono::duration<double> took = Inference::Clock::now() - job.start;
   metrics_.record(job.model->config.name, job.version->version, success, success ? job.batch : 0, took.count(),
-                  compute_s);
+                  compute_s, executions);
 }
 
 std::shared_ptr<const LoadedModel> Service::find_model(std::string_view name) const {

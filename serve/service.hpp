@@ -88,8 +88,8 @@ class Service {
   Routed model_route(std::string_view method, std::string_view rest, const Body& body) const;
   std::shared_ptr<Inference> prepare(std::shared_ptr<const LoadedModel> model, const LoadedVersion& version,
                                      const Body& body) const;
-  Reply finish(const Inference& job, std::vector<Tensor> outputs, std::exception_ptr failure) const;
-  void record(const Inference& job, bool success, double compute_s) const;
+  Reply finish(const Inference& job, Model::Result result) const;
+  void record(const Inference& job, bool success, double compute_s, int executions) const;
   std::shared_ptr<const LoadedModel> find_model(std::string_view name) const;
   const LoadedVersion& find_version(const LoadedModel& model, std::string_view version) const;
   std::string pending_text() const;

@@ -477,8 +477,10 @@ class BatchingTest(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory()
         repo = os.path.join(self.tmp.name, "repo")
         outputs = "outputs: [{name: y, datatype: FP32, dims: [2]}, {name: rows, datatype: INT64, dims: [1]}]\n"
-        for name, batching in (("merged", "{max_queue_delay_us: 30000000}"),
-                               ("bounded", "{max_queue_delay_us: 30000000, max_queue_size: 2}")):
+        # Delays far past any wait of the tests': a batch that runs early was told to.
+        for name, batching in (("merged", "{max_queue_delay_us: 60000000}\ninstances: 2"),
+                               ("bounded", "{max_queue_delay_us: 60000000, max_queue_size: 2}"),
+                               ("preferred", "{max_queue_delay_us: 60000000, preferred_batch_sizes: [1, 2]}")):
             save(Rows(), f"{repo}/{name}/1/model.pt")
             with open(f"{repo}/{name}/config.yaml", "w") as f:
                 f.write(f"max_batch_size: 4\ninputs: [{{name: x, datatype: FP32, dims: [2]}}]\n{outputs}"
@@ -489,18 +491,21 @@ class BatchingTest(unittest.TestCase):
         self.assertEqual(self.server.stop(), 0)
         self.tmp.cleanup()
 
-    def infer(self, model, rows, results):
+    def infer(self, model, rows, results, timeout=DEADLINE_S):
         x = torch.randn(rows, 2)
-        reply = requests.post(f"{self.server.url}/v2/models/{model}/infer", timeout=DEADLINE_S,
+        reply = requests.post(f"{self.server.url}/v2/models/{model}/infer", timeout=timeout,
                               data=json.dumps(infer_body(x.flatten().tolist(), [rows, 2])))
         results.append((x, reply))
 
-    def pending(self, model):
+    def metric(self, name, model):
         text = requests.get(self.server.url + "/metrics", timeout=DEADLINE_S).text
         for line in text.splitlines():
-            if line.startswith(f'cohort_inference_pending_requests{{model="{model}"'):
+            if line.startswith(f'{name}{{model="{model}"'):
                 return int(line.rsplit(" ", 1)[1])
         return 0
+
+    def pending(self, model):
+        return self.metric("cohort_inference_pending_requests", model)
 
     def test_concurrent_requests_run_as_one_batch_and_get_their_own_rows(self):
         import threading
@@ -510,12 +515,31 @@ class BatchingTest(unittest.TestCase):
             t.start()
         for t in threads:
             t.join()  # the fourth row fills the batch of 4: no waiting for the delay
+        self.assertEqual(len(results), 3, "a request was not answered")
         for x, reply in results:
             self.assertEqual(reply.status_code, 200, reply.text)
             y, rows = reply.json()["outputs"]
             self.assertEqual(y["shape"], [x.shape[0], 2])
             self.assertTrue(torch.equal(torch.tensor(y["data"]).reshape(x.shape), x * 2))
             self.assertEqual(rows["data"], [4] * x.shape[0])
+        self.assertEqual(self.metric("cohort_inference_request_success_total", "merged"), 3)
+        self.assertEqual(self.metric("cohort_inference_count_total", "merged"), 4)
+        self.assertEqual(self.metric("cohort_inference_exec_count_total", "merged"), 1)  # one run of the model
+
+    def test_a_batch_of_the_largest_preferred_size_runs_without_waiting(self):
+        import threading
+        results = []
+        # Answered well before the 60 s delay, or the client gives up and the test fails.
+        threads = [threading.Thread(target=self.infer, args=("preferred", 1, results, DEADLINE_S / 2)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(results), 2, "a request was not answered")
+        for x, reply in results:
+            self.assertEqual(reply.status_code, 200, reply.text)
+            self.assertEqual(reply.json()["outputs"][1]["data"], [2])
+        self.assertEqual(self.metric("cohort_inference_exec_count_total", "preferred"), 1)
 
     def test_a_full_queue_is_503_with_retry_after(self):
         import threading

@@ -202,6 +202,18 @@ class Checkpointer {
 
 // ---- Reading and maintaining checkpoints from one process (no MPI needed) ----
 
+// Where a part of a tensor is stored (format version 2): rows [row, row + shape[0]) of it,
+// or the whole of a scalar, as the dataset /tensors/<name> of `file`, a file of the
+// checkpoint's directory. A tensor's pieces follow each other in row order and cover it.
+struct Piece {
+  std::string file;  // "rank-00001.h5"; "state.h5" for scalars
+  std::uint64_t row = 0;
+  std::vector<std::uint64_t> shape;
+  std::optional<std::uint64_t> offset;  // where its bytes start in `file`; none when compressed
+  std::uint64_t bytes = 0;
+  std::uint32_t crc32c = 0;
+};
+
 struct TensorInfo {
   std::string name;
   DType dtype = DType::float32;
@@ -210,16 +222,27 @@ struct TensorInfo {
   std::uint64_t bytes = 0;
   std::uint32_t crc32c = 0;
   bool compressed = false;
+  // Format version 2; none for a tensor of 0 bytes, and none in version 1, where every
+  // tensor is a dataset of state.h5.
+  std::vector<Piece> pieces;
+};
+
+struct FileInfo {
+  std::string name;  // in the checkpoint's directory
+  std::uint64_t bytes = 0;
 };
 
 // The content of manifest.json.
 struct Manifest {
-  int format_version = 1;
+  // 1: one state.h5 that all ranks wrote, holding every tensor. 2: a file per rank
+  // (rank-NNNNN.h5) holding the pieces, and state.h5 an index of virtual datasets.
+  int format_version = 2;
   std::int64_t step = 0;
   std::string time;
   int world_size = 0;
   std::vector<TensorInfo> tensors;
   std::uint64_t state_bytes = 0;  // size of state.h5
+  std::vector<FileInfo> files;    // every file of the checkpoint but the manifest, state.h5 first
   Metadata metadata;
 
   std::uint64_t tensor_bytes() const;  // of all its tensors together

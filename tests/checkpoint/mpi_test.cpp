@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <set>
 
 #include "checkpoint/checkpoint.hpp"
 #include "common/error.hpp"
@@ -154,6 +155,60 @@ TEST(Parallel, ADamagedShardMakesEveryRankFallBackTogether) {
   ASSERT_EQ(r->skipped.size(), 1u);
   EXPECT_NE(r->skipped[0].reason.find("tensor 'w': checksum mismatch"), std::string::npos) << r->skipped[0].reason;
   EXPECT_EQ(loaded.w, Shard(1).w);
+}
+
+TEST(Parallel, AMissingRankFileIsNamedAndEveryRankFallsBack) {
+  SharedTemp tmp;
+  Checkpointer ckpt(tmp.path(), MPI_COMM_WORLD, quiet());
+  Shard s1(1), s2(2);
+  ckpt.save(1, s1.state());
+  auto r2 = ckpt.save(2, s2.state());
+  if (rank() == 0) std::filesystem::remove(r2.path / "rank-00001.h5");
+  MPI_Barrier(MPI_COMM_WORLD);
+  Shard loaded(0);
+  auto slots = loaded.slots();
+  auto r = ckpt.load_latest(slots);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->step, 1);
+  ASSERT_EQ(r->skipped.size(), 1u);
+  EXPECT_NE(r->skipped[0].reason.find("rank-00001.h5 is missing"), std::string::npos) << r->skipped[0].reason;
+  EXPECT_EQ(loaded.w, Shard(1).w);
+}
+
+// Replicated tensors of 4, 3, 2 and 1 units: written once each, by the rank with the
+// fewest bytes so far, so no rank writes them all.
+TEST(Parallel, ReplicatedTensorsAreSpreadOverTheRanksBySize) {
+  SharedTemp tmp;
+  Checkpointer ckpt(tmp.path(), MPI_COMM_WORLD, quiet());
+  constexpr std::uint64_t kUnit = 4096;
+  std::vector<std::vector<float>> values;
+  State state;
+  for (std::uint64_t units = 4; units >= 1; --units) values.push_back(testing::pattern(7 + units, units * kUnit));
+  for (std::uint64_t i = 0; i < values.size(); ++i) {
+    state.tensors.push_back({"r" + std::to_string(i), DType::float32, {values[i].size()}, Sharding::replicated,
+                             values[i].data()});
+  }
+  auto r = ckpt.save(7, state);
+  if (rank() == 0) {
+    auto m = read_manifest(r.path);
+    std::set<std::string> writers;
+    for (const auto& t : m.tensors) {
+      ASSERT_EQ(t.pieces.size(), 1u) << t.name;
+      writers.insert(t.pieces[0].file);
+    }
+    EXPECT_EQ(writers.size(), static_cast<size_t>(std::min(size(), 4)));
+    EXPECT_EQ(m.tensors[0].pieces[0].file, "rank-00000.h5");
+    EXPECT_EQ(m.tensors[1].pieces[0].file, "rank-00001.h5");
+    EXPECT_TRUE(verify(r.path).ok());
+  }
+  std::vector<std::vector<float>> back;
+  std::vector<TensorSlot> slots;
+  for (const auto& v : values) back.emplace_back(v.size(), 0.0f);
+  for (std::uint64_t i = 0; i < back.size(); ++i) {
+    slots.push_back({"r" + std::to_string(i), DType::float32, {back[i].size()}, Sharding::replicated, back[i].data()});
+  }
+  ckpt.load(7, slots);
+  EXPECT_EQ(back, values);
 }
 
 TEST(Parallel, DifferentStatesOnDifferentRanksFailEverywhereAndCommitNothing) {

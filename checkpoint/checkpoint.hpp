@@ -1,9 +1,12 @@
 // checkpoint/checkpoint.hpp — HDF5 checkpoint/restart for training jobs.
 //
-// A checkpoint is a directory DIR/step-<8-digit step>/ holding one HDF5 file for all ranks
-// (state.h5: /tensors/<name> datasets, metadata as root attributes) and manifest.json (what
-// is inside, with a CRC32C per tensor). docs/checkpoint-format.md describes it in full, so
-// that h5py or any HDF5 reader can write and read it.
+// A checkpoint is a directory DIR/step-<8-digit step>/ holding an HDF5 file per rank
+// (rank-NNNNN.h5: that rank's rows of sharded tensors and its share of the replicated ones),
+// state.h5 (an index: a virtual dataset per tensor over its pieces, so any HDF5 reader sees
+// whole tensors, and metadata as root attributes) and manifest.json (every file and every
+// piece, with a CRC32C each). Checkpoints of the earlier single-file format still load.
+// docs/checkpoint-format.md describes both in full, so that h5py or any HDF5 reader can
+// write and read them.
 //
 // Guarantees:
 //  - Atomic: a checkpoint becomes visible only when complete. It is written under a hidden
@@ -37,8 +40,9 @@
 //
 // Collective: save, load and the Checkpointer's constructor are called by every rank of the
 // communicator, with the same step and the same tensor names, dtypes and sharding in the
-// same order. Without MPI (not initialised) or on one rank, the checkpointer works as a
-// single process and writes through HDF5's POSIX driver.
+// same order. Each rank writes and reads its own files through HDF5's POSIX driver; the
+// ranks only agree on outcomes and tell rank 0 where their pieces went. Without MPI (not
+// initialised) the checkpointer works as a single process.
 //
 // One job writes a directory at a time. HDF5 is not thread-safe: the checkpointer
 // serialises its own HDF5 calls, and other HDF5 use in the process must not overlap an
@@ -72,7 +76,8 @@ using cohort::DType;
 std::span<const DType> stored_dtypes();
 
 // How a tensor is spread over ranks.
-//  replicated: every rank holds all of it; rank 0's copy is written.
+//  replicated: every rank holds all of it; one rank's copy is written (which one is
+//              chosen to even out the ranks' files).
 //  rows:       each rank holds a contiguous block of rows (first dimension), in rank order;
 //              the stored tensor is their concatenation. Blocks may differ in size, or be 0.
 enum class Sharding { replicated, rows };

@@ -26,14 +26,14 @@ fs::path copy_of_fixture(const TempDir& tmp) {
 TEST(FormatVersion1, ASingleFileCheckpointLoadsWhole) {
   TempDir tmp;
   const auto dir = copy_of_fixture(tmp);
-  std::vector<float> w(kRows * kCols);
-  std::vector<std::int64_t> ids(kRows);
+  // One process takes every tensor whole, whether it was saved sharded or not.
   float scale = 0;
-  std::vector<TensorSlot> slots{{"w", DType::float32, {kRows, kCols}, Sharding::rows, w.data()},
-                                {"ids", DType::int64, {kRows}, Sharding::replicated, ids.data()},
-                                {"scale", DType::float32, {}, Sharding::replicated, &scale}};
-  Checkpointer ckpt(dir);
-  auto r = ckpt.load_latest(slots);
+  std::vector<std::int64_t> ids(kRows);
+  std::vector<float> w(kRows * kCols);
+  const std::vector<TensorSlot> slots{{"scale", DType::float32, {}, Sharding::replicated, &scale},
+                                      {"ids", DType::int64, {kRows}, Sharding::replicated, ids.data()},
+                                      {"w", DType::float32, {kRows, kCols}, Sharding::rows, w.data()}};
+  auto r = Checkpointer(dir).load_latest(slots);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->step, kStep);
   EXPECT_EQ(r->saved_world_size, 2);

@@ -138,14 +138,16 @@ Options quiet() {
   return o;
 }
 
-TEST(Parallel, ADamagedShardMakesEveryRankFallBackTogether) {
+// Saves steps 1 and 2, lets rank 0 `damage` step 2 (given its path), then expects every
+// rank to load step 1, step 2 skipped for a reason that mentions `why`.
+template <typename F>
+void expect_fallback_from_damage(F&& damage, const std::string& why) {
   SharedTemp tmp;
   Checkpointer ckpt(tmp.path(), MPI_COMM_WORLD, quiet());
   Shard s1(1), s2(2);
   ckpt.save(1, s1.state());
   auto r2 = ckpt.save(2, s2.state());
-  // The last rank's rows are the ones damaged: only that rank reads them.
-  if (rank() == 0) testing::flip_byte(r2.path, "w", kRows * kCols * 4 - 3);
+  if (rank() == 0) damage(r2.path);
   MPI_Barrier(MPI_COMM_WORLD);
   Shard loaded(0);
   auto slots = loaded.slots();
@@ -153,26 +155,21 @@ TEST(Parallel, ADamagedShardMakesEveryRankFallBackTogether) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->step, 1);
   ASSERT_EQ(r->skipped.size(), 1u);
-  EXPECT_NE(r->skipped[0].reason.find("tensor 'w': checksum mismatch"), std::string::npos) << r->skipped[0].reason;
+  EXPECT_NE(r->skipped[0].reason.find(why), std::string::npos) << r->skipped[0].reason;
   EXPECT_EQ(loaded.w, Shard(1).w);
 }
 
+TEST(Parallel, ADamagedShardMakesEveryRankFallBackTogether) {
+  // The last rank's rows are the ones damaged: only that rank reads them.
+  expect_fallback_from_damage(
+      [](const std::filesystem::path& step) { testing::flip_byte(step, "w", kRows * kCols * 4 - 3); },
+      "tensor 'w': checksum mismatch");
+}
+
 TEST(Parallel, AMissingRankFileIsNamedAndEveryRankFallsBack) {
-  SharedTemp tmp;
-  Checkpointer ckpt(tmp.path(), MPI_COMM_WORLD, quiet());
-  Shard s1(1), s2(2);
-  ckpt.save(1, s1.state());
-  auto r2 = ckpt.save(2, s2.state());
-  if (rank() == 0) std::filesystem::remove(r2.path / "rank-00001.h5");
-  MPI_Barrier(MPI_COMM_WORLD);
-  Shard loaded(0);
-  auto slots = loaded.slots();
-  auto r = ckpt.load_latest(slots);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->step, 1);
-  ASSERT_EQ(r->skipped.size(), 1u);
-  EXPECT_NE(r->skipped[0].reason.find("rank-00001.h5 is missing"), std::string::npos) << r->skipped[0].reason;
-  EXPECT_EQ(loaded.w, Shard(1).w);
+  expect_fallback_from_damage(
+      [](const std::filesystem::path& step) { std::filesystem::remove(step / "rank-00001.h5"); },
+      "rank-00001.h5 is missing");
 }
 
 // Replicated tensors of 4, 3, 2 and 1 units: written once each, by the rank with the

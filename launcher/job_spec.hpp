@@ -16,7 +16,9 @@
 //                command: [python3, train.py]}
 //
 // A role may also give Kubeflow's `template.spec.containers[0]` (its command, args and
-// resources.limits) instead of `command` and `resources`. On Slurm each role is one
+// resources.limits, or requests where no limit is given) instead of `command` and
+// `resources`; without resources a replica gets one CPU and no GPU. A container needs a
+// command: there is no image whose ENTRYPOINT could run its args. On Slurm each role is one
 // component of a heterogeneous job; each replica is one task.
 #pragma once
 
@@ -50,7 +52,9 @@ struct JobSpec {
   std::string name;
   JobKind kind = JobKind::pytorch;
   std::vector<Role> roles;  // in launch order: master/chief/launcher first
-  int backoff_limit = 0;    // gang restarts allowed
+  // Gang restarts allowed: runPolicy.backoffLimit; without it 6 (Kubernetes' default for a
+  // Job) when a role's restartPolicy restarts it, else 0.
+  int backoff_limit = 0;
   std::optional<double> active_deadline_seconds;
   bool all_workers_succeed = false;  // TFJob successPolicy: AllWorkers
 

@@ -24,7 +24,9 @@
 //       resources: {nodes: 1, ntasks: 1, cpusPerTask: 4, gpus: 1, time: "01:00:00"}
 //
 // A Katib `trialTemplate.trialSpec` (a Kubernetes Job) may stand in for `command`: its
-// first container's command followed by its args. Numbers may be written as strings, as
+// first container's command followed by its args, and its resource limits (CPUs rounded
+// up, GPUs) for `resources` when that is not given. metricsCollectorSpec may name a StdOut
+// collector (the default) or a File collector, with Katib's metricsFormat filters. Numbers may be written as strings, as
 // Katib writes them. Unknown fields, and spaces that cannot be searched, are errors that
 // name the field.
 #pragma once
@@ -93,6 +95,19 @@ struct TrialResources {
   std::string time;       // Slurm time limit ("01:00:00"); empty: the partition's
 };
 
+// Where a trial's metrics are read: Katib's metricsCollectorSpec.
+enum class MetricsFormat { text, json };
+struct MetricsSource {
+  // collector.kind StdOut (the default): the trial's stdout and stderr, as Katib reads a
+  // container's whole log. File: the file at `file` (fileSystemPath.path; a relative one is
+  // in the trial's directory), read as it grows.
+  std::string file;
+  MetricsFormat format = MetricsFormat::text;  // fileSystemPath.format; json only for a File
+  // filter.metricsFormat: regular expressions whose group 1 is a name and group 2 a value;
+  // empty: Katib's default, name=value.
+  std::vector<std::string> filters;
+};
+
 struct Experiment {
   std::string name;                 // metadata.name, else the file's stem
   Objective objective;
@@ -109,6 +124,7 @@ struct Experiment {
   std::vector<std::pair<std::string, std::string>> trial_parameters;
   std::vector<std::string> command;
   TrialResources resources;
+  MetricsSource metrics;
 
   const Parameter* find(const std::string& parameter) const;
   // An algorithm or early-stopping setting, when given.

@@ -623,9 +623,9 @@ int reclaim_abandoned(Journal& journal) {
   return reclaimed;
 }
 
-std::string array_script(const Experiment& experiment, const fs::path& dir, const std::string& cohort_path) {
+std::string array_script(const Experiment& experiment, const fs::path& dir, const std::string& cohort_path, int tasks) {
   const fs::path abs = fs::absolute(dir);
-  int budget = trial_budget(experiment);
+  const int budget = tasks > 0 ? tasks : trial_budget(experiment);
   std::ostringstream out;
   out << "#!/bin/bash\n";
   out << "#SBATCH --job-name=" << experiment.name << "\n";

@@ -413,6 +413,9 @@ RunResult watch_trial(RunningTrial& trial, Process& child, OutputLog& log, Outpu
   file.finish(take);
   // Whatever the trial left running in its group goes with it.
   result.status = child.wait_and_kill_group();
+  // scancel signals the trial as well as its runner: a trial that died of it before the
+  // runner noticed was stopped from outside too, not a failure of its own.
+  if (stop.load() && result.early_reason.empty()) result.killed = true;
   return result;
 }
 

@@ -69,7 +69,7 @@ constexpr VerbHelp kHelp[] = {
      "cohort sweep status /scratch/mnist-sweep --json"},
     {"best", "D [--json]",
      "The best succeeded trial: {\"trial\", \"parameters\", \"objective\", \"metrics\"}. Exit 1\n"
-     "when no trial has succeeded yet.",
+     "when no trial has succeeded, saying why the experiment and its first failed trial failed.",
      "cohort sweep best /scratch/mnist-sweep --json"},
     {"plot", "D --out FILE.svg",
      "Draws the objective of each ended trial and the best value so far.",
@@ -376,7 +376,19 @@ int cmd_best(const std::vector<std::string>& args) {
   Experiment e = open_experiment_dir(dir);
   JournalState state = Journal(dir).read();
   const Trial* best = state.best(e.objective);
-  if (!best) throw Error(dir + ": no trial has succeeded yet");
+  if (!best) {
+    if (state.state == ExperimentState::running) throw Error(dir + ": no trial has succeeded yet");
+    // An ended experiment without a success: why it ended, and why its trials failed.
+    std::string why = dir + ": no trial succeeded; the experiment ended " + to_string(state.state) +
+                      (state.reason.empty() ? "" : " (" + state.reason + ")");
+    for (const auto& t : state.trials) {
+      if (t.state == TrialState::failed && !t.reason.empty()) {
+        why += "; trial " + std::to_string(t.id) + ": " + t.reason;
+        break;
+      }
+    }
+    throw Error(why);
+  }
   if (as_json) {
     std::cout << json::write(best_json(*best), 2) << "\n";
     return 0;

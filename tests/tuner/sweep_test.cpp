@@ -325,6 +325,13 @@ TEST(Sweep, AWrongMetricNameListsTheNamesTheTrialPrinted) {
   json::Value s = status_json(t.dir());
   const std::string reason = s.at("trials").as_array().at(0).at("reason").as_string();
   EXPECT_NE(reason.find("reported no value of its objective metric 'loss' (it reported: Loss)"), std::string::npos) << reason;
+  // best says why there is none, rather than that none has succeeded "yet".
+  auto best = cohort({"sweep", "best", t.dir()});
+  EXPECT_EQ(best.exit_code, 1);
+  EXPECT_NE(best.err.find("no trial succeeded; the experiment ended Succeeded (MaxTrialsReached: all 5 trials ended); "
+                          "trial 0: the trial reported no value of its objective metric 'loss' (it reported: Loss)"),
+            std::string::npos)
+      << best.err;
 }
 
 TEST(Sweep, AFileCollectorReadsTheFileTheTrialWritesInItsFormat) {

@@ -254,6 +254,20 @@ void check_roles(const Reader& r, const Roles& found, const JobSpec& spec, const
   }
 }
 
+// PyTorchJob's elastic training (torchrun's rendezvous between min and max replicas) and
+// its processes per node: named, with what to write instead, rather than "unknown field".
+void refuse_elastic(const Reader& r, const YAML::Node& body) {
+  if (body["elasticPolicy"]) {
+    r.fail("spec.elasticPolicy", "elastic jobs (minReplicas..maxReplicas, rdzvBackend) are not supported: a cohort job "
+                                 "is one gang of a fixed size, its allocation's; give the Worker role its replicas and "
+                                 "leave elasticPolicy out");
+  }
+  if (body["nprocPerNode"]) {
+    r.fail("spec.nprocPerNode", "cohort starts one process per replica: give replicas, and resources.nodes to spread "
+                                "them (e.g. replicas: 8, resources: {nodes: 2} for 4 a node), and leave nprocPerNode out");
+  }
+}
+
 // Kubeflow sets no limit of its own: a role that restarts on failure is restarted by its
 // pod for ever. On Slurm that would hold the allocation in a crash loop, so a job that
 // restarts at all gets Kubernetes' own default for a Job, 6.
@@ -277,7 +291,9 @@ JobSpec read_job_spec(const Reader& r, const YAML::Node& doc) {
   if (!body) r.fail("spec", "missing: it holds the replica specs");
   // sshAuthMountPath says where the MPI Operator mounts the workers' ssh keys; mpirun reaches
   // the workers through Slurm here, so it has nothing to say.
-  r.only(body, "spec", {kind.replica_key, "replicaSpecs", "runPolicy", "successPolicy", "slotsPerWorker", "sshAuthMountPath"});
+  r.only(body, "spec", {kind.replica_key, "replicaSpecs", "runPolicy", "successPolicy", "slotsPerWorker", "sshAuthMountPath",
+                        "elasticPolicy", "nprocPerNode"});
+  refuse_elastic(r, body);
   if (body["sshAuthMountPath"]) r.string(body["sshAuthMountPath"], "spec.sshAuthMountPath");
   if (body["runPolicy"]) read_run_policy(r, body["runPolicy"], spec);
   if (body["successPolicy"]) read_success_policy(r, body["successPolicy"], spec);
@@ -357,6 +373,27 @@ std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const
   }
   out << "exec " << shell_quote(cohort_path) << " launch --spec " << shell_quote(spec_path) << "\n";
   return out.str();
+}
+
+int nodes_needed(const JobSpec& spec) {
+  if (spec.kind == JobKind::mpi) return spec.find("worker")->resources.nodes;
+  int nodes = 0;
+  for (const auto& role : spec.roles) nodes += role.resources.nodes;
+  return nodes;
+}
+
+std::optional<std::string> why_it_cannot_start(const JobSpec& spec, int cluster_nodes) {
+  const int needed = nodes_needed(spec);
+  if (needed <= cluster_nodes) return std::nullopt;
+  std::string shares;
+  for (const auto& role : spec.roles) {
+    if (spec.kind == JobKind::mpi && role.name != "worker") continue;
+    shares += (shares.empty() ? "" : ", ") + role.name + " " + std::to_string(role.resources.nodes);
+  }
+  return spec.name + " needs " + std::to_string(needed) + " nodes (" + shares +
+         ": Slurm gives each role's component of a heterogeneous job nodes of its own) and the cluster has " +
+         std::to_string(cluster_nodes) + "; it would wait in the queue for ever. Run it on a cluster with " +
+         std::to_string(needed) + " nodes, or give it fewer roles";
 }
 
 std::string tf_config(const ClusterMap& cluster, const std::string& role, int index) {

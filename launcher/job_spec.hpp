@@ -74,6 +74,13 @@ JobSpec parse_job_spec(const std::string& text, const std::string& source);
 // workers; the launcher runs in the batch step.
 std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const std::string& cohort_path);
 
+// The nodes the emitted script asks for: each role's heterogeneous component takes nodes of
+// its own, so the roles' nodes add up (an MPIJob asks only for its workers').
+int nodes_needed(const JobSpec& spec);
+// Why the script could never start on a cluster of `cluster_nodes` nodes, naming each
+// role's share; nullopt when it fits.
+std::optional<std::string> why_it_cannot_start(const JobSpec& spec, int cluster_nodes);
+
 // Where every replica runs: role → "host:port" per replica, in replica order.
 using ClusterMap = std::vector<std::pair<std::string, std::vector<std::string>>>;
 

@@ -279,6 +279,32 @@ TEST(JobSpec, CpuQuantitiesRoundUpAndRequestsStandInForMissingLimits) {
             std::string::npos);
 }
 
+// Each role's component takes nodes of its own: Chief, PS and two Workers on two nodes
+// would wait for ever.
+TEST(JobSpec, ASpecThatNeedsMoreNodesThanTheClusterHasSaysWhy) {
+  JobSpec spec = parse_job_spec(
+      "kind: TFJob\nmetadata: {name: dist}\nspec:\n  tfReplicaSpecs:\n    Chief: {command: [a]}\n    PS: {command: [a]}\n"
+      "    Worker: {replicas: 2, command: [a]}\n",
+      "job.yaml");
+  EXPECT_EQ(nodes_needed(spec), 3);
+  EXPECT_FALSE(why_it_cannot_start(spec, 3));
+  EXPECT_EQ(why_it_cannot_start(spec, 2).value_or(""),
+            "dist needs 3 nodes (chief 1, ps 1, worker 1: Slurm gives each role's component of a heterogeneous job nodes "
+            "of its own) and the cluster has 2; it would wait in the queue for ever. Run it on a cluster with 3 nodes, or "
+            "give it fewer roles");
+  EXPECT_EQ(nodes_needed(load_job_spec(upstream("pi.yaml"))), 1);
+}
+
+TEST(JobSpec, ElasticPolicyAndNprocPerNodeAreRefusedSayingWhatToWriteInstead) {
+  const std::string workers = "  pytorchReplicaSpecs:\n    Worker: {replicas: 2, command: [a]}\n";
+  EXPECT_NE(error_of("kind: PyTorchJob\nspec:\n  elasticPolicy: {minReplicas: 1, maxReplicas: 3, rdzvBackend: c10d}\n" + workers)
+                .find("job.yaml: spec.elasticPolicy: elastic jobs (minReplicas..maxReplicas, rdzvBackend) are not supported"),
+            std::string::npos);
+  EXPECT_NE(error_of("kind: PyTorchJob\nspec:\n  nprocPerNode: \"4\"\n" + workers)
+                .find("job.yaml: spec.nprocPerNode: cohort starts one process per replica"),
+            std::string::npos);
+}
+
 TEST(TfConfig, FollowsKubeflowAndLeavesTheEvaluatorOut) {
   ClusterMap cluster{{"chief", {"n1:2222"}}, {"ps", {"n2:2222"}}, {"worker", {"n3:2222", "n3:2223"}}, {"evaluator", {"n4:2222"}}};
   auto config = json::parse(tf_config(cluster, "worker", 1));

@@ -115,10 +115,12 @@ void read_range(const Reader& r, const YAML::Node& fs, const std::string& fpath,
     std::string d = r.string(fs["distribution"], fpath + ".distribution");
     if (d == "uniform") p.distribution = Distribution::uniform;
     else if (d == "logUniform") p.distribution = Distribution::log_uniform;
-    else r.fail(fpath + ".distribution", "'" + d + "' (expected uniform or logUniform)");
+    else if (d == "normal") p.distribution = Distribution::normal;
+    else if (d == "logNormal") p.distribution = Distribution::log_normal;
+    else r.fail(fpath + ".distribution", "'" + d + "' (expected uniform, logUniform, normal or logNormal)");
   }
-  if (p.distribution == Distribution::log_uniform && p.min <= 0) {
-    r.fail(fpath + ".min", "a logUniform distribution needs min > 0 (got " + text("min") + ")");
+  if (p.log_scale() && p.min <= 0) {
+    r.fail(fpath + ".min", "a " + text("distribution") + " distribution needs min > 0 (got " + text("min") + ")");
   }
   if (p.distribution == Distribution::log_uniform && p.step) {
     r.fail(fpath + ".step", "a logUniform distribution takes no step");
@@ -186,8 +188,21 @@ void read_container_limits(const Reader& r, const YAML::Node& container, const s
   }
 }
 
+// The container Katib runs the trial in: the one named `primary`, else the first.
+std::pair<YAML::Node, std::string> trial_container(const Reader& r, const YAML::Node& containers, const std::string& path,
+                                                   const std::string& primary) {
+  const YAML::Node first = r.first_container(containers, path);
+  if (primary.empty()) return {first, path + "[0]"};
+  for (size_t i = 0; i < containers.size(); ++i) {
+    const YAML::Node c = containers[i];
+    if (c.IsMap() && c["name"] && c["name"].IsScalar() && c["name"].as<std::string>() == primary) return {c, Reader::at(path, i)};
+  }
+  r.fail(path, "no container is named '" + primary + "', the trialTemplate's primaryContainerName");
+}
+
 // Kubernetes Job: spec.template.spec.containers[0].command + args, and its limits.
-void read_trial_spec(const Reader& r, const YAML::Node& n, const std::string& path, Experiment& exp) {
+void read_trial_spec(const Reader& r, const YAML::Node& n, const std::string& path, Experiment& exp,
+                     const std::string& primary) {
   if (!n.IsMap()) r.fail(path, "must be a Kubernetes Job");
   if (n["kind"] && r.string(n["kind"], path + ".kind") != "Job") {
     r.fail(path + ".kind", "'" + n["kind"].as<std::string>() +
@@ -195,10 +210,10 @@ void read_trial_spec(const Reader& r, const YAML::Node& n, const std::string& pa
                                "give a command that runs 'cohort launch --spec' on a job spec of its own)");
   }
   const std::string cpath = path + ".spec.template.spec.containers";
-  const YAML::Node c = r.first_container(n["spec"]["template"]["spec"]["containers"], cpath);
-  exp.command = r.command_and_args(c, cpath + "[0]");
-  if (exp.command.empty()) r.fail(cpath + "[0]", "has no command or args");
-  read_container_limits(r, c, cpath + "[0]", exp.resources);
+  const auto [c, where] = trial_container(r, n["spec"]["template"]["spec"]["containers"], cpath, primary);
+  exp.command = r.command_and_args(c, where);
+  if (exp.command.empty()) r.fail(where, "has no command or args");
+  read_container_limits(r, c, where, exp.resources);
 }
 
 TrialResources read_resources(const Reader& r, const YAML::Node& n, const std::string& path) {
@@ -603,7 +618,10 @@ void read_trial_template(const Reader& r, const YAML::Node& tt, const std::strin
   if (tt["configMap"]) r.fail(path + ".configMap", "ConfigMaps are Kubernetes objects; put the command in the spec");
   if (tt["command"] && tt["trialSpec"]) r.fail(path, "give command or trialSpec, not both");
   if (tt["command"]) exp.command = r.strings(tt["command"], path + ".command");
-  else if (tt["trialSpec"]) read_trial_spec(r, tt["trialSpec"], path + ".trialSpec", exp);
+  else if (tt["trialSpec"]) {
+    const std::string primary = tt["primaryContainerName"] ? r.string(tt["primaryContainerName"], path + ".primaryContainerName") : "";
+    read_trial_spec(r, tt["trialSpec"], path + ".trialSpec", exp, primary);
+  }
   else r.fail(path, "needs command (or a Kubernetes Job trialSpec)");
   if (exp.command.empty()) r.fail(path + ".command", "is empty");
   if (tt["resources"]) exp.resources = read_resources(r, tt["resources"], path + ".resources");

@@ -40,7 +40,10 @@
 namespace cohort::tuner {
 
 enum class ParameterType { double_, int_, discrete, categorical };
-enum class Distribution { uniform, log_uniform };
+// normal and log_normal are Katib's (its hyperopt suggestion's): centred on the middle of
+// min..max (of its logarithms) with sigma a sixth of the width, and cut off at min and max,
+// since a trial must stay in its feasible space.
+enum class Distribution { uniform, log_uniform, normal, log_normal };
 enum class Goal { minimize, maximize };
 
 struct Parameter {
@@ -49,6 +52,8 @@ struct Parameter {
   double min = 0, max = 0;          // double and int
   std::optional<double> step;       // double and int: values are min + k·step
   Distribution distribution = Distribution::uniform;
+  // Whether values spread over the logarithm of min..max (logUniform, logNormal).
+  bool log_scale() const { return distribution == Distribution::log_uniform || distribution == Distribution::log_normal; }
   std::vector<std::string> list;    // discrete (numbers as written) and categorical
 
   // How many values the parameter takes; nullopt for a continuous double.

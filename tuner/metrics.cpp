@@ -72,6 +72,11 @@ MetricLine parse_json_line(std::string_view line) {
 }  // namespace
 
 std::optional<std::string> check_metric_filter(const std::string& filter) {
+  // std::regex compiles and matches by recursion: a bound on the expression bounds both.
+  constexpr size_t kLongest = 512;
+  if (filter.size() > kLongest) {
+    return "is " + std::to_string(filter.size()) + " characters long; a filter has at most " + std::to_string(kLongest);
+  }
   try {
     const std::regex compiled(filter);
     if (compiled.mark_count() < 2) return "has " + std::to_string(compiled.mark_count()) + " groups; it needs two: the metric's name, then its value";

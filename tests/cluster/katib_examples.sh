@@ -23,7 +23,7 @@ program_path() {
 }
 experiment_state() { "$cohort" sweep status "$1" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
 
-examples=(random grid bayesian-optimization multivariate-tpe optuna-distribution sobol tpe hyperband)
+examples=(random grid bayesian-optimization multivariate-tpe optuna-distribution hyperopt-distribution sobol tpe hyperband)
 for name in "${examples[@]}" median-stop; do
   program_path "$name"
   [[ $name == median-stop ]] && export COHORT_SHIM_TRAIN_SIZE=960

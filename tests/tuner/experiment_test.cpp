@@ -1,6 +1,7 @@
 // Reading Katib Experiment specs: field names, defaults, and errors that name the field.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -281,7 +282,7 @@ std::string load_error(const std::string& path) {
 }
 
 TEST(KatibExamples, EveryHpTuningExampleWithASupportedAlgorithmLoads) {
-  for (const char* name : {"bayesian-optimization.yaml", "grid.yaml", "hyperband.yaml", "multivariate-tpe.yaml",
+  for (const char* name : {"bayesian-optimization.yaml", "grid.yaml", "hyperband.yaml", "hyperopt-distribution.yaml", "multivariate-tpe.yaml",
                            "optuna-distribution.yaml", "random.yaml", "sobol.yaml", "tpe.yaml", "median-stop.yaml"}) {
     EXPECT_EQ(load_error(katib(name)), "accepted") << name;
   }
@@ -341,6 +342,20 @@ TEST(Experiment, ReadsKatibsStdOutAndFileCollectorsWithTheirFilters) {
   EXPECT_NE(error("{collector: {kind: TensorFlowEvent}}").find("collector.kind: 'TensorFlowEvent'"), std::string::npos);
   EXPECT_NE(error("{source: {filter: {metricsFormat: ['(a']}}}").find("metricsFormat[0]: '(a' is not a regular expression"),
             std::string::npos);
+}
+
+TEST(Experiment, TheTrialRunsInThePrimaryContainer) {
+  const std::string spec =
+      "objective: {type: minimize, objectiveMetricName: loss}\nalgorithm: {algorithmName: random}\nmaxTrialCount: 1\n"
+      "parameters: [{name: x, parameterType: int, feasibleSpace: {min: \"1\", max: \"2\"}}]\n"
+      "trialTemplate:\n  primaryContainerName: %s\n  trialSpec: {kind: Job, spec: {template: {spec: {containers: "
+      "[{name: sidecar, command: [sleep, inf]}, {name: training, command: [python3, train.py]}]}}}}\n";
+  char text[1024];
+  std::snprintf(text, sizeof text, spec.c_str(), "training");
+  EXPECT_EQ(parse_experiment(text, "exp.yaml").command, (std::vector<std::string>{"python3", "train.py"}));
+  std::snprintf(text, sizeof text, spec.c_str(), "trainer");
+  EXPECT_EQ(error_of(text), "exp.yaml: trialTemplate.trialSpec.spec.template.spec.containers: no container is named "
+                            "'trainer', the trialTemplate's primaryContainerName");
 }
 
 TEST(Experiment, GpuAndCpuLimitsOfAJobTrialSpecReachTheArrayJob) {

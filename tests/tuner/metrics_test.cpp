@@ -103,6 +103,7 @@ TEST(Collector, AFilterNeedsToCompileAndHaveANameAndAValueGroup) {
   EXPECT_FALSE(check_metric_filter(R"(([\w-]+)=(\d+))"));
   EXPECT_NE(check_metric_filter("(unclosed").value_or("").find("is not a regular expression"), std::string::npos);
   EXPECT_EQ(check_metric_filter(R"(loss=(\d+))").value_or(""), "has 1 groups; it needs two: the metric's name, then its value");
+  EXPECT_EQ(check_metric_filter(std::string(600, '(')).value_or(""), "is 600 characters long; a filter has at most 512");
 }
 
 }  // namespace

@@ -58,11 +58,16 @@ TEST(Collector, FinalValuesFollowEachMetricsStrategy) {
 TEST(Collector, EachValueWithoutAStepIsOneObservationAsKatibCountsThem) {
   Objective o = objective();
   MetricCollector c(o);
-  EXPECT_FALSE(c.feed("2026-12-03T16:00:00Z INFO     Using distributed PyTorch"));
-  EXPECT_TRUE(c.feed("2026-12-03T16:00:01Z INFO     Train Epoch: 1 [0/640 (0%)]\tloss=2.3026"));
-  EXPECT_TRUE(c.feed("2026-12-03T16:00:02Z INFO     Train Epoch: 1 [160/640 (25%)]\tloss=1.5000"));
-  // The summary line is in Katib's older format, which the default filter does not read.
-  EXPECT_FALSE(c.feed("2026-12-03T16:00:03Z INFO     {metricName: accuracy, metricValue: 0.7000};{metricName: loss, metricValue: 0.9000}"));
+  const std::vector<std::string> log{
+      "2026-12-03T16:00:00Z INFO     Using distributed PyTorch",
+      "2026-12-03T16:00:01Z INFO     Train Epoch: 1 [0/640 (0%)]\tloss=2.3026",
+      "2026-12-03T16:00:02Z INFO     Train Epoch: 1 [160/640 (25%)]\tloss=1.5000",
+      // Katib's older summary format, which the default filter does not read.
+      "2026-12-03T16:00:03Z INFO     {metricName: accuracy, metricValue: 0.7000};{metricName: loss, metricValue: 0.9000}",
+  };
+  std::vector<bool> intermediate;
+  for (const auto& line : log) intermediate.push_back(c.feed(line));
+  EXPECT_EQ(intermediate, (std::vector<bool>{false, true, true, false}));
   EXPECT_EQ(c.curve(), (Curve{{1, 2.3026}, {2, 1.5}}));
   EXPECT_EQ(c.value("loss"), 1.5);
   EXPECT_EQ(c.names_seen(), std::vector<std::string>{"loss"});

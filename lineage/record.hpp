@@ -1,0 +1,73 @@
+// lineage/record.hpp — what cohort's own commands record in the lineage store, each in one
+// call made where the command already knows it.
+//
+//   cohort launch   an Execution "Launch" (command, restarts, exit status, outcome) in the
+//                   Context "Job" of its Slurm job; RUNNING when it starts, then its end
+//   cohort sweep    an Execution "Trial" per trial (param.NAME, the objective, every metric)
+//                   in the Context "Experiment" of its directory
+//   checkpoints     an Artifact "Checkpoint" per committed step (path, step, digest), the
+//                   OUTPUT of the execution the saving process runs under (below)
+//
+// Which execution a process runs under: COHORT_LINEAGE_EXECUTION="TYPE/NAME" (cohort launch
+// sets it for its ranks; a pipeline task may set it for its command), and the trial of a
+// sweep (COHORT_SWEEP_DIR, COHORT_TRIAL_ID). A checkpoint saved in a trial's launch is the
+// output of both, so its history shows the trial's parameters and the launch beside them.
+//
+// None of these throws or fails the work it records: with COHORT_LINEAGE=off they do
+// nothing, and a store that cannot be written costs one warning line on stderr.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cohort::lineage {
+
+// The variable that names the execution a process runs under, "TYPE/NAME".
+inline constexpr const char* kExecutionVariable = "COHORT_LINEAGE_EXECUTION";
+
+struct LaunchStart {
+  std::vector<std::string> command;
+  std::string job;  // SLURM_JOB_ID; empty in local mode
+  int ranks = 0;    // local mode's --nproc; 0 when the allocation decides
+};
+
+// Records a launch as RUNNING and sets COHORT_LINEAGE_EXECUTION in this process's
+// environment, so that the ranks it starts know it. Returns the execution's name ("" when
+// nothing is recorded), for record_launch_end.
+std::string record_launch_start(const LaunchStart& launch) noexcept;
+
+struct LaunchEnd {
+  std::string name;         // from record_launch_start
+  int exit_status = 0;      // what cohort launch exits with
+  int restarts = 0;         // gang restarts and requeues, all attempts but the first
+  std::string outcome;      // "succeeded", "failed", "requeued"
+};
+void record_launch_end(const LaunchEnd& end) noexcept;
+
+struct TrialEnd {
+  std::string experiment_dir;  // absolute
+  std::string experiment;      // the experiment's name
+  int trial = 0;
+  std::vector<std::pair<std::string, std::string>> parameters;
+  std::string state;                // Katib's: Succeeded, Failed, EarlyStopped, Killed
+  std::string objective_metric;
+  std::optional<double> objective;
+  std::vector<std::pair<std::string, double>> metrics;
+  std::string job;                  // the array task's Slurm job id, if any
+};
+void record_trial_end(const TrialEnd& trial) noexcept;
+
+struct CheckpointCommit {
+  std::string path;    // the committed step's directory, absolute
+  std::int64_t step = 0;
+  std::string digest;  // "crc32c:…" of its manifest, which holds every tensor's checksum
+};
+void record_checkpoint(const CheckpointCommit& checkpoint) noexcept;
+
+// The Trial execution's name for a trial of the experiment in `dir`: "DIR#ID".
+std::string trial_name(const std::string& dir, int trial);
+
+}  // namespace cohort::lineage

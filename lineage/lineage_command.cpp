@@ -13,6 +13,7 @@
 #include "common/options.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
+#include "lineage/record.hpp"
 #include "lineage/store.hpp"
 
 namespace cohort::lineage {
@@ -32,9 +33,17 @@ const char* const kRefHelp =
     "REF is artifact/ID (or just ID), execution/ID, context/ID, or the path or URI of an artifact\n"
     "(its newest version when it was recorded with several digests).";
 
+// The store, with whatever waits in its spool merged in first.
 Store open_store(const std::string& given) {
-  if (!given.empty()) return Store::open(given);
-  return Store::open_default();
+  if (given.empty() && !Store::enabled()) {
+    throw input_error("COHORT_LINEAGE is off: give --store FILE, or set COHORT_LINEAGE to the store's file");
+  }
+  Store store = Store::open(given.empty() ? Store::default_path() : fs::path(given));
+  if (const Merged m = merge_spool(store); m.damaged > 0) {
+    std::cerr << "cohort: lineage: " << m.damaged << " file(s) in " << spool_directory(store.path()).string()
+              << " hold no record; they are left there as *.damaged\n";
+  }
+  return store;
 }
 
 // An artifact's uri as writers record a path: absolute, normal, no trailing slash.

@@ -2,151 +2,298 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
 #include "common/environment.hpp"
+#include "common/error.hpp"
+#include "common/fd.hpp"
+#include "common/json.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
 #include "lineage/store.hpp"
 
 namespace cohort::lineage {
 
+namespace fs = std::filesystem;
+
 namespace {
 
-// Runs `body` in one transaction of the default store. Whatever goes wrong is one line on
-// stderr, once per process: the work being recorded has happened and must not fail now.
-template <typename Body>
-void record(const char* what, Body&& body) noexcept {
-  static bool warned = false;
-  try {
-    if (!Store::enabled()) return;
-    Store store = Store::open_default();
-    store.transaction([&] { body(store); });
-  } catch (const std::exception& e) {
-    if (warned) return;
-    warned = true;
-    std::cerr << "cohort: lineage: " << what << " was not recorded: " << e.what()
-              << " (COHORT_LINEAGE=off records nothing)\n";
-  } catch (...) {
-  }
+// Each record is first a JSON object carrying everything it needs, the environment it was
+// made in included: applied to the store at once, or, where the store is spooled, kept as
+// a file and applied by whoever merges the spool.
+
+std::string text_of(const json::Value& record, std::string_view key) {
+  const json::Value* v = record.find(key);
+  return v && v->is_string() ? v->as_string() : std::string();
 }
 
-// The execution COHORT_LINEAGE_EXECUTION names, "TYPE/NAME"; nothing when unset or not of
-// that shape.
-std::optional<std::pair<std::string, std::string>> outer_execution() {
-  const std::string value = env_or(kExecutionVariable);
-  const auto slash = value.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == value.size()) return std::nullopt;
-  return std::pair{value.substr(0, slash), value.substr(slash + 1)};
+std::int64_t int_of(const json::Value& record, std::string_view key) {
+  const json::Value* v = record.find(key);
+  return v && v->is_number() ? v->as_int() : 0;
 }
 
 // An experiment's directory as its context and trials are named: absolute, without "." or "..".
-std::string normal(const std::string& dir) { return std::filesystem::absolute(dir).lexically_normal().string(); }
+std::string normal(const std::string& dir) { return fs::absolute(dir).lexically_normal().string(); }
 
-// The sweep trial this process runs in: its experiment's directory and its id.
-std::optional<std::pair<std::string, int>> current_trial() {
-  const std::string dir = env_or("COHORT_SWEEP_DIR");
-  const auto id = parse_integer(env_or("COHORT_TRIAL_ID"), 0, 1 << 30);
-  if (dir.empty() || !id) return std::nullopt;
-  return std::pair{dir, static_cast<int>(*id)};
+long long unix_nanoseconds() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
-std::int64_t experiment_context(Store& store, const std::string& dir) {
-  return store.put_context({.type = "Experiment", .name = normal(dir)});
+// What the environment says this process runs under, into `record`: the execution
+// COHORT_LINEAGE_EXECUTION names ("TYPE/NAME"), the sweep trial, the Slurm job.
+void add_surroundings(json::Value& record) {
+  const std::string outer = env_or(kExecutionVariable);
+  const auto slash = outer.find('/');
+  if (slash != std::string::npos && slash > 0 && slash + 1 < outer.size()) record.set("within", outer);
+  const std::string dir = env_or("COHORT_SWEEP_DIR");
+  const auto id = parse_integer(env_or("COHORT_TRIAL_ID"), 0, 1 << 30);
+  if (!dir.empty() && id) {
+    record.set("experiment_dir", normal(dir));
+    record.set("trial", *id);
+  }
+  if (const std::string job = env_or("SLURM_JOB_ID"); !job.empty()) record.set("job", job);
 }
 
 std::int64_t job_context(Store& store, const std::string& job) {
   return store.put_context({.type = "Job", .name = "job-" + job, .properties = {{"job_id", job}}});
 }
 
-long long unix_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+std::int64_t experiment_context(Store& store, const std::string& dir) {
+  return store.put_context({.type = "Experiment", .name = normal(dir)});
+}
+
+std::string trial_of(const json::Value& r) {
+  return r.find("experiment_dir") ? trial_name(text_of(r, "experiment_dir"), static_cast<int>(int_of(r, "trial"))) : "";
+}
+
+void apply_launch_start(Store& store, const json::Value& r) {
+  const std::string name = text_of(r, "name");
+  // A spool merged out of order may hold the end first: it keeps its state.
+  const auto known = store.execution("Launch", name);
+  Execution e{.type = "Launch", .name = name, .state = known && !known->state.empty() ? "" : "RUNNING"};
+  for (const char* key : {"command", "host", "cwd", "within"}) {
+    if (const std::string v = text_of(r, key); !v.empty()) e.properties[key] = v;
+  }
+  if (const std::string job = text_of(r, "job"); !job.empty()) e.properties["job_id"] = job;
+  if (const auto ranks = int_of(r, "ranks"); ranks > 0) e.properties["ranks"] = ranks;
+  const std::string trial = trial_of(r);
+  if (!trial.empty()) e.properties["trial"] = trial;
+  const std::int64_t id = store.put_execution(e);
+  if (const std::string job = text_of(r, "job"); !job.empty()) store.associate(job_context(store, job), id);
+  if (!trial.empty()) store.associate(experiment_context(store, text_of(r, "experiment_dir")), id);
+}
+
+void apply_launch_end(Store& store, const json::Value& r) {
+  const std::string outcome = text_of(r, "outcome");
+  const char* state = outcome == "succeeded" ? "COMPLETE" : outcome == "requeued" ? "CANCELED" : "FAILED";
+  store.put_execution({.type = "Launch", .name = text_of(r, "name"), .state = state,
+                       .properties = {{"exit_status", int_of(r, "exit_status")},
+                                      {"restarts", int_of(r, "restarts")},
+                                      {"outcome", outcome}}});
+}
+
+void apply_trial_end(Store& store, const json::Value& r) {
+  const std::string dir = text_of(r, "dir"), katib = text_of(r, "state");
+  Execution e{.type = "Trial", .name = trial_name(dir, static_cast<int>(int_of(r, "number")))};
+  e.state = katib == "Succeeded" || katib == "EarlyStopped" ? "COMPLETE" : katib == "Killed" ? "CANCELED" : "FAILED";
+  e.properties = {{"trial", int_of(r, "number")}, {"trial_state", katib}};
+  for (const auto& [k, v] : r.at("parameters").as_object()) e.properties["param." + k] = v.as_string();
+  if (const std::string m = text_of(r, "objective_metric"); !m.empty()) e.properties["objective_metric"] = m;
+  if (const json::Value* o = r.find("objective")) e.properties["objective"] = o->as_double();
+  for (const auto& [k, v] : r.at("metrics").as_object()) e.properties["metric." + k] = v.as_double();
+  const std::string job = text_of(r, "trial_job");
+  if (!job.empty()) e.properties["job_id"] = job;
+  const std::int64_t id = store.put_execution(e);
+  store.associate(store.put_context({.type = "Experiment", .name = normal(dir),
+                                     .properties = {{"experiment", text_of(r, "experiment")}}}),
+                  id);
+  if (!job.empty()) store.associate(job_context(store, job), id);
+}
+
+void apply_checkpoint(Store& store, const json::Value& r) {
+  const std::int64_t step = int_of(r, "step");
+  const std::int64_t id = store.put_artifact({.type = "Checkpoint", .uri = text_of(r, "path"),
+                                              .name = "step " + std::to_string(step), .digest = text_of(r, "digest"),
+                                              .properties = {{"step", step}}});
+  if (const std::string within = text_of(r, "within"); !within.empty()) {
+    const auto slash = within.find('/');
+    store.put_event(store.put_execution({.type = within.substr(0, slash), .name = within.substr(slash + 1)}), id,
+                    EventType::output, "checkpoint");
+  }
+  if (const std::string trial = trial_of(r); !trial.empty()) {
+    store.put_event(store.put_execution({.type = "Trial", .name = trial}), id, EventType::output, "checkpoint");
+    store.attribute(experiment_context(store, text_of(r, "experiment_dir")), id);
+  }
+  if (const std::string job = text_of(r, "job"); !job.empty()) store.attribute(job_context(store, job), id);
+}
+
+void apply(Store& store, const json::Value& r) {
+  static const std::pair<const char*, void (*)(Store&, const json::Value&)> kKinds[] = {
+      {"launch_start", &apply_launch_start},
+      {"launch_end", &apply_launch_end},
+      {"trial_end", &apply_trial_end},
+      {"checkpoint", &apply_checkpoint}};
+  const std::string kind = text_of(r, "kind");
+  for (const auto& [name, run] : kKinds) {
+    if (kind == name) return run(store, r);
+  }
+  throw Error("a record of unknown kind '" + kind + "' (written by a newer cohort?)");
+}
+
+// Whether records for the store at `path` go to its spool: COHORT_LINEAGE_SPOOL=1 or 0
+// decides; otherwise a store on a network file system is spooled.
+bool spooled(const fs::path& path) {
+  const std::string given = env_or("COHORT_LINEAGE_SPOOL");
+  if (given == "1") return true;
+  if (given == "0") return false;
+  return on_network_file_system(path.parent_path());
+}
+
+// Records `record` as `what`. Whatever goes wrong is one line on stderr, once per process:
+// the work being recorded has happened and must not fail now.
+bool deliver(const char* what, json::Value record) noexcept {
+  static bool warned = false;
+  try {
+    if (!Store::enabled()) return false;
+    const fs::path path = fs::absolute(Store::default_path());
+    if (spooled(path)) {
+      const fs::path dir = spool_directory(path);
+      make_directories(dir.string(), 0700);
+      char stamp[32];
+      std::snprintf(stamp, sizeof stamp, "%020lld", unix_nanoseconds());
+      write_file_atomically(dir / (std::string(stamp) + "-" + unguessable_name(8) + ".json"), json::write(record));
+      return true;
+    }
+    Store store = Store::open(path);
+    store.transaction([&] { apply(store, record); });
+    return true;
+  } catch (const std::exception& e) {
+    if (!warned) {
+      warned = true;
+      std::cerr << "cohort: lineage: " << what << " was not recorded: " << e.what()
+                << " (COHORT_LINEAGE=off records nothing)\n";
+    }
+  } catch (...) {
+  }
+  return false;
 }
 
 }  // namespace
 
 std::string trial_name(const std::string& dir, int trial) { return normal(dir) + "#" + std::to_string(trial); }
 
+fs::path spool_directory(const fs::path& store) { return store.string() + ".spool"; }
+
 std::string record_launch_start(const LaunchStart& launch) noexcept {
   std::string name;
+  json::Value r = json::Value::object();
   try {
     name = (launch.job.empty() ? "local" : "job-" + launch.job) + "/" + host_name() + ":" +
-           std::to_string(::getpid()) + "@" + std::to_string(unix_seconds());
+           std::to_string(::getpid()) + "@" + std::to_string(unix_nanoseconds() / 1000000000);
+    r.set("kind", "launch_start");
+    r.set("name", name);
+    r.set("command", join(launch.command, " ", shell_quote));
+    r.set("host", host_name());
+    r.set("cwd", fs::current_path().string());
+    r.set("ranks", launch.ranks);
+    add_surroundings(r);
+    if (launch.job.empty()) r.set("job", "");  // local mode: whatever allocation it is in is not its job
   } catch (...) {
     return {};
   }
-  bool recorded = false;
-  record("the launch", [&](Store& store) {
-    Execution e{.type = "Launch", .name = name, .state = "RUNNING"};
-    e.properties = {{"command", join(launch.command, " ", shell_quote)},
-                    {"host", host_name()},
-                    {"cwd", std::filesystem::current_path().string()}};
-    if (!launch.job.empty()) e.properties["job_id"] = launch.job;
-    if (launch.ranks > 0) e.properties["ranks"] = std::int64_t{launch.ranks};
-    if (auto outer = outer_execution()) e.properties["within"] = outer->first + "/" + outer->second;
-    const auto trial = current_trial();
-    if (trial) e.properties["trial"] = trial_name(trial->first, trial->second);
-    const std::int64_t id = store.put_execution(e);
-    if (!launch.job.empty()) store.associate(job_context(store, launch.job), id);
-    if (trial) store.associate(experiment_context(store, trial->first), id);
-    recorded = true;
-  });
-  if (!recorded) return {};
+  if (!deliver("the launch", std::move(r))) return {};
   ::setenv(kExecutionVariable, ("Launch/" + name).c_str(), 1);
   return name;
 }
 
 void record_launch_end(const LaunchEnd& end) noexcept {
   if (end.name.empty()) return;
-  record("the launch's end", [&](Store& store) {
-    const char* state = end.outcome == "succeeded" ? "COMPLETE" : end.outcome == "requeued" ? "CANCELED" : "FAILED";
-    store.put_execution({.type = "Launch", .name = end.name, .state = state,
-                         .properties = {{"exit_status", std::int64_t{end.exit_status}},
-                                        {"restarts", std::int64_t{end.restarts}},
-                                        {"outcome", end.outcome}}});
-  });
+  try {
+    deliver("the launch's end", json::Value(json::Object{{"kind", "launch_end"},
+                                                         {"name", end.name},
+                                                         {"exit_status", end.exit_status},
+                                                         {"restarts", end.restarts},
+                                                         {"outcome", end.outcome}}));
+  } catch (...) {
+  }
 }
 
 void record_trial_end(const TrialEnd& trial) noexcept {
-  record("the trial", [&](Store& store) {
-    Execution e{.type = "Trial", .name = trial_name(trial.experiment_dir, trial.trial)};
-    e.state = trial.state == "Succeeded" || trial.state == "EarlyStopped" ? "COMPLETE"
-              : trial.state == "Killed"                                   ? "CANCELED"
-                                                                          : "FAILED";
-    e.properties = {{"trial", std::int64_t{trial.trial}}, {"trial_state", trial.state}};
-    for (const auto& [k, v] : trial.parameters) e.properties["param." + k] = v;
-    if (!trial.objective_metric.empty()) e.properties["objective_metric"] = trial.objective_metric;
-    if (trial.objective) e.properties["objective"] = *trial.objective;
-    for (const auto& [k, v] : trial.metrics) e.properties["metric." + k] = v;
-    if (!trial.job.empty()) e.properties["job_id"] = trial.job;
-    const std::int64_t id = store.put_execution(e);
-    store.associate(store.put_context({.type = "Experiment", .name = normal(trial.experiment_dir),
-                                       .properties = {{"experiment", trial.experiment}}}),
-                    id);
-    if (!trial.job.empty()) store.associate(job_context(store, trial.job), id);
-  });
+  try {
+    json::Value parameters = json::Value::object(), metrics = json::Value::object();
+    for (const auto& [k, v] : trial.parameters) parameters.set(k, v);
+    // JSON holds no NaN or infinity: such a metric is left out rather than the trial.
+    for (const auto& [k, v] : trial.metrics) {
+      if (std::isfinite(v)) metrics.set(k, v);
+    }
+    json::Value r(json::Object{{"kind", "trial_end"},
+                               {"dir", normal(trial.experiment_dir)},
+                               {"experiment", trial.experiment},
+                               {"number", trial.trial},
+                               {"parameters", std::move(parameters)},
+                               {"state", trial.state},
+                               {"objective_metric", trial.objective_metric},
+                               {"metrics", std::move(metrics)},
+                               {"trial_job", trial.job}});
+    if (trial.objective && std::isfinite(*trial.objective)) r.set("objective", *trial.objective);
+    deliver("the trial", std::move(r));
+  } catch (...) {
+  }
 }
 
 void record_checkpoint(const CheckpointCommit& checkpoint) noexcept {
-  record("the checkpoint", [&](Store& store) {
-    const std::int64_t id = store.put_artifact({.type = "Checkpoint", .uri = checkpoint.path,
-                                                .name = "step " + std::to_string(checkpoint.step),
-                                                .digest = checkpoint.digest,
-                                                .properties = {{"step", checkpoint.step}}});
-    if (auto outer = outer_execution()) {
-      store.put_event(store.put_execution({.type = outer->first, .name = outer->second}), id, EventType::output,
-                      "checkpoint");
+  try {
+    json::Value r(json::Object{{"kind", "checkpoint"},
+                               {"path", checkpoint.path},
+                               {"step", checkpoint.step},
+                               {"digest", checkpoint.digest}});
+    add_surroundings(r);
+    deliver("the checkpoint", std::move(r));
+  } catch (...) {
+  }
+}
+
+Merged merge_spool(Store& store) {
+  const fs::path dir = spool_directory(store.path());
+  std::error_code ec;
+  Merged merged;
+  if (!fs::is_directory(dir, ec)) return merged;
+  std::vector<fs::path> files;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().extension() == ".json" && it->path().filename().string()[0] != '.') files.push_back(it->path());
+  }
+  std::sort(files.begin(), files.end());  // by the time each was written
+  for (const auto& file : files) {
+    json::Value record;
+    try {
+      record = json::parse(read_text(file), file.string());
+      if (!record.is_object()) throw Error(file.string() + ": not a record");
+    } catch (const Error&) {
+      if (!fs::exists(file, ec)) continue;  // another merger took it first
+      fs::rename(file, file.string() + ".damaged", ec);
+      ++merged.damaged;
+      continue;
     }
-    if (auto trial = current_trial()) {
-      store.put_event(store.put_execution({.type = "Trial", .name = trial_name(trial->first, trial->second)}), id,
-                      EventType::output, "checkpoint");
-      store.attribute(experiment_context(store, trial->first), id);
-    }
-    if (const std::string job = env_or("SLURM_JOB_ID"); !job.empty()) store.attribute(job_context(store, job), id);
-  });
+    store.transaction([&] { apply(store, record); });
+    // Applying again is harmless (every record names what it writes), so a crash here or a
+    // second merger at once costs nothing.
+    fs::remove(file, ec);
+    ++merged.records;
+  }
+  return merged;
+}
+
+Store open_merged(const fs::path& path) {
+  Store store = Store::open(path);
+  merge_spool(store);
+  return store;
 }
 
 }  // namespace cohort::lineage

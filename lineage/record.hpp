@@ -15,15 +15,24 @@
 //
 // None of these throws or fails the work it records: with COHORT_LINEAGE=off they do
 // nothing, and a store that cannot be written costs one warning line on stderr.
+//
+// The spool. SQLite's locks cannot be trusted across the machines of a network or parallel
+// file system (NFS, Lustre, GPFS, BeeGFS, CephFS): there each record is instead written whole
+// as one file in STORE.spool/ (an atomic rename, which those file systems do keep), and
+// whoever reads the store next merges the spool into it (open_merged), one process on one
+// machine. COHORT_LINEAGE_SPOOL=1 spools wherever the store is, =0 never does.
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace cohort::lineage {
+
+class Store;
 
 // The variable that names the execution a process runs under, "TYPE/NAME".
 inline constexpr const char* kExecutionVariable = "COHORT_LINEAGE_EXECUTION";
@@ -66,6 +75,19 @@ struct CheckpointCommit {
   std::string digest;  // "crc32c:…" of its manifest, which holds every tensor's checksum
 };
 void record_checkpoint(const CheckpointCommit& checkpoint) noexcept;
+
+// The folder where records wait to be merged into the store at `store`: "STORE.spool".
+std::filesystem::path spool_directory(const std::filesystem::path& store);
+
+struct Merged {
+  int records = 0;  // applied to the store and removed from the spool
+  int damaged = 0;  // not records at all; renamed to NAME.damaged and left
+};
+// Applies every record waiting in the store's spool, oldest first, and removes it. Safe
+// when several readers merge at once: applying a record twice changes nothing.
+Merged merge_spool(Store& store);
+// Store::open, then merge_spool: what every reader of the store calls.
+Store open_merged(const std::filesystem::path& path);
 
 // The Trial execution's name for a trial of the experiment in `dir`: "DIR#ID".
 std::string trial_name(const std::string& dir, int trial);

@@ -62,8 +62,10 @@ double now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// File systems whose machines share no memory, where SQLite's WAL index cannot work: NFS,
-// SMB, Lustre, GPFS, BeeGFS, CephFS, 9p, FUSE (often one of these underneath).
+void require(const std::string& value, const char* what, const char* field);
+
+}  // namespace
+
 bool on_network_file_system(const fs::path& dir) {
   struct statfs s {};
   if (::statfs(dir.c_str(), &s) != 0) return false;
@@ -82,6 +84,8 @@ bool on_network_file_system(const fs::path& dir) {
       return false;
   }
 }
+
+namespace {
 
 void require(const std::string& value, const char* what, const char* field) {
   if (value.empty()) throw input_error(std::string(what) + ": the " + field + " is empty; give one");

@@ -99,6 +99,10 @@ struct Ancestry {
   bool cut = false;  // the walk stopped here: the artifact was shown earlier, or too deep
 };
 
+// Whether `dir` is on a file system shared by several machines (NFS, SMB, Lustre, GPFS,
+// BeeGFS, CephFS, 9p, FUSE), where SQLite's WAL cannot work and its locks cannot be trusted.
+bool on_network_file_system(const std::filesystem::path& dir);
+
 class Store {
  public:
   // Opens the store at `path`, creating it (and its missing parent directories) when absent.

@@ -66,4 +66,20 @@ COHORT_LINEAGE=/sys/cohort-lineage.db "$COHORT_BIN" launch --local -- sh -c 'exi
   fail "an unwritable store failed the job: $(cat "$work/ro.err")"
 [[ $(grep -c '^cohort: lineage:' "$work/ro.err") == 1 ]] || fail "expected one warning line: $(cat "$work/ro.err")"
 grep -q 'cohort-lineage.db' "$work/ro.err" || fail "the warning does not name the store: $(cat "$work/ro.err")"
+# The spool, as on a parallel file system: records wait as files and the next reader merges
+# them, in order (the launch ends COMPLETE, not RUNNING), and a file that is no record is
+# set aside with a warning, never lost or fatal.
+before=$(count)
+COHORT_LINEAGE_SPOOL=1 "$COHORT_BIN" launch --local -- true 2>/dev/null || fail "a spooled launch failed"
+spooled=$(ls "$COHORT_LINEAGE.spool" | wc -l)
+[[ $spooled == 2 ]] || fail "expected the launch's start and end in the spool, found $spooled files"
+echo 'not json' >"$COHORT_LINEAGE.spool/00000000000000000000-junk.json"
+"$COHORT_BIN" lineage list --type Launch --json 2>"$work/merge.err" >"$work/launches.json"
+[[ $(/usr/bin/python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["executions"]))' "$work/launches.json") == $((before + 1)) ]] ||
+  fail "the spooled launch was not merged: $(cat "$work/launches.json")"
+/usr/bin/python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["executions"][-1]["state"] == "COMPLETE"' "$work/launches.json" ||
+  fail "the merged launch did not end COMPLETE"
+grep -q 'hold no record' "$work/merge.err" || fail "the damaged spool file went unmentioned: $(cat "$work/merge.err")"
+[[ -e "$COHORT_LINEAGE.spool/00000000000000000000-junk.json.damaged" ]] || fail "the damaged spool file was not kept aside"
+[[ $(ls "$COHORT_LINEAGE.spool" | grep -c '\.json$') == 0 ]] || fail "merged records were left in the spool"
 echo "local_flow: ok"

@@ -22,12 +22,15 @@ void record_lineage_end(const std::string& name, const LaunchOptions& options, i
   for (std::filesystem::directory_iterator it(options.run_dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string entry = it->path().filename().string();
     if (entry.rfind("attempt-", 0) != 0) continue;
-    if (auto n = parse_integer(std::string_view(entry).substr(8), 0, 1 << 20)) restarts = std::max(restarts, static_cast<int>(*n));
+    if (auto n = parse_integer(std::string_view(entry).substr(8), 0, 1 << 20))
+      restarts = std::max(restarts, static_cast<int>(*n));
   }
   lineage::record_launch_end({.name = name,
                               .exit_status = status,
                               .restarts = restarts,
-                              .outcome = requeued ? "requeued" : status == 0 ? "succeeded" : "failed"});
+                              .outcome = requeued      ? "requeued"
+                                         : status == 0 ? "succeeded"
+                                                       : "failed"});
 }
 
 }  // namespace cohort::launcher

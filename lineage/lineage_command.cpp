@@ -68,7 +68,9 @@ Ref resolve(const Store& store, const std::string& text) {
     const bool found = kind == Ref::artifact    ? store.artifact(*id).has_value()
                        : kind == Ref::execution ? store.execution(*id).has_value()
                                                 : store.context(*id).has_value();
-    if (!found) throw input_error(text + ": no such " + p.substr(0, p.size() - 1) + (p.empty() ? "artifact" : "") + " in " + store.path().string());
+    if (!found)
+      throw input_error(text + ": no such " + p.substr(0, p.size() - 1) + (p.empty() ? "artifact" : "") + " in " +
+                        store.path().string());
     return {kind, *id};
   }
   const std::string uri = as_uri(text);
@@ -89,20 +91,31 @@ json::Value properties_json(const Properties& properties) {
 }
 
 json::Value to_json(const Artifact& a) {
-  return json::Value(json::Object{{"id", a.id},     {"type", a.type},       {"uri", a.uri},
-                                  {"name", a.name}, {"digest", a.digest},   {"properties", properties_json(a.properties)},
+  return json::Value(json::Object{{"id", a.id},
+                                  {"type", a.type},
+                                  {"uri", a.uri},
+                                  {"name", a.name},
+                                  {"digest", a.digest},
+                                  {"properties", properties_json(a.properties)},
                                   {"created", a.created}});
 }
 
 json::Value to_json(const Execution& e) {
-  return json::Value(json::Object{{"id", e.id},       {"type", e.type},          {"name", e.name},
-                                  {"state", e.state}, {"properties", properties_json(e.properties)},
-                                  {"created", e.created}, {"updated", e.updated}});
+  return json::Value(json::Object{{"id", e.id},
+                                  {"type", e.type},
+                                  {"name", e.name},
+                                  {"state", e.state},
+                                  {"properties", properties_json(e.properties)},
+                                  {"created", e.created},
+                                  {"updated", e.updated}});
 }
 
 json::Value to_json(const Context& c) {
-  return json::Value(json::Object{{"id", c.id}, {"type", c.type}, {"name", c.name},
-                                  {"properties", properties_json(c.properties)}, {"created", c.created}});
+  return json::Value(json::Object{{"id", c.id},
+                                  {"type", c.type},
+                                  {"name", c.name},
+                                  {"properties", properties_json(c.properties)},
+                                  {"created", c.created}});
 }
 
 template <typename T>
@@ -195,8 +208,9 @@ void show_execution(std::ostream& out, const Store& store, const Execution& e) {
 json::Value execution_json(const Store& store, const Execution& e) {
   json::Value inputs = json::Value::array(), outputs = json::Value::array();
   for (const auto& ev : store.events_of_execution(e.id)) {
-    json::Value a = ev.type == EventType::input ? ancestry_json(store.ancestry(ev.artifact))
-                                                : json::Value(json::Object{{"artifact", to_json(*store.artifact(ev.artifact))}});
+    json::Value a = ev.type == EventType::input
+                        ? ancestry_json(store.ancestry(ev.artifact))
+                        : json::Value(json::Object{{"artifact", to_json(*store.artifact(ev.artifact))}});
     a.set("path", ev.path);
     (ev.type == EventType::input ? inputs : outputs).push(std::move(a));
   }
@@ -221,18 +235,21 @@ struct Common {
 };
 
 void add_common(options::Parser& parser, Common& c, bool json) {
-  parser.add()("store", po::value(&c.store)->value_name("FILE"), "the lineage store (default: COHORT_LINEAGE, else ~/.local/share/cohort/lineage.db)");
+  parser.add()("store", po::value(&c.store)->value_name("FILE"),
+               "the lineage store (default: COHORT_LINEAGE, else ~/.local/share/cohort/lineage.db)");
   if (json) parser.add()("json", po::bool_switch(&c.json), "JSON for programs, with the same fields");
 }
 
 int cmd_show(const std::vector<std::string>& args) {
   Common c;
-  options::Parser parser({"lineage show", {"REF [--json] [--store FILE]"},
-                          std::string("What produced an artifact, from which inputs, up the chain: each execution\n"
-                                      "with its properties (parameters, job, restarts) and the contexts it ran in.\n"
-                                      "An execution shows its inputs' history and its outputs; a context what it holds.\n") +
-                              kRefHelp,
-                          {"cohort lineage show /scratch/run1/ckpt/step-00000100", "cohort lineage show execution/12 --json"}});
+  options::Parser parser(
+      {"lineage show",
+       {"REF [--json] [--store FILE]"},
+       std::string("What produced an artifact, from which inputs, up the chain: each execution\n"
+                   "with its properties (parameters, job, restarts) and the contexts it ran in.\n"
+                   "An execution shows its inputs' history and its outputs; a context what it holds.\n") +
+           kRefHelp,
+       {"cohort lineage show /scratch/run1/ckpt/step-00000100", "cohort lineage show execution/12 --json"}});
   add_common(parser, c, true);
   parser.operands(1);
   auto parsed = parser.parse(args);
@@ -242,12 +259,16 @@ int cmd_show(const std::vector<std::string>& args) {
   const Ref ref = resolve(store, parsed->operands[0]);
   if (ref.kind == Ref::artifact) {
     const Ancestry a = store.ancestry(ref.id);
-    if (c.json) std::cout << json::write(ancestry_json(a), 2) << "\n";
-    else print_ancestry(std::cout, a, 0);
+    if (c.json)
+      std::cout << json::write(ancestry_json(a), 2) << "\n";
+    else
+      print_ancestry(std::cout, a, 0);
   } else if (ref.kind == Ref::execution) {
     const Execution e = *store.execution(ref.id);
-    if (c.json) std::cout << json::write(execution_json(store, e), 2) << "\n";
-    else show_execution(std::cout, store, e);
+    if (c.json)
+      std::cout << json::write(execution_json(store, e), 2) << "\n";
+    else
+      show_execution(std::cout, store, e);
   } else {
     const Context ctx = *store.context(ref.id);
     if (c.json) {
@@ -266,7 +287,8 @@ int cmd_show(const std::vector<std::string>& args) {
 int cmd_list(const std::vector<std::string>& args) {
   Common c;
   std::string type;
-  options::Parser parser({"lineage list", {"[--type T] [--json] [--store FILE]"},
+  options::Parser parser({"lineage list",
+                          {"[--type T] [--json] [--store FILE]"},
                           "The artifacts, executions and contexts recorded, oldest first; with --type only those of\n"
                           "that type (Model, Checkpoint, Dataset, Launch, Trial, PipelineTask, Experiment, Job, …).",
                           {"cohort lineage list --type Checkpoint", "cohort lineage list --type Trial --json"}});
@@ -329,8 +351,10 @@ struct Graph {
     executions.emplace(e.id, e);
     for (const auto& ev : store.events_of_execution(e.id)) {
       events.emplace(e.id, ev.artifact, ev.type == EventType::input, ev.path);
-      if (ev.type == EventType::input) add(store.ancestry(ev.artifact));
-      else artifacts.emplace(ev.artifact, *store.artifact(ev.artifact));
+      if (ev.type == EventType::input)
+        add(store.ancestry(ev.artifact));
+      else
+        artifacts.emplace(ev.artifact, *store.artifact(ev.artifact));
     }
   }
 };
@@ -353,7 +377,8 @@ std::string to_dot(const Graph& g) {
   out << "digraph lineage {\n  rankdir=LR;\n  label=" << dot_quote(g.title) << ";\n  labelloc=t;\n"
       << "  node [fontname=\"sans-serif\", fontsize=10];\n";
   for (const auto& [id, a] : g.artifacts) {
-    out << "  a" << id << " [shape=note, label=" << dot_quote(a.type + " " + std::to_string(id) + "\n" + a.uri) << "];\n";
+    out << "  a" << id << " [shape=note, label=" << dot_quote(a.type + " " + std::to_string(id) + "\n" + a.uri)
+        << "];\n";
   }
   for (const auto& [id, e] : g.executions) {
     std::string label = e.type + " " + std::to_string(id) + (e.name.empty() ? "" : "\n" + e.name) +
@@ -361,8 +386,10 @@ std::string to_dot(const Graph& g) {
     out << "  e" << id << " [shape=box, style=rounded, label=" << dot_quote(label) << "];\n";
   }
   for (const auto& [execution, artifact, input, path] : g.events) {
-    if (input) out << "  a" << artifact << " -> e" << execution;
-    else out << "  e" << execution << " -> a" << artifact;
+    if (input)
+      out << "  a" << artifact << " -> e" << execution;
+    else
+      out << "  e" << execution << " -> a" << artifact;
     if (!path.empty()) out << " [label=" << dot_quote(path) << "]";
     out << ";\n";
   }
@@ -372,8 +399,9 @@ std::string to_dot(const Graph& g) {
 
 std::string to_svg(const std::string& dot) {
   if (!find_program("dot")) {
-    throw Error("--format svg: Graphviz's dot is not installed (apt-get install graphviz), or draw it yourself "
-                "from --format dot");
+    throw Error(
+        "--format svg: Graphviz's dot is not installed (apt-get install graphviz), or draw it yourself "
+        "from --format dot");
   }
   RunOptions o;
   o.input = dot;
@@ -401,7 +429,8 @@ Graph graph_of(const Store& store, const Ref& ref) {
 int cmd_graph(const std::vector<std::string>& args) {
   Common c;
   std::string format = "dot", out_path;
-  options::Parser parser({"lineage graph", {"REF [--format dot|svg] [--out FILE] [--store FILE]"},
+  options::Parser parser({"lineage graph",
+                          {"REF [--format dot|svg] [--out FILE] [--store FILE]"},
                           std::string("Draws an artifact's history, an execution with its inputs' history and its\n"
                                       "outputs, or everything in a context (a pipeline run, an experiment, a job):\n"
                                       "artifacts as notes, executions as boxes, arrows from inputs and to outputs.\n"
@@ -420,29 +449,31 @@ int cmd_graph(const std::vector<std::string>& args) {
   Store store = open_store(c.store);
   std::string text = to_dot(graph_of(store, resolve(store, parsed->operands[0])));
   if (format == "svg") text = to_svg(text);
-  if (out_path.empty()) std::cout << text;
-  else write_file_atomically(out_path, text);
+  if (out_path.empty())
+    std::cout << text;
+  else
+    write_file_atomically(out_path, text);
   return 0;
 }
+
+constexpr options::Subcommand kVerbs[] = {
+    {"show", "REF [--json]", "what produced it, from which inputs, up the chain", &cmd_show},
+    {"list", "[--type T] [--json]", "the artifacts, executions and contexts recorded", &cmd_list},
+    {"graph", "REF [--format dot|svg]", "draw a history, an execution or a whole run", &cmd_graph},
+};
 
 }  // namespace
 
 int lineage_command(const std::vector<std::string>& args) {
-  static constexpr options::Subcommand kVerbs[] = {
-      {"show", "REF [--json]", "what produced it, from which inputs, up the chain", &cmd_show},
-      {"list", "[--type T] [--json]", "the artifacts, executions and contexts recorded", &cmd_list},
-      {"graph", "REF [--format dot|svg]", "draw a history, an execution or a whole run", &cmd_graph},
-  };
-  return options::dispatch({{"lineage",
-                             {"<verb> [args]"},
-                             "ML Metadata for cohort: which data, which job and which parameters produced a model.\n"
-                             "cohort launch, cohort sweep, checkpoints and pipelines record into one SQLite file per\n"
-                             "user (COHORT_LINEAGE names another; COHORT_LINEAGE=off records nothing).",
-                             {"cohort lineage show /scratch/run1/ckpt/step-00000100",
-                              "cohort lineage list --type Trial"}},
-                            "verb",
-                            kVerbs},
-                           args);
+  options::Help help{"lineage",
+                     {"<verb> [args]"},
+                     {},
+                     {"cohort lineage show /scratch/run1/ckpt/step-00000100", "cohort lineage list --type Trial"}};
+  help.description =
+      "ML Metadata for cohort: which data, which job and which parameters produced a model.\n"
+      "cohort launch, cohort sweep, checkpoints and pipelines record into one SQLite file per\n"
+      "user (COHORT_LINEAGE names another; COHORT_LINEAGE=off records nothing).";
+  return options::dispatch({std::move(help), "verb", kVerbs}, args);
 }
 
 }  // namespace cohort::lineage

@@ -93,10 +93,12 @@ void apply_launch_start(Store& store, const json::Value& r) {
 void apply_launch_end(Store& store, const json::Value& r) {
   const std::string outcome = text_of(r, "outcome");
   const char* state = outcome == "succeeded" ? "COMPLETE" : outcome == "requeued" ? "CANCELED" : "FAILED";
-  store.put_execution({.type = "Launch", .name = text_of(r, "name"), .state = state,
-                       .properties = {{"exit_status", int_of(r, "exit_status")},
-                                      {"restarts", int_of(r, "restarts")},
-                                      {"outcome", outcome}}});
+  store.put_execution(
+      {.type = "Launch",
+       .name = text_of(r, "name"),
+       .state = state,
+       .properties = {
+           {"exit_status", int_of(r, "exit_status")}, {"restarts", int_of(r, "restarts")}, {"outcome", outcome}}});
 }
 
 void apply_trial_end(Store& store, const json::Value& r) {
@@ -111,16 +113,19 @@ void apply_trial_end(Store& store, const json::Value& r) {
   const std::string job = text_of(r, "trial_job");
   if (!job.empty()) e.properties["job_id"] = job;
   const std::int64_t id = store.put_execution(e);
-  store.associate(store.put_context({.type = "Experiment", .name = normal(dir),
-                                     .properties = {{"experiment", text_of(r, "experiment")}}}),
-                  id);
+  store.associate(
+      store.put_context(
+          {.type = "Experiment", .name = normal(dir), .properties = {{"experiment", text_of(r, "experiment")}}}),
+      id);
   if (!job.empty()) store.associate(job_context(store, job), id);
 }
 
 void apply_checkpoint(Store& store, const json::Value& r) {
   const std::int64_t step = int_of(r, "step");
-  const std::int64_t id = store.put_artifact({.type = "Checkpoint", .uri = text_of(r, "path"),
-                                              .name = "step " + std::to_string(step), .digest = text_of(r, "digest"),
+  const std::int64_t id = store.put_artifact({.type = "Checkpoint",
+                                              .uri = text_of(r, "path"),
+                                              .name = "step " + std::to_string(step),
+                                              .digest = text_of(r, "digest"),
                                               .properties = {{"step", step}}});
   if (const std::string within = text_of(r, "within"); !within.empty()) {
     const auto slash = within.find('/');
@@ -195,8 +200,8 @@ std::string record_launch_start(const LaunchStart& launch) noexcept {
   std::string name;
   json::Value r = json::Value::object();
   try {
-    name = (launch.job.empty() ? "local" : "job-" + launch.job) + "/" + host_name() + ":" +
-           std::to_string(::getpid()) + "@" + std::to_string(unix_nanoseconds() / 1000000000);
+    name = (launch.job.empty() ? "local" : "job-" + launch.job) + "/" + host_name() + ":" + std::to_string(::getpid()) +
+           "@" + std::to_string(unix_nanoseconds() / 1000000000);
     r.set("kind", "launch_start");
     r.set("name", name);
     r.set("command", join(launch.command, " ", shell_quote));
@@ -250,10 +255,8 @@ void record_trial_end(const TrialEnd& trial) noexcept {
 
 void record_checkpoint(const CheckpointCommit& checkpoint) noexcept {
   try {
-    json::Value r(json::Object{{"kind", "checkpoint"},
-                               {"path", checkpoint.path},
-                               {"step", checkpoint.step},
-                               {"digest", checkpoint.digest}});
+    json::Value r(json::Object{
+        {"kind", "checkpoint"}, {"path", checkpoint.path}, {"step", checkpoint.step}, {"digest", checkpoint.digest}});
     add_surroundings(r);
     deliver("the checkpoint", std::move(r));
   } catch (...) {

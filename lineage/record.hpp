@@ -49,10 +49,10 @@ struct LaunchStart {
 std::string record_launch_start(const LaunchStart& launch) noexcept;
 
 struct LaunchEnd {
-  std::string name;         // from record_launch_start
-  int exit_status = 0;      // what cohort launch exits with
-  int restarts = 0;         // gang restarts and requeues, all attempts but the first
-  std::string outcome;      // "succeeded", "failed", "requeued"
+  std::string name;     // from record_launch_start
+  int exit_status = 0;  // what cohort launch exits with
+  int restarts = 0;     // gang restarts and requeues, all attempts but the first
+  std::string outcome;  // "succeeded", "failed", "requeued"
 };
 void record_launch_end(const LaunchEnd& end) noexcept;
 
@@ -61,16 +61,16 @@ struct TrialEnd {
   std::string experiment;      // the experiment's name
   int trial = 0;
   std::vector<std::pair<std::string, std::string>> parameters;
-  std::string state;                // Katib's: Succeeded, Failed, EarlyStopped, Killed
+  std::string state;  // Katib's: Succeeded, Failed, EarlyStopped, Killed
   std::string objective_metric;
   std::optional<double> objective;
   std::vector<std::pair<std::string, double>> metrics;
-  std::string job;                  // the array task's Slurm job id, if any
+  std::string job;  // the array task's Slurm job id, if any
 };
 void record_trial_end(const TrialEnd& trial) noexcept;
 
 struct CheckpointCommit {
-  std::string path;    // the committed step's directory, absolute
+  std::string path;  // the committed step's directory, absolute
   std::int64_t step = 0;
   std::string digest;  // "crc32c:…" of its manifest, which holds every tensor's checksum
 };

@@ -103,8 +103,8 @@ Property Statement::property(int column) const {
 }
 
 Database::Database(const std::filesystem::path& path) : path_(path) {
-  const int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     // A handle comes back even when opening fails, for its message; it must still be closed.
     std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);

@@ -35,7 +35,10 @@ class Statement {
   // Runs to the next row: false when there is none.
   bool step();
   // Runs a statement that returns no rows.
-  void run() { while (step()) {} }
+  void run() {
+    while (step()) {
+    }
+  }
 
   std::int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
   double real(int column) const { return sqlite3_column_double(stmt_, column); }

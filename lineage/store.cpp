@@ -58,9 +58,7 @@ CREATE TABLE IF NOT EXISTS associations(
 CREATE INDEX IF NOT EXISTS associations_by_execution ON associations(execution);
 )sql";
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 void require(const std::string& value, const char* what, const char* field);
 
@@ -110,16 +108,14 @@ struct Store::Impl {
   void write(const std::function<void()>& work);
   void set_up();
   void put_properties(Owner kind, std::int64_t owner, const Properties& properties);
+  std::int64_t put(const std::string& sql, std::initializer_list<Property> values, Owner kind, const Properties& given);
+  void link(const char* what, std::pair<const char*, std::int64_t> first, std::pair<const char*, std::int64_t> second,
+            const std::string& sql, std::initializer_list<Property> values);
   Properties properties(Owner kind, std::int64_t owner);
-  Artifact artifact_row(Statement& s);
-  Execution execution_row(Statement& s);
-  Context context_row(Statement& s);
-  template <typename T, typename Row>
-  std::vector<T> rows(Statement& s, Row row) {
-    std::vector<T> out;
-    while (s.step()) out.push_back((this->*row)(s));
-    return out;
-  }
+  // Every T (Artifact, Execution, Context) that `where` selects with `values` bound in
+  // order, each with its properties.
+  template <typename T>
+  std::vector<T> find(const std::string& where, std::initializer_list<Property> values);
 };
 
 // Work that writes, in one transaction of its own unless it is already in one. IMMEDIATE:
@@ -166,7 +162,8 @@ Header read_header(Database& db) {
 // Refuses another program's database before anything in it is changed.
 void check_header(const Database& db, const Header& h) {
   if (h.application != kApplicationId && (h.application != 0 || h.tables > 0)) {
-    throw input_error(db.path().string() + ": an SQLite database of another program, not a lineage store: set "
+    throw input_error(db.path().string() +
+                      ": an SQLite database of another program, not a lineage store: set "
                       "COHORT_LINEAGE to another file");
   }
   if (h.version > kSchemaVersion) {
@@ -206,8 +203,9 @@ void Store::Impl::set_up() {
 void Store::Impl::put_properties(Owner kind, std::int64_t owner, const Properties& properties) {
   for (const auto& [name, value] : properties) {
     if (name.empty()) throw input_error("a property's name is empty; give each property a name");
-    db.statement("INSERT INTO properties(owner_kind, owner, name, value) VALUES(?, ?, ?, ?) "
-                 "ON CONFLICT(owner_kind, owner, name) DO UPDATE SET value = excluded.value")
+    db.statement(
+          "INSERT INTO properties(owner_kind, owner, name, value) VALUES(?, ?, ?, ?) "
+          "ON CONFLICT(owner_kind, owner, name) DO UPDATE SET value = excluded.value")
         .bind(1, std::int64_t{kind})
         .bind(2, owner)
         .bind(3, name)
@@ -224,21 +222,55 @@ Properties Store::Impl::properties(Owner kind, std::int64_t owner) {
   return out;
 }
 
-Artifact Store::Impl::artifact_row(Statement& s) {
-  return {s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), {}, s.real(5)};
-}
-
-Execution Store::Impl::execution_row(Statement& s) {
-  return {s.integer(0), s.text(1), s.text(2), s.text(3), {}, s.real(4), s.real(5)};
-}
-
-Context Store::Impl::context_row(Statement& s) { return {s.integer(0), s.text(1), s.text(2), {}, s.real(3)}; }
-
 namespace {
-const std::string kArtifactColumns = "SELECT id, type, uri, name, digest, created FROM artifacts ";
-const std::string kExecutionColumns = "SELECT id, type, name, state, created, updated FROM executions ";
-const std::string kContextColumns = "SELECT id, type, name, created FROM contexts ";
+
+// How each kind of object is read: its columns, its row, the owner kind of its properties.
+template <typename T>
+struct Table;
+
+template <>
+struct Table<Artifact> {
+  static constexpr Owner owner = kArtifact;
+  static constexpr const char* select = "SELECT id, type, uri, name, digest, created FROM artifacts ";
+  static Artifact row(const Statement& s) {
+    return {s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), {}, s.real(5)};
+  }
+};
+
+template <>
+struct Table<Execution> {
+  static constexpr Owner owner = kExecution;
+  static constexpr const char* select = "SELECT id, type, name, state, created, updated FROM executions ";
+  static Execution row(const Statement& s) {
+    return {s.integer(0), s.text(1), s.text(2), s.text(3), {}, s.real(4), s.real(5)};
+  }
+};
+
+template <>
+struct Table<Context> {
+  static constexpr Owner owner = kContext;
+  static constexpr const char* select = "SELECT id, type, name, created FROM contexts ";
+  static Context row(const Statement& s) { return {s.integer(0), s.text(1), s.text(2), {}, s.real(3)}; }
+};
+
+template <typename T>
+std::optional<T> first(std::vector<T> found) {
+  if (found.empty()) return std::nullopt;
+  return std::move(found.front());
+}
+
 }  // namespace
+
+template <typename T>
+std::vector<T> Store::Impl::find(const std::string& where, std::initializer_list<Property> values) {
+  Statement& s = db.statement(Table<T>::select + where);
+  int at = 1;
+  for (const auto& v : values) s.bind(at++, v);
+  std::vector<T> out;
+  while (s.step()) out.push_back(Table<T>::row(s));
+  for (auto& x : out) x.properties = properties(Table<T>::owner, x.id);
+  return out;
+}
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::Store(Store&&) noexcept = default;
@@ -280,62 +312,54 @@ const fs::path& Store::path() const { return impl_->db.path(); }
 
 void Store::transaction(const std::function<void()>& work) { impl_->write(work); }
 
-std::int64_t Store::put_artifact(const Artifact& a) {
-  require(a.type, "artifact", "type");
-  require(a.uri, ("artifact of type " + a.type).c_str(), "uri");
+// Inserts or finds one object (`sql` ends in RETURNING id), then merges its properties.
+std::int64_t Store::Impl::put(const std::string& sql, std::initializer_list<Property> values, Owner kind,
+                              const Properties& given) {
   std::int64_t id = 0;
-  impl_->write([&] {
-    Statement& s = impl_->db.statement(
-        "INSERT INTO artifacts(type, uri, name, digest, created) VALUES(?, ?, ?, ?, ?) "
-        "ON CONFLICT(type, uri, digest) DO UPDATE SET name = CASE WHEN excluded.name <> '' THEN excluded.name "
-        "ELSE artifacts.name END RETURNING id");
-    s.bind(1, a.type).bind(2, a.uri).bind(3, a.name).bind(4, a.digest).bind(5, now());
+  write([&] {
+    Statement& s = db.statement(sql);
+    int at = 1;
+    for (const auto& v : values) s.bind(at++, v);
     s.step();
     id = s.integer(0);
     s.run();
-    impl_->put_properties(kArtifact, id, a.properties);
+    put_properties(kind, id, given);
   });
   return id;
 }
 
+std::int64_t Store::put_artifact(const Artifact& a) {
+  require(a.type, "artifact", "type");
+  require(a.uri, ("artifact of type " + a.type).c_str(), "uri");
+  return impl_->put(
+      "INSERT INTO artifacts(type, uri, name, digest, created) VALUES(?, ?, ?, ?, ?) "
+      "ON CONFLICT(type, uri, digest) DO UPDATE SET name = CASE WHEN excluded.name <> '' THEN excluded.name "
+      "ELSE artifacts.name END RETURNING id",
+      {a.type, a.uri, a.name, a.digest, now()}, kArtifact, a.properties);
+}
+
 std::int64_t Store::put_execution(const Execution& e) {
   require(e.type, "execution", "type");
-  std::int64_t id = 0;
-  impl_->write([&] {
-    const double t = now();
-    Statement& s = impl_->db.statement(
-        "INSERT INTO executions(type, name, state, created, updated) VALUES(?, ?, ?, ?, ?) "
-        "ON CONFLICT(type, name) WHERE name <> '' DO UPDATE SET updated = excluded.updated, state = CASE WHEN "
-        "excluded.state <> '' THEN excluded.state ELSE executions.state END RETURNING id");
-    s.bind(1, e.type).bind(2, e.name).bind(3, e.state).bind(4, t).bind(5, t);
-    s.step();
-    id = s.integer(0);
-    s.run();
-    impl_->put_properties(kExecution, id, e.properties);
-  });
-  return id;
+  return impl_->put(
+      "INSERT INTO executions(type, name, state, created, updated) VALUES(?1, ?2, ?3, ?4, ?4) "
+      "ON CONFLICT(type, name) WHERE name <> '' DO UPDATE SET updated = excluded.updated, state = CASE WHEN "
+      "excluded.state <> '' THEN excluded.state ELSE executions.state END RETURNING id",
+      {e.type, e.name, e.state, now()}, kExecution, e.properties);
 }
 
 std::int64_t Store::put_context(const Context& c) {
   require(c.type, "context", "type");
   require(c.name, ("context of type " + c.type).c_str(), "name");
-  std::int64_t id = 0;
-  impl_->write([&] {
-    Statement& s = impl_->db.statement(
-        "INSERT INTO contexts(type, name, created) VALUES(?, ?, ?) "
-        "ON CONFLICT(type, name) DO UPDATE SET type = contexts.type RETURNING id");
-    s.bind(1, c.type).bind(2, c.name).bind(3, now());
-    s.step();
-    id = s.integer(0);
-    s.run();
-    impl_->put_properties(kContext, id, c.properties);
-  });
-  return id;
+  return impl_->put(
+      "INSERT INTO contexts(type, name, created) VALUES(?, ?, ?) "
+      "ON CONFLICT(type, name) DO UPDATE SET type = contexts.type RETURNING id",
+      {c.type, c.name, now()}, kContext, c.properties);
 }
 
 void Store::update_execution(std::int64_t id, const std::string& state, const Properties& properties) {
   impl_->write([&] {
-    impl_->db.statement("UPDATE executions SET updated = ?, state = CASE WHEN ? <> '' THEN ? ELSE state END WHERE id = ?")
+    impl_->db
+        .statement("UPDATE executions SET updated = ?, state = CASE WHEN ? <> '' THEN ? ELSE state END WHERE id = ?")
         .bind(1, now())
         .bind(2, state)
         .bind(3, state)
@@ -348,121 +372,81 @@ void Store::update_execution(std::int64_t id, const std::string& state, const Pr
   });
 }
 
-namespace {
-
-// Foreign keys reject a link to a missing object; this says which one is missing.
-void check_link(Store& store, const char* what, std::int64_t first_id, bool first_exists, const char* first,
-                std::int64_t second_id, bool second_exists, const char* second) {
-  if (!first_exists) throw input_error(std::string(what) + ": no " + first + " " + std::to_string(first_id) + " in " + store.path().string());
-  if (!second_exists) {
-    throw input_error(std::string(what) + ": no " + second + " " + std::to_string(second_id) + " in " + store.path().string());
-  }
+// Writes one link between two objects (`sql` with `values`), once each object is found:
+// a link to a missing one is an error naming it.
+void Store::Impl::link(const char* what, std::pair<const char*, std::int64_t> first,
+                       std::pair<const char*, std::int64_t> second, const std::string& sql,
+                       std::initializer_list<Property> values) {
+  write([&] {
+    for (const auto& [kind, id] : {first, second}) {
+      Statement& s = db.statement("SELECT 1 FROM " + std::string(kind) + "s WHERE id = ?");
+      s.bind(1, id);
+      const bool found = s.step();
+      s.start();
+      if (!found) {
+        throw input_error(std::string(what) + ": no " + kind + " " + std::to_string(id) + " in " + db.path().string());
+      }
+    }
+    Statement& s = db.statement(sql);
+    int at = 1;
+    for (const auto& v : values) s.bind(at++, v);
+    s.run();
+  });
 }
 
-}  // namespace
-
 void Store::put_event(std::int64_t execution, std::int64_t artifact, EventType type, const std::string& path) {
-  impl_->write([&] {
-    check_link(*this, "event", execution, this->execution(execution).has_value(), "execution", artifact,
-               this->artifact(artifact).has_value(), "artifact");
-    impl_->db.statement("INSERT OR IGNORE INTO events(execution, artifact, type, path, time) VALUES(?, ?, ?, ?, ?)")
-        .bind(1, execution)
-        .bind(2, artifact)
-        .bind(3, std::string(to_string(type)))
-        .bind(4, path)
-        .bind(5, now())
-        .run();
-  });
+  impl_->link("event", {"execution", execution}, {"artifact", artifact},
+              "INSERT OR IGNORE INTO events(execution, artifact, type, path, time) VALUES(?, ?, ?, ?, ?)",
+              {execution, artifact, std::string(to_string(type)), path, now()});
 }
 
 void Store::attribute(std::int64_t context, std::int64_t artifact) {
-  impl_->write([&] {
-    check_link(*this, "attribution", context, this->context(context).has_value(), "context", artifact,
-               this->artifact(artifact).has_value(), "artifact");
-    impl_->db.statement("INSERT OR IGNORE INTO attributions(context, artifact) VALUES(?, ?)").bind(1, context).bind(2, artifact).run();
-  });
+  impl_->link("attribution", {"context", context}, {"artifact", artifact},
+              "INSERT OR IGNORE INTO attributions(context, artifact) VALUES(?, ?)", {context, artifact});
 }
 
 void Store::associate(std::int64_t context, std::int64_t execution) {
-  impl_->write([&] {
-    check_link(*this, "association", context, this->context(context).has_value(), "context", execution,
-               this->execution(execution).has_value(), "execution");
-    impl_->db.statement("INSERT OR IGNORE INTO associations(context, execution) VALUES(?, ?)")
-        .bind(1, context)
-        .bind(2, execution)
-        .run();
-  });
+  impl_->link("association", {"context", context}, {"execution", execution},
+              "INSERT OR IGNORE INTO associations(context, execution) VALUES(?, ?)", {context, execution});
 }
 
 // ---- queries ----
 
 std::optional<Artifact> Store::artifact(std::int64_t id) const {
-  auto found = impl_->rows<Artifact>(impl_->db.statement(kArtifactColumns + "WHERE id = ?").bind(1, id), &Impl::artifact_row);
-  if (found.empty()) return std::nullopt;
-  found[0].properties = impl_->properties(kArtifact, id);
-  return found[0];
+  return first(impl_->find<Artifact>("WHERE id = ?", {id}));
 }
 
 std::vector<Artifact> Store::artifacts_at(const std::string& uri) const {
-  auto found = impl_->rows<Artifact>(impl_->db.statement(kArtifactColumns + "WHERE uri = ? ORDER BY id DESC").bind(1, uri),
-                                     &Impl::artifact_row);
-  for (auto& a : found) a.properties = impl_->properties(kArtifact, a.id);
-  return found;
+  return impl_->find<Artifact>("WHERE uri = ? ORDER BY id DESC", {uri});
 }
 
 std::optional<Execution> Store::execution(std::int64_t id) const {
-  auto found = impl_->rows<Execution>(impl_->db.statement(kExecutionColumns + "WHERE id = ?").bind(1, id), &Impl::execution_row);
-  if (found.empty()) return std::nullopt;
-  found[0].properties = impl_->properties(kExecution, id);
-  return found[0];
+  return first(impl_->find<Execution>("WHERE id = ?", {id}));
 }
 
 std::optional<Execution> Store::execution(const std::string& type, const std::string& name) const {
-  auto found = impl_->rows<Execution>(
-      impl_->db.statement(kExecutionColumns + "WHERE type = ? AND name = ? AND name <> ''").bind(1, type).bind(2, name),
-      &Impl::execution_row);
-  if (found.empty()) return std::nullopt;
-  found[0].properties = impl_->properties(kExecution, found[0].id);
-  return found[0];
+  return first(impl_->find<Execution>("WHERE type = ? AND name = ? AND name <> ''", {type, name}));
 }
 
 std::optional<Context> Store::context(std::int64_t id) const {
-  auto found = impl_->rows<Context>(impl_->db.statement(kContextColumns + "WHERE id = ?").bind(1, id), &Impl::context_row);
-  if (found.empty()) return std::nullopt;
-  found[0].properties = impl_->properties(kContext, id);
-  return found[0];
+  return first(impl_->find<Context>("WHERE id = ?", {id}));
 }
 
 std::optional<Context> Store::context(const std::string& type, const std::string& name) const {
-  auto found = impl_->rows<Context>(
-      impl_->db.statement(kContextColumns + "WHERE type = ? AND name = ?").bind(1, type).bind(2, name), &Impl::context_row);
-  if (found.empty()) return std::nullopt;
-  found[0].properties = impl_->properties(kContext, found[0].id);
-  return found[0];
+  return first(impl_->find<Context>("WHERE type = ? AND name = ?", {type, name}));
 }
 
+// An empty type selects every one.
 std::vector<Artifact> Store::artifacts(const std::string& type) const {
-  auto found = impl_->rows<Artifact>(
-      impl_->db.statement(kArtifactColumns + "WHERE ? = '' OR type = ? ORDER BY id").bind(1, type).bind(2, type),
-      &Impl::artifact_row);
-  for (auto& a : found) a.properties = impl_->properties(kArtifact, a.id);
-  return found;
+  return impl_->find<Artifact>("WHERE ?1 = '' OR type = ?1 ORDER BY id", {type});
 }
 
 std::vector<Execution> Store::executions(const std::string& type) const {
-  auto found = impl_->rows<Execution>(
-      impl_->db.statement(kExecutionColumns + "WHERE ? = '' OR type = ? ORDER BY id").bind(1, type).bind(2, type),
-      &Impl::execution_row);
-  for (auto& e : found) e.properties = impl_->properties(kExecution, e.id);
-  return found;
+  return impl_->find<Execution>("WHERE ?1 = '' OR type = ?1 ORDER BY id", {type});
 }
 
 std::vector<Context> Store::contexts(const std::string& type) const {
-  auto found = impl_->rows<Context>(
-      impl_->db.statement(kContextColumns + "WHERE ? = '' OR type = ? ORDER BY id").bind(1, type).bind(2, type),
-      &Impl::context_row);
-  for (auto& c : found) c.properties = impl_->properties(kContext, c.id);
-  return found;
+  return impl_->find<Context>("WHERE ?1 = '' OR type = ?1 ORDER BY id", {type});
 }
 
 namespace {
@@ -478,69 +462,47 @@ std::vector<Event> event_rows(Statement& s) {
 }  // namespace
 
 std::vector<Event> Store::events_of_execution(std::int64_t execution) const {
-  return event_rows(impl_->db.statement(
-      "SELECT execution, artifact, type, path FROM events WHERE execution = ? ORDER BY time, artifact").bind(1, execution));
+  return event_rows(
+      impl_->db
+          .statement("SELECT execution, artifact, type, path FROM events WHERE execution = ? ORDER BY time, artifact")
+          .bind(1, execution));
 }
 
 std::vector<Event> Store::events_of_artifact(std::int64_t artifact) const {
-  return event_rows(impl_->db.statement(
-      "SELECT execution, artifact, type, path FROM events WHERE artifact = ? ORDER BY time, execution").bind(1, artifact));
+  return event_rows(
+      impl_->db
+          .statement("SELECT execution, artifact, type, path FROM events WHERE artifact = ? ORDER BY time, execution")
+          .bind(1, artifact));
 }
 
 std::vector<Execution> Store::producers(std::int64_t artifact) const {
-  std::vector<Execution> out;
-  for (const auto& e : events_of_artifact(artifact)) {
-    if (e.type == EventType::output) out.push_back(*execution(e.execution));
-  }
-  return out;
+  return impl_->find<Execution>(
+      "WHERE id IN (SELECT execution FROM events WHERE artifact = ? AND type = 'OUTPUT') ORDER BY id", {artifact});
 }
 
 std::vector<Execution> Store::consumers(std::int64_t artifact) const {
-  std::vector<Execution> out;
-  for (const auto& e : events_of_artifact(artifact)) {
-    if (e.type == EventType::input) out.push_back(*execution(e.execution));
-  }
-  return out;
+  return impl_->find<Execution>(
+      "WHERE id IN (SELECT execution FROM events WHERE artifact = ? AND type = 'INPUT') ORDER BY id", {artifact});
 }
 
 std::vector<Context> Store::contexts_of_execution(std::int64_t execution) const {
-  Statement& s = impl_->db.statement("SELECT context FROM associations WHERE execution = ? ORDER BY context");
-  s.bind(1, execution);
-  std::vector<std::int64_t> ids;
-  while (s.step()) ids.push_back(s.integer(0));
-  std::vector<Context> out;
-  for (auto id : ids) out.push_back(*context(id));
-  return out;
+  return impl_->find<Context>("WHERE id IN (SELECT context FROM associations WHERE execution = ?) ORDER BY id",
+                              {execution});
 }
 
 std::vector<Context> Store::contexts_of_artifact(std::int64_t artifact) const {
-  Statement& s = impl_->db.statement("SELECT context FROM attributions WHERE artifact = ? ORDER BY context");
-  s.bind(1, artifact);
-  std::vector<std::int64_t> ids;
-  while (s.step()) ids.push_back(s.integer(0));
-  std::vector<Context> out;
-  for (auto id : ids) out.push_back(*context(id));
-  return out;
+  return impl_->find<Context>("WHERE id IN (SELECT context FROM attributions WHERE artifact = ?) ORDER BY id",
+                              {artifact});
 }
 
 std::vector<Execution> Store::executions_in(std::int64_t context) const {
-  Statement& s = impl_->db.statement("SELECT execution FROM associations WHERE context = ? ORDER BY execution");
-  s.bind(1, context);
-  std::vector<std::int64_t> ids;
-  while (s.step()) ids.push_back(s.integer(0));
-  std::vector<Execution> out;
-  for (auto id : ids) out.push_back(*execution(id));
-  return out;
+  return impl_->find<Execution>("WHERE id IN (SELECT execution FROM associations WHERE context = ?) ORDER BY id",
+                                {context});
 }
 
 std::vector<Artifact> Store::artifacts_in(std::int64_t context) const {
-  Statement& s = impl_->db.statement("SELECT artifact FROM attributions WHERE context = ? ORDER BY artifact");
-  s.bind(1, context);
-  std::vector<std::int64_t> ids;
-  while (s.step()) ids.push_back(s.integer(0));
-  std::vector<Artifact> out;
-  for (auto id : ids) out.push_back(*artifact(id));
-  return out;
+  return impl_->find<Artifact>("WHERE id IN (SELECT artifact FROM attributions WHERE context = ?) ORDER BY id",
+                               {context});
 }
 
 namespace {

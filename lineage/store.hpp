@@ -49,10 +49,10 @@ std::string to_text(const Property& property);
 
 // Every member has a default, so that designated initializers may leave any out.
 struct Artifact {
-  std::int64_t id = 0;  // 0 until stored
-  std::string type = {};  // Dataset, Model, Checkpoint, Metrics, …
-  std::string uri = {};  // where it is: an absolute path, or any URI
-  std::string name = {};  // optional, for people
+  std::int64_t id = 0;      // 0 until stored
+  std::string type = {};    // Dataset, Model, Checkpoint, Metrics, …
+  std::string uri = {};     // where it is: an absolute path, or any URI
+  std::string name = {};    // optional, for people
   std::string digest = {};  // optional, "sha256:…" or "crc32c:…": the same uri with new content is another artifact
   Properties properties = {};
   double created = 0;  // seconds since the epoch, set by the store
@@ -60,8 +60,8 @@ struct Artifact {
 
 struct Execution {
   std::int64_t id = 0;
-  std::string type = {};  // PipelineTask, Launch, Trial, …
-  std::string name = {};  // optional; with it the execution is found again by (type, name)
+  std::string type = {};   // PipelineTask, Launch, Trial, …
+  std::string name = {};   // optional; with it the execution is found again by (type, name)
   std::string state = {};  // RUNNING, COMPLETE, FAILED, CACHED, CANCELED (MLMD's), or empty
   Properties properties = {};
   double created = 0;

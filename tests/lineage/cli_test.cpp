@@ -32,10 +32,14 @@ struct History : testing::TempDir {
     clean = store.put_artifact({.type = "Dataset", .uri = (path() / "clean.csv").string()});
     store.put_event(prep, raw, EventType::input, "raw");
     store.put_event(prep, clean, EventType::output, "clean");
-    trial = store.put_execution({.type = "Trial", .name = "/sweeps/lr#3", .state = "COMPLETE",
+    trial = store.put_execution({.type = "Trial",
+                                 .name = "/sweeps/lr#3",
+                                 .state = "COMPLETE",
                                  .properties = {{"param.lr", std::string("0.01")}, {"objective", 0.125}}});
-    checkpoint = store.put_artifact({.type = "Checkpoint", .uri = (path() / "ckpt" / "step-100").string(),
-                                     .digest = "crc32c:0badcafe", .properties = {{"step", std::int64_t{100}}}});
+    checkpoint = store.put_artifact({.type = "Checkpoint",
+                                     .uri = (path() / "ckpt" / "step-100").string(),
+                                     .digest = "crc32c:0badcafe",
+                                     .properties = {{"step", std::int64_t{100}}}});
     store.put_event(trial, clean, EventType::input, "data");
     store.put_event(trial, checkpoint, EventType::output, "checkpoint");
     experiment = store.put_context({.type = "Experiment", .name = "/sweeps/lr"});
@@ -121,8 +125,8 @@ TEST(LineageCli, GraphDrawsTheHistoryInDotAndGraphvizMakesItSvg) {
   auto checked = run_process({"dot", "-Tcanon"}, o);
   EXPECT_EQ(checked.exit_code, 0) << checked.err;
   const fs::path svg = h.path() / "run.svg";
-  auto r = cohort(h.db, {"lineage", "graph", "context/" + std::to_string(h.experiment), "--format", "svg", "--out",
-                         svg.string()});
+  auto r = cohort(
+      h.db, {"lineage", "graph", "context/" + std::to_string(h.experiment), "--format", "svg", "--out", svg.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::ifstream in(svg);
   const std::string text((std::istreambuf_iterator<char>(in)), {});
@@ -132,10 +136,10 @@ TEST(LineageCli, GraphDrawsTheHistoryInDotAndGraphvizMakesItSvg) {
 
 TEST(LineageCli, BadReferencesAreOneLineAndExitTwo) {
   History h;
-  for (const auto& [ref, words] : std::vector<std::pair<std::string, std::string>>{
-           {"execution/999", "no such execution"},
-           {"execution/x", "expected execution/ID"},
-           {"/nowhere/model.pt", "no artifact at /nowhere/model.pt"}}) {
+  for (const auto& [ref, words] :
+       std::vector<std::pair<std::string, std::string>>{{"execution/999", "no such execution"},
+                                                        {"execution/x", "expected execution/ID"},
+                                                        {"/nowhere/model.pt", "no artifact at /nowhere/model.pt"}}) {
     auto r = cohort(h.db, {"lineage", "show", ref});
     EXPECT_EQ(r.exit_code, 2) << ref;
     EXPECT_NE(r.err.find(words), std::string::npos) << r.err;

@@ -26,7 +26,9 @@ int main(int argc, char** argv) {
           const std::string name = "w" + writer + "-" + std::to_string(i);
           auto experiment = store.put_context({.type = "Experiment", .name = "shared"});
           auto data = store.put_artifact({.type = "Dataset", .uri = "/data/shared.csv", .digest = "sha256:d"});
-          auto run = store.put_execution({.type = "Launch", .name = name, .state = "COMPLETE",
+          auto run = store.put_execution({.type = "Launch",
+                                          .name = name,
+                                          .state = "COMPLETE",
                                           .properties = {{"writer", std::stoll(writer)}, {"i", std::int64_t{i}}}});
           auto model = store.put_artifact({.type = "Model", .uri = "/models/" + name});
           store.put_event(run, data, EventType::input, "data");

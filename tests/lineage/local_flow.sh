@@ -19,14 +19,14 @@ ckpt.save({"w": numpy.full(4, float(x))}, os.path.join(os.environ["COHORT_TRIAL_
 print(f"loss={x * x}")
 PY
 cat >"$work/exp.yaml" <<YAML
-objective: {type: minimize, objectiveMetricName: loss}
-algorithm: {algorithmName: grid}
-parallelTrialCount: 2
 parameters:
   - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "3"}}
 trialTemplate:
-  trialParameters: [{name: x, reference: x}]
   command: [$COHORT_BIN, launch, --local, --nproc, "1", --, /usr/bin/python3, $work/train.py, '\${trialParameters.x}']
+  trialParameters: [{name: x, reference: x}]
+objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: grid}
+parallelTrialCount: 2
 YAML
 "$COHORT_BIN" sweep run "$work/exp.yaml" --dir "$work/sweep" >"$work/sweep.log" 2>&1 || fail "the sweep failed: $(cat "$work/sweep.log")"
 grep -q "lineage" "$work/sweep.log" && fail "recording warned: $(cat "$work/sweep.log")"

@@ -1,8 +1,9 @@
 // The lineage store as its writers and readers rely on it: retried writes do not
 // duplicate, histories walk up the chain, properties keep their types, bad files are
 // refused with a way out, and many processes writing at once lose nothing.
-#include <gtest/gtest.h>
+#include "lineage/store.hpp"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,7 +11,6 @@
 
 #include "common/error.hpp"
 #include "common/process.hpp"
-#include "lineage/store.hpp"
 #include "tests/common/temp_dir.hpp"
 
 namespace cohort::lineage {
@@ -33,8 +33,10 @@ std::pair<std::string, ErrorKind> error_of(const std::function<void()>& body) {
 TEST(Store, ArtifactPutTwiceIsOneArtifactWithBothPutsProperties) {
   TempDir t;
   Store store = Store::open(t / "lineage.db");
-  auto first = store.put_artifact({.type = "Model", .uri = "/m/a.pt", .digest = "sha256:1", .properties = {{"epochs", std::int64_t{3}}}});
-  auto again = store.put_artifact({.type = "Model", .uri = "/m/a.pt", .digest = "sha256:1", .properties = {{"loss", 0.25}}});
+  auto first = store.put_artifact(
+      {.type = "Model", .uri = "/m/a.pt", .digest = "sha256:1", .properties = {{"epochs", std::int64_t{3}}}});
+  auto again =
+      store.put_artifact({.type = "Model", .uri = "/m/a.pt", .digest = "sha256:1", .properties = {{"loss", 0.25}}});
   EXPECT_EQ(first, again);
   ASSERT_EQ(store.artifacts("Model").size(), 1u);
   const Artifact a = *store.artifact(first);
@@ -51,7 +53,8 @@ TEST(Store, NamedExecutionsAndContextsAreFoundAgainAndUnnamedOnesAreNew) {
   TempDir t;
   Store store = Store::open(t / "lineage.db");
   auto job = store.put_execution({.type = "Launch", .name = "job-812", .state = "RUNNING"});
-  EXPECT_EQ(store.put_execution({.type = "Launch", .name = "job-812", .properties = {{"restarts", std::int64_t{1}}}}), job);
+  EXPECT_EQ(store.put_execution({.type = "Launch", .name = "job-812", .properties = {{"restarts", std::int64_t{1}}}}),
+            job);
   const Execution e = *store.execution("Launch", "job-812");
   EXPECT_EQ(e.state, "RUNNING");  // a put without a state keeps the one recorded
   EXPECT_EQ(std::get<std::int64_t>(e.properties.at("restarts")), 1);
@@ -74,8 +77,10 @@ TEST(Store, PropertiesKeepTheirTypesAcrossReopening) {
   std::int64_t id = 0;
   {
     Store store = Store::open(t / "lineage.db");
-    id = store.put_artifact({.type = "Metrics", .uri = "/m.json",
-                             .properties = {{"step", std::int64_t{1} << 40}, {"loss", 0.125}, {"note", std::string("42")}}});
+    id = store.put_artifact(
+        {.type = "Metrics",
+         .uri = "/m.json",
+         .properties = {{"step", std::int64_t{1} << 40}, {"loss", 0.125}, {"note", std::string("42")}}});
   }
   Store store = Store::open(t / "lineage.db");
   const Artifact a = *store.artifact(id);
@@ -92,7 +97,9 @@ TEST(Store, AncestryWalksFromACheckpointUpToTheDatasetAndTheTrialsParameters) {
   auto clean = store.put_artifact({.type = "Dataset", .uri = "/data/clean.csv"});
   store.put_event(prep, raw, EventType::input, "raw");
   store.put_event(prep, clean, EventType::output, "clean");
-  auto trial = store.put_execution({.type = "Trial", .name = "/sweeps/lr#3", .state = "COMPLETE",
+  auto trial = store.put_execution({.type = "Trial",
+                                    .name = "/sweeps/lr#3",
+                                    .state = "COMPLETE",
                                     .properties = {{"param.lr", std::string("0.01")}}});
   auto ckpt = store.put_artifact({.type = "Checkpoint", .uri = "/ckpt/step-100"});
   store.put_event(trial, clean, EventType::input, "data");

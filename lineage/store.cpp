@@ -475,34 +475,33 @@ std::vector<Event> Store::events_of_artifact(std::int64_t artifact) const {
           .bind(1, artifact));
 }
 
+namespace {
+
+// The condition for the objects that `table`'s column `column` lists beside `key` = ?.
+std::string listed_in(const char* table, const char* column, const char* key, const char* also = "") {
+  return std::string("WHERE id IN (SELECT ") + column + " FROM " + table + " WHERE " + key + " = ?" + also +
+         ") ORDER BY id";
+}
+
+}  // namespace
+
 std::vector<Execution> Store::producers(std::int64_t artifact) const {
-  return impl_->find<Execution>(
-      "WHERE id IN (SELECT execution FROM events WHERE artifact = ? AND type = 'OUTPUT') ORDER BY id", {artifact});
+  return impl_->find<Execution>(listed_in("events", "execution", "artifact", " AND type = 'OUTPUT'"), {artifact});
 }
-
 std::vector<Execution> Store::consumers(std::int64_t artifact) const {
-  return impl_->find<Execution>(
-      "WHERE id IN (SELECT execution FROM events WHERE artifact = ? AND type = 'INPUT') ORDER BY id", {artifact});
+  return impl_->find<Execution>(listed_in("events", "execution", "artifact", " AND type = 'INPUT'"), {artifact});
 }
-
 std::vector<Context> Store::contexts_of_execution(std::int64_t execution) const {
-  return impl_->find<Context>("WHERE id IN (SELECT context FROM associations WHERE execution = ?) ORDER BY id",
-                              {execution});
+  return impl_->find<Context>(listed_in("associations", "context", "execution"), {execution});
 }
-
 std::vector<Context> Store::contexts_of_artifact(std::int64_t artifact) const {
-  return impl_->find<Context>("WHERE id IN (SELECT context FROM attributions WHERE artifact = ?) ORDER BY id",
-                              {artifact});
+  return impl_->find<Context>(listed_in("attributions", "context", "artifact"), {artifact});
 }
-
 std::vector<Execution> Store::executions_in(std::int64_t context) const {
-  return impl_->find<Execution>("WHERE id IN (SELECT execution FROM associations WHERE context = ?) ORDER BY id",
-                                {context});
+  return impl_->find<Execution>(listed_in("associations", "execution", "context"), {context});
 }
-
 std::vector<Artifact> Store::artifacts_in(std::int64_t context) const {
-  return impl_->find<Artifact>("WHERE id IN (SELECT artifact FROM attributions WHERE context = ?) ORDER BY id",
-                               {context});
+  return impl_->find<Artifact>(listed_in("attributions", "artifact", "context"), {context});
 }
 
 namespace {

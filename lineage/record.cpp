@@ -273,23 +273,30 @@ Merged merge_spool(Store& store) {
     if (it->path().extension() == ".json" && it->path().filename().string()[0] != '.') files.push_back(it->path());
   }
   std::sort(files.begin(), files.end());  // by the time each was written
-  for (const auto& file : files) {
-    json::Value record;
-    try {
-      record = json::parse(read_text(file), file.string());
-      if (!record.is_object()) throw Error(file.string() + ": not a record");
-    } catch (const Error&) {
-      if (!fs::exists(file, ec)) continue;  // another merger took it first
-      fs::rename(file, file.string() + ".damaged", ec);
-      ++merged.damaged;
-      continue;
+  // One transaction for the lot (one sync, not one a record); a record that cannot be read
+  // or applied is set aside, its own writes undone, and the others go on.
+  std::vector<fs::path> applied;
+  const auto set_aside = [&](const fs::path& file) {
+    if (!fs::exists(file, ec)) return;  // another merger took it first
+    fs::rename(file, file.string() + ".damaged", ec);
+    ++merged.damaged;
+  };
+  store.transaction([&] {
+    for (const auto& file : files) {
+      try {
+        const json::Value record = json::parse(read_text(file), file.string());
+        if (!record.is_object()) throw Error(file.string() + ": not a record");
+        store.transaction([&] { apply(store, record); });
+        applied.push_back(file);
+      } catch (const std::exception&) {
+        set_aside(file);
+      }
     }
-    store.transaction([&] { apply(store, record); });
-    // Applying again is harmless (every record names what it writes), so a crash here or a
-    // second merger at once costs nothing.
-    fs::remove(file, ec);
-    ++merged.records;
-  }
+  });
+  // Applying again is harmless (every record names what it writes), so a crash before these
+  // removals, or a second merger at once, costs nothing.
+  for (const auto& file : applied) fs::remove(file, ec);
+  merged.records = static_cast<int>(applied.size());
   return merged;
 }
 

@@ -118,12 +118,20 @@ struct Store::Impl {
   std::vector<T> find(const std::string& where, std::initializer_list<Property> values);
 };
 
-// Work that writes, in one transaction of its own unless it is already in one. IMMEDIATE:
+// Work that writes, in one transaction of its own, or in a savepoint of the one it is in. IMMEDIATE:
 // the write lock is taken (waiting as the busy timeout allows) before anything is read, so
 // two writers never both read and then find they cannot upgrade.
 void Store::Impl::write(const std::function<void()>& work) {
   if (db.in_transaction()) {
-    work();
+    // Nested work is atomic too: a savepoint undoes it alone when it fails.
+    db.exec("SAVEPOINT nested");
+    try {
+      work();
+      db.exec("RELEASE nested");
+    } catch (...) {
+      sqlite3_exec(db.handle(), "ROLLBACK TO nested; RELEASE nested", nullptr, nullptr, nullptr);
+      throw;
+    }
     return;
   }
   db.exec("BEGIN IMMEDIATE");
@@ -177,9 +185,11 @@ void check_header(const Database& db, const Header& h) {
 void Store::Impl::set_up() {
   sqlite3_busy_timeout(db.handle(), kBusyTimeoutMs);
   // The header is read here first: a file that is no database fails at this line.
+  Header h;
   db.exec("BEGIN");
   try {
-    check_header(db, read_header(db));
+    h = read_header(db);
+    check_header(db, h);
     db.exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -189,11 +199,18 @@ void Store::Impl::set_up() {
   // WAL lets readers read while one writes, but its index lives in memory shared by the
   // processes of one machine: on a network file system SQLite's own rollback journal it is.
   db.exec(network ? "PRAGMA journal_mode=DELETE" : "PRAGMA journal_mode=WAL");
+  // A machine's crash may lose the last records written before it, never the store: WAL
+  // commits are synced at checkpoints. Each recording process opens the store for one
+  // record, so the last one out leaves the checkpoint to the next writer's commit rather
+  // than syncing the whole file on every close.
   db.exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON");
+  if (!network) sqlite3_db_config(db.handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  if (h.application == kApplicationId && h.version == kSchemaVersion) return;
   write([&] {
-    const Header h = read_header(db);
-    check_header(db, h);
-    if (h.application == kApplicationId && h.version == kSchemaVersion) return;
+    // Again, under the write lock: another process may have created the store meanwhile.
+    const Header now = read_header(db);
+    check_header(db, now);
+    if (now.application == kApplicationId && now.version == kSchemaVersion) return;
     db.exec(kSchema);
     db.exec("PRAGMA application_id=" + std::to_string(kApplicationId) +
             "; PRAGMA user_version=" + std::to_string(kSchemaVersion));

@@ -133,7 +133,8 @@ class Store {
   void associate(std::int64_t context, std::int64_t execution);
 
   // Runs `work` as one transaction: everything it writes lands together or not at all, and
-  // a writer holds the lock once for all of it (much faster than one lock per put).
+  // a writer holds the lock once for all of it (much faster than one lock per put). Inside
+  // another, it is a savepoint: when `work` throws, only its own writes are undone.
   void transaction(const std::function<void()>& work);
 
   // ---- queries ----

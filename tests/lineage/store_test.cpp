@@ -160,6 +160,22 @@ TEST(Store, AFailedTransactionLeavesNothingOfItBehind) {
   EXPECT_TRUE(store.artifacts().empty());
 }
 
+TEST(Store, ANestedTransactionThatFailsUndoesOnlyItsOwnWrites) {
+  TempDir t;
+  Store store = Store::open(t / "lineage.db");
+  store.transaction([&] {
+    store.put_artifact({.type = "Model", .uri = "/kept"});
+    EXPECT_THROW(store.transaction([&] {
+      store.put_artifact({.type = "Model", .uri = "/undone"});
+      throw Error("this record is bad");
+    }),
+                 Error);
+  });
+  const auto models = store.artifacts("Model");
+  ASSERT_EQ(models.size(), 1u);
+  EXPECT_EQ(models[0].uri, "/kept");
+}
+
 TEST(Store, AFileThatIsNoDatabaseIsRefusedAndLeftAsItWas) {
   TempDir t;
   const std::string text = "these are somebody's notes, not a database; they are long enough to hold a header\n";
@@ -187,7 +203,10 @@ TEST(Store, ADamagedStoreSaysHowToRecoverIt) {
   {
     Store store = Store::open(t / "lineage.db");
     for (int i = 0; i < 50; ++i) store.put_artifact({.type = "Model", .uri = "/m/" + std::to_string(i)});
-  }  // the last connection closing folds the WAL into the file
+  }
+  // Everything into the file itself, as a long-quiet store is.
+  auto folded = run_process({"sqlite3", (t / "lineage.db").string(), "PRAGMA wal_checkpoint(TRUNCATE);"});
+  ASSERT_TRUE(folded.ok()) << folded.err;
   {
     // Page 1 past the file header holds the schema's table: overwrite it.
     std::fstream f(t / "lineage.db", std::ios::in | std::ios::out | std::ios::binary);

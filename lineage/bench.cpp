@@ -97,20 +97,22 @@ double run_once(const Settings& s, const fs::path& db, int writers, bool spool) 
 
 options::Parser make_parser(Settings& s) {
   options::Parser parser(
-      {"bench lineage",
-       {"[--writers 1,8,32] [--records N] [--repeat N] [--dir D] [--json]"},
+      {.name = "bench lineage",
+       .usage = {"[--writers 1,8,32] [--records N] [--repeat N] [--dir D] [--json]"},
+       .description =
        "Starts each number of writer processes at once, each recording RECORDS checkpoints of its\n"
        "own launch (an artifact, the launch, the OUTPUT event, the job's context) in one lineage\n"
        "store, and times them from the start to the last write: directly in the SQLite file, and\n"
        "through the spool that network file systems use, its merge included. Rates are records\n"
        "a second, against one writer writing directly; every run checks that the store holds\n"
        "each record exactly once.",
-       {"cohort bench lineage", "cohort bench lineage --writers 32 --records 200 --dir /scratch/bench"}});
-  parser.add()("writers", po::value(&s.writers)->value_name("LIST"), "numbers of writer processes (1,8,32)")(
-      "records", po::value(&s.records)->value_name("N"), "records each writer writes (100)")(
-      "repeat", po::value(&s.repeat)->value_name("N"), "runs of each; figures are medians (3)")(
-      "dir", po::value(&s.dir)->value_name("D"), "where the store goes (a temporary folder under TMPDIR)")(
-      "json", po::bool_switch(&s.json), "print one JSON object instead of the table");
+       .examples = {"cohort bench lineage", "cohort bench lineage --writers 32 --records 200 --dir /scratch/bench"}});
+  auto option = parser.add();
+  option("writers", po::value(&s.writers)->value_name("LIST"), "numbers of writer processes (1,8,32)");
+  option("records", po::value(&s.records)->value_name("N"), "records each writer writes (100)");
+  option("repeat", po::value(&s.repeat)->value_name("N"), "runs of each; figures are medians (3)");
+  option("dir", po::value(&s.dir)->value_name("D"), "where the store goes (a temporary folder under TMPDIR)");
+  option("json", po::bool_switch(&s.json), "print one JSON object instead of the table");
   parser.add_hidden()("writer", po::value(&s.writer)->multitoken(), "one writer process");
   return parser;
 }

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <type_traits>
 
 #include "common/environment.hpp"
 #include "common/error.hpp"
@@ -139,12 +140,15 @@ void apply_checkpoint(Store& store, const json::Value& r) {
   if (const std::string job = text_of(r, "job"); !job.empty()) store.attribute(job_context(store, job), id);
 }
 
+void apply_execution(Store& store, const json::Value& r);
+
 void apply(Store& store, const json::Value& r) {
   static const std::pair<const char*, void (*)(Store&, const json::Value&)> kKinds[] = {
       {"launch_start", &apply_launch_start},
       {"launch_end", &apply_launch_end},
       {"trial_end", &apply_trial_end},
-      {"checkpoint", &apply_checkpoint}};
+      {"checkpoint", &apply_checkpoint},
+      {"execution", &apply_execution}};
   const std::string kind = text_of(r, "kind");
   for (const auto& [name, run] : kKinds) {
     if (kind == name) return run(store, r);
@@ -163,8 +167,14 @@ bool spooled(const fs::path& path) {
 
 // Records `record` as `what`. Whatever goes wrong is one line on stderr, once per process:
 // the work being recorded has happened and must not fail now.
-bool deliver(const char* what, json::Value record) noexcept {
+void warn_once(const std::string& what, const std::string& why) noexcept {
   static bool warned = false;
+  if (warned) return;
+  warned = true;
+  std::cerr << "cohort: lineage: " << what << " was not recorded: " << why << " (COHORT_LINEAGE=off records nothing)\n";
+}
+
+bool deliver(const std::string& what, json::Value record) noexcept {
   try {
     if (!Store::enabled()) return false;
     const fs::path path = fs::absolute(Store::default_path());
@@ -180,14 +190,75 @@ bool deliver(const char* what, json::Value record) noexcept {
     store.transaction([&] { apply(store, record); });
     return true;
   } catch (const std::exception& e) {
-    if (!warned) {
-      warned = true;
-      std::cerr << "cohort: lineage: " << what << " was not recorded: " << e.what()
-                << " (COHORT_LINEAGE=off records nothing)\n";
-    }
+    warn_once(what, e.what());
   } catch (...) {
   }
   return false;
+}
+
+// Properties in JSON keep their type: {"i": 3}, {"d": 0.5}, {"s": "text"}.
+json::Value properties_json(const Properties& properties) {
+  json::Value out = json::Value::object();
+  for (const auto& [k, v] : properties) {
+    std::visit(
+        [&, &k = k](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          const char* tag = std::is_same_v<T, std::int64_t> ? "i" : std::is_same_v<T, double> ? "d" : "s";
+          out.set(k, json::Value(json::Object{{tag, json::Value(x)}}));
+        },
+        v);
+  }
+  return out;
+}
+
+Properties properties_of(const json::Value* v) {
+  Properties out;
+  if (!v) return out;
+  for (const auto& [k, tagged] : v->as_object()) {
+    if (const json::Value* i = tagged.find("i")) out[k] = i->as_int();
+    else if (const json::Value* d = tagged.find("d")) out[k] = d->as_double();
+    else out[k] = tagged.at("s").as_string();
+  }
+  return out;
+}
+
+json::Value artifacts_json(const std::vector<std::pair<std::string, Artifact>>& artifacts) {
+  json::Value out = json::Value::array();
+  for (const auto& [path, a] : artifacts) {
+    out.push(json::Value(json::Object{{"path", path},
+                                      {"type", a.type},
+                                      {"uri", a.uri},
+                                      {"name", a.name},
+                                      {"digest", a.digest},
+                                      {"properties", properties_json(a.properties)}}));
+  }
+  return out;
+}
+
+void apply_execution(Store& store, const json::Value& r) {
+  const json::Value& e = r.at("execution");
+  const std::int64_t id =
+      store.put_execution({.type = text_of(e, "type"), .name = text_of(e, "name"), .state = text_of(e, "state"),
+                           .properties = properties_of(e.find("properties"))});
+  std::vector<std::int64_t> contexts, outputs;
+  for (const auto& c : r.at("contexts").as_array()) {
+    contexts.push_back(store.put_context(
+        {.type = text_of(c, "type"), .name = text_of(c, "name"), .properties = properties_of(c.find("properties"))}));
+    store.associate(contexts.back(), id);
+  }
+  for (const char* side : {"inputs", "outputs"}) {
+    for (const auto& a : r.at(side).as_array()) {
+      const std::int64_t artifact =
+          store.put_artifact({.type = text_of(a, "type"), .uri = text_of(a, "uri"), .name = text_of(a, "name"),
+                              .digest = text_of(a, "digest"), .properties = properties_of(a.find("properties"))});
+      const bool input = side == std::string("inputs");
+      store.put_event(id, artifact, input ? EventType::input : EventType::output, text_of(a, "path"));
+      if (!input) outputs.push_back(artifact);
+    }
+  }
+  for (auto c : contexts) {
+    for (auto a : outputs) store.attribute(c, a);
+  }
 }
 
 }  // namespace
@@ -261,6 +332,31 @@ void record_checkpoint(const CheckpointCommit& checkpoint) noexcept {
     deliver("the checkpoint", std::move(r));
   } catch (...) {
   }
+}
+
+bool record_execution(const ExecutionRecord& record) noexcept {
+  const std::string what = "the execution " + record.execution.type + " " + record.execution.name;
+  try {
+    json::Value contexts = json::Value::array();
+    for (const auto& c : record.contexts) {
+      contexts.push(json::Value(
+          json::Object{{"type", c.type}, {"name", c.name}, {"properties", properties_json(c.properties)}}));
+    }
+    const Execution& e = record.execution;
+    return deliver(what, json::Value(json::Object{
+                             {"kind", "execution"},
+                             {"execution", json::Value(json::Object{{"type", e.type},
+                                                                    {"name", e.name},
+                                                                    {"state", e.state},
+                                                                    {"properties", properties_json(e.properties)}})},
+                             {"inputs", artifacts_json(record.inputs)},
+                             {"outputs", artifacts_json(record.outputs)},
+                             {"contexts", std::move(contexts)}}));
+  } catch (const std::exception& e) {
+    warn_once(what, e.what());
+  } catch (...) {
+  }
+  return false;
 }
 
 Merged merge_spool(Store& store) {

@@ -30,9 +30,9 @@
 #include <utility>
 #include <vector>
 
-namespace cohort::lineage {
+#include "lineage/store.hpp"
 
-class Store;
+namespace cohort::lineage {
 
 // The variable that names the execution a process runs under, "TYPE/NAME".
 inline constexpr const char* kExecutionVariable = "COHORT_LINEAGE_EXECUTION";
@@ -75,6 +75,17 @@ struct CheckpointCommit {
   std::string digest;  // "crc32c:…" of its manifest, which holds every tensor's checksum
 };
 void record_checkpoint(const CheckpointCommit& checkpoint) noexcept;
+
+// Anything else that ran, with what it read and made: a pipeline task, a serving rollout.
+// Applied like the records above, or spooled where the store must not be written from here.
+struct ExecutionRecord {
+  Execution execution;  // give it a name: it is found again by (type, name)
+  std::vector<std::pair<std::string, Artifact>> inputs;   // the event's path, the artifact
+  std::vector<std::pair<std::string, Artifact>> outputs;  // likewise; they are attributed to the contexts
+  std::vector<Context> contexts;                          // it is associated with each
+};
+// False when nothing was recorded (off, or the one warning line said why). Never throws.
+bool record_execution(const ExecutionRecord& record) noexcept;
 
 // The folder where records wait to be merged into the store at `store`: "STORE.spool".
 std::filesystem::path spool_directory(const std::filesystem::path& store);

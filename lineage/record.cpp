@@ -47,6 +47,14 @@ long long unix_nanoseconds() {
       .count();
 }
 
+// This process's Slurm job as people name it: "812_3" for an array's task, whose own
+// SLURM_JOB_ID is another number; empty outside Slurm.
+std::string slurm_job() {
+  const std::string array = env_or("SLURM_ARRAY_JOB_ID");
+  if (!array.empty()) return array + "_" + env_or("SLURM_ARRAY_TASK_ID");
+  return env_or("SLURM_JOB_ID");
+}
+
 // What the environment says this process runs under, into `record`: the execution
 // COHORT_LINEAGE_EXECUTION names ("TYPE/NAME"), the sweep trial, the Slurm job.
 void add_surroundings(json::Value& record) {
@@ -59,7 +67,7 @@ void add_surroundings(json::Value& record) {
     record.set("experiment_dir", normal(dir));
     record.set("trial", *id);
   }
-  if (const std::string job = env_or("SLURM_JOB_ID"); !job.empty()) record.set("job", job);
+  if (const std::string job = slurm_job(); !job.empty()) record.set("job", job);
 }
 
 std::int64_t job_context(Store& store, const std::string& job) {
@@ -271,7 +279,8 @@ std::string record_launch_start(const LaunchStart& launch) noexcept {
   std::string name;
   json::Value r = json::Value::object();
   try {
-    name = (launch.job.empty() ? "local" : "job-" + launch.job) + "/" + host_name() + ":" + std::to_string(::getpid()) +
+    const std::string job = launch.job.empty() ? std::string() : slurm_job();
+    name = (job.empty() ? "local" : "job-" + job) + "/" + host_name() + ":" + std::to_string(::getpid()) +
            "@" + std::to_string(unix_nanoseconds() / 1000000000);
     r.set("kind", "launch_start");
     r.set("name", name);

@@ -150,6 +150,43 @@ TEST(LineageCli, BadReferencesAreOneLineAndExitTwo) {
   EXPECT_NE(f.err.find("--format png: expected dot or svg"), std::string::npos) << f.err;
 }
 
+TEST(LineageCli, HelpAtEveryLevelShowsAnExample) {
+  History h;
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"lineage", "--help"},
+                                               {"lineage", "show", "--help"},
+                                               {"lineage", "list", "--help"},
+                                               {"lineage", "graph", "--help"},
+                                               {"bench", "lineage", "--help"}}) {
+    auto r = cohort(h.db, args);
+    EXPECT_EQ(r.exit_code, 0) << args[1];
+    EXPECT_NE(r.out.find("example:\n  cohort "), std::string::npos) << r.out;
+  }
+  auto none = cohort(h.db, {"lineage"});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("usage: cohort lineage"), std::string::npos) << none.err;
+}
+
+TEST(LineageCli, TheBenchmarkChecksEveryRunAgainstOneWriterInTheSameRun) {
+  History h;
+  auto r = cohort(h.db, {"bench", "lineage", "--writers", "3", "--records", "4", "--repeat", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json::Value v = json::parse(r.out, "bench lineage --json");
+  EXPECT_EQ(v.at("bench").as_string(), "lineage");
+  const auto& rows = v.at("tables").as_array().at(0).at("rows").as_array();
+  ASSERT_EQ(rows.size(), 3u);  // the baseline, then 3 writers directly and through the spool
+  EXPECT_EQ(rows[0].at("path").as_string(), "direct (baseline)");
+  EXPECT_EQ(rows[0].at("ratio").as_double(), 1.0);
+  EXPECT_EQ(rows[2].at("writers").as_int(), 3);
+  for (const auto& row : rows) EXPECT_EQ(row.at("checked").as_string(), "all once");
+}
+
+TEST(LineageCli, BadBenchmarkSettingsAreUsageErrors) {
+  History h;
+  auto r = cohort(h.db, {"bench", "lineage", "--writers", "8,0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--writers 0"), std::string::npos) << r.err;
+}
+
 TEST(LineageCli, AStoreThatIsNoDatabaseIsRefusedWithoutTouchingIt) {
   testing::TempDir t;
   std::ofstream(t / "notes.db") << std::string(4096, 'x');

@@ -55,9 +55,12 @@ std::string as_uri(const std::string& text) {
 }
 
 Ref resolve(const Store& store, const std::string& text) {
-  static const std::pair<const char*, Ref::Kind> kPrefixes[] = {
-      {"artifact/", Ref::artifact}, {"execution/", Ref::execution}, {"context/", Ref::context}, {"", Ref::artifact}};
-  for (const auto& [prefix, kind] : kPrefixes) {
+  // A bare number is an artifact's id, as MLMD's own tools take it.
+  static const std::tuple<const char*, const char*, Ref::Kind> kForms[] = {{"artifact/", "artifact", Ref::artifact},
+                                                                           {"execution/", "execution", Ref::execution},
+                                                                           {"context/", "context", Ref::context},
+                                                                           {"", "artifact", Ref::artifact}};
+  for (const auto& [prefix, word, kind] : kForms) {
     const std::string p = prefix;
     if (text.rfind(p, 0) != 0) continue;
     const auto id = parse_integer(std::string_view(text).substr(p.size()), 1, INT64_MAX / 2);
@@ -68,9 +71,7 @@ Ref resolve(const Store& store, const std::string& text) {
     const bool found = kind == Ref::artifact    ? store.artifact(*id).has_value()
                        : kind == Ref::execution ? store.execution(*id).has_value()
                                                 : store.context(*id).has_value();
-    if (!found)
-      throw input_error(text + ": no such " + p.substr(0, p.size() - 1) + (p.empty() ? "artifact" : "") + " in " +
-                        store.path().string());
+    if (!found) throw input_error(text + ": no such " + word + " in " + store.path().string());
     return {kind, *id};
   }
   const std::string uri = as_uri(text);

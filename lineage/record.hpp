@@ -7,6 +7,8 @@
 //                   in the Context "Experiment" of its directory
 //   checkpoints     an Artifact "Checkpoint" per committed step (path, step, digest), the
 //                   OUTPUT of the execution the saving process runs under (below)
+//   anything else   record_execution: one execution with its inputs, outputs and contexts
+//                   (a pipeline task in its run, a model export)
 //
 // Which execution a process runs under: COHORT_LINEAGE_EXECUTION="TYPE/NAME" (cohort launch
 // sets it for its ranks; a pipeline task may set it for its command), and the trial of a

@@ -25,7 +25,9 @@
 // Many processes on one machine may write at once (the tasks of an array job, the ranks of
 // sweeps): the file is in WAL mode and each writer waits for the lock (a busy timeout)
 // rather than failing. SQLite's locks do not hold across the machines of a parallel file
-// system; docs/lineage.md says what cohort does there. A Store is used by one thread.
+// system: code that records from the nodes of a job calls lineage/record.hpp
+// (record_execution), which spools there, and readers open the store with open_merged
+// (docs/lineage.md). A Store is used by one thread.
 #pragma once
 
 #include <cstdint>

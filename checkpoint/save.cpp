@@ -23,6 +23,7 @@
 #include "checkpoint/collective_io.hpp"
 #include "checkpoint/crc32c.hpp"
 #include "checkpoint/layout.hpp"
+#include "checkpoint/lineage_record.hpp"
 #include "checkpoint/retention.hpp"
 #include "common/fd.hpp"
 
@@ -72,6 +73,7 @@ class StepSave {
         write_index();
         write_manifest();
         commit();
+        record_lineage(checkpoint_path(dir_, step_), step_);
         pruned = apply_retention();
       });
       return result(broadcast_steps(group_, pruned));

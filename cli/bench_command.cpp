@@ -4,6 +4,7 @@
 #include "collectives/bench.hpp"
 #include "common/options.hpp"
 #include "launcher/bench.hpp"
+#include "lineage/bench.hpp"
 #include "serve/bench.hpp"
 #include "topology/bench.hpp"
 #include "tuner/bench.hpp"
@@ -26,6 +27,8 @@ constexpr options::Subcommand kAreas[] = {
      &topology::bench_command},
     {"launch", "", "cohort launch's start-up and teardown against plain srun (needs Slurm)",
      &launcher::bench_command},
+    {"lineage", "", "lineage records written per second by many processes at once, against one writer",
+     &lineage::bench_command},
     {"serve", "", "the model server under wrk against nginx, Flask, batching off and JSON requests",
      &serve::bench_command},
 #ifdef COHORT_HAVE_JSON_BENCH

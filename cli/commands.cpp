@@ -8,6 +8,7 @@
 
 #include "common/error.hpp"
 #include "launcher/launch_command.hpp"
+#include "lineage/lineage_command.hpp"
 #include "topology/topo_command.hpp"
 #include "tuner/sweep_command.hpp"
 
@@ -22,6 +23,8 @@ constexpr std::array kCommands{
             "cohort ckpt verify /scratch/run1/ckpt", nullptr, "cohort-ckpt"},
     Command{"launch", "start and supervise a job's ranks: gang restarts, hang detection, requeue",
             "cohort launch --max-restarts 3 -- python3 train.py", &cohort::launcher::launch_command, ""},
+    Command{"lineage", "where a model came from: the data, jobs, trials and checkpoints that produced it",
+            "cohort lineage show /scratch/run1/ckpt/step-00000100", &cohort::lineage::lineage_command, ""},
     Command{"serve", "serve TorchScript models over KServe's Open Inference Protocol (V2), with a token",
             "cohort serve start --repository models --port 0", nullptr, "cohort-serve"},
     Command{"sweep", "hyperparameter sweeps from Katib experiments: trials as Slurm array tasks",

@@ -16,6 +16,7 @@
 #include "common/process.hpp"
 #include "common/text.hpp"
 #include "launcher/job_spec.hpp"
+#include "launcher/lineage_record.hpp"
 #include "launcher/supervisor.hpp"
 
 namespace cohort::launcher {
@@ -199,9 +200,11 @@ int launch_command(const std::vector<std::string>& args) {
     }
   }
   o.run_dir = std::filesystem::absolute(o.run_dir).string();
+  const std::string lineage_name = record_lineage_start(o, job);
   int status = supervise(o);
   // A requeued job keeps its run directory for the next run; otherwise it is spent.
   bool requeued = status == 0 && std::filesystem::exists(o.run_dir + "/checkpoint-request");
+  record_lineage_end(lineage_name, o, status, requeued);
   if (own_run_dir && !requeued) std::filesystem::remove_all(o.run_dir, ec);
   return status;
 }

@@ -24,6 +24,7 @@
 #include "common/fd.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
+#include "tuner/lineage_record.hpp"
 #include "tuner/metrics.hpp"
 #include "tuner/sampler.hpp"
 #include "tuner/stopper.hpp"
@@ -513,7 +514,9 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
   const RunResult result = start_and_watch(running, stop);
   collect_reports(running);
   const Ending ending = finish_trial(running, result);
-  return record_end(running, end_record(running, result, ending), ending.state);
+  TrialOutcome outcome = record_end(running, end_record(running, result, ending), ending.state);
+  record_trial_lineage(journal, experiment, trial);
+  return outcome;
 }
 
 int run_local(const fs::path& dir, const Experiment& experiment, const std::atomic<bool>& stop, bool progress) {

@@ -516,6 +516,8 @@ std::string choose_bootstrap(const CommunicatorOptions& options) {
 }  // namespace
 }  // namespace detail
 
+void initialize_mpi() { detail::ensure_mpi(); }
+
 bool mpi_launched() {
   int initialized = 0;
   MPI_Initialized(&initialized);

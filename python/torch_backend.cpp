@@ -335,6 +335,10 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   }
 
   ~ProcessGroupCohort() override {
+    // The last reference may go on a Python thread that holds the GIL while the worker
+    // completes a future whose callbacks are Python's and need it: let it go meanwhile.
+    std::optional<py::gil_scoped_release> release;
+    if (Py_IsInitialized() && PyGILState_Check()) release.emplace();
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
@@ -342,6 +346,7 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     cv_.notify_all();
     worker_.join();
     MPI_Comm_free(&p2p_);
+    comm_.reset();  // collective over the group, as MPI_Win_free is: still without the GIL
   }
 
   const std::string getBackendName() const override { return kBackend; }

@@ -6,7 +6,7 @@
 // Every collective runs on one worker thread per process group, in the order the program
 // issued them, so ranks that issue the same operations in the same order meet in the same
 // calls, and wait()/futures complete in that order. Each collective starts with one small
-// MPI_Allreduce in which the ranks agree on what they are about to do (the operation, the
+// MPI_Iallreduce in which the ranks agree on what they are about to do (the operation, the
 // element count and type, the reduction, the root) and whether every rank's tensors are
 // usable; a disagreement or a bad tensor on any rank makes every rank's work fail with a
 // message, where a plain MPI call would hang or read past a buffer.
@@ -141,9 +141,10 @@ struct Plan {
   }
 };
 
-// The agreement step: one MPI_Allreduce (MAX over each field and its negation, so every
+// The agreement step: one MPI_Iallreduce (MAX over each field and its negation, so every
 // rank learns both the smallest and the largest value) over the ranks of `comm`.
-void agree(MPI_Comm comm, int rank, OpType kind, const Plan& plan) {
+// `await` completes the MPI request (or throws when a rank never comes).
+void agree(MPI_Comm comm, int rank, OpType kind, const Plan& plan, const std::function<void(MPI_Request&)>& await) {
   constexpr int kFields = 6;
   const std::int64_t faulty = plan.fault == Fault::none
                                   ? -1
@@ -156,8 +157,10 @@ void agree(MPI_Comm comm, int rank, OpType kind, const Plan& plan) {
     v[i] = fields[i];
     v[kFields + i] = -fields[i];
   }
-  const int rc = MPI_Allreduce(MPI_IN_PLACE, v.data(), 2 * kFields, MPI_INT64_T, MPI_MAX, comm);
-  if (rc != MPI_SUCCESS) throw backend_error(plan.what, "MPI_Allreduce failed (error " + std::to_string(rc) + ")");
+  MPI_Request request = MPI_REQUEST_NULL;
+  const int rc = MPI_Iallreduce(MPI_IN_PLACE, v.data(), 2 * kFields, MPI_INT64_T, MPI_MAX, comm, &request);
+  if (rc != MPI_SUCCESS) throw backend_error(plan.what, "MPI_Iallreduce failed (error " + std::to_string(rc) + ")");
+  await(request);
   const auto lo = [&](int i) { return -v[kFields + i]; };
   if (plan.fault != Fault::none) throw backend_error(plan.what, plan.message);
   if (v[5] >= 0) {
@@ -314,8 +317,9 @@ MPI_Comm group_comm(c10d::Store& store, int rank, int size) {
 
 class ProcessGroupCohort final : public c10d::ProcessGroup {
  public:
-  ProcessGroupCohort(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size)
-      : ProcessGroup(rank, size) {
+  ProcessGroupCohort(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                     std::chrono::milliseconds timeout)
+      : ProcessGroup(rank, size), store_(store), timeout_(timeout) {
     MPI_Comm comm = group_comm(*store, rank, size);
     try {
       comm_.emplace(cc::Communicator::from_mpi(comm));
@@ -345,6 +349,13 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     }
     cv_.notify_all();
     worker_.join();
+    if (broken_) {
+      // A collective is still pending with a rank that never came: freeing the communicators
+      // would wait for it. They stay behind for the process's end.
+      new cc::Communicator(std::move(*comm_));
+      comm_.reset();
+      return;
+    }
     MPI_Comm_free(&p2p_);
     comm_.reset();  // collective over the group, as MPI_Win_free is: still without the GIL
   }
@@ -535,7 +546,12 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
       queue_.emplace_back([this, work, type, plan, body = std::move(body)] {
         std::exception_ptr error;
         try {
-          agree(comm_->mpi_comm(), rank_, type, plan);
+          if (broken_) {
+            throw backend_error(plan.what, "an earlier collective of this group timed out (" + broken_what_ +
+                                               "), so the group cannot be used any more: destroy it and start again");
+          }
+          ++sequence_;
+          agree(comm_->mpi_comm(), rank_, type, plan, [&](MPI_Request& r) { await(r, plan); });
           body();
         } catch (const std::runtime_error& e) {
           // cohort::Error included: torch's callers expect RuntimeError, with the backend named.
@@ -572,6 +588,44 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     return c10::make_intrusive<P2PWork>(type, t, request, bytes, peer);
   }
 
+  // Completes the agreement's request within the group's timeout. A rank still waiting after
+  // a second says so in the store, so that when the timeout comes every waiting rank can
+  // name the ranks that never came.
+  void await(MPI_Request& request, const Plan& plan) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string prefix = "cohort/waiting/" + std::to_string(sequence_) + "/";
+    bool said = false;
+    for (;;) {
+      int done = 0;
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+      if (done) return;
+      const auto waited = std::chrono::steady_clock::now() - start;
+      if (!said && waited > std::chrono::seconds(1)) {
+        store_->set(prefix + std::to_string(rank_), std::vector<uint8_t>{'1'});
+        said = true;
+      }
+      if (waited > timeout_) break;
+      std::this_thread::yield();  // the peer may need this core to arrive
+    }
+    std::vector<std::string> keys;
+    for (int r = 0; r < size_; ++r) keys.push_back(prefix + std::to_string(r));
+    try {
+      store_->wait(keys, std::chrono::milliseconds(2000));
+    } catch (const std::exception&) {
+      // Some never said so: they are the ones named below.
+    }
+    std::string missing;
+    for (int r = 0; r < size_; ++r) {
+      if (!store_->check({keys[r]})) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+    }
+    broken_ = true;
+    broken_what_ = plan.what;
+    throw backend_error(plan.what, "rank(s) " + (missing.empty() ? std::string("?") : missing) +
+                                       " did not arrive within " + std::to_string(timeout_.count() / 1000) +
+                                       " s (the group's timeout, init_process_group(timeout=...)); the group cannot "
+                                       "be used any more");
+  }
+
   void run() {
     for (;;) {
       std::function<void()> task;
@@ -587,6 +641,11 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     }
   }
 
+  c10::intrusive_ptr<c10d::Store> store_;
+  std::chrono::milliseconds timeout_;
+  std::uint64_t sequence_ = 0;  // collectives this group has run: the same on every rank
+  bool broken_ = false;         // a collective timed out (the worker's own)
+  std::string broken_what_;
   std::optional<cc::Communicator> comm_;
   MPI_Comm p2p_ = MPI_COMM_NULL;
   std::mutex mutex_;
@@ -597,10 +656,11 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
 };
 
 c10::intrusive_ptr<ProcessGroupCohort> create(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
-                                              std::chrono::duration<float>) {
+                                              std::chrono::duration<float> timeout) {
   try {
     py::gil_scoped_release release;  // the store's gets wait for the other ranks
-    return c10::make_intrusive<ProcessGroupCohort>(store, rank, size);
+    return c10::make_intrusive<ProcessGroupCohort>(
+        store, rank, size, std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
   } catch (const cohort::Error& e) {
     throw std::runtime_error(std::string("cohort backend: ") + e.what());
   }

@@ -68,6 +68,10 @@ def test_sub_groups_reduce_among_their_members():
     ranks(3, "groups")
 
 
+def test_a_rank_that_never_comes_is_named_after_the_timeout():
+    ranks(2, "timeout")
+
+
 def test_ddp_ends_with_gloos_parameters():
     out = ranks(2, "ddp")
     assert "largest parameter difference cohort vs gloo" in out

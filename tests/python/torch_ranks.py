@@ -5,6 +5,7 @@ sees and prints "OK SCENARIO" on each rank when all of it held; anything else fa
 The launch contract comes from Open MPI's variables, as `cohort launch --mpi=pmix` would set
 it; MASTER_ADDR/MASTER_PORT (the store torch's env:// rendezvous uses) come from the test.
 """
+import datetime
 import os
 import sys
 import warnings
@@ -259,9 +260,22 @@ def scenario_ddp(rank, size):
     assert torch.equal(first, mine), "every rank holds the same parameters"
 
 
+def scenario_timeout(rank, size):
+    """Rank 1 never joins rank 0's all_reduce: rank 0's ends after the group's timeout (3 s)
+    naming rank 1. A gloo group lines the ranks up afterwards."""
+    gloo = dist.new_group(backend="gloo")
+    if rank == 0:
+        expect_error("a rank that never comes", lambda: dist.all_reduce(torch.ones(4)),
+                     "rank(s) 1 did not arrive within 3 s")
+        expect_error("the group after a timeout", lambda: dist.all_reduce(torch.ones(4)),
+                     "an earlier collective of this group timed out")
+    dist.barrier(group=gloo)
+
+
 def main():
     scenario = sys.argv[1]
-    dist.init_process_group("cohort", init_method="env://")
+    timeout = {"timeout": datetime.timedelta(seconds=3)} if scenario == "timeout" else {}
+    dist.init_process_group("cohort", init_method="env://", **timeout)
     rank, size = dist.get_rank(), dist.get_world_size()
     globals()[f"scenario_{scenario}"](rank, size)
     dist.destroy_process_group()

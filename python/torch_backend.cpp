@@ -23,19 +23,17 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include <array>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "collectives/communicator.hpp"
 #include "common/dtype.hpp"
 #include "common/error.hpp"
+#include "common/serial_worker.hpp"
 
 namespace {
 
@@ -335,7 +333,6 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     }
     MPI_Comm_dup(comm_->mpi_comm(), &p2p_);
     MPI_Comm_set_errhandler(p2p_, MPI_ERRORS_RETURN);
-    worker_ = std::thread([this] { run(); });
   }
 
   ~ProcessGroupCohort() override {
@@ -343,11 +340,6 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     // completes a future whose callbacks are Python's and need it: let it go meanwhile.
     std::optional<py::gil_scoped_release> release;
     if (Py_IsInitialized() && PyGILState_Check()) release.emplace();
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
     worker_.join();
     if (broken_) {
       // A collective is still pending with a rank that never came: freeing the communicators
@@ -541,30 +533,26 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
 
   WorkPtr enqueue(OpType type, const Plan& plan, std::vector<at::Tensor> outputs, std::function<void()> body) {
     auto work = c10::make_intrusive<CohortWork>(type, std::move(outputs));
-    {
-      std::lock_guard lock(mutex_);
-      queue_.emplace_back([this, work, type, plan, body = std::move(body)] {
-        std::exception_ptr error;
-        try {
-          if (broken_) {
-            throw backend_error(plan.what, "an earlier collective of this group timed out (" + broken_what_ +
-                                               "), so the group cannot be used any more: destroy it and start again");
-          }
-          ++sequence_;
-          agree(comm_->mpi_comm(), rank_, type, plan, [&](MPI_Request& r) { await(r, plan); });
-          body();
-        } catch (const std::runtime_error& e) {
-          // cohort::Error included: torch's callers expect RuntimeError, with the backend named.
-          const std::string text = e.what();
-          error = std::make_exception_ptr(text.rfind("cohort backend: ", 0) == 0 ? std::runtime_error(text)
-                                                                                 : backend_error(plan.what, text));
-        } catch (...) {
-          error = std::current_exception();
+    worker_.post([this, work, type, plan, body = std::move(body)] {
+      std::exception_ptr error;
+      try {
+        if (broken_) {
+          throw backend_error(plan.what, "an earlier collective of this group timed out (" + broken_what_ +
+                                             "), so the group cannot be used any more: destroy it and start again");
         }
-        work->complete(error);
-      });
-    }
-    cv_.notify_one();
+        ++sequence_;
+        agree(comm_->mpi_comm(), rank_, type, plan, [&](MPI_Request& r) { await(r, plan); });
+        body();
+      } catch (const std::runtime_error& e) {
+        // cohort::Error included: torch's callers expect RuntimeError, with the backend named.
+        const std::string text = e.what();
+        error = std::make_exception_ptr(text.rfind("cohort backend: ", 0) == 0 ? std::runtime_error(text)
+                                                                               : backend_error(plan.what, text));
+      } catch (...) {
+        error = std::current_exception();
+      }
+      work->complete(error);
+    });
     return work;
   }
 
@@ -626,21 +614,6 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
                                        "be used any more");
   }
 
-  void run() {
-    for (;;) {
-      std::function<void()> task;
-      {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        // Work still queued runs when the group goes away: the peers have queued theirs too.
-        if (queue_.empty()) return;
-        task = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      task();
-    }
-  }
-
   c10::intrusive_ptr<c10d::Store> store_;
   std::chrono::milliseconds timeout_;
   std::uint64_t sequence_ = 0;  // collectives this group has run: the same on every rank
@@ -648,11 +621,7 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   std::string broken_what_;
   std::optional<cc::Communicator> comm_;
   MPI_Comm p2p_ = MPI_COMM_NULL;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stopping_ = false;
-  std::thread worker_;
+  cohort::SerialWorker worker_;  // runs the collectives, in the order issued
 };
 
 c10::intrusive_ptr<ProcessGroupCohort> create(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,

@@ -2,7 +2,8 @@
 """A small PyTorch DDP training run for `cohort launch`.
 
 It uses the launch contract as torchrun users do (init_method="env://", gloo on CPUs, or
-cohort's own backend with --backend cohort, whose ranks must be MPI's: --mpi=pmix),
+cohort's own backend with --backend cohort, whose ranks must be MPI's: mpirun, srun
+--mpi=pmix, or cohort launch with SLURM_MPI_TYPE=pmix),
 beats the launcher's heartbeat every step, saves a checkpoint every few steps and when
 the launcher asks for one (COHORT_CHECKPOINT_REQUEST), and resumes from the last
 checkpoint after a restart or requeue.

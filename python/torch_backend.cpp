@@ -28,6 +28,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "collectives/communicator.hpp"
@@ -281,7 +282,7 @@ MPI_Comm group_comm(c10d::Store& store, int rank, int size) {
   if (size > 1 && !cc::mpi_launched()) {
     throw cohort::input_error(
         "the cohort backend carries CPU tensors over MPI, and this process was not started by an MPI "
-        "launcher: start the ranks with srun --mpi=pmix, cohort launch --mpi=pmix or mpirun (torchrun "
+        "launcher: start the ranks with srun --mpi=pmix or mpirun (cohort launch's when SLURM_MPI_TYPE=pmix; torchrun "
         "starts no MPI), or use gloo");
   }
   cc::initialize_mpi();
@@ -593,7 +594,14 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
         said = true;
       }
       if (waited > timeout_) break;
-      std::this_thread::yield();  // the peer may need this core to arrive
+      // A peer on another core arrives within microseconds; one still computing (the rest of
+      // DDP's backward) needs this core more than a poll does: then nap, as cohort's
+      // node-local allreduce does.
+      if (waited < std::chrono::microseconds(200)) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
     }
     std::vector<std::string> keys;
     for (int r = 0; r < size_; ++r) keys.push_back(prefix + std::to_string(r));

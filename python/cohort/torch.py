@@ -9,7 +9,8 @@ CPU tensors of float16, bfloat16, float32, float64, int32, int64 and uint8 go th
 cohort's host collectives: all_reduce (SUM, AVG, PRODUCT, MIN, MAX), all_reduce_coalesced,
 broadcast, all_gather, all_gather_into_tensor (_allgather_base), reduce_scatter,
 reduce_scatter_tensor (_reduce_scatter_base), barrier, send and recv; dist.new_group makes
-sub-groups. The ranks must be MPI's (srun --mpi=pmix, cohort launch --mpi=pmix, mpirun):
+sub-groups. The ranks must be MPI's (srun --mpi=pmix, mpirun; cohort launch's with
+SLURM_MPI_TYPE=pmix):
 the store of init_method only tells each rank which MPI process every torch rank is.
 What the backend does not support raises RuntimeError naming the operation and gloo, which
 has it. docs/python.md says more.

@@ -2,7 +2,7 @@
 `torch_ranks.py SCENARIO` (test_torch_backend.py does). Each scenario checks what every rank
 sees and prints "OK SCENARIO" on each rank when all of it held; anything else fails the run.
 
-The launch contract comes from Open MPI's variables, as `cohort launch --mpi=pmix` would set
+The launch contract comes from Open MPI's variables, as `cohort launch` under SLURM_MPI_TYPE=pmix would set
 it; MASTER_ADDR/MASTER_PORT (the store torch's env:// rendezvous uses) come from the test.
 """
 import datetime

@@ -11,8 +11,9 @@ same ranks (dist.new_group(backend="gloo")) is the baseline. For each message si
 in turn, alternating which goes first; a figure is the median over the repetitions of the
 mean time per call of a timed loop. Then a DDP step (forward, backward with its gradient
 allreduce, SGD step) of an MLP of about 29 M parameters, 2048-4096-4096-1024, batch 32,
-is timed on each backend from the same weights and data, and the gradients of the first
-step are compared. Rank 0 prints; the others only take part.
+is timed on each backend from the same weights and data (twice, each backend going first
+once; the better median of the two counts), and the gradients of the first step are
+compared. Rank 0 prints; the others only take part.
 """
 import argparse
 import json
@@ -117,10 +118,16 @@ def main():
 
     ddp = {}
     if args.ddp_steps:
-        results = {name: ddp_run(group, args.ddp_steps, rank) for name, group in groups.items()}
-        worst = max((a - b).abs().max().item() for a, b in zip(results["cohort"][1], results["gloo"][1]))
-        ddp = {"parameters": results["cohort"][2], "cohort_ms": results["cohort"][0] * 1e3,
-               "gloo_ms": results["gloo"][0] * 1e3, "speedup": results["gloo"][0] / results["cohort"][0],
+        # Twice, each backend first once: the first model built in a process pays for memory
+        # the second finds mapped.
+        results = {name: [] for name in groups}
+        for order in (list(groups.items()), list(reversed(groups.items()))):
+            for name, group in order:
+                results[name].append(ddp_run(group, args.ddp_steps, rank))
+        step = {name: min(r[0] for r in runs) for name, runs in results.items()}
+        worst = max((a - b).abs().max().item() for a, b in zip(results["cohort"][0][1], results["gloo"][0][1]))
+        ddp = {"parameters": results["cohort"][0][2], "cohort_ms": step["cohort"] * 1e3,
+               "gloo_ms": step["gloo"] * 1e3, "speedup": step["gloo"] / step["cohort"],
                "max_grad_difference": worst}
 
     if rank == 0:

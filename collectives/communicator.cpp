@@ -2,17 +2,16 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <functional>
 #include <iostream>
 #include <string>
-#include <thread>
 
 #include "collectives/dtype.hpp"
 #include "collectives/mpi_backend.hpp"
 #include "collectives/operation.hpp"
 #include "collectives/rendezvous.hpp"
 #include "common/error.hpp"
+#include "common/serial_worker.hpp"
 #include "common/text.hpp"
 #if COHORT_HAVE_NCCL
 #include "collectives/nccl_backend.hpp"
@@ -201,16 +200,7 @@ class CommunicatorImpl {
 #endif
   }
 
-  ~CommunicatorImpl() {
-    if (worker_.joinable()) {
-      {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-      }
-      cv_.notify_all();
-      worker_.join();
-    }
-  }
+  ~CommunicatorImpl() { worker_.join(); }  // before the engines its operations run on
 
   int rank() const { return rank_; }
   int size() const { return size_; }
@@ -325,37 +315,18 @@ class CommunicatorImpl {
       }
       return op;
     }
-    {
-      std::lock_guard lock(mutex_);
-      if (!worker_.joinable()) worker_ = std::thread([this] { progress(); });
-      queue_.emplace_back([this, op, work = std::move(work)] {
-        try {
-          work(*async_);
-          op->finish(nullptr);
-        } catch (...) {
-          op->finish(std::current_exception());
-        }
-      });
-    }
-    cv_.notify_one();
+    worker_.post([this, op, work = std::move(work)] {
+      try {
+        work(*async_);
+        op->finish(nullptr);
+      } catch (...) {
+        op->finish(std::current_exception());
+      }
+    });
     return op;
   }
 
  private:
-  void progress() {
-    for (;;) {
-      std::function<void()> task;
-      {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        // Queued operations still run when stopping: the peers have queued theirs too.
-        if (queue_.empty()) return;
-        task = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      task();
-    }
-  }
 
   static std::string choose_backend(const CommunicatorOptions& options) {
     const char* env_backend = std::getenv("COHORT_COLLECTIVES_BACKEND");
@@ -411,11 +382,7 @@ class CommunicatorImpl {
   bool every_rank_has_device_ = false;
   std::unique_ptr<NcclEngine> nccl_;
 #endif
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stopping_ = false;
-  std::thread worker_;
+  SerialWorker worker_;  // the progress thread of non-blocking operations
 };
 
 }  // namespace detail
@@ -515,6 +482,8 @@ std::string choose_bootstrap(const CommunicatorOptions& options) {
 
 }  // namespace
 }  // namespace detail
+
+void initialize_mpi() { detail::ensure_mpi(); }
 
 bool mpi_launched() {
   int initialized = 0;

@@ -122,6 +122,11 @@ class Request {
 // srun --mpi=pmix, Hydra) started the process. What from_environment's auto bootstrap asks.
 bool mpi_launched();
 
+// Initialises MPI (MPI_THREAD_MULTIPLE) unless the program or an earlier call has, and then
+// finalizes it at exit. What from_environment does before it joins ranks over MPI; for
+// callers that choose the ranks themselves and pass them to from_mpi.
+void initialize_mpi();
+
 class Communicator {
  public:
   // Joins the ranks of the launch contract. Over MPI (see CommunicatorOptions::bootstrap),

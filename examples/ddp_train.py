@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A small PyTorch DDP training run for `cohort launch`.
 
-It uses the launch contract as torchrun users do (init_method="env://", gloo on CPUs),
+It uses the launch contract as torchrun users do (init_method="env://", gloo on CPUs, or
+cohort's own backend with --backend cohort, whose ranks must be MPI's: mpirun, srun
+--mpi=pmix, or cohort launch with SLURM_MPI_TYPE=pmix),
 beats the launcher's heartbeat every step, saves a checkpoint every few steps and when
 the launcher asks for one (COHORT_CHECKPOINT_REQUEST), and resumes from the last
 checkpoint after a restart or requeue.
@@ -9,6 +11,8 @@ checkpoint after a restart or requeue.
     cohort launch --local --nproc 2 -- python3 examples/ddp_train.py --ckpt-dir /tmp/ddp
     sbatch -N2 --ntasks-per-node=2 --requeue --signal=B:USR1@60 \
         --wrap "exec cohort launch --max-restarts 2 -- python3 examples/ddp_train.py --ckpt-dir ckpt"
+    mpirun -n 2 -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT=29500 \
+        python3 examples/ddp_train.py --backend cohort --ckpt-dir /tmp/ddp
 """
 import argparse
 import os
@@ -48,9 +52,16 @@ def main():
                         help="seconds of pretend work per step, to watch the run")
     parser.add_argument("--pid-dir", type=pathlib.Path,
                         help="write each rank's pid here (lets a test kill one rank)")
+    parser.add_argument("--backend", choices=["gloo", "cohort"], default="gloo",
+                        help="torch.distributed backend; cohort needs the ranks started under MPI")
     args = parser.parse_args()
 
-    dist.init_process_group("gloo", init_method="env://")
+    if args.backend == "cohort":
+        import cohort.torch  # noqa: F401  registers the backend
+        # mpirun numbers its ranks without torchrun's names; the launch contract's win.
+        os.environ.setdefault("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
+        os.environ.setdefault("WORLD_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))
+    dist.init_process_group(args.backend, init_method="env://")
     rank, world = dist.get_rank(), dist.get_world_size()
     restart = int(os.environ.get("COHORT_RESTART_COUNT", "0"))
     beat()

@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""The torch.distributed backend "cohort" against gloo, in one run on the same ranks.
+
+    OMPI_MCA_rmaps_base_oversubscribe=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 \\
+    PYTHONPATH=build/python mpirun -n 2 /usr/bin/python3 bench/torch_backend.py \\
+        [--sizes 8:64M] [--ddp-steps 10] [--json]
+
+Every rank runs the same script: the default group is cohort's, and a gloo group over the
+same ranks (dist.new_group(backend="gloo")) is the baseline. For each message size
+(float32: powers of 8 from the first size, 1M and the last) dist.all_reduce runs on each backend
+in turn, alternating which goes first; a figure is the median over the repetitions of the
+mean time per call of a timed loop. Then a DDP step (forward, backward with its gradient
+allreduce, SGD step) of an MLP of about 29 M parameters, 2048-4096-4096-1024, batch 32,
+is timed on each backend from the same weights and data (twice, each backend going first
+once; the better median of the two counts), and the gradients of the first step are
+compared. Rank 0 prints; the others only take part.
+"""
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+import torch.distributed as dist
+
+os.environ.setdefault("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
+os.environ.setdefault("WORLD_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))
+
+import cohort.torch  # noqa: E402  registers the backend
+
+UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def size(text):
+    return int(text[:-1]) * UNITS[text[-1].upper()] if text[-1].upper() in UNITS else int(text)
+
+
+def human(n):
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return str(n)
+
+
+def loop_time(tensor, group, iterations):
+    """Mean seconds per all_reduce over `iterations`, the ranks lined up before and after."""
+    dist.barrier(group=group)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        dist.all_reduce(tensor, group=group)
+    dist.barrier(group=group)
+    return (time.perf_counter() - start) / iterations
+
+
+def allreduce_rows(sizes, groups, repeat):
+    rows = []
+    for nbytes in sizes:
+        tensor = torch.ones(max(nbytes // 4, 1))
+        iterations = max(3, min(1000, (64 << 20) // max(nbytes, 1) // 4))
+        for group in groups.values():
+            loop_time(tensor, group, 2)  # first touch: connections, shared segments
+        times = {name: [] for name in groups}
+        for r in range(repeat):
+            order = list(groups.items()) if r % 2 == 0 else list(reversed(groups.items()))
+            for name, group in order:
+                times[name].append(loop_time(tensor, group, iterations))
+        cohort_s, gloo_s = statistics.median(times["cohort"]), statistics.median(times["gloo"])
+        rows.append({"bytes": nbytes, "cohort_us": cohort_s * 1e6, "gloo_us": gloo_s * 1e6,
+                     "speedup": gloo_s / cohort_s})
+    return rows
+
+
+def mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(2048, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 4096),
+                               torch.nn.ReLU(), torch.nn.Linear(4096, 1024))
+
+
+def ddp_run(group, steps, rank):
+    model = mlp()
+    ddp = torch.nn.parallel.DistributedDataParallel(model, process_group=group)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=1e-3)
+    data = torch.Generator().manual_seed(rank)
+    x, y = torch.randn(32, 2048, generator=data), torch.randn(32, 1024, generator=data)
+    first_grads, times = None, []
+    for step in range(steps + 1):
+        dist.barrier(group=group)
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(ddp(x), y).backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+        if step == 0:
+            first_grads = [p.grad.clone() for p in model.parameters()]
+    params = sum(p.numel() for p in model.parameters())
+    return statistics.median(times[1:]), first_grads, params
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="8:64M", help="first:last message size in bytes (powers of 8 between, 1M and the last)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--ddp-steps", type=int, default=10, help="timed DDP steps per backend (0: none)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    dist.init_process_group("cohort", init_method="env://")
+    rank = dist.get_rank()
+    groups = {"cohort": dist.group.WORLD, "gloo": dist.new_group(backend="gloo")}
+    first, last = (size(s) for s in args.sizes.split(":"))
+    sizes = {last} | ({1 << 20} if first <= 1 << 20 <= last else set())
+    while first <= last:
+        sizes.add(first)
+        first *= 8
+    sizes = sorted(sizes)
+    rows = allreduce_rows(sizes, groups, args.repeat)
+
+    ddp = {}
+    if args.ddp_steps:
+        # Twice, each backend first once: the first model built in a process pays for memory
+        # the second finds mapped.
+        results = {name: [] for name in groups}
+        for order in (list(groups.items()), list(reversed(groups.items()))):
+            for name, group in order:
+                results[name].append(ddp_run(group, args.ddp_steps, rank))
+        step = {name: min(r[0] for r in runs) for name, runs in results.items()}
+        worst = max((a - b).abs().max().item() for a, b in zip(results["cohort"][0][1], results["gloo"][0][1]))
+        ddp = {"parameters": results["cohort"][0][2], "cohort_ms": step["cohort"] * 1e3,
+               "gloo_ms": step["gloo"] * 1e3, "speedup": step["gloo"] / step["cohort"],
+               "max_grad_difference": worst}
+
+    if rank == 0:
+        report = {"bench": "torch", "ranks": dist.get_world_size(), "torch": torch.__version__,
+                  "allreduce": rows, "ddp": ddp}
+        if args.json:
+            print(json.dumps(report, indent=1))
+        else:
+            print(f"dist.all_reduce, float32, {dist.get_world_size()} ranks (median of {args.repeat})")
+            print(f"{'bytes':>8} {'cohort us':>11} {'gloo us':>11} {'gloo/cohort':>12}")
+            for row in rows:
+                print(f"{human(row['bytes']):>8} {row['cohort_us']:11.1f} {row['gloo_us']:11.1f} {row['speedup']:11.1f}x")
+            if ddp:
+                print(f"DDP step, MLP of {ddp['parameters'] / 1e6:.1f} M parameters, batch 32: cohort "
+                      f"{ddp['cohort_ms']:.1f} ms, gloo {ddp['gloo_ms']:.1f} ms ({ddp['speedup']:.2f}x); "
+                      f"first step's gradients differ by at most {ddp['max_grad_difference']:.3g}")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

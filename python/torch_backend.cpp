@@ -1,0 +1,654 @@
+// python/torch_backend.cpp — cohort._torch: the torch.distributed backend "cohort", a c10d
+// ProcessGroup over cohort::collectives::Communicator. `import cohort.torch` registers it.
+//
+// The only translation unit that includes torch's headers: they take minutes to compile.
+//
+// Every collective runs on one worker thread per process group, in the order the program
+// issued them, so ranks that issue the same operations in the same order meet in the same
+// calls, and wait()/futures complete in that order. Each collective starts with one small
+// MPI_Iallreduce in which the ranks agree on what they are about to do (the operation, the
+// element count and type, the reduction, the root) and whether every rank's tensors are
+// usable; a disagreement or a bad tensor on any rank makes every rank's work fail with a
+// message, where a plain MPI call would hang or read past a buffer.
+//
+// Errors reach Python as RuntimeError (what gloo raises), their message starting with
+// "cohort backend: ". Point-to-point send/recv are posted at once on an MPI communicator of
+// their own, as gloo posts them, so a send and a recv issued in either order on two ranks
+// cannot deadlock behind each other.
+#include <mpi.h>
+#include <pybind11/chrono.h>
+#include <pybind11/pybind11.h>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
+#include <torch/csrc/utils/pybind.h>
+
+#include <array>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collectives/communicator.hpp"
+#include "common/dtype.hpp"
+#include "common/error.hpp"
+#include "common/serial_worker.hpp"
+
+namespace {
+
+namespace cc = cohort::collectives;
+namespace py = pybind11;
+using c10d::OpType;
+using WorkPtr = c10::intrusive_ptr<c10d::Work>;
+
+constexpr const char* kBackend = "cohort";
+
+std::runtime_error backend_error(const std::string& what, const std::string& message) {
+  return std::runtime_error("cohort backend: " + what + ": " + message);
+}
+
+// Why a rank cannot take part in a collective: a number that the other ranks learn in the
+// agreement step, so that each of them can say which rank failed and why.
+enum class Fault : std::int64_t { none, device, layout, dtype, mixed, op, shape, list, root };
+
+const char* describe(Fault fault) {
+  switch (fault) {
+    case Fault::none: return "nothing";
+    case Fault::device: return "a tensor that is not in CPU memory";
+    case Fault::layout: return "a non-contiguous or sparse tensor";
+    case Fault::dtype: return "a dtype the cohort backend does not carry";
+    case Fault::mixed: return "tensors of different dtypes";
+    case Fault::op: return "a reduction the cohort backend does not support";
+    case Fault::shape: return "output tensors whose sizes do not fit the input";
+    case Fault::list: return "a tensor list of the wrong length";
+    case Fault::root: return "a root that is not a rank of the group";
+  }
+  return "bad input";
+}
+
+std::string dtype_name(at::ScalarType type) {
+  return std::string("torch.") + c10::toString(type);
+}
+
+std::optional<cohort::DType> dtype_of(at::ScalarType type) {
+  switch (type) {
+    case at::kHalf: return cohort::DType::float16;
+    case at::kBFloat16: return cohort::DType::bfloat16;
+    case at::kFloat: return cohort::DType::float32;
+    case at::kDouble: return cohort::DType::float64;
+    case at::kInt: return cohort::DType::int32;
+    case at::kLong: return cohort::DType::int64;
+    case at::kByte: return cohort::DType::uint8;
+    default: return std::nullopt;
+  }
+}
+
+// What one rank is about to do. Every rank must agree on everything but the fault.
+struct Plan {
+  explicit Plan(std::string operation) : what(std::move(operation)) {}
+
+  std::string what;  // the operation, as torch names it
+  std::int64_t count = 0;
+  cohort::DType dtype = cohort::DType::float32;
+  cc::ReduceOp op = cc::ReduceOp::sum;
+  std::int64_t root = 0;
+  Fault fault = Fault::none;
+  std::string message;  // this rank's own account of its fault
+
+  void fail(Fault f, std::string text) {
+    if (fault != Fault::none) return;
+    fault = f;
+    message = std::move(text);
+  }
+
+  // Checks one tensor and takes its dtype (the first tensor's, for a list).
+  void check(const at::Tensor& t, bool first) {
+    if (!t.device().is_cpu()) {
+      fail(Fault::device, "a tensor is on " + t.device().str() +
+                              ": the cohort backend carries CPU tensors; use the nccl backend for CUDA tensors "
+                              "(dist.new_group(backend='nccl'))");
+    } else if (t.is_sparse() || !t.is_contiguous()) {
+      fail(Fault::layout, "a tensor of shape " + c10::str(t.sizes()) +
+                              " is not contiguous: pass tensor.contiguous() and copy the result back");
+    }
+    const auto dtype = dtype_of(t.scalar_type());
+    if (!dtype) {
+      fail(Fault::dtype, "dtype " + dtype_name(t.scalar_type()) +
+                             " is not one the cohort backend carries (float16, bfloat16, float32, float64, "
+                             "int32, int64, uint8): convert the tensor, or use gloo for it");
+    } else if (first) {
+      this->dtype = *dtype;
+    } else if (*dtype != this->dtype) {
+      fail(Fault::mixed, "the tensors have different dtypes (" + std::string(cohort::to_string(this->dtype)) +
+                             " and " + std::string(cohort::to_string(*dtype)) + "): pass tensors of one dtype");
+    }
+  }
+
+  void reduction(const c10d::ReduceOp& reduce) {
+    switch (static_cast<c10d::ReduceOp::RedOpType>(reduce)) {
+      case c10d::ReduceOp::SUM: op = cc::ReduceOp::sum; return;
+      case c10d::ReduceOp::AVG: op = cc::ReduceOp::avg; return;
+      case c10d::ReduceOp::PRODUCT: op = cc::ReduceOp::prod; return;
+      case c10d::ReduceOp::MIN: op = cc::ReduceOp::min; return;
+      case c10d::ReduceOp::MAX: op = cc::ReduceOp::max; return;
+      default:
+        fail(Fault::op, "the reduction is not one the cohort backend supports (SUM, AVG, PRODUCT, MIN, MAX): "
+                        "gloo has BAND, BOR and BXOR, nccl has PREMUL_SUM");
+    }
+  }
+};
+
+// The agreement step: one MPI_Iallreduce (MAX over each field and its negation, so every
+// rank learns both the smallest and the largest value) over the ranks of `comm`.
+// `await` completes the MPI request (or throws when a rank never comes).
+void agree(MPI_Comm comm, int rank, OpType kind, const Plan& plan, const std::function<void(MPI_Request&)>& await) {
+  constexpr int kFields = 6;
+  const std::int64_t faulty = plan.fault == Fault::none
+                                  ? -1
+                                  : (static_cast<std::int64_t>(plan.fault) << 32) | rank;
+  const std::array<std::int64_t, kFields> fields{
+      static_cast<std::int64_t>(kind), plan.count, static_cast<std::int64_t>(plan.dtype),
+      static_cast<std::int64_t>(plan.op), plan.root, faulty};
+  std::array<std::int64_t, 2 * kFields> v{};
+  for (int i = 0; i < kFields; ++i) {
+    v[i] = fields[i];
+    v[kFields + i] = -fields[i];
+  }
+  MPI_Request request = MPI_REQUEST_NULL;
+  const int rc = MPI_Iallreduce(MPI_IN_PLACE, v.data(), 2 * kFields, MPI_INT64_T, MPI_MAX, comm, &request);
+  if (rc != MPI_SUCCESS) throw backend_error(plan.what, "MPI_Iallreduce failed (error " + std::to_string(rc) + ")");
+  await(request);
+  const auto lo = [&](int i) { return -v[kFields + i]; };
+  if (plan.fault != Fault::none) throw backend_error(plan.what, plan.message);
+  if (v[5] >= 0) {
+    throw backend_error(plan.what, "rank " + std::to_string(v[5] & 0xffffffff) + " passed " +
+                                       describe(static_cast<Fault>(v[5] >> 32)) +
+                                       " (its error says more); no rank ran the operation");
+  }
+  if (lo(0) != v[0]) {
+    throw backend_error(plan.what, "the ranks issued different operations at this point (" +
+                                       c10d::opTypeToString(static_cast<OpType>(lo(0))) + " and " +
+                                       c10d::opTypeToString(static_cast<OpType>(v[0])) +
+                                       "): every rank issues the same collectives in the same order");
+  }
+  if (lo(1) != v[1]) {
+    throw backend_error(plan.what, "the ranks pass different numbers of elements (from " + std::to_string(lo(1)) +
+                                       " to " + std::to_string(v[1]) + ", this rank " +
+                                       std::to_string(plan.count) + "): every rank passes tensors of the same size");
+  }
+  if (lo(2) != v[2]) {
+    throw backend_error(plan.what, "the ranks pass different dtypes (this rank " +
+                                       std::string(cohort::to_string(plan.dtype)) +
+                                       "): every rank passes tensors of the same dtype");
+  }
+  if (lo(3) != v[3]) throw backend_error(plan.what, "the ranks ask for different reductions: pass the same op");
+  if (lo(4) != v[4]) throw backend_error(plan.what, "the ranks name different roots (src): pass the same one");
+}
+
+// A collective's work: completed by the worker thread, with the tensors it wrote as the
+// future's value (what DDP's reducer reads).
+class CohortWork final : public c10d::Work {
+ public:
+  CohortWork(OpType type, std::vector<at::Tensor> outputs)
+      : Work(-1, type),
+        outputs_(std::move(outputs)),
+        future_(c10::make_intrusive<c10::ivalue::Future>(c10::ListType::create(c10::TensorType::get()))) {}
+
+  void complete(std::exception_ptr error) {
+    if (error) {
+      future_->setError(error);
+    } else {
+      future_->markCompleted(c10::IValue(outputs_));
+    }
+    finish(error);
+  }
+
+  std::vector<at::Tensor> result() override { return outputs_; }
+  c10::intrusive_ptr<c10::ivalue::Future> getFuture() override { return future_; }
+
+ private:
+  std::vector<at::Tensor> outputs_;
+  c10::intrusive_ptr<c10::ivalue::Future> future_;
+};
+
+// A send or a recv, posted when issued; waiting is MPI_Wait.
+class P2PWork final : public c10d::Work {
+ public:
+  P2PWork(OpType type, at::Tensor tensor, MPI_Request request, std::int64_t expected, int peer)
+      : Work(-1, type), tensor_(std::move(tensor)), request_(request), expected_(expected), peer_(peer) {}
+  ~P2PWork() override {
+    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+  }
+
+  bool isCompleted() override {
+    std::lock_guard lock(p2p_mutex_);
+    if (request_ == MPI_REQUEST_NULL) return true;
+    int done = 0;
+    MPI_Status status;
+    const int rc = MPI_Test(&request_, &done, &status);
+    if (done || rc != MPI_SUCCESS) settle(rc, status);
+    return done || rc != MPI_SUCCESS;
+  }
+
+  bool wait(std::chrono::milliseconds) override {
+    {
+      std::lock_guard lock(p2p_mutex_);
+      if (request_ != MPI_REQUEST_NULL) {
+        MPI_Status status;
+        settle(MPI_Wait(&request_, &status), status);
+      }
+    }
+    if (error_) std::rethrow_exception(error_);
+    return true;
+  }
+
+  std::vector<at::Tensor> result() override { return {tensor_}; }
+
+ private:
+  void settle(int rc, const MPI_Status& status) {
+    const bool recv = opType_ == OpType::RECV;
+    const std::string what = recv ? "recv from rank " + std::to_string(peer_) : "send to rank " + std::to_string(peer_);
+    request_ = MPI_REQUEST_NULL;
+    int received = 0;
+    if (rc == MPI_SUCCESS && recv) MPI_Get_count(&status, MPI_BYTE, &received);
+    if (rc != MPI_SUCCESS) {
+      char text[MPI_MAX_ERROR_STRING] = {};
+      int length = 0;
+      MPI_Error_string(rc, text, &length);
+      error_ = std::make_exception_ptr(backend_error(
+          what, std::string(text, length) + " (a recv smaller than its send is truncated: receive into a "
+                                            "tensor of the size sent)"));
+    } else if (recv && received != expected_) {
+      error_ = std::make_exception_ptr(backend_error(
+          what, "received " + std::to_string(received) + " bytes into a tensor of " + std::to_string(expected_) +
+                    ": receive into a tensor of the size sent"));
+    }
+  }
+
+  std::mutex p2p_mutex_;
+  at::Tensor tensor_;
+  MPI_Request request_;
+  std::int64_t expected_;
+  int peer_;
+  std::exception_ptr error_;
+};
+
+// Torch's group ranks mapped onto MPI processes through the store torch passes: each member
+// publishes its MPI_COMM_WORLD rank, and the group's communicator is made from them in torch's
+// order, by the members alone (MPI_Comm_create_group), as new_group needs.
+MPI_Comm group_comm(c10d::Store& store, int rank, int size) {
+  if (size > 1 && !cc::mpi_launched()) {
+    throw cohort::input_error(
+        "the cohort backend carries CPU tensors over MPI, and this process was not started by an MPI "
+        "launcher: start the ranks with srun --mpi=pmix or mpirun (cohort launch's when SLURM_MPI_TYPE=pmix; torchrun "
+        "starts no MPI), or use gloo");
+  }
+  cc::initialize_mpi();
+  int world_rank = 0, world_size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  const std::string mine = std::to_string(world_rank);
+  store.set("cohort/mpi_rank/" + std::to_string(rank), std::vector<uint8_t>(mine.begin(), mine.end()));
+  std::vector<int> members(size);
+  std::vector<int> owner(world_size, -1);
+  for (int r = 0; r < size; ++r) {
+    const auto bytes = store.get("cohort/mpi_rank/" + std::to_string(r));
+    members[r] = std::stoi(std::string(bytes.begin(), bytes.end()));
+    if (owner[members[r]] >= 0) {
+      throw cohort::input_error("torch ranks " + std::to_string(owner[members[r]]) + " and " + std::to_string(r) +
+                                " are one MPI process: start every rank under one MPI launch (srun --mpi=pmix, "
+                                "mpirun -n " + std::to_string(size) + ")");
+    }
+    owner[members[r]] = r;
+  }
+  MPI_Group world = MPI_GROUP_NULL, group = MPI_GROUP_NULL;
+  MPI_Comm_group(MPI_COMM_WORLD, &world);
+  MPI_Group_incl(world, size, members.data(), &group);
+  MPI_Comm comm = MPI_COMM_NULL;
+  const int rc = MPI_Comm_create_group(MPI_COMM_WORLD, group, 0, &comm);
+  MPI_Group_free(&group);
+  MPI_Group_free(&world);
+  if (rc != MPI_SUCCESS) throw cohort::Error("MPI_Comm_create_group failed (error " + std::to_string(rc) + ")");
+  return comm;
+}
+
+class ProcessGroupCohort final : public c10d::ProcessGroup {
+ public:
+  ProcessGroupCohort(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                     std::chrono::milliseconds timeout)
+      : ProcessGroup(rank, size), store_(store), timeout_(timeout) {
+    MPI_Comm comm = group_comm(*store, rank, size);
+    try {
+      comm_.emplace(cc::Communicator::from_mpi(comm));
+      MPI_Comm_free(&comm);
+    } catch (...) {
+      MPI_Comm_free(&comm);
+      throw;
+    }
+    if (!comm_->overlaps()) {
+      throw cohort::input_error("MPI was initialised without MPI_THREAD_MULTIPLE, which the cohort backend "
+                                "needs (it communicates on a thread of its own): initialise MPI with "
+                                "MPI_THREAD_MULTIPLE (mpi4py's default), or let cohort initialise it");
+    }
+    MPI_Comm_dup(comm_->mpi_comm(), &p2p_);
+    MPI_Comm_set_errhandler(p2p_, MPI_ERRORS_RETURN);
+  }
+
+  ~ProcessGroupCohort() override {
+    // The last reference may go on a Python thread that holds the GIL while the worker
+    // completes a future whose callbacks are Python's and need it: let it go meanwhile.
+    std::optional<py::gil_scoped_release> release;
+    if (Py_IsInitialized() && PyGILState_Check()) release.emplace();
+    worker_.join();
+    if (broken_) {
+      // A collective is still pending with a rank that never came: freeing the communicators
+      // would wait for it. They stay behind for the process's end.
+      new cc::Communicator(std::move(*comm_));
+      comm_.reset();
+      return;
+    }
+    MPI_Comm_free(&p2p_);
+    comm_.reset();  // collective over the group, as MPI_Win_free is: still without the GIL
+  }
+
+  const std::string getBackendName() const override { return kBackend; }
+
+  WorkPtr broadcast(std::vector<at::Tensor>& tensors, const c10d::BroadcastOptions& opts) override {
+    Plan plan = one_tensor("broadcast", tensors);
+    plan.root = opts.rootRank;
+    if (opts.rootRank < 0 || opts.rootRank >= size_) {
+      plan.fail(Fault::root, "root " + std::to_string(opts.rootRank) + " is not a rank of the group (0.." +
+                                 std::to_string(size_ - 1) + ")");
+    }
+    return enqueue(OpType::BROADCAST, plan, tensors, [this, plan, t = tensors] {
+      comm_->broadcast(t[0].data_ptr(), plan.count, plan.dtype, static_cast<int>(plan.root));
+    });
+  }
+
+  WorkPtr allreduce(std::vector<at::Tensor>& tensors, const c10d::AllreduceOptions& opts) override {
+    Plan plan = one_tensor("allreduce", tensors);
+    plan.reduction(opts.reduceOp);
+    return enqueue(OpType::ALLREDUCE, plan, tensors, [this, plan, t = tensors] {
+      comm_->allreduce(t[0].data_ptr(), plan.count, plan.dtype, plan.op);
+    });
+  }
+
+  // One reduction over the tensors laid end to end, as DDP's buckets are.
+  WorkPtr allreduce_coalesced(std::vector<at::Tensor>& tensors, const c10d::AllreduceCoalescedOptions& opts) override {
+    Plan plan{"allreduce_coalesced"};
+    if (tensors.empty()) plan.fail(Fault::list, "the tensor list is empty: pass at least one tensor");
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      plan.check(tensors[i], i == 0);
+      plan.count += tensors[i].numel();
+    }
+    plan.reduction(opts.reduceOp);
+    return enqueue(OpType::ALLREDUCE_COALESCED, plan, tensors, [this, plan, t = tensors] {
+      at::Tensor flat = flatten(t);
+      comm_->allreduce(flat.data_ptr(), plan.count, plan.dtype, plan.op);
+      unflatten(flat, t);
+    });
+  }
+
+  WorkPtr allgather(std::vector<std::vector<at::Tensor>>& outputs, std::vector<at::Tensor>& inputs,
+                    const c10d::AllgatherOptions&) override {
+    Plan plan = one_tensor("allgather", inputs);
+    std::vector<at::Tensor> out = outputs.size() == 1 ? outputs[0] : std::vector<at::Tensor>{};
+    check_blocks(plan, out, "output");
+    return enqueue(OpType::ALLGATHER, plan, out, [this, plan, in = inputs, out] {
+      at::Tensor flat = at::empty({plan.count * size_}, in[0].options());
+      comm_->allgather(in[0].data_ptr(), flat.data_ptr(), plan.count, plan.dtype);
+      unflatten(flat, out);
+    });
+  }
+
+  WorkPtr _allgather_base(at::Tensor& output, at::Tensor& input, const c10d::AllgatherOptions&) override {
+    std::vector<at::Tensor> in{input};
+    Plan plan = one_tensor("_allgather_base", in);
+    check_whole(plan, output, "output");
+    return enqueue(OpType::_ALLGATHER_BASE, plan, {output}, [this, plan, input, output] {
+      comm_->allgather(input.data_ptr(), output.data_ptr(), plan.count, plan.dtype);
+    });
+  }
+
+  WorkPtr reduce_scatter(std::vector<at::Tensor>& outputs, std::vector<std::vector<at::Tensor>>& inputs,
+                         const c10d::ReduceScatterOptions& opts) override {
+    Plan plan = one_tensor("reduce_scatter", outputs);
+    plan.reduction(opts.reduceOp);
+    std::vector<at::Tensor> in = inputs.size() == 1 ? inputs[0] : std::vector<at::Tensor>{};
+    check_blocks(plan, in, "input");
+    return enqueue(OpType::REDUCE_SCATTER, plan, outputs, [this, plan, in, out = outputs] {
+      at::Tensor flat = flatten(in);
+      comm_->reduce_scatter(flat.data_ptr(), out[0].data_ptr(), plan.count, plan.dtype, plan.op);
+    });
+  }
+
+  WorkPtr _reduce_scatter_base(at::Tensor& output, at::Tensor& input, const c10d::ReduceScatterOptions& opts) override {
+    std::vector<at::Tensor> out{output};
+    Plan plan = one_tensor("_reduce_scatter_base", out);
+    plan.reduction(opts.reduceOp);
+    check_whole(plan, input, "input");
+    return enqueue(OpType::_REDUCE_SCATTER_BASE, plan, {output}, [this, plan, input, output] {
+      comm_->reduce_scatter(input.data_ptr(), output.data_ptr(), plan.count, plan.dtype, plan.op);
+    });
+  }
+
+  // The agreement step is itself a barrier: no rank leaves it before every rank entered it.
+  WorkPtr barrier(const c10d::BarrierOptions&) override {
+    return enqueue(OpType::BARRIER, Plan{"barrier"}, {}, [] {});
+  }
+
+  WorkPtr send(std::vector<at::Tensor>& tensors, int dst, int tag) override {
+    return post(OpType::SEND, tensors, dst, tag);
+  }
+  WorkPtr recv(std::vector<at::Tensor>& tensors, int src, int tag) override {
+    return post(OpType::RECV, tensors, src, tag);
+  }
+
+  WorkPtr reduce(std::vector<at::Tensor>&, const c10d::ReduceOptions&) override { unsupported("reduce"); }
+  WorkPtr gather(std::vector<std::vector<at::Tensor>>&, std::vector<at::Tensor>&,
+                 const c10d::GatherOptions&) override {
+    unsupported("gather");
+  }
+  WorkPtr scatter(std::vector<at::Tensor>&, std::vector<std::vector<at::Tensor>>&,
+                  const c10d::ScatterOptions&) override {
+    unsupported("scatter");
+  }
+  WorkPtr alltoall(std::vector<at::Tensor>&, std::vector<at::Tensor>&, const c10d::AllToAllOptions&) override {
+    unsupported("alltoall");
+  }
+  WorkPtr alltoall_base(at::Tensor&, at::Tensor&, std::vector<int64_t>&, std::vector<int64_t>&,
+                        const c10d::AllToAllOptions&) override {
+    unsupported("alltoall_base");
+  }
+  WorkPtr allgather_coalesced(std::vector<std::vector<at::Tensor>>&, std::vector<at::Tensor>&,
+                              const c10d::AllgatherOptions&) override {
+    unsupported("allgather_coalesced");
+  }
+  WorkPtr recvAnysource(std::vector<at::Tensor>&, int) override { unsupported("recv from any source"); }
+
+ private:
+  // Every rank issues the unsupported operation, so every rank raises: nobody waits.
+  [[noreturn]] static void unsupported(const std::string& what) {
+    throw backend_error(what, "the cohort backend does not support it: gloo does (dist.new_group(backend='gloo') "
+                              "gives a group of the same ranks to run it on)");
+  }
+
+  Plan one_tensor(const char* what, const std::vector<at::Tensor>& tensors) const {
+    Plan plan{what};
+    if (tensors.size() != 1) {
+      plan.fail(Fault::list, "the list holds " + std::to_string(tensors.size()) +
+                                 " tensors; the cohort backend takes one tensor per process (all_reduce_coalesced "
+                                 "takes a list)");
+      return plan;
+    }
+    plan.check(tensors[0], true);
+    plan.count = tensors[0].numel();
+    return plan;
+  }
+
+  // A list of one block per rank, each of the plan's size and dtype.
+  void check_blocks(Plan& plan, const std::vector<at::Tensor>& blocks, const char* which) const {
+    if (static_cast<int>(blocks.size()) != size_) {
+      plan.fail(Fault::list, std::string("the ") + which + " list holds " + std::to_string(blocks.size()) +
+                                 " tensors for a group of " + std::to_string(size_) + " ranks: pass one per rank");
+      return;
+    }
+    for (const at::Tensor& b : blocks) {
+      plan.check(b, false);
+      if (b.numel() != plan.count) {
+        plan.fail(Fault::shape, std::string("an ") + which + " tensor holds " + std::to_string(b.numel()) +
+                                    " elements where each must hold " + std::to_string(plan.count));
+      }
+    }
+  }
+
+  // One tensor that holds a block per rank.
+  void check_whole(Plan& plan, const at::Tensor& whole, const char* which) const {
+    plan.check(whole, false);
+    if (whole.numel() != plan.count * size_) {
+      plan.fail(Fault::shape, std::string("the ") + which + " tensor holds " + std::to_string(whole.numel()) +
+                                  " elements where " + std::to_string(size_) + " ranks × " +
+                                  std::to_string(plan.count) + " = " + std::to_string(plan.count * size_) +
+                                  " are needed");
+    }
+  }
+
+  static at::Tensor flatten(const std::vector<at::Tensor>& tensors) {
+    if (tensors.size() == 1) return tensors[0].view({-1});
+    std::vector<at::Tensor> flat;
+    flat.reserve(tensors.size());
+    for (const at::Tensor& t : tensors) flat.push_back(t.view({-1}));
+    return at::cat(flat);
+  }
+
+  static void unflatten(const at::Tensor& flat, const std::vector<at::Tensor>& tensors) {
+    std::int64_t offset = 0;
+    for (const at::Tensor& t : tensors) {
+      const std::int64_t n = t.numel();
+      if (flat.data_ptr() != t.data_ptr() || offset != 0) t.view({-1}).copy_(flat.narrow(0, offset, n));
+      offset += n;
+    }
+  }
+
+  WorkPtr enqueue(OpType type, const Plan& plan, std::vector<at::Tensor> outputs, std::function<void()> body) {
+    auto work = c10::make_intrusive<CohortWork>(type, std::move(outputs));
+    worker_.post([this, work, type, plan, body = std::move(body)] {
+      std::exception_ptr error;
+      try {
+        if (broken_) {
+          throw backend_error(plan.what, "an earlier collective of this group timed out (" + broken_what_ +
+                                             "), so the group cannot be used any more: destroy it and start again");
+        }
+        ++sequence_;
+        agree(comm_->mpi_comm(), rank_, type, plan, [&](MPI_Request& r) { await(r, plan); });
+        body();
+      } catch (const std::runtime_error& e) {
+        // cohort::Error included: torch's callers expect RuntimeError, with the backend named.
+        const std::string text = e.what();
+        error = std::make_exception_ptr(text.rfind("cohort backend: ", 0) == 0 ? std::runtime_error(text)
+                                                                               : backend_error(plan.what, text));
+      } catch (...) {
+        error = std::current_exception();
+      }
+      work->complete(error);
+    });
+    return work;
+  }
+
+  WorkPtr post(OpType type, std::vector<at::Tensor>& tensors, int peer, int tag) {
+    const bool recv = type == OpType::RECV;
+    Plan plan = one_tensor(recv ? "recv" : "send", tensors);
+    if (peer < 0 || peer >= size_) {
+      plan.fail(Fault::root, "rank " + std::to_string(peer) + " is not a rank of the group (0.." +
+                                 std::to_string(size_ - 1) + ")");
+    }
+    if (plan.fault != Fault::none) throw backend_error(plan.what, plan.message);
+    const at::Tensor& t = tensors[0];
+    const std::int64_t bytes = t.numel() * static_cast<std::int64_t>(t.element_size());
+    MPI_Request request = MPI_REQUEST_NULL;
+    const int rc = recv ? MPI_Irecv(t.data_ptr(), static_cast<int>(bytes), MPI_BYTE, peer, tag, p2p_, &request)
+                        : MPI_Isend(t.data_ptr(), static_cast<int>(bytes), MPI_BYTE, peer, tag, p2p_, &request);
+    if (rc != MPI_SUCCESS) {
+      throw backend_error(plan.what, "MPI could not post it (error " + std::to_string(rc) +
+                                         "; tags must be 0.." + std::to_string(MPI_TAG_UB) + " or less)");
+    }
+    return c10::make_intrusive<P2PWork>(type, t, request, bytes, peer);
+  }
+
+  // Completes the agreement's request within the group's timeout. A rank still waiting after
+  // a second says so in the store, so that when the timeout comes every waiting rank can
+  // name the ranks that never came.
+  void await(MPI_Request& request, const Plan& plan) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string prefix = "cohort/waiting/" + std::to_string(sequence_) + "/";
+    bool said = false;
+    for (;;) {
+      int done = 0;
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+      if (done) return;
+      const auto waited = std::chrono::steady_clock::now() - start;
+      if (!said && waited > std::chrono::seconds(1)) {
+        store_->set(prefix + std::to_string(rank_), std::vector<uint8_t>{'1'});
+        said = true;
+      }
+      if (waited > timeout_) break;
+      // A peer on another core arrives within microseconds; one still computing (the rest of
+      // DDP's backward) needs this core more than a poll does: then nap, as cohort's
+      // node-local allreduce does.
+      if (waited < std::chrono::microseconds(200)) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+    std::vector<std::string> keys;
+    for (int r = 0; r < size_; ++r) keys.push_back(prefix + std::to_string(r));
+    try {
+      store_->wait(keys, std::chrono::milliseconds(2000));
+    } catch (const std::exception&) {
+      // Some never said so: they are the ones named below.
+    }
+    std::string missing;
+    for (int r = 0; r < size_; ++r) {
+      if (!store_->check({keys[r]})) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+    }
+    broken_ = true;
+    broken_what_ = plan.what;
+    throw backend_error(plan.what, "rank(s) " + (missing.empty() ? std::string("?") : missing) +
+                                       " did not arrive within " + std::to_string(timeout_.count() / 1000) +
+                                       " s (the group's timeout, init_process_group(timeout=...)); the group cannot "
+                                       "be used any more");
+  }
+
+  c10::intrusive_ptr<c10d::Store> store_;
+  std::chrono::milliseconds timeout_;
+  std::uint64_t sequence_ = 0;  // collectives this group has run: the same on every rank
+  bool broken_ = false;         // a collective timed out (the worker's own)
+  std::string broken_what_;
+  std::optional<cc::Communicator> comm_;
+  MPI_Comm p2p_ = MPI_COMM_NULL;
+  cohort::SerialWorker worker_;  // runs the collectives, in the order issued
+};
+
+c10::intrusive_ptr<ProcessGroupCohort> create(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                                              std::chrono::duration<float> timeout) {
+  try {
+    py::gil_scoped_release release;  // the store's gets wait for the other ranks
+    return c10::make_intrusive<ProcessGroupCohort>(
+        store, rank, size, std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+  } catch (const cohort::Error& e) {
+    throw std::runtime_error(std::string("cohort backend: ") + e.what());
+  }
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_torch, m) {
+  m.doc() = "The torch.distributed backend 'cohort' (import cohort.torch registers it).";
+  // The base class's Python type must exist before ours derives from it.
+  py::module_::import("torch.distributed");
+  py::class_<ProcessGroupCohort, c10d::ProcessGroup, c10::intrusive_ptr<ProcessGroupCohort>>(m, "ProcessGroupCohort")
+      .def(py::init(&create), py::arg("store"), py::arg("rank"), py::arg("size"), py::arg("timeout"));
+}

@@ -85,7 +85,7 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& dir, std::int
 class Checkpointer::Impl {
  public:
   Impl(fs::path dir, MPI_Comm comm, Options options)
-      : dir_(std::move(dir)), group_(comm), options_(std::move(options)) {
+      : dir_(std::move(dir)), group_(comm, dir_), options_(std::move(options)) {
     if (!options_.warn) options_.warn = default_warn;
     if (options_.max_saves_in_flight < 1) {
       throw input_error("max_saves_in_flight is " + std::to_string(options_.max_saves_in_flight) +
@@ -127,7 +127,7 @@ class Checkpointer::Impl {
   std::future<SaveResult> save_async(std::int64_t step, const State& state) {
     check_local(state.tensors, "save");
     if (step < 0) throw input_error("step " + std::to_string(step) + " is negative; steps start at 0");
-    if (group_.size() > 1) {
+    if (group_.size() > 1 && group_.mpi()) {
       int provided = MPI_THREAD_SINGLE;
       MPI_Query_thread(&provided);
       if (provided != MPI_THREAD_MULTIPLE) {

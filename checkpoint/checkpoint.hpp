@@ -42,7 +42,11 @@
 // communicator, with the same step and the same tensor names, dtypes and sharding in the
 // same order. Each rank writes and reads its own files through HDF5's POSIX driver; the
 // ranks only agree on outcomes and tell rank 0 where their pieces went. Without MPI (not
-// initialised) the checkpointer works as a single process.
+// initialised), the ranks are the launch contract's (RANK, WORLD_SIZE: torchrun, `cohort
+// launch` or srun without MPI), and they agree through small files in a hidden
+// `.agreement-N` folder of the checkpoint directory; a rank that stops answering is named
+// after COHORT_CKPT_TIMEOUT seconds (600 by default) and the save fails on the others,
+// leaving every committed checkpoint as it was. With neither, it works as one process.
 //
 // One job writes a directory at a time. HDF5 is not thread-safe: the checkpointer
 // serialises its own HDF5 calls, and other HDF5 use in the process must not overlap an
@@ -160,7 +164,8 @@ struct LoadResult {
 
 class Checkpointer {
  public:
-  // Binds to `dir` (created on the first save) and a duplicate of `comm`. Collective.
+  // Binds to `dir` (created on the first save) and a duplicate of `comm` (or, without MPI,
+  // the launch contract's ranks). Collective.
   explicit Checkpointer(std::filesystem::path dir, MPI_Comm comm = MPI_COMM_WORLD, Options options = {});
   // Waits for asynchronous saves still in flight; their failures are passed to warn.
   ~Checkpointer();
@@ -181,7 +186,7 @@ class Checkpointer {
   // Copies the tensors into staging buffers before returning and writes them on a
   // background thread; the future yields save()'s result or throws its error. Blocks first
   // while max_saves_in_flight saves are pending. Saves commit in the order they were made.
-  // With more than one rank, MPI must be initialised with MPI_THREAD_MULTIPLE.
+  // With more than one rank under MPI, MPI must be initialised with MPI_THREAD_MULTIPLE.
   std::future<SaveResult> save_async(std::int64_t step, const State& state);
   // Waits until every asynchronous save has finished.
   void wait();

@@ -1,8 +1,13 @@
 // The Checkpointer: its directory and ranks, the queue of asynchronous saves, and loading
 // the newest checkpoint that verifies. One save or load of a step is save.cpp's and
 // load.cpp's.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <bit>
+#include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -26,11 +31,44 @@ namespace {
 
 void default_warn(const std::string& message) { std::cerr << "cohort: checkpoint: " << message << "\n"; }
 
-// A staging buffer: left uninitialised, since it is overwritten at once and zeroing a large
-// fresh buffer would double the time the caller is blocked.
-struct Staging {
-  std::unique_ptr<std::byte[]> data;
-  std::uint64_t capacity = 0;
+// A staging buffer: anonymous memory, left uninitialised (it is overwritten at once), its
+// pages faulted in by fault_in() on the thread that makes it rather than by the caller's copy.
+class Staging {
+ public:
+  Staging() = default;
+  explicit Staging(std::uint64_t bytes) : capacity_(bytes) {
+    if (bytes == 0) return;
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw Error(system_message("allocating " + std::to_string(bytes) + " bytes of staging", errno));
+    data_ = static_cast<std::byte*>(p);
+    fault_in();
+  }
+  Staging(Staging&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), capacity_(std::exchange(other.capacity_, 0)) {}
+  Staging& operator=(Staging&& other) noexcept {
+    if (this != &other) {
+      release();
+      data_ = std::exchange(other.data_, nullptr);
+      capacity_ = std::exchange(other.capacity_, 0);
+    }
+    return *this;
+  }
+  ~Staging() { release(); }
+
+  std::byte* data() const { return data_; }
+  std::uint64_t capacity() const { return capacity_; }
+
+ private:
+  void fault_in() {
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    for (std::uint64_t at = 0; at < capacity_; at += page) data_[at] = std::byte{0};
+  }
+  void release() {
+    if (data_) ::munmap(data_, capacity_);
+    data_ = nullptr;
+  }
+  std::byte* data_ = nullptr;
+  std::uint64_t capacity_ = 0;
 };
 
 struct Job {
@@ -41,24 +79,57 @@ struct Job {
   std::promise<SaveResult> promise;
 };
 
-// Copies `tensors` into staging buffers, reusing those of `spare` that are large enough
-// (fresh pages cost more than the copy), so that the caller may change its tensors as soon
-// as save_async returns.
+// Copies `tensors` into staging buffers, so that the caller may change its tensors as soon
+// as save_async returns. Buffers of `spare` that are large enough are reused; the others
+// (all of them on the first save) are made one after another on another thread, which
+// takes the page faults of fresh memory off the caller's copy: the caller copies into each
+// buffer once it is ready, while the next ones are being made.
 void snapshot(const std::vector<Tensor>& tensors, std::vector<Staging>& spare, Job& job) {
-  for (const auto& t : tensors) {
-    std::uint64_t bytes = element_count(t.shape) * size_of(t.dtype);
-    Staging buffer;
-    auto fit = std::find_if(spare.begin(), spare.end(), [&](const Staging& b) { return b.capacity >= bytes; });
-    if (fit != spare.end()) {
-      buffer = std::move(*fit);
+  std::vector<std::uint64_t> fresh;  // the sizes to make, in tensor order
+  std::vector<std::optional<Staging>> reused(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    const std::uint64_t bytes = element_count(t.shape) * size_of(t.dtype);
+    auto fit = std::find_if(spare.begin(), spare.end(), [&](const Staging& b) { return b.capacity() >= bytes; });
+    if (bytes == 0) {
+      reused[i] = Staging();
+    } else if (fit != spare.end()) {
+      reused[i] = std::move(*fit);
       spare.erase(fit);
-    } else if (bytes > 0) {
-      buffer.data.reset(new std::byte[bytes]);
-      buffer.capacity = bytes;
+    } else {
+      fresh.push_back(bytes);
     }
-    if (bytes) std::memcpy(buffer.data.get(), t.data, bytes);
+  }
+  std::vector<std::promise<Staging>> made(fresh.size());
+  std::vector<std::future<Staging>> ready;
+  for (auto& m : made) ready.push_back(m.get_future());
+  std::atomic<bool> stop{false};
+  auto maker = std::async(std::launch::async, [&] {
+    for (size_t k = 0; k < fresh.size() && !stop; ++k) {
+      try {
+        made[k].set_value(Staging(fresh[k]));
+      } catch (...) {
+        made[k].set_exception(std::current_exception());
+      }
+    }
+  });
+  // The maker must not outlive what it writes to, even when a copy throws.
+  struct Join {
+    std::atomic<bool>& stop;
+    std::future<void>& maker;
+    ~Join() {
+      stop = true;
+      maker.wait();
+    }
+  } join{stop, maker};
+  size_t next = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    Staging buffer = reused[i] ? std::move(*reused[i]) : ready[next++].get();
+    const std::uint64_t bytes = element_count(t.shape) * size_of(t.dtype);
+    if (bytes) std::memcpy(buffer.data(), t.data, bytes);
     Tensor staged = t;
-    staged.data = buffer.data.get();
+    staged.data = buffer.data();
     job.tensors.push_back(std::move(staged));
     job.staging.push_back(std::move(buffer));
   }
@@ -85,7 +156,7 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& dir, std::int
 class Checkpointer::Impl {
  public:
   Impl(fs::path dir, MPI_Comm comm, Options options)
-      : dir_(std::move(dir)), group_(comm), options_(std::move(options)) {
+      : dir_(std::move(dir)), group_(comm, dir_), options_(std::move(options)) {
     if (!options_.warn) options_.warn = default_warn;
     if (options_.max_saves_in_flight < 1) {
       throw input_error("max_saves_in_flight is " + std::to_string(options_.max_saves_in_flight) +
@@ -127,7 +198,7 @@ class Checkpointer::Impl {
   std::future<SaveResult> save_async(std::int64_t step, const State& state) {
     check_local(state.tensors, "save");
     if (step < 0) throw input_error("step " + std::to_string(step) + " is negative; steps start at 0");
-    if (group_.size() > 1) {
+    if (group_.size() > 1 && group_.mpi()) {
       int provided = MPI_THREAD_SINGLE;
       MPI_Query_thread(&provided);
       if (provided != MPI_THREAD_MULTIPLE) {

@@ -21,13 +21,7 @@ std::vector<std::int64_t> broadcast_steps(const Group& group, const std::vector<
 
 RowLayout layout_rows(const Group& group, const std::vector<std::uint64_t>& rows) {
   size_t n = rows.size();
-  std::vector<std::uint64_t> all(n * static_cast<size_t>(group.size()));
-  if (group.mpi() && n > 0) {
-    MPI_Allgather(rows.data(), static_cast<int>(n), MPI_UINT64_T, all.data(), static_cast<int>(n), MPI_UINT64_T,
-                  group.comm());
-  } else {
-    std::copy(rows.begin(), rows.end(), all.begin());
-  }
+  const std::vector<std::uint64_t> all = group.allgather(rows);
   RowLayout out{std::vector<std::uint64_t>(n, 0), std::vector<std::uint64_t>(n, 0)};
   for (size_t t = 0; t < n; ++t) {
     for (int r = 0; r < group.size(); ++r) {
@@ -43,15 +37,9 @@ RowLayout layout_rows(const Group& group, const std::vector<std::uint64_t>& rows
 std::vector<std::uint32_t> combine_crcs(const Group& group, const std::vector<std::uint32_t>& crcs,
                                         const std::vector<std::uint64_t>& lengths) {
   size_t n = crcs.size();
-  if (!group.mpi() || group.size() == 1) return crcs;
-  std::vector<std::uint32_t> all_crcs(n * static_cast<size_t>(group.size()));
-  std::vector<std::uint64_t> all_lengths(n * static_cast<size_t>(group.size()));
-  if (n > 0) {
-    MPI_Allgather(crcs.data(), static_cast<int>(n), MPI_UINT32_T, all_crcs.data(), static_cast<int>(n),
-                  MPI_UINT32_T, group.comm());
-    MPI_Allgather(lengths.data(), static_cast<int>(n), MPI_UINT64_T, all_lengths.data(), static_cast<int>(n),
-                  MPI_UINT64_T, group.comm());
-  }
+  if (group.size() == 1) return crcs;
+  const std::vector<std::uint32_t> all_crcs = group.allgather(crcs);
+  const std::vector<std::uint64_t> all_lengths = group.allgather(lengths);
   std::vector<std::uint32_t> out(n, 0);
   for (size_t t = 0; t < n; ++t) {
     std::uint32_t crc = 0;
@@ -80,7 +68,8 @@ H5Handle local_file_access(bool writing) {
 }
 
 H5Handle file_access(const Group& group, bool writing) {
-  if (group.size() == 1) return local_file_access(writing);
+  // Ranks without MPI each open the file on their own; a load only reads.
+  if (group.size() == 1 || !group.mpi()) return local_file_access(writing);
   auto fapl = h5_plist(H5Pcreate(H5P_FILE_ACCESS), "file access properties");
   h5ok(H5Pset_fapl_mpio(fapl.get(), group.comm(), MPI_INFO_NULL), "MPI-IO file driver");
   // Rank 0 reads metadata and broadcasts it rather than every rank hitting the file.
@@ -96,7 +85,7 @@ H5Handle file_access(const Group& group, bool writing) {
 // transfers in parallel HDF5.
 H5Handle transfer(const Group& group, bool collective) {
   auto dxpl = h5_plist(H5Pcreate(H5P_DATASET_XFER), "transfer properties");
-  if (group.size() > 1) {
+  if (group.size() > 1 && group.mpi()) {
     h5ok(H5Pset_dxpl_mpio(dxpl.get(), collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT), "transfer mode");
   }
   return dxpl;

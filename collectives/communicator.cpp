@@ -10,6 +10,7 @@
 #include "collectives/mpi_backend.hpp"
 #include "collectives/operation.hpp"
 #include "collectives/rendezvous.hpp"
+#include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/serial_worker.hpp"
 #include "common/text.hpp"
@@ -444,25 +445,6 @@ namespace detail {
 namespace {
 
 // RANK and WORLD_SIZE of the launch contract, checked; nothing when neither is set.
-std::optional<std::pair<int, int>> contract_ranks() {
-  const auto rank = env_integer("RANK");
-  const auto size = env_integer("WORLD_SIZE");
-  if (!rank && !size) return std::nullopt;
-  if (!rank || !size) {
-    throw input_error(std::string(rank ? "WORLD_SIZE" : "RANK") +
-                      " is not set but " + (rank ? "RANK" : "WORLD_SIZE") +
-                      " is: the launch contract sets both (cohort launch, srun --cohort)");
-  }
-  if (*size < 1 || *size > (1 << 24)) {
-    throw input_error("WORLD_SIZE=" + std::to_string(*size) + ": expected 1 to 16777216 ranks");
-  }
-  if (*rank < 0 || *rank >= *size) {
-    throw input_error("RANK=" + std::to_string(*rank) + " is outside 0.." + std::to_string(*size - 1) +
-                      " (WORLD_SIZE=" + std::to_string(*size) + ")");
-  }
-  return std::pair{static_cast<int>(*rank), static_cast<int>(*size)};
-}
-
 // How the ranks find each other: "mpi" or "tcp" (MASTER_ADDR:MASTER_PORT, no MPI).
 std::string choose_bootstrap(const CommunicatorOptions& options) {
   const char* env = std::getenv("COHORT_COLLECTIVES_BOOTSTRAP");
@@ -488,16 +470,12 @@ void initialize_mpi() { detail::ensure_mpi(); }
 bool mpi_launched() {
   int initialized = 0;
   MPI_Initialized(&initialized);
-  if (initialized) return true;
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"}) {
-    if (std::getenv(name)) return true;
-  }
-  return false;
+  return initialized || started_by_mpi_launcher();
 }
 
 Communicator Communicator::from_environment(const CommunicatorOptions& options) {
   if (detail::choose_bootstrap(options) == "tcp") {
-    const auto ranks = detail::contract_ranks();
+    const auto ranks = cohort::contract_ranks();
     if (!ranks) {
       throw input_error("COHORT_COLLECTIVES_BOOTSTRAP=tcp: RANK and WORLD_SIZE are not set: the ranks meet "
                         "at MASTER_ADDR:MASTER_PORT as the launch contract numbers them (cohort launch sets "
@@ -509,7 +487,7 @@ Communicator Communicator::from_environment(const CommunicatorOptions& options) 
   detail::ensure_mpi();
   int world_size = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-  const auto ranks = detail::contract_ranks();
+  const auto ranks = cohort::contract_ranks();
   if (!ranks) return from_mpi(MPI_COMM_WORLD, options);
   const auto [rank, size] = *ranks;
   if (size != world_size) {

@@ -83,14 +83,14 @@ py::dict to_dict(const ckpt::LoadResult& r) {
 
 // The ranks a checkpoint is collective over. MPI initialised by the program (mpi4py) or
 // started by an MPI launcher: the communicator's own choice of ranks, which orders them by
-// RANK and refuses a WORLD_SIZE that MPI does not see (torchrun's ranks, each an MPI
-// singleton, are told to launch under MPI). One process: no MPI at all.
+// RANK and refuses a WORLD_SIZE that MPI does not see. Otherwise MPI stays uninitialised
+// and the checkpointer takes the launch contract's ranks (torchrun, cohort launch), or
+// works alone.
 class Ranks {
  public:
   MPI_Comm comm() {
     if (!decided_) {
-      const auto contract = cohort::launcher::contract_from_environment(cohort::launcher::current_environment());
-      if (contract.world_size > 1 || cohort::collectives::mpi_launched()) {
+      if (cohort::collectives::mpi_launched()) {
         cohort::collectives::CommunicatorOptions options;
         options.bootstrap = "mpi";
         communicator_.emplace(cohort::collectives::Communicator::from_environment(options));

@@ -1,4 +1,5 @@
-"""Run under mpirun: `mpi_reshard.py save DIR` or `mpi_reshard.py load DIR`.
+"""Run under mpirun, or as plain processes with RANK and WORLD_SIZE set (as torchrun starts
+them, no MPI): `mpi_reshard.py save DIR` or `mpi_reshard.py load DIR`.
 
 A torch model and its Adam state, trained the same way on every rank, are saved with each
 rank holding its own block of rows of every tensor (Sharded); a load on any number of ranks

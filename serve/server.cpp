@@ -39,6 +39,14 @@ bool same_token(std::string_view a, std::string_view b) {
 
 class Listener;
 
+// Whether Service::handle() answered before it returned (the reply is then sent by the
+// caller, with no trip through the strand's queue), or answers later from another thread.
+struct Handoff {
+  std::mutex mutex;
+  bool returned = false;
+  std::optional<Reply> reply;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Listener& listener) : stream_(std::move(socket)), listener_(listener) {}
@@ -220,14 +228,30 @@ void Session::on_read(beast::error_code ec) {
     if (!n) return reply(400, error_body("Inference-Header-Content-Length must be a byte count"), keep_alive);
     json_length = static_cast<std::size_t>(*n);
   }
-  // The answer may come from a batcher's thread: it is posted back to this connection's
-  // strand, and the work guard keeps the server running until it has been.
+  // The answer comes at once for most requests, and is sent from here; a batched inference
+  // answers from the batcher's thread, posted back to this connection's strand, and the work
+  // guard keeps the server running until it has been.
+  auto handoff = std::make_shared<Handoff>();
   listener_.service().handle(
       view(request.method_string()), view(request.target()), request.body(), json_length,
-      [self = shared_from_this(), keep_alive, work = asio::make_work_guard(stream_.get_executor())](Reply r) {
+      [self = shared_from_this(), keep_alive, handoff, work = asio::make_work_guard(stream_.get_executor())](Reply r) {
+        {
+          std::lock_guard lock(handoff->mutex);
+          if (!handoff->returned) {
+            handoff->reply = std::move(r);
+            return;
+          }
+        }
         asio::post(self->stream_.get_executor(),
                    [self, keep_alive, r = std::move(r)]() mutable { self->answer(std::move(r), keep_alive); });
       });
+  std::optional<Reply> now;
+  {
+    std::lock_guard lock(handoff->mutex);
+    handoff->returned = true;
+    now = std::move(handoff->reply);
+  }
+  if (now) answer(std::move(*now), keep_alive);
 }
 
 void Session::answer(Reply r, bool keep_alive) {

@@ -1,0 +1,70 @@
+// pipeline/run_dir.hpp — a run's directory and the cache: their files, what is in them,
+// and the fingerprint that keys the cache. Private to pipeline/.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/json.hpp"
+#include "pipeline/placeholder.hpp"
+#include "pipeline/run.hpp"
+#include "pipeline/spec.hpp"
+
+namespace cohort::pipeline {
+
+namespace fs = std::filesystem;
+
+// run.json: what the run was asked to do, written once before any task starts.
+struct RunRecord {
+  std::string run;
+  std::string source;
+  std::string mode;     // "slurm" or "local"
+  fs::path root;
+  double created = 0;
+  std::string container;  // the container plugin tasks' images run through ("pyxis"), or empty
+  Pipeline pipeline;
+  std::map<std::string, std::string> parameters;
+};
+
+void write_record(const fs::path& dir, const RunRecord& record);
+RunRecord read_record(const fs::path& dir);
+
+fs::path task_dir(const fs::path& run_dir, const std::string& task);
+fs::path log_path(const fs::path& run_dir, const std::string& task);
+
+// A task's state file; nothing before its first word.
+std::optional<TaskStatus> read_task_state(const fs::path& run_dir, const std::string& task);
+void write_task_state(const fs::path& run_dir, const TaskStatus& status);
+
+// jobs.json: task → Slurm job id.
+void write_jobs(const fs::path& run_dir, const std::map<std::string, std::string>& jobs);
+std::map<std::string, std::string> read_jobs(const fs::path& run_dir);
+
+// The task's inputs as its command will see them, from the run's parameters and its upstream
+// tasks' outputs, and the fingerprint KFP's rule gives it: SHA-256 over its command line
+// (placeholders unresolved), image, environment, resolved input parameters, input
+// artifacts' digests and its output names.
+struct ResolvedInputs {
+  Bindings bindings;  // inputs only
+  std::string fingerprint;
+};
+// Nothing when an upstream task has no outputs yet.
+std::optional<ResolvedInputs> resolve_inputs(const fs::path& run_dir, const RunRecord& record, const Task& task);
+
+// The outputs a cached run of `fingerprint` left, when it left one and its artifacts are
+// all still there.
+struct CacheHit {
+  Outputs outputs;
+  std::string from;  // "RUN/TASK"
+};
+std::optional<CacheHit> cache_lookup(const fs::path& root, const std::string& fingerprint);
+void cache_store(const fs::path& root, const std::string& fingerprint, const Outputs& outputs, const std::string& from);
+
+json::Value outputs_json(const Outputs& outputs);
+Outputs outputs_from(const json::Value& v);
+
+double now_seconds();
+
+}  // namespace cohort::pipeline

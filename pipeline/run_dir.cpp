@@ -225,7 +225,8 @@ std::map<std::string, std::string> read_jobs(const fs::path& run_dir) {
   std::map<std::string, std::string> jobs;
   std::error_code ec;
   if (!fs::exists(run_dir / "jobs.json", ec)) return jobs;
-  for (const auto& [t, j] : read_json(run_dir / "jobs.json").as_object()) jobs[t] = j.as_string();
+  const json::Value o = read_json(run_dir / "jobs.json");
+  for (const auto& [t, j] : o.as_object()) jobs[t] = j.as_string();
   return jobs;
 }
 

@@ -132,12 +132,15 @@ Started start_run(const Pipeline& pipeline, const std::string& source, const Sta
   rec.root = o.root;
   rec.created = now_seconds();
   rec.container = o.local ? "" : container_plugin(pipeline);
+  std::set<std::string> images;
   for (const auto& t : pipeline.tasks) {
-    if (!t.image.empty() && rec.container.empty()) {
-      rec.pipeline.notes.push_back(t.name + ": image " + t.image + " recorded and not used: " +
-                                   (o.local ? "--local runs commands on this machine" : "no container plugin (pyxis) on this cluster") +
-                                   "; the command runs on the node as it is");
-    }
+    if (!t.image.empty()) images.insert(t.image);
+  }
+  if (!images.empty() && rec.container.empty()) {
+    rec.pipeline.notes.push_back("images (" + join(std::vector<std::string>(images.begin(), images.end()), ", ") +
+                                 ") recorded and not used: " +
+                                 (o.local ? "--local runs commands on this machine" : "the cluster has no container plugin (pyxis)") +
+                                 "; each command runs on its node as it is");
   }
   const fs::path dir = o.root / "runs" / rec.run;
   make_directories((dir / "tasks").string(), 0755);

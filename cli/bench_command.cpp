@@ -4,6 +4,7 @@
 #include "collectives/bench.hpp"
 #include "common/options.hpp"
 #include "launcher/bench.hpp"
+#include "pipeline/bench.hpp"
 #include "topology/bench.hpp"
 #include "tuner/bench.hpp"
 
@@ -25,6 +26,8 @@ constexpr options::Subcommand kAreas[] = {
      &topology::bench_command},
     {"launch", "", "cohort launch's start-up and teardown against plain srun (needs Slurm)",
      &launcher::bench_command},
+    {"pipeline", "", "a 50-task DAG's submission against 50 bare sbatch, and a fully cached rerun (needs Slurm)",
+     &pipeline::bench_command},
 #ifdef COHORT_HAVE_JSON_BENCH
     {"json", "", "parsing and writing a V2 inference request against every JSON library Debian ships",
      &json::bench_command},

@@ -15,11 +15,11 @@ namespace cohort {
 namespace {
 
 #ifdef COHORT_HAVE_JSON_BENCH
-const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "json"};
-const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, json";
+const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "pipeline", "json"};
+const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, pipeline, json";
 #else
-const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch"};
-const char* const kAreaList = "collectives, ckpt, sweep, topo, launch";
+const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "pipeline"};
+const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, pipeline";
 #endif
 
 ProcessResult cohort(std::vector<std::string> args, const std::vector<std::string>& env = {}) {

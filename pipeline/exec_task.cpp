@@ -94,7 +94,6 @@ int requeue_self(const std::string& job) {
 
 }  // namespace
 
-// Long: the wrapper's steps in order — inputs, cache, command, outputs, retry.
 int exec_task(const fs::path& dir, const std::string& name, int attempt) {
   const RunRecord rec = read_record(dir);
   const Task* t = rec.pipeline.task(name);

@@ -163,7 +163,6 @@ void read_inputs(const Reader& r, Task& t, const YAML::Node& inputs, const YAML:
   }
 }
 
-// Long: one field of a task after another, each checked where it is read.
 Task read_task(const Doc& d, const std::string& name, const YAML::Node& n) {
   const Reader& r = d.r;
   const std::string path = "root.dag.tasks." + name;

@@ -230,7 +230,6 @@ std::map<std::string, std::string> read_jobs(const fs::path& run_dir) {
   return jobs;
 }
 
-// Long: one kind of input after another, each into the bindings and the fingerprint.
 std::optional<ResolvedInputs> resolve_inputs(const fs::path& run_dir, const RunRecord& rec, const Task& task) {
   ResolvedInputs out;
   json::Value params = json::Value::object();

@@ -95,7 +95,6 @@ fs::path find_run(const fs::path& root, const std::string& run) {
                     "; 'cohort pipeline list' shows them)");
 }
 
-// Long: each task's state from its file, else from its upstream tasks and from Slurm.
 RunStatus read_status(const fs::path& dir) {
   const RunRecord rec = read_record(dir);
   const auto jobs = read_jobs(dir);

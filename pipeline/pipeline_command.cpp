@@ -30,15 +30,6 @@ std::string self_path() {
   return p.string();
 }
 
-std::optional<options::Parsed> parse(const options::Parser& parser, const std::string& verb,
-                                     const std::vector<std::string>& args) {
-  try {
-    return parser.parse(args);
-  } catch (const Error& e) {
-    throw Error(verb + ": " + e.what(), e.kind());
-  }
-}
-
 json::Value status_json(const RunStatus& r) {
   json::Value o = json::Value::object();
   o.set("run", r.run);
@@ -106,10 +97,10 @@ int cmd_run(const std::vector<std::string>& args) {
       "parallel", po::value(&parallel)->value_name("N"), "with --local: tasks at once (one per CPU)")(
       "wait", "on Slurm: wait for the run to end, then draw it; exit 1 when it failed");
   parser.operands(1);
-  const auto parsed = parse(parser, "run", args);
+  const auto parsed = parser.parse(args);
   if (!parsed) return 0;
-  if (parsed->operands.empty()) throw input_error("run: give the pipeline's YAML file (see 'cohort pipeline run --help')");
-  if (parallel < 0) throw input_error("run: --parallel " + std::to_string(parallel) + ": must be at least 1");
+  if (parsed->operands.empty()) throw input_error("give the pipeline's YAML file (see 'cohort pipeline run --help')");
+  if (parallel < 0) throw input_error("--parallel " + std::to_string(parallel) + ": must be at least 1");
   const Pipeline p = load_pipeline(parsed->operands[0]);
   StartOptions o;
   o.root = pipeline_root(dir);
@@ -147,10 +138,10 @@ std::optional<RunArgs> read_run_args(const std::string& verb, const options::Hel
   parser.add()("dir,d", po::value(&root)->value_name("D"), "where runs live (as for 'cohort pipeline run')");
   if (json) parser.add()("json", "print JSON instead of a table");
   parser.operands(operands);
-  const auto parsed = parse(parser, verb, args);
+  const auto parsed = parser.parse(args);
   if (!parsed) return std::nullopt;
   if (static_cast<int>(parsed->operands.size()) < least) {
-    throw input_error(verb + ": give the run (see 'cohort pipeline " + verb + " --help')");
+    throw input_error("give the run (see 'cohort pipeline " + verb + " --help')");
   }
   return RunArgs{pipeline_root(root), parsed->operands, parsed->has("json")};
 }
@@ -181,7 +172,7 @@ int cmd_logs(const std::vector<std::string>& args) {
     if (a->operands.size() == 1) std::cout << "==> " << t.name << " (" << t.state << ") <==\n";
     std::cout << read_file(t.log).value_or("");
   }
-  if (!found) throw input_error("logs: run " + r.run + " has no task '" + a->operands[1] + "'");
+  if (!found) throw input_error("run " + r.run + " has no task '" + a->operands[1] + "'");
   return 0;
 }
 
@@ -225,9 +216,9 @@ int cmd_exec_task(const std::vector<std::string>& args) {
                           "Runs one task of a started run: what each task's job runs. Not for people.", {}});
   parser.add()("attempt", po::value(&attempt)->value_name("N"), "which try this is, from 0 (Slurm: its restart count)");
   parser.operands(2);
-  const auto parsed = parse(parser, "exec-task", args);
+  const auto parsed = parser.parse(args);
   if (!parsed) return 0;
-  if (parsed->operands.size() != 2) throw input_error("exec-task: give the run's directory and the task");
+  if (parsed->operands.size() != 2) throw input_error("give the run's directory and the task");
   return exec_task(parsed->operands[0], parsed->operands[1], attempt);
 }
 
@@ -250,8 +241,7 @@ int pipeline_command(const std::vector<std::string>& args) {
                              {"cohort pipeline run two_step.yaml --param text=hello --wait",
                               "cohort pipeline status RUN"}},
                             "verb",
-                            kVerbs,
-                            false},
+                            kVerbs},
                            args);
 }
 

@@ -172,7 +172,7 @@ TEST(LocalRun, ABadPipelineStartsNothing) {
   const std::string p = d.file("cycle.yaml", "name: c\nsteps:\n  a: {needs: [b], run: 'true'}\n  b: {needs: [a], run: 'true'}\n");
   const auto r = cohort({"pipeline", "run", p, "--local", "--dir", d.root()});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("cohort: pipeline: " + p + ": steps.a: the tasks a, b wait for each other in a cycle"),
+  EXPECT_NE(r.err.find("cohort: pipeline: run: " + p + ": steps.a: the tasks a, b wait for each other in a cycle"),
             std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(d.root()));

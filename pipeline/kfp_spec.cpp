@@ -1,6 +1,7 @@
 // KFP v2's compiled IR (PipelineSpec as YAML), as kfp.compiler.Compiler writes it. What
 // cohort does not run yet — conditions, loops, nested pipelines, importers, exit handlers —
 // is refused by name rather than run wrongly.
+#include <cctype>
 #include <cmath>
 
 #include "common/text.hpp"
@@ -52,14 +53,39 @@ std::vector<std::string> keys(const YAML::Node& map) {
   return out;
 }
 
+// Kubernetes' quantities as KFP 2.x writes them: CPUs "4" or "500m", memory "16G" or "16Gi".
+int cpus_of(const Reader& r, const std::string& text, const std::string& path) {
+  const bool milli = !text.empty() && text.back() == 'm';
+  const double v = r.number_text(milli ? text.substr(0, text.size() - 1) : text, path);
+  return static_cast<int>(std::ceil(milli ? v / 1000 : v));
+}
+
+std::string memory_of(const Reader& r, const std::string& text, const std::string& path) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  std::string unit = text.substr(digits);
+  if (unit.size() == 2 && unit[1] == 'i') unit.pop_back();
+  if (digits == 0 || digits > 12 || (unit.size() > 1) || (unit.size() == 1 && std::string("KMGT").find(unit) == std::string::npos)) {
+    r.fail(path, "'" + text + "' is not a memory size (e.g. 512M, 16G, 16Gi)");
+  }
+  return text.substr(0, digits) + (unit.empty() ? "" : unit);
+}
+
 Resources read_resources(const Reader& r, const YAML::Node& n, const std::string& path) {
-  r.only(n, path, {"cpuLimit", "cpuRequest", "memoryLimit", "memoryRequest", "accelerator"});
+  r.only(n, path, {"cpuLimit", "cpuRequest", "memoryLimit", "memoryRequest", "accelerator", "resourceCpuLimit",
+                   "resourceCpuRequest", "resourceMemoryLimit", "resourceMemoryRequest"});
   Resources res;
   for (const char* k : {"cpuRequest", "cpuLimit"}) {
     if (n[k]) res.cpus = static_cast<int>(std::ceil(r.number(n[k], Reader::join(path, k))));
   }
+  for (const char* k : {"resourceCpuRequest", "resourceCpuLimit"}) {
+    if (n[k]) res.cpus = cpus_of(r, r.string(n[k], Reader::join(path, k)), Reader::join(path, k));
+  }
   for (const char* k : {"memoryRequest", "memoryLimit"}) {  // KFP's unit is the gigabyte
     if (n[k]) res.mem = std::to_string(static_cast<long long>(std::ceil(r.number(n[k], Reader::join(path, k)) * 1024))) + "M";
+  }
+  for (const char* k : {"resourceMemoryRequest", "resourceMemoryLimit"}) {
+    if (n[k]) res.mem = memory_of(r, r.string(n[k], Reader::join(path, k)), Reader::join(path, k));
   }
   if (n["accelerator"]) {
     const std::string p = Reader::join(path, "accelerator");

@@ -90,10 +90,19 @@ TEST(Spec, IntegerDefaultsAreWholeNumbersAndEmptyCachingOptionsTurnCachingOff) {
 }
 
 TEST(Spec, ReadsRetryPolicyAndResources) {
-  const Pipeline p = parse_pipeline(kfp("        retryPolicy: {maxRetryCount: 3, backoffDuration: 0s}"), "p.yaml");
+  std::string text = kfp("        retryPolicy: {maxRetryCount: 3, backoffDuration: 0s}");
+  const std::string a = "exec-a: {container: {";
+  text.replace(text.find(a), a.size(),
+               "exec-a: {container: {resources: {resourceCpuLimit: 500m, resourceMemoryLimit: 16Gi, "
+               "accelerator: {resourceType: NVIDIA_TESLA_T4, resourceCount: '2'}}, ");
+  const Pipeline p = parse_pipeline(text, "p.yaml");
   EXPECT_EQ(p.task("b")->max_retries, 3);
   EXPECT_EQ(p.task("a")->max_retries, 0);
   EXPECT_FALSE(p.notes.empty());
+  const Resources& r = p.task("a")->resources;
+  EXPECT_EQ(r.cpus, 1);
+  EXPECT_EQ(r.mem, "16G");
+  EXPECT_EQ(r.gpus, 2);
 }
 
 TEST(Spec, ParametersFromTheCommandLineOverrideDefaultsAndUnknownOnesAreRefused) {

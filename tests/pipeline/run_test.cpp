@@ -167,6 +167,39 @@ steps:
   EXPECT_EQ(attempt_of(d.status(failed)), 1);
 }
 
+TEST(LocalRun, LaunchAndSweepStepsRunCohortsOwnCommandsOnUpstreamData) {
+  Pipelines d;
+  const std::string exp = d.file("exp.yaml", R"(
+objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: grid}
+maxTrialCount: 2
+parallelTrialCount: 1
+parameters:
+  - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "2"}}
+trialTemplate:
+  trialParameters: [{name: x, reference: x}]
+  command: [sh, -c, 'echo "loss=${trialParameters.x}"']
+)");
+  const std::string p = d.file("train.yaml", R"(
+name: train
+steps:
+  data: {run: 'seq 1 8 > {{outputs.dataset}}', outputs: [dataset]}
+  fit:
+    launch: [--local, --nproc, "2", --no-bind, --, sh, -c, 'mkdir -p "$1" && wc -l < "$0" > "$1/rank$RANK"',
+             "{{steps.data.outputs.dataset}}", "{{outputs.model}}"]
+    outputs: [model]
+  tune: {needs: [fit], sweep: )" + exp + R"(}
+)");
+  const std::string run = d.run(p);
+  EXPECT_EQ(d.states(run), (States{{"data", "succeeded"}, {"fit", "succeeded"}, {"tune", "succeeded"}}));
+  const fs::path tasks = fs::path(d.root()) / "runs" / run / "tasks";
+  EXPECT_EQ(read_text(tasks / "fit" / "artifacts" / "model" / "rank0"), "8\n");
+  EXPECT_EQ(read_text(tasks / "fit" / "artifacts" / "model" / "rank1"), "8\n");
+  const auto best = cohort({"sweep", "best", (tasks / "tune" / "artifacts" / "sweep").string(), "--json"});
+  EXPECT_EQ(best.exit_code, 0) << best.err;
+  EXPECT_EQ(json::parse(best.out).at("objective").as_double(), 1.0);
+}
+
 TEST(LocalRun, ABadPipelineStartsNothing) {
   Pipelines d;
   const std::string p = d.file("cycle.yaml", "name: c\nsteps:\n  a: {needs: [b], run: 'true'}\n  b: {needs: [a], run: 'true'}\n");

@@ -41,6 +41,10 @@ bool ended_badly(const std::string& s) { return s == "failed" || s == "skipped" 
 // A task without a state file of its own: what its upstream tasks and Slurm say.
 void infer(TaskStatus& s, const std::map<std::string, std::string>& states, const std::map<std::string, SlurmJob>& queue,
            bool cancelled) {
+  if (cancelled) {
+    s.state = "cancelled";
+    return;
+  }
   for (const auto& a : s.after) {
     const auto it = states.find(a);
     if (it != states.end() && ended_badly(it->second)) {
@@ -53,14 +57,12 @@ void infer(TaskStatus& s, const std::map<std::string, std::string>& states, cons
   if (q != queue.end()) {
     if (q->second.state == "PENDING") s.slurm_reason = q->second.reason;
     if (q->second.state == "RUNNING") s.state = "running";
-    if (q->second.state == "CANCELLED" || cancelled) s.state = "cancelled";
+    if (q->second.state == "CANCELLED") s.state = "cancelled";
     if (q->second.state == "FAILED" || q->second.state == "TIMEOUT" || q->second.state == "NODE_FAIL" ||
         q->second.state == "OUT_OF_MEMORY") {
       s.state = "failed";
       s.reason = "Slurm ended job " + s.job + ": " + q->second.state;
     }
-  } else if (cancelled) {
-    s.state = "cancelled";
   }
 }
 

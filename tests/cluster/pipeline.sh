@@ -75,3 +75,20 @@ YAML
 flaky=$(run "$work/retry.yaml") || fail "the retried run failed: $(cat "$work/drawn")"
 expect_eq "$(states "$flaky")" "flaky=succeeded after=succeeded" "states after a retry"
 grep -q "attempt 2 of 3" "$root/runs/$flaky/tasks/flaky/log" || fail "no second attempt in the log: $(cat "$root/runs/$flaky/tasks/flaky/log")"
+
+# 6. cancel: a running task's job and its pending dependant are cancelled; the run says so.
+cat >"$work/slow.yaml" <<YAML
+name: slow
+steps:
+  slow: {run: 'touch $work/slow-started; exec sleep 300'}
+  later: {needs: [slow], run: 'touch $work/later-ran'}
+YAML
+slow=$("$cohort" pipeline run "$work/slow.yaml" --dir "$root" 2>/dev/null | head -1)
+submitted+=($(cohort_jobs "$slow"))
+wait_until 60 "the slow task to start" '[[ -e $work/slow-started ]]'
+"$cohort" pipeline cancel "$slow" --dir "$root" 2>/dev/null || fail "cancel failed"
+for job in $(cohort_jobs "$slow"); do wait_until 60 "job $job to end" "job_done $job"; done
+expect_eq "$(states "$slow")" "slow=cancelled later=cancelled" "states after cancel"
+state=$("$cohort" pipeline status "$slow" --dir "$root" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+expect_eq "$state" Cancelled "the cancelled run's state"
+[[ ! -e $work/later-ran ]] || fail "the cancelled run's second task ran"

@@ -67,10 +67,11 @@ std::string run_command(const fs::path& dir, const Task& t, const std::vector<st
   for (const auto& [k, v] : t.env) env.push_back(k + "=" + v);
   SpawnOptions o;
   o.environment = environment_with(env);
-  o.own_process_group = true;
+  // The command stays in the wrapper's process group, so that whoever stops the wrapper
+  // (the local runner signals its group; Slurm its whole job) stops the command too.
   try {
     Process child = spawn(argv, o);
-    const int status = child.wait_and_kill_group();
+    const int status = child.wait();
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
     if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
     return "killed by signal " + std::to_string(WTERMSIG(status));

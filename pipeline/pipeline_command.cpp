@@ -108,7 +108,7 @@ int cmd_run(const std::vector<std::string>& args) {
   o.local = parsed->has("local");
   o.cohort = self_path();
   const Started s = start_run(p, fs::absolute(parsed->operands[0]).string(), o);
-  std::cout << s.run << "\n";
+  std::cout << s.run << std::endl;  // at once: a script reading it may wait for the run
   if (o.local) {
     ::signal(SIGINT, on_signal);
     ::signal(SIGTERM, on_signal);

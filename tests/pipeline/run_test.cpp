@@ -2,10 +2,16 @@
 // failures and retries, and bad pipelines that start nothing.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include "common/fd.hpp"
 #include "common/json.hpp"
@@ -64,6 +70,15 @@ struct Pipelines : ::cohort::testing::TempDir {
 };
 
 using States = std::map<std::string, std::string>;
+
+// Whether process `pid` runs: a zombie no init has reaped yet does not.
+bool running(long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto paren = line.rfind(')');
+  return paren != std::string::npos && line.size() > paren + 2 && line[paren + 2] != 'Z';
+}
 
 std::int64_t attempt_of(const json::Value& status) { return status.at("tasks").as_array()[0].at("attempt").as_int(); }
 
@@ -198,6 +213,29 @@ steps:
   const auto best = cohort({"sweep", "best", (tasks / "tune" / "artifacts" / "sweep").string(), "--json"});
   EXPECT_EQ(best.exit_code, 0) << best.err;
   EXPECT_EQ(json::parse(best.out).at("objective").as_double(), 1.0);
+}
+
+TEST(LocalRun, CancelStopsARunningLocalRunAndItsCommands) {
+  Pipelines d;
+  const std::string started = (d / "started").string(), pid = (d / "pid").string();
+  const std::string p = d.file("slow.yaml", "name: slow\nsteps:\n  slow: {run: 'echo $$ > " + pid + "; touch " + started +
+                                                "; exec sleep 300'}\n  later: {needs: [slow], run: 'true'}\n");
+  const char* bin = std::getenv("COHORT_BIN");
+  SpawnOptions o;
+  o.out = Stream::pipe();
+  o.err = Stream::null();
+  Process runner = spawn({bin ? bin : "cohort", "pipeline", "run", p, "--local", "--dir", d.root()}, o);
+  std::string name;
+  char c;
+  while (::read(runner.out().get(), &c, 1) == 1 && c != '\n') name += c;
+  while (!fs::exists(started)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const auto r = cohort({"pipeline", "cancel", name, "--dir", d.root()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const int status = runner.wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  EXPECT_EQ(d.states(name), (States{{"slow", "cancelled"}, {"later", "cancelled"}}));
+  EXPECT_EQ(d.status(name).at("state").as_string(), "Cancelled");
+  EXPECT_FALSE(running(std::stol(read_text(pid)))) << "the cancelled task's command still runs";
 }
 
 TEST(LocalRun, ABadPipelineStartsNothing) {

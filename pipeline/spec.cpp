@@ -140,9 +140,19 @@ std::string value_text(const YAML::Node& node) {
 
 void check_and_order(const yaml::Reader& r, Pipeline& p) {
   if (p.tasks.empty()) r.fail("", "the pipeline has no tasks");
+  std::set<std::string> names;
   for (auto& t : p.tasks) {
     if (!is_object_name(t.name)) {
       r.fail(t.where, "'" + t.name + "' cannot name a task: use up to 63 letters, digits, '.', '_' and '-'");
+    }
+    if (!names.insert(t.name).second) r.fail(t.where, "a second task named '" + t.name + "'");
+    // Outputs are files in the task's directory: a name must not lead out of it.
+    for (const auto* outs : {&t.output_artifacts, &t.output_parameters}) {
+      for (const auto& o : *outs) {
+        if (!is_object_name(o) || o == "." || o == "..") {
+          r.fail(t.where, "'" + o + "' cannot name an output: use up to 63 letters, digits, '.', '_' and '-'");
+        }
+      }
     }
     check_inputs(r, p, t);
     check_placeholders(r, t);

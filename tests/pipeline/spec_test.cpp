@@ -208,6 +208,13 @@ TEST(Spec, ConditionsLoopsAndNestedPipelinesAreNotSupportedYetByName) {
       << e;
 }
 
+TEST(Spec, OutputNamesThatWouldLeaveTheTasksDirectoryAreRefused) {
+  const std::string e = error_of("name: x\nsteps:\n  a: {run: 'true', outputs: [../../etc]}\n");
+  EXPECT_NE(e.find("steps.a: '../../etc' cannot name an output"), std::string::npos) << e;
+  const std::string dup = error_of("name: x\nsteps:\n  a: {run: 'true'}\n  a: {run: 'false'}\n");
+  EXPECT_NE(dup.find("a second task named 'a'"), std::string::npos) << dup;
+}
+
 TEST(Spec, NativePlaceholdersThatNameNothingAreRefused) {
   std::string e = error_of("name: x\nsteps:\n  a: {run: 'echo {{param.x}}'}\n");
   EXPECT_NE(e.find("steps.a.run[2]: {{param.x}} names nothing"), std::string::npos) << e;

@@ -1,6 +1,7 @@
 # `cohort pipeline run` on the mini-cluster: KFP v2 pipelines as sbatch jobs chained by
 # afterok. A two-step pipeline passes its parameter through a Dataset; a fan-out/fan-in
-# gathers every branch; a second run is served from the cache without a job; a failing
+# gathers every branch; a second run is served from the cache without a job, and a changed
+# parameter reruns only what reads it; a failing
 # task's dependant is never started and the run names the task and its log; retryPolicy
 # requeues a failed task until it succeeds.
 source "$(dirname "$0")/lib.sh"
@@ -46,6 +47,10 @@ expect_eq "$(jobs_of "$again")" 0 "jobs submitted for a fully cached run"
 fan2=$(run "$fixtures/fan_out_fan_in.yaml" --param n=5) || fail "second fan-out run failed"
 expect_eq "$(states "$fan2")" "make-data=cached sum=cached square-sum=cached stamp=succeeded report=cached" "second fan-out run"
 expect_eq "$(jobs_of "$fan2")" 2 "jobs submitted for the second fan-out run"
+# Changing the parameter only report reads reruns report alone (and stamp, never cached).
+fan3=$(run "$fixtures/fan_out_fan_in.yaml" --param n=5 --param label=changed) || fail "third fan-out run failed"
+expect_eq "$(states "$fan3")" "make-data=cached sum=cached square-sum=cached stamp=succeeded report=succeeded" "a changed label"
+expect_eq "$(cat "$root/runs/$fan3/tasks/report/artifacts/report")" "changed: n=5 sum=15 squares=55" "the report with its new label"
 
 # 4. a failing task: its dependant is killed by Slurm unstarted; the run names the log.
 cat >"$work/fail.yaml" <<YAML

@@ -180,11 +180,24 @@ Outputs outputs_from(const json::Value& v) {
   return out;
 }
 
-std::optional<TaskStatus> read_task_state(const fs::path& run_dir, const std::string& task) {
-  const fs::path path = task_dir(run_dir, task) / "state.json";
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return std::nullopt;
-  const json::Value o = read_json(path);
+namespace {
+
+json::Value state_json(const TaskStatus& s) {
+  json::Value o = json::Value::object();
+  o.set("state", s.state);
+  o.set("job", s.job);
+  o.set("attempt", s.attempt);
+  o.set("fingerprint", s.fingerprint);
+  o.set("reason", s.reason);
+  o.set("log", s.log);
+  o.set("started", s.started);
+  o.set("ended", s.ended);
+  o.set("host", host_name());
+  o.set("outputs", outputs_json(s.outputs));
+  return o;
+}
+
+TaskStatus state_from(const std::string& task, const json::Value& o) {
   TaskStatus s;
   s.name = task;
   s.state = o.at("state").as_string();
@@ -199,20 +212,41 @@ std::optional<TaskStatus> read_task_state(const fs::path& run_dir, const std::st
   return s;
 }
 
+}  // namespace
+
+std::optional<TaskStatus> read_task_state(const fs::path& run_dir, const std::string& task) {
+  const fs::path path = task_dir(run_dir, task) / "state.json";
+  std::error_code ec;
+  if (fs::exists(path, ec)) return state_from(task, read_json(path));
+  if (!fs::exists(run_dir / "cached.json", ec)) return std::nullopt;
+  const json::Value served = read_json(run_dir / "cached.json");
+  if (const json::Value* o = served.find(task)) return state_from(task, *o);
+  return std::nullopt;
+}
+
+std::map<std::string, TaskStatus> read_task_states(const fs::path& run_dir, const std::vector<std::string>& tasks) {
+  std::map<std::string, TaskStatus> out;
+  std::error_code ec;
+  if (fs::exists(run_dir / "cached.json", ec)) {
+    const json::Value served = read_json(run_dir / "cached.json");
+    for (const auto& [task, o] : served.as_object()) out[task] = state_from(task, o);
+  }
+  for (const auto& task : tasks) {
+    const fs::path path = task_dir(run_dir, task) / "state.json";
+    if (fs::exists(path, ec)) out[task] = state_from(task, read_json(path));
+  }
+  return out;
+}
+
 void write_task_state(const fs::path& run_dir, const TaskStatus& s) {
-  json::Value o = json::Value::object();
-  o.set("state", s.state);
-  o.set("job", s.job);
-  o.set("attempt", s.attempt);
-  o.set("fingerprint", s.fingerprint);
-  o.set("reason", s.reason);
-  o.set("log", s.log);
-  o.set("started", s.started);
-  o.set("ended", s.ended);
-  o.set("host", host_name());
-  o.set("outputs", outputs_json(s.outputs));
   make_directories(task_dir(run_dir, s.name).string(), 0755);
-  write_file_atomically(task_dir(run_dir, s.name) / "state.json", json::write(o, 2) + "\n");
+  write_file_atomically(task_dir(run_dir, s.name) / "state.json", json::write(state_json(s), 2) + "\n");
+}
+
+void write_served(const fs::path& run_dir, const std::map<std::string, TaskStatus>& served) {
+  json::Value o = json::Value::object();
+  for (const auto& [task, s] : served) o.set(task, state_json(s));
+  write_file_atomically(run_dir / "cached.json", json::write(o, 2) + "\n");
 }
 
 void write_jobs(const fs::path& run_dir, const std::map<std::string, std::string>& jobs) {
@@ -230,11 +264,12 @@ std::map<std::string, std::string> read_jobs(const fs::path& run_dir) {
   return jobs;
 }
 
-std::optional<ResolvedInputs> resolve_inputs(const fs::path& run_dir, const RunRecord& rec, const Task& task) {
+std::optional<ResolvedInputs> resolve_inputs(const fs::path& run_dir, const RunRecord& rec, const Task& task,
+                                             const std::map<std::string, TaskStatus>& known) {
   ResolvedInputs out;
   json::Value params = json::Value::object();
   json::Value arts = json::Value::object();
-  std::map<std::string, TaskStatus> upstream;
+  std::map<std::string, TaskStatus> upstream = known;
   for (const auto& in : task.inputs) {
     const InputSource& s = in.source;
     std::string value;

@@ -34,9 +34,15 @@ RunRecord read_record(const fs::path& dir);
 fs::path task_dir(const fs::path& run_dir, const std::string& task);
 fs::path log_path(const fs::path& run_dir, const std::string& task);
 
-// A task's state file; nothing before its first word.
+// A task's state file (tasks/TASK/state.json, else its entry in cached.json); nothing
+// before its first word.
 std::optional<TaskStatus> read_task_state(const fs::path& run_dir, const std::string& task);
+// Every one of `tasks` that has a state, read at once.
+std::map<std::string, TaskStatus> read_task_states(const fs::path& run_dir, const std::vector<std::string>& tasks);
 void write_task_state(const fs::path& run_dir, const TaskStatus& status);
+// cached.json: the tasks served from the cache when the run started, in one durable write
+// rather than one a task (each costs two fsyncs, which is most of a cached rerun's time).
+void write_served(const fs::path& run_dir, const std::map<std::string, TaskStatus>& served);
 
 // jobs.json: task → Slurm job id.
 void write_jobs(const fs::path& run_dir, const std::map<std::string, std::string>& jobs);
@@ -50,8 +56,10 @@ struct ResolvedInputs {
   Bindings bindings;  // inputs only
   std::string fingerprint;
 };
-// Nothing when an upstream task has no outputs yet.
-std::optional<ResolvedInputs> resolve_inputs(const fs::path& run_dir, const RunRecord& record, const Task& task);
+// Nothing when an upstream task has no outputs yet. Upstream states in `known` are taken
+// from there rather than from the run's directory.
+std::optional<ResolvedInputs> resolve_inputs(const fs::path& run_dir, const RunRecord& record, const Task& task,
+                                             const std::map<std::string, TaskStatus>& known = {});
 
 // The outputs a cached run of `fingerprint` left, when it left one and its artifacts are
 // all still there.

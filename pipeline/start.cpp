@@ -35,13 +35,13 @@ std::string container_plugin(const Pipeline& p) {
 // Every task whose inputs are known now and whose fingerprint the cache holds, in order, so
 // that a task after a cached one can be served too. Returns the tasks served.
 std::set<std::string> serve_from_cache(const fs::path& dir, const RunRecord& rec) {
-  std::set<std::string> served;
+  std::map<std::string, TaskStatus> served;
   for (const auto& t : rec.pipeline.tasks) {
     if (!t.cache) continue;
     bool ready = true;
     for (const auto& a : t.after) ready = ready && served.count(a) > 0;
     if (!ready) continue;
-    const auto in = resolve_inputs(dir, rec, t);
+    const auto in = resolve_inputs(dir, rec, t, served);
     if (!in) continue;
     const auto hit = cache_lookup(rec.root, in->fingerprint);
     if (!hit) continue;
@@ -52,10 +52,12 @@ std::set<std::string> serve_from_cache(const fs::path& dir, const RunRecord& rec
     st.outputs = hit->outputs;
     st.reason = "from " + hit->from;
     st.started = st.ended = now_seconds();
-    write_task_state(dir, st);
-    served.insert(t.name);
+    served[t.name] = std::move(st);
   }
-  return served;
+  if (!served.empty()) write_served(dir, served);
+  std::set<std::string> names;
+  for (const auto& [name, _] : served) names.insert(name);
+  return names;
 }
 
 std::vector<std::string> sbatch_argv(const fs::path& dir, const RunRecord& rec, const Task& t, const std::string& deps,

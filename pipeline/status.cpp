@@ -103,17 +103,19 @@ RunStatus read_status(const fs::path& dir) {
   std::error_code ec;
   const bool cancelled = fs::exists(dir / "cancelled", ec);
   RunStatus r{rec.run, rec.pipeline.name, rec.mode, "", dir, rec.created, {}, rec.pipeline.notes};
-  std::vector<std::string> ask;
+  std::vector<std::string> names, ask;
+  for (const auto& t : rec.pipeline.tasks) names.push_back(t.name);
+  const auto recorded = read_task_states(dir, names);
   for (const auto& t : rec.pipeline.tasks) {
-    const auto st = read_task_state(dir, t.name);
+    const auto st = recorded.find(t.name);
     const auto j = jobs.find(t.name);
-    if (j != jobs.end() && (!st || !ended_well(st->state))) ask.push_back(j->second);
+    if (j != jobs.end() && (st == recorded.end() || !ended_well(st->second.state))) ask.push_back(j->second);
   }
   const auto queue = rec.mode == "slurm" ? squeue(ask) : std::map<std::string, SlurmJob>{};
   std::map<std::string, std::string> states;
   for (const auto& t : rec.pipeline.tasks) {
     TaskStatus s;
-    if (auto st = read_task_state(dir, t.name)) s = std::move(*st);
+    if (const auto st = recorded.find(t.name); st != recorded.end()) s = st->second;
     s.name = t.name;
     s.after = t.after;
     s.max_retries = t.max_retries;

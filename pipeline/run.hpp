@@ -4,8 +4,8 @@
 // cache by fingerprint; and what a run's directory says about it afterwards.
 //
 // A run lives in ROOT/runs/RUN/: run.json (the pipeline as resolved, written once),
-// jobs.json (the Slurm job of each task), and tasks/TASK/{state.json,log,artifacts/,
-// parameters/}. ROOT/cache/FINGERPRINT.json names the outputs of a task that succeeded,
+// jobs.json (the Slurm job of each task), cached.json (the tasks served from the cache at
+// the start), and tasks/TASK/{state.json,log,artifacts/,parameters/}. ROOT/cache/FINGERPRINT.json names the outputs of a task that succeeded,
 // for any later run whose task has the same fingerprint. Every file is written whole
 // (common/fd's atomic writes): a reader sees the old state or the new, never a part.
 #pragma once

@@ -83,11 +83,12 @@ int cmd_run(const std::vector<std::string>& args) {
   std::string dir;
   int parallel = 0;
   options::Parser parser({"pipeline run",
-                          {"P.yaml [--param NAME=VALUE ...] [--dir D] [--local [--parallel N]] [--wait]"},
+                          {"P.yaml [--param NAME=VALUE ...] [--dir D] [--local [--parallel N]] [--wait] [sbatch options]"},
                           "Runs a pipeline: KFP v2's compiled YAML or cohort's own. Every task is fingerprinted;\n"
                           "those the cache holds are served from it, the others submitted as sbatch jobs chained\n"
                           "with --dependency=afterok (or, with --local, run on this machine). Prints the run's\n"
-                          "name; 'cohort pipeline status RUN' follows it.",
+                          "name; 'cohort pipeline status RUN' follows it. Options cohort does not know are\n"
+                          "sbatch's, given to every task's job (--partition=gpu, --account=ml).",
                           {"cohort pipeline run two_step.yaml --param text=hello",
                            "cohort pipeline run train.yaml --local --dir /tmp/pipelines"}});
   parser.add()("param,p", po::value(&params)->value_name("NAME=VALUE"), "a pipeline parameter; repeat for more")(
@@ -97,9 +98,13 @@ int cmd_run(const std::vector<std::string>& args) {
       "parallel", po::value(&parallel)->value_name("N"), "with --local: tasks at once (one per CPU)")(
       "wait", "on Slurm: wait for the run to end, then draw it; exit 1 when it failed");
   parser.operands(1);
+  parser.pass_on();
   const auto parsed = parser.parse(args);
   if (!parsed) return 0;
   if (parsed->operands.empty()) throw input_error("give the pipeline's YAML file (see 'cohort pipeline run --help')");
+  if (parsed->has("local") && !parsed->passed_on.empty()) {
+    throw input_error(parsed->passed_on[0] + ": sbatch's options have no use with --local");
+  }
   if (parallel < 0) throw input_error("--parallel " + std::to_string(parallel) + ": must be at least 1");
   const Pipeline p = load_pipeline(parsed->operands[0]);
   StartOptions o;
@@ -107,6 +112,7 @@ int cmd_run(const std::vector<std::string>& args) {
   o.parameters = params;
   o.local = parsed->has("local");
   o.cohort = self_path();
+  o.sbatch = parsed->passed_on;
   const Started s = start_run(p, fs::absolute(parsed->operands[0]).string(), o);
   std::cout << s.run << std::endl;  // at once: a script reading it may wait for the run
   if (o.local) {

@@ -30,8 +30,11 @@ states() {
 jobs_of() { python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$root/runs/$1/jobs.json"; }
 
 # 1. two steps: the parameter reaches the second task through the first's Dataset.
-two=$(run "$fixtures/two_step_pipeline_containerized.yaml" --param text="hello from slurm") || fail "two-step run failed: $(cat "$work/run.err")"
+# sbatch's own options reach every task's job.
+two=$(run "$fixtures/two_step_pipeline_containerized.yaml" --param text="hello from slurm" --comment=from-pipeline) ||
+  fail "two-step run failed: $(cat "$work/run.err")"
 expect_eq "$(states "$two")" "component1=succeeded component2=succeeded" "two-step states"
+for job in $(cohort_jobs "$two"); do expect_eq "$(job_field "$job" Comment)" from-pipeline "job $job's comment"; done
 grep -q "hello from slurm" "$root/runs/$two/tasks/component2/log" || fail "component2 did not print the text: $(cat "$root/runs/$two/tasks/component2/log")"
 
 # 2. fan-out/fan-in: four jobs after make-data's, report waiting on all of them.

@@ -251,6 +251,11 @@ TEST(LocalRun, ABadPipelineStartsNothing) {
                                "--param", "nn=3"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_FALSE(fs::exists(d.root()));
+  const auto sbatch = cohort({"pipeline", "run", fixture("fan_out_fan_in.yaml"), "--local", "--dir", d.root(),
+                              "--partition=gpu"});
+  EXPECT_EQ(sbatch.exit_code, 2);
+  EXPECT_NE(sbatch.err.find("--partition=gpu: sbatch's options have no use with --local"), std::string::npos) << sbatch.err;
+  EXPECT_FALSE(fs::exists(d.root()));
 }
 
 TEST(LocalRun, ListAndStatusShowEveryRunAndItsDag) {

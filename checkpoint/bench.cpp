@@ -113,7 +113,7 @@ struct Settings {
 
 std::optional<Settings> parse(const std::vector<std::string>& args) {
   Settings s;
-  std::string dir, bytes = "1G", tensors = "100", repeat = "3";
+  std::string dir, bytes = "1G", tensors = "100", repeat = "5";
   options::Parser parser(
       {"bench ckpt",
        {"--dir D [--bytes N] [--tensors K] [--repeat R] [--async] [--keep] [--json]"},
@@ -121,12 +121,13 @@ std::optional<Settings> parse(const std::vector<std::string>& args) {
        "sharded by rows, through the checkpointer; in the same run writes the same bytes raw\n"
        "(write + fsync, one file per rank) and reads them back, as the limit. Page caches of\n"
        "both are dropped before reading. It repeats R times, alternating which goes first, and\n"
-       "each figure is the median. Run it under mpirun or srun for several ranks.",
+       "each figure is the median; when the raw baseline itself moves by more than 20% between\n"
+       "repetitions it says so instead of giving a ratio. Run it under mpirun or srun for several ranks.",
        {"mpirun -n 2 cohort bench ckpt --dir /scratch/bench --bytes 1G --tensors 100 --async"}});
   parser.add()("dir", po::value(&dir)->required()->value_name("D"), "directory to write in (shared by all ranks)")(
       "bytes", po::value(&bytes)->value_name("N"), "state size, all ranks together (default 1G)")(
       "tensors", po::value(&tensors)->value_name("K"), "number of tensors (default 100)")(
-      "repeat", po::value(&repeat)->value_name("R"), "repetitions; each figure is their median (default 3)")(
+      "repeat", po::value(&repeat)->value_name("R"), "repetitions; each figure is their median (default 5)")(
       "async", po::bool_switch(&s.async), "also measure how long save_async blocks the caller")(
       "keep", po::bool_switch(&s.keep), "leave the checkpoint in its directory under --dir (a failed run leaves nothing)")(
       "json", po::bool_switch(&s.json), "print JSON instead of a table");
@@ -213,6 +214,7 @@ Times measure(const Settings& s, Synthetic& state, Checkpointer& ckpt, const fs:
     pair(times.raw_writes, [&] { raw_io(raw, state.buffer.data(), state.my_bytes, true); }, times.saves,
          [&] { ckpt.save(step, State{state.state_tensors, {}}); });
     drop_cache(raw);
+    drop_cache(checkpoint_path(ckpt_dir, step) / rank_file_name(rank));
     if (rank == 0) drop_cache(checkpoint_path(ckpt_dir, step) / kStateFile);
     pair(times.raw_reads, [&] { raw_io(raw, state.buffer.data(), state.my_bytes, false); }, times.loads,
          [&] { ckpt.load(step, state.slots); });
@@ -249,11 +251,25 @@ AsyncTimes measure_async(Synthetic& state, Checkpointer& ckpt) {
   return out;
 }
 
-void add_rows(bench::Table& table, const char* io, double gb, const std::vector<double>& raw,
+// A raw baseline that itself moved by more than this between repetitions (the disk
+// flushing, another job) says more about the machine than about the checkpointer.
+constexpr double kBaselineMoved = 0.2;
+
+void add_rows(bench::Report& report, bench::Table& table, const char* io, double gb, const std::vector<double>& raw,
               const std::vector<double>& ckpt) {
   const auto r = bench::summarize(raw), c = bench::summarize(ckpt);
+  const bool moved = raw.size() > 1 && r.spread() > kBaselineMoved;
   table.add({io, "raw (baseline)", gb / r.median, 100 * r.spread(), 1.0});
-  table.add({io, "checkpoint", gb / c.median, 100 * c.spread(), bench::number(r.median / c.median)});
+  table.add({io, "checkpoint", gb / c.median, 100 * c.spread(),
+             moved ? json::Value() : bench::number(r.median / c.median)});
+  if (moved) {
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "the raw %s baseline moved by %.0f%% between repetitions (more than %.0f%%): no %s ratio is given; "
+                  "run again on a quieter machine or with more --repeat",
+                  io, 100 * r.spread(), 100 * kBaselineMoved, io);
+    report.note(line);
+  }
 }
 
 void report(const Settings& s, const Synthetic& state, int ranks, const Times& times,
@@ -272,8 +288,8 @@ void report(const Settings& s, const Synthetic& state, int ranks, const Times& t
                               {.name = "rate", .unit = "GB/s"},
                               {.name = "spread", .unit = "%", .digits = 1},
                               {.name = "ratio"}});
-  add_rows(table, "write", gb, times.raw_writes, times.saves);
-  add_rows(table, "read", gb, times.raw_reads, times.loads);
+  add_rows(report, table, "write", gb, times.raw_writes, times.saves);
+  add_rows(report, table, "read", gb, times.raw_reads, times.loads);
   const double save_s = bench::summarize(times.saves).median;
   report.figure({"sync_save_s", "sync save", save_s, "s", 3});
   if (async) {

@@ -1,9 +1,12 @@
 // checkpoint/checkpoint.hpp — HDF5 checkpoint/restart for training jobs.
 //
-// A checkpoint is a directory DIR/step-<8-digit step>/ holding one HDF5 file for all ranks
-// (state.h5: /tensors/<name> datasets, metadata as root attributes) and manifest.json (what
-// is inside, with a CRC32C per tensor). docs/checkpoint-format.md describes it in full, so
-// that h5py or any HDF5 reader can write and read it.
+// A checkpoint is a directory DIR/step-<8-digit step>/ holding an HDF5 file per rank
+// (rank-NNNNN.h5: that rank's rows of sharded tensors and its share of the replicated ones),
+// state.h5 (an index: a virtual dataset per tensor over its pieces, so any HDF5 reader sees
+// whole tensors, and metadata as root attributes) and manifest.json (every file and every
+// piece, with a CRC32C each). Checkpoints of the earlier single-file format still load.
+// docs/checkpoint-format.md describes both in full, so that h5py or any HDF5 reader can
+// write and read them.
 //
 // Guarantees:
 //  - Atomic: a checkpoint becomes visible only when complete. It is written under a hidden
@@ -37,8 +40,9 @@
 //
 // Collective: save, load and the Checkpointer's constructor are called by every rank of the
 // communicator, with the same step and the same tensor names, dtypes and sharding in the
-// same order. Without MPI (not initialised) or on one rank, the checkpointer works as a
-// single process and writes through HDF5's POSIX driver.
+// same order. Each rank writes and reads its own files through HDF5's POSIX driver; the
+// ranks only agree on outcomes and tell rank 0 where their pieces went. Without MPI (not
+// initialised) the checkpointer works as a single process.
 //
 // One job writes a directory at a time. HDF5 is not thread-safe: the checkpointer
 // serialises its own HDF5 calls, and other HDF5 use in the process must not overlap an
@@ -72,7 +76,8 @@ using cohort::DType;
 std::span<const DType> stored_dtypes();
 
 // How a tensor is spread over ranks.
-//  replicated: every rank holds all of it; rank 0's copy is written.
+//  replicated: every rank holds all of it; one rank's copy is written (which one is
+//              chosen to even out the ranks' files).
 //  rows:       each rank holds a contiguous block of rows (first dimension), in rank order;
 //              the stored tensor is their concatenation. Blocks may differ in size, or be 0.
 enum class Sharding { replicated, rows };
@@ -202,6 +207,18 @@ class Checkpointer {
 
 // ---- Reading and maintaining checkpoints from one process (no MPI needed) ----
 
+// Where a part of a tensor is stored (format version 2): rows [row, row + shape[0]) of it,
+// or the whole of a scalar, as the dataset /tensors/<name> of `file`, a file of the
+// checkpoint's directory. A tensor's pieces follow each other in row order and cover it.
+struct Piece {
+  std::string file;  // "rank-00001.h5"; "state.h5" for scalars
+  std::uint64_t row = 0;
+  std::vector<std::uint64_t> shape;
+  std::optional<std::uint64_t> offset;  // where its bytes start in `file`; none when compressed
+  std::uint64_t bytes = 0;
+  std::uint32_t crc32c = 0;
+};
+
 struct TensorInfo {
   std::string name;
   DType dtype = DType::float32;
@@ -210,16 +227,27 @@ struct TensorInfo {
   std::uint64_t bytes = 0;
   std::uint32_t crc32c = 0;
   bool compressed = false;
+  // Format version 2; none for a tensor of 0 bytes, and none in version 1, where every
+  // tensor is a dataset of state.h5.
+  std::vector<Piece> pieces;
+};
+
+struct FileInfo {
+  std::string name;  // in the checkpoint's directory
+  std::uint64_t bytes = 0;
 };
 
 // The content of manifest.json.
 struct Manifest {
-  int format_version = 1;
+  // 1: one state.h5 that all ranks wrote, holding every tensor. 2: a file per rank
+  // (rank-NNNNN.h5) holding the pieces, and state.h5 an index of virtual datasets.
+  int format_version = 2;
   std::int64_t step = 0;
   std::string time;
   int world_size = 0;
   std::vector<TensorInfo> tensors;
   std::uint64_t state_bytes = 0;  // size of state.h5
+  std::vector<FileInfo> files;    // every file of the checkpoint but the manifest, state.h5 first
   Metadata metadata;
 
   std::uint64_t tensor_bytes() const;  // of all its tensors together

@@ -95,6 +95,18 @@ int ls(const std::vector<std::string>& args) {
   return 0;
 }
 
+std::string layout_text(const Manifest& m) {
+  if (m.format_version < 2) return std::string("one ") + std::string(kStateFile) + " for all ranks";
+  return std::string(kStateFile) + " indexing " + std::to_string(m.files.size() - 1) + " rank file(s)";
+}
+
+// The files holding a tensor's pieces: "rank-00000.h5", "rank-00000.h5 … rank-00003.h5 (4)".
+std::string stored_in(const TensorInfo& t) {
+  if (t.pieces.empty()) return std::string(kStateFile);
+  if (t.pieces.size() == 1) return t.pieces[0].file;
+  return t.pieces.front().file + " … " + t.pieces.back().file + " (" + std::to_string(t.pieces.size()) + ")";
+}
+
 int inspect(const std::vector<std::string>& args) {
   auto parser = verb_parser({"ckpt inspect",
                              {"PATH [--json]"},
@@ -111,20 +123,23 @@ int inspect(const std::vector<std::string>& args) {
     std::cout << json::write(out, 2) << "\n";
     return 0;
   }
+  std::uint64_t disk_bytes = 0;
+  for (const auto& f : m.files) disk_bytes += f.bytes;
   std::cout << "checkpoint  " << path.string() << "\n"
             << "step        " << m.step << "\n"
             << "time        " << m.time << "\n"
             << "ranks       " << m.world_size << "\n"
             << "bytes       " << human_bytes(m.tensor_bytes()) << " in " << m.tensors.size() << " tensor(s), "
-            << human_bytes(m.state_bytes) << " on disk\n"
+            << human_bytes(disk_bytes) << " on disk\n"
+            << "format      " << m.format_version << " (" << layout_text(m) << ")\n"
             << "epoch       " << m.metadata.epoch << "\n"
             << "hyperparams " << json::write(m.metadata.hyperparameters) << "\n"
             << "rng         " << json::write(m.metadata.rng) << "\n"
             << "attributes  " << json::write(m.metadata.attributes) << "\n\n";
-  std::vector<std::vector<std::string>> rows{{"NAME", "DTYPE", "SHAPE", "SHARDING", "BYTES", "CRC32C"}};
+  std::vector<std::vector<std::string>> rows{{"NAME", "DTYPE", "SHAPE", "SHARDING", "BYTES", "CRC32C", "STORED IN"}};
   for (const auto& t : m.tensors) {
     rows.push_back({t.name, std::string(to_string(t.dtype)), shape_text(t.shape), std::string(to_string(t.sharding)),
-                    human_bytes(t.bytes) + (t.compressed ? " (deflate)" : ""), hex32(t.crc32c)});
+                    human_bytes(t.bytes) + (t.compressed ? " (deflate)" : ""), hex32(t.crc32c), stored_in(t)});
   }
   print_table(std::cout, rows);
   return 0;

@@ -64,21 +64,28 @@ std::vector<std::uint32_t> combine_crcs(const Group& group, const std::vector<st
   return out;
 }
 
-H5Handle file_access(const Group& group, bool writing) {
+H5Handle local_file_access(bool writing) {
   auto fapl = h5_plist(H5Pcreate(H5P_FILE_ACCESS), "file access properties");
-  if (group.size() > 1) {
-    h5ok(H5Pset_fapl_mpio(fapl.get(), group.comm(), MPI_INFO_NULL), "MPI-IO file driver");
-    // Rank 0 reads metadata and broadcasts it rather than every rank hitting the file.
-    h5ok(H5Pset_all_coll_metadata_ops(fapl.get(), true), "collective metadata reads");
-    h5ok(H5Pset_coll_metadata_write(fapl.get(), true), "collective metadata writes");
-  } else if (writing) {
+  if (writing) {
     // Tensor data goes to the file in H5Dwrite, where a full disk is an error HDF5
     // recovers from, rather than from a buffer flushed when a dataset closes; and closing
     // the file closes whatever an error path left open in it.
     h5ok(H5Pset_sieve_buf_size(fapl.get(), 0), "no sieve buffer");
     h5ok(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "close degree");
   }
-  // Large datasets start on 1 MiB boundaries, which parallel file systems stripe on.
+  // Large datasets start on 1 MiB boundaries, which parallel file systems stripe on and
+  // which keep every request of a load aligned to the file system's blocks.
+  h5ok(H5Pset_alignment(fapl.get(), 1 << 20, 1 << 20), "alignment");
+  return fapl;
+}
+
+H5Handle file_access(const Group& group, bool writing) {
+  if (group.size() == 1) return local_file_access(writing);
+  auto fapl = h5_plist(H5Pcreate(H5P_FILE_ACCESS), "file access properties");
+  h5ok(H5Pset_fapl_mpio(fapl.get(), group.comm(), MPI_INFO_NULL), "MPI-IO file driver");
+  // Rank 0 reads metadata and broadcasts it rather than every rank hitting the file.
+  h5ok(H5Pset_all_coll_metadata_ops(fapl.get(), true), "collective metadata reads");
+  h5ok(H5Pset_coll_metadata_write(fapl.get(), true), "collective metadata writes");
   h5ok(H5Pset_alignment(fapl.get(), 1 << 20, 1 << 20), "alignment");
   return fapl;
 }

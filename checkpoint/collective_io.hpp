@@ -142,8 +142,11 @@ void check_same_everywhere(const Group& group, std::int64_t step, const std::vec
 
 // ---- HDF5 for several ranks ----
 
-// File access for `group`: MPI-IO with collective metadata for several ranks; for one
-// writer, data that reaches the file in H5Dwrite and a close that closes everything.
+// File access for one process: for a writer, data that reaches the file in H5Dwrite and a
+// close that closes everything; large datasets aligned to 1 MiB.
+H5Handle local_file_access(bool writing = false);
+// File access for `group`: MPI-IO with collective metadata for several ranks (format
+// version 1's shared state.h5), local_file_access for one.
 H5Handle file_access(const Group& group, bool writing = false);
 
 // Independent or collective transfers (see collective_io.cpp).

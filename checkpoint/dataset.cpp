@@ -22,15 +22,15 @@ const char* link_kind(H5L_type_t type) {
 
 // Throws unless `path` names a hard link in `file`: a soft or external link could lead to
 // any object of any file.
-void check_hard_link(hid_t file, const std::string& path, const std::string& what) {
+void check_hard_link(hid_t file, const std::string& path, const std::string& what, const std::string& file_name) {
   H5L_info_t link{};
   if (H5Lget_info(file, path.c_str(), &link, H5P_DEFAULT) < 0) {
     H5Eclear2(H5E_DEFAULT);
-    throw Error(what + ": " + std::string(kStateFile) + " has no /" + path);
+    throw Error(what + ": " + file_name + " has no /" + path);
   }
   if (link.type != H5L_TYPE_HARD) {
-    throw Error(what + ": /" + path + " is " + link_kind(link.type) + ", not a dataset stored in " +
-                std::string(kStateFile) + "; cohort does not follow links");
+    throw Error(what + ": /" + path + " is " + link_kind(link.type) + ", not a dataset stored in " + file_name +
+                "; cohort does not follow links");
   }
 }
 
@@ -47,8 +47,8 @@ constexpr std::uint64_t kDeflateMaxRatio = 1032;
 // fills the dataset. External files and virtual datasets lead outside the checkpoint; a
 // dataset that claims more than its storage can hold reads back as fill values, which
 // would take hours for a terabyte "stored" in a few kilobytes.
-void check_storage(hid_t file, hid_t dataset, const TensorInfo& info, const std::string& what) {
-  const std::string state(kStateFile);
+void check_storage(hid_t file, hid_t dataset, const TensorInfo& info, const std::string& what,
+                   const std::string& state) {
   auto dcpl = h5_plist(H5Dget_create_plist(dataset), what);
   const H5D_layout_t layout = H5Pget_layout(dcpl.get());
   if (layout < 0) throw Error(what + ": " + h5_error_text());
@@ -116,10 +116,11 @@ bool has_tensor(hid_t file, const std::string& name) {
   return found > 0;
 }
 
-TensorDataset open_tensor(hid_t file, const TensorInfo& info) {
+TensorDataset open_indexed(hid_t file, const TensorInfo& info, std::string_view file_name) {
   const std::string what = "tensor '" + info.name + "'";
-  check_hard_link(file, "tensors", what);
-  check_hard_link(file, "tensors/" + info.name, what);
+  const std::string name(file_name);
+  check_hard_link(file, "tensors", what, name);
+  check_hard_link(file, "tensors/" + info.name, what, name);
   TensorDataset t;
   t.dataset = h5_dataset(H5Dopen2(file, ("tensors/" + info.name).c_str(), H5P_DEFAULT), "open " + what);
   t.space = h5_space(H5Dget_space(t.dataset.get()), what);
@@ -136,7 +137,12 @@ TensorDataset open_tensor(hid_t file, const TensorInfo& info) {
   if (dtype_of(type.get()) != info.dtype) {
     throw Error(what + ": the dataset's type differs from the manifest's " + std::string(to_string(info.dtype)));
   }
-  check_storage(file, t.dataset.get(), info, what);
+  return t;
+}
+
+TensorDataset open_tensor(hid_t file, const TensorInfo& info, std::string_view file_name) {
+  TensorDataset t = open_indexed(file, info, file_name);
+  check_storage(file, t.dataset.get(), info, "tensor '" + info.name + "'", std::string(file_name));
   return t;
 }
 

@@ -9,6 +9,7 @@
 
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/hdf5.hpp"
+#include "checkpoint/layout.hpp"
 
 namespace cohort::checkpoint::detail {
 
@@ -26,7 +27,11 @@ struct TensorDataset {
   H5Handle dataset;
   H5Handle space;
 };
-TensorDataset open_tensor(hid_t file, const TensorInfo& info);
+// `file_name` names the file in messages.
+// open_indexed checks the same but the storage: for state.h5 of format version 2, whose
+// datasets are virtual, mapped onto the pieces in the ranks' files.
+TensorDataset open_indexed(hid_t file, const TensorInfo& info, std::string_view file_name = kStateFile);
+TensorDataset open_tensor(hid_t file, const TensorInfo& info, std::string_view file_name = kStateFile);
 
 // A checkpoint's state.h5 open for reading tensor after tensor: opening the file once
 // rather than per tensor matters when there are many (export).

@@ -31,6 +31,22 @@ std::string Group::broadcast(std::string text, int root) const {
   return text;
 }
 
+std::vector<std::string> Group::gather(const std::string& text) const {
+  if (!mpi_) return {text};
+  int size = static_cast<int>(text.size());
+  std::vector<int> sizes(rank_ == 0 ? static_cast<size_t>(size_) : 0), offsets(sizes.size());
+  MPI_Gather(&size, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, comm_);
+  std::string all;
+  for (size_t r = 0; r < sizes.size(); ++r) {
+    offsets[r] = static_cast<int>(all.size());
+    all.resize(all.size() + static_cast<size_t>(sizes[r]));
+  }
+  MPI_Gatherv(text.data(), size, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR, 0, comm_);
+  std::vector<std::string> out;
+  for (size_t r = 0; r < sizes.size(); ++r) out.push_back(all.substr(static_cast<size_t>(offsets[r]), static_cast<size_t>(sizes[r])));
+  return out;
+}
+
 void Group::barrier() const {
   if (mpi_) MPI_Barrier(comm_);
 }

@@ -40,6 +40,8 @@ class Group {
     return out;
   }
   std::string broadcast(std::string text, int root = 0) const;
+  // Every rank's `text`, in rank order, on rank 0; nothing on the others.
+  std::vector<std::string> gather(const std::string& text) const;
   void barrier() const;
 
   // Every rank reports how its part of a step went; when any failed, every rank throws the

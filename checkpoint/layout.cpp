@@ -23,6 +23,25 @@ std::string step_dir_name(std::int64_t step) {
   return buf;
 }
 
+std::string rank_file_name(int rank) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "rank-%05d.h5", rank);
+  return buf;
+}
+
+bool is_rank_file_name(std::string_view name) {
+  constexpr std::string_view prefix = "rank-", suffix = ".h5";
+  if (name.size() < prefix.size() + 5 + suffix.size() || name.substr(0, prefix.size()) != prefix ||
+      name.substr(name.size() - suffix.size()) != suffix) {
+    return false;
+  }
+  auto digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  if (digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  return rank_file_name(std::stoi(std::string(digits))) == name;
+}
+
 std::optional<std::int64_t> parse_step_dir_name(std::string_view name) {
   constexpr std::string_view prefix = "step-";
   if (name.substr(0, prefix.size()) != prefix) return std::nullopt;

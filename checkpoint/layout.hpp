@@ -18,6 +18,8 @@ inline constexpr std::string_view kManifestFile = "manifest.json";
 inline constexpr std::string_view kLatestFile = "latest";
 
 std::string step_dir_name(std::int64_t step);  // "step-00000040"
+std::string rank_file_name(int rank);          // "rank-00003.h5"
+bool is_rank_file_name(std::string_view name);
 std::optional<std::int64_t> parse_step_dir_name(std::string_view name);
 std::vector<std::int64_t> committed_steps(const fs::path& dir);  // ascending
 std::optional<std::int64_t> read_latest(const fs::path& dir);

@@ -1,10 +1,13 @@
 // One collective load of a step, as named phases that every rank runs in order:
 //   read manifest   rank 0 reads manifest.json, every rank parses the same text
 //   match slots     which stored tensor each slot names, and where this rank's rows start
-//   check size      rank 0 compares state.h5's size with the manifest's
-//   open            state.h5 and each slot's dataset, checked against the manifest
+//   check size      rank 0 compares each file's size with the manifest's
+//   open            state.h5 (and, in format version 1, each slot's dataset), checked
+//                   against the manifest
 //   check slots     the slots' dtypes and shapes against the manifest
-//   read            each rank reads its part, checksumming it meanwhile
+//   read            each rank reads its part, checksumming it meanwhile: in version 2 the
+//                   byte ranges it needs from whichever rank files hold them; in version 1
+//                   its hyperslab of the shared state.h5
 //   verify          the ranks' checksums combine and are compared with the manifest's
 // A phase that fails on any rank fails on all (Group::together). Until the manifest is
 // known to agree with state.h5, a mismatch is damage (load_latest falls back); after,
@@ -17,6 +20,7 @@
 #include "checkpoint/crc32c.hpp"
 #include "checkpoint/dataset.hpp"
 #include "checkpoint/layout.hpp"
+#include "checkpoint/pieces.hpp"
 #include "common/fd.hpp"
 
 namespace cohort::checkpoint::detail {
@@ -39,7 +43,11 @@ class StepLoad {
     read_manifest();
     match_slots();
     check_size();
-    read();
+    if (manifest_.format_version >= 2) {
+      read_pieces();
+    } else {
+      read();
+    }
     verify();
     LoadResult result;
     result.step = step_;
@@ -81,14 +89,21 @@ class StepLoad {
     }
   }
 
-  // Rank 0 checks the file's size first: a truncated file is the common damage.
+  // Rank 0 checks the files' sizes first: a truncated or missing file is the common damage.
   void check_size() const {
     group_.together([&] {
       if (group_.rank() != 0) return;
-      auto size = regular_file_size(path_ / kStateFile);
-      if (size != manifest_.state_bytes) {
-        throw Error(std::string(kStateFile) + " is " + std::to_string(size) + " bytes, the manifest says " +
-                    std::to_string(manifest_.state_bytes) + " (truncated or overwritten)");
+      for (const auto& file : manifest_.files) {
+        const fs::path path = path_ / file.name;
+        std::error_code ec;
+        if (!fs::exists(fs::symlink_status(path, ec))) {
+          throw Error(file.name + " is missing from " + path_.string() + " (the manifest lists it)");
+        }
+        auto size = regular_file_size(path);
+        if (size != file.bytes) {
+          throw Error(file.name + " is " + std::to_string(size) + " bytes, the manifest says " +
+                      std::to_string(file.bytes) + " (truncated or overwritten)");
+        }
       }
     });
   }
@@ -229,6 +244,40 @@ class StepLoad {
       void* data = s.data ? s.data : &dummy;
       h5ok(H5Dread(t.dataset.get(), memory_type(s.dtype), mem_space.get(), t.space.get(), dxpl, data),
            "read " + what);
+    });
+  }
+
+  // Format version 2: rank 0 checks state.h5 (its step, its index of the manifest's
+  // tensors, and the names of slots the manifest lacks); then every rank reads its rows from the pieces, with no collective
+  // call between tensors.
+  void read_pieces() {
+    group_.together([&] {
+      if (group_.rank() != 0) return;
+      H5Lock h5;
+      std::string file_path = (path_ / kStateFile).string();
+      auto file = h5_file(H5Fopen(file_path.c_str(), H5F_ACC_RDONLY, local_file_access().get()), "open " + file_path);
+      auto stored_step = read_int_attr(file.get(), "cohort.step");
+      if (stored_step != step_) {
+        throw Error(std::string(kStateFile) + " says step " + std::to_string(stored_step) + ", expected " +
+                    std::to_string(step_));
+      }
+      // The index must agree with the manifest, as version 1's datasets must: a shape or
+      // type that differs is damage, not the caller's slot to fix.
+      for (const auto& t : manifest_.tensors) open_indexed(file.get(), t);
+      if (unknown_) refuse_unknown_slot(file.get());
+    });
+    group_.together([&] { check_slots(); });
+    group_.together([&] {
+      PieceReader reader(path_);
+      for (size_t i = 0; i < slots_.size(); ++i) {
+        const auto& s = slots_[i];
+        lengths_[i] = element_count(s.shape) * size_of(s.dtype);
+        if (lengths_[i] == 0) continue;
+        const bool sharded = s.sharding == Sharding::rows;
+        const std::uint64_t first = sharded ? rows_.first_row[i] : 0;
+        const std::uint64_t count = sharded ? s.shape[0] : stored_rows(*infos_[i]);
+        crcs_[i] = reader.read_rows(*infos_[i], first, count, static_cast<std::byte*>(s.data));
+      }
     });
   }
 

@@ -11,7 +11,8 @@
 
 namespace cohort::checkpoint::detail {
 
-inline constexpr int kFormatVersion = 1;
+// What save() writes; read_manifest() reads this and every earlier version.
+inline constexpr int kFormatVersion = 2;
 
 json::Value metadata_to_json(const Metadata& m);
 Metadata metadata_from_json(const json::Value& v);

@@ -1,6 +1,7 @@
 // One-process access to checkpoints: listing, manifests, verification, pruning. These open
-// state.h5 through HDF5's POSIX driver and need no MPI.
+// the checkpoint's files through HDF5's POSIX driver and need no MPI.
 #include <algorithm>
+#include <map>
 
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/crc32c.hpp"
@@ -8,6 +9,7 @@
 #include "checkpoint/hdf5.hpp"
 #include "checkpoint/layout.hpp"
 #include "checkpoint/manifest.hpp"
+#include "checkpoint/pieces.hpp"
 #include "checkpoint/retention.hpp"
 #include "common/fd.hpp"
 
@@ -19,9 +21,10 @@ namespace {
 
 // Reads dataset `name` of an open file block by block, checking its shape and type against
 // `info`, and returns the CRC32C of its bytes. `sink`, when given, receives the bytes.
-std::uint32_t read_dataset(hid_t file, const TensorInfo& info, std::vector<std::byte>* sink) {
+std::uint32_t read_dataset(hid_t file, const TensorInfo& info, std::vector<std::byte>* sink,
+                           std::string_view file_name = kStateFile) {
   std::string what = "tensor '" + info.name + "'";
-  auto [dataset, file_space] = open_tensor(file, info);
+  auto [dataset, file_space] = open_tensor(file, info, file_name);
   if (sink) sink->resize(info.bytes);
   if (info.bytes == 0) return 0;
   hid_t mem_type = memory_type(info.dtype);
@@ -56,10 +59,81 @@ std::uint32_t read_dataset(hid_t file, const TensorInfo& info, std::vector<std::
   return crc;
 }
 
-H5Handle open_state(const fs::path& checkpoint) {
-  std::string path = (checkpoint / kStateFile).string();
+H5Handle open_h5(const fs::path& checkpoint, std::string_view name = kStateFile) {
+  std::string path = (checkpoint / name).string();
   return h5_file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open " + path);
 }
+
+H5Handle open_state(const fs::path& checkpoint) { return open_h5(checkpoint); }
+
+// Every file the manifest lists is there, a regular file of the size it gives.
+void check_files(const fs::path& checkpoint, const Manifest& m, std::vector<Problem>& problems) {
+  for (const auto& file : m.files) {
+    const fs::path path = checkpoint / file.name;
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(path, ec))) {
+      problems.push_back({"", file.name + " is missing (the manifest lists it)"});
+      continue;
+    }
+    try {
+      auto size = regular_file_size(path);
+      if (size != file.bytes) {
+        problems.push_back({"", file.name + " is " + std::to_string(size) + " bytes, the manifest says " +
+                                    std::to_string(file.bytes) + " (truncated or overwritten)"});
+      }
+    } catch (const Error& e) {
+      problems.push_back({"", e.what()});
+    }
+  }
+}
+
+// Format version 2: each piece is a dataset of its file at the manifest's offset, with the
+// piece's checksum, and together they give the tensor's; state.h5 indexes the tensor.
+class PieceVerifier {
+ public:
+  PieceVerifier(const fs::path& checkpoint, hid_t state) : checkpoint_(checkpoint), state_(state) {}
+
+  // Returns the problem with `t`, or an empty string.
+  std::string check(const TensorInfo& t) {
+    if (!has_tensor(state_, t.name)) return std::string(kStateFile) + " has no /tensors/" + t.name;
+    if (t.pieces.empty()) return check_crc(t.crc32c, read_dataset(state_, t, nullptr));
+    std::uint32_t crc = 0;
+    for (const auto& p : t.pieces) {
+      const TensorInfo piece = piece_info(t, p);
+      hid_t file = open(p.file);
+      auto [dataset, space] = open_tensor(file, piece, p.file);
+      if (p.offset && H5Dget_offset(dataset.get()) != *p.offset) {
+        return "the piece in " + p.file + " is at byte " + std::to_string(H5Dget_offset(dataset.get())) +
+               ", the manifest says " + std::to_string(*p.offset);
+      }
+      const std::uint32_t got = read_dataset(file, piece, nullptr, p.file);
+      if (got != p.crc32c) {
+        return "checksum mismatch in " + p.file + ", rows " + std::to_string(p.row) + " to " +
+               std::to_string(p.row + stored_rows(piece) - 1) + " (manifest " + hex32(p.crc32c) + ", data " +
+               hex32(got) + ")";
+      }
+      crc = crc32c_combine(crc, got, p.bytes);
+    }
+    return check_crc(t.crc32c, crc);
+  }
+
+ private:
+  static std::string check_crc(std::uint32_t expected, std::uint32_t got) {
+    if (got == expected) return {};
+    return "checksum mismatch (manifest " + hex32(expected) + ", data " + hex32(got) + ")";
+  }
+
+  hid_t open(const std::string& name) {
+    if (name == kStateFile) return state_;
+    auto it = files_.find(name);
+    if (it == files_.end()) it = files_.emplace(name, open_h5(checkpoint_, name)).first;
+    return it->second.get();
+  }
+
+  fs::path checkpoint_;
+  hid_t state_;
+  std::map<std::string, H5Handle> files_;
+};
 
 }  // namespace
 
@@ -122,19 +196,8 @@ VerifyReport verify(const std::filesystem::path& checkpoint, const std::function
     report.problems.push_back({"", "the manifest says step " + std::to_string(m.step) + ", the directory says " +
                                        std::to_string(*named)});
   }
-  std::uint64_t size = 0;
-  try {
-    size = regular_file_size(checkpoint / kStateFile);
-  } catch (const Error& e) {
-    report.problems.push_back({"", e.what()});
-    return report;
-  }
-  if (size != m.state_bytes) {
-    report.problems.push_back({"", std::string(kStateFile) + " is " + std::to_string(size) +
-                                       " bytes, the manifest says " + std::to_string(m.state_bytes) +
-                                       " (truncated or overwritten)"});
-    return report;
-  }
+  check_files(checkpoint, m, report.problems);
+  if (!report.problems.empty()) return report;
   H5Lock h5;
   H5Handle file;
   try {
@@ -148,13 +211,16 @@ VerifyReport verify(const std::filesystem::path& checkpoint, const std::function
     report.problems.push_back({"", e.what()});
     if (file.get() < 0) return report;
   }
+  PieceVerifier pieces(checkpoint, file.get());
   for (const auto& t : m.tensors) {
     try {
-      std::uint32_t crc = read_dataset(file.get(), t, nullptr);
-      if (crc != t.crc32c) {
-        report.problems.push_back(
-            {t.name, "checksum mismatch (manifest " + hex32(t.crc32c) + ", data " + hex32(crc) + ")"});
+      std::string problem;
+      if (m.format_version >= 2) {
+        problem = pieces.check(t);
+      } else if (std::uint32_t crc = read_dataset(file.get(), t, nullptr); crc != t.crc32c) {
+        problem = "checksum mismatch (manifest " + hex32(t.crc32c) + ", data " + hex32(crc) + ")";
       }
+      if (!problem.empty()) report.problems.push_back({t.name, problem});
     } catch (const Error& e) {
       report.problems.push_back({t.name, e.what()});
     }
@@ -166,7 +232,13 @@ VerifyReport verify(const std::filesystem::path& checkpoint, const std::function
 StateReader::StateReader(const fs::path& checkpoint) : checkpoint_(checkpoint), file_(open_state(checkpoint)) {}
 
 void StateReader::read(const TensorInfo& tensor, std::vector<std::byte>& out) {
-  std::uint32_t crc = read_dataset(file_.get(), tensor, &out);
+  std::uint32_t crc = 0;
+  if (tensor.pieces.empty()) {
+    crc = read_dataset(file_.get(), tensor, &out);
+  } else {
+    out.resize(tensor.bytes);
+    crc = PieceReader(checkpoint_).read_rows(tensor, 0, stored_rows(tensor), out.data());
+  }
   if (crc != tensor.crc32c) {
     throw Error("tensor '" + tensor.name + "' in " + checkpoint_.string() + ": checksum mismatch (manifest " +
                 hex32(tensor.crc32c) + ", data " + hex32(crc) + ")");

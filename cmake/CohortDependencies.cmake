@@ -19,6 +19,8 @@ find_package(Slurm REQUIRED)
 find_package(yaml-cpp REQUIRED)
 # SHA-256 of pipeline tasks' fingerprints and artifacts (libssl-dev).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+# The lineage store is one SQLite file (libsqlite3-dev).
+find_package(SQLite3 REQUIRED)
 
 # RapidJSON reads and writes all JSON (common/json.hpp says why this library). Its package
 # config names only the headers' folder, so the target is made here.

@@ -173,6 +173,69 @@ void Report::figure(Figure figure) { figures_.push_back(std::move(figure)); }
 
 void Report::note(std::string line) { notes_.push_back(std::move(line)); }
 
+namespace {
+
+const json::Value& member(const json::Value& object, std::string_view key, const std::string& where) {
+  const json::Value* value = object.is_object() ? object.find(key) : nullptr;
+  if (!value) throw Error(where + ": has no member '" + std::string(key) + "'");
+  return *value;
+}
+
+std::string text_member(const json::Value& object, std::string_view key, const std::string& where) {
+  const json::Value* value = object.find(key);
+  if (!value || value->is_null()) return {};
+  if (!value->is_string()) throw Error(where + "." + std::string(key) + ": is not a string");
+  return value->as_string();
+}
+
+int digits_member(const json::Value& object, const std::string& where) {
+  const json::Value* value = object.find("digits");
+  if (!value) return 2;
+  if (!value->is_int() || value->as_int() < -1 || value->as_int() > 12) {
+    throw Error(where + ".digits: is not a whole number from -1 to 12");
+  }
+  return static_cast<int>(value->as_int());
+}
+
+}  // namespace
+
+void Report::add_results(const json::Value& results, const std::string& source) {
+  if (!results.is_object()) throw Error(source + ": is not a JSON object");
+  if (const auto* context = results.find("context"); context && context->is_object()) {
+    for (const auto& [name, value] : context->as_object()) this->context(name, value);
+  }
+  const auto& tables = member(results, "tables", source);
+  if (!tables.is_array()) throw Error(source + ".tables: is not an array");
+  for (const auto& t : tables.as_array()) {
+    const std::string where = source + ".tables[" + text_member(t, "name", source + ".tables") + "]";
+    std::vector<Column> columns;
+    for (const auto& c : member(t, "columns", where).as_array()) {
+      const auto* text = c.find("text");
+      columns.push_back({.name = text_member(c, "name", where), .unit = text_member(c, "unit", where),
+                         .digits = digits_member(c, where), .text = text && text->is_bool() && text->as_bool()});
+    }
+    Table& table = this->table(text_member(t, "name", where), text_member(t, "title", where), std::move(columns));
+    for (const auto& row : member(t, "rows", where).as_array()) {
+      if (!row.is_array() || row.as_array().size() != table.columns_.size()) {
+        throw Error(where + ": a row does not have one value per column");
+      }
+      table.add(row.as_array());
+    }
+  }
+  if (const auto* figures = results.find("figures"); figures && figures->is_array()) {
+    for (const auto& f : figures->as_array()) {
+      const std::string where = source + ".figures";
+      figure({text_member(f, "name", where), text_member(f, "label", where), member(f, "value", where),
+              text_member(f, "unit", where), digits_member(f, where), text_member(f, "note", where)});
+    }
+  }
+  if (const auto* notes = results.find("notes"); notes && notes->is_array()) {
+    for (const auto& line : notes->as_array()) {
+      if (line.is_string()) note(line.as_string());
+    }
+  }
+}
+
 void Report::print_context(std::ostream& out) {
   out << "# cohort bench " << area_;
   const char* separator = ": ";

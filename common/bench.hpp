@@ -118,6 +118,12 @@ class Report {
   Table& table(std::string name, std::string title, std::vector<Column> columns);
   void figure(Figure figure);
   void note(std::string line);
+  // Adds what a benchmark written as a script measured (a Python one, where the baselines are
+  // Python programs): the JSON it wrote, {"context": {…}, "tables": [{"name", "title",
+  // "columns": [{"name", "unit", "digits", "text"}], "rows": [[value per column], …]}],
+  // "figures": [{"name", "label", "value", "unit", "digits", "note"}], "notes": ["…"]}. Throws
+  // cohort::Error naming `source` and the member when the JSON is not of that shape.
+  void add_results(const json::Value& results, const std::string& source);
 
   // From now on the text goes to `out` as it comes: the first line at once, then each table
   // when the next is made; or, when the table gives every column a width, its head when it

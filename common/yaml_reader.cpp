@@ -72,6 +72,46 @@ double Reader::number_text(const std::string& text, const std::string& path) con
   fail(path, "must be a number (got '" + text + "')");
 }
 
+std::string Reader::memory(const YAML::Node& n, const std::string& path) const {
+  const std::string text = string(n, path);
+  // Kubernetes quantities (8Gi) and Slurm's (8G) both mean binary units here: 1 to 12
+  // digits, then K, M, G or T (M when none), then an optional 'i' after the unit.
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  std::string_view rest = std::string_view(text).substr(digits);
+  char unit = 'M';
+  if (!rest.empty() && std::string_view("KMGT").find(rest[0]) != std::string_view::npos) {
+    unit = rest[0];
+    rest.remove_prefix(1);
+    if (rest == "i") rest = {};
+  }
+  if (digits == 0 || digits > 12 || !rest.empty()) {
+    fail(path, "'" + (text.size() > 64 ? text.substr(0, 64) + "..." : text) + "' is not a memory size (e.g. 512M, 8G, 8Gi)");
+  }
+  return text.substr(0, digits) + unit;
+}
+
+int Reader::cpus(const YAML::Node& n, const std::string& path, int low, int high) const {
+  if (!n.IsScalar()) fail(path, "must be a number of CPUs (4, \"0.5\" or \"500m\")");
+  std::string text = n.as<std::string>();
+  double scale = 1;
+  if (!text.empty() && text.back() == 'm') text.pop_back(), scale = 1000;
+  double v = 0;
+  try {
+    size_t used = 0;
+    v = std::stod(text, &used);
+    if (used != text.size()) v = std::nan("");
+  } catch (const std::exception&) {
+    v = std::nan("");
+  }
+  if (!std::isfinite(v)) fail(path, "must be a number of CPUs (4, \"0.5\" or \"500m\"; got '" + n.as<std::string>() + "')");
+  const double whole = std::ceil(v / scale);
+  if (whole < low || whole > high) {
+    fail(path, "must be " + std::to_string(low) + ".." + std::to_string(high) + " (got " + n.as<std::string>() + ")");
+  }
+  return static_cast<int>(whole);
+}
+
 std::vector<std::string> Reader::strings(const YAML::Node& n, const std::string& path) const {
   if (!n.IsSequence()) fail(path, "must be a list of strings");
   std::vector<std::string> out;
@@ -103,6 +143,12 @@ YAML::Node Reader::first_container(const YAML::Node& containers, const std::stri
 std::vector<std::string> Reader::command_and_args(const YAML::Node& container, const std::string& path) const {
   std::vector<std::string> command;
   if (container["command"]) command = strings(container["command"], path + ".command");
+  // Without a command Kubernetes runs the image's ENTRYPOINT with these args; there is no
+  // image here, so running the args alone would start '--backend' as a program.
+  if (container["args"] && !container["command"]) {
+    fail(path + ".command", "missing: args without command run the image's ENTRYPOINT, and cohort runs no images; "
+                            "give command: the program that ENTRYPOINT runs (e.g. [python3, /opt/mnist/mnist.py])");
+  }
   if (container["args"]) {
     auto args = strings(container["args"], path + ".args");
     command.insert(command.end(), args.begin(), args.end());

@@ -51,6 +51,11 @@ class Reader {
   double number(const YAML::Node& n, const std::string& path) const;  // finite only
   double number_text(const std::string& text, const std::string& path) const;
   std::vector<std::string> strings(const YAML::Node& n, const std::string& path) const;
+  // A memory size as Kubernetes (8Gi) or Slurm (8G) writes it, in Slurm's syntax ("8G").
+  std::string memory(const YAML::Node& n, const std::string& path) const;
+  // A Kubernetes CPU quantity (4, "0.5", "500m") as whole CPUs in low..high, rounded up:
+  // Slurm allocates whole CPUs.
+  int cpus(const YAML::Node& n, const std::string& path, int low, int high) const;
   // A whole number in least..1000000.
   int count(const YAML::Node& n, const std::string& path, int least) const;
 
@@ -63,7 +68,7 @@ class Reader {
   // The first of a pod spec's containers, which must be there.
   YAML::Node first_container(const YAML::Node& containers, const std::string& path) const;
   // A container's command line: its `command` followed by its `args`; empty when it gives
-  // neither.
+  // neither. `args` without `command` is an error: they belong to an image's ENTRYPOINT.
   std::vector<std::string> command_and_args(const YAML::Node& container, const std::string& path) const;
 
   const std::string& source() const { return source_; }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -34,25 +35,6 @@ const std::vector<Kind> kKinds{
     {JobKind::mpi, "MPIJob", "mpiReplicaSpecs", {"launcher", "worker"}},
 };
 
-std::string memory_value(const Reader& r, const YAML::Node& n, const std::string& path) {
-  const std::string text = r.string(n, path);
-  // Kubernetes quantities (8Gi) and Slurm's (8G) both mean binary units here: 1 to 12
-  // digits, then K, M, G or T (M when none), then an optional 'i' after the unit.
-  size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  std::string_view rest = std::string_view(text).substr(digits);
-  char unit = 'M';
-  if (!rest.empty() && std::string_view("KMGT").find(rest[0]) != std::string_view::npos) {
-    unit = rest[0];
-    rest.remove_prefix(1);
-    if (rest == "i") rest = {};
-  }
-  if (digits == 0 || digits > 12 || !rest.empty()) {
-    r.fail(path, "'" + (text.size() > 64 ? text.substr(0, 64) + "..." : text) + "' is not a memory size (e.g. 512M, 8G, 8Gi)");
-  }
-  return text.substr(0, digits) + unit;
-}
-
 // A whole number in low..high; checked before it is narrowed, so 2^32 + 1 is not 1.
 int bounded(const Reader& r, const YAML::Node& n, const std::string& path, long long low, long long high) {
   return static_cast<int>(r.integer(n, path, low, high));
@@ -63,7 +45,7 @@ constexpr int kMostRestarts = 10000;
 // A century: beyond any real job, and well inside the minutes Slurm's --time holds.
 constexpr double kLongestDeadline = 100 * 365 * 24 * 3600.0;
 
-int cpus_of(const Reader& r, const YAML::Node& n, const std::string& path) { return bounded(r, n, path, 1, 4096); }
+int cpus_of(const Reader& r, const YAML::Node& n, const std::string& path) { return r.cpus(n, path, 1, 4096); }
 int gpus_of(const Reader& r, const YAML::Node& n, const std::string& path) { return bounded(r, n, path, 0, 64); }
 
 RoleResources read_resources(const Reader& r, const YAML::Node& n, const std::string& path) {
@@ -72,8 +54,23 @@ RoleResources read_resources(const Reader& r, const YAML::Node& n, const std::st
   if (n["nodes"]) res.nodes = bounded(r, n["nodes"], path + ".nodes", 1, 100000);
   if (n["gpus"]) res.gpus = gpus_of(r, n["gpus"], path + ".gpus");
   if (n["cpus"]) res.cpus = cpus_of(r, n["cpus"], path + ".cpus");
-  if (n["memory"]) res.memory = memory_value(r, n["memory"], path + ".memory");
+  if (n["memory"]) res.memory = r.memory(n["memory"], path + ".memory");
   return res;
+}
+
+// A container's limits or requests into `res`; the kinds given ("cpu", "memory", "gpu").
+std::set<std::string> read_quantities(const Reader& r, const YAML::Node& n, const std::string& path, RoleResources& res) {
+  if (!n.IsMap()) r.fail(path, "must be a mapping of resource names to quantities (cpu: 4, memory: 8Gi, nvidia.com/gpu: 1)");
+  std::set<std::string> given;
+  for (const auto& kv : n) {
+    auto key = kv.first.as<std::string>();
+    std::string kpath = path + "." + key;
+    if (key == "cpu") res.cpus = cpus_of(r, kv.second, kpath), given.insert("cpu");
+    else if (key == "memory") res.memory = r.memory(kv.second, kpath), given.insert("memory");
+    else if (key.find("gpu") != std::string::npos) res.gpus = gpus_of(r, kv.second, kpath), given.insert("gpu");
+    else r.fail(kpath, "unknown resource (cohort understands cpu, memory and */gpu)");
+  }
+  return given;
 }
 
 // Kubeflow's pod template: the first container's command + args and resource limits.
@@ -84,14 +81,19 @@ void read_template(const Reader& r, const YAML::Node& tmpl, const std::string& p
   const YAML::Node c = r.first_container(spec["containers"], path + ".spec.containers");
   std::string cpath = path + ".spec.containers[0]";
   role.command = r.command_and_args(c, cpath);
-  if (const auto& limits = c["resources"]["limits"]) {
-    for (const auto& kv : limits) {
-      auto key = kv.first.as<std::string>();
-      std::string kpath = cpath + ".resources.limits." + key;
-      if (key == "cpu") role.resources.cpus = cpus_of(r, kv.second, kpath);
-      else if (key == "memory") role.resources.memory = memory_value(r, kv.second, kpath);
-      else if (key.find("gpu") != std::string::npos) role.resources.gpus = gpus_of(r, kv.second, kpath);
-      else r.fail(kpath, "unknown resource (cohort understands cpu, memory and */gpu)");
+  // Most of Kubeflow's examples give no resources at all: the defaults stand.
+  if (const YAML::Node resources = c["resources"]) {
+    r.only(resources, cpath + ".resources", {"limits", "requests"});
+    // A limit is what the replica may use, so it is what Slurm reserves; a request stands
+    // in for a resource without a limit.
+    std::set<std::string> limited;
+    if (resources["limits"]) limited = read_quantities(r, resources["limits"], cpath + ".resources.limits", role.resources);
+    if (resources["requests"]) {
+      RoleResources requested = role.resources;
+      read_quantities(r, resources["requests"], cpath + ".resources.requests", requested);
+      if (!limited.count("cpu")) role.resources.cpus = requested.cpus;
+      if (!limited.count("memory")) role.resources.memory = requested.memory;
+      if (!limited.count("gpu")) role.resources.gpus = requested.gpus;
     }
   }
 }
@@ -187,14 +189,25 @@ Role read_role(const Reader& r, const YAML::Node& n, const std::string& path, co
   if (n["template"]) read_template(r, n["template"], path + ".template", role);
   if (n["resources"]) role.resources = read_resources(r, n["resources"], path + ".resources");
   if (n["command"]) role.command = r.strings(n["command"], path + ".command");
+  if (n["args"] && !n["command"]) {
+    r.fail(path + ".command", "missing: args without command would run '" + r.strings(n["args"], path + ".args").at(0) +
+                                  "' as the program; give command before args");
+  }
   if (n["args"]) {
     auto args = r.strings(n["args"], path + ".args");
     role.command.insert(role.command.end(), args.begin(), args.end());
   }
   bool mpi_worker = kind == JobKind::mpi && role.name == "worker";
-  if (role.command.empty() && !mpi_worker) r.fail(path, "no command: give command (and args) for this role");
+  // The MPI Operator's workers run sshd so that the launcher's mpirun can reach them; here
+  // mpirun starts them through Slurm, so there is no daemon to run.
+  if (mpi_worker && !role.command.empty() && std::filesystem::path(role.command[0]).filename() == "sshd") role.command.clear();
+  if (role.command.empty() && !mpi_worker) {
+    r.fail(path, "no command: Kubernetes would run the image's ENTRYPOINT, and cohort runs no images; give the "
+                 "container a command (the program that ENTRYPOINT runs, e.g. [python3, /opt/mnist/mnist.py])");
+  }
   if (!role.command.empty() && mpi_worker) {
-    r.fail(path + ".command", "an MPIJob's workers are started by the launcher's mpirun; give the command to the Launcher");
+    r.fail(path + ".command", "an MPIJob's workers are started by the launcher's mpirun; give the command to the Launcher "
+                              "(a worker may run only sshd, as the MPI Operator's do)");
   }
   if (role.resources.nodes > role.replicas && !mpi_worker) {
     r.fail(path + ".resources.nodes", std::to_string(role.resources.nodes) + " nodes for " +
@@ -241,6 +254,31 @@ void check_roles(const Reader& r, const Roles& found, const JobSpec& spec, const
   }
 }
 
+// PyTorchJob's elastic training (torchrun's rendezvous between min and max replicas) and
+// its processes per node: named, with what to write instead, rather than "unknown field".
+void refuse_elastic(const Reader& r, const YAML::Node& body) {
+  if (body["elasticPolicy"]) {
+    r.fail("spec.elasticPolicy", "elastic jobs (minReplicas..maxReplicas, rdzvBackend) are not supported: a cohort job "
+                                 "is one gang of a fixed size, its allocation's; give the Worker role its replicas and "
+                                 "leave elasticPolicy out");
+  }
+  if (body["nprocPerNode"]) {
+    r.fail("spec.nprocPerNode", "cohort starts one process per replica: give replicas, and resources.nodes to spread "
+                                "them (e.g. replicas: 8, resources: {nodes: 2} for 4 a node), and leave nprocPerNode out");
+  }
+}
+
+// Kubeflow sets no limit of its own: a role that restarts on failure is restarted by its
+// pod for ever. On Slurm that would hold the allocation in a crash loop, so a job that
+// restarts at all gets Kubernetes' own default for a Job, 6.
+int default_backoff_limit(const JobSpec& spec) {
+  constexpr int kKubernetesJobBackoffLimit = 6;
+  for (const auto& role : spec.roles) {
+    if (role.restart_policy && *role.restart_policy != RestartPolicy::never) return kKubernetesJobBackoffLimit;
+  }
+  return 0;
+}
+
 JobSpec read_job_spec(const Reader& r, const YAML::Node& doc) {
   if (!doc.IsMap()) r.fail("", "must be a mapping with kind and spec");
   r.only(doc, "", {"apiVersion", "kind", "metadata", "name", "spec"});
@@ -251,7 +289,12 @@ JobSpec read_job_spec(const Reader& r, const YAML::Node& doc) {
 
   const YAML::Node body = doc["spec"];
   if (!body) r.fail("spec", "missing: it holds the replica specs");
-  r.only(body, "spec", {kind.replica_key, "replicaSpecs", "runPolicy", "successPolicy", "slotsPerWorker"});
+  // sshAuthMountPath says where the MPI Operator mounts the workers' ssh keys; mpirun reaches
+  // the workers through Slurm here, so it has nothing to say.
+  r.only(body, "spec", {kind.replica_key, "replicaSpecs", "runPolicy", "successPolicy", "slotsPerWorker", "sshAuthMountPath",
+                        "elasticPolicy", "nprocPerNode"});
+  refuse_elastic(r, body);
+  if (body["sshAuthMountPath"]) r.string(body["sshAuthMountPath"], "spec.sshAuthMountPath");
   if (body["runPolicy"]) read_run_policy(r, body["runPolicy"], spec);
   if (body["successPolicy"]) read_success_policy(r, body["successPolicy"], spec);
   const std::string key = body[kind.replica_key] ? kind.replica_key : "replicaSpecs";
@@ -264,6 +307,7 @@ JobSpec read_job_spec(const Reader& r, const YAML::Node& doc) {
     if (found.count(name)) spec.roles.push_back(found.at(name));
   }
   check_roles(r, found, spec, key);
+  if (!body["runPolicy"] || !body["runPolicy"]["backoffLimit"]) spec.backoff_limit = default_backoff_limit(spec);
   return spec;
 }
 
@@ -329,6 +373,27 @@ std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const
   }
   out << "exec " << shell_quote(cohort_path) << " launch --spec " << shell_quote(spec_path) << "\n";
   return out.str();
+}
+
+int nodes_needed(const JobSpec& spec) {
+  if (spec.kind == JobKind::mpi) return spec.find("worker")->resources.nodes;
+  int nodes = 0;
+  for (const auto& role : spec.roles) nodes += role.resources.nodes;
+  return nodes;
+}
+
+std::optional<std::string> why_it_cannot_start(const JobSpec& spec, int cluster_nodes) {
+  const int needed = nodes_needed(spec);
+  if (needed <= cluster_nodes) return std::nullopt;
+  std::string shares;
+  for (const auto& role : spec.roles) {
+    if (spec.kind == JobKind::mpi && role.name != "worker") continue;
+    shares += (shares.empty() ? "" : ", ") + role.name + " " + std::to_string(role.resources.nodes);
+  }
+  return spec.name + " needs " + std::to_string(needed) + " nodes (" + shares +
+         ": Slurm gives each role's component of a heterogeneous job nodes of its own) and the cluster has " +
+         std::to_string(cluster_nodes) + "; it would wait in the queue for ever. Run it on a cluster with " +
+         std::to_string(needed) + " nodes, or give it fewer roles";
 }
 
 std::string tf_config(const ClusterMap& cluster, const std::string& role, int index) {

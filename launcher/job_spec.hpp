@@ -16,7 +16,9 @@
 //                command: [python3, train.py]}
 //
 // A role may also give Kubeflow's `template.spec.containers[0]` (its command, args and
-// resources.limits) instead of `command` and `resources`. On Slurm each role is one
+// resources.limits, or requests where no limit is given) instead of `command` and
+// `resources`; without resources a replica gets one CPU and no GPU. A container needs a
+// command: there is no image whose ENTRYPOINT could run its args. On Slurm each role is one
 // component of a heterogeneous job; each replica is one task.
 #pragma once
 
@@ -50,7 +52,9 @@ struct JobSpec {
   std::string name;
   JobKind kind = JobKind::pytorch;
   std::vector<Role> roles;  // in launch order: master/chief/launcher first
-  int backoff_limit = 0;    // gang restarts allowed
+  // Gang restarts allowed: runPolicy.backoffLimit; without it 6 (Kubernetes' default for a
+  // Job) when a role's restartPolicy restarts it, else 0.
+  int backoff_limit = 0;
   std::optional<double> active_deadline_seconds;
   bool all_workers_succeed = false;  // TFJob successPolicy: AllWorkers
 
@@ -69,6 +73,13 @@ JobSpec parse_job_spec(const std::string& text, const std::string& source);
 // whose body runs `cohort launch --spec SPEC_PATH`. MPIJobs use one component for the
 // workers; the launcher runs in the batch step.
 std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const std::string& cohort_path);
+
+// The nodes the emitted script asks for: each role's heterogeneous component takes nodes of
+// its own, so the roles' nodes add up (an MPIJob asks only for its workers').
+int nodes_needed(const JobSpec& spec);
+// Why the script could never start on a cluster of `cluster_nodes` nodes, naming each
+// role's share; nullopt when it fits.
+std::optional<std::string> why_it_cannot_start(const JobSpec& spec, int cluster_nodes);
 
 // Where every replica runs: role → "host:port" per replica, in replica order.
 using ClusterMap = std::vector<std::pair<std::string, std::vector<std::string>>>;

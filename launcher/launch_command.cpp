@@ -7,13 +7,16 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/options.hpp"
+#include "common/process.hpp"
 #include "common/text.hpp"
 #include "launcher/job_spec.hpp"
+#include "launcher/lineage_record.hpp"
 #include "launcher/supervisor.hpp"
 
 namespace cohort::launcher {
@@ -74,12 +77,42 @@ options::Parser launch_parser(LaunchOptions& o, Given& g) {
        "a PyTorchJob, TFJob or MPIJob spec (YAML): roles, replicas, resources, policies")
       ("emit-sbatch", "with --spec: print the sbatch script (one hetjob component per role) and exit")
       ("run-dir", po::value<std::string>(&o.run_dir)->value_name("DIR"),
-       "shared directory for the ranks' status files (default: .cohort/job-ID in the submit directory)");
+       "shared directory for the ranks' status files (default: $COHORT_RUN_DIR/job-ID, else "
+       "$SCRATCH/.cohort/runs/job-ID, else $HOME/.cohort/runs/job-ID)");
   parser.add_hidden()("as-rank", "run as one rank's wrapper (started by cohort launch itself)")(
       "role", po::value<std::string>(&g.role), "the rank's role, with --as-rank");
   // The command may also come before "--" when it takes no options of its own.
   parser.operands(-1);
   return parser;
+}
+
+// How many nodes the cluster has, as sinfo counts them; nullopt where Slurm cannot be asked
+// (a script may be written away from the cluster).
+std::optional<int> cluster_nodes() {
+  if (!find_program("sinfo")) return std::nullopt;
+  try {
+    RunOptions o;
+    o.timeout = std::chrono::seconds(30);
+    const ProcessResult r = run_process({"sinfo", "-h", "-N", "-o", "%N"}, o);
+    if (!r.ok()) return std::nullopt;
+    std::set<std::string> names;
+    for (auto line : split(r.out, '\n')) {
+      if (!line.empty()) names.emplace(line);
+    }
+    return static_cast<int>(names.size());
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+// Where a job's run directory goes when --run-dir is not given: a directory every node
+// shares, never the submit directory, which is often a source tree.
+std::string default_run_root() {
+  if (const std::string root = env_or("COHORT_RUN_DIR"); !root.empty()) return root;
+  for (const char* base : {"SCRATCH", "HOME"}) {
+    if (const std::string dir = env_or(base); !dir.empty()) return dir + "/.cohort/runs";
+  }
+  throw input_error("no place for the run directory: set COHORT_RUN_DIR to a directory every node shares, or give --run-dir");
 }
 
 }  // namespace
@@ -117,6 +150,9 @@ int launch_command(const std::vector<std::string>& args) {
     if (!command.empty()) throw input_error("--spec " + given.spec_path + ": the roles' commands come from the spec; drop the command after --");
     auto spec = std::make_shared<JobSpec>(load_job_spec(given.spec_path));
     if (vm.count("emit-sbatch")) {
+      if (const auto nodes = cluster_nodes()) {
+        if (auto why = why_it_cannot_start(*spec, *nodes)) throw input_error("--spec " + given.spec_path + ": " + *why);
+      }
       std::cout << emit_sbatch(*spec, std::filesystem::absolute(given.spec_path).string(), o.self);
       return 0;
     }
@@ -160,13 +196,15 @@ int launch_command(const std::vector<std::string>& args) {
       if (!::mkdtemp(tmpl.data())) throw Error("cannot create a run directory " + tmpl + ": " + std::strerror(errno));
       o.run_dir = tmpl;
     } else {
-      o.run_dir = env_or("SLURM_SUBMIT_DIR", ".") + "/.cohort/job-" + job;
+      o.run_dir = default_run_root() + "/job-" + job;
     }
   }
   o.run_dir = std::filesystem::absolute(o.run_dir).string();
+  const std::string lineage_name = record_lineage_start(o, job);
   int status = supervise(o);
   // A requeued job keeps its run directory for the next run; otherwise it is spent.
   bool requeued = status == 0 && std::filesystem::exists(o.run_dir + "/checkpoint-request");
+  record_lineage_end(lineage_name, o, status, requeued);
   if (own_run_dir && !requeued) std::filesystem::remove_all(o.run_dir, ec);
   return status;
 }

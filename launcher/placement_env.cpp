@@ -21,8 +21,12 @@ std::string visible_name(const Node& node, int gpu, const std::vector<int>& slur
     auto it = std::find(slurm_gpus.begin(), slurm_gpus.end(), gpu);
     if (it != slurm_gpus.end()) return slurm_names[static_cast<size_t>(it - slurm_gpus.begin())];
   }
+  // A GPU Slurm gave that the topology does not show keeps Slurm's own index.
+  if (static_cast<size_t>(gpu) >= node.gpus().size()) return std::to_string(gpu);
   return std::to_string(node.gpus()[static_cast<size_t>(gpu)].runtime_index);
 }
+
+
 
 }  // namespace
 
@@ -35,11 +39,20 @@ Environment placement_environment(const Node& node, const topology::RankPlacemen
   env["COHORT_NUMA"] = join(placement.numa, ",", number);
   env["OMP_NUM_THREADS"] = std::to_string(placement.threads);
 
-  if (!placement.gpus.empty()) {
+  auto names_from = [&](const std::vector<std::string>& slurm_names) {
+    return join(placement.gpus, ",", [&](int g) { return visible_name(node, g, numbering.slurm_gpus, slurm_names); });
+  };
+  const bool unlocated = !placement.gpus.empty() && static_cast<size_t>(placement.gpus.front()) >= node.gpus().size();
+  if (unlocated) {
+    // GPUs the topology does not show are known only as Slurm's gres, of no known vendor:
+    // each variable Slurm set for the step is narrowed to the rank's GPUs (CUDA's when
+    // Slurm set none).
+    if (!numbering.cuda_visible.empty() || numbering.rocr_visible.empty()) {
+      env["CUDA_VISIBLE_DEVICES"] = names_from(numbering.cuda_visible);
+    }
+    if (!numbering.rocr_visible.empty()) env["ROCR_VISIBLE_DEVICES"] = names_from(numbering.rocr_visible);
+  } else if (!placement.gpus.empty()) {
     const GpuVendor vendor = node.gpus()[static_cast<size_t>(placement.gpus.front())].vendor;
-    auto names_from = [&](const std::vector<std::string>& slurm_names) {
-      return join(placement.gpus, ",", [&](int g) { return visible_name(node, g, numbering.slurm_gpus, slurm_names); });
-    };
     switch (vendor) {
       case GpuVendor::nvidia:
         env["CUDA_VISIBLE_DEVICES"] = names_from(numbering.cuda_visible);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <future>
 
 #include "serve/protocol.hpp"
 
@@ -44,8 +45,10 @@ Tensor rows_of(const Tensor& t, std::int64_t first, std::int64_t count, std::int
 
 }  // namespace
 
-BatchingModel::BatchingModel(std::shared_ptr<Model> model, int max_batch_size, DynamicBatching config)
-    : model_(std::move(model)), max_batch_(max_batch_size), config_(std::move(config)), thread_([this] { loop(); }) {}
+BatchingModel::BatchingModel(std::shared_ptr<Model> model, int max_batch_size, DynamicBatching config, int instances)
+    : model_(std::move(model)), max_batch_(max_batch_size), config_(std::move(config)) {
+  for (int i = 0; i < std::max(1, instances); ++i) threads_.emplace_back([this] { loop(); });
+}
 
 BatchingModel::~BatchingModel() {
   {
@@ -53,7 +56,7 @@ BatchingModel::~BatchingModel() {
     stop_ = true;
   }
   wake_.notify_all();
-  thread_.join();
+  for (auto& t : threads_) t.join();
 }
 
 void BatchingModel::flush() {
@@ -70,36 +73,54 @@ std::size_t BatchingModel::pending() const {
 }
 
 std::vector<Tensor> BatchingModel::run(const std::vector<Tensor>& inputs) {
-  Pending p{&inputs, inputs.empty() || inputs[0].shape.empty() ? 1 : inputs[0].shape[0], {}};
-  auto result = p.done.get_future();
+  std::promise<std::vector<Tensor>> result;
+  auto answer = result.get_future();
+  run_async(inputs, [&result](Result r) {
+    if (r.failure) result.set_exception(r.failure);
+    else result.set_value(std::move(r.outputs));
+  });
+  return answer.get();
+}
+
+void BatchingModel::run_async(const std::vector<Tensor>& inputs, Done done) {
+  const std::int64_t rows = inputs.empty() || inputs[0].shape.empty() ? 1 : inputs[0].shape[0];
+  auto p = std::make_unique<Pending>(Pending{&inputs, rows, std::move(done)});
   {
     std::lock_guard lock(mutex_);
     if (config_.max_queue_size > 0 && queue_.size() >= static_cast<std::size_t>(config_.max_queue_size)) {
       throw HttpError(503, "the model's queue is full (" + std::to_string(config_.max_queue_size) +
                                " requests): try again shortly", 1);
     }
-    queue_.push_back(&p);
+    queue_.push_back(std::move(p));
   }
   wake_.notify_all();
-  return result.get();
 }
 
 std::int64_t BatchingModel::queued_rows() const {
   std::int64_t rows = 0;
-  for (const auto* p : queue_) rows += p->rows;
+  for (const auto& p : queue_) rows += p->rows;
   return rows;
 }
 
-// The oldest request, and those after it that fit beside it, once the batch is full or the
-// oldest has waited max_queue_delay_us. Called with the lock held.
-std::vector<BatchingModel::Pending*> BatchingModel::take_batch() {
-  std::vector<Pending*> batch{queue_.front()};
+std::int64_t BatchingModel::ready_rows() const {
+  std::int64_t preferred = 0;
+  for (int size : config_.preferred_batch_sizes) {
+    if (size <= max_batch_) preferred = std::max<std::int64_t>(preferred, size);
+  }
+  return preferred > 0 ? preferred : max_batch_;
+}
+
+// The oldest request, and those after it that fit beside it within `limit` rows. Called
+// with the lock held.
+BatchingModel::Batch BatchingModel::take_batch(std::int64_t limit) {
+  Batch batch;
+  batch.push_back(std::move(queue_.front()));
   queue_.pop_front();
   std::int64_t rows = batch[0]->rows;
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (rows + (*it)->rows <= max_batch_ && same_rows(*(*it)->inputs, *batch[0]->inputs)) {
+    if (rows + (*it)->rows <= limit && same_rows(*(*it)->inputs, *batch[0]->inputs)) {
       rows += (*it)->rows;
-      batch.push_back(*it);
+      batch.push_back(std::move(*it));
       it = queue_.erase(it);
     } else {
       ++it;
@@ -114,44 +135,51 @@ void BatchingModel::loop() {
     wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
     if (queue_.empty()) return;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(config_.max_queue_delay_us);
-    wake_.wait_until(lock, deadline, [&] { return stop_ || flushing_ || queued_rows() >= max_batch_; });
-    auto batch = take_batch();
+    const std::int64_t ready = ready_rows();
+    wake_.wait_until(lock, deadline, [&] { return stop_ || flushing_ || queue_.empty() || queued_rows() >= ready; });
+    if (queue_.empty()) continue;  // another instance took them
+    // A batch runs once it is ready or its oldest request has waited max_queue_delay_us.
+    auto batch = take_batch(queued_rows() >= ready ? ready : max_batch_);
+    if (!queue_.empty()) wake_.notify_all();  // what is left may be another instance's batch
     lock.unlock();
     execute(batch);
     lock.lock();
   }
 }
 
-void BatchingModel::execute(const std::vector<Pending*>& batch) {
+// Each request's own rows of the batch's outputs, in the batch's order.
+std::vector<std::vector<Tensor>> BatchingModel::run_batch(const Batch& batch) {
+  if (batch.size() == 1) return {model_->run(*batch[0]->inputs)};
+  std::int64_t total = 0;
+  for (const auto& p : batch) total += p->rows;
+  std::vector<Tensor> merged;
+  for (std::size_t i = 0; i < batch[0]->inputs->size(); ++i) {
+    std::vector<const Tensor*> parts;
+    for (const auto& p : batch) parts.push_back(&(*p->inputs)[i]);
+    merged.push_back(concatenate(parts, total));
+  }
+  const std::vector<Tensor> outputs = model_->run(merged);
+  std::vector<std::vector<Tensor>> answers;
+  std::int64_t first = 0;
+  for (const auto& p : batch) {
+    auto& mine = answers.emplace_back();
+    for (const auto& t : outputs) mine.push_back(rows_of(t, first, p->rows, total));
+    first += p->rows;
+  }
+  return answers;
+}
+
+// Every request of the batch is answered, with its rows or with the batch's failure.
+void BatchingModel::execute(const Batch& batch) {
+  std::vector<std::vector<Tensor>> answers;
+  std::exception_ptr failure;
   try {
-    if (batch.size() == 1) {
-      batch[0]->done.set_value(model_->run(*batch[0]->inputs));
-      return;
-    }
-    std::int64_t total = 0;
-    for (const auto* p : batch) total += p->rows;
-    std::vector<Tensor> merged;
-    for (std::size_t i = 0; i < batch[0]->inputs->size(); ++i) {
-      std::vector<const Tensor*> parts;
-      for (const auto* p : batch) parts.push_back(&(*p->inputs)[i]);
-      merged.push_back(concatenate(parts, total));
-    }
-    const std::vector<Tensor> outputs = model_->run(merged);
-    std::int64_t first = 0;
-    for (auto* p : batch) {
-      std::vector<Tensor> mine;
-      for (const auto& t : outputs) mine.push_back(rows_of(t, first, p->rows, total));
-      first += p->rows;
-      p->done.set_value(std::move(mine));
-    }
+    answers = run_batch(batch);
   } catch (...) {
-    for (auto* p : batch) {
-      try {
-        p->done.set_exception(std::current_exception());
-      } catch (const std::future_error&) {
-        // this one was answered before the failure
-      }
-    }
+    failure = std::current_exception();
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    batch[i]->done({failure ? std::vector<Tensor>{} : std::move(answers[i]), failure, i == 0 ? 1 : 0});
   }
 }
 

@@ -1,5 +1,7 @@
 #include "serve/metrics.hpp"
 
+#include <algorithm>
+
 #include <unistd.h>
 
 #include <array>
@@ -61,7 +63,7 @@ void Metrics::Histogram::observe(double seconds) {
 }
 
 void Metrics::record(const std::string& model, std::int64_t version, bool success, std::int64_t batch,
-                     double request_s, double compute_s) {
+                     double request_s, double compute_s, int executions) {
   std::lock_guard lock(mutex_);
   Series& s = series_[{model, version}];
   s.last_inference_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -73,7 +75,7 @@ void Metrics::record(const std::string& model, std::int64_t version, bool succes
   }
   ++s.success;
   s.inferences += static_cast<std::uint64_t>(batch);
-  ++s.executions;
+  s.executions += static_cast<std::uint64_t>(std::max(0, executions));
   s.request.observe(request_s);
   s.compute.observe(compute_s);
 }

@@ -16,9 +16,10 @@ namespace cohort::serve {
 class Metrics {
  public:
   // One request to `model` `version`: whether it succeeded, how many inferences it held (its
-  // batch), how long it took in all and how long the model ran, in seconds.
+  // batch), how long it took in all and how long the model ran, in seconds, and how many runs
+  // of the model it accounts for (0 when it joined another request's batch).
   void record(const std::string& model, std::int64_t version, bool success, std::int64_t batch, double request_s,
-              double compute_s);
+              double compute_s, int executions = 1);
 
   // The exposition: every family with its HELP and TYPE, one series per model and version.
   std::string text() const;

@@ -7,6 +7,16 @@
 
 namespace cohort::serve {
 
+void Model::run_async(const std::vector<Tensor>& inputs, Done done) {
+  Result result;
+  try {
+    result.outputs = run(inputs);
+  } catch (...) {
+    result.failure = std::current_exception();
+  }
+  done(std::move(result));
+}
+
 int placement_threads(int fallback) {
   if (const char* cpus = std::getenv("COHORT_CPUS"); cpus && *cpus) {
     long long count = 0;

@@ -8,7 +8,9 @@
 //   std::vector<Tensor> out = model->run(inputs);          // in config.inputs' order
 #pragma once
 
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +29,20 @@ class Model {
   // against the signature; the result holds every output the model gives, named as the
   // config names them. A failure of the model itself is a cohort::Error of kind failure.
   virtual std::vector<Tensor> run(const std::vector<Tensor>& inputs) = 0;
+  // What run_async() answers: the outputs or the failure, and how many runs of the model
+  // the request accounts for: 1 when it ran alone or led its batch, 0 when it joined
+  // another's batch (the metrics' execution count).
+  struct Result {
+    std::vector<Tensor> outputs;
+    std::exception_ptr failure;
+    int executions = 1;
+  };
+  // run(), answered through `done`, on this thread or another: a batching model answers
+  // from its own thread, so that a request waiting for its batch holds none of the server's
+  // threads. `inputs` must live until `done` has been called. A request refused at once (a
+  // full queue) throws here instead.
+  using Done = std::function<void(Result)>;
+  virtual void run_async(const std::vector<Tensor>& inputs, Done done);
   // Requests waiting to run (a batching model's queue).
   virtual std::size_t pending() const { return 0; }
   // From now on, run what is queued without waiting for more (a drain).

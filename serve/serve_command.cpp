@@ -62,6 +62,8 @@ std::optional<StartArgs> parse_start(const std::vector<std::string>& args) {
       ("max-body", po::value<std::string>()->value_name("BYTES")->default_value("64M"), "larger bodies are answered 413")
       ("max-connections", po::value<std::string>()->value_name("N")->default_value("1024"),
        "connections held at once; more are answered 503")
+      ("read-timeout", po::value<std::string>()->value_name("SECONDS")->default_value("30"),
+       "a request must arrive whole, and an idle connection speak, within this; else it is closed")
       ("token-file", po::value<std::string>()->value_name("FILE"), "the bearer token (default: ~/.config/cohort/serve-token)")
       ("no-auth", "answer anyone: no token asked for");
   auto p = parser.parse(args);
@@ -76,6 +78,8 @@ std::optional<StartArgs> parse_start(const std::vector<std::string>& args) {
   s.server.body_limit = options::byte_size("--max-body", p->values["max-body"].as<std::string>(), 1);
   s.server.max_connections = static_cast<std::size_t>(
       options::whole_number("--max-connections", p->values["max-connections"].as<std::string>(), 1, 1 << 20));
+  s.server.read_timeout = std::chrono::seconds(
+      options::whole_number("--read-timeout", p->values["read-timeout"].as<std::string>(), 1, 86400));
   s.auth = !p->has("no-auth");
   if (!s.auth && p->has("token-file")) throw parser.usage_error("--no-auth and --token-file contradict each other");
   s.token_file = p->has("token-file") ? fs::path(p->values["token-file"].as<std::string>()) : default_token_file();

@@ -25,7 +25,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-constexpr auto kReadTimeout = std::chrono::seconds(30);  // a whole request, and an idle connection
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 constexpr char kJsonLength[] = "Inference-Header-Content-Length";  // the binary tensor extension
 
@@ -64,6 +63,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_body();
   void on_read(beast::error_code ec);
   void answer_read_error(beast::error_code ec);
+  void answer(Reply r, bool keep_alive);
   void reply(int status, std::string body, bool keep_alive, std::string_view content_type = "application/json");
   void on_write(beast::error_code ec, bool keep_alive);
   void linger();
@@ -155,7 +155,7 @@ void Session::read() {
   parser_.emplace();
   parser_->body_limit(listener_.options().body_limit);
   parser_->header_limit(kHeaderLimit);
-  stream_.expires_after(kReadTimeout);
+  stream_.expires_after(listener_.options().read_timeout);
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
 }
@@ -220,7 +220,17 @@ void Session::on_read(beast::error_code ec) {
     if (!n) return reply(400, error_body("Inference-Header-Content-Length must be a byte count"), keep_alive);
     json_length = static_cast<std::size_t>(*n);
   }
-  Reply r = listener_.service().handle(view(request.method_string()), view(request.target()), request.body(), json_length);
+  // The answer may come from a batcher's thread: it is posted back to this connection's
+  // strand, and the work guard keeps the server running until it has been.
+  listener_.service().handle(
+      view(request.method_string()), view(request.target()), request.body(), json_length,
+      [self = shared_from_this(), keep_alive, work = asio::make_work_guard(stream_.get_executor())](Reply r) {
+        asio::post(self->stream_.get_executor(),
+                   [self, keep_alive, r = std::move(r)]() mutable { self->answer(std::move(r), keep_alive); });
+      });
+}
+
+void Session::answer(Reply r, bool keep_alive) {
   if (r.json_length) response_extra_ = {std::string(kJsonLength), std::to_string(*r.json_length)};
   if (r.retry_after_s > 0) response_extra_ = {"Retry-After", std::to_string(r.retry_after_s)};
   reply(r.status, std::move(r.body), keep_alive, r.content_type);

@@ -4,6 +4,7 @@
 // returns).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -20,6 +21,9 @@ struct ServerOptions {
   std::optional<std::string> token;  // required as "Authorization: Bearer TOKEN" when set
   std::uint64_t body_limit = 64ull << 20;  // larger bodies are answered 413
   std::size_t max_connections = 1024;      // connections past it are answered 503 and closed
+  // A whole request, from its first byte, and an idle kept-alive connection must fit in it:
+  // a client trickling its headers (slowloris) holds a connection no longer than this.
+  std::chrono::seconds read_timeout{30};
 };
 
 // Serves until SIGTERM or SIGINT has drained it. `listening` is called once with the

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 
 #include "common/json.hpp"
 #include "common/text.hpp"
@@ -50,7 +51,8 @@ std::vector<LoadedModel> load_models(std::vector<RepositoryModel> models, Runtim
       ModelConfig config = l.config;
       std::shared_ptr<Model> model = runtime.load(v.file, config);
       if (config.dynamic_batching) {
-        model = std::make_shared<BatchingModel>(std::move(model), config.max_batch_size, *config.dynamic_batching);
+        model = std::make_shared<BatchingModel>(std::move(model), config.max_batch_size, *config.dynamic_batching,
+                                                config.instances);
       }
       if (l.versions.empty()) l.config = std::move(config);  // the first fills in what the config left out
       l.versions.push_back({v.version, std::move(model)});
@@ -68,11 +70,12 @@ Service::Service(std::vector<LoadedModel> models, Runtime& runtime, std::optiona
   }
 }
 
-Reply Service::handle(std::string_view method, std::string_view target, const std::string& body,
-                      std::optional<std::size_t> json_length) const {
-  const std::string_view path = target.substr(0, target.find('?'));
+namespace {
+
+// Triton's status for a failure, in {"error": "…"}.
+Reply failure_reply(std::exception_ptr failure) {
   try {
-    return route(method, path, Body{body, json_length});
+    std::rethrow_exception(failure);
   } catch (const HttpError& e) {
     Reply r{e.status(), error_body(e.what())};
     r.retry_after_s = e.retry_after_s();
@@ -81,26 +84,65 @@ Reply Service::handle(std::string_view method, std::string_view target, const st
     return {e.kind() == ErrorKind::input ? 400 : 500, error_body(e.what())};
   } catch (const std::exception& e) {
     return {500, error_body(std::string("internal error: ") + e.what())};
+  } catch (...) {
+    return {500, error_body("internal error")};
   }
 }
 
-Reply Service::route(std::string_view method, std::string_view path, const Body& body) const {
+}  // namespace
+
+struct Service::Inference {
+  using Clock = std::chrono::steady_clock;
+  std::shared_ptr<const LoadedModel> model;  // held until the answer, whatever is unloaded meanwhile
+  const LoadedVersion* version = nullptr;
+  InferRequest request;
+  std::int64_t batch = 1;
+  Clock::time_point start = Clock::now();
+  Clock::time_point compute_start{};
+};
+
+void Service::handle(std::string_view method, std::string_view target, const std::string& body,
+                     std::optional<std::size_t> json_length, std::function<void(Reply)> done) const {
+  const std::string_view path = target.substr(0, target.find('?'));
+  std::shared_ptr<Inference> job;
+  try {
+    Routed routed = route(method, path, Body{body, json_length});
+    if (auto* reply = std::get_if<Reply>(&routed)) return done(std::move(*reply));
+    job = std::get<std::shared_ptr<Inference>>(std::move(routed));
+    job->compute_start = Inference::Clock::now();
+    job->version->model->run_async(job->request.inputs,
+                                   [this, job, done](Model::Result result) { done(finish(*job, std::move(result))); });
+  } catch (...) {
+    if (job) record(*job, false, 0, 0);  // refused by its model: a full queue
+    done(failure_reply(std::current_exception()));
+  }
+}
+
+Reply Service::handle(std::string_view method, std::string_view target, const std::string& body,
+                      std::optional<std::size_t> json_length) const {
+  std::promise<Reply> answer;
+  auto reply = answer.get_future();
+  handle(method, target, body, json_length, [&answer](Reply r) { answer.set_value(std::move(r)); });
+  return reply.get();
+}
+
+Service::Routed Service::route(std::string_view method, std::string_view path, const Body& body) const {
   if (path == "/v2" || path == "/v2/") {
     expect_method(method, "GET", path);
     return ok(server_metadata());
   }
   if (path == "/v2/health/live") {
     expect_method(method, "GET", path);
-    return {200, "{}"};
+    return Reply{200, "{}"};
   }
   if (path == "/v2/health/ready") {
     expect_method(method, "GET", path);
     if (!ready()) throw HttpError(503, "the server is draining: it takes no new requests");
-    return {200, "{}"};
+    return Reply{200, "{}"};
   }
   if (path == "/metrics") {
     expect_method(method, "GET", path);
-    return {200, metrics_.text() + pending_text(), "text/plain; version=0.0.4; charset=utf-8"};
+    return Reply{200, metrics_.text() + pending_text(), "text/plain; version=0.0.4; charset=utf-8"};
   }
   constexpr std::string_view repository = "/v2/repository/";
   if (path.starts_with(repository)) return repository_route(method, path.substr(repository.size()));
@@ -114,10 +156,10 @@ Reply Service::route(std::string_view method, std::string_view path, const Body&
 }
 
 // NAME[/versions/V][/ready|/infer]
-Reply Service::model_route(std::string_view method, std::string_view rest, const Body& body) const {
+Service::Routed Service::model_route(std::string_view method, std::string_view rest, const Body& body) const {
   auto parts = split(rest, '/');
   if (parts.empty() || parts[0].empty()) throw not_found("no model named in the path");
-  const auto found = find_model(parts[0]);  // held while the request runs
+  auto found = find_model(parts[0]);  // held while the request runs
   const LoadedModel& model = *found;
   std::size_t next = 1;
   const LoadedVersion* version = &model.versions.back();
@@ -131,10 +173,10 @@ Reply Service::model_route(std::string_view method, std::string_view rest, const
   }
   if (action == "infer") {
     expect_method(method, "POST", "…/infer");
-    return infer(model, *version, body);
+    return prepare(std::move(found), *version, body);
   }
   expect_method(method, "GET", "/v2/models/" + std::string(rest));
-  if (action == "ready") return {ready() ? 200 : 503, "{}"};
+  if (action == "ready") return Reply{ready() ? 200 : 503, "{}"};
   if (action == "stats") return statistics(&model, next == 3 ? version : nullptr);
   std::vector<std::int64_t> versions;
   if (next == 3) versions.push_back(version->version);
@@ -142,58 +184,69 @@ Reply Service::model_route(std::string_view method, std::string_view rest, const
   return ok(model_metadata(model.config, versions, platform_));
 }
 
-// Counted in the metrics whether it succeeds or not, once its model and version are known.
-Reply Service::infer(const LoadedModel& model, const LoadedVersion& version, const Body& body) const {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  std::int64_t batch = 1;
-  double compute_s = 0;
+// Reads the request against its model's signature. A request that does not read is counted
+// in the metrics as a failure, as every request is once its model and version are known.
+std::shared_ptr<Service::Inference> Service::prepare(std::shared_ptr<const LoadedModel> model,
+                                                     const LoadedVersion& version, const Body& body) const {
+  auto job = std::make_shared<Inference>();
+  job->model = std::move(model);
+  job->version = &version;
+  const ModelConfig& config = job->model->config;
   try {
-    Reply r = run_inference(model, version, body, batch, compute_s);
-    const std::chrono::duration<double> took = Clock::now() - start;
-    metrics_.record(model.config.name, version.version, true, batch, took.count(), compute_s);
+    const std::size_t json_length = body.json_length.value_or(body.text.size());
+    if (json_length > body.text.size()) {
+      throw HttpError(400, "Inference-Header-Content-Length " + std::to_string(json_length) + " is past the body's " +
+                               std::to_string(body.text.size()) + " bytes");
+    }
+    const std::string_view text(body.text);
+    json::Value request_json;
+    try {
+      request_json = json::parse(text.substr(0, json_length), "the request body");
+    } catch (const Error& e) {
+      throw HttpError(400, e.what());
+    }
+    job->request = read_infer_request(request_json, config, text.substr(json_length));
+  } catch (...) {
+    record(*job, false, 0, 0);
+    throw;
+  }
+  if (config.max_batch_size > 0 && !job->request.inputs.empty()) job->batch = job->request.inputs[0].shape[0];
+  return job;
+}
+
+// The model's answer as the V2 reply; a failure of the model itself is a 500 naming it.
+Reply Service::finish(const Inference& job, Model::Result result) const {
+  const double compute_s = std::chrono::duration<double>(Inference::Clock::now() - job.compute_start).count();
+  const ModelConfig& config = job.model->config;
+  try {
+    if (result.failure) {
+      try {
+        std::rethrow_exception(result.failure);
+      } catch (const HttpError&) {
+        throw;
+      } catch (const Error& e) {
+        throw HttpError(500, config.name + " version " + std::to_string(job.version->version) + ": " + e.what());
+      }
+    }
+    std::string binary;
+    Reply r = ok(infer_response(config.name, job.version->version, job.request, result.outputs, &binary));
+    if (!binary.empty()) {
+      r.json_length = r.body.size();
+      r.body += binary;
+      r.content_type = "application/octet-stream";
+    }
+    record(job, true, compute_s, result.executions);
     return r;
   } catch (...) {
-    const std::chrono::duration<double> took = Clock::now() - start;
-    metrics_.record(model.config.name, version.version, false, 0, took.count(), 0);
-    throw;
+    record(job, false, 0, result.executions);
+    return failure_reply(std::current_exception());
   }
 }
 
-Reply Service::run_inference(const LoadedModel& model, const LoadedVersion& version, const Body& body,
-                             std::int64_t& batch, double& compute_s) const {
-  const std::size_t json_length = body.json_length.value_or(body.text.size());
-  if (json_length > body.text.size()) {
-    throw HttpError(400, "Inference-Header-Content-Length " + std::to_string(json_length) + " is past the body's " +
-                             std::to_string(body.text.size()) + " bytes");
-  }
-  const std::string_view text(body.text);
-  json::Value request_json;
-  try {
-    request_json = json::parse(text.substr(0, json_length), "the request body");
-  } catch (const Error& e) {
-    throw HttpError(400, e.what());
-  }
-  InferRequest request = read_infer_request(request_json, model.config, text.substr(json_length));
-  if (model.config.max_batch_size > 0 && !request.inputs.empty()) batch = request.inputs[0].shape[0];
-  std::vector<Tensor> outputs;
-  const auto start = std::chrono::steady_clock::now();
-  try {
-    outputs = version.model->run(request.inputs);
-  } catch (const HttpError&) {
-    throw;  // a full queue: 503 as it is
-  } catch (const Error& e) {
-    throw HttpError(500, model.config.name + " version " + std::to_string(version.version) + ": " + e.what());
-  }
-  compute_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::string binary;
-  Reply r = ok(infer_response(model.config.name, version.version, request, outputs, &binary));
-  if (!binary.empty()) {
-    r.json_length = r.body.size();
-    r.body += binary;
-    r.content_type = "application/octet-stream";
-  }
-  return r;
+void Service::record(const Inference& job, bool success, double compute_s, int executions) const {
+  const std::chrono::duration<double> took = Inference::Clock::now() - job.start;
+  metrics_.record(job.model->config.name, job.version->version, success, success ? job.batch : 0, took.count(),
+                  compute_s, executions);
 }
 
 std::shared_ptr<const LoadedModel> Service::find_model(std::string_view name) const {

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,6 +16,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "serve/metrics.hpp"
@@ -54,9 +56,15 @@ class Service {
   Service(std::vector<LoadedModel> models, Runtime& runtime,
           std::optional<std::filesystem::path> repository = std::nullopt);
 
-  // Never throws: every failure is a Reply with Triton's status and {"error": "…"}.
-  // `json_length` is the request's Inference-Header-Content-Length, when it has one: the
-  // body's JSON is that long, and binary tensors follow it.
+  // Answers a request through `done`, exactly once: at once, or, for an inference on a
+  // batching model, from the batcher's thread once its batch has run, so that no caller's
+  // thread waits for the batch. `body` need only live until handle() returns. Never throws:
+  // every failure is a Reply with Triton's status and {"error": "…"}. `json_length` is the
+  // request's Inference-Header-Content-Length, when it has one: the body's JSON is that long,
+  // and binary tensors follow it.
+  void handle(std::string_view method, std::string_view target, const std::string& body,
+              std::optional<std::size_t> json_length, std::function<void(Reply)> done) const;
+  // The same, waiting for the answer.
   Reply handle(std::string_view method, std::string_view target, const std::string& body,
                std::optional<std::size_t> json_length = std::nullopt) const;
 
@@ -72,11 +80,16 @@ class Service {
     const std::string& text;
     std::optional<std::size_t> json_length{};
   };
-  Reply route(std::string_view method, std::string_view path, const Body& body) const;
-  Reply model_route(std::string_view method, std::string_view rest, const Body& body) const;
-  Reply infer(const LoadedModel& model, const LoadedVersion& version, const Body& body) const;
-  Reply run_inference(const LoadedModel& model, const LoadedVersion& version, const Body& body, std::int64_t& batch,
-                      double& compute_s) const;
+  // An inference request read and checked, on its way to its model (service.cpp).
+  struct Inference;
+  // What routing gives: the reply itself, or an inference still to run.
+  using Routed = std::variant<Reply, std::shared_ptr<Inference>>;
+  Routed route(std::string_view method, std::string_view path, const Body& body) const;
+  Routed model_route(std::string_view method, std::string_view rest, const Body& body) const;
+  std::shared_ptr<Inference> prepare(std::shared_ptr<const LoadedModel> model, const LoadedVersion& version,
+                                     const Body& body) const;
+  Reply finish(const Inference& job, Model::Result result) const;
+  void record(const Inference& job, bool success, double compute_s, int executions) const;
   std::shared_ptr<const LoadedModel> find_model(std::string_view name) const;
   const LoadedVersion& find_version(const LoadedModel& model, std::string_view version) const;
   std::string pending_text() const;

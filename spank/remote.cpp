@@ -77,6 +77,10 @@ void plan_node(spank_t sp, State& st) {
   st.node = st.args.topology_file.empty() ? topology::Node::from_this_machine()
                                           : topology::Node::from_xml_file(st.args.topology_file);
   st.plan = plan_step(*st.node, st.settings, st.view);
+  if (gpus_unlocated(*st.node, st.view)) {
+    log_user(st.host + ": SLURM_STEP_GPUS " + st.view.gpus + ": the topology (" + st.node->source() +
+             ") shows no GPUs, so they are given to the tasks in Slurm's order, without locality");
+  }
   const auto planned = std::chrono::steady_clock::now();
   st.machine = topology::Machine::load();
   if (st.settings.verbose.value_or(false)) {

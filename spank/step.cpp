@@ -1,6 +1,7 @@
 #include "spank/step.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "common/error.hpp"
 #include "common/text.hpp"
@@ -53,6 +54,32 @@ topology::PlanRequest make_request(const Node& node, const Settings& settings, c
   return request;
 }
 
+bool gpus_unlocated(const Node& node, const StepView& step) { return node.gpus().empty() && !step.gpus.empty(); }
+
+namespace {
+
+// Slurm's GPUs for a node whose topology shows none, shared out in Slurm's order: `per_rank`
+// each when the user asked, else an even share; with fewer GPUs than ranks, ranks share.
+void share_out_unlocated(std::vector<RankPlacement>& plan, const std::vector<int>& gpus, std::optional<int> per_rank,
+                         const std::string& source) {
+  const int n = static_cast<int>(gpus.size());
+  const int ranks = static_cast<int>(plan.size());
+  if (per_rank && *per_rank * ranks > n) {
+    throw input_error("--cohort=gpus-per-rank " + std::to_string(*per_rank) + ": " + std::to_string(ranks) +
+                      " tasks would need " + std::to_string(*per_rank * ranks) + " GPUs; " + kStepGpusVariable + " has " +
+                      std::to_string(n));
+  }
+  const int each = per_rank ? *per_rank : std::max(1, n / std::max(1, ranks));
+  for (int r = 0; r < ranks; ++r) {
+    auto& p = plan[static_cast<size_t>(r)];
+    p.gpus.clear();
+    for (int k = 0; k < each; ++k) p.gpus.push_back(gpus[static_cast<size_t>((n >= ranks ? r * each + k : r) % n)]);
+    p.broken.push_back("GPUs in Slurm's order without locality: the topology (" + source + ") shows no GPUs");
+  }
+}
+
+}  // namespace
+
 std::vector<RankPlacement> plan_step(const Node& node, const Settings& settings, const StepView& step) {
   topology::PlanRequest request = make_request(node, settings, step);
   topology::RequestNames names;
@@ -61,6 +88,19 @@ std::vector<RankPlacement> plan_step(const Node& node, const Settings& settings,
   names.threads_per_rank = "--cohort=threads";
   names.cpus = "S_STEP_ALLOC_CORES " + step.alloc_cores + " (CPUs)";
   names.gpus = kStepGpusVariable;
+  // A node whose hwloc sees no GPU (no PCI information, or GPUs that are only device files,
+  // as the mini-cluster's) still has the GPUs Slurm gave the step: the CPUs are planned and
+  // the GPUs handed out as Slurm numbers them.
+  if (gpus_unlocated(node, step)) {
+    const std::vector<int> gpus = *request.allowed_gpus;
+    const std::optional<int> per_rank = request.gpus_per_rank;
+    request.allowed_gpus = std::vector<int>{};
+    request.gpus_per_rank = 0;
+    topology::check_request(node, request, names);
+    auto plan = topology::plan(node, request);
+    if (per_rank != 0) share_out_unlocated(plan, gpus, per_rank, node.source());
+    return plan;
+  }
   topology::check_request(node, request, names);
   return topology::plan(node, request);
 }

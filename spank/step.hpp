@@ -40,6 +40,12 @@ topology::CpuSet cpus_of_cores(const topology::Node& node, const std::string& co
 // cores and GPUs, tuned by the user's settings.
 topology::PlanRequest make_request(const topology::Node& node, const Settings& settings, const StepView& step);
 
+// True when Slurm gave the step GPUs that the node's topology does not show at all (hwloc
+// found none: no PCI information, or the mini-cluster's emulated GPUs). plan_step then
+// plans the CPUs and hands the GPUs out in Slurm's order, without locality, each rank's
+// `broken` saying so.
+bool gpus_unlocated(const topology::Node& node, const StepView& step);
+
 // Every local task's placement. Throws cohort::input_error whose message names the
 // setting or Slurm variable at fault ("--cohort=gpus-per-rank 4: only 2 GPUs are allowed").
 std::vector<topology::RankPlacement> plan_step(const topology::Node& node, const Settings& settings,

@@ -42,7 +42,7 @@ double to_unit(const Parameter& p, double v) {
     case ParameterType::int_:
     case ParameterType::double_:
       if (p.max == p.min) return 0.5;
-      if (p.distribution == Distribution::log_uniform) {
+      if (p.log_scale() && !p.step) {
         return (std::log(v) - std::log(p.min)) / (std::log(p.max) - std::log(p.min));
       }
       return (v - p.min) / (p.max - p.min);

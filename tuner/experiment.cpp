@@ -11,6 +11,7 @@
 #include "common/error.hpp"
 #include "common/text.hpp"
 #include "common/yaml_reader.hpp"
+#include "tuner/metrics.hpp"
 #include "tuner/sampler.hpp"
 #include "tuner/stopper.hpp"
 
@@ -114,10 +115,12 @@ void read_range(const Reader& r, const YAML::Node& fs, const std::string& fpath,
     std::string d = r.string(fs["distribution"], fpath + ".distribution");
     if (d == "uniform") p.distribution = Distribution::uniform;
     else if (d == "logUniform") p.distribution = Distribution::log_uniform;
-    else r.fail(fpath + ".distribution", "'" + d + "' (expected uniform or logUniform)");
+    else if (d == "normal") p.distribution = Distribution::normal;
+    else if (d == "logNormal") p.distribution = Distribution::log_normal;
+    else r.fail(fpath + ".distribution", "'" + d + "' (expected uniform, logUniform, normal or logNormal)");
   }
-  if (p.distribution == Distribution::log_uniform && p.min <= 0) {
-    r.fail(fpath + ".min", "a logUniform distribution needs min > 0 (got " + text("min") + ")");
+  if (p.log_scale() && p.min <= 0) {
+    r.fail(fpath + ".min", "a " + text("distribution") + " distribution needs min > 0 (got " + text("min") + ")");
   }
   if (p.distribution == Distribution::log_uniform && p.step) {
     r.fail(fpath + ".step", "a logUniform distribution takes no step");
@@ -165,17 +168,52 @@ Parameter read_parameter(const Reader& r, const YAML::Node& n, const std::string
   return p;
 }
 
-// Kubernetes Job: spec.template.spec.containers[0].command + args.
-std::vector<std::string> read_trial_spec(const Reader& r, const YAML::Node& n, const std::string& path) {
+// A container's resource limits as a trial's resources: CPUs (rounded up) per task and GPUs.
+// Memory is left to the partition's default, as an array task's request has no per-trial
+// memory field.
+void read_container_limits(const Reader& r, const YAML::Node& container, const std::string& path, TrialResources& res) {
+  const YAML::Node resources = container["resources"];
+  if (!resources) return;
+  r.only(resources, path + ".resources", {"limits", "requests"});
+  const YAML::Node limits = resources["limits"] ? resources["limits"] : resources["requests"];
+  if (!limits) return;
+  const std::string lpath = path + ".resources." + (resources["limits"] ? "limits" : "requests");
+  if (!limits.IsMap()) r.fail(lpath, "must be a mapping of resource names to quantities (cpu: 4, nvidia.com/gpu: 1)");
+  for (const auto& kv : limits) {
+    const auto key = kv.first.as<std::string>();
+    if (key == "cpu") res.cpus_per_task = r.cpus(kv.second, lpath + ".cpu", 1, 4096);
+    else if (key.find("gpu") != std::string::npos) res.gpus = static_cast<int>(r.integer(kv.second, lpath + "." + key, 0, 64));
+    else if (key == "memory") r.memory(kv.second, lpath + ".memory");
+    else r.fail(lpath + "." + key, "unknown resource (cohort understands cpu, memory and */gpu)");
+  }
+}
+
+// The container Katib runs the trial in: the one named `primary`, else the first.
+std::pair<YAML::Node, std::string> trial_container(const Reader& r, const YAML::Node& containers, const std::string& path,
+                                                   const std::string& primary) {
+  const YAML::Node first = r.first_container(containers, path);
+  if (primary.empty()) return {first, path + "[0]"};
+  for (size_t i = 0; i < containers.size(); ++i) {
+    const YAML::Node c = containers[i];
+    if (c.IsMap() && c["name"] && c["name"].IsScalar() && c["name"].as<std::string>() == primary) return {c, Reader::at(path, i)};
+  }
+  r.fail(path, "no container is named '" + primary + "', the trialTemplate's primaryContainerName");
+}
+
+// Kubernetes Job: spec.template.spec.containers[0].command + args, and its limits.
+void read_trial_spec(const Reader& r, const YAML::Node& n, const std::string& path, Experiment& exp,
+                     const std::string& primary) {
   if (!n.IsMap()) r.fail(path, "must be a Kubernetes Job");
   if (n["kind"] && r.string(n["kind"], path + ".kind") != "Job") {
-    r.fail(path + ".kind", "'" + n["kind"].as<std::string>() + "' (cohort reads a Kubernetes Job: give kind: Job, or a command)");
+    r.fail(path + ".kind", "'" + n["kind"].as<std::string>() +
+                               "' (cohort reads a Kubernetes Job: give kind: Job, or a command; for a distributed trial, "
+                               "give a command that runs 'cohort launch --spec' on a job spec of its own)");
   }
   const std::string cpath = path + ".spec.template.spec.containers";
-  const YAML::Node c = r.first_container(n["spec"]["template"]["spec"]["containers"], cpath);
-  std::vector<std::string> command = r.command_and_args(c, cpath + "[0]");
-  if (command.empty()) r.fail(cpath + "[0]", "has no command or args");
-  return command;
+  const auto [c, where] = trial_container(r, n["spec"]["template"]["spec"]["containers"], cpath, primary);
+  exp.command = r.command_and_args(c, where);
+  if (exp.command.empty()) r.fail(where, "has no command or args");
+  read_container_limits(r, c, where, exp.resources);
 }
 
 TrialResources read_resources(const Reader& r, const YAML::Node& n, const std::string& path) {
@@ -338,14 +376,58 @@ Body read_document(const Reader& r, const YAML::Node& doc, Experiment& exp) {
   return body;
 }
 
-// The trial runner reads stdout itself; Katib's StdOut collector is the only kind.
-void read_metrics_collector(const Reader& r, const YAML::Node& mc, const std::string& path) {
-  r.only(mc, path, {"collector"});
-  r.only(mc["collector"], path + ".collector", {"kind"});
-  std::string kind = r.string(mc["collector"]["kind"], path + ".collector.kind");
-  if (kind != "StdOut") {
-    r.fail(path + ".collector.kind", "'" + kind + "' (cohort reads metrics from the trial's stdout: use StdOut or leave it out)");
+// source.filter.metricsFormat: regular expressions, each with a name group and a value group.
+std::vector<std::string> read_filters(const Reader& r, const YAML::Node& filter, const std::string& path) {
+  r.only(filter, path, {"metricsFormat"});
+  if (!filter["metricsFormat"]) return {};
+  std::vector<std::string> filters = r.strings(filter["metricsFormat"], path + ".metricsFormat");
+  for (size_t i = 0; i < filters.size(); ++i) {
+    if (auto why = check_metric_filter(filters[i])) r.fail(Reader::at(path + ".metricsFormat", i), "'" + filters[i] + "' " + *why);
   }
+  return filters;
+}
+
+// source.fileSystemPath: the File collector's file and its format.
+void read_file_source(const Reader& r, const YAML::Node& fsp, const std::string& path, MetricsSource& out) {
+  r.only(fsp, path, {"path", "kind", "format"});
+  if (!fsp["path"]) r.fail(path, "needs path: the file the trial writes its metrics to");
+  out.file = r.string(fsp["path"], path + ".path");
+  if (out.file.empty()) r.fail(path + ".path", "must not be empty");
+  if (fsp["kind"] && r.string(fsp["kind"], path + ".kind") != "File") {
+    r.fail(path + ".kind", "'" + fsp["kind"].as<std::string>() + "' (a File collector reads one file: give File)");
+  }
+  const std::string format = fsp["format"] ? r.string(fsp["format"], path + ".format") : "TEXT";
+  if (format == "JSON") out.format = MetricsFormat::json;
+  else if (format != "TEXT") r.fail(path + ".format", "'" + format + "' (expected TEXT or JSON)");
+}
+
+// Katib's StdOut collector (the default) and File collector; the others need Kubernetes.
+MetricsSource read_metrics_collector(const Reader& r, const YAML::Node& mc, const std::string& path) {
+  r.only(mc, path, {"collector", "source"});
+  std::string kind = "StdOut";
+  if (mc["collector"]) {
+    r.only(mc["collector"], path + ".collector", {"kind"});
+    if (mc["collector"]["kind"]) kind = r.string(mc["collector"]["kind"], path + ".collector.kind");
+  }
+  if (kind != "StdOut" && kind != "File") {
+    r.fail(path + ".collector.kind", "'" + kind + "' (cohort reads metrics from the trial's stdout and stderr (StdOut) or "
+                                                  "from a file it writes (File))");
+  }
+  MetricsSource out;
+  const YAML::Node source = mc["source"];
+  const std::string spath = path + ".source";
+  if (source) r.only(source, spath, {"filter", "fileSystemPath"});
+  if (source && source["filter"]) out.filters = read_filters(r, source["filter"], spath + ".filter");
+  if (kind == "File") {
+    if (!source || !source["fileSystemPath"]) r.fail(spath, "a File collector needs fileSystemPath: {path, format}");
+    read_file_source(r, source["fileSystemPath"], spath + ".fileSystemPath", out);
+    if (out.format == MetricsFormat::json && !out.filters.empty()) {
+      r.fail(spath + ".filter", "a JSON file's metrics are its members' names: metricsFormat is for TEXT");
+    }
+  } else if (source && source["fileSystemPath"]) {
+    r.fail(spath + ".fileSystemPath", "is for a File collector: give collector.kind File, or leave it out");
+  }
+  return out;
 }
 
 using Strategies = std::vector<std::pair<std::string, MetricStrategy>>;
@@ -422,6 +504,22 @@ const Info& read_named(const Reader& r, const YAML::Node& n, const std::string& 
   if (!info) r.fail(path + ".algorithmName", "'" + name + "' is not " + named.what + " (expected one of: " + named.names() + ")");
   if (n["algorithmSettings"]) exp.*named.settings = read_settings(r, n["algorithmSettings"], path + ".algorithmSettings");
   return *info;
+}
+
+// Katib's algorithms that cohort does not have, each with what to use instead.
+void check_supported(const Reader& r, const YAML::Node& algorithm, const std::string& path) {
+  static const std::vector<std::pair<std::string, std::string>> kMissing{
+      {"cmaes", "Katib's CMA-ES (from goptuna) is not supported here; bayesianoptimization or multivariate-tpe "
+                "search a continuous space too"},
+      {"pbt", "population-based training is not supported here: it hands checkpoints between running trials"},
+      {"enas", "neural architecture search is not supported here; search parameters instead"},
+      {"darts", "neural architecture search is not supported here; search parameters instead"},
+  };
+  if (!algorithm.IsMap() || !algorithm["algorithmName"] || !algorithm["algorithmName"].IsScalar()) return;
+  const std::string name = lower(algorithm["algorithmName"].as<std::string>());
+  for (const auto& [missing, why] : kMissing) {
+    if (name == missing) r.fail(path + ".algorithmName", "'" + name + "': " + why + " (cohort has: " + algorithm_names() + ")");
+  }
 }
 
 std::vector<Parameter> read_parameters(const Reader& r, const YAML::Node& params, const std::string& path) {
@@ -520,7 +618,10 @@ void read_trial_template(const Reader& r, const YAML::Node& tt, const std::strin
   if (tt["configMap"]) r.fail(path + ".configMap", "ConfigMaps are Kubernetes objects; put the command in the spec");
   if (tt["command"] && tt["trialSpec"]) r.fail(path, "give command or trialSpec, not both");
   if (tt["command"]) exp.command = r.strings(tt["command"], path + ".command");
-  else if (tt["trialSpec"]) exp.command = read_trial_spec(r, tt["trialSpec"], path + ".trialSpec");
+  else if (tt["trialSpec"]) {
+    const std::string primary = tt["primaryContainerName"] ? r.string(tt["primaryContainerName"], path + ".primaryContainerName") : "";
+    read_trial_spec(r, tt["trialSpec"], path + ".trialSpec", exp, primary);
+  }
   else r.fail(path, "needs command (or a Kubernetes Job trialSpec)");
   if (exp.command.empty()) r.fail(path + ".command", "is empty");
   if (tt["resources"]) exp.resources = read_resources(r, tt["resources"], path + ".resources");
@@ -535,10 +636,11 @@ Experiment read_experiment(const Reader& r, const YAML::Node& doc) {
   const Body body = read_document(r, doc, exp);
   const YAML::Node& b = body.fields;
   if (b["nasConfig"]) r.fail(body.prefix + "nasConfig", "neural architecture search is not supported; use parameters");
-  if (b["metricsCollectorSpec"]) read_metrics_collector(r, b["metricsCollectorSpec"], body.prefix + "metricsCollectorSpec");
+  if (b["metricsCollectorSpec"]) exp.metrics = read_metrics_collector(r, b["metricsCollectorSpec"], body.prefix + "metricsCollectorSpec");
   exp.objective = read_objective(r, b["objective"], body.prefix + "objective");
   const std::string apath = body.prefix + "algorithm";
   if (!b["algorithm"]) r.fail(apath, "missing: give algorithmName (" + algorithm_names() + ")");
+  check_supported(r, b["algorithm"], apath);
   const AlgorithmInfo& algorithm = read_named(r, b["algorithm"], apath, kAlgorithm, exp);
   exp.parameters = read_parameters(r, b["parameters"], body.prefix + "parameters");
   read_counts(r, body, exp);

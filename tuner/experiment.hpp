@@ -24,7 +24,9 @@
 //       resources: {nodes: 1, ntasks: 1, cpusPerTask: 4, gpus: 1, time: "01:00:00"}
 //
 // A Katib `trialTemplate.trialSpec` (a Kubernetes Job) may stand in for `command`: its
-// first container's command followed by its args. Numbers may be written as strings, as
+// first container's command followed by its args, and its resource limits (CPUs rounded
+// up, GPUs) for `resources` when that is not given. metricsCollectorSpec may name a StdOut
+// collector (the default) or a File collector, with Katib's metricsFormat filters. Numbers may be written as strings, as
 // Katib writes them. Unknown fields, and spaces that cannot be searched, are errors that
 // name the field.
 #pragma once
@@ -38,7 +40,10 @@
 namespace cohort::tuner {
 
 enum class ParameterType { double_, int_, discrete, categorical };
-enum class Distribution { uniform, log_uniform };
+// normal and log_normal are Katib's (its hyperopt suggestion's): centred on the middle of
+// min..max (of its logarithms) with sigma a sixth of the width, and cut off at min and max,
+// since a trial must stay in its feasible space.
+enum class Distribution { uniform, log_uniform, normal, log_normal };
 enum class Goal { minimize, maximize };
 
 struct Parameter {
@@ -47,6 +52,8 @@ struct Parameter {
   double min = 0, max = 0;          // double and int
   std::optional<double> step;       // double and int: values are min + k·step
   Distribution distribution = Distribution::uniform;
+  // Whether values spread over the logarithm of min..max (logUniform, logNormal).
+  bool log_scale() const { return distribution == Distribution::log_uniform || distribution == Distribution::log_normal; }
   std::vector<std::string> list;    // discrete (numbers as written) and categorical
 
   // How many values the parameter takes; nullopt for a continuous double.
@@ -93,6 +100,19 @@ struct TrialResources {
   std::string time;       // Slurm time limit ("01:00:00"); empty: the partition's
 };
 
+// Where a trial's metrics are read: Katib's metricsCollectorSpec.
+enum class MetricsFormat { text, json };
+struct MetricsSource {
+  // collector.kind StdOut (the default): the trial's stdout and stderr, as Katib reads a
+  // container's whole log. File: the file at `file` (fileSystemPath.path; a relative one is
+  // in the trial's directory), read as it grows.
+  std::string file;
+  MetricsFormat format = MetricsFormat::text;  // fileSystemPath.format; json only for a File
+  // filter.metricsFormat: regular expressions whose group 1 is a name and group 2 a value;
+  // empty: Katib's default, name=value.
+  std::vector<std::string> filters;
+};
+
 struct Experiment {
   std::string name;                 // metadata.name, else the file's stem
   Objective objective;
@@ -109,6 +129,7 @@ struct Experiment {
   std::vector<std::pair<std::string, std::string>> trial_parameters;
   std::vector<std::string> command;
   TrialResources resources;
+  MetricsSource metrics;
 
   const Parameter* find(const std::string& parameter) const;
   // An algorithm or early-stopping setting, when given.

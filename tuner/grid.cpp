@@ -60,8 +60,8 @@ void validate(const Experiment& e, const SpecError& fail) {
     if (!p.cardinality()) {
       fail("", "grid needs a step for the double parameter '" + p.name + "' (feasibleSpace.step), or another algorithm");
     }
-    if (p.distribution == Distribution::log_uniform) {
-      fail("", "grid takes no logUniform distribution (parameter '" + p.name + "'): give min, max and step");
+    if (p.distribution != Distribution::uniform) {
+      fail("", "grid takes no distribution but uniform (parameter '" + p.name + "'): give min, max and step");
     }
   }
 }

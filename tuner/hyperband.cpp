@@ -5,7 +5,8 @@
 // top 1/eta of its rung and not yet tried on the next rung, highest rungs first; when there
 // is none it starts a new random configuration, on the lowest rung of the next bracket in
 // turn (bracket b starts at rung b, as Hyperband's brackets trade breadth for depth). A
-// promoted configuration runs again from the start with the larger budget.
+// promoted configuration runs again from the start with the larger budget. Katib's r_l
+// setting, when given, is R, and the rungs go down from it to 1.
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -39,7 +40,7 @@ std::optional<Setup> setup_of(const Experiment& e, const SpecError& fail) {
     fail("algorithmSettings", "the resource parameter '" + *name + "' must be an int or double with min and max only");
     return std::nullopt;
   }
-  if (p->min <= 0) {
+  if (p->min <= 0 && !e.setting("r_l")) {
     fail("algorithmSettings", "the resource parameter '" + *name + "' needs min > 0");
     return std::nullopt;
   }
@@ -49,9 +50,17 @@ std::optional<Setup> setup_of(const Experiment& e, const SpecError& fail) {
     fail("algorithmSettings", "eta must be at least 2");
     return std::nullopt;
   }
-  double r = p->max;
+  // Katib's r_l is the largest budget, and its smallest is r_l/eta^k for the largest k that
+  // keeps it at least 1; the parameter's feasibleSpace then does not count, as in Katib.
+  const auto r_l = number_setting(e, "r_l", fail);
+  if (r_l && *r_l < s.eta) {
+    fail("algorithmSettings", "r_l (the largest budget) must be at least eta (" + format_number(s.eta) + ")");
+    return std::nullopt;
+  }
+  const double smallest = r_l ? 1 : p->min;
+  double r = r_l ? *r_l : p->max;
   std::vector<double> rungs;
-  while (r >= p->min * (1 - 1e-9)) {
+  while (r >= smallest * (1 - 1e-9)) {
     rungs.push_back(p->type == ParameterType::int_ ? std::round(r) : r);
     r /= s.eta;
   }
@@ -119,7 +128,7 @@ class HyperbandSampler : public Sampler {
 };
 
 void validate(const Experiment& e, const SpecError& fail) {
-  only_settings(e, {"random_state", "resource_name", "eta"}, fail);
+  only_settings(e, {"random_state", "resource_name", "eta", "r_l"}, fail);
   integer_setting(e, "random_state", 0, fail);
   setup_of(e, fail);
 }

@@ -24,6 +24,7 @@
 #include "common/fd.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
+#include "tuner/lineage_record.hpp"
 #include "tuner/metrics.hpp"
 #include "tuner/sampler.hpp"
 #include "tuner/stopper.hpp"
@@ -90,13 +91,14 @@ json::Value finish_record(const Finish& f) {
 }
 
 // The trial as a child in a process group of its own, so that stopping it stops whatever
-// it started. stdout comes back through a pipe; stderr goes to its log.
-Process spawn_trial(const std::vector<std::string>& argv, const std::vector<std::string>& env, const fs::path& stderr_log) {
+// it started. stdout and stderr come back through pipes: Katib reads a container's whole
+// log, and Python's logging, which Katib's own trial code reports through, writes stderr.
+Process spawn_trial(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   SpawnOptions o;
   o.environment = env;
   o.in = Stream::null();
   o.out = Stream::pipe();
-  o.err = Stream::file(stderr_log.string());
+  o.err = Stream::pipe();
   o.own_process_group = true;
   sigset_t none;
   sigemptyset(&none);
@@ -212,14 +214,23 @@ struct RunningTrial {
   Assignment parameters;
   std::vector<std::string> env;  // what the trial's environment adds
   MetricCollector metrics;
+  fs::path metrics_file;  // a File collector's file; empty: the output is read
 };
 
 // The trial's directory, and its parameters and environment from the journal.
 RunningTrial prepare_trial(Journal& journal, const Experiment& experiment, int id) {
   const fs::path dir = fs::absolute(journal.dir());
   RunningTrial trial{journal, experiment, id, dir / "trials" / std::to_string(id), {}, {},
-                     MetricCollector(experiment.objective)};
+                     MetricCollector(experiment.objective, experiment.metrics), {}};
   make_directories(trial.dir.string(), 0700);
+  if (!experiment.metrics.file.empty()) {
+    // Each Katib trial has a file system of its own; here a file left by an earlier trial
+    // would count for this one.
+    trial.metrics_file = trial.dir / experiment.metrics.file;
+    std::error_code ignored;
+    fs::remove(trial.metrics_file, ignored);
+    make_directories(trial.metrics_file.parent_path().string(), 0700);
+  }
   {
     JournalState state = journal.read();
     const Trial* t = state.find(id);
@@ -230,6 +241,7 @@ RunningTrial prepare_trial(Journal& journal, const Experiment& experiment, int i
   trial.env.push_back("COHORT_TRIAL_ID=" + std::to_string(id));
   trial.env.push_back("COHORT_SWEEP_DIR=" + dir.string());
   trial.env.push_back("COHORT_TRIAL_DIR=" + trial.dir.string());
+  if (!trial.metrics_file.empty()) trial.env.push_back("COHORT_METRICS_FILE=" + trial.metrics_file.string());
   return trial;
 }
 
@@ -303,33 +315,66 @@ CompletedCurves completed_curves(Journal& journal) {
   };
 }
 
-// Reads the trial's stdout until it closes it: each line is kept in `log` and handed to
-// `take`; `tick` runs before every wait for more, at least every 200 ms.
-template <class Take, class Tick>
-void read_output(Fd& out, OutputLog& log, Take&& take, Tick&& tick) {
-  LineSplitter lines;
-  auto line = [&](std::string_view text) {
-    log.add(text);
-    take(text);
-  };
-  while (out) {
-    tick();
-    pollfd p{out.get(), POLLIN, 0};
-    int ready = ::poll(&p, 1, 200);
-    if (ready < 0 && errno != EINTR) throw Error(system_message("poll", errno));
-    if (ready <= 0) continue;
+// A File collector's file, read as the trial writes it; it need not exist yet.
+class MetricsFile {
+ public:
+  explicit MetricsFile(fs::path path) : path_(std::move(path)) {}
+
+  template <class Take>
+  void read(Take&& take) {
+    if (path_.empty()) return;
+    if (!fd_) fd_ = Fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
     char chunk[65536];
-    ssize_t n = ::read(out.get(), chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      out.reset();
-      break;
-    }
-    lines.feed(std::string_view(chunk, static_cast<size_t>(n)), line);
-    log.flush();
+    ssize_t n;
+    while (fd_ && (n = ::read(fd_.get(), chunk, sizeof chunk)) > 0) lines_.feed(std::string_view(chunk, static_cast<size_t>(n)), take);
   }
-  lines.finish(line);
-  log.flush();
+  template <class Take>
+  void finish(Take&& take) {
+    read(take);
+    lines_.finish(take);
+  }
+
+ private:
+  fs::path path_;
+  Fd fd_;
+  LineSplitter lines_;
+};
+
+// Reads the trial's stdout and stderr until it closes both: each line is kept in its log and
+// handed to `take`; `tick` runs before every wait for more, at least every 200 ms.
+template <class Take, class Tick>
+void read_output(Process& child, OutputLog& out_log, OutputLog& err_log, Take&& take, Tick&& tick) {
+  struct Source {
+    Fd& fd;
+    OutputLog& log;
+    LineSplitter lines;
+  };
+  Source sources[] = {{child.out(), out_log, {}}, {child.err(), err_log, {}}};
+  while (sources[0].fd || sources[1].fd) {
+    tick();
+    pollfd p[2];
+    for (int i = 0; i < 2; ++i) p[i] = {sources[i].fd ? sources[i].fd.get() : -1, POLLIN, 0};
+    int ready = ::poll(p, 2, 200);
+    if (ready < 0 && errno != EINTR) throw Error(system_message("poll", errno));
+    for (int i = 0; ready > 0 && i < 2; ++i) {
+      Source& source = sources[i];
+      if (!source.fd || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      auto line = [&](std::string_view text) {
+        source.log.add(text);
+        take(text);
+      };
+      char chunk[65536];
+      ssize_t n = ::read(source.fd.get(), chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        source.fd.reset();
+        source.lines.finish(line);
+      } else {
+        source.lines.feed(std::string_view(chunk, static_cast<size_t>(n)), line);
+      }
+      source.log.flush();
+    }
+  }
 }
 
 // What running a trial came to.
@@ -342,7 +387,7 @@ struct RunResult {
 
 // Watches the started trial to its end: its output goes to the log and to the metrics, the
 // stopper is asked after each intermediate value, and `stop` set from outside stops it too.
-RunResult watch_trial(RunningTrial& trial, Process& child, OutputLog& log, const std::atomic<bool>& stop) {
+RunResult watch_trial(RunningTrial& trial, Process& child, OutputLog& log, OutputLog& err_log, const std::atomic<bool>& stop) {
   RunResult result;
   const std::unique_ptr<Stopper> stopper = make_stopper(trial.experiment);
   const CompletedCurves completed = completed_curves(trial.journal);
@@ -354,32 +399,41 @@ RunResult watch_trial(RunningTrial& trial, Process& child, OutputLog& log, const
       group.begin();
     }
   };
+  // A File collector reads only its file, as Katib's does; the output is only logged.
+  MetricsFile file(trial.metrics_file);
+  const bool from_output = trial.metrics_file.empty();
   auto tick = [&] {
+    file.read(take);
     if (stop.load() && !result.killed && result.early_reason.empty()) {
       result.killed = true;
       group.begin();
     }
     group.tick();
   };
-  read_output(child.out(), log, take, tick);
+  read_output(child, log, err_log, [&](std::string_view line) { if (from_output) take(line); }, tick);
+  file.finish(take);
   // Whatever the trial left running in its group goes with it.
   result.status = child.wait_and_kill_group();
+  // scancel signals the trial as well as its runner: a trial that died of it before the
+  // runner noticed was stopped from outside too, not a failure of its own.
+  if (stop.load() && result.early_reason.empty()) result.killed = true;
   return result;
 }
 
 // Starts the trial and watches it to its end.
 RunResult start_and_watch(RunningTrial& trial, const std::atomic<bool>& stop) {
   OutputLog log(trial.dir / "stdout.log");
+  OutputLog err_log(trial.dir / "stderr.log");
   std::optional<Process> child;
   try {
     const auto argv = trial.experiment.command_for(trial.parameters);
-    child.emplace(spawn_trial(argv, environment_with(trial.env), trial.dir / "stderr.log"));
+    child.emplace(spawn_trial(argv, environment_with(trial.env)));
   } catch (const Error& e) {
     RunResult result;
     result.failure = e.what();
     return result;
   }
-  return watch_trial(trial, *child, log, stop);
+  return watch_trial(trial, *child, log, err_log, stop);
 }
 
 // Lines reported with `cohort sweep report` count after the trial's stdout.
@@ -405,8 +459,13 @@ Ending finish_trial(const RunningTrial& trial, const RunResult& result) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return {TrialState::failed, describe_exit(status, trial.dir)};
   const std::string& metric = trial.experiment.objective.metric;
   if (!trial.metrics.value(metric)) {
-    return {TrialState::failed, "the trial reported no value of its objective metric '" + metric + "' (print '" + metric +
-                                    "=<value>' on stdout, or run 'cohort sweep report " + metric + "=<value>')"};
+    const auto& seen = trial.metrics.names_seen();
+    const std::string where = trial.metrics_file.empty() ? "on stdout or stderr" : "in " + trial.metrics_file.string();
+    return {TrialState::failed, "the trial reported no value of its objective metric '" + metric + "'" +
+                                    (seen.empty() ? std::string(" (it reported no metric at all)")
+                                                  : " (it reported: " + join(seen, ", ") + ")") +
+                                    "; print '" + metric + "=<value>' " + where + ", or run 'cohort sweep report " + metric +
+                                    "=<value>'"};
   }
   return {};
 }
@@ -455,7 +514,9 @@ TrialOutcome run_trial(Journal& journal, const Experiment& experiment, int trial
   const RunResult result = start_and_watch(running, stop);
   collect_reports(running);
   const Ending ending = finish_trial(running, result);
-  return record_end(running, end_record(running, result, ending), ending.state);
+  TrialOutcome outcome = record_end(running, end_record(running, result, ending), ending.state);
+  record_trial_lineage(journal, experiment, trial);
+  return outcome;
 }
 
 int run_local(const fs::path& dir, const Experiment& experiment, const std::atomic<bool>& stop, bool progress) {
@@ -568,9 +629,9 @@ int reclaim_abandoned(Journal& journal) {
   return reclaimed;
 }
 
-std::string array_script(const Experiment& experiment, const fs::path& dir, const std::string& cohort_path) {
+std::string array_script(const Experiment& experiment, const fs::path& dir, const std::string& cohort_path, int tasks) {
   const fs::path abs = fs::absolute(dir);
-  int budget = trial_budget(experiment);
+  const int budget = tasks > 0 ? tasks : trial_budget(experiment);
   std::ostringstream out;
   out << "#!/bin/bash\n";
   out << "#SBATCH --job-name=" << experiment.name << "\n";

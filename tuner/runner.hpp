@@ -55,8 +55,9 @@ int reclaim_abandoned(Journal& journal);
 // trial is never reclaimed on a guess.
 std::optional<bool> slurm_job_alive(const std::string& job);
 
-// The array job's script for `sbatch`.
+// The array job's script for `sbatch`: `tasks` array tasks (0: the trial budget).
 std::string array_script(const Experiment& experiment, const std::filesystem::path& dir,
-                         const std::string& cohort_path);
+                         const std::string& cohort_path,
+                         int tasks = 0);
 
 }  // namespace cohort::tuner

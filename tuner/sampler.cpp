@@ -46,10 +46,34 @@ std::mt19937_64 trial_rng(std::uint64_t seed, int trial, std::uint64_t stream) {
   return std::mt19937_64(splitmix64(splitmix64(seed) ^ splitmix64(static_cast<std::uint64_t>(trial) + (stream << 40))));
 }
 
+namespace {
+
+// A uniform draw u in [0, 1) as a draw of a normal distribution centred on 0.5 with sigma
+// 1/6, cut off at 0 and 1: the inverse of its distribution function, by bisection.
+double central(double u) {
+  auto phi = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
+  const double lo = phi(-3), hi = phi(3);
+  const double target = lo + u * (hi - lo);
+  double a = -3, b = 3;
+  for (int i = 0; i < 60; ++i) {
+    const double m = 0.5 * (a + b);
+    (phi(m) < target ? a : b) = m;
+  }
+  return (0.5 * (a + b) + 3) / 6;
+}
+
+}  // namespace
+
 Point random_point(const Experiment& experiment, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> u(0.0, 1.0);
   std::vector<double> unit(experiment.parameters.size());
   for (auto& x : unit) x = u(rng);
+  // Random draws follow a normal distribution where one is asked for; the model-based
+  // algorithms, and sobol's even cover, search min..max as they would a uniform one.
+  for (size_t i = 0; i < unit.size(); ++i) {
+    const Distribution d = experiment.parameters[i].distribution;
+    if (d == Distribution::normal || d == Distribution::log_normal) unit[i] = central(unit[i]);
+  }
   return from_unit(experiment, unit);
 }
 
@@ -72,7 +96,7 @@ Point from_unit(const Experiment& experiment, const std::vector<double>& unit) {
         point.push_back(std::floor(u * static_cast<double>(p.list.size())));
         break;
       case ParameterType::int_: {
-        if (p.distribution == Distribution::log_uniform) {
+        if (p.log_scale() && !p.step) {
           double lo = std::log(p.min - 0.5), hi = std::log(p.max + 0.5);
           point.push_back(std::clamp(std::round(std::exp(lo + u * (hi - lo))), p.min, p.max));
           break;
@@ -86,7 +110,7 @@ Point from_unit(const Experiment& experiment, const std::vector<double>& unit) {
         if (p.step) {
           double k = std::floor(u * static_cast<double>(*p.cardinality()));
           point.push_back(std::min(p.max, p.min + k * *p.step));
-        } else if (p.distribution == Distribution::log_uniform) {
+        } else if (p.log_scale()) {
           point.push_back(std::exp(std::log(p.min) + u * (std::log(p.max) - std::log(p.min))));
         } else {
           point.push_back(p.min + u * (p.max - p.min));

@@ -69,7 +69,7 @@ constexpr VerbHelp kHelp[] = {
      "cohort sweep status /scratch/mnist-sweep --json"},
     {"best", "D [--json]",
      "The best succeeded trial: {\"trial\", \"parameters\", \"objective\", \"metrics\"}. Exit 1\n"
-     "when no trial has succeeded yet.",
+     "when no trial has succeeded, saying why the experiment and its first failed trial failed.",
      "cohort sweep best /scratch/mnist-sweep --json"},
     {"plot", "D --out FILE.svg",
      "Draws the objective of each ended trial and the best value so far.",
@@ -237,13 +237,31 @@ int cmd_submit(const std::vector<std::string>& args) {
     throw input_error(a.dir + ": the experiment has ended (" + std::string(to_string(state.state)) + ": " + state.reason + ")");
   }
   if (!state.array_job.empty()) {
-    throw input_error(a.dir + ": already submitted as array job " + state.array_job +
-                      "; follow it with 'cohort sweep status " + a.dir + "'");
+    // A cancelled array leaves its claimed trials Running; once Slurm no longer knows it,
+    // they are reclaimed and a new array runs what is left, on Slurm as before.
+    const auto alive = slurm_job_alive(state.array_job);
+    if (alive.value_or(true)) {
+      throw input_error(a.dir + ": already submitted as array job " + state.array_job +
+                        (alive ? ", which Slurm still runs" : ", and Slurm cannot say whether it still runs") +
+                        "; follow it with 'cohort sweep status " + a.dir + "', or scancel it and submit again");
+    }
+    const int reclaimed = reclaim_abandoned(journal);
+    std::cerr << "cohort: sweep: array job " << state.array_job << " is gone; " << reclaimed
+              << " trial(s) it left running are marked Killed, and a new array job runs the rest\n";
+    state = journal.read();
+  }
+  const int left = trial_budget(experiment) - state.counted();
+  if (left <= 0) {
+    throw input_error(a.dir + ": every trial has been claimed and none is left to run; see 'cohort sweep status " + a.dir + "'");
   }
   fs::path script = fs::path(a.dir) / "sweep.sbatch";
-  write_file_atomically(script, array_script(experiment, a.dir, self_path()));
+  write_file_atomically(script, array_script(experiment, a.dir, self_path(), left));
+  // --parsable is sbatch's, and cohort's too: then the job id alone is printed, for scripts.
+  const bool parsable = std::find(a.rest.begin(), a.rest.end(), "--parsable") != a.rest.end();
   std::vector<std::string> argv{"sbatch", "--parsable"};
-  argv.insert(argv.end(), a.rest.begin(), a.rest.end());
+  for (const auto& o : a.rest) {
+    if (o != "--parsable") argv.push_back(o);
+  }
   argv.push_back(script.string());
   auto r = run_process(argv);
   if (!r.ok()) throw Error("sbatch failed: " + (r.err.empty() ? r.out : r.err));
@@ -252,10 +270,12 @@ int cmd_submit(const std::vector<std::string>& args) {
   record.set("type", "submit");
   record.set("job", job);
   journal.append(std::move(record));
-  std::cout << job << "\n";
-  std::cerr << "experiment " << experiment.name << ": array job " << job << ", " << trial_budget(experiment)
-            << " trials, " << experiment.parallel_trial_count << " at a time; follow with 'cohort sweep status "
-            << a.dir << "'\n";
+  if (parsable) {
+    std::cout << job << "\n";
+    return 0;
+  }
+  std::cout << "experiment " << experiment.name << ": submitted as array job " << job << ", " << left << " trials, "
+            << experiment.parallel_trial_count << " at a time; follow with 'cohort sweep status " << a.dir << "'\n";
   return 0;
 }
 
@@ -356,7 +376,19 @@ int cmd_best(const std::vector<std::string>& args) {
   Experiment e = open_experiment_dir(dir);
   JournalState state = Journal(dir).read();
   const Trial* best = state.best(e.objective);
-  if (!best) throw Error(dir + ": no trial has succeeded yet");
+  if (!best) {
+    if (state.state == ExperimentState::running) throw Error(dir + ": no trial has succeeded yet");
+    // An ended experiment without a success: why it ended, and why its trials failed.
+    std::string why = dir + ": no trial succeeded; the experiment ended " + to_string(state.state) +
+                      (state.reason.empty() ? "" : " (" + state.reason + ")");
+    for (const auto& t : state.trials) {
+      if (t.state == TrialState::failed && !t.reason.empty()) {
+        why += "; trial " + std::to_string(t.id) + ": " + t.reason;
+        break;
+      }
+    }
+    throw Error(why);
+  }
   if (as_json) {
     std::cout << json::write(best_json(*best), 2) << "\n";
     return 0;

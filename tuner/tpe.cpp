@@ -36,11 +36,11 @@ struct Scale {
 
 Scale scale_of(const Parameter& p) {
   Scale s;
-  if (p.type == ParameterType::int_ && p.distribution == Distribution::log_uniform) {
+  if (p.type == ParameterType::int_ && p.log_scale() && !p.step) {
     s.log = s.log_int = true;
     s.low = std::log(p.min - 0.5);
     s.high = std::log(p.max + 0.5);
-  } else if (p.distribution == Distribution::log_uniform) {
+  } else if (p.log_scale() && !p.step) {
     s.log = true;
     s.low = std::log(p.min);
     s.high = std::log(p.max);

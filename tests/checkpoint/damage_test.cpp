@@ -176,7 +176,7 @@ TEST_F(Damage, AManifestOfAnotherFormatOrAnUnknownVersionIsRefused) {
     const char* fragment;
   };
   for (const auto& c : {Case{"format", json::Value("safetensors"), "expected \"cohort-checkpoint\""},
-                        Case{"format_version", json::Value(2), "version 2 is not supported (this cohort reads 1)"},
+                        Case{"format_version", json::Value(3), "version 3 is not supported (this cohort reads 1 to 2)"},
                         Case{"format_version", json::Value(0), "version 0 is not supported"}}) {
     SCOPED_TRACE(std::string(c.field) + " changed");
     testing::edit_manifest(newest(), [&](json::Value& m) { m.set(c.field, c.value); });
@@ -185,7 +185,7 @@ TEST_F(Damage, AManifestOfAnotherFormatOrAnUnknownVersionIsRefused) {
     EXPECT_MENTIONS(expect_fallback(), c.fragment);
     testing::edit_manifest(newest(), [&](json::Value& m) {
       m.set("format", "cohort-checkpoint");
-      m.set("format_version", 1);
+      m.set("format_version", 2);
     });
   }
 }
@@ -274,18 +274,10 @@ TEST_F(Damage, AStateFileThatIsNoRegularFileIsDamage) {
   EXPECT_MENTIONS(expect_fallback(), "not a regular file");
 }
 
-// Replaces dataset tensors/w with one of `shape` made by `dcpl`, writing `data` when given,
-// and makes the manifest describe it with `crc`.
-void replace_w(const fs::path& checkpoint, const std::vector<hsize_t>& shape, hid_t dcpl, const void* data,
-               std::uint32_t crc) {
-  testing::craft_state(checkpoint, [&](hid_t file) {
-    H5Ldelete(file, "tensors/w", H5P_DEFAULT);
-    hid_t space = H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr);
-    hid_t dataset = H5Dcreate2(file, "tensors/w", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (data) H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-    H5Dclose(dataset);
-    H5Sclose(space);
-  });
+// Makes the manifest describe "w" as `shape` with checksum `crc`, stored in one piece of
+// rank-00000.h5 that only HDF5 can find (no offset, as for a compressed piece): what is
+// tested is what HDF5 is allowed to read there.
+void describe_w(const fs::path& checkpoint, const std::vector<hsize_t>& shape, std::uint32_t crc) {
   testing::edit_manifest(checkpoint, [&](json::Value& m) {
     auto& w = testing::member(m, "tensors").as_array()[0];
     json::Value dims = json::Value::array();
@@ -294,10 +286,32 @@ void replace_w(const fs::path& checkpoint, const std::vector<hsize_t>& shape, hi
       dims.push(json::Value(static_cast<std::uint64_t>(d)));
       count *= d;
     }
-    w.set("shape", std::move(dims));
+    w.set("shape", dims);
     w.set("bytes", count * 4);
     w.set("crc32c", static_cast<std::int64_t>(crc));
+    w.set("compressed", true);
+    json::Value piece = json::Object{{"file", json::Value("rank-00000.h5")}, {"row", json::Value(0)},
+                                     {"shape", dims}, {"bytes", json::Value(count * 4)},
+                                     {"crc32c", json::Value(static_cast<std::int64_t>(crc))}};
+    json::Value pieces = json::Value::array();
+    pieces.push(std::move(piece));
+    w.set("pieces", std::move(pieces));
   });
+}
+
+// Replaces the piece of "w" in rank-00000.h5 with a dataset of `shape` made by `dcpl`,
+// writing `data` when given, and makes the manifest describe it with `crc`.
+void replace_w(const fs::path& checkpoint, const std::vector<hsize_t>& shape, hid_t dcpl, const void* data,
+               std::uint32_t crc) {
+  testing::craft_file(checkpoint, "rank-00000.h5", [&](hid_t file) {
+    H5Ldelete(file, "tensors/w", H5P_DEFAULT);
+    hid_t space = H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr);
+    hid_t dataset = H5Dcreate2(file, "tensors/w", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (data) H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    H5Dclose(dataset);
+    H5Sclose(space);
+  });
+  describe_w(checkpoint, shape, crc);
 }
 
 TEST_F(Damage, ASparseTerabyteTensorInASmallFileIsDamageFoundWithoutReadingIt) {
@@ -307,7 +321,7 @@ TEST_F(Damage, ASparseTerabyteTensorInASmallFileIsDamageFoundWithoutReadingIt) {
   H5Pset_alloc_time(contiguous, H5D_ALLOC_TIME_LATE);
   replace_w(newest(), terabyte, contiguous, nullptr, 0);
   H5Pclose(contiguous);
-  EXPECT_LT(fs::file_size(newest() / "state.h5"), 1u << 20);
+  EXPECT_LT(fs::file_size(newest() / "rank-00000.h5"), 1u << 20);
   std::string problems = expect_verify_fails();
   EXPECT_MENTIONS(problems, "tensor 'w'");
   EXPECT_MENTIONS(problems, "1099511627776 bytes");
@@ -344,7 +358,7 @@ TEST_F(Damage, ACompressedTensorOfZerosStillVerifies) {
   // Deflate shrinks zeros about a thousandfold: the bound on a dataset's size must allow it.
   std::vector<float> zeros(4 << 20);
   auto r = ckpt_->save(3, State{{{"zeros", DType::float32, {4096, 1024}, Sharding::rows, zeros.data(), true}}, {}});
-  EXPECT_LT(fs::file_size(r.path / "state.h5"), zeros.size() * 4 / 100);
+  EXPECT_LT(fs::file_size(r.path / "rank-00000.h5"), zeros.size() * 4 / 100);
   auto report = verify(r.path);
   EXPECT_TRUE(report.ok()) << (report.ok() ? "" : report.problems[0].message);
 }
@@ -399,16 +413,35 @@ TEST_F(Damage, AVirtualDatasetMappingAnotherFileIsRefused) {
 TEST_F(Damage, ATensorLinkedToAnotherFileIsRefused) {
   const fs::path outside = outside_file(tmp_);
   const auto data = testing::pattern(99, kRows * kCols);
-  testing::craft_state(newest(), [&](hid_t file) {
+  testing::craft_file(newest(), "rank-00000.h5", [&](hid_t file) {
     H5Ldelete(file, "tensors/w", H5P_DEFAULT);
     H5Lcreate_external(outside.c_str(), "data", file, "tensors/w", H5P_DEFAULT, H5P_DEFAULT);
   });
-  testing::edit_manifest(newest(), [&](json::Value& m) {
-    testing::member(m, "tensors").as_array()[0].set("crc32c",
-                                                    static_cast<std::int64_t>(crc32c(0, data.data(), data.size() * 4)));
-  });
+  describe_w(newest(), {kRows, kCols}, crc32c(0, data.data(), data.size() * 4));
   EXPECT_MENTIONS(expect_verify_fails(), "link");
   EXPECT_MENTIONS(expect_fallback(), "link");
+}
+
+TEST_F(Damage, AMissingRankFileIsNamed) {
+  fs::remove(newest() / "rank-00000.h5");
+  const std::string problems = expect_verify_fails();
+  EXPECT_MENTIONS(problems, "rank-00000.h5 is missing");
+  EXPECT_MENTIONS(expect_fallback(), "rank-00000.h5 is missing");
+}
+
+TEST_F(Damage, AFlippedByteInARankFileFallsBack) {
+  testing::flip_byte(newest(), "w", kRows * kCols * 4 - 1);
+  EXPECT_MENTIONS(expect_verify_fails(), "checksum mismatch in rank-00000.h5");
+  EXPECT_MENTIONS(expect_fallback(), "tensor 'w': checksum mismatch");
+}
+
+TEST_F(Damage, AnOffsetOutsideItsRankFileIsDamageFoundWithoutReading) {
+  testing::edit_manifest(newest(), [](json::Value& m) {
+    auto& w = testing::member(m, "tensors").as_array()[0];
+    testing::member(w, "pieces").as_array()[0].set("offset", std::int64_t{1} << 40);
+  });
+  EXPECT_MENTIONS(expect_verify_fails(), "lies outside rank-00000.h5");
+  EXPECT_MENTIONS(expect_fallback(), "lies outside rank-00000.h5");
 }
 
 TEST_F(Damage, ATensorListedTwiceAmongManyIsDamage) {

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <set>
 
 #include "checkpoint/checkpoint.hpp"
 #include "common/error.hpp"
@@ -137,14 +138,16 @@ Options quiet() {
   return o;
 }
 
-TEST(Parallel, ADamagedShardMakesEveryRankFallBackTogether) {
+// Saves steps 1 and 2, lets rank 0 `damage` step 2 (given its path), then expects every
+// rank to load step 1, step 2 skipped for a reason that mentions `why`.
+template <typename F>
+void expect_fallback_from_damage(F&& damage, const std::string& why) {
   SharedTemp tmp;
   Checkpointer ckpt(tmp.path(), MPI_COMM_WORLD, quiet());
   Shard s1(1), s2(2);
   ckpt.save(1, s1.state());
   auto r2 = ckpt.save(2, s2.state());
-  // The last rank's rows are the ones damaged: only that rank reads them.
-  if (rank() == 0) testing::flip_byte(r2.path, "w", kRows * kCols * 4 - 3);
+  if (rank() == 0) damage(r2.path);
   MPI_Barrier(MPI_COMM_WORLD);
   Shard loaded(0);
   auto slots = loaded.slots();
@@ -152,8 +155,57 @@ TEST(Parallel, ADamagedShardMakesEveryRankFallBackTogether) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->step, 1);
   ASSERT_EQ(r->skipped.size(), 1u);
-  EXPECT_NE(r->skipped[0].reason.find("tensor 'w': checksum mismatch"), std::string::npos) << r->skipped[0].reason;
+  EXPECT_NE(r->skipped[0].reason.find(why), std::string::npos) << r->skipped[0].reason;
   EXPECT_EQ(loaded.w, Shard(1).w);
+}
+
+TEST(Parallel, ADamagedShardMakesEveryRankFallBackTogether) {
+  // The last rank's rows are the ones damaged: only that rank reads them.
+  expect_fallback_from_damage(
+      [](const std::filesystem::path& step) { testing::flip_byte(step, "w", kRows * kCols * 4 - 3); },
+      "tensor 'w': checksum mismatch");
+}
+
+TEST(Parallel, AMissingRankFileIsNamedAndEveryRankFallsBack) {
+  expect_fallback_from_damage(
+      [](const std::filesystem::path& step) { std::filesystem::remove(step / "rank-00001.h5"); },
+      "rank-00001.h5 is missing");
+}
+
+// Replicated tensors of 4, 3, 2 and 1 units: written once each, by the rank with the
+// fewest bytes so far, so no rank writes them all.
+TEST(Parallel, ReplicatedTensorsAreSpreadOverTheRanksBySize) {
+  SharedTemp tmp;
+  Checkpointer ckpt(tmp.path(), MPI_COMM_WORLD, quiet());
+  constexpr std::uint64_t kUnit = 4096;
+  std::vector<std::vector<float>> values;
+  State state;
+  for (std::uint64_t units = 4; units >= 1; --units) values.push_back(testing::pattern(7 + units, units * kUnit));
+  for (std::uint64_t i = 0; i < values.size(); ++i) {
+    state.tensors.push_back({"r" + std::to_string(i), DType::float32, {values[i].size()}, Sharding::replicated,
+                             values[i].data()});
+  }
+  auto r = ckpt.save(7, state);
+  if (rank() == 0) {
+    auto m = read_manifest(r.path);
+    std::set<std::string> writers;
+    for (const auto& t : m.tensors) {
+      ASSERT_EQ(t.pieces.size(), 1u) << t.name;
+      writers.insert(t.pieces[0].file);
+    }
+    EXPECT_EQ(writers.size(), static_cast<size_t>(std::min(size(), 4)));
+    EXPECT_EQ(m.tensors[0].pieces[0].file, "rank-00000.h5");
+    EXPECT_EQ(m.tensors[1].pieces[0].file, "rank-00001.h5");
+    EXPECT_TRUE(verify(r.path).ok());
+  }
+  std::vector<std::vector<float>> back;
+  std::vector<TensorSlot> slots;
+  for (const auto& v : values) back.emplace_back(v.size(), 0.0f);
+  for (std::uint64_t i = 0; i < back.size(); ++i) {
+    slots.push_back({"r" + std::to_string(i), DType::float32, {back[i].size()}, Sharding::replicated, back[i].data()});
+  }
+  ckpt.load(7, slots);
+  EXPECT_EQ(back, values);
 }
 
 TEST(Parallel, DifferentStatesOnDifferentRanksFailEverywhereAndCommitNothing) {

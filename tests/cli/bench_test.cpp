@@ -15,11 +15,11 @@ namespace cohort {
 namespace {
 
 #ifdef COHORT_HAVE_JSON_BENCH
-const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "pipeline", "json"};
-const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, pipeline, json";
+const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "pipeline", "serve", "json"};
+const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, lineage, pipeline, serve, json";
 #else
-const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "pipeline"};
-const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, pipeline";
+const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "pipeline", "serve"};
+const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, lineage, pipeline, serve";
 #endif
 
 ProcessResult cohort(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
@@ -275,6 +275,28 @@ TEST(BenchCommand, LaunchTakesTheMediansOfTheBatchJobsLaunches) {
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_TRUE(has(text.out, "\n  plain srun: start to all running (baseline)  ")) << text.out;
 }
+
+#ifdef COHORT_HAVE_TORCH
+TEST(BenchCommand, ServeLoadsEveryCaseAgainstItsBaselineAndReportsTheLatency) {
+  auto r = cohort({"bench", "serve", "--duration", "1", "--repeat", "1", "--connections", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  expect_report_shape(j, "serve");
+  std::vector<std::string> cases;
+  for (const auto& row : table(j, "throughput").at("rows").as_array()) {
+    cases.push_back(row.at("case").as_string());
+    EXPECT_GT(row.at("cohort").as_double(), 0) << cases.back();
+    EXPECT_GT(row.at("baseline").as_double(), 0) << cases.back();
+    EXPECT_DOUBLE_EQ(row.at("ratio").as_double(), row.at("cohort").as_double() / row.at("baseline").as_double());
+  }
+  EXPECT_EQ(cases, (std::vector<std::string>{"ceiling", "flask", "batching", "binary"}));
+  const auto& latency = table(j, "latency").at("rows").as_array().at(0);
+  EXPECT_GT(latency.at("p50").as_double(), 0);
+  EXPECT_GE(latency.at("p99").as_double(), latency.at("p50").as_double());
+  EXPECT_TRUE(has(r.err, "cohort bench serve: batching"));  // progress, as it goes
+  EXPECT_EQ(cohort({"bench", "serve", "--repeat", "0"}).exit_code, 2);
+}
+#endif
 
 TEST(BenchCommand, LaunchWithoutSlurmIsAUsageErrorSayingHowToGetOne) {
   testing::TempDir tmp;

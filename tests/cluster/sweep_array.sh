@@ -33,7 +33,7 @@ experiment_state() { "$cohort" sweep status "$1" --json | python3 -c 'import jso
 
 # 1. submit: one array job, two tasks at a time.
 spec 8 8 2 >"$work/a.yaml"
-job=$("$cohort" sweep submit "$work/a.yaml" --dir "$work/a" -n1) || fail "sweep submit failed"
+job=$("$cohort" sweep submit "$work/a.yaml" --dir "$work/a" -n1 --parsable) || fail "sweep submit failed"
 submitted+=("$job")
 grep -q -- '--array=0-7%2' "$work/a/sweep.sbatch" || fail "the array is not 0-7%2: $(grep array "$work/a/sweep.sbatch")"
 wait_until 150 "the submitted sweep to end" '[[ $(experiment_state "$work/a") != Running ]]'
@@ -61,7 +61,7 @@ expect_eq "$idle" 2 "array tasks that found nothing to claim"
 # 3. The first trial reaches the goal: the sweep ends, and the array's pending tasks are
 # cancelled rather than started to find nothing (one task at a time, so five are pending).
 spec 6 6 1 100 >"$work/c.yaml"
-job=$("$cohort" sweep submit "$work/c.yaml" --dir "$work/c" -n1) || fail "sweep submit of the goal sweep failed"
+job=$("$cohort" sweep submit "$work/c.yaml" --dir "$work/c" -n1 --parsable) || fail "sweep submit of the goal sweep failed"
 submitted+=("$job")
 grep -q -- '--array=0-5%1' "$work/c/sweep.sbatch" || fail "the array is not 0-5%1: $(grep array "$work/c/sweep.sbatch")"
 wait_until 120 "the goal sweep to end" '[[ $(experiment_state "$work/c") != Running ]]'

@@ -1,6 +1,7 @@
 # cohort sweep resume against a real Slurm: a trial whose job still runs is left to it, one
 # whose job Slurm has forgotten (its runner was killed outright) is marked Killed and run
-# again; the sweep then ends when the running job's trial does.
+# again; the sweep then ends when the running job's trial does. Then a sweep whose array
+# job was cancelled is submitted again.
 source "$(dirname "$0")/lib.sh"
 require_cluster
 cohort=$COHORT_BUILD_DIR/bin/cohort
@@ -20,14 +21,14 @@ trialTemplate:
 YAML
 "$cohort" sweep init "$work/exp.yaml" --dir "$work/d" >/dev/null || fail "sweep init failed"
 
-# "TRIAL STATE JOB" a line, from the sweep's status.
+# "TRIAL STATE JOB" a line, from the status of the sweep in $1 (default: the first).
 trials() {
-  "$cohort" sweep status "$work/d" --json | /usr/bin/python3 -c '
+  "$cohort" sweep status "${1:-$work/d}" --json | /usr/bin/python3 -c '
 import json, sys
 for t in json.load(sys.stdin)["trials"]:
     print(t["trial"], t["state"], t.get("job", ""))'
 }
-running() { trials | awk '$2 == "Running"' | wc -l; }
+running() { trials "$@" | awk '$2 == "Running"' | wc -l; }
 
 # The runner records its pid (exec keeps it) so that the test can kill that process alone.
 task_script() {
@@ -62,4 +63,32 @@ expect_eq "$(job_state "$keeper")" COMPLETED "state of the job that kept its tri
 expect_eq "$(trials | awk '$2 == "Succeeded"' | wc -l)" 3 "trials that succeeded in the end"
 "$cohort" sweep status "$work/d" --json | grep -q '"state": *"Succeeded"' ||
   fail "the sweep did not succeed: $("$cohort" sweep status "$work/d")"
+
+# A submitted sweep whose array job was cancelled is submitted again: the trials the
+# cancelled tasks left Running are reclaimed (Killed, not counted) and a new array job runs
+# the rest on Slurm. While the first array still runs, a second submit is refused.
+sed -e "s#$work/go#$work/go-again#" -e 's/parallelTrialCount: 1/parallelTrialCount: 2/' "$work/exp.yaml" >"$work/again.yaml"
+again=$work/again
+out=$("$cohort" sweep submit "$work/again.yaml" --dir "$again" -n1) || fail "sweep submit failed: $out"
+[[ $out =~ ^experiment\ again:\ submitted\ as\ array\ job\ ([0-9]+),\ 3\ trials,\ 2\ at\ a\ time ]] || fail "submit said: $out"
+first=${BASH_REMATCH[1]}
+submitted+=("$first")
+wait_until 60 "two trials of the first array to run" '[[ $(running "$again") -eq 2 ]]'
+refused=$("$cohort" sweep submit "$work/again.yaml" --dir "$again" -n1 2>&1) && fail "a second submit while the first runs was accepted: $refused"
+[[ $refused == *"already submitted as array job $first, which Slurm still runs"* ]] || fail "refusal said: $refused"
+scancel "$first"
+wait_until 60 "the first array to leave the queue" "[[ -z \$(squeue -h -j $first 2>/dev/null) ]]"
+second=$("$cohort" sweep submit "$work/again.yaml" --dir "$again" -n1 --parsable 2>"$work/resubmit.err") ||
+  fail "resubmitting the cancelled sweep failed: $(cat "$work/resubmit.err")"
+submitted+=("$second")
+note "resubmit: $(cat "$work/resubmit.err")"
+touch "$work/go-again"
+wait_until 120 "the resubmitted sweep to end" '[[ $("$cohort" sweep status "$again" --json | grep -c "\"state\": *\"Running\"") -eq 0 ]]'
+state=$(trials "$again")
+note "trials after the resubmit:"$'\n'"$state"
+expect_eq "$(awk '$2 == "Succeeded"' <<<"$state" | wc -l)" 3 "trials that succeeded after the resubmit"
+expect_eq "$(awk -v j="${second}_" '$2 == "Succeeded" && index($3, j) != 1' <<<"$state" | wc -l)" 0 \
+  "succeeded trials outside the new array"
+"$cohort" sweep status "$again" --json | grep -q '"state": *"Succeeded"' ||
+  fail "the resubmitted sweep did not succeed: $("$cohort" sweep status "$again")"
 note "ok"

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.hpp"
+#include "common/json.hpp"
 
 namespace cohort::bench {
 namespace {
@@ -117,6 +118,49 @@ TEST(Bench, ARowOfTheWrongLengthIsRefused) {
   Report report("demo");
   auto& table = report.table("t", "", {{.name = "a"}, {.name = "b"}});
   EXPECT_THROW(table.add({1}), Error);
+}
+
+TEST(Bench, AScriptsResultsPrintAsTheSameReportWouldHadItBeenBuiltHere) {
+  Report built("collectives");
+  fill(built);
+  const json::Value results = json::parse(R"({
+    "context": {"ranks": 2, "backend": "mpi"},
+    "tables": [{"name": "sweep", "title": "one row a size",
+                "columns": [{"name": "size", "unit": "B"}, {"name": "type", "text": true},
+                            {"name": "time", "unit": "us", "digits": 2}, {"name": "speedup", "digits": 3}],
+                "rows": [[8, "float32", 12.3456, 1.5], [1048576, "bf16", 1234.5, null]]}],
+    "figures": [{"name": "wrong", "label": "Out of bounds values", "value": 0, "digits": 0, "note": "OK"},
+                {"name": "avg_busbw_GBps", "label": "Avg bus bandwidth", "value": 0.5294, "unit": "GB/s",
+                 "digits": 3}],
+    "notes": ["checkpoint kept in /tmp/x"]})");
+  Report added("collectives");
+  added.add_results(results, "script.json");
+  std::ostringstream a, b;
+  built.print(a, false);
+  added.print(b, false);
+  EXPECT_EQ(b.str(), a.str());
+  EXPECT_EQ(json::write(added.to_json()), json::write(built.to_json()));
+}
+
+TEST(Bench, AScriptsResultsOfTheWrongShapeAreAnErrorNamingTheScriptAndTheMember) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[]", "results.json: is not a JSON object"},
+      {R"({"context": {}})", "results.json: has no member 'tables'"},
+      {R"({"tables": [{"name": "t", "columns": [{"name": "a"}], "rows": [[1, 2]]}]})",
+       "results.json.tables[t]: a row does not have one value per column"},
+      {R"({"tables": [{"name": "t", "columns": [{"name": "a", "digits": 99}], "rows": []}]})",
+       "results.json.tables[t].digits"},
+      {R"({"tables": [], "figures": [{"name": "x"}]})", "results.json.figures: has no member 'value'"},
+  };
+  for (const auto& [text, words] : cases) {
+    Report report("x");
+    try {
+      report.add_results(json::parse(text), "results.json");
+      ADD_FAILURE() << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

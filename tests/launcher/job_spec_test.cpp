@@ -196,6 +196,115 @@ TEST(JobSpec, EmitsOneHeterogeneousComponentPerRole) {
   EXPECT_NE(script.find("exec /opt/cohort/bin/cohort launch --spec /jobs/job.yaml\n"), std::string::npos);
 }
 
+// Kubeflow's published examples, read as they are (fixtures/kubeflow/SOURCES.md).
+std::string upstream(const std::string& name) { return std::string(COHORT_LAUNCHER_FIXTURES) + "/kubeflow/" + name; }
+
+std::string load_error(const std::string& name) {
+  try {
+    load_job_spec(upstream(name));
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    return e.what();
+  }
+  return "accepted";
+}
+
+TEST(KubeflowExamples, ContainersWithoutResourcesGetOneCpuAndNoGpu) {
+  JobSpec pytorch = load_job_spec(upstream("pytorch-simple.yaml"));
+  ASSERT_EQ(pytorch.roles.size(), 2u);
+  EXPECT_EQ(pytorch.roles[0].name, "master");
+  EXPECT_EQ(pytorch.roles[0].command, (std::vector<std::string>{"python3", "/opt/pytorch-mnist/mnist.py", "--epochs=1"}));
+  EXPECT_EQ(pytorch.roles[1].resources.cpus, 1);
+  EXPECT_EQ(pytorch.roles[1].resources.gpus, 0);
+  JobSpec tf = load_job_spec(upstream("tensorflow-simple.yaml"));
+  ASSERT_EQ(tf.roles.size(), 1u);
+  EXPECT_EQ(tf.roles[0].replicas, 2);
+  EXPECT_EQ(tf.world_size(), 2);
+}
+
+TEST(KubeflowExamples, OnFailureWithoutBackoffLimitRestartsAsKubernetesJobsDo) {
+  EXPECT_EQ(load_job_spec(upstream("pytorch-simple.yaml")).backoff_limit, 6);
+  // restartPolicy: Never restarts nothing, whatever the limit.
+  EXPECT_EQ(load_job_spec(upstream("pi.yaml")).backoff_limit, 0);
+  EXPECT_EQ(parse_job_spec("kind: TFJob\nspec:\n  runPolicy: {backoffLimit: 0}\n  tfReplicaSpecs:\n"
+                           "    Worker: {restartPolicy: OnFailure, command: [a]}\n",
+                           "job.yaml")
+                .backoff_limit,
+            0);
+}
+
+TEST(KubeflowExamples, ArgsWithoutCommandAreRefusedNamingTheMissingEntrypoint) {
+  EXPECT_EQ(load_error("pytorch_job_mnist_gloo.yaml"),
+            upstream("pytorch_job_mnist_gloo.yaml") +
+                ": spec.pytorchReplicaSpecs.Master.template.spec.containers[0].command: missing: args without command "
+                "run the image's ENTRYPOINT, and cohort runs no images; give command: the program that ENTRYPOINT runs "
+                "(e.g. [python3, /opt/mnist/mnist.py])");
+  EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker: {args: [--backend, gloo]}\n")
+                .find("Worker.command: missing: args without command would run '--backend' as the program"),
+            std::string::npos);
+  // No command at all: the image's ENTRYPOINT was the program.
+  for (const char* name : {"pytorch_job_sendrecv.yaml", "tf_job_mnist.yaml"}) {
+    EXPECT_NE(load_error(name).find("no command: Kubernetes would run the image's ENTRYPOINT"), std::string::npos) << name;
+  }
+}
+
+TEST(KubeflowExamples, MpiOperatorWorkersRunningSshdNeedNoCommandHere) {
+  JobSpec pi = load_job_spec(upstream("pi.yaml"));
+  EXPECT_EQ(pi.kind, JobKind::mpi);
+  ASSERT_EQ(pi.roles.size(), 2u);
+  EXPECT_EQ(pi.roles[0].command, (std::vector<std::string>{"mpirun", "-n", "2", "/home/mpiuser/pi"}));
+  EXPECT_TRUE(pi.roles[1].command.empty());
+  EXPECT_EQ(pi.roles[1].replicas, 2);
+  EXPECT_EQ(pi.roles[1].resources.memory, "1G");
+}
+
+TEST(JobSpec, CpuQuantitiesRoundUpAndRequestsStandInForMissingLimits) {
+  auto worker = [](const std::string& resources) {
+    return parse_job_spec("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker:\n      template: {spec: {containers: "
+                          "[{command: [a], resources: " +
+                              resources + "}]}}\n",
+                          "job.yaml")
+        .roles[0]
+        .resources;
+  };
+  EXPECT_EQ(worker("{limits: {cpu: \"0.5\"}}").cpus, 1);
+  EXPECT_EQ(worker("{limits: {cpu: 1500m}}").cpus, 2);
+  EXPECT_EQ(worker("{requests: {cpu: 3, memory: 2Gi}}").cpus, 3);
+  EXPECT_EQ(worker("{requests: {cpu: 3, memory: 2Gi}}").memory, "2G");
+  EXPECT_EQ(worker("{limits: {cpu: 2}, requests: {cpu: 1, nvidia.com/gpu: 1}}").cpus, 2);
+  EXPECT_EQ(worker("{limits: {cpu: 2}, requests: {cpu: 1, nvidia.com/gpu: 1}}").gpus, 1);
+  EXPECT_NE(error_of("kind: TFJob\nspec:\n  tfReplicaSpecs:\n    Worker:\n      template: {spec: {containers: "
+                     "[{command: [a], resources: {limit: {cpu: 1}}}]}}\n")
+                .find("resources.limit: unknown field"),
+            std::string::npos);
+}
+
+// Each role's component takes nodes of its own: Chief, PS and two Workers on two nodes
+// would wait for ever.
+TEST(JobSpec, ASpecThatNeedsMoreNodesThanTheClusterHasSaysWhy) {
+  JobSpec spec = parse_job_spec(
+      "kind: TFJob\nmetadata: {name: dist}\nspec:\n  tfReplicaSpecs:\n    Chief: {command: [a]}\n    PS: {command: [a]}\n"
+      "    Worker: {replicas: 2, command: [a]}\n",
+      "job.yaml");
+  EXPECT_EQ(nodes_needed(spec), 3);
+  EXPECT_FALSE(why_it_cannot_start(spec, 3));
+  EXPECT_EQ(why_it_cannot_start(spec, 2).value_or(""),
+            "dist needs 3 nodes (chief 1, ps 1, worker 1: Slurm gives each role's component of a heterogeneous job nodes "
+            "of its own) and the cluster has 2; it would wait in the queue for ever. Run it on a cluster with 3 nodes, or "
+            "give it fewer roles");
+  EXPECT_EQ(nodes_needed(load_job_spec(upstream("pi.yaml"))), 1);
+}
+
+TEST(JobSpec, ElasticPolicyAndNprocPerNodeAreRefusedSayingWhatToWriteInstead) {
+  const std::string workers = "  pytorchReplicaSpecs:\n    Worker: {replicas: 2, command: [a]}\n";
+  EXPECT_NE(error_of("kind: PyTorchJob\nspec:\n  elasticPolicy: {minReplicas: 1, maxReplicas: 3, rdzvBackend: c10d}\n" + workers)
+                .find("job.yaml: spec.elasticPolicy: elastic jobs (minReplicas..maxReplicas, rdzvBackend) are not supported"),
+            std::string::npos);
+  EXPECT_NE(error_of("kind: PyTorchJob\nspec:\n  nprocPerNode: \"4\"\n" + workers)
+                .find("job.yaml: spec.nprocPerNode: cohort starts one process per replica"),
+            std::string::npos);
+}
+
 TEST(TfConfig, FollowsKubeflowAndLeavesTheEvaluatorOut) {
   ClusterMap cluster{{"chief", {"n1:2222"}}, {"ps", {"n2:2222"}}, {"worker", {"n3:2222", "n3:2223"}}, {"evaluator", {"n4:2222"}}};
   auto config = json::parse(tf_config(cluster, "worker", 1));

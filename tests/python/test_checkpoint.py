@@ -1,4 +1,5 @@
 """cohort.checkpoint on one process: PyTorch and NumPy state through the C++ checkpointer."""
+import json
 import os
 import pathlib
 import signal
@@ -150,9 +151,11 @@ def test_async_save_error_arrives_at_wait(tmp_path):
 def test_load_latest_passes_over_a_damaged_checkpoint(tmp_path, capfd):
     ckpt.save({"w": torch.full((1024,), 1.0), "epoch": 1}, tmp_path, 1)
     ckpt.save({"w": torch.full((1024,), 2.0), "epoch": 2, "note": "two"}, tmp_path, 2)
-    path = tmp_path / "step-00000002" / "state.h5"
-    with h5py.File(path, "r") as f:
-        offset = f["tensors/w"].id.get_offset()
+    # The manifest says which rank file holds the tensor's bytes, and where.
+    manifest = json.loads((tmp_path / "step-00000002" / "manifest.json").read_text())
+    piece = next(t for t in manifest["tensors"] if t["name"] == "w")["pieces"][0]
+    path = tmp_path / "step-00000002" / piece["file"]
+    offset = piece["offset"]
     data = bytearray(path.read_bytes())
     data[offset + 10] ^= 0xFF  # one byte of the tensor's data
     path.write_bytes(bytes(data))

@@ -260,6 +260,44 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertEqual(requests.get(self.server.url + "/metrics", timeout=DEADLINE_S).status_code, 401)
 
+    def test_a_real_prometheus_scrapes_it_with_the_token(self):
+        self.assertEqual(self.post("/v2/models/negate/infer", infer_body([True], [1], "BOOL", "flags")).status_code, 200)
+        with tempfile.TemporaryDirectory() as tmp, socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))  # a free port for Prometheus' own API, released as it starts
+            port = probe.getsockname()[1]
+            with open(f"{tmp}/prometheus.yml", "w") as f:
+                f.write("global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+                        "scrape_configs:\n"
+                        "  - job_name: cohort\n"
+                        f"    authorization: {{credentials_file: {self.token_file}}}\n"
+                        f"    static_configs: [{{targets: ['127.0.0.1:{self.server.port}']}}]\n")
+            probe.close()
+            prometheus = subprocess.Popen(["prometheus", f"--config.file={tmp}/prometheus.yml",
+                                           f"--storage.tsdb.path={tmp}/data", f"--web.listen-address=127.0.0.1:{port}"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                value = self.query_until_found(port, 'cohort_inference_request_success_total{model="negate",version="1"}')
+                self.assertGreaterEqual(float(value), 1)
+                self.assertEqual(self.query_until_found(port, 'up{job="cohort"}'), "1")
+            finally:
+                prometheus.terminate()
+                log = prometheus.communicate(timeout=DEADLINE_S)[1]
+            self.assertNotIn("level=error", log)
+
+    def query_until_found(self, port, query):
+        """The value Prometheus holds for `query`, asked until it has scraped one."""
+        end = time.monotonic() + DEADLINE_S
+        while time.monotonic() < end:
+            try:
+                reply = requests.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}, timeout=5)
+                result = reply.json()["data"]["result"] if reply.status_code == 200 else []
+            except requests.ConnectionError:
+                result = []  # not listening yet
+            if result:
+                return result[0]["value"][1]
+            time.sleep(0.2)  # polling a condition with a deadline
+        self.fail(f"Prometheus never held {query}")
+
     def test_statistics_per_model_and_version(self):
         before = self.get("/v2/models/pair/stats").json()["model_stats"][0]
         body = infer_body([1, 2], [2], datatype="INT64")
@@ -432,36 +470,42 @@ class Rows(torch.nn.Module):
 
 
 class BatchingTest(unittest.TestCase):
-    """Dynamic batching: requests that arrive together run as one batch, a full queue is 503."""
+    """Dynamic batching: requests that arrive together run as one batch, a full queue is 503.
+    The server has one thread: a request waiting for its batch holds none."""
 
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         repo = os.path.join(self.tmp.name, "repo")
         outputs = "outputs: [{name: y, datatype: FP32, dims: [2]}, {name: rows, datatype: INT64, dims: [1]}]\n"
-        for name, batching in (("merged", "{max_queue_delay_us: 30000000}"),
-                               ("bounded", "{max_queue_delay_us: 30000000, max_queue_size: 2}")):
+        # Delays far past any wait of the tests': a batch that runs early was told to.
+        for name, batching in (("merged", "{max_queue_delay_us: 60000000}\ninstances: 2"),
+                               ("bounded", "{max_queue_delay_us: 60000000, max_queue_size: 2}"),
+                               ("preferred", "{max_queue_delay_us: 60000000, preferred_batch_sizes: [1, 2]}")):
             save(Rows(), f"{repo}/{name}/1/model.pt")
             with open(f"{repo}/{name}/config.yaml", "w") as f:
                 f.write(f"max_batch_size: 4\ninputs: [{{name: x, datatype: FP32, dims: [2]}}]\n{outputs}"
                         f"dynamic_batching: {batching}\n")
-        self.server = Server(["--repository", repo, "--no-auth", "--threads", "8"])
+        self.server = Server(["--repository", repo, "--no-auth", "--threads", "1"])
 
     def tearDown(self):
         self.assertEqual(self.server.stop(), 0)
         self.tmp.cleanup()
 
-    def infer(self, model, rows, results):
+    def infer(self, model, rows, results, timeout=DEADLINE_S):
         x = torch.randn(rows, 2)
-        reply = requests.post(f"{self.server.url}/v2/models/{model}/infer", timeout=DEADLINE_S,
+        reply = requests.post(f"{self.server.url}/v2/models/{model}/infer", timeout=timeout,
                               data=json.dumps(infer_body(x.flatten().tolist(), [rows, 2])))
         results.append((x, reply))
 
-    def pending(self, model):
+    def metric(self, name, model):
         text = requests.get(self.server.url + "/metrics", timeout=DEADLINE_S).text
         for line in text.splitlines():
-            if line.startswith(f'cohort_inference_pending_requests{{model="{model}"'):
+            if line.startswith(f'{name}{{model="{model}"'):
                 return int(line.rsplit(" ", 1)[1])
         return 0
+
+    def pending(self, model):
+        return self.metric("cohort_inference_pending_requests", model)
 
     def test_concurrent_requests_run_as_one_batch_and_get_their_own_rows(self):
         import threading
@@ -471,12 +515,31 @@ class BatchingTest(unittest.TestCase):
             t.start()
         for t in threads:
             t.join()  # the fourth row fills the batch of 4: no waiting for the delay
+        self.assertEqual(len(results), 3, "a request was not answered")
         for x, reply in results:
             self.assertEqual(reply.status_code, 200, reply.text)
             y, rows = reply.json()["outputs"]
             self.assertEqual(y["shape"], [x.shape[0], 2])
             self.assertTrue(torch.equal(torch.tensor(y["data"]).reshape(x.shape), x * 2))
             self.assertEqual(rows["data"], [4] * x.shape[0])
+        self.assertEqual(self.metric("cohort_inference_request_success_total", "merged"), 3)
+        self.assertEqual(self.metric("cohort_inference_count_total", "merged"), 4)
+        self.assertEqual(self.metric("cohort_inference_exec_count_total", "merged"), 1)  # one run of the model
+
+    def test_a_batch_of_the_largest_preferred_size_runs_without_waiting(self):
+        import threading
+        results = []
+        # Answered well before the 60 s delay, or the client gives up and the test fails.
+        threads = [threading.Thread(target=self.infer, args=("preferred", 1, results, DEADLINE_S / 2)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(results), 2, "a request was not answered")
+        for x, reply in results:
+            self.assertEqual(reply.status_code, 200, reply.text)
+            self.assertEqual(reply.json()["outputs"][1]["data"], [2])
+        self.assertEqual(self.metric("cohort_inference_exec_count_total", "preferred"), 1)
 
     def test_a_full_queue_is_503_with_retry_after(self):
         import threading
@@ -610,6 +673,35 @@ class ConnectionLimitTest(unittest.TestCase):
                     self.assertLess(time.monotonic(), end, "no place freed after a connection closed")
                     time.sleep(0.01)  # polling a condition with a deadline
                 held[1][0].close()
+            finally:
+                self.assertEqual(server.stop(), 0)
+
+    def test_a_client_trickling_its_headers_is_cut_off_and_others_are_served(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            save(torch.nn.Linear(4, 2), f"{tmp}/lin.pt")
+            server = Server(["--model", f"lin={tmp}/lin.pt", "--no-auth", "--max-connections", "2",
+                             "--read-timeout", "1"])
+            try:
+                slow = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE_S)
+                slow.sendall(b"GET /v2/health/live HTTP/1.1\r\n")
+                # A header line every 0.1 s for up to 60 s: far longer than --read-timeout 1. The
+                # deadline covers the whole request, so fresh bytes do not buy more time.
+                closed = False
+                for i in range(600):
+                    try:
+                        slow.sendall(b"X-Slow-%d: 1\r\n" % i)
+                    except (BrokenPipeError, ConnectionResetError):
+                        closed = True
+                        break
+                    readable, _, _ = select.select([slow], [], [], 0.1)  # the client's own pace
+                    if readable and not slow.recv(4096):
+                        closed = True
+                        break
+                slow.close()
+                self.assertTrue(closed, "a request trickled for 60 s was never cut off")
+                sock, status = self.open_and_ask(server.port)
+                sock.close()
+                self.assertEqual(status, b"200")
             finally:
                 self.assertEqual(server.stop(), 0)
 

@@ -122,9 +122,41 @@ TEST(StepPlan, MoreGpusPerRankThanTheStepHasNamesTheSettingAndSlurmsList) {
 TEST(StepPlan, GpusSlurmGaveThatTheTopologyLacksAreRefused) {
   StepView view;
   view.local_tasks = 1;
-  view.gpus = "0";
-  std::string why = refusal([&] { plan_step(load("two_socket_cpu_only.xml"), parse_settings(""), view); });
-  EXPECT_NE(why.find("SLURM_STEP_GPUS 0: GPU 0 is not on this node"), std::string::npos) << why;
+  view.gpus = "9";
+  std::string why = refusal([&] { plan_step(dgx(), parse_settings(""), view); });
+  EXPECT_NE(why.find("SLURM_STEP_GPUS 9: GPU 9 is not on this node (it has GPUs 0-7)"), std::string::npos) << why;
+}
+
+// The mini-cluster's GPUs are device files only; so are GPUs on a node whose hwloc lacks
+// their PCI information. They are placed all the same, in Slurm's order.
+TEST(StepPlan, GpusOnANodeWhoseTopologyShowsNoneArePlacedInSlurmsOrder) {
+  const topology::Node node = load("two_socket_cpu_only.xml");
+  StepView view;
+  view.local_tasks = 2;
+  view.gpus = "0-3";
+  view.cuda_visible_devices = "0,1,2,3";
+  ASSERT_TRUE(gpus_unlocated(node, view));
+  auto plan = plan_step(node, parse_settings(""), view);
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].gpus, (std::vector<int>{0, 1}));
+  EXPECT_EQ(plan[1].gpus, (std::vector<int>{2, 3}));
+  EXPECT_NE(describe(plan[1]).find("without locality: the topology"), std::string::npos) << describe(plan[1]);
+  auto env = task_environment(node, plan[1], contract_for(1, 1), view);
+  EXPECT_EQ(env["CUDA_VISIBLE_DEVICES"], "2,3");
+  EXPECT_EQ(env.count("ROCR_VISIBLE_DEVICES"), 0u);
+  // Slurm sets ROCm's variable too for a gres of no known vendor: both are narrowed.
+  view.rocr_visible_devices = "0,1,2,3";
+  env = task_environment(node, plan[1], contract_for(1, 1), view);
+  EXPECT_EQ(env["CUDA_VISIBLE_DEVICES"], "2,3");
+  EXPECT_EQ(env["ROCR_VISIBLE_DEVICES"], "2,3");
+  view.rocr_visible_devices.clear();
+  EXPECT_EQ(plan_step(node, parse_settings("gpus-per-rank:1"), view)[1].gpus, std::vector<int>{1});
+  EXPECT_TRUE(plan_step(node, parse_settings("gpus-per-rank:0"), view)[1].gpus.empty());
+  view.local_tasks = 4;
+  view.gpus = "0-1";
+  EXPECT_EQ(plan_step(node, parse_settings(""), view)[3].gpus, std::vector<int>{1});  // ranks share
+  EXPECT_NE(refusal([&] { plan_step(node, parse_settings("gpus-per-rank:1"), view); }).find("4 tasks would need 4 GPUs"),
+            std::string::npos);
 }
 
 TEST(TaskEnvironment, CarriesTheLaunchContractAndThePlan) {

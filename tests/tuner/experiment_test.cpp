@@ -1,11 +1,14 @@
 // Reading Katib Experiment specs: field names, defaults, and errors that name the field.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "common/error.hpp"
 #include "tuner/experiment.hpp"
+#include "tuner/runner.hpp"
+#include "tuner/sampler.hpp"
 
 namespace cohort::tuner {
 namespace {
@@ -263,6 +266,108 @@ TEST(Experiment, BoundsSamplersCannotComputeOnAreRefused) {
 
 TEST(Experiment, NotYamlIsAnInputError) {
   EXPECT_NE(error_of("objective: [unclosed").find("exp.yaml: not valid YAML"), std::string::npos);
+}
+
+// Katib's own examples (fixtures/katib/SOURCES.md), read as published.
+std::string katib(const std::string& name) { return std::string(COHORT_TUNER_FIXTURES) + "/katib/" + name; }
+
+std::string load_error(const std::string& path) {
+  try {
+    load_experiment(path);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::input);
+    return e.what();
+  }
+  return "accepted";
+}
+
+TEST(KatibExamples, EveryHpTuningExampleWithASupportedAlgorithmLoads) {
+  for (const char* name : {"bayesian-optimization.yaml", "grid.yaml", "hyperband.yaml", "hyperopt-distribution.yaml", "multivariate-tpe.yaml",
+                           "optuna-distribution.yaml", "random.yaml", "sobol.yaml", "tpe.yaml", "median-stop.yaml"}) {
+    EXPECT_EQ(load_error(katib(name)), "accepted") << name;
+  }
+  Experiment random = load_experiment(katib("random.yaml"));
+  EXPECT_EQ(random.command.at(1), "/opt/pytorch-mnist/mnist.py");
+  EXPECT_EQ(random.resources.cpus_per_task, 1);  // cpu: "0.5", rounded up
+}
+
+TEST(KatibExamples, HyperbandTakesKatibsRlAsTheLargestBudget) {
+  // resource_name num-epochs has min = max = 1: only r_l gives the rungs (1 and 2).
+  Experiment e = load_experiment(katib("hyperband.yaml"));
+  auto sampler = make_sampler(e, 1);
+  auto first = sampler->suggest(0, {});
+  ASSERT_TRUE(first);
+  EXPECT_EQ(to_assignment(e, *first).at(2).second, "1");
+  EXPECT_NE(error_of("objective: {type: minimize, objectiveMetricName: loss}\nmaxTrialCount: 2\n"
+                     "algorithm: {algorithmName: hyperband, algorithmSettings: [{name: resource_name, value: e}, "
+                     "{name: r_l, value: \"1\"}]}\n"
+                     "parameters: [{name: e, parameterType: int, feasibleSpace: {min: \"1\", max: \"1\"}}]\n"
+                     "trialTemplate: {command: [a]}\n")
+                .find("r_l (the largest budget) must be at least eta (3)"),
+            std::string::npos);
+}
+
+TEST(KatibExamples, AlgorithmsCohortLacksAreNamedWithWhatToUseInstead) {
+  EXPECT_NE(load_error(katib("cma-es.yaml")).find("spec.algorithm.algorithmName: 'cmaes': Katib's CMA-ES (from goptuna) is not supported here"),
+            std::string::npos);
+  EXPECT_NE(load_error(katib("simple-pbt.yaml")).find("'pbt': population-based training is not supported here"), std::string::npos);
+}
+
+std::string with_collector(const std::string& collector) {
+  return "objective: {type: minimize, objectiveMetricName: loss}\nalgorithm: {algorithmName: random}\nmaxTrialCount: 1\n"
+         "parameters: [{name: x, parameterType: int, feasibleSpace: {min: \"1\", max: \"2\"}}]\n"
+         "trialTemplate: {command: [a]}\nmetricsCollectorSpec: " + collector + "\n";
+}
+
+TEST(Experiment, ReadsKatibsStdOutAndFileCollectorsWithTheirFilters) {
+  Experiment e = parse_experiment(with_collector("{collector: {kind: File}, source: {fileSystemPath: {path: metrics.json, "
+                                                 "kind: File, format: JSON}}}"),
+                                  "exp.yaml");
+  EXPECT_EQ(e.metrics.file, "metrics.json");
+  EXPECT_EQ(e.metrics.format, MetricsFormat::json);
+  e = parse_experiment(with_collector("{collector: {kind: StdOut}, source: {filter: {metricsFormat: ['([\\w-]+)=(\\d+)']}}}"), "exp.yaml");
+  EXPECT_TRUE(e.metrics.file.empty());
+  EXPECT_EQ(e.metrics.filters, std::vector<std::string>{"([\\w-]+)=(\\d+)"});
+  auto error = [](const std::string& collector) {
+    try {
+      parse_experiment(with_collector(collector), "exp.yaml");
+    } catch (const Error& err) {
+      return std::string(err.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(error("{collector: {kind: File}}"), "exp.yaml: metricsCollectorSpec.source: a File collector needs fileSystemPath: {path, format}");
+  EXPECT_EQ(error("{collector: {kind: File}, source: {fileSystemPath: {path: m.log, format: CSV}}}"),
+            "exp.yaml: metricsCollectorSpec.source.fileSystemPath.format: 'CSV' (expected TEXT or JSON)");
+  EXPECT_NE(error("{collector: {kind: TensorFlowEvent}}").find("collector.kind: 'TensorFlowEvent'"), std::string::npos);
+  EXPECT_NE(error("{source: {filter: {metricsFormat: ['(a']}}}").find("metricsFormat[0]: '(a' is not a regular expression"),
+            std::string::npos);
+}
+
+TEST(Experiment, TheTrialRunsInThePrimaryContainer) {
+  const std::string spec =
+      "objective: {type: minimize, objectiveMetricName: loss}\nalgorithm: {algorithmName: random}\nmaxTrialCount: 1\n"
+      "parameters: [{name: x, parameterType: int, feasibleSpace: {min: \"1\", max: \"2\"}}]\n"
+      "trialTemplate:\n  primaryContainerName: %s\n  trialSpec: {kind: Job, spec: {template: {spec: {containers: "
+      "[{name: sidecar, command: [sleep, inf]}, {name: training, command: [python3, train.py]}]}}}}\n";
+  char text[1024];
+  std::snprintf(text, sizeof text, spec.c_str(), "training");
+  EXPECT_EQ(parse_experiment(text, "exp.yaml").command, (std::vector<std::string>{"python3", "train.py"}));
+  std::snprintf(text, sizeof text, spec.c_str(), "trainer");
+  EXPECT_EQ(error_of(text), "exp.yaml: trialTemplate.trialSpec.spec.template.spec.containers: no container is named "
+                            "'trainer', the trialTemplate's primaryContainerName");
+}
+
+TEST(Experiment, GpuAndCpuLimitsOfAJobTrialSpecReachTheArrayJob) {
+  Experiment e = parse_experiment(
+      "objective: {type: minimize, objectiveMetricName: loss}\nalgorithm: {algorithmName: random}\nmaxTrialCount: 1\n"
+      "parameters: [{name: x, parameterType: int, feasibleSpace: {min: \"1\", max: \"2\"}}]\n"
+      "trialTemplate: {trialSpec: {kind: Job, spec: {template: {spec: {containers: [{command: [a], resources: "
+      "{limits: {cpu: 1500m, memory: 2Gi, nvidia.com/gpu: 2}}}]}}}}}\n",
+      "exp.yaml");
+  EXPECT_EQ(e.resources.gpus, 2);
+  EXPECT_EQ(e.resources.cpus_per_task, 2);
+  EXPECT_NE(array_script(e, "/tmp/sweep", "cohort").find("#SBATCH --gpus=2\n"), std::string::npos);
 }
 
 }  // namespace

@@ -301,5 +301,51 @@ TEST(Sweep, ReportOutsideATrialIsAUsageError) {
   EXPECT_NE(r.err.find("COHORT_TRIAL_ID=first is not a trial number"), std::string::npos) << r.err;
 }
 
+// Katib's StdOut collector reads a container's whole log; Python's logging writes stderr.
+TEST(Sweep, MetricsOnStderrCountAsOnStdout) {
+  TempDir t;
+  std::string spec = kSquare;
+  spec.replace(spec.find(" ))\"']"), 6, " ))\" >&2']");
+  auto r = cohort({"sweep", "run", t.file("square.yaml", spec), "--dir", t.dir()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto b = json::parse(cohort({"sweep", "best", t.dir(), "--json"}).out, "best");
+  EXPECT_EQ(b.at("objective").as_double(), 0.0);
+  // Each stream keeps its own log.
+  std::ifstream err(fs::path(t.dir()) / "trials" / "0" / "stderr.log");
+  std::string line;
+  std::getline(err, line);
+  EXPECT_EQ(line.rfind("loss=", 0), 0u) << line;
+}
+
+TEST(Sweep, AWrongMetricNameListsTheNamesTheTrialPrinted) {
+  TempDir t;
+  std::string spec = kSquare;
+  spec.replace(spec.find("echo \"loss="), 11, "echo \"Loss=");
+  cohort({"sweep", "run", t.file("square.yaml", spec), "--dir", t.dir()});
+  json::Value s = status_json(t.dir());
+  const std::string reason = s.at("trials").as_array().at(0).at("reason").as_string();
+  EXPECT_NE(reason.find("reported no value of its objective metric 'loss' (it reported: Loss)"), std::string::npos) << reason;
+  // best says why there is none, rather than that none has succeeded "yet".
+  auto best = cohort({"sweep", "best", t.dir()});
+  EXPECT_EQ(best.exit_code, 1);
+  EXPECT_NE(best.err.find("no trial succeeded; the experiment ended Succeeded (MaxTrialsReached: all 5 trials ended); "
+                          "trial 0: the trial reported no value of its objective metric 'loss' (it reported: Loss)"),
+            std::string::npos)
+      << best.err;
+}
+
+TEST(Sweep, AFileCollectorReadsTheFileTheTrialWritesInItsFormat) {
+  TempDir t;
+  std::string spec = kSquare;
+  spec.replace(spec.find("echo \"loss=$(("), 14, "echo loss=1000; echo \"{\\\"loss\\\": \\\"$((");
+  spec.replace(spec.find(" ))\"']"), 6, " ))\\\"}\" >\"$COHORT_METRICS_FILE\"']");
+  spec += "metricsCollectorSpec:\n  collector: {kind: File}\n  source: {fileSystemPath: {path: out/metrics.json, format: JSON}}\n";
+  auto r = cohort({"sweep", "run", t.file("square.yaml", spec), "--dir", t.dir()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto b = json::parse(cohort({"sweep", "best", t.dir(), "--json"}).out, "best");
+  EXPECT_EQ(b.at("objective").as_double(), 0.0);  // the file's, not stdout's 1000
+  EXPECT_TRUE(fs::exists(fs::path(t.dir()) / "trials" / "0" / "out" / "metrics.json"));
+}
+
 }  // namespace
 }  // namespace cohort::tuner

@@ -1,0 +1,64 @@
+# Katib's own examples (tests/tuner/fixtures/katib, byte for byte as published) run as array
+# jobs with Katib's own trial code, mnist.py, changing only the program path; mnist.py reads
+# a small synthetic data set through the test-side torchvision shim. Every hp-tuning example
+# whose algorithm cohort has ends Succeeded with all its trials and a best loss below the
+# untrained network's; median-stop.yaml stops at least one poor trial early.
+source "$(dirname "$0")/lib.sh"
+require_cluster
+cohort=$COHORT_BUILD_DIR/bin/cohort
+katib=$COHORT_SOURCE_DIR/tests/tuner/fixtures/katib
+cd "$work"
+
+# Debian's Python has torch; a python3 earlier on PATH may not.
+mkdir -p "$work/bin" && ln -s /usr/bin/python3 "$work/bin/python3"
+export PATH="$work/bin:$PATH" PYTHONPATH="$katib/shims"
+# 320 images: two loss lines a trial, enough to choose between trials; median-stop gets 960,
+# six, so that a slow learner shows by its start_step.
+export COHORT_SHIM_TRAIN_SIZE=320 COHORT_SHIM_TEST_SIZE=100
+
+# The one change: the image's program becomes this checkout's copy of it.
+program_path() {
+  sed "s#/opt/pytorch-mnist/mnist.py#$katib/mnist.py#" "$katib/$1.yaml" >"$work/$1.yaml"
+  expect_eq "$(diff "$katib/$1.yaml" "$work/$1.yaml" | grep -c '^[<>]')" 2 "lines changed in $1.yaml"
+}
+experiment_state() { "$cohort" sweep status "$1" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+
+examples=(random grid bayesian-optimization multivariate-tpe optuna-distribution hyperopt-distribution sobol tpe hyperband)
+for name in "${examples[@]}" median-stop; do
+  program_path "$name"
+  [[ $name == median-stop ]] && export COHORT_SHIM_TRAIN_SIZE=960
+  job=$("$cohort" sweep submit "$work/$name.yaml" --dir "$work/$name" --parsable) || fail "sweep submit $name.yaml failed"
+  submitted+=("$job")
+done
+for name in "${examples[@]}" median-stop; do
+  wait_until 600 "the $name sweep to end" '[[ $(experiment_state "$work/$name") != Running ]]'
+done
+
+for name in "${examples[@]}"; do
+  "$cohort" sweep status "$work/$name" --json | /usr/bin/python3 -c '
+import json, sys
+name, s = sys.argv[1], json.load(sys.stdin)
+trials = s["trials"]
+assert s["state"] == "Succeeded", (name, s["state"], s.get("reason"), [(t["trial"], t.get("reason")) for t in trials])
+assert trials and all(t["state"] == "Succeeded" for t in trials), (name, [(t["trial"], t["state"], t.get("reason")) for t in trials])
+# Every trial starts from the same untrained network (mnist.py seeds it), which scores
+# about ln 10 = 2.30 on its first batch; the sweep finds settings that learn from there.
+losses = [t["objective"] for t in trials]
+assert all(1e-3 < x < 2.5 for x in losses), (name, losses)
+assert min(losses) < max(losses), (name, losses)
+' "$name" || fail "$name.yaml: $("$cohort" sweep status "$work/$name" 2>&1 | tail -5)"
+  best=$("$cohort" sweep best "$work/$name" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["objective"])')
+  least=$("$cohort" sweep status "$work/$name" --json | /usr/bin/python3 -c 'import json,sys; print(min(t["objective"] for t in json.load(sys.stdin)["trials"]))')
+  expect_eq "$best" "$least" "$name.yaml: the best trial's loss"
+done
+
+"$cohort" sweep status "$work/median-stop" --json | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+states = [t["state"] for t in s["trials"]]
+assert s["state"] == "Succeeded" and len(states) == 15, (s["state"], s.get("reason"), states)
+stopped = [t for t in s["trials"] if t["state"] == "EarlyStopped"]
+assert stopped, "no trial was stopped early: %s" % [(t["parameters"], t.get("objective")) for t in s["trials"]]
+assert all("medianstop: best loss" in t["reason"] for t in stopped), stopped
+' || fail "median-stop.yaml: $("$cohort" sweep status "$work/median-stop" 2>&1 | tail -20)"
+note "$(grep -c EarlyStopped <("$cohort" sweep status "$work/median-stop")) of median-stop's 15 trials stopped early"

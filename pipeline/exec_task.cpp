@@ -10,6 +10,8 @@
 #include "common/process.hpp"
 #include "common/text.hpp"
 #include "pipeline/digest.hpp"
+#include "lineage/record.hpp"
+#include "pipeline/lineage_record.hpp"
 #include "pipeline/run.hpp"
 #include "pipeline/run_dir.hpp"
 
@@ -62,8 +64,9 @@ std::vector<std::string> command_line(const RunRecord& rec, const Task& t, const
 }
 
 // Runs the command; empty when it succeeded, otherwise why not.
-std::string run_command(const fs::path& dir, const Task& t, const std::vector<std::string>& argv) {
-  std::vector<std::string> env{"COHORT_PIPELINE_RUN=" + dir.string(), "COHORT_PIPELINE_TASK=" + t.name};
+std::string run_command(const fs::path& dir, const RunRecord& rec, const Task& t, const std::vector<std::string>& argv) {
+  std::vector<std::string> env{"COHORT_PIPELINE_RUN=" + dir.string(), "COHORT_PIPELINE_TASK=" + t.name,
+                               std::string(lineage::kExecutionVariable) + "=" + lineage_execution(rec, t.name)};
   for (const auto& [k, v] : t.env) env.push_back(k + "=" + v);
   SpawnOptions o;
   o.environment = environment_with(env);
@@ -123,6 +126,7 @@ int exec_task(const fs::path& dir, const std::string& name, int attempt) {
       st.reason = "from " + hit->from;
       st.started = st.ended = now_seconds();
       write_task_state(dir, st);
+      record_task_end(rec, *t, *in, st);
       std::cerr << "cohort pipeline: task " << name << ": served from the cache (" << hit->from << ")\n";
       return 0;
     }
@@ -130,9 +134,10 @@ int exec_task(const fs::path& dir, const std::string& name, int attempt) {
   st.state = "running";
   st.started = now_seconds();
   write_task_state(dir, st);
+  record_task_start(rec, *t, *in);
   Bindings b = in->bindings;
   prepare_outputs(task_dir(dir, name), *t, b);
-  std::string failure = run_command(dir, *t, command_line(rec, *t, b));
+  std::string failure = run_command(dir, rec, *t, command_line(rec, *t, b));
   if (failure.empty()) {
     try {
       st.outputs = collect_outputs(b);
@@ -144,12 +149,14 @@ int exec_task(const fs::path& dir, const std::string& name, int attempt) {
   if (failure.empty()) {
     st.state = "succeeded";
     write_task_state(dir, st);
+    record_task_end(rec, *t, *in, st);
     if (t->cache) cache_store(rec.root, in->fingerprint, st.outputs, rec.run + "/" + name);
     return 0;
   }
   st.reason = failure;
   st.state = attempt < t->max_retries ? "retrying" : "failed";
   write_task_state(dir, st);
+  if (st.state == "failed") record_task_end(rec, *t, *in, st);
   std::cerr << "cohort pipeline: task " << name << " failed: " << failure << "; its log: " << st.log << "\n";
   if (slurm && attempt < t->max_retries && !st.job.empty()) return requeue_self(st.job);
   return 1;

@@ -222,6 +222,12 @@ Task read_task(const Doc& d, const std::string& name, const YAML::Node& n) {
   if (const YAML::Node outs = component["outputDefinitions"]) {
     t.output_parameters = keys(outs["parameters"]);
     t.output_artifacts = keys(outs["artifacts"]);
+    for (const auto& a : t.output_artifacts) {
+      const YAML::Node title = outs["artifacts"][a]["artifactType"] ? outs["artifacts"][a]["artifactType"]["schemaTitle"] : YAML::Node();
+      if (!title || !title.IsScalar()) continue;
+      const std::string s = title.as<std::string>();  // "system.Dataset", "google.VertexModel"
+      t.artifact_types[a] = s.substr(s.rfind('.') == std::string::npos ? 0 : s.rfind('.') + 1);
+    }
   }
   if (n["dependentTasks"]) t.after = r.strings(n["dependentTasks"], path + ".dependentTasks");
   if (n["taskInfo"]) r.only(n["taskInfo"], path + ".taskInfo", {"name"});

@@ -122,6 +122,7 @@ std::vector<std::string> command_of(const Step& s, const YAML::Node& n) {
     // step's output, for the steps after it to read.
     if (rest.size() != 1) s.r.fail(s.path + ".sweep", "must name one experiment file");
     s.task.output_artifacts.push_back("sweep");
+    s.task.artifact_types["sweep"] = "Experiment";
     return {"cohort", "sweep", "run", rest[0], "--dir", "{{outputs.sweep}}"};
   }
   cmd.insert(cmd.end(), rest.begin(), rest.end());
@@ -155,7 +156,15 @@ Task read_step(const Reader& r, const std::string& name, const YAML::Node& n) {
   const Step s{r, t, t.where};
   r.only(n, t.where, {"run", "launch", "sweep", "serve", "needs", "inputs", "outputs", "results", "slurm", "cache",
                       "retries", "env", "image"});
-  if (n["outputs"]) t.output_artifacts = r.strings(n["outputs"], t.where + ".outputs");
+  if (n["outputs"] && n["outputs"].IsMap()) {  // {NAME: TYPE}: the artifact's type in the lineage store
+    for (const auto& kv : n["outputs"]) {
+      const std::string name = kv.first.as<std::string>();
+      t.output_artifacts.push_back(name);
+      t.artifact_types[name] = r.string(kv.second, t.where + ".outputs." + name);
+    }
+  } else if (n["outputs"]) {
+    t.output_artifacts = r.strings(n["outputs"], t.where + ".outputs");
+  }
   if (n["results"]) t.output_parameters = r.strings(n["results"], t.where + ".results");
   if (n["inputs"]) read_inputs(s, n["inputs"]);
   const auto raw = command_of(s, n);

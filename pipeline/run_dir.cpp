@@ -81,6 +81,9 @@ json::Value task_json(const Task& t) {
   o.set("inputs", std::move(inputs));
   o.set("outputParameters", strings_json(t.output_parameters));
   o.set("outputArtifacts", strings_json(t.output_artifacts));
+  json::Value types = json::Value::object();
+  for (const auto& [k, v] : t.artifact_types) types.set(k, v);
+  o.set("artifactTypes", std::move(types));
   o.set("cache", t.cache);
   o.set("maxRetries", t.max_retries);
   o.set("resources", resources_json(t.resources));
@@ -101,6 +104,7 @@ Task task_from(const json::Value& o) {
   }
   t.output_parameters = strings_from(o.at("outputParameters"));
   t.output_artifacts = strings_from(o.at("outputArtifacts"));
+  for (const auto& [k, v] : o.at("artifactTypes").as_object()) t.artifact_types[k] = v.as_string();
   t.cache = o.at("cache").as_bool();
   t.max_retries = static_cast<int>(o.at("maxRetries").as_int());
   t.resources = resources_from(o.at("resources"));
@@ -290,6 +294,7 @@ std::optional<ResolvedInputs> resolve_inputs(const fs::path& run_dir, const RunR
         const auto it = o.artifacts.find(s.output);
         if (it == o.artifacts.end()) throw Error("task " + s.task + " recorded no output artifact " + s.output);
         out.bindings.input_artifacts[in.name] = it->second.first;
+        out.artifact_digests[in.name] = it->second.second;
         arts.set(in.name, it->second.second);
         continue;
       }

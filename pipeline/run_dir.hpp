@@ -54,6 +54,7 @@ std::map<std::string, std::string> read_jobs(const fs::path& run_dir);
 // artifacts' digests and its output names.
 struct ResolvedInputs {
   Bindings bindings;  // inputs only
+  std::map<std::string, std::string> artifact_digests;  // input artifact → its SHA-256
   std::string fingerprint;
 };
 // Nothing when an upstream task has no outputs yet. Upstream states in `known` are taken

@@ -114,6 +114,11 @@ const Input* Task::input(const std::string& name, bool artifact) const {
   return nullptr;
 }
 
+std::string Task::artifact_type(const std::string& output) const {
+  const auto it = artifact_types.find(output);
+  return it == artifact_types.end() ? "Artifact" : it->second;
+}
+
 const Task* Pipeline::task(const std::string& name) const {
   for (const auto& t : tasks) {
     if (t.name == name) return &t;

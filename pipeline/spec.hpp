@@ -56,11 +56,15 @@ struct Task {
   std::vector<Input> inputs;
   std::vector<std::string> output_parameters;
   std::vector<std::string> output_artifacts;
+  // An output artifact's type as ML Metadata names it (Dataset, Model, …); "Artifact" when
+  // the pipeline gives none.
+  std::map<std::string, std::string> artifact_types;
   bool cache = true;
   int max_retries = 0;               // retryPolicy.maxRetryCount
   Resources resources;
 
   const Input* input(const std::string& name, bool artifact) const;
+  std::string artifact_type(const std::string& output) const;
 };
 
 struct Parameter {

@@ -52,6 +52,9 @@ std::set<std::string> serve_from_cache(const fs::path& dir, const RunRecord& rec
     st.outputs = hit->outputs;
     st.reason = "from " + hit->from;
     st.started = st.ended = now_seconds();
+    // Not recorded in the lineage store: its outputs' history is the run that made them,
+    // and one record a task (a store opened each time) would cost a cached rerun of 50
+    // tasks most of a second.
     served[t.name] = std::move(st);
   }
   if (!served.empty()) write_served(dir, served);

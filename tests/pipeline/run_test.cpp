@@ -31,7 +31,9 @@ ProcessResult cohort(std::vector<std::string> args) {
   return run_process(args);
 }
 
+// Each test's runs record into a lineage store of its own.
 struct Pipelines : ::cohort::testing::TempDir {
+  Pipelines() { ::setenv("COHORT_LINEAGE", (*this / "lineage.db").c_str(), 1); }
   std::string root() const { return (*this / "root").string(); }
   std::string file(const std::string& name, const std::string& text) const {
     std::ofstream(*this / name) << text;
@@ -236,6 +238,27 @@ TEST(LocalRun, CancelStopsARunningLocalRunAndItsCommands) {
   EXPECT_EQ(d.states(name), (States{{"slow", "cancelled"}, {"later", "cancelled"}}));
   EXPECT_EQ(d.status(name).at("state").as_string(), "Cancelled");
   EXPECT_FALSE(running(std::stol(read_text(pid)))) << "the cancelled task's command still runs";
+}
+
+TEST(LocalRun, EachTaskIsRecordedInTheLineageStoreWithItsRunInputsAndOutputs) {
+  Pipelines d;
+  const std::string run = d.run(fixture("two_step_pipeline_containerized.yaml"), {"text=traced"});
+  const std::string dataset =
+      (fs::path(d.root()) / "runs" / run / "tasks" / "component1" / "artifacts" / "output_gcs").string();
+  const auto show = cohort({"lineage", "show", dataset, "--json"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  const json::Value v = json::parse(show.out);
+  EXPECT_EQ(v.at("artifact").at("type").as_string(), "Dataset");
+  const auto& made = v.at("produced_by").as_array().at(0);
+  EXPECT_EQ(made.at("execution").at("type").as_string(), "PipelineTask");
+  EXPECT_EQ(made.at("execution").at("name").as_string(), run + "/component1");
+  EXPECT_EQ(made.at("execution").at("state").as_string(), "COMPLETE");
+  EXPECT_EQ(made.at("execution").at("properties").at("input.text").as_string(), "traced");
+  EXPECT_EQ(made.at("contexts").as_array().at(0).at("type").as_string(), "PipelineRun");
+  EXPECT_EQ(made.at("contexts").as_array().at(0).at("name").as_string(), run);
+  const auto tasks = cohort({"lineage", "list", "--type", "PipelineTask", "--json"});
+  ASSERT_EQ(tasks.exit_code, 0) << tasks.err;
+  EXPECT_NE(tasks.out.find(run + "/component2"), std::string::npos) << tasks.out;
 }
 
 TEST(LocalRun, ABadPipelineStartsNothing) {

@@ -4,6 +4,7 @@
 // cluster free; the cached rerun follows one run that went to its end.
 #include "pipeline/bench.hpp"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -137,6 +138,8 @@ int bench_command(const std::vector<std::string>& args) {
     throw input_error("no Slurm cluster here (start one: scripts/minicluster up && eval \"$(scripts/minicluster env)\")");
   }
   Work work(s.keep);
+  // The DAG's tasks record into a lineage store of the bench's own, not the user's.
+  ::setenv("COHORT_LINEAGE", (work.path() / "lineage.db").c_str(), 1);
   const fs::path spec = work.path() / "dag.yaml";
   write_file_atomically(spec, dag_yaml(s.tasks));
   StartOptions o;

@@ -7,6 +7,9 @@
 source "$(dirname "$0")/lib.sh"
 require_cluster
 cohort=$COHORT_BUILD_DIR/bin/cohort
+# The tasks record into a lineage store of the test's own (the jobs inherit it).
+export COHORT_LINEAGE=$work/lineage.db
+unset COHORT_LINEAGE_EXECUTION COHORT_LINEAGE_SPOOL
 fixtures=$COHORT_SOURCE_DIR/tests/pipeline/fixtures
 root=$work/pipelines
 
@@ -35,6 +38,12 @@ two=$(run "$fixtures/two_step_pipeline_containerized.yaml" --param text="hello f
   fail "two-step run failed: $(cat "$work/run.err")"
 expect_eq "$(states "$two")" "component1=succeeded component2=succeeded" "two-step states"
 for job in $(cohort_jobs "$two"); do expect_eq "$(job_field "$job" Comment)" from-pipeline "job $job's comment"; done
+# Both tasks, run on the nodes, are in the lineage store, in the run's context.
+"$cohort" lineage list --type PipelineTask --json | python3 -c '
+import json, sys
+run = sys.argv[1]
+names = sorted(e["name"] for e in json.load(sys.stdin)["executions"] if e["name"].startswith(run + "/"))
+assert names == [run + "/component1", run + "/component2"], names' "$two" || fail "the two-step run's tasks are not in the lineage store"
 grep -q "hello from slurm" "$root/runs/$two/tasks/component2/log" || fail "component2 did not print the text: $(cat "$root/runs/$two/tasks/component2/log")"
 
 # 2. fan-out/fan-in: four jobs after make-data's, report waiting on all of them.

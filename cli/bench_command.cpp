@@ -5,6 +5,7 @@
 #include "common/options.hpp"
 #include "launcher/bench.hpp"
 #include "lineage/bench.hpp"
+#include "pipeline/bench.hpp"
 #include "serve/bench.hpp"
 #include "topology/bench.hpp"
 #include "tuner/bench.hpp"
@@ -29,6 +30,8 @@ constexpr options::Subcommand kAreas[] = {
      &launcher::bench_command},
     {"lineage", "", "lineage records written per second by many processes at once, against one writer",
      &lineage::bench_command},
+    {"pipeline", "", "a 50-task DAG's submission against 50 bare sbatch, and a fully cached rerun (needs Slurm)",
+     &pipeline::bench_command},
     {"serve", "", "the model server under wrk against nginx, Flask, batching off and JSON requests",
      &serve::bench_command},
 #ifdef COHORT_HAVE_JSON_BENCH

@@ -9,6 +9,7 @@
 #include "common/error.hpp"
 #include "launcher/launch_command.hpp"
 #include "lineage/lineage_command.hpp"
+#include "pipeline/pipeline_command.hpp"
 #include "topology/topo_command.hpp"
 #include "tuner/sweep_command.hpp"
 
@@ -25,6 +26,8 @@ constexpr std::array kCommands{
             "cohort launch --max-restarts 3 -- python3 train.py", &cohort::launcher::launch_command, ""},
     Command{"lineage", "where a model came from: the data, jobs, trials and checkpoints that produced it",
             "cohort lineage show /scratch/run1/ckpt/step-00000100", &cohort::lineage::lineage_command, ""},
+    Command{"pipeline", "Kubeflow pipelines (KFP v2 YAML) as Slurm jobs chained by afterok, cached by fingerprint",
+            "cohort pipeline run two_step.yaml --param text=hello --wait", &cohort::pipeline::pipeline_command, ""},
     Command{"serve", "serve TorchScript models over KServe's Open Inference Protocol (V2), with a token",
             "cohort serve start --repository models --port 0", nullptr, "cohort-serve"},
     Command{"sweep", "hyperparameter sweeps from Katib experiments: trials as Slurm array tasks",

@@ -17,6 +17,8 @@ pkg_check_modules(UCX REQUIRED IMPORTED_TARGET ucx)
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
 find_package(Slurm REQUIRED)
 find_package(yaml-cpp REQUIRED)
+# SHA-256 of pipeline tasks' fingerprints and artifacts (libssl-dev).
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 # The lineage store is one SQLite file (libsqlite3-dev).
 find_package(SQLite3 REQUIRED)
 

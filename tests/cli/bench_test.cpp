@@ -15,11 +15,11 @@ namespace cohort {
 namespace {
 
 #ifdef COHORT_HAVE_JSON_BENCH
-const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "serve", "json"};
-const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, lineage, serve, json";
+const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "pipeline", "serve", "json"};
+const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, lineage, pipeline, serve, json";
 #else
-const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "serve"};
-const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, lineage, serve";
+const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "pipeline", "serve"};
+const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, lineage, pipeline, serve";
 #endif
 
 ProcessResult cohort(std::vector<std::string> args, const std::vector<std::string>& env = {}) {

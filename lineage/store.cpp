@@ -523,6 +523,17 @@ std::vector<Artifact> Store::artifacts_in(std::int64_t context) const {
 
 namespace {
 
+// The execution an execution ran inside, as its "within" property names it ("TYPE/NAME"): the
+// pipeline task a launch ran as, whose inputs are the launch's too.
+std::optional<Execution> enclosing(const Store& store, const Execution& execution) {
+  const auto it = execution.properties.find("within");
+  if (it == execution.properties.end() || !std::holds_alternative<std::string>(it->second)) return std::nullopt;
+  const std::string& within = std::get<std::string>(it->second);
+  const auto slash = within.find('/');
+  if (slash == std::string::npos || slash == 0) return std::nullopt;
+  return store.execution(within.substr(0, slash), within.substr(slash + 1));
+}
+
 Ancestry walk(const Store& store, const Artifact& artifact, int depth, std::set<std::int64_t>& seen) {
   Ancestry node;
   node.artifact = artifact;
@@ -530,7 +541,11 @@ Ancestry walk(const Store& store, const Artifact& artifact, int depth, std::set<
     node.cut = true;
     return node;
   }
-  for (const auto& execution : store.producers(artifact.id)) {
+  std::vector<Execution> producers = store.producers(artifact.id);
+  std::set<std::int64_t> shown;
+  for (std::size_t i = 0; i < producers.size(); ++i) {  // grows as enclosing executions are found
+    const Execution execution = producers[i];
+    if (!shown.insert(execution.id).second) continue;
     Ancestry::Producer p;
     p.execution = execution;
     p.contexts = store.contexts_of_execution(execution.id);
@@ -539,6 +554,7 @@ Ancestry walk(const Store& store, const Artifact& artifact, int depth, std::set<
       p.inputs.emplace_back(e.path, walk(store, *store.artifact(e.artifact), depth - 1, seen));
     }
     node.produced_by.push_back(std::move(p));
+    if (auto outer = enclosing(store, execution)) producers.push_back(std::move(*outer));
   }
   return node;
 }

@@ -126,6 +126,32 @@ TEST(Store, AncestryWalksFromACheckpointUpToTheDatasetAndTheTrialsParameters) {
   EXPECT_EQ(store.producers(clean).at(0).id, prep);
 }
 
+// A checkpoint saved by a launch that ran as a pipeline task, inside a sweep trial: the walk
+// reaches the task's dataset through the launch's "within", and the trial's parameters.
+TEST(Store, AncestryFollowsALaunchToThePipelineTaskItRanAsAndThatTasksInputs) {
+  TempDir t;
+  Store store = Store::open(t / "lineage.db");
+  auto data = store.put_artifact({.type = "Dataset", .uri = "/data/train.h5"});
+  auto task = store.put_execution({.type = "PipelineTask", .name = "run1/train", .state = "COMPLETE"});
+  store.put_event(task, data, EventType::input, "data");
+  auto launch = store.put_execution(
+      {.type = "Launch", .name = "job-7", .properties = {{"within", std::string("PipelineTask/run1/train")}}});
+  auto trial = store.put_execution(
+      {.type = "Trial", .name = "/sweeps/lr#3", .properties = {{"param.lr", std::string("0.01")}}});
+  auto ckpt = store.put_artifact({.type = "Checkpoint", .uri = "/ckpt/step-100"});
+  store.put_event(launch, ckpt, EventType::output, "checkpoint");
+  store.put_event(trial, ckpt, EventType::output, "checkpoint");
+
+  const Ancestry a = store.ancestry(ckpt);
+  std::vector<std::int64_t> producers;
+  for (const auto& p : a.produced_by) producers.push_back(p.execution.id);
+  EXPECT_EQ(producers, (std::vector<std::int64_t>{launch, trial, task}));
+  const auto& by_task = a.produced_by.at(2);
+  ASSERT_EQ(by_task.inputs.size(), 1u);
+  EXPECT_EQ(by_task.inputs[0].second.artifact.uri, "/data/train.h5");
+  EXPECT_EQ(std::get<std::string>(a.produced_by.at(1).execution.properties.at("param.lr")), "0.01");
+}
+
 TEST(Store, AncestryOfACycleStopsAtTheArtifactAlreadyShown) {
   TempDir t;
   Store store = Store::open(t / "lineage.db");

@@ -10,6 +10,7 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/options.hpp"
+#include "serve/lineage_record.hpp"
 #include "serve/runtime.hpp"
 #include "serve/server.hpp"
 
@@ -114,11 +115,18 @@ int start(const std::vector<std::string>& args) {
                 "(scripts/install-deps) and rebuild");
   }
   auto models = find_models(*s);
+  const auto served = models;  // what the lineage store records: the files as found
   if (s->auth) s->server.token = read_or_create_token(s->token_file);
   std::optional<fs::path> repository;
   if (!s->repository.empty()) repository = s->repository;
   Service service(load_models(std::move(models), *runtime), *runtime, repository);
-  run_server(service, s->server, [&](int port) { announce(*s, port); });
+  std::string url, record;
+  run_server(service, s->server, [&](int port) {
+    url = "http://" + s->server.address + ":" + std::to_string(port) + "/v2";
+    record = record_serving_start(served, url);
+    announce(*s, port);
+  });
+  record_serving_end(record, served, url);
   std::cerr << "cohort serve: drained; exiting\n";
   return 0;
 }

@@ -718,6 +718,25 @@ class ConnectionLimitTest(unittest.TestCase):
         return s, reply.split(b" ", 2)[1] if reply else b""
 
 
+class LineageTest(unittest.TestCase):
+    def test_the_models_served_are_recorded_with_the_server_that_served_them(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            save(torch.nn.Linear(4, 2), f"{tmp}/lin.pt")
+            env = dict(os.environ, COHORT_LINEAGE=f"{tmp}/lineage.db", COHORT_LINEAGE_SPOOL="0")
+            server = Server(["--model", f"lin={tmp}/lin.pt", "--no-auth"], env=env)
+            self.assertEqual(server.stop(), 0)
+            listed = subprocess.run([COHORT, "lineage", "list", "--store", f"{tmp}/lineage.db", "--json"],
+                                    capture_output=True, text=True, timeout=DEADLINE_S)
+            self.assertEqual(listed.returncode, 0, listed.stderr)
+            store = json.loads(listed.stdout)
+            [model] = [a for a in store["artifacts"] if a["type"] == "Model"]
+            self.assertEqual(model["uri"], os.path.abspath(f"{tmp}/lin.pt"))
+            self.assertTrue(model["digest"].startswith("crc32c:"))
+            [serve] = [e for e in store["executions"] if e["type"] == "Serve"]
+            self.assertEqual(serve["state"], "COMPLETE")  # drained
+            self.assertEqual(serve["properties"]["url"], f"http://127.0.0.1:{server.port}/v2")
+
+
 class DrainTest(unittest.TestCase):
     def test_sigterm_finishes_the_request_under_way_and_exits_0(self):
         with tempfile.TemporaryDirectory() as tmp:

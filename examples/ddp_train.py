@@ -44,7 +44,7 @@ def digest(module):
     return h.hexdigest()[:16]
 
 
-def main():
+def options():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--ckpt-dir", required=True, type=pathlib.Path)
@@ -56,8 +56,11 @@ def main():
                         help="write each rank's pid here (lets a test kill one rank)")
     parser.add_argument("--backend", choices=["gloo", "cohort"], default="gloo",
                         help="torch.distributed backend; cohort needs the ranks started under MPI")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main():
+    args = options()
     if args.backend == "cohort":
         import cohort.torch  # noqa: F401  registers the backend
         # mpirun numbers its ranks without torchrun's names; the launch contract's win.

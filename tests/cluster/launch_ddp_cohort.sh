@@ -13,7 +13,7 @@ job=$(submit -N2 --ntasks-per-node=2 -o "$work/ddp.out" "$work/ddp.sh")
 
 # Generous: on a machine just started, the ranks' first import of PyTorch reads its
 # libraries from a cold disk.
-wait_until 300 "a first checkpoint" "[[ -e $work/ddp.ckpt/latest.pt && -s $work/ddp.pids/rank-3.restart-0 ]]"
+wait_until 300 "a first checkpoint" "[[ -e $work/ddp.ckpt/latest && -s $work/ddp.pids/rank-3.restart-0 ]]"
 kill -KILL "$(cat "$work/ddp.pids/rank-3.restart-0")" || fail "could not kill rank 3"
 wait_until 300 "job $job to finish" "job_done $job"
 expect_eq "$(job_state "$job")" COMPLETED "state after a kill and a restart ($(tail -20 ddp.out))"

@@ -84,7 +84,7 @@ std::vector<Tensor> BatchingModel::run(const std::vector<Tensor>& inputs) {
 
 void BatchingModel::run_async(const std::vector<Tensor>& inputs, Done done) {
   const std::int64_t rows = inputs.empty() || inputs[0].shape.empty() ? 1 : inputs[0].shape[0];
-  auto p = std::make_unique<Pending>(Pending{&inputs, rows, std::move(done)});
+  auto p = std::make_unique<Pending>(Pending{.inputs = &inputs, .rows = rows, .done = std::move(done)});
   {
     std::lock_guard lock(mutex_);
     if (config_.max_queue_size > 0 && queue_.size() >= static_cast<std::size_t>(config_.max_queue_size)) {
@@ -171,6 +171,9 @@ std::vector<std::vector<Tensor>> BatchingModel::run_batch(const Batch& batch) {
 
 // Every request of the batch is answered, with its rows or with the batch's failure.
 void BatchingModel::execute(const Batch& batch) {
+  const auto start = std::chrono::steady_clock::now();
+  std::int64_t rows = 0;
+  for (const auto& p : batch) rows += p->rows;
   std::vector<std::vector<Tensor>> answers;
   std::exception_ptr failure;
   try {
@@ -179,7 +182,11 @@ void BatchingModel::execute(const Batch& batch) {
     failure = std::current_exception();
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    batch[i]->done({failure ? std::vector<Tensor>{} : std::move(answers[i]), failure, i == 0 ? 1 : 0});
+    batch[i]->done({.outputs = failure ? std::vector<Tensor>{} : std::move(answers[i]),
+                    .failure = failure,
+                    .executions = i == 0 ? 1 : 0,
+                    .queue_s = std::chrono::duration<double>(start - batch[i]->enqueued).count(),
+                    .batch_rows = i == 0 ? rows : 0});
   }
 }
 

@@ -11,6 +11,7 @@
 // there are; only max_queue_size bounds them.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -40,6 +41,7 @@ class BatchingModel : public Model {
     const std::vector<Tensor>* inputs;
     std::int64_t rows;
     Done done;
+    std::chrono::steady_clock::time_point enqueued = std::chrono::steady_clock::now();
   };
   using Batch = std::vector<std::unique_ptr<Pending>>;
 

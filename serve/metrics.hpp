@@ -15,11 +15,17 @@ namespace cohort::serve {
 
 class Metrics {
  public:
-  // One request to `model` `version`: whether it succeeded, how many inferences it held (its
-  // batch), how long it took in all and how long the model ran, in seconds, and how many runs
-  // of the model it accounts for (0 when it joined another request's batch).
-  void record(const std::string& model, std::int64_t version, bool success, std::int64_t batch, double request_s,
-              double compute_s, int executions = 1);
+  // One request to `model` `version`.
+  struct Request {
+    bool success = false;
+    std::int64_t batch = 0;  // inferences it held: its rows
+    double request_s = 0;    // in the server, in all
+    double compute_s = 0;    // in the model, its wait for a batch included
+    double queue_s = 0;      // waiting in a batcher's queue
+    int executions = 1;      // runs of the model it accounts for: 0 when it joined another's batch
+    std::int64_t batch_rows = 0;  // the rows of the run it led, when it led one
+  };
+  void record(const std::string& model, std::int64_t version, const Request& request);
 
   // The exposition: every family with its HELP and TYPE, one series per model and version.
   std::string text() const;
@@ -34,14 +40,14 @@ class Metrics {
 
  private:
   struct Histogram {
-    std::vector<std::uint64_t> counts;  // per bucket, not cumulative
+    std::vector<std::uint64_t> counts;  // per bucket of its family's bounds, not cumulative
     double sum = 0;
     std::uint64_t count = 0;
-    void observe(double seconds);
+    void observe(double value, const std::vector<double>& bounds);
   };
   struct Series {
     std::uint64_t success = 0, failure = 0, inferences = 0, executions = 0;
-    Histogram request, compute;
+    Histogram request, compute, queue, batch_size;
     double failure_s = 0;
     std::int64_t last_inference_ms = 0;
   };

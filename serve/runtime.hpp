@@ -8,6 +8,7 @@
 //   std::vector<Tensor> out = model->run(inputs);          // in config.inputs' order
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <functional>
@@ -36,6 +37,8 @@ class Model {
     std::vector<Tensor> outputs;
     std::exception_ptr failure;
     int executions = 1;
+    double queue_s = 0;           // its wait in a batcher's queue
+    std::int64_t batch_rows = 0;  // the rows of the run it led; 0: its own rows, or none when it led none
   };
   // run(), answered through `done`, on this thread or another: a batching model answers
   // from its own thread, so that a request waiting for its batch holds none of the server's

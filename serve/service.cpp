@@ -113,7 +113,7 @@ void Service::handle(std::string_view method, std::string_view target, const std
     job->version->model->run_async(job->request.inputs,
                                    [this, job, done](Model::Result result) { done(finish(*job, std::move(result))); });
   } catch (...) {
-    if (job) record(*job, false, 0, 0);  // refused by its model: a full queue
+    if (job) record(*job, false, 0, nullptr);  // refused by its model: a full queue
     done(failure_reply(std::current_exception()));
   }
 }
@@ -207,7 +207,7 @@ std::shared_ptr<Service::Inference> Service::prepare(std::shared_ptr<const Loade
     }
     job->request = read_infer_request(request_json, config, text.substr(json_length));
   } catch (...) {
-    record(*job, false, 0, 0);
+    record(*job, false, 0, nullptr);
     throw;
   }
   if (config.max_batch_size > 0 && !job->request.inputs.empty()) job->batch = job->request.inputs[0].shape[0];
@@ -235,18 +235,25 @@ Reply Service::finish(const Inference& job, Model::Result result) const {
       r.body += binary;
       r.content_type = "application/octet-stream";
     }
-    record(job, true, compute_s, result.executions);
+    record(job, true, compute_s, &result);
     return r;
   } catch (...) {
-    record(job, false, 0, result.executions);
+    record(job, false, 0, &result);
     return failure_reply(std::current_exception());
   }
 }
 
-void Service::record(const Inference& job, bool success, double compute_s, int executions) const {
-  const std::chrono::duration<double> took = Inference::Clock::now() - job.start;
-  metrics_.record(job.model->config.name, job.version->version, success, success ? job.batch : 0, took.count(),
-                  compute_s, executions);
+void Service::record(const Inference& job, bool success, double compute_s, const Model::Result* result) const {
+  Metrics::Request r{.success = success,
+                     .batch = success ? job.batch : 0,
+                     .request_s = std::chrono::duration<double>(Inference::Clock::now() - job.start).count(),
+                     .compute_s = compute_s,
+                     .executions = result ? result->executions : 0};
+  if (result) {
+    r.queue_s = result->queue_s;
+    r.batch_rows = result->batch_rows > 0 ? result->batch_rows : (result->executions > 0 ? job.batch : 0);
+  }
+  metrics_.record(job.model->config.name, job.version->version, r);
 }
 
 std::shared_ptr<const LoadedModel> Service::find_model(std::string_view name) const {

@@ -89,7 +89,8 @@ class Service {
   std::shared_ptr<Inference> prepare(std::shared_ptr<const LoadedModel> model, const LoadedVersion& version,
                                      const Body& body) const;
   Reply finish(const Inference& job, Model::Result result) const;
-  void record(const Inference& job, bool success, double compute_s, int executions) const;
+  // In the metrics: the request, and what its model's answer says of the run, when it had one.
+  void record(const Inference& job, bool success, double compute_s, const Model::Result* result) const;
   std::shared_ptr<const LoadedModel> find_model(std::string_view name) const;
   const LoadedVersion& find_version(const LoadedModel& model, std::string_view version) const;
   std::string pending_text() const;

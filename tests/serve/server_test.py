@@ -525,6 +525,13 @@ class BatchingTest(unittest.TestCase):
         self.assertEqual(self.metric("cohort_inference_request_success_total", "merged"), 3)
         self.assertEqual(self.metric("cohort_inference_count_total", "merged"), 4)
         self.assertEqual(self.metric("cohort_inference_exec_count_total", "merged"), 1)  # one run of the model
+        text = requests.get(self.server.url + "/metrics", timeout=DEADLINE_S).text
+        series = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+        labels = 'model="merged",version="1"'
+        self.assertEqual(series[f'cohort_inference_batch_size_bucket{{{labels},le="2"}}'], "0")
+        self.assertEqual(series[f'cohort_inference_batch_size_bucket{{{labels},le="4"}}'], "1")  # one run of 4 rows
+        self.assertEqual(series[f"cohort_inference_queue_duration_seconds_count{{{labels}}}"], "3")
+        self.assertGreater(float(series[f"cohort_inference_queue_duration_seconds_sum{{{labels}}}"]), 0)
 
     def test_a_batch_of_the_largest_preferred_size_runs_without_waiting(self):
         import threading

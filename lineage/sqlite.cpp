@@ -147,6 +147,7 @@ Statement& Database::statement(const std::string& sql) {
 void Database::fail(int rc, const std::string& what) const {
   std::string text = path_.string() + ": " + what + " the lineage store: " + sqlite3_errmsg(db_);
   if (auto a = advice(rc, path_); !a.empty()) text += ": " + a;
+  if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) throw BusyError(text, ErrorKind::failure);
   throw Error(text, is_input(rc) ? ErrorKind::input : ErrorKind::failure);
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "common/error.hpp"
 #include "lineage/store.hpp"
 
 namespace cohort::lineage::detail {
@@ -66,13 +67,20 @@ class Database {
   Statement& statement(const std::string& sql);
   bool in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
-  // Throws the error `rc` means, naming the file and `what` was being done.
+  // Throws the error `rc` means, naming the file and `what` was being done: a BusyError
+  // when other connections held the lock.
   [[noreturn]] void fail(int rc, const std::string& what) const;
 
  private:
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;
   std::map<std::string, std::unique_ptr<Statement>> statements_;
+};
+
+// The store's lock was held by others: what may be tried again.
+class BusyError : public Error {
+ public:
+  using Error::Error;
 };
 
 }  // namespace cohort::lineage::detail

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "common/environment.hpp"
 #include "common/error.hpp"
@@ -107,6 +108,7 @@ struct Store::Impl {
 
   void write(const std::function<void()>& work);
   void set_up();
+  void set_up_once();
   void put_properties(Owner kind, std::int64_t owner, const Properties& properties);
   std::int64_t put(const std::string& sql, std::initializer_list<Property> values, Owner kind, const Properties& given);
   void link(const char* what, std::pair<const char*, std::int64_t> first, std::pair<const char*, std::int64_t> second,
@@ -182,7 +184,24 @@ void check_header(const Database& db, const Header& h) {
 
 }  // namespace
 
+// Setting a store up races with other processes setting it up: turning WAL on needs the file
+// to itself, and SQLite answers that with SQLITE_BUSY at once, not through the busy handler.
+// The set-up is idempotent, so it is tried again, with growing pauses, for as long as the
+// busy timeout would have waited.
 void Store::Impl::set_up() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      set_up_once();
+      return;
+    } catch (const detail::BusyError&) {
+      if (std::chrono::steady_clock::now() >= deadline) throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1 << std::min(attempt, 7)));  // 1 ms .. 128 ms
+  }
+}
+
+void Store::Impl::set_up_once() {
   sqlite3_busy_timeout(db.handle(), kBusyTimeoutMs);
   // The header is read here first: a file that is no database fails at this line.
   Header h;

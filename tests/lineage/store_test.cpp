@@ -270,6 +270,29 @@ TEST(Store, ADirectoryGivenAsTheStoreIsRefused) {
   EXPECT_EQ(kind, ErrorKind::input);
 }
 
+// The first records of a sweep come from several processes at once into a store none has
+// made yet: each of them sets the new file up (WAL, the schema), and none fails for it.
+TEST(Store, ProcessesCreatingOneNewStoreAtOnceAllSucceed) {
+  TempDir t;
+  constexpr int kRounds = 10, kWriters = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    const fs::path db = t / ("new-" + std::to_string(round) + ".db");
+    std::vector<Process> writers;
+    for (int w = 0; w < kWriters; ++w) {
+      SpawnOptions o;
+      o.err = Stream::file((t / ("new-" + std::to_string(w) + ".err")).string());
+      writers.push_back(spawn({COHORT_LINEAGE_WRITER, db.string(), std::to_string(w), "1"}, o));
+    }
+    for (int w = 0; w < kWriters; ++w) {
+      const int status = writers[w].wait();
+      std::ifstream err(t / ("new-" + std::to_string(w) + ".err"));
+      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "round " << round << ", writer " << w << ": " << std::string(std::istreambuf_iterator<char>(err), {});
+    }
+    EXPECT_EQ(Store::open(db).executions("Launch").size(), std::size_t{kWriters}) << "round " << round;
+  }
+}
+
 // 32 processes, as many array tasks, each recording 25 launches twice over, all at once.
 TEST(Store, ThirtyTwoWritersAtOnceLoseNothingAndDuplicateNothing) {
   TempDir t;

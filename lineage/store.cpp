@@ -570,7 +570,7 @@ Ancestry walk(const Store& store, const Artifact& artifact, int depth, std::set<
     p.contexts = store.contexts_of_execution(execution.id);
     for (const auto& e : store.events_of_execution(execution.id)) {
       if (e.type != EventType::input) continue;
-      p.inputs.emplace_back(e.path, walk(store, *store.artifact(e.artifact), depth - 1, seen));
+      p.inputs.push_back({e.path, walk(store, *store.artifact(e.artifact), depth - 1, seen)});
     }
     node.produced_by.push_back(std::move(p));
     if (auto outer = enclosing(store, execution)) producers.push_back(std::move(*outer));

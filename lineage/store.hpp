@@ -92,13 +92,19 @@ struct Event {
 // execution is in, and what it took as input, each with its own history.
 struct Ancestry {
   Artifact artifact;
+  struct Input;  // the event's path, the input's history (defined below: it holds an Ancestry)
   struct Producer {
     Execution execution;
     std::vector<Context> contexts;
-    std::vector<std::pair<std::string, Ancestry>> inputs;  // the event's path, the input's history
+    std::vector<Input> inputs;
   };
   std::vector<Producer> produced_by;
   bool cut = false;  // the walk stopped here: the artifact was shown earlier, or too deep
+};
+
+struct Ancestry::Input {
+  std::string path;
+  Ancestry history;
 };
 
 // Whether `dir` is on a file system shared by several machines (NFS, SMB, Lustre, GPFS,

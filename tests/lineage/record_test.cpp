@@ -60,8 +60,8 @@ void expect_train_task(Store& store) {
   EXPECT_EQ(std::get<double>(model[0].properties.at("accuracy")), 1.0);
   const Ancestry a = store.ancestry(model[0].id);
   ASSERT_EQ(a.produced_by.size(), 1u);
-  EXPECT_EQ(a.produced_by[0].inputs.at(0).first, "train");
-  EXPECT_EQ(a.produced_by[0].inputs.at(0).second.artifact.uri, "/data/train.csv");
+  EXPECT_EQ(a.produced_by[0].inputs.at(0).path, "train");
+  EXPECT_EQ(a.produced_by[0].inputs.at(0).history.artifact.uri, "/data/train.csv");
   EXPECT_EQ(a.produced_by[0].contexts.at(0).name, "run-7");
   EXPECT_EQ(store.artifacts_in(a.produced_by[0].contexts.at(0).id).at(0).id, model[0].id);
 }

@@ -116,12 +116,12 @@ TEST(Store, AncestryWalksFromACheckpointUpToTheDatasetAndTheTrialsParameters) {
   ASSERT_EQ(made.contexts.size(), 1u);
   EXPECT_EQ(made.contexts[0].name, "/sweeps/lr");
   ASSERT_EQ(made.inputs.size(), 1u);
-  EXPECT_EQ(made.inputs[0].first, "data");
-  const Ancestry& data = made.inputs[0].second;
+  EXPECT_EQ(made.inputs[0].path, "data");
+  const Ancestry& data = made.inputs[0].history;
   EXPECT_EQ(data.artifact.uri, "/data/clean.csv");
   ASSERT_EQ(data.produced_by.size(), 1u);
-  EXPECT_EQ(data.produced_by[0].inputs.at(0).second.artifact.uri, "/data/raw.csv");
-  EXPECT_TRUE(data.produced_by[0].inputs.at(0).second.produced_by.empty());
+  EXPECT_EQ(data.produced_by[0].inputs.at(0).history.artifact.uri, "/data/raw.csv");
+  EXPECT_TRUE(data.produced_by[0].inputs.at(0).history.produced_by.empty());
   EXPECT_EQ(store.consumers(clean).at(0).id, trial);
   EXPECT_EQ(store.producers(clean).at(0).id, prep);
 }
@@ -148,7 +148,7 @@ TEST(Store, AncestryFollowsALaunchToThePipelineTaskItRanAsAndThatTasksInputs) {
   EXPECT_EQ(producers, (std::vector<std::int64_t>{launch, trial, task}));
   const auto& by_task = a.produced_by.at(2);
   ASSERT_EQ(by_task.inputs.size(), 1u);
-  EXPECT_EQ(by_task.inputs[0].second.artifact.uri, "/data/train.h5");
+  EXPECT_EQ(by_task.inputs[0].history.artifact.uri, "/data/train.h5");
   EXPECT_EQ(std::get<std::string>(a.produced_by.at(1).execution.properties.at("param.lr")), "0.01");
 }
 
@@ -161,7 +161,7 @@ TEST(Store, AncestryOfACycleStopsAtTheArtifactAlreadyShown) {
   store.put_event(e, a, EventType::output);
   const Ancestry walked = store.ancestry(a);
   ASSERT_EQ(walked.produced_by.size(), 1u);
-  EXPECT_TRUE(walked.produced_by[0].inputs.at(0).second.cut);
+  EXPECT_TRUE(walked.produced_by[0].inputs.at(0).history.cut);
 }
 
 TEST(Store, LinksToMissingObjectsNameWhatIsMissing) {

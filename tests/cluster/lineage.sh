@@ -50,7 +50,7 @@ trialTemplate:
   trialParameters: [{name: x, reference: x}]
   command: [/usr/bin/python3, $work/train.py, '\${trialParameters.x}']
 YAML
-array=$("$cohort" sweep submit "$work/exp.yaml" --dir "$work/sweep" -n1) || fail "sweep submit failed"
+array=$("$cohort" sweep submit "$work/exp.yaml" --dir "$work/sweep" --parsable -n1) || fail "sweep submit failed"
 submitted+=("$array")
 for t in 0 1; do wait_until 150 "array task $t to finish" "job_done ${array}_$t"; done
 for t in 0 1; do

@@ -12,9 +12,12 @@ cd "$work"
 # Debian's Python has torch; a python3 earlier on PATH may not.
 mkdir -p "$work/bin" && ln -s /usr/bin/python3 "$work/bin/python3"
 export PATH="$work/bin:$PATH" PYTHONPATH="$katib/shims"
-# 320 images: two loss lines a trial, enough to choose between trials; median-stop gets 960,
-# six, so that a slow learner shows by its start_step.
-export COHORT_SHIM_TRAIN_SIZE=320 COHORT_SHIM_TEST_SIZE=100
+# 320 images at the examples' batch size of 16 make two loss lines a trial; the second comes
+# after ten steps, where among twelve trials some have learned. hyperband runs two trials,
+# which after ten steps may both still be at the untrained loss, so it gets 640 images, four
+# lines. median-stop gets 960, six, so that a slow learner shows by its start_step.
+export COHORT_SHIM_TEST_SIZE=100
+train_size() { case $1 in hyperband) echo 640 ;; median-stop) echo 960 ;; *) echo 320 ;; esac; }
 
 # The one change: the image's program becomes this checkout's copy of it.
 program_path() {
@@ -26,7 +29,7 @@ experiment_state() { "$cohort" sweep status "$1" --json | /usr/bin/python3 -c 'i
 examples=(random grid bayesian-optimization multivariate-tpe optuna-distribution hyperopt-distribution sobol tpe hyperband)
 for name in "${examples[@]}" median-stop; do
   program_path "$name"
-  [[ $name == median-stop ]] && export COHORT_SHIM_TRAIN_SIZE=960
+  export COHORT_SHIM_TRAIN_SIZE=$(train_size "$name")
   job=$("$cohort" sweep submit "$work/$name.yaml" --dir "$work/$name" --parsable) || fail "sweep submit $name.yaml failed"
   submitted+=("$job")
 done

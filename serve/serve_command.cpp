@@ -13,6 +13,7 @@
 #include "serve/lineage_record.hpp"
 #include "serve/runtime.hpp"
 #include "serve/server.hpp"
+#include "serve/service.hpp"
 
 namespace cohort::serve {
 namespace {

@@ -39,7 +39,7 @@ bool same_token(std::string_view a, std::string_view b) {
 
 class Listener;
 
-// Whether Service::handle() answered before it returned (the reply is then sent by the
+// Whether Handler::handle() answered before it returned (the reply is then sent by the
 // caller, with no trip through the strand's queue), or answers later from another thread.
 struct Handoff {
   std::mutex mutex;
@@ -87,14 +87,15 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
   std::optional<std::pair<std::string, std::string>> response_extra_;  // a header of the next reply
+  std::vector<std::pair<std::string, std::string>> extra_headers_;     // the handler's, for the next reply
   Listener& listener_;
   bool busy_ = false;
 };
 
 class Listener {
  public:
-  Listener(asio::io_context& io, Service& service, const ServerOptions& options)
-      : io_(io), acceptor_(asio::make_strand(io)), service_(service), options_(options) {}
+  Listener(asio::io_context& io, Handler& handler, const ServerOptions& options)
+      : io_(io), acceptor_(asio::make_strand(io)), handler_(handler), options_(options) {}
 
   int open() {
     beast::error_code ec;
@@ -132,7 +133,7 @@ class Listener {
   // Readiness false, no new connection, idle connections closed; busy ones close after
   // their reply.
   void drain() {
-    service_.stop_accepting();
+    handler_.stop_accepting();
     draining_ = true;
     asio::post(acceptor_.get_executor(), [this] {
       beast::error_code ec;
@@ -144,14 +145,14 @@ class Listener {
     }
   }
 
-  Service& service() { return service_; }
+  Handler& handler() { return handler_; }
   const ServerOptions& options() const { return options_; }
   bool draining() const { return draining_; }
 
  private:
   asio::io_context& io_;
   tcp::acceptor acceptor_;
-  Service& service_;
+  Handler& handler_;
   const ServerOptions& options_;
   std::mutex mutex_;
   std::list<std::weak_ptr<Session>> sessions_;
@@ -232,7 +233,7 @@ void Session::on_read(beast::error_code ec) {
   // answers from the batcher's thread, posted back to this connection's strand, and the work
   // guard keeps the server running until it has been.
   auto handoff = std::make_shared<Handoff>();
-  listener_.service().handle(
+  listener_.handler().handle(
       view(request.method_string()), view(request.target()), request.body(), json_length,
       [self = shared_from_this(), keep_alive, handoff, work = asio::make_work_guard(stream_.get_executor())](Reply r) {
         {
@@ -257,6 +258,7 @@ void Session::on_read(beast::error_code ec) {
 void Session::answer(Reply r, bool keep_alive) {
   if (r.json_length) response_extra_ = {std::string(kJsonLength), std::to_string(*r.json_length)};
   if (r.retry_after_s > 0) response_extra_ = {"Retry-After", std::to_string(r.retry_after_s)};
+  extra_headers_ = std::move(r.headers);
   reply(r.status, std::move(r.body), keep_alive, r.content_type);
 }
 
@@ -270,6 +272,8 @@ void Session::reply(int status, std::string body, bool keep_alive, std::string_v
   if (status == 401) response_.set(http::field::www_authenticate, "Bearer");
   if (response_extra_) response_.set(response_extra_->first, response_extra_->second);
   response_extra_.reset();
+  for (const auto& [name, value] : extra_headers_) response_.set(name, value);
+  extra_headers_.clear();
   response_.body() = std::move(body);
   response_.keep_alive(keep_alive);
   response_.prepare_payload();
@@ -300,9 +304,9 @@ void Session::linger() {
 
 }  // namespace
 
-void run_server(Service& service, const ServerOptions& options, const std::function<void(int port)>& listening) {
+void run_server(Handler& handler, const ServerOptions& options, const std::function<void(int port)>& listening) {
   asio::io_context io(options.threads);
-  Listener listener(io, service, options);
+  Listener listener(io, handler, options);
   const int port = listener.open();
   {
     asio::signal_set signals(io, SIGTERM, SIGINT);

@@ -1,4 +1,4 @@
-// serve/server.hpp — the HTTP/1.1 server (Boost.Beast) in front of a Service: keep-alive
+// serve/server.hpp — the HTTP/1.1 server (Boost.Beast) in front of a Handler: keep-alive
 // connections on an io_context run by N threads, a bearer token, a body size limit, and a
 // drain on SIGTERM or SIGINT (readiness goes false, requests under way finish, then run()
 // returns).
@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-#include "serve/service.hpp"
+#include "serve/handler.hpp"
 
 namespace cohort::serve {
 
@@ -29,6 +29,6 @@ struct ServerOptions {
 // Serves until SIGTERM or SIGINT has drained it. `listening` is called once with the
 // bound port, before any request is read. Throws cohort::Error when the address cannot be
 // bound.
-void run_server(Service& service, const ServerOptions& options, const std::function<void(int port)>& listening);
+void run_server(Handler& handler, const ServerOptions& options, const std::function<void(int port)>& listening);
 
 }  // namespace cohort::serve

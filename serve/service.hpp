@@ -19,21 +19,12 @@
 #include <variant>
 #include <vector>
 
+#include "serve/handler.hpp"
 #include "serve/metrics.hpp"
 #include "serve/repository.hpp"
 #include "serve/runtime.hpp"
 
 namespace cohort::serve {
-
-struct Reply {
-  int status = 200;
-  std::string body;  // JSON, but for /metrics, and binary tensors after the JSON
-  std::string content_type = "application/json";
-  // The binary tensor extension's Inference-Header-Content-Length: the JSON's length when
-  // binary data follows it.
-  std::optional<std::size_t> json_length{};
-  int retry_after_s = 0;  // a Retry-After header when above 0
-};
 
 // One version of a model, loaded.
 struct LoadedVersion {
@@ -49,7 +40,7 @@ struct LoadedModel {
 // Loads every version of every model; a file that does not load is an error naming it.
 std::vector<LoadedModel> load_models(std::vector<RepositoryModel> models, Runtime& runtime);
 
-class Service {
+class Service : public Handler {
  public:
   // With a repository, Triton's repository extension loads and unloads its models while
   // the others serve: POST /v2/repository/index, …/models/{m}/load, …/models/{m}/unload.
@@ -63,7 +54,7 @@ class Service {
   // request's Inference-Header-Content-Length, when it has one: the body's JSON is that long,
   // and binary tensors follow it.
   void handle(std::string_view method, std::string_view target, const std::string& body,
-              std::optional<std::size_t> json_length, std::function<void(Reply)> done) const;
+              std::optional<std::size_t> json_length, std::function<void(Reply)> done) const override;
   // The same, waiting for the answer.
   Reply handle(std::string_view method, std::string_view target, const std::string& body,
                std::optional<std::size_t> json_length = std::nullopt) const;
@@ -71,7 +62,7 @@ class Service {
   // Readiness: false once draining starts; health/ready then answers 503. Requests under
   // way still finish, those in a batcher's queue without waiting for more: the server stops
   // taking new ones.
-  void stop_accepting();
+  void stop_accepting() override;
   bool ready() const { return ready_; }
 
  private:
@@ -112,8 +103,5 @@ class Service {
   std::atomic<bool> ready_{true};
   mutable Metrics metrics_;
 };
-
-// {"error": message}.
-std::string error_body(const std::string& message);
 
 }  // namespace cohort::serve

@@ -356,24 +356,24 @@ struct Body {
 // file's stem.
 Body read_document(const Reader& r, const YAML::Node& doc, Experiment& exp) {
   if (!doc.IsMap()) r.fail("", "must be a mapping: a Katib Experiment, or its spec's fields");
-  Body body{doc, ""};
-  if (doc["spec"]) {
+  const bool whole = static_cast<bool>(doc["spec"]);
+  if (whole) {
     r.only(doc, "", {"apiVersion", "kind", "metadata", "spec"});
     if (doc["kind"] && r.string(doc["kind"], "kind") != "Experiment") {
       r.fail("kind", "'" + doc["kind"].as<std::string>() + "' (expected Experiment)");
     }
-    body = {doc["spec"], "spec."};
-    if (doc["metadata"]) exp.name = r.metadata_name(doc["metadata"], "metadata");
-    r.only(body.fields, "spec", kSpecFields);
+    r.only(doc["spec"], "spec", kSpecFields);
   } else {
     auto fields = kSpecFields;
     fields.insert({"apiVersion", "kind", "metadata"});
     r.only(doc, "", fields);
-    if (doc["metadata"]) exp.name = r.metadata_name(doc["metadata"], "metadata");
   }
+  if (doc["metadata"]) exp.name = r.metadata_name(doc["metadata"], "metadata");
   if (exp.name.empty()) exp.name = std::filesystem::path(r.source()).stem().string();
   r.check_object_name(exp.name, "metadata.name", "an experiment's");
-  return body;
+  // Built once, never assigned: assigning a YAML::Node writes into the node it refers to,
+  // which here is the document itself.
+  return whole ? Body{doc["spec"], "spec."} : Body{doc, ""};
 }
 
 // source.filter.metricsFormat: regular expressions, each with a name group and a value group.

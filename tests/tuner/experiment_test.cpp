@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <string>
 
 #include "common/error.hpp"
@@ -50,6 +51,14 @@ TEST(Experiment, ReadsTheSpecFieldsAtTopLevelWithKatibDefaults) {
   EXPECT_DOUBLE_EQ(e.parameters[0].min, 0.001);
   EXPECT_EQ(e.objective.strategy("loss"), MetricStrategy::min);
   EXPECT_EQ(e.objective.strategy("accuracy"), MetricStrategy::latest);
+}
+
+TEST(Experiment, IsNamedByItsMetadataRatherThanItsFile) {
+  EXPECT_EQ(parse_experiment("metadata: {name: zed}\n" + std::string(kMinimal), "/x/exp.yaml").name, "zed");
+  std::string whole = "apiVersion: kubeflow.org/v1beta1\nkind: Experiment\nmetadata:\n  name: fashion-mnist\nspec:\n";
+  std::istringstream lines{std::string(kMinimal)};
+  for (std::string line; std::getline(lines, line);) whole += "  " + line + "\n";
+  EXPECT_EQ(parse_experiment(whole, "/x/experiment.yaml").name, "fashion-mnist");
 }
 
 TEST(Experiment, ReadsAWholeKatibDocumentWithNumbersAsStringsAndAJobTrialSpec) {

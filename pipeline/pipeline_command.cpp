@@ -51,6 +51,9 @@ json::Value status_json(const RunStatus& r) {
     j.set("fingerprint", t.fingerprint.empty() ? json::Value() : json::Value(t.fingerprint));
     j.set("reason", t.reason.empty() ? json::Value() : json::Value(t.reason));
     j.set("log", t.log);
+    // Wall-clock seconds since the epoch; null until the task has started (or ended).
+    j.set("started", t.started > 0 ? json::Value(t.started) : json::Value());
+    j.set("ended", t.ended > 0 ? json::Value(t.ended) : json::Value());
     j.set("outputs", outputs_json(t.outputs));
     tasks.push(std::move(j));
   }

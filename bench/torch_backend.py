@@ -3,7 +3,11 @@
 
     OMPI_MCA_rmaps_base_oversubscribe=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 \\
     PYTHONPATH=build/python mpirun -n 2 /usr/bin/python3 bench/torch_backend.py \\
-        [--sizes 8:64M] [--ddp-steps 10] [--json]
+        [--sizes 8:64M] [--ddp-steps 10] [--json | --out FILE]
+
+`cohort bench torch` runs it so (mpirun included) and prints its results in the format of
+every cohort benchmark: --out writes them there as that JSON ({"context", "tables",
+"figures", "notes"}).
 
 Every rank runs the same script: the default group is cohort's, and a gloo group over the
 same ranks (dist.new_group(backend="gloo")) is the baseline. For each message size
@@ -97,12 +101,45 @@ def ddp_run(group, steps, rank):
     return statistics.median(times[1:]), first_grads, params
 
 
+def column(name, unit="", digits=2, text=False):
+    return {"name": name, "unit": unit, "digits": digits, "text": text}
+
+
+def bench_report(report, args):
+    """The results in the shape of cohort's benchmark reports (common/bench.hpp)."""
+    rows = [[human(r["bytes"]), r["cohort_us"], r["gloo_us"], r["speedup"]] for r in report["allreduce"]]
+    tables = [{"name": "allreduce", "title": f"dist.all_reduce of float32, median of {args.repeat} "
+                                             "alternating timed loops, against gloo on the same ranks",
+               "columns": [column("size", text=True), column("cohort", "us", 1), column("gloo", "us", 1),
+                           column("gloo/cohort")],
+               "rows": rows}]
+    figures = []
+    if rows:
+        largest = report["allreduce"][-1]
+        figures.append({"name": "largest_speedup", "label": f"all_reduce of {human(largest['bytes'])}",
+                        "value": largest["speedup"], "unit": "x", "digits": 2, "note": "gloo's time / cohort's"})
+    ddp = report["ddp"]
+    if ddp:
+        tables.append({"name": "ddp", "title": "one DDP step (forward, backward with its gradient allreduce, SGD), "
+                                               "median, the better of two runs each",
+                       "columns": [column("model", text=True), column("parameters", "M", 1), column("cohort", "ms", 1),
+                                   column("gloo", "ms", 1), column("gloo/cohort"), column("grad diff", digits=-1)],
+                       "rows": [["MLP 2048-4096-4096-1024, batch 32", ddp["parameters"] / 1e6, ddp["cohort_ms"],
+                                 ddp["gloo_ms"], ddp["speedup"], ddp["max_grad_difference"]]]})
+        figures.append({"name": "ddp_speedup", "label": "DDP step", "value": ddp["speedup"], "unit": "x",
+                        "digits": 2, "note": "gloo's step time / cohort's"})
+    return {"context": {"ranks": report["ranks"], "torch": report["torch"], "baseline": "gloo"},
+            "tables": tables, "figures": figures,
+            "notes": ["the ranks share this machine's cores; each figure is against gloo in the same run"]}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="8:64M", help="first:last message size in bytes (powers of 8 between, 1M and the last)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--ddp-steps", type=int, default=10, help="timed DDP steps per backend (0: none)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--out", help="write the results as cohort bench's report JSON here (rank 0)")
     args = parser.parse_args()
 
     dist.init_process_group("cohort", init_method="env://")
@@ -133,7 +170,10 @@ def main():
     if rank == 0:
         report = {"bench": "torch", "ranks": dist.get_world_size(), "torch": torch.__version__,
                   "allreduce": rows, "ddp": ddp}
-        if args.json:
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(bench_report(report, args), f)
+        elif args.json:
             print(json.dumps(report, indent=1))
         else:
             print(f"dist.all_reduce, float32, {dist.get_world_size()} ranks (median of {args.repeat})")

@@ -13,6 +13,9 @@
 #ifdef COHORT_HAVE_JSON_BENCH
 #include "bench/json_bench.hpp"
 #endif
+#ifdef COHORT_HAVE_TORCH_BENCH
+#include "python/bench.hpp"
+#endif
 
 namespace cohort::cli {
 namespace {
@@ -34,6 +37,10 @@ constexpr options::Subcommand kAreas[] = {
      &pipeline::bench_command},
     {"serve", "", "the model server under wrk against nginx, Flask, batching off and JSON requests",
      &serve::bench_command},
+#ifdef COHORT_HAVE_TORCH_BENCH
+    {"torch", "", "the torch.distributed backend \"cohort\": all_reduce and a DDP step against gloo (mpirun)",
+     &python::bench_command},
+#endif
 #ifdef COHORT_HAVE_JSON_BENCH
     {"json", "", "parsing and writing a V2 inference request against every JSON library Debian ships",
      &json::bench_command},

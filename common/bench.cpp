@@ -1,11 +1,16 @@
 #include "common/bench.hpp"
 
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <ostream>
 
 #include "common/error.hpp"
+#include "common/fd.hpp"
+#include "common/process.hpp"
 #include "common/stats.hpp"
 
 namespace cohort::bench {
@@ -295,6 +300,38 @@ json::Value Report::to_json() const {
   out.set("summary", std::move(summary));
   out.set("notes", std::move(notes));
   return out;
+}
+
+
+std::filesystem::path installed(const std::filesystem::path& relative) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error("cannot find the running executable (/proc/self/exe): " + ec.message());
+  return self.parent_path().parent_path() / relative;
+}
+
+void Report::add_script_results(std::vector<std::string> argv, const std::string& source,
+                                const std::optional<std::vector<std::string>>& environment) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("cohort-bench." + unguessable_name(12));
+  fs::create_directory(dir);
+  fs::permissions(dir, fs::perms::owner_all);
+  const fs::path results = dir / "results.json";
+  argv.insert(argv.end(), {"--out", results.string()});
+  std::string text;
+  int status = 0;
+  try {
+    SpawnOptions options;
+    options.environment = environment;
+    status = spawn(argv, options).wait();
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && fs::exists(results)) text = read_text(results);
+  } catch (...) {
+    fs::remove_all(dir);
+    throw;
+  }
+  fs::remove_all(dir);
+  if (text.empty()) throw Error(source + " failed (see its messages above)");
+  add_results(json::parse(text, results.string()), source + "'s results");
 }
 
 }  // namespace cohort::bench

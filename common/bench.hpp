@@ -21,6 +21,8 @@
 #include <deque>
 #include <functional>
 #include <iosfwd>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -107,6 +109,11 @@ struct Figure {
   std::string note = {};  // after the value in the text: "OK", "(target < 20 ms: met)"
 };
 
+// A file installed with cohort's commands, by its path under the prefix: the build tree
+// and an install both put bin/cohort-bench beside share/cohort/bench/, so
+// installed("share/cohort/bench/serve.py") finds the script wherever the tool runs from.
+std::filesystem::path installed(const std::filesystem::path& relative);
+
 class Report {
  public:
   explicit Report(std::string area);
@@ -124,6 +131,12 @@ class Report {
   // "figures": [{"name", "label", "value", "unit", "digits", "note"}], "notes": ["…"]}. Throws
   // cohort::Error naming `source` and the member when the JSON is not of that shape.
   void add_results(const json::Value& results, const std::string& source);
+  // Runs such a script to its end and adds what it wrote: `argv` with "--out FILE" after it,
+  // FILE in a private temporary folder removed afterwards; its progress goes to stderr as
+  // it comes. `environment` is the script's whole environment (unset: this process's).
+  // Throws cohort::Error naming `source` when it fails or writes nothing.
+  void add_script_results(std::vector<std::string> argv, const std::string& source,
+                          const std::optional<std::vector<std::string>>& environment = std::nullopt);
 
   // From now on the text goes to `out` as it comes: the first line at once, then each table
   // when the next is made; or, when the table gives every column a width, its head when it

@@ -14,13 +14,22 @@
 namespace cohort {
 namespace {
 
-#ifdef COHORT_HAVE_JSON_BENCH
-const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "pipeline", "serve", "json"};
-const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, lineage, pipeline, serve, json";
-#else
-const char* const kAreas[] = {"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "pipeline", "serve"};
-const char* const kAreaList = "collectives, ckpt, sweep, topo, launch, lineage, pipeline, serve";
+// The areas in the order `cohort bench --help` lists them; torch and json where the build has them.
+const std::vector<std::string> kAreas = [] {
+  std::vector<std::string> areas{"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "pipeline", "serve"};
+#ifdef COHORT_HAVE_TORCH_BENCH
+  areas.push_back("torch");
 #endif
+#ifdef COHORT_HAVE_JSON_BENCH
+  areas.push_back("json");
+#endif
+  return areas;
+}();
+const std::string kAreaList = [] {
+  std::string list;
+  for (const auto& a : kAreas) list += (list.empty() ? "" : ", ") + a;
+  return list;
+}();
 
 ProcessResult cohort(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
   const char* bin = std::getenv("COHORT_BIN");
@@ -80,7 +89,7 @@ TEST(BenchCommand, HelpListsEveryAreaWithOneLineEach) {
   auto r = cohort({"bench", "--help"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("usage: cohort bench <area>", 0), 0u) << r.out;
-  for (const char* area : kAreas) EXPECT_TRUE(has(r.out, "\n  " + std::string(area) + " ")) << area << "\n" << r.out;
+  for (const auto& area : kAreas) EXPECT_TRUE(has(r.out, "\n  " + area + " ")) << area << "\n" << r.out;
   EXPECT_TRUE(has(r.out, "example:")) << r.out;
   EXPECT_EQ(cohort({"help", "bench"}).out, r.out);
   EXPECT_TRUE(has(cohort({"help"}).out, "\n  bench ")) << "the command table lists bench";
@@ -103,7 +112,7 @@ TEST(BenchCommand, TheBenchmarksLiveOnlyUnderBench) {
 }
 
 TEST(BenchCommand, EveryAreaHasHelpWithAnExample) {
-  for (const char* area : kAreas) {
+  for (const auto& area : kAreas) {
     auto r = cohort({"bench", area, "--help"});
     EXPECT_EQ(r.exit_code, 0) << area << ": " << r.err;
     EXPECT_EQ(r.out.rfind("usage: cohort bench " + std::string(area), 0), 0u) << r.out;
@@ -299,6 +308,26 @@ TEST(BenchCommand, ServeLoadsEveryCaseAgainstItsBaselineAndReportsTheLatency) {
   EXPECT_GE(latency.at("p99").as_double(), latency.at("p50").as_double());
   EXPECT_TRUE(has(r.err, "cohort bench serve: batching"));  // progress, as it goes
   EXPECT_EQ(cohort({"bench", "serve", "--repeat", "0"}).exit_code, 2);
+}
+#endif
+
+#ifdef COHORT_HAVE_TORCH_BENCH
+TEST(BenchCommand, TorchTimesEachSizeOnBothBackendsAndADdpStepWithEqualGradients) {
+  auto r = cohort({"bench", "torch", "--sizes", "8:4K", "--repeat", "1", "--ddp-steps", "1", "--port", "29611", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  expect_report_shape(j, "torch");
+  std::vector<std::string> sizes;
+  for (const auto& row : table(j, "allreduce").at("rows").as_array()) {
+    sizes.push_back(row.at("size").as_string());
+    EXPECT_GT(row.at("cohort").as_double(), 0);
+    EXPECT_GT(row.at("gloo").as_double(), 0);
+  }
+  EXPECT_EQ(sizes, (std::vector<std::string>{"8", "64", "512", "4K"}));
+  const auto& ddp = table(j, "ddp").at("rows").as_array().at(0);
+  EXPECT_GT(ddp.at("parameters").as_double(), 20);  // millions
+  EXPECT_LT(ddp.at("grad diff").as_double(), 1e-5);  // both backends sum the same gradients
+  EXPECT_EQ(cohort({"bench", "torch", "--ranks", "0"}).exit_code, 2);
 }
 #endif
 

@@ -304,10 +304,7 @@ json::Value Report::to_json() const {
 
 
 std::filesystem::path installed(const std::filesystem::path& relative) {
-  std::error_code ec;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw Error("cannot find the running executable (/proc/self/exe): " + ec.message());
-  return self.parent_path().parent_path() / relative;
+  return own_executable().parent_path().parent_path() / relative;
 }
 
 void Report::add_script_results(std::vector<std::string> argv, const std::string& source,

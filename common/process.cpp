@@ -147,6 +147,13 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
   return out;
 }
 
+std::filesystem::path own_executable() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error("cannot find the running executable (/proc/self/exe): " + ec.message());
+  return self;
+}
+
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides) {
   std::map<std::string, std::string> vars;
   auto add = [&](const std::string& entry) {

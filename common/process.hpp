@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -161,6 +162,10 @@ struct RunOptions {
 // The inherited environment with `overrides` ("NAME=VALUE") added or replacing, as
 // execve wants it.
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides);
+
+// This process's executable, absolute (/proc/self/exe): cohort's commands start its other
+// executables, and themselves, from it. Throws cohort::Error when the kernel does not say.
+std::filesystem::path own_executable();
 
 // Sets NAME=VALUE in an environment of "NAME=VALUE" entries, replacing any entry for NAME.
 void set_variable(std::vector<std::string>& env, const std::string& name, const std::string& value);

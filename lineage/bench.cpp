@@ -61,7 +61,7 @@ double run_once(const Settings& s, const fs::path& db, int writers, bool spool) 
   fs::remove_all(db.parent_path(), ec);
   make_directories(db.parent_path().string(), 0700);
   Store::open(db);  // created before the writers, as a user's store is
-  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  const std::string self = own_executable().string();
   std::vector<Process> children;
   for (int w = 0; w < writers; ++w) {
     SpawnOptions o;

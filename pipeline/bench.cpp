@@ -144,8 +144,7 @@ int bench_command(const std::vector<std::string>& args) {
   write_file_atomically(spec, dag_yaml(s.tasks));
   StartOptions o;
   o.root = work.path() / "root";
-  std::error_code ec;
-  o.cohort = (fs::read_symlink("/proc/self/exe", ec).parent_path() / "cohort").string();
+  o.cohort = (own_executable().parent_path() / "cohort").string();
   StartOptions held = o;
   held.sbatch = {"--hold"};
   const auto sums = bench::alternate({0, s.repeat}, {[&] { return bare_sbatch(work, s.tasks); },

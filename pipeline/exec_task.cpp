@@ -52,9 +52,7 @@ std::vector<std::string> command_line(const RunRecord& rec, const Task& t, const
   std::vector<std::string> argv;
   for (const auto& c : t.command) argv.push_back(resolve(c, b));
   if (argv[0] == "cohort") {  // cohort's own step kinds run the cohort that runs the pipeline
-    std::error_code ec;
-    const auto self = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec) argv[0] = self.string();
+    argv[0] = own_executable().string();
   }
   if (rec.container == "pyxis" && !t.image.empty()) {
     argv.insert(argv.begin(), {"srun", "--ntasks=1", "--container-image=" + t.image,

@@ -11,6 +11,7 @@
 #include "common/fd.hpp"
 #include "common/json.hpp"
 #include "common/options.hpp"
+#include "common/process.hpp"
 #include "common/text.hpp"
 #include "pipeline/run.hpp"
 #include "pipeline/run_dir.hpp"
@@ -23,12 +24,7 @@ namespace po = options::po;
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
 
-std::string self_path() {
-  std::error_code ec;
-  const auto p = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) throw Error("cannot find the cohort executable (/proc/self/exe): " + ec.message());
-  return p.string();
-}
+std::string self_path() { return own_executable().string(); }
 
 json::Value status_json(const RunStatus& r) {
   json::Value o = json::Value::object();

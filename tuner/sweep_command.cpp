@@ -147,12 +147,7 @@ std::optional<OneDir> one_dir(const std::string& verb, const std::vector<std::st
   return OneDir{parsed->operands[0], parsed->has("json")};
 }
 
-std::string self_path() {
-  std::error_code ec;
-  auto p = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) throw Error("cannot find the cohort executable (/proc/self/exe): " + ec.message());
-  return p.string();
-}
+std::string self_path() { return own_executable().string(); }
 
 double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 

@@ -1,5 +1,6 @@
 // `cohort ckpt` as users meet it: tables, --json, exit codes and errors.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 
@@ -134,6 +135,37 @@ TEST(CkptBench, ReportsThroughputAgainstRawAndCleansUpUnlessKept) {
   EXPECT_EQ(std::filesystem::path(kept_dir).parent_path().parent_path(), tmp.path()) << kept_dir;
   EXPECT_EQ(cohort({"ckpt", "verify", kept_dir}).exit_code, 0);
   EXPECT_EQ(cohort({"bench", "ckpt", "--dir", tmp.path().string(), "--bytes", "lots"}).exit_code, 2);
+}
+
+TEST(CkptBench, RanksWithOnlyTheLaunchContractBenchTogetherWithoutMpi) {
+  testing::TempDir tmp;
+  const char* bin = std::getenv("COHORT_BIN");
+  const std::vector<std::string> argv{bin ? bin : "cohort", "bench", "ckpt", "--dir", tmp.path().string(), "--bytes",
+                                      "64K", "--tensors", "2", "--repeat", "2", "--async", "--json"};
+  // Rank 1 runs beside rank 0 as torchrun would start it; only rank 0 reports.
+  SpawnOptions second;
+  second.environment = environment_with({"RANK=1", "WORLD_SIZE=2"});
+  second.out = Stream::file((tmp.path() / "rank-1.out").string());
+  second.err = Stream::file((tmp.path() / "rank-1.err").string());
+  Process rank1 = spawn(argv, second);
+  RunOptions first;
+  first.env = {"RANK=0", "WORLD_SIZE=2"};
+  first.timeout = std::chrono::minutes(3);
+  auto r = run_process(argv, first);
+  const int status = rank1.wait();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing::read_file(tmp.path() / "rank-1.err");
+  EXPECT_EQ(testing::read_file(tmp.path() / "rank-1.out"), "");
+  auto j = json::parse(r.out);
+  EXPECT_EQ(j.at("context").at("ranks").as_int(), 2);
+  EXPECT_EQ(j.at("context").at("bytes").as_int(), 64 << 10);
+  for (const char* io : {"write", "read"}) EXPECT_TRUE(throughput(j, io, "checkpoint").at("rate").is_number()) << io;
+  EXPECT_TRUE(j.at("summary").at("async_blocked_s").is_number());
+  // Nothing of the bench is left but the ranks' agreement and the two ranks' logs.
+  for (const auto& entry : std::filesystem::directory_iterator(tmp.path())) {
+    const auto name = entry.path().filename().string();
+    EXPECT_TRUE(name == ".agreement-0" || name.rfind("rank-1.", 0) == 0) << name;
+  }
 }
 
 TEST(CkptBench, LeavesCheckpointsAlreadyInItsDirectoryAlone) {

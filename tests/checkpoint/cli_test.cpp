@@ -244,23 +244,32 @@ namespace cohort::checkpoint {
 namespace {
 
 TEST(Interop, ACheckpointWrittenWithH5pyFromTheFormatDocumentLoads) {
-  testing::TempDir tmp;
-  auto py = run_process({"/usr/bin/python3", std::string(COHORT_CKPT_TEST_SOURCE_DIR) + "/h5py_write.py",
-                         (tmp / "ckpt").string()});
-  ASSERT_EQ(py.exit_code, 0) << py.out << py.err;
-  EXPECT_TRUE(verify(checkpoint_path(tmp / "ckpt", 5)).ok());
-  std::vector<float> emb(18);
-  std::int64_t count = 0;
-  std::vector<TensorSlot> slots{{"emb", DType::float32, {6, 3}, Sharding::rows, emb.data()},
-                                {"count", DType::int64, {}, Sharding::replicated, &count}};
-  Checkpointer ckpt(tmp / "ckpt");
-  auto r = ckpt.load_latest(slots);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->step, 5);
-  EXPECT_EQ(r->metadata.epoch, 2);
-  EXPECT_EQ(r->metadata.attributes.at("writer").as_string(), "h5py");
-  for (int i = 0; i < 18; ++i) EXPECT_EQ(emb[static_cast<size_t>(i)], static_cast<float>(i) / 4) << i;
-  EXPECT_EQ(count, 42);
+  // Version 2, rank files indexed by virtual datasets, as cohort writes now; and version 1,
+  // the single file that older writers made.
+  for (int version : {2, 1}) {
+    SCOPED_TRACE("format version " + std::to_string(version));
+    testing::TempDir tmp;
+    auto py = run_process({"/usr/bin/python3", std::string(COHORT_CKPT_TEST_SOURCE_DIR) + "/h5py_write.py",
+                           (tmp / "ckpt").string(), "--version", std::to_string(version)});
+    ASSERT_EQ(py.exit_code, 0) << py.out << py.err;
+    const auto step = checkpoint_path(tmp / "ckpt", 5);
+    EXPECT_EQ(read_manifest(step).format_version, version);
+    EXPECT_EQ(std::filesystem::exists(step / "rank-00001.h5"), version == 2);
+    EXPECT_TRUE(verify(step).ok());
+    std::vector<float> emb(18);
+    std::int64_t count = 0;
+    std::vector<TensorSlot> slots{{"emb", DType::float32, {6, 3}, Sharding::rows, emb.data()},
+                                  {"count", DType::int64, {}, Sharding::replicated, &count}};
+    Checkpointer ckpt(tmp / "ckpt");
+    auto r = ckpt.load_latest(slots);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->step, 5);
+    EXPECT_TRUE(r->skipped.empty());
+    EXPECT_EQ(r->metadata.epoch, 2);
+    EXPECT_EQ(r->metadata.attributes.at("writer").as_string(), "h5py");
+    for (int i = 0; i < 18; ++i) EXPECT_EQ(emb[static_cast<size_t>(i)], static_cast<float>(i) / 4) << i;
+    EXPECT_EQ(count, 42);
+  }
 }
 
 }  // namespace

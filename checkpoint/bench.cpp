@@ -12,8 +12,10 @@
 
 #include "checkpoint/bench.hpp"
 #include "checkpoint/checkpoint.hpp"
+#include "checkpoint/group.hpp"
 #include "checkpoint/layout.hpp"
 #include "common/bench.hpp"
+#include "common/environment.hpp"
 #include "common/fd.hpp"
 #include "common/options.hpp"
 
@@ -24,13 +26,22 @@ namespace po = options::po;
 
 namespace {
 
-// Initialises MPI for the benchmark when the program has not, and finalises it after.
+// Ranks that only have the launch contract (torchrun, `cohort launch` without MPI): the
+// bench then runs as the checkpointer does there, agreeing through files, with no MPI at all.
+bool plain_ranks() {
+  if (started_by_mpi_launcher()) return false;
+  const auto contract = contract_ranks();
+  return contract && contract->second > 1;
+}
+
+// Initialises MPI for the benchmark when the program has not and the ranks are not plain
+// ones, and finalises it after.
 class MpiSession {
  public:
   MpiSession() {
     int initialized = 0;
     MPI_Initialized(&initialized);
-    if (!initialized) {
+    if (!initialized && !plain_ranks()) {
       int provided = 0;
       MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
       owned_ = true;
@@ -47,10 +58,9 @@ class MpiSession {
 };
 
 // The slowest rank's time: the job waits for it.
-double slowest(double mine) {
-  double out = mine;
-  MPI_Allreduce(&mine, &out, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return out;
+double slowest(const Group& group, double mine) {
+  const auto all = group.allgather(mine);
+  return *std::max_element(all.begin(), all.end());
 }
 
 Fd open_file(const fs::path& path, int flags) {
@@ -122,8 +132,11 @@ std::optional<Settings> parse(const std::vector<std::string>& args) {
        "(write + fsync, one file per rank) and reads them back, as the limit. Page caches of\n"
        "both are dropped before reading. It repeats R times, alternating which goes first, and\n"
        "each figure is the median; when the raw baseline itself moves by more than 20% between\n"
-       "repetitions it says so instead of giving a ratio. Run it under mpirun or srun for several ranks.",
-       {"mpirun -n 2 cohort bench ckpt --dir /scratch/bench --bytes 1G --tensors 100 --async"}});
+       "repetitions it says so instead of giving a ratio. Run it under mpirun or srun for several ranks,\n"
+       "or as ranks that only have the launch contract (RANK, WORLD_SIZE: torchrun, cohort launch without\n"
+       "MPI), which agree through files in D/.agreement-0/ as a checkpointer does.",
+       {"mpirun -n 2 cohort bench ckpt --dir /scratch/bench --bytes 1G --tensors 100 --async",
+        "for r in 0 1; do RANK=$r WORLD_SIZE=2 cohort bench ckpt --dir /scratch/bench & done; wait"}});
   parser.add()("dir", po::value(&dir)->required()->value_name("D"), "directory to write in (shared by all ranks)")(
       "bytes", po::value(&bytes)->value_name("N"), "state size, all ranks together (default 1G)")(
       "tensors", po::value(&tensors)->value_name("K"), "number of tensors (default 100)")(
@@ -149,7 +162,8 @@ struct Synthetic {
   std::uint64_t my_bytes = 0;
   std::uint64_t all_bytes = 0;  // of all ranks together
 
-  Synthetic(const Settings& s, int rank, int ranks) : data(static_cast<size_t>(s.tensors)) {
+  Synthetic(const Settings& s, const Group& group) : data(static_cast<size_t>(s.tensors)) {
+    const int rank = group.rank(), ranks = group.size();
     const std::uint64_t elements = std::max<std::uint64_t>(1, s.bytes / 4 / static_cast<std::uint64_t>(s.tensors));
     const std::uint64_t mine = elements / static_cast<std::uint64_t>(ranks) +
                                (static_cast<std::uint64_t>(rank) < elements % static_cast<std::uint64_t>(ranks) ? 1 : 0);
@@ -162,7 +176,7 @@ struct Synthetic {
       slots.push_back({name, DType::float32, {mine}, Sharding::rows, d.data()});
     }
     my_bytes = mine * 4 * static_cast<std::uint64_t>(s.tensors);
-    MPI_Allreduce(&my_bytes, &all_bytes, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    for (auto bytes : group.allgather(my_bytes)) all_bytes += bytes;
     buffer.resize(my_bytes);
     for (int t = 0; t < s.tensors; ++t) {
       std::memcpy(buffer.data() + static_cast<std::uint64_t>(t) * mine * 4, data[static_cast<size_t>(t)].data(), mine * 4);
@@ -172,22 +186,21 @@ struct Synthetic {
 
 // A directory of the bench's own inside --dir, made by rank 0 and named to all: what it
 // writes and removes is never anything that was there before (a run's checkpoints, say).
-fs::path work_directory(const fs::path& dir, int rank) {
-  char name[4096] = {};
-  if (rank == 0) {
-    fs::create_directories(dir);
+fs::path work_directory(const fs::path& dir, const Group& group) {
+  std::string name;
+  if (group.rank() == 0) {
     std::string templ = (dir / "cohort-ckpt-bench.XXXXXX").string();
-    if (templ.size() < sizeof name && ::mkdtemp(templ.data())) std::snprintf(name, sizeof name, "%s", templ.c_str());
+    if (::mkdtemp(templ.data())) name = templ;
   }
-  MPI_Bcast(name, sizeof name, MPI_CHAR, 0, MPI_COMM_WORLD);
-  if (!*name) throw Error("--dir " + dir.string() + ": cannot make a directory to bench in there");
+  name = group.broadcast(name);
+  if (name.empty()) throw Error("--dir " + dir.string() + ": cannot make a directory to bench in there");
   return name;
 }
 
 // The slowest rank's time of `body`, all ranks starting together.
-double timed(const std::function<void()>& body) {
-  MPI_Barrier(MPI_COMM_WORLD);
-  return slowest(bench::seconds(body));
+double timed(const Group& group, const std::function<void()>& body) {
+  group.barrier();
+  return slowest(group, bench::seconds(body));
 }
 
 // Seconds of each repetition, raw and through the checkpointer.
@@ -198,8 +211,9 @@ struct Times {
 // Storage throughput drifts while the disk and its caches settle: raw and checkpoint runs
 // alternate, and whichever goes second may meet the storage still flushing the first, so
 // the order alternates between repetitions and neither side always pays for it.
-Times measure(const Settings& s, Synthetic& state, Checkpointer& ckpt, const fs::path& ckpt_dir, const fs::path& raw,
-              int rank) {
+Times measure(const Settings& s, const Group& group, Synthetic& state, Checkpointer& ckpt, const fs::path& ckpt_dir,
+              const fs::path& raw) {
+  const int rank = group.rank();
   const std::int64_t kFirstStep = 10;  // the saves use 10, 11, …
   Times times;
   for (int rep = 0; rep < s.repeat; ++rep) {
@@ -207,9 +221,9 @@ Times measure(const Settings& s, Synthetic& state, Checkpointer& ckpt, const fs:
     const bool raw_first = rep % 2 == 0;
     auto pair = [&](std::vector<double>& raw_times, const std::function<void()>& raw_call,
                     std::vector<double>& ckpt_times, const std::function<void()>& ckpt_call) {
-      if (raw_first) raw_times.push_back(timed(raw_call));
-      ckpt_times.push_back(timed(ckpt_call));
-      if (!raw_first) raw_times.push_back(timed(raw_call));
+      if (raw_first) raw_times.push_back(timed(group, raw_call));
+      ckpt_times.push_back(timed(group, ckpt_call));
+      if (!raw_first) raw_times.push_back(timed(group, raw_call));
     };
     pair(times.raw_writes, [&] { raw_io(raw, state.buffer.data(), state.my_bytes, true); }, times.saves,
          [&] { ckpt.save(step, State{state.state_tensors, {}}); });
@@ -218,7 +232,7 @@ Times measure(const Settings& s, Synthetic& state, Checkpointer& ckpt, const fs:
     if (rank == 0) drop_cache(checkpoint_path(ckpt_dir, step) / kStateFile);
     pair(times.raw_reads, [&] { raw_io(raw, state.buffer.data(), state.my_bytes, false); }, times.loads,
          [&] { ckpt.load(step, state.slots); });
-    MPI_Barrier(MPI_COMM_WORLD);
+    group.barrier();
     if (rank == 0 && rep + 1 < s.repeat) fs::remove_all(checkpoint_path(ckpt_dir, step));
   }
   fs::remove(raw);
@@ -231,16 +245,18 @@ struct AsyncTimes {
   double first_blocked = 0, blocked = 0, total = 0;
 };
 
-AsyncTimes measure_async(Synthetic& state, Checkpointer& ckpt) {
+AsyncTimes measure_async(const Group& group, Synthetic& state, Checkpointer& ckpt) {
   const std::int64_t kStep = 100;
   AsyncTimes out;
   for (auto step : {kStep, kStep + 1}) {
-    MPI_Barrier(MPI_COMM_WORLD);
+    group.barrier();
     const auto start = std::chrono::steady_clock::now();
     auto future = ckpt.save_async(step, State{state.state_tensors, {}});
-    const double blocked = slowest(bench::seconds_since(start));
+    const double mine_blocked = bench::seconds_since(start);
     future.get();
-    const double total = slowest(bench::seconds_since(start));
+    const double mine_total = bench::seconds_since(start);
+    // Reduced after the save: the ranks' exchange must not run inside what is timed.
+    const double blocked = slowest(group, mine_blocked), total = slowest(group, mine_total);
     if (step == kStep) {
       out.first_blocked = blocked;
     } else {
@@ -310,22 +326,24 @@ int bench_command(const std::vector<std::string>& args) {
   if (!settings) return 0;
   const Settings& s = *settings;
   MpiSession mpi;
-  int rank = 0, ranks = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
-  Synthetic state(s, rank, ranks);
-  const fs::path work = work_directory(s.dir, rank);
+  fs::create_directories(s.dir);
+  // Plain ranks agree through files in --dir (its .agreement-N/), as a checkpointer does in
+  // its directory; the bench's own files go under a directory of its own.
+  const Group group(MPI_COMM_WORLD, s.dir);
+  const int rank = group.rank(), ranks = group.size();
+  Synthetic state(s, group);
+  const fs::path work = work_directory(s.dir, group);
   Scratch scratch(work, rank == 0);
   const fs::path ckpt_dir = work / "ckpt";
   Options opts;
   // A failed asynchronous save reaches the bench through its future, which reports it once.
   opts.warn = [](const std::string&) {};
   Checkpointer ckpt(ckpt_dir, MPI_COMM_WORLD, opts);
-  const Times times = measure(s, state, ckpt, ckpt_dir, work / ("raw-" + std::to_string(rank) + ".bin"), rank);
+  const Times times = measure(s, group, state, ckpt, ckpt_dir, work / ("raw-" + std::to_string(rank) + ".bin"));
   state.buffer = {};
   std::optional<AsyncTimes> async;
-  if (s.async) async = measure_async(state, ckpt);
-  MPI_Barrier(MPI_COMM_WORLD);
+  if (s.async) async = measure_async(group, state, ckpt);
+  group.barrier();
   if (s.keep) scratch.keep();
   if (rank == 0) report(s, state, ranks, times, async, s.keep ? std::optional(ckpt_dir) : std::nullopt);
   return 0;

@@ -1,5 +1,6 @@
 // `cohort ckpt` as users meet it: tables, --json, exit codes and errors.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 
@@ -136,6 +137,37 @@ TEST(CkptBench, ReportsThroughputAgainstRawAndCleansUpUnlessKept) {
   EXPECT_EQ(cohort({"bench", "ckpt", "--dir", tmp.path().string(), "--bytes", "lots"}).exit_code, 2);
 }
 
+TEST(CkptBench, RanksWithOnlyTheLaunchContractBenchTogetherWithoutMpi) {
+  testing::TempDir tmp;
+  const char* bin = std::getenv("COHORT_BIN");
+  const std::vector<std::string> argv{bin ? bin : "cohort", "bench", "ckpt", "--dir", tmp.path().string(), "--bytes",
+                                      "64K", "--tensors", "2", "--repeat", "2", "--async", "--json"};
+  // Rank 1 runs beside rank 0 as torchrun would start it; only rank 0 reports.
+  SpawnOptions second;
+  second.environment = environment_with({"RANK=1", "WORLD_SIZE=2"});
+  second.out = Stream::file((tmp.path() / "rank-1.out").string());
+  second.err = Stream::file((tmp.path() / "rank-1.err").string());
+  Process rank1 = spawn(argv, second);
+  RunOptions first;
+  first.env = {"RANK=0", "WORLD_SIZE=2"};
+  first.timeout = std::chrono::minutes(3);
+  auto r = run_process(argv, first);
+  const int status = rank1.wait();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing::read_file(tmp.path() / "rank-1.err");
+  EXPECT_EQ(testing::read_file(tmp.path() / "rank-1.out"), "");
+  auto j = json::parse(r.out);
+  EXPECT_EQ(j.at("context").at("ranks").as_int(), 2);
+  EXPECT_EQ(j.at("context").at("bytes").as_int(), 64 << 10);
+  for (const char* io : {"write", "read"}) EXPECT_TRUE(throughput(j, io, "checkpoint").at("rate").is_number()) << io;
+  EXPECT_TRUE(j.at("summary").at("async_blocked_s").is_number());
+  // Nothing of the bench is left but the ranks' agreement and the two ranks' logs.
+  for (const auto& entry : std::filesystem::directory_iterator(tmp.path())) {
+    const auto name = entry.path().filename().string();
+    EXPECT_TRUE(name == ".agreement-0" || name.rfind("rank-1.", 0) == 0) << name;
+  }
+}
+
 TEST(CkptBench, LeavesCheckpointsAlreadyInItsDirectoryAlone) {
   testing::TempDir tmp;
   auto r = cohort({"bench", "ckpt", "--dir", tmp.path().string(), "--bytes", "64K", "--tensors", "2", "--repeat", "1",
@@ -212,23 +244,32 @@ namespace cohort::checkpoint {
 namespace {
 
 TEST(Interop, ACheckpointWrittenWithH5pyFromTheFormatDocumentLoads) {
-  testing::TempDir tmp;
-  auto py = run_process({"/usr/bin/python3", std::string(COHORT_CKPT_TEST_SOURCE_DIR) + "/h5py_write.py",
-                         (tmp / "ckpt").string()});
-  ASSERT_EQ(py.exit_code, 0) << py.out << py.err;
-  EXPECT_TRUE(verify(checkpoint_path(tmp / "ckpt", 5)).ok());
-  std::vector<float> emb(18);
-  std::int64_t count = 0;
-  std::vector<TensorSlot> slots{{"emb", DType::float32, {6, 3}, Sharding::rows, emb.data()},
-                                {"count", DType::int64, {}, Sharding::replicated, &count}};
-  Checkpointer ckpt(tmp / "ckpt");
-  auto r = ckpt.load_latest(slots);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->step, 5);
-  EXPECT_EQ(r->metadata.epoch, 2);
-  EXPECT_EQ(r->metadata.attributes.at("writer").as_string(), "h5py");
-  for (int i = 0; i < 18; ++i) EXPECT_EQ(emb[static_cast<size_t>(i)], static_cast<float>(i) / 4) << i;
-  EXPECT_EQ(count, 42);
+  // Version 2, rank files indexed by virtual datasets, as cohort writes now; and version 1,
+  // the single file that older writers made.
+  for (int version : {2, 1}) {
+    SCOPED_TRACE("format version " + std::to_string(version));
+    testing::TempDir tmp;
+    auto py = run_process({"/usr/bin/python3", std::string(COHORT_CKPT_TEST_SOURCE_DIR) + "/h5py_write.py",
+                           (tmp / "ckpt").string(), "--version", std::to_string(version)});
+    ASSERT_EQ(py.exit_code, 0) << py.out << py.err;
+    const auto step = checkpoint_path(tmp / "ckpt", 5);
+    EXPECT_EQ(read_manifest(step).format_version, version);
+    EXPECT_EQ(std::filesystem::exists(step / "rank-00001.h5"), version == 2);
+    EXPECT_TRUE(verify(step).ok());
+    std::vector<float> emb(18);
+    std::int64_t count = 0;
+    std::vector<TensorSlot> slots{{"emb", DType::float32, {6, 3}, Sharding::rows, emb.data()},
+                                  {"count", DType::int64, {}, Sharding::replicated, &count}};
+    Checkpointer ckpt(tmp / "ckpt");
+    auto r = ckpt.load_latest(slots);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->step, 5);
+    EXPECT_TRUE(r->skipped.empty());
+    EXPECT_EQ(r->metadata.epoch, 2);
+    EXPECT_EQ(r->metadata.attributes.at("writer").as_string(), "h5py");
+    for (int i = 0; i < 18; ++i) EXPECT_EQ(emb[static_cast<size_t>(i)], static_cast<float>(i) / 4) << i;
+    EXPECT_EQ(count, 42);
+  }
 }
 
 }  // namespace

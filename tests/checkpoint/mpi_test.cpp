@@ -1,7 +1,7 @@
 // The checkpointer across ranks, run under mpirun with the rank counts that
 // tests/checkpoint/CMakeLists.txt gives: resharding (saved by 4, loaded by 2 and 1), and
 // collective behaviour — fallback, bad input, async saves, preemption — on 2 ranks. The
-// Reshard and Plain tests also run as plain processes that only have the launch contract
+// Reshard tests and the damage ones also run as plain processes that only have the launch contract
 // (plain_ranks.sh), as torchrun starts them: MPI is then never initialised.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -10,7 +10,9 @@
 #include <cstdlib>
 #include <set>
 
+#include "checkpoint/agreement.hpp"
 #include "checkpoint/checkpoint.hpp"
+#include "checkpoint/layout.hpp"
 #include "common/environment.hpp"
 #include "common/error.hpp"
 #include "test_util.hpp"
@@ -110,10 +112,31 @@ TEST(Reshard, LoadMatchesWhatWasSaved) {
   EXPECT_EQ(whole, testing::pattern(kStep, kRows * kCols));
 }
 
-// A directory every rank agrees on, removed at the end.
+// Every rank waits here for all the others. Plain ranks meet through files in the shared
+// directory, as their checkpointers do.
+void barrier() {
+  if (!plain()) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    return;
+  }
+  static detail::FileAgreement files(shared_dir() / ".test-barrier", rank(), size(), std::chrono::minutes(2));
+  files.exchange({});
+}
+
+// A directory every rank agrees on, removed at the end. Plain ranks, which cannot pass a
+// name around, take one named after the test inside their shared directory.
 class SharedTemp {
  public:
   SharedTemp() {
+    if (plain()) {
+      path_ = shared_dir() / ::testing::UnitTest::GetInstance()->current_test_info()->name();
+      if (rank() == 0) {
+        std::filesystem::remove_all(path_);
+        std::filesystem::create_directories(path_);
+      }
+      barrier();
+      return;
+    }
     std::string path;
     if (rank() == 0) {
       temp_ = std::make_unique<testing::TempDir>();
@@ -125,7 +148,13 @@ class SharedTemp {
     MPI_Bcast(path.data(), static_cast<int>(n), MPI_CHAR, 0, MPI_COMM_WORLD);
     path_ = path;
   }
-  ~SharedTemp() { MPI_Barrier(MPI_COMM_WORLD); }
+  ~SharedTemp() {
+    barrier();
+    if (plain() && rank() == 0) {
+      std::error_code ec;
+      std::filesystem::remove_all(path_, ec);
+    }
+  }
   const std::filesystem::path& path() const { return path_; }
 
  private:
@@ -163,7 +192,7 @@ void expect_fallback_from_damage(F&& damage, const std::string& why) {
   ckpt.save(1, s1.state());
   auto r2 = ckpt.save(2, s2.state());
   if (rank() == 0) damage(r2.path);
-  MPI_Barrier(MPI_COMM_WORLD);
+  barrier();
   Shard loaded(0);
   auto slots = loaded.slots();
   auto r = ckpt.load_latest(slots);
@@ -174,11 +203,19 @@ void expect_fallback_from_damage(F&& damage, const std::string& why) {
   EXPECT_EQ(loaded.w, Shard(1).w);
 }
 
-TEST(Parallel, ADamagedShardMakesEveryRankFallBackTogether) {
-  // The last rank's rows are the ones damaged: only that rank reads them.
-  expect_fallback_from_damage(
-      [](const std::filesystem::path& step) { testing::flip_byte(step, "w", kRows * kCols * 4 - 3); },
-      "tensor 'w': checksum mismatch");
+TEST(Parallel, ADamagedShardInAnyRankFileMakesEveryRankFallBackTogether) {
+  // Each rank's rows in turn, in its own file: only the rank that loads them reads them.
+  for (int damaged = 0; damaged < size(); ++damaged) {
+    SCOPED_TRACE("rows of rank " + std::to_string(damaged));
+    const auto [first, rows] = rows_of(damaged, size());
+    const std::uint64_t byte = (first + rows) * kCols * 4 - 3;
+    expect_fallback_from_damage(
+        [byte, damaged](const std::filesystem::path& step) {
+          ASSERT_EQ(testing::locate_byte(step, "w", byte).first.filename(), detail::rank_file_name(damaged));
+          testing::flip_byte(step, "w", byte);
+        },
+        "tensor 'w': checksum mismatch");
+  }
 }
 
 TEST(Parallel, AMissingRankFileIsNamedAndEveryRankFallsBack) {

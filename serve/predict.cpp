@@ -201,6 +201,10 @@ class ShardRunner {
   ShardRunner(Model& model, InputArray& input, const ModelConfig& config, std::int64_t batch)
       : model_(model), input_(input), input_name_(config.inputs[0].name), batch_(batch) {}
 
+  // Runs the first batch, so that rows that do not fit the model are refused before anything
+  // is written.
+  void probe() { run_batch(0, std::min(batch_, input_.info().rows())); }
+
   // Predicts the rows of `shard` and writes them to its file, whole or not at all.
   void run(const Layout& layout, std::int64_t shard, Progress& progress) {
     const std::int64_t first = layout.first(shard), count = layout.count(shard);
@@ -242,7 +246,10 @@ class ShardRunner {
     } catch (const Error& e) {
       // A model that fails on the first rows it sees fails on what it was given: the rows do
       // not fit it. A failure later is the model's.
-      if (!ran_) throw input_error(input_.name() + ": rows of shape " + shape_text(in.shape) + " do not fit the model: " + e.what());
+      if (!ran_) {
+        throw input_error(input_.name() + ": rows of shape " + shape_text(Shape(in.shape.begin() + 1, in.shape.end())) +
+                          " do not fit the model (a batch of " + shape_text(in.shape) + "): " + e.what());
+      }
       throw;
     }
     ran_ = true;
@@ -335,6 +342,8 @@ PredictReport predict(const PredictOptions& o, const Worker& worker, Runtime& ru
   auto model = runtime.load(model_file.file, model_file.config);
   const std::int64_t batch = check_fit(model_file.config, *input, o.batch_size);
   Layout layout{fs::path(o.output.string() + ".parts"), input->info().rows(), o.shard_rows ? o.shard_rows : 16 * batch};
+  ShardRunner runner(*model, *input, model_file.config, batch);
+  runner.probe();
   open_parts(o, layout, plan_of(o, *input, model_file, layout));
 
   PredictReport report;
@@ -353,7 +362,6 @@ PredictReport predict(const PredictOptions& o, const Worker& worker, Runtime& ru
   const auto start = std::chrono::steady_clock::now();
   {
     Progress progress("serve predict", bytes);
-    ShardRunner runner(*model, *input, model_file.config, batch);
     for (auto s : mine) {
       runner.run(layout, s, progress);
       ++report.predicted;

@@ -32,7 +32,7 @@ def run_case(cohort, work, workers):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env["OMP_NUM_THREADS"] = "1"
     start = time.monotonic()
-    procs = [subprocess.Popen(args, env={**env, "SLURM_PROCID": str(i), "SLURM_NTASKS": str(workers)},
+    procs = [subprocess.Popen(args, env={**env, "SLURM_PROCID": str(i), "SLURM_NTASKS": str(workers), "SLURM_STEP_ID": "0"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(workers)]
     if any(p.wait() != 0 for p in procs):
         raise SystemExit(f"cohort serve predict failed with {workers} worker(s)")

@@ -148,6 +148,8 @@ struct Layout {
     return parts / name;
   }
   fs::path plan() const { return parts / "plan.json"; }
+  // Says that the output was written from every shard, and the shards removed.
+  fs::path written() const { return parts / "written"; }
   bool done(std::int64_t shard) const {
     std::error_code ec;
     return fs::exists(file(shard), ec);
@@ -173,7 +175,9 @@ json::Value plan_of(const PredictOptions& o, const InputArray& input, const Mode
 }
 
 // Starts OUTPUT.parts/ with the plan, or checks that the plan found there is this one.
-void open_parts(const PredictOptions& o, const Layout& layout, const json::Value& plan) {
+// True when the output was written already: by a worker that finished before this one
+// started, or in a run this one repeats (a requeued job).
+bool open_parts(const PredictOptions& o, const Layout& layout, const json::Value& plan) {
   std::error_code ec;
   if (!fs::is_directory(layout.parts, ec) && fs::exists(o.output, ec)) {
     throw input_error("--output " + o.output.string() +
@@ -182,7 +186,7 @@ void open_parts(const PredictOptions& o, const Layout& layout, const json::Value
   make_directories(layout.parts.string(), 0755);
   if (!fs::exists(layout.plan(), ec)) {
     write_file_atomically(layout.plan(), json::write(plan, 2) + "\n");
-    return;
+    return false;
   }
   const auto found = json::parse(read_text(layout.plan()), layout.plan().string());
   for (const auto& [key, value] : plan.as_object()) {
@@ -193,6 +197,12 @@ void open_parts(const PredictOptions& o, const Layout& layout, const json::Value
                         "): rerun it as it was, or remove " + layout.parts.string() + " to start over");
     }
   }
+  if (!fs::exists(layout.written(), ec)) return false;
+  if (!fs::exists(o.output, ec)) {
+    throw input_error(layout.written().string() + " says " + o.output.string() + " was written, but it is gone: remove " +
+                      layout.parts.string() + " to predict again");
+  }
+  return true;
 }
 
 // Runs the model over rows of the input, a batch at a time, and keeps what it gives.
@@ -275,17 +285,14 @@ class ShardRunner {
 std::optional<long long> kill_after() { return env_number("COHORT_PREDICT_KILL_AFTER_SHARDS", 1, 1LL << 40); }
 
 // Writes the output from every shard, once: the lock keeps two workers that finish together
-// from both writing it, and the first removes OUTPUT.parts/, which tells the other it is done.
+// from both writing it, and the marker the first leaves tells the other it is done. Only the
+// plan and the marker stay in OUTPUT.parts/.
 bool join(const PredictOptions& o, const Layout& layout) {
   Fd lock(::open((layout.parts / "join.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!lock && errno == ENOENT) return false;
   if (!lock) throw Error(system_message("open " + (layout.parts / "join.lock").string(), errno));
   if (::flock(lock.get(), LOCK_EX) != 0) throw Error(system_message("lock " + (layout.parts / "join.lock").string(), errno));
   std::error_code ec;
-  if (!fs::exists(layout.plan(), ec)) {
-    fs::remove_all(layout.parts, ec);
-    return false;
-  }
+  if (fs::exists(layout.written(), ec)) return false;
   std::unique_ptr<detail::OutputArray> output;
   ArrayInfo info;
   for (std::int64_t s = 0; s < layout.shards(); ++s) {
@@ -307,8 +314,10 @@ bool join(const PredictOptions& o, const Layout& layout) {
     output->append(reinterpret_cast<const std::byte*>(text.data() + h.data_offset), piece.rows());
   }
   output->commit();
-  fs::remove(layout.plan(), ec);
-  fs::remove_all(layout.parts, ec);
+  write_file_atomically(layout.written(), o.output.string() + "\n");
+  for (const auto& entry : fs::directory_iterator(layout.parts, ec)) {
+    if (entry.path() != layout.plan() && entry.path() != layout.written()) fs::remove(entry.path(), ec);
+  }
   return true;
 }
 
@@ -320,7 +329,9 @@ Worker find_worker() {
   if (const auto contract = contract_ranks()) {
     std::tie(rank, ranks) = *contract;
     source = "RANK/WORLD_SIZE";
-  } else if (const auto procid = env_number("SLURM_PROCID", 0, 1 << 24)) {
+  } else if (const auto procid = env_number("SLURM_PROCID", 0, 1 << 24); procid && !env_or("SLURM_STEP_ID").empty()) {
+    // Only in a step: a batch script sees SLURM_PROCID=0 and the job's SLURM_NTASKS too,
+    // and a prediction it runs itself is one worker.
     const auto ntasks = env_number("SLURM_NTASKS", 1, 1 << 24);
     if (!ntasks || *procid >= *ntasks) {
       throw input_error("SLURM_PROCID=" + std::to_string(*procid) + " is not below SLURM_NTASKS=" + env_or("SLURM_NTASKS", "(unset)"));
@@ -344,10 +355,13 @@ PredictReport predict(const PredictOptions& o, const Worker& worker, Runtime& ru
   Layout layout{fs::path(o.output.string() + ".parts"), input->info().rows(), o.shard_rows ? o.shard_rows : 16 * batch};
   ShardRunner runner(*model, *input, model_file.config, batch);
   runner.probe();
-  open_parts(o, layout, plan_of(o, *input, model_file, layout));
-
   PredictReport report;
   report.shards = layout.shards();
+  if (open_parts(o, layout, plan_of(o, *input, model_file, layout))) {
+    report.done_after = report.shards;
+    report.found_written = true;
+    return report;
+  }
   std::vector<std::int64_t> mine;
   std::uint64_t bytes = 0;
   for (std::int64_t s = worker.index; s < layout.shards(); s += worker.count) {
@@ -386,7 +400,7 @@ options::Help predict_help() {
           "Rows are cut into shards of --shard-rows; the ranks of a step (SLURM_PROCID of\n"
           "SLURM_NTASKS, or RANK of WORLD_SIZE) and the tasks of an array job share them. Each\n"
           "finished shard is kept in OUT.parts/, so a rerun predicts only what is missing; the\n"
-          "worker that finishes the last shard writes OUT and removes OUT.parts/ (docs/serve.md).",
+          "worker that finishes the last shard writes OUT and removes the shards (docs/serve.md).",
           {"cohort serve predict --model mlp.pt --input features.h5 --output predictions.h5",
            "srun -n 4 cohort serve predict --model models/mlp --input x.npy --output y.npy --batch-size 256"}};
 }
@@ -431,6 +445,11 @@ int predict_command(const std::vector<std::string>& args) {
   if (!runtime) throw Error("this cohort was built without libtorch: install libtorch-dev (scripts/install-deps) and rebuild");
   const Worker worker = find_worker();
   const PredictReport r = predict(*o, worker, *runtime);
+  if (r.found_written) {
+    std::cout << "cohort: serve predict: " << o->output.string() << " was written already from all " << r.shards
+              << " shards; nothing to do\n";
+    return 0;
+  }
   const double rate = r.seconds > 0 ? static_cast<double>(r.rows_predicted) / r.seconds : 0;
   std::cerr << "cohort: serve predict: worker " << worker.index << " of " << worker.count
             << (worker.source.empty() ? "" : " (" + worker.source + ")") << ": predicted " << r.predicted

@@ -7,7 +7,8 @@
 // The rows are cut into fixed shards (the same whoever runs them), and shard i is worker
 // i % workers' to predict. Each finished shard is a file in OUTPUT.parts/, written whole or
 // not at all, so a rerun predicts only the shards that have none. The worker that finds
-// every shard done writes OUTPUT from them and removes OUTPUT.parts/.
+// every shard done writes OUTPUT from them and removes the shards, leaving the plan and a
+// marker that says OUTPUT is written: a worker that starts later has nothing to do.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,8 @@ struct PredictOptions {
 };
 
 // Which share of the shards this process predicts: the rank within a step (the launch
-// contract's RANK and WORLD_SIZE, else SLURM_PROCID and SLURM_NTASKS) within the task of an
+// contract's RANK and WORLD_SIZE, else SLURM_PROCID and SLURM_NTASKS in a step, one that sets
+// SLURM_STEP_ID) within the task of an
 // array job (SLURM_ARRAY_TASK_ID, counted from SLURM_ARRAY_TASK_MIN by SLURM_ARRAY_TASK_STEP,
 // of SLURM_ARRAY_TASK_COUNT); 0 of 1 where none is set.
 struct Worker {
@@ -48,6 +50,7 @@ struct PredictReport {
   std::int64_t rows_predicted = 0;  // by this process
   double seconds = 0;               // this process's prediction
   bool wrote_output = false;        // this process joined the shards into the output
+  bool found_written = false;       // the output was written before this process started
 };
 
 // Throws cohort::Error: input errors name the option or file and what would be right.

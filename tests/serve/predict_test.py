@@ -5,9 +5,10 @@
 
 The models are TorchScript files made here with Python torch; inputs are written with h5py
 and NumPy, and outputs read back with them. Two workers are two processes given
-SLURM_PROCID=0/1 and SLURM_NTASKS=2, as srun would start them. A worker killed mid-run is
-simulated with cohort's documented testing hook COHORT_PREDICT_KILL_AFTER_SHARDS, which makes
-the process SIGKILL itself once it has written that many shards.
+SLURM_PROCID=0/1, SLURM_NTASKS=2 and SLURM_STEP_ID, as srun would start them. A worker
+killed mid-run is simulated with cohort's documented testing hook
+COHORT_PREDICT_KILL_AFTER_SHARDS, which makes the process SIGKILL itself once it has written
+that many shards.
 """
 import os
 import signal
@@ -36,7 +37,7 @@ def run(args, env=None, check=True):
 
 
 def worker(index, count):
-    return {"SLURM_PROCID": str(index), "SLURM_NTASKS": str(count)}
+    return {"SLURM_PROCID": str(index), "SLURM_NTASKS": str(count), "SLURM_STEP_ID": "0"}
 
 
 class Predict(unittest.TestCase):
@@ -95,7 +96,13 @@ class Predict(unittest.TestCase):
         self.assertEqual(a.shape, (ROWS, 3))
         self.assertEqual(a.tobytes(), b.tobytes())
         np.testing.assert_allclose(a, self.expected, rtol=1e-5, atol=1e-6)
-        self.assertFalse(os.path.exists(two + ".parts"))
+        self.assertEqual(sorted(os.listdir(two + ".parts")), ["plan.json", "written"])
+
+    def test_a_batch_script_outside_any_step_is_one_worker(self):
+        out = self.path("out.h5")
+        proc = self.predict(out, env={"SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_JOB_ID": "7"})
+        self.assertIn("worker 0 of 1: predicted 8 shard(s)", proc.stderr)
+        np.testing.assert_allclose(self.read(out), self.expected, rtol=1e-5, atol=1e-6)
 
     def test_npy_in_either_byte_order_and_out(self):
         ref = self.path("ref.h5")
@@ -121,7 +128,11 @@ class Predict(unittest.TestCase):
         self.assertIn("predicted 3 shard(s)", rerun.stderr)
         self.assertIn("1 of its shards were done before", rerun.stderr)
         self.assertEqual(self.read(out).tobytes(), self.read(ref).tobytes())
-        self.assertFalse(os.path.exists(out + ".parts"))
+        # Worker 0 starting only now finds the output written and leaves it alone.
+        written = os.stat(out).st_mtime_ns
+        late = self.predict(out, env=worker(0, 2))
+        self.assertIn("written already from all 8 shards; nothing to do", late.stdout)
+        self.assertEqual(os.stat(out).st_mtime_ns, written)
 
     def test_a_model_folder_with_its_config_takes_its_batch_size(self):
         out = self.path("out.h5")
@@ -169,13 +180,19 @@ class Predict(unittest.TestCase):
         self.refused(model, "--input")
 
     def test_an_existing_output_or_another_runs_shards_are_not_overwritten(self):
-        out = self.path("out.h5")
-        self.predict(out)
-        before = self.read(out).tobytes()
-        again = self.predict(out, check=False)
+        mine = self.path("mine.h5")
+        with h5py.File(mine, "w") as f:
+            f["predictions"] = np.zeros(3)
+        again = self.predict(mine, check=False)
         self.assertEqual(again.returncode, 2)
         self.assertIn("exists already", again.stderr)
-        self.assertEqual(self.read(out).tobytes(), before)
+        self.assertEqual(self.read(mine).tolist(), [0, 0, 0])
+        out = self.path("out.h5")
+        self.predict(out)
+        os.remove(out)
+        gone = self.predict(out, check=False)
+        self.assertEqual(gone.returncode, 2)
+        self.assertIn("was written, but it is gone", gone.stderr)
         half = self.path("half.h5")
         self.predict(half, env=worker(0, 2))
         other = run(["--model", self.model, "--input", f"{self.dir}/x.h5", "--output", half, "--shard-rows", "64"],

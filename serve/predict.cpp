@@ -298,17 +298,25 @@ bool join(const PredictOptions& o, const Layout& layout) {
   for (std::int64_t s = 0; s < layout.shards(); ++s) {
     const std::string name = layout.file(s).string();
     const std::string text = read_text(layout.file(s));
-    const NpyHeader h = parse_npy_header(text, name);
+    const auto damaged = [&](const std::string& why) {
+      return Error(name + ": damaged (" + why + "): remove it and rerun to predict it again");
+    };
+    NpyHeader h;
+    try {
+      h = parse_npy_header(text, name);
+    } catch (const Error& e) {
+      throw damaged(e.what());
+    }
     ArrayInfo piece{h.dtype, h.shape};
     if (h.shape.empty() || h.shape[0] != layout.count(s) || text.size() < h.data_offset + piece.rows() * piece.row_bytes()) {
-      throw Error(name + ": damaged (it does not hold the shard's " + std::to_string(layout.count(s)) +
-                  " rows): remove it and rerun to predict it again");
+      throw damaged("it does not hold the shard's " + std::to_string(layout.count(s)) + " rows");
     }
     if (!output) {
       info = piece;
       info.shape[0] = layout.rows;
       output = detail::create_output(o.output, o.output_dataset, info);
-    } else if (piece.dtype != info.dtype || Shape(h.shape.begin() + 1, h.shape.end()) != Shape(info.shape.begin() + 1, info.shape.end())) {
+    } else if (piece.dtype != info.dtype || piece.row_bytes() != info.row_bytes() ||
+               !std::equal(h.shape.begin() + 1, h.shape.end(), info.shape.begin() + 1, info.shape.end())) {
       throw Error(name + ": holds rows of another shape or type than shard 0's: remove both and rerun");
     }
     output->append(reinterpret_cast<const std::byte*>(text.data() + h.data_offset), piece.rows());
@@ -334,14 +342,15 @@ Worker find_worker() {
     // and a prediction it runs itself is one worker.
     const auto ntasks = env_number("SLURM_NTASKS", 1, 1 << 24);
     if (!ntasks || *procid >= *ntasks) {
-      throw input_error("SLURM_PROCID=" + std::to_string(*procid) + " is not below SLURM_NTASKS=" + env_or("SLURM_NTASKS", "(unset)"));
+      throw input_error("SLURM_PROCID=" + std::to_string(*procid) + " is not below SLURM_NTASKS=" +
+                        env_or("SLURM_NTASKS", "(unset)"));
     }
     rank = *procid;
     ranks = *ntasks;
     source = "SLURM_PROCID/SLURM_NTASKS";
   }
   const auto [task, tasks] = array_place();
-  if (tasks > 1 || env_number("SLURM_ARRAY_TASK_ID", 0, 1 << 30)) source += std::string(source.empty() ? "" : ", ") + "SLURM_ARRAY_TASK_*";
+  if (!env_or("SLURM_ARRAY_TASK_ID").empty()) source += std::string(source.empty() ? "" : ", ") + "SLURM_ARRAY_TASK_*";
   if (tasks * ranks > (1 << 30)) throw input_error("SLURM_ARRAY_TASK_COUNT times the step's tasks is too many workers");
   return {static_cast<int>(task * ranks + rank), static_cast<int>(tasks * ranks), source};
 }
@@ -428,8 +437,11 @@ std::optional<PredictOptions> parse_predict(const std::vector<std::string>& args
   if (p->has("input-dataset")) o.input_dataset = p->values["input-dataset"].as<std::string>();
   o.output_dataset = p->values["output-dataset"].as<std::string>();
   if (o.output_dataset.empty()) throw parser.usage_error("--output-dataset must not be empty");
-  if (p->has("batch-size")) o.batch_size = options::whole_number("--batch-size", p->values["batch-size"].as<std::string>(), 1, 1 << 24);
-  if (p->has("shard-rows")) o.shard_rows = options::whole_number("--shard-rows", p->values["shard-rows"].as<std::string>(), 1, 1LL << 40);
+  const auto number = [&](const char* name, long long high) {
+    return options::whole_number(std::string("--") + name, p->values[name].as<std::string>(), 1, high);
+  };
+  if (p->has("batch-size")) o.batch_size = number("batch-size", 1 << 24);
+  if (p->has("shard-rows")) o.shard_rows = number("shard-rows", 1LL << 40);
   if (fs::absolute(o.output).lexically_normal() == fs::absolute(o.input).lexically_normal()) {
     throw parser.usage_error("--output " + o.output.string() + " is the input: give another path");
   }

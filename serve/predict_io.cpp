@@ -216,7 +216,9 @@ bool is_npy(const fs::path& file) { return file.extension() == ".npy"; }
 
 std::unique_ptr<InputArray> open_input(const fs::path& file, const std::string& dataset) {
   if (!is_npy(file)) return std::make_unique<Hdf5Input>(file, dataset);
-  if (!dataset.empty()) throw input_error("--input-dataset " + dataset + ": " + file.string() + " is a .npy file, which holds one array");
+  if (!dataset.empty()) {
+    throw input_error("--input-dataset " + dataset + ": " + file.string() + " is a .npy file, which holds one array");
+  }
   return std::make_unique<NpyInput>(file);
 }
 

@@ -1,5 +1,5 @@
-// checkpoint/hdf5.hpp — private to checkpoint/: HDF5 behind one lock, its errors as
-// cohort::Error, owned handles, the file a save writes, element types and root attributes.
+// checkpoint/hdf5.hpp — HDF5 for checkpoint/ and for serve/'s batch prediction: one lock, its errors
+// as cohort::Error, owned handles, the file a save writes, element types and root attributes.
 #pragma once
 
 #include <hdf5.h>

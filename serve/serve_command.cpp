@@ -11,6 +11,7 @@
 #include "common/fd.hpp"
 #include "common/options.hpp"
 #include "serve/lineage_record.hpp"
+#include "serve/predict.hpp"
 #include "serve/runtime.hpp"
 #include "serve/server.hpp"
 #include "serve/service.hpp"
@@ -161,6 +162,8 @@ int serve_command(const std::vector<std::string>& args) {
   static constexpr options::Subcommand kVerbs[] = {
       {"start", "--repository REPO | --model NAME=PATH [options]", "serve models over KServe V2 HTTP until SIGTERM",
        &start},
+      {"predict", "--model PATH --input IN --output OUT [options]",
+       "run a model over every row of an HDF5 dataset or .npy file, sharded and restartable", &predict_command},
   };
   return options::dispatch({{"serve",
                              {"<verb> [args]"},

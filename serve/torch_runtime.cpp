@@ -89,7 +89,15 @@ class TorchModel : public Model {
   }
 
  private:
-  static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+  // What went wrong, in one line: an error raised inside TorchScript's interpreter opens with
+  // a banner and a traceback, and ends with the exception itself.
+  static std::string first_line(std::string text) {
+    if (text.starts_with("The following operation failed in the TorchScript interpreter")) {
+      while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+      text = text.substr(text.rfind('\n') + 1);
+    }
+    return text.substr(0, text.find('\n'));
+  }
 
   std::vector<Tensor> collect(const torch::jit::IValue& result) const {
     std::vector<at::Tensor> tensors;

@@ -9,6 +9,7 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/options.hpp"
+#include "common/scratch_dir.hpp"
 #include "dashboard/dashboard.hpp"
 #include "lineage/store.hpp"
 #include "tuner/report.hpp"
@@ -72,13 +73,7 @@ int bench_command(const std::vector<std::string>& args) {
   if (!parser.parse(args)) return 0;
   if (s.trials < 1 || s.runs < 1) throw input_error("--trials and --runs must be at least 1");
   const fs::path dir = fs::temp_directory_path() / ("cohort-bench-dashboard." + unguessable_name(8));
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{dir};
+  const RemovedAtExit cleanup(dir);
   const std::string id = std::to_string(make_sweep(dir, s.trials));
   App app({.store = dir / "lineage.db", .user = "nobody", .slurm_every = std::chrono::seconds(5)});
   const auto timed = [](const std::function<void()>& body) { return [body] { return bench::seconds(body) * 1000; }; };

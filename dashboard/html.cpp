@@ -237,12 +237,19 @@ std::string model_page(const lineage::Store& store, std::int64_t artifact) {
   for (const auto& [k, v] : a->properties) props += "<li>" + e(k) + " = " + e(lineage::to_text(v)) + "</li>";
   std::vector<std::string> used;
   for (const auto& c : store.consumers(artifact)) {
-    used.push_back("<td>" + e(c.type) + "</td><td>" + e(c.name) + "</td>" + state_cell(c.state));
+    // What the consumer made: the way down the lineage, as the graph is the way up.
+    std::string made;
+    for (const auto& ev : store.events_of_execution(c.id)) {
+      if (ev.type != lineage::EventType::output) continue;
+      const std::string id = std::to_string(ev.artifact);
+      made += "<a href=\"/models/" + id + "\">" + (ev.path.empty() ? id : e(ev.path)) + "</a> ";
+    }
+    used.push_back("<td>" + e(c.type) + "</td><td>" + e(c.name) + "</td>" + state_cell(c.state) + "<td>" + made + "</td>");
   }
   std::string body = "<p>" + e(a->type) + " <code>" + e(a->uri) + "</code> " + e(a->digest) + "</p><ul>" + props +
                      "</ul><h2>History</h2><p class=\"note\">Each artifact in the graph links to its own page.</p>" +
                      inline_svg(dot);
-  if (!used.empty()) body += "<h2>Used by</h2>" + table({"type", "name", "state"}, used);
+  if (!used.empty()) body += "<h2>Used by</h2>" + table({"type", "name", "state", "made"}, used);
   return page("Artifact " + std::to_string(artifact), "models", body);
 }
 

@@ -12,6 +12,7 @@
 #include "common/json.hpp"
 #include "common/process.hpp"
 #include "dashboard/dashboard.hpp"
+#include "lineage/store.hpp"
 #include "tests/common/temp_dir.hpp"
 
 namespace cohort::dashboard {
@@ -121,6 +122,28 @@ TEST_F(Dashboard, UnknownIdsAre404AndHostileQueriesAre400) {
     EXPECT_EQ(r.status, 400) << page << ": " << r.body;
     EXPECT_EQ(r.body.find("<script>"), std::string::npos) << page;
   }
+}
+
+// The graph goes up an artifact's history; the page links down to what was made from it.
+TEST_F(Dashboard, ModelPageLinksToWhatWasMadeFromIt) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-model");
+  std::int64_t data = 0, model = 0;
+  {
+    auto store = lineage::Store::open(dir / "lineage.db");
+    data = store.put_artifact({.type = "Dataset", .uri = "/data/<train>.csv"});
+    const auto run = store.put_execution({.type = "Launch", .name = "train", .state = "COMPLETE"});
+    model = store.put_artifact({.type = "Model", .uri = "/models/m.pt"});
+    store.put_event(run, data, lineage::EventType::input, "train");
+    store.put_event(run, model, lineage::EventType::output, "model");
+  }
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const serve::Reply up = app.get("/models/" + std::to_string(data));
+  ASSERT_EQ(up.status, 200) << up.body;
+  EXPECT_NE(up.body.find("<a href=\"/models/" + std::to_string(model) + "\">model</a>"), std::string::npos) << up.body;
+  EXPECT_NE(up.body.find("/data/&lt;train&gt;.csv"), std::string::npos);
+  const serve::Reply down = app.get("/models/" + std::to_string(model));
+  ASSERT_EQ(down.status, 200) << down.body;
+  EXPECT_NE(down.body.find("/models/" + std::to_string(data)), std::string::npos) << "the graph links up to the data";
 }
 
 // However many pages are loaded, Slurm is asked once per interval: a fake squeue counts.

@@ -3,6 +3,7 @@
 #include "checkpoint/bench.hpp"
 #include "collectives/bench.hpp"
 #include "common/options.hpp"
+#include "dashboard/bench.hpp"
 #include "launcher/bench.hpp"
 #include "lineage/bench.hpp"
 #include "pipeline/bench.hpp"
@@ -35,6 +36,8 @@ constexpr options::Subcommand kAreas[] = {
      &lineage::bench_command},
     {"pipeline", "", "a 50-task DAG's submission against 50 bare sbatch, and a fully cached rerun (needs Slurm)",
      &pipeline::bench_command},
+    {"dashboard", "", "a 1000-trial sweep's page against reading its journal alone; Slurm asks per page",
+     &dashboard::bench_command},
     {"serve", "", "the model server under wrk against nginx, Flask, batching off and JSON requests",
      &serve::bench_command},
 #ifdef COHORT_HAVE_TORCH_BENCH

@@ -22,6 +22,8 @@ constexpr std::array kCommands{
             "mpirun -n 2 cohort bench collectives --sizes 8:64M --baseline mpi", nullptr, "cohort-bench"},
     Command{"ckpt", "list, inspect, verify and prune HDF5 checkpoints",
             "cohort ckpt verify /scratch/run1/ckpt", nullptr, "cohort-ckpt"},
+    Command{"dashboard", "your jobs, sweeps, pipelines, models and servers in a browser, behind a token",
+            "cohort dashboard --port 8888", nullptr, "cohort-dashboard"},
     Command{"launch", "start and supervise a job's ranks: gang restarts, hang detection, requeue",
             "cohort launch --max-restarts 3 -- python3 train.py", &cohort::launcher::launch_command, ""},
     Command{"lineage", "where a model came from: the data, jobs, trials and checkpoints that produced it",

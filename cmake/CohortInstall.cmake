@@ -19,7 +19,7 @@ set(COHORT_SPANK_PLUGIN_DIR "lib/${CMAKE_LIBRARY_ARCHITECTURE}/slurm-wlm" CACHE 
 
 # The commands. `cohort` runs its heavier siblings (cohort-ckpt, …) from its own folder.
 set(commands cohort)
-foreach(tool IN ITEMS ckpt serve bench)
+foreach(tool IN ITEMS ckpt serve dashboard bench)
   if(TARGET cohort-${tool})
     list(APPEND commands cohort-${tool})
   endif()

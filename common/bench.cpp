@@ -11,6 +11,7 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/process.hpp"
+#include "common/scratch_dir.hpp"
 #include "common/stats.hpp"
 
 namespace cohort::bench {
@@ -313,20 +314,14 @@ void Report::add_script_results(std::vector<std::string> argv, const std::string
   const fs::path dir = fs::temp_directory_path() / ("cohort-bench." + unguessable_name(12));
   fs::create_directory(dir);
   fs::permissions(dir, fs::perms::owner_all);
+  const RemovedAtExit scratch(dir);
   const fs::path results = dir / "results.json";
   argv.insert(argv.end(), {"--out", results.string()});
+  SpawnOptions options;
+  options.environment = environment;
+  const int status = spawn(argv, options).wait();
   std::string text;
-  int status = 0;
-  try {
-    SpawnOptions options;
-    options.environment = environment;
-    status = spawn(argv, options).wait();
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && fs::exists(results)) text = read_text(results);
-  } catch (...) {
-    fs::remove_all(dir);
-    throw;
-  }
-  fs::remove_all(dir);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && fs::exists(results)) text = read_text(results);
   if (text.empty()) throw Error(source + " failed (see its messages above)");
   add_results(json::parse(text, results.string()), source + "'s results");
 }

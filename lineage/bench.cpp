@@ -9,6 +9,7 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/options.hpp"
+#include "common/scratch_dir.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
 #include "lineage/record.hpp"
@@ -132,13 +133,7 @@ int bench_command(const std::vector<std::string>& args) {
   if (counts.empty()) throw input_error("--writers: give at least one number");
   const fs::path dir = s.dir.empty() ? fs::temp_directory_path() / ("cohort-bench-lineage." + unguessable_name(8))
                                      : fs::path(s.dir) / ("cohort-bench-lineage." + unguessable_name(8));
-  struct Cleanup {
-    fs::path dir;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } cleanup{dir};
+  const RemovedAtExit cleanup(dir);
   const fs::path db = dir / "lineage.db";
 
   bench::Report report("lineage");

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/json.hpp"
 #include "pipeline/spec.hpp"
 
 namespace cohort::pipeline {
@@ -100,6 +101,10 @@ std::filesystem::path find_run(const std::filesystem::path& root, const std::str
 // The run's state, each task's from its state file and, for tasks not started yet, from
 // squeue.
 RunStatus read_status(const std::filesystem::path& run_dir);
+
+// The status as `cohort pipeline status --json` prints it: {run, pipeline, mode, state, dir,
+// created, tasks: [{task, state, after, job, attempt, fingerprint, reason, log, outputs}], notes}.
+json::Value status_json(const RunStatus& status);
 
 // Every run under `root`, newest first.
 std::vector<RunStatus> list_runs(const std::filesystem::path& root);

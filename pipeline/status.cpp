@@ -205,4 +205,38 @@ std::string draw(const RunStatus& r) {
   return out.str();
 }
 
+json::Value status_json(const RunStatus& r) {
+  json::Value o = json::Value::object();
+  o.set("run", r.run);
+  o.set("pipeline", r.pipeline);
+  o.set("mode", r.mode);
+  o.set("state", r.state);
+  o.set("dir", r.dir.string());
+  o.set("created", r.created);
+  json::Value tasks = json::Value::array();
+  for (const auto& t : r.tasks) {
+    json::Value j = json::Value::object();
+    j.set("task", t.name);
+    j.set("state", t.state);
+    json::Value after = json::Value::array();
+    for (const auto& a : t.after) after.push(a);
+    j.set("after", std::move(after));
+    j.set("job", t.job.empty() ? json::Value() : json::Value(t.job));
+    j.set("attempt", t.attempt);
+    j.set("fingerprint", t.fingerprint.empty() ? json::Value() : json::Value(t.fingerprint));
+    j.set("reason", t.reason.empty() ? json::Value() : json::Value(t.reason));
+    j.set("log", t.log);
+    // Wall-clock seconds since the epoch; null until the task has started (or ended).
+    j.set("started", t.started > 0 ? json::Value(t.started) : json::Value());
+    j.set("ended", t.ended > 0 ? json::Value(t.ended) : json::Value());
+    j.set("outputs", outputs_json(t.outputs));
+    tasks.push(std::move(j));
+  }
+  o.set("tasks", std::move(tasks));
+  json::Value notes = json::Value::array();
+  for (const auto& n : r.notes) notes.push(n);
+  o.set("notes", std::move(notes));
+  return o;
+}
+
 }  // namespace cohort::pipeline

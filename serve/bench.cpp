@@ -1,33 +1,12 @@
 #include "serve/bench.hpp"
 
-#include <sys/wait.h>
-
-#include <filesystem>
 #include <iostream>
 
 #include "common/bench.hpp"
-#include "common/error.hpp"
-#include "common/fd.hpp"
-#include "common/json.hpp"
 #include "common/options.hpp"
-#include "common/process.hpp"
 
 namespace cohort::serve {
-namespace fs = std::filesystem;
 namespace po = boost::program_options;
-
-namespace {
-
-// The script and the cohort executable sit where the build and the install both put them:
-// bin/cohort-bench, bin/cohort and share/cohort/bench/serve.py.
-fs::path installed(const fs::path& relative) {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) throw Error("cannot find the cohort executable (/proc/self/exe): " + ec.message());
-  return self.parent_path().parent_path() / relative;
-}
-
-}  // namespace
 
 int bench_command(const std::vector<std::string>& args) {
   std::string duration = "3", repeat = "3", connections = "64", cpus = "0";
@@ -48,31 +27,17 @@ int bench_command(const std::vector<std::string>& args) {
       "json", "print one JSON object instead of the tables");
   auto parsed = parser.parse(args);
   if (!parsed) return 0;
-  std::vector<std::string> argv{"/usr/bin/python3", installed("share/cohort/bench/serve.py").string(), "--cohort",
-                                installed("bin/cohort").string()};
+  // The script and the cohort executable sit where the build and the install both put them.
+  std::vector<std::string> argv{"/usr/bin/python3", bench::installed("share/cohort/bench/serve.py").string(),
+                                "--cohort", bench::installed("bin/cohort").string()};
   argv.insert(argv.end(), {"--duration", std::to_string(options::whole_number("--duration", duration, 1, 3600)),
                            "--repeat", std::to_string(options::whole_number("--repeat", repeat, 1, 100)),
                            "--connections", std::to_string(options::whole_number("--connections", connections, 1, 10000))});
   if (const auto n = options::whole_number("--cpus", cpus, 0, 4096); n > 0) {
     argv.insert(argv.end(), {"--cpus", std::to_string(n)});
   }
-  const fs::path dir = fs::temp_directory_path() / ("cohort-bench-serve." + unguessable_name(12));
-  fs::create_directory(dir);
-  const fs::path results = dir / "results.json";
-  argv.insert(argv.end(), {"--out", results.string()});
-  int status = 0;
-  std::string text;
-  try {
-    status = spawn(argv).wait();  // its progress goes to stderr as it comes
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) text = read_text(results);
-  } catch (...) {
-    fs::remove_all(dir);
-    throw;
-  }
-  fs::remove_all(dir);
-  if (text.empty()) throw Error("bench/serve.py failed (see its message above)");
   bench::Report report("serve");
-  report.add_results(json::parse(text, results.string()), "bench/serve.py's results");
+  report.add_script_results(argv, "bench/serve.py");  // its progress goes to stderr as it comes
   report.print(std::cout, parsed->has("json"));
   return 0;
 }

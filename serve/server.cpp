@@ -80,7 +80,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
   }
-  std::optional<std::string> refusal() const;
+  std::optional<std::string> refusal();
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -88,6 +88,7 @@ class Session : public std::enable_shared_from_this<Session> {
   http::response<http::string_body> response_;
   std::optional<std::pair<std::string, std::string>> response_extra_;  // a header of the next reply
   std::vector<std::pair<std::string, std::string>> extra_headers_;     // the handler's, for the next reply
+  bool set_cookie_ = false;  // the request's token came in its URL: the reply hands it over as a cookie
   Listener& listener_;
   bool busy_ = false;
 };
@@ -169,11 +170,39 @@ void Session::read() {
                           [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
 }
 
-std::optional<std::string> Session::refusal() const {
+// A browser's token: the cohort_token cookie, else ?token= in the URL (whose reply then sets
+// the cookie); nothing when it has neither.
+std::optional<std::string_view> browser_token(const http::request<http::string_body>& request, bool& from_url) {
+  for (auto cookie : split(view(request[http::field::cookie]), ';')) {
+    while (cookie.starts_with(' ')) cookie.remove_prefix(1);
+    if (cookie.starts_with("cohort_token=")) return cookie.substr(13);
+  }
+  const std::string_view target = view(request.target());
+  const auto query = target.find('?');
+  if (query == std::string_view::npos) return std::nullopt;
+  for (auto pair : split(target.substr(query + 1), '&')) {
+    if (pair.starts_with("token=")) {
+      from_url = true;
+      return pair.substr(6);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> Session::refusal() {
   const auto& token = listener_.options().token;
+  set_cookie_ = false;
   if (!token) return std::nullopt;
   const std::string_view header = view(parser_->get()[http::field::authorization]);
   constexpr std::string_view scheme = "Bearer ";
+  if (header.empty() && listener_.options().token_cookie) {
+    bool from_url = false;
+    const auto given = browser_token(parser_->get(), from_url);
+    if (!given) return "this page needs a token: open the URL with ?token=TOKEN that the server printed at start";
+    if (!same_token(*given, *token)) return "the token is not this server's";
+    set_cookie_ = from_url;
+    return std::nullopt;
+  }
   if (header.empty()) return "this server needs a token: send 'Authorization: Bearer TOKEN' (the token file is printed at start)";
   if (!header.starts_with(scheme) || !same_token(header.substr(scheme.size()), *token)) {
     return "the bearer token is not this server's";
@@ -273,6 +302,10 @@ void Session::reply(int status, std::string body, bool keep_alive, std::string_v
   if (response_extra_) response_.set(response_extra_->first, response_extra_->second);
   response_extra_.reset();
   for (const auto& [name, value] : extra_headers_) response_.set(name, value);
+  if (set_cookie_ && status < 400) {
+    response_.set(http::field::set_cookie, "cohort_token=" + *listener_.options().token + "; HttpOnly; SameSite=Strict; Path=/");
+  }
+  set_cookie_ = false;
   extra_headers_.clear();
   response_.body() = std::move(body);
   response_.keep_alive(keep_alive);

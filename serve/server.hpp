@@ -19,6 +19,10 @@ struct ServerOptions {
   int port = 8000;  // 0: any free port
   int threads = 1;
   std::optional<std::string> token;  // required as "Authorization: Bearer TOKEN" when set
+  // A browser cannot send that header: also take the token Jupyter's way, as ?token=TOKEN in
+  // the URL, which sets an HttpOnly, SameSite=Strict cookie (cohort_token) that later
+  // requests carry instead.
+  bool token_cookie = false;
   std::uint64_t body_limit = 64ull << 20;  // larger bodies are answered 413
   std::size_t max_connections = 1024;      // connections past it are answered 503 and closed
   // A whole request, from its first byte, and an idle kept-alive connection must fit in it:

@@ -16,7 +16,7 @@ namespace {
 
 // The areas in the order `cohort bench --help` lists them; torch and json where the build has them.
 const std::vector<std::string> kAreas = [] {
-  std::vector<std::string> areas{"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "pipeline", "serve"};
+  std::vector<std::string> areas{"collectives", "ckpt", "sweep", "topo", "launch", "lineage", "pipeline", "dashboard", "serve"};
 #ifdef COHORT_HAVE_TORCH_BENCH
   areas.push_back("torch");
 #endif
@@ -119,6 +119,18 @@ TEST(BenchCommand, EveryAreaHasHelpWithAnExample) {
     EXPECT_TRUE(has(r.out, "--json")) << r.out;
     EXPECT_TRUE(has(r.out, "\nexample:\n")) << r.out;
   }
+}
+
+TEST(BenchCommand, DashboardTimesASweepPageAgainstItsJournalAndAsksSlurmOnce) {
+  auto r = cohort({"bench", "dashboard", "--trials", "50", "--runs", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  expect_report_shape(j, "dashboard");
+  const auto& rows = table(j, "sweep").at("rows").as_array();
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows.front().at("ratio").as_double(), 1.0);
+  EXPECT_GT(j.at("summary").at("sweep_page_ms").as_double(), 0);
+  EXPECT_EQ(j.at("summary").at("slurm_asks").as_int(), 1);
 }
 
 #ifdef COHORT_HAVE_JSON_BENCH

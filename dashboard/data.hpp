@@ -1,0 +1,69 @@
+// dashboard/data.hpp — what the pages show, read from where cohort keeps it: the lineage
+// store names the sweeps (Experiment contexts, named by their directory), pipeline runs
+// (PipelineRun contexts, their directory in the "dir" property), launches (Launch
+// executions), artifacts and servers (Serve executions); the sweep journals and run
+// directories they point to say the rest. Private to dashboard/.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.hpp"
+#include "lineage/store.hpp"
+#include "pipeline/run.hpp"
+#include "tuner/experiment.hpp"
+#include "tuner/journal.hpp"
+
+namespace cohort::dashboard {
+
+// A request that cannot be answered with data: answered `status` with `message`.
+struct HttpError {
+  int status;
+  std::string message;
+};
+
+// An id in a URL: digits only, else 404 (no such page).
+std::int64_t parse_id(std::string_view text, std::string_view what);
+
+struct SweepView {
+  lineage::Context context;
+  std::filesystem::path dir;
+  tuner::Experiment experiment;
+  tuner::JournalState state;
+};
+std::vector<lineage::Context> sweep_contexts(const lineage::Store& store);
+// 404 when the store has no such sweep or its directory is gone.
+SweepView load_sweep(const lineage::Store& store, std::int64_t id);
+
+struct PipelineView {
+  lineage::Context context;
+  pipeline::RunStatus status;
+};
+std::vector<lineage::Context> pipeline_contexts(const lineage::Store& store);
+PipelineView load_pipeline(const lineage::Store& store, std::int64_t id);
+
+// A server that answers, or answered, inference requests. Today they are the Serve
+// executions `cohort serve start` records; a registry of submitted services is another
+// source of the same rows, to be read in endpoints() beside the store.
+struct Endpoint {
+  std::int64_t execution = 0;
+  std::string name, state, url, host;
+  std::vector<std::string> models;  // "NAME/VERSION" as served
+  double started = 0, updated = 0;
+};
+std::vector<Endpoint> endpoints(const lineage::Store& store);
+
+// ---- as JSON: what /api/ answers ----
+json::Value sweeps_json(const lineage::Store& store);
+json::Value sweep_json(const SweepView& sweep);
+json::Value pipelines_json(const lineage::Store& store);
+json::Value pipeline_json(const PipelineView& run);
+json::Value models_json(const lineage::Store& store);
+json::Value model_json(const lineage::Store& store, std::int64_t artifact);
+json::Value launches_json(const lineage::Store& store);
+json::Value endpoints_json(const lineage::Store& store);
+
+}  // namespace cohort::dashboard

@@ -1,0 +1,138 @@
+#!/usr/bin/python3
+"""`cohort dashboard` behind its token, against real clients: urllib, and Debian's Chromium
+headless loading every page.
+
+    browser_test.py COHORT_BIN MAKE_STATE OUT_DIR
+
+The store, sweep, pipeline run and launch are made by make_state.sh. Each page is loaded by
+`chromium --headless --dump-dom` (the DOM after its script ran) and checked, and a
+screenshot of it is saved in OUT_DIR. Without chromium the browser half is skipped (exit 77)
+after the urllib half has run.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+
+DEADLINE_S = 60  # a bound on waits that normally end at once, never a measurement
+COHORT, MAKE_STATE, OUT = sys.argv[1:4]
+
+
+def fail(message):
+    print("browser_test: " + message, file=sys.stderr)
+    sys.exit(1)
+
+
+def start(work):
+    token_file = os.path.join(work, "cfg", "dashboard-token")
+    server = subprocess.Popen([COHORT, "dashboard", "--port", "0", "--store", os.path.join(work, "lineage.db"),
+                               "--token-file", token_file], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    # A server that never says it listens is killed, which ends the reading below.
+    watchdog = threading.Timer(DEADLINE_S, server.kill)
+    watchdog.start()
+    for line in server.stdout:
+        lines.append(line)
+        if "listening on" in line:
+            break
+    watchdog.cancel()
+    if not lines or "listening on" not in lines[-1]:
+        server.kill()
+        fail("the dashboard did not start: " + "".join(lines) + server.stderr.read())
+    url = re.search(r"(http://\S+/)\?token=(\S+)", "".join(lines))
+    if not url:
+        fail("the dashboard printed no URL with its token: " + "".join(lines))
+    return server, url.group(1), url.group(2)
+
+
+def get(url, headers=None):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=DEADLINE_S) as r:
+            return r.status, r.read().decode(), r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), e.headers
+
+
+def check_token(base, token):
+    for path in ("", "sweeps/1", "api/sweeps", "api/sweeps/1", "assets/style.css"):
+        for headers in ({}, {"Authorization": "Bearer wrong-token-of-some-length"}, {"Cookie": "cohort_token=wrong"}):
+            status, body, _ = get(base + path, headers)
+            if status != 401 or "quadratic" in body or "<script>" in body:
+                fail(f"/{path} with {headers or 'no token'}: {status}, {body[:200]}")
+    status, body, _ = get(base + "api/sweeps", {"Authorization": "Bearer " + token})
+    if status != 200 or '"trials": 4' not in body:
+        fail(f"/api/sweeps with the bearer token: {status}, {body[:200]}")
+    status, body, headers = get(base + "sweeps?token=" + token)
+    cookie = headers.get("Set-Cookie", "")
+    if status != 200 or "HttpOnly" not in cookie or "SameSite=Strict" not in cookie:
+        fail(f"?token= gave {status} and the cookie '{cookie}'")
+    status, body, _ = get(base + "api/pipelines", {"Cookie": cookie.split(";")[0]})
+    if status != 200 or '"state": "Succeeded"' not in body:
+        fail(f"/api/pipelines with the cookie: {status}, {body[:200]}")
+
+
+def chromium(args, profile):
+    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        "--user-data-dir=" + profile] + args, capture_output=True, text=True, timeout=DEADLINE_S * 2)
+    if r.returncode != 0:
+        fail(f"chromium {' '.join(args)}: exit {r.returncode}: {r.stderr[-500:]}")
+    return r.stdout
+
+
+# Each page: what its DOM must hold once loaded.
+PAGES = {
+    "overview": ("", [r"1 sweeps", r"1 pipeline runs", r"1 launches"]),
+    "jobs": ("jobs", [r'id="launches"', r"COMPLETE", r"<code>true</code>"]),
+    "sweeps": ("sweeps", [r'href="/sweeps/1"', r"quadratic", r"Succeeded"]),
+    "sweep": ("sweeps/1", [r'id="trial-count">4<', r'id="best-value">1<', r'id="best-trial">0<',
+                           r"&lt;script&gt;alert\(1\)&lt;/script&gt;", r"class=\"parallel\"", r"best so far",
+                           r"(?s)(Succeeded.*){3}", r"Failed"]),
+    "pipelines": ("pipelines", [r'href="/pipelines/2"', r"5 succeeded"]),
+    "pipeline": ("pipelines/2", [r"<svg", r"(?s)(state-succeeded.*){5}", r"report", r"total=30"]),
+    "models": ("models", [r'href="/models/1"', r"Dataset"]),
+    "model": ("models/1", [r"<svg", r'href="/models/1"', r"make-data", r"Used by"]),
+    "endpoints": ("endpoints", [r"No model server"]),
+}
+
+
+def check_pages(base, token, profile):
+    # Without the token the browser gets the refusal and no data.
+    dom = chromium(["--dump-dom", base + "sweeps/1"], profile)
+    if "quadratic" in dom or "trial-count" in dom:
+        fail("the page without a token shows data: " + dom[:300])
+    for name, (path, wanted) in PAGES.items():
+        url = base + path + "?token=" + token
+        dom = chromium(["--dump-dom", url], profile)
+        if "<script>alert" in dom:
+            fail(f"/{path}: a parameter's <script> became markup")
+        for pattern in wanted:
+            if not re.search(pattern, dom):
+                fail(f"/{path}: the page lacks {pattern!r}: {dom[:2000]}")
+        chromium(["--window-size=1280,1000", "--screenshot=" + os.path.join(OUT, name + ".png"), url], profile)
+        print(f"browser_test: /{path} ok, {os.path.join(OUT, name + '.png')}")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="cohort-dashboard-") as work:
+        subprocess.run(["bash", MAKE_STATE, COHORT, work], check=True)
+        server, base, token = start(work)
+        try:
+            check_token(base, token)
+            if not shutil.which("chromium"):
+                print("browser_test: SKIPPED the browser half: chromium is not installed (scripts/install-deps)")
+                return 77
+            check_pages(base, token, os.path.join(work, "chromium"))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=DEADLINE_S)
+    return 0
+
+
+sys.exit(main())

@@ -1,0 +1,26 @@
+#!/bin/bash
+# make_state.sh COHORT DIR — what the dashboard's tests show: in DIR/lineage.db, a local
+# sweep of 4 trials (one categorical value is "<script>alert(1)</script>", which every page
+# must show as text), a local pipeline run of fan_out_fan_in.yaml, and a local launch.
+# The best trial is x=1 (loss 1); trial 3 (x=4) fails with exit 3.
+set -euo pipefail
+cohort=$1 dir=$2
+fixtures=$(cd "$(dirname "$0")/../pipeline/fixtures" && pwd)
+mkdir -p "$dir"
+export COHORT_LINEAGE=$dir/lineage.db
+unset SLURM_JOB_ID SLURM_ARRAY_JOB_ID COHORT_LINEAGE_EXECUTION COHORT_SWEEP_DIR COHORT_TRIAL_ID
+cat >"$dir/exp.yaml" <<YAML
+metadata: {name: quadratic}
+parameters:
+  - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "4"}}
+  - {name: tag, parameterType: categorical, feasibleSpace: {list: ["<script>alert(1)</script>"]}}
+trialTemplate:
+  command: [sh, -c, 'if [ "\$0" = 4 ]; then exit 3; fi; echo "loss=\$((\$0 * \$0))"', '\${trialParameters.x}']
+  trialParameters: [{name: x, reference: x}]
+objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: grid}
+parallelTrialCount: 2
+YAML
+"$cohort" sweep run "$dir/exp.yaml" --dir "$dir/sweep" >"$dir/sweep.log" 2>&1 || true
+"$cohort" pipeline run "$fixtures/fan_out_fan_in.yaml" --local --dir "$dir/pipelines" >"$dir/pipeline.log" 2>&1
+"$cohort" launch --local --nproc 1 -- true >"$dir/launch.log" 2>&1

@@ -69,6 +69,8 @@ class LineSplitter {
     if (!partial_.empty()) take(std::string_view(partial_));
     partial_.clear();
   }
+  // Bytes held of a line not yet complete: a reader bounds it against a peer that never ends one.
+  std::size_t pending() const { return partial_.size(); }
 
  private:
   std::string partial_;

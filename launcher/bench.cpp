@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include "common/fd.hpp"
 #include "common/options.hpp"
 #include "common/process.hpp"
+#include "launcher/agent_bench.hpp"
 
 namespace cohort::launcher {
 namespace {
@@ -172,8 +174,10 @@ options::Parser make_parser(Settings& s) {
        "REPEAT times each, and times from the launch command to the moment the last rank runs\n"
        "user code; then makes one rank of a `cohort launch` gang fail and reads the supervisor's\n"
        "\"gang torn down in … s\": from the failed rank's end to the last rank gone. Needs a\n"
-       "Slurm cluster; the mini-cluster will do.",
-       {"scripts/minicluster up && eval \"$(scripts/minicluster env)\"", "cohort bench launch --repeat 11"}});
+       "Slurm cluster; the mini-cluster will do. With --simulate (see --simulate --help), a gang\n"
+       "of simulated nodes and ranks on loopback measures the supervisor itself, without Slurm.",
+       {"scripts/minicluster up && eval \"$(scripts/minicluster env)\"", "cohort bench launch --repeat 11",
+        "cohort bench launch --simulate --agents 64 --ranks-per-agent 64"}});
   parser.add()("nodes", po::value(&s.nodes)->value_name("N"), "nodes of the batch job (2)")(
       "ranks-per-node", po::value(&s.per_node)->value_name("N"), "ranks on each node (2)")(
       "repeat", po::value(&s.repeat)->value_name("N"), "launches of each kind; figures are medians (7)")(
@@ -203,6 +207,7 @@ void check(Settings& s) {
 }  // namespace
 
 int bench_command(const std::vector<std::string>& args) {
+  if (std::find(args.begin(), args.end(), "--simulate") != args.end()) return simulated_bench(args);
   Settings s;
   if (!make_parser(s).parse(args)) return 0;
   check(s);

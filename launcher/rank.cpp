@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "common/environment.hpp"
@@ -24,6 +27,7 @@
 #include "common/process.hpp"
 #include "common/json.hpp"
 #include "common/text.hpp"
+#include "launcher/agent_link.hpp"
 #include "launcher/contract.hpp"
 #include "launcher/job_spec.hpp"
 #include "launcher/run_dir.hpp"
@@ -185,7 +189,8 @@ std::string make_heartbeat_file(const std::string& attempt_dir, int rank) {
 std::vector<std::string> program_environment(Environment env, const Contract& contract, const Environment& role_env) {
   for (const char* name : {"COHORT_LAUNCH_RUN_DIR", "COHORT_LAUNCH_MODE", "COHORT_LAUNCH_BIND",
                            "COHORT_LAUNCH_HEARTBEAT_TIMEOUT", "COHORT_MASTER_ADDR", "COHORT_MASTER_PORT",
-                           "COHORT_LAUNCH_ROLES", "COHORT_LAUNCH_TF_CLUSTER"}) {
+                           "COHORT_LAUNCH_ROLES", "COHORT_LAUNCH_TF_CLUSTER", "COHORT_LAUNCH_AGENT",
+                           "COHORT_LAUNCH_SECRET"}) {
     env.erase(name);
   }
   for (const auto& [k, v] : contract.to_environment()) env[k] = v;
@@ -203,11 +208,24 @@ struct Ending {
   bool stopped = false;  // hung because a signal stopped it
 };
 
+// The signals `watched` (blocked) that arrived within `timeout_ms`, or since the last call;
+// also returns early when `link_fd` has something to read.
+std::set<int> wait_for_news(int signal_fd, int link_fd, int timeout_ms) {
+  pollfd fds[2] = {{signal_fd, POLLIN, 0}, {link_fd, POLLIN, 0}};
+  ::poll(fds, link_fd >= 0 ? 2 : 1, timeout_ms);
+  std::set<int> got;
+  signalfd_siginfo info{};
+  while (::read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) got.insert(static_cast<int>(info.ssi_signo));
+  return got;
+}
+
 // Waits for the program to end, watching it for hangs as `watch` says: a process of it
 // stopped by a signal for kStoppedRankSeconds, or a heartbeat gone quiet. A hung program is
-// dumped and killed with everything it started.
+// dumped and killed with everything it started; so is one whose supervisor is gone or
+// asks for it, as no orphan may outlive its gang.
+// Long: the hang watch's two rules and the supervisor's link share one loop and its clock.
 Ending watch_program(Process& program, const HangWatch& watch, const std::string& heartbeat_file,
-                     const sigset_t& watched, int rank, const std::string& host) {
+                     const sigset_t& watched, int rank, const std::string& host, AgentLink& link) {
   Ending ending;
   using Clock = std::chrono::steady_clock;
   // The heartbeat's clock starts with the program and starts over whenever this wrapper
@@ -224,14 +242,19 @@ Ending watch_program(Process& program, const HangWatch& watch, const std::string
     // process left behind stays stopped.
     for (pid_t p : process_tree(program.pid())) ::kill(p, SIGKILL);
   };
+  Fd signals(::signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signals) throw Error(system_message("launch: signalfd", errno));
+  bool stopping = false;
   while (true) {
-    timespec slice{1, 0};
-    siginfo_t info{};
-    int sig = ::sigtimedwait(&watched, &info, &slice);
-    if ((sig == SIGCHLD || sig < 0) && program.poll()) break;
-    if (!watch.on || ending.hung) continue;
+    const std::set<int> got = wait_for_news(signals.get(), stopping ? -1 : link.fd(), 1000);
+    if (program.poll()) break;
+    if (!stopping && link.told_to_stop()) {
+      stopping = true;
+      for (pid_t p : process_tree(program.pid())) ::kill(p, SIGKILL);
+    }
+    if (!watch.on || ending.hung || stopping) continue;
     const auto now = Clock::now();
-    if (sig == SIGCONT || now - last_look > std::chrono::seconds(5)) {
+    if (got.count(SIGCONT) || now - last_look > std::chrono::seconds(5)) {
       beat_clock = realtime_now();
       stopped_since.clear();
     }
@@ -294,6 +317,9 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   if (slurm && contract.rank == 0) {
     write_file_atomically(attempt_dir + "/step", env_str(env, "SLURM_STEP_ID") + "\n");
   }
+  const std::string agent = env_str(env, "COHORT_LAUNCH_AGENT");
+  if (agent.empty()) throw input_error("COHORT_LAUNCH_AGENT is not set: --as-rank is started by 'cohort launch'");
+  AgentLink link(agent, env_str(env, "COHORT_LAUNCH_SECRET"), host_name());
 
   // Signals the step receives reach the program directly (Slurm signals every process
   // of a task; local mode signals the process group): this wrapper only outlives them to
@@ -307,7 +333,7 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   options.environment = program_environment(std::move(env), contract, role_env);
   options.signal_mask = previous;
   options.shell_runs_scripts = true;  // as the shell that would otherwise start it
-  write_file_atomically(attempt_dir + "/started-" + std::to_string(contract.rank), "");
+  link.started(contract.rank);
 
   RankOutcome outcome;
   outcome.rank = contract.rank;
@@ -321,13 +347,15 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
     std::cerr << "cohort: launch: rank " << contract.rank << ": " << e.what() << "\n";
     ending.status = W_EXITCODE(e.errnum() == ENOENT ? 127 : 126, 0);
   }
-  if (program) ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, outcome.host);
+  if (program) ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, outcome.host, link);
   outcome.hung = ending.hung;
   outcome.stopped = ending.stopped;
   outcome.reported = true;
   if (WIFEXITED(ending.status)) outcome.exit_code = WEXITSTATUS(ending.status);
   if (WIFSIGNALED(ending.status)) outcome.term_signal = WTERMSIG(ending.status);
   outcome.ended_ns = wall_clock_ns();
+  link.ended(outcome);
+  // For people reading the run afterwards; the supervisor has it from the link.
   write_outcome(attempt_dir, outcome);
   if (!contract.heartbeat_file.empty()) ::unlink(contract.heartbeat_file.c_str());
   if (outcome.term_signal) return 128 + outcome.term_signal;

@@ -88,6 +88,7 @@ long long wall_clock_ns() {
 
 std::string describe(const RankOutcome& o) {
   if (!o.reported) return "killed in teardown";
+  if (o.lost) return "lost (its node or the network to it failed)";
   if (o.hung) return o.stopped ? "hung (stopped)" : "hung (no heartbeat)";
   if (o.term_signal) {
     const char* name = ::sigabbrev_np(o.term_signal);
@@ -96,6 +97,6 @@ std::string describe(const RankOutcome& o) {
   return "exited with " + std::to_string(o.exit_code);
 }
 
-bool failed(const RankOutcome& o) { return !o.reported || o.hung || o.term_signal != 0 || o.exit_code != 0; }
+bool failed(const RankOutcome& o) { return !o.reported || o.lost || o.hung || o.term_signal != 0 || o.exit_code != 0; }
 
 }  // namespace cohort::launcher

@@ -19,12 +19,15 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <memory>
+#include <set>
 #include <sstream>
 
 #include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
+#include "launcher/agent_link.hpp"
 #include "launcher/contract.hpp"
 #include "common/json.hpp"
 #include "launcher/hostlist.hpp"
@@ -263,6 +266,7 @@ class Gang {
       if (slurm_) check_allocation();
       decide_success_ranks();
       if (options.local && options.bind) placements_ = local_placements(world_);
+      open_hub();
       return;
     }
     if (slurm_) {
@@ -281,6 +285,7 @@ class Gang {
     }
     decide_success_ranks();
     if (options.local && options.bind) placements_ = local_placements(world_);
+    open_hub();
   }
 
   // The rank of `rank`'s role, for per-role restart policies; empty without roles.
@@ -300,10 +305,15 @@ class Gang {
     attempt_dir_ = attempt_dir;
     make_directories(attempt_dir, 0700);
     children_.clear();
+    hub_->begin_attempt();
+    reported_.clear();
+    running_.clear();
     std::vector<std::string> env = base_environment();
     auto set = [&env](const std::string& k, const std::string& v) { set_variable(env, k, v); };
     set("COHORT_LAUNCH_RUN_DIR", attempt_dir);
     set("COHORT_LAUNCH_MODE", slurm_ ? "slurm" : "local");
+    set("COHORT_LAUNCH_AGENT", hub_address_);
+    set("COHORT_LAUNCH_SECRET", hub_->secret());
     std::ostringstream timeout;
     if (options_.heartbeat_timeout) timeout << *options_.heartbeat_timeout;
     else timeout << "first-beat";
@@ -441,6 +451,10 @@ class Gang {
 
   void teardown() {
     if (all_exited()) return;
+    // Connections that end from here on are the teardown's doing, not failures. The step
+    // is ended through Slurm, which also tells the supervisor when a node's ranks cannot
+    // be killed (a lost node) before it restarts the gang.
+    hub_->set_closing(true);
     signal_gang(SIGKILL);
     // srun exits once its tasks are gone; a stuck srun is ended after a few seconds.
     auto deadline = Clock::now() + std::chrono::seconds(5);
@@ -450,10 +464,9 @@ class Gang {
   }
 
   std::vector<RankOutcome> outcomes() const {
-    auto reported = read_outcomes(attempt_dir_);
     std::vector<RankOutcome> all(static_cast<size_t>(world_));
     for (int r = 0; r < world_; ++r) all[static_cast<size_t>(r)].rank = r;
-    for (const auto& o : reported) {
+    for (const auto& o : reported_) {
       if (o.rank >= 0 && o.rank < world_) all[static_cast<size_t>(o.rank)] = o;
     }
     return all;
@@ -605,10 +618,66 @@ class Gang {
       for (auto& c : children_) c.process.signal(sig);
       return;
     }
-    for (auto& c : children_) c.process.signal_group(sig);
+    for (auto& c : children_) {
+      // A wrapper that died (killed, crashed) leaves its program in its group, which outlives
+      // it: the group, not the reaped wrapper, is what must end. Its id cannot be reused
+      // while a process is in it.
+      if (c.process.reaped()) {
+        if (c.process.pid() > 0) ::kill(-c.process.pid(), sig);
+      } else {
+        c.process.signal_group(sig);
+      }
+    }
   }
 
   std::vector<int> pending_signals_;
+
+  // Watchers on other nodes reach the supervisor at the address Slurm knows its node by.
+  void open_hub() {
+    hub_ = std::make_unique<EventHub>(options_.local);
+    std::string host = "127.0.0.1";
+    if (!options_.local) host = master_address(env_or("SLURMD_NODENAME", host_name()));
+    hub_address_ = host + ":" + std::to_string(hub_->port());
+  }
+
+  void record(const RankOutcome& o) {
+    auto at = std::lower_bound(reported_.begin(), reported_.end(), o.rank,
+                               [](const RankOutcome& a, int rank) { return a.rank < rank; });
+    if (at != reported_.end() && at->rank == o.rank) return;  // one end per rank: the first
+    reported_.insert(at, o);
+  }
+
+  // Ranks' news from their watchers. A watcher lost after some rank already failed is most
+  // likely one the step's own teardown ended (srun --kill-on-bad-exit): its ranks count as
+  // killed in teardown, not as a failure of their own.
+  void take_events() {
+    std::vector<RankOutcome> lost;
+    for (auto& e : hub_->service()) {
+      if (e.kind == RankEvent::Kind::started) running_.insert(e.outcome.rank);
+      else if (e.outcome.lost) lost.push_back(e.outcome);
+      else record(e.outcome);
+    }
+    if (lost.empty() || std::any_of(reported_.begin(), reported_.end(), [](const RankOutcome& o) { return failed(o); })) {
+      return;
+    }
+    for (const auto& o : lost) {
+      std::cerr << "cohort: launch: lost the watcher of rank " << o.rank << " on " << o.host
+                << ": its connection ended while the rank ran\n";
+      record(o);
+    }
+  }
+
+  // Once every process of the step is gone, what their watchers sent is all there is:
+  // read it to the end (a node gone silent is given a bound).
+  void drain_hub() {
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (hub_->connections() > 0 && Clock::now() < deadline) {
+      std::vector<pollfd> fds;
+      hub_->add_poll_fds(fds);
+      ::poll(fds.data(), fds.size(), 50);
+      take_events();
+    }
+  }
 
   // One round of waiting: output, child exits and signals.
   void pump(int timeout_ms) {
@@ -617,7 +686,9 @@ class Gang {
       if (c.process.out()) fds.push_back({c.process.out().get(), POLLIN, 0});
       if (c.process.err()) fds.push_back({c.process.err().get(), POLLIN, 0});
     }
+    hub_->add_poll_fds(fds);
     ::poll(fds.data(), fds.size(), timeout_ms);
+    take_events();
     for (auto& c : children_) {
       relay(c.process.out(), c.out_lines, c.rank, std::cout, false);
       relay(c.process.err(), c.err_lines, c.rank, std::cerr, false);
@@ -632,7 +703,7 @@ class Gang {
         relay(c.process.err(), c.err_lines, c.rank, std::cerr, true);
       }
     }
-    if (first_all_started_ < 0 && count_started(attempt_dir_) >= world_) {
+    if (first_all_started_ < 0 && static_cast<int>(running_.size()) >= world_) {
       first_all_started_ = seconds_since(started_);
       std::cerr << "cohort: launch: all " << world_ << " ranks running after " << std::fixed << std::setprecision(2)
                 << first_all_started_ << " s\n";
@@ -664,7 +735,8 @@ class Gang {
         a.outcomes = outcomes();
         return a;
       }
-      auto reported = read_outcomes(attempt_dir_);
+      if (all_exited()) drain_hub();
+      const auto& reported = reported_;
       bool any_failed = std::any_of(reported.begin(), reported.end(), [](const RankOutcome& o) { return failed(o); });
       // The job is done once its deciding ranks are: a TFJob's parameter servers never
       // finish by themselves.
@@ -711,6 +783,10 @@ class Gang {
   std::vector<Child> children_;
   Clock::time_point started_;
   double first_all_started_ = -1;
+  std::unique_ptr<EventHub> hub_;
+  std::string hub_address_;            // where the watchers reach hub_: HOST:PORT
+  std::vector<RankOutcome> reported_;  // this attempt's ended ranks, in rank order
+  std::set<int> running_;              // ranks whose start was reported this attempt
 };
 
 const RankOutcome* first_failure(const std::vector<RankOutcome>& outcomes) {
@@ -730,9 +806,9 @@ bool retryable(RestartPolicy policy, const RankOutcome* first) {
       return true;
     case RestartPolicy::exit_code:
       // Kubeflow's ExitCode policy: 1-127 are the program's own verdict (permanent);
-      // 128-255 mean it was killed (retryable). Hangs and signals count as killed.
+      // 128-255 mean it was killed (retryable). Hangs, signals and lost nodes count as killed.
       if (!first) return true;
-      if (first->hung || first->term_signal) return true;
+      if (first->hung || first->term_signal || first->lost) return true;
       return first->exit_code >= 128;
   }
   return false;
@@ -765,6 +841,9 @@ std::optional<int> pause(SignalWatch& signals, double seconds, const char* waiti
 
 // "rank 3 (node2) exited with 1 first", and the nodes Slurm has lost, if any.
 std::string culprit_of(const RankOutcome* first, const std::vector<LostNode>& lost) {
+  // A watcher's connection that ended beside a node Slurm lost is the step's end on that
+  // node's account (srun cancels the step's other tasks): the node is the culprit.
+  if (first && first->lost && !lost.empty()) first = nullptr;
   const std::string lost_text = lost.empty() ? "" : describe(lost) + ": ranks there can be neither killed nor started";
   std::string culprit = first ? "rank " + std::to_string(first->rank) + " (" + first->host + ") " + describe(*first) + " first"
                         : lost.empty() ? "the step failed before any rank reported"

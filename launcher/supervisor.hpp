@@ -65,6 +65,7 @@ struct RankOutcome {
   bool hung = false;     // stopped beating, or was stopped, and was killed for it
   bool stopped = false;  // hung because a signal stopped it, not for want of a heartbeat
   bool reported = false; // the rank's runner wrote its outcome
+  bool lost = false;     // its watcher's connection ended while it ran: its node or the network failed
   long long ended_ns = 0;  // wall clock at the end, to order failures
 };
 

@@ -1,0 +1,95 @@
+// launcher/agent_link.hpp — how the processes that watch ranks tell the supervisor about them.
+//
+// The supervisor listens on one TCP port; each watcher keeps one connection to it and sends
+// newline-delimited JSON: first a hello carrying the attempt's secret (so that another user
+// on a node cannot inject events), then one line per event — a rank started, a rank ended
+// (exit code, signal, hung, time). The supervisor can send "stop": end your ranks now. A
+// watcher whose connection ends (the supervisor died, or the network between them failed)
+// ends its ranks by itself; a connection that ends while its ranks run is, to the
+// supervisor, the failure of their node. Nothing is polled on the shared filesystem.
+// Private to the launcher.
+#pragma once
+
+#include <poll.h>
+#include <sys/types.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/fd.hpp"
+#include "common/text.hpp"
+#include "launcher/supervisor.hpp"
+
+namespace cohort::launcher {
+
+struct RankEvent {
+  enum class Kind { started, ended } kind = Kind::started;
+  RankOutcome outcome;  // rank always; how it ended for `ended`
+};
+
+// The supervisor's end: accepts watchers' connections and turns their lines into events.
+class EventHub {
+ public:
+  // Listens on a port the kernel picks: on loopback only, or on every interface where
+  // watchers run on other nodes.
+  explicit EventHub(bool loopback_only);
+
+  int port() const { return port_; }
+  // The secret a watcher must present; a new one for every attempt (begin_attempt).
+  const std::string& secret() const { return secret_; }
+  // Forgets the watchers of the attempt before (their connections are closed) and makes a
+  // new secret, so that a late line from an earlier attempt can never count in this one.
+  void begin_attempt();
+  // While closing, connections that end are expected (the supervisor is tearing down).
+  void set_closing(bool closing) { closing_ = closing; }
+
+  void add_poll_fds(std::vector<pollfd>& fds) const;
+  // Accepts, reads and decodes whatever is ready, without blocking.
+  std::vector<RankEvent> service();
+  // Asks every watcher to end its ranks.
+  void stop_all();
+  int connections() const { return static_cast<int>(conns_.size()); }
+
+ private:
+  struct Conn {
+    Fd fd;
+    bool authenticated = false;
+    std::string host;       // as the watcher names its node
+    std::set<int> running;  // ranks it said started and not yet ended
+    LineSplitter lines;
+  };
+  // false when the connection is to be dropped.
+  bool take_line(Conn& c, std::string_view line, std::vector<RankEvent>& events);
+  void lose(Conn& c, std::vector<RankEvent>& events) const;
+
+  Fd listener_;
+  int port_ = 0;
+  std::string secret_;
+  bool closing_ = false;
+  std::vector<Conn> conns_;
+};
+
+// A watcher's end: one connection to the supervisor.
+class AgentLink {
+ public:
+  // `address` is "HOST:PORT" (COHORT_LAUNCH_AGENT); throws cohort::Error naming it when the
+  // supervisor cannot be reached.
+  AgentLink(const std::string& address, const std::string& secret, const std::string& host);
+
+  int fd() const { return fd_.get(); }
+  void started(int rank);
+  void ended(const RankOutcome& outcome);
+  // Reads what the supervisor sent, without blocking: true once it said stop or is gone.
+  bool told_to_stop();
+
+ private:
+  void send_line(const std::string& line);
+
+  Fd fd_;
+  std::string address_;
+  bool gone_ = false;
+  LineSplitter lines_;
+};
+
+}  // namespace cohort::launcher

@@ -22,11 +22,16 @@ namespace {
 namespace fs = std::filesystem;
 namespace po = options::po;
 
+// The token is the file's alone (0600). A folder made for it is made private; a folder that
+// was already there is the user's and keeps its mode (it may be /tmp, or their home).
 void create_token_file(const fs::path& file) {
+  const fs::path folder = file.parent_path().empty() ? fs::path(".") : file.parent_path();
   std::error_code ec;
-  fs::create_directories(file.parent_path(), ec);
-  if (ec) throw input_error("--token-file " + file.string() + ": cannot create its folder (" + ec.message() + ")");
-  ::chmod(file.parent_path().c_str(), 0700);
+  if (!fs::exists(folder, ec)) {
+    fs::create_directories(folder, ec);
+    if (ec) throw input_error("--token-file " + file.string() + ": cannot create its folder (" + ec.message() + ")");
+    ::chmod(folder.c_str(), 0700);
+  }
   Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd) throw input_error(system_message("--token-file " + file.string() + ": cannot create it", errno));
   write_all(fd.get(), unguessable_name(48) + "\n", file.string());

@@ -134,6 +134,20 @@ class ServeTest(unittest.TestCase):
         self.assertGreaterEqual(len(self.token), 32)
         self.assertIn(f"Bearer {self.token}", "".join(self.server.lines))
 
+    def test_a_token_file_in_a_folder_of_the_users_leaves_that_folders_mode(self):
+        # Only a folder made for the token is made private: --token-file /tmp/t must not
+        # close /tmp (or a home directory) to everyone else.
+        with tempfile.TemporaryDirectory() as tmp:
+            shared = os.path.join(tmp, "shared")
+            os.mkdir(shared)
+            os.chmod(shared, 0o1777)
+            server = Server(["--repository", f"{self.tmp.name}/repo", "--token-file", f"{shared}/token"])
+            try:
+                self.assertEqual(stat.S_IMODE(os.stat(shared).st_mode), 0o1777)
+                self.assertEqual(stat.S_IMODE(os.stat(f"{shared}/token").st_mode), 0o600)
+            finally:
+                server.stop()
+
     def test_server_metadata_and_health(self):
         self.assertEqual(self.get("/v2").json()["name"], "cohort")
         self.assertEqual(self.get("/v2/health/live").status_code, 200)

@@ -14,6 +14,7 @@
 #include "serve/runtime.hpp"
 #include "serve/server.hpp"
 #include "serve/service.hpp"
+#include "serve/service_commands.hpp"
 
 namespace cohort::serve {
 namespace {
@@ -161,6 +162,8 @@ int serve_command(const std::vector<std::string>& args) {
   static constexpr options::Subcommand kVerbs[] = {
       {"start", "--repository REPO | --model NAME=PATH [options]", "serve models over KServe V2 HTTP until SIGTERM",
        &start},
+      {"router", "--replica HOST:PORT ... [options]", "one URL in front of replicas: least outstanding, retries",
+       &router_command},
   };
   return options::dispatch({{"serve",
                              {"<verb> [args]"},

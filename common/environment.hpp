@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <utility>
@@ -26,6 +27,15 @@ inline std::string host_name() {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) != 0) return {};
   return name;
+}
+
+// The `cohort` executable beside this process's own, for the jobs a command submits to
+// run: a command may run as a program of its own (cohort-serve) that takes no command name.
+inline std::string cohort_executable() {
+  std::error_code ec;
+  const auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error("cannot find the cohort executable (/proc/self/exe): " + ec.message());
+  return (path.parent_path() / "cohort").string();
 }
 
 // Whether an MPI launcher (mpirun, srun --mpi=pmix, Hydra) started this process: it then

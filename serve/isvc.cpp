@@ -227,14 +227,14 @@ void check_storage(const InferenceService& isvc, const std::string& source) {
 }
 
 std::string sinfo_gres(const std::string& partition) {
-  const auto r = partition.empty() ? run_process({"sinfo", "-h", "-o", "%P %G"})
-                                   : run_process({"sinfo", "-h", "-p", partition, "-o", "%P %G"});
+  // Every partition, filtered here: sinfo -p fails for one it does not know.
+  const auto r = run_process({"sinfo", "-h", "-o", "%P %G"});
   if (!r.ok()) throw Error("sinfo failed: " + (r.err.empty() ? r.out : r.err));
   std::istringstream lines(r.out);
   std::string name, gres, all;
   while (lines >> name >> gres) {
     // The default partition is starred; a named one is listed once per node state.
-    if (partition.empty() ? name.ends_with('*') : name == partition) all += (all.empty() ? "" : ",") + gres;
+    if (partition.empty() ? name.ends_with('*') : name == partition || name == partition + "*") all += (all.empty() ? "" : ",") + gres;
   }
   return all;
 }

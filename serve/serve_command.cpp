@@ -162,8 +162,12 @@ int serve_command(const std::vector<std::string>& args) {
   static constexpr options::Subcommand kVerbs[] = {
       {"start", "--repository REPO | --model NAME=PATH [options]", "serve models over KServe V2 HTTP until SIGTERM",
        &start},
+      {"submit", "ISVC.yaml [--dir D]", "serve a KServe InferenceService as a Slurm job of replicas", &submit_command},
+      {"status", "NAME [--json]", "a service's replicas, traffic split and request times", &status_command},
+      {"list", "[--json]", "the services submitted", &list_command},
       {"router", "--replica HOST:PORT ... [options]", "one URL in front of replicas: least outstanding, retries",
        &router_command},
+      {"job", "DIR", "what a submitted service's job runs (started by submit)", &job_command},
   };
   return options::dispatch({{"serve",
                              {"<verb> [args]"},

@@ -232,6 +232,27 @@ fs::path service_dir(const fs::path& root, const std::string& name) {
   return dir;
 }
 
+double requests_total(const std::string& metrics) {
+  double total = 0;
+  std::istringstream lines(metrics);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.starts_with("cohort_router_requests_total{")) total += std::strtod(line.substr(line.rfind(' ') + 1).c_str(), nullptr);
+  }
+  return total;
+}
+
+// Requests a second through the router, from two scrapes of its metrics a second apart.
+std::optional<double> request_rate(const Registry& r, const std::string& token, const std::optional<std::string>& first) {
+  if (!first) return std::nullopt;
+  const auto start = Clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const auto second = http_get(r.url, "/metrics", token);
+  if (!second) return std::nullopt;
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return (requests_total(*second) - requests_total(*first)) / seconds;
+}
+
 std::string number_text(double v, int decimals) {
   std::ostringstream out;
   out.setf(std::ios::fixed);
@@ -254,6 +275,7 @@ int status(const std::vector<std::string>& args) {
   const Registry r = read_registry(dir);
   const std::string token = read_or_create_token(dir / "token");
   const auto router = r.state == "ready" ? http_get(r.url, "/metrics", token) : std::nullopt;
+  const auto rate = request_rate(r, token, router);
   std::vector<std::string> replica_metrics;
   json::Value replicas = json::Value::array();
   std::vector<std::vector<std::string>> rows{{"REPLICA", "NODE", "ADDRESS", "VERSION", "STATE", "RESTARTS", "REQUESTS"}};
@@ -280,14 +302,16 @@ int status(const std::vector<std::string>& args) {
   if (a->json) {
     auto q = [](std::optional<double> v) { return v && std::isfinite(*v) ? json::Value(*v) : json::Value(); };
     std::cout << json::write(json::Object{{"name", r.name}, {"state", r.state}, {"job", r.job}, {"url", r.url},
-                                          {"traffic", traffic}, {"p50_s", q(p50)}, {"p99_s", q(p99)},
+                                          {"traffic", traffic}, {"requests_per_s", q(rate)}, {"p50_s", q(p50)},
+                                          {"p99_s", q(p99)},
                                           {"replicas", replicas}}, 2)
               << "\n";
     return 0;
   }
   auto ms = [](std::optional<double> v) { return !v ? "-" : std::isfinite(*v) ? "<= " + number_text(*v * 1000, 1) + " ms" : "> the largest bucket"; };
   std::cout << r.name << ": " << r.state << ", job " << r.job << ", " << (r.url.empty() ? "no URL yet" : r.url) << "\n"
-            << "traffic: " << (split.empty() ? "-" : split) << "; request time p50 " << ms(p50) << ", p99 " << ms(p99)
+            << "traffic: " << (split.empty() ? "-" : split) << "; "
+            << (rate ? number_text(*rate, 1) + " requests/s" : std::string("rate -")) << "; request time p50 " << ms(p50) << ", p99 " << ms(p99)
             << "\n";
   print_table(std::cout, rows);
   return 0;

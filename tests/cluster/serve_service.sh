@@ -88,6 +88,15 @@ print("400 requests, none failed; replica 0 killed after 100")
 PY
 restarted() { /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["replicas"][0]; sys.exit(0 if (r["restarts"], r["state"]) == (1, "ready") else 1)' "$registry"; }
 wait_until 120 "the killed replica to be restarted" restarted
+"$cohort" serve status mlp --dir "$services" --json >status.json
+/usr/bin/python3 - <<'PY' || fail "serve status after the load: $(cat status.json)"
+import json
+d = json.load(open("status.json"))
+assert d["replicas"][0]["restarts"] == 1, d
+assert isinstance(d["requests_per_s"], (int, float)), d
+assert d["p99_s"] is not None and d["p50_s"] <= d["p99_s"], d
+assert sum(r["requests"] or 0 for r in d["replicas"]) > 0, d
+PY
 
 scancel "$job"
 stopped() { /usr/bin/python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["state"] == "stopped" else 1)' "$registry"; }

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <functional>
 #include <thread>
 
 #include "common/environment.hpp"
@@ -341,8 +342,95 @@ int list(const std::vector<std::string>& args) {
   return 0;
 }
 
+// Until `done` holds of the registry; the job ending or the deadline passing is an error.
+Registry wait_for(const fs::path& dir, const std::string& what, const std::function<bool(const Registry&)>& done) {
+  const auto deadline = Clock::now() + std::chrono::seconds(300);
+  while (true) {
+    const Registry r = read_registry(dir);
+    if (done(r)) return r;
+    if (!job_alive(r.job)) throw Error("the service's job " + r.job + " ended before " + what + "; see " + (dir / "job.log").string());
+    if (Clock::now() > deadline) throw Error("no " + what + " within 300 s: see " + (dir / "job.log").string());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+bool one_version(const Registry& r) {
+  if (r.traffic.size() != 1 || r.storage.size() != 1) return false;
+  return std::ranges::all_of(r.replicas, [&](const RegistryReplica& x) { return x.version == r.traffic.begin()->first && x.state == "ready"; });
+}
+
+// Hands the job a rollout request; one at a time.
+Registry request_rollout(const fs::path& dir, const json::Value& request) {
+  const Registry r = read_registry(dir);
+  if (r.state != "ready" || !job_alive(r.job)) throw input_error("service " + r.name + " is " + r.state + ", not ready: see 'cohort serve status " + r.name + "'");
+  std::error_code ec;
+  if (fs::exists(dir / "rollout.json", ec)) throw input_error("service " + r.name + " has a rollout under way already: wait for it");
+  write_file_atomically(dir / "rollout.json", json::write(request) + "\n");
+  return r;
+}
+
+options::Help rollout_help(const std::string& verb) {
+  if (verb == "update") {
+    return {"serve update",
+            {"NAME --storage-uri PATH [--canary PERCENT] [--dir D]"},
+            "Serves a new model. With --canary, one replica of it starts and, once ready, takes PERCENT\n"
+            "of the requests; then 'cohort serve promote NAME' or 'cohort serve rollback NAME'.\n"
+            "Without, a rolling update: a new replica in, then an old one out, one at a time.",
+            {"cohort serve update mlp --storage-uri /shared/models/mlp-v2 --canary 20"}};
+  }
+  return {"serve " + verb,
+          {"NAME [--dir D]"},
+          verb == "promote" ? "The canary takes all requests; the old version's replicas drain and stop."
+                            : "The old version takes all requests again; the canary's replicas drain and stop.",
+          {"cohort serve " + verb + " mlp"}};
+}
+
+int update(const std::vector<std::string>& args) {
+  options::Parser parser(rollout_help("update"));
+  parser.operands(1);
+  parser.add()("storage-uri", po::value<std::string>()->value_name("PATH"), "the new model: a repository or a model file")
+      ("canary", po::value<std::string>()->value_name("PERCENT"), "the new version's share of requests, 1..99")
+      ("dir", po::value<std::string>()->value_name("D"), "where services live (as for 'cohort serve submit')");
+  auto p = parser.parse(args);
+  if (!p) return 0;
+  if (p->operands.empty() || !p->has("storage-uri")) throw parser.usage_error("give NAME and --storage-uri PATH");
+  const fs::path dir = service_dir(services_root(p->has("dir") ? p->values["dir"].as<std::string>() : ""), p->operands[0]);
+  const int canary = p->has("canary") ? static_cast<int>(options::whole_number("--canary", p->values["canary"].as<std::string>(), 1, 99)) : 0;
+  InferenceService next;
+  next.storage = p->values["storage-uri"].as<std::string>();
+  if (next.storage.string().starts_with("file://")) next.storage = next.storage.string().substr(7);
+  check_storage(next, "--storage-uri");
+  const Registry before = read_registry(dir);
+  if (before.storage.size() > 1) throw input_error("service " + before.name + " has a canary: promote or roll it back first");
+  long long newest = 0;
+  for (const auto& [version, _] : before.storage) newest = std::max(newest, std::stoll(version));
+  const std::string version = std::to_string(newest + 1);
+  request_rollout(dir, json::Object{{"action", "update"}, {"version", version},
+                                    {"storage", fs::absolute(next.storage).lexically_normal().string()}, {"canary", canary}});
+  const Registry r = wait_for(dir, canary ? "the canary took its share" : "the rolling update ended", [&](const Registry& x) {
+    if (!canary) return one_version(x) && x.traffic.count(version);
+    return x.traffic.count(version) && x.traffic.at(version) == canary;
+  });
+  std::cout << "cohort serve: " << r.name << " version " << version << (canary ? " takes " + std::to_string(canary) + " % of requests" : " takes all requests") << "\n";
+  return 0;
+}
+
+int finish_rollout(const std::vector<std::string>& args, const std::string& verb) {
+  auto a = parse_dir_args(rollout_help(verb), args, 1);
+  if (!a) return 0;
+  const fs::path dir = service_dir(a->root, a->operands[0]);
+  if (read_registry(dir).storage.size() < 2) throw input_error("service " + a->operands[0] + " has no canary to " + verb);
+  request_rollout(dir, json::Object{{"action", verb}});
+  const Registry r = wait_for(dir, "the " + verb, one_version);
+  std::cout << "cohort serve: " << r.name << ": version " << r.traffic.begin()->first << " takes all requests\n";
+  return 0;
+}
+
 }  // namespace
 
+int update_command(const std::vector<std::string>& args) { return update(args); }
+int promote_command(const std::vector<std::string>& args) { return finish_rollout(args, "promote"); }
+int rollback_command(const std::vector<std::string>& args) { return finish_rollout(args, "rollback"); }
 int submit_command(const std::vector<std::string>& args) { return submit(args); }
 int status_command(const std::vector<std::string>& args) { return status(args); }
 int list_command(const std::vector<std::string>& args) { return list(args); }

@@ -12,6 +12,9 @@ int router_command(const std::vector<std::string>& args);
 int submit_command(const std::vector<std::string>& args);
 int status_command(const std::vector<std::string>& args);
 int list_command(const std::vector<std::string>& args);
+int update_command(const std::vector<std::string>& args);
+int promote_command(const std::vector<std::string>& args);
+int rollback_command(const std::vector<std::string>& args);
 int job_command(const std::vector<std::string>& args);
 
 }  // namespace cohort::serve

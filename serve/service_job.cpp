@@ -7,10 +7,12 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -18,6 +20,7 @@
 #include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "common/json.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
 #include "serve/isvc.hpp"
@@ -92,6 +95,10 @@ class ServiceJob {
  private:
   void start_replica(ReplicaProcess& r);
   void watch();
+  void restart_dead();
+  void apply_rollout();  // a request that 'cohort serve update', 'promote' or 'rollback' left
+  void stop_replicas(const std::function<bool(const RegistryReplica&)>& which);
+  void add_replica(const std::string& version);
   void publish();  // the registry and the router's replicas, from replicas_
   std::vector<std::string> step_argv(const RegistryReplica& entry) const;
 
@@ -150,10 +157,95 @@ void ServiceJob::publish() {
   write_registry(dir_, registry_);
 }
 
-// A replica whose step ended is restarted, unless the service is stopping.
 void ServiceJob::watch() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
+    restart_dead();
+    try {
+      apply_rollout();
+    } catch (const Error& e) {
+      std::cerr << "cohort serve job: rollout: " << e.what() << "\n";
+    }
+    stop_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_.load(); });
+  }
+}
+
+void ServiceJob::add_replica(const std::string& version) {
+  int id = 0;
+  for (const auto& r : replicas_) id = std::max(id, r.entry.id + 1);
+  replicas_.push_back({RegistryReplica{.id = id, .version = version}, Process()});
+  start_replica(replicas_.back());
+  publish();
+}
+
+// Out of the router first, then drained: requests under way on them finish.
+void ServiceJob::stop_replicas(const std::function<bool(const RegistryReplica&)>& which) {
+  std::vector<ReplicaProcess> leaving;
+  for (auto it = replicas_.begin(); it != replicas_.end();) {
+    if (which(it->entry)) {
+      leaving.push_back(std::move(*it));
+      it = replicas_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  publish();
+  for (auto& r : leaving) r.step.signal(SIGTERM);
+  for (auto& r : leaving) r.step.wait();
+}
+
+// rollout.json: {"action": "update", "version", "canary"} or {"action": "promote" | "rollback"}.
+// Taken once: the file is removed before it is acted on.
+void ServiceJob::apply_rollout() {
+  const fs::path file = dir_ / "rollout.json";
+  const auto text = read_file(file.string());
+  if (!text) return;
+  fs::remove(file);
+  const auto request = json::parse(*text, file.string());
+  const std::string action = request.at("action").as_string();
+  if (action == "update") {
+    registry_.storage[request.at("version").as_string()] = request.at("storage").as_string();
+  }
+  // The newest version and the one before it; versions are whole numbers, in order.
+  std::vector<long long> versions;
+  for (const auto& [version, _] : registry_.storage) versions.push_back(std::stoll(version));
+  std::sort(versions.begin(), versions.end());
+  if (versions.size() < 2) throw Error(action + ": the service serves one version only; nothing to roll");
+  const std::string new_version = std::to_string(versions.back());
+  const std::string old_version = std::to_string(versions[versions.size() - 2]);
+  std::cerr << "cohort serve job: rollout: " << action << " (version " << old_version << " -> " << new_version << ")\n";
+  if (action == "update") {
+    const int canary = static_cast<int>(request.at("canary").as_int());
+    if (canary > 0) {
+      add_replica(new_version);
+      registry_.traffic = {{old_version, 100 - canary}, {new_version, canary}};
+      return publish();
+    }
+    // A rolling update: a new replica in, then an old one out, one at a time.
+    std::vector<int> old_ids;
+    for (const auto& r : replicas_) old_ids.push_back(r.entry.id);
+    registry_.traffic.clear();
+    for (int id : old_ids) {
+      add_replica(new_version);
+      stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
+    }
+    registry_.traffic = {{new_version, 100}};
+    return publish();
+  }
+  const bool promote = action == "promote";
+  const std::string keep = promote ? new_version : old_version;
+  const std::string drop = promote ? old_version : new_version;
+  registry_.traffic = {{keep, 100}};
+  publish();
+  stop_replicas([&](const RegistryReplica& e) { return e.version == drop; });
+  registry_.storage.erase(drop);
+  while (static_cast<int>(replicas_.size()) < isvc_.min_replicas) add_replica(keep);
+  publish();
+}
+
+// A replica whose step ended is restarted, unless the service is stopping.
+void ServiceJob::restart_dead() {
+  {
     for (auto& r : replicas_) {
       if (stopping_ || !r.step.poll()) continue;
       std::cerr << "cohort serve job: replica " << r.entry.id << " ended; restarting it\n";
@@ -167,7 +259,6 @@ void ServiceJob::watch() {
       }
       publish();
     }
-    stop_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_.load(); });
   }
 }
 

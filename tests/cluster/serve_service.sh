@@ -1,7 +1,8 @@
 # `cohort serve submit`: a KServe InferenceService as one job of two replica steps behind a
 # router. Requests through the router's URL need the token; a replica killed under a bounded
-# load loses no request and is restarted; scancel drains the service and the registry says so.
-# Bad specs are refused before anything is submitted.
+# load loses no request and is restarted; a canary at 20 % takes 20 % +- 5 % of the requests
+# and is promoted, another is rolled back, all without a failed request; scancel drains the
+# service and the registry says so. Bad specs are refused before anything is submitted.
 source "$(dirname "$0")/lib.sh"
 require_cluster
 
@@ -9,15 +10,17 @@ cohort=$COHORT_BUILD_DIR/bin/cohort
 services=$work/services
 cd "$work"
 
+# Three repositories of the same model with different weights: an answer tells which served it.
 /usr/bin/python3 - <<'PY'
 import os, torch
-os.makedirs("repo/mlp/1", exist_ok=True)
-torch.manual_seed(1)
-m = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-torch.jit.script(m).save("repo/mlp/1/model.pt")
-with open("repo/mlp/config.yaml", "w") as f:
-    f.write("max_batch_size: 8\ninputs: [{name: x, datatype: FP32, dims: [4]}]\n"
-            "outputs: [{name: y, datatype: FP32, dims: [2]}]\n")
+for seed, repo in enumerate(["repo", "repo2", "repo3"], start=1):
+    os.makedirs(f"{repo}/mlp/1", exist_ok=True)
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    torch.jit.script(m).save(f"{repo}/mlp/1/model.pt")
+    with open(f"{repo}/mlp/config.yaml", "w") as f:
+        f.write("max_batch_size: 8\ninputs: [{name: x, datatype: FP32, dims: [4]}]\n"
+                "outputs: [{name: y, datatype: FP32, dims: [2]}]\n")
 PY
 
 isvc() {  # isvc PREDICTOR_LINES MODEL_LINES: a spec with these lines
@@ -42,7 +45,7 @@ refused no_model.yaml "holds no model"
 { isvc "" "      storageUri: $work/repo"$'\n      resources: {limits: {nvidia.com/gpu: 1}}\n'; printf 'slurm: {partition: nowhere}\n'; } >gpu.yaml
 refused gpu.yaml "slurm.partition nowhere: Slurm knows no such partition"
 
-isvc $'    minReplicas: 2\n    maxReplicas: 2\n' "      storageUri: file://$work/repo"$'\n      resources: {limits: {cpu: 1}}\n' >isvc.yaml
+isvc $'    minReplicas: 2\n    maxReplicas: 3\n' "      storageUri: file://$work/repo"$'\n      resources: {limits: {cpu: 1}}\n' >isvc.yaml
 out=$(timeout 240 "$cohort" serve submit isvc.yaml --dir "$services" --wait-timeout 180) || fail "submit failed: $out"
 note "$out"
 registry=$services/mlp/registry.json
@@ -97,6 +100,37 @@ assert isinstance(d["requests_per_s"], (int, float)), d
 assert d["p99_s"] is not None and d["p50_s"] <= d["p99_s"], d
 assert sum(r["requests"] or 0 for r in d["replicas"]) > 0, d
 PY
+
+# Which repository answers each of N requests: "repo repo2 ..." counts, no failure allowed.
+split() {  # split N
+  /usr/bin/python3 - "$url" "$services/mlp/token" "$work" "$1" <<'PY'
+import collections, json, sys, requests, torch
+url, token_file, work, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+s = requests.Session()
+s.headers["Authorization"] = "Bearer " + open(token_file).read().strip()
+x = [1.0, 2.0, 3.0, 4.0]
+expected = {repo: torch.jit.load(f"{work}/{repo}/mlp/1/model.pt")(torch.tensor([x])).flatten().tolist()
+            for repo in ("repo", "repo2", "repo3")}
+seen = collections.Counter()
+body = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": x}]})
+for _ in range(n):
+    r = s.post(url + "/models/mlp/infer", data=body, timeout=60)
+    assert r.status_code == 200, (r.status_code, r.text)
+    out = r.json()["outputs"][0]["data"]
+    seen[next(repo for repo, e in expected.items() if e == out)] += 1
+print(" ".join(f"{repo}={seen[repo]}" for repo in ("repo", "repo2", "repo3")))
+PY
+}
+"$cohort" serve update mlp --dir "$services" --storage-uri "$work/repo2" --canary 20 || fail "update --canary 20 failed"
+counts=$(split 200) || fail "requests failed with a canary"
+note "canary at 20 %: $counts"
+canary=$(sed 's/.*repo2=\([0-9]*\).*/\1/' <<<"$counts")
+((canary >= 30 && canary <= 50)) || fail "the canary took $canary of 200 requests, not 20 % +- 5 %"
+"$cohort" serve promote mlp --dir "$services" || fail "promote failed"
+expect_eq "$(split 50)" "repo=0 repo2=50 repo3=0" "answers after promote"
+"$cohort" serve update mlp --dir "$services" --storage-uri "$work/repo3" --canary 50 || fail "the second canary failed"
+"$cohort" serve rollback mlp --dir "$services" || fail "rollback failed"
+expect_eq "$(split 50)" "repo=0 repo2=50 repo3=0" "answers after rollback"
 
 scancel "$job"
 stopped() { /usr/bin/python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["state"] == "stopped" else 1)' "$registry"; }

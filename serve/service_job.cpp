@@ -230,6 +230,7 @@ void ServiceJob::apply_rollout() {
       stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
     }
     registry_.traffic = {{new_version, 100}};
+    registry_.storage.erase(old_version);
     return publish();
   }
   const bool promote = action == "promote";

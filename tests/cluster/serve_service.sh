@@ -1,7 +1,8 @@
 # `cohort serve submit`: a KServe InferenceService as one job of two replica steps behind a
 # router. Requests through the router's URL need the token; a replica killed under a bounded
 # load loses no request and is restarted; a canary at 20 % takes 20 % +- 5 % of the requests
-# and is promoted, another is rolled back, all without a failed request; scancel drains the
+# and is promoted, another is rolled back, and a rolling update replaces every replica, all
+# without a failed request; scancel drains the
 # service and the registry says so. Bad specs are refused before anything is submitted.
 source "$(dirname "$0")/lib.sh"
 require_cluster
@@ -49,6 +50,7 @@ isvc $'    minReplicas: 2\n    maxReplicas: 3\n' "      storageUri: file://$work
 out=$(timeout 240 "$cohort" serve submit isvc.yaml --dir "$services" --wait-timeout 180) || fail "submit failed: $out"
 note "$out"
 registry=$services/mlp/registry.json
+at_exit '[[ ${ok:-} == 1 ]] || { echo "the job log:"; tail -40 "$services/mlp/job.log"; } >&2'
 job=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["job"])' "$registry")
 submitted+=("$job")
 [[ $out == *"ready at http://"* ]] || fail "submit printed no URL: $out"
@@ -131,8 +133,13 @@ expect_eq "$(split 50)" "repo=0 repo2=50 repo3=0" "answers after promote"
 "$cohort" serve update mlp --dir "$services" --storage-uri "$work/repo3" --canary 50 || fail "the second canary failed"
 "$cohort" serve rollback mlp --dir "$services" || fail "rollback failed"
 expect_eq "$(split 50)" "repo=0 repo2=50 repo3=0" "answers after rollback"
+"$cohort" serve update mlp --dir "$services" --storage-uri "$work/repo3" || fail "the rolling update failed"
+expect_eq "$(split 50)" "repo=0 repo2=0 repo3=50" "answers after the rolling update"
+expect_eq "$(/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["replicas"]), {r["version"] for r in d["replicas"]} == set(d["traffic"]), list(d["traffic"].values()))' "$registry")" \
+  "2 True [100]" "replicas and traffic after the rolling update"
 
 scancel "$job"
 stopped() { /usr/bin/python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["state"] == "stopped" else 1)' "$registry"; }
 wait_until 120 "the registry to say the service stopped" stopped
 wait_until 120 "job $job to end" 'job_done $job'
+ok=1

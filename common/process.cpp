@@ -154,6 +154,8 @@ std::filesystem::path own_executable() {
   return self;
 }
 
+std::string cohort_executable() { return (own_executable().parent_path() / "cohort").string(); }
+
 std::vector<std::string> environment_with(const std::vector<std::string>& overrides) {
   std::map<std::string, std::string> vars;
   auto add = [&](const std::string& entry) {

@@ -166,6 +166,9 @@ std::vector<std::string> environment_with(const std::vector<std::string>& overri
 // This process's executable, absolute (/proc/self/exe): cohort's commands start its other
 // executables, and themselves, from it. Throws cohort::Error when the kernel does not say.
 std::filesystem::path own_executable();
+// The `cohort` executable beside it, for the jobs a command submits to run: a command may
+// run as a program of its own (cohort-serve) that takes no command name.
+std::string cohort_executable();
 
 // Sets NAME=VALUE in an environment of "NAME=VALUE" entries, replacing any entry for NAME.
 void set_variable(std::vector<std::string>& env, const std::string& name, const std::string& value);

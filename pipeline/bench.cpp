@@ -144,7 +144,7 @@ int bench_command(const std::vector<std::string>& args) {
   write_file_atomically(spec, dag_yaml(s.tasks));
   StartOptions o;
   o.root = work.path() / "root";
-  o.cohort = (own_executable().parent_path() / "cohort").string();
+  o.cohort = cohort_executable();
   StartOptions held = o;
   held.sbatch = {"--hold"};
   const auto sums = bench::alternate({0, s.repeat}, {[&] { return bare_sbatch(work, s.tasks); },

@@ -15,6 +15,7 @@
 #include "serve/runtime.hpp"
 #include "serve/server.hpp"
 #include "serve/service.hpp"
+#include "serve/service_commands.hpp"
 
 namespace cohort::serve {
 namespace {
@@ -169,6 +170,15 @@ int serve_command(const std::vector<std::string>& args) {
        &start},
       {"predict", "--model PATH --input IN --output OUT [options]",
        "run a model over every row of an HDF5 dataset or .npy file, sharded and restartable", &predict_command},
+      {"submit", "ISVC.yaml [--dir D]", "serve a KServe InferenceService as a Slurm job of replicas", &submit_command},
+      {"status", "NAME [--json]", "a service's replicas, traffic split and request times", &status_command},
+      {"list", "[--json]", "the services submitted", &list_command},
+      {"update", "NAME --storage-uri PATH [--canary P]", "a new model: a canary, or a rolling update", &update_command},
+      {"promote", "NAME", "the canary takes all requests; the old replicas stop", &promote_command},
+      {"rollback", "NAME", "the old version takes all requests; the canary stops", &rollback_command},
+      {"router", "--replica HOST:PORT ... [options]", "one URL in front of replicas: least outstanding, retries",
+       &router_command},
+      {"job", "DIR", "what a submitted service's job runs (started by submit)", &job_command},
   };
   return options::dispatch({{"serve",
                              {"<verb> [args]"},

@@ -64,10 +64,10 @@ def make_repository(root):
 
 
 class Server:
-    """A running `cohort serve start`; its port and token as it printed them."""
+    """A running `cohort serve start` (or another verb that serves); its port as it printed it."""
 
-    def __init__(self, args, env=None):
-        self.proc = subprocess.Popen([COHORT, "serve", "start", "--port", "0"] + args, stdout=subprocess.PIPE,
+    def __init__(self, args, env=None, verb="start"):
+        self.proc = subprocess.Popen([COHORT, "serve", verb, "--port", "0"] + args, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env, text=True, bufsize=0)
         text = ""
         end = time.monotonic() + DEADLINE_S

@@ -1,0 +1,317 @@
+// `cohort serve job DIR`: what runs as a service's sbatch job. It starts each replica as a
+// job step (`srun cohort serve start` on the step's CPUs and GPUs), serves the router in
+// this process, keeps the registry, restarts a replica whose step ends, and on SIGTERM
+// drains the router, then the replicas.
+#include <poll.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <functional>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "common/environment.hpp"
+#include "common/error.hpp"
+#include "common/fd.hpp"
+#include "common/json.hpp"
+#include "common/process.hpp"
+#include "common/text.hpp"
+#include "serve/isvc.hpp"
+#include "serve/registry.hpp"
+#include "serve/router.hpp"
+#include "serve/serve_command.hpp"
+#include "serve/server.hpp"
+#include "serve/service_commands.hpp"
+
+namespace cohort::serve {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kStartDeadline = std::chrono::seconds(120);
+
+// An address of `node` that clients outside the allocation can reach: the first IPv4
+// address it resolves to here, on one of its nodes.
+std::string address_of(const std::string& node) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::resolver resolver(io);
+  boost::system::error_code ec;
+  const auto found = resolver.resolve(boost::asio::ip::tcp::v4(), node, "0", ec);
+  if (ec || found.empty()) throw Error("cannot resolve node " + node + " (" + ec.message() + ")");
+  return found.begin()->endpoint().address().to_string();
+}
+
+// Lines from a child's stdout until one holds `until`, or the deadline passes.
+std::string read_until(Fd& out, const std::string& until, Clock::time_point deadline) {
+  std::string text;
+  while (text.find(until) == std::string::npos || text.back() != '\n') {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) throw Error("no '" + until + "' line within " + std::to_string(kStartDeadline.count()) + " s");
+    pollfd p{out.get(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) < 0 && errno != EINTR) throw Error(system_message("poll", errno));
+    if (!(p.revents & (POLLIN | POLLHUP))) continue;
+    char buf[4096];
+    const auto n = ::read(out.get(), buf, sizeof buf);
+    if (n == 0) throw Error("it ended before it listened: " + text);
+    if (n > 0) text.append(buf, static_cast<std::size_t>(n));
+  }
+  return text;
+}
+
+std::string field_after(const std::string& text, const std::string& key) {
+  const auto at = text.find(key);
+  if (at == std::string::npos) return {};
+  const auto start = at + key.size();
+  return text.substr(start, text.find_first_of(" )\n", start) - start);
+}
+
+struct ReplicaProcess {
+  RegistryReplica entry;
+  Process step;
+};
+
+class ServiceJob {
+ public:
+  explicit ServiceJob(fs::path dir)
+      : dir_(std::move(dir)), isvc_(read_inference_service_file((dir_ / "spec.yaml").string())),
+        token_(read_or_create_token(dir_ / "token")), registry_(read_registry(dir_)) {
+    registry_.job = env_or("SLURM_JOB_ID", registry_.job);
+    RouterOptions o;
+    o.replica_token = token_;
+    o.threads = 2;
+    router_ = std::make_unique<Router>(o);
+  }
+
+  int run();
+
+ private:
+  void start_replica(ReplicaProcess& r);
+  void watch();
+  void restart_dead();
+  void apply_rollout();  // a request that 'cohort serve update', 'promote' or 'rollback' left
+  void stop_replicas(const std::function<bool(const RegistryReplica&)>& which);
+  void add_replica(const std::string& version);
+  void publish();  // the registry and the router's replicas, from replicas_
+  std::vector<std::string> step_argv(const RegistryReplica& entry) const;
+
+  fs::path dir_;
+  InferenceService isvc_;
+  std::string token_;
+  std::mutex mutex_;  // guards registry_ and replicas_
+  Registry registry_;
+  std::vector<ReplicaProcess> replicas_;
+  std::unique_ptr<Router> router_;
+  std::atomic<bool> stopping_{false};
+  std::condition_variable stop_cv_;
+};
+
+std::vector<std::string> ServiceJob::step_argv(const RegistryReplica& entry) const {
+  std::vector<std::string> argv{"srun", "--ntasks=1", "--nodes=1", "--exact", "--kill-on-bad-exit=1",
+                                "--cpus-per-task=" + std::to_string(isvc_.cpus),
+                                "--job-name=" + isvc_.name + ".replica-" + std::to_string(entry.id),
+                                "--error=" + (dir_ / ("replica-" + std::to_string(entry.id) + ".log")).string()};
+  if (isvc_.gpus > 0) argv.push_back("--gpus-per-task=" + std::to_string(isvc_.gpus));
+  // The step says where it runs and its server's pid, then becomes the server.
+  argv.insert(argv.end(), {"sh", "-c", "echo \"node=$SLURMD_NODENAME pid=$$\"; exec \"$0\" \"$@\"",
+                           cohort_executable(), "serve", "start", "--address", "0.0.0.0", "--port", "0", "--threads",
+                           std::to_string(std::max(1, isvc_.cpus)), "--token-file", (dir_ / "token").string()});
+  const auto it = registry_.storage.find(entry.version);
+  const fs::path storage = it != registry_.storage.end() ? fs::path(it->second) : isvc_.storage;
+  if (fs::is_directory(storage)) argv.insert(argv.end(), {"--repository", storage.string()});
+  else argv.insert(argv.end(), {"--model", isvc_.name + "=" + storage.string()});
+  return argv;
+}
+
+void ServiceJob::start_replica(ReplicaProcess& r) {
+  SpawnOptions o;
+  o.out = Stream::pipe();
+  r.entry.state = "starting";
+  r.step = spawn(step_argv(r.entry), o);
+  const std::string text = read_until(r.step.out(), "listening on", Clock::now() + kStartDeadline);
+  r.entry.node = field_after(text, "node=");
+  r.entry.pid = parse_integer(field_after(text, "pid="), 1, 1LL << 31).value_or(0);
+  r.entry.port = static_cast<int>(parse_integer(field_after(text, "(port "), 1, 65535).value_or(0));
+  r.entry.host = address_of(r.entry.node.empty() ? host_name() : r.entry.node);
+  r.entry.state = "ready";
+  std::cerr << "cohort serve job: replica " << r.entry.id << " listening on " << r.entry.host << ":" << r.entry.port
+            << " (node " << r.entry.node << ")\n";
+}
+
+void ServiceJob::publish() {
+  std::vector<ReplicaAddress> addresses;
+  registry_.replicas.clear();
+  for (const auto& r : replicas_) {
+    registry_.replicas.push_back(r.entry);
+    if (r.entry.state == "ready") addresses.push_back({r.entry.host, r.entry.port, r.entry.version});
+  }
+  router_->set_replicas(addresses);
+  router_->set_traffic(registry_.traffic);
+  write_registry(dir_, registry_);
+}
+
+void ServiceJob::watch() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    restart_dead();
+    try {
+      apply_rollout();
+    } catch (const Error& e) {
+      std::cerr << "cohort serve job: rollout: " << e.what() << "\n";
+    }
+    stop_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_.load(); });
+  }
+}
+
+void ServiceJob::add_replica(const std::string& version) {
+  int id = 0;
+  for (const auto& r : replicas_) id = std::max(id, r.entry.id + 1);
+  replicas_.push_back({RegistryReplica{.id = id, .version = version}, Process()});
+  start_replica(replicas_.back());
+  publish();
+}
+
+// Out of the router first, then drained: requests under way on them finish.
+void ServiceJob::stop_replicas(const std::function<bool(const RegistryReplica&)>& which) {
+  std::vector<ReplicaProcess> leaving;
+  for (auto it = replicas_.begin(); it != replicas_.end();) {
+    if (which(it->entry)) {
+      leaving.push_back(std::move(*it));
+      it = replicas_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  publish();
+  for (auto& r : leaving) r.step.signal(SIGTERM);
+  for (auto& r : leaving) r.step.wait();
+}
+
+// rollout.json: {"action": "update", "version", "canary"} or {"action": "promote" | "rollback"}.
+// Taken once: the file is removed before it is acted on.
+void ServiceJob::apply_rollout() {
+  const fs::path file = dir_ / "rollout.json";
+  const auto text = read_file(file.string());
+  if (!text) return;
+  fs::remove(file);
+  const auto request = json::parse(*text, file.string());
+  const std::string action = request.at("action").as_string();
+  if (action == "update") {
+    registry_.storage[request.at("version").as_string()] = request.at("storage").as_string();
+  }
+  // The newest version and the one before it; versions are whole numbers, in order.
+  std::vector<long long> versions;
+  for (const auto& [version, _] : registry_.storage) versions.push_back(std::stoll(version));
+  std::sort(versions.begin(), versions.end());
+  if (versions.size() < 2) throw Error(action + ": the service serves one version only; nothing to roll");
+  const std::string new_version = std::to_string(versions.back());
+  const std::string old_version = std::to_string(versions[versions.size() - 2]);
+  std::cerr << "cohort serve job: rollout: " << action << " (version " << old_version << " -> " << new_version << ")\n";
+  if (action == "update") {
+    const int canary = static_cast<int>(request.at("canary").as_int());
+    if (canary > 0) {
+      add_replica(new_version);
+      registry_.traffic = {{old_version, 100 - canary}, {new_version, canary}};
+      return publish();
+    }
+    // A rolling update: a new replica in, then an old one out, one at a time.
+    std::vector<int> old_ids;
+    for (const auto& r : replicas_) old_ids.push_back(r.entry.id);
+    registry_.traffic.clear();
+    for (int id : old_ids) {
+      add_replica(new_version);
+      stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
+    }
+    registry_.traffic = {{new_version, 100}};
+    registry_.storage.erase(old_version);
+    return publish();
+  }
+  const bool promote = action == "promote";
+  const std::string keep = promote ? new_version : old_version;
+  const std::string drop = promote ? old_version : new_version;
+  registry_.traffic = {{keep, 100}};
+  publish();
+  stop_replicas([&](const RegistryReplica& e) { return e.version == drop; });
+  registry_.storage.erase(drop);
+  while (static_cast<int>(replicas_.size()) < isvc_.min_replicas) add_replica(keep);
+  publish();
+}
+
+// A replica whose step ended is restarted, unless the service is stopping.
+void ServiceJob::restart_dead() {
+  {
+    for (auto& r : replicas_) {
+      if (stopping_ || !r.step.poll()) continue;
+      std::cerr << "cohort serve job: replica " << r.entry.id << " ended; restarting it\n";
+      r.entry.state = "dead";
+      ++r.entry.restarts;
+      publish();
+      try {
+        start_replica(r);
+      } catch (const Error& e) {
+        std::cerr << "cohort serve job: replica " << r.entry.id << " did not restart: " << e.what() << "\n";
+      }
+      publish();
+    }
+  }
+}
+
+int ServiceJob::run() {
+  {
+    std::lock_guard lock(mutex_);
+    registry_.state = "starting";
+    registry_.traffic = {{"1", 100}};
+    write_registry(dir_, registry_);
+    for (int i = 0; i < isvc_.min_replicas; ++i) {
+      replicas_.push_back({RegistryReplica{.id = i, .version = "1"}, Process()});
+      start_replica(replicas_.back());
+    }
+    publish();
+  }
+  std::thread watcher([this] { watch(); });
+  ServerOptions server;
+  server.address = "0.0.0.0";
+  server.port = 0;
+  server.threads = 2;
+  server.token = token_;
+  run_server(*router_, server, [&](int port) {
+    std::lock_guard lock(mutex_);
+    registry_.url = "http://" + address_of(host_name()) + ":" + std::to_string(port) + "/v2";
+    registry_.state = "ready";
+    write_registry(dir_, registry_);
+    std::cerr << "cohort serve job: " << registry_.name << " ready at " << registry_.url << "\n";
+  });
+  stopping_ = true;
+  stop_cv_.notify_all();
+  watcher.join();
+  std::lock_guard lock(mutex_);
+  registry_.state = "draining";
+  for (auto& r : replicas_) r.entry.state = "draining";
+  publish();
+  for (auto& r : replicas_) r.step.signal(SIGTERM);
+  for (auto& r : replicas_) {
+    r.step.wait();
+    r.entry.state = "stopped";
+  }
+  registry_.state = "stopped";
+  publish();
+  std::cerr << "cohort serve job: drained; exiting\n";
+  return 0;
+}
+
+}  // namespace
+
+int job_command(const std::vector<std::string>& args) {
+  if (args.size() != 1) throw input_error("serve job: expected the service's folder (it is run by 'cohort serve submit')");
+  ServiceJob job(args[0]);
+  return job.run();
+}
+
+}  // namespace cohort::serve

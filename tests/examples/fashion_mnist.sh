@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # examples/fashion-mnist's pipeline, run here (--local) on a small part of the data: every
 # stage ends ok, the model served through V2 scores the test split exactly as its checkpoint
-# does offline (the serve step compares them), and the model's lineage reaches the data
-# step's dataset through the training run and the sweep.
+# does offline (the serve step compares them), so does batch prediction, and the model's
+# lineage reaches the data step's dataset through the training run and the sweep.
 #
 #   fashion_mnist.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -27,7 +27,9 @@ import json, sys
 s = json.loads(sys.argv[1])
 states = {t["task"]: t["state"] for t in s["tasks"]}
 assert s["state"] == "Succeeded", s["state"]
-assert states == {k: "succeeded" for k in ("prepare", "sweep", "train", "export", "serve")}, states
+assert states == {k: "succeeded" for k in ("prepare", "sweep", "train", "export", "serve", "predict")}, states
+results = {t["task"]: t["outputs"]["parameters"] for t in s["tasks"]}
+assert results["predict"]["accuracy"] == results["export"]["accuracy"], results
 PY
 log=$(cohort pipeline logs "$run" serve --dir "$work/pipelines")
 [[ $log == *served_test_accuracy=* ]] || fail "the serve step did not score the test split: $log"

@@ -162,7 +162,7 @@ class Forward : public std::enable_shared_from_this<Forward> {
   void start() {
     if (attempts_++ >= router_.options.attempts) return finish_unavailable("every try failed");
     replica_ = router_.pick(tried_);
-    if (!replica_) return finish_unavailable(tried_.empty() ? "no replica is ready" : "no other replica is ready");
+    if (!replica_) return wait_for_ready(tried_.empty() ? "no replica is ready" : "no other replica is ready");
     ++replica_->outstanding;
     ++replica_->requests;
     stream_ = replica_->take_idle();
@@ -235,6 +235,22 @@ class Forward : public std::enable_shared_from_this<Forward> {
     start();
   }
 
+  // No replica can take the request now: it waits for the next health checks, and then may
+  // go to any replica again, one that failed it included (it was ejected, and is back only
+  // once it answers ready). Waiting is not a try: the tries stay bounded by `attempts`.
+  void wait_for_ready(const std::string& why) {
+    if (waited_ >= router_.options.wait_for_ready) return finish_unavailable(why);
+    waited_ += router_.options.health_interval;
+    --attempts_;
+    tried_.clear();
+    replica_.reset();
+    wait_ = std::make_unique<asio::steady_timer>(router_.io, router_.options.health_interval);
+    wait_->async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->finish_unavailable("the router stopped");
+      self->start();
+    });
+  }
+
   void finish_unavailable(const std::string& why) {
     Reply r{503, error_body("the service cannot answer now: " + why + "; try again shortly")};
     r.retry_after_s = 1;
@@ -251,6 +267,8 @@ class Forward : public std::enable_shared_from_this<Forward> {
   bool reused_ = false;
   static constexpr int kStaleTries = 2;
   int stale_ = 0;  // kept-alive connections found closed
+  std::chrono::milliseconds waited_{0};  // for a replica to be ready
+  std::unique_ptr<asio::steady_timer> wait_;
   beast::flat_buffer buffer_;
   std::optional<http::response_parser<http::string_body>> parser_;
 };

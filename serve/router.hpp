@@ -38,6 +38,10 @@ struct RouterOptions {
   std::chrono::seconds connect_timeout{2};
   std::chrono::seconds response_timeout{120};
   int attempts = 4;  // tries of one request, on as many replicas as there are
+  // How long a request that finds no replica ready waits for the health checks to bring one
+  // back (a replica restarting, or one ejected for a slow check), as KServe's activator holds
+  // requests while no pod is ready, before it is answered 503.
+  std::chrono::milliseconds wait_for_ready{15000};
 };
 
 struct ReplicaStats {

@@ -60,7 +60,10 @@ done
 import json, sys
 s = json.load(sys.stdin)
 states = [t["state"] for t in s["trials"]]
-assert s["state"] == "Succeeded" and len(states) == 15, (s["state"], s.get("reason"), states)
+# All 15 trials run, unless one reaches the goal of the example (loss 0.001) first: a sampler
+# that finds such a setting ends the experiment there, as Katib does.
+goal = (s.get("reason") or "").startswith("GoalReached")
+assert s["state"] == "Succeeded" and (len(states) == 15 or goal and len(states) <= 15), (s["state"], s.get("reason"), states)
 stopped = [t for t in s["trials"] if t["state"] == "EarlyStopped"]
 assert stopped, "no trial was stopped early: %s" % [(t["parameters"], t.get("objective")) for t in s["trials"]]
 assert all("medianstop: best loss" in t["reason"] for t in stopped), stopped

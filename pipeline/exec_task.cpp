@@ -62,10 +62,11 @@ std::vector<std::string> command_line(const RunRecord& rec, const Task& t, const
 }
 
 // Runs the command; empty when it succeeded, otherwise why not.
-std::string run_command(const fs::path& dir, const RunRecord& rec, const Task& t, const std::vector<std::string>& argv) {
+std::string run_command(const fs::path& dir, const RunRecord& rec, const Task& t, const Bindings& b,
+                        const std::vector<std::string>& argv) {
   std::vector<std::string> env{"COHORT_PIPELINE_RUN=" + dir.string(), "COHORT_PIPELINE_TASK=" + t.name,
                                std::string(lineage::kExecutionVariable) + "=" + lineage_execution(rec, t.name)};
-  for (const auto& [k, v] : t.env) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : t.env) env.push_back(k + "=" + resolve(v, b));
   SpawnOptions o;
   o.environment = environment_with(env);
   // The command stays in the wrapper's process group, so that whoever stops the wrapper
@@ -135,7 +136,7 @@ int exec_task(const fs::path& dir, const std::string& name, int attempt) {
   record_task_start(rec, *t, *in);
   Bindings b = in->bindings;
   prepare_outputs(task_dir(dir, name), *t, b);
-  std::string failure = run_command(dir, rec, *t, command_line(rec, *t, b));
+  std::string failure = run_command(dir, rec, *t, b, command_line(rec, *t, b));
   if (failure.empty()) {
     try {
       st.outputs = collect_outputs(b);

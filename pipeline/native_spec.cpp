@@ -176,7 +176,10 @@ Task read_step(const Reader& r, const std::string& name, const YAML::Node& n) {
   if (n["image"]) t.image = r.string(n["image"], t.where + ".image");
   if (n["env"]) {
     if (!n["env"].IsMap()) r.fail(t.where + ".env", "must be a mapping of names to values");
-    for (const auto& kv : n["env"]) t.env.emplace_back(kv.first.as<std::string>(), value_text(kv.second));
+    for (const auto& kv : n["env"]) {
+      const std::string name = kv.first.as<std::string>();
+      t.env.emplace_back(name, translate(s, value_text(kv.second), Reader::join(t.where + ".env", name)));
+    }
   }
   return t;
 }

@@ -58,25 +58,30 @@ void check_inputs(const yaml::Reader& r, const Pipeline& p, const Task& t) {
   }
 }
 
-// Each placeholder of the command names an input bound to the task or an output it declares.
+// Each placeholder in `text` (an argument or an environment value of `t`) names an input
+// bound to the task or an output it declares.
+void check_placeholders(const yaml::Reader& r, const Task& t, const std::string& field, const std::string& text) {
+  for (const auto& ph : placeholders_in(text, [&](const std::string& why) { r.fail(field, why); })) {
+    using K = Placeholder::Kind;
+    bool known = false;
+    std::string what;
+    if (ph.kind == K::input_parameter || ph.kind == K::input_artifact) {
+      known = t.input(ph.name, ph.kind == K::input_artifact) != nullptr;
+      what = ph.kind == K::input_artifact ? "input artifact" : "input parameter";
+    } else {
+      const auto& outs = ph.kind == K::output_artifact ? t.output_artifacts : t.output_parameters;
+      known = std::find(outs.begin(), outs.end(), ph.name) != outs.end();
+      what = ph.kind == K::output_artifact ? "output artifact" : "output parameter";
+    }
+    if (!known) r.fail(field, ph.text + " names no " + what + " of task '" + t.name + "'");
+  }
+}
+
 void check_placeholders(const yaml::Reader& r, const Task& t) {
   for (std::size_t i = 0; i < t.command.size(); ++i) {
-    const std::string field = yaml::Reader::at(t.where + ".command", i);
-    for (const auto& ph : placeholders_in(t.command[i], [&](const std::string& why) { r.fail(field, why); })) {
-      using K = Placeholder::Kind;
-      bool known = false;
-      std::string what;
-      if (ph.kind == K::input_parameter || ph.kind == K::input_artifact) {
-        known = t.input(ph.name, ph.kind == K::input_artifact) != nullptr;
-        what = ph.kind == K::input_artifact ? "input artifact" : "input parameter";
-      } else {
-        const auto& outs = ph.kind == K::output_artifact ? t.output_artifacts : t.output_parameters;
-        known = std::find(outs.begin(), outs.end(), ph.name) != outs.end();
-        what = ph.kind == K::output_artifact ? "output artifact" : "output parameter";
-      }
-      if (!known) r.fail(field, ph.text + " names no " + what + " of task '" + t.name + "'");
-    }
+    check_placeholders(r, t, yaml::Reader::at(t.where + ".command", i), t.command[i]);
   }
+  for (const auto& [name, value] : t.env) check_placeholders(r, t, yaml::Reader::join(t.where + ".env", name), value);
 }
 
 // Kahn's algorithm in file order; what is left at the end lies on a cycle.

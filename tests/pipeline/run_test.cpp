@@ -97,6 +97,25 @@ TEST(LocalRun, TwoStepPipelinePassesItsParameterThroughADatasetArtifact) {
   EXPECT_EQ(artifact.at("sha256").as_string().size(), 64u);
 }
 
+TEST(LocalRun, EnvironmentValuesGetTheirPlaceholdersFilledInAsArgumentsDo) {
+  Pipelines d;
+  const std::string p = d.file("env.yaml", R"yaml(name: env
+params: {where: here}
+steps:
+  make:
+    outputs: [data]
+    run: 'echo made > {{outputs.data}}'
+  use:
+    env: {DATA: '{{steps.make.outputs.data}}', WHERE: 'at {{params.where}}', RESULT: '{{results.seen}}'}
+    results: [seen]
+    run: 'printf "%s %s" "$(cat "$DATA")" "$WHERE" > "$RESULT"'
+)yaml");
+  const std::string run = d.run(p, {"where=there"});
+  EXPECT_EQ(d.states(run), (States{{"make", "succeeded"}, {"use", "succeeded"}}));
+  const json::Value s = d.status(run);
+  EXPECT_EQ(s.at("tasks").as_array()[1].at("outputs").at("parameters").at("seen").as_string(), "made at there");
+}
+
 TEST(LocalRun, ASecondRunIsServedFromTheCacheWithTheSameFingerprints) {
   Pipelines d;
   const std::string first = d.run(fixture("two_step_pipeline_containerized.yaml"), {"text=x"});

@@ -222,6 +222,9 @@ TEST(Spec, NativePlaceholdersThatNameNothingAreRefused) {
   EXPECT_NE(e.find("names no output artifact of task 'a'"), std::string::npos) << e;
   e = error_of("name: x\nsteps:\n  a: {run: 'echo {{steps.b.outputs.m}}'}\n");
   EXPECT_NE(e.find("no task 'b'"), std::string::npos) << e;
+  e = error_of("name: x\nsteps:\n  a: {run: 'echo', env: {M: '{{outputs.model}}'}}\n");
+  EXPECT_NE(e.find("steps.a.env.M: {{$.outputs.artifacts['model'].path}} names no output artifact of task 'a'"),
+            std::string::npos) << e;
 }
 
 TEST(Placeholder, ResolvesEveryKindInsideLargerArguments) {

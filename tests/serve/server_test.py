@@ -19,8 +19,11 @@ import tempfile
 import time
 import unittest
 
+import numpy
 import requests
 import torch
+
+import v2_client
 
 COHORT = None
 DEADLINE_S = 60  # a bound on waits that normally end at once, never a measurement
@@ -195,6 +198,38 @@ class ServeTest(unittest.TestCase):
         self.assertEqual([o["name"] for o in only], ["total"])
         body["outputs"] = [{"name": "nope"}]
         self.expect_error(self.post("/v2/models/pair/infer", body), 400, "no such output")
+
+    def test_a_v2_client_written_from_the_spec_gets_every_answer_right(self):
+        client = v2_client.InferenceServerClient(self.server.url, token=self.token)
+        try:
+            self.assertTrue(client.is_server_live() and client.is_server_ready())
+            self.assertIn("name", client.server_metadata())
+            self.assertTrue(client.is_model_ready("mlp") and client.is_model_ready("mlp", 1))
+            self.assertFalse(client.is_model_ready("mlp", 9) or client.is_model_ready("absent"))
+            meta = client.model_metadata("pair")
+            self.assertEqual([(t["name"], t["datatype"]) for t in meta["outputs"]], [("twice", "INT64"), ("total", "INT64")])
+            x = numpy.random.default_rng(3).standard_normal((6, 4), dtype=numpy.float32)
+            with torch.no_grad():
+                expected = {v: self.mlp(v)(torch.from_numpy(x)).numpy() for v in (1, 2)}
+            for version, binary in ((None, False), (None, True), (1, False), (1, True)):
+                result = client.infer("mlp", {"x": x}, version=version, binary=binary, request_id=f"r{version}{binary}")
+                self.assertEqual((result.model_version, result.id), (str(version or 2), f"r{version}{binary}"))
+                self.assertTrue(numpy.array_equal(result.as_numpy("y"), expected[version or 2]), (version, binary))
+            ints = numpy.array([3, -1, 2**40], dtype=numpy.int64)
+            for binary in (False, True):
+                result = client.infer("pair", {"x": ints}, outputs=["total"], binary=binary)
+                self.assertEqual(result.names(), ["total"])
+                self.assertEqual(result.as_numpy("total").tolist(), 2**40 + 2)
+            flags = client.infer("negate", {"flags": numpy.array([True, False, True])}, binary=True)
+            self.assertEqual(flags.as_numpy("out").tolist(), [False, True, False])
+            with self.assertRaises(v2_client.V2Error) as e:
+                client.infer("mlp", {"x": numpy.zeros((2, 5), dtype=numpy.float32)})
+            self.assertEqual(e.exception.status, 400)
+            with self.assertRaises(v2_client.V2Error) as e:
+                client.infer("mlp", {"x": x.astype(numpy.float64)}, binary=True)
+            self.assertEqual(e.exception.status, 400)
+        finally:
+            client.close()
 
     def test_bool_tensors(self):
         out = self.post("/v2/models/negate/infer", infer_body([True, False], [2], "BOOL", "flags")).json()

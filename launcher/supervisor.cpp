@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <limits>
@@ -106,14 +107,18 @@ struct Child {
 // Starts `argv` with `env`, stdout/stderr to pipes (when capture) or to `log_file`, in its
 // own process group, so the whole rank — wrapper, program and the program's children — can
 // be signalled at once.
-Child start_child(const std::vector<std::string>& argv, std::vector<std::string> env, bool capture,
+enum class Capture { none, both, err };
+
+Child start_child(const std::vector<std::string>& argv, std::vector<std::string> env, Capture capture,
                   const std::string& log_file, const sigset_t& child_mask) {
   SpawnOptions o;
   o.environment = std::move(env);
   o.own_process_group = true;
   o.signal_mask = child_mask;
-  if (capture) {
+  if (capture == Capture::both) {
     o.out = Stream::pipe();
+    o.err = Stream::pipe();
+  } else if (capture == Capture::err) {
     o.err = Stream::pipe();
   } else if (!log_file.empty()) {
     o.out = Stream::file(log_file, /*append=*/true);
@@ -129,10 +134,14 @@ Child start_child(const std::vector<std::string>& argv, std::vector<std::string>
 }
 
 // Copies what a rank printed to our stdout/stderr, each complete line prefixed "R: " as
-// srun --label does.
-void relay(Fd& fd, LineSplitter& lines, int rank, std::ostream& sink, bool final) {
+// srun --label does; srun's own (rank -1) as it is, less the lines `drop` names.
+void relay(Fd& fd, LineSplitter& lines, int rank, std::ostream& sink, bool final,
+           const std::function<bool(std::string_view)>& drop = {}) {
   if (!fd) return;
-  auto put = [&](std::string_view line) { sink << rank << ": " << line << "\n"; };
+  auto put = [&](std::string_view line) {
+    if (rank >= 0) sink << rank << ": " << line << "\n";
+    else if (!drop || !drop(line)) sink << line << "\n";
+  };
   char buf[65536];
   while (true) {
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
@@ -305,6 +314,7 @@ class Gang {
     attempt_dir_ = attempt_dir;
     make_directories(attempt_dir, 0700);
     children_.clear();
+    tearing_down_ = false;
     hub_->begin_attempt();
     reported_.clear();
     running_.clear();
@@ -335,7 +345,7 @@ class Gang {
       if (options_.output_dir.empty()) argv.push_back("--label");
       else argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
       argv.insert(argv.end(), rank_argv.begin(), rank_argv.end());
-      children_.push_back(start_child(argv, env, false, "", signals_.previous_mask()));
+      children_.push_back(start_child(argv, env, Capture::err, "", signals_.previous_mask()));
     } else {
       gang.master_port = free_local_port();
       for (int r = 0; r < world_; ++r) spawn_local_rank(r, rank_argv, env, gang);
@@ -357,7 +367,8 @@ class Gang {
       set_variable(env, "COHORT_LAUNCH_BIND", "1");
     }
     std::string log = options_.output_dir.empty() ? "" : options_.output_dir + "/rank-" + std::to_string(r) + ".log";
-    Child c = start_child(argv, std::move(env), options_.output_dir.empty(), log, signals_.previous_mask());
+    Child c = start_child(argv, std::move(env), options_.output_dir.empty() ? Capture::both : Capture::none, log,
+                          signals_.previous_mask());
     c.rank = r;
     children_.push_back(std::move(c));
   }
@@ -428,7 +439,7 @@ class Gang {
       }
       set("COHORT_LAUNCH_MODE", "slurm");
       for (const auto& [k, v] : gang_environment(gang)) set(k, v);
-      children_.push_back(start_child(argv, env, false, "", signals_.previous_mask()));
+      children_.push_back(start_child(argv, env, Capture::err, "", signals_.previous_mask()));
       return monitor();
     }
     set("COHORT_LAUNCH_MODE", "local");
@@ -455,6 +466,7 @@ class Gang {
     // is ended through Slurm, which also tells the supervisor when a node's ranks cannot
     // be killed (a lost node) before it restarts the gang.
     hub_->set_closing(true);
+    tearing_down_ = true;
     signal_gang(SIGKILL);
     // srun exits once its tasks are gone; a stuck srun is ended after a few seconds.
     auto deadline = Clock::now() + std::chrono::seconds(5);
@@ -689,9 +701,10 @@ class Gang {
     hub_->add_poll_fds(fds);
     ::poll(fds.data(), fds.size(), timeout_ms);
     take_events();
+    const auto ours = [this](std::string_view line) { return tearing_down_ && is_teardown_report(line); };
     for (auto& c : children_) {
       relay(c.process.out(), c.out_lines, c.rank, std::cout, false);
-      relay(c.process.err(), c.err_lines, c.rank, std::cerr, false);
+      relay(c.process.err(), c.err_lines, c.rank, std::cerr, false, ours);
     }
     for (int s : signals_.drain()) {
       if (s != SIGCHLD) pending_signals_.push_back(s);
@@ -700,7 +713,7 @@ class Gang {
       if (c.process.reaped()) continue;
       if (c.process.poll()) {
         relay(c.process.out(), c.out_lines, c.rank, std::cout, true);
-        relay(c.process.err(), c.err_lines, c.rank, std::cerr, true);
+        relay(c.process.err(), c.err_lines, c.rank, std::cerr, true, ours);
       }
     }
     if (first_all_started_ < 0 && static_cast<int>(running_.size()) >= world_) {
@@ -781,6 +794,7 @@ class Gang {
   std::string master_addr_;
   std::string attempt_dir_;
   std::vector<Child> children_;
+  bool tearing_down_ = false;  // this attempt's teardown has begun: srun's reports of it are ours to give
   Clock::time_point started_;
   double first_all_started_ = -1;
   std::unique_ptr<EventHub> hub_;
@@ -911,6 +925,19 @@ double restart_backoff_seconds(int restart) {
   return restart >= 6 ? kLongest : std::min(kFirst * (1 << (std::max(restart, 1) - 1)), kLongest);
 }
 
+bool is_teardown_report(std::string_view line) {
+  if (line.ends_with('\r')) line.remove_suffix(1);
+  if (line.starts_with("srun: error: ") && (line.ends_with(": Killed") || line.ends_with(": Terminated"))) {
+    return line.find(": task") != std::string_view::npos;
+  }
+  if (line.starts_with("slurmstepd: error: *** STEP ")) return line.find(" CANCELLED AT ") != std::string_view::npos;
+  for (std::string_view prefix : {"srun: Job step aborted:", "srun: forcing job termination", "srun: Force Terminated StepId=",
+                                  "srun: launch/slurm: _step_signal: Terminating"}) {
+    if (line.starts_with(prefix)) return true;
+  }
+  return false;
+}
+
 int supervise(const LaunchOptions& options) {
   if (options.command.empty()) throw input_error("no command: put the program to run after --");
   const auto began = Clock::now();
@@ -935,8 +962,13 @@ int supervise(const LaunchOptions& options) {
     const std::string tail = "restarts " + std::to_string(restarts) + " of " + std::to_string(options.max_restarts) +
                              "; wall " + wall(seconds_since(began));
     if (a.ending == Ending::succeeded) {
+      std::vector<RankOutcome> ended;  // ranks that never end by themselves, a TFJob's PS: cohort ended them
+      for (const auto& o : a.outcomes) {
+        if (!o.reported) ended.push_back(o);
+      }
       std::cerr << "cohort: launch: succeeded: " << who << ", " << plural(restarts, "restart") << ", wall "
-                << wall(seconds_since(began)) << "\n";
+                << wall(seconds_since(began))
+                << (ended.empty() ? "" : "; " + summarize_ranks(ended) + " once the deciding ranks had succeeded") << "\n";
       return 0;
     }
     if (a.ending == Ending::deadline) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cohort::launcher {
@@ -76,6 +77,13 @@ double restart_backoff_seconds(int restart);
 // Runs the gang to completion and returns the process exit status: 0 exactly when the
 // last attempt succeeded on every rank. Prints progress and one summary line on stderr.
 int supervise(const LaunchOptions& options);
+
+// Whether `line`, from srun's stderr, is srun's or slurmstepd's report of tasks that a
+// teardown cohort began has ended ("srun: error: node2: task 0: Killed", "srun: Job step
+// aborted: ...", "slurmstepd: error: *** STEP 7.0 ON node1 CANCELLED AT ... ***"). cohort
+// says what it ended and why in its own words, so such lines are left out once it has
+// begun a teardown; before that, they are the news of a failure and are kept.
+bool is_teardown_report(std::string_view line);
 
 // The per-rank side: runs `command` as one rank under the contract (and as a replica of
 // `role`, when the job has roles), keeps its heartbeat watch and reports its outcome to

@@ -25,6 +25,11 @@ expect_eq "$(grep -c '^#SBATCH hetjob' "$work/tfjob.sh")" 3 "hetjob separators i
 job=$(submit -o "$work/tfjob.out" "$work/tfjob.sh")
 wait_until 120 "the TFJob to finish" "job_done $job"
 expect_eq "$(job_state "$job")" COMPLETED "state of the TFJob ($(cat "$work/tfjob.out"))"
+# The parameter server, which never ends by itself, is ended once the chief has succeeded;
+# cohort says so, and srun's own "task 0: Killed" for it is not printed as if it failed.
+grep -q 'succeeded: 5 ranks, 0 restarts, wall .*; rank 1: killed in teardown once the deciding ranks had succeeded' "$work/tfjob.out" || fail "no word of the ended parameter server: $(cat "$work/tfjob.out")"
+! grep -E '^(srun: error: .*: (Killed|Terminated)|srun: Force Terminated|slurmstepd: error: \*\*\* STEP)' "$work/tfjob.out" ||
+  fail "srun's teardown reports in a successful job's output: $(cat "$work/tfjob.out")"
 # Every component ends with the job (a component may still be completing for a moment).
 wait_until 30 "every component of job $job to leave the queue" "[[ -z \$(squeue -h -j $job -t PD,R,S,CF) ]]"
 

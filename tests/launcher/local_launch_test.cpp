@@ -73,6 +73,24 @@ TEST(RestartBackoff, StartsAtOneSecondDoublesAndStopsAtThirty) {
   EXPECT_EQ(launcher::restart_backoff_seconds(1000), 30);
 }
 
+// Lines as Slurm 22.05's srun and slurmstepd print them when a step's tasks are killed.
+TEST(TeardownReport, SrunsReportsOfKilledTasksAreRecognisedAndNothingElse) {
+  for (const char* line : {"srun: error: node2: task 0: Killed", "srun: error: node1: tasks 0-3: Killed\r",
+                           "srun: error: node1: task 2: Terminated",
+                           "srun: Job step aborted: Waiting up to 32 seconds for job step to finish.",
+                           "slurmstepd: error: *** STEP 41.0 ON node1 CANCELLED AT 2026-12-04T01:02:03 ***",
+                           "srun: forcing job termination", "srun: Force Terminated StepId=2.0",
+                           "srun: launch/slurm: _step_signal: Terminating StepId=41.0"}) {
+    EXPECT_TRUE(launcher::is_teardown_report(line)) << line;
+  }
+  for (const char* line : {"srun: error: node2: task 0: Exited with exit code 3", "0: Killed",
+                           "srun: error: Unable to create step for job 41: Requested node configuration is not available",
+                           "slurmstepd: error: *** JOB 41 ON node1 CANCELLED AT 2026-12-04T01:02:03 DUE TO TIME LIMIT ***",
+                           "3: srun: error: node2: task 0: Killed as my program printed", ""}) {
+    EXPECT_FALSE(launcher::is_teardown_report(line)) << line;
+  }
+}
+
 TEST(LocalLaunch, EachRestartWaitsTwiceAsLongAsTheOneBefore) {
   auto r = launch({"--local", "--max-restarts", "2", "--", "sh", "-c", "exit 4"});
   EXPECT_EQ(r.exit_code, 1);

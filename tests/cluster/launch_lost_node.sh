@@ -33,7 +33,7 @@ start there node[1-2]
 lose node2
 kill -KILL "$(cat there-pid-1-0)"
 # The job stays COMPLETING until Slurm declares node2 down; its exit code is final already.
-wait_until 120 "the launch on node[1-2] to end" "[[ \$(job_field $job ExitCode) != 0:0 ]]"
+wait_until 120 "the launch on node[1-2] to end" "[[ \$(job_field $job ExitCode) != 0:0 ]]" "cat there.out"
 expect_eq "$(job_field "$job" ExitCode)" 1:0 "exit code after a restart on a lost node"
 grep -q 'cohort: launch: failed: Slurm lost node node2 (not responding: its slurmd does not answer): ranks there can be neither killed nor started' there.out ||
   fail "the failure does not name the lost node: $(cat there.out)"
@@ -42,8 +42,11 @@ grep -q 'cohort: launch: failed: Slurm lost node node2 (not responding: its slur
 # The rank on the healthy node is killed; its partner on the lost node cannot be.
 start partner node[1,3]
 lose node3
+# What follows is the launch's answer once Slurm knows the node is gone, which it learns at
+# its next ping of the node (every SlurmdTimeout/3): the rank is killed after that.
+wait_until 120 "Slurm to find node3 not responding" "scontrol show node node3 -o | grep -q 'State=[A-Z+]*NOT_RESPONDING'" "scontrol show node node3 -o"
 kill -KILL "$(cat partner-pid-0-0)"
-wait_until 120 "the launch to wait for the lost node" "grep -q 'waits until Slurm has the node back' partner.out"
+wait_until 120 "the launch to wait for the lost node" "grep -q 'waits until Slurm has the node back' partner.out" "cat partner.out"
 grep -q 'rank 0 (node1) killed by SIGKILL first; Slurm lost node node3 (not responding: its slurmd does not answer): ranks there can be neither killed nor started; gang torn down in [0-9.]* s; restart 1 of 1 waits until Slurm has the node back' partner.out ||
   fail "the teardown does not name the lost node: $(cat partner.out)"
 [[ ! -e partner-pid-0-1 ]] || fail "a restart ran beside the lost node: $(cat partner.out)"

@@ -150,11 +150,11 @@ trap cleanup EXIT
 work=$(mktemp -d /tmp/cohort-cluster-test.XXXXXX)
 chmod 755 "$work"
 
-wait_until() {  # seconds description condition
-  local limit=$1 what=$2 condition=$3
+wait_until() {  # seconds description condition [command whose output a timeout shows]
+  local limit=$1 what=$2 condition=$3 evidence=${4:-}
   local deadline=$((SECONDS + limit))
   until eval "$condition"; do
-    ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for $what"
+    ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for $what${evidence:+: $(eval "$evidence" 2>&1)}"
     sleep 0.2
   done
 }

@@ -23,6 +23,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <variant>
 
 #include "common/environment.hpp"
 #include "common/error.hpp"
@@ -314,7 +315,7 @@ class Gang {
     attempt_dir_ = attempt_dir;
     make_directories(attempt_dir, 0700);
     children_.clear();
-    tearing_down_ = false;
+    tearing_down_ = step_outlived_teardown_ = false;
     hub_->begin_attempt();
     reported_.clear();
     running_.clear();
@@ -471,6 +472,7 @@ class Gang {
     // srun exits once its tasks are gone; a stuck srun is ended after a few seconds.
     auto deadline = Clock::now() + std::chrono::seconds(5);
     while (!all_exited() && Clock::now() < deadline) pump(50);
+    step_outlived_teardown_ = slurm_ && !all_exited();
     for (auto& c : children_) c.process.signal_group(SIGKILL);
     while (!all_exited()) pump(50);
   }
@@ -501,6 +503,28 @@ class Gang {
   }
 
   double seconds_to_all_started() const { return first_all_started_; }
+
+  // Whether the last teardown had to kill srun: some ranks' end was not confirmed in time,
+  // as when their node's slurmd is gone and Slurm has not noticed yet.
+  bool step_outlived_teardown() const { return step_outlived_teardown_; }
+
+  // Whether Slurm still runs a step of this job besides the batch script; nothing when
+  // Slurm cannot be asked.
+  std::optional<bool> steps_alive() const {
+    RunOptions o;
+    o.timeout = std::chrono::seconds(30);
+    try {
+      const auto r = run_process({"squeue", "-h", "-s", "-j", job_id_, "-o", "%i"}, o);
+      if (!r.ok()) return std::nullopt;
+      for (const auto line : split(r.out, '\n')) {
+        const auto dot = line.rfind('.');  // JOB.STEP: a numbered step, not JOB.batch or JOB.extern
+        if (dot != std::string_view::npos && parse_integer(line.substr(dot + 1), 0, INT32_MAX)) return true;
+      }
+      return false;
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+  }
 
   // The allocation's nodes that Slurm has lost; none in local mode or when Slurm cannot
   // be asked (the failure at hand is reported either way).
@@ -795,6 +819,7 @@ class Gang {
   std::string attempt_dir_;
   std::vector<Child> children_;
   bool tearing_down_ = false;  // this attempt's teardown has begun: srun's reports of it are ours to give
+  bool step_outlived_teardown_ = false;
   Clock::time_point started_;
   double first_all_started_ = -1;
   std::unique_ptr<EventHub> hub_;
@@ -882,6 +907,21 @@ std::optional<int> wait_for_lost_nodes(const Gang& gang, SignalWatch& signals, c
   for (const auto& n : lost) names.push_back(n.name);
   std::cerr << "cohort: launch: Slurm has " << compress_hostlist(names) << " back\n";
   return std::nullopt;
+}
+
+// The step outlived its teardown and Slurm names no lost node yet: a restart now would wait
+// in srun for the CPUs the old ranks hold. Slurm has the last word: it ends the step (the
+// ranks were slow to die) or finds the node gone at its next ping (SlurmdTimeout/3).
+// The lost nodes it names, if any; an exit status when a signal stops the launcher.
+std::variant<std::vector<LostNode>, int> await_step_verdict(const Gang& gang, SignalWatch& signals,
+                                                            const std::string& tail) {
+  std::cerr << "cohort: launch: some ranks' end could not be confirmed in the teardown; waiting for Slurm to end "
+               "the step or to name a node it lost\n";
+  while (true) {
+    if (auto lost = gang.lost_nodes(); !lost.empty()) return lost;
+    if (!gang.steps_alive().value_or(true)) return std::vector<LostNode>{};
+    if (auto status = pause(signals, 2, "waiting for Slurm to end the step", tail)) return *status;
+  }
 }
 
 // The batch script's warning came: the ranks are asked to checkpoint and given the grace
@@ -986,7 +1026,12 @@ int supervise(const LaunchOptions& options) {
     const RankOutcome* first = first_failure(a.outcomes);
     // A node whose slurmd is gone explains what srun reports as a communication failure:
     // the step could not be started there, or its ranks there could not be killed.
-    const std::vector<LostNode> lost = gang.lost_nodes();
+    std::vector<LostNode> lost = gang.lost_nodes();
+    if (lost.empty() && gang.step_outlived_teardown()) {
+      auto verdict = await_step_verdict(gang, signals, tail);
+      if (const int* status = std::get_if<int>(&verdict)) return *status;
+      lost = std::get<std::vector<LostNode>>(std::move(verdict));
+    }
     const std::string culprit = culprit_of(first, lost);
     std::string torn_down = a.teardown_s >= 0 ? "gang torn down in " + wall(a.teardown_s, 2) : "gang torn down";
     RestartPolicy policy = options.policy;

@@ -25,7 +25,14 @@ program_path() {
   sed "s#/opt/pytorch-mnist/mnist.py#$katib/mnist.py#" "$katib/$1.yaml" >"$work/$1.yaml"
   expect_eq "$(diff "$katib/$1.yaml" "$work/$1.yaml" | grep -c '^[<>]')" 2 "lines changed in $1.yaml"
 }
-experiment_state() { "$cohort" sweep status "$1" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+# Ended, and so are its trials: a trial that reaches the goal ends the experiment while the
+# array's other tasks may still be running theirs, which then end as they would have.
+settled() {
+  "$cohort" sweep status "$1" --json | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+sys.exit(s["state"] == "Running" or any(t["state"] == "Running" for t in s["trials"]))'
+}
 
 examples=(random grid bayesian-optimization multivariate-tpe optuna-distribution hyperopt-distribution sobol tpe hyperband)
 for name in "${examples[@]}" median-stop; do
@@ -35,7 +42,7 @@ for name in "${examples[@]}" median-stop; do
   submitted+=("$job")
 done
 for name in "${examples[@]}" median-stop; do
-  wait_until 600 "the $name sweep to end" '[[ $(experiment_state "$work/$name") != Running ]]'
+  wait_until 600 "the $name sweep and its trials to end" 'settled "$work/$name"' '"$cohort" sweep status "$work/$name"'
 done
 
 for name in "${examples[@]}"; do

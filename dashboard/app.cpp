@@ -62,7 +62,7 @@ serve::Reply asset_reply(std::string_view name) {
 
 json::Value api_index() {
   json::Value list = json::Value::array();
-  for (const char* p : {"/api/jobs", "/api/sweeps", "/api/sweeps/ID", "/api/pipelines", "/api/pipelines/ID",
+  for (const char* p : {"/api/jobs", "/api/jobs/ID", "/api/sweeps", "/api/sweeps/ID", "/api/pipelines", "/api/pipelines/ID",
                         "/api/models", "/api/models/ID", "/api/endpoints"}) {
     list.push(p);
   }
@@ -84,6 +84,7 @@ serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& s
   if (s.size() == 2 && what == "jobs") {
     return json_reply(json::Value(json::Object{{"launches", launches_json(store)}, {"slurm", slurm.jobs()}}));
   }
+  if (s.size() == 3 && what == "jobs") return json_reply(job_json(load_job(store, parse_id(s[2], "launch"))));
   if (s.size() == 2 && what == "sweeps") return json_reply(sweeps_json(store));
   if (s.size() == 3 && what == "sweeps") return json_reply(sweep_json(load_sweep(store, parse_id(s[2], "sweep"))));
   if (s.size() == 2 && what == "pipelines") return json_reply(pipelines_json(store));
@@ -100,6 +101,7 @@ serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& 
   if (s.empty()) return html_reply(overview_page(store));
   const std::string_view what = s[0];
   if (s.size() == 1 && what == "jobs") return html_reply(jobs_page(store, slurm.jobs()));
+  if (s.size() == 2 && what == "jobs") return html_reply(job_page(load_job(store, parse_id(s[1], "launch"))));
   if (s.size() == 1 && what == "sweeps") return html_reply(sweeps_page(store));
   if (s.size() == 2 && what == "sweeps") return html_reply(sweep_page(load_sweep(store, parse_id(s[1], "sweep"))));
   if (s.size() == 1 && what == "pipelines") return html_reply(pipelines_page(store));

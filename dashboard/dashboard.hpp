@@ -6,7 +6,7 @@
 //   dashboard::App app({.store = "/home/me/.local/share/cohort/lineage.db", .user = "me"});
 //   serve::run_server(app, options, on_listening);  // the model server's HTTP stack
 //
-// Pages: / (overview), /jobs, /sweeps, /sweeps/ID, /pipelines, /pipelines/ID, /models,
+// Pages: / (overview), /jobs, /jobs/ID, /sweeps, /sweeps/ID, /pipelines, /pipelines/ID, /models,
 // /models/ID, /endpoints; the same data as JSON under /api/ (docs/dashboard.md).
 #pragma once
 

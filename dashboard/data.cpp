@@ -21,12 +21,12 @@ const lineage::Context& context_of(const lineage::Store& store, std::int64_t id,
   return out;
 }
 
+}  // namespace
+
 std::string text_property(const lineage::Properties& properties, const std::string& key) {
   auto it = properties.find(key);
   return it == properties.end() ? std::string() : lineage::to_text(it->second);
 }
-
-}  // namespace
 
 std::int64_t parse_id(std::string_view text, std::string_view what) {
   auto id = parse_integer(text, 1, std::numeric_limits<std::int64_t>::max());

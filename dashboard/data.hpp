@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/json.hpp"
+#include "launcher/run_report.hpp"
 #include "lineage/store.hpp"
 #include "pipeline/run.hpp"
 #include "tuner/experiment.hpp"
@@ -24,6 +25,9 @@ struct HttpError {
   int status;
   std::string message;
 };
+
+// A property as text, "" when it is not there.
+std::string text_property(const lineage::Properties& properties, const std::string& key);
 
 // An id in a URL: digits only, else 404 (no such page).
 std::int64_t parse_id(std::string_view text, std::string_view what);
@@ -44,6 +48,34 @@ struct PipelineView {
 };
 std::vector<lineage::Context> pipeline_contexts(const lineage::Store& store);
 PipelineView load_pipeline(const lineage::Store& store, std::int64_t id);
+
+// The end of a log file, bounded however large the file grows: at most kTailBytes and
+// kTailLines, whole lines only, as valid UTF-8 (what is not shows as U+FFFD).
+struct LogTail {
+  int rank = 0;
+  std::string path;
+  std::string text = {};
+  bool cut = false;        // the file holds more than `text`
+  std::string error = {};  // why it could not be read; then `text` is empty
+};
+inline constexpr std::size_t kTailBytes = 64 * 1024;
+inline constexpr std::size_t kTailLines = 200;
+LogTail read_tail(const std::filesystem::path& path);
+
+// A launch (a Launch execution) and what its run directory says: the directory's path is
+// a property the launch recorded as it started; the directory may be gone (cohort launch
+// removes the one it made itself when it ends) or half-written, and `run_error` says so.
+struct JobView {
+  lineage::Execution launch;
+  std::string run_dir = {}, output_dir = {};
+  std::optional<launcher::RunReport> run = {};
+  std::string run_error = {};
+  std::optional<lineage::Artifact> checkpoint = {};  // the last one it committed
+  std::vector<LogTail> logs = {};                    // per rank, from --output-dir
+};
+// 404 when the store has no such launch; a run directory that cannot be read is not an error.
+JobView load_job(const lineage::Store& store, std::int64_t id);
+json::Value job_json(const JobView& job);
 
 // A server that answers, or answered, inference requests. Today they are the Serve
 // executions `cohort serve start` records; a registry of submitted services is another

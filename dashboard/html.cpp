@@ -271,7 +271,7 @@ std::string jobs_page(const lineage::Store& store, const json::Value& slurm) {
       auto it = x.properties.find(k);
       return it == x.properties.end() ? std::string() : lineage::to_text(it->second);
     };
-    launches.push_back("<td>" + e(x.name) + "</td>" + state_cell(x.state) + "<td>" + e(prop("job")) + "</td><td>" +
+    launches.push_back("<td><a href=\"/jobs/" + std::to_string(x.id) + "\">" + e(x.name) + "</a></td>" + state_cell(x.state) + "<td>" + e(prop("job")) + "</td><td>" +
                        e(prop("outcome")) + "</td><td class=\"num\">" + e(prop("restarts")) + "</td><td><code>" +
                        e(prop("command")) + "</code></td><td>" + e(when(x.updated)) + "</td>");
   }
@@ -291,6 +291,73 @@ std::string jobs_page(const lineage::Store& store, const json::Value& slurm) {
   for (const auto& err : slurm.at("errors").as_array()) body += "<p class=\"note\">" + e(err.as_string()) + "</p>";
   body += "<p class=\"note\">As Slurm said at " + e(when(slurm.at("asked").as_double())) + " UTC.</p>";
   return page("Jobs", "jobs", body, 10);
+}
+
+namespace {
+
+std::string heartbeat_cell(const launcher::RankReport& r) {
+  if (r.heartbeat_age) return "<td class=\"num\">" + e(tuner::format_number(std::round(*r.heartbeat_age))) + " s ago</td>";
+  return std::string("<td>") + (r.beats && (r.state == "running" || r.state == "starting") ? "not yet" : "") + "</td>";
+}
+
+// The newest attempt's ranks, and every attempt with why it ended: the launch's restarts.
+std::string run_tables(const launcher::RunReport& run) {
+  if (run.attempts.empty()) return "<p>No rank has started yet.</p>";
+  std::vector<std::string> ranks, attempts;
+  for (const auto& r : run.attempts.back().ranks) {
+    ranks.push_back("<td class=\"num\">" + std::to_string(r.rank) + "</td><td>" + e(r.host) + "</td><td>" + e(r.cpus) +
+                    "</td><td>" + e(r.gpus) + "</td><td>" + e(r.nics) + "</td><td>" + e(r.numa) + "</td>" +
+                    "<td class=\"state state-" + (r.failed ? "failed" : r.state == "running" || r.state == "starting" ? "running" : "succeeded") +
+                    "\">" + e(r.state) + "</td>" + heartbeat_cell(r));
+  }
+  for (const auto& a : run.attempts) {
+    attempts.push_back("<td class=\"num\">" + std::to_string(a.number) + "</td><td class=\"num\">" +
+                       std::to_string(a.ranks.size()) + "</td><td>" + e(a.why_ended) + "</td>");
+  }
+  std::string out = "<h2>Ranks</h2>" + table({"rank", "host", "CPUs", "GPUs", "NICs", "NUMA", "state", "heartbeat"}, ranks, "ranks");
+  out += "<h2>Attempts</h2><p class=\"note\">Each restart or requeue is a new attempt; it began because the one "
+         "before it ended as said.</p>" + table({"attempt", "ranks", "ended because"}, attempts, "attempts");
+  if (run.checkpoint_requested) out += "<p>Preemption asked the ranks to checkpoint; the job is requeued.</p>";
+  return out;
+}
+
+std::string log_tails(const JobView& v) {
+  if (v.output_dir.empty()) {
+    return "<p class=\"note\">The ranks' output went to the launch's own output, each line prefixed by its rank: "
+           "give cohort launch --output-dir DIR to keep a log per rank that this page shows.</p>";
+  }
+  std::string out;
+  for (const auto& t : v.logs) {
+    out += "<h3>Rank " + std::to_string(t.rank) + "</h3><p class=\"note\"><code>" + e(t.path) + "</code>" +
+           (t.cut ? ", its last " + std::to_string(kTailLines) + " lines at most" : std::string()) + "</p>";
+    out += t.error.empty() ? "<pre class=\"log\" id=\"log-" + std::to_string(t.rank) + "\">" + e(t.text) + "</pre>"
+                           : "<p class=\"note\">" + e(t.error) + "</p>";
+  }
+  return out.empty() ? "<p>No rank has written a log yet.</p>" : out;
+}
+
+}  // namespace
+
+std::string job_page(const JobView& v) {
+  const auto& x = v.launch;
+  const auto prop = [&](const char* key) { return e(text_property(x.properties, key)); };
+  std::string body = "<p>State <span id=\"state\">" + e(x.state) + "</span>" +
+                     (prop("outcome").empty() ? "" : " (" + prop("outcome") + ")") + ", Slurm job " +
+                     (prop("job_id").empty() ? "none (local)" : prop("job_id")) + ", restarts " +
+                     (prop("restarts").empty() ? "0" : prop("restarts")) + "; on " + prop("host") + " in <code>" +
+                     prop("cwd") + "</code>, updated " + e(when(x.updated)) + " UTC.</p><p>Command <code>" +
+                     prop("command") + "</code></p><p>Run directory <code>" + e(v.run_dir) + "</code></p>";
+  if (v.checkpoint) {
+    body += "<p>Last checkpoint: <a id=\"checkpoint\" href=\"/models/" + std::to_string(v.checkpoint->id) + "\">" +
+            e(v.checkpoint->name) + "</a> <code>" + e(v.checkpoint->uri) + "</code>, " + e(when(v.checkpoint->created)) +
+            " UTC.</p>";
+  } else {
+    body += "<p>No checkpoint recorded.</p>";
+  }
+  if (v.run) body += run_tables(*v.run);
+  else body += "<p class=\"note\" id=\"run-error\">" + e(v.run_error) + "</p>";
+  body += "<h2>Logs</h2>" + log_tails(v);
+  return page("Launch " + x.name, "jobs", body, x.state == "RUNNING" ? 5 : 0);
 }
 
 }  // namespace cohort::dashboard

@@ -12,6 +12,7 @@ namespace cohort::dashboard {
 
 std::string overview_page(const lineage::Store& store);
 std::string jobs_page(const lineage::Store& store, const json::Value& slurm);
+std::string job_page(const JobView& job);
 std::string sweeps_page(const lineage::Store& store);
 std::string sweep_page(const SweepView& sweep);
 std::string pipelines_page(const lineage::Store& store);

@@ -3,8 +3,12 @@
 // the HTTP server calls; browser_test.py asks the same through a real server and a browser.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 
@@ -12,6 +16,7 @@
 #include "common/json.hpp"
 #include "common/process.hpp"
 #include "dashboard/dashboard.hpp"
+#include "dashboard/data.hpp"
 #include "lineage/store.hpp"
 #include "tests/common/temp_dir.hpp"
 
@@ -83,6 +88,7 @@ TEST_F(Dashboard, JobsApiHasTheLaunch) {
   const json::Value jobs = api(app, "/api/jobs");
   ASSERT_EQ(jobs.at("launches").as_array().size(), 1u);
   EXPECT_EQ(jobs.at("launches").as_array()[0].at("state").as_string(), "COMPLETE");
+  EXPECT_EQ(jobs.at("launches").as_array()[0].at("properties").at("restarts").as_int(), 1);
   EXPECT_TRUE(api(app, "/api/endpoints").at("endpoints").as_array().empty());
 }
 
@@ -167,6 +173,144 @@ TEST_F(Dashboard, SlurmIsAskedOncePerIntervalHoweverManyPagesLoad) {
   ::setenv("PATH", path.c_str(), 1);
   EXPECT_EQ(app.slurm_queries(), 1);
   EXPECT_EQ(read_text(count), "called\n");
+}
+
+}  // namespace
+}  // namespace cohort::dashboard
+
+namespace cohort::dashboard {
+namespace {
+
+std::int64_t launch_id(const App& app) {
+  const serve::Reply r = app.get("/api/jobs");
+  return json::parse(r.body, "/api/jobs").at("launches").as_array().at(0).at("id").as_int();
+}
+
+TEST_F(Dashboard, JobPageHasEachAttemptItsRanksAndTheirLogs) {
+  App app(config());
+  const std::string id = std::to_string(launch_id(app));
+  const json::Value job = api(app, "/api/jobs/" + id);
+  EXPECT_EQ(job.at("run_dir").as_string(), (*dir_ / "run").string());
+  const auto& attempts = job.at("attempts").as_array();
+  ASSERT_EQ(attempts.size(), 2u) << json::write(job, 2);
+  // The first attempt's rank 1 exited with 3, in the supervisor's words, and the gang restarted.
+  EXPECT_NE(attempts[0].at("why_ended").as_string().find("rank 1"), std::string::npos);
+  EXPECT_NE(attempts[0].at("why_ended").as_string().find("exited with 3"), std::string::npos);
+  ASSERT_EQ(attempts[1].at("ranks").as_array().size(), 2u);
+  for (const auto& r : attempts[1].at("ranks").as_array()) {
+    EXPECT_EQ(r.at("state").as_string(), "exited with 0");
+    EXPECT_FALSE(r.at("host").as_string().empty());
+  }
+  ASSERT_EQ(job.at("logs").as_array().size(), 2u);
+  EXPECT_NE(job.at("logs").as_array()[1].at("tail").as_string().find("rank 1 attempt 1"), std::string::npos);
+
+  const serve::Reply page = app.get("/jobs/" + id);
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_EQ(page.body.find("<img"), std::string::npos) << "a log line became markup";
+  EXPECT_NE(page.body.find("&lt;img src=x onerror=alert(2)&gt; rank 1 attempt 1"), std::string::npos);
+  EXPECT_NE(page.body.find("exited with 3"), std::string::npos);
+  EXPECT_NE(app.get("/jobs").body.find("<a href=\"/jobs/" + id + "\">"), std::string::npos) << "the list links to it";
+}
+
+// A store with one launch whose run directory is `run_dir` ("": none recorded).
+std::int64_t put_launch(const fs::path& store, const std::string& run_dir, const std::string& output_dir = {},
+                        const std::string& state = "FAILED") {
+  auto s = lineage::Store::open(store);
+  lineage::Properties p;
+  if (!run_dir.empty()) p["run_dir"] = run_dir;
+  if (!output_dir.empty()) p["output_dir"] = output_dir;
+  return s.put_execution({.type = "Launch", .name = "job-<b>7</b>", .state = state, .properties = p});
+}
+
+TEST(DashboardJob, AMissingRunDirectoryIsSaidOnThePage) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-job");
+  const auto gone = put_launch(dir / "lineage.db", (dir / "gone").string());
+  const auto none = put_launch(dir / "old.db", "");
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const serve::Reply r = app.get("/jobs/" + std::to_string(gone));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find((dir / "gone").string() + " is not there"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("--run-dir DIR"), std::string::npos) << "the fix is named";
+  EXPECT_NE(r.body.find("job-&lt;b&gt;7&lt;/b&gt;"), std::string::npos);
+  EXPECT_EQ(r.body.find("<b>7"), std::string::npos);
+  const serve::Reply api = app.get("/api/jobs/" + std::to_string(gone));
+  ASSERT_EQ(api.status, 200) << api.body;
+  EXPECT_NE(json::parse(api.body, "job").at("run_error").as_string().find("is not there"), std::string::npos);
+  App old({.store = dir / "old.db", .user = "nobody"});
+  const serve::Reply o = old.get("/jobs/" + std::to_string(none));
+  ASSERT_EQ(o.status, 200) << o.body;
+  EXPECT_NE(o.body.find("did not record its run directory"), std::string::npos) << o.body;
+  for (const char* bad : {"/jobs/0", "/jobs/99", "/jobs/x", "/api/jobs/99", "/jobs/1/2"}) {
+    EXPECT_EQ(app.get(bad).status, 404) << bad;
+  }
+}
+
+// What a crash, a torn-down rank or a foreign file leaves: files without their fields, a
+// heartbeat without a placement. The page shows what it can, and never a 500.
+TEST(DashboardJob, AHalfWrittenRunDirectoryStillGivesAPage) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-job");
+  const fs::path run = dir / "run", attempt = run / "attempt-0";
+  fs::create_directories(attempt);
+  fs::create_directories(run / "attempt-x");
+  write_file_atomically(attempt / "rank-0.placement", std::string("host=<node1>\ncpus=0-3\ngpus=0\nnics=mlx5_0\n") + "\x01\xff");
+  write_file_atomically(attempt / "rank-1.status", "rank=1\nexit=abc\n");
+  write_file_atomically(attempt / "rank-zz.placement", "host=x\n");
+  write_file_atomically(attempt / "heartbeat-0", "");
+  // Its last beat 100 s ago.
+  const timespec past[2] = {{.tv_sec = ::time(nullptr) - 100, .tv_nsec = 0}, {.tv_sec = ::time(nullptr) - 100, .tv_nsec = 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (attempt / "heartbeat-0").c_str(), past, 0), 0);
+  write_file_atomically(attempt / "heartbeat-2", "");  // made, and dated to the epoch: not beaten yet
+  const timespec epoch[2] = {{.tv_sec = 0, .tv_nsec = 0}, {.tv_sec = 0, .tv_nsec = 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (attempt / "heartbeat-2").c_str(), epoch, 0), 0);
+  const auto id = put_launch(dir / "lineage.db", run.string(), {}, "RUNNING");
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const json::Value job = json::parse(app.get("/api/jobs/" + std::to_string(id)).body, "job");
+  const auto& ranks = job.at("attempts").as_array().at(0).at("ranks").as_array();
+  ASSERT_EQ(ranks.size(), 2u) << json::write(job, 2);  // rank 1's status is unreadable: no rank
+  EXPECT_EQ(ranks[0].at("host").as_string(), "<node1>");
+  EXPECT_EQ(ranks[0].at("gpus").as_string(), "0");
+  EXPECT_EQ(ranks[0].at("state").as_string(), "running");
+  EXPECT_GE(ranks[0].at("heartbeat_age").as_double(), 100.0);
+  EXPECT_EQ(ranks[1].at("rank").as_int(), 2);
+  EXPECT_TRUE(ranks[1].at("heartbeat_age").is_null());
+  const serve::Reply page = app.get("/jobs/" + std::to_string(id));
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_NE(page.body.find("&lt;node1&gt;"), std::string::npos);
+  EXPECT_NE(page.body.find("not yet"), std::string::npos) << "rank 2 has not beaten";
+  EXPECT_NE(page.body.find("data-refresh=\"5\""), std::string::npos) << "a running launch's page refreshes";
+}
+
+// A log is read from its end, bounded, and only when it is a regular file: a link could
+// show any file the server can read, a FIFO would hold the page for ever.
+TEST(DashboardJob, LogTailsAreBoundedAndReadSafely) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-job");
+  const fs::path logs = dir / "logs";
+  fs::create_directories(logs);
+  std::string big;
+  for (int i = 0; i < 5000; ++i) big += "line " + std::to_string(i) + " \x1b[31mred\x1b[0m \xc3\n";
+  write_file_atomically(logs / "rank-0.log", big);
+  fs::create_symlink("/etc/passwd", logs / "rank-1.log");
+  ASSERT_EQ(::mkfifo((logs / "rank-2.log").c_str(), 0600), 0);
+  const auto id = put_launch(dir / "lineage.db", (dir / "gone").string(), logs.string());
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const serve::Reply r = app.get("/api/jobs/" + std::to_string(id));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json::Value job = json::parse(r.body, "job");
+  const auto& tails = job.at("logs").as_array();
+  ASSERT_EQ(tails.size(), 3u);
+  const std::string tail = tails[0].at("tail").as_string();
+  EXPECT_TRUE(tails[0].at("cut").as_bool());
+  EXPECT_LE(tail.size(), kTailBytes * 3);  // each escape and stray byte may grow to U+FFFD
+  EXPECT_EQ(std::count(tail.begin(), tail.end(), '\n'), static_cast<long>(kTailLines));
+  EXPECT_NE(tail.find("line 4999 "), std::string::npos);
+  EXPECT_EQ(tail.find("line 4799 "), std::string::npos);
+  EXPECT_EQ(tail.find('\x1b'), std::string::npos);
+  EXPECT_TRUE(tails[1].at("tail").as_string().empty());
+  EXPECT_NE(tails[1].at("error").as_string().find("rank-1.log"), std::string::npos);
+  EXPECT_EQ(r.body.find("root:"), std::string::npos);
+  EXPECT_TRUE(tails[2].at("tail").as_string().empty());
+  EXPECT_FALSE(tails[2].at("error").as_string().empty());
+  EXPECT_EQ(app.get("/jobs/" + std::to_string(id)).status, 200);
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 #!/bin/bash
 # make_state.sh COHORT DIR — what the dashboard's tests show: in DIR/lineage.db, a local
 # sweep of 4 trials (one categorical value is "<script>alert(1)</script>", which every page
-# must show as text), a local pipeline run of fan_out_fan_in.yaml, and a local launch.
-# The best trial is x=1 (loss 1); trial 3 (x=4) fails with exit 3.
+# must show as text), a local pipeline run of fan_out_fan_in.yaml, and a local launch of two
+# ranks that keeps its run directory (DIR/run) and per-rank logs (DIR/logs).
+# The best trial is x=1 (loss 1); trial 3 (x=4) fails with exit 3. The launch's rank 1
+# exits with 3 in its first attempt and the gang restarts once; each rank prints a line of
+# markup, which its page must show as text.
 set -euo pipefail
 cohort=$1 dir=$2
 fixtures=$(cd "$(dirname "$0")/../pipeline/fixtures" && pwd)
@@ -23,4 +26,6 @@ parallelTrialCount: 2
 YAML
 "$cohort" sweep run "$dir/exp.yaml" --dir "$dir/sweep" >"$dir/sweep.log" 2>&1 || true
 "$cohort" pipeline run "$fixtures/fan_out_fan_in.yaml" --local --dir "$dir/pipelines" >"$dir/pipeline.log" 2>&1
-"$cohort" launch --local --nproc 1 -- true >"$dir/launch.log" 2>&1
+"$cohort" launch --local --nproc 2 --max-restarts 1 --run-dir "$dir/run" --output-dir "$dir/logs" -- \
+  sh -c 'echo "<img src=x onerror=alert(2)> rank $RANK attempt $COHORT_RESTART_COUNT"
+         if [ "$COHORT_RESTART_COUNT" = 0 ] && [ "$RANK" = 1 ]; then exit 3; fi' >"$dir/launch.log" 2>&1

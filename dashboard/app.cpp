@@ -78,7 +78,8 @@ int App::slurm_queries() const { return slurm_->queries(); }
 
 namespace {
 
-serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm) {
+serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm,
+                 const std::filesystem::path& services) {
   const std::string_view what = s.size() > 1 ? s[1] : "";
   if (s.size() == 1) return json_reply(api_index());
   if (s.size() == 2 && what == "jobs") {
@@ -93,12 +94,13 @@ serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& s
   }
   if (s.size() == 2 && what == "models") return json_reply(models_json(store));
   if (s.size() == 3 && what == "models") return json_reply(model_json(store, parse_id(s[2], "artifact")));
-  if (s.size() == 2 && what == "endpoints") return json_reply(endpoints_json(store));
+  if (s.size() == 2 && what == "endpoints") return json_reply(endpoints_json(store, services));
   throw HttpError{404, "no API at /" + std::string(s.size() > 1 ? s[1].substr(0, 64) : "") + "; see /api/"};
 }
 
-serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm) {
-  if (s.empty()) return html_reply(overview_page(store));
+serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm,
+                  const std::filesystem::path& services) {
+  if (s.empty()) return html_reply(overview_page(store, services));
   const std::string_view what = s[0];
   if (s.size() == 1 && what == "jobs") return html_reply(jobs_page(store, slurm.jobs()));
   if (s.size() == 2 && what == "jobs") return html_reply(job_page(load_job(store, parse_id(s[1], "launch"))));
@@ -110,7 +112,7 @@ serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& 
   }
   if (s.size() == 1 && what == "models") return html_reply(models_page(store));
   if (s.size() == 2 && what == "models") return html_reply(model_page(store, parse_id(s[1], "artifact")));
-  if (s.size() == 1 && what == "endpoints") return html_reply(endpoints_page(store));
+  if (s.size() == 1 && what == "endpoints") return html_reply(endpoints_page(store, services));
   throw HttpError{404, "no page here; the pages are /jobs, /sweeps, /pipelines, /models and /endpoints"};
 }
 
@@ -127,7 +129,7 @@ serve::Reply App::get(std::string_view target) const {
     // Opened per request: a Store is used by one thread, and what other processes wrote
     // since (a trial that ended, a task that started) is then in what the page shows.
     const lineage::Store store = lineage::open_merged(config_.store);
-    return is_api ? api(s, store, *slurm_) : view(s, store, *slurm_);
+    return is_api ? api(s, store, *slurm_, config_.services) : view(s, store, *slurm_, config_.services);
   } catch (const HttpError& e) {
     if (is_api) return {.status = e.status, .body = serve::error_body(e.message)};
     serve::Reply r = html_reply(error_page(e.status, e.message));

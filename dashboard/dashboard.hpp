@@ -25,6 +25,8 @@ namespace cohort::dashboard {
 struct Config {
   std::filesystem::path store;  // the lineage store
   std::string user;             // whose Slurm jobs are shown: only theirs
+  // Where `cohort serve submit` keeps its services (serve/registry.hpp); empty: none shown.
+  std::filesystem::path services = {};
   // Slurm is asked at most once in this long, however many pages are loaded.
   std::chrono::milliseconds slurm_every{5000};
 };

@@ -15,6 +15,7 @@
 #include "launcher/run_report.hpp"
 #include "lineage/store.hpp"
 #include "pipeline/run.hpp"
+#include "serve/registry.hpp"
 #include "tuner/experiment.hpp"
 #include "tuner/journal.hpp"
 
@@ -77,16 +78,27 @@ struct JobView {
 JobView load_job(const lineage::Store& store, std::int64_t id);
 json::Value job_json(const JobView& job);
 
-// A server that answers, or answered, inference requests. Today they are the Serve
-// executions `cohort serve start` records; a registry of submitted services is another
-// source of the same rows, to be read in endpoints() beside the store.
+// A server that answers, or answered, inference requests: the Serve executions
+// `cohort serve start` records in the store.
 struct Endpoint {
   std::int64_t execution = 0;
-  std::string name, state, url, host;
-  std::vector<std::string> models;  // "NAME/VERSION" as served
+  std::string name = {}, state = {}, url = {}, host = {};
+  std::vector<std::string> models = {};  // "NAME/VERSION" as served
   double started = 0, updated = 0;
 };
 std::vector<Endpoint> endpoints(const lineage::Store& store);
+
+// A service `cohort serve submit` runs as a Slurm job: its folder under the services root
+// and the registry its job keeps there (replicas, versions, traffic split, state). A
+// registry that cannot be read is listed with the reason.
+struct Service {
+  std::filesystem::path dir;
+  std::optional<serve::Registry> registry = {};
+  std::string error = {};
+};
+// Every folder of `root` that holds a registry.json, by name; none when `root` is empty or
+// not there.
+std::vector<Service> services(const std::filesystem::path& root);
 
 // ---- as JSON: what /api/ answers ----
 json::Value sweeps_json(const lineage::Store& store);
@@ -96,6 +108,6 @@ json::Value pipeline_json(const PipelineView& run);
 json::Value models_json(const lineage::Store& store);
 json::Value model_json(const lineage::Store& store, std::int64_t artifact);
 json::Value launches_json(const lineage::Store& store);
-json::Value endpoints_json(const lineage::Store& store);
+json::Value endpoints_json(const lineage::Store& store, const std::filesystem::path& services_root);
 
 }  // namespace cohort::dashboard

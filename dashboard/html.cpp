@@ -102,7 +102,7 @@ std::string error_page(int status, const std::string& message) {
               "<p>" + e(message) + "</p><p><a href=\"/\">back to the overview</a></p>");
 }
 
-std::string overview_page(const lineage::Store& store) {
+std::string overview_page(const lineage::Store& store, const std::filesystem::path& services_root) {
   const auto count = [](std::size_t n, std::string_view what, std::string_view href) {
     return "<li><a href=\"" + std::string(href) + "\">" + std::to_string(n) + " " + std::string(what) + "</a></li>";
   };
@@ -112,6 +112,7 @@ std::string overview_page(const lineage::Store& store) {
   body += count(pipeline_contexts(store).size(), "pipeline runs", "/pipelines");
   body += count(store.artifacts().size(), "artifacts", "/models");
   body += count(endpoints(store).size(), "servers", "/endpoints");
+  body += count(services(services_root).size(), "services", "/endpoints");
   body += "</ul><p class=\"note\">The same data as JSON: <a href=\"/api/\">/api/</a>.</p>";
   return page("Overview", "", body);
 }
@@ -253,14 +254,56 @@ std::string model_page(const lineage::Store& store, std::int64_t artifact) {
   return page("Artifact " + std::to_string(artifact), "models", body);
 }
 
-std::string endpoints_page(const lineage::Store& store) {
+namespace {
+
+// A submitted service: its state and traffic split, the model of each version, its replicas.
+std::string service_section(const Service& s) {
+  if (!s.registry) {
+    return "<h3>" + e(s.dir.filename().string()) + "</h3><p class=\"note\">" + e(s.error) + "</p>";
+  }
+  const serve::Registry& r = *s.registry;
+  std::string split;
+  for (const auto& [version, percent] : r.traffic) {
+    split += (split.empty() ? "" : ", ") + std::string("version ") + e(version) + ": " + std::to_string(percent) + "%";
+  }
+  std::vector<std::string> versions, replicas;
+  for (const auto& [version, path] : r.storage) {
+    const auto t = r.traffic.find(version);
+    versions.push_back("<td>" + e(version) + "</td><td class=\"num\">" +
+                       (t == r.traffic.end() ? std::string("0") : std::to_string(t->second)) + "%</td><td><code>" + e(path) +
+                       "</code></td>");
+  }
+  for (const auto& x : r.replicas) {
+    replicas.push_back("<td class=\"num\">" + std::to_string(x.id) + "</td><td>" + e(x.node) + "</td><td><code>" + e(x.host) +
+                       ":" + std::to_string(x.port) + "</code></td><td>" + e(x.version) + "</td>" + state_cell(x.state) +
+                       "<td class=\"num\">" + std::to_string(x.restarts) + "</td>");
+  }
+  std::string out = "<h3 class=\"service\">" + e(r.name) + "</h3><p>State <span class=\"state state-" + e(r.state) + "\">" +
+                    e(r.state) + "</span>" + (r.message.empty() ? "" : " (" + e(r.message) + ")") + ", Slurm job " +
+                    e(r.job) + (r.url.empty() ? std::string() : ", router <code>" + e(r.url) + "</code>") +
+                    "; traffic " + (split.empty() ? std::string("none") : split) + ".</p>";
+  out += table({"version", "traffic", "model"}, versions);
+  return out + table({"replica", "node", "address", "version", "state", "restarts"}, replicas);
+}
+
+}  // namespace
+
+std::string endpoints_page(const lineage::Store& store, const std::filesystem::path& services_root) {
   std::vector<std::string> rows;
   for (const auto& p : endpoints(store)) {
     rows.push_back("<td>" + e(p.name) + "</td>" + state_cell(p.state) + "<td><code>" + e(p.url) + "</code></td><td>" +
                    e(p.host) + "</td><td>" + e(join(p.models, ", ")) + "</td><td>" + e(when(p.started)) + "</td>");
   }
-  const std::string body = rows.empty() ? "<p>No model server is recorded in the lineage store yet.</p>"
-                                        : table({"server", "state", "url", "host", "models", "started (UTC)"}, rows, "endpoints");
+  std::string body = "<h2>Services</h2>";
+  const auto submitted = services(services_root);
+  if (submitted.empty()) {
+    body += "<p>No service submitted with cohort serve submit" +
+            (services_root.empty() ? std::string() : " in <code>" + e(services_root.string()) + "</code>") + ".</p>";
+  }
+  for (const auto& s : submitted) body += service_section(s);
+  body += "<h2>Servers</h2>";
+  body += rows.empty() ? "<p>No model server is recorded in the lineage store yet.</p>"
+                       : table({"server", "state", "url", "host", "models", "started (UTC)"}, rows, "endpoints");
   return page("Endpoints", "endpoints", body, 10);
 }
 

@@ -10,7 +10,7 @@
 
 namespace cohort::dashboard {
 
-std::string overview_page(const lineage::Store& store);
+std::string overview_page(const lineage::Store& store, const std::filesystem::path& services_root);
 std::string jobs_page(const lineage::Store& store, const json::Value& slurm);
 std::string job_page(const JobView& job);
 std::string sweeps_page(const lineage::Store& store);
@@ -19,7 +19,7 @@ std::string pipelines_page(const lineage::Store& store);
 std::string pipeline_page(const PipelineView& run);
 std::string models_page(const lineage::Store& store);
 std::string model_page(const lineage::Store& store, std::int64_t artifact);
-std::string endpoints_page(const lineage::Store& store);
+std::string endpoints_page(const lineage::Store& store, const std::filesystem::path& services_root);
 std::string error_page(int status, const std::string& message);
 
 // Each trial an polyline across one axis per parameter and one for the objective: which

@@ -18,6 +18,7 @@
 #include "dashboard/dashboard.hpp"
 #include "dashboard/data.hpp"
 #include "lineage/store.hpp"
+#include "serve/registry.hpp"
 #include "tests/common/temp_dir.hpp"
 
 namespace cohort::dashboard {
@@ -35,7 +36,7 @@ class Dashboard : public ::testing::Test {
   }
   static void TearDownTestSuite() { dir_.reset(); }
 
-  static Config config() { return {.store = *dir_ / "lineage.db", .user = "nobody"}; }
+  static Config config() { return {.store = *dir_ / "lineage.db", .user = "nobody", .services = *dir_ / "services"}; }
   static json::Value api(const App& app, const std::string& target) {
     const serve::Reply r = app.get(target);
     EXPECT_EQ(r.status, 200) << target << ": " << r.body;
@@ -90,6 +91,24 @@ TEST_F(Dashboard, JobsApiHasTheLaunch) {
   EXPECT_EQ(jobs.at("launches").as_array()[0].at("state").as_string(), "COMPLETE");
   EXPECT_EQ(jobs.at("launches").as_array()[0].at("properties").at("restarts").as_int(), 1);
   EXPECT_TRUE(api(app, "/api/endpoints").at("endpoints").as_array().empty());
+}
+
+TEST_F(Dashboard, EndpointsShowEachSubmittedServicesReplicasVersionsAndTraffic) {
+  App app(config());
+  const json::Value all = api(app, "/api/endpoints");
+  ASSERT_EQ(all.at("services").as_array().size(), 1u);
+  const auto& s = all.at("services").as_array()[0];
+  EXPECT_EQ(s.at("name").as_string(), "mnist");
+  EXPECT_EQ(s.at("state").as_string(), "ready");
+  EXPECT_EQ(s.at("traffic").at("2").as_int(), 10);
+  EXPECT_EQ(s.at("versions").as_object().size(), 2u);
+  ASSERT_EQ(s.at("replicas").as_array().size(), 3u);
+  EXPECT_EQ(s.at("replicas").as_array()[2].at("restarts").as_int(), 1);
+  const serve::Reply page = app.get("/endpoints");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_NE(page.body.find("version 1: 90%, version 2: 10%"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("10.0.0.2:9002"), std::string::npos);
+  EXPECT_NE(app.get("/").body.find("1 services"), std::string::npos);
 }
 
 TEST_F(Dashboard, TrialParameterHoldingScriptShowsAsText) {
@@ -210,6 +229,39 @@ TEST_F(Dashboard, JobPageHasEachAttemptItsRanksAndTheirLogs) {
   EXPECT_NE(page.body.find("&lt;img src=x onerror=alert(2)&gt; rank 1 attempt 1"), std::string::npos);
   EXPECT_NE(page.body.find("exited with 3"), std::string::npos);
   EXPECT_NE(app.get("/jobs").body.find("<a href=\"/jobs/" + id + "\">"), std::string::npos) << "the list links to it";
+}
+
+// A registry is the job's to write; the dashboard shows what it finds, markup as text, and a
+// registry it cannot read with the reason, beside the others.
+TEST(DashboardServices, AHostileOrBrokenRegistryIsShownAsText) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-services");
+  lineage::Store::open(dir / "lineage.db");
+  fs::create_directories(dir / "services" / "a");
+  fs::create_directories(dir / "services" / "b");
+  fs::create_directories(dir / "services" / "c");  // no registry: not a service
+  serve::write_registry(dir / "services" / "a", {.name = "<script>x</script>", .state = "failed", .job = "1", .url = "",
+                                                  .message = "<b>no GPU</b>", .traffic = {{"<i>", 100}},
+                                                  .storage = {{"<i>", "/m/<p>"}},
+                                                  .replicas = {{.id = 0, .node = "<n>", .host = "", .port = 0, .pid = 0, .version = "<i>",
+                                                                .state = "dead"}}});
+  write_file_atomically(dir / "services" / "b" / "registry.json", "{\"name\": ");
+  App app({.store = dir / "lineage.db", .user = "nobody", .services = dir / "services"});
+  const serve::Reply r = app.get("/endpoints");
+  ASSERT_EQ(r.status, 200) << r.body;
+  for (const char* markup : {"<script>x", "<b>no", "<i>", "<n>", "/m/<p>"}) {
+    EXPECT_EQ(r.body.find(markup), std::string::npos) << markup << " became markup";
+  }
+  for (const char* text : {"&lt;script&gt;x&lt;/script&gt;", "&lt;b&gt;no GPU", "/m/&lt;p&gt;", "&lt;n&gt;"}) {
+    EXPECT_NE(r.body.find(text), std::string::npos) << text << " is not shown";
+  }
+  EXPECT_NE(r.body.find((dir / "services" / "b" / "registry.json").string()), std::string::npos) << "the broken one is named";
+  const serve::Reply api = app.get("/api/endpoints");
+  ASSERT_EQ(api.status, 200) << api.body;
+  const json::Value all = json::parse(api.body, "endpoints");
+  ASSERT_EQ(all.at("services").as_array().size(), 2u);
+  EXPECT_FALSE(all.at("services").as_array()[1].at("error").as_string().empty());
+  App none({.store = dir / "lineage.db", .user = "nobody", .services = dir / "nowhere"});
+  EXPECT_EQ(none.get("/endpoints").status, 200);
 }
 
 // A store with one launch whose run directory is `run_dir` ("": none recorded).

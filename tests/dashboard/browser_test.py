@@ -33,7 +33,7 @@ def fail(message):
 def start(work):
     token_file = os.path.join(work, "cfg", "dashboard-token")
     server = subprocess.Popen([COHORT, "dashboard", "--port", "0", "--store", os.path.join(work, "lineage.db"),
-                               "--token-file", token_file], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               "--token-file", token_file, "--services", os.path.join(work, "services")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     # A server that never says it listens is killed, which ends the reading below.
     watchdog = threading.Timer(DEADLINE_S, server.kill)
@@ -100,7 +100,8 @@ PAGES = {
     "pipeline": ("pipelines/2", [r"<svg", r"(?s)(state-succeeded.*){5}", r"report", r"total=30"]),
     "models": ("models", [r'href="/models/1"', r"Dataset"]),
     "model": ("models/1", [r"<svg", r'href="/models/1"', r"make-data", r"Used by"]),
-    "endpoints": ("endpoints", [r"No model server"]),
+    "endpoints": ("endpoints", [r"No model server", r"mnist", r"version 1: 90%, version 2: 10%", r"10\.0\.0\.2:9002",
+                                r"(?s)(state-ready.*){2}state-starting"]),
 }
 
 

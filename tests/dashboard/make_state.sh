@@ -5,7 +5,9 @@
 # ranks that keeps its run directory (DIR/run) and per-rank logs (DIR/logs).
 # The best trial is x=1 (loss 1); trial 3 (x=4) fails with exit 3. The launch's rank 1
 # exits with 3 in its first attempt and the gang restarts once; each rank prints a line of
-# markup, which its page must show as text.
+# markup, which its page must show as text. DIR/services holds one submitted service's
+# registry, as its job writes it mid-canary: version 2 takes 10% of the traffic, replica 2
+# has died and restarted once.
 set -euo pipefail
 cohort=$1 dir=$2
 fixtures=$(cd "$(dirname "$0")/../pipeline/fixtures" && pwd)
@@ -29,3 +31,11 @@ YAML
 "$cohort" launch --local --nproc 2 --max-restarts 1 --run-dir "$dir/run" --output-dir "$dir/logs" -- \
   sh -c 'echo "<img src=x onerror=alert(2)> rank $RANK attempt $COHORT_RESTART_COUNT"
          if [ "$COHORT_RESTART_COUNT" = 0 ] && [ "$RANK" = 1 ]; then exit 3; fi' >"$dir/launch.log" 2>&1
+mkdir -p "$dir/services/mnist"
+cat >"$dir/services/mnist/registry.json" <<JSON
+{"name": "mnist", "state": "ready", "job": "4242", "url": "http://node1:8080", "message": "",
+ "traffic": {"1": 90, "2": 10}, "storage": {"1": "$dir/models/v1", "2": "$dir/models/v2"},
+ "replicas": [{"id": 0, "node": "node1", "host": "10.0.0.1", "port": 9001, "pid": 11, "version": "1", "state": "ready", "restarts": 0},
+              {"id": 1, "node": "node2", "host": "10.0.0.2", "port": 9001, "pid": 12, "version": "1", "state": "ready", "restarts": 0},
+              {"id": 2, "node": "node2", "host": "10.0.0.2", "port": 9002, "pid": 13, "version": "2", "state": "starting", "restarts": 1}]}
+JSON

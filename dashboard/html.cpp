@@ -76,7 +76,7 @@ std::string trial_row(const tuner::Experiment& x, const tuner::Trial& t) {
     r += "<td>" + (it == t.parameters.end() ? std::string() : e(it->second)) + "</td>";
   }
   r += "<td class=\"num\">" + (t.objective ? e(tuner::format_number(*t.objective)) : std::string()) + "</td>";
-  return r + "<td>" + e(t.job) + "</td><td>" + e(t.reason) + "</td>";
+  return r + "<td>" + trial_curve_svg(t) + "</td><td>" + e(t.job) + "</td><td>" + e(t.reason) + "</td>";
 }
 
 }  // namespace
@@ -152,10 +152,11 @@ std::string sweep_page(const SweepView& v) {
             e(x.objective.metric) + " = <span id=\"best-value\">" + e(tuner::format_number(*best->objective)) +
             "</span>;" + params + "</div>";
   }
-  body += "<div class=\"plots\">" + tuner::objective_plot_svg(x, v.state) + parallel_coordinates_svg(x, v.state) + "</div>";
+  body += "<div class=\"plots\">" + tuner::objective_plot_svg(x, v.state) + parallel_coordinates_svg(x, v.state) +
+          metric_curves_svg(x, v.state) + "</div>";
   std::vector<std::string> head{"trial", "state"};
   for (const auto& p : x.parameters) head.push_back(p.name);
-  head.insert(head.end(), {x.objective.metric, "job", "reason"});
+  head.insert(head.end(), {x.objective.metric, "curve", "job", "reason"});
   std::vector<std::string> rows;
   rows.reserve(v.state.trials.size());
   for (const auto& t : v.state.trials) rows.push_back(trial_row(x, t));

@@ -26,4 +26,9 @@ std::string error_page(int status, const std::string& message);
 // regions of the space the good trials came from. "" when no trial has an objective.
 std::string parallel_coordinates_svg(const tuner::Experiment& experiment, const tuner::JournalState& state);
 
+// Every trial's objective at each step it reported, one line per trial, the best drawn
+// over the rest; "" when no trial reported a step. And one trial's, small, for its row.
+std::string metric_curves_svg(const tuner::Experiment& experiment, const tuner::JournalState& state);
+std::string trial_curve_svg(const tuner::Trial& trial);
+
 }  // namespace cohort::dashboard

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <memory>
 
 #include "common/fd.hpp"
@@ -17,6 +18,7 @@
 #include "common/process.hpp"
 #include "dashboard/dashboard.hpp"
 #include "dashboard/data.hpp"
+#include "dashboard/html.hpp"
 #include "lineage/store.hpp"
 #include "serve/registry.hpp"
 #include "tests/common/temp_dir.hpp"
@@ -229,6 +231,49 @@ TEST_F(Dashboard, JobPageHasEachAttemptItsRanksAndTheirLogs) {
   EXPECT_NE(page.body.find("&lt;img src=x onerror=alert(2)&gt; rank 1 attempt 1"), std::string::npos);
   EXPECT_NE(page.body.find("exited with 3"), std::string::npos);
   EXPECT_NE(app.get("/jobs").body.find("<a href=\"/jobs/" + id + "\">"), std::string::npos) << "the list links to it";
+}
+
+TEST_F(Dashboard, SweepPageDrawsEachTrialsCurve) {
+  App app(config());
+  const serve::Reply r = app.get("/sweeps/1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  // Trials 0-2 reported loss at steps 1 and 2; trial 3 failed before it reported anything.
+  const auto plot = r.body.find("class=\"curves\"");
+  ASSERT_NE(plot, std::string::npos);
+  std::size_t lines = 0;
+  for (auto at = r.body.find("<polyline class=\"curve\"", plot); at != std::string::npos;
+       at = r.body.find("<polyline class=\"curve\"", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 3u);
+  EXPECT_NE(r.body.find("trial 0, the best"), std::string::npos);
+  EXPECT_NE(r.body.find("<title>trial 2 (Succeeded): 2 steps, last 9</title>"), std::string::npos) << r.body;
+  std::size_t sparks = 0;
+  for (auto at = r.body.find("class=\"spark\""); at != std::string::npos; at = r.body.find("class=\"spark\"", at + 1)) ++sparks;
+  EXPECT_EQ(sparks, 3u);
+  EXPECT_NE(r.body.find("<title>11 to 1 over 2 steps</title>"), std::string::npos) << "trial 0: 1+10, then 1";
+}
+
+TEST(DashboardCurves, AreEscapedAndSkipWhatCannotBeDrawn) {
+  tuner::Experiment x;
+  x.objective.metric = "<b>loss</b>";
+  tuner::JournalState state;
+  EXPECT_EQ(metric_curves_svg(x, state), "") << "no trial: no plot";
+  tuner::Trial running;
+  running.curve = {{1, 0.5}, {2, std::numeric_limits<double>::quiet_NaN()}};
+  state.trials.push_back(running);
+  EXPECT_EQ(metric_curves_svg(x, state), "") << "a curve with NaN is not drawn";
+  EXPECT_EQ(trial_curve_svg(state.trials[0]), "");
+  tuner::Trial stopped;
+  stopped.id = 1;
+  stopped.state = tuner::TrialState::early_stopped;
+  stopped.curve = {{5, 2.0}};
+  state.trials.push_back(stopped);
+  const std::string svg = metric_curves_svg(x, state);
+  EXPECT_NE(svg.find("&lt;b&gt;loss&lt;/b&gt;"), std::string::npos) << svg;
+  EXPECT_EQ(svg.find("<b>"), std::string::npos);
+  EXPECT_NE(svg.find("trial 1 (EarlyStopped): 1 steps"), std::string::npos) << svg;
+  EXPECT_EQ(svg.find("trial 0 ("), std::string::npos);
 }
 
 // A registry is the job's to write; the dashboard shows what it finds, markup as text, and a

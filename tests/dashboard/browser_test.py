@@ -95,6 +95,7 @@ PAGES = {
     "sweeps": ("sweeps", [r'href="/sweeps/1"', r"quadratic", r"Succeeded"]),
     "sweep": ("sweeps/1", [r'id="trial-count">4<', r'id="best-value">1<', r'id="best-trial">0<',
                            r"&lt;script&gt;alert\(1\)&lt;/script&gt;", r"class=\"parallel\"", r"best so far",
+                           r'class="curves"', r"trial 0, the best", r'(?s)(class="spark".*){3}',
                            r"(?s)(Succeeded.*){3}", r"Failed"]),
     "pipelines": ("pipelines", [r'href="/pipelines/2"', r"5 succeeded"]),
     "pipeline": ("pipelines/2", [r"<svg", r"(?s)(state-succeeded.*){5}", r"report", r"total=30"]),

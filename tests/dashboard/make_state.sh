@@ -3,7 +3,8 @@
 # sweep of 4 trials (one categorical value is "<script>alert(1)</script>", which every page
 # must show as text), a local pipeline run of fan_out_fan_in.yaml, and a local launch of two
 # ranks that keeps its run directory (DIR/run) and per-rank logs (DIR/logs).
-# The best trial is x=1 (loss 1); trial 3 (x=4) fails with exit 3. The launch's rank 1
+# The best trial is x=1 (loss 1); trial 3 (x=4) fails with exit 3. Each trial reports its
+# loss at steps 1 and 2, so that each has a curve. The launch's rank 1
 # exits with 3 in its first attempt and the gang restarts once; each rank prints a line of
 # markup, which its page must show as text. DIR/services holds one submitted service's
 # registry, as its job writes it mid-canary: version 2 takes 10% of the traffic, replica 2
@@ -20,7 +21,7 @@ parameters:
   - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "4"}}
   - {name: tag, parameterType: categorical, feasibleSpace: {list: ["<script>alert(1)</script>"]}}
 trialTemplate:
-  command: [sh, -c, 'if [ "\$0" = 4 ]; then exit 3; fi; echo "loss=\$((\$0 * \$0))"', '\${trialParameters.x}']
+  command: [sh, -c, 'if [ "\$0" = 4 ]; then exit 3; fi; echo "step=1 loss=\$((\$0 * \$0 + 10))"; echo "step=2 loss=\$((\$0 * \$0))"', '\${trialParameters.x}']
   trialParameters: [{name: x, reference: x}]
 objective: {type: minimize, objectiveMetricName: loss}
 algorithm: {algorithmName: grid}

@@ -323,11 +323,23 @@ TEST(DashboardJob, AMissingRunDirectoryIsSaidOnThePage) {
   const ::cohort::testing::TempDir dir("cohort-dashboard-job");
   const auto gone = put_launch(dir / "lineage.db", (dir / "gone").string());
   const auto none = put_launch(dir / "old.db", "");
+  std::int64_t step10 = 0;
+  {
+    auto store = lineage::Store::open(dir / "lineage.db");
+    for (int step : {5, 10}) {
+      const auto a = store.put_artifact({.type = "Checkpoint", .uri = "/ckpt/step-" + std::to_string(step),
+                                         .name = "step " + std::to_string(step)});
+      store.put_event(gone, a, lineage::EventType::output, "checkpoint");
+      step10 = a;
+    }
+  }
   App app({.store = dir / "lineage.db", .user = "nobody"});
   const serve::Reply r = app.get("/jobs/" + std::to_string(gone));
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find((dir / "gone").string() + " is not there"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("--run-dir DIR"), std::string::npos) << "the fix is named";
+  EXPECT_NE(r.body.find("id=\"checkpoint\" href=\"/models/" + std::to_string(step10) + "\">step 10</a>"), std::string::npos)
+      << "the last checkpoint links to its history";
   EXPECT_NE(r.body.find("job-&lt;b&gt;7&lt;/b&gt;"), std::string::npos);
   EXPECT_EQ(r.body.find("<b>7"), std::string::npos);
   const serve::Reply api = app.get("/api/jobs/" + std::to_string(gone));

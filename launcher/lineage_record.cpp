@@ -9,17 +9,12 @@
 namespace cohort::launcher {
 
 std::string record_lineage_start(const LaunchOptions& options, const std::string& job) {
-  const std::string name = lineage::record_launch_start({.command = options.command,
-                                                          .job = options.local ? std::string() : job,
-                                                          .ranks = options.local ? options.nproc : 0});
-  if (name.empty()) return name;
-  // Where its ranks' placement, state, heartbeats and logs are: what the dashboard reads to
-  // show the launch while it runs, and after it when the run directory was kept.
-  lineage::ExecutionRecord where;
-  where.execution = {.type = "Launch", .name = name, .properties = {{"run_dir", options.run_dir}}};
-  if (!options.output_dir.empty()) where.execution.properties["output_dir"] = options.output_dir;
-  lineage::record_execution(where);
-  return name;
+  // The run directory and the logs: what the dashboard reads to show the launch's ranks.
+  return lineage::record_launch_start({.command = options.command,
+                                       .job = options.local ? std::string() : job,
+                                       .ranks = options.local ? options.nproc : 0,
+                                       .run_dir = options.run_dir,
+                                       .output_dir = options.output_dir});
 }
 
 void record_lineage_end(const std::string& name, const LaunchOptions& options, int status, bool requeued) {

@@ -62,7 +62,7 @@ serve::Reply asset_reply(std::string_view name) {
 
 json::Value api_index() {
   json::Value list = json::Value::array();
-  for (const char* p : {"/api/jobs", "/api/sweeps", "/api/sweeps/ID", "/api/pipelines", "/api/pipelines/ID",
+  for (const char* p : {"/api/jobs", "/api/jobs/ID", "/api/sweeps", "/api/sweeps/ID", "/api/pipelines", "/api/pipelines/ID",
                         "/api/models", "/api/models/ID", "/api/endpoints"}) {
     list.push(p);
   }
@@ -78,12 +78,14 @@ int App::slurm_queries() const { return slurm_->queries(); }
 
 namespace {
 
-serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm) {
+serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm,
+                 const std::filesystem::path& services) {
   const std::string_view what = s.size() > 1 ? s[1] : "";
   if (s.size() == 1) return json_reply(api_index());
   if (s.size() == 2 && what == "jobs") {
     return json_reply(json::Value(json::Object{{"launches", launches_json(store)}, {"slurm", slurm.jobs()}}));
   }
+  if (s.size() == 3 && what == "jobs") return json_reply(job_json(load_job(store, parse_id(s[2], "launch"))));
   if (s.size() == 2 && what == "sweeps") return json_reply(sweeps_json(store));
   if (s.size() == 3 && what == "sweeps") return json_reply(sweep_json(load_sweep(store, parse_id(s[2], "sweep"))));
   if (s.size() == 2 && what == "pipelines") return json_reply(pipelines_json(store));
@@ -92,14 +94,16 @@ serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& s
   }
   if (s.size() == 2 && what == "models") return json_reply(models_json(store));
   if (s.size() == 3 && what == "models") return json_reply(model_json(store, parse_id(s[2], "artifact")));
-  if (s.size() == 2 && what == "endpoints") return json_reply(endpoints_json(store));
+  if (s.size() == 2 && what == "endpoints") return json_reply(endpoints_json(store, services));
   throw HttpError{404, "no API at /" + std::string(s.size() > 1 ? s[1].substr(0, 64) : "") + "; see /api/"};
 }
 
-serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm) {
-  if (s.empty()) return html_reply(overview_page(store));
+serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm,
+                  const std::filesystem::path& services) {
+  if (s.empty()) return html_reply(overview_page(store, services));
   const std::string_view what = s[0];
   if (s.size() == 1 && what == "jobs") return html_reply(jobs_page(store, slurm.jobs()));
+  if (s.size() == 2 && what == "jobs") return html_reply(job_page(load_job(store, parse_id(s[1], "launch"))));
   if (s.size() == 1 && what == "sweeps") return html_reply(sweeps_page(store));
   if (s.size() == 2 && what == "sweeps") return html_reply(sweep_page(load_sweep(store, parse_id(s[1], "sweep"))));
   if (s.size() == 1 && what == "pipelines") return html_reply(pipelines_page(store));
@@ -108,7 +112,7 @@ serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& 
   }
   if (s.size() == 1 && what == "models") return html_reply(models_page(store));
   if (s.size() == 2 && what == "models") return html_reply(model_page(store, parse_id(s[1], "artifact")));
-  if (s.size() == 1 && what == "endpoints") return html_reply(endpoints_page(store));
+  if (s.size() == 1 && what == "endpoints") return html_reply(endpoints_page(store, services));
   throw HttpError{404, "no page here; the pages are /jobs, /sweeps, /pipelines, /models and /endpoints"};
 }
 
@@ -125,7 +129,7 @@ serve::Reply App::get(std::string_view target) const {
     // Opened per request: a Store is used by one thread, and what other processes wrote
     // since (a trial that ended, a task that started) is then in what the page shows.
     const lineage::Store store = lineage::open_merged(config_.store);
-    return is_api ? api(s, store, *slurm_) : view(s, store, *slurm_);
+    return is_api ? api(s, store, *slurm_, config_.services) : view(s, store, *slurm_, config_.services);
   } catch (const HttpError& e) {
     if (is_api) return {.status = e.status, .body = serve::error_body(e.message)};
     serve::Reply r = html_reply(error_page(e.status, e.message));

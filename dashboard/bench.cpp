@@ -27,8 +27,17 @@ struct Settings {
   bool json = false;
 };
 
-// An ended sweep of `trials` trials over three parameters, written as its journal would be,
-// and the lineage store that names it; the sweep's context id.
+// A trial's loss at each of 20 steps, falling to `last`: "[[1,v],…]", as its journal keeps it.
+std::string curve(double last) {
+  std::string out = "[";
+  for (int step = 1; step <= 20; ++step) {
+    out += (step > 1 ? ",[" : "[") + std::to_string(step) + "," + std::to_string(last * (1 + 2.0 / step)) + "]";
+  }
+  return out + "]";
+}
+
+// An ended sweep of `trials` trials over three parameters, each with a 20-step curve,
+// written as its journal would be, and the lineage store that names it; the sweep's context id.
 std::int64_t make_sweep(const fs::path& dir, int trials) {
   fs::create_directories(dir);
   std::ofstream(dir / "exp.yaml")
@@ -48,7 +57,7 @@ std::int64_t make_sweep(const fs::path& dir, int trials) {
                std::to_string(lr) + "\",\"layers\":\"" + std::to_string(1 + i % 8) + "\",\"optimizer\":\"" +
                (i % 3 == 0 ? "sgd" : i % 3 == 1 ? "adam" : "rmsprop") + "\"}}\n";
     journal += "{\"type\":\"end\",\"trial\":" + std::to_string(i) + ",\"state\":\"Succeeded\",\"time\":2,\"objective\":" +
-               std::to_string(loss) + ",\"metrics\":{\"loss\":" + std::to_string(loss) + "}}\n";
+               std::to_string(loss) + ",\"metrics\":{\"loss\":" + std::to_string(loss) + "},\"curve\":" + curve(loss) + "}\n";
   }
   std::ofstream(sweep / "journal.jsonl", std::ios::app) << journal;
   auto store = lineage::Store::open(dir / "lineage.db");

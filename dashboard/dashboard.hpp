@@ -6,7 +6,7 @@
 //   dashboard::App app({.store = "/home/me/.local/share/cohort/lineage.db", .user = "me"});
 //   serve::run_server(app, options, on_listening);  // the model server's HTTP stack
 //
-// Pages: / (overview), /jobs, /sweeps, /sweeps/ID, /pipelines, /pipelines/ID, /models,
+// Pages: / (overview), /jobs, /jobs/ID, /sweeps, /sweeps/ID, /pipelines, /pipelines/ID, /models,
 // /models/ID, /endpoints; the same data as JSON under /api/ (docs/dashboard.md).
 #pragma once
 
@@ -25,6 +25,8 @@ namespace cohort::dashboard {
 struct Config {
   std::filesystem::path store;  // the lineage store
   std::string user;             // whose Slurm jobs are shown: only theirs
+  // Where `cohort serve submit` keeps its services (serve/registry.hpp); empty: none shown.
+  std::filesystem::path services = {};
   // Slurm is asked at most once in this long, however many pages are loaded.
   std::chrono::milliseconds slurm_every{5000};
 };

@@ -7,6 +7,7 @@
 #include "common/options.hpp"
 #include "dashboard/dashboard.hpp"
 #include "lineage/store.hpp"
+#include "serve/registry.hpp"
 #include "serve/serve_command.hpp"
 #include "serve/server.hpp"
 
@@ -18,7 +19,7 @@ namespace po = options::po;
 
 options::Help help() {
   return {"dashboard",
-          {"[--port P] [--address A] [--token-file F] [--store FILE]"},
+          {"[--port P] [--address A] [--token-file F] [--store FILE] [--services DIR]"},
           "A web app over what cohort keeps: your Slurm jobs and launches, sweeps (trials, best\n"
           "trial, plots), pipeline runs (their DAG and task states), models and checkpoints with\n"
           "their lineage, and model servers. It reads the lineage store (COHORT_LINEAGE, or\n"
@@ -51,6 +52,8 @@ std::optional<Args> parse(const std::vector<std::string>& args) {
        "the token (default: ~/.config/cohort/dashboard-token, created when missing)")
       ("no-auth", "answer anyone who reaches the port: no token asked for")
       ("store", po::value<std::string>()->value_name("FILE"), "the lineage store (default: COHORT_LINEAGE, else the user's)")
+      ("services", po::value<std::string>()->value_name("DIR"),
+       "where cohort serve submit keeps its services (default: as cohort serve list looks)")
       ("slurm-every", po::value<std::string>()->value_name("SECONDS")->default_value("5"),
        "ask Slurm for your jobs at most once in this long");
   auto p = parser.parse(args);
@@ -70,6 +73,7 @@ std::optional<Args> parse(const std::vector<std::string>& args) {
     if (!lineage::Store::enabled()) throw input_error("COHORT_LINEAGE is off: give --store FILE, the lineage store to show");
     a.config.store = lineage::Store::default_path();
   }
+  a.config.services = serve::services_root(p->has("services") ? p->values["services"].as<std::string>() : "");
   a.config.slurm_every = std::chrono::seconds(
       options::whole_number("--slurm-every", p->values["slurm-every"].as<std::string>(), 1, 3600));
   a.config.user = user_name();

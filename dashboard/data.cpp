@@ -1,5 +1,8 @@
 #include "dashboard/data.hpp"
 
+#include <algorithm>
+#include <system_error>
+
 #include "common/error.hpp"
 #include "common/text.hpp"
 #include "lineage/report.hpp"
@@ -21,12 +24,12 @@ const lineage::Context& context_of(const lineage::Store& store, std::int64_t id,
   return out;
 }
 
+}  // namespace
+
 std::string text_property(const lineage::Properties& properties, const std::string& key) {
   auto it = properties.find(key);
   return it == properties.end() ? std::string() : lineage::to_text(it->second);
 }
-
-}  // namespace
 
 std::int64_t parse_id(std::string_view text, std::string_view what) {
   auto id = parse_integer(text, 1, std::numeric_limits<std::int64_t>::max());
@@ -85,6 +88,24 @@ std::vector<Endpoint> endpoints(const lineage::Store& store) {
     }
     out.push_back(std::move(p));
   }
+  return out;
+}
+
+std::vector<Service> services(const fs::path& root) {
+  std::vector<Service> out;
+  std::error_code ec;
+  if (root.empty()) return out;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!fs::exists(serve::registry_path(it->path()), ec)) continue;
+    Service s{.dir = it->path()};
+    try {
+      s.registry = serve::read_registry(it->path());
+    } catch (const Error& e) {
+      s.error = e.what();
+    }
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(), [](const Service& a, const Service& b) { return a.dir < b.dir; });
   return out;
 }
 
@@ -162,7 +183,36 @@ json::Value model_json(const lineage::Store& store, std::int64_t artifact) {
 
 json::Value launches_json(const lineage::Store& store) { return lineage::array_of(store.executions("Launch")); }
 
-json::Value endpoints_json(const lineage::Store& store) {
+namespace {
+
+json::Value service_json(const Service& s) {
+  json::Value o(json::Object{{"dir", s.dir.string()}});
+  if (!s.registry) {
+    o.set("error", s.error);
+    return o;
+  }
+  const serve::Registry& r = *s.registry;
+  json::Value traffic = json::Value::object(), storage = json::Value::object(), replicas = json::Value::array();
+  for (const auto& [version, percent] : r.traffic) traffic.set(version, percent);
+  for (const auto& [version, path] : r.storage) storage.set(version, path);
+  for (const auto& x : r.replicas) {
+    replicas.push(json::Object{{"id", x.id}, {"node", x.node}, {"host", x.host}, {"port", x.port},
+                               {"version", x.version}, {"state", x.state}, {"restarts", x.restarts}});
+  }
+  o.set("name", r.name);
+  o.set("state", r.state);
+  o.set("job", r.job);
+  o.set("url", r.url);
+  o.set("message", r.message);
+  o.set("traffic", std::move(traffic));
+  o.set("versions", std::move(storage));
+  o.set("replicas", std::move(replicas));
+  return o;
+}
+
+}  // namespace
+
+json::Value endpoints_json(const lineage::Store& store, const fs::path& services_root) {
   json::Value list = json::Value::array();
   for (const auto& p : endpoints(store)) {
     json::Value models = json::Value::array();
@@ -176,7 +226,9 @@ json::Value endpoints_json(const lineage::Store& store) {
                                        {"started", p.started},
                                        {"updated", p.updated}}));
   }
-  return json::Value(json::Object{{"endpoints", std::move(list)}});
+  json::Value submitted = json::Value::array();
+  for (const auto& s : services(services_root)) submitted.push(service_json(s));
+  return json::Value(json::Object{{"endpoints", std::move(list)}, {"services", std::move(submitted)}});
 }
 
 }  // namespace cohort::dashboard

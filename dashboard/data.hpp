@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "common/json.hpp"
+#include "launcher/run_report.hpp"
 #include "lineage/store.hpp"
 #include "pipeline/run.hpp"
+#include "serve/registry.hpp"
 #include "tuner/experiment.hpp"
 #include "tuner/journal.hpp"
 
@@ -24,6 +26,9 @@ struct HttpError {
   int status;
   std::string message;
 };
+
+// A property as text, "" when it is not there.
+std::string text_property(const lineage::Properties& properties, const std::string& key);
 
 // An id in a URL: digits only, else 404 (no such page).
 std::int64_t parse_id(std::string_view text, std::string_view what);
@@ -45,16 +50,55 @@ struct PipelineView {
 std::vector<lineage::Context> pipeline_contexts(const lineage::Store& store);
 PipelineView load_pipeline(const lineage::Store& store, std::int64_t id);
 
-// A server that answers, or answered, inference requests. Today they are the Serve
-// executions `cohort serve start` records; a registry of submitted services is another
-// source of the same rows, to be read in endpoints() beside the store.
+// The end of a log file, bounded however large the file grows: at most kTailBytes and
+// kTailLines, whole lines only, as valid UTF-8 (what is not shows as U+FFFD).
+struct LogTail {
+  int rank = 0;
+  std::string path;
+  std::string text = {};
+  bool cut = false;        // the file holds more than `text`
+  std::string error = {};  // why it could not be read; then `text` is empty
+};
+inline constexpr std::size_t kTailBytes = 64 * 1024;
+inline constexpr std::size_t kTailLines = 200;
+LogTail read_tail(const std::filesystem::path& path);
+
+// A launch (a Launch execution) and what its run directory says: the directory's path is
+// a property the launch recorded as it started; the directory may be gone (cohort launch
+// removes the one it made itself when it ends) or half-written, and `run_error` says so.
+struct JobView {
+  lineage::Execution launch;
+  std::string run_dir = {}, output_dir = {};
+  std::optional<launcher::RunReport> run = {};
+  std::string run_error = {};
+  std::optional<lineage::Artifact> checkpoint = {};  // the last one it committed
+  std::vector<LogTail> logs = {};                    // per rank, from --output-dir
+};
+// 404 when the store has no such launch; a run directory that cannot be read is not an error.
+JobView load_job(const lineage::Store& store, std::int64_t id);
+json::Value job_json(const JobView& job);
+
+// A server that answers, or answered, inference requests: the Serve executions
+// `cohort serve start` records in the store.
 struct Endpoint {
   std::int64_t execution = 0;
-  std::string name, state, url, host;
-  std::vector<std::string> models;  // "NAME/VERSION" as served
+  std::string name = {}, state = {}, url = {}, host = {};
+  std::vector<std::string> models = {};  // "NAME/VERSION" as served
   double started = 0, updated = 0;
 };
 std::vector<Endpoint> endpoints(const lineage::Store& store);
+
+// A service `cohort serve submit` runs as a Slurm job: its folder under the services root
+// and the registry its job keeps there (replicas, versions, traffic split, state). A
+// registry that cannot be read is listed with the reason.
+struct Service {
+  std::filesystem::path dir;
+  std::optional<serve::Registry> registry = {};
+  std::string error = {};
+};
+// Every folder of `root` that holds a registry.json, by name; none when `root` is empty or
+// not there.
+std::vector<Service> services(const std::filesystem::path& root);
 
 // ---- as JSON: what /api/ answers ----
 json::Value sweeps_json(const lineage::Store& store);
@@ -64,6 +108,6 @@ json::Value pipeline_json(const PipelineView& run);
 json::Value models_json(const lineage::Store& store);
 json::Value model_json(const lineage::Store& store, std::int64_t artifact);
 json::Value launches_json(const lineage::Store& store);
-json::Value endpoints_json(const lineage::Store& store);
+json::Value endpoints_json(const lineage::Store& store, const std::filesystem::path& services_root);
 
 }  // namespace cohort::dashboard

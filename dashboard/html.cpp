@@ -76,7 +76,7 @@ std::string trial_row(const tuner::Experiment& x, const tuner::Trial& t) {
     r += "<td>" + (it == t.parameters.end() ? std::string() : e(it->second)) + "</td>";
   }
   r += "<td class=\"num\">" + (t.objective ? e(tuner::format_number(*t.objective)) : std::string()) + "</td>";
-  return r + "<td>" + e(t.job) + "</td><td>" + e(t.reason) + "</td>";
+  return r + "<td>" + trial_curve_svg(t) + "</td><td>" + e(t.job) + "</td><td>" + e(t.reason) + "</td>";
 }
 
 }  // namespace
@@ -102,7 +102,7 @@ std::string error_page(int status, const std::string& message) {
               "<p>" + e(message) + "</p><p><a href=\"/\">back to the overview</a></p>");
 }
 
-std::string overview_page(const lineage::Store& store) {
+std::string overview_page(const lineage::Store& store, const std::filesystem::path& services_root) {
   const auto count = [](std::size_t n, std::string_view what, std::string_view href) {
     return "<li><a href=\"" + std::string(href) + "\">" + std::to_string(n) + " " + std::string(what) + "</a></li>";
   };
@@ -112,6 +112,7 @@ std::string overview_page(const lineage::Store& store) {
   body += count(pipeline_contexts(store).size(), "pipeline runs", "/pipelines");
   body += count(store.artifacts().size(), "artifacts", "/models");
   body += count(endpoints(store).size(), "servers", "/endpoints");
+  body += count(services(services_root).size(), "services", "/endpoints");
   body += "</ul><p class=\"note\">The same data as JSON: <a href=\"/api/\">/api/</a>.</p>";
   return page("Overview", "", body);
 }
@@ -151,10 +152,11 @@ std::string sweep_page(const SweepView& v) {
             e(x.objective.metric) + " = <span id=\"best-value\">" + e(tuner::format_number(*best->objective)) +
             "</span>;" + params + "</div>";
   }
-  body += "<div class=\"plots\">" + tuner::objective_plot_svg(x, v.state) + parallel_coordinates_svg(x, v.state) + "</div>";
+  body += "<div class=\"plots\">" + tuner::objective_plot_svg(x, v.state) + parallel_coordinates_svg(x, v.state) +
+          metric_curves_svg(x, v.state) + "</div>";
   std::vector<std::string> head{"trial", "state"};
   for (const auto& p : x.parameters) head.push_back(p.name);
-  head.insert(head.end(), {x.objective.metric, "job", "reason"});
+  head.insert(head.end(), {x.objective.metric, "curve", "job", "reason"});
   std::vector<std::string> rows;
   rows.reserve(v.state.trials.size());
   for (const auto& t : v.state.trials) rows.push_back(trial_row(x, t));
@@ -253,14 +255,56 @@ std::string model_page(const lineage::Store& store, std::int64_t artifact) {
   return page("Artifact " + std::to_string(artifact), "models", body);
 }
 
-std::string endpoints_page(const lineage::Store& store) {
+namespace {
+
+// A submitted service: its state and traffic split, the model of each version, its replicas.
+std::string service_section(const Service& s) {
+  if (!s.registry) {
+    return "<h3>" + e(s.dir.filename().string()) + "</h3><p class=\"note\">" + e(s.error) + "</p>";
+  }
+  const serve::Registry& r = *s.registry;
+  std::string split;
+  for (const auto& [version, percent] : r.traffic) {
+    split += (split.empty() ? "" : ", ") + std::string("version ") + e(version) + ": " + std::to_string(percent) + "%";
+  }
+  std::vector<std::string> versions, replicas;
+  for (const auto& [version, path] : r.storage) {
+    const auto t = r.traffic.find(version);
+    versions.push_back("<td>" + e(version) + "</td><td class=\"num\">" +
+                       (t == r.traffic.end() ? std::string("0") : std::to_string(t->second)) + "%</td><td><code>" + e(path) +
+                       "</code></td>");
+  }
+  for (const auto& x : r.replicas) {
+    replicas.push_back("<td class=\"num\">" + std::to_string(x.id) + "</td><td>" + e(x.node) + "</td><td><code>" + e(x.host) +
+                       ":" + std::to_string(x.port) + "</code></td><td>" + e(x.version) + "</td>" + state_cell(x.state) +
+                       "<td class=\"num\">" + std::to_string(x.restarts) + "</td>");
+  }
+  std::string out = "<h3 class=\"service\">" + e(r.name) + "</h3><p>State <span class=\"state state-" + e(r.state) + "\">" +
+                    e(r.state) + "</span>" + (r.message.empty() ? "" : " (" + e(r.message) + ")") + ", Slurm job " +
+                    e(r.job) + (r.url.empty() ? std::string() : ", router <code>" + e(r.url) + "</code>") +
+                    "; traffic " + (split.empty() ? std::string("none") : split) + ".</p>";
+  out += table({"version", "traffic", "model"}, versions);
+  return out + table({"replica", "node", "address", "version", "state", "restarts"}, replicas);
+}
+
+}  // namespace
+
+std::string endpoints_page(const lineage::Store& store, const std::filesystem::path& services_root) {
   std::vector<std::string> rows;
   for (const auto& p : endpoints(store)) {
     rows.push_back("<td>" + e(p.name) + "</td>" + state_cell(p.state) + "<td><code>" + e(p.url) + "</code></td><td>" +
                    e(p.host) + "</td><td>" + e(join(p.models, ", ")) + "</td><td>" + e(when(p.started)) + "</td>");
   }
-  const std::string body = rows.empty() ? "<p>No model server is recorded in the lineage store yet.</p>"
-                                        : table({"server", "state", "url", "host", "models", "started (UTC)"}, rows, "endpoints");
+  std::string body = "<h2>Services</h2>";
+  const auto submitted = services(services_root);
+  if (submitted.empty()) {
+    body += "<p>No service submitted with cohort serve submit" +
+            (services_root.empty() ? std::string() : " in <code>" + e(services_root.string()) + "</code>") + ".</p>";
+  }
+  for (const auto& s : submitted) body += service_section(s);
+  body += "<h2>Servers</h2>";
+  body += rows.empty() ? "<p>No model server is recorded in the lineage store yet.</p>"
+                       : table({"server", "state", "url", "host", "models", "started (UTC)"}, rows, "endpoints");
   return page("Endpoints", "endpoints", body, 10);
 }
 
@@ -271,7 +315,7 @@ std::string jobs_page(const lineage::Store& store, const json::Value& slurm) {
       auto it = x.properties.find(k);
       return it == x.properties.end() ? std::string() : lineage::to_text(it->second);
     };
-    launches.push_back("<td>" + e(x.name) + "</td>" + state_cell(x.state) + "<td>" + e(prop("job")) + "</td><td>" +
+    launches.push_back("<td><a href=\"/jobs/" + std::to_string(x.id) + "\">" + e(x.name) + "</a></td>" + state_cell(x.state) + "<td>" + e(prop("job")) + "</td><td>" +
                        e(prop("outcome")) + "</td><td class=\"num\">" + e(prop("restarts")) + "</td><td><code>" +
                        e(prop("command")) + "</code></td><td>" + e(when(x.updated)) + "</td>");
   }
@@ -291,6 +335,73 @@ std::string jobs_page(const lineage::Store& store, const json::Value& slurm) {
   for (const auto& err : slurm.at("errors").as_array()) body += "<p class=\"note\">" + e(err.as_string()) + "</p>";
   body += "<p class=\"note\">As Slurm said at " + e(when(slurm.at("asked").as_double())) + " UTC.</p>";
   return page("Jobs", "jobs", body, 10);
+}
+
+namespace {
+
+std::string heartbeat_cell(const launcher::RankReport& r) {
+  if (r.heartbeat_age) return "<td class=\"num\">" + e(tuner::format_number(std::round(*r.heartbeat_age))) + " s ago</td>";
+  return std::string("<td>") + (r.beats && (r.state == "running" || r.state == "starting") ? "not yet" : "") + "</td>";
+}
+
+// The newest attempt's ranks, and every attempt with why it ended: the launch's restarts.
+std::string run_tables(const launcher::RunReport& run) {
+  if (run.attempts.empty()) return "<p>No rank has started yet.</p>";
+  std::vector<std::string> ranks, attempts;
+  for (const auto& r : run.attempts.back().ranks) {
+    ranks.push_back("<td class=\"num\">" + std::to_string(r.rank) + "</td><td>" + e(r.host) + "</td><td>" + e(r.cpus) +
+                    "</td><td>" + e(r.gpus) + "</td><td>" + e(r.nics) + "</td><td>" + e(r.numa) + "</td>" +
+                    "<td class=\"state state-" + (r.failed ? "failed" : r.state == "running" || r.state == "starting" ? "running" : "succeeded") +
+                    "\">" + e(r.state) + "</td>" + heartbeat_cell(r));
+  }
+  for (const auto& a : run.attempts) {
+    attempts.push_back("<td class=\"num\">" + std::to_string(a.number) + "</td><td class=\"num\">" +
+                       std::to_string(a.ranks.size()) + "</td><td>" + e(a.why_ended) + "</td>");
+  }
+  std::string out = "<h2>Ranks</h2>" + table({"rank", "host", "CPUs", "GPUs", "NICs", "NUMA", "state", "heartbeat"}, ranks, "ranks");
+  out += "<h2>Attempts</h2><p class=\"note\">Each restart or requeue is a new attempt; it began because the one "
+         "before it ended as said.</p>" + table({"attempt", "ranks", "ended because"}, attempts, "attempts");
+  if (run.checkpoint_requested) out += "<p>Preemption asked the ranks to checkpoint; the job is requeued.</p>";
+  return out;
+}
+
+std::string log_tails(const JobView& v) {
+  if (v.output_dir.empty()) {
+    return "<p class=\"note\">The ranks' output went to the launch's own output, each line prefixed by its rank: "
+           "give cohort launch --output-dir DIR to keep a log per rank that this page shows.</p>";
+  }
+  std::string out;
+  for (const auto& t : v.logs) {
+    out += "<h3>Rank " + std::to_string(t.rank) + "</h3><p class=\"note\"><code>" + e(t.path) + "</code>" +
+           (t.cut ? ", its last " + std::to_string(kTailLines) + " lines at most" : std::string()) + "</p>";
+    out += t.error.empty() ? "<pre class=\"log\" id=\"log-" + std::to_string(t.rank) + "\">" + e(t.text) + "</pre>"
+                           : "<p class=\"note\">" + e(t.error) + "</p>";
+  }
+  return out.empty() ? "<p>No rank has written a log yet.</p>" : out;
+}
+
+}  // namespace
+
+std::string job_page(const JobView& v) {
+  const auto& x = v.launch;
+  const auto prop = [&](const char* key) { return e(text_property(x.properties, key)); };
+  std::string body = "<p>State <span id=\"state\">" + e(x.state) + "</span>" +
+                     (prop("outcome").empty() ? "" : " (" + prop("outcome") + ")") + ", Slurm job " +
+                     (prop("job_id").empty() ? "none (local)" : prop("job_id")) + ", restarts " +
+                     (prop("restarts").empty() ? "0" : prop("restarts")) + "; on " + prop("host") + " in <code>" +
+                     prop("cwd") + "</code>, updated " + e(when(x.updated)) + " UTC.</p><p>Command <code>" +
+                     prop("command") + "</code></p><p>Run directory <code>" + e(v.run_dir) + "</code></p>";
+  if (v.checkpoint) {
+    body += "<p>Last checkpoint: <a id=\"checkpoint\" href=\"/models/" + std::to_string(v.checkpoint->id) + "\">" +
+            e(v.checkpoint->name) + "</a> <code>" + e(v.checkpoint->uri) + "</code>, " + e(when(v.checkpoint->created)) +
+            " UTC.</p>";
+  } else {
+    body += "<p>No checkpoint recorded.</p>";
+  }
+  if (v.run) body += run_tables(*v.run);
+  else body += "<p class=\"note\" id=\"run-error\">" + e(v.run_error) + "</p>";
+  body += "<h2>Logs</h2>" + log_tails(v);
+  return page("Launch " + x.name, "jobs", body, x.state == "RUNNING" ? 5 : 0);
 }
 
 }  // namespace cohort::dashboard

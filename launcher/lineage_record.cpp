@@ -9,9 +9,12 @@
 namespace cohort::launcher {
 
 std::string record_lineage_start(const LaunchOptions& options, const std::string& job) {
+  // The run directory and the logs: what the dashboard reads to show the launch's ranks.
   return lineage::record_launch_start({.command = options.command,
                                        .job = options.local ? std::string() : job,
-                                       .ranks = options.local ? options.nproc : 0});
+                                       .ranks = options.local ? options.nproc : 0,
+                                       .run_dir = options.run_dir,
+                                       .output_dir = options.output_dir});
 }
 
 void record_lineage_end(const std::string& name, const LaunchOptions& options, int status, bool requeued) {

@@ -314,6 +314,13 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
     auto bound = topology::Machine::load().bind_self(topology::CpuSet::parse(env_str(env, "COHORT_CPUS"), "COHORT_CPUS"), numa);
     if (!bound.cpu_applied) std::cerr << "cohort: launch: rank " << contract.rank << ": CPUs not bound: " << bound.cpu_note << "\n";
   }
+  write_placement(attempt_dir, {.rank = contract.rank,
+                                 .host = host_name(),
+                                 .cpus = env_str(env, "COHORT_CPUS"),
+                                 .gpus = env_str(env, "COHORT_GPUS"),
+                                 .nics = env_str(env, "COHORT_NICS"),
+                                 .numa = env_str(env, "COHORT_NUMA"),
+                                 .started_ns = wall_clock_ns()});
   if (slurm && contract.rank == 0) {
     write_file_atomically(attempt_dir + "/step", env_str(env, "SLURM_STEP_ID") + "\n");
   }

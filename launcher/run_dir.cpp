@@ -34,6 +34,27 @@ void write_outcome(const std::string& attempt_dir, const RankOutcome& o) {
   write_file_atomically(attempt_dir + "/rank-" + std::to_string(o.rank) + ".status", s.str());
 }
 
+void write_placement(const std::string& attempt_dir, const RankPlacementRecord& p) {
+  std::ostringstream s;
+  s << "rank=" << p.rank << "\nhost=" << p.host << "\ncpus=" << p.cpus << "\ngpus=" << p.gpus << "\nnics=" << p.nics
+    << "\nnuma=" << p.numa << "\nstarted_ns=" << p.started_ns << "\n";
+  write_file_atomically(attempt_dir + "/rank-" + std::to_string(p.rank) + ".placement", s.str());
+}
+
+void write_ending(const std::string& attempt_dir, const std::string& why) {
+  write_file_atomically(attempt_dir + "/ended", why + "\n");
+}
+
+std::vector<std::pair<std::string, std::string>> key_values(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) out.emplace_back(line.substr(0, eq), line.substr(eq + 1));
+  }
+  return out;
+}
+
 std::vector<RankOutcome> read_outcomes(const std::string& attempt_dir) {
   std::vector<RankOutcome> out;
   DIR* dir = ::opendir(attempt_dir.c_str());
@@ -41,14 +62,9 @@ std::vector<RankOutcome> read_outcomes(const std::string& attempt_dir) {
   while (dirent* e = ::readdir(dir)) {
     std::string name = e->d_name;
     if (name.rfind("rank-", 0) != 0 || name.size() < 12 || name.substr(name.size() - 7) != ".status") continue;
-    std::istringstream in(read_small_file(attempt_dir + "/" + name));
     RankOutcome o;
     o.reported = true;
-    std::string line;
-    while (std::getline(in, line)) {
-      auto eq = line.find('=');
-      if (eq == std::string::npos) continue;
-      std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+    for (const auto& [key, value] : key_values(read_small_file(attempt_dir + "/" + name))) {
       try {
         if (key == "rank") o.rank = std::stoi(value);
         else if (key == "host") o.host = value;

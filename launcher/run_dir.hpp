@@ -18,6 +18,23 @@ namespace cohort::launcher {
 std::string read_small_file(const std::string& path);  // "" when missing or unreadable
 
 void write_outcome(const std::string& attempt_dir, const RankOutcome& outcome);
+
+// Where a rank runs, written once as it starts (rank-R.placement) for people reading the
+// run: its host and the plan's CPUs, GPUs, NICs and NUMA nodes as the contract gives them
+// to the program ("" where nothing was planned).
+struct RankPlacementRecord {
+  int rank = 0;
+  std::string host, cpus, gpus, nics, numa;
+  long long started_ns = 0;
+};
+void write_placement(const std::string& attempt_dir, const RankPlacementRecord& placement);
+
+// Why an attempt failed, in the supervisor's words ("rank 1 (node2) exited with 3 first"),
+// written as it ends (attempt-N/ended): ranks torn down with it write no status of their own.
+void write_ending(const std::string& attempt_dir, const std::string& why);
+
+// The lines "KEY=VALUE" of a status or placement file, in order; other lines are skipped.
+std::vector<std::pair<std::string, std::string>> key_values(const std::string& text);
 // Outcomes reported so far, in rank order; and started-R markers. The supervisor once
 // polled these every 100 ms: `cohort bench launch --simulate` keeps that poll as its baseline.
 std::vector<RankOutcome> read_outcomes(const std::string& attempt_dir);

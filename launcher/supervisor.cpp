@@ -998,7 +998,8 @@ int supervise(const LaunchOptions& options) {
     int restart_count = requeues + restarts;
     std::cerr << "cohort: launch: starting " << who << (restart_count ? " (restart " + std::to_string(restart_count) + ")" : "")
               << "\n";
-    Attempt a = gang.run(options.run_dir + "/attempt-" + std::to_string(restart_count), restart_count);
+    const std::string attempt_dir = options.run_dir + "/attempt-" + std::to_string(restart_count);
+    Attempt a = gang.run(attempt_dir, restart_count);
     const std::string tail = "restarts " + std::to_string(restarts) + " of " + std::to_string(options.max_restarts) +
                              "; wall " + wall(seconds_since(began));
     if (a.ending == Ending::succeeded) {
@@ -1033,6 +1034,7 @@ int supervise(const LaunchOptions& options) {
       lost = std::get<std::vector<LostNode>>(std::move(verdict));
     }
     const std::string culprit = culprit_of(first, lost);
+    write_ending(attempt_dir, culprit);  // for people reading the run: a torn-down rank wrote no status
     std::string torn_down = a.teardown_s >= 0 ? "gang torn down in " + wall(a.teardown_s, 2) : "gang torn down";
     RestartPolicy policy = options.policy;
     if (const Role* role = first ? gang.role_of(first->rank) : nullptr; role && role->restart_policy) {

@@ -87,7 +87,7 @@ void apply_launch_start(Store& store, const json::Value& r) {
   // A spool merged out of order may hold the end first: it keeps its state.
   const auto known = store.execution("Launch", name);
   Execution e{.type = "Launch", .name = name, .state = known && !known->state.empty() ? "" : "RUNNING"};
-  for (const char* key : {"command", "host", "cwd", "within"}) {
+  for (const char* key : {"command", "host", "cwd", "within", "run_dir", "output_dir"}) {
     if (const std::string v = text_of(r, key); !v.empty()) e.properties[key] = v;
   }
   if (const std::string job = text_of(r, "job"); !job.empty()) e.properties["job_id"] = job;
@@ -288,6 +288,8 @@ std::string record_launch_start(const LaunchStart& launch) noexcept {
     r.set("host", host_name());
     r.set("cwd", fs::current_path().string());
     r.set("ranks", launch.ranks);
+    r.set("run_dir", launch.run_dir);
+    r.set("output_dir", launch.output_dir);
     add_surroundings(r);
     if (launch.job.empty()) r.set("job", "");  // local mode: whatever allocation it is in is not its job
   } catch (...) {

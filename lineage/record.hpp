@@ -1,7 +1,8 @@
 // lineage/record.hpp — what cohort's own commands record in the lineage store, each in one
 // call made where the command already knows it.
 //
-//   cohort launch   an Execution "Launch" (command, restarts, exit status, outcome) in the
+//   cohort launch   an Execution "Launch" (command, run and output directories, restarts,
+//                   exit status, outcome) in the
 //                   Context "Job" of its Slurm job; RUNNING when it starts, then its end
 //   cohort sweep    an Execution "Trial" per trial (param.NAME, the objective, every metric)
 //                   in the Context "Experiment" of its directory
@@ -43,6 +44,8 @@ struct LaunchStart {
   std::vector<std::string> command;
   std::string job;  // SLURM_JOB_ID; empty in local mode
   int ranks = 0;    // local mode's --nproc; 0 when the allocation decides
+  std::string run_dir = {};     // where its ranks' placement, status and heartbeats are
+  std::string output_dir = {};  // its ranks' logs (rank-R.log); empty when not asked for
 };
 
 // Records a launch as RUNNING and sets COHORT_LINEAGE_EXECUTION in this process's

@@ -3,16 +3,24 @@
 // the HTTP server calls; browser_test.py asks the same through a real server and a browser.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
 
+#include <algorithm>
 #include <fstream>
+#include <limits>
 #include <memory>
 
 #include "common/fd.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
 #include "dashboard/dashboard.hpp"
+#include "dashboard/data.hpp"
+#include "dashboard/html.hpp"
 #include "lineage/store.hpp"
+#include "serve/registry.hpp"
 #include "tests/common/temp_dir.hpp"
 
 namespace cohort::dashboard {
@@ -30,7 +38,7 @@ class Dashboard : public ::testing::Test {
   }
   static void TearDownTestSuite() { dir_.reset(); }
 
-  static Config config() { return {.store = *dir_ / "lineage.db", .user = "nobody"}; }
+  static Config config() { return {.store = *dir_ / "lineage.db", .user = "nobody", .services = *dir_ / "services"}; }
   static json::Value api(const App& app, const std::string& target) {
     const serve::Reply r = app.get(target);
     EXPECT_EQ(r.status, 200) << target << ": " << r.body;
@@ -83,7 +91,26 @@ TEST_F(Dashboard, JobsApiHasTheLaunch) {
   const json::Value jobs = api(app, "/api/jobs");
   ASSERT_EQ(jobs.at("launches").as_array().size(), 1u);
   EXPECT_EQ(jobs.at("launches").as_array()[0].at("state").as_string(), "COMPLETE");
+  EXPECT_EQ(jobs.at("launches").as_array()[0].at("properties").at("restarts").as_int(), 1);
   EXPECT_TRUE(api(app, "/api/endpoints").at("endpoints").as_array().empty());
+}
+
+TEST_F(Dashboard, EndpointsShowEachSubmittedServicesReplicasVersionsAndTraffic) {
+  App app(config());
+  const json::Value all = api(app, "/api/endpoints");
+  ASSERT_EQ(all.at("services").as_array().size(), 1u);
+  const auto& s = all.at("services").as_array()[0];
+  EXPECT_EQ(s.at("name").as_string(), "mnist");
+  EXPECT_EQ(s.at("state").as_string(), "ready");
+  EXPECT_EQ(s.at("traffic").at("2").as_int(), 10);
+  EXPECT_EQ(s.at("versions").as_object().size(), 2u);
+  ASSERT_EQ(s.at("replicas").as_array().size(), 3u);
+  EXPECT_EQ(s.at("replicas").as_array()[2].at("restarts").as_int(), 1);
+  const serve::Reply page = app.get("/endpoints");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_NE(page.body.find("version 1: 90%, version 2: 10%"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("10.0.0.2:9002"), std::string::npos);
+  EXPECT_NE(app.get("/").body.find("1 services"), std::string::npos);
 }
 
 TEST_F(Dashboard, TrialParameterHoldingScriptShowsAsText) {
@@ -167,6 +194,232 @@ TEST_F(Dashboard, SlurmIsAskedOncePerIntervalHoweverManyPagesLoad) {
   ::setenv("PATH", path.c_str(), 1);
   EXPECT_EQ(app.slurm_queries(), 1);
   EXPECT_EQ(read_text(count), "called\n");
+}
+
+}  // namespace
+}  // namespace cohort::dashboard
+
+namespace cohort::dashboard {
+namespace {
+
+std::int64_t launch_id(const App& app) {
+  const serve::Reply r = app.get("/api/jobs");
+  return json::parse(r.body, "/api/jobs").at("launches").as_array().at(0).at("id").as_int();
+}
+
+TEST_F(Dashboard, JobPageHasEachAttemptItsRanksAndTheirLogs) {
+  App app(config());
+  const std::string id = std::to_string(launch_id(app));
+  const json::Value job = api(app, "/api/jobs/" + id);
+  EXPECT_EQ(job.at("run_dir").as_string(), (*dir_ / "run").string());
+  const auto& attempts = job.at("attempts").as_array();
+  ASSERT_EQ(attempts.size(), 2u) << json::write(job, 2);
+  // The first attempt's rank 1 exited with 3, in the supervisor's words, and the gang restarted.
+  EXPECT_NE(attempts[0].at("why_ended").as_string().find("rank 1"), std::string::npos);
+  EXPECT_NE(attempts[0].at("why_ended").as_string().find("exited with 3"), std::string::npos);
+  ASSERT_EQ(attempts[1].at("ranks").as_array().size(), 2u);
+  for (const auto& r : attempts[1].at("ranks").as_array()) {
+    EXPECT_EQ(r.at("state").as_string(), "exited with 0");
+    EXPECT_FALSE(r.at("host").as_string().empty());
+  }
+  ASSERT_EQ(job.at("logs").as_array().size(), 2u);
+  EXPECT_NE(job.at("logs").as_array()[1].at("tail").as_string().find("rank 1 attempt 1"), std::string::npos);
+
+  const serve::Reply page = app.get("/jobs/" + id);
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_EQ(page.body.find("<img"), std::string::npos) << "a log line became markup";
+  EXPECT_NE(page.body.find("&lt;img src=x onerror=alert(2)&gt; rank 1 attempt 1"), std::string::npos);
+  EXPECT_NE(page.body.find("exited with 3"), std::string::npos);
+  EXPECT_NE(app.get("/jobs").body.find("<a href=\"/jobs/" + id + "\">"), std::string::npos) << "the list links to it";
+}
+
+TEST_F(Dashboard, SweepPageDrawsEachTrialsCurve) {
+  App app(config());
+  const serve::Reply r = app.get("/sweeps/1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  // Trials 0-2 reported loss at steps 1 and 2; trial 3 failed before it reported anything.
+  const auto plot = r.body.find("class=\"curves\"");
+  ASSERT_NE(plot, std::string::npos);
+  std::size_t lines = 0;
+  for (auto at = r.body.find("<polyline class=\"curve\"", plot); at != std::string::npos;
+       at = r.body.find("<polyline class=\"curve\"", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 3u);
+  EXPECT_NE(r.body.find("trial 0, the best"), std::string::npos);
+  EXPECT_NE(r.body.find("<title>trial 2 (Succeeded): 2 steps, last 9</title>"), std::string::npos) << r.body;
+  std::size_t sparks = 0;
+  for (auto at = r.body.find("class=\"spark\""); at != std::string::npos; at = r.body.find("class=\"spark\"", at + 1)) ++sparks;
+  EXPECT_EQ(sparks, 3u);
+  EXPECT_NE(r.body.find("<title>11 to 1 over 2 steps</title>"), std::string::npos) << "trial 0: 1+10, then 1";
+}
+
+TEST(DashboardCurves, AreEscapedAndSkipWhatCannotBeDrawn) {
+  tuner::Experiment x;
+  x.objective.metric = "<b>loss</b>";
+  tuner::JournalState state;
+  EXPECT_EQ(metric_curves_svg(x, state), "") << "no trial: no plot";
+  tuner::Trial running;
+  running.curve = {{1, 0.5}, {2, std::numeric_limits<double>::quiet_NaN()}};
+  state.trials.push_back(running);
+  EXPECT_EQ(metric_curves_svg(x, state), "") << "a curve with NaN is not drawn";
+  EXPECT_EQ(trial_curve_svg(state.trials[0]), "");
+  tuner::Trial stopped;
+  stopped.id = 1;
+  stopped.state = tuner::TrialState::early_stopped;
+  stopped.curve = {{5, 2.0}};
+  state.trials.push_back(stopped);
+  const std::string svg = metric_curves_svg(x, state);
+  EXPECT_NE(svg.find("&lt;b&gt;loss&lt;/b&gt;"), std::string::npos) << svg;
+  EXPECT_EQ(svg.find("<b>"), std::string::npos);
+  EXPECT_NE(svg.find("trial 1 (EarlyStopped): 1 steps"), std::string::npos) << svg;
+  EXPECT_EQ(svg.find("trial 0 ("), std::string::npos);
+}
+
+// A registry is the job's to write; the dashboard shows what it finds, markup as text, and a
+// registry it cannot read with the reason, beside the others.
+TEST(DashboardServices, AHostileOrBrokenRegistryIsShownAsText) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-services");
+  lineage::Store::open(dir / "lineage.db");
+  fs::create_directories(dir / "services" / "a");
+  fs::create_directories(dir / "services" / "b");
+  fs::create_directories(dir / "services" / "c");  // no registry: not a service
+  serve::write_registry(dir / "services" / "a", {.name = "<script>x</script>", .state = "failed", .job = "1", .url = "",
+                                                  .message = "<b>no GPU</b>", .traffic = {{"<i>", 100}},
+                                                  .storage = {{"<i>", "/m/<p>"}},
+                                                  .replicas = {{.id = 0, .node = "<n>", .host = "", .port = 0, .pid = 0, .version = "<i>",
+                                                                .state = "dead"}}});
+  write_file_atomically(dir / "services" / "b" / "registry.json", "{\"name\": ");
+  App app({.store = dir / "lineage.db", .user = "nobody", .services = dir / "services"});
+  const serve::Reply r = app.get("/endpoints");
+  ASSERT_EQ(r.status, 200) << r.body;
+  for (const char* markup : {"<script>x", "<b>no", "<i>", "<n>", "/m/<p>"}) {
+    EXPECT_EQ(r.body.find(markup), std::string::npos) << markup << " became markup";
+  }
+  for (const char* text : {"&lt;script&gt;x&lt;/script&gt;", "&lt;b&gt;no GPU", "/m/&lt;p&gt;", "&lt;n&gt;"}) {
+    EXPECT_NE(r.body.find(text), std::string::npos) << text << " is not shown";
+  }
+  EXPECT_NE(r.body.find((dir / "services" / "b" / "registry.json").string()), std::string::npos) << "the broken one is named";
+  const serve::Reply api = app.get("/api/endpoints");
+  ASSERT_EQ(api.status, 200) << api.body;
+  const json::Value all = json::parse(api.body, "endpoints");
+  ASSERT_EQ(all.at("services").as_array().size(), 2u);
+  EXPECT_FALSE(all.at("services").as_array()[1].at("error").as_string().empty());
+  App none({.store = dir / "lineage.db", .user = "nobody", .services = dir / "nowhere"});
+  EXPECT_EQ(none.get("/endpoints").status, 200);
+}
+
+// A store with one launch whose run directory is `run_dir` ("": none recorded).
+std::int64_t put_launch(const fs::path& store, const std::string& run_dir, const std::string& output_dir = {},
+                        const std::string& state = "FAILED") {
+  auto s = lineage::Store::open(store);
+  lineage::Properties p;
+  if (!run_dir.empty()) p["run_dir"] = run_dir;
+  if (!output_dir.empty()) p["output_dir"] = output_dir;
+  return s.put_execution({.type = "Launch", .name = "job-<b>7</b>", .state = state, .properties = p});
+}
+
+TEST(DashboardJob, AMissingRunDirectoryIsSaidOnThePage) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-job");
+  const auto gone = put_launch(dir / "lineage.db", (dir / "gone").string());
+  const auto none = put_launch(dir / "old.db", "");
+  std::int64_t step10 = 0;
+  {
+    auto store = lineage::Store::open(dir / "lineage.db");
+    for (int step : {5, 10}) {
+      const auto a = store.put_artifact({.type = "Checkpoint", .uri = "/ckpt/step-" + std::to_string(step),
+                                         .name = "step " + std::to_string(step)});
+      store.put_event(gone, a, lineage::EventType::output, "checkpoint");
+      step10 = a;
+    }
+  }
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const serve::Reply r = app.get("/jobs/" + std::to_string(gone));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find((dir / "gone").string() + " is not there"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("--run-dir DIR"), std::string::npos) << "the fix is named";
+  EXPECT_NE(r.body.find("id=\"checkpoint\" href=\"/models/" + std::to_string(step10) + "\">step 10</a>"), std::string::npos)
+      << "the last checkpoint links to its history";
+  EXPECT_NE(r.body.find("job-&lt;b&gt;7&lt;/b&gt;"), std::string::npos);
+  EXPECT_EQ(r.body.find("<b>7"), std::string::npos);
+  const serve::Reply api = app.get("/api/jobs/" + std::to_string(gone));
+  ASSERT_EQ(api.status, 200) << api.body;
+  EXPECT_NE(json::parse(api.body, "job").at("run_error").as_string().find("is not there"), std::string::npos);
+  App old({.store = dir / "old.db", .user = "nobody"});
+  const serve::Reply o = old.get("/jobs/" + std::to_string(none));
+  ASSERT_EQ(o.status, 200) << o.body;
+  EXPECT_NE(o.body.find("did not record its run directory"), std::string::npos) << o.body;
+  for (const char* bad : {"/jobs/0", "/jobs/99", "/jobs/x", "/api/jobs/99", "/jobs/1/2"}) {
+    EXPECT_EQ(app.get(bad).status, 404) << bad;
+  }
+}
+
+// What a crash, a torn-down rank or a foreign file leaves: files without their fields, a
+// heartbeat without a placement. The page shows what it can, and never a 500.
+TEST(DashboardJob, AHalfWrittenRunDirectoryStillGivesAPage) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-job");
+  const fs::path run = dir / "run", attempt = run / "attempt-0";
+  fs::create_directories(attempt);
+  fs::create_directories(run / "attempt-x");
+  write_file_atomically(attempt / "rank-0.placement", std::string("host=<node1>\ncpus=0-3\ngpus=0\nnics=mlx5_0\n") + "\x01\xff");
+  write_file_atomically(attempt / "rank-1.status", "rank=1\nexit=abc\n");
+  write_file_atomically(attempt / "rank-zz.placement", "host=x\n");
+  write_file_atomically(attempt / "heartbeat-0", "");
+  // Its last beat 100 s ago.
+  const timespec past[2] = {{.tv_sec = ::time(nullptr) - 100, .tv_nsec = 0}, {.tv_sec = ::time(nullptr) - 100, .tv_nsec = 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (attempt / "heartbeat-0").c_str(), past, 0), 0);
+  write_file_atomically(attempt / "heartbeat-2", "");  // made, and dated to the epoch: not beaten yet
+  const timespec epoch[2] = {{.tv_sec = 0, .tv_nsec = 0}, {.tv_sec = 0, .tv_nsec = 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (attempt / "heartbeat-2").c_str(), epoch, 0), 0);
+  const auto id = put_launch(dir / "lineage.db", run.string(), {}, "RUNNING");
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const json::Value job = json::parse(app.get("/api/jobs/" + std::to_string(id)).body, "job");
+  const auto& ranks = job.at("attempts").as_array().at(0).at("ranks").as_array();
+  ASSERT_EQ(ranks.size(), 2u) << json::write(job, 2);  // rank 1's status is unreadable: no rank
+  EXPECT_EQ(ranks[0].at("host").as_string(), "<node1>");
+  EXPECT_EQ(ranks[0].at("gpus").as_string(), "0");
+  EXPECT_EQ(ranks[0].at("state").as_string(), "running");
+  EXPECT_GE(ranks[0].at("heartbeat_age").as_double(), 100.0);
+  EXPECT_EQ(ranks[1].at("rank").as_int(), 2);
+  EXPECT_TRUE(ranks[1].at("heartbeat_age").is_null());
+  const serve::Reply page = app.get("/jobs/" + std::to_string(id));
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_NE(page.body.find("&lt;node1&gt;"), std::string::npos);
+  EXPECT_NE(page.body.find("not yet"), std::string::npos) << "rank 2 has not beaten";
+  EXPECT_NE(page.body.find("data-refresh=\"5\""), std::string::npos) << "a running launch's page refreshes";
+}
+
+// A log is read from its end, bounded, and only when it is a regular file: a link could
+// show any file the server can read, a FIFO would hold the page for ever.
+TEST(DashboardJob, LogTailsAreBoundedAndReadSafely) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-job");
+  const fs::path logs = dir / "logs";
+  fs::create_directories(logs);
+  std::string big;
+  for (int i = 0; i < 5000; ++i) big += "line " + std::to_string(i) + " \x1b[31mred\x1b[0m \xc3\n";
+  write_file_atomically(logs / "rank-0.log", big);
+  fs::create_symlink("/etc/passwd", logs / "rank-1.log");
+  ASSERT_EQ(::mkfifo((logs / "rank-2.log").c_str(), 0600), 0);
+  const auto id = put_launch(dir / "lineage.db", (dir / "gone").string(), logs.string());
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const serve::Reply r = app.get("/api/jobs/" + std::to_string(id));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json::Value job = json::parse(r.body, "job");
+  const auto& tails = job.at("logs").as_array();
+  ASSERT_EQ(tails.size(), 3u);
+  const std::string tail = tails[0].at("tail").as_string();
+  EXPECT_TRUE(tails[0].at("cut").as_bool());
+  EXPECT_LE(tail.size(), kTailBytes * 3);  // each escape and stray byte may grow to U+FFFD
+  EXPECT_EQ(std::count(tail.begin(), tail.end(), '\n'), static_cast<long>(kTailLines));
+  EXPECT_NE(tail.find("line 4999 "), std::string::npos);
+  EXPECT_EQ(tail.find("line 4799 "), std::string::npos);
+  EXPECT_EQ(tail.find('\x1b'), std::string::npos);
+  EXPECT_TRUE(tails[1].at("tail").as_string().empty());
+  EXPECT_NE(tails[1].at("error").as_string().find("rank-1.log"), std::string::npos);
+  EXPECT_EQ(r.body.find("root:"), std::string::npos);
+  EXPECT_TRUE(tails[2].at("tail").as_string().empty());
+  EXPECT_FALSE(tails[2].at("error").as_string().empty());
+  EXPECT_EQ(app.get("/jobs/" + std::to_string(id)).status, 200);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@ The store, sweep, pipeline run and launch are made by make_state.sh. Each page i
 screenshot of it is saved in OUT_DIR. Without chromium the browser half is skipped (exit 77)
 after the urllib half has run.
 """
+import json
 import os
 import re
 import shutil
@@ -32,7 +33,7 @@ def fail(message):
 def start(work):
     token_file = os.path.join(work, "cfg", "dashboard-token")
     server = subprocess.Popen([COHORT, "dashboard", "--port", "0", "--store", os.path.join(work, "lineage.db"),
-                               "--token-file", token_file], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               "--token-file", token_file, "--services", os.path.join(work, "services")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     # A server that never says it listens is killed, which ends the reading below.
     watchdog = threading.Timer(DEADLINE_S, server.kill)
@@ -88,16 +89,20 @@ def chromium(args, profile):
 # Each page: what its DOM must hold once loaded.
 PAGES = {
     "overview": ("", [r"1 sweeps", r"1 pipeline runs", r"1 launches"]),
-    "jobs": ("jobs", [r'id="launches"', r"COMPLETE", r"<code>true</code>"]),
+    "jobs": ("jobs", [r'id="launches"', r"COMPLETE", r'href="/jobs/\d+"']),
+    "job": ("jobs/{launch}", [r'id="state">COMPLETE<', r'(?s)id="ranks".*(exited with 0.*){2}', r"rank 1 \(\S+\) exited with 3",
+                              r'id="log-1">&lt;img src=x onerror=alert\(2\)&gt; rank 1 attempt 0']),
     "sweeps": ("sweeps", [r'href="/sweeps/1"', r"quadratic", r"Succeeded"]),
     "sweep": ("sweeps/1", [r'id="trial-count">4<', r'id="best-value">1<', r'id="best-trial">0<',
                            r"&lt;script&gt;alert\(1\)&lt;/script&gt;", r"class=\"parallel\"", r"best so far",
+                           r'class="curves"', r"trial 0, the best", r'(?s)(class="spark".*){3}',
                            r"(?s)(Succeeded.*){3}", r"Failed"]),
     "pipelines": ("pipelines", [r'href="/pipelines/2"', r"5 succeeded"]),
     "pipeline": ("pipelines/2", [r"<svg", r"(?s)(state-succeeded.*){5}", r"report", r"total=30"]),
     "models": ("models", [r'href="/models/1"', r"Dataset"]),
     "model": ("models/1", [r"<svg", r'href="/models/1"', r"make-data", r"Used by"]),
-    "endpoints": ("endpoints", [r"No model server"]),
+    "endpoints": ("endpoints", [r"No model server", r"mnist", r"version 1: 90%, version 2: 10%", r"10\.0\.0\.2:9002",
+                                r"(?s)(state-ready.*){2}state-starting"]),
 }
 
 
@@ -106,11 +111,15 @@ def check_pages(base, token, profile):
     dom = chromium(["--dump-dom", base + "sweeps/1"], profile)
     if "quadratic" in dom or "trial-count" in dom:
         fail("the page without a token shows data: " + dom[:300])
+    # The launch's id is the store's: asked, as a user's script would.
+    _, jobs, _ = get(base + "api/jobs", {"Authorization": "Bearer " + token})
+    launch = json.loads(jobs)["launches"][0]["id"]
     for name, (path, wanted) in PAGES.items():
+        path = path.format(launch=launch)
         url = base + path + "?token=" + token
         dom = chromium(["--dump-dom", url], profile)
-        if "<script>alert" in dom:
-            fail(f"/{path}: a parameter's <script> became markup")
+        if "<script>alert" in dom or "<img src" in dom:
+            fail(f"/{path}: a parameter's <script> or a log's <img> became markup")
         for pattern in wanted:
             if not re.search(pattern, dom):
                 fail(f"/{path}: the page lacks {pattern!r}: {dom[:2000]}")

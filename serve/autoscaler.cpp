@@ -77,7 +77,7 @@ ScaleDecision Autoscaler::observe(const LoadSample& sample, int current) {
 
   if (desired_ > current) {
     d.to = desired_;
-    d.reason = describe(metric_) + " asks for " + std::to_string(std::max(wanted, 0)) + bounds;
+    d.reason = describe(metric_) + " asks for " + std::to_string(std::max(wanted, 0)) + " replicas" + bounds;
   } else if (desired_ < current && history_.front().at <= now - options_.down_window) {
     int highest = 0;
     for (const auto& h : history_) highest = std::max(highest, h.count);

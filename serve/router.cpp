@@ -43,6 +43,7 @@ struct Replica {
   std::atomic<bool> ready{false};
   std::atomic<int> outstanding{0};
   std::atomic<long long> requests{0}, failures{0}, retries{0}, ejections{0};
+  std::atomic<std::chrono::steady_clock::rep> first_answer{0};  // ticks since the clock's epoch; 0: none yet
   std::mutex pool_mutex;
   std::vector<std::unique_ptr<beast::tcp_stream>> idle;
 
@@ -96,6 +97,8 @@ struct Router::Impl {
   asio::steady_timer health_timer;
   std::vector<std::thread> threads;
   std::atomic<bool> draining{false};
+  std::atomic<int> outstanding{0};
+  std::atomic<long long> requests{0};
 
   mutable std::mutex mutex;  // guards replicas, traffic and credit
   std::vector<std::shared_ptr<Replica>> replicas;
@@ -134,8 +137,9 @@ std::string Router::Impl::pick_version(const std::vector<std::shared_ptr<Replica
 std::shared_ptr<Replica> Router::Impl::pick(const std::set<const Replica*>& tried) {
   std::lock_guard lock(mutex);
   std::vector<std::shared_ptr<Replica>> ready;
+  const int cap = options.replica_concurrency;
   for (const auto& r : replicas) {
-    if (r->ready && !tried.count(r.get())) ready.push_back(r);
+    if (r->ready && !tried.count(r.get()) && (cap <= 0 || r->outstanding < cap)) ready.push_back(r);
   }
   if (ready.empty()) return nullptr;
   const std::string version = traffic.empty() ? std::string() : pick_version(ready);
@@ -162,7 +166,7 @@ class Forward : public std::enable_shared_from_this<Forward> {
   void start() {
     if (attempts_++ >= router_.options.attempts) return finish_unavailable("every try failed");
     replica_ = router_.pick(tried_);
-    if (!replica_) return wait_for_ready(tried_.empty() ? "no replica is ready" : "no other replica is ready");
+    if (!replica_) return wait_for_ready(tried_.empty() ? "no replica is ready (or each has containerConcurrency requests)" : "no other replica is ready");
     ++replica_->outstanding;
     ++replica_->requests;
     stream_ = replica_->take_idle();
@@ -211,6 +215,8 @@ class Forward : public std::enable_shared_from_this<Forward> {
     }
     if (response.keep_alive()) replica_->give_back(std::move(stream_));
     --replica_->outstanding;
+    std::chrono::steady_clock::rep none = 0;
+    replica_->first_answer.compare_exchange_strong(none, std::chrono::steady_clock::now().time_since_epoch().count());
     done_(std::move(r));
   }
 
@@ -401,7 +407,13 @@ void Router::handle(std::string_view method, std::string_view target, const std:
   request.body() = body;
   request.keep_alive(true);
   request.prepare_payload();
-  auto forward = std::make_shared<Forward>(*impl_, std::move(request), std::move(done));
+  ++impl_->outstanding;
+  ++impl_->requests;
+  auto counted = [impl = impl_.get(), done = std::move(done)](Reply r) {
+    --impl->outstanding;
+    done(std::move(r));
+  };
+  auto forward = std::make_shared<Forward>(*impl_, std::move(request), std::move(counted));
   asio::post(impl_->io, [forward] { forward->start(); });
 }
 
@@ -411,10 +423,15 @@ std::vector<ReplicaStats> Router::stats() const {
   std::lock_guard lock(impl_->mutex);
   std::vector<ReplicaStats> out;
   for (const auto& r : impl_->replicas) {
-    out.push_back({r->address, r->ready, r->outstanding, r->requests, r->failures, r->retries, r->ejections});
+    out.push_back({r->address, r->ready, r->outstanding, r->requests, r->failures, r->retries, r->ejections, {}});
+    if (const auto t = r->first_answer.load()) {
+      out.back().first_answer = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(t));
+    }
   }
   return out;
 }
+
+RouterLoad Router::load() const { return {impl_->outstanding.load(), impl_->requests.load()}; }
 
 std::string Router::metrics() const {
   const auto all = stats();

@@ -43,7 +43,7 @@ struct RouterOptions {
   // requests while no pod is ready, before it is answered 503.
   std::chrono::milliseconds wait_for_ready{15000};
   // Requests one replica takes at once (KServe's containerConcurrency); 0: no bound. A request
-  // that finds every replica full waits as for one to be ready.
+  // that finds every ready replica full waits, in order, for one of their requests to end.
   int replica_concurrency = 0;
 };
 
@@ -51,6 +51,7 @@ struct ReplicaStats {
   ReplicaAddress address;
   bool ready = false;
   int outstanding = 0;
+  int peak = 0;  // the most outstanding at once
   long long requests = 0, failures = 0, retries = 0, ejections = 0;
   // When the replica first answered a request; empty until it has.
   std::optional<std::chrono::steady_clock::time_point> first_answer;

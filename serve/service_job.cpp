@@ -107,6 +107,8 @@ class ServiceJob {
   void restart_dead();
   void apply_rollout();  // a request that 'cohort serve update', 'promote' or 'rollback' left
   void autoscale();
+  // Every replica the allocation has room for runs (submit sized it for maxReplicas).
+  bool full() const { return static_cast<int>(replicas_.size()) >= isvc_.max_replicas; }
   void scale(const ScaleDecision& d);
   void report_first_answers();
   void stop_replicas(const std::function<bool(const RegistryReplica&)>& which);
@@ -240,17 +242,26 @@ void ServiceJob::apply_rollout() {
   if (action == "update") {
     const int canary = static_cast<int>(request.at("canary").as_int());
     if (canary > 0) {
+      // With no idle room in the allocation (the autoscaler took it all) the canary takes an
+      // old replica's place: a step more would wait for resources that never free.
+      if (full()) {
+        const int newest = std::ranges::max_element(replicas_, {}, [](const ReplicaProcess& r) { return r.entry.id; })->entry.id;
+        stop_replicas([&](const RegistryReplica& e) { return e.id == newest; });
+      }
       add_replica(new_version);
       registry_.traffic = {{old_version, 100 - canary}, {new_version, canary}};
       return publish();
     }
-    // A rolling update: a new replica in, then an old one out, one at a time.
+    // A rolling update: a new replica in, then an old one out, one at a time; the other way
+    // round when the allocation has no idle room, the others answering meanwhile.
     std::vector<int> old_ids;
     for (const auto& r : replicas_) old_ids.push_back(r.entry.id);
     registry_.traffic.clear();
     for (int id : old_ids) {
+      const bool out_first = full();
+      if (out_first) stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
       add_replica(new_version);
-      stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
+      if (!out_first) stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
     }
     registry_.traffic = {{new_version, 100}};
     registry_.storage.erase(old_version);

@@ -1,6 +1,7 @@
 # `cohort serve submit` autoscaling: a service of minReplicas 1, maxReplicas 3 and a target of
 # 2 requests under way per replica, with short windows (Knative's annotations). A bounded load
-# of 8 clients on a slow model scales it up to 3 replicas, and the new ones answer;
+# of 8 clients on a slow model scales it up to 3 replicas, and the new ones answer; a rolling
+# update while every slot of the allocation is taken replaces each replica in place;
 # once the load falls to one client it scales back to 1 after the down-window, with no
 # decision going back up in between. No request fails throughout, the scale-down's drain
 # included; every decision is in the job's log with its reason, and status shows the last.
@@ -31,6 +32,7 @@ with open("repo/slow/config.yaml", "w") as f:
             "outputs: [{name: y, datatype: FP32, dims: [2]}]\n")
 PY
 /usr/bin/python3 slow_model.py || fail "could not make the model"
+cp -r repo repo2
 
 cat >isvc.yaml <<YAML
 apiVersion: serving.kserve.io/v1beta1
@@ -100,6 +102,11 @@ sys.exit(0 if eval(f"{n} {sys.argv[2]} {sys.argv[3]}") and len(r) == n else 1)' 
 # Up: until the two replicas the autoscaler started have answered requests.
 load 8 "[[ \$(grep -c 'answered its first request' '$log') -ge 2 ]]" || fail "requests failed while scaling up"
 replicas_ready '==' 3 || fail "not 3 ready replicas after scaling up: $(cat "$registry")"
+# At maxReplicas no step more fits: the update takes each old replica out before its successor.
+load 8 "'$cohort' serve update slow --dir '$services' --storage-uri '$work/repo2' >/dev/null" ||
+  fail "requests failed in a rolling update at maxReplicas"
+expect_eq "$(/usr/bin/python3 -c 'import json,sys; print(sorted((x["version"], x["state"]) for x in json.load(open(sys.argv[1]))["replicas"]))' "$registry")" \
+  "[('2', 'ready'), ('2', 'ready'), ('2', 'ready')]" "replicas after the rolling update"
 # Down: one client keeps a request under way, which wants one replica.
 load 1 "$(declare -f replicas_ready); registry='$registry'; replicas_ready '==' 1" || fail "requests failed while scaling down"
 

@@ -113,6 +113,9 @@ class ServiceJob {
   void report_first_answers();
   void stop_replicas(const std::function<bool(const RegistryReplica&)>& which);
   void add_replica(const std::string& version);
+  // A replica of `version` in, then replica `id` out; the other way round when the allocation
+  // has no idle room, the others answering meanwhile.
+  void replace(int id, const std::string& version);
   void publish();  // the registry and the router's replicas, from replicas_
   std::vector<std::string> step_argv(const RegistryReplica& entry) const;
 
@@ -203,6 +206,13 @@ void ServiceJob::add_replica(const std::string& version) {
   publish();
 }
 
+void ServiceJob::replace(int id, const std::string& version) {
+  const bool out_first = full();
+  if (out_first) stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
+  add_replica(version);
+  if (!out_first) stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
+}
+
 // Out of the router first, then drained: requests under way on them finish.
 void ServiceJob::stop_replicas(const std::function<bool(const RegistryReplica&)>& which) {
   std::vector<ReplicaProcess> leaving;
@@ -252,17 +262,11 @@ void ServiceJob::apply_rollout() {
       registry_.traffic = {{old_version, 100 - canary}, {new_version, canary}};
       return publish();
     }
-    // A rolling update: a new replica in, then an old one out, one at a time; the other way
-    // round when the allocation has no idle room, the others answering meanwhile.
+    // A rolling update: one replica at a time.
     std::vector<int> old_ids;
     for (const auto& r : replicas_) old_ids.push_back(r.entry.id);
     registry_.traffic.clear();
-    for (int id : old_ids) {
-      const bool out_first = full();
-      if (out_first) stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
-      add_replica(new_version);
-      if (!out_first) stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
-    }
+    for (int id : old_ids) replace(id, new_version);
     registry_.traffic = {{new_version, 100}};
     registry_.storage.erase(old_version);
     return publish();
@@ -272,7 +276,20 @@ void ServiceJob::apply_rollout() {
   const std::string drop = promote ? old_version : new_version;
   registry_.traffic = {{keep, 100}};
   publish();
-  stop_replicas([&](const RegistryReplica& e) { return e.version == drop; });
+  std::vector<int> dropped;
+  for (const auto& r : replicas_) {
+    if (r.entry.version == drop) dropped.push_back(r.entry.id);
+  }
+  // A promoted version takes the old one's place replica by replica, so that the service
+  // keeps the capacity it had under load; a rolled-back canary just goes.
+  const auto keeping = [&] {
+    return std::ranges::count_if(replicas_, [&](const ReplicaProcess& r) { return r.entry.version == keep; });
+  };
+  const long long wanted = promote ? std::max<long long>(isvc_.min_replicas, static_cast<long long>(dropped.size())) : 0;
+  for (int id : dropped) {
+    if (keeping() < wanted) replace(id, keep);
+    else stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
+  }
   registry_.storage.erase(drop);
   while (static_cast<int>(replicas_.size()) < isvc_.min_replicas) add_replica(keep);
   publish();

@@ -63,7 +63,8 @@ ScaleDecision Autoscaler::observe(const LoadSample& sample, int current) {
   samples_.push_back(sample);
   while (samples_.size() > 1 && samples_.front().at < now - options_.up_window) samples_.pop_front();
   metric_ = average(now);
-  const int wanted = static_cast<int>(std::ceil(metric_ / options_.target - 1e-9));
+  // Bounded before the cast: a wild metric must not overflow an int.
+  const int wanted = static_cast<int>(std::clamp(std::ceil(metric_ / options_.target - 1e-9), 0.0, 1e6));
   desired_ = std::clamp(wanted, options_.min_replicas, options_.max_replicas);
 
   ScaleDecision d{current, current, {}};
@@ -77,7 +78,7 @@ ScaleDecision Autoscaler::observe(const LoadSample& sample, int current) {
 
   if (desired_ > current) {
     d.to = desired_;
-    d.reason = describe(metric_) + " asks for " + std::to_string(std::max(wanted, 0)) + " replicas" + bounds;
+    d.reason = describe(metric_) + " asks for " + std::to_string(wanted) + " replicas" + bounds;
   } else if (desired_ < current && history_.front().at <= now - options_.down_window) {
     int highest = 0;
     for (const auto& h : history_) highest = std::max(highest, h.count);

@@ -2,6 +2,7 @@
 // whole down-window, no flapping on a sawtooth, never past minReplicas or maxReplicas.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <vector>
 
 #include "serve/autoscaler.hpp"
@@ -104,6 +105,8 @@ TEST(Autoscaler, StaysWithinMinAndMax) {
   load.run(5, 100);
   EXPECT_EQ(load.replicas(), 3);
   EXPECT_NE(load.decisions.back().reason.find("max 3"), std::string::npos) << load.decisions.back().reason;
+  load.run(2, std::numeric_limits<int>::max());
+  EXPECT_EQ(load.replicas(), 3);
   load.run(30, 0);
   EXPECT_EQ(load.replicas(), 2);
 }

@@ -16,6 +16,9 @@ seconds a run (medians reported), on loopback:
             file behind a threaded Flask app, what users write instead;
   batching  a compute-bound MLP (784, 4 layers of 2048, 10) with dynamic batching on and off;
   binary    the 784-float request as binary tensor data against the same as JSON;
+  router    the Fashion-MNIST MLP through `cohort serve router` in front of one replica
+            against the replica alone: throughput, and p99 at half the replica's maximum
+            rate (paced by wrk's per-request delay), both ways;
 and the Fashion-MNIST MLP's latency at one connection (p50, p99). Models are made here
 with torch and saved as TorchScript; torch's threads are set alike on both sides of a case.
 """
@@ -125,13 +128,16 @@ def binary_body(values, shape):
     return header + struct.pack(f"<{len(values)}f", *values), len(header)
 
 
-def wrk_script(tmp, name, body, headers):
-    """A wrk Lua script POSTing `body` (read from a file: it may be binary) with `headers`."""
+def wrk_script(tmp, name, body, headers, delay_ms=None):
+    """A wrk Lua script POSTing `body` (read from a file: it may be binary) with `headers`; with
+    `delay_ms`, each connection waits that long before each request (a paced load)."""
     with open(f"{tmp}/{name}.body", "wb") as f:
         f.write(body)
     lines = ['wrk.method = "POST"', f'local f = io.open("{tmp}/{name}.body", "rb")', "wrk.body = f:read('*a')",
              "f:close()"]
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    if delay_ms is not None:
+        lines += [f"function delay() return {delay_ms} end"]
     with open(f"{tmp}/{name}.lua", "w") as f:
         f.write("\n".join(lines) + "\n")
     return f"{tmp}/{name}.lua"
@@ -308,6 +314,53 @@ class Bench:
         return medians, (p50, p99, statistics.median(l["rps"] for l in latency))
 
 
+    def router(self, body):
+        """(alone, routed) req/s medians, and per side the paced runs' (rate, p50, p99) medians."""
+        progress("router: the Fashion-MNIST MLP through the router with one replica, against the replica alone")
+        headers = {"Content-Type": "application/json"}
+        script = wrk_script(self.tmp, "router", body, headers)
+        server, port = self.cohort(["fmnist"])
+        router_port = free_port()
+        router = running([self.args.cohort, "serve", "router", "--no-auth", "--port", str(router_port), "--threads",
+                          str(self.threads), "--replica", f"127.0.0.1:{port}"], router_port, "cohort serve router",
+                         env=self.env)
+        alone = f"http://127.0.0.1:{port}/v2/models/fmnist/infer"
+        routed = f"http://127.0.0.1:{router_port}/v2/models/fmnist/infer"
+        with server, router:
+            wait_until_ready(router_port)
+            medians, _ = alternate(self.args.repeat, [self.load(alone, script, port), self.load(routed, script, port)])
+            # Each connection waits so long before each request that together they ask for
+            # half the replica's maximum rate; wrk times a request from its sending.
+            delay_ms = max(1, round(1000 * self.args.connections / max(medians[0] / 2, 1)))
+            paced = wrk_script(self.tmp, "router-paced", body, headers, delay_ms)
+
+            def latency(url):
+                def run():
+                    r = wrk(url, paced, self.args.connections, self.args.duration, latency=True)
+                    settle(port)
+                    return r
+                return run
+            runs = [[], []]
+            for _ in range(self.args.repeat):
+                for side, url in enumerate((alone, routed)):
+                    runs[side].append(latency(url)())
+        paced_medians = [tuple(statistics.median(r[k] for r in side) for k in ("rps", "p50_us", "p99_us"))
+                         for side in runs]
+        return medians, paced_medians
+
+
+def wait_until_ready(port):
+    """Until the router has found its replica ready."""
+    end = time.monotonic() + DEADLINE_S
+    while time.monotonic() < end:
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S) as s:
+            s.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if s.recv(64).startswith(b"HTTP/1.1 200"):
+                return
+        time.sleep(0.05)  # polling a condition with a deadline
+    raise SystemExit(f"cohort bench serve: the router on port {port} found no replica ready within {DEADLINE_S} s")
+
+
 def baseline_model(model):
     """The model a baseline serves for `model`'s case: batching's baseline is the same MLP unbatched."""
     return "unbatched" if model == "batched" else model
@@ -321,15 +374,21 @@ def column(name, unit="", digits=2, text=False):
     return {"name": name, "unit": unit, "digits": digits, "text": text}
 
 
-def report(args, threads, ceiling, flask, batching, binary, latency):
+def report(args, threads, ceiling, flask, batching, binary, latency, router):
     rows = [
         ["ceiling", "identity, V2 JSON", "nginx static 200", ceiling[1], ceiling[0], ratio(ceiling[1], ceiling[0]), 0.5],
         ["flask", "MLP 784-256-10, JSON", "Flask + torch", flask[1], flask[0], ratio(flask[1], flask[0]), 10.0],
         ["batching", "MLP 784-4x2048-10", "batching off", batching[1], batching[0], ratio(batching[1], batching[0]),
          2.0],
         ["binary", "784 floats, binary", "the same as JSON", binary[1], binary[0], ratio(binary[1], binary[0]), 2.0],
+        ["router", "MLP 784-256-10, routed", "the replica alone", router[0][1], router[0][0],
+         ratio(router[0][1], router[0][0]), 0.8],
     ]
     met = [r[0] for r in rows if r[5] is not None and r[5] >= r[6]]
+    (alone_rps, alone_p50, alone_p99), (routed_rps, routed_p50, routed_p99) = router[1]
+    added_p99 = routed_p99 - alone_p99
+    if added_p99 <= 1000:
+        met.append("router p99")
     return {
         "context": {"connections": args.connections, "duration_s": args.duration, "repeat": args.repeat,
                     "threads": threads, "client": "wrk"},
@@ -344,10 +403,19 @@ def report(args, threads, ceiling, flask, batching, binary, latency):
              "columns": [column("model", text=True), column("p50", "us", 0), column("p99", "us", 0),
                          column("rate", "req/s", 0)],
              "rows": [["MLP 784-256-10", latency[0], latency[1], latency[2]]]},
+            {"name": "router_latency",
+             "title": f"{args.connections} connections paced to half the replica's maximum rate, "
+                      f"medians of {args.repeat} runs of {args.duration} s",
+             "columns": [column("path", text=True), column("rate", "req/s", 0), column("p50", "us", 0),
+                         column("p99", "us", 0)],
+             "rows": [["the replica alone", alone_rps, alone_p50, alone_p99],
+                      ["through the router", routed_rps, routed_p50, routed_p99]]},
         ],
         "figures": [
             {"name": "targets_met", "label": "targets met", "value": len(met), "unit": "", "digits": 0,
-             "note": f"of {len(rows)}" + (f" ({', '.join(met)})" if met else "")},
+             "note": f"of {len(rows) + 1}" + (f" ({', '.join(met)})" if met else "")},
+            {"name": "router_p99_added_us", "label": "p99 the router adds at half the maximum rate",
+             "value": added_p99, "unit": "us", "digits": 0, "note": "(target <= 1000 us)"},
             {"name": "p50_us", "label": "p50 at one connection", "value": latency[0], "unit": "us", "digits": 0,
              "note": "(Triton's published 'simple' model over HTTP: 690 us on its hardware)"},
         ],
@@ -384,7 +452,8 @@ def main():
         flask_rates = bench.flask(fm_script)
         batching = bench.batching(fm_script)
         binary, latency = bench.binary_and_latency(fm_script, values)
-    results = json.dumps(report(args, bench.threads, ceiling, flask_rates, batching, binary, latency))
+        router = bench.router(json_body(values, [1, 784]))
+    results = json.dumps(report(args, bench.threads, ceiling, flask_rates, batching, binary, latency, router))
     if args.out:
         with open(args.out, "w") as f:
             f.write(results + "\n")

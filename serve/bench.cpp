@@ -17,7 +17,9 @@ int bench_command(const std::vector<std::string>& args) {
        "the same run, runs alternating: an identity model against nginx's static 200 (the HTTP\n"
        "ceiling), the Fashion-MNIST MLP against the same TorchScript file behind Flask, a\n"
        "compute-bound MLP with dynamic batching on and off, a 784-float request as binary tensor\n"
-       "data and as JSON; and the latency at one connection (p50, p99). Needs wrk, nginx, and\n"
+       "data and as JSON; `cohort serve router` in front of one replica against the replica\n"
+       "alone (throughput, and p99 at half the replica's maximum rate); and the latency at one\n"
+       "connection (p50, p99). Needs wrk, nginx, and\n"
        "torch and flask for /usr/bin/python3 (scripts/install-deps installs them).",
        {"cohort bench serve", "cohort bench serve --duration 10 --repeat 5 --json"}});
   parser.add()("duration", po::value(&duration)->value_name("S"), "seconds of load a run (3)")(

@@ -1,5 +1,6 @@
 // serve/bench.hpp — `cohort bench serve`: the model server under wrk against nginx, Flask,
-// batching off and JSON, each in the same run (bench/serve.py measures; this prints).
+// batching off, JSON and the replica without the router, each in the same run
+// (bench/serve.py measures; this prints).
 #pragma once
 
 #include <string>

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 #include <sstream>
@@ -167,6 +168,60 @@ void read_predictor(const Reader& r, const YAML::Node& p, InferenceService& isvc
   read_scaling(r, p, path, isvc);
 }
 
+// A Go duration as Knative's annotations write them: "60s", "1m30s", "500ms", "1h".
+std::chrono::milliseconds go_duration(const Reader& r, const YAML::Node& n, const std::string& path) {
+  const std::string text = r.string(n, path);
+  const std::string expected = "'" + text + "': expected a duration such as 60s, 1m30s or 500ms";
+  double total_ms = 0;
+  std::size_t at = 0;
+  if (text.empty()) r.fail(path, expected);
+  while (at < text.size()) {
+    std::size_t used = 0;
+    double value = 0;
+    try {
+      value = std::stod(text.substr(at), &used);
+    } catch (const std::exception&) {
+      r.fail(path, expected);
+    }
+    at += used;
+    const auto unit_end = text.find_first_of("0123456789.", at);
+    const std::string unit = text.substr(at, unit_end == std::string::npos ? std::string::npos : unit_end - at);
+    static const std::map<std::string, double> ms{{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    const auto it = ms.find(unit);
+    if (it == ms.end() || !std::isfinite(value) || value < 0) r.fail(path, expected);
+    total_ms += value * it->second;
+    at += unit.size();
+  }
+  return std::chrono::milliseconds(static_cast<long long>(total_ms));
+}
+
+// Knative's autoscaling annotations that mean the same here; the rest of its autoscaling
+// annotations are noted, as they would be ignored.
+void read_annotations(const Reader& r, const YAML::Node& n, InferenceService& isvc) {
+  const std::string path = "metadata.annotations";
+  if (!n.IsMap()) r.fail(path, "must be a mapping of names to strings");
+  constexpr std::string_view kKnative = "autoscaling.knative.dev/";
+  double panic_percent = 10;
+  for (const auto& kv : n) {
+    const auto key = kv.first.as<std::string>();
+    const std::string kpath = path + "." + key;
+    if (key == "autoscaling.knative.dev/window") {
+      isvc.scale_down_window = go_duration(r, kv.second, kpath);
+      if (isvc.scale_down_window < std::chrono::seconds(1) || isvc.scale_down_window > std::chrono::hours(1)) {
+        r.fail(kpath, "must be 1s..1h (Knative's default is 60s)");
+      }
+    } else if (key == "autoscaling.knative.dev/panic-window-percentage") {
+      panic_percent = r.number(kv.second, kpath);
+      if (panic_percent < 1 || panic_percent > 100) r.fail(kpath, "must be 1..100 (Knative's default is 10.0)");
+    } else if (key.starts_with(kKnative)) {
+      isvc.notes.push_back(kpath + ": ignored on Slurm (cohort reads window and panic-window-percentage; "
+                                   "the spec's minReplicas, maxReplicas, scaleMetric and scaleTarget say the rest)");
+    }
+  }
+  isvc.scale_up_window = std::chrono::milliseconds(
+      static_cast<long long>(static_cast<double>(isvc.scale_down_window.count()) * panic_percent / 100));
+}
+
 void read_slurm(const Reader& r, const YAML::Node& n, InferenceService& isvc) {
   r.only(n, "slurm", {"partition", "account", "time", "qos"});
   if (n["partition"]) isvc.slurm.partition = r.string(n["partition"], "slurm.partition");
@@ -191,6 +246,7 @@ InferenceService read_document(const Reader& r, const YAML::Node& doc) {
   isvc.name = r.metadata_name(doc["metadata"], "metadata");
   if (isvc.name.empty()) r.fail("metadata.name", "missing: the service's name");
   r.check_object_name(isvc.name, "metadata.name", "a service's");
+  if (doc["metadata"]["annotations"]) read_annotations(r, doc["metadata"]["annotations"], isvc);
   if (!doc["spec"]) r.fail("spec.predictor", "missing");
   only_known(r, doc["spec"], "spec", {"predictor"}, isvc);
   if (!doc["spec"]["predictor"]) r.fail("spec.predictor", "missing");

@@ -4,7 +4,11 @@
 //
 //   apiVersion: serving.kserve.io/v1beta1
 //   kind: InferenceService
-//   metadata: {name: mlp}
+//   metadata:
+//     name: mlp
+//     annotations:                                          # Knative's, for the autoscaler
+//       autoscaling.knative.dev/window: 60s                 # the down-window
+//       autoscaling.knative.dev/panic-window-percentage: "10.0"  # the up-window, % of it
 //   spec:
 //     predictor:
 //       minReplicas: 1
@@ -24,6 +28,7 @@
 // a note; any other unknown field is an error naming it.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -47,6 +52,9 @@ struct InferenceService {
   ScaleMetric scale_metric = ScaleMetric::concurrency;
   std::optional<int> scale_target;         // per replica
   int container_concurrency = 0;           // requests a replica takes at once; 0: no bound
+  // The autoscaler's windows (serve/autoscaler.hpp), from Knative's annotations.
+  std::chrono::milliseconds scale_down_window{60000};
+  std::chrono::milliseconds scale_up_window{6000};
   std::optional<int> canary_traffic_percent;
   int cpus = 1;                            // per replica
   std::string memory;                      // per replica, Slurm's syntax ("4G"); empty: default

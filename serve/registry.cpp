@@ -32,7 +32,10 @@ void write_registry(const fs::path& service_dir, const Registry& r) {
   }
   const json::Value doc(json::Object{{"name", r.name}, {"state", r.state}, {"job", r.job}, {"url", r.url},
                                      {"message", r.message}, {"traffic", traffic}, {"storage", storage},
-                                     {"replicas", replicas}});
+                                     {"replicas", replicas},
+                                     {"autoscale", json::Object{{"min", r.min_replicas}, {"max", r.max_replicas},
+                                                                {"desired", r.desired}, {"decision", r.decision},
+                                                                {"decided_at", r.decided_at}}}});
   write_file_atomically(registry_path(service_dir), json::write(doc, 2) + "\n");
 }
 
@@ -53,6 +56,14 @@ Registry read_registry(const fs::path& service_dir) {
     r.replicas.push_back({static_cast<int>(x.at("id").as_int()), x.at("node").as_string(), x.at("host").as_string(),
                           static_cast<int>(x.at("port").as_int()), x.at("pid").as_int(), x.at("version").as_string(),
                           x.at("state").as_string(), static_cast<int>(x.at("restarts").as_int())});
+  }
+  // Registries written before the autoscaler have no "autoscale".
+  if (const auto* a = doc.find("autoscale")) {
+    r.min_replicas = static_cast<int>(a->at("min").as_int());
+    r.max_replicas = static_cast<int>(a->at("max").as_int());
+    r.desired = static_cast<int>(a->at("desired").as_int());
+    r.decision = a->at("decision").as_string();
+    r.decided_at = a->at("decided_at").as_int();
   }
   return r;
 }

@@ -7,7 +7,8 @@
 //
 //   registry.json: {"name", "state", "job", "url", "traffic": {"1": 100}, "storage": {"1": PATH},
 //                   "replicas": [{"id", "node", "host", "port", "pid", "version", "state",
-//                                 "restarts"}]}
+//                                 "restarts"}],
+//                   "autoscale": {"min", "max", "desired", "decision", "decided_at"}}
 //
 // One writer: submit writes the first registry, the job every later one. Readers (the
 // commands status and list) see the old file or the new one, never a part.
@@ -39,6 +40,11 @@ struct Registry {
   std::map<std::string, int> traffic;       // percent per version
   std::map<std::string, std::string> storage;  // each version's model, an absolute path
   std::vector<RegistryReplica> replicas;
+  // The autoscaler's view: the bounds, the count it wants now, and its last decision (one
+  // line with its reason) with when it was taken (seconds since the Unix epoch; 0: none yet).
+  int min_replicas = 0, max_replicas = 0, desired = 0;
+  std::string decision;
+  long long decided_at = 0;
 };
 
 // Where services live: COHORT_SERVICE_DIR, else $XDG_DATA_HOME/cohort/services, else

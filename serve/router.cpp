@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
+#include <functional>
 #include <limits>
 #include <iostream>
 #include <mutex>
@@ -42,7 +44,9 @@ struct Replica {
   tcp::endpoint endpoint;
   std::atomic<bool> ready{false};
   std::atomic<int> outstanding{0};
+  std::atomic<int> peak{0};  // the most requests it had under way at once
   std::atomic<long long> requests{0}, failures{0}, retries{0}, ejections{0};
+  std::atomic<std::chrono::steady_clock::rep> first_answer{0};  // ticks since the clock's epoch; 0: none yet
   std::mutex pool_mutex;
   std::vector<std::unique_ptr<beast::tcp_stream>> idle;
 
@@ -96,14 +100,22 @@ struct Router::Impl {
   asio::steady_timer health_timer;
   std::vector<std::thread> threads;
   std::atomic<bool> draining{false};
+  std::atomic<int> outstanding{0};
+  std::atomic<long long> requests{0};
 
   mutable std::mutex mutex;  // guards replicas, traffic and credit
   std::vector<std::shared_ptr<Replica>> replicas;
   std::map<std::string, int> traffic;
   std::map<std::string, long long> credit;  // smooth weighted round robin between versions
   std::size_t turn = 0;                      // where the next look for the least busy starts
+  // Requests that found every ready replica at replica_concurrency: each goes on when one
+  // request ends, first come first served.
+  std::deque<std::function<void()>> waiting_for_room;
 
-  std::shared_ptr<Replica> pick(const std::set<const Replica*>& tried);
+  // The replica for a request, or null. When ready replicas there are but all full, null
+  // with `full` set, and `on_room` runs once a request ends.
+  std::shared_ptr<Replica> pick(const std::set<const Replica*>& tried, const std::function<void()>& on_room, bool& full);
+  void released(Replica& replica);  // a request of it ended
   std::string pick_version(const std::vector<std::shared_ptr<Replica>>& ready);
   void check_health();
   void schedule_health();
@@ -131,13 +143,23 @@ std::string Router::Impl::pick_version(const std::vector<std::shared_ptr<Replica
 
 // The ready replica with the fewest requests outstanding, of the version whose turn it is,
 // avoiding those this request already failed on.
-std::shared_ptr<Replica> Router::Impl::pick(const std::set<const Replica*>& tried) {
+std::shared_ptr<Replica> Router::Impl::pick(const std::set<const Replica*>& tried, const std::function<void()>& on_room,
+                                            bool& full) {
   std::lock_guard lock(mutex);
   std::vector<std::shared_ptr<Replica>> ready;
+  const int cap = options.replica_concurrency;
+  full = false;
   for (const auto& r : replicas) {
-    if (r->ready && !tried.count(r.get())) ready.push_back(r);
+    if (!r->ready || tried.count(r.get())) continue;
+    if (cap > 0 && r->outstanding >= cap) full = true;
+    else ready.push_back(r);
   }
-  if (ready.empty()) return nullptr;
+  if (ready.empty()) {
+    // Under the lock that released() takes after its decrement: no end of a request is missed.
+    if (full) waiting_for_room.push_back(on_room);
+    return nullptr;
+  }
+  full = false;
   const std::string version = traffic.empty() ? std::string() : pick_version(ready);
   // Ties go round the replicas in turn: with little load every replica has none outstanding,
   // and the first would otherwise take it all.
@@ -148,7 +170,23 @@ std::shared_ptr<Replica> Router::Impl::pick(const std::set<const Replica*>& trie
     if (!version.empty() && r->address.version != version) continue;
     if (!best || r->outstanding < best->outstanding) best = r;
   }
-  return best ? best : ready.front();
+  if (!best) best = ready.front();
+  // Counted under the lock, so that two requests cannot both take a replica's last room.
+  const int now = ++best->outstanding;
+  best->peak = std::max(best->peak.load(), now);
+  return best;
+}
+
+void Router::Impl::released(Replica& replica) {
+  --replica.outstanding;
+  std::function<void()> next;
+  {
+    std::lock_guard lock(mutex);
+    if (waiting_for_room.empty()) return;
+    next = std::move(waiting_for_room.front());
+    waiting_for_room.pop_front();
+  }
+  asio::post(io, std::move(next));
 }
 
 namespace {
@@ -161,9 +199,13 @@ class Forward : public std::enable_shared_from_this<Forward> {
 
   void start() {
     if (attempts_++ >= router_.options.attempts) return finish_unavailable("every try failed");
-    replica_ = router_.pick(tried_);
-    if (!replica_) return wait_for_ready(tried_.empty() ? "no replica is ready" : "no other replica is ready");
-    ++replica_->outstanding;
+    bool full = false;
+    replica_ = router_.pick(tried_, [self = shared_from_this()] { self->start(); }, full);
+    if (!replica_ && full) {
+      --attempts_;  // waiting for room is not a try
+      return;
+    }
+    if (!replica_) return wait_for_ready(tried_.empty() ? "no replica is ready (or each has containerConcurrency requests)" : "no other replica is ready");
     ++replica_->requests;
     stream_ = replica_->take_idle();
     reused_ = stream_ != nullptr;
@@ -210,7 +252,9 @@ class Forward : public std::enable_shared_from_this<Forward> {
       if (auto n = parse_integer(view(it->value()), 0, std::numeric_limits<std::int64_t>::max())) r.json_length = *n;
     }
     if (response.keep_alive()) replica_->give_back(std::move(stream_));
-    --replica_->outstanding;
+    router_.released(*replica_);
+    std::chrono::steady_clock::rep none = 0;
+    replica_->first_answer.compare_exchange_strong(none, std::chrono::steady_clock::now().time_since_epoch().count());
     done_(std::move(r));
   }
 
@@ -219,7 +263,7 @@ class Forward : public std::enable_shared_from_this<Forward> {
   // goes to another.
   void failed(const std::string& why, bool eject) {
     stream_.reset();
-    --replica_->outstanding;
+    router_.released(*replica_);
     if (!eject && stale_ < kStaleTries) {
       ++stale_;
       --replica_->requests;
@@ -401,7 +445,13 @@ void Router::handle(std::string_view method, std::string_view target, const std:
   request.body() = body;
   request.keep_alive(true);
   request.prepare_payload();
-  auto forward = std::make_shared<Forward>(*impl_, std::move(request), std::move(done));
+  ++impl_->outstanding;
+  ++impl_->requests;
+  auto counted = [impl = impl_.get(), done = std::move(done)](Reply r) {
+    --impl->outstanding;
+    done(std::move(r));
+  };
+  auto forward = std::make_shared<Forward>(*impl_, std::move(request), std::move(counted));
   asio::post(impl_->io, [forward] { forward->start(); });
 }
 
@@ -411,10 +461,15 @@ std::vector<ReplicaStats> Router::stats() const {
   std::lock_guard lock(impl_->mutex);
   std::vector<ReplicaStats> out;
   for (const auto& r : impl_->replicas) {
-    out.push_back({r->address, r->ready, r->outstanding, r->requests, r->failures, r->retries, r->ejections});
+    out.push_back({r->address, r->ready, r->outstanding, r->peak, r->requests, r->failures, r->retries, r->ejections, {}});
+    if (const auto t = r->first_answer.load()) {
+      out.back().first_answer = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(t));
+    }
   }
   return out;
 }
+
+RouterLoad Router::load() const { return {impl_->outstanding.load(), impl_->requests.load()}; }
 
 std::string Router::metrics() const {
   const auto all = stats();
@@ -436,6 +491,8 @@ std::string Router::metrics() const {
          [](const ReplicaStats& s) { return s.ejections; });
   family("cohort_router_outstanding", "gauge", "Requests under way at the replica.",
          [](const ReplicaStats& s) { return s.outstanding; });
+  family("cohort_router_outstanding_peak", "gauge", "The most requests under way at the replica at once.",
+         [](const ReplicaStats& s) { return s.peak; });
   family("cohort_router_replica_ready", "gauge", "1 while the replica takes traffic.",
          [](const ReplicaStats& s) { return s.ready ? 1 : 0; });
   return out.str();

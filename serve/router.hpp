@@ -42,13 +42,26 @@ struct RouterOptions {
   // back (a replica restarting, or one ejected for a slow check), as KServe's activator holds
   // requests while no pod is ready, before it is answered 503.
   std::chrono::milliseconds wait_for_ready{15000};
+  // Requests one replica takes at once (KServe's containerConcurrency); 0: no bound. A request
+  // that finds every ready replica full waits, in order, for one of their requests to end.
+  int replica_concurrency = 0;
 };
 
 struct ReplicaStats {
   ReplicaAddress address;
   bool ready = false;
   int outstanding = 0;
+  int peak = 0;  // the most outstanding at once
   long long requests = 0, failures = 0, retries = 0, ejections = 0;
+  // When the replica first answered a request; empty until it has.
+  std::optional<std::chrono::steady_clock::time_point> first_answer;
+};
+
+// The load on the router as a whole, for the autoscaler: inference requests under way
+// (those waiting for a replica included) and taken so far.
+struct RouterLoad {
+  int outstanding = 0;
+  long long requests = 0;
 };
 
 class Router final : public Handler {
@@ -71,6 +84,7 @@ class Router final : public Handler {
   void stop_accepting() override;
 
   std::vector<ReplicaStats> stats() const;
+  RouterLoad load() const;
   std::string metrics() const;  // Prometheus text
 
   struct Impl;  // router.cpp's own

@@ -55,6 +55,8 @@ int router_command(const std::vector<std::string>& args) {
       ("address", po::value<std::string>()->value_name("A")->default_value("127.0.0.1"), "the address to listen on")
       ("port", po::value<std::string>()->value_name("P")->default_value("8000"), "the port; 0 takes any free one")
       ("threads", po::value<std::string>()->value_name("T")->default_value("2"), "threads serving clients, and as many forwarding")
+      ("replica-concurrency", po::value<std::string>()->value_name("N")->default_value("0"),
+       "requests a replica takes at once (KServe's containerConcurrency); more wait at the router; 0: no bound")
       ("token-file", po::value<std::string>()->value_name("FILE"), "the bearer token (default: ~/.config/cohort/serve-token)")
       ("no-auth", "answer anyone, and send replicas no token");
   auto p = parser.parse(args);
@@ -72,6 +74,8 @@ int router_command(const std::vector<std::string>& args) {
   const fs::path token_file = p->has("token-file") ? fs::path(p->values["token-file"].as<std::string>()) : default_token_file();
   RouterOptions options;
   options.threads = server.threads;
+  options.replica_concurrency = static_cast<int>(
+      options::whole_number("--replica-concurrency", p->values["replica-concurrency"].as<std::string>(), 0, 1000000));
   if (auth) server.token = options.replica_token = read_or_create_token(token_file);
   Router router(options);
   router.set_replicas(replicas);

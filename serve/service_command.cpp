@@ -262,13 +262,24 @@ std::string number_text(double v, int decimals) {
   return out.str();
 }
 
+// "replicas: 2 ready, desired 2 (min 1, max 3); last decision 12 s ago: up 1 -> 2: ...".
+std::string autoscale_line(const Registry& r, long long ready) {
+  std::string line = "replicas: " + std::to_string(ready) + " ready, desired " + std::to_string(r.desired) + " (min " +
+                     std::to_string(r.min_replicas) + ", max " + std::to_string(r.max_replicas) + "); ";
+  if (r.decided_at == 0) return line + "no scaling decision yet";
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  return line + "last decision " + std::to_string(std::max(0LL, static_cast<long long>(now.count()) - r.decided_at)) +
+         " s ago: " + r.decision;
+}
+
 // Per replica: what the router sent it; for the service: p50 and p99 of the replicas' own
 // request times, from their histograms.
 int status(const std::vector<std::string>& args) {
   auto a = parse_dir_args({"serve status", {"NAME [--dir D] [--json]"},
                            "A service's replicas (node, address, version, state, restarts, the requests the\n"
-                           "router sent each), its traffic split by version, and p50/p99 of the replicas'\n"
-                           "request times, from their /metrics.",
+                           "router sent each), its traffic split by version, p50/p99 of the replicas'\n"
+                           "request times, from their /metrics, and the autoscaler's desired count and last\n"
+                           "decision with its reason.",
                            {"cohort serve status mlp"}},
                           args, 1);
   if (!a) return 0;
@@ -300,11 +311,15 @@ int status(const std::vector<std::string>& args) {
     split += (split.empty() ? "" : ", ") + std::string("version ") + version + ": " + std::to_string(percent) + " %";
     traffic.set(version, percent);
   }
+  const auto ready_count = std::ranges::count_if(r.replicas, [](const RegistryReplica& x) { return x.state == "ready"; });
   if (a->json) {
     auto q = [](std::optional<double> v) { return v && std::isfinite(*v) ? json::Value(*v) : json::Value(); };
+    const json::Value autoscale(json::Object{{"min", r.min_replicas}, {"max", r.max_replicas},
+                                             {"current", static_cast<long long>(ready_count)}, {"desired", r.desired},
+                                             {"decision", r.decision}, {"decided_at", r.decided_at}});
     std::cout << json::write(json::Object{{"name", r.name}, {"state", r.state}, {"job", r.job}, {"url", r.url},
                                           {"traffic", traffic}, {"requests_per_s", q(rate)}, {"p50_s", q(p50)},
-                                          {"p99_s", q(p99)},
+                                          {"p99_s", q(p99)}, {"autoscale", autoscale},
                                           {"replicas", replicas}}, 2)
               << "\n";
     return 0;
@@ -313,7 +328,8 @@ int status(const std::vector<std::string>& args) {
   std::cout << r.name << ": " << r.state << ", job " << r.job << ", " << (r.url.empty() ? "no URL yet" : r.url) << "\n"
             << "traffic: " << (split.empty() ? "-" : split) << "; "
             << (rate ? number_text(*rate, 1) + " requests/s" : std::string("rate -")) << "; request time p50 " << ms(p50) << ", p99 " << ms(p99)
-            << "\n";
+            << "\n"
+            << autoscale_line(r, ready_count) << "\n";
   print_table(std::cout, rows);
   return 0;
 }

@@ -1,7 +1,10 @@
 // `cohort serve job DIR`: what runs as a service's sbatch job. It starts each replica as a
 // job step (`srun cohort serve start` on the step's CPUs and GPUs), serves the router in
 // this process, keeps the registry, restarts a replica whose step ends, and on SIGTERM
-// drains the router, then the replicas.
+// drains the router, then the replicas. Between minReplicas and maxReplicas it scales on
+// the router's load (serve/autoscaler.hpp): a replica more is a step more in the
+// allocation's idle resources (submit sized it for maxReplicas); a replica less is taken out
+// of the router, then drained.
 #include <poll.h>
 #include <unistd.h>
 
@@ -23,6 +26,7 @@
 #include "common/json.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
+#include "serve/autoscaler.hpp"
 #include "serve/isvc.hpp"
 #include "serve/registry.hpp"
 #include "serve/router.hpp"
@@ -87,7 +91,12 @@ class ServiceJob {
     RouterOptions o;
     o.replica_token = token_;
     o.threads = 2;
+    o.replica_concurrency = isvc_.container_concurrency;
     router_ = std::make_unique<Router>(o);
+    if (isvc_.max_replicas > isvc_.min_replicas) autoscaler_.emplace(autoscaler_options(isvc_));
+    registry_.min_replicas = isvc_.min_replicas;
+    registry_.max_replicas = isvc_.max_replicas;
+    registry_.desired = isvc_.min_replicas;
   }
 
   int run();
@@ -97,8 +106,16 @@ class ServiceJob {
   void watch();
   void restart_dead();
   void apply_rollout();  // a request that 'cohort serve update', 'promote' or 'rollback' left
+  void autoscale();
+  // Every replica the allocation has room for runs (submit sized it for maxReplicas).
+  bool full() const { return static_cast<int>(replicas_.size()) >= isvc_.max_replicas; }
+  void scale(const ScaleDecision& d);
+  void report_first_answers();
   void stop_replicas(const std::function<bool(const RegistryReplica&)>& which);
   void add_replica(const std::string& version);
+  // A replica of `version` in, then replica `id` out; the other way round when the allocation
+  // has no idle room, the others answering meanwhile.
+  void replace(int id, const std::string& version);
   void publish();  // the registry and the router's replicas, from replicas_
   std::vector<std::string> step_argv(const RegistryReplica& entry) const;
 
@@ -111,6 +128,12 @@ class ServiceJob {
   std::unique_ptr<Router> router_;
   std::atomic<bool> stopping_{false};
   std::condition_variable stop_cv_;
+  std::optional<Autoscaler> autoscaler_;
+  struct ScaledUp {
+    int id;
+    Clock::time_point decided;
+  };
+  std::vector<ScaledUp> awaiting_first_answer_;  // replicas the autoscaler started
 };
 
 std::vector<std::string> ServiceJob::step_argv(const RegistryReplica& entry) const {
@@ -166,6 +189,11 @@ void ServiceJob::watch() {
     } catch (const Error& e) {
       std::cerr << "cohort serve job: rollout: " << e.what() << "\n";
     }
+    try {
+      autoscale();
+    } catch (const Error& e) {
+      std::cerr << "cohort serve job: autoscale: " << e.what() << "\n";
+    }
     stop_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_.load(); });
   }
 }
@@ -176,6 +204,13 @@ void ServiceJob::add_replica(const std::string& version) {
   replicas_.push_back({RegistryReplica{.id = id, .version = version}, Process()});
   start_replica(replicas_.back());
   publish();
+}
+
+void ServiceJob::replace(int id, const std::string& version) {
+  const bool out_first = full();
+  if (out_first) stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
+  add_replica(version);
+  if (!out_first) stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
 }
 
 // Out of the router first, then drained: requests under way on them finish.
@@ -217,18 +252,21 @@ void ServiceJob::apply_rollout() {
   if (action == "update") {
     const int canary = static_cast<int>(request.at("canary").as_int());
     if (canary > 0) {
+      // With no idle room in the allocation (the autoscaler took it all) the canary takes an
+      // old replica's place: a step more would wait for resources that never free.
+      if (full()) {
+        const int newest = std::ranges::max_element(replicas_, {}, [](const ReplicaProcess& r) { return r.entry.id; })->entry.id;
+        stop_replicas([&](const RegistryReplica& e) { return e.id == newest; });
+      }
       add_replica(new_version);
       registry_.traffic = {{old_version, 100 - canary}, {new_version, canary}};
       return publish();
     }
-    // A rolling update: a new replica in, then an old one out, one at a time.
+    // A rolling update: one replica at a time.
     std::vector<int> old_ids;
     for (const auto& r : replicas_) old_ids.push_back(r.entry.id);
     registry_.traffic.clear();
-    for (int id : old_ids) {
-      add_replica(new_version);
-      stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
-    }
+    for (int id : old_ids) replace(id, new_version);
     registry_.traffic = {{new_version, 100}};
     registry_.storage.erase(old_version);
     return publish();
@@ -238,10 +276,80 @@ void ServiceJob::apply_rollout() {
   const std::string drop = promote ? old_version : new_version;
   registry_.traffic = {{keep, 100}};
   publish();
-  stop_replicas([&](const RegistryReplica& e) { return e.version == drop; });
+  std::vector<int> dropped;
+  for (const auto& r : replicas_) {
+    if (r.entry.version == drop) dropped.push_back(r.entry.id);
+  }
+  // A promoted version takes the old one's place replica by replica, so that the service
+  // keeps the capacity it had under load; a rolled-back canary just goes.
+  const auto keeping = [&] {
+    return std::ranges::count_if(replicas_, [&](const ReplicaProcess& r) { return r.entry.version == keep; });
+  };
+  const long long wanted = promote ? std::max<long long>(isvc_.min_replicas, static_cast<long long>(dropped.size())) : 0;
+  for (int id : dropped) {
+    if (keeping() < wanted) replace(id, keep);
+    else stop_replicas([&](const RegistryReplica& e) { return e.id == id; });
+  }
   registry_.storage.erase(drop);
   while (static_cast<int>(replicas_.size()) < isvc_.min_replicas) add_replica(keep);
   publish();
+}
+
+// One look at the router's load; a decision is acted on at once. Not while a canary runs:
+// its replicas are counted by version, and promote or rollback settles the count.
+void ServiceJob::autoscale() {
+  if (!autoscaler_) return;
+  report_first_answers();
+  if (registry_.storage.size() != 1) return;
+  const RouterLoad load = router_->load();
+  const ScaleDecision d =
+      autoscaler_->observe({Clock::now(), load.outstanding, load.requests}, static_cast<int>(replicas_.size()));
+  if (!d.changed()) return;
+  const auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  registry_.desired = d.to;
+  registry_.decision = std::string(d.to > d.from ? "up " : "down ") + std::to_string(d.from) + " -> " +
+                       std::to_string(d.to) + ": " + d.reason;
+  registry_.decided_at = unix_now.count();
+  std::cerr << "cohort serve job: autoscale: " << registry_.decision << "\n" << std::flush;
+  scale(d);
+}
+
+// Up: new steps, each of the version all traffic goes to. Down: the newest replicas leave
+// the router first and then drain, so that the requests under way on them finish.
+void ServiceJob::scale(const ScaleDecision& d) {
+  const std::string version = registry_.storage.begin()->first;
+  const auto decided = Clock::now();
+  while (static_cast<int>(replicas_.size()) < d.to) {
+    add_replica(version);
+    awaiting_first_answer_.push_back({replicas_.back().entry.id, decided});
+  }
+  if (static_cast<int>(replicas_.size()) <= d.to) return;
+  std::vector<int> ids;
+  for (const auto& r : replicas_) ids.push_back(r.entry.id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(ids.begin(), ids.begin() + d.to);
+  for (int id : ids) std::cerr << "cohort serve job: autoscale: draining replica " << id << "\n";
+  stop_replicas([&](const RegistryReplica& e) { return std::ranges::find(ids, e.id) != ids.end(); });
+  std::erase_if(awaiting_first_answer_, [&](const ScaledUp& s) { return std::ranges::find(ids, s.id) != ids.end(); });
+}
+
+// How long a scale-up took to be of use: from the decision to the new replica's first answer.
+void ServiceJob::report_first_answers() {
+  if (awaiting_first_answer_.empty()) return;
+  const auto stats = router_->stats();
+  std::erase_if(awaiting_first_answer_, [&](const ScaledUp& s) {
+    const auto r = std::ranges::find_if(replicas_, [&](const ReplicaProcess& p) { return p.entry.id == s.id; });
+    if (r == replicas_.end()) return true;
+    const std::string name = r->entry.host + ":" + std::to_string(r->entry.port);
+    for (const auto& st : stats) {
+      if (st.address.name() != name || !st.first_answer) continue;
+      std::cerr << "cohort serve job: autoscale: replica " << s.id << " answered its first request "
+                << std::chrono::duration<double>(*st.first_answer - s.decided).count()
+                << " s after the decision to scale up\n" << std::flush;
+      return true;
+    }
+    return false;
+  });
 }
 
 // A replica whose step ended is restarted, unless the service is stopping.

@@ -314,10 +314,17 @@ TEST(BenchCommand, ServeLoadsEveryCaseAgainstItsBaselineAndReportsTheLatency) {
     else EXPECT_TRUE(row.at("ratio").is_null() || row.at("ratio").as_double() == 0) << cases.back();
   }
   EXPECT_GT(table(j, "throughput").at("rows").as_array().at(0).at("cohort").as_double(), 0);  // the ceiling
-  EXPECT_EQ(cases, (std::vector<std::string>{"ceiling", "flask", "batching", "binary"}));
+  EXPECT_EQ(cases, (std::vector<std::string>{"ceiling", "flask", "batching", "binary", "router"}));
   const auto& latency = table(j, "latency").at("rows").as_array().at(0);
   EXPECT_GT(latency.at("p50").as_double(), 0);
   EXPECT_GE(latency.at("p99").as_double(), latency.at("p50").as_double());
+  // The router's paced runs: the replica alone, then through the router, both answered.
+  const auto& paced = table(j, "router_latency").at("rows").as_array();
+  ASSERT_EQ(paced.size(), 2u);
+  for (const auto& row : paced) {
+    EXPECT_GT(row.at("rate").as_double(), 0) << row.at("path").as_string();
+    EXPECT_GE(row.at("p99").as_double(), row.at("p50").as_double()) << row.at("path").as_string();
+  }
   EXPECT_TRUE(has(r.err, "cohort bench serve: batching"));  // progress, as it goes
   EXPECT_EQ(cohort({"bench", "serve", "--repeat", "0"}).exit_code, 2);
 }

@@ -118,6 +118,43 @@ TEST(InferenceService, BadSpecsAreErrorsNamingTheField) {
   }
 }
 
+std::string annotated(const std::string& annotations) {
+  return "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: mlp\n  annotations:\n" +
+         annotations + "spec:\n  predictor:\n" + kModel;
+}
+
+TEST(InferenceService, KnativesAutoscalingWindowsAreRead) {
+  const auto plain = read_inference_service(spec(kModel), "isvc.yaml");
+  EXPECT_EQ(plain.scale_down_window, std::chrono::seconds(60));
+  EXPECT_EQ(plain.scale_up_window, std::chrono::seconds(6));
+  const auto isvc = read_inference_service(
+      annotated("    autoscaling.knative.dev/window: 1m30s\n"
+                "    autoscaling.knative.dev/panic-window-percentage: \"20.0\"\n"
+                "    autoscaling.knative.dev/class: kpa.autoscaling.knative.dev\n    team: ml\n"),
+      "isvc.yaml");
+  EXPECT_EQ(isvc.scale_down_window, std::chrono::seconds(90));
+  EXPECT_EQ(isvc.scale_up_window, std::chrono::seconds(18));
+  ASSERT_EQ(isvc.notes.size(), 1u);
+  EXPECT_NE(isvc.notes[0].find("metadata.annotations.autoscaling.knative.dev/class: ignored"), std::string::npos)
+      << isvc.notes[0];
+  EXPECT_EQ(read_inference_service(annotated("    autoscaling.knative.dev/window: 2500ms\n"), "isvc.yaml").scale_down_window,
+            std::chrono::milliseconds(2500))
+      << "windows under Knative's 6 s are cohort's own, for short tests";
+}
+
+TEST(InferenceService, BadAutoscalingAnnotationsAreErrorsNamingThem) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"    autoscaling.knative.dev/window: soon\n", "autoscaling.knative.dev/window: 'soon': expected a duration"},
+      {"    autoscaling.knative.dev/window: 60\n", "expected a duration such as 60s"},
+      {"    autoscaling.knative.dev/window: 2h\n", "must be"},
+      {"    autoscaling.knative.dev/panic-window-percentage: \"0\"\n", "panic-window-percentage: must be 1..100"},
+  };
+  for (const auto& [annotations, expected] : cases) {
+    const auto message = error_of(annotated(annotations));
+    EXPECT_NE(message.find(expected), std::string::npos) << annotations << "\n→ " << message;
+  }
+}
+
 TEST(InferenceService, KubernetesOnlyFieldsAreNotedOnce) {
   const auto isvc = read_inference_service(spec("    serviceAccountName: sa\n" + kModel), "isvc.yaml");
   ASSERT_EQ(isvc.notes.size(), 1u);

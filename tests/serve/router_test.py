@@ -34,7 +34,7 @@ def metric(text, name, replica):
 class Service:
     """Replicas of one repository and a router in front of them, sharing one token."""
 
-    def __init__(self, replicas, traffic=()):
+    def __init__(self, replicas, traffic=(), router_args=()):
         self.tmp = tempfile.TemporaryDirectory()
         self.repo = os.path.join(self.tmp.name, "repo")
         make_repository(self.repo)
@@ -42,7 +42,7 @@ class Service:
         self.replicas = [Server(["--repository", self.repo, "--threads", "2"], env=self.env) for _ in range(replicas)]
         with open(os.path.join(self.tmp.name, "config", "cohort", "serve-token")) as f:
             self.token = f.read().strip()
-        args = ["--threads", "2"]
+        args = ["--threads", "2"] + list(router_args)
         for i, r in enumerate(self.replicas):
             args += ["--replica", f"127.0.0.1:{r.port}={traffic[i][0] if traffic else ''}".rstrip("=")]
         for version, percent in dict(traffic).items():
@@ -154,6 +154,44 @@ class FailoverTest(unittest.TestCase):
             self.assertEqual(metric(text, "cohort_router_replica_ready", f"127.0.0.1:{victim.port}"), 0)
         finally:
             service.close()
+
+
+def hammer(service, threads, per_thread):
+    """THREADS clients sending PER_THREAD requests each; the statuses that were not 200."""
+    failures, lock = [], threading.Lock()
+
+    def client():
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {service.token}"
+        for i in range(per_thread):
+            r = service.infer(session, [[float(i), 1.0, 2.0, 3.0]] * 8)
+            if r.status_code != 200:
+                with lock:
+                    failures.append((r.status_code, r.text))
+
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return failures
+
+
+class ContainerConcurrencyTest(unittest.TestCase):
+    def peaks(self, router_args):
+        service = Service(2, router_args=router_args)
+        try:
+            self.assertEqual(hammer(service, 8, 20), [])
+            text = service.get("/metrics").text
+            return [metric(text, "cohort_router_outstanding_peak", f"127.0.0.1:{r.port}") for r in service.replicas]
+        finally:
+            service.close()
+
+    def test_a_replica_never_has_more_requests_than_its_bound(self):
+        # Without the bound 8 clients on 2 replicas put more than one request on some replica
+        # at once: the bound's check below could fail.
+        self.assertGreater(max(self.peaks([])), 1)
+        self.assertEqual(self.peaks(["--replica-concurrency", "1"]), [1, 1])
 
 
 class CanaryTest(unittest.TestCase):

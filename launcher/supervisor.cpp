@@ -909,12 +909,13 @@ std::optional<int> wait_for_lost_nodes(const Gang& gang, SignalWatch& signals, c
   return std::nullopt;
 }
 
-// The step outlived its teardown and Slurm names no lost node yet: a restart now would wait
+// The nodes Slurm has lost, after a failed attempt. When the step outlived its teardown and
+// Slurm names no lost node yet, a restart now would wait
 // in srun for the CPUs the old ranks hold. Slurm has the last word: it ends the step (the
 // ranks were slow to die) or finds the node gone at its next ping (SlurmdTimeout/3).
 // The lost nodes it names, if any; an exit status when a signal stops the launcher.
-std::variant<std::vector<LostNode>, int> await_step_verdict(const Gang& gang, SignalWatch& signals,
-                                                            const std::string& tail) {
+std::variant<std::vector<LostNode>, int> nodes_lost(const Gang& gang, SignalWatch& signals, const std::string& tail) {
+  if (auto lost = gang.lost_nodes(); !lost.empty() || !gang.step_outlived_teardown()) return lost;
   std::cerr << "cohort: launch: some ranks' end could not be confirmed in the teardown; waiting for Slurm to end "
                "the step or to name a node it lost\n";
   while (true) {
@@ -922,6 +923,16 @@ std::variant<std::vector<LostNode>, int> await_step_verdict(const Gang& gang, Si
     if (!gang.steps_alive().value_or(true)) return std::vector<LostNode>{};
     if (auto status = pause(signals, 2, "waiting for Slurm to end the step", tail)) return *status;
   }
+}
+
+// "; rank 1: killed in teardown once the deciding ranks had succeeded": the ranks that never
+// end by themselves (a TFJob's parameter servers), which cohort ended; empty when none.
+std::string ended_after_success(const std::vector<RankOutcome>& outcomes) {
+  std::vector<RankOutcome> ended;
+  for (const auto& o : outcomes) {
+    if (!o.reported) ended.push_back(o);
+  }
+  return ended.empty() ? "" : "; " + summarize_ranks(ended) + " once the deciding ranks had succeeded";
 }
 
 // The batch script's warning came: the ranks are asked to checkpoint and given the grace
@@ -1003,13 +1014,8 @@ int supervise(const LaunchOptions& options) {
     const std::string tail = "restarts " + std::to_string(restarts) + " of " + std::to_string(options.max_restarts) +
                              "; wall " + wall(seconds_since(began));
     if (a.ending == Ending::succeeded) {
-      std::vector<RankOutcome> ended;  // ranks that never end by themselves, a TFJob's PS: cohort ended them
-      for (const auto& o : a.outcomes) {
-        if (!o.reported) ended.push_back(o);
-      }
       std::cerr << "cohort: launch: succeeded: " << who << ", " << plural(restarts, "restart") << ", wall "
-                << wall(seconds_since(began))
-                << (ended.empty() ? "" : "; " + summarize_ranks(ended) + " once the deciding ranks had succeeded") << "\n";
+                << wall(seconds_since(began)) << ended_after_success(a.outcomes) << "\n";
       return 0;
     }
     if (a.ending == Ending::deadline) {
@@ -1027,12 +1033,9 @@ int supervise(const LaunchOptions& options) {
     const RankOutcome* first = first_failure(a.outcomes);
     // A node whose slurmd is gone explains what srun reports as a communication failure:
     // the step could not be started there, or its ranks there could not be killed.
-    std::vector<LostNode> lost = gang.lost_nodes();
-    if (lost.empty() && gang.step_outlived_teardown()) {
-      auto verdict = await_step_verdict(gang, signals, tail);
-      if (const int* status = std::get_if<int>(&verdict)) return *status;
-      lost = std::get<std::vector<LostNode>>(std::move(verdict));
-    }
+    auto verdict = nodes_lost(gang, signals, tail);
+    if (const int* status = std::get_if<int>(&verdict)) return *status;
+    const auto& lost = std::get<std::vector<LostNode>>(verdict);
     const std::string culprit = culprit_of(first, lost);
     write_ending(attempt_dir, culprit);  // for people reading the run: a torn-down rank wrote no status
     std::string torn_down = a.teardown_s >= 0 ? "gang torn down in " + wall(a.teardown_s, 2) : "gang torn down";

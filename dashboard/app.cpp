@@ -8,6 +8,7 @@
 #include "dashboard/data.hpp"
 #include "dashboard/html.hpp"
 #include "dashboard/slurm.hpp"
+#include "dashboard/traffic.hpp"
 #include "lineage/record.hpp"
 #include "lineage/store.hpp"
 
@@ -71,7 +72,10 @@ json::Value api_index() {
 
 }  // namespace
 
-App::App(Config config) : config_(std::move(config)), slurm_(std::make_unique<SlurmCache>(config_.user, config_.slurm_every)) {}
+App::App(Config config)
+    : config_(std::move(config)),
+      slurm_(std::make_unique<SlurmCache>(config_.user, config_.slurm_every)),
+      traffic_(std::make_unique<TrafficCache>(config_.scrape_every, config_.scrape_timeout)) {}
 App::~App() = default;
 
 int App::slurm_queries() const { return slurm_->queries(); }
@@ -79,7 +83,7 @@ int App::slurm_queries() const { return slurm_->queries(); }
 namespace {
 
 serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm,
-                 const std::filesystem::path& services) {
+                 const std::filesystem::path& services, TrafficCache& traffic) {
   const std::string_view what = s.size() > 1 ? s[1] : "";
   if (s.size() == 1) return json_reply(api_index());
   if (s.size() == 2 && what == "jobs") {
@@ -94,12 +98,12 @@ serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& s
   }
   if (s.size() == 2 && what == "models") return json_reply(models_json(store));
   if (s.size() == 3 && what == "models") return json_reply(model_json(store, parse_id(s[2], "artifact")));
-  if (s.size() == 2 && what == "endpoints") return json_reply(endpoints_json(store, services));
+  if (s.size() == 2 && what == "endpoints") return json_reply(endpoints_json(store, services, traffic));
   throw HttpError{404, "no API at /" + std::string(s.size() > 1 ? s[1].substr(0, 64) : "") + "; see /api/"};
 }
 
 serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm,
-                  const std::filesystem::path& services) {
+                  const std::filesystem::path& services, TrafficCache& traffic) {
   if (s.empty()) return html_reply(overview_page(store, services));
   const std::string_view what = s[0];
   if (s.size() == 1 && what == "jobs") return html_reply(jobs_page(store, slurm.jobs()));
@@ -112,7 +116,7 @@ serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& 
   }
   if (s.size() == 1 && what == "models") return html_reply(models_page(store));
   if (s.size() == 2 && what == "models") return html_reply(model_page(store, parse_id(s[1], "artifact")));
-  if (s.size() == 1 && what == "endpoints") return html_reply(endpoints_page(store, services));
+  if (s.size() == 1 && what == "endpoints") return html_reply(endpoints_page(store, services, traffic));
   throw HttpError{404, "no page here; the pages are /jobs, /sweeps, /pipelines, /models and /endpoints"};
 }
 
@@ -129,7 +133,8 @@ serve::Reply App::get(std::string_view target) const {
     // Opened per request: a Store is used by one thread, and what other processes wrote
     // since (a trial that ended, a task that started) is then in what the page shows.
     const lineage::Store store = lineage::open_merged(config_.store);
-    return is_api ? api(s, store, *slurm_, config_.services) : view(s, store, *slurm_, config_.services);
+    return is_api ? api(s, store, *slurm_, config_.services, *traffic_)
+                  : view(s, store, *slurm_, config_.services, *traffic_);
   } catch (const HttpError& e) {
     if (is_api) return {.status = e.status, .body = serve::error_body(e.message)};
     serve::Reply r = html_reply(error_page(e.status, e.message));

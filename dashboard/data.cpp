@@ -5,6 +5,7 @@
 
 #include "common/error.hpp"
 #include "common/text.hpp"
+#include "dashboard/traffic.hpp"
 #include "lineage/report.hpp"
 #include "tuner/report.hpp"
 #include "tuner/runner.hpp"
@@ -212,7 +213,7 @@ json::Value service_json(const Service& s) {
 
 }  // namespace
 
-json::Value endpoints_json(const lineage::Store& store, const fs::path& services_root) {
+json::Value endpoints_json(const lineage::Store& store, const fs::path& services_root, TrafficCache& traffic) {
   json::Value list = json::Value::array();
   for (const auto& p : endpoints(store)) {
     json::Value models = json::Value::array();
@@ -227,7 +228,11 @@ json::Value endpoints_json(const lineage::Store& store, const fs::path& services
                                        {"updated", p.updated}}));
   }
   json::Value submitted = json::Value::array();
-  for (const auto& s : services(services_root)) submitted.push(service_json(s));
+  for (const auto& s : services(services_root)) {
+    json::Value o = service_json(s);
+    if (s.registry) o.set("load", load_json(traffic.load(s, TrafficCache::Clock::now())));
+    submitted.push(std::move(o));
+  }
   return json::Value(json::Object{{"endpoints", std::move(list)}, {"services", std::move(submitted)}});
 }
 

@@ -108,6 +108,9 @@ json::Value pipeline_json(const PipelineView& run);
 json::Value models_json(const lineage::Store& store);
 json::Value model_json(const lineage::Store& store, std::int64_t artifact);
 json::Value launches_json(const lineage::Store& store);
-json::Value endpoints_json(const lineage::Store& store, const std::filesystem::path& services_root);
+class TrafficCache;
+// Each service with its load now (its request rate and p50/p99, as `cohort serve status`
+// reads them), from `traffic`.
+json::Value endpoints_json(const lineage::Store& store, const std::filesystem::path& services_root, TrafficCache& traffic);
 
 }  // namespace cohort::dashboard

@@ -11,6 +11,7 @@
 #include "common/error.hpp"
 #include "common/text.hpp"
 #include "dashboard/dashboard.hpp"
+#include "dashboard/traffic.hpp"
 #include "lineage/report.hpp"
 #include "tuner/report.hpp"
 #include "tuner/sampler.hpp"
@@ -257,8 +258,34 @@ std::string model_page(const lineage::Store& store, std::int64_t artifact) {
 
 namespace {
 
-// A submitted service: its state and traffic split, the model of each version, its replicas.
-std::string service_section(const Service& s) {
+std::string fixed(double v, int decimals) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(decimals) << v;
+  return out.str();
+}
+
+// Cells for a load: requests/s, p50, p99 ("-" where not known yet: a rate needs two scrapes).
+std::string load_cells(const Load& l) {
+  auto ms = [](const std::optional<double>& v) -> std::string {
+    if (!v) return "-";
+    return std::isfinite(*v) ? "&le; " + fixed(*v * 1000, 1) + " ms" : "&gt; the largest bucket";
+  };
+  return "<td class=\"num\">" + (l.rate ? fixed(*l.rate, 1) : std::string("-")) + "</td><td class=\"num\">" + ms(l.p50) +
+         "</td><td class=\"num\">" + ms(l.p99) + "</td>";
+}
+
+// The line under a service's name that says what its metrics said, and when.
+std::string load_line(const ServiceLoad& l) {
+  if (!l.scraped) return "<p class=\"load\">Load: not asked (the service is not ready).</p>";
+  const std::string at = " <span class=\"note\">(asked " + e(when(l.at)) + " UTC)</span>";
+  if (!l.answered) return "<p class=\"load no-answer\">Load: no answer: " + e(l.problem) + "." + at + "</p>";
+  return "<table class=\"load\"><thead><tr><th>requests/s</th><th>p50</th><th>p99</th></tr></thead><tbody><tr>" +
+         load_cells(l.all) + "</tr></tbody></table>" + at;
+}
+
+// A submitted service: its state and traffic split, its load, the model of each version and
+// its load, its replicas.
+std::string service_section(const Service& s, const ServiceLoad& load) {
   if (!s.registry) {
     return "<h3>" + e(s.dir.filename().string()) + "</h3><p class=\"note\">" + e(s.error) + "</p>";
   }
@@ -270,9 +297,10 @@ std::string service_section(const Service& s) {
   std::vector<std::string> versions, replicas;
   for (const auto& [version, path] : r.storage) {
     const auto t = r.traffic.find(version);
+    const auto l = load.versions.find(version);
     versions.push_back("<td>" + e(version) + "</td><td class=\"num\">" +
-                       (t == r.traffic.end() ? std::string("0") : std::to_string(t->second)) + "%</td><td><code>" + e(path) +
-                       "</code></td>");
+                       (t == r.traffic.end() ? std::string("0") : std::to_string(t->second)) + "%</td>" +
+                       load_cells(l == load.versions.end() ? Load{} : l->second) + "<td><code>" + e(path) + "</code></td>");
   }
   for (const auto& x : r.replicas) {
     replicas.push_back("<td class=\"num\">" + std::to_string(x.id) + "</td><td>" + e(x.node) + "</td><td><code>" + e(x.host) +
@@ -283,13 +311,13 @@ std::string service_section(const Service& s) {
                     e(r.state) + "</span>" + (r.message.empty() ? "" : " (" + e(r.message) + ")") + ", Slurm job " +
                     e(r.job) + (r.url.empty() ? std::string() : ", router <code>" + e(r.url) + "</code>") +
                     "; traffic " + (split.empty() ? std::string("none") : split) + ".</p>";
-  out += table({"version", "traffic", "model"}, versions);
+  out += load_line(load) + table({"version", "traffic", "requests/s", "p50", "p99", "model"}, versions);
   return out + table({"replica", "node", "address", "version", "state", "restarts"}, replicas);
 }
 
 }  // namespace
 
-std::string endpoints_page(const lineage::Store& store, const std::filesystem::path& services_root) {
+std::string endpoints_page(const lineage::Store& store, const std::filesystem::path& services_root, TrafficCache& traffic) {
   std::vector<std::string> rows;
   for (const auto& p : endpoints(store)) {
     rows.push_back("<td>" + e(p.name) + "</td>" + state_cell(p.state) + "<td><code>" + e(p.url) + "</code></td><td>" +
@@ -301,7 +329,9 @@ std::string endpoints_page(const lineage::Store& store, const std::filesystem::p
     body += "<p>No service submitted with cohort serve submit" +
             (services_root.empty() ? std::string() : " in <code>" + e(services_root.string()) + "</code>") + ".</p>";
   }
-  for (const auto& s : submitted) body += service_section(s);
+  for (const auto& s : submitted) {
+    body += s.registry ? service_section(s, traffic.load(s, TrafficCache::Clock::now())) : service_section(s, {});
+  }
   body += "<h2>Servers</h2>";
   body += rows.empty() ? "<p>No model server is recorded in the lineage store yet.</p>"
                        : table({"server", "state", "url", "host", "models", "started (UTC)"}, rows, "endpoints");

@@ -182,7 +182,16 @@ json::Value model_json(const lineage::Store& store, std::int64_t artifact) {
   return o;
 }
 
-json::Value launches_json(const lineage::Store& store) { return lineage::array_of(store.executions("Launch")); }
+json::Value launches_json(const lineage::Store& store) {
+  json::Value list = json::Value::array();
+  for (const auto& r : launch_rows(store)) {
+    json::Value o = lineage::to_json(r.launch);
+    o.set("heartbeat_age", r.heartbeat_age ? json::Value(*r.heartbeat_age) : json::Value());
+    o.set("checkpoint", r.checkpoint ? lineage::to_json(*r.checkpoint) : json::Value());
+    list.push(std::move(o));
+  }
+  return list;
+}
 
 namespace {
 

@@ -76,6 +76,16 @@ struct JobView {
 };
 // 404 when the store has no such launch; a run directory that cannot be read is not an error.
 JobView load_job(const lineage::Store& store, std::int64_t id);
+
+// What the jobs list shows of a launch besides its record, at a cost bounded however large
+// its gang: the newest rank's heartbeat age, read only while the launch runs (an ended
+// launch's ranks beat no more), and the last checkpoint it committed.
+struct LaunchRow {
+  lineage::Execution launch;
+  std::optional<double> heartbeat_age = {};
+  std::optional<lineage::Artifact> checkpoint = {};
+};
+std::vector<LaunchRow> launch_rows(const lineage::Store& store);
 json::Value job_json(const JobView& job);
 
 // A server that answers, or answered, inference requests: the Serve executions

@@ -340,18 +340,20 @@ std::string endpoints_page(const lineage::Store& store, const std::filesystem::p
 
 std::string jobs_page(const lineage::Store& store, const json::Value& slurm) {
   std::vector<std::string> launches;
-  for (const auto& x : store.executions("Launch")) {
-    const auto prop = [&](const std::string& k) {
-      auto it = x.properties.find(k);
-      return it == x.properties.end() ? std::string() : lineage::to_text(it->second);
-    };
+  for (const auto& row : launch_rows(store)) {
+    const auto& x = row.launch;
+    const auto prop = [&](const std::string& k) { return text_property(x.properties, k); };
+    const std::string beat = row.heartbeat_age ? e(tuner::format_number(std::round(*row.heartbeat_age))) + " s ago" : "-";
+    const std::string checkpoint = row.checkpoint ? "<a class=\"checkpoint\" href=\"/models/" + std::to_string(row.checkpoint->id) +
+                                                        "\">" + e(row.checkpoint->name.empty() ? row.checkpoint->uri : row.checkpoint->name) + "</a>"
+                                                  : "-";
     launches.push_back("<td><a href=\"/jobs/" + std::to_string(x.id) + "\">" + e(x.name) + "</a></td>" + state_cell(x.state) + "<td>" + e(prop("job")) + "</td><td>" +
-                       e(prop("outcome")) + "</td><td class=\"num\">" + e(prop("restarts")) + "</td><td><code>" +
-                       e(prop("command")) + "</code></td><td>" + e(when(x.updated)) + "</td>");
+                       e(prop("outcome")) + "</td><td class=\"num\">" + e(prop("restarts")) + "</td><td class=\"num\">" + beat +
+                       "</td><td>" + checkpoint + "</td><td><code>" + e(prop("command")) + "</code></td><td>" + e(when(x.updated)) + "</td>");
   }
   std::string body = "<h2>Launches</h2>" +
                      (launches.empty() ? std::string("<p>No launch is recorded in the lineage store yet.</p>")
-                                       : table({"launch", "state", "job", "outcome", "restarts", "command", "updated (UTC)"},
+                                       : table({"launch", "state", "job", "outcome", "restarts", "heartbeat", "last checkpoint", "command", "updated (UTC)"},
                                                launches, "launches"));
   body += "<h2>Slurm</h2>";
   if (!slurm.at("available").as_bool()) return page("Jobs", "jobs", body + "<p>Slurm is not installed here.</p>", 10);

@@ -19,6 +19,7 @@
 #include "dashboard/dashboard.hpp"
 #include "dashboard/data.hpp"
 #include "dashboard/html.hpp"
+#include "launcher/run_report.hpp"
 #include "lineage/store.hpp"
 #include "serve/registry.hpp"
 #include "tests/common/temp_dir.hpp"
@@ -352,6 +353,59 @@ TEST(DashboardJob, AMissingRunDirectoryIsSaidOnThePage) {
   for (const char* bad : {"/jobs/0", "/jobs/99", "/jobs/x", "/api/jobs/99", "/jobs/1/2"}) {
     EXPECT_EQ(app.get(bad).status, 404) << bad;
   }
+}
+
+// A heartbeat file last beaten at `at` seconds since the epoch (0: made, not beaten yet).
+void beat(const fs::path& file, time_t at) {
+  write_file_atomically(file, "");
+  const timespec times[2] = {{at, 0}, {at, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, file.c_str(), times, 0), 0) << file;
+}
+
+// The jobs list: a running launch's newest beat among its current attempt's ranks (an older
+// attempt's, and a rank that has not beaten yet, do not count); an ended launch has none;
+// each launch's last checkpoint links to its history.
+TEST(DashboardJob, JobsListHasEachRunningLaunchsNewestHeartbeatAndLastCheckpoint) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-jobs");
+  const fs::path run = dir / "run";
+  fs::create_directories(run / "attempt-0");
+  fs::create_directories(run / "attempt-1");
+  constexpr time_t t = 1'000'000'000;
+  beat(run / "attempt-0" / "heartbeat-0", t + 99);
+  beat(run / "attempt-1" / "heartbeat-0", t + 70);
+  beat(run / "attempt-1" / "heartbeat-1", t + 90);
+  beat(run / "attempt-1" / "heartbeat-2", 0);
+  EXPECT_EQ(launcher::newest_heartbeat_age(run.string(), t + 100), 10.0);
+  EXPECT_FALSE(launcher::newest_heartbeat_age((dir / "gone").string(), t + 100));
+
+  const auto running = put_launch(dir / "lineage.db", run.string(), {}, "RUNNING");
+  std::int64_t checkpoint = 0;
+  {
+    auto store = lineage::Store::open(dir / "lineage.db");
+    checkpoint = store.put_artifact({.type = "Checkpoint", .uri = "/ckpt/step-3", .name = "step <3>"});
+    store.put_event(running, checkpoint, lineage::EventType::output, "checkpoint");
+    store.put_execution({.type = "Launch", .name = "ended", .state = "COMPLETE", .properties = {{"run_dir", run.string()}}});
+  }
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const serve::Reply api = app.get("/api/jobs");
+  ASSERT_EQ(api.status, 200) << api.body;
+  const auto launches = json::parse(api.body, "jobs").at("launches").as_array();
+  ASSERT_EQ(launches.size(), 2u);
+  for (const auto& l : launches) {
+    if (l.at("state").as_string() == "RUNNING") {
+      // Beaten at t + 90, some 30 years ago: the age is from the wall clock, not from t.
+      EXPECT_GT(l.at("heartbeat_age").as_double(), 3.0e8);
+      EXPECT_EQ(l.at("checkpoint").at("id").as_int(), checkpoint);
+    } else {
+      EXPECT_TRUE(l.at("heartbeat_age").is_null()) << "an ended launch's ranks beat no more";
+      EXPECT_TRUE(l.at("checkpoint").is_null());
+    }
+  }
+  const serve::Reply page = app.get("/jobs");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_NE(page.body.find("<a class=\"checkpoint\" href=\"/models/" + std::to_string(checkpoint) + "\">step &lt;3&gt;</a>"),
+            std::string::npos) << page.body;
+  EXPECT_NE(page.body.find(" s ago</td>"), std::string::npos) << page.body;
 }
 
 // What a crash, a torn-down rank or a foreign file leaves: files without their fields, a

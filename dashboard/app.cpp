@@ -82,6 +82,18 @@ int App::slurm_queries() const { return slurm_->queries(); }
 
 namespace {
 
+// A launch with its log: per rank from its --output-dir, else the tail of the batch job's
+// output file, which only Slurm knows the place of.
+JobView job_with_log(const lineage::Store& store, std::string_view id, const SlurmCache& slurm) {
+  JobView v = load_job(store, parse_id(id, "launch"));
+  const std::string job = text_property(v.launch.properties, "job");
+  if (!v.output_dir.empty() || job.empty()) return v;
+  const auto out = slurm.batch_output(job);
+  if (out.path.empty()) v.batch_error = out.error;
+  else v.batch_log = read_tail(out.path);
+  return v;
+}
+
 serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm,
                  const std::filesystem::path& services, TrafficCache& traffic) {
   const std::string_view what = s.size() > 1 ? s[1] : "";
@@ -89,7 +101,7 @@ serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& s
   if (s.size() == 2 && what == "jobs") {
     return json_reply(json::Value(json::Object{{"launches", launches_json(store)}, {"slurm", slurm.jobs()}}));
   }
-  if (s.size() == 3 && what == "jobs") return json_reply(job_json(load_job(store, parse_id(s[2], "launch"))));
+  if (s.size() == 3 && what == "jobs") return json_reply(job_json(job_with_log(store, s[2], slurm)));
   if (s.size() == 2 && what == "sweeps") return json_reply(sweeps_json(store));
   if (s.size() == 3 && what == "sweeps") return json_reply(sweep_json(load_sweep(store, parse_id(s[2], "sweep"))));
   if (s.size() == 2 && what == "pipelines") return json_reply(pipelines_json(store));
@@ -107,7 +119,7 @@ serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& 
   if (s.empty()) return html_reply(overview_page(store, services));
   const std::string_view what = s[0];
   if (s.size() == 1 && what == "jobs") return html_reply(jobs_page(store, slurm.jobs()));
-  if (s.size() == 2 && what == "jobs") return html_reply(job_page(load_job(store, parse_id(s[1], "launch"))));
+  if (s.size() == 2 && what == "jobs") return html_reply(job_page(job_with_log(store, s[1], slurm)));
   if (s.size() == 1 && what == "sweeps") return html_reply(sweeps_page(store));
   if (s.size() == 2 && what == "sweeps") return html_reply(sweep_page(load_sweep(store, parse_id(s[1], "sweep"))));
   if (s.size() == 1 && what == "pipelines") return html_reply(pipelines_page(store));

@@ -73,6 +73,10 @@ struct JobView {
   std::string run_error = {};
   std::optional<lineage::Artifact> checkpoint = {};  // the last one it committed
   std::vector<LogTail> logs = {};                    // per rank, from --output-dir
+  // Without --output-dir, the ranks' lines went to the batch job's output file: its tail, or
+  // why it cannot be shown.
+  std::optional<LogTail> batch_log = {};
+  std::string batch_error = {};
 };
 // 404 when the store has no such launch; a run directory that cannot be read is not an error.
 JobView load_job(const lineage::Store& store, std::int64_t id);

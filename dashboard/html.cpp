@@ -399,8 +399,13 @@ std::string run_tables(const launcher::RunReport& run) {
 
 std::string log_tails(const JobView& v) {
   if (v.output_dir.empty()) {
-    return "<p class=\"note\">The ranks' output went to the launch's own output, each line prefixed by its rank: "
-           "give cohort launch --output-dir DIR to keep a log per rank that this page shows.</p>";
+    const std::string hint = "The ranks' output went to the launch's own output, each line prefixed by its rank: give "
+                             "cohort launch --output-dir DIR to keep a log per rank that this page shows.";
+    if (!v.batch_log) return "<p class=\"note\">" + hint + (v.batch_error.empty() ? "" : " " + e(v.batch_error) + ".") + "</p>";
+    const LogTail& t = *v.batch_log;
+    return "<h3>Batch output</h3><p class=\"note\">" + hint + " Slurm's output file <code>" + e(t.path) + "</code>" +
+           (t.cut ? ", its last " + std::to_string(kTailLines) + " lines at most" : std::string()) + ":</p>" +
+           (t.error.empty() ? "<pre class=\"log\" id=\"batch-log\">" + e(t.text) + "</pre>" : "<p class=\"note\">" + e(t.error) + "</p>");
   }
   std::string out;
   for (const auto& t : v.logs) {

@@ -203,6 +203,13 @@ json::Value job_json(const JobView& v) {
     logs.push(std::move(l));
   }
   o.set("logs", std::move(logs));
+  if (v.batch_log) {
+    json::Value b(json::Object{{"path", v.batch_log->path}, {"tail", v.batch_log->text}, {"cut", v.batch_log->cut}});
+    if (!v.batch_log->error.empty()) b.set("error", v.batch_log->error);
+    o.set("batch_log", std::move(b));
+  } else if (!v.batch_error.empty()) {
+    o.set("batch_log", json::Object{{"error", v.batch_error}});
+  }
   return o;
 }
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
 
 #include "common/fd.hpp"
@@ -406,6 +407,54 @@ TEST(DashboardJob, JobsListHasEachRunningLaunchsNewestHeartbeatAndLastCheckpoint
   EXPECT_NE(page.body.find("<a class=\"checkpoint\" href=\"/models/" + std::to_string(checkpoint) + "\">step &lt;3&gt;</a>"),
             std::string::npos) << page.body;
   EXPECT_NE(page.body.find(" s ago</td>"), std::string::npos) << page.body;
+}
+
+// Without --output-dir the ranks' lines went to the batch job's output, which only Slurm knows
+// the place of: the page shows its tail, escaped and bounded; another user's job, or one Slurm
+// has forgotten, is said so and nothing of it is shown.
+TEST(DashboardJob, ALaunchWithoutOutputDirShowsTheTailOfItsBatchOutput) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-batch");
+  const fs::path bin = dir / "bin";
+  fs::create_directories(bin);
+  std::ofstream(bin / "scontrol") << "#!/bin/sh\ncase \"$4\" in\n"
+                                  << "77) echo \"JobId=77 JobName=train UserId=nobody(65534) StdOut=" << (dir / "slurm-77.out").string()
+                                  << " StdErr=x\" ;;\n78) echo \"JobId=78 UserId=root(0) StdOut=" << (dir / "secret.out").string()
+                                  << "\" ;;\n*) echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1 ;;\nesac\n";
+  fs::permissions(bin / "scontrol", fs::perms::owner_all);
+  {
+    std::ofstream out(dir / "slurm-77.out");
+    for (int i = 0; i < 300; ++i) out << "0: line " << i << "\n";
+    out << "1: <script>alert(3)</script>\n";
+    std::ofstream(dir / "secret.out") << "root's secret\n";
+  }
+  std::map<std::string, std::int64_t> ids;
+  {
+    auto store = lineage::Store::open(dir / "lineage.db");
+    for (const char* job : {"77", "78", "79"}) {
+      ids[job] = store.put_execution({.type = "Launch", .name = std::string("job-") + job, .state = "RUNNING",
+                                      .properties = {{"job", std::string(job)}}});
+    }
+  }
+  const std::string path = std::getenv("PATH");
+  ::setenv("PATH", (bin.string() + ":" + path).c_str(), 1);
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const serve::Reply mine = app.get("/jobs/" + std::to_string(ids["77"]));
+  const serve::Reply theirs = app.get("/jobs/" + std::to_string(ids["78"]));
+  const serve::Reply forgotten = app.get("/jobs/" + std::to_string(ids["79"]));
+  const json::Value api = json::parse(app.get("/api/jobs/" + std::to_string(ids["77"])).body, "job");
+  ::setenv("PATH", path.c_str(), 1);
+  ASSERT_EQ(mine.status, 200) << mine.body;
+  EXPECT_NE(mine.body.find("1: &lt;script&gt;alert(3)&lt;/script&gt;"), std::string::npos) << mine.body;
+  EXPECT_EQ(mine.body.find("<script>alert"), std::string::npos);
+  EXPECT_NE(mine.body.find("0: line 299"), std::string::npos);
+  EXPECT_EQ(mine.body.find("0: line 100\n"), std::string::npos) << "only the last 200 lines";
+  EXPECT_TRUE(api.at("batch_log").at("cut").as_bool());
+  EXPECT_EQ(api.at("batch_log").at("path").as_string(), (dir / "slurm-77.out").string());
+  ASSERT_EQ(theirs.status, 200) << theirs.body;
+  EXPECT_EQ(theirs.body.find("secret"), std::string::npos) << "another user's output is not shown";
+  EXPECT_NE(theirs.body.find("job 78 is not yours"), std::string::npos) << theirs.body;
+  ASSERT_EQ(forgotten.status, 200) << forgotten.body;
+  EXPECT_NE(forgotten.body.find("Slurm no longer knows job 79"), std::string::npos) << forgotten.body;
 }
 
 // What a crash, a torn-down rank or a foreign file leaves: files without their fields, a

@@ -8,6 +8,7 @@
 #include "dashboard/data.hpp"
 #include "dashboard/html.hpp"
 #include "dashboard/slurm.hpp"
+#include "dashboard/traffic.hpp"
 #include "lineage/record.hpp"
 #include "lineage/store.hpp"
 
@@ -71,21 +72,36 @@ json::Value api_index() {
 
 }  // namespace
 
-App::App(Config config) : config_(std::move(config)), slurm_(std::make_unique<SlurmCache>(config_.user, config_.slurm_every)) {}
+App::App(Config config)
+    : config_(std::move(config)),
+      slurm_(std::make_unique<SlurmCache>(config_.user, config_.slurm_every)),
+      traffic_(std::make_unique<TrafficCache>(config_.scrape_every, config_.scrape_timeout)) {}
 App::~App() = default;
 
 int App::slurm_queries() const { return slurm_->queries(); }
 
 namespace {
 
+// A launch with its log: per rank from its --output-dir, else the tail of the batch job's
+// output file, which only Slurm knows the place of.
+JobView job_with_log(const lineage::Store& store, std::string_view id, const SlurmCache& slurm) {
+  JobView v = load_job(store, parse_id(id, "launch"));
+  const std::string job = text_property(v.launch.properties, "job");
+  if (!v.output_dir.empty() || job.empty()) return v;
+  const auto out = slurm.batch_output(job);
+  if (out.path.empty()) v.batch_error = out.error;
+  else v.batch_log = read_tail(out.path);
+  return v;
+}
+
 serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm,
-                 const std::filesystem::path& services) {
+                 const std::filesystem::path& services, TrafficCache& traffic) {
   const std::string_view what = s.size() > 1 ? s[1] : "";
   if (s.size() == 1) return json_reply(api_index());
   if (s.size() == 2 && what == "jobs") {
     return json_reply(json::Value(json::Object{{"launches", launches_json(store)}, {"slurm", slurm.jobs()}}));
   }
-  if (s.size() == 3 && what == "jobs") return json_reply(job_json(load_job(store, parse_id(s[2], "launch"))));
+  if (s.size() == 3 && what == "jobs") return json_reply(job_json(job_with_log(store, s[2], slurm)));
   if (s.size() == 2 && what == "sweeps") return json_reply(sweeps_json(store));
   if (s.size() == 3 && what == "sweeps") return json_reply(sweep_json(load_sweep(store, parse_id(s[2], "sweep"))));
   if (s.size() == 2 && what == "pipelines") return json_reply(pipelines_json(store));
@@ -94,16 +110,16 @@ serve::Reply api(const std::vector<std::string_view>& s, const lineage::Store& s
   }
   if (s.size() == 2 && what == "models") return json_reply(models_json(store));
   if (s.size() == 3 && what == "models") return json_reply(model_json(store, parse_id(s[2], "artifact")));
-  if (s.size() == 2 && what == "endpoints") return json_reply(endpoints_json(store, services));
+  if (s.size() == 2 && what == "endpoints") return json_reply(endpoints_json(store, services, traffic));
   throw HttpError{404, "no API at /" + std::string(s.size() > 1 ? s[1].substr(0, 64) : "") + "; see /api/"};
 }
 
 serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& store, SlurmCache& slurm,
-                  const std::filesystem::path& services) {
+                  const std::filesystem::path& services, TrafficCache& traffic) {
   if (s.empty()) return html_reply(overview_page(store, services));
   const std::string_view what = s[0];
   if (s.size() == 1 && what == "jobs") return html_reply(jobs_page(store, slurm.jobs()));
-  if (s.size() == 2 && what == "jobs") return html_reply(job_page(load_job(store, parse_id(s[1], "launch"))));
+  if (s.size() == 2 && what == "jobs") return html_reply(job_page(job_with_log(store, s[1], slurm)));
   if (s.size() == 1 && what == "sweeps") return html_reply(sweeps_page(store));
   if (s.size() == 2 && what == "sweeps") return html_reply(sweep_page(load_sweep(store, parse_id(s[1], "sweep"))));
   if (s.size() == 1 && what == "pipelines") return html_reply(pipelines_page(store));
@@ -112,7 +128,7 @@ serve::Reply view(const std::vector<std::string_view>& s, const lineage::Store& 
   }
   if (s.size() == 1 && what == "models") return html_reply(models_page(store));
   if (s.size() == 2 && what == "models") return html_reply(model_page(store, parse_id(s[1], "artifact")));
-  if (s.size() == 1 && what == "endpoints") return html_reply(endpoints_page(store, services));
+  if (s.size() == 1 && what == "endpoints") return html_reply(endpoints_page(store, services, traffic));
   throw HttpError{404, "no page here; the pages are /jobs, /sweeps, /pipelines, /models and /endpoints"};
 }
 
@@ -129,7 +145,8 @@ serve::Reply App::get(std::string_view target) const {
     // Opened per request: a Store is used by one thread, and what other processes wrote
     // since (a trial that ended, a task that started) is then in what the page shows.
     const lineage::Store store = lineage::open_merged(config_.store);
-    return is_api ? api(s, store, *slurm_, config_.services) : view(s, store, *slurm_, config_.services);
+    return is_api ? api(s, store, *slurm_, config_.services, *traffic_)
+                  : view(s, store, *slurm_, config_.services, *traffic_);
   } catch (const HttpError& e) {
     if (is_api) return {.status = e.status, .body = serve::error_body(e.message)};
     serve::Reply r = html_reply(error_page(e.status, e.message));

@@ -29,12 +29,17 @@ struct Config {
   std::filesystem::path services = {};
   // Slurm is asked at most once in this long, however many pages are loaded.
   std::chrono::milliseconds slurm_every{5000};
+  // A ready service's metrics are scraped at most once in this long, each GET given at most
+  // `scrape_timeout`: a page waits that long at worst for a service that does not answer.
+  std::chrono::milliseconds scrape_every{5000};
+  std::chrono::milliseconds scrape_timeout{1000};
 };
 
 // `text` safe inside HTML text and quoted attributes: & < > " ' as entities.
 std::string html_escape(std::string_view text);
 
 class SlurmCache;
+class TrafficCache;
 
 class App : public serve::Handler {
  public:
@@ -53,6 +58,7 @@ class App : public serve::Handler {
  private:
   Config config_;
   std::unique_ptr<SlurmCache> slurm_;
+  std::unique_ptr<TrafficCache> traffic_;
 };
 
 // `cohort dashboard [--port P] [--address A] [--token-file F] …`; returns the exit status.

@@ -55,7 +55,9 @@ std::optional<Args> parse(const std::vector<std::string>& args) {
       ("services", po::value<std::string>()->value_name("DIR"),
        "where cohort serve submit keeps its services (default: as cohort serve list looks)")
       ("slurm-every", po::value<std::string>()->value_name("SECONDS")->default_value("5"),
-       "ask Slurm for your jobs at most once in this long");
+       "ask Slurm for your jobs at most once in this long")
+      ("scrape-every", po::value<std::string>()->value_name("SECONDS")->default_value("5"),
+       "ask a ready service's router and replicas for their metrics at most once in this long");
   auto p = parser.parse(args);
   if (!p) return std::nullopt;
   Args a;
@@ -76,6 +78,8 @@ std::optional<Args> parse(const std::vector<std::string>& args) {
   a.config.services = serve::services_root(p->has("services") ? p->values["services"].as<std::string>() : "");
   a.config.slurm_every = std::chrono::seconds(
       options::whole_number("--slurm-every", p->values["slurm-every"].as<std::string>(), 1, 3600));
+  a.config.scrape_every = std::chrono::seconds(
+      options::whole_number("--scrape-every", p->values["scrape-every"].as<std::string>(), 1, 3600));
   a.config.user = user_name();
   return a;
 }

@@ -5,6 +5,7 @@
 
 #include "common/error.hpp"
 #include "common/text.hpp"
+#include "dashboard/traffic.hpp"
 #include "lineage/report.hpp"
 #include "tuner/report.hpp"
 #include "tuner/runner.hpp"
@@ -181,7 +182,16 @@ json::Value model_json(const lineage::Store& store, std::int64_t artifact) {
   return o;
 }
 
-json::Value launches_json(const lineage::Store& store) { return lineage::array_of(store.executions("Launch")); }
+json::Value launches_json(const lineage::Store& store) {
+  json::Value list = json::Value::array();
+  for (const auto& r : launch_rows(store)) {
+    json::Value o = lineage::to_json(r.launch);
+    o.set("heartbeat_age", r.heartbeat_age ? json::Value(*r.heartbeat_age) : json::Value());
+    o.set("checkpoint", r.checkpoint ? lineage::to_json(*r.checkpoint) : json::Value());
+    list.push(std::move(o));
+  }
+  return list;
+}
 
 namespace {
 
@@ -212,7 +222,7 @@ json::Value service_json(const Service& s) {
 
 }  // namespace
 
-json::Value endpoints_json(const lineage::Store& store, const fs::path& services_root) {
+json::Value endpoints_json(const lineage::Store& store, const fs::path& services_root, TrafficCache& traffic) {
   json::Value list = json::Value::array();
   for (const auto& p : endpoints(store)) {
     json::Value models = json::Value::array();
@@ -227,7 +237,11 @@ json::Value endpoints_json(const lineage::Store& store, const fs::path& services
                                        {"updated", p.updated}}));
   }
   json::Value submitted = json::Value::array();
-  for (const auto& s : services(services_root)) submitted.push(service_json(s));
+  for (const auto& s : services(services_root)) {
+    json::Value o = service_json(s);
+    if (s.registry) o.set("load", load_json(traffic.load(s, TrafficCache::Clock::now())));
+    submitted.push(std::move(o));
+  }
   return json::Value(json::Object{{"endpoints", std::move(list)}, {"services", std::move(submitted)}});
 }
 

@@ -73,9 +73,23 @@ struct JobView {
   std::string run_error = {};
   std::optional<lineage::Artifact> checkpoint = {};  // the last one it committed
   std::vector<LogTail> logs = {};                    // per rank, from --output-dir
+  // Without --output-dir, the ranks' lines went to the batch job's output file: its tail, or
+  // why it cannot be shown.
+  std::optional<LogTail> batch_log = {};
+  std::string batch_error = {};
 };
 // 404 when the store has no such launch; a run directory that cannot be read is not an error.
 JobView load_job(const lineage::Store& store, std::int64_t id);
+
+// What the jobs list shows of a launch besides its record, at a cost bounded however large
+// its gang: the newest rank's heartbeat age, read only while the launch runs (an ended
+// launch's ranks beat no more), and the last checkpoint it committed.
+struct LaunchRow {
+  lineage::Execution launch;
+  std::optional<double> heartbeat_age = {};
+  std::optional<lineage::Artifact> checkpoint = {};
+};
+std::vector<LaunchRow> launch_rows(const lineage::Store& store);
 json::Value job_json(const JobView& job);
 
 // A server that answers, or answered, inference requests: the Serve executions
@@ -108,6 +122,9 @@ json::Value pipeline_json(const PipelineView& run);
 json::Value models_json(const lineage::Store& store);
 json::Value model_json(const lineage::Store& store, std::int64_t artifact);
 json::Value launches_json(const lineage::Store& store);
-json::Value endpoints_json(const lineage::Store& store, const std::filesystem::path& services_root);
+class TrafficCache;
+// Each service with its load now (its request rate and p50/p99, as `cohort serve status`
+// reads them), from `traffic`.
+json::Value endpoints_json(const lineage::Store& store, const std::filesystem::path& services_root, TrafficCache& traffic);
 
 }  // namespace cohort::dashboard

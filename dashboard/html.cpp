@@ -11,6 +11,7 @@
 #include "common/error.hpp"
 #include "common/text.hpp"
 #include "dashboard/dashboard.hpp"
+#include "dashboard/traffic.hpp"
 #include "lineage/report.hpp"
 #include "tuner/report.hpp"
 #include "tuner/sampler.hpp"
@@ -257,8 +258,34 @@ std::string model_page(const lineage::Store& store, std::int64_t artifact) {
 
 namespace {
 
-// A submitted service: its state and traffic split, the model of each version, its replicas.
-std::string service_section(const Service& s) {
+std::string fixed(double v, int decimals) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(decimals) << v;
+  return out.str();
+}
+
+// Cells for a load: requests/s, p50, p99 ("-" where not known yet: a rate needs two scrapes).
+std::string load_cells(const Load& l) {
+  auto ms = [](const std::optional<double>& v) -> std::string {
+    if (!v) return "-";
+    return std::isfinite(*v) ? "&le; " + fixed(*v * 1000, 1) + " ms" : "&gt; the largest bucket";
+  };
+  return "<td class=\"num\">" + (l.rate ? fixed(*l.rate, 1) : std::string("-")) + "</td><td class=\"num\">" + ms(l.p50) +
+         "</td><td class=\"num\">" + ms(l.p99) + "</td>";
+}
+
+// The line under a service's name that says what its metrics said, and when.
+std::string load_line(const ServiceLoad& l) {
+  if (!l.scraped) return "<p class=\"load\">Load: not asked (the service is not ready).</p>";
+  const std::string at = " <span class=\"note\">(asked " + e(when(l.at)) + " UTC)</span>";
+  if (!l.answered) return "<p class=\"load no-answer\">Load: no answer: " + e(l.problem) + "." + at + "</p>";
+  return "<table class=\"load\"><thead><tr><th>requests/s</th><th>p50</th><th>p99</th></tr></thead><tbody><tr>" +
+         load_cells(l.all) + "</tr></tbody></table>" + at;
+}
+
+// A submitted service: its state and traffic split, its load, the model of each version and
+// its load, its replicas.
+std::string service_section(const Service& s, const ServiceLoad& load) {
   if (!s.registry) {
     return "<h3>" + e(s.dir.filename().string()) + "</h3><p class=\"note\">" + e(s.error) + "</p>";
   }
@@ -270,9 +297,10 @@ std::string service_section(const Service& s) {
   std::vector<std::string> versions, replicas;
   for (const auto& [version, path] : r.storage) {
     const auto t = r.traffic.find(version);
+    const auto l = load.versions.find(version);
     versions.push_back("<td>" + e(version) + "</td><td class=\"num\">" +
-                       (t == r.traffic.end() ? std::string("0") : std::to_string(t->second)) + "%</td><td><code>" + e(path) +
-                       "</code></td>");
+                       (t == r.traffic.end() ? std::string("0") : std::to_string(t->second)) + "%</td>" +
+                       load_cells(l == load.versions.end() ? Load{} : l->second) + "<td><code>" + e(path) + "</code></td>");
   }
   for (const auto& x : r.replicas) {
     replicas.push_back("<td class=\"num\">" + std::to_string(x.id) + "</td><td>" + e(x.node) + "</td><td><code>" + e(x.host) +
@@ -283,13 +311,13 @@ std::string service_section(const Service& s) {
                     e(r.state) + "</span>" + (r.message.empty() ? "" : " (" + e(r.message) + ")") + ", Slurm job " +
                     e(r.job) + (r.url.empty() ? std::string() : ", router <code>" + e(r.url) + "</code>") +
                     "; traffic " + (split.empty() ? std::string("none") : split) + ".</p>";
-  out += table({"version", "traffic", "model"}, versions);
+  out += load_line(load) + table({"version", "traffic", "requests/s", "p50", "p99", "model"}, versions);
   return out + table({"replica", "node", "address", "version", "state", "restarts"}, replicas);
 }
 
 }  // namespace
 
-std::string endpoints_page(const lineage::Store& store, const std::filesystem::path& services_root) {
+std::string endpoints_page(const lineage::Store& store, const std::filesystem::path& services_root, TrafficCache& traffic) {
   std::vector<std::string> rows;
   for (const auto& p : endpoints(store)) {
     rows.push_back("<td>" + e(p.name) + "</td>" + state_cell(p.state) + "<td><code>" + e(p.url) + "</code></td><td>" +
@@ -301,7 +329,9 @@ std::string endpoints_page(const lineage::Store& store, const std::filesystem::p
     body += "<p>No service submitted with cohort serve submit" +
             (services_root.empty() ? std::string() : " in <code>" + e(services_root.string()) + "</code>") + ".</p>";
   }
-  for (const auto& s : submitted) body += service_section(s);
+  for (const auto& s : submitted) {
+    body += s.registry ? service_section(s, traffic.load(s, TrafficCache::Clock::now())) : service_section(s, {});
+  }
   body += "<h2>Servers</h2>";
   body += rows.empty() ? "<p>No model server is recorded in the lineage store yet.</p>"
                        : table({"server", "state", "url", "host", "models", "started (UTC)"}, rows, "endpoints");
@@ -310,18 +340,20 @@ std::string endpoints_page(const lineage::Store& store, const std::filesystem::p
 
 std::string jobs_page(const lineage::Store& store, const json::Value& slurm) {
   std::vector<std::string> launches;
-  for (const auto& x : store.executions("Launch")) {
-    const auto prop = [&](const std::string& k) {
-      auto it = x.properties.find(k);
-      return it == x.properties.end() ? std::string() : lineage::to_text(it->second);
-    };
+  for (const auto& row : launch_rows(store)) {
+    const auto& x = row.launch;
+    const auto prop = [&](const std::string& k) { return text_property(x.properties, k); };
+    const std::string beat = row.heartbeat_age ? e(tuner::format_number(std::round(*row.heartbeat_age))) + " s ago" : "-";
+    const std::string checkpoint = row.checkpoint ? "<a class=\"checkpoint\" href=\"/models/" + std::to_string(row.checkpoint->id) +
+                                                        "\">" + e(row.checkpoint->name.empty() ? row.checkpoint->uri : row.checkpoint->name) + "</a>"
+                                                  : "-";
     launches.push_back("<td><a href=\"/jobs/" + std::to_string(x.id) + "\">" + e(x.name) + "</a></td>" + state_cell(x.state) + "<td>" + e(prop("job")) + "</td><td>" +
-                       e(prop("outcome")) + "</td><td class=\"num\">" + e(prop("restarts")) + "</td><td><code>" +
-                       e(prop("command")) + "</code></td><td>" + e(when(x.updated)) + "</td>");
+                       e(prop("outcome")) + "</td><td class=\"num\">" + e(prop("restarts")) + "</td><td class=\"num\">" + beat +
+                       "</td><td>" + checkpoint + "</td><td><code>" + e(prop("command")) + "</code></td><td>" + e(when(x.updated)) + "</td>");
   }
   std::string body = "<h2>Launches</h2>" +
                      (launches.empty() ? std::string("<p>No launch is recorded in the lineage store yet.</p>")
-                                       : table({"launch", "state", "job", "outcome", "restarts", "command", "updated (UTC)"},
+                                       : table({"launch", "state", "job", "outcome", "restarts", "heartbeat", "last checkpoint", "command", "updated (UTC)"},
                                                launches, "launches"));
   body += "<h2>Slurm</h2>";
   if (!slurm.at("available").as_bool()) return page("Jobs", "jobs", body + "<p>Slurm is not installed here.</p>", 10);
@@ -367,8 +399,13 @@ std::string run_tables(const launcher::RunReport& run) {
 
 std::string log_tails(const JobView& v) {
   if (v.output_dir.empty()) {
-    return "<p class=\"note\">The ranks' output went to the launch's own output, each line prefixed by its rank: "
-           "give cohort launch --output-dir DIR to keep a log per rank that this page shows.</p>";
+    const std::string hint = "The ranks' output went to the launch's own output, each line prefixed by its rank: give "
+                             "cohort launch --output-dir DIR to keep a log per rank that this page shows.";
+    if (!v.batch_log) return "<p class=\"note\">" + hint + (v.batch_error.empty() ? "" : " " + e(v.batch_error) + ".") + "</p>";
+    const LogTail& t = *v.batch_log;
+    return "<h3>Batch output</h3><p class=\"note\">" + hint + " Slurm's output file <code>" + e(t.path) + "</code>" +
+           (t.cut ? ", its last " + std::to_string(kTailLines) + " lines at most" : std::string()) + ":</p>" +
+           (t.error.empty() ? "<pre class=\"log\" id=\"batch-log\">" + e(t.text) + "</pre>" : "<p class=\"note\">" + e(t.error) + "</p>");
   }
   std::string out;
   for (const auto& t : v.logs) {

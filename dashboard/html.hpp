@@ -10,6 +10,8 @@
 
 namespace cohort::dashboard {
 
+class TrafficCache;
+
 std::string overview_page(const lineage::Store& store, const std::filesystem::path& services_root);
 std::string jobs_page(const lineage::Store& store, const json::Value& slurm);
 std::string job_page(const JobView& job);
@@ -19,7 +21,7 @@ std::string pipelines_page(const lineage::Store& store);
 std::string pipeline_page(const PipelineView& run);
 std::string models_page(const lineage::Store& store);
 std::string model_page(const lineage::Store& store, std::int64_t artifact);
-std::string endpoints_page(const lineage::Store& store, const std::filesystem::path& services_root);
+std::string endpoints_page(const lineage::Store& store, const std::filesystem::path& services_root, TrafficCache& traffic);
 std::string error_page(int status, const std::string& message);
 
 // Each trial an polyline across one axis per parameter and one for the objective: which

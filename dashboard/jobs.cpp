@@ -162,6 +162,19 @@ JobView load_job(const lineage::Store& store, std::int64_t id) {
   return v;
 }
 
+std::vector<LaunchRow> launch_rows(const lineage::Store& store) {
+  std::vector<LaunchRow> rows;
+  const double now = wall_clock();
+  for (auto& x : store.executions("Launch")) {
+    LaunchRow r{.launch = std::move(x)};
+    const std::string run_dir = text_property(r.launch.properties, "run_dir");
+    if (r.launch.state == "RUNNING" && !run_dir.empty()) r.heartbeat_age = launcher::newest_heartbeat_age(run_dir, now);
+    r.checkpoint = last_checkpoint(store, r.launch.id);
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
 json::Value job_json(const JobView& v) {
   json::Value o = lineage::to_json(v.launch);
   o.set("run_dir", v.run_dir);
@@ -190,6 +203,13 @@ json::Value job_json(const JobView& v) {
     logs.push(std::move(l));
   }
   o.set("logs", std::move(logs));
+  if (v.batch_log) {
+    json::Value b(json::Object{{"path", v.batch_log->path}, {"tail", v.batch_log->text}, {"cut", v.batch_log->cut}});
+    if (!v.batch_log->error.empty()) b.set("error", v.batch_log->error);
+    o.set("batch_log", std::move(b));
+  } else if (!v.batch_error.empty()) {
+    o.set("batch_log", json::Object{{"error", v.batch_error}});
+  }
   return o;
 }
 

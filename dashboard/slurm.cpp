@@ -67,6 +67,27 @@ json::Value SlurmCache::jobs() {
   return answer_;
 }
 
+SlurmCache::BatchOutput SlurmCache::batch_output(const std::string& job) const {
+  if (job.empty() || job.find_first_not_of("0123456789_+") != std::string::npos) {
+    return {.path = {}, .error = "'" + job.substr(0, 64) + "' is not a Slurm job id"};
+  }
+  if (!find_program("scontrol")) return {.path = {}, .error = "Slurm's scontrol is not installed here"};
+  const auto r = run_process({"scontrol", "show", "job", "-o", job}, RunOptions{.timeout = kSlurmTimeout});
+  if (!r.ok()) {
+    return {.path = {}, .error = "Slurm no longer knows job " + job + " (it forgets ended jobs after a few minutes)"};
+  }
+  std::string path, owner;
+  std::istringstream fields(r.out.substr(0, r.out.find('\n')));
+  for (std::string field; fields >> field;) {
+    if (field.starts_with("StdOut=")) path = field.substr(7);
+    if (field.starts_with("UserId=")) owner = field.substr(7, field.find('(') - 7);
+  }
+  // Only the owner's own output: the dashboard shows nobody else's work.
+  if (owner != user_) return {.path = {}, .error = "job " + job + " is not yours"};
+  if (path.empty()) return {.path = {}, .error = "Slurm does not say where job " + job + " writes its output"};
+  return {.path = path, .error = {}};
+}
+
 int SlurmCache::queries() const {
   std::lock_guard lock(mutex_);
   return queries_;

@@ -21,6 +21,14 @@ class SlurmCache {
   json::Value jobs();
   int queries() const;
 
+  // Where Slurm writes `job`'s batch output (scontrol's StdOut=), asked now: a job's page
+  // wants it once, not every few seconds. Empty with `error` saying why when the job is not
+  // this user's, Slurm no longer knows it, or Slurm is not here.
+  struct BatchOutput {
+    std::string path, error;
+  };
+  BatchOutput batch_output(const std::string& job) const;
+
  private:
   json::Value ask() const;
 

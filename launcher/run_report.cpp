@@ -88,6 +88,27 @@ AttemptReport read_attempt(const fs::path& dir, int number, bool current, double
 
 }  // namespace
 
+std::optional<double> newest_heartbeat_age(const std::string& dir, double now, std::size_t max_entries) {
+  std::error_code ec;
+  std::optional<int> newest;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (auto n = numbered(it->path().filename().string(), "attempt-", "")) newest = std::max(newest.value_or(*n), *n);
+  }
+  if (!newest) return std::nullopt;
+  std::optional<double> age;
+  std::size_t seen = 0;
+  const fs::path attempt = fs::path(dir) / ("attempt-" + std::to_string(*newest));
+  for (fs::directory_iterator it(attempt, ec), end; !ec && it != end && seen++ < max_entries; it.increment(ec)) {
+    if (!numbered(it->path().filename().string(), "heartbeat-", "")) continue;
+    struct stat st {};
+    // An mtime at the epoch is a heartbeat file made but not yet beaten.
+    if (::stat(it->path().c_str(), &st) != 0 || st.st_mtim.tv_sec <= 0) continue;
+    const double a = std::max(0.0, now - (st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9));
+    age = std::min(age.value_or(a), a);
+  }
+  return age;
+}
+
 RunReport read_run_dir(const std::string& dir, double now) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {

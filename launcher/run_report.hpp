@@ -42,4 +42,10 @@ struct RunReport {
 // wall clock in seconds since the epoch, for heartbeat ages.
 RunReport read_run_dir(const std::string& dir, double now);
 
+// Seconds since the newest beat of any rank of the newest attempt: what a list of launches
+// shows of each, at a cost bounded however large the gang (the run directory's listing and
+// at most `max_entries` entries of the attempt's). Nothing when no rank has beaten yet, the
+// directory is not there, or none was found within the bound.
+std::optional<double> newest_heartbeat_age(const std::string& dir, double now, std::size_t max_entries = 4096);
+
 }  // namespace cohort::launcher

@@ -1,12 +1,5 @@
 // `cohort serve submit | status | list`: a KServe InferenceService as one Slurm job of
 // replica steps behind a router, and what its registry says of it.
-#include <utility>  // before Asio's headers: with C++20 they use std::exchange unannounced
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,6 +19,7 @@
 #include "common/yaml_reader.hpp"
 #include "serve/isvc.hpp"
 #include "serve/registry.hpp"
+#include "serve/scrape.hpp"
 #include "serve/serve_command.hpp"
 #include "serve/service_commands.hpp"
 
@@ -34,7 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace po = options::po;
-namespace http = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 
 bool job_alive(const std::string& job) {
@@ -144,68 +137,6 @@ int submit(const std::vector<std::string>& args) {
   return 0;
 }
 
-// GET http://HOST:PORT/TARGET with the token; the body, or nothing when it cannot be had.
-std::optional<std::string> http_get(const std::string& url, const std::string& target, const std::string& token) {
-  // url: http://HOST:PORT/v2
-  const auto rest = std::string_view(url).substr(url.find("//") + 2);
-  const auto slash = rest.find('/');
-  const auto hostport = rest.substr(0, slash);
-  const auto colon = hostport.rfind(':');
-  try {
-    boost::asio::io_context io;
-    boost::beast::tcp_stream stream(io);
-    boost::asio::ip::tcp::resolver resolver(io);
-    stream.expires_after(std::chrono::seconds(5));
-    stream.connect(resolver.resolve(std::string(hostport.substr(0, colon)), std::string(hostport.substr(colon + 1))));
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, std::string(hostport));
-    req.set(http::field::authorization, "Bearer " + token);
-    http::write(stream, req);
-    boost::beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(stream, buffer, res);
-    if (res.result_int() != 200) return std::nullopt;
-    return res.body();
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-// The value of NAME{...replica="R"...} in Prometheus text.
-std::optional<double> sample(const std::string& text, const std::string& name, const std::string& label) {
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.starts_with(name + "{") && line.find(label) != std::string::npos) {
-      return std::strtod(line.substr(line.rfind(' ') + 1).c_str(), nullptr);
-    }
-  }
-  return std::nullopt;
-}
-
-// The q-quantile of a Prometheus histogram summed over `texts`: the upper bound of the
-// bucket it falls in.
-std::optional<double> quantile(const std::vector<std::string>& texts, const std::string& name, double q) {
-  std::map<double, double> cumulative;  // le → count, infinite bound as +inf
-  for (const auto& text : texts) {
-    std::istringstream lines(text);
-    std::string line;
-    while (std::getline(lines, line)) {
-      if (!line.starts_with(name + "_bucket{")) continue;
-      const auto at = line.find("le=\"") + 4;
-      const auto le = line.substr(at, line.find('"', at) - at);
-      const double bound = le == "+Inf" ? INFINITY : std::strtod(le.c_str(), nullptr);
-      cumulative[bound] += std::strtod(line.substr(line.rfind(' ') + 1).c_str(), nullptr);
-    }
-  }
-  if (cumulative.empty() || cumulative.rbegin()->second <= 0) return std::nullopt;
-  const double target = q * cumulative.rbegin()->second;
-  for (const auto& [bound, count] : cumulative) {
-    if (count >= target) return bound;
-  }
-  return std::nullopt;
-}
-
 struct DirArgs {
   fs::path root;
   std::vector<std::string> operands;
@@ -233,25 +164,15 @@ fs::path service_dir(const fs::path& root, const std::string& name) {
   return dir;
 }
 
-double requests_total(const std::string& metrics) {
-  double total = 0;
-  std::istringstream lines(metrics);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.starts_with("cohort_router_requests_total{")) total += std::strtod(line.substr(line.rfind(' ') + 1).c_str(), nullptr);
-  }
-  return total;
-}
-
 // Requests a second through the router, from two scrapes of its metrics a second apart.
 std::optional<double> request_rate(const Registry& r, const std::string& token, const std::optional<std::string>& first) {
   if (!first) return std::nullopt;
   const auto start = Clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  const auto second = http_get(r.url, "/metrics", token);
+  const auto second = scrape_get(r.url, "/metrics", token);
   if (!second) return std::nullopt;
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  return (requests_total(*second) - requests_total(*first)) / seconds;
+  return (metric_total(*second, "cohort_router_requests_total") - metric_total(*first, "cohort_router_requests_total")) / seconds;
 }
 
 std::string number_text(double v, int decimals) {
@@ -286,16 +207,16 @@ int status(const std::vector<std::string>& args) {
   const fs::path dir = service_dir(a->root, a->operands[0]);
   const Registry r = read_registry(dir);
   const std::string token = read_or_create_token(dir / "token");
-  const auto router = r.state == "ready" ? http_get(r.url, "/metrics", token) : std::nullopt;
+  const auto router = r.state == "ready" ? scrape_get(r.url, "/metrics", token) : std::nullopt;
   const auto rate = request_rate(r, token, router);
   std::vector<std::string> replica_metrics;
   json::Value replicas = json::Value::array();
   std::vector<std::vector<std::string>> rows{{"REPLICA", "NODE", "ADDRESS", "VERSION", "STATE", "RESTARTS", "REQUESTS"}};
   for (const auto& x : r.replicas) {
     const std::string name = x.host + ":" + std::to_string(x.port);
-    const auto sent = router ? sample(*router, "cohort_router_requests_total", "replica=\"" + name + "\"") : std::nullopt;
+    const auto sent = router ? metric_sample(*router, "cohort_router_requests_total", "replica=\"" + name + "\"") : std::nullopt;
     if (x.state == "ready") {
-      if (auto m = http_get("http://" + name + "/v2", "/metrics", token)) replica_metrics.push_back(*m);
+      if (auto m = scrape_get("http://" + name + "/v2", "/metrics", token)) replica_metrics.push_back(*m);
     }
     rows.push_back({std::to_string(x.id), x.node, name, x.version, x.state, std::to_string(x.restarts),
                     sent ? number_text(*sent, 0) : "-"});
@@ -303,8 +224,8 @@ int status(const std::vector<std::string>& args) {
                                {"state", x.state}, {"restarts", x.restarts},
                                {"requests", sent ? json::Value(static_cast<long long>(*sent)) : json::Value()}});
   }
-  const auto p50 = quantile(replica_metrics, "cohort_inference_request_duration_seconds", 0.50);
-  const auto p99 = quantile(replica_metrics, "cohort_inference_request_duration_seconds", 0.99);
+  const auto p50 = histogram_quantile(replica_metrics, "cohort_inference_request_duration_seconds", 0.50);
+  const auto p99 = histogram_quantile(replica_metrics, "cohort_inference_request_duration_seconds", 0.99);
   std::string split;
   json::Value traffic = json::Value::object();
   for (const auto& [version, percent] : r.traffic) {

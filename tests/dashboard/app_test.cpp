@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
 
 #include "common/fd.hpp"
@@ -19,6 +20,7 @@
 #include "dashboard/dashboard.hpp"
 #include "dashboard/data.hpp"
 #include "dashboard/html.hpp"
+#include "launcher/run_report.hpp"
 #include "lineage/store.hpp"
 #include "serve/registry.hpp"
 #include "tests/common/temp_dir.hpp"
@@ -352,6 +354,107 @@ TEST(DashboardJob, AMissingRunDirectoryIsSaidOnThePage) {
   for (const char* bad : {"/jobs/0", "/jobs/99", "/jobs/x", "/api/jobs/99", "/jobs/1/2"}) {
     EXPECT_EQ(app.get(bad).status, 404) << bad;
   }
+}
+
+// A heartbeat file last beaten at `at` seconds since the epoch (0: made, not beaten yet).
+void beat(const fs::path& file, time_t at) {
+  write_file_atomically(file, "");
+  const timespec times[2] = {{at, 0}, {at, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, file.c_str(), times, 0), 0) << file;
+}
+
+// The jobs list: a running launch's newest beat among its current attempt's ranks (an older
+// attempt's, and a rank that has not beaten yet, do not count); an ended launch has none;
+// each launch's last checkpoint links to its history.
+TEST(DashboardJob, JobsListHasEachRunningLaunchsNewestHeartbeatAndLastCheckpoint) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-jobs");
+  const fs::path run = dir / "run";
+  fs::create_directories(run / "attempt-0");
+  fs::create_directories(run / "attempt-1");
+  constexpr time_t t = 1'000'000'000;
+  beat(run / "attempt-0" / "heartbeat-0", t + 99);
+  beat(run / "attempt-1" / "heartbeat-0", t + 70);
+  beat(run / "attempt-1" / "heartbeat-1", t + 90);
+  beat(run / "attempt-1" / "heartbeat-2", 0);
+  EXPECT_EQ(launcher::newest_heartbeat_age(run.string(), t + 100), 10.0);
+  EXPECT_FALSE(launcher::newest_heartbeat_age((dir / "gone").string(), t + 100));
+
+  const auto running = put_launch(dir / "lineage.db", run.string(), {}, "RUNNING");
+  std::int64_t checkpoint = 0;
+  {
+    auto store = lineage::Store::open(dir / "lineage.db");
+    checkpoint = store.put_artifact({.type = "Checkpoint", .uri = "/ckpt/step-3", .name = "step <3>"});
+    store.put_event(running, checkpoint, lineage::EventType::output, "checkpoint");
+    store.put_execution({.type = "Launch", .name = "ended", .state = "COMPLETE", .properties = {{"run_dir", run.string()}}});
+  }
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const serve::Reply api = app.get("/api/jobs");
+  ASSERT_EQ(api.status, 200) << api.body;
+  const auto launches = json::parse(api.body, "jobs").at("launches").as_array();
+  ASSERT_EQ(launches.size(), 2u);
+  for (const auto& l : launches) {
+    if (l.at("state").as_string() == "RUNNING") {
+      // Beaten at t + 90, some 30 years ago: the age is from the wall clock, not from t.
+      EXPECT_GT(l.at("heartbeat_age").as_double(), 3.0e8);
+      EXPECT_EQ(l.at("checkpoint").at("id").as_int(), checkpoint);
+    } else {
+      EXPECT_TRUE(l.at("heartbeat_age").is_null()) << "an ended launch's ranks beat no more";
+      EXPECT_TRUE(l.at("checkpoint").is_null());
+    }
+  }
+  const serve::Reply page = app.get("/jobs");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_NE(page.body.find("<a class=\"checkpoint\" href=\"/models/" + std::to_string(checkpoint) + "\">step &lt;3&gt;</a>"),
+            std::string::npos) << page.body;
+  EXPECT_NE(page.body.find(" s ago</td>"), std::string::npos) << page.body;
+}
+
+// Without --output-dir the ranks' lines went to the batch job's output, which only Slurm knows
+// the place of: the page shows its tail, escaped and bounded; another user's job, or one Slurm
+// has forgotten, is said so and nothing of it is shown.
+TEST(DashboardJob, ALaunchWithoutOutputDirShowsTheTailOfItsBatchOutput) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-batch");
+  const fs::path bin = dir / "bin";
+  fs::create_directories(bin);
+  std::ofstream(bin / "scontrol") << "#!/bin/sh\ncase \"$4\" in\n"
+                                  << "77) echo \"JobId=77 JobName=train UserId=nobody(65534) StdOut=" << (dir / "slurm-77.out").string()
+                                  << " StdErr=x\" ;;\n78) echo \"JobId=78 UserId=root(0) StdOut=" << (dir / "secret.out").string()
+                                  << "\" ;;\n*) echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1 ;;\nesac\n";
+  fs::permissions(bin / "scontrol", fs::perms::owner_all);
+  {
+    std::ofstream out(dir / "slurm-77.out");
+    for (int i = 0; i < 300; ++i) out << "0: line " << i << "\n";
+    out << "1: <script>alert(3)</script>\n";
+    std::ofstream(dir / "secret.out") << "root's secret\n";
+  }
+  std::map<std::string, std::int64_t> ids;
+  {
+    auto store = lineage::Store::open(dir / "lineage.db");
+    for (const char* job : {"77", "78", "79"}) {
+      ids[job] = store.put_execution({.type = "Launch", .name = std::string("job-") + job, .state = "RUNNING",
+                                      .properties = {{"job", std::string(job)}}});
+    }
+  }
+  const std::string path = std::getenv("PATH");
+  ::setenv("PATH", (bin.string() + ":" + path).c_str(), 1);
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const serve::Reply mine = app.get("/jobs/" + std::to_string(ids["77"]));
+  const serve::Reply theirs = app.get("/jobs/" + std::to_string(ids["78"]));
+  const serve::Reply forgotten = app.get("/jobs/" + std::to_string(ids["79"]));
+  const json::Value api = json::parse(app.get("/api/jobs/" + std::to_string(ids["77"])).body, "job");
+  ::setenv("PATH", path.c_str(), 1);
+  ASSERT_EQ(mine.status, 200) << mine.body;
+  EXPECT_NE(mine.body.find("1: &lt;script&gt;alert(3)&lt;/script&gt;"), std::string::npos) << mine.body;
+  EXPECT_EQ(mine.body.find("<script>alert"), std::string::npos);
+  EXPECT_NE(mine.body.find("0: line 299"), std::string::npos);
+  EXPECT_EQ(mine.body.find("0: line 100\n"), std::string::npos) << "only the last 200 lines";
+  EXPECT_TRUE(api.at("batch_log").at("cut").as_bool());
+  EXPECT_EQ(api.at("batch_log").at("path").as_string(), (dir / "slurm-77.out").string());
+  ASSERT_EQ(theirs.status, 200) << theirs.body;
+  EXPECT_EQ(theirs.body.find("secret"), std::string::npos) << "another user's output is not shown";
+  EXPECT_NE(theirs.body.find("job 78 is not yours"), std::string::npos) << theirs.body;
+  ASSERT_EQ(forgotten.status, 200) << forgotten.body;
+  EXPECT_NE(forgotten.body.find("Slurm no longer knows job 79"), std::string::npos) << forgotten.body;
 }
 
 // What a crash, a torn-down rank or a foreign file leaves: files without their fields, a

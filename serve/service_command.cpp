@@ -332,7 +332,7 @@ int status(const std::vector<std::string>& args) {
   }
   auto ms = [](std::optional<double> v) { return !v ? "-" : std::isfinite(*v) ? "<= " + number_text(*v * 1000, 1) + " ms" : "> the largest bucket"; };
   std::cout << r.name << ": " << r.state << ", job " << r.job
-            << (r.requeues > 0 ? " (requeued " + std::to_string(r.requeues) + " times)" : "") << ", "
+            << (r.requeues > 0 ? ", requeued " + std::to_string(r.requeues) + "x" : "") << ", "
             << (r.url.empty() ? "no URL yet" : r.url) << "\n"
             << "traffic: " << (split.empty() ? "-" : split) << "; "
             << (rate ? number_text(*rate, 1) + " requests/s" : std::string("rate -")) << "; request time p50 " << ms(p50) << ", p99 " << ms(p99)

@@ -1,7 +1,8 @@
 # A served model requeued by Slurm: `scontrol requeue` drains the service and the registry
 # says "requeued"; when Slurm runs the job again the service serves again under the same
 # name, folder, job and token, at the router address its registry now gives, with the
-# requeue counted. Requests before and after all succeed; scancel then stops it for good.
+# requeue counted. Slurm's warning signal makes it drain and requeue itself the same way.
+# Requests before and after all succeed; scancel then stops it for good.
 source "$(dirname "$0")/lib.sh"
 require_cluster
 
@@ -18,20 +19,10 @@ with open("repo/mlp/config.yaml", "w") as f:
     f.write("max_batch_size: 8\ninputs: [{name: x, datatype: FP32, dims: [4]}]\n"
             "outputs: [{name: y, datatype: FP32, dims: [2]}]\n")
 PY
-cat >isvc.yaml <<YAML
-apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata:
-  name: mlp
-spec:
-  predictor:
-    model:
-      modelFormat: {name: pytorch}
-      storageUri: file://$work/repo
-      resources: {limits: {cpu: 1}}
-YAML
-out=$(timeout 240 "$cohort" serve submit isvc.yaml --dir "$services" --wait-timeout 180) || fail "submit failed: $out"
-note "$out"
+printf '%s\n' "apiVersion: serving.kserve.io/v1beta1" "kind: InferenceService" "metadata: {name: mlp}" \
+  "spec: {predictor: {model: {modelFormat: {name: pytorch}, storageUri: '$work/repo', resources: {limits: {cpu: 1}}}}}" \
+  >isvc.yaml
+timeout 240 "$cohort" serve submit isvc.yaml --dir "$services" --wait-timeout 180 || fail "submit failed"
 registry=$services/mlp/registry.json
 at_exit '[[ ${ok:-} == 1 ]] || { echo "the job log:"; tail -40 "$services/mlp/job.log"; } >&2'
 field() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$registry" "$1"; }
@@ -77,6 +68,15 @@ expect_eq "$(cat "$services/mlp/token")" "$token" "the token after the requeue"
 expect_eq "$("$cohort" serve list --dir "$services" --json | /usr/bin/python3 -c 'import json,sys; print([s["name"] for s in json.load(sys.stdin)])')" \
   "['mlp']" "services listed after the requeue"
 requests_ok "$new_url" || fail "requests failed at the address the registry gives after the requeue ($url before, $new_url now)"
+
+# Slurm's warning before a time limit or preemption (submit asks for SIGUSR1; scancel
+# --batch delivers it as Slurm would): the service drains and requeues itself.
+scancel --batch --signal=USR1 "$job" || fail "scancel --batch --signal=USR1 $job failed"
+wait_until 60 "the warned service to requeue itself" '[[ $(field requeues) == 1 && $(field state) == requeued ]]' 'cat $registry'
+grep -q "warning signal: draining, then requeueing" "$services/mlp/job.log" || fail "the job's log has no warning line"
+wait_until 180 "the service to serve again after the warning" '[[ $(field state) == ready && $(field requeues) == 2 ]]' 'cat $registry'
+expect_eq "$(job_field "$job" Restarts)" 2 "restarts Slurm counts after the warning"
+requests_ok "$(field url)" || fail "requests failed after the service requeued itself"
 
 scancel "$job"
 wait_until 120 "the registry to say the service stopped" '[[ $(field state) == stopped ]]' 'cat $registry'

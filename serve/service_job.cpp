@@ -4,10 +4,10 @@
 // drains the router, then the replicas. On Slurm's warning signal (submit asks for SIGUSR1
 // before the time limit or a preemption) it drains the same way and requeues the job; a job
 // that Slurm requeues (scontrol requeue, preemption) is left "requeued" rather than
-// "stopped", and its next run serves again at the same name. Between minReplicas and maxReplicas it scales on
-// the router's load (serve/autoscaler.hpp): a replica more is a step more in the
-// allocation's idle resources (submit sized it for maxReplicas); a replica less is taken out
-// of the router, then drained.
+// "stopped", and its next run serves again at the same name. Between minReplicas and
+// maxReplicas it scales on the router's load (serve/autoscaler.hpp): a replica more is a
+// step more in the allocation's idle resources (submit sized it for maxReplicas); a replica
+// less is taken out of the router, then drained.
 #include <poll.h>
 #include <unistd.h>
 
@@ -445,6 +445,15 @@ std::string ServiceJob::end_state() {
 int ServiceJob::run() {
   watch_signals();
   std::thread signals([this] { signals_io_.run(); });
+  // Joined however run() ends, a replica that does not start included.
+  struct Join {
+    boost::asio::io_context& io;
+    std::thread& thread;
+    ~Join() {
+      io.stop();
+      thread.join();
+    }
+  } join{signals_io_, signals};
   {
     std::lock_guard lock(mutex_);
     const std::string version = resume_version();
@@ -478,8 +487,6 @@ int ServiceJob::run() {
   stop_cv_.notify_all();
   watcher.join();
   drain();
-  signals_io_.stop();
-  signals.join();
   std::lock_guard lock(mutex_);
   registry_.state = end_state();
   registry_.url.clear();

@@ -30,7 +30,8 @@ void write_registry(const fs::path& service_dir, const Registry& r) {
     replicas.push(json::Object{{"id", x.id}, {"node", x.node}, {"host", x.host}, {"port", x.port}, {"pid", x.pid},
                                {"version", x.version}, {"state", x.state}, {"restarts", x.restarts}});
   }
-  const json::Value doc(json::Object{{"name", r.name}, {"state", r.state}, {"job", r.job}, {"url", r.url},
+  const json::Value doc(json::Object{{"name", r.name}, {"state", r.state}, {"job", r.job}, {"requeues", r.requeues},
+                                     {"url", r.url},
                                      {"message", r.message}, {"traffic", traffic}, {"storage", storage},
                                      {"replicas", replicas},
                                      {"autoscale", json::Object{{"min", r.min_replicas}, {"max", r.max_replicas},
@@ -50,6 +51,7 @@ Registry read_registry(const fs::path& service_dir) {
   r.job = doc.at("job").as_string();
   r.url = doc.at("url").as_string();
   r.message = doc.at("message").as_string();
+  if (const auto* n = doc.find("requeues")) r.requeues = static_cast<int>(n->as_int());  // older registries have none
   for (const auto& [version, percent] : doc.at("traffic").as_object()) r.traffic[version] = static_cast<int>(percent.as_int());
   for (const auto& [version, path] : doc.at("storage").as_object()) r.storage[version] = path.as_string();
   for (const auto& x : doc.at("replicas").as_array()) {

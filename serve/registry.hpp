@@ -5,7 +5,7 @@
 //   SERVICES/NAME/registry.json    where everything is, written whole (AtomicFile) by the job
 //   SERVICES/NAME/job.log          the job's own output; replica-N.log each replica's
 //
-//   registry.json: {"name", "state", "job", "url", "traffic": {"1": 100}, "storage": {"1": PATH},
+//   registry.json: {"name", "state", "job", "requeues", "url", "traffic": {"1": 100}, "storage": {"1": PATH},
 //                   "replicas": [{"id", "node", "host", "port", "pid", "version", "state",
 //                                 "restarts"}],
 //                   "autoscale": {"min", "max", "desired", "decision", "decided_at"}}
@@ -33,8 +33,11 @@ struct RegistryReplica {
 
 struct Registry {
   std::string name;
-  std::string state;  // submitted, starting, ready, draining, stopped, failed
+  // submitted, starting, ready, draining, then stopped (for good), requeued (drained; Slurm
+  // starts the job again, and it comes back at the same name) or failed
+  std::string state;
   std::string job;    // the Slurm job id
+  int requeues = 0;   // how many times Slurm has started the job again (SLURM_RESTART_COUNT)
   std::string url;    // the router's, once it listens
   std::string message;  // why, for failed
   std::map<std::string, int> traffic;       // percent per version

@@ -44,6 +44,9 @@ std::string tail_of(const fs::path& file, std::size_t bytes) {
 std::vector<std::string> sbatch_argv(const InferenceService& isvc, const fs::path& dir) {
   std::vector<std::string> argv{"sbatch", "--parsable", "--job-name=serve." + isvc.name,
                                 "--output=" + (dir / "job.log").string(), "--open-mode=append", "--requeue",
+                                // A minute's warning before the time limit or a preemption:
+                                // the service drains, then requeues itself (service_job.cpp).
+                                "--signal=B:USR1@60",
                                 "--ntasks=" + std::to_string(isvc.max_replicas),
                                 "--cpus-per-task=" + std::to_string(isvc.cpus)};
   if (isvc.gpus > 0) argv.push_back("--gpus-per-task=" + std::to_string(isvc.gpus));
@@ -83,7 +86,9 @@ options::Help submit_help() {
           "GPUs), behind a router at one URL that asks for the token in D/NAME/token. The spec is\n"
           "checked first (storageUri must hold a model; GPUs need a partition that has them), and\n"
           "nothing is submitted when it is wrong. Waits until the service is ready, then prints\n"
-          "its URL. A replica that dies is restarted; scancel drains the service.",
+          "its URL. A replica that dies is restarted; scancel drains the service. The job is\n"
+          "requeueable: preempted, requeued or warned of its time limit, it drains and comes back\n"
+          "at the same name, with a new URL and the same token.",
           {"cohort serve submit mlp.yaml", "cohort serve submit mlp.yaml --dir /shared/services"}};
 }
 
@@ -238,7 +243,8 @@ int status(const std::vector<std::string>& args) {
     const json::Value autoscale(json::Object{{"min", r.min_replicas}, {"max", r.max_replicas},
                                              {"current", static_cast<long long>(ready_count)}, {"desired", r.desired},
                                              {"decision", r.decision}, {"decided_at", r.decided_at}});
-    std::cout << json::write(json::Object{{"name", r.name}, {"state", r.state}, {"job", r.job}, {"url", r.url},
+    std::cout << json::write(json::Object{{"name", r.name}, {"state", r.state}, {"job", r.job},
+                                          {"requeues", r.requeues}, {"url", r.url},
                                           {"traffic", traffic}, {"requests_per_s", q(rate)}, {"p50_s", q(p50)},
                                           {"p99_s", q(p99)}, {"autoscale", autoscale},
                                           {"replicas", replicas}}, 2)
@@ -246,7 +252,9 @@ int status(const std::vector<std::string>& args) {
     return 0;
   }
   auto ms = [](std::optional<double> v) { return !v ? "-" : std::isfinite(*v) ? "<= " + number_text(*v * 1000, 1) + " ms" : "> the largest bucket"; };
-  std::cout << r.name << ": " << r.state << ", job " << r.job << ", " << (r.url.empty() ? "no URL yet" : r.url) << "\n"
+  std::cout << r.name << ": " << r.state << ", job " << r.job
+            << (r.requeues > 0 ? ", requeued " + std::to_string(r.requeues) + "x" : "") << ", "
+            << (r.url.empty() ? "no URL yet" : r.url) << "\n"
             << "traffic: " << (split.empty() ? "-" : split) << "; "
             << (rate ? number_text(*rate, 1) + " requests/s" : std::string("rate -")) << "; request time p50 " << ms(p50) << ", p99 " << ms(p99)
             << "\n"

@@ -1,14 +1,18 @@
 // `cohort serve job DIR`: what runs as a service's sbatch job. It starts each replica as a
 // job step (`srun cohort serve start` on the step's CPUs and GPUs), serves the router in
 // this process, keeps the registry, restarts a replica whose step ends, and on SIGTERM
-// drains the router, then the replicas. Between minReplicas and maxReplicas it scales on
-// the router's load (serve/autoscaler.hpp): a replica more is a step more in the
-// allocation's idle resources (submit sized it for maxReplicas); a replica less is taken out
-// of the router, then drained.
+// drains the router, then the replicas. On Slurm's warning signal (submit asks for SIGUSR1
+// before the time limit or a preemption) it drains the same way and requeues the job; a job
+// that Slurm requeues (scontrol requeue, preemption) is left "requeued" rather than
+// "stopped", and its next run serves again at the same name. Between minReplicas and
+// maxReplicas it scales on the router's load (serve/autoscaler.hpp): a replica more is a
+// step more in the allocation's idle resources (submit sized it for maxReplicas); a replica
+// less is taken out of the router, then drained.
 #include <poll.h>
 #include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -88,6 +92,7 @@ class ServiceJob {
       : dir_(std::move(dir)), isvc_(read_inference_service_file((dir_ / "spec.yaml").string())),
         token_(read_or_create_token(dir_ / "token")), registry_(read_registry(dir_)) {
     registry_.job = env_or("SLURM_JOB_ID", registry_.job);
+    registry_.requeues = static_cast<int>(parse_integer(env_or("SLURM_RESTART_COUNT", "0"), 0, 1 << 30).value_or(0));
     RouterOptions o;
     o.replica_token = token_;
     o.threads = 2;
@@ -117,6 +122,10 @@ class ServiceJob {
   // has no idle room, the others answering meanwhile.
   void replace(int id, const std::string& version);
   void publish();  // the registry and the router's replicas, from replicas_
+  std::string resume_version();
+  void watch_signals();
+  void drain();
+  std::string end_state();  // stopped, or requeued when Slurm will run the job again
   std::vector<std::string> step_argv(const RegistryReplica& entry) const;
 
   fs::path dir_;
@@ -127,6 +136,8 @@ class ServiceJob {
   std::vector<ReplicaProcess> replicas_;
   std::unique_ptr<Router> router_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> warned_{false};  // Slurm's warning signal came: requeue once drained
+  boost::asio::io_context signals_io_;
   std::condition_variable stop_cv_;
   std::optional<Autoscaler> autoscaler_;
   struct ScaledUp {
@@ -371,14 +382,89 @@ void ServiceJob::restart_dead() {
   }
 }
 
+// The version a run starts with: the one taking the most traffic when the last run ended
+// (the newest on a tie). A canary that a requeue interrupted is dropped: update it again.
+std::string ServiceJob::resume_version() {
+  if (registry_.storage.empty()) return "1";
+  const auto share = [&](const std::string& version) {
+    const auto it = registry_.traffic.find(version);
+    return it == registry_.traffic.end() ? 0 : it->second;
+  };
+  std::string best = registry_.storage.begin()->first;
+  for (const auto& [version, _] : registry_.storage) {
+    if (std::pair(share(version), std::stoll(version)) > std::pair(share(best), std::stoll(best))) best = version;
+  }
+  std::erase_if(registry_.storage, [&](const auto& entry) { return entry.first != best; });
+  return best;
+}
+
+// SIGTERM (scancel, scontrol requeue, the time limit) or SIGUSR1 (the warning that submit
+// asks Slurm for): no replica is restarted from here on, and the server is made to drain.
+void ServiceJob::watch_signals() {
+  auto set = std::make_shared<boost::asio::signal_set>(signals_io_, SIGTERM, SIGUSR1);
+  set->async_wait([this, set](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGUSR1) {
+      warned_ = true;
+      std::cerr << "cohort serve job: Slurm's warning signal: draining, then requeueing\n" << std::flush;
+    }
+    stopping_ = true;
+    stop_cv_.notify_all();
+    if (sig == SIGUSR1) ::kill(::getpid(), SIGTERM);  // the server drains on SIGTERM
+  });
+}
+
+// Readiness off at the router (it has drained already), then each replica drains.
+void ServiceJob::drain() {
+  std::lock_guard lock(mutex_);
+  registry_.state = "draining";
+  for (auto& r : replicas_) r.entry.state = "draining";
+  publish();
+  for (auto& r : replicas_) r.step.signal(SIGTERM);
+  for (auto& r : replicas_) {
+    r.step.wait();
+    r.entry.state = "stopped";
+  }
+}
+
+// Slurm counts a requeue in the job's Restarts as soon as it is asked for, while this run
+// still ends: more than this run's SLURM_RESTART_COUNT means the job will run again.
+std::string ServiceJob::end_state() {
+  if (warned_) {
+    const auto r = run_process({"scontrol", "requeue", registry_.job});
+    if (r.ok()) return "requeued";
+    registry_.message = "scontrol requeue " + registry_.job + " failed: " + r.err;
+    std::cerr << "cohort serve job: " << registry_.message << "\n";
+    return "stopped";
+  }
+  const auto r = run_process({"scontrol", "show", "job", registry_.job, "-o"});
+  const auto restarts = parse_integer(field_after(r.out, "Restarts="), 0, 1 << 30);
+  return r.ok() && restarts && *restarts > registry_.requeues ? "requeued" : "stopped";
+}
+
 int ServiceJob::run() {
+  watch_signals();
+  std::thread signals([this] { signals_io_.run(); });
+  // Joined however run() ends, a replica that does not start included.
+  struct Join {
+    boost::asio::io_context& io;
+    std::thread& thread;
+    ~Join() {
+      io.stop();
+      thread.join();
+    }
+  } join{signals_io_, signals};
   {
     std::lock_guard lock(mutex_);
+    const std::string version = resume_version();
     registry_.state = "starting";
-    registry_.traffic = {{"1", 100}};
+    registry_.url.clear();  // a requeued run's router is somewhere else
+    registry_.message.clear();
+    registry_.replicas.clear();
+    registry_.traffic = {{version, 100}};
     write_registry(dir_, registry_);
     for (int i = 0; i < isvc_.min_replicas; ++i) {
-      replicas_.push_back({RegistryReplica{.id = i, .version = "1"}, Process()});
+      replicas_.push_back({RegistryReplica{.id = i, .version = version}, Process()});
       start_replica(replicas_.back());
     }
     publish();
@@ -395,22 +481,17 @@ int ServiceJob::run() {
     registry_.state = "ready";
     write_registry(dir_, registry_);
     std::cerr << "cohort serve job: " << registry_.name << " ready at " << registry_.url << "\n";
+    if (stopping_) ::kill(::getpid(), SIGTERM);  // signalled before the server listened
   });
   stopping_ = true;
   stop_cv_.notify_all();
   watcher.join();
+  drain();
   std::lock_guard lock(mutex_);
-  registry_.state = "draining";
-  for (auto& r : replicas_) r.entry.state = "draining";
+  registry_.state = end_state();
+  registry_.url.clear();
   publish();
-  for (auto& r : replicas_) r.step.signal(SIGTERM);
-  for (auto& r : replicas_) {
-    r.step.wait();
-    r.entry.state = "stopped";
-  }
-  registry_.state = "stopped";
-  publish();
-  std::cerr << "cohort serve job: drained; exiting\n";
+  std::cerr << "cohort serve job: drained; " << (registry_.state == "requeued" ? "requeued" : "exiting") << "\n";
   return 0;
 }
 

@@ -58,6 +58,11 @@ std::string Autoscaler::describe(double metric) const {
          (concurrency ? " requests under way" : " requests/s") + " per replica";
 }
 
+int replicas_to_start(const std::string& last_state, int last_desired, int min_replicas, int max_replicas) {
+  if (last_state != "requeued") return min_replicas;
+  return std::clamp(last_desired, min_replicas, std::max(min_replicas, max_replicas));
+}
+
 ScaleDecision Autoscaler::observe(const LoadSample& sample, int current) {
   const auto now = sample.at;
   samples_.push_back(sample);

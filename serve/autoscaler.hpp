@@ -52,6 +52,13 @@ struct ScaleDecision {
   bool changed() const { return from != to; }
 };
 
+// How many replicas a run of the service starts with. A run after a requeue (preemption,
+// the time limit, scontrol requeue) comes back at the count the autoscaler wanted when the
+// last run drained, so that a service under load is not cut to minReplicas by a requeue
+// and then has to climb again; the down-window decides from there as ever. Any other
+// run starts at minReplicas.
+int replicas_to_start(const std::string& last_state, int last_desired, int min_replicas, int max_replicas);
+
 class Autoscaler {
  public:
   explicit Autoscaler(AutoscalerOptions options);

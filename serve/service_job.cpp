@@ -99,9 +99,10 @@ class ServiceJob {
     o.replica_concurrency = isvc_.container_concurrency;
     router_ = std::make_unique<Router>(o);
     if (isvc_.max_replicas > isvc_.min_replicas) autoscaler_.emplace(autoscaler_options(isvc_));
+    start_count_ = replicas_to_start(registry_.state, registry_.desired, isvc_.min_replicas, isvc_.max_replicas);
     registry_.min_replicas = isvc_.min_replicas;
     registry_.max_replicas = isvc_.max_replicas;
-    registry_.desired = isvc_.min_replicas;
+    registry_.desired = start_count_;
   }
 
   int run();
@@ -136,6 +137,7 @@ class ServiceJob {
   std::vector<ReplicaProcess> replicas_;
   std::unique_ptr<Router> router_;
   std::atomic<bool> stopping_{false};
+  int start_count_ = 1;  // minReplicas, or the count a requeued run had reached
   std::atomic<bool> warned_{false};  // Slurm's warning signal came: requeue once drained
   boost::asio::io_context signals_io_;
   std::condition_variable stop_cv_;
@@ -463,7 +465,11 @@ int ServiceJob::run() {
     registry_.replicas.clear();
     registry_.traffic = {{version, 100}};
     write_registry(dir_, registry_);
-    for (int i = 0; i < isvc_.min_replicas; ++i) {
+    if (start_count_ > isvc_.min_replicas) {
+      std::cerr << "cohort serve job: the run before the requeue had reached " << start_count_
+                << " replicas; starting " << start_count_ << "\n";
+    }
+    for (int i = 0; i < start_count_; ++i) {
       replicas_.push_back({RegistryReplica{.id = i, .version = version}, Process()});
       start_replica(replicas_.back());
     }

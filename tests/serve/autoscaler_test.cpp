@@ -136,6 +136,26 @@ TEST(Autoscaler, ACountChangedOutsideItStartsTheDownWindowAgain) {
   EXPECT_TRUE(down);
 }
 
+TEST(Autoscaler, ARequeuedServiceStartsAtTheCountItHadReached) {
+  EXPECT_EQ(replicas_to_start("requeued", 3, 1, 4), 3);
+  EXPECT_EQ(replicas_to_start("requeued", 6, 1, 4), 4);  // maxReplicas lowered since
+  EXPECT_EQ(replicas_to_start("requeued", 0, 2, 4), 2);  // an older registry without a count
+  // Stopped for good, or a first run: minReplicas.
+  EXPECT_EQ(replicas_to_start("stopped", 3, 1, 4), 1);
+  EXPECT_EQ(replicas_to_start("submitted", 3, 1, 4), 1);
+  EXPECT_EQ(replicas_to_start("", 0, 1, 1), 1);
+}
+
+TEST(Autoscaler, AServiceStartedAboveTheLoadsCountKeepsItForAWholeDownWindow) {
+  Autoscaler a(options());
+  AutoscaleClock::time_point t{};
+  // Back from a requeue at 3 replicas with no load yet: no scale-down before the window ends.
+  for (int i = 0; i < 45; ++i) EXPECT_FALSE(a.observe({t += 200ms, 0, 0}, 3).changed()) << i;
+  bool down = false;
+  for (int i = 0; i < 10 && !down; ++i) down = a.observe({t += 200ms, 0, 0}, 3).changed();
+  EXPECT_TRUE(down);
+}
+
 TEST(Autoscaler, TheTargetDefaultsToKnatives) {
   InferenceService isvc;
   EXPECT_EQ(autoscaler_options(isvc).target, 100);

@@ -137,6 +137,7 @@ class ServiceJob {
   std::vector<ReplicaProcess> replicas_;
   std::unique_ptr<Router> router_;
   std::atomic<bool> stopping_{false};
+  int before_canary_ = 0;  // the replicas the service had when its canary started
   int start_count_ = 1;  // minReplicas, or the count a requeued run had reached
   std::atomic<bool> warned_{false};  // Slurm's warning signal came: requeue once drained
   boost::asio::io_context signals_io_;
@@ -265,6 +266,7 @@ void ServiceJob::apply_rollout() {
   if (action == "update") {
     const int canary = static_cast<int>(request.at("canary").as_int());
     if (canary > 0) {
+      before_canary_ = static_cast<int>(replicas_.size());
       // With no idle room in the allocation (the autoscaler took it all) the canary takes an
       // old replica's place: a step more would wait for resources that never free.
       if (full()) {
@@ -293,12 +295,14 @@ void ServiceJob::apply_rollout() {
   for (const auto& r : replicas_) {
     if (r.entry.version == drop) dropped.push_back(r.entry.id);
   }
-  // A promoted version takes the old one's place replica by replica, so that the service
-  // keeps the capacity it had under load; a rolled-back canary just goes.
+  // The version kept takes the other's places replica by replica until the service has the
+  // count it had before the canary, so that it keeps its capacity under load: a promotion
+  // replaces the old replicas; a rollback at maxReplicas, where the canary took an old
+  // replica's place, gives that place back.
   const auto keeping = [&] {
     return std::ranges::count_if(replicas_, [&](const ReplicaProcess& r) { return r.entry.version == keep; });
   };
-  const long long wanted = promote ? std::max<long long>(isvc_.min_replicas, static_cast<long long>(dropped.size())) : 0;
+  const long long wanted = std::max(isvc_.min_replicas, before_canary_);
   for (int id : dropped) {
     if (keeping() < wanted) replace(id, keep);
     else stop_replicas([&](const RegistryReplica& e) { return e.id == id; });

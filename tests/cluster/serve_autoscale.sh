@@ -2,7 +2,7 @@
 # 2 requests under way per replica, with short windows (Knative's annotations). A bounded load
 # of 8 clients on a slow model scales it up to 3 replicas, and the new ones answer; a rolling
 # update while every slot of the allocation is taken replaces each replica in place, and so
-# does a canary, then promoted;
+# does a canary, rolled back, then again, promoted, each leaving 3 replicas;
 # once the load falls to one client it scales back to 1 after the down-window, with no
 # decision going back up in between. No request fails throughout, the scale-down's drain
 # included; every decision is in the job's log with its reason, and status shows the last.
@@ -109,12 +109,16 @@ load 8 "'$cohort' serve update slow --dir '$services' --storage-uri '$work/repo2
   fail "requests failed in a rolling update at maxReplicas"
 expect_eq "$(/usr/bin/python3 -c 'import json,sys; print(sorted((x["version"], x["state"]) for x in json.load(open(sys.argv[1]))["replicas"]))' "$registry")" \
   "[('2', 'ready'), ('2', 'ready'), ('2', 'ready')]" "replicas after the rolling update"
+# A canary at maxReplicas takes an old replica's place; rolled back, it gives the place back.
+load 8 "'$cohort' serve update slow --dir '$services' --storage-uri '$work/repo3' --canary 50 >/dev/null &&
+        '$cohort' serve rollback slow --dir '$services' >/dev/null" || fail "requests failed in a rollback at maxReplicas"
+expect_eq "$(/usr/bin/python3 -c 'import json,sys; print(sorted((x["version"], x["state"]) for x in json.load(open(sys.argv[1]))["replicas"]))' "$registry")" \
+  "[('2', 'ready'), ('2', 'ready'), ('2', 'ready')]" "replicas after the canary's rollback"
 load 8 "'$cohort' serve update slow --dir '$services' --storage-uri '$work/repo3' --canary 50 >/dev/null &&
         '$cohort' serve promote slow --dir '$services' >/dev/null" || fail "requests failed in a canary at maxReplicas"
-expect_eq "$(/usr/bin/python3 -c 'import json,sys; print({x["version"] for x in json.load(open(sys.argv[1]))["replicas"]})' "$registry")" \
-  "{'3'}" "versions after the canary's promotion"
-# Down: one client keeps a request under way, which wants one replica. (Promotion left the
-# canary's one replica, which the load of 8 may have scaled up again first.)
+expect_eq "$(/usr/bin/python3 -c 'import json,sys; print(sorted((x["version"], x["state"]) for x in json.load(open(sys.argv[1]))["replicas"]))' "$registry")" \
+  "[('3', 'ready'), ('3', 'ready'), ('3', 'ready')]" "replicas after the canary's promotion"
+# Down: one client keeps a request under way, which wants one replica.
 scaled_down="grep -E 'autoscale: (up|down) ' '$log' | tail -1 | grep -q 'down [0-9]* -> 1:'"
 load 1 "$(declare -f replicas_ready); registry='$registry'; $scaled_down && replicas_ready '==' 1" ||
   fail "requests failed while scaling down"

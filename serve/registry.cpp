@@ -32,7 +32,7 @@ void write_registry(const fs::path& service_dir, const Registry& r) {
   }
   const json::Value doc(json::Object{{"name", r.name}, {"state", r.state}, {"job", r.job}, {"requeues", r.requeues},
                                      {"url", r.url},
-                                     {"message", r.message}, {"traffic", traffic}, {"storage", storage},
+                                     {"message", r.message}, {"traffic", traffic}, {"storage", storage}, {"newest_version", r.newest_version},
                                      {"replicas", replicas},
                                      {"autoscale", json::Object{{"min", r.min_replicas}, {"max", r.max_replicas},
                                                                 {"desired", r.desired}, {"decision", r.decision},
@@ -54,6 +54,7 @@ Registry read_registry(const fs::path& service_dir) {
   if (const auto* n = doc.find("requeues")) r.requeues = static_cast<int>(n->as_int());  // older registries have none
   for (const auto& [version, percent] : doc.at("traffic").as_object()) r.traffic[version] = static_cast<int>(percent.as_int());
   for (const auto& [version, path] : doc.at("storage").as_object()) r.storage[version] = path.as_string();
+  if (const auto* n = doc.find("newest_version")) r.newest_version = n->as_int();  // older registries have none
   for (const auto& x : doc.at("replicas").as_array()) {
     r.replicas.push_back({static_cast<int>(x.at("id").as_int()), x.at("node").as_string(), x.at("host").as_string(),
                           static_cast<int>(x.at("port").as_int()), x.at("pid").as_int(), x.at("version").as_string(),

@@ -42,6 +42,9 @@ struct Registry {
   std::string message;  // why, for failed
   std::map<std::string, int> traffic;       // percent per version
   std::map<std::string, std::string> storage;  // each version's model, an absolute path
+  // The highest version ever given, a rolled-back one included: a version number names one
+  // model for good, as a Knative revision does, so the next update is numbered above it.
+  long long newest_version = 0;
   std::vector<RegistryReplica> replicas;
   // The autoscaler's view: the bounds, the count it wants now, and its last decision (one
   // line with its reason) with when it was taken (seconds since the Unix epoch; 0: none yet).

@@ -347,7 +347,7 @@ int update(const std::vector<std::string>& args) {
   check_storage(next, "--storage-uri");
   const Registry before = read_registry(dir);
   if (before.storage.size() > 1) throw input_error("service " + before.name + " has a canary: promote or roll it back first");
-  long long newest = 0;
+  long long newest = before.newest_version;
   for (const auto& [version, _] : before.storage) newest = std::max(newest, std::stoll(version));
   const std::string version = std::to_string(newest + 1);
   request_rollout(dir, json::Object{{"action", "update"}, {"version", version},

@@ -253,7 +253,9 @@ void ServiceJob::apply_rollout() {
   const auto request = json::parse(*text, file.string());
   const std::string action = request.at("action").as_string();
   if (action == "update") {
-    registry_.storage[request.at("version").as_string()] = request.at("storage").as_string();
+    const std::string version = request.at("version").as_string();
+    registry_.storage[version] = request.at("storage").as_string();
+    registry_.newest_version = std::max(registry_.newest_version, std::stoll(version));
   }
   // The newest version and the one before it; versions are whole numbers, in order.
   std::vector<long long> versions;

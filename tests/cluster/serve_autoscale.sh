@@ -117,7 +117,7 @@ expect_eq "$(/usr/bin/python3 -c 'import json,sys; print(sorted((x["version"], x
 load 8 "'$cohort' serve update slow --dir '$services' --storage-uri '$work/repo3' --canary 50 >/dev/null &&
         '$cohort' serve promote slow --dir '$services' >/dev/null" || fail "requests failed in a canary at maxReplicas"
 expect_eq "$(/usr/bin/python3 -c 'import json,sys; print(sorted((x["version"], x["state"]) for x in json.load(open(sys.argv[1]))["replicas"]))' "$registry")" \
-  "[('3', 'ready'), ('3', 'ready'), ('3', 'ready')]" "replicas after the canary's promotion"
+  "[('4', 'ready'), ('4', 'ready'), ('4', 'ready')]" "replicas after the canary's promotion (version 3 was rolled back)"
 # Down: one client keeps a request under way, which wants one replica.
 scaled_down="grep -E 'autoscale: (up|down) ' '$log' | tail -1 | grep -q 'down [0-9]* -> 1:'"
 load 1 "$(declare -f replicas_ready); registry='$registry'; $scaled_down && replicas_ready '==' 1" ||

@@ -14,6 +14,7 @@ TEST(Registry, ARequeuedServiceReadsBackWithItsStateAndRequeueCount) {
   Registry r{.name = "mlp", .state = "requeued", .job = "42", .requeues = 3};
   r.traffic["2"] = 100;
   r.storage["2"] = "/models/mlp-v2";
+  r.newest_version = 3;  // a canary of version 3 was rolled back
   write_registry(dir.path(), r);
   const Registry back = read_registry(dir.path());
   EXPECT_EQ(back.state, "requeued");
@@ -21,6 +22,7 @@ TEST(Registry, ARequeuedServiceReadsBackWithItsStateAndRequeueCount) {
   EXPECT_EQ(back.requeues, 3);
   EXPECT_EQ(back.url, "");
   EXPECT_EQ(back.traffic.at("2"), 100);
+  EXPECT_EQ(back.newest_version, 3);
 }
 
 TEST(Registry, OneWrittenBeforeRequeuesWereCountedReadsAsNeverRequeued) {
@@ -31,6 +33,7 @@ TEST(Registry, OneWrittenBeforeRequeuesWereCountedReadsAsNeverRequeued) {
   const Registry back = read_registry(dir.path());
   EXPECT_EQ(back.state, "ready");
   EXPECT_EQ(back.requeues, 0);
+  EXPECT_EQ(back.newest_version, 0);
 }
 
 }  // namespace

@@ -222,8 +222,25 @@ void read_annotations(const Reader& r, const YAML::Node& n, InferenceService& is
       static_cast<long long>(static_cast<double>(isvc.scale_down_window.count()) * panic_percent / 100));
 }
 
+// slurm.allocate: minReplicas, maxReplicas or a count between them; read after the predictor.
+int allocated_replicas(const Reader& r, const YAML::Node& n, const InferenceService& isvc) {
+  const std::string path = "slurm.allocate";
+  const std::string bounds = " (minReplicas " + std::to_string(isvc.min_replicas) + ", maxReplicas " +
+                             std::to_string(isvc.max_replicas) + ")";
+  if (!n.IsScalar()) r.fail(path, "must be minReplicas, maxReplicas or a count between them" + bounds);
+  const auto word = n.as<std::string>();
+  if (word == "minReplicas") return isvc.min_replicas;
+  if (word == "maxReplicas") return isvc.max_replicas;
+  if (word.empty() || word.find_first_not_of("0123456789") != std::string::npos) {
+    r.fail(path, "'" + word + "' is not minReplicas, maxReplicas or a count between them" + bounds);
+  }
+  const auto count = r.integer(n, path, isvc.min_replicas, isvc.max_replicas);
+  return static_cast<int>(count);
+}
+
 void read_slurm(const Reader& r, const YAML::Node& n, InferenceService& isvc) {
-  r.only(n, "slurm", {"partition", "account", "time", "qos"});
+  r.only(n, "slurm", {"partition", "account", "time", "qos", "allocate"});
+  if (n["allocate"]) isvc.slurm.allocate = allocated_replicas(r, n["allocate"], isvc);
   if (n["partition"]) isvc.slurm.partition = r.string(n["partition"], "slurm.partition");
   if (n["account"]) isvc.slurm.account = r.string(n["account"], "slurm.account");
   if (n["time"]) isvc.slurm.time = r.string(n["time"], "slurm.time");
@@ -252,12 +269,25 @@ InferenceService read_document(const Reader& r, const YAML::Node& doc) {
   if (!doc["spec"]["predictor"]) r.fail("spec.predictor", "missing");
   read_predictor(r, doc["spec"]["predictor"], isvc);
   if (doc["slurm"]) read_slurm(r, doc["slurm"], isvc);
+  if (isvc.slurm.allocate == 0) isvc.slurm.allocate = isvc.max_replicas;
   return isvc;
 }
 
 std::string storage_field(const std::string& source) { return source + ": storageUri"; }
 
 }  // namespace
+
+std::vector<std::string> sbatch_resources(const InferenceService& isvc, int tasks) {
+  std::vector<std::string> argv{"--ntasks=" + std::to_string(tasks), "--cpus-per-task=" + std::to_string(isvc.cpus)};
+  if (isvc.gpus > 0) argv.push_back("--gpus-per-task=" + std::to_string(isvc.gpus));
+  if (!isvc.memory.empty()) argv.push_back("--mem-per-cpu=" + isvc.memory);
+  const auto& s = isvc.slurm;
+  if (!s.partition.empty()) argv.push_back("--partition=" + s.partition);
+  if (!s.account.empty()) argv.push_back("--account=" + s.account);
+  if (!s.time.empty()) argv.push_back("--time=" + s.time);
+  if (!s.qos.empty()) argv.push_back("--qos=" + s.qos);
+  return argv;
+}
 
 InferenceService read_inference_service(const std::string& text, const std::string& source) {
   return yaml::read_document(text, source, [](const Reader& r, const YAML::Node& doc) { return read_document(r, doc); });

@@ -21,7 +21,8 @@
 //         modelFormat: {name: pytorch}
 //         storageUri: file:///models/mlp   # a model repository, or one model file
 //         resources: {limits: {cpu: 2, memory: 4Gi, nvidia.com/gpu: 1}}
-//   slurm: {partition: gpu, account: ml, time: "1-00:00:00", qos: normal}   # cohort's own
+//   slurm: {partition: gpu, account: ml, time: "1-00:00:00", qos: normal,   # cohort's own
+//           allocate: minReplicas}   # replicas in the job; above: companion jobs
 //
 // The older `spec.predictor.pytorch: {storageUri, ...}` is read like `model`. Fields that
 // mean nothing without Kubernetes (serviceAccountName, image, args, ...) are accepted with
@@ -41,6 +42,11 @@ enum class ScaleMetric { concurrency, rps };
 
 struct SlurmPlacement {
   std::string partition, account, time, qos;  // empty: Slurm's defaults
+  // `allocate`: how many replicas the service's own job holds CPUs (and GPUs) for, between
+  // minReplicas and maxReplicas (the default). The autoscaler places a replica above it in
+  // a companion job of its own, so that a service does not keep idle slots reserved on a
+  // shared cluster for load that may never come.
+  int allocate = 0;  // resolved: never 0 once read
 };
 
 struct InferenceService {
@@ -62,6 +68,10 @@ struct InferenceService {
   SlurmPlacement slurm;
   std::vector<std::string> notes;          // one line per field accepted without effect
 };
+
+// sbatch's options for `tasks` replicas of the service: each replica's CPUs, GPUs and memory,
+// and the slurm block's partition, account, time and qos.
+std::vector<std::string> sbatch_resources(const InferenceService& isvc, int tasks);
 
 // Reads an InferenceService document; `source` names it in errors ("isvc.yaml:
 // spec.predictor.minReplicas: ..."). Checks the document alone, not the file system.

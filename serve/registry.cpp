@@ -28,7 +28,8 @@ void write_registry(const fs::path& service_dir, const Registry& r) {
   json::Value replicas = json::Value::array();
   for (const auto& x : r.replicas) {
     replicas.push(json::Object{{"id", x.id}, {"node", x.node}, {"host", x.host}, {"port", x.port}, {"pid", x.pid},
-                               {"version", x.version}, {"state", x.state}, {"restarts", x.restarts}});
+                               {"version", x.version}, {"state", x.state}, {"restarts", x.restarts},
+                               {"job", x.job}});
   }
   const json::Value doc(json::Object{{"name", r.name}, {"state", r.state}, {"job", r.job}, {"requeues", r.requeues},
                                      {"url", r.url},
@@ -58,7 +59,8 @@ Registry read_registry(const fs::path& service_dir) {
   for (const auto& x : doc.at("replicas").as_array()) {
     r.replicas.push_back({static_cast<int>(x.at("id").as_int()), x.at("node").as_string(), x.at("host").as_string(),
                           static_cast<int>(x.at("port").as_int()), x.at("pid").as_int(), x.at("version").as_string(),
-                          x.at("state").as_string(), static_cast<int>(x.at("restarts").as_int())});
+                          x.at("state").as_string(), static_cast<int>(x.at("restarts").as_int()), ""});
+    if (const auto* job = x.find("job")) r.replicas.back().job = job->as_string();  // older registries have none
   }
   // Registries written before the autoscaler have no "autoscale".
   if (const auto* a = doc.find("autoscale")) {

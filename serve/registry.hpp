@@ -29,6 +29,7 @@ struct RegistryReplica {
   std::string version;     // the service's revision it serves
   std::string state;       // starting, ready, dead, draining, stopped
   int restarts = 0;
+  std::string job;         // the companion job that holds it; empty: the service's own job
 };
 
 struct Registry {

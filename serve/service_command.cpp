@@ -46,16 +46,9 @@ std::vector<std::string> sbatch_argv(const InferenceService& isvc, const fs::pat
                                 "--output=" + (dir / "job.log").string(), "--open-mode=append", "--requeue",
                                 // A minute's warning before the time limit or a preemption:
                                 // the service drains, then requeues itself (service_job.cpp).
-                                "--signal=B:USR1@60",
-                                "--ntasks=" + std::to_string(isvc.max_replicas),
-                                "--cpus-per-task=" + std::to_string(isvc.cpus)};
-  if (isvc.gpus > 0) argv.push_back("--gpus-per-task=" + std::to_string(isvc.gpus));
-  if (!isvc.memory.empty()) argv.push_back("--mem-per-cpu=" + isvc.memory);
-  const auto& s = isvc.slurm;
-  if (!s.partition.empty()) argv.push_back("--partition=" + s.partition);
-  if (!s.account.empty()) argv.push_back("--account=" + s.account);
-  if (!s.time.empty()) argv.push_back("--time=" + s.time);
-  if (!s.qos.empty()) argv.push_back("--qos=" + s.qos);
+                                "--signal=B:USR1@60"};
+  const auto resources = sbatch_resources(isvc, isvc.slurm.allocate);
+  argv.insert(argv.end(), resources.begin(), resources.end());
   argv.push_back("--wrap=exec " + shell_quote(cohort_executable()) + " serve job " + shell_quote(dir.string()));
   return argv;
 }
@@ -226,7 +219,7 @@ int status(const std::vector<std::string>& args) {
     rows.push_back({std::to_string(x.id), x.node, name, x.version, x.state, std::to_string(x.restarts),
                     sent ? number_text(*sent, 0) : "-"});
     replicas.push(json::Object{{"id", x.id}, {"node", x.node}, {"address", name}, {"version", x.version},
-                               {"state", x.state}, {"restarts", x.restarts},
+                               {"state", x.state}, {"restarts", x.restarts}, {"job", x.job},
                                {"requests", sent ? json::Value(static_cast<long long>(*sent)) : json::Value()}});
   }
   const auto p50 = histogram_quantile(replica_metrics, "cohort_inference_request_duration_seconds", 0.50);

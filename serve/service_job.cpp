@@ -22,7 +22,9 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <string_view>
 #include <thread>
+#include <utility>
 
 #include "common/environment.hpp"
 #include "common/error.hpp"
@@ -81,6 +83,30 @@ std::string field_after(const std::string& text, const std::string& key) {
   return text.substr(start, text.find_first_of(" )\n", start) - start);
 }
 
+// This process's environment without the service job's own Slurm variables: srun reads
+// SLURM_JOB_ID, SLURM_NTASKS and the like as defaults, which would size a companion job's
+// step like this job, or put it here.
+std::vector<std::string> outside_this_job() {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    const std::string_view v(*e);
+    if ((v.starts_with("SLURM_") && !v.starts_with("SLURM_CONF=")) || v.starts_with("SLURMD_")) continue;
+    env.emplace_back(v);
+  }
+  return env;
+}
+
+// A job's state and, while it waits, why (squeue's %T %r): "RUNNING None", "PENDING
+// Resources"; empty once Slurm has forgotten it.
+std::string job_state(const std::string& job) {
+  const auto r = run_process({"squeue", "-h", "-j", job, "-o", "%T %r"});
+  return r.ok() ? r.out.substr(0, r.out.find('\n')) : std::string();
+}
+
+void cancel_job(const std::string& job) {
+  if (!job.empty()) run_process({"scancel", job});
+}
+
 struct ReplicaProcess {
   RegistryReplica entry;
   Process step;
@@ -128,6 +154,11 @@ class ServiceJob {
   void drain();
   std::string end_state();  // stopped, or requeued when Slurm will run the job again
   std::vector<std::string> step_argv(const RegistryReplica& entry) const;
+  // Replicas that the service's own job holds; the others run in companion jobs.
+  int in_own_job() const {
+    return static_cast<int>(std::ranges::count_if(replicas_, [](const ReplicaProcess& r) { return r.entry.job.empty(); }));
+  }
+  std::string submit_companion(int id) const;
 
   fs::path dir_;
   InferenceService isvc_;
@@ -156,6 +187,7 @@ std::vector<std::string> ServiceJob::step_argv(const RegistryReplica& entry) con
                                 "--job-name=" + isvc_.name + ".replica-" + std::to_string(entry.id),
                                 "--error=" + (dir_ / ("replica-" + std::to_string(entry.id) + ".log")).string()};
   if (isvc_.gpus > 0) argv.push_back("--gpus-per-task=" + std::to_string(isvc_.gpus));
+  if (!entry.job.empty()) argv.push_back("--jobid=" + entry.job);  // in its companion job
   // The step says where it runs and its server's pid, then becomes the server.
   argv.insert(argv.end(), {"sh", "-c", "echo \"node=$SLURMD_NODENAME pid=$$\"; exec \"$0\" \"$@\"",
                            cohort_executable(), "serve", "start", "--address", "0.0.0.0", "--port", "0", "--threads",
@@ -167,9 +199,47 @@ std::vector<std::string> ServiceJob::step_argv(const RegistryReplica& entry) con
   return argv;
 }
 
+// A job of one replica's resources, for a replica above what the service's own job holds.
+// Its batch script only waits: the replica runs in it as a step that this job starts (srun
+// --jobid), watched, restarted and drained like the others. The script ends once the
+// service's job has not been running for three looks 5 s apart, so that a companion never
+// outlives a service killed before it could cancel it. Throws when the job does not start
+// within kStartDeadline; it is cancelled then, and the autoscaler asks again.
+std::string ServiceJob::submit_companion(int id) const {
+  const std::string name = "replica-" + std::to_string(id);
+  std::vector<std::string> argv{"sbatch", "--parsable", "--job-name=" + isvc_.name + "." + name,
+                                "--output=" + (dir_ / (name + ".companion.log")).string()};
+  const auto resources = sbatch_resources(isvc_, 1);
+  argv.insert(argv.end(), resources.begin(), resources.end());
+  argv.push_back("--wrap=misses=0; while [ $misses -lt 3 ]; do if squeue -h -t RUNNING -o %i -j " + registry_.job +
+                 " | grep -q .; then misses=0; else misses=$((misses + 1)); fi; sleep 5; done");
+  RunOptions o;
+  o.timeout = std::chrono::seconds(60);
+  const auto submitted = run_process(argv, o);
+  if (!submitted.ok()) {
+    throw Error("sbatch of a companion job for " + name + " failed: " + (submitted.err.empty() ? submitted.out : submitted.err));
+  }
+  const std::string job = submitted.out.substr(0, submitted.out.find_first_of(";\n"));
+  std::cerr << "cohort serve job: " << name << " goes in companion job " << job << " (the service's job holds "
+            << isvc_.slurm.allocate << ")\n" << std::flush;
+  const auto deadline = Clock::now() + kStartDeadline;
+  std::string state;
+  while (Clock::now() < deadline && !stopping_) {  // a drain does not wait for it
+    state = job_state(job);
+    if (state.starts_with("RUNNING")) return job;
+    if (!state.starts_with("PENDING") && !state.starts_with("CONFIGURING")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  cancel_job(job);
+  if (stopping_) throw Error("companion job " + job + " for " + name + " cancelled: the service is draining");
+  throw Error("companion job " + job + " for " + name + " did not start within " +
+              std::to_string(kStartDeadline.count()) + " s (" + (state.empty() ? "gone" : state) + "); cancelled");
+}
+
 void ServiceJob::start_replica(ReplicaProcess& r) {
   SpawnOptions o;
   o.out = Stream::pipe();
+  if (!r.entry.job.empty()) o.environment = outside_this_job();
   r.entry.state = "starting";
   r.step = spawn(step_argv(r.entry), o);
   const std::string text = read_until(r.step.out(), "listening on", Clock::now() + kStartDeadline);
@@ -212,11 +282,22 @@ void ServiceJob::watch() {
   }
 }
 
+// In the service's own job while it holds a free slot, else in a companion job. A replica
+// that does not start is taken out again, its companion cancelled.
 void ServiceJob::add_replica(const std::string& version) {
   int id = 0;
   for (const auto& r : replicas_) id = std::max(id, r.entry.id + 1);
-  replicas_.push_back({RegistryReplica{.id = id, .version = version}, Process()});
-  start_replica(replicas_.back());
+  RegistryReplica entry{.id = id, .version = version};
+  if (in_own_job() >= isvc_.slurm.allocate) entry.job = submit_companion(id);
+  replicas_.push_back({entry, Process()});
+  try {
+    start_replica(replicas_.back());
+  } catch (const Error&) {
+    cancel_job(replicas_.back().entry.job);
+    replicas_.pop_back();
+    publish();
+    throw;
+  }
   publish();
 }
 
@@ -240,7 +321,10 @@ void ServiceJob::stop_replicas(const std::function<bool(const RegistryReplica&)>
   }
   publish();
   for (auto& r : leaving) r.step.signal(SIGTERM);
-  for (auto& r : leaving) r.step.wait();
+  for (auto& r : leaving) {
+    r.step.wait();
+    cancel_job(r.entry.job);
+  }
 }
 
 // rollout.json: {"action": "update", "version", "canary"} or {"action": "promote" | "rollback"}.
@@ -381,6 +465,11 @@ void ServiceJob::restart_dead() {
       ++r.entry.restarts;
       publish();
       try {
+        // A companion job that ended (time limit, preemption) is replaced by a new one.
+        if (!r.entry.job.empty() && !job_state(r.entry.job).starts_with("RUNNING")) {
+          const std::string fresh = submit_companion(r.entry.id);
+          cancel_job(std::exchange(r.entry.job, fresh));
+        }
         start_replica(r);
       } catch (const Error& e) {
         std::cerr << "cohort serve job: replica " << r.entry.id << " did not restart: " << e.what() << "\n";
@@ -431,6 +520,7 @@ void ServiceJob::drain() {
   for (auto& r : replicas_) r.step.signal(SIGTERM);
   for (auto& r : replicas_) {
     r.step.wait();
+    cancel_job(r.entry.job);
     r.entry.state = "stopped";
   }
 }

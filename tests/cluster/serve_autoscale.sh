@@ -13,26 +13,8 @@ cohort=$COHORT_BUILD_DIR/bin/cohort
 services=$work/services
 cd "$work"
 
-# A model slow enough (some 20 ms a request on one CPU) that 8 clients keep requests waiting;
-# TorchScript reads the class's source, so it is a file.
-cat >slow_model.py <<'PY'
-import os, torch
-os.makedirs("repo/slow/1", exist_ok=True)
-class Slow(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.randn(256, 256) / 16)
-    def forward(self, x):
-        h = x.repeat(1, 64)
-        for _ in range(2000):
-            h = torch.tanh(h @ self.w)
-        return h[:, :2]
-torch.jit.script(Slow()).save("repo/slow/1/model.pt")
-with open("repo/slow/config.yaml", "w") as f:
-    f.write("max_batch_size: 8\ninputs: [{name: x, datatype: FP32, dims: [4]}]\n"
-            "outputs: [{name: y, datatype: FP32, dims: [2]}]\n")
-PY
-/usr/bin/python3 slow_model.py || fail "could not make the model"
+# A model slow enough (some 20 ms a request on one CPU) that 8 clients keep requests waiting.
+/usr/bin/python3 "$COHORT_SOURCE_DIR/tests/cluster/serve_slow_model.py" repo || fail "could not make the model"
 cp -r repo repo2
 cp -r repo repo3
 
@@ -67,36 +49,7 @@ expect_eq "$(/usr/bin/python3 -c 'import json,sys; print(len(json.load(open(sys.
   "replicas at the start"
 
 # CLIENTS clients until DONE (a shell condition) holds, for at most 120 s; any failed request fails.
-load() {  # load CLIENTS DONE
-  /usr/bin/python3 - "$url" "$services/slow/token" "$1" "$2" <<'PY'
-import json, subprocess, sys, threading, time
-import requests
-url, token_file, clients, done = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-token = open(token_file).read().strip()
-body = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
-stop, lock, answered, failures = threading.Event(), threading.Lock(), [0], []
-def client():
-    s = requests.Session()
-    s.headers["Authorization"] = "Bearer " + token
-    while not stop.is_set():
-        r = s.post(url + "/models/slow/infer", data=body, timeout=60)
-        with lock:
-            answered[0] += 1
-            if r.status_code != 200:
-                failures.append((r.status_code, r.text))
-threads = [threading.Thread(target=client) for _ in range(clients)]
-for t in threads: t.start()
-deadline = time.monotonic() + 120
-while time.monotonic() < deadline and subprocess.run(["bash", "-c", done]).returncode != 0:
-    stop.wait(0.5)
-reached = time.monotonic() < deadline
-stop.set()
-for t in threads: t.join()
-print(f"{clients} clients: {answered[0]} requests, {len(failures)} failed")
-assert not failures, failures[:3]
-assert reached, "the condition did not hold within 120 s"
-PY
-}
+load() { /usr/bin/python3 "$COHORT_SOURCE_DIR/tests/cluster/serve_load.py" "$url" "$services/slow/token" "$1" "$2"; }
 replicas_ready() {  # replicas_ready OP N: the registry's ready replicas compare so with N
   /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["replicas"]; n=sum(x["state"]=="ready" for x in r)
 sys.exit(0 if eval(f"{n} {sys.argv[2]} {sys.argv[3]}") and len(r) == n else 1)' "$registry" "$1" "$2"

@@ -86,6 +86,23 @@ TEST(InferenceService, ScalingAndResourcesAreRead) {
   EXPECT_EQ(isvc.slurm.account, "ml");
   EXPECT_EQ(isvc.slurm.time, "1:00:00");
   EXPECT_EQ(isvc.slurm.qos, "high");
+  EXPECT_EQ(isvc.slurm.allocate, 4);  // the job holds maxReplicas unless told
+}
+
+TEST(InferenceService, TheReplicasTheJobHoldsAreMinMaxOrACountBetween) {
+  const auto allocate = [](const std::string& value) {
+    return read_inference_service(spec("    minReplicas: 1\n    maxReplicas: 4\n" + kModel, "slurm: {allocate: " + value + "}\n"),
+                                  "isvc.yaml")
+        .slurm.allocate;
+  };
+  EXPECT_EQ(allocate("minReplicas"), 1);
+  EXPECT_EQ(allocate("maxReplicas"), 4);
+  EXPECT_EQ(allocate("2"), 2);
+  for (const std::string bad : {"0", "5", "-1", "half", "[1]"}) {
+    const auto message =
+        error_of(spec("    minReplicas: 1\n    maxReplicas: 4\n" + kModel, "slurm: {allocate: " + bad + "}\n"));
+    EXPECT_NE(message.find("slurm.allocate"), std::string::npos) << bad << ": " << message;
+  }
 }
 
 TEST(InferenceService, BadSpecsAreErrorsNamingTheField) {

@@ -12,10 +12,10 @@ and what each must hold read from the JSON file CHECKS:
 
     {"pages": {NAME: [PATH, [REGEX, ...]], ...}, "hidden": [TEXT, ...]}
 
-Without the token every page must answer 401 and hold none of the "hidden" texts (data
-only a page with the token shows). Each page is then loaded by `chromium --headless
---dump-dom` (the DOM after its script ran) and checked against its REGEXes, and a
-screenshot of it is saved as OUT_DIR/NAME.png. Without chromium the browser half is skipped
+Without the token every page, and the same path under api/, must answer 401 and hold none
+of the "hidden" texts (data only a page with the token shows). Each page is then loaded by
+`chromium --headless --dump-dom` (the DOM after its script ran) and checked against its
+REGEXes, and a screenshot of it is saved as OUT_DIR/NAME.png. Without chromium the browser half is skipped
 (exit 77) after the urllib half has run.
 """
 import argparse
@@ -116,8 +116,9 @@ PAGES = {
 
 
 def refused_without_token(base, pages, hidden, profile):
-    """Every page without the token: 401 to a program, and no data in what a browser shows."""
-    for path, _ in pages.values():
+    """Every page and its API twin without the token: 401 to a program, and no data in what
+    a browser shows."""
+    for path in [p for p, _ in pages.values()] + ["api/" + p for p, _ in pages.values()]:
         status, body, _ = get(base + path)
         shown = [h for h in hidden if h in body]
         if status != 401 or shown:

@@ -29,11 +29,10 @@ objective: {type: minimize, objectiveMetricName: loss}
 algorithm: {algorithmName: grid}
 maxTrialCount: 3
 parallelTrialCount: 3
-parameters:
-  - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "3"}}
+parameters: [{name: x, parameterType: int, feasibleSpace: {min: "1", max: "3"}}]
 trialTemplate:
   trialParameters: [{name: x, reference: x}]
-  command: [sh, -c, 'echo "loss=\$(( (\${trialParameters.x} - 2) * (\${trialParameters.x} - 2) )).25"']
+  command: [sh, -c, 'x=\${trialParameters.x}; echo "loss=\$(( (x - 2) * (x - 2) )).25"']
 YAML
 array=$("$cohort" sweep submit "$work/exp.yaml" --dir "$work/sweep" -n1 --parsable) || fail "sweep submit failed"
 submitted+=("$array")

@@ -432,7 +432,7 @@ TEST(DashboardJob, ALaunchWithoutOutputDirShowsTheTailOfItsBatchOutput) {
     auto store = lineage::Store::open(dir / "lineage.db");
     for (const char* job : {"77", "78", "79"}) {
       ids[job] = store.put_execution({.type = "Launch", .name = std::string("job-") + job, .state = "RUNNING",
-                                      .properties = {{"job", std::string(job)}}});
+                                      .properties = {{"job_id", std::string(job)}}});
     }
   }
   const std::string path = std::getenv("PATH");
@@ -474,7 +474,7 @@ TEST(DashboardJob, SlurmIsAskedWhereABatchOutputIsOncePerIntervalPerJob) {
     for (const char* job : {"77", "78"}) {
       std::ofstream(dir / ("slurm-" + std::string(job) + ".out")) << "output of " << job << "\n";
       ids[job] = store.put_execution({.type = "Launch", .name = std::string("job-") + job, .state = "RUNNING",
-                                      .properties = {{"job", std::string(job)}}});
+                                      .properties = {{"job_id", std::string(job)}}});
     }
   }
   const auto load = [&](App& app, const char* job, int times) {

@@ -84,9 +84,9 @@ namespace {
 
 // A launch with its log: per rank from its --output-dir, else the tail of the batch job's
 // output file, which only Slurm knows the place of.
-JobView job_with_log(const lineage::Store& store, std::string_view id, const SlurmCache& slurm) {
+JobView job_with_log(const lineage::Store& store, std::string_view id, SlurmCache& slurm) {
   JobView v = load_job(store, parse_id(id, "launch"));
-  const std::string job = text_property(v.launch.properties, "job");
+  const std::string job = text_property(v.launch.properties, "job_id");
   if (!v.output_dir.empty() || job.empty()) return v;
   const auto out = slurm.batch_output(job);
   if (out.path.empty()) v.batch_error = out.error;

@@ -55,7 +55,7 @@ std::optional<Args> parse(const std::vector<std::string>& args) {
       ("services", po::value<std::string>()->value_name("DIR"),
        "where cohort serve submit keeps its services (default: as cohort serve list looks)")
       ("slurm-every", po::value<std::string>()->value_name("SECONDS")->default_value("5"),
-       "ask Slurm for your jobs at most once in this long")
+       "ask Slurm for your jobs, and where a job writes its batch output, at most once in this long")
       ("scrape-every", po::value<std::string>()->value_name("SECONDS")->default_value("5"),
        "ask a ready service's router and replicas for their metrics at most once in this long");
   auto p = parser.parse(args);

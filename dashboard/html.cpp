@@ -347,7 +347,7 @@ std::string jobs_page(const lineage::Store& store, const json::Value& slurm) {
     const std::string checkpoint = row.checkpoint ? "<a class=\"checkpoint\" href=\"/models/" + std::to_string(row.checkpoint->id) +
                                                         "\">" + e(row.checkpoint->name.empty() ? row.checkpoint->uri : row.checkpoint->name) + "</a>"
                                                   : "-";
-    launches.push_back("<td><a href=\"/jobs/" + std::to_string(x.id) + "\">" + e(x.name) + "</a></td>" + state_cell(x.state) + "<td>" + e(prop("job")) + "</td><td>" +
+    launches.push_back("<td><a href=\"/jobs/" + std::to_string(x.id) + "\">" + e(x.name) + "</a></td>" + state_cell(x.state) + "<td>" + e(prop("job_id")) + "</td><td>" +
                        e(prop("outcome")) + "</td><td class=\"num\">" + e(prop("restarts")) + "</td><td class=\"num\">" + beat +
                        "</td><td>" + checkpoint + "</td><td><code>" + e(prop("command")) + "</code></td><td>" + e(when(x.updated)) + "</td>");
   }

@@ -67,11 +67,21 @@ json::Value SlurmCache::jobs() {
   return answer_;
 }
 
-SlurmCache::BatchOutput SlurmCache::batch_output(const std::string& job) const {
+SlurmCache::BatchOutput SlurmCache::batch_output(const std::string& job) {
   if (job.empty() || job.find_first_not_of("0123456789_+") != std::string::npos) {
     return {.path = {}, .error = "'" + job.substr(0, 64) + "' is not a Slurm job id"};
   }
   if (!find_program("scontrol")) return {.path = {}, .error = "Slurm's scontrol is not installed here"};
+  // Under the lock while Slurm is asked, as in jobs(): loads of the same page wait for one answer.
+  std::lock_guard lock(batch_mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  if (const auto it = batch_.find(job); it != batch_.end() && now - it->second.at < every_) return it->second.answer;
+  // Answers past their interval go, so that what is kept is bounded by the jobs asked lately.
+  std::erase_if(batch_, [&](const auto& kept) { return now - kept.second.at >= every_; });
+  return (batch_[job] = Asked{.at = now, .answer = ask_batch_output(job)}).answer;
+}
+
+SlurmCache::BatchOutput SlurmCache::ask_batch_output(const std::string& job) const {
   const auto r = run_process({"scontrol", "show", "job", "-o", job}, RunOptions{.timeout = kSlurmTimeout});
   if (!r.ok()) {
     return {.path = {}, .error = "Slurm no longer knows job " + job + " (it forgets ended jobs after a few minutes)"};

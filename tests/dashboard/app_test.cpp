@@ -432,7 +432,7 @@ TEST(DashboardJob, ALaunchWithoutOutputDirShowsTheTailOfItsBatchOutput) {
     auto store = lineage::Store::open(dir / "lineage.db");
     for (const char* job : {"77", "78", "79"}) {
       ids[job] = store.put_execution({.type = "Launch", .name = std::string("job-") + job, .state = "RUNNING",
-                                      .properties = {{"job", std::string(job)}}});
+                                      .properties = {{"job_id", std::string(job)}}});
     }
   }
   const std::string path = std::getenv("PATH");
@@ -455,6 +455,48 @@ TEST(DashboardJob, ALaunchWithoutOutputDirShowsTheTailOfItsBatchOutput) {
   EXPECT_NE(theirs.body.find("job 78 is not yours"), std::string::npos) << theirs.body;
   ASSERT_EQ(forgotten.status, 200) << forgotten.body;
   EXPECT_NE(forgotten.body.find("Slurm no longer knows job 79"), std::string::npos) << forgotten.body;
+}
+
+// A job page left open reloads itself every few seconds, and many may be open: where its
+// batch output is, Slurm is asked once per interval for each job, as the jobs list's answer
+// is, and asked again once the interval has passed. A fake scontrol counts.
+TEST(DashboardJob, SlurmIsAskedWhereABatchOutputIsOncePerIntervalPerJob) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-batch-cache");
+  const fs::path bin = dir / "bin", calls = dir / "scontrol-calls";
+  fs::create_directories(bin);
+  std::ofstream(bin / "scontrol") << "#!/bin/sh\necho \"$4\" >> " << calls.string()
+                                  << "\necho \"JobId=$4 UserId=nobody(65534) StdOut=" << (dir / "slurm-").string()
+                                  << "$4.out\"\n";
+  fs::permissions(bin / "scontrol", fs::perms::owner_all);
+  std::map<std::string, std::int64_t> ids;
+  {
+    auto store = lineage::Store::open(dir / "lineage.db");
+    for (const char* job : {"77", "78"}) {
+      std::ofstream(dir / ("slurm-" + std::string(job) + ".out")) << "output of " << job << "\n";
+      ids[job] = store.put_execution({.type = "Launch", .name = std::string("job-") + job, .state = "RUNNING",
+                                      .properties = {{"job_id", std::string(job)}}});
+    }
+  }
+  const auto load = [&](App& app, const char* job, int times) {
+    for (int i = 0; i < times; ++i) {
+      const serve::Reply r = app.get((i % 2 ? "/api/jobs/" : "/jobs/") + std::to_string(ids[job]));
+      ASSERT_EQ(r.status, 200) << r.body;
+      EXPECT_NE(r.body.find("output of " + std::string(job)), std::string::npos) << r.body;
+    }
+  };
+  const std::string path = std::getenv("PATH");
+  ::setenv("PATH", (bin.string() + ":" + path).c_str(), 1);
+  App cached({.store = dir / "lineage.db", .user = "nobody", .slurm_every = std::chrono::hours(1)});
+  load(cached, "77", 10);
+  load(cached, "78", 4);
+  load(cached, "77", 3);
+  const std::string once_each = read_text(calls);
+  fs::remove(calls);
+  App every_time({.store = dir / "lineage.db", .user = "nobody", .slurm_every = std::chrono::milliseconds(0)});
+  load(every_time, "77", 3);
+  ::setenv("PATH", path.c_str(), 1);
+  EXPECT_EQ(once_each, "77\n78\n");
+  EXPECT_EQ(read_text(calls), "77\n77\n77\n") << "an answer past its interval is asked again";
 }
 
 // What a crash, a torn-down rank or a foreign file leaves: files without their fields, a

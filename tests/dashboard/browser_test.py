@@ -3,12 +3,22 @@
 headless loading every page.
 
     browser_test.py COHORT_BIN MAKE_STATE OUT_DIR
+    browser_test.py --base URL --token TOKEN --checks CHECKS OUT_DIR
 
-The store, sweep, pipeline run and launch are made by make_state.sh. Each page is loaded by
-`chromium --headless --dump-dom` (the DOM after its script ran) and checked, and a
-screenshot of it is saved in OUT_DIR. Without chromium the browser half is skipped (exit 77)
-after the urllib half has run.
+The first form starts a dashboard over a store, sweep, pipeline run and launch made by
+make_state.sh on this machine. The second drives a dashboard already running at URL (as
+tests/cluster/dashboard_browser.sh starts one over the mini-cluster's work), with the pages
+and what each must hold read from the JSON file CHECKS:
+
+    {"pages": {NAME: [PATH, [REGEX, ...]], ...}, "hidden": [TEXT, ...]}
+
+Without the token every page, and the same path under api/, must answer 401 and hold none
+of the "hidden" texts (data only a page with the token shows). Each page is then loaded by
+`chromium --headless --dump-dom` (the DOM after its script ran) and checked against its
+REGEXes, and a screenshot of it is saved as OUT_DIR/NAME.png. Without chromium the browser half is skipped
+(exit 77) after the urllib half has run.
 """
+import argparse
 import json
 import os
 import re
@@ -22,7 +32,6 @@ import urllib.error
 import urllib.request
 
 DEADLINE_S = 60  # a bound on waits that normally end at once, never a measurement
-COHORT, MAKE_STATE, OUT = sys.argv[1:4]
 
 
 def fail(message):
@@ -30,9 +39,9 @@ def fail(message):
     sys.exit(1)
 
 
-def start(work):
+def start(cohort, work):
     token_file = os.path.join(work, "cfg", "dashboard-token")
-    server = subprocess.Popen([COHORT, "dashboard", "--port", "0", "--store", os.path.join(work, "lineage.db"),
+    server = subprocess.Popen([cohort, "dashboard", "--port", "0", "--store", os.path.join(work, "lineage.db"),
                                "--token-file", token_file, "--services", os.path.join(work, "services")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     # A server that never says it listens is killed, which ends the reading below.
@@ -106,42 +115,90 @@ PAGES = {
 }
 
 
-def check_pages(base, token, profile):
-    # Without the token the browser gets the refusal and no data.
-    dom = chromium(["--dump-dom", base + "sweeps/1"], profile)
-    if "quadratic" in dom or "trial-count" in dom:
-        fail("the page without a token shows data: " + dom[:300])
-    # The launch's id is the store's: asked, as a user's script would.
-    _, jobs, _ = get(base + "api/jobs", {"Authorization": "Bearer " + token})
-    launch = json.loads(jobs)["launches"][0]["id"]
-    for name, (path, wanted) in PAGES.items():
-        path = path.format(launch=launch)
+def refused_without_token(base, pages, hidden, profile):
+    """Every page and its API twin without the token: 401 to a program, and no data in what
+    a browser shows."""
+    for path in [p for p, _ in pages.values()] + ["api/" + p for p, _ in pages.values()]:
+        status, body, _ = get(base + path)
+        shown = [h for h in hidden if h in body]
+        if status != 401 or shown:
+            fail(f"/{path} without the token: {status}, holding {shown}: {body[:200]}")
+    path = next(iter(pages.values()))[0]
+    dom = chromium(["--dump-dom", base + path], profile)
+    shown = [h for h in hidden if h in dom]
+    if shown:
+        fail(f"/{path} without the token shows {shown} in the browser: {dom[:300]}")
+
+
+def check_pages(base, token, pages, hidden, out, profile):
+    """Each page loaded with the token (the first sets the cookie), checked, and shot."""
+    refused_without_token(base, pages, hidden, profile)
+    for name, (path, wanted) in pages.items():
         url = base + path + "?token=" + token
-        dom = chromium(["--dump-dom", url], profile)
+        shot = os.path.join(out, name + ".png")
+        # One browser start gives both the DOM after the page's script ran and the picture.
+        dom = chromium(["--window-size=1280,1000", "--screenshot=" + shot, "--dump-dom", url], profile)
         if "<script>alert" in dom or "<img src" in dom:
             fail(f"/{path}: a parameter's <script> or a log's <img> became markup")
         for pattern in wanted:
             if not re.search(pattern, dom):
                 fail(f"/{path}: the page lacks {pattern!r}: {dom[:2000]}")
-        chromium(["--window-size=1280,1000", "--screenshot=" + os.path.join(OUT, name + ".png"), url], profile)
-        print(f"browser_test: /{path} ok, {os.path.join(OUT, name + '.png')}")
+        if not os.path.isfile(shot):
+            fail(f"/{path}: chromium saved no screenshot at {shot}")
+        print(f"browser_test: /{path} ok, {shot}")
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
+def local_state(cohort, make_state, out):
+    """The first form: a dashboard over state made on this machine, its token checked too."""
     with tempfile.TemporaryDirectory(prefix="cohort-dashboard-") as work:
-        subprocess.run(["bash", MAKE_STATE, COHORT, work], check=True)
-        server, base, token = start(work)
+        subprocess.run(["bash", make_state, cohort, work], check=True)
+        server, base, token = start(cohort, work)
         try:
             check_token(base, token)
             if not shutil.which("chromium"):
                 print("browser_test: SKIPPED the browser half: chromium is not installed (scripts/install-deps)")
                 return 77
-            check_pages(base, token, os.path.join(work, "chromium"))
+            # The launch's id is the store's: asked, as a user's script would.
+            _, jobs, _ = get(base + "api/jobs", {"Authorization": "Bearer " + token})
+            launch = json.loads(jobs)["launches"][0]["id"]
+            pages = {name: (path.format(launch=launch), wanted) for name, (path, wanted) in PAGES.items()}
+            check_pages(base, token, pages, ["quadratic", "trial-count"], out, os.path.join(work, "chromium"))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=DEADLINE_S)
     return 0
+
+
+def running_dashboard(base, token, checks, out):
+    """The second form: a dashboard someone else started, and what its pages must hold."""
+    with open(checks) as f:
+        spec = json.load(f)
+    pages = {name: (path, wanted) for name, (path, wanted) in spec["pages"].items()}
+    if not pages:
+        fail(f"{checks}: no pages to check")
+    if not shutil.which("chromium"):
+        fail("chromium is not installed (scripts/install-deps installs it)")
+    with tempfile.TemporaryDirectory(prefix="cohort-chromium-") as profile:
+        check_pages(base.rstrip("/") + "/", token, pages, spec.get("hidden", []), out, profile)
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base", help="the URL of a running dashboard")
+    parser.add_argument("--token", help="its token")
+    parser.add_argument("--checks", help="a JSON file of the pages to load and what each must hold")
+    parser.add_argument("args", nargs="+", metavar="ARG", help="COHORT_BIN MAKE_STATE OUT_DIR, or OUT_DIR with --base")
+    a = parser.parse_args()
+    if a.base:
+        if not (a.token and a.checks and len(a.args) == 1):
+            parser.error("--base needs --token, --checks and one OUT_DIR")
+        os.makedirs(a.args[0], exist_ok=True)
+        return running_dashboard(a.base, a.token, a.checks, a.args[0])
+    if len(a.args) != 3:
+        parser.error("give COHORT_BIN MAKE_STATE OUT_DIR, or --base URL --token TOKEN --checks FILE OUT_DIR")
+    os.makedirs(a.args[2], exist_ok=True)
+    return local_state(*a.args)
 
 
 sys.exit(main())

@@ -344,7 +344,17 @@ void component(std::ostringstream& out, const Role& role, int tasks) {
 
 }  // namespace
 
-std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const std::string& cohort_path) {
+bool packable(const JobSpec& spec) {
+  if (spec.kind == JobKind::mpi || spec.roles.empty()) return false;
+  const RoleResources& first = spec.roles.front().resources;
+  return std::ranges::all_of(spec.roles, [&](const Role& role) {
+    const RoleResources& r = role.resources;
+    return r.nodes == 1 && r.cpus == first.cpus && r.gpus == first.gpus && r.memory == first.memory;
+  });
+}
+
+// Long: the three forms of script (MPIJob, packed, heterogeneous) side by side.
+std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const std::string& cohort_path, bool packed) {
   std::ostringstream out;
   out << "#!/bin/bash\n#SBATCH --job-name=" << spec.name << "\n";
   if (spec.active_deadline_seconds) {
@@ -356,6 +366,16 @@ std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const
   if (spec.kind == JobKind::mpi) {
     // The launcher's mpirun starts the workers inside this one allocation.
     component(out, *spec.find("worker"), spec.find("worker")->replicas);
+  } else if (packed) {
+    const Role& shape = spec.roles.front();
+    out << "#SBATCH --ntasks=" << spec.world_size() << " --cpus-per-task=" << shape.resources.cpus;
+    if (shape.resources.gpus) out << " --gpus-per-task=" << shape.resources.gpus;
+    if (!shape.resources.memory.empty()) {
+      out << " --mem-per-cpu=" << memory_per_cpu(shape.resources.memory, shape.resources.cpus);
+    }
+    std::string roles;
+    for (const auto& role : spec.roles) roles += (roles.empty() ? "" : ", ") + role.name + " " + std::to_string(role.replicas);
+    out << "  # " << roles << "\n";
   } else {
     bool first = true;
     for (const auto& role : spec.roles) {
@@ -367,6 +387,9 @@ std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const
   if (spec.kind == JobKind::mpi) {
     out << "\n# The workers' allocation: cohort launch runs the launcher here, and its mpirun\n"
            "# starts the workers on these nodes.\n";
+  } else if (packed) {
+    out << "\n# Every role in this one allocation, a task per replica in rank order; cohort launch\n"
+           "# gives each task its role and supervises them as one gang.\n";
   } else {
     out << "\n# One component per role; cohort launch starts every role in its component and\n"
            "# supervises them as one gang.\n";
@@ -384,7 +407,7 @@ int nodes_needed(const JobSpec& spec) {
 
 std::optional<std::string> why_it_cannot_start(const JobSpec& spec, int cluster_nodes) {
   const int needed = nodes_needed(spec);
-  if (needed <= cluster_nodes) return std::nullopt;
+  if (needed <= cluster_nodes || packable(spec)) return std::nullopt;
   std::string shares;
   for (const auto& role : spec.roles) {
     if (spec.kind == JobKind::mpi && role.name != "worker") continue;
@@ -392,8 +415,9 @@ std::optional<std::string> why_it_cannot_start(const JobSpec& spec, int cluster_
   }
   return spec.name + " needs " + std::to_string(needed) + " nodes (" + shares +
          ": Slurm gives each role's component of a heterogeneous job nodes of its own) and the cluster has " +
-         std::to_string(cluster_nodes) + "; it would wait in the queue for ever. Run it on a cluster with " +
-         std::to_string(needed) + " nodes, or give it fewer roles";
+         std::to_string(cluster_nodes) + "; it would wait in the queue for ever, and its roles cannot share one "
+         "allocation (they ask for different CPUs, GPUs or memory, or a role for nodes of its own). Run it on a cluster "
+         "with " + std::to_string(needed) + " nodes, give its roles the same resources, or give it fewer roles";
 }
 
 std::string tf_config(const ClusterMap& cluster, const std::string& role, int index) {

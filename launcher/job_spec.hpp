@@ -71,14 +71,24 @@ JobSpec parse_job_spec(const std::string& text, const std::string& source);
 
 // A complete sbatch script: one heterogeneous component per role (`#SBATCH hetjob`),
 // whose body runs `cohort launch --spec SPEC_PATH`. MPIJobs use one component for the
-// workers; the launcher runs in the batch step.
-std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const std::string& cohort_path);
+// workers; the launcher runs in the batch step. `packed`: every role in one plain
+// allocation of a task per replica instead (see packable).
+std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const std::string& cohort_path,
+                        bool packed = false);
+
+// Whether the roles can share one plain allocation, a task per replica, the roles'
+// replicas following one another over its nodes: every role asks for the same CPUs, GPUs
+// and memory per replica and none for nodes of its own, and it is not an MPIJob. So does a
+// job whose heterogeneous form the cluster could never start, and a Katib trial, since an
+// array job cannot be heterogeneous.
+bool packable(const JobSpec& spec);
 
 // The nodes the emitted script asks for: each role's heterogeneous component takes nodes of
 // its own, so the roles' nodes add up (an MPIJob asks only for its workers').
 int nodes_needed(const JobSpec& spec);
-// Why the script could never start on a cluster of `cluster_nodes` nodes, naming each
-// role's share; nullopt when it fits.
+// Why the script could never start on a cluster of `cluster_nodes` nodes: the
+// heterogeneous form needs more, naming each role's share, and the roles cannot be packed;
+// nullopt when it fits either way.
 std::optional<std::string> why_it_cannot_start(const JobSpec& spec, int cluster_nodes);
 
 // Where every replica runs: role → "host:port" per replica, in replica order.

@@ -80,7 +80,7 @@ options::Parser launch_parser(LaunchOptions& o, Given& g) {
        "shared directory for the ranks' status files (default: $COHORT_RUN_DIR/job-ID, else "
        "$SCRATCH/.cohort/runs/job-ID, else $HOME/.cohort/runs/job-ID)");
   parser.add_hidden()("as-rank", "run as one rank's wrapper (started by cohort launch itself)")(
-      "role", po::value<std::string>(&g.role), "the rank's role, with --as-rank");
+      "role", po::value<std::string>(&g.role), "the rank's role, with --as-rank; by-rank: from its rank (roles packed)");
   // The command may also come before "--" when it takes no options of its own.
   parser.operands(-1);
   return parser;
@@ -148,10 +148,13 @@ int launch_command(const std::vector<std::string>& args) {
     if (!command.empty()) throw input_error("--spec " + given.spec_path + ": the roles' commands come from the spec; drop the command after --");
     auto spec = std::make_shared<JobSpec>(load_job_spec(given.spec_path));
     if (vm.count("emit-sbatch")) {
+      // Heterogeneous where the cluster has a node for each role's component, else packed.
+      bool packed = false;
       if (const auto nodes = cluster_nodes()) {
         if (auto why = why_it_cannot_start(*spec, *nodes)) throw input_error("--spec " + given.spec_path + ": " + *why);
+        packed = nodes_needed(*spec) > *nodes;
       }
-      std::cout << emit_sbatch(*spec, std::filesystem::absolute(given.spec_path).string(), o.self);
+      std::cout << emit_sbatch(*spec, std::filesystem::absolute(given.spec_path).string(), o.self, packed);
       return 0;
     }
     if (vm["max-restarts"].defaulted()) o.max_restarts = spec->backoff_limit;

@@ -138,16 +138,50 @@ void dump_stack(pid_t pid, int rank) {
 
 // The role's replica index and, for TensorFlow-style jobs, TF_CONFIG: from the role
 // table ("name:offset:replicas,...") and cluster map the supervisor hands every rank.
-Environment role_environment(const Environment& env, const std::string& role, int rank) {
+struct RoleRanks {
+  std::string name;
+  int offset = 0, replicas = 0;
+};
+
+std::vector<RoleRanks> role_table(const Environment& env) {
+  std::vector<RoleRanks> roles;
   std::istringstream table(env_str(env, "COHORT_LAUNCH_ROLES"));
   std::string entry;
   while (std::getline(table, entry, ',')) {
     auto a = entry.find(':'), b = entry.rfind(':');
-    if (a == std::string::npos || a == b || entry.substr(0, a) != role) continue;
-    const auto offset_n = parse_integer(entry.substr(a + 1, b - a - 1), 0, 1'000'000);
-    const auto replicas_n = parse_integer(entry.substr(b + 1), 1, 1'000'000);
-    if (!offset_n || !replicas_n) throw input_error("COHORT_LAUNCH_ROLES: '" + entry + "' is not NAME:OFFSET:REPLICAS");
-    const int offset = static_cast<int>(*offset_n), replicas = static_cast<int>(*replicas_n);
+    const auto offset_n = a == b ? std::nullopt : parse_integer(entry.substr(a + 1, b - a - 1), 0, 1'000'000);
+    const auto replicas_n = a == b ? std::nullopt : parse_integer(entry.substr(b + 1), 1, 1'000'000);
+    if (a == std::string::npos || !offset_n || !replicas_n) {
+      throw input_error("COHORT_LAUNCH_ROLES: '" + entry + "' is not NAME:OFFSET:REPLICAS");
+    }
+    roles.push_back({entry.substr(0, a), static_cast<int>(*offset_n), static_cast<int>(*replicas_n)});
+  }
+  return roles;
+}
+
+}  // namespace
+
+RankRole role_by_rank(const Environment& env, int rank) {
+  for (const auto& r : role_table(env)) {
+    if (rank < r.offset || rank >= r.offset + r.replicas) continue;
+    const std::string text = env_str(env, "COHORT_LAUNCH_COMMANDS");
+    const json::Value commands = json::parse(text.empty() ? "{}" : text, "COHORT_LAUNCH_COMMANDS");
+    const json::Value* command = commands.find(r.name);
+    if (!command) throw Error("COHORT_LAUNCH_COMMANDS holds no command for role " + r.name);
+    RankRole out{r.name, {}};
+    for (const auto& word : command->as_array()) out.command.push_back(word.as_string());
+    return out;
+  }
+  throw Error("rank " + std::to_string(rank) + " has no role in COHORT_LAUNCH_ROLES='" +
+              env_str(env, "COHORT_LAUNCH_ROLES") + "'");
+}
+
+namespace {
+
+Environment role_environment(const Environment& env, const std::string& role, int rank) {
+  for (const auto& r : role_table(env)) {
+    if (r.name != role) continue;
+    const int offset = r.offset, replicas = r.replicas;
     int index = rank - offset;
     if (index < 0 || index >= replicas) {
       throw Error("rank " + std::to_string(rank) + " is not a " + role + " replica (those are ranks " +
@@ -291,8 +325,8 @@ Ending watch_program(Process& program, const HangWatch& watch, const std::string
 
 }  // namespace
 
-int run_rank(const std::vector<std::string>& command, const std::string& role) {
-  if (command.empty()) throw input_error("--as-rank needs a command after --");
+int run_rank(std::vector<std::string> command, std::string role) {
+  if (command.empty() && role != kRoleByRank) throw input_error("--as-rank needs a command after --");
   Environment env = current_environment();
   const std::string attempt_dir = env_str(env, "COHORT_LAUNCH_RUN_DIR");
   if (attempt_dir.empty()) throw input_error("COHORT_LAUNCH_RUN_DIR is not set: --as-rank is started by 'cohort launch'");
@@ -301,6 +335,11 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   // Local mode: the launcher handed this rank its whole contract. Slurm: the step says where
   // the task stands, the launcher what it decided for the gang.
   Contract contract = slurm ? contract_from_slurm_gang(env) : contract_from_environment(env);
+  if (role == kRoleByRank) {
+    RankRole picked = role_by_rank(env, contract.rank);
+    role = std::move(picked.name);
+    command = std::move(picked.command);
+  }
   Environment role_env;
   if (!role.empty()) role_env = role_environment(env, role, contract.rank);
   const HangWatch watch = hang_watch(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));

@@ -428,15 +428,27 @@ class Gang {
       std::vector<std::string> argv{resolve_program("srun"), "--kill-on-bad-exit=1"};
       if (options_.output_dir.empty()) argv.push_back("--label");
       else argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
-      const bool het = het_components_ > 0;
-      int group = 0;
-      for (const auto& role : spec_->roles) {
-        if (group > 0) argv.push_back(":");
-        if (het) argv.push_back("--het-group=" + std::to_string(group));
-        argv.push_back("--ntasks=" + std::to_string(role.replicas));
-        auto w = wrapper(role);
-        argv.insert(argv.end(), w.begin(), w.end());
-        ++group;
+      if (packed()) {
+        // One step of every replica; each wrapper finds its role and command by its rank.
+        json::Value commands = json::Value::object();
+        for (const auto& role : spec_->roles) {
+          json::Value words = json::Value::array();
+          for (const auto& w : role.command) words.push(w);
+          commands.set(role.name, std::move(words));
+        }
+        set("COHORT_LAUNCH_COMMANDS", json::write(commands));
+        argv.insert(argv.end(), {"--ntasks=" + std::to_string(world_), options_.self, "launch", "--as-rank", "--role",
+                                 kRoleByRank});
+      } else {
+        int group = 0;
+        for (const auto& role : spec_->roles) {
+          if (group > 0) argv.push_back(":");
+          if (het_components_ > 0) argv.push_back("--het-group=" + std::to_string(group));
+          argv.push_back("--ntasks=" + std::to_string(role.replicas));
+          auto w = wrapper(role);
+          argv.insert(argv.end(), w.begin(), w.end());
+          ++group;
+        }
       }
       set("COHORT_LAUNCH_MODE", "slurm");
       for (const auto& [k, v] : gang_environment(gang)) set(k, v);
@@ -553,9 +565,21 @@ class Gang {
     throw Error(name + " not found on PATH: is Slurm's client installed on this node?");
   }
 
+  // Every role in one plain allocation: `cohort launch --emit-sbatch` packs the roles so
+  // when a heterogeneous job, which gives each role nodes of its own, could never start.
+  bool packed() const { return slurm_ && spec_ && het_components_ == 0 && spec_->roles.size() > 1; }
+
   // Does this allocation hold the spec? One heterogeneous component per role, each with
-  // at least the role's replicas as tasks.
+  // at least the role's replicas as tasks; or, packed, a task for every replica.
   void check_allocation() {
+    if (packed()) {
+      const int tasks = env_count("SLURM_NTASKS", env_count("SLURM_JOB_NUM_NODES", 1));
+      if (tasks < world_) {
+        throw input_error("the spec's roles need " + std::to_string(world_) + " tasks, one a replica, but the allocation has " +
+                          std::to_string(tasks) + ": submit the script 'cohort launch --spec FILE --emit-sbatch' prints");
+      }
+      return;
+    }
     const bool het = het_components_ > 0;
     const int components = het ? het_components_ : 1;
     if (components != static_cast<int>(spec_->roles.size())) {
@@ -583,11 +607,13 @@ class Gang {
       hosts.assign(static_cast<size_t>(std::max(world_, 1)), "127.0.0.1");
       return hosts;
     }
-    for (size_t i = 0; i < spec_->roles.size(); ++i) {
+    // Packed, the roles' replicas follow one another over the allocation's nodes.
+    const size_t components = packed() ? 1 : spec_->roles.size();
+    for (size_t i = 0; i < components; ++i) {
       std::string suffix = het_components_ > 0 ? "_HET_GROUP_" + std::to_string(i) : "";
       auto nodes = expand_hostlist(env_or(("SLURM_JOB_NODELIST" + suffix).c_str()));
       auto per_node = expand_tasks_per_node(env_or(("SLURM_TASKS_PER_NODE" + suffix).c_str(), "1"));
-      int left = spec_->roles[i].replicas;
+      int left = packed() ? world_ : spec_->roles[i].replicas;
       for (size_t n = 0; n < nodes.size() && left > 0; ++n) {
         int here = std::min(left, n < per_node.size() ? per_node[n] : 1);
         for (int k = 0; k < here; ++k) hosts.push_back(nodes[n]);

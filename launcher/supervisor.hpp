@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "launcher/contract.hpp"
+
 namespace cohort::launcher {
 
 struct JobSpec;
@@ -88,6 +90,17 @@ bool is_teardown_report(std::string_view line);
 // The per-rank side: runs `command` as one rank under the contract (and as a replica of
 // `role`, when the job has roles), keeps its heartbeat watch and reports its outcome to
 // the run directory. Returns the rank's exit status.
-int run_rank(const std::vector<std::string>& command, const std::string& role = {});
+int run_rank(std::vector<std::string> command, std::string role = {});
+
+// The role that makes a wrapper take its role, and the role's command, from its rank: every
+// role in one step of a plain allocation, the roles packed onto its nodes in rank order.
+inline constexpr const char* kRoleByRank = "by-rank";
+struct RankRole {
+  std::string name;
+  std::vector<std::string> command;
+};
+// From the role table (COHORT_LAUNCH_ROLES, "name:offset:replicas,...") and the roles'
+// commands (COHORT_LAUNCH_COMMANDS, a JSON object of argv arrays) the supervisor hands out.
+RankRole role_by_rank(const Environment& env, int rank);
 
 }  // namespace cohort::launcher

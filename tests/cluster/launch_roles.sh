@@ -57,11 +57,12 @@ assert len(hosts["chief"] | hosts["ps"] | hosts["worker"]) == 3, hosts     # a n
 assert len(set(cluster["worker"])) == 2, "workers on one node get ports of their own"
 CHECK
 
-# The same spec inside a plain one-component allocation: refused, nothing runs.
+# The same spec inside a plain allocation of one task, too few for its replicas packed:
+# refused, nothing runs.
 printf '#!/bin/bash\n%q launch --spec %q\necho "exit $?"\n' "$cohort" "$work/tfjob.yaml" >"$work/plain.sh"
 rm -f "$work"/tf-*
 job=$(submit -N1 -n1 -o "$work/plain.out" "$work/plain.sh")
 wait_until 60 "the plain job to finish" "job_done $job"
-grep -q 'the allocation has 1 component(s) but the spec has 4 roles' "$work/plain.out" || fail "no refusal: $(cat "$work/plain.out")"
+grep -q "the spec's roles need 5 tasks, one a replica, but the allocation has 1" "$work/plain.out" || fail "no refusal: $(cat "$work/plain.out")"
 grep -q '^exit 2$' "$work/plain.out" || fail "refusal did not exit 2: $(cat "$work/plain.out")"
 ! compgen -G "$work/tf-*" >/dev/null || fail "a role ran in an allocation that cannot hold the spec"

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "common/error.hpp"
+#include "launcher/supervisor.hpp"
 
 namespace cohort::launcher {
 namespace {
@@ -23,6 +24,25 @@ Environment slurm_task(int procid, int nodeid, int localid) {
 
 // Job 4242, step 3: 29500 + (4242 × 7919 + 3) mod 2000, worked out by hand.
 constexpr int kPortOfStep4242_3 = 29901;
+
+// Roles packed into one step: each rank finds its role and command in the tables the
+// supervisor hands every task.
+TEST(PackedRoles, EachRankTakesTheRoleItsRankFallsInAndThatRolesCommand) {
+  const Environment env{{"COHORT_LAUNCH_ROLES", "chief:0:1,ps:1:1,worker:2:2"},
+                        {"COHORT_LAUNCH_COMMANDS", R"({"chief": ["python3", "a b.py"], "ps": ["ps"], "worker": ["w", "-x"]})"}};
+  EXPECT_EQ(role_by_rank(env, 0).name, "chief");
+  EXPECT_EQ(role_by_rank(env, 0).command, (std::vector<std::string>{"python3", "a b.py"}));
+  EXPECT_EQ(role_by_rank(env, 1).name, "ps");
+  EXPECT_EQ(role_by_rank(env, 3).name, "worker");
+  EXPECT_EQ(role_by_rank(env, 3).command, (std::vector<std::string>{"w", "-x"}));
+  EXPECT_THROW(role_by_rank(env, 4), Error);
+  Environment no_command = env;
+  no_command["COHORT_LAUNCH_COMMANDS"] = R"({"chief": ["a"]})";
+  EXPECT_THROW(role_by_rank(no_command, 2), Error);
+  Environment bad_table = env;
+  bad_table["COHORT_LAUNCH_ROLES"] = "chief:zero:1";
+  EXPECT_THROW(role_by_rank(bad_table, 0), Error);
+}
 
 TEST(Contract, FromSlurmUsesTorchrunNames) {
   Contract c = contract_from_slurm(slurm_task(5, 1, 1));

@@ -280,18 +280,29 @@ TEST(JobSpec, CpuQuantitiesRoundUpAndRequestsStandInForMissingLimits) {
 }
 
 // Each role's component takes nodes of its own: Chief, PS and two Workers on two nodes
-// would wait for ever.
-TEST(JobSpec, ASpecThatNeedsMoreNodesThanTheClusterHasSaysWhy) {
-  JobSpec spec = parse_job_spec(
-      "kind: TFJob\nmetadata: {name: dist}\nspec:\n  tfReplicaSpecs:\n    Chief: {command: [a]}\n    PS: {command: [a]}\n"
-      "    Worker: {replicas: 2, command: [a]}\n",
-      "job.yaml");
+// would wait for ever as a heterogeneous job. Roles asking for the same resources are
+// packed into one plain allocation instead; others are refused, saying why.
+TEST(JobSpec, ASpecThatNeedsMoreNodesThanTheClusterHasIsPackedOrRefusedSayingWhy) {
+  const std::string roles = "kind: TFJob\nmetadata: {name: dist}\nspec:\n  tfReplicaSpecs:\n    Chief: {command: [a]}\n";
+  JobSpec spec = parse_job_spec(roles + "    PS: {command: [a]}\n    Worker: {replicas: 2, command: [a]}\n", "job.yaml");
   EXPECT_EQ(nodes_needed(spec), 3);
+  EXPECT_TRUE(packable(spec));
   EXPECT_FALSE(why_it_cannot_start(spec, 3));
-  EXPECT_EQ(why_it_cannot_start(spec, 2).value_or(""),
+  EXPECT_FALSE(why_it_cannot_start(spec, 2));
+  const std::string script = emit_sbatch(spec, "/s/job.yaml", "/bin/cohort", true);
+  EXPECT_NE(script.find("#SBATCH --ntasks=4 --cpus-per-task=1  # chief 1, ps 1, worker 2\n"), std::string::npos) << script;
+  EXPECT_EQ(script.find("hetjob"), std::string::npos) << script;
+  EXPECT_EQ(script.find("--nodes"), std::string::npos) << script;
+
+  JobSpec uneven = parse_job_spec(
+      roles + "    PS: {command: [a]}\n    Worker: {replicas: 2, resources: {cpus: 4}, command: [a]}\n", "job.yaml");
+  EXPECT_FALSE(packable(uneven));
+  EXPECT_EQ(why_it_cannot_start(uneven, 2).value_or(""),
             "dist needs 3 nodes (chief 1, ps 1, worker 1: Slurm gives each role's component of a heterogeneous job nodes "
-            "of its own) and the cluster has 2; it would wait in the queue for ever. Run it on a cluster with 3 nodes, or "
-            "give it fewer roles");
+            "of its own) and the cluster has 2; it would wait in the queue for ever, and its roles cannot share one "
+            "allocation (they ask for different CPUs, GPUs or memory, or a role for nodes of its own). Run it on a cluster "
+            "with 3 nodes, give its roles the same resources, or give it fewer roles");
+  EXPECT_FALSE(packable(load_job_spec(upstream("pi.yaml"))));
   EXPECT_EQ(nodes_needed(load_job_spec(upstream("pi.yaml"))), 1);
 }
 

@@ -23,7 +23,9 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include <array>
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -446,6 +448,24 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     return post(OpType::RECV, tensors, src, tag);
   }
 
+  // The baseline of `cohort bench torch`: the communicator's own allreduce (SUM) of `tensor`,
+  // `iterations` times in a C++ loop on the group's worker, after the ranks agreed as for
+  // any collective; seconds per call, as this rank timed them. What dist.all_reduce costs
+  // beyond this is the backend's.
+  double communicator_allreduce_seconds(at::Tensor& tensor, int iterations) {
+    std::vector<at::Tensor> tensors{tensor};
+    Plan plan = one_tensor("communicator allreduce", tensors);
+    if (iterations < 1) plan.fail(Fault::shape, "iterations must be at least 1");
+    auto seconds = std::make_shared<double>(0);
+    auto work = enqueue(OpType::ALLREDUCE, plan, tensors, [this, plan, t = tensors, iterations, seconds] {
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < iterations; ++i) comm_->allreduce(t[0].data_ptr(), plan.count, plan.dtype, plan.op);
+      *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations;
+    });
+    work->wait();
+    return *seconds;
+  }
+
   WorkPtr reduce(std::vector<at::Tensor>&, const c10d::ReduceOptions&) override { unsupported("reduce"); }
   WorkPtr gather(std::vector<std::vector<at::Tensor>>&, std::vector<at::Tensor>&,
                  const c10d::GatherOptions&) override {
@@ -650,5 +670,7 @@ PYBIND11_MODULE(_torch, m) {
   // The base class's Python type must exist before ours derives from it.
   py::module_::import("torch.distributed");
   py::class_<ProcessGroupCohort, c10d::ProcessGroup, c10::intrusive_ptr<ProcessGroupCohort>>(m, "ProcessGroupCohort")
-      .def(py::init(&create), py::arg("store"), py::arg("rank"), py::arg("size"), py::arg("timeout"));
+      .def(py::init(&create), py::arg("store"), py::arg("rank"), py::arg("size"), py::arg("timeout"))
+      .def("_communicator_allreduce_seconds", &ProcessGroupCohort::communicator_allreduce_seconds,
+           py::arg("tensor"), py::arg("iterations"), py::call_guard<py::gil_scoped_release>());
 }

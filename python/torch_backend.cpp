@@ -190,28 +190,53 @@ void agree(MPI_Comm comm, int rank, OpType kind, const Plan& plan, const std::fu
 }
 
 // A collective's work: completed by the worker thread, with the tensors it wrote as the
-// future's value (what DDP's reducer reads).
+// future's value (what DDP's reducer reads). The future is made when someone asks for it:
+// completing one (its value list, the storages torch extracts from it, its callbacks) cost
+// the worker about as much as an 8-byte collective, on every call, for the plain
+// dist.all_reduce that never looks at it.
 class CohortWork final : public c10d::Work {
  public:
-  CohortWork(OpType type, std::vector<at::Tensor> outputs)
-      : Work(-1, type),
-        outputs_(std::move(outputs)),
-        future_(c10::make_intrusive<c10::ivalue::Future>(c10::ListType::create(c10::TensorType::get()))) {}
+  CohortWork(OpType type, std::vector<at::Tensor> outputs) : Work(-1, type), outputs_(std::move(outputs)) {}
 
   void complete(std::exception_ptr error) {
-    if (error) {
-      future_->setError(error);
-    } else {
-      future_->markCompleted(c10::IValue(outputs_));
+    c10::intrusive_ptr<c10::ivalue::Future> future;
+    {
+      std::lock_guard lock(future_mutex_);
+      settled_ = true;
+      error_ = error;
+      future = future_;
     }
+    // Outside the lock: the future's callbacks may ask this work for it again.
+    if (future) settle(*future);
     finish(error);
   }
 
   std::vector<at::Tensor> result() override { return outputs_; }
-  c10::intrusive_ptr<c10::ivalue::Future> getFuture() override { return future_; }
+
+  c10::intrusive_ptr<c10::ivalue::Future> getFuture() override {
+    std::lock_guard lock(future_mutex_);
+    if (!future_) {
+      future_ = c10::make_intrusive<c10::ivalue::Future>(c10::ListType::create(c10::TensorType::get()));
+      // Asked for after the worker completed the work: nobody else will complete it. A
+      // future that nobody has seen yet has no callbacks to run under the lock.
+      if (settled_) settle(*future_);
+    }
+    return future_;
+  }
 
  private:
+  void settle(c10::ivalue::Future& future) {
+    if (error_) {
+      future.setError(error_);
+    } else {
+      future.markCompleted(c10::IValue(outputs_));
+    }
+  }
+
   std::vector<at::Tensor> outputs_;
+  std::mutex future_mutex_;
+  bool settled_ = false;  // the worker has run the work; error_ says how it ended
+  std::exception_ptr error_;
   c10::intrusive_ptr<c10::ivalue::Future> future_;
 };
 

@@ -12,8 +12,13 @@ every cohort benchmark: --out writes them there as that JSON ({"context", "table
 Every rank runs the same script: the default group is cohort's, and a gloo group over the
 same ranks (dist.new_group(backend="gloo")) is the baseline. For each message size
 (float32: powers of 8 from the first size, 1M and the last) dist.all_reduce runs on each backend
-in turn, alternating which goes first; a figure is the median over the repetitions of the
-mean time per call of a timed loop. Then a DDP step (forward, backward with its gradient
+in turn, alternating which goes first, and so does the cohort group's communicator alone on
+the same tensor (a C++ loop of Communicator::allreduce on the group's worker thread, what
+`cohort bench collectives` times): dist.all_reduce's time over the communicator's is the
+backend's own overhead. A time is the median over the repetitions of the mean time per
+call of a timed loop; the overhead is the median of each repetition's own ratio, whose
+two loops ran one after the other, so that a machine whose load changes between
+repetitions moves it less. Then a DDP step (forward, backward with its gradient
 allreduce, SGD step) of an MLP of about 29 M parameters, 2048-4096-4096-1024, batch 32,
 is timed on each backend from the same weights and data (twice, each backend going first
 once; the better median of the two counts), and the gradients of the first step are
@@ -57,21 +62,36 @@ def loop_time(tensor, group, iterations):
     return (time.perf_counter() - start) / iterations
 
 
+def communicator_time(tensor, group, iterations):
+    """Mean seconds per call of the cohort group's communicator alone, on rank 0's clock."""
+    seconds = group._communicator_allreduce_seconds(tensor, iterations)
+    timed = torch.tensor([seconds], dtype=torch.float64)
+    dist.broadcast(timed, 0, group=group)
+    return timed.item()
+
+
 def allreduce_rows(sizes, groups, repeat):
     rows = []
+    # The communicator between the two backends, so that it runs right next to cohort's either way.
+    timers = {"cohort": lambda t, n: loop_time(t, groups["cohort"], n),
+              "communicator": lambda t, n: communicator_time(t, groups["cohort"], n),
+              "gloo": lambda t, n: loop_time(t, groups["gloo"], n)}
     for nbytes in sizes:
         tensor = torch.ones(max(nbytes // 4, 1))
         iterations = max(3, min(1000, (64 << 20) // max(nbytes, 1) // 4))
-        for group in groups.values():
-            loop_time(tensor, group, 2)  # first touch: connections, shared segments
-        times = {name: [] for name in groups}
+        for timer in timers.values():
+            timer(tensor, 2)  # first touch: connections, shared segments
+        times = {name: [] for name in timers}
         for r in range(repeat):
-            order = list(groups.items()) if r % 2 == 0 else list(reversed(groups.items()))
-            for name, group in order:
-                times[name].append(loop_time(tensor, group, iterations))
+            order = list(timers.items()) if r % 2 == 0 else list(reversed(timers.items()))
+            for name, timer in order:
+                times[name].append(timer(tensor, iterations))
         cohort_s, gloo_s = statistics.median(times["cohort"]), statistics.median(times["gloo"])
+        communicator_s = statistics.median(times["communicator"])
+        overhead = statistics.median(b / c for b, c in zip(times["cohort"], times["communicator"]))
         rows.append({"bytes": nbytes, "cohort_us": cohort_s * 1e6, "gloo_us": gloo_s * 1e6,
-                     "speedup": gloo_s / cohort_s})
+                     "speedup": gloo_s / cohort_s, "communicator_us": communicator_s * 1e6,
+                     "overhead": overhead})
     return rows
 
 
@@ -107,17 +127,23 @@ def column(name, unit="", digits=2, text=False):
 
 def bench_report(report, args):
     """The results in the shape of cohort's benchmark reports (common/bench.hpp)."""
-    rows = [[human(r["bytes"]), r["cohort_us"], r["gloo_us"], r["speedup"]] for r in report["allreduce"]]
+    rows = [[human(r["bytes"]), r["cohort_us"], r["gloo_us"], r["speedup"], r["communicator_us"], r["overhead"]]
+            for r in report["allreduce"]]
     tables = [{"name": "allreduce", "title": f"dist.all_reduce of float32, median of {args.repeat} "
-                                             "alternating timed loops, against gloo on the same ranks",
+                                             "alternating timed loops, against gloo and the communicator alone "
+                                             "on the same ranks",
                "columns": [column("size", text=True), column("cohort", "us", 1), column("gloo", "us", 1),
-                           column("gloo/cohort")],
+                           column("gloo/cohort"), column("communicator", "us", 1),
+                           column("cohort/communicator")],
                "rows": rows}]
     figures = []
     if rows:
         largest = report["allreduce"][-1]
         figures.append({"name": "largest_speedup", "label": f"all_reduce of {human(largest['bytes'])}",
                         "value": largest["speedup"], "unit": "x", "digits": 2, "note": "gloo's time / cohort's"})
+        figures.append({"name": "largest_overhead", "label": f"backend overhead at {human(largest['bytes'])}",
+                        "value": largest["overhead"], "unit": "x", "digits": 2,
+                        "note": "dist.all_reduce's time / the communicator's alone"})
     ddp = report["ddp"]
     if ddp:
         tables.append({"name": "ddp", "title": "one DDP step (forward, backward with its gradient allreduce, SGD), "
@@ -177,9 +203,11 @@ def main():
             print(json.dumps(report, indent=1))
         else:
             print(f"dist.all_reduce, float32, {dist.get_world_size()} ranks (median of {args.repeat})")
-            print(f"{'bytes':>8} {'cohort us':>11} {'gloo us':>11} {'gloo/cohort':>12}")
+            print(f"{'bytes':>8} {'cohort us':>11} {'gloo us':>11} {'gloo/cohort':>12} {'comm us':>11} "
+                  f"{'cohort/comm':>12}")
             for row in rows:
-                print(f"{human(row['bytes']):>8} {row['cohort_us']:11.1f} {row['gloo_us']:11.1f} {row['speedup']:11.1f}x")
+                print(f"{human(row['bytes']):>8} {row['cohort_us']:11.1f} {row['gloo_us']:11.1f} {row['speedup']:11.1f}x "
+                      f"{row['communicator_us']:11.1f} {row['overhead']:11.2f}x")
             if ddp:
                 print(f"DDP step, MLP of {ddp['parameters'] / 1e6:.1f} M parameters, batch 32: cohort "
                       f"{ddp['cohort_ms']:.1f} ms, gloo {ddp['gloo_ms']:.1f} ms ({ddp['speedup']:.2f}x); "

@@ -20,7 +20,8 @@ int bench_command(const std::vector<std::string>& args) {
        {"[--ranks N] [--sizes FIRST:LAST] [--repeat R] [--ddp-steps S] [--port P] [--json]"},
        "Times torch.distributed with the backend \"cohort\" (import cohort.torch) against gloo\n"
        "on the same ranks, in one run: dist.all_reduce of float32 from FIRST to LAST bytes\n"
-       "(powers of 8, 1M and LAST), each backend in turn, alternating which goes first; then a\n"
+       "(powers of 8, 1M and LAST), each backend in turn, alternating which goes first, and the\n"
+       "cohort group's communicator alone on the same tensor (the backend's overhead); then a\n"
        "DDP step of a 29 M-parameter MLP on each, and how far their first gradients differ.\n"
        "Starts the ranks itself with Open MPI's mpirun on this machine (--oversubscribe; as\n"
        "root, with Open MPI's consent variables set), rendezvous on 127.0.0.1:P. Needs torch for\n"

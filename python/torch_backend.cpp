@@ -23,7 +23,9 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include <array>
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -188,28 +190,53 @@ void agree(MPI_Comm comm, int rank, OpType kind, const Plan& plan, const std::fu
 }
 
 // A collective's work: completed by the worker thread, with the tensors it wrote as the
-// future's value (what DDP's reducer reads).
+// future's value (what DDP's reducer reads). The future is made when someone asks for it:
+// completing one (its value list, the storages torch extracts from it, its callbacks) cost
+// the worker about as much as an 8-byte collective, on every call, for the plain
+// dist.all_reduce that never looks at it.
 class CohortWork final : public c10d::Work {
  public:
-  CohortWork(OpType type, std::vector<at::Tensor> outputs)
-      : Work(-1, type),
-        outputs_(std::move(outputs)),
-        future_(c10::make_intrusive<c10::ivalue::Future>(c10::ListType::create(c10::TensorType::get()))) {}
+  CohortWork(OpType type, std::vector<at::Tensor> outputs) : Work(-1, type), outputs_(std::move(outputs)) {}
 
   void complete(std::exception_ptr error) {
-    if (error) {
-      future_->setError(error);
-    } else {
-      future_->markCompleted(c10::IValue(outputs_));
+    c10::intrusive_ptr<c10::ivalue::Future> future;
+    {
+      std::lock_guard lock(future_mutex_);
+      settled_ = true;
+      error_ = error;
+      future = future_;
     }
+    // Outside the lock: the future's callbacks may ask this work for it again.
+    if (future) settle(*future);
     finish(error);
   }
 
   std::vector<at::Tensor> result() override { return outputs_; }
-  c10::intrusive_ptr<c10::ivalue::Future> getFuture() override { return future_; }
+
+  c10::intrusive_ptr<c10::ivalue::Future> getFuture() override {
+    std::lock_guard lock(future_mutex_);
+    if (!future_) {
+      future_ = c10::make_intrusive<c10::ivalue::Future>(c10::ListType::create(c10::TensorType::get()));
+      // Asked for after the worker completed the work: nobody else will complete it. A
+      // future that nobody has seen yet has no callbacks to run under the lock.
+      if (settled_) settle(*future_);
+    }
+    return future_;
+  }
 
  private:
+  void settle(c10::ivalue::Future& future) {
+    if (error_) {
+      future.setError(error_);
+    } else {
+      future.markCompleted(c10::IValue(outputs_));
+    }
+  }
+
   std::vector<at::Tensor> outputs_;
+  std::mutex future_mutex_;
+  bool settled_ = false;  // the worker has run the work; error_ says how it ended
+  std::exception_ptr error_;
   c10::intrusive_ptr<c10::ivalue::Future> future_;
 };
 
@@ -446,6 +473,24 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     return post(OpType::RECV, tensors, src, tag);
   }
 
+  // The baseline of `cohort bench torch`: the communicator's own allreduce (SUM) of `tensor`,
+  // `iterations` times in a C++ loop on the group's worker, after the ranks agreed as for
+  // any collective; seconds per call, as this rank timed them. What dist.all_reduce costs
+  // beyond this is the backend's.
+  double communicator_allreduce_seconds(at::Tensor& tensor, int iterations) {
+    std::vector<at::Tensor> tensors{tensor};
+    Plan plan = one_tensor("communicator allreduce", tensors);
+    if (iterations < 1) plan.fail(Fault::shape, "iterations must be at least 1");
+    auto seconds = std::make_shared<double>(0);
+    auto work = enqueue(OpType::ALLREDUCE, plan, tensors, [this, plan, t = tensors, iterations, seconds] {
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < iterations; ++i) comm_->allreduce(t[0].data_ptr(), plan.count, plan.dtype, plan.op);
+      *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations;
+    });
+    work->wait();
+    return *seconds;
+  }
+
   WorkPtr reduce(std::vector<at::Tensor>&, const c10d::ReduceOptions&) override { unsupported("reduce"); }
   WorkPtr gather(std::vector<std::vector<at::Tensor>>&, std::vector<at::Tensor>&,
                  const c10d::GatherOptions&) override {
@@ -650,5 +695,7 @@ PYBIND11_MODULE(_torch, m) {
   // The base class's Python type must exist before ours derives from it.
   py::module_::import("torch.distributed");
   py::class_<ProcessGroupCohort, c10d::ProcessGroup, c10::intrusive_ptr<ProcessGroupCohort>>(m, "ProcessGroupCohort")
-      .def(py::init(&create), py::arg("store"), py::arg("rank"), py::arg("size"), py::arg("timeout"));
+      .def(py::init(&create), py::arg("store"), py::arg("rank"), py::arg("size"), py::arg("timeout"))
+      .def("_communicator_allreduce_seconds", &ProcessGroupCohort::communicator_allreduce_seconds,
+           py::arg("tensor"), py::arg("iterations"), py::call_guard<py::gil_scoped_release>());
 }

@@ -175,10 +175,23 @@ def scenario_async(rank, size):
         assert t.eq(expected).all(), f"async all_reduce {i}"
         assert futures[i].value()[0] is not None and futures[i].value()[0].data_ptr() == t.data_ptr()
     assert chained.wait() == 4000 * float(sum(3 + r for r in range(size)))
+    # A future asked for only after the work is done comes done, with the work's tensors.
+    late = torch.full((10,), float(rank))
+    work = dist.all_reduce(late, async_op=True)
+    work.wait()
+    future = work.get_future()
+    assert future.done() and future.value()[0].data_ptr() == late.data_ptr(), "late future"
+    assert future.then(lambda f: f.value()[0].sum().item()).wait() == 10 * float(sum(range(size)))
     # An error reaches wait() and the future alike.
     bad = dist.all_reduce(torch.ones(2 + rank), async_op=True)
     expect_error("async sizes differ", bad.wait, "different numbers of elements")
     expect_error("async sizes differ, future", bad.get_future().wait, "different numbers of elements")
+    # cohort bench torch's baseline, the communicator alone, queues behind earlier work too.
+    t = torch.full((1000,), float(rank + 1))
+    pending = dist.all_reduce(torch.ones(10), async_op=True)
+    seconds = dist.group.WORLD._communicator_allreduce_seconds(t, 3)
+    assert pending.is_completed() and seconds > 0, f"communicator allreduce: {seconds} s"
+    assert t.eq(float(sum(r + 1 for r in range(size))) * size ** 2).all(), "communicator allreduce: 3 sums"
     still_works(size)
 
 

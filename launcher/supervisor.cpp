@@ -343,8 +343,7 @@ class Gang {
     if (slurm_) {
       for (const auto& [k, v] : gang_environment(gang)) set(k, v);
       std::vector<std::string> argv{resolve_program("srun"), "--kill-on-bad-exit=1"};
-      if (options_.output_dir.empty()) argv.push_back("--label");
-      else argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
+      add_output_options(argv);
       argv.insert(argv.end(), rank_argv.begin(), rank_argv.end());
       children_.push_back(start_child(argv, env, Capture::err, "", signals_.previous_mask()));
     } else {
@@ -426,8 +425,7 @@ class Gang {
     };
     if (slurm_) {
       std::vector<std::string> argv{resolve_program("srun"), "--kill-on-bad-exit=1"};
-      if (options_.output_dir.empty()) argv.push_back("--label");
-      else argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
+      add_output_options(argv);
       if (packed()) {
         // One step of every replica; each wrapper finds its role and command by its rank.
         json::Value commands = json::Value::object();
@@ -563,6 +561,15 @@ class Gang {
   std::string resolve_program(const std::string& name) {
     if (auto path = find_program(name)) return *path;
     throw Error(name + " not found on PATH: is Slurm's client installed on this node?");
+  }
+
+  // The ranks' output: on the launch's own, each line labelled with its rank; or a file
+  // per rank, appended to at every restart so that a failed attempt's lines stay, as they
+  // do in local mode.
+  void add_output_options(std::vector<std::string>& argv) const {
+    if (options_.output_dir.empty()) return argv.push_back("--label");
+    argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
+    argv.push_back("--open-mode=append");
   }
 
   // Every role in one plain allocation: `cohort launch --emit-sbatch` packs the roles so

@@ -15,6 +15,10 @@ printf '#!/bin/bash\nexec %q launch --max-restarts 1 --run-dir %q --output-dir %
 job=$(submit -N2 -n2 --ntasks-per-node=1 -o "$work/job.out" "$work/job.sh")
 wait_until 120 "the launch job $job to end" "job_done $job"
 expect_eq "$(job_state "$job")" COMPLETED "state of the launch job ($(cat "$work/job.out"))"
+# Each rank's log keeps both attempts: the restart appends.
+for r in 0 1; do
+  expect_eq "$(grep -c "^<b>rank $r</b> attempt [01]\$" "$work/logs/rank-$r.log")" 2 "attempts in rank $r's log"
+done
 
 "$cohort" dashboard --no-auth --port 0 --store "$work/lineage.db" >"$work/dashboard.out" 2>&1 &
 dashboard=$!

@@ -46,7 +46,7 @@ options::Help launch_help() {
 
 // What the options give that is not a LaunchOptions field as it stands.
 struct Given {
-  std::string policy = "on-failure", preempt = "USR1", checkpoint = "none", spec_path, role;
+  std::string policy = "on-failure", preempt = "USR1", checkpoint = "none", spec_path, spec_yaml, role;
   double heartbeat_timeout = 0;
 };
 
@@ -75,6 +75,8 @@ options::Parser launch_parser(LaunchOptions& o, Given& g) {
        "write each rank's output to DIR/rank-R.log")
       ("spec", po::value<std::string>(&g.spec_path)->value_name("FILE"),
        "a PyTorchJob, TFJob or MPIJob spec (YAML): roles, replicas, resources, policies")
+      ("spec-yaml", po::value<std::string>(&g.spec_yaml)->value_name("YAML"),
+       "the same spec given as text, as a Katib trial with a PyTorchJob, TFJob or MPIJob trialSpec runs")
       ("emit-sbatch", "with --spec: print the sbatch script (one hetjob component per role) and exit")
       ("run-dir", po::value<std::string>(&o.run_dir)->value_name("DIR"),
        "shared directory for the ranks' status files (default: $COHORT_RUN_DIR/job-ID, else "
@@ -144,9 +146,15 @@ int launch_command(const std::vector<std::string>& args) {
   if (vm.count("as-rank")) return run_rank(command, given.role);
 
   o.self = own_executable().string();
-  if (!given.spec_path.empty()) {
-    if (!command.empty()) throw input_error("--spec " + given.spec_path + ": the roles' commands come from the spec; drop the command after --");
-    auto spec = std::make_shared<JobSpec>(load_job_spec(given.spec_path));
+  if (!given.spec_yaml.empty()) {
+    if (!given.spec_path.empty()) throw input_error("give --spec FILE or --spec-yaml TEXT, not both");
+    if (vm.count("emit-sbatch")) throw input_error("--emit-sbatch needs --spec FILE: the script runs the spec from its file");
+  }
+  if (!given.spec_path.empty() || !given.spec_yaml.empty()) {
+    const std::string named = given.spec_yaml.empty() ? "--spec " + given.spec_path : std::string("--spec-yaml");
+    if (!command.empty()) throw input_error(named + ": the roles' commands come from the spec; drop the command after --");
+    auto spec = std::make_shared<JobSpec>(given.spec_yaml.empty() ? load_job_spec(given.spec_path)
+                                                                  : parse_job_spec(given.spec_yaml, "--spec-yaml"));
     if (vm.count("emit-sbatch")) {
       // Heterogeneous where the cluster has a node for each role's component, else packed.
       bool packed = false;

@@ -9,8 +9,10 @@
 #include <set>
 
 #include "common/error.hpp"
+#include "common/process.hpp"
 #include "common/text.hpp"
 #include "common/yaml_reader.hpp"
+#include "launcher/job_spec.hpp"
 #include "tuner/metrics.hpp"
 #include "tuner/sampler.hpp"
 #include "tuner/stopper.hpp"
@@ -201,13 +203,40 @@ std::pair<YAML::Node, std::string> trial_container(const Reader& r, const YAML::
 }
 
 // Kubernetes Job: spec.template.spec.containers[0].command + args, and its limits.
+// A Kubeflow job as the trial, as Katib runs one through the Training Operator: `cohort
+// launch` runs the spec (its `${trialParameters...}` filled in like a command's) in the
+// trial's array task, every role packed into its one plain allocation (an array task
+// cannot be a heterogeneous job), a task per replica of the roles' shared shape.
+void read_job_trial(const Reader& r, const YAML::Node& n, const std::string& path, Experiment& exp) {
+  YAML::Emitter out;
+  out << n;
+  launcher::JobSpec job;
+  try {
+    job = launcher::parse_job_spec(out.c_str(), path);
+  } catch (const Error& e) {
+    throw input_error(r.source() + ": " + e.what());
+  }
+  const bool mpi = job.kind == launcher::JobKind::mpi;
+  if (!mpi && !launcher::packable(job)) {
+    r.fail(path, "its roles ask for different CPUs, GPUs or memory (or a role for nodes of its own); a trial runs in "
+                 "one array task, which cannot be a heterogeneous job: give every role the same resources");
+  }
+  const launcher::Role& shape = mpi ? *job.find("worker") : job.roles.front();
+  exp.resources.nodes = mpi ? shape.resources.nodes : 0;
+  exp.resources.ntasks = mpi ? shape.replicas : job.world_size();
+  exp.resources.cpus_per_task = shape.resources.cpus;
+  exp.resources.gpus = shape.resources.gpus * exp.resources.ntasks;
+  exp.command = {cohort_executable(), "launch", "--spec-yaml", out.c_str()};
+  exp.distributed_trial = true;
+}
+
 void read_trial_spec(const Reader& r, const YAML::Node& n, const std::string& path, Experiment& exp,
                      const std::string& primary) {
   if (!n.IsMap()) r.fail(path, "must be a Kubernetes Job");
-  if (n["kind"] && r.string(n["kind"], path + ".kind") != "Job") {
-    r.fail(path + ".kind", "'" + n["kind"].as<std::string>() +
-                               "' (cohort reads a Kubernetes Job: give kind: Job, or a command; for a distributed trial, "
-                               "give a command that runs 'cohort launch --spec' on a job spec of its own)");
+  const std::string kind = n["kind"] ? r.string(n["kind"], path + ".kind") : "Job";
+  if (kind == "PyTorchJob" || kind == "TFJob" || kind == "MPIJob") return read_job_trial(r, n, path, exp);
+  if (kind != "Job") {
+    r.fail(path + ".kind", "'" + kind + "' (cohort reads a Kubernetes Job, a PyTorchJob, a TFJob or an MPIJob, or a command)");
   }
   const std::string cpath = path + ".spec.template.spec.containers";
   const auto [c, where] = trial_container(r, n["spec"]["template"]["spec"]["containers"], cpath, primary);

@@ -93,7 +93,7 @@ struct Objective {
 
 // Where each trial runs when the sweep is an array job; passed to sbatch.
 struct TrialResources {
-  int nodes = 1;
+  int nodes = 1;          // 0: as many as Slurm places the tasks on
   int ntasks = 1;
   int cpus_per_task = 1;
   int gpus = 0;           // per trial
@@ -130,6 +130,10 @@ struct Experiment {
   std::vector<std::string> command;
   TrialResources resources;
   MetricsSource metrics;
+  // A trialSpec of a PyTorchJob, TFJob or MPIJob runs as `cohort launch --spec-yaml` in its
+  // array task: metrics come from rank 0's output lines only (srun's "0: " label), as Katib
+  // reads the master's (or chief's, or launcher's) pod alone.
+  bool distributed_trial = false;
 
   const Parameter* find(const std::string& parameter) const;
   // An algorithm or early-stopping setting, when given.

@@ -410,7 +410,13 @@ RunResult watch_trial(RunningTrial& trial, Process& child, OutputLog& log, Outpu
     }
     group.tick();
   };
-  read_output(child, log, err_log, [&](std::string_view line) { if (from_output) take(line); }, tick);
+  read_output(child, log, err_log, [&](std::string_view line) {
+    if (!from_output) return;
+    if (!trial.experiment.distributed_trial) return take(line);
+    // srun labels each line with its task, padded to the widest: rank 0's are the primary's.
+    const auto at = line.find_first_not_of(' ');
+    if (at != std::string_view::npos && line.substr(at).starts_with("0: ")) take(line.substr(at + 3));
+  }, tick);
   file.finish(take);
   // Whatever the trial left running in its group goes with it.
   result.status = child.wait_and_kill_group();
@@ -638,7 +644,8 @@ std::string array_script(const Experiment& experiment, const fs::path& dir, cons
   out << "#SBATCH --array=0-" << budget - 1 << "%" << experiment.parallel_trial_count << "\n";
   out << "#SBATCH --output=" << shell_quote((abs / "slurm" / "%A_%a.out").string()) << "\n";
   const TrialResources& r = experiment.resources;
-  out << "#SBATCH --nodes=" << r.nodes << " --ntasks=" << r.ntasks << " --cpus-per-task=" << r.cpus_per_task << "\n";
+  out << "#SBATCH " << (r.nodes > 0 ? "--nodes=" + std::to_string(r.nodes) + " " : "") << "--ntasks=" << r.ntasks
+      << " --cpus-per-task=" << r.cpus_per_task << "\n";
   if (r.gpus > 0) out << "#SBATCH --gpus=" << r.gpus << "\n";
   if (!r.time.empty()) out << "#SBATCH --time=" << r.time << "\n";
   out << "# Each task claims its trial from the journal when it starts (cohort sweep task).\n";

@@ -1,5 +1,6 @@
 # Katib's own examples (tests/tuner/fixtures/katib, byte for byte as published) run as array
-# jobs with Katib's own trial code, mnist.py, changing only the program path; mnist.py reads
+# jobs with Katib's own trial code, mnist.py, changing only the program path (a PyTorchJob
+# trialSpec's included, each trial a two-process job of its own); mnist.py reads
 # a small synthetic data set through the test-side torchvision shim. Every hp-tuning example
 # whose algorithm cohort has ends Succeeded with all its trials and a best loss below the
 # untrained network's; median-stop.yaml stops at least one poor trial early.
@@ -23,7 +24,10 @@ train_size() { case $1 in median-stop) echo 960 ;; *) echo 640 ;; esac; }
 # The one change: the image's program becomes this checkout's copy of it.
 program_path() {
   sed "s#/opt/pytorch-mnist/mnist.py#$katib/mnist.py#" "$katib/$1.yaml" >"$work/$1.yaml"
-  expect_eq "$(diff "$katib/$1.yaml" "$work/$1.yaml" | grep -c '^[<>]')" 2 "lines changed in $1.yaml"
+  # One line each way; two in the PyTorchJob, whose master and worker both run it.
+  local lines=2
+  [[ $1 == pytorchjob-mnist ]] && lines=4
+  expect_eq "$(diff "$katib/$1.yaml" "$work/$1.yaml" | grep -c '^[<>]')" "$lines" "lines changed in $1.yaml"
 }
 # Ended, and so are its trials: a trial that reaches the goal ends the experiment while the
 # array's other tasks may still be running theirs, which then end as they would have.
@@ -34,7 +38,10 @@ s = json.load(sys.stdin)
 sys.exit(s["state"] == "Running" or any(t["state"] == "Running" for t in s["trials"]))'
 }
 
-examples=(random grid bayesian-optimization multivariate-tpe optuna-distribution hyperopt-distribution sobol tpe hyperband)
+# pytorchjob-mnist's trials are PyTorchJobs: a master and a worker, over gloo, in each trial's
+# array task, run by cohort launch; the loss is the master's.
+examples=(random grid bayesian-optimization multivariate-tpe optuna-distribution hyperopt-distribution sobol tpe hyperband
+  pytorchjob-mnist)
 for name in "${examples[@]}" median-stop; do
   program_path "$name"
   export COHORT_SHIM_TRAIN_SIZE=$(train_size "$name")

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "launcher/job_spec.hpp"
 #include "tuner/experiment.hpp"
 #include "tuner/runner.hpp"
 #include "tuner/sampler.hpp"
@@ -298,6 +299,41 @@ TEST(KatibExamples, EveryHpTuningExampleWithASupportedAlgorithmLoads) {
   Experiment random = load_experiment(katib("random.yaml"));
   EXPECT_EQ(random.command.at(1), "/opt/pytorch-mnist/mnist.py");
   EXPECT_EQ(random.resources.cpus_per_task, 1);  // cpu: "0.5", rounded up
+}
+
+// A PyTorchJob trial, as Katib runs it through the Training Operator: `cohort launch` runs
+// the job spec, its parameters filled in, in one array task of a task per replica.
+TEST(KatibExamples, APyTorchJobTrialRunsItsSpecThroughCohortLaunchInOneAllocation) {
+  Experiment e = load_experiment(katib("pytorchjob-mnist.yaml"));
+  EXPECT_TRUE(e.distributed_trial);
+  EXPECT_EQ(e.resources.ntasks, 2);  // the master and a worker
+  EXPECT_EQ(e.resources.nodes, 0);   // wherever Slurm places them
+  ASSERT_EQ(e.command.size(), 4u);
+  EXPECT_EQ(e.command[1], "launch");
+  EXPECT_EQ(e.command[2], "--spec-yaml");
+  const auto argv = e.command_for({{"lr", "0.03"}, {"momentum", "0.7"}});
+  const launcher::JobSpec job = launcher::parse_job_spec(argv[3], "trial");
+  EXPECT_EQ(job.kind, launcher::JobKind::pytorch);
+  ASSERT_EQ(job.roles.size(), 2u);
+  EXPECT_EQ(job.roles[0].command, (std::vector<std::string>{"python3", "/opt/pytorch-mnist/mnist.py", "--epochs=1",
+                                                            "--batch-size=16", "--lr=0.03", "--momentum=0.7"}));
+  EXPECT_EQ(job.backoff_limit, 6);  // OnFailure without backoffLimit: Kubernetes' default
+
+  // Roles of different shapes cannot share one array task.
+  const std::string uneven =
+      "objective: {type: minimize, objectiveMetricName: loss}\nalgorithm: {algorithmName: random}\nmaxTrialCount: 1\n"
+      "parameters: [{name: x, parameterType: int, feasibleSpace: {min: \"1\", max: \"2\"}}]\n"
+      "trialTemplate: {trialSpec: {kind: TFJob, spec: {tfReplicaSpecs: {Chief: {command: [a]}, "
+      "Worker: {replicas: 2, resources: {cpus: 2}, command: [a]}}}}}\n";
+  EXPECT_NE(error_of(uneven).find("trialTemplate.trialSpec: its roles ask for different CPUs"), std::string::npos)
+      << error_of(uneven);
+  // A bad job spec is named as the job spec's own error.
+  EXPECT_NE(error_of("objective: {type: minimize, objectiveMetricName: loss}\nalgorithm: {algorithmName: random}\n"
+                     "maxTrialCount: 1\nparameters: [{name: x, parameterType: int, feasibleSpace: {min: \"1\", max: \"2\"}}]\n"
+                     "trialTemplate: {trialSpec: {kind: PyTorchJob, spec: {pytorchReplicaSpecs: {Master: {replicas: 0, "
+                     "command: [a]}}}}}\n")
+                .find("replicas"),
+            std::string::npos);
 }
 
 TEST(KatibExamples, HyperbandTakesKatibsRlAsTheLargestBudget) {

@@ -227,7 +227,7 @@ bool AgentLink::told_to_stop() {
       break;
     }
     lines_.feed(std::string_view(buf, static_cast<std::size_t>(n)), [&](std::string_view line) {
-      if (line == "stop") gone_ = true;
+      if (line == "stop") gone_ = asked_ = true;
     });
   }
   return gone_;

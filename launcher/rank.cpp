@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <set>
@@ -30,6 +31,7 @@
 #include "launcher/agent_link.hpp"
 #include "launcher/contract.hpp"
 #include "launcher/job_spec.hpp"
+#include "launcher/node_local.hpp"
 #include "launcher/run_dir.hpp"
 #include "launcher/supervisor.hpp"
 #include "topology/binding.hpp"
@@ -170,11 +172,11 @@ Environment role_environment(const Environment& env, const std::string& role, in
   throw Error("role '" + role + "' is not in COHORT_LAUNCH_ROLES='" + env_str(env, "COHORT_LAUNCH_ROLES") + "'");
 }
 
-// The heartbeat file of `rank`, in the attempt's directory so that it goes with the run
-// directory whatever ends the rank. The rank beats and this wrapper watches on the same node,
-// and a filesystem client always sees its own updates to a file's times, shared or not.
-std::string make_heartbeat_file(const std::string& attempt_dir, int rank) {
-  const std::string path = attempt_dir + "/heartbeat-" + std::to_string(rank);
+// The heartbeat file of `rank`, in its wrapper's node-local folder: the rank beats and this
+// wrapper looks at it every poll, both on this node, so neither costs the shared file
+// system anything.
+std::string make_heartbeat_file(const std::string& dir, int rank) {
+  const std::string path = dir + "/heartbeat-" + std::to_string(rank);
   write_file_atomically(path, "");
   // Dated to the epoch, so that any beat shows, however soon after the start it comes.
   const timespec epoch[2] = {{0, 0}, {0, 0}};
@@ -182,6 +184,13 @@ std::string make_heartbeat_file(const std::string& attempt_dir, int rank) {
     throw Error(system_message("cannot set the times of " + path, errno));
   }
   return path;
+}
+
+// Whose node-local folder it is, for people who find one: the Slurm job and step (or local
+// mode), the attempt and the rank.
+std::string node_local_tag(const Environment& env, bool slurm, const std::string& attempt_dir, int rank) {
+  const std::string job = slurm ? "job" + env_str(env, "SLURM_JOB_ID") + "." + env_str(env, "SLURM_STEP_ID") : "local";
+  return job + "-" + std::filesystem::path(attempt_dir).filename().string() + "-rank" + std::to_string(rank);
 }
 
 // What the program runs with: this wrapper's environment, less what the launcher told only
@@ -305,8 +314,12 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   if (!role.empty()) role_env = role_environment(env, role, contract.rank);
   const HangWatch watch = hang_watch(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
   // This wrapper's own, or none: a heartbeat file inherited from further out is not this
-  // rank's to watch or remove.
-  contract.heartbeat_file = watch.on ? make_heartbeat_file(attempt_dir, contract.rank) : "";
+  // rank's to watch or remove. Its folder goes when this wrapper ends, however it ends.
+  std::optional<NodeLocalDir> private_dir;
+  if (watch.on) {
+    private_dir.emplace(node_local_tag(env, slurm, attempt_dir, contract.rank));
+    contract.heartbeat_file = make_heartbeat_file(private_dir->path(), contract.rank);
+  }
   // Local mode placed this rank: bind it (and so its program) to the planned CPUs and
   // memory, as far as this machine has them.
   if (!slurm && env_str(env, "COHORT_LAUNCH_BIND") == "1" && !env_str(env, "COHORT_CPUS").empty()) {
@@ -355,6 +368,9 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
     ending.status = W_EXITCODE(e.errnum() == ENOENT ? 127 : 126, 0);
   }
   if (program) ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, outcome.host, link);
+  // Torn down: the supervisor counts the rank as killed in teardown and wants no word of it.
+  // Ending here, not killed with its program, lets this wrapper remove its node-local folder.
+  if (link.asked_to_stop()) return 128 + SIGKILL;
   outcome.hung = ending.hung;
   outcome.stopped = ending.stopped;
   outcome.reported = true;
@@ -364,7 +380,6 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   link.ended(outcome);
   // For people reading the run afterwards; the supervisor has it from the link.
   write_outcome(attempt_dir, outcome);
-  if (!contract.heartbeat_file.empty()) ::unlink(contract.heartbeat_file.c_str());
   if (outcome.term_signal) return 128 + outcome.term_signal;
   return outcome.exit_code;
 }

@@ -316,10 +316,8 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   // This wrapper's own, or none: a heartbeat file inherited from further out is not this
   // rank's to watch or remove. Its folder goes when this wrapper ends, however it ends.
   std::optional<NodeLocalDir> private_dir;
-  if (watch.on) {
-    private_dir.emplace(node_local_tag(env, slurm, attempt_dir, contract.rank));
-    contract.heartbeat_file = make_heartbeat_file(private_dir->path(), contract.rank);
-  }
+  if (watch.on) private_dir.emplace(node_local_tag(env, slurm, attempt_dir, contract.rank));
+  contract.heartbeat_file = private_dir ? make_heartbeat_file(private_dir->path(), contract.rank) : "";
   // Local mode placed this rank: bind it (and so its program) to the planned CPUs and
   // memory, as far as this machine has them.
   if (!slurm && env_str(env, "COHORT_LAUNCH_BIND") == "1" && !env_str(env, "COHORT_CPUS").empty()) {
@@ -368,8 +366,7 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
     ending.status = W_EXITCODE(e.errnum() == ENOENT ? 127 : 126, 0);
   }
   if (program) ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, outcome.host, link);
-  // Torn down: the supervisor counts the rank as killed in teardown and wants no word of it.
-  // Ending here, not killed with its program, lets this wrapper remove its node-local folder.
+  // Torn down: killed in teardown to the supervisor, which wants no word; the folder goes.
   if (link.asked_to_stop()) return 128 + SIGKILL;
   outcome.hung = ending.hung;
   outcome.stopped = ending.stopped;

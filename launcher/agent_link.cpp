@@ -65,6 +65,7 @@ EventHub::EventHub(bool loopback_only) {
 void EventHub::begin_attempt() {
   conns_.clear();
   closing_ = false;
+  stopping_ = false;
   secret_ = unguessable_name(32);
 }
 
@@ -99,6 +100,8 @@ bool EventHub::take_line(Conn& c, std::string_view line, std::vector<RankEvent>&
       if (!hello || !hello->is_string() || !same_secret(hello->as_string(), secret_)) return false;
       c.authenticated = true;
       if (const json::Value* host = v.find("host"); host && host->is_string()) c.host = host->as_string();
+      // A watcher that reaches the hub only after the teardown began has ranks to end too.
+      if (stopping_) send_all(c.fd.get(), "stop\n");
       return true;
     }
     const std::string& kind = v.at("event").as_string();
@@ -167,6 +170,7 @@ std::vector<RankEvent> EventHub::service() {
 }
 
 void EventHub::stop_all() {
+  stopping_ = true;
   for (auto& c : conns_) {
     if (c.authenticated) send_all(c.fd.get(), "stop\n");
   }

@@ -48,7 +48,7 @@ class EventHub {
   void add_poll_fds(std::vector<pollfd>& fds) const;
   // Accepts, reads and decodes whatever is ready, without blocking.
   std::vector<RankEvent> service();
-  // Asks every watcher to end its ranks.
+  // Asks every watcher to end its ranks, those that connect later in this attempt included.
   void stop_all();
   int connections() const { return static_cast<int>(conns_.size()); }
 
@@ -68,6 +68,7 @@ class EventHub {
   int port_ = 0;
   std::string secret_;
   bool closing_ = false;
+  bool stopping_ = false;
   std::vector<Conn> conns_;
 };
 

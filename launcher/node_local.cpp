@@ -2,9 +2,11 @@
 
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
+#include <filesystem>
 
 #include "common/environment.hpp"
 #include "common/error.hpp"
@@ -39,6 +41,22 @@ std::string node_local_base() {
   if (is_directory(tmpdir)) return tmpdir;
   if (is_directory("/dev/shm")) return "/dev/shm";
   return "/tmp";
+}
+
+std::string step_tag(const std::string& job, const std::string& step) { return "job" + job + "." + step; }
+
+void remove_earlier_steps(const std::string& job, const std::string& step) {
+  if (job.empty()) return;
+  const std::string of_job = "cohort-" + step_tag(job, ""), own = "cohort-" + step_tag(job, step) + "-";
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(node_local_base(), ec), end; !ec && it != end; it.increment(ec)) {
+    const auto& entry = *it;
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(of_job, 0) != 0 || name.rfind(own, 0) == 0) continue;
+    struct stat st {};
+    if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) continue;
+    std::filesystem::remove_all(entry.path(), ec);
+  }
 }
 
 NodeLocalDir::NodeLocalDir(const std::string& tag) : path_(make_private_dir(tag)), removal_(path_) {}

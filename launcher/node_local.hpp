@@ -16,6 +16,14 @@ namespace cohort::launcher {
 // and most sites point it at node-local scratch), else /dev/shm, else /tmp.
 std::string node_local_base();
 
+// "job<JOB>.<STEP>", how a Slurm step's folders begin after "cohort-".
+std::string step_tag(const std::string& job, const std::string& step);
+
+// Removes this user's folders on this node left by other steps of `job`: a teardown in a
+// Slurm step kills wrappers outright, and the step after it starts only once the step's
+// ranks are gone. Those of the job's last step stay until the node's tmp is cleaned.
+void remove_earlier_steps(const std::string& job, const std::string& step);
+
 class NodeLocalDir {
  public:
   // Makes <base>/cohort-<tag>.XXXXXX with mode 0700. `tag` names the job, step, attempt and

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -189,8 +190,17 @@ std::string make_heartbeat_file(const std::string& dir, int rank) {
 // Whose node-local folder it is, for people who find one: the Slurm job and step (or local
 // mode), the attempt and the rank.
 std::string node_local_tag(const Environment& env, bool slurm, const std::string& attempt_dir, int rank) {
-  const std::string job = slurm ? "job" + env_str(env, "SLURM_JOB_ID") + "." + env_str(env, "SLURM_STEP_ID") : "local";
+  const std::string job = slurm ? step_tag(env_str(env, "SLURM_JOB_ID"), env_str(env, "SLURM_STEP_ID")) : "local";
   return job + "-" + std::filesystem::path(attempt_dir).filename().string() + "-rank" + std::to_string(rank);
+}
+
+// The rank's node-local folder when it keeps a heartbeat; first, in a Slurm step, what
+// earlier steps of the job left on this node.
+std::unique_ptr<NodeLocalDir> private_folder(const Environment& env, bool slurm, const std::string& attempt_dir, int rank,
+                                             bool wanted) {
+  if (slurm) remove_earlier_steps(env_str(env, "SLURM_JOB_ID"), env_str(env, "SLURM_STEP_ID"));
+  if (!wanted) return nullptr;
+  return std::make_unique<NodeLocalDir>(node_local_tag(env, slurm, attempt_dir, rank));
 }
 
 // What the program runs with: this wrapper's environment, less what the launcher told only
@@ -315,8 +325,7 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
   const HangWatch watch = hang_watch(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
   // This wrapper's own, or none: a heartbeat file inherited from further out is not this
   // rank's to watch or remove. Its folder goes when this wrapper ends, however it ends.
-  std::optional<NodeLocalDir> private_dir;
-  if (watch.on) private_dir.emplace(node_local_tag(env, slurm, attempt_dir, contract.rank));
+  std::unique_ptr<NodeLocalDir> private_dir = private_folder(env, slurm, attempt_dir, contract.rank, watch.on);
   contract.heartbeat_file = private_dir ? make_heartbeat_file(private_dir->path(), contract.rank) : "";
   // Local mode placed this rank: bind it (and so its program) to the planned CPUs and
   // memory, as far as this machine has them.
@@ -366,8 +375,8 @@ int run_rank(const std::vector<std::string>& command, const std::string& role) {
     ending.status = W_EXITCODE(e.errnum() == ENOENT ? 127 : 126, 0);
   }
   if (program) ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, outcome.host, link);
-  // Torn down: killed in teardown to the supervisor, which wants no word; the folder goes.
-  if (link.asked_to_stop()) return 128 + SIGKILL;
+  private_dir.reset();  // before the report: a Slurm teardown after it kills this wrapper outright
+  if (link.asked_to_stop()) return 128 + SIGKILL;  // torn down: the supervisor wants no word of it
   outcome.hung = ending.hung;
   outcome.stopped = ending.stopped;
   outcome.reported = true;

@@ -2,7 +2,8 @@
 # connection to node2's watcher is cut (the socket destroyed with `ss -K` in node1's network
 # namespace, as a failed network does, so both ends see it reset): that is node2's failure,
 # named as such; node2's watcher kills its rank by itself, and the gang is torn down and
-# restarted. The supervisor killed with SIGKILL while its batch script lives on (so Slurm
+# restarted. The same when the link's packets are dropped silently (an nftables rule in
+# node2's namespace): TCP keepalive finds it. The supervisor killed with SIGKILL while its batch script lives on (so Slurm
 # does not end the job for it): every rank on every node ends, through its watcher.
 source "$(dirname "$0")/lib.sh"
 require_cluster
@@ -50,6 +51,33 @@ grep -q 'rank 1 (node2) lost (its node or the network to it failed) first; gang 
   fail "the cut is not node2's failure: $(cat cut.out)"
 expect_eq "$(grep -c 'restarted$' cut.out)" 2 "ranks that ran again after the cut"
 grep -q 'succeeded: 2 ranks, 1 restart' cut.out || fail "no success after the restart: $(cat cut.out)"
+
+# A silent partition: node2 drops every packet of its link to the supervisor, without a
+# reset, so that only TCP's own probes can tell either end. Once the supervisor has given
+# node2 up, the firewall goes, so that the restart can reach it.
+command -v nft >/dev/null || fail "nft (nftables) is needed to drop a link's packets"
+start drop 1 2 1
+sup=$(cat drop.sup)
+port=$("${in_node1[@]}" ss -Htlnp | grep "pid=$sup," | awk '{print $4}' | sed 's/.*://' | head -1)
+[[ -n $port ]] || fail "no listening port of the supervisor (pid $sup) in node1"
+in_node2=(nsenter --net="/run/netns/$prefix-node2")
+at_exit "${in_node2[*]} nft delete table inet cohort_partition 2>/dev/null"
+"${in_node2[@]}" nft -f - <<NFT || fail "could not set up the firewall in node2"
+table inet cohort_partition {
+  chain out { type filter hook output priority 0; ip daddr $subnet.11 tcp dport $port drop; }
+  chain in { type filter hook input priority 0; ip saddr $subnet.11 tcp sport $port drop; }
+}
+NFT
+rank1=$(cat drop-pid-1-0)
+wait_until 60 "the supervisor to give node2's watcher up" "grep -q 'lost the watcher of rank 1 on node2' drop.out" "cat drop.out"
+"${in_node2[@]}" nft delete table inet cohort_partition
+wait_until 30 "rank 1 (pid $rank1), cut off on node2, to end" "ended $rank1" "cat drop.out"
+touch "$work/drop.release"
+wait_until 120 "job $job to end" "job_done $job" "cat drop.out"
+expect_eq "$(job_state "$job")" COMPLETED "state after the silent partition and a restart ($(cat drop.out))"
+grep -q 'rank 1 (node2) lost (its node or the network to it failed) first; gang torn down in [0-9.]* s; restarting' drop.out ||
+  fail "the silent partition is not node2's failure: $(cat drop.out)"
+expect_eq "$(grep -c 'restarted$' drop.out)" 2 "ranks that ran again after the silent partition"
 
 # The supervisor killed outright: its watchers on both nodes kill their ranks.
 start orphan 0 2 2

@@ -32,6 +32,23 @@ bool send_all(int fd, std::string_view data) {
   return true;
 }
 
+// Both ends of a link: events go out at once, and a peer that has gone silent (a
+// partition that drops packets, a node that died without a reset) is found by TCP's own
+// probes within kLinkSilenceS, which the kernel sends without waking either process.
+constexpr int kKeepIdleS = 5, kKeepIntervalS = 2, kKeepProbes = 3;
+constexpr int kLinkSilenceS = kKeepIdleS + kKeepIntervalS * kKeepProbes;
+
+void tune_link(int fd) {
+  const int on = 1, idle = kKeepIdleS, interval = kKeepIntervalS, probes = kKeepProbes;
+  const unsigned timeout_ms = kLinkSilenceS * 1000;  // for data sent and never acknowledged
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof timeout_ms);
+}
+
 // Compares without stopping at the first difference, so that timing tells nothing.
 bool same_secret(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
@@ -65,6 +82,7 @@ EventHub::EventHub(bool loopback_only) {
 void EventHub::begin_attempt() {
   conns_.clear();
   closing_ = false;
+  stopping_ = false;
   secret_ = unguessable_name(32);
 }
 
@@ -99,6 +117,8 @@ bool EventHub::take_line(Conn& c, std::string_view line, std::vector<RankEvent>&
       if (!hello || !hello->is_string() || !same_secret(hello->as_string(), secret_)) return false;
       c.authenticated = true;
       if (const json::Value* host = v.find("host"); host && host->is_string()) c.host = host->as_string();
+      // A watcher that reaches the hub only after the teardown began has ranks to end too.
+      if (stopping_) send_all(c.fd.get(), "stop\n");
       return true;
     }
     const std::string& kind = v.at("event").as_string();
@@ -132,8 +152,7 @@ std::vector<RankEvent> EventHub::service() {
   while (true) {
     Fd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) break;
-    const int on = 1;
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    tune_link(fd.get());
     Conn c;
     c.fd = std::move(fd);
     conns_.push_back(std::move(c));
@@ -167,6 +186,7 @@ std::vector<RankEvent> EventHub::service() {
 }
 
 void EventHub::stop_all() {
+  stopping_ = true;
   for (auto& c : conns_) {
     if (c.authenticated) send_all(c.fd.get(), "stop\n");
   }
@@ -192,8 +212,7 @@ AgentLink::AgentLink(const std::string& address, const std::string& secret, cons
   }
   ::freeaddrinfo(found);
   if (!fd_) throw Error(system_message("cannot reach the supervisor at " + address, err));
-  const int on = 1;
-  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  tune_link(fd_.get());
   send_line(json::write(json::Object{{"hello", secret}, {"host", host}}));
   set_nonblocking(fd_.get());
 }
@@ -227,7 +246,7 @@ bool AgentLink::told_to_stop() {
       break;
     }
     lines_.feed(std::string_view(buf, static_cast<std::size_t>(n)), [&](std::string_view line) {
-      if (line == "stop") gone_ = true;
+      if (line == "stop") gone_ = asked_ = true;
     });
   }
   return gone_;

@@ -3,7 +3,8 @@
 // The supervisor listens on one TCP port; each watcher keeps one connection to it and sends
 // newline-delimited JSON: first a hello carrying the attempt's secret (so that another user
 // on a node cannot inject events), then one line per event — a rank started, a rank ended
-// (exit code, signal, hung, time). The supervisor can send "stop": end your ranks now. A
+// (exit code, signal, hung, time). The supervisor can send "stop": end your ranks now (a
+// teardown; the watcher then reports nothing, its ranks count as killed in teardown). A
 // watcher whose connection ends (the supervisor died, or the network between them failed)
 // ends its ranks by itself; a connection that ends while its ranks run is, to the
 // supervisor, the failure of their node. Nothing is polled on the shared filesystem.
@@ -47,7 +48,7 @@ class EventHub {
   void add_poll_fds(std::vector<pollfd>& fds) const;
   // Accepts, reads and decodes whatever is ready, without blocking.
   std::vector<RankEvent> service();
-  // Asks every watcher to end its ranks.
+  // Asks every watcher to end its ranks, those that connect later in this attempt included.
   void stop_all();
   int connections() const { return static_cast<int>(conns_.size()); }
 
@@ -67,6 +68,7 @@ class EventHub {
   int port_ = 0;
   std::string secret_;
   bool closing_ = false;
+  bool stopping_ = false;
   std::vector<Conn> conns_;
 };
 
@@ -82,6 +84,8 @@ class AgentLink {
   void ended(const RankOutcome& outcome);
   // Reads what the supervisor sent, without blocking: true once it said stop or is gone.
   bool told_to_stop();
+  // Whether it was the supervisor's "stop" (a teardown), not a lost supervisor.
+  bool asked_to_stop() const { return asked_; }
 
  private:
   void send_line(const std::string& line);
@@ -89,6 +93,7 @@ class AgentLink {
   Fd fd_;
   std::string address_;
   bool gone_ = false;
+  bool asked_ = false;
   LineSplitter lines_;
 };
 

@@ -17,8 +17,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -30,6 +32,7 @@
 #include "launcher/agent_link.hpp"
 #include "launcher/contract.hpp"
 #include "launcher/job_spec.hpp"
+#include "launcher/node_local.hpp"
 #include "launcher/run_dir.hpp"
 #include "launcher/supervisor.hpp"
 #include "topology/binding.hpp"
@@ -204,11 +207,11 @@ Environment role_environment(const Environment& env, const std::string& role, in
   throw Error("role '" + role + "' is not in COHORT_LAUNCH_ROLES='" + env_str(env, "COHORT_LAUNCH_ROLES") + "'");
 }
 
-// The heartbeat file of `rank`, in the attempt's directory so that it goes with the run
-// directory whatever ends the rank. The rank beats and this wrapper watches on the same node,
-// and a filesystem client always sees its own updates to a file's times, shared or not.
-std::string make_heartbeat_file(const std::string& attempt_dir, int rank) {
-  const std::string path = attempt_dir + "/heartbeat-" + std::to_string(rank);
+// The heartbeat file of `rank`, in its wrapper's node-local folder: the rank beats and this
+// wrapper looks at it every poll, both on this node, so neither costs the shared file
+// system anything.
+std::string make_heartbeat_file(const std::string& dir, int rank) {
+  const std::string path = dir + "/heartbeat-" + std::to_string(rank);
   write_file_atomically(path, "");
   // Dated to the epoch, so that any beat shows, however soon after the start it comes.
   const timespec epoch[2] = {{0, 0}, {0, 0}};
@@ -216,6 +219,22 @@ std::string make_heartbeat_file(const std::string& attempt_dir, int rank) {
     throw Error(system_message("cannot set the times of " + path, errno));
   }
   return path;
+}
+
+// Whose node-local folder it is, for people who find one: the Slurm job and step (or local
+// mode), the attempt and the rank.
+std::string node_local_tag(const Environment& env, bool slurm, const std::string& attempt_dir, int rank) {
+  const std::string job = slurm ? step_tag(env_str(env, "SLURM_JOB_ID"), env_str(env, "SLURM_STEP_ID")) : "local";
+  return job + "-" + std::filesystem::path(attempt_dir).filename().string() + "-rank" + std::to_string(rank);
+}
+
+// The rank's node-local folder when it keeps a heartbeat; first, in a Slurm step, what
+// earlier steps of the job left on this node.
+std::unique_ptr<NodeLocalDir> private_folder(const Environment& env, bool slurm, const std::string& attempt_dir, int rank,
+                                             bool wanted) {
+  if (slurm) remove_earlier_steps(env_str(env, "SLURM_JOB_ID"), env_str(env, "SLURM_STEP_ID"));
+  if (!wanted) return nullptr;
+  return std::make_unique<NodeLocalDir>(node_local_tag(env, slurm, attempt_dir, rank));
 }
 
 // What the program runs with: this wrapper's environment, less what the launcher told only
@@ -344,8 +363,9 @@ int run_rank(std::vector<std::string> command, std::string role) {
   if (!role.empty()) role_env = role_environment(env, role, contract.rank);
   const HangWatch watch = hang_watch(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
   // This wrapper's own, or none: a heartbeat file inherited from further out is not this
-  // rank's to watch or remove.
-  contract.heartbeat_file = watch.on ? make_heartbeat_file(attempt_dir, contract.rank) : "";
+  // rank's to watch or remove. Its folder goes when this wrapper ends, however it ends.
+  std::unique_ptr<NodeLocalDir> private_dir = private_folder(env, slurm, attempt_dir, contract.rank, watch.on);
+  contract.heartbeat_file = private_dir ? make_heartbeat_file(private_dir->path(), contract.rank) : "";
   // Local mode placed this rank: bind it (and so its program) to the planned CPUs and
   // memory, as far as this machine has them.
   if (!slurm && env_str(env, "COHORT_LAUNCH_BIND") == "1" && !env_str(env, "COHORT_CPUS").empty()) {
@@ -394,6 +414,8 @@ int run_rank(std::vector<std::string> command, std::string role) {
     ending.status = W_EXITCODE(e.errnum() == ENOENT ? 127 : 126, 0);
   }
   if (program) ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, outcome.host, link);
+  private_dir.reset();  // before the report: a Slurm teardown after it kills this wrapper outright
+  if (link.asked_to_stop()) return 128 + SIGKILL;  // torn down: the supervisor wants no word of it
   outcome.hung = ending.hung;
   outcome.stopped = ending.stopped;
   outcome.reported = true;
@@ -403,7 +425,6 @@ int run_rank(std::vector<std::string> command, std::string role) {
   link.ended(outcome);
   // For people reading the run afterwards; the supervisor has it from the link.
   write_outcome(attempt_dir, outcome);
-  if (!contract.heartbeat_file.empty()) ::unlink(contract.heartbeat_file.c_str());
   if (outcome.term_signal) return 128 + outcome.term_signal;
   return outcome.exit_code;
 }

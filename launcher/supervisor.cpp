@@ -45,6 +45,10 @@ extern char** environ;
 namespace cohort::launcher {
 namespace {
 
+// How long a teardown waits for watchers to end their ranks when asked before it kills
+// them: they answer in milliseconds, and the gang's end must stay within 2 s.
+constexpr int kStopAnswerMs = 1000;
+
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) {
@@ -478,6 +482,15 @@ class Gang {
     // be killed (a lost node) before it restarts the gang.
     hub_->set_closing(true);
     tearing_down_ = true;
+    // Local watchers kill their ranks themselves when asked, and so get to clean up after
+    // them (their node-local folders); the signal is for those that do not answer in time.
+    // A step is killed through Slurm alone: a watcher on a node whose slurmd is gone would
+    // end its rank, and the step would seem gone while Slurm cannot start one there.
+    if (!slurm_) {
+      hub_->stop_all();
+      auto asked = Clock::now() + std::chrono::milliseconds(kStopAnswerMs);
+      while (!all_exited() && Clock::now() < asked) pump(20);
+    }
     signal_gang(SIGKILL);
     // srun exits once its tasks are gone; a stuck srun is ended after a few seconds.
     auto deadline = Clock::now() + std::chrono::seconds(5);

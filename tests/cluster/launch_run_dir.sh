@@ -6,18 +6,18 @@ require_cluster
 cohort=$COHORT_BUILD_DIR/bin/cohort
 cd "$work"
 
-printf '#!/bin/bash\nexec %q launch -- bash -c %q\n' "$cohort" 'echo "heartbeat $COHORT_HEARTBEAT_FILE"' >"$work/job.sh"
+printf '#!/bin/bash\nexec %q launch -- bash -c %q\n' "$cohort" 'echo "request $COHORT_CHECKPOINT_REQUEST"' >"$work/job.sh"
 
 # run NAME: submits the job with the environment given before it, waits, and prints the
-# directory the rank's heartbeat file was in.
+# directory the rank's checkpoint request file is in (the heartbeat file is node-local).
 run() {
   local job
   job=$(submit -N1 -n1 -o "$work/$1.out" "$work/job.sh")
   wait_until 60 "job $1 ($job) to end" "job_done $job"
   expect_eq "$(job_state "$job")" COMPLETED "state of job $1 ($(cat "$work/$1.out"))"
   local file
-  file=$(sed -n 's/.*heartbeat //p' "$work/$1.out")
-  [[ $file == */job-"$job"/* ]] || fail "job $1: the heartbeat file $file is not in a job-$job directory"
+  file=$(sed -n 's/.*request //p' "$work/$1.out")
+  [[ $file == */job-"$job"/* ]] || fail "job $1: the checkpoint request file $file is not in a job-$job directory"
   echo "${file%%/job-"$job"/*}"
 }
 

@@ -122,6 +122,19 @@ TEST(AgentLink, StopReachesEveryWatcher) {
   EXPECT_TRUE(hears_stop(b, hub));
 }
 
+TEST(AgentLink, AWatcherThatConnectsAfterATeardownBeganIsToldToStopToo) {
+  EventHub hub(true);
+  hub.stop_all();
+  AgentLink late(address(hub), hub.secret(), "n3");
+  EXPECT_TRUE(hears_stop(late, hub));
+  EXPECT_TRUE(late.asked_to_stop()) << "the supervisor's word, not a lost supervisor";
+  hub.begin_attempt();
+  AgentLink next(address(hub), hub.secret(), "n3");
+  next.started(0);
+  serve_until(hub, [](const auto& e) { return e.size() >= 1; });
+  EXPECT_FALSE(next.told_to_stop()) << "the next attempt's watchers are not stopped";
+}
+
 TEST(AgentLink, ANewAttemptForgetsTheWatchersOfTheOneBefore) {
   EventHub hub(true);
   const std::string old_secret = hub.secret();

@@ -141,6 +141,37 @@ TEST(LocalLaunch, ARankStoppedAfterItsFirstBeatIsDumpedAndRestartedWithoutAHeart
   EXPECT_TRUE(contains(r.err, "succeeded: 1 rank, 1 restart")) << r.err;
 }
 
+TEST(LocalLaunch, TheHeartbeatFileIsNodeLocalPrivateAndGoneWhenTheRankEnds) {
+  // Rank 1 fails once rank 0 has shown its file, so rank 0 ends in a teardown and rank 1
+  // by failing: neither may leave its folder behind.
+  TempDir temp("cohort-launch-hb");
+  const auto tmp = temp.path() / "tmp", run = temp.path() / "run";
+  std::filesystem::create_directories(tmp);
+  const std::string shown = (temp.path() / "rank-0.shown").string();
+  RunOptions options;
+  options.timeout = std::chrono::seconds(120);
+  options.env = {"SLURM_JOB_ID=", "TMPDIR=" + tmp.string()};
+  const char* bin = std::getenv("COHORT_BIN");
+  auto r = run_process({bin ? bin : "cohort", "launch", "--local", "--nproc", "2", "--run-dir", run.string(), "--", "sh", "-c",
+                        "d=$(dirname \"$COHORT_HEARTBEAT_FILE\"); echo \"hb $COHORT_HEARTBEAT_FILE $(stat -c %a \"$d\")\"; "
+                        "if [ $RANK = 0 ]; then touch " + shown + "; exec sleep 1000; fi; "
+                        "until [ -e " + shown + " ]; do sleep 0.05; done; exit 3"},
+                       options);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  std::regex line(R"((\d): hb (\S+) (\d+))");
+  int seen = 0;
+  for (std::sregex_iterator it(r.out.begin(), r.out.end(), line), end; it != end; ++it, ++seen) {
+    const std::filesystem::path file = (*it)[2].str();
+    EXPECT_EQ(file.string().rfind(tmp.string() + "/cohort-local-attempt-0-rank" + (*it)[1].str() + ".", 0), 0u)
+        << file << " is not in $TMPDIR, named for its launch and rank";
+    EXPECT_NE(file.string().rfind(run.string(), 0), 0u) << file << " is on the run directory's file system";
+    EXPECT_EQ((*it)[3], "700") << "the folder of " << file << " is not private";
+    EXPECT_FALSE(std::filesystem::exists(file.parent_path())) << file.parent_path() << " outlived its rank";
+  }
+  EXPECT_EQ(seen, 2) << r.out;
+  EXPECT_TRUE(std::filesystem::is_empty(tmp)) << "left in $TMPDIR: " << std::filesystem::directory_iterator(tmp)->path();
+}
+
 TEST(LocalLaunch, ByDefaultARankThatNeverBeatsIsNotTreatedAsHung) {
   // Rank 0 is offered a heartbeat, never beats and waits; rank 1 stops itself, also without
   // a beat. Rank 0 outlives rank 1's stop and is torn down with the gang, not as hung.

@@ -1,0 +1,41 @@
+// launcher/node_local.hpp — a rank's private folder on its node's own storage.
+//
+// What a rank's wrapper reads every poll (the heartbeat file) must not cost a metadata
+// server round trip on a parallel file system, so it lives on node-local storage, in a
+// folder only this user can enter, removed with everything in it when the wrapper ends.
+// Private to the launcher.
+#pragma once
+
+#include <string>
+
+#include "common/scratch_dir.hpp"
+
+namespace cohort::launcher {
+
+// Where node-local folders go: $TMPDIR when it names a directory (Slurm's job_container
+// and most sites point it at node-local scratch), else /dev/shm, else /tmp.
+std::string node_local_base();
+
+// "job<JOB>.<STEP>", how a Slurm step's folders begin after "cohort-".
+std::string step_tag(const std::string& job, const std::string& step);
+
+// Removes this user's folders on this node left by other steps of `job`: a teardown in a
+// Slurm step kills wrappers outright, and the step after it starts only once the step's
+// ranks are gone. Those of the job's last step stay until the node's tmp is cleaned.
+void remove_earlier_steps(const std::string& job, const std::string& step);
+
+class NodeLocalDir {
+ public:
+  // Makes <base>/cohort-<tag>.XXXXXX with mode 0700. `tag` names the job, step, attempt and
+  // rank so that people can tell whose it is; the random suffix keeps two launches on one
+  // node apart even when their tags agree (two local launches). Characters other than
+  // letters, digits, '.', '-' and '_' in `tag` become '_'.
+  explicit NodeLocalDir(const std::string& tag);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  RemovedAtExit removal_;
+};
+
+}  // namespace cohort::launcher

@@ -117,6 +117,18 @@ std::string default_run_root() {
   throw input_error("no place for the run directory: set COHORT_RUN_DIR to a directory every node shares, or give --run-dir");
 }
 
+// `--emit-sbatch`: heterogeneous where the cluster has a node for each role's component,
+// else the roles packed into one allocation.
+int print_sbatch(const JobSpec& spec, const std::string& spec_path, const std::string& self) {
+  bool packed = false;
+  if (const auto nodes = cluster_nodes()) {
+    if (auto why = why_it_cannot_start(spec, *nodes)) throw input_error("--spec " + spec_path + ": " + *why);
+    packed = nodes_needed(spec) > *nodes;
+  }
+  std::cout << emit_sbatch(spec, std::filesystem::absolute(spec_path).string(), self, packed);
+  return 0;
+}
+
 }  // namespace
 
 int parse_signal(const std::string& option, const std::string& text) {
@@ -155,16 +167,7 @@ int launch_command(const std::vector<std::string>& args) {
     if (!command.empty()) throw input_error(named + ": the roles' commands come from the spec; drop the command after --");
     auto spec = std::make_shared<JobSpec>(given.spec_yaml.empty() ? load_job_spec(given.spec_path)
                                                                   : parse_job_spec(given.spec_yaml, "--spec-yaml"));
-    if (vm.count("emit-sbatch")) {
-      // Heterogeneous where the cluster has a node for each role's component, else packed.
-      bool packed = false;
-      if (const auto nodes = cluster_nodes()) {
-        if (auto why = why_it_cannot_start(*spec, *nodes)) throw input_error("--spec " + given.spec_path + ": " + *why);
-        packed = nodes_needed(*spec) > *nodes;
-      }
-      std::cout << emit_sbatch(*spec, std::filesystem::absolute(given.spec_path).string(), o.self, packed);
-      return 0;
-    }
+    if (vm.count("emit-sbatch")) return print_sbatch(*spec, given.spec_path, o.self);
     if (vm["max-restarts"].defaulted()) o.max_restarts = spec->backoff_limit;
     o.spec = spec;
     o.command = {"(" + spec->name + ")"};

@@ -354,11 +354,7 @@ int run_rank(std::vector<std::string> command, std::string role) {
   // Local mode: the launcher handed this rank its whole contract. Slurm: the step says where
   // the task stands, the launcher what it decided for the gang.
   Contract contract = slurm ? contract_from_slurm_gang(env) : contract_from_environment(env);
-  if (role == kRoleByRank) {
-    RankRole picked = role_by_rank(env, contract.rank);
-    role = std::move(picked.name);
-    command = std::move(picked.command);
-  }
+  if (role == kRoleByRank) std::tie(role, command) = role_by_rank(env, contract.rank).as_pair();
   Environment role_env;
   if (!role.empty()) role_env = role_environment(env, role, contract.rank);
   const HangWatch watch = hang_watch(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));

@@ -432,13 +432,7 @@ class Gang {
       add_output_options(argv);
       if (packed()) {
         // One step of every replica; each wrapper finds its role and command by its rank.
-        json::Value commands = json::Value::object();
-        for (const auto& role : spec_->roles) {
-          json::Value words = json::Value::array();
-          for (const auto& w : role.command) words.push(w);
-          commands.set(role.name, std::move(words));
-        }
-        set("COHORT_LAUNCH_COMMANDS", json::write(commands));
+        set("COHORT_LAUNCH_COMMANDS", role_commands());
         argv.insert(argv.end(), {"--ntasks=" + std::to_string(world_), options_.self, "launch", "--as-rank", "--role",
                                  kRoleByRank});
       } else {
@@ -583,6 +577,17 @@ class Gang {
     if (options_.output_dir.empty()) return argv.push_back("--label");
     argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
     argv.push_back("--open-mode=append");
+  }
+
+  // Each role's command, as a JSON object of argv arrays (COHORT_LAUNCH_COMMANDS).
+  std::string role_commands() const {
+    json::Value commands = json::Value::object();
+    for (const auto& role : spec_->roles) {
+      json::Value words = json::Value::array();
+      for (const auto& w : role.command) words.push(w);
+      commands.set(role.name, std::move(words));
+    }
+    return json::write(commands);
   }
 
   // Every role in one plain allocation: `cohort launch --emit-sbatch` packs the roles so

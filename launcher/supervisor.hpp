@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "launcher/contract.hpp"
@@ -98,6 +99,7 @@ inline constexpr const char* kRoleByRank = "by-rank";
 struct RankRole {
   std::string name;
   std::vector<std::string> command;
+  std::pair<std::string, std::vector<std::string>> as_pair() && { return {std::move(name), std::move(command)}; }
 };
 // From the role table (COHORT_LAUNCH_ROLES, "name:offset:replicas,...") and the roles'
 // commands (COHORT_LAUNCH_COMMANDS, a JSON object of argv arrays) the supervisor hands out.

@@ -16,19 +16,11 @@ apiVersion: serving.kserve.io/v1beta1
 kind: InferenceService
 metadata:
   name: comp
-  annotations:
-    autoscaling.knative.dev/window: 4s
-    autoscaling.knative.dev/panic-window-percentage: "50"
+  annotations: {autoscaling.knative.dev/window: 4s, autoscaling.knative.dev/panic-window-percentage: "50"}
 spec:
   predictor:
-    minReplicas: 1
-    maxReplicas: 2
-    scaleMetric: concurrency
-    scaleTarget: 2
-    model:
-      modelFormat: {name: pytorch}
-      storageUri: file://$work/repo
-      resources: {limits: {cpu: 1}}
+    {minReplicas: 1, maxReplicas: 2, scaleMetric: concurrency, scaleTarget: 2,
+     model: {modelFormat: {name: pytorch}, storageUri: "file://$work/repo", resources: {limits: {cpu: 1}}}}
 slurm: {allocate: minReplicas}
 YAML
 out=$(timeout 240 "$cohort" serve submit isvc.yaml --dir "$services" --wait-timeout 180) || fail "submit failed: $out"

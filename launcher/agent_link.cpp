@@ -137,6 +137,9 @@ bool EventHub::take_line(Conn& c, std::string_view line, std::vector<RankEvent>&
       e.outcome.stopped = v.at("stopped").as_bool();
       e.outcome.ended_ns = v.at("ended_ns").as_int();
       c.running.erase(e.outcome.rank);
+    } else if (kind == "beat") {
+      e.kind = RankEvent::Kind::beat;
+      e.beat_at = v.at("at").as_double();
     } else {
       return false;
     }
@@ -233,6 +236,14 @@ void AgentLink::ended(const RankOutcome& o) {
                                      {"hung", o.hung},
                                      {"stopped", o.stopped},
                                      {"ended_ns", o.ended_ns}}));
+}
+
+void AgentLink::beat(int rank, double at) {
+  const double now = static_cast<double>(wall_clock_ns()) / 1e9;
+  if (at == beat_sent_ || (beat_sent_ >= 0 && now - beat_sent_when_ < kBeatReportSeconds)) return;
+  beat_sent_ = at;
+  beat_sent_when_ = now;
+  send_line(json::write(json::Object{{"event", "beat"}, {"rank", rank}, {"at", at}}));
 }
 
 bool AgentLink::told_to_stop() {

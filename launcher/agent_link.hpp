@@ -25,8 +25,9 @@
 namespace cohort::launcher {
 
 struct RankEvent {
-  enum class Kind { started, ended } kind = Kind::started;
+  enum class Kind { started, ended, beat } kind = Kind::started;
   RankOutcome outcome;  // rank always; how it ended for `ended`
+  double beat_at = 0;   // `beat`: the rank's last heartbeat, seconds since the epoch; 0: none yet
 };
 
 // The supervisor's end: accepts watchers' connections and turns their lines into events.
@@ -73,6 +74,9 @@ class EventHub {
 };
 
 // A watcher's end: one connection to the supervisor.
+// How often a watcher passes on its rank's heartbeat, and the supervisor writes them down.
+inline constexpr double kBeatReportSeconds = 5;
+
 class AgentLink {
  public:
   // `address` is "HOST:PORT" (COHORT_LAUNCH_AGENT); throws cohort::Error naming it when the
@@ -82,6 +86,9 @@ class AgentLink {
   int fd() const { return fd_.get(); }
   void started(int rank);
   void ended(const RankOutcome& outcome);
+  // The rank's last heartbeat (seconds since the epoch; 0: watched, not beaten yet), for
+  // people watching the run: at most every kBeatReportSeconds, and only when it moved.
+  void beat(int rank, double at);
   // Reads what the supervisor sent, without blocking: true once it said stop or is gone.
   bool told_to_stop();
   // Whether it was the supervisor's "stop" (a teardown), not a lost supervisor.
@@ -89,6 +96,7 @@ class AgentLink {
 
  private:
   void send_line(const std::string& line);
+  double beat_sent_ = -1, beat_sent_when_ = 0;
 
   Fd fd_;
   std::string address_;

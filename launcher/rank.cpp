@@ -330,6 +330,7 @@ Ending watch_program(Process& program, const HangWatch& watch, const std::string
     if (ending.hung) continue;
 
     const double beat = last_beat(heartbeat_file);
+    if (beat >= 0) link.beat(rank, beat);
     const bool held = beat > 0 || (beat == 0 && !watch.from_first_beat);
     if (held && realtime_now() - std::max(beat, beat_clock) > watch.timeout) {
       std::ostringstream why;

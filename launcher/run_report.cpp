@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <system_error>
 
 #include "common/error.hpp"
@@ -52,6 +53,17 @@ void add_heartbeat(std::map<int, RankReport>& ranks, int rank, const std::string
   if (st.st_mtim.tv_sec > 0) r.heartbeat_age = std::max(0.0, now - (st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9));
 }
 
+// The supervisor's `heartbeats` file: "RANK SECONDS" a line, each rank's last beat as its
+// watcher passed it on (0: watched, not beaten yet).
+std::map<int, double> read_beats(const fs::path& attempt) {
+  std::map<int, double> beats;
+  std::istringstream lines(read_small_file((attempt / "heartbeats").string()));
+  int rank = 0;
+  double at = 0;
+  while (lines >> rank >> at) beats[rank] = at;
+  return beats;
+}
+
 AttemptReport read_attempt(const fs::path& dir, int number, bool current, double now) {
   std::map<int, RankReport> ranks;
   std::error_code ec;
@@ -59,6 +71,11 @@ AttemptReport read_attempt(const fs::path& dir, int number, bool current, double
     const std::string name = it->path().filename().string();
     if (auto r = numbered(name, "rank-", ".placement")) add_placement(ranks, *r, read_small_file(it->path().string()));
     else if (auto h = numbered(name, "heartbeat-", "")) add_heartbeat(ranks, *h, it->path().string(), now);
+  }
+  for (const auto& [rank, at] : read_beats(dir)) {
+    RankReport& r = rank_in(ranks, rank);
+    r.beats = true;
+    if (at > 0) r.heartbeat_age = std::max(0.0, now - at);
   }
   const std::vector<RankOutcome> outcomes = read_outcomes(dir.string());
   const RankOutcome* first = nullptr;
@@ -98,6 +115,9 @@ std::optional<double> newest_heartbeat_age(const std::string& dir, double now, s
   std::optional<double> age;
   std::size_t seen = 0;
   const fs::path attempt = fs::path(dir) / ("attempt-" + std::to_string(*newest));
+  for (const auto& [rank, at] : read_beats(attempt)) {
+    if (at > 0) age = std::min(age.value_or(now - at), std::max(0.0, now - at));
+  }
   for (fs::directory_iterator it(attempt, ec), end; !ec && it != end && seen++ < max_entries; it.increment(ec)) {
     if (!numbered(it->path().filename().string(), "heartbeat-", "")) continue;
     struct stat st {};

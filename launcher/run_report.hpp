@@ -23,7 +23,7 @@ struct RankReport {
   bool failed = false;
   // Seconds since the rank last beat, while it runs and has beaten at least once.
   std::optional<double> heartbeat_age;
-  bool beats = false;  // it has a heartbeat file: it runs under hang detection
+  bool beats = false;  // it runs under hang detection (it has a heartbeat)
 };
 
 struct AttemptReport {

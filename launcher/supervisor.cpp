@@ -741,9 +741,11 @@ class Gang {
     std::vector<RankOutcome> lost;
     for (auto& e : hub_->service()) {
       if (e.kind == RankEvent::Kind::started) running_.insert(e.outcome.rank);
+      else if (e.kind == RankEvent::Kind::beat) beats_[e.outcome.rank] = e.beat_at;
       else if (e.outcome.lost) lost.push_back(e.outcome);
       else record(e.outcome);
     }
+    write_beats();
     if (lost.empty() || std::any_of(reported_.begin(), reported_.end(), [](const RankOutcome& o) { return failed(o); })) {
       return;
     }
@@ -752,6 +754,24 @@ class Gang {
                 << ": its connection ended while the rank ran\n";
       record(o);
     }
+  }
+
+  // The ranks' last heartbeats, for people watching the run (cohort dashboard): one small
+  // file per attempt, rewritten at most every kBeatReportSeconds when a beat moved, in place
+  // of a file per rank that readers would have to list and stat on the shared filesystem.
+  void write_beats() {
+    const double now = static_cast<double>(wall_clock_ns()) / 1e9;
+    if (beats_ == beats_written_ || now - beats_written_when_ < kBeatReportSeconds) return;
+    std::ostringstream text;
+    text.precision(15);
+    for (const auto& [rank, at] : beats_) text << rank << " " << at << "\n";
+    try {
+      write_file_atomically(attempt_dir_ + "/heartbeats", text.str());
+    } catch (const Error& e) {
+      std::cerr << "cohort: launch: warning: " << e.what() << "\n";
+    }
+    beats_written_ = beats_;
+    beats_written_when_ = now;
   }
 
   // Once every process of the step is gone, what their watchers sent is all there is:
@@ -868,6 +888,8 @@ class Gang {
   int world_ = 1;
   std::string master_addr_;
   std::string attempt_dir_;
+  std::map<int, double> beats_, beats_written_;  // rank -> its last heartbeat (epoch seconds)
+  double beats_written_when_ = 0;
   std::vector<Child> children_;
   bool tearing_down_ = false;  // this attempt's teardown has begun: srun's reports of it are ours to give
   bool step_outlived_teardown_ = false;

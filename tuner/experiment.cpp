@@ -227,7 +227,7 @@ void read_job_trial(const Reader& r, const YAML::Node& n, const std::string& pat
   exp.resources.cpus_per_task = shape.resources.cpus;
   exp.resources.gpus = shape.resources.gpus * exp.resources.ntasks;
   exp.command = {cohort_executable(), "launch", "--spec-yaml", out.c_str()};
-  exp.distributed_trial = true;
+  exp.metrics_from_rank_0 = !mpi;
 }
 
 void read_trial_spec(const Reader& r, const YAML::Node& n, const std::string& path, Experiment& exp,

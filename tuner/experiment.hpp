@@ -130,10 +130,11 @@ struct Experiment {
   std::vector<std::string> command;
   TrialResources resources;
   MetricsSource metrics;
-  // A trialSpec of a PyTorchJob, TFJob or MPIJob runs as `cohort launch --spec-yaml` in its
-  // array task: metrics come from rank 0's output lines only (srun's "0: " label), as Katib
-  // reads the master's (or chief's, or launcher's) pod alone.
-  bool distributed_trial = false;
+  // A trialSpec of a PyTorchJob or TFJob runs as `cohort launch --spec-yaml` in its array
+  // task, every replica a task of one srun step: metrics come from rank 0's output lines
+  // only (srun's "0: " label), as Katib reads the master's (or chief's) pod alone. An
+  // MPIJob's launcher runs in the batch step itself, and its output is read whole.
+  bool metrics_from_rank_0 = false;
 
   const Parameter* find(const std::string& parameter) const;
   // An algorithm or early-stopping setting, when given.

@@ -377,6 +377,24 @@ void read_output(Process& child, OutputLog& out_log, OutputLog& err_log, Take&& 
   }
 }
 
+bool died_of_a_signal(const std::optional<int>& status) {
+  return status && WIFSIGNALED(*status) && (WTERMSIG(*status) == SIGTERM || WTERMSIG(*status) == SIGKILL);
+}
+
+// Whether Slurm is cancelling the job this runner is in (scancel, an array cancelled whole).
+bool job_cancelled() {
+  const std::string job = env_or("SLURM_JOB_ID");
+  if (job.empty()) return false;
+  try {
+    RunOptions o;
+    o.timeout = std::chrono::seconds(10);
+    const auto r = run_process({"scontrol", "show", "job", job, "-o"}, o);
+    return r.ok() && r.out.find("JobState=CANCELLED") != std::string::npos;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 // What running a trial came to.
 struct RunResult {
   std::string failure;        // why it could not start; empty when it started
@@ -412,7 +430,7 @@ RunResult watch_trial(RunningTrial& trial, Process& child, OutputLog& log, Outpu
   };
   read_output(child, log, err_log, [&](std::string_view line) {
     if (!from_output) return;
-    if (!trial.experiment.distributed_trial) return take(line);
+    if (!trial.experiment.metrics_from_rank_0) return take(line);
     // srun labels each line with its task, padded to the widest: rank 0's are the primary's.
     const auto at = line.find_first_not_of(' ');
     if (at != std::string_view::npos && line.substr(at).starts_with("0: ")) take(line.substr(at + 3));
@@ -421,8 +439,11 @@ RunResult watch_trial(RunningTrial& trial, Process& child, OutputLog& log, Outpu
   // Whatever the trial left running in its group goes with it.
   result.status = child.wait_and_kill_group();
   // scancel signals the trial as well as its runner: a trial that died of it before the
-  // runner noticed was stopped from outside too, not a failure of its own.
-  if (stop.load() && result.early_reason.empty()) result.killed = true;
+  // runner noticed was stopped from outside too, not a failure of its own. The runner's own
+  // signal may come a moment after the trial's; Slurm already says the job is cancelled.
+  if (result.early_reason.empty() && (stop.load() || (died_of_a_signal(result.status) && job_cancelled()))) {
+    result.killed = true;
+  }
   return result;
 }
 

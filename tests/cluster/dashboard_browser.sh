@@ -109,7 +109,8 @@ pages = {
     "jobs": ["jobs", [r'id="launches"'] + [r'href="/jobs/%d">[^<]*</a></td><td class="state state-COMPLETE">COMPLETE</td><td>%s</td>'
                                            % (launches[j], j) for j in (job, batch)]],
     "job": [f"jobs/{launch}", [r'id="state">COMPLETE<', r"Slurm job %s," % job,
-                               r'(?s)id="attempts".*<td class="num">0</td><td class="num">2</td><td>rank 1 \(%s\) exited with 3'
+                               # Attempt 0 may have ended before rank 0 said where it runs.
+                               r'(?s)id="attempts".*<td class="num">0</td><td class="num">[12]</td><td>rank 1 \(%s\) exited with 3'
                                % e(host[1]) + r'.*<td class="num">1</td><td class="num">2</td>']
             + [r'<td class="num">%d</td><td>%s</td>.*?exited with 0' % (r, e(host[r])) for r in (0, 1)]
             + [r'id="log-%d">[^<]*rank %d attempt 1 on %s' % (r, r, e(host[r])) for r in (0, 1)]],

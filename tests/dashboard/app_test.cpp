@@ -372,11 +372,14 @@ TEST(DashboardJob, JobsListHasEachRunningLaunchsNewestHeartbeatAndLastCheckpoint
   fs::create_directories(run / "attempt-0");
   fs::create_directories(run / "attempt-1");
   constexpr time_t t = 1'000'000'000;
-  beat(run / "attempt-0" / "heartbeat-0", t + 99);
-  beat(run / "attempt-1" / "heartbeat-0", t + 70);
+  // The supervisor's file of its ranks' beats; and a heartbeat file of a run made before it.
+  write_file_atomically(run / "attempt-0" / "heartbeats", "0 " + std::to_string(t + 99) + "\n");
+  write_file_atomically(run / "attempt-1" / "heartbeats", "0 " + std::to_string(t + 70) + "\n1 " + std::to_string(t + 85) +
+                                                            "\n2 0\n");
   beat(run / "attempt-1" / "heartbeat-1", t + 90);
-  beat(run / "attempt-1" / "heartbeat-2", 0);
   EXPECT_EQ(launcher::newest_heartbeat_age(run.string(), t + 100), 10.0);
+  write_file_atomically(run / "attempt-1" / "heartbeats", "0 " + std::to_string(t + 95) + "\n");
+  EXPECT_EQ(launcher::newest_heartbeat_age(run.string(), t + 100), 5.0);
   EXPECT_FALSE(launcher::newest_heartbeat_age((dir / "gone").string(), t + 100));
 
   const auto running = put_launch(dir / "lineage.db", run.string(), {}, "RUNNING");

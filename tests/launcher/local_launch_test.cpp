@@ -6,12 +6,14 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <regex>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fd.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
 #include "launcher/supervisor.hpp"
@@ -170,6 +172,36 @@ TEST(LocalLaunch, TheHeartbeatFileIsNodeLocalPrivateAndGoneWhenTheRankEnds) {
   }
   EXPECT_EQ(seen, 2) << r.out;
   EXPECT_TRUE(std::filesystem::is_empty(tmp)) << "left in $TMPDIR: " << std::filesystem::directory_iterator(tmp)->path();
+}
+
+// Beats stay on each rank's node; their watchers pass them on over the link, and the
+// supervisor writes them down for the run's readers in one file per attempt. Each rank
+// beats, then waits (bounded) until the file shows its beat.
+TEST(LocalLaunch, TheRanksBeatsReachTheRunDirectoryThroughTheSupervisorInOneFile) {
+  TempDir temp("cohort-launch-beats");
+  const auto run = temp.path() / "run";
+  const std::string beats = (run / "attempt-0" / "heartbeats").string();
+  RunOptions options;
+  options.timeout = std::chrono::seconds(120);
+  options.env = {"SLURM_JOB_ID="};
+  const char* bin = std::getenv("COHORT_BIN");
+  auto r = run_process({bin ? bin : "cohort", "launch", "--local", "--nproc", "2", "--run-dir", run.string(), "--", "sh", "-c",
+                        "touch \"$COHORT_HEARTBEAT_FILE\"; for i in $(seq 300); do "
+                        "awk -v r=$RANK '$1 == r && $2 > 0 { found = 1 } END { exit !found }' " + beats +
+                        " 2>/dev/null && exit 0; sleep 0.1; done; exit 4"},
+                       options);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::istringstream lines(read_text(beats));
+  const double now = static_cast<double>(::time(nullptr));
+  int rank = 0, seen = 0;
+  double at = 0;
+  while (lines >> rank >> at) {
+    EXPECT_EQ(rank, seen++);
+    EXPECT_GT(at, now - 120);
+    EXPECT_LE(at, now + 1);
+  }
+  EXPECT_EQ(seen, 2) << read_text(beats);
+  EXPECT_FALSE(std::filesystem::exists(run / "attempt-0" / "heartbeat-0")) << "a heartbeat on the run directory";
 }
 
 TEST(LocalLaunch, ByDefaultARankThatNeverBeatsIsNotTreatedAsHung) {

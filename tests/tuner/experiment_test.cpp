@@ -305,7 +305,7 @@ TEST(KatibExamples, EveryHpTuningExampleWithASupportedAlgorithmLoads) {
 // the job spec, its parameters filled in, in one array task of a task per replica.
 TEST(KatibExamples, APyTorchJobTrialRunsItsSpecThroughCohortLaunchInOneAllocation) {
   Experiment e = load_experiment(katib("pytorchjob-mnist.yaml"));
-  EXPECT_TRUE(e.distributed_trial);
+  EXPECT_TRUE(e.metrics_from_rank_0);
   EXPECT_EQ(e.resources.ntasks, 2);  // the master and a worker
   EXPECT_EQ(e.resources.nodes, 0);   // wherever Slurm places them
   ASSERT_EQ(e.command.size(), 4u);
@@ -318,6 +318,19 @@ TEST(KatibExamples, APyTorchJobTrialRunsItsSpecThroughCohortLaunchInOneAllocatio
   EXPECT_EQ(job.roles[0].command, (std::vector<std::string>{"python3", "/opt/pytorch-mnist/mnist.py", "--epochs=1",
                                                             "--batch-size=16", "--lr=0.03", "--momentum=0.7"}));
   EXPECT_EQ(job.backoff_limit, 6);  // OnFailure without backoffLimit: Kubernetes' default
+
+  // An MPIJob's launcher runs in the batch step, a task per worker beside it; its output is
+  // the trial's, unlabelled.
+  const std::string head =
+      "objective: {type: minimize, objectiveMetricName: loss}\nalgorithm: {algorithmName: random}\nmaxTrialCount: 1\n"
+      "parameters: [{name: x, parameterType: int, feasibleSpace: {min: \"1\", max: \"2\"}}]\n";
+  Experiment mpi = parse_experiment(
+      head + "trialTemplate: {trialSpec: {kind: MPIJob, spec: {mpiReplicaSpecs: {Launcher: {command: [mpirun, a]}, "
+             "Worker: {replicas: 3, resources: {cpus: 2}}}}}}\n",
+      "exp.yaml");
+  EXPECT_FALSE(mpi.metrics_from_rank_0);
+  EXPECT_EQ(mpi.resources.ntasks, 3);
+  EXPECT_EQ(mpi.resources.cpus_per_task, 2);
 
   // Roles of different shapes cannot share one array task.
   const std::string uneven =

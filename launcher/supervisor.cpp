@@ -323,6 +323,9 @@ class Gang {
     hub_->begin_attempt();
     reported_.clear();
     running_.clear();
+    beats_.clear();  // an attempt's file holds its own ranks' beats, written from its start
+    beats_written_.clear();
+    beats_written_when_ = 0;
     std::vector<std::string> env = base_environment();
     auto set = [&env](const std::string& k, const std::string& v) { set_variable(env, k, v); };
     set("COHORT_LAUNCH_RUN_DIR", attempt_dir);

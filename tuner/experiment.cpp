@@ -202,7 +202,6 @@ std::pair<YAML::Node, std::string> trial_container(const Reader& r, const YAML::
   r.fail(path, "no container is named '" + primary + "', the trialTemplate's primaryContainerName");
 }
 
-// Kubernetes Job: spec.template.spec.containers[0].command + args, and its limits.
 // A Kubeflow job as the trial, as Katib runs one through the Training Operator: `cohort
 // launch` runs the spec (its `${trialParameters...}` filled in like a command's) in the
 // trial's array task, every role packed into its one plain allocation (an array task
@@ -230,6 +229,8 @@ void read_job_trial(const Reader& r, const YAML::Node& n, const std::string& pat
   exp.metrics_from_rank_0 = !mpi;
 }
 
+// Kubernetes Job: spec.template.spec.containers[0].command + args, and its limits; or a
+// Kubeflow job (above).
 void read_trial_spec(const Reader& r, const YAML::Node& n, const std::string& path, Experiment& exp,
                      const std::string& primary) {
   if (!n.IsMap()) r.fail(path, "must be a Kubernetes Job");

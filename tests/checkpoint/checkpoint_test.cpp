@@ -485,6 +485,68 @@ TEST(Async, SaveAsyncCopiesTheStateBeforeReturning) {
   EXPECT_EQ(loaded, Model(1));
 }
 
+// The second save reuses the first one's staging buffers and copies into them on several
+// threads, whose shares begin and end inside tensors: every byte must still be the one the
+// caller had when save_async returned.
+TEST(Async, ALargeStateIsCopiedWholeIntoReusedBuffers) {
+  TempDir tmp;
+  Checkpointer ckpt(tmp.path(), MPI_COMM_WORLD, quiet());
+  const std::vector<std::uint64_t> sizes = {(23u << 20) + 3, 7, (41u << 20) + 1};  // > 64 MiB, odd
+  std::vector<std::vector<std::uint8_t>> data;
+  for (auto n : sizes) data.emplace_back(n);
+  auto fill = [&](std::uint8_t seed) {
+    for (size_t t = 0; t < data.size(); ++t) {
+      for (size_t i = 0; i < data[t].size(); ++i) data[t][i] = static_cast<std::uint8_t>(seed + i * 31 + t);
+    }
+  };
+  auto state = [&] {
+    State s;
+    for (size_t t = 0; t < data.size(); ++t) {
+      s.tensors.push_back({"t" + std::to_string(t), DType::uint8, {static_cast<std::int64_t>(data[t].size())},
+                           Sharding::replicated, data[t].data()});
+    }
+    return s;
+  };
+  for (std::uint8_t step : {1, 2}) {
+    fill(step);
+    auto future = ckpt.save_async(step, state());
+    fill(99);  // training goes on and changes the tensors
+    future.get();
+  }
+  const auto expected = [&] {
+    fill(2);
+    return data;
+  }();
+  fill(0);
+  std::vector<TensorSlot> slots;
+  for (size_t t = 0; t < data.size(); ++t) {
+    slots.push_back({"t" + std::to_string(t), DType::uint8, {static_cast<std::int64_t>(data[t].size())},
+                     Sharding::replicated, data[t].data()});
+  }
+  EXPECT_EQ(ckpt.load_latest(slots)->step, 2);
+  EXPECT_TRUE(data == expected);
+}
+
+TEST(Async, ABadCopyThreadCountIsNamedAndLosesNothing) {
+  TempDir tmp;
+  Checkpointer ckpt(tmp.path(), MPI_COMM_WORLD, quiet());
+  Model m(1);
+  ckpt.save(1, m.state());
+  ::setenv("COHORT_CKPT_COPY_THREADS", "many", 1);
+  struct Unset {
+    ~Unset() { ::unsetenv("COHORT_CKPT_COPY_THREADS"); }
+  } unset;
+  try {
+    ckpt.save_async(2, m.state());
+    FAIL() << "save_async took COHORT_CKPT_COPY_THREADS=many";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("COHORT_CKPT_COPY_THREADS=many"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(ckpt.steps(), (std::vector<std::int64_t>{1}));
+  ::setenv("COHORT_CKPT_COPY_THREADS", "2", 1);
+  EXPECT_EQ(ckpt.save_async(2, m.state()).get().step, 2);  // the failed call left no save in flight
+}
+
 TEST(Async, SavesCommitInOrderWithSeveralInFlight) {
   TempDir tmp;
   Options options = quiet();

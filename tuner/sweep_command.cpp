@@ -13,6 +13,7 @@
 #include <iomanip>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 #include "common/error.hpp"
@@ -268,8 +269,18 @@ int cmd_status(const std::vector<std::string>& args) {
   Experiment e = open_experiment_dir(dir);
   JournalState state = Journal(dir).read();
   const Trial* best = state.best(e.objective);
+  // A Running experiment whose array job Slurm no longer has (cancelled, or its tasks died
+  // before they claimed a trial) would otherwise look Running for ever.
+  std::optional<bool> array_alive;
+  if (state.state == ExperimentState::running && !state.array_job.empty()) {
+    array_alive = slurm_job_alive(state.array_job);
+  }
   if (as_json) {
-    std::cout << json::write(status_json(e, state), 2) << "\n";
+    json::Value o = status_json(e, state);
+    if (!state.array_job.empty() && state.state == ExperimentState::running) {
+      o.set("arrayJobAlive", array_alive ? json::Value(*array_alive) : json::Value());
+    }
+    std::cout << json::write(o, 2) << "\n";
     return 0;
   }
   std::cout << "experiment " << e.name << ": " << to_string(state.state)
@@ -281,6 +292,12 @@ int cmd_status(const std::vector<std::string>& args) {
             << " running" << (state.count(TrialState::killed) ? ", " + std::to_string(state.count(TrialState::killed)) + " killed" : "")
             << "\n";
   if (best) std::cout << "best: trial " << best->id << ", " << e.objective.metric << "=" << format_number(*best->objective) << "\n";
+  if (array_alive == false) {
+    std::cout << "array job " << state.array_job << " has ended with " << trial_budget(e) - state.counted()
+              << " trial(s) not run and " << state.count(TrialState::running)
+              << " left Running: 'cohort sweep submit' with the same spec and --dir " << dir
+              << " runs them on Slurm ('cohort sweep resume " << dir << "' runs them here)\n";
+  }
   if (state.damaged_records) std::cout << state.damaged_records << " damaged journal records skipped\n";
   std::cout << "\n";
   std::vector<std::vector<std::string>> rows;

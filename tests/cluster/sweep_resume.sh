@@ -78,6 +78,14 @@ refused=$("$cohort" sweep submit "$work/again.yaml" --dir "$again" -n1 2>&1) && 
 [[ $refused == *"already submitted as array job $first, which Slurm still runs"* ]] || fail "refusal said: $refused"
 scancel "$first"
 wait_until 60 "the first array to leave the queue" "[[ -z \$(squeue -h -j $first 2>/dev/null) ]]"
+# Its experiment is still Running, and its status says that nothing runs it any more.
+status=$("$cohort" sweep status "$again") || fail "sweep status failed: $status"
+# (Its runners, sent SIGTERM, usually record their trials Killed, which then count as not run.)
+[[ $status =~ array\ job\ $first\ has\ ended\ with\ ([0-9]+)\ trial\(s\)\ not\ run\ and\ ([0-9]+)\ left\ Running ]] ||
+  fail "the status of the cancelled sweep does not say its array job ended: $status"
+expect_eq "$((BASH_REMATCH[1] + BASH_REMATCH[2]))" 3 "trials the status names as not run or left Running"
+"$cohort" sweep status "$again" --json | grep -q '"arrayJobAlive": *false' ||
+  fail "the JSON status of the cancelled sweep does not say its array job ended"
 second=$("$cohort" sweep submit "$work/again.yaml" --dir "$again" -n1 --parsable 2>"$work/resubmit.err") ||
   fail "resubmitting the cancelled sweep failed: $(cat "$work/resubmit.err")"
 submitted+=("$second")

@@ -15,6 +15,7 @@
 #include "common/json.hpp"
 #include "common/options.hpp"
 #include "common/process.hpp"
+#include "common/slurm.hpp"
 #include "common/text.hpp"
 #include "common/yaml_reader.hpp"
 #include "serve/isvc.hpp"
@@ -30,11 +31,8 @@ namespace fs = std::filesystem;
 namespace po = options::po;
 using Clock = std::chrono::steady_clock;
 
-bool job_alive(const std::string& job) {
-  if (job.empty()) return false;
-  const auto r = run_process({"squeue", "-h", "-j", job, "-o", "%i"});
-  return r.ok() && r.out.find_first_not_of(" \n") != std::string::npos;
-}
+// A job Slurm cannot say anything about counts as gone, as it did for the caller before.
+bool job_alive(const std::string& job) { return slurm_job_alive(job).value_or(false); }
 
 std::string tail_of(const fs::path& file, std::size_t bytes) {
   const auto text = read_file(file.string()).value_or("");

@@ -31,6 +31,7 @@
 #include "common/fd.hpp"
 #include "common/json.hpp"
 #include "common/process.hpp"
+#include "common/slurm.hpp"
 #include "common/text.hpp"
 #include "serve/autoscaler.hpp"
 #include "serve/isvc.hpp"
@@ -96,12 +97,8 @@ std::vector<std::string> outside_this_job() {
   return env;
 }
 
-// A job's state and, while it waits, why (squeue's %T %r): "RUNNING None", "PENDING
-// Resources"; empty once Slurm has forgotten it.
-std::string job_state(const std::string& job) {
-  const auto r = run_process({"squeue", "-h", "-j", job, "-o", "%T %r"});
-  return r.ok() ? r.out.substr(0, r.out.find('\n')) : std::string();
-}
+// Empty also while Slurm cannot say: the caller asks again on its next look.
+std::string job_state(const std::string& job) { return slurm_job_state(job).value_or(""); }
 
 void cancel_job(const std::string& job) {
   if (!job.empty()) run_process({"scancel", job});

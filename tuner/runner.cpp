@@ -23,6 +23,7 @@
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/process.hpp"
+#include "common/slurm.hpp"
 #include "common/text.hpp"
 #include "tuner/lineage_record.hpp"
 #include "tuner/metrics.hpp"
@@ -612,18 +613,6 @@ int run_array_task(const fs::path& dir, const std::atomic<bool>& stop) {
     }
   }
   return outcome.state == TrialState::succeeded || outcome.state == TrialState::early_stopped ? 0 : 1;
-}
-
-std::optional<bool> slurm_job_alive(const std::string& job) {
-  ProcessResult r;
-  try {
-    r = run_process({"squeue", "-h", "-o", "%i", "-j", job});
-  } catch (const Error&) {
-    return false;  // no Slurm here: its job cannot be running
-  }
-  if (r.ok()) return r.out.find_first_not_of(" \n") != std::string::npos;
-  if (r.err.find("Invalid job id") != std::string::npos) return false;  // ended long ago
-  return std::nullopt;
 }
 
 int reclaim_abandoned(Journal& journal) {

@@ -50,11 +50,6 @@ int run_array_task(const std::filesystem::path& dir, const std::atomic<bool>& st
 // Killed, so that a stopped experiment can continue. Returns how many.
 int reclaim_abandoned(Journal& journal);
 
-// Whether Slurm still has `job` queued or running: false when it ended (or there is no
-// Slurm here), nothing when Slurm cannot say (its controller does not answer), so that a
-// trial is never reclaimed on a guess.
-std::optional<bool> slurm_job_alive(const std::string& job);
-
 // The array job's script for `sbatch`: `tasks` array tasks (0: the trial budget).
 std::string array_script(const Experiment& experiment, const std::filesystem::path& dir,
                          const std::string& cohort_path,

@@ -21,6 +21,7 @@
 #include "common/json.hpp"
 #include "common/options.hpp"
 #include "common/process.hpp"
+#include "common/slurm.hpp"
 #include "common/text.hpp"
 #include "tuner/journal.hpp"
 #include "tuner/report.hpp"

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "common/error.hpp"
+#include "common/slurm.hpp"
 #include "tuner/journal.hpp"
 #include "tuner/runner.hpp"
 #include "tests/common/temp_dir.hpp"

@@ -15,14 +15,21 @@
 // "cohort backend: ". Point-to-point send/recv are posted at once on an MPI communicator of
 // their own, as gloo posts them, so a send and a recv issued in either order on two ranks
 // cannot deadlock behind each other.
+//
+// Devices: a group may hold a second process group, its device group (NCCL where CUDA is,
+// made by cohort.torch), as gloo|nccl device maps do. A call whose tensors are all in CPU
+// memory runs on cohort's communicator; one whose tensors are all elsewhere is handed to the
+// device group as it is; one that mixes the two fails on every rank through the agreement.
 #include <mpi.h>
 #include <pybind11/chrono.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
 #include <torch/csrc/utils/pybind.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -53,7 +60,7 @@ std::runtime_error backend_error(const std::string& what, const std::string& mes
 
 // Why a rank cannot take part in a collective: a number that the other ranks learn in the
 // agreement step, so that each of them can say which rank failed and why.
-enum class Fault : std::int64_t { none, device, layout, dtype, mixed, op, shape, list, root };
+enum class Fault : std::int64_t { none, device, layout, dtype, mixed, op, shape, list, root, devices };
 
 const char* describe(Fault fault) {
   switch (fault) {
@@ -66,6 +73,7 @@ const char* describe(Fault fault) {
     case Fault::shape: return "output tensors whose sizes do not fit the input";
     case Fault::list: return "a tensor list of the wrong length";
     case Fault::root: return "a root that is not a rank of the group";
+    case Fault::devices: return "tensors in CPU memory and on a device in one call";
   }
   return "bad input";
 }
@@ -109,8 +117,10 @@ struct Plan {
   void check(const at::Tensor& t, bool first) {
     if (!t.device().is_cpu()) {
       fail(Fault::device, "a tensor is on " + t.device().str() +
-                              ": the cohort backend carries CPU tensors; use the nccl backend for CUDA tensors "
-                              "(dist.new_group(backend='nccl'))");
+                              " and this group has no device group to hand it to: the cohort backend carries CPU "
+                              "tensors itself and CUDA tensors through NCCL, which cohort.torch sets up where "
+                              "torch.cuda.is_available() and torch has NCCL (unless COHORT_TORCH_DEVICE_BACKEND=none); "
+                              "otherwise use the nccl backend for CUDA tensors (dist.new_group(backend='nccl'))");
     } else if (t.is_sparse() || !t.is_contiguous()) {
       fail(Fault::layout, "a tensor of shape " + c10::str(t.sizes()) +
                               " is not contiguous: pass tensor.contiguous() and copy the result back");
@@ -341,11 +351,49 @@ MPI_Comm group_comm(c10d::Store& store, int rank, int size) {
   return comm;
 }
 
+// Where a call's tensors are: in CPU memory (cohort's), elsewhere (the device group's), or
+// both. With `cpu_is_device` (a test's hook) CPU tensors count as elsewhere.
+class Devices {
+ public:
+  explicit Devices(bool cpu_is_device) : cpu_is_device_(cpu_is_device) {}
+
+  Devices& add(const at::Tensor& t) {
+    if (t.device().is_cpu() && !cpu_is_device_) {
+      host = true;
+    } else if (!other) {
+      other = true;
+      device = t.device();
+    }
+    return *this;
+  }
+  Devices& add(const std::vector<at::Tensor>& tensors) {
+    for (const at::Tensor& t : tensors) add(t);
+    return *this;
+  }
+  Devices& add(const std::vector<std::vector<at::Tensor>>& lists) {
+    for (const auto& list : lists) add(list);
+    return *this;
+  }
+
+  bool host = false;   // some tensor is in CPU memory
+  bool other = false;  // some tensor is not
+  c10::Device device{c10::kCPU};  // the first that is not
+
+ private:
+  bool cpu_is_device_;
+};
+
 class ProcessGroupCohort final : public c10d::ProcessGroup {
  public:
   ProcessGroupCohort(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
-                     std::chrono::milliseconds timeout)
-      : ProcessGroup(rank, size), store_(store), timeout_(timeout) {
+                     std::chrono::milliseconds timeout, c10::intrusive_ptr<c10d::ProcessGroup> device)
+      : ProcessGroup(rank, size), store_(store), timeout_(timeout), device_(std::move(device)) {
+    if (device_ && (device_->getRank() != rank || device_->getSize() != size)) {
+      throw cohort::input_error("the device group is rank " + std::to_string(device_->getRank()) + " of " +
+                                std::to_string(device_->getSize()) + " where this group is rank " +
+                                std::to_string(rank) + " of " + std::to_string(size) +
+                                ": make it from the same store, rank and size");
+    }
     MPI_Comm comm = group_comm(*store, rank, size);
     try {
       comm_.emplace(cc::Communicator::from_mpi(comm));
@@ -382,8 +430,29 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
 
   const std::string getBackendName() const override { return kBackend; }
 
+  // The device group's backend ("nccl"), or nothing when the group has none.
+  std::optional<std::string> device_backend() const {
+    if (!device_) return std::nullopt;
+    return device_->getBackendName();
+  }
+
+  // For tests on machines without a GPU: with `on`, CPU tensors count as a device's, so that
+  // every call goes to the device group (gloo, in the tests) and none to the communicator.
+  void route_to_device_group_for_testing(bool on) {
+    if (on && !device_) {
+      throw backend_error("_route_to_device_group_for_testing",
+                          "this group has no device group: set COHORT_TORCH_DEVICE_BACKEND=gloo before it is made");
+    }
+    cpu_is_device_ = on;
+  }
+
+  // For tests: the calls this group ran on cohort's communicator (collectives and sends).
+  std::uint64_t host_calls_for_testing() const { return host_calls_; }
+
   WorkPtr broadcast(std::vector<at::Tensor>& tensors, const c10d::BroadcastOptions& opts) override {
-    Plan plan = one_tensor("broadcast", tensors);
+    Plan plan{"broadcast"};
+    if (to_device(plan, devices().add(tensors))) return device_->broadcast(tensors, opts);
+    one_tensor(plan, tensors);
     plan.root = opts.rootRank;
     if (opts.rootRank < 0 || opts.rootRank >= size_) {
       plan.fail(Fault::root, "root " + std::to_string(opts.rootRank) + " is not a rank of the group (0.." +
@@ -395,7 +464,9 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   }
 
   WorkPtr allreduce(std::vector<at::Tensor>& tensors, const c10d::AllreduceOptions& opts) override {
-    Plan plan = one_tensor("allreduce", tensors);
+    Plan plan{"allreduce"};
+    if (to_device(plan, devices().add(tensors))) return device_->allreduce(tensors, opts);
+    one_tensor(plan, tensors);
     plan.reduction(opts.reduceOp);
     return enqueue(OpType::ALLREDUCE, plan, tensors, [this, plan, t = tensors] {
       comm_->allreduce(t[0].data_ptr(), plan.count, plan.dtype, plan.op);
@@ -405,6 +476,7 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   // One reduction over the tensors laid end to end, as DDP's buckets are.
   WorkPtr allreduce_coalesced(std::vector<at::Tensor>& tensors, const c10d::AllreduceCoalescedOptions& opts) override {
     Plan plan{"allreduce_coalesced"};
+    if (to_device(plan, devices().add(tensors))) return device_->allreduce_coalesced(tensors, opts);
     if (tensors.empty()) plan.fail(Fault::list, "the tensor list is empty: pass at least one tensor");
     for (std::size_t i = 0; i < tensors.size(); ++i) {
       plan.check(tensors[i], i == 0);
@@ -419,8 +491,10 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   }
 
   WorkPtr allgather(std::vector<std::vector<at::Tensor>>& outputs, std::vector<at::Tensor>& inputs,
-                    const c10d::AllgatherOptions&) override {
-    Plan plan = one_tensor("allgather", inputs);
+                    const c10d::AllgatherOptions& opts) override {
+    Plan plan{"allgather"};
+    if (to_device(plan, devices().add(inputs).add(outputs))) return device_->allgather(outputs, inputs, opts);
+    one_tensor(plan, inputs);
     std::vector<at::Tensor> out = outputs.size() == 1 ? outputs[0] : std::vector<at::Tensor>{};
     check_blocks(plan, out, "output");
     return enqueue(OpType::ALLGATHER, plan, out, [this, plan, in = inputs, out] {
@@ -430,9 +504,10 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     });
   }
 
-  WorkPtr _allgather_base(at::Tensor& output, at::Tensor& input, const c10d::AllgatherOptions&) override {
-    std::vector<at::Tensor> in{input};
-    Plan plan = one_tensor("_allgather_base", in);
+  WorkPtr _allgather_base(at::Tensor& output, at::Tensor& input, const c10d::AllgatherOptions& opts) override {
+    Plan plan{"_allgather_base"};
+    if (to_device(plan, devices().add(input).add(output))) return device_->_allgather_base(output, input, opts);
+    one_tensor(plan, {input});
     check_whole(plan, output, "output");
     return enqueue(OpType::_ALLGATHER_BASE, plan, {output}, [this, plan, input, output] {
       comm_->allgather(input.data_ptr(), output.data_ptr(), plan.count, plan.dtype);
@@ -441,7 +516,9 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
 
   WorkPtr reduce_scatter(std::vector<at::Tensor>& outputs, std::vector<std::vector<at::Tensor>>& inputs,
                          const c10d::ReduceScatterOptions& opts) override {
-    Plan plan = one_tensor("reduce_scatter", outputs);
+    Plan plan{"reduce_scatter"};
+    if (to_device(plan, devices().add(outputs).add(inputs))) return device_->reduce_scatter(outputs, inputs, opts);
+    one_tensor(plan, outputs);
     plan.reduction(opts.reduceOp);
     std::vector<at::Tensor> in = inputs.size() == 1 ? inputs[0] : std::vector<at::Tensor>{};
     check_blocks(plan, in, "input");
@@ -452,8 +529,9 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   }
 
   WorkPtr _reduce_scatter_base(at::Tensor& output, at::Tensor& input, const c10d::ReduceScatterOptions& opts) override {
-    std::vector<at::Tensor> out{output};
-    Plan plan = one_tensor("_reduce_scatter_base", out);
+    Plan plan{"_reduce_scatter_base"};
+    if (to_device(plan, devices().add(output).add(input))) return device_->_reduce_scatter_base(output, input, opts);
+    one_tensor(plan, {output});
     plan.reduction(opts.reduceOp);
     check_whole(plan, input, "input");
     return enqueue(OpType::_REDUCE_SCATTER_BASE, plan, {output}, [this, plan, input, output] {
@@ -462,15 +540,23 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   }
 
   // The agreement step is itself a barrier: no rank leaves it before every rank entered it.
-  WorkPtr barrier(const c10d::BarrierOptions&) override {
-    return enqueue(OpType::BARRIER, Plan{"barrier"}, {}, [] {});
+  // With a device group, that group's barrier is issued now, in its own order of calls, and
+  // the work is done when both are.
+  WorkPtr barrier(const c10d::BarrierOptions& opts) override {
+    if (cpu_is_device_) return device_->barrier(opts);
+    if (!device_) return enqueue(OpType::BARRIER, Plan{"barrier"}, {}, [] {});
+    return enqueue(OpType::BARRIER, Plan{"barrier"}, {}, [device = device_->barrier(opts)] { device->wait(); });
   }
 
   WorkPtr send(std::vector<at::Tensor>& tensors, int dst, int tag) override {
-    return post(OpType::SEND, tensors, dst, tag);
+    Plan plan{"send"};
+    if (to_device(plan, devices().add(tensors))) return device_->send(tensors, dst, tag);
+    return post(plan, OpType::SEND, tensors, dst, tag);
   }
   WorkPtr recv(std::vector<at::Tensor>& tensors, int src, int tag) override {
-    return post(OpType::RECV, tensors, src, tag);
+    Plan plan{"recv"};
+    if (to_device(plan, devices().add(tensors))) return device_->recv(tensors, src, tag);
+    return post(plan, OpType::RECV, tensors, src, tag);
   }
 
   // The baseline of `cohort bench torch`: the communicator's own allreduce (SUM) of `tensor`,
@@ -479,7 +565,8 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   // beyond this is the backend's.
   double communicator_allreduce_seconds(at::Tensor& tensor, int iterations) {
     std::vector<at::Tensor> tensors{tensor};
-    Plan plan = one_tensor("communicator allreduce", tensors);
+    Plan plan{"communicator allreduce"};
+    one_tensor(plan, tensors);
     if (iterations < 1) plan.fail(Fault::shape, "iterations must be at least 1");
     auto seconds = std::make_shared<double>(0);
     auto work = enqueue(OpType::ALLREDUCE, plan, tensors, [this, plan, t = tensors, iterations, seconds] {
@@ -491,27 +578,42 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     return *seconds;
   }
 
-  WorkPtr reduce(std::vector<at::Tensor>&, const c10d::ReduceOptions&) override { unsupported("reduce"); }
-  WorkPtr gather(std::vector<std::vector<at::Tensor>>&, std::vector<at::Tensor>&,
-                 const c10d::GatherOptions&) override {
+  // What cohort's communicator lacks, the device group may have for its own tensors.
+  WorkPtr reduce(std::vector<at::Tensor>& tensors, const c10d::ReduceOptions& opts) override {
+    if (on_device(devices().add(tensors))) return device_->reduce(tensors, opts);
+    unsupported("reduce");
+  }
+  WorkPtr gather(std::vector<std::vector<at::Tensor>>& outputs, std::vector<at::Tensor>& inputs,
+                 const c10d::GatherOptions& opts) override {
+    if (on_device(devices().add(outputs).add(inputs))) return device_->gather(outputs, inputs, opts);
     unsupported("gather");
   }
-  WorkPtr scatter(std::vector<at::Tensor>&, std::vector<std::vector<at::Tensor>>&,
-                  const c10d::ScatterOptions&) override {
+  WorkPtr scatter(std::vector<at::Tensor>& outputs, std::vector<std::vector<at::Tensor>>& inputs,
+                  const c10d::ScatterOptions& opts) override {
+    if (on_device(devices().add(outputs).add(inputs))) return device_->scatter(outputs, inputs, opts);
     unsupported("scatter");
   }
-  WorkPtr alltoall(std::vector<at::Tensor>&, std::vector<at::Tensor>&, const c10d::AllToAllOptions&) override {
+  WorkPtr alltoall(std::vector<at::Tensor>& outputs, std::vector<at::Tensor>& inputs,
+                   const c10d::AllToAllOptions& opts) override {
+    if (on_device(devices().add(outputs).add(inputs))) return device_->alltoall(outputs, inputs, opts);
     unsupported("alltoall");
   }
-  WorkPtr alltoall_base(at::Tensor&, at::Tensor&, std::vector<int64_t>&, std::vector<int64_t>&,
-                        const c10d::AllToAllOptions&) override {
+  WorkPtr alltoall_base(at::Tensor& output, at::Tensor& input, std::vector<int64_t>& output_counts,
+                        std::vector<int64_t>& input_counts, const c10d::AllToAllOptions& opts) override {
+    if (on_device(devices().add(output).add(input))) {
+      return device_->alltoall_base(output, input, output_counts, input_counts, opts);
+    }
     unsupported("alltoall_base");
   }
-  WorkPtr allgather_coalesced(std::vector<std::vector<at::Tensor>>&, std::vector<at::Tensor>&,
-                              const c10d::AllgatherOptions&) override {
+  WorkPtr allgather_coalesced(std::vector<std::vector<at::Tensor>>& outputs, std::vector<at::Tensor>& inputs,
+                              const c10d::AllgatherOptions& opts) override {
+    if (on_device(devices().add(outputs).add(inputs))) return device_->allgather_coalesced(outputs, inputs, opts);
     unsupported("allgather_coalesced");
   }
-  WorkPtr recvAnysource(std::vector<at::Tensor>&, int) override { unsupported("recv from any source"); }
+  WorkPtr recvAnysource(std::vector<at::Tensor>& tensors, int tag) override {
+    if (on_device(devices().add(tensors))) return device_->recvAnysource(tensors, tag);
+    unsupported("recv from any source");
+  }
 
  private:
   // Every rank issues the unsupported operation, so every rank raises: nobody waits.
@@ -520,17 +622,33 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
                               "gives a group of the same ranks to run it on)");
   }
 
-  Plan one_tensor(const char* what, const std::vector<at::Tensor>& tensors) const {
-    Plan plan{what};
+  Devices devices() const { return Devices{cpu_is_device_}; }
+
+  bool on_device(const Devices& devices) const { return device_ && devices.other && !devices.host; }
+
+  // Whether a call goes to the device group. One that mixes CPU tensors with a device's stays
+  // here with a fault, so that every rank's call fails alike and none waits for it.
+  bool to_device(Plan& plan, const Devices& devices) const {
+    if (on_device(devices)) return true;
+    if (device_ && devices.host && devices.other) {
+      plan.fail(Fault::devices, "the call mixes tensors in CPU memory with tensors on " + devices.device.str() +
+                                    ": the cohort backend carries CPU tensors itself and hands a device's to its "
+                                    "device group (" + device_->getBackendName() +
+                                    "), a whole call to one or the other: pass the tensors of one call on one "
+                                    "device (tensor.to(...))");
+    }
+    return false;
+  }
+
+  static void one_tensor(Plan& plan, const std::vector<at::Tensor>& tensors) {
     if (tensors.size() != 1) {
       plan.fail(Fault::list, "the list holds " + std::to_string(tensors.size()) +
                                  " tensors; the cohort backend takes one tensor per process (all_reduce_coalesced "
                                  "takes a list)");
-      return plan;
+      return;
     }
     plan.check(tensors[0], true);
     plan.count = tensors[0].numel();
-    return plan;
   }
 
   // A list of one block per rank, each of the plan's size and dtype.
@@ -578,6 +696,7 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   }
 
   WorkPtr enqueue(OpType type, const Plan& plan, std::vector<at::Tensor> outputs, std::function<void()> body) {
+    ++host_calls_;
     auto work = c10::make_intrusive<CohortWork>(type, std::move(outputs));
     worker_.post([this, work, type, plan, body = std::move(body)] {
       std::exception_ptr error;
@@ -602,9 +721,9 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     return work;
   }
 
-  WorkPtr post(OpType type, std::vector<at::Tensor>& tensors, int peer, int tag) {
+  WorkPtr post(Plan& plan, OpType type, std::vector<at::Tensor>& tensors, int peer, int tag) {
     const bool recv = type == OpType::RECV;
-    Plan plan = one_tensor(recv ? "recv" : "send", tensors);
+    one_tensor(plan, tensors);
     if (peer < 0 || peer >= size_) {
       plan.fail(Fault::root, "rank " + std::to_string(peer) + " is not a rank of the group (0.." +
                                  std::to_string(size_ - 1) + ")");
@@ -619,6 +738,7 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
       throw backend_error(plan.what, "MPI could not post it (error " + std::to_string(rc) +
                                          "; tags must be 0.." + std::to_string(MPI_TAG_UB) + " or less)");
     }
+    ++host_calls_;
     return c10::make_intrusive<P2PWork>(type, t, request, bytes, peer);
   }
 
@@ -674,15 +794,27 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   std::string broken_what_;
   std::optional<cc::Communicator> comm_;
   MPI_Comm p2p_ = MPI_COMM_NULL;
+  c10::intrusive_ptr<c10d::ProcessGroup> device_;  // for tensors not in CPU memory; may be null
+  bool cpu_is_device_ = false;                     // route_to_device_group_for_testing
+  std::atomic<std::uint64_t> host_calls_{0};
   cohort::SerialWorker worker_;  // runs the collectives, in the order issued
 };
 
 c10::intrusive_ptr<ProcessGroupCohort> create(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
-                                              std::chrono::duration<float> timeout) {
+                                              std::chrono::duration<float> timeout, const py::object& device_group) {
+  c10::intrusive_ptr<c10d::ProcessGroup> device;
+  if (!device_group.is_none()) {
+    try {
+      device = device_group.cast<c10::intrusive_ptr<c10d::ProcessGroup>>();
+    } catch (const py::cast_error&) {
+      throw std::runtime_error("cohort backend: device_group: " + std::string(py::str(device_group.get_type())) +
+                               " is not a torch.distributed ProcessGroup: pass one (ProcessGroupNCCL) or None");
+    }
+  }
   try {
     py::gil_scoped_release release;  // the store's gets wait for the other ranks
     return c10::make_intrusive<ProcessGroupCohort>(
-        store, rank, size, std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+        store, rank, size, std::chrono::duration_cast<std::chrono::milliseconds>(timeout), std::move(device));
   } catch (const cohort::Error& e) {
     throw std::runtime_error(std::string("cohort backend: ") + e.what());
   }
@@ -695,7 +827,12 @@ PYBIND11_MODULE(_torch, m) {
   // The base class's Python type must exist before ours derives from it.
   py::module_::import("torch.distributed");
   py::class_<ProcessGroupCohort, c10d::ProcessGroup, c10::intrusive_ptr<ProcessGroupCohort>>(m, "ProcessGroupCohort")
-      .def(py::init(&create), py::arg("store"), py::arg("rank"), py::arg("size"), py::arg("timeout"))
+      .def(py::init(&create), py::arg("store"), py::arg("rank"), py::arg("size"), py::arg("timeout"),
+           py::arg("device_group") = py::none())
+      .def_property_readonly("device_backend", &ProcessGroupCohort::device_backend)
+      .def("_route_to_device_group_for_testing", &ProcessGroupCohort::route_to_device_group_for_testing,
+           py::arg("on"))
+      .def("_host_calls_for_testing", &ProcessGroupCohort::host_calls_for_testing)
       .def("_communicator_allreduce_seconds", &ProcessGroupCohort::communicator_allreduce_seconds,
            py::arg("tensor"), py::arg("iterations"), py::call_guard<py::gil_scoped_release>());
 }

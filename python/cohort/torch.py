@@ -13,8 +13,16 @@ sub-groups. The ranks must be MPI's (srun --mpi=pmix, mpirun; cohort launch's wi
 SLURM_MPI_TYPE=pmix):
 the store of init_method only tells each rank which MPI process every torch rank is.
 What the backend does not support raises RuntimeError naming the operation and gloo, which
-has it. docs/python.md says more.
+has it.
+
+Tensors not in CPU memory go to the group's device group, as gloo|nccl device maps send
+them: NCCL where torch.cuda.is_available() and torch has NCCL. COHORT_TORCH_DEVICE_BACKEND
+chooses it: auto (that default), nccl, gloo or none (CUDA tensors are then refused).
+docs/python.md says more.
 """
+import os as _os
+
+import torch as _torch_module
 import torch.distributed as _dist
 
 try:
@@ -27,12 +35,47 @@ except ImportError as error:  # pragma: no cover - depends on the build
 BACKEND = "cohort"
 
 
+DEVICE_BACKEND_VARIABLE = "COHORT_TORCH_DEVICE_BACKEND"
+DEVICE_BACKENDS = ("auto", "nccl", "gloo", "none")
+
+
+def device_backend():
+    """The device group's backend that groups made now get: "nccl", "gloo" or None."""
+    value = _os.environ.get(DEVICE_BACKEND_VARIABLE, "")
+    choice = value.strip().lower() or "auto"
+    if choice not in DEVICE_BACKENDS:
+        raise ValueError(f"cohort.torch: {DEVICE_BACKEND_VARIABLE}={value!r} is not one of "
+                         f"{', '.join(DEVICE_BACKENDS)}: set one of them, or unset it for auto")
+    if choice == "auto":
+        return "nccl" if _torch_module.cuda.is_available() and _dist.is_nccl_available() else None
+    if choice == "nccl" and not _dist.is_nccl_available():
+        raise RuntimeError(f"cohort.torch: {DEVICE_BACKEND_VARIABLE}=nccl, but this torch was built without "
+                           "NCCL: install a torch with CUDA and NCCL, or set it to gloo or none")
+    return None if choice == "none" else choice
+
+
+def _device_group(store, rank, size, timeout):
+    """The process group for this group's tensors that are not in CPU memory, over the same
+    ranks and store (under a prefix of its own), or None."""
+    backend = device_backend()
+    if backend is None:
+        return None
+    store = _dist.PrefixStore(f"cohort_device_{backend}/", store)
+    if backend == "gloo":
+        return _dist.ProcessGroupGloo(store, rank, size, timeout)
+    # As torch.distributed makes its own NCCL groups; NCCL connects at a group's first call.
+    options = _dist.ProcessGroupNCCL.Options()
+    options.is_high_priority_stream = False
+    options._timeout = timeout
+    return _dist.ProcessGroupNCCL(store, rank, size, options)
+
+
 def _create(store, rank, size, timeout):
-    return _torch.ProcessGroupCohort(store, rank, size, timeout)
+    return _torch.ProcessGroupCohort(store, rank, size, timeout, _device_group(store, rank, size, timeout))
 
 
 # A second import (or a reload) finds the backend registered; torch refuses a second one.
 if not hasattr(_dist.Backend, BACKEND.upper()):
     _dist.Backend.register_backend(BACKEND, _create)
 
-__all__ = ["BACKEND"]
+__all__ = ["BACKEND", "DEVICE_BACKEND_VARIABLE", "device_backend"]

@@ -285,6 +285,185 @@ def scenario_timeout(rank, size):
     dist.barrier(group=gloo)
 
 
+def routed_calls(rank, size, device):
+    """Calls of every operation that a group hands to its device group, each taking the group
+    and returning the tensors it wrote (on the CPU): the same on a cohort group and on a group
+    of the device group's backend."""
+    def mine(dtype=torch.float32):
+        return (torch.arange(6, dtype=dtype) + 10 * rank + 1).to(device)
+
+    def all_reduce(group):
+        t = mine()
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+        return [t]
+
+    def all_reduce_sum(group):
+        t = mine(torch.int64)
+        dist.all_reduce(t, group=group)
+        return [t]
+
+    def all_reduce_coalesced(group):
+        ts = [mine(), mine()[:2]]
+        dist.all_reduce_coalesced(ts, group=group)
+        return ts
+
+    def broadcast(group):
+        t = mine()
+        dist.broadcast(t, src=size - 1, group=group)
+        return [t]
+
+    def all_gather(group):
+        out = [torch.empty(6, device=device) for _ in range(size)]
+        dist.all_gather(out, mine(), group=group)
+        return out
+
+    def all_gather_into_tensor(group):
+        out = torch.empty(6 * size, device=device)
+        dist.all_gather_into_tensor(out, mine(), group=group)
+        return [out]
+
+    def reduce_scatter(group):
+        out = torch.empty(6, device=device)
+        dist.reduce_scatter(out, [mine() * (r + 1) for r in range(size)], group=group)
+        return [out]
+
+    def reduce_scatter_tensor(group):
+        out = torch.empty(6, device=device)
+        dist.reduce_scatter_tensor(out, torch.cat([mine() * (r + 1) for r in range(size)]), group=group)
+        return [out]
+
+    def reduce(group):
+        t = mine()
+        dist.reduce(t, dst=0, group=group)
+        return [t] if rank == 0 else []
+
+    def gather(group):
+        out = [torch.empty(6, device=device) for _ in range(size)] if rank == 0 else None
+        dist.gather(mine(), out, dst=0, group=group)
+        return out or []
+
+    def send_recv(group):
+        t = mine()
+        if rank == 0:
+            dist.send(t, 1, group=group)
+        elif rank == 1:
+            dist.recv(t, 0, group=group)
+        return [t]
+
+    def barrier(group):
+        dist.barrier(group=group)
+        return []
+
+    return {f.__name__: f for f in (all_reduce, all_reduce_sum, all_reduce_coalesced, broadcast, all_gather,
+                                    all_gather_into_tensor, reduce_scatter, reduce_scatter_tensor, reduce, gather,
+                                    send_recv, barrier)}
+
+
+def outcome(call):
+    """The tensors a call wrote, on the CPU, or the first line of its error."""
+    try:
+        return [t.cpu() for t in call()]
+    except RuntimeError as error:
+        return str(error).splitlines()[0]
+
+
+def same_as(group, reference, rank, size, device):
+    """Every routed call on `group` gives what it gives on `reference`, value for value or
+    error for error."""
+    for name, call in routed_calls(rank, size, device).items():
+        got, want = outcome(lambda: call(group)), outcome(lambda: call(reference))
+        if isinstance(got, str) or isinstance(want, str):
+            assert got == want, f"{name}: {got!r}, where the device group's backend gives {want!r}"
+            print(f"rank {rank}: {name}: the same error as {reference.name()}: {got}", flush=True)
+        else:
+            assert len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want)), \
+                f"{name}: {got}, where the device group's backend gives {want}"
+
+
+def scenario_devices(rank, size):
+    """Under COHORT_TORCH_DEVICE_BACKEND=gloo, with the test hook that counts CPU tensors as a
+    device's: every operation goes to the device group (gloo), gives what a gloo group gives,
+    and reaches cohort's communicator not once; sub-groups have device groups of their own."""
+    world = dist.group.WORLD
+    assert world.device_backend == "gloo", world.device_backend
+    gloo = dist.new_group(backend="gloo")
+    pair = dist.new_group([0, size - 1])
+    before = world._host_calls_for_testing()
+    world._route_to_device_group_for_testing(True)
+    same_as(world, gloo, rank, size, "cpu")
+    assert world._host_calls_for_testing() == before, "a routed call reached cohort's communicator"
+    if rank in (0, size - 1):
+        assert pair.device_backend == "gloo"
+        pair._route_to_device_group_for_testing(True)
+        t = torch.tensor([float(rank + 1)])
+        dist.all_reduce(t, group=pair)
+        assert t.item() == 1 + size, f"sub-group's device group: {t.item()}"
+        assert pair._host_calls_for_testing() == 0
+        pair._route_to_device_group_for_testing(False)
+    world._route_to_device_group_for_testing(False)
+    # CPU tensors go to cohort's communicator again, and the counter sees them.
+    still_works(size)
+    assert world._host_calls_for_testing() == before + 1
+
+    # A call that mixes CPU tensors with a device's fails on every rank. Meta tensors stand in
+    # for CUDA ones: all_reduce_coalesced is one call that takes them beside CPU tensors.
+    tensors = [torch.ones(4), torch.ones(4, device="meta" if rank == 1 else "cpu")]
+    expect_error("CPU and meta tensors in one call", lambda: dist.all_reduce_coalesced(tensors),
+                 "cohort backend: allreduce_coalesced",
+                 "mixes tensors in CPU memory with tensors on meta" if rank == 1
+                 else "rank 1 passed tensors in CPU memory and on a device in one call")
+    still_works(size)
+
+
+def scenario_no_device_group(rank, size):
+    """Under COHORT_TORCH_DEVICE_BACKEND=none a tensor that is not a CPU one is refused on every
+    rank, naming NCCL, and the test hook has nothing to route to."""
+    world = dist.group.WORLD
+    assert world.device_backend is None
+    tensors = [torch.ones(4, device="meta" if rank == 1 else "cpu")]
+    expect_error("a meta tensor without a device group", lambda: dist.all_reduce_coalesced(tensors),
+                 "cohort backend: allreduce_coalesced",
+                 "this group has no device group" if rank == 1 else "rank 1 passed a tensor that is not in CPU memory")
+    expect_error("the test hook without a device group", lambda: world._route_to_device_group_for_testing(True),
+                 "COHORT_TORCH_DEVICE_BACKEND=gloo")
+    still_works(size)
+
+
+def scenario_cuda(rank, size):
+    """CUDA tensors through the cohort backend give an NCCL group's results without reaching
+    cohort's communicator; CPU and CUDA tensors in separate calls of one group both work; one
+    call that mixes them fails; a DDP step on CUDA ends where NCCL's does."""
+    torch.cuda.set_device(rank % torch.cuda.device_count())
+    world = dist.group.WORLD
+    assert world.device_backend == "nccl", world.device_backend
+    nccl = dist.new_group(backend="nccl")
+    before = world._host_calls_for_testing()
+    same_as(world, nccl, rank, size, "cuda")
+    assert world._host_calls_for_testing() == before, "a CUDA call reached cohort's communicator"
+
+    host, device = torch.full((4,), float(rank + 1)), torch.full((4,), float(rank + 1), device="cuda")
+    dist.all_reduce(host)
+    dist.all_reduce(device)
+    total = float(sum(r + 1 for r in range(size)))
+    assert host.eq(total).all() and device.cpu().eq(total).all(), "CPU and CUDA calls of one group"
+    assert world._host_calls_for_testing() == before + 1, "the CPU call ran on cohort's communicator"
+    expect_error("CPU and CUDA tensors in one call", lambda: dist.all_reduce_coalesced([host, device]),
+                 "mixes tensors in CPU memory with tensors on cuda")
+    still_works(size)
+
+    results = {}
+    for name, group in (("cohort", None), ("nccl", nccl)):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).cuda()
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.cuda.current_device()],
+                                                        process_group=group)
+        x = torch.randn(16, 32, generator=torch.Generator().manual_seed(100 + rank)).cuda()
+        torch.nn.functional.mse_loss(ddp(x), torch.zeros(16, 8, device="cuda")).backward()
+        results[name] = [p.grad.cpu() for p in model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(results["cohort"], results["nccl"])), \
+        "a DDP step on CUDA: cohort's gradients are not NCCL's"
+
+
 def main():
     scenario = sys.argv[1]
     timeout = {"timeout": datetime.timedelta(seconds=3)} if scenario == "timeout" else {}

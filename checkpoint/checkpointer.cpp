@@ -1,7 +1,6 @@
 // The Checkpointer: its directory and ranks, the queue of asynchronous saves, and loading
 // the newest checkpoint that verifies. One save or load of a step is save.cpp's and
 // load.cpp's.
-#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -20,8 +19,7 @@
 #include "checkpoint/checkpoint.hpp"
 #include "checkpoint/collective_io.hpp"
 #include "checkpoint/layout.hpp"
-#include "common/environment.hpp"
-#include "common/text.hpp"
+#include "checkpoint/threads.hpp"
 
 namespace cohort::checkpoint {
 
@@ -82,56 +80,6 @@ struct Job {
   std::vector<Staging> staging;
   std::promise<SaveResult> promise;
 };
-
-// One core's memcpy does not saturate a node's memory, and the caller's copy is all that
-// save_async blocks for: large snapshots into buffers that already exist are split between
-// the cores this process may run on (Slurm binds a rank to its own), up to four, or
-// COHORT_CKPT_COPY_THREADS of them.
-constexpr std::uint64_t kParallelCopyFrom = 64ull << 20;
-
-int copy_threads() {
-  if (const std::string text = env_or("COHORT_CKPT_COPY_THREADS"); !text.empty()) {
-    const auto value = parse_integer(text, 1, 64);
-    if (!value) {
-      throw input_error("COHORT_CKPT_COPY_THREADS=" + text +
-                        ": expected how many threads copy a snapshot for save_async, a whole number from 1 to 64");
-    }
-    return static_cast<int>(*value);
-  }
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  const int cores = ::sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 1;
-  return std::clamp(cores, 1, 4);
-}
-
-struct Copy {
-  std::byte* dst;
-  const std::byte* src;
-  std::uint64_t bytes;
-};
-
-// Copies everything in `copies`, each thread taking an equal share of the bytes (a share may
-// begin and end inside a tensor).
-void copy_all(const std::vector<Copy>& copies) {
-  std::uint64_t total = 0;
-  for (const auto& c : copies) total += c.bytes;
-  const int allowed = copy_threads();  // read on every save, so that a bad setting is always named
-  const int threads = total >= kParallelCopyFrom ? allowed : 1;
-  auto share = [&](int k) {
-    const std::uint64_t begin = total * static_cast<std::uint64_t>(k) / static_cast<std::uint64_t>(threads);
-    const std::uint64_t end = total * static_cast<std::uint64_t>(k + 1) / static_cast<std::uint64_t>(threads);
-    std::uint64_t at = 0;
-    for (const auto& c : copies) {
-      const std::uint64_t lo = std::max(begin, at), hi = std::min(end, at + c.bytes);
-      if (lo < hi) std::memcpy(c.dst + (lo - at), c.src + (lo - at), hi - lo);
-      at += c.bytes;
-      if (at >= end) break;
-    }
-  };
-  std::vector<std::jthread> helpers;
-  for (int k = 1; k < threads; ++k) helpers.emplace_back(share, k);
-  share(0);
-}
 
 // Copies `tensors` into staging buffers, so that the caller may change its tensors as soon
 // as save_async returns. Buffers of `spare` that are large enough are reused; the others

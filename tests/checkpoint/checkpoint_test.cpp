@@ -527,23 +527,23 @@ TEST(Async, ALargeStateIsCopiedWholeIntoReusedBuffers) {
   EXPECT_TRUE(data == expected);
 }
 
-TEST(Async, ABadCopyThreadCountIsNamedAndLosesNothing) {
+TEST(Async, ABadThreadCountIsNamedAndLosesNothing) {
   TempDir tmp;
   Checkpointer ckpt(tmp.path(), MPI_COMM_WORLD, quiet());
   Model m(1);
   ckpt.save(1, m.state());
-  ::setenv("COHORT_CKPT_COPY_THREADS", "many", 1);
+  ::setenv("COHORT_CKPT_THREADS", "many", 1);
   struct Unset {
-    ~Unset() { ::unsetenv("COHORT_CKPT_COPY_THREADS"); }
+    ~Unset() { ::unsetenv("COHORT_CKPT_THREADS"); }
   } unset;
   try {
     ckpt.save_async(2, m.state());
-    FAIL() << "save_async took COHORT_CKPT_COPY_THREADS=many";
+    FAIL() << "save_async took COHORT_CKPT_THREADS=many";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("COHORT_CKPT_COPY_THREADS=many"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("COHORT_CKPT_THREADS=many"), std::string::npos) << e.what();
   }
   EXPECT_EQ(ckpt.steps(), (std::vector<std::int64_t>{1}));
-  ::setenv("COHORT_CKPT_COPY_THREADS", "2", 1);
+  ::setenv("COHORT_CKPT_THREADS", "2", 1);
   EXPECT_EQ(ckpt.save_async(2, m.state()).get().step, 2);  // the failed call left no save in flight
 }
 

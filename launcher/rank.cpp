@@ -253,7 +253,7 @@ std::vector<std::string> program_environment(Environment env, const Contract& co
   for (const char* name : {"COHORT_LAUNCH_RUN_DIR", "COHORT_LAUNCH_MODE", "COHORT_LAUNCH_BIND",
                            "COHORT_LAUNCH_HEARTBEAT_TIMEOUT", "COHORT_MASTER_ADDR", "COHORT_MASTER_PORT",
                            "COHORT_LAUNCH_ROLES", "COHORT_LAUNCH_TF_CLUSTER", "COHORT_LAUNCH_AGENT",
-                           "COHORT_LAUNCH_SECRET"}) {
+                           "COHORT_LAUNCH_SECRET", "COHORT_LAUNCH_NODE_AGENT"}) {
     env.erase(name);
   }
   for (const auto& [k, v] : contract.to_environment()) env[k] = v;
@@ -295,13 +295,16 @@ struct Reporting {
 Reporting connect_reporting(const Environment& env, bool slurm, const std::string& attempt_dir, const Contract& contract) {
   const std::string agent = env_str(env, "COHORT_LAUNCH_AGENT"), secret = env_str(env, "COHORT_LAUNCH_SECRET");
   if (agent.empty()) throw input_error("COHORT_LAUNCH_AGENT is not set: --as-rank is started by 'cohort launch'");
+  const std::string token = env_str(env, "COHORT_LAUNCH_NODE_AGENT");
   Reporting to;
-  if (!slurm || env_str(env, "COHORT_LAUNCH_NODE_AGENT") != "1") {
+  if (!slurm || token.empty()) {
     to.link.emplace(agent, secret, host_name());
     return to;
   }
+  // Found by the node's wrappers from what they all know: their step, attempt and node.
   const std::string tag = step_tag(env_str(env, "SLURM_JOB_ID"), env_str(env, "SLURM_STEP_ID")) + "-" +
-                          std::filesystem::path(attempt_dir).filename().string() + "-agent";
+                          std::filesystem::path(attempt_dir).filename().string() + "-node" +
+                          std::to_string(contract.group_rank) + "-agent-" + token;
   if (contract.local_rank != 0) {
     to.link.emplace(AgentLink::to_node_agent(node_local_path(tag), secret, host_name()));
     return to;

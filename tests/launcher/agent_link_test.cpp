@@ -281,6 +281,27 @@ TEST(NodeAgent, AWrapperGoneWhileItsRankRanIsThatRanksLossAlone) {
   EXPECT_EQ(hub.connections(), 1);
 }
 
+TEST(NodeAgent, WrappersThatGoWhileTheSupervisorTearsDownLoseNothing) {
+  EventHub hub(true);
+  RunningNode running(hub, 2);
+  {
+    AgentLink goes = running.node.wrapper(hub.secret());
+    goes.started(2);
+    relay_until(hub, running.node, [](const auto& e) { return !e.empty(); });
+    hub.set_closing(true);
+  }
+  auto events = relay_until(hub, running.node, [&](const auto&) { return running.node.agent.wrappers() == 1; });
+  // Rank 1's end, sent after the agent's word on rank 2: once it is in, rank 2's was too.
+  RankOutcome o;
+  o.rank = 1;
+  o.exit_code = 0;
+  running.wrapper.ended(o);
+  for (auto& e : relay_until(hub, running.node, [](const auto& e) { return !e.empty(); })) events.push_back(e);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].outcome.rank, 1);
+  EXPECT_FALSE(events[0].outcome.lost);
+}
+
 TEST(NodeAgent, StopReachesTheNodesWrappersThroughTheAgent) {
   EventHub hub(true);
   RunningNode running(hub, 1);

@@ -222,6 +222,14 @@ struct RunningNode {
     wrapper.started(1);
     relay_until(hub, node, [](const auto& e) { return e.size() >= 2; });
   }
+  // A second wrapper whose rank 2 starts, as the hub hears, and which then goes, having
+  // done `meanwhile` first.
+  void drop_a_wrapper(EventHub& hub, const std::function<void()>& meanwhile = [] {}) {
+    AgentLink goes = node.wrapper(hub.secret());
+    goes.started(2);
+    relay_until(hub, node, [](const auto& e) { return !e.empty(); });
+    meanwhile();
+  }
 };
 
 std::size_t count(const std::vector<RankEvent>& events, RankEvent::Kind kind) {
@@ -269,11 +277,7 @@ TEST(NodeAgent, TheAgentsLostConnectionIsTheLossOfEveryRankItCarried) {
 TEST(NodeAgent, AWrapperGoneWhileItsRankRanIsThatRanksLossAlone) {
   EventHub hub(true);
   RunningNode running(hub, 2);
-  {
-    AgentLink goes = running.node.wrapper(hub.secret());
-    goes.started(2);
-    relay_until(hub, running.node, [](const auto& e) { return !e.empty(); });
-  }
+  running.drop_a_wrapper(hub);
   auto events = relay_until(hub, running.node, [](const auto& e) { return !e.empty(); });
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].outcome.rank, 2);
@@ -284,12 +288,7 @@ TEST(NodeAgent, AWrapperGoneWhileItsRankRanIsThatRanksLossAlone) {
 TEST(NodeAgent, WrappersThatGoWhileTheSupervisorTearsDownLoseNothing) {
   EventHub hub(true);
   RunningNode running(hub, 2);
-  {
-    AgentLink goes = running.node.wrapper(hub.secret());
-    goes.started(2);
-    relay_until(hub, running.node, [](const auto& e) { return !e.empty(); });
-    hub.set_closing(true);
-  }
+  running.drop_a_wrapper(hub, [&] { hub.set_closing(true); });
   auto events = relay_until(hub, running.node, [&](const auto&) { return running.node.agent.wrappers() == 1; });
   // Rank 1's end, sent after the agent's word on rank 2: once it is in, rank 2's was too.
   RankOutcome o;

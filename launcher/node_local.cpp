@@ -19,13 +19,25 @@ bool is_directory(const std::string& path) {
   return !path.empty() && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-std::string make_private_dir(const std::string& tag) {
+std::string clean_tag(const std::string& tag) {
   std::string clean = tag;
   for (char& c : clean) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
   }
+  return clean;
+}
+
+std::string make_private_dir(const std::string& tag, NodeLocalDir::Naming naming) {
   const std::string base = node_local_base();
-  std::string templ = base + "/cohort-" + clean + ".XXXXXX";
+  if (naming == NodeLocalDir::Naming::exact) {
+    const std::string path = node_local_path(tag);
+    if (::mkdir(path.c_str(), 0700) != 0) {
+      throw Error(system_message("launch: cannot make the node-local folder " + path, errno) +
+                  (errno == EEXIST ? ": another launch's? remove it" : "; set TMPDIR to a writable node-local directory"));
+    }
+    return path;
+  }
+  std::string templ = base + "/cohort-" + clean_tag(tag) + ".XXXXXX";
   // mkdtemp makes it 0700: the heartbeat is this rank's alone to touch.
   if (!::mkdtemp(templ.data())) {
     throw Error(system_message("launch: cannot make a node-local folder in " + base, errno) +
@@ -43,6 +55,8 @@ std::string node_local_base() {
   return "/tmp";
 }
 
+std::string node_local_path(const std::string& tag) { return node_local_base() + "/cohort-" + clean_tag(tag); }
+
 std::string step_tag(const std::string& job, const std::string& step) { return "job" + job + "." + step; }
 
 void remove_earlier_steps(const std::string& job, const std::string& step) {
@@ -59,6 +73,7 @@ void remove_earlier_steps(const std::string& job, const std::string& step) {
   }
 }
 
-NodeLocalDir::NodeLocalDir(const std::string& tag) : path_(make_private_dir(tag)), removal_(path_) {}
+NodeLocalDir::NodeLocalDir(const std::string& tag, Naming naming)
+    : path_(make_private_dir(tag, naming)), removal_(path_) {}
 
 }  // namespace cohort::launcher

@@ -24,13 +24,20 @@ std::string step_tag(const std::string& job, const std::string& step);
 // ranks are gone. Those of the job's last step stay until the node's tmp is cleaned.
 void remove_earlier_steps(const std::string& job, const std::string& step);
 
+// <base>/cohort-<tag>: where NodeLocalDir(tag, Naming::exact) is made.
+std::string node_local_path(const std::string& tag);
+
 class NodeLocalDir {
  public:
-  // Makes <base>/cohort-<tag>.XXXXXX with mode 0700. `tag` names the job, step, attempt and
-  // rank so that people can tell whose it is; the random suffix keeps two launches on one
-  // node apart even when their tags agree (two local launches). Characters other than
+  enum class Naming {
+    unique,  // <base>/cohort-<tag>.XXXXXX
+    exact,   // <base>/cohort-<tag>, for others on the node to find; an error if it exists
+  };
+  // Makes the folder with mode 0700. `tag` names the job, step, attempt and rank (or node
+  // agent) so that people can tell whose it is; the random suffix keeps two launches on
+  // one node apart even when their tags agree (two local launches). Characters other than
   // letters, digits, '.', '-' and '_' in `tag` become '_'.
-  explicit NodeLocalDir(const std::string& tag);
+  explicit NodeLocalDir(const std::string& tag, Naming naming = Naming::unique);
   const std::string& path() const { return path_; }
 
  private:

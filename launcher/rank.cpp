@@ -21,6 +21,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -228,6 +229,15 @@ std::string node_local_tag(const Environment& env, bool slurm, const std::string
   return job + "-" + std::filesystem::path(attempt_dir).filename().string() + "-rank" + std::to_string(rank);
 }
 
+// Local mode placed this rank: binds it (and so its program) to the planned CPUs and
+// memory, as far as this machine has them.
+void bind_local_rank(const Environment& env, int rank) {
+  if (env_str(env, "COHORT_LAUNCH_BIND") != "1" || env_str(env, "COHORT_CPUS").empty()) return;
+  const std::vector<int> numa = topology::parse_index_list(env_str(env, "COHORT_NUMA"), "COHORT_NUMA");
+  auto bound = topology::Machine::load().bind_self(topology::CpuSet::parse(env_str(env, "COHORT_CPUS"), "COHORT_CPUS"), numa);
+  if (!bound.cpu_applied) std::cerr << "cohort: launch: rank " << rank << ": CPUs not bound: " << bound.cpu_note << "\n";
+}
+
 // The rank's node-local folder when it keeps a heartbeat; first, in a Slurm step, what
 // earlier steps of the job left on this node.
 std::unique_ptr<NodeLocalDir> private_folder(const Environment& env, bool slurm, const std::string& attempt_dir, int rank,
@@ -243,7 +253,7 @@ std::vector<std::string> program_environment(Environment env, const Contract& co
   for (const char* name : {"COHORT_LAUNCH_RUN_DIR", "COHORT_LAUNCH_MODE", "COHORT_LAUNCH_BIND",
                            "COHORT_LAUNCH_HEARTBEAT_TIMEOUT", "COHORT_MASTER_ADDR", "COHORT_MASTER_PORT",
                            "COHORT_LAUNCH_ROLES", "COHORT_LAUNCH_TF_CLUSTER", "COHORT_LAUNCH_AGENT",
-                           "COHORT_LAUNCH_SECRET"}) {
+                           "COHORT_LAUNCH_SECRET", "COHORT_LAUNCH_NODE_AGENT"}) {
     env.erase(name);
   }
   for (const auto& [k, v] : contract.to_environment()) env[k] = v;
@@ -261,11 +271,68 @@ struct Ending {
   bool stopped = false;  // hung because a signal stopped it
 };
 
+// Where this wrapper's news goes: to the supervisor over a connection of its own (local
+// mode), or in a Slurm step through its node's agent, which is the node's first wrapper:
+// that one holds the node's connection and carries the node's other wrappers.
+struct Reporting {
+  std::unique_ptr<NodeLocalDir> agent_dir;  // the agent's: where the node's wrappers find it
+  std::unique_ptr<NodeAgent> agent;         // this wrapper is its node's agent
+  std::optional<AgentLink> link;            // to the supervisor, or to the node's agent
+
+  void add_poll_fds(std::vector<pollfd>& fds, bool with_link) const {
+    if (with_link) fds.push_back({link->fd(), POLLIN, 0});
+    if (agent) agent->add_poll_fds(fds);
+  }
+  void service() {
+    if (agent) agent->service(*link);
+  }
+  void beat(int rank, double at) {
+    if (agent) agent->beat(rank, at);
+    else link->beat(rank, at);
+  }
+};
+
+Reporting connect_reporting(const Environment& env, bool slurm, const std::string& attempt_dir, const Contract& contract) {
+  const std::string agent = env_str(env, "COHORT_LAUNCH_AGENT"), secret = env_str(env, "COHORT_LAUNCH_SECRET");
+  if (agent.empty()) throw input_error("COHORT_LAUNCH_AGENT is not set: --as-rank is started by 'cohort launch'");
+  const std::string token = env_str(env, "COHORT_LAUNCH_NODE_AGENT");
+  Reporting to;
+  if (!slurm || token.empty()) {
+    to.link.emplace(agent, secret, host_name());
+    return to;
+  }
+  // Found by the node's wrappers from what they all know: their step, attempt and node.
+  const std::string tag = step_tag(env_str(env, "SLURM_JOB_ID"), env_str(env, "SLURM_STEP_ID")) + "-" +
+                          std::filesystem::path(attempt_dir).filename().string() + "-node" +
+                          std::to_string(contract.group_rank) + "-agent-" + token;
+  if (contract.local_rank != 0) {
+    to.link.emplace(AgentLink::to_node_agent(node_local_path(tag), secret, host_name()));
+    return to;
+  }
+  // The socket first: the node's other wrappers are starting now and wait for it.
+  to.agent_dir = std::make_unique<NodeLocalDir>(tag, NodeLocalDir::Naming::exact);
+  to.agent = std::make_unique<NodeAgent>(to.agent_dir->path(), secret, contract.local_world_size - 1);
+  to.link.emplace(agent, secret, host_name());
+  return to;
+}
+
+// The node's agent, its own rank ended: carries the node's other wrappers until each has
+// reported its rank's end, or the supervisor is gone (they end their ranks then) or says stop.
+void carry_wrappers(Reporting& to) {
+  if (!to.agent) return;
+  while (!to.agent->done()) {
+    std::vector<pollfd> fds;
+    to.add_poll_fds(fds, !to.link->told_to_stop());
+    ::poll(fds.data(), fds.size(), 1000);
+    to.service();
+  }
+}
+
 // The signals `watched` (blocked) that arrived within `timeout_ms`, or since the last call;
-// also returns early when `link_fd` has something to read.
-std::set<int> wait_for_news(int signal_fd, int link_fd, int timeout_ms) {
-  pollfd fds[2] = {{signal_fd, POLLIN, 0}, {link_fd, POLLIN, 0}};
-  ::poll(fds, link_fd >= 0 ? 2 : 1, timeout_ms);
+// also returns early when one of `fds` has something to read.
+std::set<int> wait_for_news(int signal_fd, std::vector<pollfd> fds, int timeout_ms) {
+  fds.push_back({signal_fd, POLLIN, 0});
+  ::poll(fds.data(), fds.size(), timeout_ms);
   std::set<int> got;
   signalfd_siginfo info{};
   while (::read(signal_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) got.insert(static_cast<int>(info.ssi_signo));
@@ -278,7 +345,7 @@ std::set<int> wait_for_news(int signal_fd, int link_fd, int timeout_ms) {
 // asks for it, as no orphan may outlive its gang.
 // Long: the hang watch's two rules and the supervisor's link share one loop and its clock.
 Ending watch_program(Process& program, const HangWatch& watch, const std::string& heartbeat_file,
-                     const sigset_t& watched, int rank, const std::string& host, AgentLink& link) {
+                     const sigset_t& watched, int rank, const std::string& host, Reporting& to) {
   Ending ending;
   using Clock = std::chrono::steady_clock;
   // The heartbeat's clock starts with the program and starts over whenever this wrapper
@@ -299,9 +366,12 @@ Ending watch_program(Process& program, const HangWatch& watch, const std::string
   if (!signals) throw Error(system_message("launch: signalfd", errno));
   bool stopping = false;
   while (true) {
-    const std::set<int> got = wait_for_news(signals.get(), stopping ? -1 : link.fd(), 1000);
+    std::vector<pollfd> fds;
+    to.add_poll_fds(fds, !stopping);
+    const std::set<int> got = wait_for_news(signals.get(), std::move(fds), 1000);
+    to.service();
     if (program.poll()) break;
-    if (!stopping && link.told_to_stop()) {
+    if (!stopping && to.link->told_to_stop()) {
       stopping = true;
       for (pid_t p : process_tree(program.pid())) ::kill(p, SIGKILL);
     }
@@ -330,7 +400,7 @@ Ending watch_program(Process& program, const HangWatch& watch, const std::string
     if (ending.hung) continue;
 
     const double beat = last_beat(heartbeat_file);
-    if (beat >= 0) link.beat(rank, beat);
+    if (beat >= 0) to.beat(rank, beat);
     const bool held = beat > 0 || (beat == 0 && !watch.from_first_beat);
     if (held && realtime_now() - std::max(beat, beat_clock) > watch.timeout) {
       std::ostringstream why;
@@ -363,13 +433,9 @@ int run_rank(std::vector<std::string> command, std::string role) {
   // rank's to watch or remove. Its folder goes when this wrapper ends, however it ends.
   std::unique_ptr<NodeLocalDir> private_dir = private_folder(env, slurm, attempt_dir, contract.rank, watch.on);
   contract.heartbeat_file = private_dir ? make_heartbeat_file(private_dir->path(), contract.rank) : "";
-  // Local mode placed this rank: bind it (and so its program) to the planned CPUs and
-  // memory, as far as this machine has them.
-  if (!slurm && env_str(env, "COHORT_LAUNCH_BIND") == "1" && !env_str(env, "COHORT_CPUS").empty()) {
-    const std::vector<int> numa = topology::parse_index_list(env_str(env, "COHORT_NUMA"), "COHORT_NUMA");
-    auto bound = topology::Machine::load().bind_self(topology::CpuSet::parse(env_str(env, "COHORT_CPUS"), "COHORT_CPUS"), numa);
-    if (!bound.cpu_applied) std::cerr << "cohort: launch: rank " << contract.rank << ": CPUs not bound: " << bound.cpu_note << "\n";
-  }
+  if (!slurm) bind_local_rank(env, contract.rank);
+  Reporting to = connect_reporting(env, slurm, attempt_dir, contract);
+  AgentLink& link = *to.link;
   write_placement(attempt_dir, {.rank = contract.rank,
                                  .host = host_name(),
                                  .cpus = env_str(env, "COHORT_CPUS"),
@@ -380,9 +446,6 @@ int run_rank(std::vector<std::string> command, std::string role) {
   if (slurm && contract.rank == 0) {
     write_file_atomically(attempt_dir + "/step", env_str(env, "SLURM_STEP_ID") + "\n");
   }
-  const std::string agent = env_str(env, "COHORT_LAUNCH_AGENT");
-  if (agent.empty()) throw input_error("COHORT_LAUNCH_AGENT is not set: --as-rank is started by 'cohort launch'");
-  AgentLink link(agent, env_str(env, "COHORT_LAUNCH_SECRET"), host_name());
 
   // Signals the step receives reach the program directly (Slurm signals every process
   // of a task; local mode signals the process group): this wrapper only outlives them to
@@ -410,9 +473,12 @@ int run_rank(std::vector<std::string> command, std::string role) {
     std::cerr << "cohort: launch: rank " << contract.rank << ": " << e.what() << "\n";
     ending.status = W_EXITCODE(e.errnum() == ENOENT ? 127 : 126, 0);
   }
-  if (program) ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, outcome.host, link);
+  if (program) ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, outcome.host, to);
   private_dir.reset();  // before the report: a Slurm teardown after it kills this wrapper outright
-  if (link.asked_to_stop()) return 128 + SIGKILL;  // torn down: the supervisor wants no word of it
+  if (link.asked_to_stop()) {
+    carry_wrappers(to);
+    return 128 + SIGKILL;  // torn down: the supervisor wants no word of it
+  }
   outcome.hung = ending.hung;
   outcome.stopped = ending.stopped;
   outcome.reported = true;
@@ -422,6 +488,7 @@ int run_rank(std::vector<std::string> command, std::string role) {
   link.ended(outcome);
   // For people reading the run afterwards; the supervisor has it from the link.
   write_outcome(attempt_dir, outcome);
+  carry_wrappers(to);
   if (outcome.term_signal) return 128 + outcome.term_signal;
   return outcome.exit_code;
 }

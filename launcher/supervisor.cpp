@@ -332,6 +332,11 @@ class Gang {
     set("COHORT_LAUNCH_MODE", slurm_ ? "slurm" : "local");
     set("COHORT_LAUNCH_AGENT", hub_address_);
     set("COHORT_LAUNCH_SECRET", hub_->secret());
+    // A node's wrappers share its agent's connection where every node's tasks are numbered
+    // from 0 in one step; a heterogeneous step numbers each component's on its own. The
+    // token names the agent's folder apart from any other launch's whose job and step
+    // numbers agree (two clusters' jobs sharing a /tmp).
+    set("COHORT_LAUNCH_NODE_AGENT", slurm_ && (!spec_ || packed()) ? unguessable_name(8) : "");
     std::ostringstream timeout;
     if (options_.heartbeat_timeout) timeout << *options_.heartbeat_timeout;
     else timeout << "first-beat";
@@ -752,10 +757,16 @@ class Gang {
     if (lost.empty() || std::any_of(reported_.begin(), reported_.end(), [](const RankOutcome& o) { return failed(o); })) {
       return;
     }
+    // One line per node: in a Slurm step a node's ranks share their agent's connection.
+    std::map<std::string, std::vector<int>> by_host;
     for (const auto& o : lost) {
-      std::cerr << "cohort: launch: lost the watcher of rank " << o.rank << " on " << o.host
-                << ": its connection ended while the rank ran\n";
+      by_host[o.host].push_back(o.rank);
       record(o);
+    }
+    for (const auto& [host, ranks] : by_host) {
+      std::cerr << "cohort: launch: lost the watcher of " << (ranks.size() == 1 ? "rank " : "ranks ")
+                << join(ranks, ", ", [](int r) { return std::to_string(r); })
+                << " on " << host << ": its connection ended while " << (ranks.size() == 1 ? "the rank" : "they") << " ran\n";
     }
   }
 
@@ -817,7 +828,8 @@ class Gang {
     if (first_all_started_ < 0 && static_cast<int>(running_.size()) >= world_) {
       first_all_started_ = seconds_since(started_);
       std::cerr << "cohort: launch: all " << world_ << " ranks running after " << std::fixed << std::setprecision(2)
-                << first_all_started_ << " s\n";
+                << first_all_started_ << " s, reporting over " << hub_->connections()
+                << (hub_->connections() == 1 ? " connection\n" : " connections\n");
       std::cerr.unsetf(std::ios::floatfield);
     }
   }

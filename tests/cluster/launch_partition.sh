@@ -4,7 +4,8 @@
 # named as such; node2's watcher kills its rank by itself, and the gang is torn down and
 # restarted. The same when the link's packets are dropped silently (an nftables rule in
 # node2's namespace): TCP keepalive finds it. The supervisor killed with SIGKILL while its batch script lives on (so Slurm
-# does not end the job for it): every rank on every node ends, through its watcher.
+# does not end the job for it): every rank on every node ends, through its watcher. A
+# node's agent killed: its node's failure, every rank it carried named.
 source "$(dirname "$0")/lib.sh"
 require_cluster
 cohort=$COHORT_BUILD_DIR/bin/cohort
@@ -78,6 +79,27 @@ expect_eq "$(job_state "$job")" COMPLETED "state after the silent partition and 
 grep -q 'rank 1 (node2) lost (its node or the network to it failed) first; gang torn down in [0-9.]* s; restarting' drop.out ||
   fail "the silent partition is not node2's failure: $(cat drop.out)"
 expect_eq "$(grep -c 'restarted$' drop.out)" 2 "ranks that ran again after the silent partition"
+
+# A node's ranks report through its first wrapper, the node's agent, so the supervisor
+# holds a connection per node, not per rank. The agent killed outright takes its node's
+# ranks with it: node2's failure, naming both its ranks; the gang restarts.
+touch "$work/agent.release"
+start agent 1 2 2
+grep -q 'all 4 ranks running after [0-9.]* s, reporting over 2 connections' agent.out ||
+  fail "the supervisor does not hold one connection per node: $(cat agent.out)"
+rank2=$(cat agent-pid-2-0) rank3=$(cat agent-pid-3-0)
+agent=$(ps -o ppid= -p "$rank2" | tr -d ' ')
+[[ -n $agent ]] || fail "no wrapper of rank 2 on node2"
+kill -KILL "$agent"
+# The agent's own rank is its program's, orphaned: Slurm ends it with the step where it
+# tracks a step's processes by cgroup; the mini-cluster's proctrack/linuxproc loses it.
+kill -KILL "$rank2"
+wait_until 30 "rank 3 (pid $rank3), whose node's agent was killed, to end" "ended $rank3" "cat agent.out"
+wait_until 120 "job $job to end" "job_done $job" "cat agent.out"
+expect_eq "$(job_state "$job")" COMPLETED "state after node2's agent was killed and a restart ($(cat agent.out))"
+grep -q 'lost the watcher of ranks 2, 3 on node2: its connection ended while they ran' agent.out ||
+  fail "the supervisor does not name the node's ranks it lost: $(cat agent.out)"
+expect_eq "$(grep -c 'restarted$' agent.out)" 4 "ranks that ran again after node2's agent was killed"
 
 # The supervisor killed outright: its watchers on both nodes kill their ranks.
 start orphan 0 2 2

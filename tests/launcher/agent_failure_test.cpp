@@ -10,12 +10,18 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <map>
+#include <set>
+#include <sys/stat.h>
 #include <regex>
 
 #include "common/fd.hpp"
 #include "common/process.hpp"
 #include "common/text.hpp"
+#include "launcher/agent_link.hpp"
+#include "launcher/node_local.hpp"
+#include "tests/launcher/serve_hub.hpp"
 
 extern char** environ;
 
@@ -118,6 +124,89 @@ TEST(AgentFailure, ARankWhoseWatcherIsKilledFailsTheGangWhichRestarts) {
   EXPECT_NE(l.err.find("lost (its node or the network to it failed) first; gang torn down"), std::string::npos) << l.err;
   EXPECT_NE(l.err.find("succeeded: 2 ranks, 1 restart"), std::string::npos) << l.err;
   for (const auto& [rank, pid] : pids) EXPECT_TRUE(ends(pid)) << "rank " << rank << " of the first attempt";
+}
+
+// One node of a Slurm step, as its wrappers see it, reporting to a hub in this test: the
+// task variables srun would give, a run directory and a node-local TMPDIR of its own.
+struct FakeStep {
+  launcher::EventHub hub{true};
+  launcher::NodeLocalDir tmp{"test-step"};
+  std::string job = std::to_string(900000000 + ::getpid());
+  std::vector<Launch> wrappers;
+
+  void start(int tasks, const std::string& script) {
+    ::mkdir((tmp.path() + "/run").c_str(), 0700);
+    for (int i = 0; i < tasks; ++i) {
+      const char* bin = std::getenv("COHORT_BIN");
+      SpawnOptions o;
+      std::vector<std::string> env;
+      for (char** e = environ; *e; ++e) env.emplace_back(*e);
+      for (std::string v : {"COHORT_LAUNCH_RUN_DIR=" + tmp.path() + "/run", std::string("COHORT_LAUNCH_MODE=slurm"),
+                            "COHORT_LAUNCH_AGENT=127.0.0.1:" + std::to_string(hub.port()),
+                            "COHORT_LAUNCH_SECRET=" + hub.secret(), std::string("COHORT_LAUNCH_NODE_AGENT=1"),
+                            std::string("COHORT_LAUNCH_HEARTBEAT_TIMEOUT=0"), std::string("COHORT_MASTER_ADDR=127.0.0.1"),
+                            "SLURM_JOB_ID=" + job, std::string("SLURM_STEP_ID=0"), "SLURM_PROCID=" + std::to_string(i),
+                            "SLURM_LOCALID=" + std::to_string(i), std::string("SLURM_NODEID=0"),
+                            "SLURM_STEP_NUM_TASKS=" + std::to_string(tasks),
+                            "SLURM_STEP_TASKS_PER_NODE=" + std::to_string(tasks), "TMPDIR=" + tmp.path()}) {
+        env.push_back(v);
+      }
+      o.environment = env;
+      o.out = Stream::pipe();
+      o.err = Stream::pipe();
+      o.own_process_group = true;
+      wrappers.push_back({spawn({bin ? bin : "cohort", "launch", "--as-rank", "--", "sh", "-c", script}, o), {}, {}});
+    }
+  }
+
+  std::vector<launcher::RankEvent> serve(const std::function<bool(const std::vector<launcher::RankEvent>&)>& done) {
+    return launcher::testing::serve_until(hub, done, std::chrono::milliseconds(kBoundMs));
+  }
+
+  ~FakeStep() {
+    for (auto& w : wrappers) ::kill(-w.process.pid(), SIGKILL);
+    for (auto& w : wrappers) w.process.wait();
+  }
+};
+
+std::size_t started(const std::vector<launcher::RankEvent>& events) {
+  return static_cast<std::size_t>(std::count_if(events.begin(), events.end(), [](const launcher::RankEvent& e) {
+    return e.kind == launcher::RankEvent::Kind::started;
+  }));
+}
+
+TEST(AgentFailure, ANodesRanksReachTheSupervisorOverOneConnection) {
+  FakeStep step;
+  step.start(3, "exec sleep 1000");
+  const auto events = step.serve([](const auto& e) { return started(e) >= 3; });
+  EXPECT_EQ(started(events), 3u);
+  EXPECT_EQ(step.hub.connections(), 1) << "the node's agent carries its 3 ranks";
+}
+
+TEST(AgentFailure, KillingANodesAgentEndsItsOtherRanksAndLosesTheNodesRanks) {
+  FakeStep step;
+  step.start(3, "echo pid $$; exec sleep 1000");
+  step.serve([](const auto& e) { return started(e) >= 3; });
+  ASSERT_EQ(step.hub.connections(), 1);
+  std::map<int, pid_t> programs;
+  for (int i = 0; i < 3; ++i) {
+    read_until(step.wrappers[static_cast<size_t>(i)], [](const std::string& out) { return !rank_pids("0: " + out).empty(); });
+    const auto pids = rank_pids("0: " + step.wrappers[static_cast<size_t>(i)].out);
+    ASSERT_EQ(pids.size(), 1u) << step.wrappers[static_cast<size_t>(i)].err;
+    programs[i] = pids.begin()->second;
+  }
+  ::kill(step.wrappers[0].process.pid(), SIGKILL);  // the agent, local rank 0, alone
+  const auto events = step.serve([](const auto& e) { return e.size() >= 3; });
+  std::set<int> lost;
+  for (const auto& e : events) {
+    if (e.outcome.lost) lost.insert(e.outcome.rank);
+  }
+  EXPECT_EQ(lost, (std::set<int>{0, 1, 2})) << "the node's connection carried all three";
+  for (int i : {1, 2}) {
+    EXPECT_TRUE(ends(programs[i])) << "rank " << i << " outlived its node's agent";
+    const int status = step.wrappers[static_cast<size_t>(i)].process.wait();
+    EXPECT_TRUE(WIFEXITED(status) || WIFSIGNALED(status));
+  }
 }
 
 }  // namespace

@@ -271,6 +271,7 @@ class Gang {
   Gang(const LaunchOptions& options, SignalWatch& signals, Clock::time_point began)
       : options_(options), signals_(signals), began_(began) {
     spec_ = options.spec.get();
+    if (spec_ && spec_->elastic) spec_ = sized_to_allocation(*spec_);
     // An MPIJob's launcher runs here, in the batch step; its mpirun reaches the workers.
     slurm_ = !options.local && !(spec_ && spec_->kind == JobKind::mpi);
     if (!options.local) job_id_ = env_or("SLURM_JOB_ID");
@@ -407,6 +408,7 @@ class Gang {
     for (int r = 0; r < world_; ++r) ports.push_back(slurm_ ? base + 1 + r : free_local_port());
     master_addr_ = gang.master_addr = hosts.front();
     gang.master_port = ports.front();
+    set_torchrun_environment(set, gang.master_port);
     if (spec_->kind == JobKind::tensorflow) {
       json::Value cluster = json::Value::object();
       for (const auto& role : spec_->roles) {
@@ -444,6 +446,7 @@ class Gang {
           if (group > 0) argv.push_back(":");
           if (het_components_ > 0) argv.push_back("--het-group=" + std::to_string(group));
           argv.push_back("--ntasks=" + std::to_string(role.replicas));
+          if (spec_->elastic) argv.push_back("--ntasks-per-node=1");  // a Worker is a node of torchrun's
           auto w = wrapper(role);
           argv.insert(argv.end(), w.begin(), w.end());
           ++group;
@@ -580,6 +583,34 @@ class Gang {
     if (options_.output_dir.empty()) return argv.push_back("--label");
     argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
     argv.push_back("--open-mode=append");
+  }
+
+  // An elastic job's Workers: as many as the nodes Slurm granted, between minReplicas and
+  // maxReplicas; in local mode, the spec's replicas.
+  const JobSpec* sized_to_allocation(const JobSpec& spec) {
+    elastic_spec_ = spec;
+    const ElasticPolicy& e = *spec.elastic;
+    if (!options_.local) {
+      const int granted = env_count("SLURM_JOB_NUM_NODES", 0);
+      if (granted < e.min_nodes) {
+        throw input_error("the elastic job needs at least minReplicas (" + std::to_string(e.min_nodes) +
+                          ") nodes but the allocation has " + std::to_string(granted) +
+                          ": submit the script 'cohort launch --spec FILE --emit-sbatch' prints");
+      }
+      elastic_spec_->roles.front().replicas = std::min(granted, e.max_nodes);  // an elastic job is all Workers
+    }
+    return &*elastic_spec_;
+  }
+
+  // torchrun's PET_* variables, job-wide, and what each replica's wrapper adds of its own:
+  // WORLD_SIZE counting every process torchrun starts, and without elastic rendezvous the
+  // replica's PET_NODE_RANK.
+  template <typename Set>
+  void set_torchrun_environment(Set& set, int master_port) {
+    const std::string rdzv_id = job_id_.empty() ? spec_->name + "-" + std::to_string(::getpid()) : job_id_;
+    for (const auto& [k, v] : torchrun_environment(*spec_, world_, master_addr_, master_port, rdzv_id)) set(k, v);
+    if (spec_->nproc_per_node) set("COHORT_LAUNCH_NPROC", std::to_string(*spec_->nproc_per_node));
+    if (spec_->nproc_per_node && !spec_->elastic) set("COHORT_LAUNCH_NODE_RANK", "1");
   }
 
   // Each role's command, as a JSON object of argv arrays (COHORT_LAUNCH_COMMANDS).
@@ -883,6 +914,7 @@ class Gang {
   SignalWatch& signals_;
   Clock::time_point began_;
   const JobSpec* spec_ = nullptr;
+  std::optional<JobSpec> elastic_spec_;  // an elastic spec, its Workers counted from the allocation
   std::vector<int> success_ranks_;
   std::vector<Environment> placements_;  // local mode: each rank's placement variables
   int het_components_ = 0;                // SLURM_HET_SIZE: 0 outside a heterogeneous job

@@ -455,8 +455,12 @@ void elastic_component(std::ostringstream& out, const JobSpec& spec) {
   const Role& worker = *spec.find("worker");
   const ElasticPolicy& e = *spec.elastic;
   out << "#SBATCH --nodes=" << e.min_nodes;
-  if (e.max_nodes > e.min_nodes) out << "-" << e.max_nodes;
-  out << " --ntasks-per-node=1 --cpus-per-task=" << worker.resources.cpus;
+  // Given a range, Slurm grants the fewest nodes the tasks fit on: a task for each of
+  // maxReplicas, spread (--spread-job), has it grant as many nodes as it can without
+  // delaying the start. cohort launch runs one Worker on each node granted.
+  if (e.max_nodes > e.min_nodes) out << "-" << e.max_nodes << " --ntasks=" << e.max_nodes << " --spread-job";
+  else out << " --ntasks-per-node=1";
+  out << " --cpus-per-task=" << worker.resources.cpus;
   if (worker.resources.gpus) out << " --gpus-per-task=" << worker.resources.gpus;
   if (!worker.resources.memory.empty()) {
     out << " --mem-per-cpu=" << memory_per_cpu(worker.resources.memory, worker.resources.cpus);

@@ -405,7 +405,7 @@ TEST(Torchrun, ElasticPolicyGivesTheRendezvousOnTheFirstNode) {
                        {"PET_MAX_RESTARTS", "100"}}));
   // One Slurm job of 1 to 3 nodes, a Worker on each: never heterogeneous, never packed.
   const std::string script = emit_sbatch(spec, "/s/job.yaml", "/bin/cohort", true);
-  EXPECT_NE(script.find("#SBATCH --nodes=1-3 --ntasks-per-node=1 --cpus-per-task=2 --mem-per-cpu=1G  # worker, elastic: "
+  EXPECT_NE(script.find("#SBATCH --nodes=1-3 --ntasks=3 --spread-job --cpus-per-task=2 --mem-per-cpu=1G  # worker, elastic: "
                         "1..3 nodes\n"),
             std::string::npos)
       << script;

@@ -10,22 +10,15 @@ cd "$work"
 # Debian's torchrun needs a mend to start under Python 3.11 (see its file).
 export PYTHONPATH=$COHORT_SOURCE_DIR/tests/support/torchrun_fix
 
+program=$COHORT_SOURCE_DIR/tests/launcher/fixtures/torchrun_allreduce.py
 cat >"$work/elastic.yaml" <<SPEC
-apiVersion: kubeflow.org/v1
 kind: PyTorchJob
 metadata: {name: elastic}
 spec:
   nprocPerNode: "2"
   elasticPolicy: {minReplicas: 1, maxReplicas: 2, rdzvBackend: c10d, maxRestarts: 1}
   pytorchReplicaSpecs:
-    Worker:
-      replicas: 2
-      restartPolicy: OnFailure
-      template:
-        spec:
-          containers:
-          - name: pytorch
-            command: [/usr/bin/python3, -m, torch.distributed.run, $COHORT_SOURCE_DIR/tests/launcher/fixtures/torchrun_allreduce.py]
+    Worker: {replicas: 2, restartPolicy: OnFailure, command: [/usr/bin/python3, -m, torch.distributed.run, $program]}
 SPEC
 "$cohort" launch --spec "$work/elastic.yaml" --emit-sbatch >"$work/elastic.sh" || fail "--emit-sbatch elastic.yaml failed"
 grep -q '^#SBATCH --nodes=1-2 --ntasks=2 --spread-job ' "$work/elastic.sh" || fail "no 1-2 node request: $(cat "$work/elastic.sh")"
@@ -39,6 +32,6 @@ for rank in 0 1 2 3; do
 done
 # torchrun's rendezvous made each Worker one node of two, with 2 processes each.
 for node in 0 1; do
-  expect_eq "$(grep -c "node $node local [01] of 2\$" "$work/elastic.out")" 2 "processes on rendezvous node $node"
+  expect_eq "$(grep -c "node $node local [01] of 2\$" "$work/elastic.out")" 2 "processes on rendezvous node $node ($(cat "$work/elastic.out"))"
 done
 grep -q "cohort: launch: succeeded: 2 ranks" "$work/elastic.out" || fail "no success line: $(tail "$work/elastic.out")"

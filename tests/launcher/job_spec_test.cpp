@@ -423,12 +423,19 @@ TEST(Torchrun, ElasticDefaultsFollowTheTrainingOperator) {
                                 "job.yaml");
   EXPECT_EQ(spec.elastic->min_nodes, 2);
   EXPECT_EQ(spec.elastic->max_nodes, 2);
-  EXPECT_EQ(torchrun_environment(spec, 2, "10.0.0.11", 29501, "77"),
-            (Variables{{"PET_NPROC_PER_NODE", "3"},
-                       {"PET_NNODES", "2:2"},
-                       {"PET_RDZV_BACKEND", "c10d"},
-                       {"PET_RDZV_ENDPOINT", "10.0.0.11:23456"},
-                       {"PET_RDZV_ID", "run7"}}));
+  const Variables env = torchrun_environment(spec, 2, "10.0.0.11", 29501, "77");
+  auto value = [&](const std::string& name) {
+    for (const auto& [k, v] : env) {
+      if (k == name) return v;
+    }
+    return std::string("(unset)");
+  };
+  EXPECT_EQ(value("PET_NPROC_PER_NODE"), "3");
+  EXPECT_EQ(value("PET_NNODES"), "2:2");
+  EXPECT_EQ(value("PET_RDZV_ENDPOINT"), "10.0.0.11:23456");
+  EXPECT_EQ(value("PET_RDZV_ID"), "run7");
+  EXPECT_EQ(value("PET_MAX_RESTARTS"), "(unset)");  // torchrun's own default stands
+  EXPECT_EQ(value("PET_NODE_RANK"), "(unset)");     // the c10d rendezvous numbers the nodes
   EXPECT_NE(emit_sbatch(spec, "/s/job.yaml", "/bin/cohort").find("#SBATCH --nodes=2 --ntasks-per-node=1"), std::string::npos);
   EXPECT_EQ(why_it_cannot_start(spec, 1).value_or(""),
             "cohort-job needs at least minReplicas (2) nodes, a Worker on each, and the cluster has 1; it would wait in "

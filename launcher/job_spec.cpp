@@ -466,6 +466,8 @@ void elastic_component(std::ostringstream& out, const JobSpec& spec) {
     out << " --mem-per-cpu=" << memory_per_cpu(worker.resources.memory, worker.resources.cpus);
   }
   out << "  # worker, elastic: " << e.min_nodes << ".." << e.max_nodes << " nodes\n";
+  // A node Slurm loses ends the job's step, not the job: it goes on with the nodes left.
+  out << "#SBATCH --no-kill\n";
 }
 
 }  // namespace

@@ -406,7 +406,7 @@ TEST(Torchrun, ElasticPolicyGivesTheRendezvousOnTheFirstNode) {
   // One Slurm job of 1 to 3 nodes, a Worker on each: never heterogeneous, never packed.
   const std::string script = emit_sbatch(spec, "/s/job.yaml", "/bin/cohort", true);
   EXPECT_NE(script.find("#SBATCH --nodes=1-3 --ntasks=3 --spread-job --cpus-per-task=2 --mem-per-cpu=1G  # worker, elastic: "
-                        "1..3 nodes\n"),
+                        "1..3 nodes\n#SBATCH --no-kill\n"),
             std::string::npos)
       << script;
   EXPECT_EQ(script.find("hetjob"), std::string::npos);

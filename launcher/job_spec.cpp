@@ -315,10 +315,6 @@ void refuse_elastic_fields(const Reader& r, const YAML::Node& n) {
   if (n["standalone"] && n["standalone"].as<std::string>() != "false") {
     r.fail(path + ".standalone", "a standalone rendezvous holds one node alone; leave standalone out");
   }
-  if (n["metrics"]) {
-    r.fail(path + ".metrics", "metrics drive a HorizontalPodAutoscaler, which resizes a running job; Slurm grants a "
-                              "job its nodes once, between minReplicas and maxReplicas; leave metrics out");
-  }
 }
 
 // Kubeflow's elasticPolicy: minReplicas and maxReplicas default to the Workers' replicas, as
@@ -335,6 +331,11 @@ ElasticPolicy read_elastic(const Reader& r, const YAML::Node& n, JobSpec& spec) 
   if (worker.resources.nodes != 1) {
     r.fail(path, "an elastic job's Workers take a node each, minReplicas..maxReplicas of them; leave the Worker's "
                  "resources.nodes out");
+  }
+  if (n["metrics"]) {
+    // Kubeflow's own elastic example gives them: left aside with a note, not refused.
+    spec.notes.push_back(path + ".metrics: left aside: they drive a HorizontalPodAutoscaler, which resizes a running "
+                                "job, and Slurm grants a job its nodes once, between minReplicas and maxReplicas");
   }
   ElasticPolicy policy;
   policy.min_nodes = n["minReplicas"] ? bounded(r, n["minReplicas"], path + ".minReplicas", 1, kMostReplicas) : worker.replicas;

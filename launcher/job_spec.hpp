@@ -83,6 +83,9 @@ struct JobSpec {
   // resolved against the replica's resources); unset: one process, the replica itself.
   std::optional<int> nproc_per_node;
   std::optional<ElasticPolicy> elastic;  // PyTorchJob only, Workers only
+  // What the spec gives that has no part on Slurm and is left aside, each "FIELD: why", for
+  // the command to show (elasticPolicy.metrics).
+  std::vector<std::string> notes;
 
   int world_size() const;
   // Global rank of `role`'s first replica.

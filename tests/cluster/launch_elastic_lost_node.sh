@@ -58,8 +58,8 @@ lose() {
   [[ $(tr '\0' ' ' <"/proc/$pid/cmdline") == *slurmd* ]] || fail "pid $pid of $1 is not its slurmd"
   wait_until 30 "the Worker on $1 to record its pid" "[[ -s $work/$name-pid-$1 ]]"
   worker=$(cat "$work/$name-pid-$1")
-  agent=$(ps -o ppid= -p "$worker") && wrapper=$(ps -o ppid= -p "$agent") || fail "no torchrun above pid $worker"
-  agent=$((agent)) wrapper=$((wrapper))
+  # ps pads the parent's pid; arithmetic takes the padding off.
+  agent=$(($(ps -o ppid= -p "$worker"))) && wrapper=$(($(ps -o ppid= -p "$agent"))) || fail "no torchrun above pid $worker"
   [[ $(tr '\0' ' ' <"/proc/$wrapper/cmdline") == *"launch --as-rank"* ]] || fail "pid $wrapper is not cohort's wrapper"
   kill -KILL "$pid" "$wrapper" "$agent" "$worker"
   scontrol update NodeName="$1" State=DOWN Reason="lost in a test"

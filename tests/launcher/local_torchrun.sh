@@ -24,3 +24,14 @@ YAML
       { echo "rank $rank did not all_reduce in a world of 4 (${policy:-static}): $out" >&2; exit 1; }
   done
 done
+
+# Kubeflow's elastic echo example as published, its program made a path here: two
+# Workers, a process each, meet in one world of 2.
+kubeflow=$COHORT_SOURCE_DIR/tests/launcher/fixtures/kubeflow
+mkdir -p "$work/bin" && ln -s /usr/bin/python3 "$work/bin/python"
+sed "s#\./echo\.py#$kubeflow/echo.py#" "$kubeflow/elastic-echo.yaml" >"$work/echo.yaml"
+out=$(PATH="$work/bin:$PATH" SLURM_JOB_ID= "$COHORT_BIN" launch --local --no-bind --spec "$work/echo.yaml" 2>&1) ||
+  { echo "elastic-echo.yaml failed: $out" >&2; exit 1; }
+for rank in 0 1; do
+  grep -q "rank=$rank, world_size = 2\$" <<<"$out" || { echo "echo.py rank $rank not in a world of 2: $out" >&2; exit 1; }
+done

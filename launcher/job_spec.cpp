@@ -254,17 +254,126 @@ void check_roles(const Reader& r, const Roles& found, const JobSpec& spec, const
   }
 }
 
-// PyTorchJob's elastic training (torchrun's rendezvous between min and max replicas) and
-// its processes per node: named, with what to write instead, rather than "unknown field".
-void refuse_elastic(const Reader& r, const YAML::Node& body) {
-  if (body["elasticPolicy"]) {
-    r.fail("spec.elasticPolicy", "elastic jobs (minReplicas..maxReplicas, rdzvBackend) are not supported: a cohort job "
-                                 "is one gang of a fixed size, its allocation's; give the Worker role its replicas and "
-                                 "leave elasticPolicy out");
+// nprocPerNode as Kubeflow writes it: a count, or "cpu", "gpu" or "auto", which torchrun
+// would count on the whole machine. A replica on Slurm has only the CPUs and GPUs it was
+// allocated, so the names are resolved against its resources: "auto" is its GPUs when it
+// has any, else its CPUs. Every replica runs the same count, as torchrun's rendezvous needs.
+int read_nproc(const Reader& r, const YAML::Node& n, const std::string& path, const std::vector<Role>& roles) {
+  const std::string text = r.string(n, path);
+  if (text != "cpu" && text != "gpu" && text != "auto") {
+    const auto count = yaml::whole_number(text, 1, 1024, [&](const std::string& why) {
+      r.fail(path, why + "; give the processes each replica's torchrun starts, or cpu, gpu or auto for as many as "
+                         "the replica has CPUs or GPUs");
+    });
+    return static_cast<int>(*count);
   }
-  if (body["nprocPerNode"]) {
-    r.fail("spec.nprocPerNode", "cohort starts one process per replica: give replicas, and resources.nodes to spread "
-                                "them (e.g. replicas: 8, resources: {nodes: 2} for 4 a node), and leave nprocPerNode out");
+  std::optional<int> resolved;
+  for (const auto& role : roles) {
+    const RoleResources& res = role.resources;
+    const int here = text == "cpu" ? res.cpus : text == "gpu" || res.gpus > 0 ? res.gpus : res.cpus;
+    if (here == 0) {
+      r.fail(path, "gpu: the " + role.name + " asks for no GPUs; give its container an nvidia.com/gpu limit, or "
+                   "nprocPerNode a number");
+    }
+    if (resolved && *resolved != here) {
+      r.fail(path, text + " gives the roles different counts (" + std::to_string(*resolved) + " and " +
+                       std::to_string(here) + "): give their replicas the same resources, or nprocPerNode a number");
+    }
+    resolved = here;
+  }
+  return resolved.value_or(1);
+}
+
+// rdzvConf: [{key: timeout, value: "900"}, ...] as torchrun's "timeout=900,...".
+std::string read_rdzv_conf(const Reader& r, const YAML::Node& n, const std::string& path) {
+  if (!n.IsSequence()) r.fail(path, "must be a list of {key, value}");
+  std::string conf;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const std::string at = Reader::at(path, i);
+    r.only(n[i], at, {"key", "value"});
+    if (!n[i]["key"] || !n[i]["value"]) r.fail(at, "needs key and value");
+    conf += (conf.empty() ? "" : ",") + r.string(n[i]["key"], at + ".key") + "=" + r.string(n[i]["value"], at + ".value");
+  }
+  return conf;
+}
+
+// What Slurm cannot give an elastic job, each named with what to write instead.
+void refuse_elastic_fields(const Reader& r, const YAML::Node& n) {
+  const std::string path = "spec.elasticPolicy";
+  if (n["rdzvBackend"]) {
+    const std::string backend = r.string(n["rdzvBackend"], path + ".rdzvBackend");
+    if (backend == "etcd" || backend == "etcd-v2") {
+      r.fail(path + ".rdzvBackend", "'" + backend + "': there is no etcd server on a Slurm cluster; use c10d, whose "
+                                    "store torchrun keeps on the job's first node");
+    }
+    if (backend != "c10d") r.fail(path + ".rdzvBackend", "'" + backend + "' (expected c10d)");
+  }
+  if (n["rdzvHost"]) {
+    r.fail(path + ".rdzvHost", "the rendezvous is on the first node Slurm grants the job, which is only known when it "
+                               "starts; leave rdzvHost out");
+  }
+  if (n["standalone"] && n["standalone"].as<std::string>() != "false") {
+    r.fail(path + ".standalone", "a standalone rendezvous holds one node alone; leave standalone out");
+  }
+}
+
+// Kubeflow's elasticPolicy: minReplicas and maxReplicas default to the Workers' replicas, as
+// the Training Operator's defaults do. The Workers are the whole job, a node each.
+ElasticPolicy read_elastic(const Reader& r, const YAML::Node& n, JobSpec& spec) {
+  const std::string path = "spec.elasticPolicy";
+  r.only(n, path, {"minReplicas", "maxReplicas", "rdzvBackend", "rdzvHost", "rdzvPort", "rdzvId", "rdzvConf",
+                   "standalone", "nProcPerNode", "maxRestarts", "metrics"});
+  refuse_elastic_fields(r, n);
+  if (spec.find("master")) {
+    r.fail(path, "an elastic job is all Workers, meeting on the first node Slurm grants; drop the Master role");
+  }
+  const Role& worker = *spec.find("worker");
+  if (worker.resources.nodes != 1) {
+    r.fail(path, "an elastic job's Workers take a node each, minReplicas..maxReplicas of them; leave the Worker's "
+                 "resources.nodes out");
+  }
+  if (n["metrics"]) {
+    // Kubeflow's own elastic example gives them: left aside with a note, not refused.
+    spec.notes.push_back(path + ".metrics: left aside: they drive a HorizontalPodAutoscaler, which resizes a running "
+                                "job, and Slurm grants a job its nodes once, between minReplicas and maxReplicas");
+  }
+  ElasticPolicy policy;
+  policy.min_nodes = n["minReplicas"] ? bounded(r, n["minReplicas"], path + ".minReplicas", 1, kMostReplicas) : worker.replicas;
+  policy.max_nodes = n["maxReplicas"] ? bounded(r, n["maxReplicas"], path + ".maxReplicas", 1, kMostReplicas) : worker.replicas;
+  if (policy.min_nodes > policy.max_nodes) {
+    r.fail(path + ".minReplicas", "minReplicas (" + std::to_string(policy.min_nodes) + ") is greater than maxReplicas (" +
+                                      std::to_string(policy.max_nodes) + ")");
+  }
+  if (worker.replicas < policy.min_nodes || worker.replicas > policy.max_nodes) {
+    r.fail("spec.pytorchReplicaSpecs.Worker.replicas",
+           std::to_string(worker.replicas) + " is outside minReplicas..maxReplicas (" + std::to_string(policy.min_nodes) +
+               ".." + std::to_string(policy.max_nodes) + ")");
+  }
+  if (n["rdzvPort"]) policy.rdzv_port = bounded(r, n["rdzvPort"], path + ".rdzvPort", 1, 65535);
+  if (n["rdzvId"]) policy.rdzv_id = r.string(n["rdzvId"], path + ".rdzvId");
+  if (n["rdzvConf"]) policy.rdzv_conf = read_rdzv_conf(r, n["rdzvConf"], path + ".rdzvConf");
+  if (n["maxRestarts"]) policy.max_restarts = bounded(r, n["maxRestarts"], path + ".maxRestarts", 0, kMostRestarts);
+  if (n["nProcPerNode"]) {
+    // The Training Operator's older spelling of spec.nprocPerNode.
+    if (spec.nproc_per_node) {
+      r.fail(path + ".nProcPerNode", "give the count once, as spec.nprocPerNode (nProcPerNode is its older spelling)");
+    }
+    spec.nproc_per_node = bounded(r, n["nProcPerNode"], path + ".nProcPerNode", 1, 1024);
+  }
+  return policy;
+}
+
+// PyTorchJob's torchrun fields: processes per replica, and elastic rendezvous.
+void read_torchrun(const Reader& r, const YAML::Node& body, JobSpec& spec) {
+  for (const char* field : {"nprocPerNode", "elasticPolicy"}) {
+    if (body[field] && spec.kind != JobKind::pytorch) {
+      r.fail(std::string("spec.") + field, "only a PyTorchJob's replicas run torchrun; leave it out");
+    }
+  }
+  if (body["nprocPerNode"]) spec.nproc_per_node = read_nproc(r, body["nprocPerNode"], "spec.nprocPerNode", spec.roles);
+  if (body["elasticPolicy"]) {
+    if (!spec.find("worker")) r.fail("spec.elasticPolicy", "an elastic job needs Workers");
+    spec.elastic = read_elastic(r, body["elasticPolicy"], spec);
   }
 }
 
@@ -293,7 +402,6 @@ JobSpec read_job_spec(const Reader& r, const YAML::Node& doc) {
   // the workers through Slurm here, so it has nothing to say.
   r.only(body, "spec", {kind.replica_key, "replicaSpecs", "runPolicy", "successPolicy", "slotsPerWorker", "sshAuthMountPath",
                         "elasticPolicy", "nprocPerNode"});
-  refuse_elastic(r, body);
   if (body["sshAuthMountPath"]) r.string(body["sshAuthMountPath"], "spec.sshAuthMountPath");
   if (body["runPolicy"]) read_run_policy(r, body["runPolicy"], spec);
   if (body["successPolicy"]) read_success_policy(r, body["successPolicy"], spec);
@@ -307,6 +415,7 @@ JobSpec read_job_spec(const Reader& r, const YAML::Node& doc) {
     if (found.count(name)) spec.roles.push_back(found.at(name));
   }
   check_roles(r, found, spec, key);
+  read_torchrun(r, body, spec);
   if (!body["runPolicy"] || !body["runPolicy"]["backoffLimit"]) spec.backoff_limit = default_backoff_limit(spec);
   return spec;
 }
@@ -342,10 +451,30 @@ void component(std::ostringstream& out, const Role& role, int tasks) {
   out << "  # " << role.name << "\n";
 }
 
+// An elastic job's Workers: a node each, as many nodes as Slurm grants between min and max.
+void elastic_component(std::ostringstream& out, const JobSpec& spec) {
+  const Role& worker = *spec.find("worker");
+  const ElasticPolicy& e = *spec.elastic;
+  out << "#SBATCH --nodes=" << e.min_nodes;
+  // Given a range, Slurm grants the fewest nodes the tasks fit on: a task for each of
+  // maxReplicas, spread (--spread-job), has it grant as many nodes as it can without
+  // delaying the start. cohort launch runs one Worker on each node granted.
+  if (e.max_nodes > e.min_nodes) out << "-" << e.max_nodes << " --ntasks=" << e.max_nodes << " --spread-job";
+  else out << " --ntasks-per-node=1";
+  out << " --cpus-per-task=" << worker.resources.cpus;
+  if (worker.resources.gpus) out << " --gpus-per-task=" << worker.resources.gpus;
+  if (!worker.resources.memory.empty()) {
+    out << " --mem-per-cpu=" << memory_per_cpu(worker.resources.memory, worker.resources.cpus);
+  }
+  out << "  # worker, elastic: " << e.min_nodes << ".." << e.max_nodes << " nodes\n";
+  // A node Slurm loses ends the job's step, not the job: it goes on with the nodes left.
+  out << "#SBATCH --no-kill\n";
+}
+
 }  // namespace
 
 bool packable(const JobSpec& spec) {
-  if (spec.kind == JobKind::mpi || spec.roles.empty()) return false;
+  if (spec.kind == JobKind::mpi || spec.roles.empty() || spec.elastic) return false;
   const RoleResources& first = spec.roles.front().resources;
   return std::ranges::all_of(spec.roles, [&](const Role& role) {
     const RoleResources& r = role.resources;
@@ -366,6 +495,8 @@ std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const
   if (spec.kind == JobKind::mpi) {
     // The launcher's mpirun starts the workers inside this one allocation.
     component(out, *spec.find("worker"), spec.find("worker")->replicas);
+  } else if (spec.elastic) {
+    elastic_component(out, spec);
   } else if (packed) {
     const Role& shape = spec.roles.front();
     out << "#SBATCH --ntasks=" << spec.world_size() << " --cpus-per-task=" << shape.resources.cpus;
@@ -384,7 +515,10 @@ std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const
       component(out, role, role.replicas);
     }
   }
-  if (spec.kind == JobKind::mpi) {
+  if (spec.elastic) {
+    out << "\n# Slurm grants between minReplicas and maxReplicas nodes, a Worker on each; cohort launch\n"
+           "# runs them as one gang, and their torchrun meets in a c10d rendezvous on the first node.\n";
+  } else if (spec.kind == JobKind::mpi) {
     out << "\n# The workers' allocation: cohort launch runs the launcher here, and its mpirun\n"
            "# starts the workers on these nodes.\n";
   } else if (packed) {
@@ -399,6 +533,7 @@ std::string emit_sbatch(const JobSpec& spec, const std::string& spec_path, const
 }
 
 int nodes_needed(const JobSpec& spec) {
+  if (spec.elastic) return spec.elastic->min_nodes;
   if (spec.kind == JobKind::mpi) return spec.find("worker")->resources.nodes;
   int nodes = 0;
   for (const auto& role : spec.roles) nodes += role.resources.nodes;
@@ -408,6 +543,11 @@ int nodes_needed(const JobSpec& spec) {
 std::optional<std::string> why_it_cannot_start(const JobSpec& spec, int cluster_nodes) {
   const int needed = nodes_needed(spec);
   if (needed <= cluster_nodes || packable(spec)) return std::nullopt;
+  if (spec.elastic) {
+    return spec.name + " needs at least minReplicas (" + std::to_string(needed) + ") nodes, a Worker on each, and the "
+           "cluster has " + std::to_string(cluster_nodes) + "; it would wait in the queue for ever. Lower minReplicas to " +
+           std::to_string(cluster_nodes) + " or less";
+  }
   std::string shares;
   for (const auto& role : spec.roles) {
     if (spec.kind == JobKind::mpi && role.name != "worker") continue;
@@ -418,6 +558,28 @@ std::optional<std::string> why_it_cannot_start(const JobSpec& spec, int cluster_
          std::to_string(cluster_nodes) + "; it would wait in the queue for ever, and its roles cannot share one "
          "allocation (they ask for different CPUs, GPUs or memory, or a role for nodes of its own). Run it on a cluster "
          "with " + std::to_string(needed) + " nodes, give its roles the same resources, or give it fewer roles";
+}
+
+std::vector<std::pair<std::string, std::string>> torchrun_environment(const JobSpec& spec, int replicas,
+                                                                       const std::string& master_addr, int master_port,
+                                                                       const std::string& job_id) {
+  std::vector<std::pair<std::string, std::string>> env;
+  if (!spec.nproc_per_node && !spec.elastic) return env;
+  if (spec.nproc_per_node) env.emplace_back("PET_NPROC_PER_NODE", std::to_string(*spec.nproc_per_node));
+  if (!spec.elastic) {
+    env.emplace_back("PET_NNODES", std::to_string(replicas));
+    env.emplace_back("PET_MASTER_ADDR", master_addr);
+    env.emplace_back("PET_MASTER_PORT", std::to_string(master_port));
+    return env;
+  }
+  const ElasticPolicy& e = *spec.elastic;
+  env.emplace_back("PET_NNODES", std::to_string(e.min_nodes) + ":" + std::to_string(e.max_nodes));
+  env.emplace_back("PET_RDZV_BACKEND", "c10d");
+  env.emplace_back("PET_RDZV_ENDPOINT", master_addr + ":" + std::to_string(e.rdzv_port.value_or(master_port)));
+  env.emplace_back("PET_RDZV_ID", e.rdzv_id.empty() ? job_id : e.rdzv_id);
+  if (!e.rdzv_conf.empty()) env.emplace_back("PET_RDZV_CONF", e.rdzv_conf);
+  if (e.max_restarts) env.emplace_back("PET_MAX_RESTARTS", std::to_string(*e.max_restarts));
+  return env;
 }
 
 std::string tf_config(const ClusterMap& cluster, const std::string& role, int index) {

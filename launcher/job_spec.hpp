@@ -20,6 +20,17 @@
 // `resources`; without resources a replica gets one CPU and no GPU. A container needs a
 // command: there is no image whose ENTRYPOINT could run its args. On Slurm each role is one
 // component of a heterogeneous job; each replica is one task.
+//
+// A PyTorchJob may run torchrun in each replica, as the Training Operator's do:
+//
+//   spec:
+//     nprocPerNode: 2                     # or "cpu", "gpu", "auto": the replica's CPUs or GPUs
+//     elasticPolicy: {minReplicas: 1, maxReplicas: 4, rdzvBackend: c10d, maxRestarts: 3}
+//     pytorchReplicaSpecs:
+//       Worker: {replicas: 2, command: [python3, -m, torch.distributed.run, train.py]}
+//
+// Each replica gets the PET_* variables torchrun reads (torchrun_environment); an elastic
+// job's Workers are one Slurm job of minReplicas..maxReplicas nodes, a replica a node.
 #pragma once
 
 #include <map>
@@ -48,6 +59,17 @@ struct Role {
   std::optional<RestartPolicy> restart_policy;
 };
 
+// Kubeflow's elasticPolicy, as far as Slurm can hold it: the nodes are granted once, between
+// min_nodes and max_nodes, and torchrun's c10d rendezvous meets on the first of them.
+struct ElasticPolicy {
+  int min_nodes = 1;
+  int max_nodes = 1;
+  std::optional<int> rdzv_port;     // rdzvPort; without it one derived from the job id
+  std::string rdzv_id;              // rdzvId; empty: the Slurm job id
+  std::string rdzv_conf;            // rdzvConf as torchrun takes it: "key=value,key=value"
+  std::optional<int> max_restarts;  // torchrun's own restarts of its local workers
+};
+
 struct JobSpec {
   std::string name;
   JobKind kind = JobKind::pytorch;
@@ -57,6 +79,13 @@ struct JobSpec {
   int backoff_limit = 0;
   std::optional<double> active_deadline_seconds;
   bool all_workers_succeed = false;  // TFJob successPolicy: AllWorkers
+  // nprocPerNode: processes torchrun starts in each replica ("cpu", "gpu" and "auto" are
+  // resolved against the replica's resources); unset: one process, the replica itself.
+  std::optional<int> nproc_per_node;
+  std::optional<ElasticPolicy> elastic;  // PyTorchJob only, Workers only
+  // What the spec gives that has no part on Slurm and is left aside, each "FIELD: why", for
+  // the command to show (elasticPolicy.metrics).
+  std::vector<std::string> notes;
 
   int world_size() const;
   // Global rank of `role`'s first replica.
@@ -90,6 +119,16 @@ int nodes_needed(const JobSpec& spec);
 // heterogeneous form needs more, naming each role's share, and the roles cannot be packed;
 // nullopt when it fits either way.
 std::optional<std::string> why_it_cannot_start(const JobSpec& spec, int cluster_nodes);
+
+// The variables the Training Operator gives a PyTorchJob's replicas for torchrun, job-wide
+// (the replica's own PET_NODE_RANK is its rank, set where it runs): PET_NNODES (replicas,
+// or "min:max" when elastic), PET_NPROC_PER_NODE; without elasticPolicy PET_MASTER_ADDR and
+// PET_MASTER_PORT; with it PET_RDZV_BACKEND (c10d), PET_RDZV_ENDPOINT (the first node,
+// `master_addr`, at rdzvPort or `master_port`), PET_RDZV_ID (rdzvId or the job id),
+// PET_RDZV_CONF and PET_MAX_RESTARTS when given. Empty for a job without either field.
+std::vector<std::pair<std::string, std::string>> torchrun_environment(const JobSpec& spec, int replicas,
+                                                                       const std::string& master_addr, int master_port,
+                                                                       const std::string& job_id);
 
 // Where every replica runs: role → "host:port" per replica, in replica order.
 using ClusterMap = std::vector<std::pair<std::string, std::vector<std::string>>>;

@@ -167,6 +167,7 @@ int launch_command(const std::vector<std::string>& args) {
     if (!command.empty()) throw input_error(named + ": the roles' commands come from the spec; drop the command after --");
     auto spec = std::make_shared<JobSpec>(given.spec_yaml.empty() ? load_job_spec(given.spec_path)
                                                                   : parse_job_spec(given.spec_yaml, "--spec-yaml"));
+    for (const auto& note : spec->notes) std::cerr << "cohort: launch: " << named << ": " << note << "\n";
     if (vm.count("emit-sbatch")) return print_sbatch(*spec, given.spec_path, o.self);
     if (vm["max-restarts"].defaulted()) o.max_restarts = spec->backoff_limit;
     o.spec = spec;

@@ -182,7 +182,8 @@ RankRole role_by_rank(const Environment& env, int rank) {
 
 namespace {
 
-Environment role_environment(const Environment& env, const std::string& role, int rank) {
+Environment role_environment(const Environment& env, const std::string& role, const Contract& contract) {
+  const int rank = contract.rank;
   for (const auto& r : role_table(env)) {
     if (r.name != role) continue;
     const int offset = r.offset, replicas = r.replicas;
@@ -203,6 +204,12 @@ Environment role_environment(const Environment& env, const std::string& role, in
       }
       out["TF_CONFIG"] = tf_config(cluster, role, index);
     }
+    // A replica running torchrun is one of its nodes: the world counts the processes every
+    // torchrun starts, as the Training Operator counts it, and the replica is its node rank.
+    if (const auto nproc = parse_integer(env_str(env, "COHORT_LAUNCH_NPROC"), 1, 1024)) {
+      out["WORLD_SIZE"] = std::to_string(contract.world_size * *nproc);
+    }
+    if (env_str(env, "COHORT_LAUNCH_NODE_RANK") == "1") out["PET_NODE_RANK"] = std::to_string(rank);
     return out;
   }
   throw Error("role '" + role + "' is not in COHORT_LAUNCH_ROLES='" + env_str(env, "COHORT_LAUNCH_ROLES") + "'");
@@ -253,7 +260,8 @@ std::vector<std::string> program_environment(Environment env, const Contract& co
   for (const char* name : {"COHORT_LAUNCH_RUN_DIR", "COHORT_LAUNCH_MODE", "COHORT_LAUNCH_BIND",
                            "COHORT_LAUNCH_HEARTBEAT_TIMEOUT", "COHORT_MASTER_ADDR", "COHORT_MASTER_PORT",
                            "COHORT_LAUNCH_ROLES", "COHORT_LAUNCH_TF_CLUSTER", "COHORT_LAUNCH_AGENT",
-                           "COHORT_LAUNCH_SECRET", "COHORT_LAUNCH_NODE_AGENT"}) {
+                           "COHORT_LAUNCH_SECRET", "COHORT_LAUNCH_NODE_AGENT", "COHORT_LAUNCH_NPROC",
+                           "COHORT_LAUNCH_NODE_RANK"}) {
     env.erase(name);
   }
   for (const auto& [k, v] : contract.to_environment()) env[k] = v;
@@ -427,7 +435,7 @@ int run_rank(std::vector<std::string> command, std::string role) {
   Contract contract = slurm ? contract_from_slurm_gang(env) : contract_from_environment(env);
   if (role == kRoleByRank) std::tie(role, command) = role_by_rank(env, contract.rank).as_pair();
   Environment role_env;
-  if (!role.empty()) role_env = role_environment(env, role, contract.rank);
+  if (!role.empty()) role_env = role_environment(env, role, contract);
   const HangWatch watch = hang_watch(env_str(env, "COHORT_LAUNCH_HEARTBEAT_TIMEOUT"));
   // This wrapper's own, or none: a heartbeat file inherited from further out is not this
   // rank's to watch or remove. Its folder goes when this wrapper ends, however it ends.

@@ -271,6 +271,7 @@ class Gang {
   Gang(const LaunchOptions& options, SignalWatch& signals, Clock::time_point began)
       : options_(options), signals_(signals), began_(began) {
     spec_ = options.spec.get();
+    if (spec_ && spec_->elastic) spec_ = sized_to_allocation(*spec_);
     // An MPIJob's launcher runs here, in the batch step; its mpirun reaches the workers.
     slurm_ = !options.local && !(spec_ && spec_->kind == JobKind::mpi);
     if (!options.local) job_id_ = env_or("SLURM_JOB_ID");
@@ -313,6 +314,20 @@ class Gang {
   }
 
   int world() const { return world_; }
+  // An elastic job on Slurm, whose Workers are the nodes it still has.
+  bool elastic() const { return slurm_ && elastic_spec_.has_value(); }
+  const ElasticPolicy& elastic_policy() const { return *spec_->elastic; }
+
+  // Goes on without the nodes Slurm lost: the Workers are the nodes left, their count returned.
+  int drop_nodes(const std::vector<LostNode>& lost) {
+    std::erase_if(elastic_nodes_, [&](const std::string& node) {
+      return std::any_of(lost.begin(), lost.end(), [&](const LostNode& l) { return l.name == node; });
+    });
+    world_ = static_cast<int>(elastic_nodes_.size());
+    elastic_spec_->roles.front().replicas = std::max(world_, 1);
+    decide_success_ranks();
+    return world_;
+  }
   const std::string& job_id() const { return job_id_; }
 
   Attempt run(const std::string& attempt_dir, int restart_count) {
@@ -412,6 +427,7 @@ class Gang {
     for (int r = 0; r < world_; ++r) ports.push_back(slurm_ ? base + 1 + r : free_local_port());
     master_addr_ = gang.master_addr = hosts.front();
     gang.master_port = ports.front();
+    set_torchrun_environment(set, gang.master_port);
     if (spec_->kind == JobKind::tensorflow) {
       json::Value cluster = json::Value::object();
       for (const auto& role : spec_->roles) {
@@ -449,6 +465,10 @@ class Gang {
           if (group > 0) argv.push_back(":");
           if (het_components_ > 0) argv.push_back("--het-group=" + std::to_string(group));
           argv.push_back("--ntasks=" + std::to_string(role.replicas));
+          if (spec_->elastic) argv.push_back("--ntasks-per-node=1");  // a Worker is a node of torchrun's
+          if (elastic()) {  // on the nodes the job still has
+            argv.insert(argv.end(), {"--nodes=" + std::to_string(world_), "--nodelist=" + compress_hostlist(elastic_nodes_)});
+          }
           auto w = wrapper(role);
           argv.insert(argv.end(), w.begin(), w.end());
           ++group;
@@ -555,7 +575,8 @@ class Gang {
   // be asked (the failure at hand is reported either way).
   std::vector<LostNode> lost_nodes() const {
     if (options_.local) return {};
-    std::vector<std::string> nodes = expand_hostlist(env_or("SLURM_JOB_NODELIST"));
+    // An elastic job has gone on without the nodes it lost before: they are not its news.
+    std::vector<std::string> nodes = elastic() ? elastic_nodes_ : expand_hostlist(env_or("SLURM_JOB_NODELIST"));
     for (int i = 0; i < het_components_; ++i) {
       for (auto& n : expand_hostlist(env_or(("SLURM_JOB_NODELIST_HET_GROUP_" + std::to_string(i)).c_str()))) {
         if (std::find(nodes.begin(), nodes.end(), n) == nodes.end()) nodes.push_back(std::move(n));
@@ -585,6 +606,36 @@ class Gang {
     if (options_.output_dir.empty()) return argv.push_back("--label");
     argv.push_back("--output=" + options_.output_dir + "/rank-%t.log");
     argv.push_back("--open-mode=append");
+  }
+
+  // An elastic job's Workers: as many as the nodes Slurm granted, between minReplicas and
+  // maxReplicas; in local mode, the spec's replicas.
+  const JobSpec* sized_to_allocation(const JobSpec& spec) {
+    elastic_spec_ = spec;
+    const ElasticPolicy& e = *spec.elastic;
+    if (!options_.local) {
+      const int granted = env_count("SLURM_JOB_NUM_NODES", 0);
+      if (granted < e.min_nodes) {
+        throw input_error("the elastic job needs at least minReplicas (" + std::to_string(e.min_nodes) +
+                          ") nodes but the allocation has " + std::to_string(granted) +
+                          ": submit the script 'cohort launch --spec FILE --emit-sbatch' prints");
+      }
+      elastic_spec_->roles.front().replicas = std::min(granted, e.max_nodes);  // an elastic job is all Workers
+      elastic_nodes_ = expand_hostlist(env_or("SLURM_JOB_NODELIST"));
+      elastic_nodes_.resize(std::min(elastic_nodes_.size(), static_cast<size_t>(elastic_spec_->roles.front().replicas)));
+    }
+    return &*elastic_spec_;
+  }
+
+  // torchrun's PET_* variables, job-wide, and what each replica's wrapper adds of its own:
+  // WORLD_SIZE counting every process torchrun starts, and without elastic rendezvous the
+  // replica's PET_NODE_RANK.
+  template <typename Set>
+  void set_torchrun_environment(Set& set, int master_port) {
+    const std::string rdzv_id = job_id_.empty() ? spec_->name + "-" + std::to_string(::getpid()) : job_id_;
+    for (const auto& [k, v] : torchrun_environment(*spec_, world_, master_addr_, master_port, rdzv_id)) set(k, v);
+    if (spec_->nproc_per_node) set("COHORT_LAUNCH_NPROC", std::to_string(*spec_->nproc_per_node));
+    if (spec_->nproc_per_node && !spec_->elastic) set("COHORT_LAUNCH_NODE_RANK", "1");
   }
 
   // Each role's command, as a JSON object of argv arrays (COHORT_LAUNCH_COMMANDS).
@@ -641,7 +692,8 @@ class Gang {
       return hosts;
     }
     // Packed, the roles' replicas follow one another over the allocation's nodes.
-    const size_t components = packed() ? 1 : spec_->roles.size();
+    const size_t components = elastic() ? 0 : packed() ? 1 : spec_->roles.size();
+    if (elastic()) hosts = elastic_nodes_;
     for (size_t i = 0; i < components; ++i) {
       std::string suffix = het_components_ > 0 ? "_HET_GROUP_" + std::to_string(i) : "";
       auto nodes = expand_hostlist(env_or(("SLURM_JOB_NODELIST" + suffix).c_str()));
@@ -895,6 +947,8 @@ class Gang {
   SignalWatch& signals_;
   Clock::time_point began_;
   const JobSpec* spec_ = nullptr;
+  std::optional<JobSpec> elastic_spec_;  // an elastic spec, its Workers counted from the allocation
+  std::vector<std::string> elastic_nodes_;  // Slurm, elastic: the nodes the Workers run on
   std::vector<int> success_ranks_;
   std::vector<Environment> placements_;  // local mode: each rank's placement variables
   int het_components_ = 0;                // SLURM_HET_SIZE: 0 outside a heterogeneous job
@@ -997,6 +1051,25 @@ std::optional<int> wait_for_lost_nodes(const Gang& gang, SignalWatch& signals, c
   return std::nullopt;
 }
 
+// An elastic job restarts on the nodes it still has rather than wait for Slurm to give the
+// lost ones back, as long as minReplicas remain; the attempt's ending says so. `restart`
+// says which restart goes on; an exit status when too few nodes remain.
+std::optional<int> go_on_without(Gang& gang, const std::vector<LostNode>& lost, const std::string& restart,
+                                 const std::string& attempt_dir, const std::string& tail) {
+  const int left = gang.drop_nodes(lost);
+  const int least = gang.elastic_policy().min_nodes;
+  if (left < least) {
+    std::cerr << "cohort: launch: failed: " << restart << " cannot go on: only " << plural(left, "node")
+              << (left == 1 ? " remains" : " remain") << ", fewer than minReplicas (" << least << "); " << tail << "\n";
+    return 1;
+  }
+  const std::string going_on = restart + " goes on with the " + plural(left, "node") + " the job still has (minReplicas " +
+                               std::to_string(least) + ")";
+  write_ending(attempt_dir, going_on);
+  std::cerr << "cohort: launch: " << going_on << "\n";
+  return std::nullopt;
+}
+
 // The nodes Slurm has lost, after a failed attempt. When the step outlived its teardown and
 // Slurm names no lost node yet, a restart now would wait
 // in srun for the CPUs the old ranks hold. Slurm has the last word: it ends the step (the
@@ -1092,8 +1165,8 @@ int supervise(const LaunchOptions& options) {
   // A requeued job starts over in its batch script: its earlier runs count as restarts.
   const int requeues = options.local ? 0 : env_count("SLURM_RESTART_COUNT", 0);
   int restarts = 0;
-  const std::string who = std::to_string(gang.world()) + (gang.world() == 1 ? " rank" : " ranks");
   while (true) {
+    const std::string who = std::to_string(gang.world()) + (gang.world() == 1 ? " rank" : " ranks");
     int restart_count = requeues + restarts;
     std::cerr << "cohort: launch: starting " << who << (restart_count ? " (restart " + std::to_string(restart_count) + ")" : "")
               << "\n";
@@ -1136,7 +1209,9 @@ int supervise(const LaunchOptions& options) {
       if (!lost.empty()) {
         const std::string restart = culprit + "; " + torn_down + "; restart " + std::to_string(restarts) + " of " +
                                     std::to_string(options.max_restarts);
-        if (auto status = wait_for_lost_nodes(gang, signals, lost, restart, tail)) return *status;
+        const auto status = gang.elastic() ? go_on_without(gang, lost, restart, attempt_dir, tail)
+                                           : wait_for_lost_nodes(gang, signals, lost, restart, tail);
+        if (status) return *status;
       }
       const double backoff = restart_backoff_seconds(restarts);
       if (lost.empty()) {

@@ -306,13 +306,181 @@ TEST(JobSpec, ASpecThatNeedsMoreNodesThanTheClusterHasIsPackedOrRefusedSayingWhy
   EXPECT_EQ(nodes_needed(load_job_spec(upstream("pi.yaml"))), 1);
 }
 
-TEST(JobSpec, ElasticPolicyAndNprocPerNodeAreRefusedSayingWhatToWriteInstead) {
-  const std::string workers = "  pytorchReplicaSpecs:\n    Worker: {replicas: 2, command: [a]}\n";
-  EXPECT_NE(error_of("kind: PyTorchJob\nspec:\n  elasticPolicy: {minReplicas: 1, maxReplicas: 3, rdzvBackend: c10d}\n" + workers)
-                .find("job.yaml: spec.elasticPolicy: elastic jobs (minReplicas..maxReplicas, rdzvBackend) are not supported"),
+using Variables = std::vector<std::pair<std::string, std::string>>;
+
+// Each replica runs torchrun, which starts nprocPerNode processes: the Training Operator's
+// PET_* variables, with the first replica's node as the master.
+TEST(Torchrun, NprocPerNodeGivesEveryReplicaTorchrunsVariables) {
+  JobSpec spec = parse_job_spec("kind: PyTorchJob\nmetadata: {name: ddp}\nspec:\n  nprocPerNode: \"4\"\n"
+                                "  pytorchReplicaSpecs:\n    Master: {command: [torchrun, t.py]}\n"
+                                "    Worker: {replicas: 2, command: [torchrun, t.py]}\n",
+                                "job.yaml");
+  EXPECT_EQ(spec.nproc_per_node, 4);
+  EXPECT_FALSE(spec.elastic);
+  EXPECT_EQ(torchrun_environment(spec, 3, "node1", 29501, "77"),
+            (Variables{{"PET_NPROC_PER_NODE", "4"}, {"PET_NNODES", "3"}, {"PET_MASTER_ADDR", "node1"},
+                       {"PET_MASTER_PORT", "29501"}}));
+  // The script is the one a job of one process per replica has: torchrun starts the rest.
+  EXPECT_NE(emit_sbatch(spec, "/s/job.yaml", "/bin/cohort").find("#SBATCH --nodes=1 --ntasks=2 --cpus-per-task=1  # worker"),
             std::string::npos);
-  EXPECT_NE(error_of("kind: PyTorchJob\nspec:\n  nprocPerNode: \"4\"\n" + workers)
-                .find("job.yaml: spec.nprocPerNode: cohort starts one process per replica"),
+  // Without nprocPerNode or elasticPolicy a replica is one process and gets no PET_* at all.
+  EXPECT_TRUE(torchrun_environment(parse_job_spec("kind: PyTorchJob\nspec:\n  pytorchReplicaSpecs:\n"
+                                                  "    Worker: {replicas: 2, command: [a]}\n",
+                                                  "job.yaml"),
+                                   2, "node1", 29501, "77")
+                  .empty());
+}
+
+// torchrun would count "cpu" and "gpu" on the whole machine; a replica has what Slurm gave it.
+TEST(Torchrun, NprocPerNodeNamesCountTheReplicasOwnCpusOrGpus) {
+  auto nproc = [](const std::string& value, const std::string& limits) {
+    return parse_job_spec("kind: PyTorchJob\nspec:\n  nprocPerNode: " + value +
+                              "\n  pytorchReplicaSpecs:\n    Worker:\n      replicas: 2\n      template:\n        spec:\n"
+                              "          containers: [{command: [torchrun, t.py], resources: {limits: " + limits + "}}]\n",
+                          "job.yaml")
+        .nproc_per_node.value_or(0);
+  };
+  EXPECT_EQ(nproc("cpu", "{cpu: 6}"), 6);
+  EXPECT_EQ(nproc("gpu", "{cpu: 6, nvidia.com/gpu: 2}"), 2);
+  EXPECT_EQ(nproc("auto", "{cpu: 6, nvidia.com/gpu: 2}"), 2);
+  EXPECT_EQ(nproc("auto", "{cpu: 6}"), 6);
+  EXPECT_EQ(nproc("3", "{cpu: 1}"), 3);
+}
+
+TEST(Torchrun, BadNprocPerNodeIsRefusedNamingTheField) {
+  const std::string workers = "  pytorchReplicaSpecs:\n    Worker: {replicas: 2, command: [a]}\n";
+  EXPECT_EQ(error_of("kind: PyTorchJob\nspec:\n  nprocPerNode: four\n" + workers),
+            "job.yaml: spec.nprocPerNode: must be a whole number (got 'four'); give the processes each replica's "
+            "torchrun starts, or cpu, gpu or auto for as many as the replica has CPUs or GPUs");
+  EXPECT_NE(error_of("kind: PyTorchJob\nspec:\n  nprocPerNode: 0\n" + workers).find("spec.nprocPerNode: must be 1..1024 (got 0)"),
+            std::string::npos);
+  EXPECT_EQ(error_of("kind: PyTorchJob\nspec:\n  nprocPerNode: gpu\n" + workers),
+            "job.yaml: spec.nprocPerNode: gpu: the worker asks for no GPUs; give its container an nvidia.com/gpu limit, "
+            "or nprocPerNode a number");
+  EXPECT_EQ(error_of("kind: PyTorchJob\nspec:\n  nprocPerNode: cpu\n  pytorchReplicaSpecs:\n    Master: {command: [a]}\n"
+                     "    Worker: {replicas: 2, resources: {cpus: 4}, command: [a]}\n"),
+            "job.yaml: spec.nprocPerNode: cpu gives the roles different counts (1 and 4): give their replicas the same "
+            "resources, or nprocPerNode a number");
+  EXPECT_EQ(error_of("kind: TFJob\nspec:\n  nprocPerNode: 2\n  tfReplicaSpecs:\n    Worker: {command: [a]}\n"),
+            "job.yaml: spec.nprocPerNode: only a PyTorchJob's replicas run torchrun; leave it out");
+}
+
+// Kubeflow's elastic example: Workers only, c10d rendezvous between min and max nodes.
+constexpr const char* kElastic = R"(
+apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata: {name: elastic}
+spec:
+  nprocPerNode: "2"
+  elasticPolicy:
+    rdzvBackend: c10d
+    minReplicas: 1
+    maxReplicas: 3
+    maxRestarts: 100
+    rdzvConf: [{key: join_timeout, value: "60"}, {key: last_call_timeout, value: "5"}]
+  pytorchReplicaSpecs:
+    Worker:
+      replicas: 2
+      restartPolicy: OnFailure
+      template:
+        spec:
+          containers:
+          - name: pytorch
+            command: [python3, -m, torch.distributed.run, train.py]
+            resources: {limits: {cpu: 2, memory: 2Gi}}
+)";
+
+TEST(Torchrun, ElasticPolicyGivesTheRendezvousOnTheFirstNode) {
+  JobSpec spec = parse_job_spec(kElastic, "job.yaml");
+  ASSERT_TRUE(spec.elastic);
+  EXPECT_EQ(spec.elastic->min_nodes, 1);
+  EXPECT_EQ(spec.elastic->max_nodes, 3);
+  EXPECT_EQ(torchrun_environment(spec, 2, "node1", 29501, "77"),
+            (Variables{{"PET_NPROC_PER_NODE", "2"},
+                       {"PET_NNODES", "1:3"},
+                       {"PET_RDZV_BACKEND", "c10d"},
+                       {"PET_RDZV_ENDPOINT", "node1:29501"},
+                       {"PET_RDZV_ID", "77"},
+                       {"PET_RDZV_CONF", "join_timeout=60,last_call_timeout=5"},
+                       {"PET_MAX_RESTARTS", "100"}}));
+  // One Slurm job of 1 to 3 nodes, a Worker on each: never heterogeneous, never packed.
+  const std::string script = emit_sbatch(spec, "/s/job.yaml", "/bin/cohort", true);
+  EXPECT_NE(script.find("#SBATCH --nodes=1-3 --ntasks=3 --spread-job --cpus-per-task=2 --mem-per-cpu=1G  # worker, elastic: "
+                        "1..3 nodes\n#SBATCH --no-kill\n"),
+            std::string::npos)
+      << script;
+  EXPECT_EQ(script.find("hetjob"), std::string::npos);
+  EXPECT_FALSE(packable(spec));
+  EXPECT_EQ(nodes_needed(spec), 1);
+  EXPECT_FALSE(why_it_cannot_start(spec, 1));
+}
+
+TEST(Torchrun, ElasticDefaultsFollowTheTrainingOperator) {
+  // minReplicas and maxReplicas default to the Workers' replicas; the rendezvous id to the
+  // job's, its port to the one cohort derives; the older nProcPerNode stands in for nprocPerNode.
+  JobSpec spec = parse_job_spec("kind: PyTorchJob\nspec:\n  elasticPolicy: {rdzvPort: 23456, rdzvId: run7, nProcPerNode: 3}\n"
+                                "  pytorchReplicaSpecs:\n    Worker: {replicas: 2, command: [torchrun, t.py]}\n",
+                                "job.yaml");
+  EXPECT_EQ(spec.elastic->min_nodes, 2);
+  EXPECT_EQ(spec.elastic->max_nodes, 2);
+  const Variables env = torchrun_environment(spec, 2, "10.0.0.11", 29501, "77");
+  auto value = [&](const std::string& name) {
+    for (const auto& [k, v] : env) {
+      if (k == name) return v;
+    }
+    return std::string("(unset)");
+  };
+  EXPECT_EQ(value("PET_NPROC_PER_NODE"), "3");
+  EXPECT_EQ(value("PET_NNODES"), "2:2");
+  EXPECT_EQ(value("PET_RDZV_ENDPOINT"), "10.0.0.11:23456");
+  EXPECT_EQ(value("PET_RDZV_ID"), "run7");
+  EXPECT_EQ(value("PET_MAX_RESTARTS"), "(unset)");  // torchrun's own default stands
+  EXPECT_EQ(value("PET_NODE_RANK"), "(unset)");     // the c10d rendezvous numbers the nodes
+  EXPECT_NE(emit_sbatch(spec, "/s/job.yaml", "/bin/cohort").find("#SBATCH --nodes=2 --ntasks-per-node=1"), std::string::npos);
+  EXPECT_EQ(why_it_cannot_start(spec, 1).value_or(""),
+            "cohort-job needs at least minReplicas (2) nodes, a Worker on each, and the cluster has 1; it would wait in "
+            "the queue for ever. Lower minReplicas to 1 or less");
+}
+
+// Kubeflow's elastic examples, as published: echo's rendezvous is all torchrun's; imagenet's
+// autoscaler metrics have no part on Slurm and are left aside with a note.
+TEST(KubeflowExamples, ElasticExamplesAreReadWithTheirAutoscalerMetricsLeftAsideWithANote) {
+  const JobSpec echo = load_job_spec(upstream("elastic-echo.yaml"));
+  EXPECT_EQ(echo.elastic->min_nodes, 1);
+  EXPECT_EQ(echo.elastic->max_nodes, 2);
+  EXPECT_FALSE(echo.nproc_per_node);
+  EXPECT_TRUE(echo.notes.empty());
+  const JobSpec imagenet = load_job_spec(upstream("elastic-imagenet.yaml"));
+  EXPECT_EQ(imagenet.elastic->max_nodes, 3);
+  EXPECT_EQ(imagenet.find("worker")->resources.cpus, 4);
+  ASSERT_EQ(imagenet.notes.size(), 1u);
+  EXPECT_EQ(imagenet.notes[0].rfind("spec.elasticPolicy.metrics: left aside: they drive a HorizontalPodAutoscaler", 0), 0u);
+}
+
+TEST(Torchrun, ElasticPoliciesSlurmCannotHoldAreRefusedSayingWhatToWriteInstead) {
+  const std::string workers = "  pytorchReplicaSpecs:\n    Worker: {replicas: 2, command: [a]}\n";
+  auto elastic = [&](const std::string& policy) { return error_of("kind: PyTorchJob\nspec:\n  elasticPolicy: " + policy + "\n" + workers); };
+  EXPECT_EQ(elastic("{minReplicas: 3, maxReplicas: 2}"),
+            "job.yaml: spec.elasticPolicy.minReplicas: minReplicas (3) is greater than maxReplicas (2)");
+  EXPECT_EQ(elastic("{minReplicas: 3, maxReplicas: 4}"),
+            "job.yaml: spec.pytorchReplicaSpecs.Worker.replicas: 2 is outside minReplicas..maxReplicas (3..4)");
+  EXPECT_EQ(elastic("{rdzvBackend: etcd}"),
+            "job.yaml: spec.elasticPolicy.rdzvBackend: 'etcd': there is no etcd server on a Slurm cluster; use c10d, "
+            "whose store torchrun keeps on the job's first node");
+  EXPECT_EQ(elastic("{rdzvBackend: static}"), "job.yaml: spec.elasticPolicy.rdzvBackend: 'static' (expected c10d)");
+  EXPECT_NE(elastic("{rdzvHost: job-worker-0}").find("spec.elasticPolicy.rdzvHost: the rendezvous is on the first node"),
+            std::string::npos);
+  EXPECT_NE(elastic("{minReplicas: 0}").find("spec.elasticPolicy.minReplicas: must be 1.."), std::string::npos);
+  EXPECT_EQ(error_of("kind: PyTorchJob\nspec:\n  nprocPerNode: 2\n  elasticPolicy: {nProcPerNode: 2}\n" + workers),
+            "job.yaml: spec.elasticPolicy.nProcPerNode: give the count once, as spec.nprocPerNode (nProcPerNode is its "
+            "older spelling)");
+  EXPECT_EQ(error_of("kind: PyTorchJob\nspec:\n  elasticPolicy: {minReplicas: 1}\n  pytorchReplicaSpecs:\n"
+                     "    Master: {command: [a]}\n    Worker: {replicas: 2, command: [a]}\n"),
+            "job.yaml: spec.elasticPolicy: an elastic job is all Workers, meeting on the first node Slurm grants; drop the "
+            "Master role");
+  EXPECT_NE(error_of("kind: PyTorchJob\nspec:\n  elasticPolicy: {maxReplicas: 4}\n  pytorchReplicaSpecs:\n"
+                     "    Worker: {replicas: 2, resources: {nodes: 2}, command: [a]}\n")
+                .find("spec.elasticPolicy: an elastic job's Workers take a node each"),
             std::string::npos);
 }
 

@@ -6,12 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <future>
 
 #include "checkpoint/collective_io.hpp"
 #include "checkpoint/crc32c.hpp"
 #include "checkpoint/dataset.hpp"
-#include "checkpoint/threads.hpp"
 
 namespace cohort::checkpoint::detail {
 
@@ -42,9 +40,6 @@ TensorInfo piece_info(const TensorInfo& tensor, const Piece& piece) {
   return out;
 }
 
-PieceReader::PieceReader(fs::path checkpoint)
-    : checkpoint_(std::move(checkpoint)), overlap_(rank_threads() > 1) {}
-
 const RegularFile& PieceReader::open(const std::string& name) {
   auto it = files_.find(name);
   if (it != files_.end()) return it->second;
@@ -65,13 +60,7 @@ std::uint32_t PieceReader::read_raw(const Piece& piece, std::uint64_t at, std::u
     throw Error(piece.file + " is " + std::to_string(file.size) + " bytes, too short for the piece at " +
                 std::to_string(at) + " (truncated or overwritten)");
   }
-  // With a second core, each block is checksummed there while the next one is read; the
-  // checksums still run one after another, each continuing the last.
   std::uint32_t crc = 0;
-  std::future<std::uint32_t> pending;
-  auto settle = [&] {
-    if (pending.valid()) crc = pending.get();
-  };
   for (std::uint64_t done = 0; done < size;) {
     const auto n = static_cast<size_t>(std::min(kReadBytes, size - done));
     std::uint64_t block = 0;
@@ -82,15 +71,9 @@ std::uint32_t PieceReader::read_raw(const Piece& piece, std::uint64_t at, std::u
       if (got == 0) throw Error(piece.file + " ends before the piece it should hold (truncated)");
       block += static_cast<std::uint64_t>(got);
     }
-    if (overlap_) {
-      settle();
-      pending = std::async(std::launch::async, [from = crc, p = out + done, n] { return crc32c(from, p, n); });
-    } else {
-      crc = crc32c(crc, out + done, n);
-    }
+    crc = crc32c(crc, out + done, n);
     done += n;
   }
-  settle();
   return crc;
 }
 

@@ -26,11 +26,10 @@ TensorInfo piece_info(const TensorInfo& tensor, const Piece& piece);
 // Reads from the files of one checkpoint, keeping each open once opened.
 class PieceReader {
  public:
-  explicit PieceReader(fs::path checkpoint);
+  explicit PieceReader(fs::path checkpoint) : checkpoint_(std::move(checkpoint)) {}
 
   // Reads rows [first, first + count) of `tensor` into `out` and returns the CRC32C of
-  // those bytes, computed block by block while each is in cache (on a second thread, where
-  // the rank has a second core, while the next block is read). Uncompressed pieces are
+  // those bytes, computed block by block while each is in cache. Uncompressed pieces are
   // read with large sequential reads at the manifest's offsets; compressed ones through
   // HDF5. Throws cohort::Error naming the file on a missing or short file.
   std::uint32_t read_rows(const TensorInfo& tensor, std::uint64_t first, std::uint64_t count, std::byte* out);
@@ -43,7 +42,6 @@ class PieceReader {
 
   fs::path checkpoint_;
   std::map<std::string, RegularFile> files_;
-  bool overlap_;  // checksum on a second thread while the next block is read (threads.hpp)
 };
 
 }  // namespace cohort::checkpoint::detail

@@ -15,15 +15,15 @@ namespace cohort::checkpoint::detail {
 
 namespace {
 constexpr std::uint64_t kParallelCopyFrom = 64ull << 20;
-}  // namespace
 
+// COHORT_CKPT_THREADS (1 to 64), else the rank's allowed cores, at most 4.
 int rank_threads() {
   if (const std::string text = env_or("COHORT_CKPT_THREADS"); !text.empty()) {
     const auto value = parse_integer(text, 1, 64);
     if (!value) {
       throw input_error("COHORT_CKPT_THREADS=" + text +
-                        ": expected how many threads a rank's checkpoint copies and checksums may use, a whole "
-                        "number from 1 to 64");
+                        ": expected how many threads copy a rank's snapshot for save_async, a whole number from 1 "
+                        "to 64");
     }
     return static_cast<int>(*value);
   }
@@ -32,6 +32,8 @@ int rank_threads() {
   const int cores = ::sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 1;
   return std::clamp(cores, 1, 4);
 }
+
+}  // namespace
 
 void copy_all(const std::vector<Copy>& copies) {
   std::uint64_t total = 0;

@@ -1,19 +1,16 @@
-// checkpoint/threads.hpp — how many threads one rank's checkpoint work may use.
+// checkpoint/threads.hpp — copying a rank's snapshot on the cores it may use.
 //
-// One core's memcpy or CRC32C does not saturate a node's memory: a rank copies a large
-// snapshot for save_async on several threads, and checksums what it loads on a second
-// thread while it reads the next block. It uses the cores it may run on (Slurm binds a rank
-// to its own), at most four, or COHORT_CKPT_THREADS of them. Private to checkpoint/.
+// One core's memcpy does not saturate a node's memory, and the caller's copy is all that
+// save_async blocks for: a rank copies a large snapshot on the cores it may run on (Slurm
+// binds a rank to its own), at most four, or COHORT_CKPT_THREADS of them. Private to
+// checkpoint/.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 namespace cohort::checkpoint::detail {
-
-// COHORT_CKPT_THREADS (1 to 64) or the rank's allowed cores, at most 4; throws
-// cohort::Error naming a bad setting.
-int rank_threads();
 
 struct Copy {
   std::byte* dst;
@@ -21,8 +18,9 @@ struct Copy {
   std::uint64_t bytes;
 };
 
-// Copies everything in `copies`; from 64 MiB in all, each of rank_threads() threads takes
-// an equal share of the bytes (a share may begin and end inside a copy).
+// Copies everything in `copies`; from 64 MiB in all, each thread takes
+// an equal share of the bytes (a share may begin and end inside a copy). Throws
+// cohort::Error naming a bad COHORT_CKPT_THREADS.
 void copy_all(const std::vector<Copy>& copies);
 
 }  // namespace cohort::checkpoint::detail

@@ -8,10 +8,14 @@ cd "$work"
 export COHORT_LINEAGE=$work/lineage.db
 unset COHORT_LINEAGE_EXECUTION COHORT_LINEAGE_SPOOL
 
-printf '#!/bin/bash\nexec %q launch --max-restarts 1 --run-dir %q --output-dir %q -- bash -c %q\n' \
-  "$cohort" "$work/run" "$work/logs" \
-  'echo "<b>rank $RANK</b> attempt $COHORT_RESTART_COUNT"; [[ $COHORT_RESTART_COUNT != 0 || $RANK != 1 ]] || exit 3' \
-  >"$work/job.sh"
+# Rank 1 fails its first attempt only once rank 0's line is in rank 0's log: the gang's
+# stop would otherwise end rank 0 before it printed.
+program='echo "<b>rank $RANK</b> attempt $COHORT_RESTART_COUNT"
+[[ $COHORT_RESTART_COUNT != 0 || $RANK != 1 ]] && exit 0
+timeout 60 bash -c "until grep -q attempt \"\$1\"; do sleep 0.1; done" - "$RANK0_LOG"
+exit 3'
+printf '#!/bin/bash\nexport RANK0_LOG=%q\nexec %q launch --max-restarts 1 --run-dir %q --output-dir %q -- bash -c %q\n' \
+  "$work/logs/rank-0.log" "$cohort" "$work/run" "$work/logs" "$program" >"$work/job.sh"
 job=$(submit -N2 -n2 --ntasks-per-node=1 -o "$work/job.out" "$work/job.sh")
 wait_until 120 "the launch job $job to end" "job_done $job"
 expect_eq "$(job_state "$job")" COMPLETED "state of the launch job ($(cat "$work/job.out"))"

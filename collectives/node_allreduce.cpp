@@ -124,6 +124,23 @@ NodeAllreduce::NodeAllreduce(MPI_Comm comm, std::size_t chunk_bytes)
   check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
 }
 
+std::size_t NodeAllreduce::segment_bytes(std::size_t chunk_bytes) {
+  return kControlBytes + 2 * kSlots * chunk_bytes;
+}
+
+void NodeAllreduce::prepare_segment(void* segment, std::size_t chunk_bytes) {
+  std::memset(segment, 0, segment_bytes(chunk_bytes));
+  new (segment) Control();
+}
+
+NodeAllreduce::NodeAllreduce(std::vector<std::byte*> bases, int rank, std::size_t chunk_bytes,
+                             std::chrono::seconds timeout)
+    : rank_(rank),
+      size_(static_cast<int>(bases.size())),
+      chunk_bytes_(chunk_bytes),
+      base_(std::move(bases)),
+      timeout_(timeout) {}
+
 NodeAllreduce::~NodeAllreduce() {
   int finalized = 0;
   MPI_Finalized(&finalized);

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <iostream>
 #include <string>
 
@@ -320,9 +321,20 @@ class CommunicatorImpl {
 #endif
 
   // Runs a blocking host operation: at once over MPI (non-blocking ones have an MPI
-  // communicator of their own), behind the non-blocking ones issued before it otherwise.
+  // communicator of their own); otherwise behind the non-blocking ones issued before it, on
+  // the calling thread when there are none (a hand-over to the progress thread and back
+  // costs more than a small collective).
   void run(const std::function<void(HostEngine&)>& work) {
     if (sync_) return work(*sync_);
+    std::unique_lock order(order_);
+    if (queued_ == 0) {
+      // Free: the progress thread holds the engine only while an operation is queued. Taken
+      // before order_ is let go, so that an operation submitted from now on runs after this.
+      std::lock_guard engine(engine_);
+      order.unlock();
+      return work(*tcp_engine_);
+    }
+    order.unlock();
     submit(work)->wait();
   }
 
@@ -362,13 +374,23 @@ class CommunicatorImpl {
       }
       return op;
     }
+    std::lock_guard lock(order_);
+    ++queued_;
     worker_.post([this, op, work = std::move(work)] {
+      std::exception_ptr error;
       try {
+        // Over TCP a blocking call may run on its caller's thread: one at a time.
+        std::unique_lock engine(engine_, std::defer_lock);
+        if (tcp_engine_) engine.lock();
         work(tcp_engine_ ? static_cast<HostEngine&>(*tcp_engine_) : *async_);
-        op->finish(nullptr);
       } catch (...) {
-        op->finish(std::current_exception());
+        error = std::current_exception();
       }
+      {
+        std::lock_guard lock(order_);
+        --queued_;
+      }
+      op->finish(error);
     });
     return op;
   }
@@ -430,7 +452,10 @@ class CommunicatorImpl {
   bool every_rank_has_device_ = false;
   std::unique_ptr<NcclEngine> nccl_;
 #endif
-  SerialWorker worker_;  // the progress thread of non-blocking operations
+  std::mutex order_;        // guards queued_
+  std::size_t queued_ = 0;  // operations submitted and not yet finished
+  std::mutex engine_;       // over TCP: held by whichever thread runs an operation
+  SerialWorker worker_;     // the progress thread of non-blocking operations
 };
 
 }  // namespace detail

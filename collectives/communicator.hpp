@@ -40,6 +40,7 @@
 #include <string_view>
 
 #include "common/dtype.hpp"
+#include "common/error.hpp"
 
 namespace cohort::collectives {
 
@@ -94,6 +95,19 @@ struct CommunicatorOptions {
   // CUDA device for the NCCL backend; -1 picks LOCAL_RANK (else SLURM_LOCALID, else Open
   // MPI's local rank) modulo the visible devices.
   int device = -1;
+};
+
+// Thrown by a communicator made by from_directory when a peer did not take its part in an
+// operation within the timeout. peer() is the rank this one waited for: the rank that did
+// not come, where every rank shares the node; round a ring across nodes, the neighbour it
+// waited on, which may itself be waiting for another.
+class PeerTimeout : public Error {
+ public:
+  PeerTimeout(std::string message, int peer) : Error(std::move(message)), peer_(peer) {}
+  int peer() const { return peer_; }
+
+ private:
+  int peer_;
 };
 
 // Where ranks that share no MPI publish how to reach them and learn how to reach the

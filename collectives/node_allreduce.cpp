@@ -179,10 +179,11 @@ void NodeAllreduce::wait_for(Ready ready, const char* what, int peer) const {
     if ((i & 63u) == 0) {
       const auto now = std::chrono::steady_clock::now();
       if (now > deadline) {
-        throw Error("allreduce: rank " + std::to_string(peer) + " did not " + what + " within " +
+        throw PeerTimeout("allreduce: rank " + std::to_string(peer) + " did not " + what + " within " +
                     std::to_string(timeout_.count()) +
                     " s (COHORT_COLLECTIVES_TIMEOUT): every rank must call the same collectives "
-                    "in the same order with the same count, dtype and op");
+                    "in the same order with the same count, dtype and op",
+                    peer);
       }
       if (now > nap_from) {
         std::this_thread::sleep_for(std::chrono::microseconds(50));

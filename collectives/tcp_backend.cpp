@@ -356,11 +356,12 @@ void TcpEngine::exchange(const char* what, int to, const void* out, std::size_t 
     if (ready < 0) throw Error(system_message(std::string(what) + ": poll", errno));
     if (ready == 0) {
       const int late = in_bytes ? from : to;
-      throw Error(std::string(what) + ": rank " + std::to_string(late) + " did not " +
+      throw PeerTimeout(std::string(what) + ": rank " + std::to_string(late) + " did not " +
                   (in_bytes ? "send its part" : "take this rank's part") + " within " +
                   std::to_string(settings_.timeout.count() / 1000) +
                   " s (COHORT_COLLECTIVES_TIMEOUT): every rank must call the same collectives in the same order "
-                  "with the same count, dtype and op");
+                  "with the same count, dtype and op",
+                  late);
     }
     if (in_bytes) {
       const ssize_t got = ::recv(in_fd, i, in_bytes, 0);

@@ -17,9 +17,9 @@
 // cannot deadlock behind each other.
 //
 // Ranks not started under MPI (torchrun's) meet through the group's store instead: the
-// communicator joins them over TCP and, on one node, shared memory; the agreement is then a
-// non-blocking allreduce of that communicator, and send/recv go to a gloo group on the same
-// store that cohort.torch makes for them.
+// communicator joins them over TCP and, on one node, shared memory; the agreement is then an
+// allreduce of that communicator, on the worker thread with the group's timeout, and
+// send/recv go to a gloo group on the same store that cohort.torch makes for them.
 //
 // Devices: a group may hold a second process group, its device group (NCCL where CUDA is,
 // made by cohort.torch), as gloo|nccl device maps do. A call whose tensors are all in CPU
@@ -423,9 +423,7 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     if (p2p_group_) {
       StoreDirectory directory(*store);
       cc::CommunicatorOptions options;
-      // Longer than the group's own, so that a rank that never comes is named from the store
-      // (await) rather than as the neighbour the communicator waited for.
-      options.timeout = timeout_ + std::chrono::minutes(1);
+      options.timeout = timeout_;
       comm_.emplace(cc::Communicator::from_directory(rank, size, directory, options));
       return;
     }
@@ -797,11 +795,23 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
           [&] { v.release(); }, plan);
       return;
     }
-    auto request = std::make_unique<cc::Request>(comm_->iallreduce(v->data(), v->size(), cohort::DType::int64,
-                                                                   cc::ReduceOp::max));
-    // A request that never completes is let go with its values: destroying it would wait.
-    await([&] { return request->test(); }, [&] { (void)request.release(), (void)v.release(); }, plan);
-    request->wait();  // the communicator's own error, when a rank failed
+    // On this thread: a hand-over to the communicator's progress thread and back cost more
+    // than the agreement itself. The communicator's own timeout is the group's, and it names
+    // the rank it waited for.
+    try {
+      comm_->allreduce(v->data(), v->size(), cohort::DType::int64, cc::ReduceOp::max);
+    } catch (const cc::PeerTimeout& e) {
+      timed_out(plan, std::to_string(e.peer()));
+    }
+  }
+
+  [[noreturn]] void timed_out(const Plan& plan, const std::string& missing) {
+    broken_ = true;
+    broken_what_ = plan.what;
+    throw backend_error(plan.what, "rank(s) " + (missing.empty() ? std::string("?") : missing) +
+                                       " did not arrive within " + std::to_string(timeout_.count() / 1000) +
+                                       " s (the group's timeout, init_process_group(timeout=...)); the group cannot "
+                                       "be used any more");
   }
 
   // Waits until `done` within the group's timeout. A rank still waiting after a second says
@@ -839,13 +849,8 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     for (int r = 0; r < size_; ++r) {
       if (!store_->check({keys[r]})) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
     }
-    broken_ = true;
-    broken_what_ = plan.what;
     abandon();
-    throw backend_error(plan.what, "rank(s) " + (missing.empty() ? std::string("?") : missing) +
-                                       " did not arrive within " + std::to_string(timeout_.count() / 1000) +
-                                       " s (the group's timeout, init_process_group(timeout=...)); the group cannot "
-                                       "be used any more");
+    timed_out(plan, missing);
   }
 
   c10::intrusive_ptr<c10d::Store> store_;

@@ -5,7 +5,12 @@
     PYTHONPATH=build/python mpirun -n 2 /usr/bin/python3 bench/torch_backend.py \\
         [--sizes 8:64M] [--ddp-steps 10] [--json | --out FILE]
 
-`cohort bench torch` runs it so (mpirun included) and prints its results in the format of
+    MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 PYTHONPATH=build/python \\
+        /usr/bin/python3 bench/torch_backend.py --spawn 2 [...]
+
+The second form starts the ranks without MPI, as torchrun does: this process is rank 0 and
+starts the others, and the backend's ranks meet through torch's store.
+`cohort bench torch` runs either (mpirun included) and prints its results in the format of
 every cohort benchmark: --out writes them there as that JSON ({"context", "tables",
 "figures", "notes"}).
 
@@ -28,6 +33,8 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -154,7 +161,8 @@ def bench_report(report, args):
                                  ddp["gloo_ms"], ddp["speedup"], ddp["max_grad_difference"]]]})
         figures.append({"name": "ddp_speedup", "label": "DDP step", "value": ddp["speedup"], "unit": "x",
                         "digits": 2, "note": "gloo's step time / cohort's"})
-    return {"context": {"ranks": report["ranks"], "torch": report["torch"], "baseline": "gloo"},
+    return {"context": {"ranks": report["ranks"], "torch": report["torch"], "baseline": "gloo",
+                        "bootstrap": report["bootstrap"]},
             "tables": tables, "figures": figures,
             "notes": ["the ranks share this machine's cores; each figure is against gloo in the same run"]}
 
@@ -166,7 +174,18 @@ def main():
     parser.add_argument("--ddp-steps", type=int, default=10, help="timed DDP steps per backend (0: none)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--out", help="write the results as cohort bench's report JSON here (rank 0)")
+    parser.add_argument("--spawn", type=int, default=0, metavar="N",
+                        help="start N ranks without MPI, as torchrun does: this process is rank 0")
     args = parser.parse_args()
+    peers = []
+    if args.spawn > 1:
+        os.environ.update(RANK="0", WORLD_SIZE=str(args.spawn), LOCAL_RANK="0")
+        # The same measurement, without what only rank 0 does or the spawning itself.
+        argv = ["--sizes", args.sizes, "--repeat", str(args.repeat), "--ddp-steps", str(args.ddp_steps)]
+        for r in range(1, args.spawn):
+            env = dict(os.environ, RANK=str(r), LOCAL_RANK=str(r))
+            peers.append(subprocess.Popen([sys.executable, __file__] + argv, env=env,
+                                          stdout=subprocess.DEVNULL))
 
     dist.init_process_group("cohort", init_method="env://")
     rank = dist.get_rank()
@@ -195,7 +214,7 @@ def main():
 
     if rank == 0:
         report = {"bench": "torch", "ranks": dist.get_world_size(), "torch": torch.__version__,
-                  "allreduce": rows, "ddp": ddp}
+                  "bootstrap": cohort.torch.bootstrap(), "allreduce": rows, "ddp": ddp}
         if args.out:
             with open(args.out, "w") as f:
                 json.dump(bench_report(report, args), f)
@@ -213,6 +232,8 @@ def main():
                       f"{ddp['cohort_ms']:.1f} ms, gloo {ddp['gloo_ms']:.1f} ms ({ddp['speedup']:.2f}x); "
                       f"first step's gradients differ by at most {ddp['max_grad_difference']:.3g}")
     dist.destroy_process_group()
+    if any(p.wait() != 0 for p in peers):
+        sys.exit("torch_backend.py: a spawned rank failed (its stderr above says why)")
 
 
 if __name__ == "__main__":

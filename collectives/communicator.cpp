@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <iostream>
 #include <string>
 
@@ -10,6 +11,7 @@
 #include "collectives/mpi_backend.hpp"
 #include "collectives/operation.hpp"
 #include "collectives/rendezvous.hpp"
+#include "collectives/tcp_backend.hpp"
 #include "common/environment.hpp"
 #include "common/error.hpp"
 #include "common/serial_worker.hpp"
@@ -201,6 +203,39 @@ class CommunicatorImpl {
 #endif
   }
 
+  // Ranks that met through a directory (no MPI): host buffers over TCP and shared memory,
+  // every operation on the progress thread in the order issued.
+  CommunicatorImpl(int rank, int size, PeerDirectory& directory, const CommunicatorOptions& options)
+      : rank_(rank), size_(size), overlaps_(true), backend_(choose_backend(options)) {
+    if (backend_ == "nccl") {
+      throw input_error("backend 'nccl': ranks that meet through a directory carry host buffers only: use "
+                        "COHORT_COLLECTIVES_BACKEND=auto, and NCCL (torch's nccl backend) for device tensors");
+    }
+    TcpSettings settings;
+    settings.algorithm = options.algorithm;
+    if (const char* text = std::getenv("COHORT_ALLREDUCE_ALGORITHM");
+        text && *text && options.algorithm == AllreduceAlgorithm::automatic) {
+      settings.algorithm = parse_algorithm(text);
+    }
+    if (settings.algorithm == AllreduceAlgorithm::mpi) settings.algorithm = AllreduceAlgorithm::automatic;
+    if (const char* text = std::getenv("COHORT_ALLREDUCE_CHUNK"); text && *text) {
+      settings.chunk_bytes = parse_bytes("COHORT_ALLREDUCE_CHUNK", text);
+      if (settings.chunk_bytes < 4096) {
+        throw input_error(std::string("COHORT_ALLREDUCE_CHUNK=") + text + ": chunks must be at least 4K");
+      }
+    }
+    settings.timeout = options.timeout.value_or(std::chrono::milliseconds(0));
+    tcp_engine_ = std::make_unique<TcpEngine>(rank, size, directory, settings);
+    if (settings.algorithm == AllreduceAlgorithm::node && !tcp_engine_->node_local()) {
+      throw input_error("allreduce algorithm 'node' needs every rank on one node; these ranks "
+                        "span several: use COHORT_ALLREDUCE_ALGORITHM=auto or ring");
+    }
+    settings_.node_local = tcp_engine_->node_local();
+    settings_.algorithm = settings_.node_local && settings.algorithm != AllreduceAlgorithm::ring
+                              ? AllreduceAlgorithm::node
+                              : AllreduceAlgorithm::ring;
+  }
+
   ~CommunicatorImpl() { worker_.join(); }  // before the engines its operations run on
 
   int rank() const { return rank_; }
@@ -223,6 +258,13 @@ class CommunicatorImpl {
   bool use_nccl(const char* what, const void* a, const void* b) {
 #if COHORT_HAVE_NCCL
     if (tcp_ && !a && !b) return true;  // nothing to move: NCCL takes count 0
+    if (tcp_engine_) {
+      if ((a && memory_place(a).device) || (b && memory_place(b).device)) {
+        throw input_error(std::string(what) + ": the buffer is CUDA device memory, and these ranks met through a "
+                          "directory, which carries host buffers: copy it to host memory, or use NCCL for it");
+      }
+      return false;
+    }
     if (devices_ == 0) return false;  // the nccl backend with no device was refused at creation
     // One driver query per distinct buffer: on GPU nodes every host-buffer call pays for it.
     const MemoryPlace pa = memory_place(a);
@@ -278,7 +320,23 @@ class CommunicatorImpl {
   void synchronize_device() {}
 #endif
 
-  MpiEngine& sync() { return *sync_; }
+  // Runs a blocking host operation: at once over MPI (non-blocking ones have an MPI
+  // communicator of their own); otherwise behind the non-blocking ones issued before it, on
+  // the calling thread when there are none (a hand-over to the progress thread and back
+  // costs more than a small collective).
+  void run(const std::function<void(HostEngine&)>& work) {
+    if (sync_) return work(*sync_);
+    std::unique_lock order(order_);
+    if (queued_ == 0) {
+      // Free: the progress thread holds the engine only while an operation is queued. Taken
+      // before order_ is let go, so that an operation submitted from now on runs after this.
+      std::lock_guard engine(engine_);
+      order.unlock();
+      return work(*tcp_engine_);
+    }
+    order.unlock();
+    submit(work)->wait();
+  }
 
   // Blocking when `wait`, else through the returned operation.
   std::shared_ptr<Operation> barrier(bool wait) {
@@ -291,10 +349,10 @@ class CommunicatorImpl {
 #endif
     synchronize_device();
     if (wait) {
-      sync_->barrier();
+      run([](HostEngine& e) { e.barrier(); });
       return nullptr;
     }
-    return submit([](MpiEngine& e) { e.barrier(); });
+    return submit([](HostEngine& e) { e.barrier(); });
   }
   int device() const {
 #if COHORT_HAVE_NCCL
@@ -305,7 +363,7 @@ class CommunicatorImpl {
 
   // Runs work on the progress thread, or at once when MPI cannot take calls from two
   // threads.
-  std::shared_ptr<Operation> submit(std::function<void(MpiEngine&)> work) {
+  std::shared_ptr<Operation> submit(std::function<void(HostEngine&)> work) {
     auto op = std::make_shared<HostOperation>();
     if (!overlaps_) {
       try {
@@ -316,13 +374,23 @@ class CommunicatorImpl {
       }
       return op;
     }
+    std::lock_guard lock(order_);
+    ++queued_;
     worker_.post([this, op, work = std::move(work)] {
+      std::exception_ptr error;
       try {
-        work(*async_);
-        op->finish(nullptr);
+        // Over TCP a blocking call may run on its caller's thread: one at a time.
+        std::unique_lock engine(engine_, std::defer_lock);
+        if (tcp_engine_) engine.lock();
+        work(tcp_engine_ ? static_cast<HostEngine&>(*tcp_engine_) : *async_);
       } catch (...) {
-        op->finish(std::current_exception());
+        error = std::current_exception();
       }
+      {
+        std::lock_guard lock(order_);
+        --queued_;
+      }
+      op->finish(error);
     });
     return op;
   }
@@ -376,6 +444,7 @@ class CommunicatorImpl {
   MpiSettings settings_;
   std::unique_ptr<MpiEngine> sync_;
   std::unique_ptr<MpiEngine> async_;
+  std::unique_ptr<TcpEngine> tcp_engine_;  // ranks that met through a directory
 #if COHORT_HAVE_NCCL
   int devices_ = 0;
   int device_ = 0;
@@ -383,7 +452,10 @@ class CommunicatorImpl {
   bool every_rank_has_device_ = false;
   std::unique_ptr<NcclEngine> nccl_;
 #endif
-  SerialWorker worker_;  // the progress thread of non-blocking operations
+  std::mutex order_;        // guards queued_
+  std::size_t queued_ = 0;  // operations submitted and not yet finished
+  std::mutex engine_;       // over TCP: held by whichever thread runs an operation
+  SerialWorker worker_;     // the progress thread of non-blocking operations
 };
 
 }  // namespace detail
@@ -430,6 +502,11 @@ Communicator::Communicator(std::unique_ptr<detail::CommunicatorImpl> impl) : imp
 Communicator::Communicator(Communicator&&) noexcept = default;
 Communicator& Communicator::operator=(Communicator&&) noexcept = default;
 Communicator::~Communicator() = default;
+
+Communicator Communicator::from_directory(int rank, int size, PeerDirectory& directory,
+                                          const CommunicatorOptions& options) {
+  return Communicator(std::make_unique<detail::CommunicatorImpl>(rank, size, directory, options));
+}
 
 Communicator Communicator::from_mpi(MPI_Comm comm, const CommunicatorOptions& options) {
   int initialized = 0;
@@ -558,7 +635,7 @@ void Communicator::allreduce(const void* send, void* recv, std::size_t count, DT
   impl_->use_nccl("allreduce", send, recv);
 #endif
   if (size() == 1) return copy_if_apart(send, recv, count * size_of(dtype));
-  impl_->sync().allreduce(send, recv, count, dtype, op);
+  impl_->run([&](detail::HostEngine& e) { e.allreduce(send, recv, count, dtype, op); });
 }
 
 void Communicator::broadcast(void* buffer, std::size_t count, DType dtype, int root) {
@@ -570,7 +647,7 @@ void Communicator::broadcast(void* buffer, std::size_t count, DType dtype, int r
   impl_->use_nccl("broadcast", buffer, nullptr);
 #endif
   if (size() == 1) return;
-  impl_->sync().broadcast(buffer, count, dtype, root);
+  impl_->run([&](detail::HostEngine& e) { e.broadcast(buffer, count, dtype, root); });
 }
 
 void Communicator::allgather(const void* send, void* recv, std::size_t count, DType dtype) {
@@ -581,7 +658,7 @@ void Communicator::allgather(const void* send, void* recv, std::size_t count, DT
   impl_->use_nccl("allgather", send, recv);
 #endif
   if (size() == 1) return copy_if_apart(send, recv, count * size_of(dtype));
-  impl_->sync().allgather(send, recv, count, dtype);
+  impl_->run([&](detail::HostEngine& e) { e.allgather(send, recv, count, dtype); });
 }
 
 void Communicator::reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype,
@@ -595,7 +672,7 @@ void Communicator::reduce_scatter(const void* send, void* recv, std::size_t coun
   impl_->use_nccl("reduce_scatter", send, recv);
 #endif
   if (size() == 1) return copy_if_apart(send, recv, count * size_of(dtype));
-  impl_->sync().reduce_scatter(send, recv, count, dtype, op);
+  impl_->run([&](detail::HostEngine& e) { e.reduce_scatter(send, recv, count, dtype, op); });
 }
 
 void Communicator::barrier() { impl_->barrier(true); }
@@ -612,7 +689,7 @@ Request Communicator::iallreduce(const void* send, void* recv, std::size_t count
     copy_if_apart(send, recv, count * size_of(dtype));
     return Request();
   }
-  return Request(impl_->submit([=](detail::MpiEngine& e) { e.allreduce(send, recv, count, dtype, op); }));
+  return Request(impl_->submit([=](detail::HostEngine& e) { e.allreduce(send, recv, count, dtype, op); }));
 }
 
 Request Communicator::ibroadcast(void* buffer, std::size_t count, DType dtype, int root) {
@@ -624,7 +701,7 @@ Request Communicator::ibroadcast(void* buffer, std::size_t count, DType dtype, i
   impl_->use_nccl("broadcast", buffer, nullptr);
 #endif
   if (size() == 1) return Request();
-  return Request(impl_->submit([=](detail::MpiEngine& e) { e.broadcast(buffer, count, dtype, root); }));
+  return Request(impl_->submit([=](detail::HostEngine& e) { e.broadcast(buffer, count, dtype, root); }));
 }
 
 Request Communicator::iallgather(const void* send, void* recv, std::size_t count, DType dtype) {
@@ -638,7 +715,7 @@ Request Communicator::iallgather(const void* send, void* recv, std::size_t count
     copy_if_apart(send, recv, count * size_of(dtype));
     return Request();
   }
-  return Request(impl_->submit([=](detail::MpiEngine& e) { e.allgather(send, recv, count, dtype); }));
+  return Request(impl_->submit([=](detail::HostEngine& e) { e.allgather(send, recv, count, dtype); }));
 }
 
 Request Communicator::ireduce_scatter(const void* send, void* recv, std::size_t count,
@@ -655,7 +732,7 @@ Request Communicator::ireduce_scatter(const void* send, void* recv, std::size_t 
     copy_if_apart(send, recv, count * size_of(dtype));
     return Request();
   }
-  return Request(impl_->submit([=](detail::MpiEngine& e) { e.reduce_scatter(send, recv, count, dtype, op); }));
+  return Request(impl_->submit([=](detail::HostEngine& e) { e.reduce_scatter(send, recv, count, dtype, op); }));
 }
 
 Request Communicator::ibarrier() { return Request(impl_->barrier(false)); }

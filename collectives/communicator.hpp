@@ -30,6 +30,7 @@
 
 #include <mpi.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -39,6 +40,7 @@
 #include <string_view>
 
 #include "common/dtype.hpp"
+#include "common/error.hpp"
 
 namespace cohort::collectives {
 
@@ -86,9 +88,36 @@ struct CommunicatorOptions {
   // Check on every call that all ranks agree on count, dtype and op (one extra small
   // allreduce per call). Unset: COHORT_COLLECTIVES_VERIFY=1 turns it on.
   std::optional<bool> verify;
+  // How long a rank of a communicator made by from_directory waits inside one collective for
+  // a peer before it throws, naming the peer. Unset: COHORT_COLLECTIVES_TIMEOUT, else 30
+  // minutes.
+  std::optional<std::chrono::milliseconds> timeout;
   // CUDA device for the NCCL backend; -1 picks LOCAL_RANK (else SLURM_LOCALID, else Open
   // MPI's local rank) modulo the visible devices.
   int device = -1;
+};
+
+// Thrown by a communicator made by from_directory when a peer did not take its part in an
+// operation within the timeout. peer() is the rank this one waited for: the rank that did
+// not come, where every rank shares the node; round a ring across nodes, the neighbour it
+// waited on, which may itself be waiting for another.
+class PeerTimeout : public Error {
+ public:
+  PeerTimeout(std::string message, int peer) : Error(std::move(message)), peer_(peer) {}
+  int peer() const { return peer_; }
+
+ private:
+  int peer_;
+};
+
+// Where ranks that share no MPI publish how to reach them and learn how to reach the
+// others: a key-value store every rank reaches, such as PyTorch's c10d store (cohort.torch
+// adapts it). get() waits until the key is set, or throws when the store gives up.
+class PeerDirectory {
+ public:
+  virtual ~PeerDirectory() = default;
+  virtual void set(const std::string& key, const std::string& value) = 0;
+  virtual std::string get(const std::string& key) = 0;
 };
 
 namespace detail {
@@ -137,6 +166,13 @@ class Communicator {
   // COHORT_RENDEZVOUS_TIMEOUT seconds (default 600); a rank that cannot take part (no
   // device) makes every rank throw its reason.
   static Communicator from_environment(const CommunicatorOptions& options = {});
+  // Joins `size` ranks that share no MPI (torchrun's, or a program's own launcher's), each
+  // passing its own `rank`: each publishes in `directory` where it listens and connects to
+  // the others over TCP; where all run on one node, allreduce goes through shared memory as
+  // under MPI. Host buffers only (options.backend nccl is refused); non-blocking and
+  // blocking operations run in the order they were issued, on one progress thread.
+  static Communicator from_directory(int rank, int size, PeerDirectory& directory,
+                                     const CommunicatorOptions& options = {});
   // Joins the ranks of `comm`, which cohort duplicates and leaves to its owner.
   static Communicator from_mpi(MPI_Comm comm, const CommunicatorOptions& options = {});
 

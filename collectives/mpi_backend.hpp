@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "collectives/communicator.hpp"
+#include "collectives/host_engine.hpp"
 #include "collectives/node_allreduce.hpp"
 #include "collectives/ring_allreduce.hpp"
 
@@ -35,19 +36,19 @@ struct MpiSettings {
 // Owns a duplicate of the communicator it is given (freed on destruction) and, once the
 // first large allreduce needs them, the node-local allreduce's shared segment or the ring's
 // staging buffers.
-class MpiEngine {
+class MpiEngine final : public HostEngine {
  public:
   MpiEngine(MPI_Comm comm, MpiSettings settings);
   MpiEngine(const MpiEngine&) = delete;
   MpiEngine& operator=(const MpiEngine&) = delete;
-  ~MpiEngine();
+  ~MpiEngine() override;
 
   MPI_Comm comm() const { return comm_; }
-  void allreduce(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
-  void broadcast(void* buffer, std::size_t count, DType dtype, int root);
-  void allgather(const void* send, void* recv, std::size_t count, DType dtype);
-  void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op);
-  void barrier();
+  void allreduce(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op) override;
+  void broadcast(void* buffer, std::size_t count, DType dtype, int root) override;
+  void allgather(const void* send, void* recv, std::size_t count, DType dtype) override;
+  void reduce_scatter(const void* send, void* recv, std::size_t count, DType dtype, ReduceOp op) override;
+  void barrier() override;
 
  private:
   // With settings.verify: all ranks agree on what they are about to do, or all throw.

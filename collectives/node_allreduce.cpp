@@ -124,6 +124,23 @@ NodeAllreduce::NodeAllreduce(MPI_Comm comm, std::size_t chunk_bytes)
   check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
 }
 
+std::size_t NodeAllreduce::segment_bytes(std::size_t chunk_bytes) {
+  return kControlBytes + 2 * kSlots * chunk_bytes;
+}
+
+void NodeAllreduce::prepare_segment(void* segment, std::size_t chunk_bytes) {
+  std::memset(segment, 0, segment_bytes(chunk_bytes));
+  new (segment) Control();
+}
+
+NodeAllreduce::NodeAllreduce(std::vector<std::byte*> bases, int rank, std::size_t chunk_bytes,
+                             std::chrono::seconds timeout)
+    : rank_(rank),
+      size_(static_cast<int>(bases.size())),
+      chunk_bytes_(chunk_bytes),
+      base_(std::move(bases)),
+      timeout_(timeout) {}
+
 NodeAllreduce::~NodeAllreduce() {
   int finalized = 0;
   MPI_Finalized(&finalized);
@@ -162,10 +179,11 @@ void NodeAllreduce::wait_for(Ready ready, const char* what, int peer) const {
     if ((i & 63u) == 0) {
       const auto now = std::chrono::steady_clock::now();
       if (now > deadline) {
-        throw Error("allreduce: rank " + std::to_string(peer) + " did not " + what + " within " +
+        throw PeerTimeout("allreduce: rank " + std::to_string(peer) + " did not " + what + " within " +
                     std::to_string(timeout_.count()) +
                     " s (COHORT_COLLECTIVES_TIMEOUT): every rank must call the same collectives "
-                    "in the same order with the same count, dtype and op");
+                    "in the same order with the same count, dtype and op",
+                    peer);
       }
       if (now > nap_from) {
         std::this_thread::sleep_for(std::chrono::microseconds(50));

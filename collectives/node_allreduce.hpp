@@ -33,9 +33,15 @@ class NodeAllreduce {
 
   // Collective over comm: maps each rank's segment and touches it. comm must span one node.
   explicit NodeAllreduce(MPI_Comm comm, std::size_t chunk_bytes = kDefaultChunkBytes);
+  // Over segments the caller mapped without MPI: bases[r] is rank r's, segment_bytes() long,
+  // page-aligned, and made ready by its owner with prepare_segment() before any peer maps it.
+  NodeAllreduce(std::vector<std::byte*> bases, int rank, std::size_t chunk_bytes, std::chrono::seconds timeout);
+  static std::size_t segment_bytes(std::size_t chunk_bytes);
+  // Touches every page of this rank's segment and constructs its control block.
+  static void prepare_segment(void* segment, std::size_t chunk_bytes);
   NodeAllreduce(const NodeAllreduce&) = delete;
   NodeAllreduce& operator=(const NodeAllreduce&) = delete;
-  ~NodeAllreduce();  // collective over comm, as MPI_Win_free is
+  ~NodeAllreduce();  // collective over comm, as MPI_Win_free is (when made over MPI)
 
   // Every rank calls with the same count, dtype and op; they are checked and a disagreement
   // throws cohort::Error on every rank. send == recv is in place.
@@ -67,7 +73,7 @@ class NodeAllreduce {
   template <class Ready>
   void wait_for(Ready ready, const char* what, int peer) const;
 
-  MPI_Comm comm_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
   MPI_Win window_ = MPI_WIN_NULL;
   int rank_ = 0;
   int size_ = 1;

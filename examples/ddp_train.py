@@ -2,8 +2,9 @@
 """A small PyTorch DDP training run for `cohort launch`, checkpointed with cohort.
 
 It uses the launch contract as torchrun users do (init_method="env://", gloo on CPUs, or
-cohort's own backend with --backend cohort, whose ranks must be MPI's: mpirun, srun
---mpi=pmix, or cohort launch with SLURM_MPI_TYPE=pmix). Through the `cohort` package
+cohort's own backend with --backend cohort: over MPI where the ranks are MPI's — mpirun,
+srun --mpi=pmix, cohort launch with SLURM_MPI_TYPE=pmix — else meeting through torch's
+store, as torchrun starts them). Through the `cohort` package
 (PYTHONPATH=build/python, or installed) it beats the launcher's heartbeat every step
 (cohort.launch.heartbeat), saves model and optimizer state with cohort.checkpoint —
 asynchronously every --checkpoint-every steps, and at once when the launcher asks for a
@@ -55,19 +56,21 @@ def options():
     parser.add_argument("--pid-dir", type=pathlib.Path,
                         help="write each rank's pid here (lets a test kill one rank)")
     parser.add_argument("--backend", choices=["gloo", "cohort"], default="gloo",
-                        help="torch.distributed backend; cohort needs the ranks started under MPI")
+                        help="torch.distributed backend")
     return parser.parse_args()
 
 
 def main():
     args = options()
     if args.backend == "cohort":
-        import cohort.torch  # noqa: F401  registers the backend
+        import cohort.torch  # registers the backend
         # mpirun numbers its ranks without torchrun's names; the launch contract's win.
         os.environ.setdefault("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
         os.environ.setdefault("WORLD_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))
     dist.init_process_group(args.backend, init_method="env://")
     rank, world = dist.get_rank(), dist.get_world_size()
+    if args.backend == "cohort":
+        print(f"rank {rank}: cohort backend, ranks met over {cohort.torch.bootstrap()}", flush=True)
     restart = launch.restart_count()
     launch.heartbeat()
     launch.checkpoint_requested()  # listens for SIGUSR1 from here on

@@ -16,6 +16,11 @@
 // their own, as gloo posts them, so a send and a recv issued in either order on two ranks
 // cannot deadlock behind each other.
 //
+// Ranks not started under MPI (torchrun's) meet through the group's store instead: the
+// communicator joins them over TCP and, on one node, shared memory; the agreement is then an
+// allreduce of that communicator, on the worker thread with the group's timeout, and
+// send/recv go to a gloo group on the same store that cohort.torch makes for them.
+//
 // Devices: a group may hold a second process group, its device group (NCCL where CUDA is,
 // made by cohort.torch), as gloo|nccl device maps do. A call whose tensors are all in CPU
 // memory runs on cohort's communicator; one whose tensors are all elsewhere is handed to the
@@ -152,26 +157,28 @@ struct Plan {
   }
 };
 
-// The agreement step: one MPI_Iallreduce (MAX over each field and its negation, so every
-// rank learns both the smallest and the largest value) over the ranks of `comm`.
-// `await` completes the MPI request (or throws when a rank never comes).
-void agree(MPI_Comm comm, int rank, OpType kind, const Plan& plan, const std::function<void(MPI_Request&)>& await) {
-  constexpr int kFields = 6;
+constexpr int kAgreementFields = 6;
+using Agreement = std::array<std::int64_t, 2 * kAgreementFields>;
+
+// The agreement step: one allreduce (MAX over each field and its negation, so every rank
+// learns both the smallest and the largest value) over the ranks of the group. `reduce_max`
+// runs it, or throws when a rank never comes; it may release the values to a request still
+// pending then.
+void agree(int rank, OpType kind, const Plan& plan, const std::function<void(std::unique_ptr<Agreement>&)>& reduce_max) {
+  constexpr int kFields = kAgreementFields;
   const std::int64_t faulty = plan.fault == Fault::none
                                   ? -1
                                   : (static_cast<std::int64_t>(plan.fault) << 32) | rank;
   const std::array<std::int64_t, kFields> fields{
       static_cast<std::int64_t>(kind), plan.count, static_cast<std::int64_t>(plan.dtype),
       static_cast<std::int64_t>(plan.op), plan.root, faulty};
-  std::array<std::int64_t, 2 * kFields> v{};
+  auto owned = std::make_unique<Agreement>();
   for (int i = 0; i < kFields; ++i) {
-    v[i] = fields[i];
-    v[kFields + i] = -fields[i];
+    (*owned)[i] = fields[i];
+    (*owned)[kFields + i] = -fields[i];
   }
-  MPI_Request request = MPI_REQUEST_NULL;
-  const int rc = MPI_Iallreduce(MPI_IN_PLACE, v.data(), 2 * kFields, MPI_INT64_T, MPI_MAX, comm, &request);
-  if (rc != MPI_SUCCESS) throw backend_error(plan.what, "MPI_Iallreduce failed (error " + std::to_string(rc) + ")");
-  await(request);
+  reduce_max(owned);
+  const Agreement& v = *owned;
   const auto lo = [&](int i) { return -v[kFields + i]; };
   if (plan.fault != Fault::none) throw backend_error(plan.what, plan.message);
   if (v[5] >= 0) {
@@ -318,9 +325,9 @@ class P2PWork final : public c10d::Work {
 MPI_Comm group_comm(c10d::Store& store, int rank, int size) {
   if (size > 1 && !cc::mpi_launched()) {
     throw cohort::input_error(
-        "the cohort backend carries CPU tensors over MPI, and this process was not started by an MPI "
+        "COHORT_COLLECTIVES_BOOTSTRAP=mpi asks for MPI, and this process was not started by an MPI "
         "launcher: start the ranks with srun --mpi=pmix or mpirun (cohort launch's when SLURM_MPI_TYPE=pmix; torchrun "
-        "starts no MPI), or use gloo");
+        "starts no MPI), or unset it: ranks started without MPI meet through torch's store");
   }
   cc::initialize_mpi();
   int world_rank = 0, world_size = 0;
@@ -383,16 +390,42 @@ class Devices {
   bool cpu_is_device_;
 };
 
+// The group's store as the directory in which ranks not started under MPI find each other.
+class StoreDirectory final : public cc::PeerDirectory {
+ public:
+  explicit StoreDirectory(c10d::Store& store) : store_(store) {}
+  void set(const std::string& key, const std::string& value) override {
+    store_.set(key, std::vector<std::uint8_t>(value.begin(), value.end()));
+  }
+  std::string get(const std::string& key) override {
+    const std::vector<std::uint8_t> value = store_.get(key);  // waits, up to the store's timeout
+    return std::string(value.begin(), value.end());
+  }
+
+ private:
+  c10d::Store& store_;
+};
+
 class ProcessGroupCohort final : public c10d::ProcessGroup {
  public:
+  // `p2p`: for ranks not started under MPI, the group their sends and receives go to; with
+  // it, the ranks meet through the store.
   ProcessGroupCohort(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
-                     std::chrono::milliseconds timeout, c10::intrusive_ptr<c10d::ProcessGroup> device)
-      : ProcessGroup(rank, size), store_(store), timeout_(timeout), device_(std::move(device)) {
+                     std::chrono::milliseconds timeout, c10::intrusive_ptr<c10d::ProcessGroup> device,
+                     c10::intrusive_ptr<c10d::ProcessGroup> p2p)
+      : ProcessGroup(rank, size), store_(store), timeout_(timeout), device_(std::move(device)), p2p_group_(std::move(p2p)) {
     if (device_ && (device_->getRank() != rank || device_->getSize() != size)) {
       throw cohort::input_error("the device group is rank " + std::to_string(device_->getRank()) + " of " +
                                 std::to_string(device_->getSize()) + " where this group is rank " +
                                 std::to_string(rank) + " of " + std::to_string(size) +
                                 ": make it from the same store, rank and size");
+    }
+    if (p2p_group_) {
+      StoreDirectory directory(*store);
+      cc::CommunicatorOptions options;
+      options.timeout = timeout_;
+      comm_.emplace(cc::Communicator::from_directory(rank, size, directory, options));
+      return;
     }
     MPI_Comm comm = group_comm(*store, rank, size);
     try {
@@ -424,7 +457,7 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
       comm_.reset();
       return;
     }
-    MPI_Comm_free(&p2p_);
+    if (p2p_ != MPI_COMM_NULL) MPI_Comm_free(&p2p_);
     comm_.reset();  // collective over the group, as MPI_Win_free is: still without the GIL
   }
 
@@ -706,7 +739,7 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
                                              "), so the group cannot be used any more: destroy it and start again");
         }
         ++sequence_;
-        agree(comm_->mpi_comm(), rank_, type, plan, [&](MPI_Request& r) { await(r, plan); });
+        agree(rank_, type, plan, [&](std::unique_ptr<Agreement>& v) { reduce_max(v, plan); });
         body();
       } catch (const std::runtime_error& e) {
         // cohort::Error included: torch's callers expect RuntimeError, with the backend named.
@@ -729,6 +762,10 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
                                  std::to_string(size_ - 1) + ")");
     }
     if (plan.fault != Fault::none) throw backend_error(plan.what, plan.message);
+    if (p2p_group_) {
+      ++host_calls_;
+      return recv ? p2p_group_->recv(tensors, peer, tag) : p2p_group_->send(tensors, peer, tag);
+    }
     const at::Tensor& t = tensors[0];
     const std::int64_t bytes = t.numel() * static_cast<std::int64_t>(t.element_size());
     MPI_Request request = MPI_REQUEST_NULL;
@@ -742,17 +779,50 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     return c10::make_intrusive<P2PWork>(type, t, request, bytes, peer);
   }
 
-  // Completes the agreement's request within the group's timeout. A rank still waiting after
-  // a second says so in the store, so that when the timeout comes every waiting rank can
-  // name the ranks that never came.
-  void await(MPI_Request& request, const Plan& plan) {
+  // The agreement's allreduce: over MPI where the ranks are MPI's, else on the communicator.
+  void reduce_max(std::unique_ptr<Agreement>& v, const Plan& plan) {
+    const int n = static_cast<int>(v->size());
+    if (comm_->mpi_comm() != MPI_COMM_NULL) {
+      MPI_Request request = MPI_REQUEST_NULL;
+      const int rc = MPI_Iallreduce(MPI_IN_PLACE, v->data(), n, MPI_INT64_T, MPI_MAX, comm_->mpi_comm(), &request);
+      if (rc != MPI_SUCCESS) throw backend_error(plan.what, "MPI_Iallreduce failed (error " + std::to_string(rc) + ")");
+      await(
+          [&] {
+            int done = 0;
+            MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+            return done != 0;
+          },
+          [&] { v.release(); }, plan);
+      return;
+    }
+    // On this thread: a hand-over to the communicator's progress thread and back cost more
+    // than the agreement itself. The communicator's own timeout is the group's, and it names
+    // the rank it waited for.
+    try {
+      comm_->allreduce(v->data(), v->size(), cohort::DType::int64, cc::ReduceOp::max);
+    } catch (const cc::PeerTimeout& e) {
+      timed_out(plan, std::to_string(e.peer()));
+    }
+  }
+
+  [[noreturn]] void timed_out(const Plan& plan, const std::string& missing) {
+    broken_ = true;
+    broken_what_ = plan.what;
+    throw backend_error(plan.what, "rank(s) " + (missing.empty() ? std::string("?") : missing) +
+                                       " did not arrive within " + std::to_string(timeout_.count() / 1000) +
+                                       " s (the group's timeout, init_process_group(timeout=...)); the group cannot "
+                                       "be used any more");
+  }
+
+  // Waits until `done` within the group's timeout. A rank still waiting after a second says
+  // so in the store, so that when the timeout comes every waiting rank can name the ranks
+  // that never came; `abandon` then lets go of what the pending operation still writes to.
+  void await(const std::function<bool()>& done, const std::function<void()>& abandon, const Plan& plan) {
     const auto start = std::chrono::steady_clock::now();
     const std::string prefix = "cohort/waiting/" + std::to_string(sequence_) + "/";
     bool said = false;
     for (;;) {
-      int done = 0;
-      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-      if (done) return;
+      if (done()) return;
       const auto waited = std::chrono::steady_clock::now() - start;
       if (!said && waited > std::chrono::seconds(1)) {
         store_->set(prefix + std::to_string(rank_), std::vector<uint8_t>{'1'});
@@ -779,12 +849,8 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
     for (int r = 0; r < size_; ++r) {
       if (!store_->check({keys[r]})) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
     }
-    broken_ = true;
-    broken_what_ = plan.what;
-    throw backend_error(plan.what, "rank(s) " + (missing.empty() ? std::string("?") : missing) +
-                                       " did not arrive within " + std::to_string(timeout_.count() / 1000) +
-                                       " s (the group's timeout, init_process_group(timeout=...)); the group cannot "
-                                       "be used any more");
+    abandon();
+    timed_out(plan, missing);
   }
 
   c10::intrusive_ptr<c10d::Store> store_;
@@ -795,26 +861,32 @@ class ProcessGroupCohort final : public c10d::ProcessGroup {
   std::optional<cc::Communicator> comm_;
   MPI_Comm p2p_ = MPI_COMM_NULL;
   c10::intrusive_ptr<c10d::ProcessGroup> device_;  // for tensors not in CPU memory; may be null
+  c10::intrusive_ptr<c10d::ProcessGroup> p2p_group_;  // sends and receives without MPI; may be null
   bool cpu_is_device_ = false;                     // route_to_device_group_for_testing
   std::atomic<std::uint64_t> host_calls_{0};
   cohort::SerialWorker worker_;  // runs the collectives, in the order issued
 };
 
-c10::intrusive_ptr<ProcessGroupCohort> create(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
-                                              std::chrono::duration<float> timeout, const py::object& device_group) {
-  c10::intrusive_ptr<c10d::ProcessGroup> device;
-  if (!device_group.is_none()) {
-    try {
-      device = device_group.cast<c10::intrusive_ptr<c10d::ProcessGroup>>();
-    } catch (const py::cast_error&) {
-      throw std::runtime_error("cohort backend: device_group: " + std::string(py::str(device_group.get_type())) +
-                               " is not a torch.distributed ProcessGroup: pass one (ProcessGroupNCCL) or None");
-    }
+c10::intrusive_ptr<c10d::ProcessGroup> process_group(const py::object& group, const char* name, const char* example) {
+  if (group.is_none()) return {};
+  try {
+    return group.cast<c10::intrusive_ptr<c10d::ProcessGroup>>();
+  } catch (const py::cast_error&) {
+    throw std::runtime_error(std::string("cohort backend: ") + name + ": " + std::string(py::str(group.get_type())) +
+                             " is not a torch.distributed ProcessGroup: pass one (" + example + ") or None");
   }
+}
+
+c10::intrusive_ptr<ProcessGroupCohort> create(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                                              std::chrono::duration<float> timeout, const py::object& device_group,
+                                              const py::object& p2p_group) {
+  auto device = process_group(device_group, "device_group", "ProcessGroupNCCL");
+  auto p2p = process_group(p2p_group, "p2p_group", "ProcessGroupGloo");
   try {
     py::gil_scoped_release release;  // the store's gets wait for the other ranks
     return c10::make_intrusive<ProcessGroupCohort>(
-        store, rank, size, std::chrono::duration_cast<std::chrono::milliseconds>(timeout), std::move(device));
+        store, rank, size, std::chrono::duration_cast<std::chrono::milliseconds>(timeout), std::move(device),
+        std::move(p2p));
   } catch (const cohort::Error& e) {
     throw std::runtime_error(std::string("cohort backend: ") + e.what());
   }
@@ -824,11 +896,13 @@ c10::intrusive_ptr<ProcessGroupCohort> create(const c10::intrusive_ptr<c10d::Sto
 
 PYBIND11_MODULE(_torch, m) {
   m.doc() = "The torch.distributed backend 'cohort' (import cohort.torch registers it).";
+  m.def("mpi_launched", &cc::mpi_launched,
+        "Whether MPI knows this process's ranks (MPI initialised, or started by an MPI launcher).");
   // The base class's Python type must exist before ours derives from it.
   py::module_::import("torch.distributed");
   py::class_<ProcessGroupCohort, c10d::ProcessGroup, c10::intrusive_ptr<ProcessGroupCohort>>(m, "ProcessGroupCohort")
       .def(py::init(&create), py::arg("store"), py::arg("rank"), py::arg("size"), py::arg("timeout"),
-           py::arg("device_group") = py::none())
+           py::arg("device_group") = py::none(), py::arg("p2p_group") = py::none())
       .def_property_readonly("device_backend", &ProcessGroupCohort::device_backend)
       .def("_route_to_device_group_for_testing", &ProcessGroupCohort::route_to_device_group_for_testing,
            py::arg("on"))

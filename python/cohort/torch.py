@@ -9,9 +9,12 @@ CPU tensors of float16, bfloat16, float32, float64, int32, int64 and uint8 go th
 cohort's host collectives: all_reduce (SUM, AVG, PRODUCT, MIN, MAX), all_reduce_coalesced,
 broadcast, all_gather, all_gather_into_tensor (_allgather_base), reduce_scatter,
 reduce_scatter_tensor (_reduce_scatter_base), barrier, send and recv; dist.new_group makes
-sub-groups. The ranks must be MPI's (srun --mpi=pmix, mpirun; cohort launch's with
-SLURM_MPI_TYPE=pmix):
-the store of init_method only tells each rank which MPI process every torch rank is.
+sub-groups. Ranks started under MPI (srun --mpi=pmix, mpirun; cohort launch's with
+SLURM_MPI_TYPE=pmix) communicate over MPI, the store of init_method only telling each rank
+which MPI process every torch rank is. Ranks started without MPI (torchrun, cohort launch
+without pmix) meet through the store: cohort's communicator joins them over TCP, through
+shared memory where all run on one node, and their send and recv go through a gloo group
+on the same store. COHORT_COLLECTIVES_BOOTSTRAP=mpi|tcp chooses instead of auto.
 What the backend does not support raises RuntimeError naming the operation and gloo, which
 has it.
 
@@ -54,6 +57,22 @@ def device_backend():
     return None if choice == "none" else choice
 
 
+BOOTSTRAP_VARIABLE = "COHORT_COLLECTIVES_BOOTSTRAP"
+
+
+def bootstrap():
+    """How groups made now find their ranks: "mpi" (the ranks are MPI's) or "tcp" (through
+    the store, without MPI)."""
+    value = _os.environ.get(BOOTSTRAP_VARIABLE, "")
+    choice = value.strip().lower() or "auto"
+    if choice not in ("auto", "mpi", "tcp"):
+        raise ValueError(f"cohort.torch: {BOOTSTRAP_VARIABLE}={value!r} is not one of auto, mpi, tcp: "
+                         "set one of them, or unset it for auto")
+    if choice == "auto":
+        return "mpi" if _torch.mpi_launched() else "tcp"
+    return choice
+
+
 def _device_group(store, rank, size, timeout):
     """The process group for this group's tensors that are not in CPU memory, over the same
     ranks and store (under a prefix of its own), or None."""
@@ -71,11 +90,14 @@ def _device_group(store, rank, size, timeout):
 
 
 def _create(store, rank, size, timeout):
-    return _torch.ProcessGroupCohort(store, rank, size, timeout, _device_group(store, rank, size, timeout))
+    p2p = None
+    if bootstrap() == "tcp":
+        p2p = _dist.ProcessGroupGloo(_dist.PrefixStore("cohort_p2p/", store), rank, size, timeout)
+    return _torch.ProcessGroupCohort(store, rank, size, timeout, _device_group(store, rank, size, timeout), p2p)
 
 
 # A second import (or a reload) finds the backend registered; torch refuses a second one.
 if not hasattr(_dist.Backend, BACKEND.upper()):
     _dist.Backend.register_backend(BACKEND, _create)
 
-__all__ = ["BACKEND", "DEVICE_BACKEND_VARIABLE", "device_backend"]
+__all__ = ["BACKEND", "BOOTSTRAP_VARIABLE", "DEVICE_BACKEND_VARIABLE", "bootstrap", "device_backend"]

@@ -1,6 +1,8 @@
 """The torch.distributed backend "cohort" (cohort.torch), with real ranks: each test runs
-torch_ranks.py SCENARIO under mpirun on loopback and passes when every rank printed
-"OK SCENARIO". Skipped where this cohort was built without libtorch or there is no mpirun."""
+torch_ranks.py SCENARIO on loopback, under mpirun or as plain processes that only have the
+launch contract (as torchrun starts them, meeting through torch's store without MPI), and
+passes when every rank printed "OK SCENARIO". Skipped where this cohort was built without
+libtorch, and the mpirun cases where there is no mpirun."""
 import os
 import shutil
 import socket
@@ -36,47 +38,87 @@ def launch_env(**extra):
     return env
 
 
-def ranks(n, scenario, **env):
-    if not MPIRUN:
-        pytest.skip("no mpirun (install openmpi-bin)")
-    done = subprocess.run([MPIRUN, "-n", str(n), sys.executable, RANKS, scenario], env=launch_env(**env),
-                          capture_output=True, text=True, timeout=240)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    assert done.stdout.count(f"OK {scenario}") == n, output
-    return done.stdout
+def plain_ranks(n, scenario, env):
+    """n processes with RANK, WORLD_SIZE and LOCAL_RANK, as torchrun starts them; their
+    combined output, and whether every one ended with 0."""
+    children = []
+    for rank in range(n):
+        rank_env = dict(env, RANK=str(rank), WORLD_SIZE=str(n), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(n))
+        children.append(subprocess.Popen([sys.executable, RANKS, scenario], env=rank_env, text=True,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    stdout, stderr, ok = "", "", True
+    for child in children:
+        try:
+            out, err = child.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            for c in children:
+                c.kill()
+            out, err = child.communicate()
+            err += "\n(timed out)"
+        stdout, stderr, ok = stdout + out, stderr + err, ok and child.returncode == 0
+    return stdout, stderr, ok
 
 
+def ranks(n, scenario, launch="mpi", **env):
+    if launch == "plain":
+        stdout, stderr, ok = plain_ranks(n, scenario, launch_env(**env))
+    else:
+        if not MPIRUN:
+            pytest.skip("no mpirun (install openmpi-bin)")
+        done = subprocess.run([MPIRUN, "-n", str(n), sys.executable, RANKS, scenario], env=launch_env(**env),
+                              capture_output=True, text=True, timeout=240)
+        stdout, stderr, ok = done.stdout, done.stderr, done.returncode == 0
+    output = stdout + stderr
+    assert ok, output
+    assert stdout.count(f"OK {scenario}") == n, output
+    return stdout
+
+
+LAUNCHES = ["mpi", "plain"]
+
+
+@pytest.mark.parametrize("launch", LAUNCHES)
 @pytest.mark.parametrize("n", [2, 3])
-def test_every_op_matches_numpy_for_every_dtype(n):
-    ranks(n, "ops")
+def test_every_op_matches_numpy_for_every_dtype(n, launch):
+    ranks(n, "ops", launch)
 
 
-def test_bad_input_fails_on_every_rank_and_the_group_goes_on():
-    out = ranks(2, "errors")
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_bad_input_fails_on_every_rank_and_the_group_goes_on(launch):
+    out = ranks(2, "errors", launch)
     # The rank whose tensor was fine names the one whose was not.
     assert "rank 0: non-contiguous on rank 1: cohort backend: allreduce: rank 1 passed" in out
 
 
-def test_async_work_completes_in_issue_order_with_futures():
-    ranks(2, "async")
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_async_work_completes_in_issue_order_with_futures(launch):
+    ranks(2, "async", launch)
 
 
-def test_send_and_recv_cross_without_deadlock():
-    ranks(2, "p2p")
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_send_and_recv_cross_without_deadlock(launch):
+    ranks(2, "p2p", launch)
 
 
-def test_sub_groups_reduce_among_their_members():
-    ranks(3, "groups")
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_sub_groups_reduce_among_their_members(launch):
+    ranks(3, "groups", launch)
 
 
-def test_a_rank_that_never_comes_is_named_after_the_timeout():
-    ranks(2, "timeout")
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_a_rank_that_never_comes_is_named_after_the_timeout(launch):
+    ranks(2, "timeout", launch)
 
 
-def test_ddp_ends_with_gloos_parameters():
-    out = ranks(2, "ddp")
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_ddp_ends_with_gloos_parameters(launch):
+    out = ranks(2, "ddp", launch)
     assert "largest parameter difference cohort vs gloo" in out
+
+
+def test_plain_ranks_meet_through_the_store_and_not_over_mpi():
+    out = ranks(2, "bootstrap", "plain")
+    assert "bootstrap tcp" in out, out
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -118,12 +160,12 @@ def test_asking_for_nccl_where_torch_has_none_says_so(tmp_path):
     assert "COHORT_TORCH_DEVICE_BACKEND=nccl, but this torch was built without NCCL" in done.stderr, done.stderr
 
 
-def test_ranks_not_started_by_mpi_are_told_how_to_start(tmp_path):
+def test_ranks_not_started_by_mpi_are_told_how_to_start_when_mpi_is_asked_for(tmp_path):
     # A file store: env://'s rank 0 would first wait for the second rank to reach its store.
     code = ("import torch.distributed as dist, cohort.torch\n"
             f"dist.init_process_group('cohort', init_method='file://{tmp_path}/store', rank=0, world_size=2)\n")
-    done = subprocess.run([sys.executable, "-c", code], env=launch_env(), capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], env=launch_env(COHORT_COLLECTIVES_BOOTSTRAP="mpi"),
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "not started by an MPI launcher" in done.stderr, done.stderr
     assert "srun --mpi=pmix" in done.stderr

@@ -21,6 +21,8 @@ mkdir -p "$work/bin" && ln -s /usr/bin/python3 "$work/bin/python3" && ln -s /usr
 export PATH="$work/bin:$PATH" PYTHONPATH="$katib/shims" COHORT_SHIM_TRAIN_SIZE=320 COHORT_SHIM_TEST_SIZE=100
 # The pi image runs mpirun as an unprivileged user; here the test runs as root.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# The TFJobs' replicas wait for each other before they end, as TensorFlow's do.
+export TF_CONFIG_CHECK_BARRIER=$work/tf-barrier
 mpicxx -O2 -o "$work/pi" "$kubeflow/pi.cc" || fail "cannot build pi.cc"
 
 sed "s#/opt/pytorch-mnist/mnist.py#$katib/mnist.py#" "$kubeflow/pytorch-simple.yaml" >pytorch-simple.yaml

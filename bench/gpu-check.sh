@@ -9,7 +9,10 @@
 # Boost.Program_options. When the other Debian development packages of a full cohort build
 # are missing (hwloc, HDF5, UCX, Slurm), CMake cannot configure the whole project; the script
 # says which are missing and builds the collectives component alone with mpicxx, which needs
-# only MPI, CUDA, NCCL and Boost.Program_options (and GoogleTest for the tests).
+# only MPI, CUDA, NCCL, Boost.Program_options and RapidJSON's headers (and GoogleTest for the
+# tests). Where the machine lacks the last two, copy them from a Debian machine
+# (/usr/include/rapidjson, libboost_program_options.so.*) and name them in CPATH,
+# LIBRARY_PATH and LD_LIBRARY_PATH.
 # GPU_CHECK_MODE=direct takes that path even when CMake could configure; JOBS (16), BUILD
 # ($SRC/build-gpu) and STEP_TIMEOUT (300 s per step) adjust it.
 set -u
@@ -63,6 +66,8 @@ GTEST=yes
 header gtest/gtest.h /usr/include /usr/local/include || { GTEST=no; missing_full+=("GoogleTest (libgtest-dev): the gpu tests cannot be built"); }
 have cmake || missing_full+=("cmake 3.25 or later")
 have ninja || missing_full+=("ninja (ninja-build)")
+header rapidjson/reader.h /usr/include /usr/local/include $(tr : " " <<< "${CPATH:-}") ||
+  missing_core+=("RapidJSON's headers, which the benchmark's JSON needs (rapidjson-dev, or a copy named in CPATH)")
 header boost/program_options.hpp /usr/include ||
   missing_core+=("Boost.Program_options, which reads the benchmark's options (libboost-program-options-dev)")
 pkg-config --exists 'hwloc >= 2.0' 2> /dev/null || missing_full+=("hwloc 2 (libhwloc-dev)")
@@ -118,7 +123,7 @@ if [ $MODE = direct ]; then
 int main(int argc, char** argv) {
   const int first = argc > 1 && std::string_view(argv[1]) == "collectives" ? 2 : 1;
   try {
-    return cohort::bench_command(std::vector<std::string>(argv + first, argv + argc));
+    return cohort::collectives::bench_command(std::vector<std::string>(argv + first, argv + argc));
   } catch (const cohort::Error& e) {
     std::cerr << "cohort: bench: collectives: " << e.what() << "\n";
     return e.exit_code();
@@ -129,7 +134,7 @@ CPP
          -DOMPI_SKIP_MPICXX=1 -DMPICH_SKIP_MPICXX=1)
   LIBS=(-L"$CUDA/lib64" -L"$CUDA/lib" -Wl,-rpath,"$CUDA/lib64" -lnccl -lcudart -lboost_program_options -pthread)
   # The benchmark's report, options and JSON come from common/.
-  LIB_SOURCES=("$SRC"/collectives/*.cpp "$SRC"/common/{bench,error,json,options}.cpp)
+  LIB_SOURCES=("$SRC"/collectives/*.cpp "$SRC"/common/{bench,dtype,error,fd,json,options,process}.cpp)
   compile_all() { # every source at once; fails when any fails
     local pids=() f ok=0
     for f in "${LIB_SOURCES[@]}"; do

@@ -3,8 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <mutex>
 #include <iostream>
+#include <mutex>
 #include <string>
 
 #include "collectives/dtype.hpp"

@@ -20,7 +20,9 @@
 // through persistent staging buffers; both chunked so that reduction overlaps transfer.
 // Device buffers go over NCCL when cohort was built with CUDA and NCCL (the unique id
 // travels over MPI, or over TCP between ranks that met at MASTER_ADDR:MASTER_PORT without
-// MPI). COHORT_COLLECTIVES_BACKEND=auto|mpi|nccl chooses explicitly.
+// MPI). COHORT_COLLECTIVES_BACKEND=auto|mpi|nccl chooses explicitly. Ranks that share no MPI
+// and meet through a directory (from_directory: torch's store, under torchrun) carry host
+// buffers over TCP, and through the same shared-memory allreduce where all share a node.
 //
 // Every rank calls the same operations in the same order with the same count, dtype and op,
 // as with MPI and NCCL. cohort checks that agreement on its own allreduce paths always, and

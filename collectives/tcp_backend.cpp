@@ -17,7 +17,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -32,19 +31,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::uint32_t kHelloMagic = 0x43485431;  // "CHT1": cohort TCP mesh, version 1
-constexpr std::size_t kTokenBytes = 16;
-
-std::string hex_token() {
-  std::random_device device;
-  std::string token;
-  constexpr char kDigits[] = "0123456789abcdef";
-  for (std::size_t i = 0; i < kTokenBytes; ++i) {
-    const unsigned v = device() & 0xff;
-    token += kDigits[v >> 4];
-    token += kDigits[v & 15];
-  }
-  return token;
-}
+constexpr std::size_t kTokenLength = 32;
 
 // What tells this node from others: its hostname; for hosts that share a name, the
 // kernel's boot id; and the network namespace, so that containers (and emulated nodes) with
@@ -176,7 +163,7 @@ bool read_whole(int fd, void* data, std::size_t bytes, Clock::time_point deadlin
 struct Hello {
   std::uint32_t magic = 0;
   std::uint32_t rank = 0;
-  char token[2 * kTokenBytes] = {};
+  char token[kTokenLength] = {};
 };
 
 void tune(int fd) {
@@ -203,7 +190,7 @@ TcpEngine::TcpEngine(int rank, int size, PeerDirectory& directory, TcpSettings s
   peers_.resize(static_cast<std::size_t>(size_));
   if (size_ == 1) return;
   connect_mesh(directory);
-  if (node_local_ && settings_.algorithm != AllreduceAlgorithm::ring) map_node_segments(directory);
+  if (node_local_ && settings_.algorithm != AllreduceAlgorithm::ring) map_node_segments();
 }
 
 TcpEngine::~TcpEngine() {
@@ -215,8 +202,9 @@ void TcpEngine::connect_mesh(PeerDirectory& directory) {
   const auto deadline = Clock::now() + settings_.timeout;
   int port = 0;
   Fd listener = listen_anywhere(port);
-  if (rank_ == 0) directory.set("cohort/tcp/token", hex_token());
-  const std::string token = directory.get("cohort/tcp/token");
+  if (rank_ == 0) directory.set("cohort/tcp/token", unguessable_name(kTokenLength));
+  token_ = directory.get("cohort/tcp/token");
+  const std::string& token = token_;
   const std::string me = node_identity();
   directory.set("cohort/tcp/rank/" + std::to_string(rank_), me + "\n" + reachable_address() + "\n" + std::to_string(port));
 
@@ -257,7 +245,10 @@ void TcpEngine::connect_mesh(PeerDirectory& directory) {
   }
   for (int waiting = size_ - 1 - rank_; waiting > 0;) {
     pollfd p{listener.get(), POLLIN, 0};
-    if (::poll(&p, 1, remaining_ms(deadline)) == 0) {
+    const int ready = ::poll(&p, 1, remaining_ms(deadline));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) throw Error(system_message("poll", errno));
+    if (ready == 0) {
       std::string missing;
       for (int r = rank_ + 1; r < size_; ++r) {
         if (!peers_[static_cast<std::size_t>(r)]) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
@@ -290,10 +281,9 @@ void TcpEngine::connect_mesh(PeerDirectory& directory) {
   }
 }
 
-void TcpEngine::map_node_segments(PeerDirectory& directory) {
+void TcpEngine::map_node_segments() {
   const std::size_t bytes = NodeAllreduce::segment_bytes(settings_.chunk_bytes);
-  const std::string token = directory.get("cohort/tcp/token");
-  auto name = [&](int r) { return "/cohort-" + token + "-" + std::to_string(r); };
+  auto name = [&](int r) { return "/cohort-" + token_ + "-" + std::to_string(r); };
   segments_.resize(static_cast<std::size_t>(size_));
   auto map = [&](int r, int flags) {
     Fd fd(::shm_open(name(r).c_str(), flags, 0600));

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "collectives/communicator.hpp"
@@ -55,7 +56,7 @@ class TcpEngine final : public HostEngine {
   };
 
   void connect_mesh(PeerDirectory& directory);
-  void map_node_segments(PeerDirectory& directory);
+  void map_node_segments();
   // Sends `out` to rank `to` while receiving `in` from rank `from`, both whole.
   void exchange(const char* what, int to, const void* out, std::size_t out_bytes, int from, void* in,
                 std::size_t in_bytes);
@@ -67,6 +68,7 @@ class TcpEngine final : public HostEngine {
   int size_ = 1;
   TcpSettings settings_;
   bool node_local_ = false;
+  std::string token_;  // rank 0's, from the directory: in every hello and segment name
   std::vector<Fd> peers_;  // by rank; this rank's own is empty
   std::vector<Segment> segments_;
   std::unique_ptr<NodeAllreduce> node_;

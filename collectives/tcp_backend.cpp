@@ -204,7 +204,6 @@ void TcpEngine::connect_mesh(PeerDirectory& directory) {
   Fd listener = listen_anywhere(port);
   if (rank_ == 0) directory.set("cohort/tcp/token", unguessable_name(kTokenLength));
   token_ = directory.get("cohort/tcp/token");
-  const std::string& token = token_;
   const std::string me = node_identity();
   directory.set("cohort/tcp/rank/" + std::to_string(rank_), me + "\n" + reachable_address() + "\n" + std::to_string(port));
 
@@ -218,31 +217,38 @@ void TcpEngine::connect_mesh(PeerDirectory& directory) {
     std::getline(entry, address);
     std::getline(entry, peer_port);
     if (node != me) node_local_ = false;
-    if (r > rank_) continue;
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    addrinfo* found = nullptr;
-    if (::getaddrinfo(address.c_str(), peer_port.c_str(), &hints, &found) != 0) {
-      throw Error(rank_name(r) + " published an address that is not one (" + address + ":" + peer_port + ")");
-    }
-    Fd fd(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const int rc = fd ? ::connect(fd.get(), found->ai_addr, found->ai_addrlen) : -1;
-    const int error = errno;
-    ::freeaddrinfo(found);
-    if (rc != 0) {
-      throw Error(system_message("connecting to " + rank_name(r) + " at " + address + ":" + peer_port, error) +
-                  ": check that the nodes reach each other on any TCP port");
-    }
-    tune(fd.get());
-    Hello hello;
-    hello.magic = kHelloMagic;
-    hello.rank = static_cast<std::uint32_t>(rank_);
-    std::memcpy(hello.token, token.data(), std::min(token.size(), sizeof hello.token));
-    write_whole(fd.get(), &hello, sizeof hello, deadline, rank_name(r));
-    peers_[static_cast<std::size_t>(r)] = std::move(fd);
+    if (r < rank_) peers_[static_cast<std::size_t>(r)] = dial(r, address, peer_port, deadline);
   }
+  accept_higher_ranks(listener, deadline);
+}
+
+Fd TcpEngine::dial(int r, const std::string& address, const std::string& port, Clock::time_point deadline) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(address.c_str(), port.c_str(), &hints, &found) != 0) {
+    throw Error(rank_name(r) + " published an address that is not one (" + address + ":" + port + ")");
+  }
+  Fd fd(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int rc = fd ? ::connect(fd.get(), found->ai_addr, found->ai_addrlen) : -1;
+  const int error = errno;
+  ::freeaddrinfo(found);
+  if (rc != 0) {
+    throw Error(system_message("connecting to " + rank_name(r) + " at " + address + ":" + port, error) +
+                ": check that the nodes reach each other on any TCP port");
+  }
+  tune(fd.get());
+  Hello hello;
+  hello.magic = kHelloMagic;
+  hello.rank = static_cast<std::uint32_t>(rank_);
+  std::memcpy(hello.token, token_.data(), std::min(token_.size(), sizeof hello.token));
+  write_whole(fd.get(), &hello, sizeof hello, deadline, rank_name(r));
+  return fd;
+}
+
+void TcpEngine::accept_higher_ranks(const Fd& listener, Clock::time_point deadline) {
   for (int waiting = size_ - 1 - rank_; waiting > 0;) {
     pollfd p{listener.get(), POLLIN, 0};
     const int ready = ::poll(&p, 1, remaining_ms(deadline));
@@ -269,7 +275,7 @@ void TcpEngine::connect_mesh(PeerDirectory& directory) {
       continue;
     }
     const int from = static_cast<int>(hello.rank);
-    if (hello.magic != kHelloMagic || std::string(hello.token, sizeof hello.token) != token || from <= rank_ ||
+    if (hello.magic != kHelloMagic || std::string(hello.token, sizeof hello.token) != token_ || from <= rank_ ||
         from >= size_) {
       continue;
     }

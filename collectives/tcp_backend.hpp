@@ -56,6 +56,11 @@ class TcpEngine final : public HostEngine {
   };
 
   void connect_mesh(PeerDirectory& directory);
+  // Connects to rank r (below this one) and says hello with the job's token.
+  Fd dial(int r, const std::string& address, const std::string& port,
+          std::chrono::steady_clock::time_point deadline);
+  // Waits for every rank above this one to connect, dropping strangers.
+  void accept_higher_ranks(const Fd& listener, std::chrono::steady_clock::time_point deadline);
   void map_node_segments();
   // Sends `out` to rank `to` while receiving `in` from rank `from`, both whole.
   void exchange(const char* what, int to, const void* out, std::size_t out_bytes, int from, void* in,

@@ -1,5 +1,6 @@
 #include "launcher/node_local.hpp"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,9 +11,12 @@
 
 #include "common/environment.hpp"
 #include "common/error.hpp"
+#include "common/text.hpp"
 
 namespace cohort::launcher {
 namespace {
+
+constexpr long long kMaxPid = 4194304;  // the kernel's PID_MAX_LIMIT
 
 bool is_directory(const std::string& path) {
   struct stat st {};
@@ -27,10 +31,9 @@ std::string clean_tag(const std::string& tag) {
   return clean;
 }
 
-std::string make_private_dir(const std::string& tag, NodeLocalDir::Naming naming) {
-  const std::string base = node_local_base();
+std::string make_private_dir(const std::string& base, const std::string& tag, NodeLocalDir::Naming naming) {
   if (naming == NodeLocalDir::Naming::exact) {
-    const std::string path = node_local_path(tag);
+    const std::string path = base + "/cohort-" + clean_tag(tag);
     if (::mkdir(path.c_str(), 0700) != 0) {
       throw Error(system_message("launch: cannot make the node-local folder " + path, errno) +
                   (errno == EEXIST ? ": another launch's? remove it" : "; set TMPDIR to a writable node-local directory"));
@@ -44,6 +47,32 @@ std::string make_private_dir(const std::string& tag, NodeLocalDir::Naming naming
                 "; set TMPDIR to a writable node-local directory");
   }
   return templ;
+}
+
+// "local-<pid namespace>-": whose pids a local launch's folder name holds. A process in
+// another pid namespace sharing this storage is not looked up in ours.
+std::string local_launch_prefix() {
+  char link[64] = {};
+  const ssize_t n = ::readlink("/proc/self/ns/pid", link, sizeof link - 1);
+  std::string ns;
+  for (ssize_t i = 0; i < n; ++i) {
+    if (std::isdigit(static_cast<unsigned char>(link[i]))) ns += link[i];
+  }
+  return "local-" + (ns.empty() ? std::string("0") : ns) + "-";
+}
+
+// Removes this user's folders (not links) in node_local_base() whose names `doomed` picks.
+template <typename Pick>
+void remove_own_folders(const Pick& doomed) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(node_local_base(), ec), end; !ec && it != end; it.increment(ec)) {
+    const auto& entry = *it;
+    if (!doomed(entry.path().filename().string())) continue;
+    struct stat st {};
+    if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) continue;
+    std::error_code removal;
+    std::filesystem::remove_all(entry.path(), removal);
+  }
 }
 
 }  // namespace
@@ -62,18 +91,27 @@ std::string step_tag(const std::string& job, const std::string& step) { return "
 void remove_earlier_steps(const std::string& job, const std::string& step) {
   if (job.empty()) return;
   const std::string of_job = "cohort-" + step_tag(job, ""), own = "cohort-" + step_tag(job, step) + "-";
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(node_local_base(), ec), end; !ec && it != end; it.increment(ec)) {
-    const auto& entry = *it;
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(of_job, 0) != 0 || name.rfind(own, 0) == 0) continue;
-    struct stat st {};
-    if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) continue;
-    std::filesystem::remove_all(entry.path(), ec);
-  }
+  remove_own_folders([&](const std::string& name) { return name.rfind(of_job, 0) == 0 && name.rfind(own, 0) != 0; });
+}
+
+std::string local_launch_tag() { return local_launch_prefix() + std::to_string(::getpid()); }
+
+void remove_abandoned_local_launches() {
+  const std::string prefix = "cohort-" + local_launch_prefix();
+  remove_own_folders([&](const std::string& name) {
+    if (name.rfind(prefix, 0) != 0) return false;
+    const auto dot = name.find('.', prefix.size());
+    const auto pid = parse_integer(name.substr(prefix.size(), dot - prefix.size()), 1, kMaxPid);
+    // kill(pid, 0) fails with ESRCH only when no process has that pid: a live one (even a
+    // reused pid) keeps its folder.
+    return dot != std::string::npos && pid && ::kill(static_cast<pid_t>(*pid), 0) != 0 && errno == ESRCH;
+  });
 }
 
 NodeLocalDir::NodeLocalDir(const std::string& tag, Naming naming)
-    : path_(make_private_dir(tag, naming)), removal_(path_) {}
+    : path_(make_private_dir(node_local_base(), tag, naming)), removal_(path_) {}
+
+NodeLocalDir::NodeLocalDir(const std::string& parent, const std::string& tag)
+    : path_(make_private_dir(parent, tag, Naming::unique)), removal_(path_) {}
 
 }  // namespace cohort::launcher

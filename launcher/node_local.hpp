@@ -24,6 +24,15 @@ std::string step_tag(const std::string& job, const std::string& step);
 // ranks are gone. Those of the job's last step stay until the node's tmp is cleaned.
 void remove_earlier_steps(const std::string& job, const std::string& step);
 
+// A local launch's folder holds its watchers' folders, so that the launch removes what a
+// watcher killed outright left. Its tag, "local-<pid namespace>-<supervisor's pid>", lets a
+// later launch tell when the supervisor itself was killed outright.
+std::string local_launch_tag();
+
+// Removes this user's folders on this node left by local launches whose supervisor is gone
+// (its watchers end their ranks and remove their own folders, but not the launch's).
+void remove_abandoned_local_launches();
+
 // <base>/cohort-<tag>: where NodeLocalDir(tag, Naming::exact) is made.
 std::string node_local_path(const std::string& tag);
 
@@ -38,6 +47,8 @@ class NodeLocalDir {
   // one node apart even when their tags agree (two local launches). Characters other than
   // letters, digits, '.', '-' and '_' in `tag` become '_'.
   explicit NodeLocalDir(const std::string& tag, Naming naming = Naming::unique);
+  // Made inside `parent` (a local launch's folder) rather than in node_local_base().
+  NodeLocalDir(const std::string& parent, const std::string& tag);
   const std::string& path() const { return path_; }
 
  private:

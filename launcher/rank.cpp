@@ -245,13 +245,17 @@ void bind_local_rank(const Environment& env, int rank) {
   if (!bound.cpu_applied) std::cerr << "cohort: launch: rank " << rank << ": CPUs not bound: " << bound.cpu_note << "\n";
 }
 
-// The rank's node-local folder when it keeps a heartbeat; first, in a Slurm step, what
-// earlier steps of the job left on this node.
+// The rank's node-local folder when it keeps a heartbeat (in local mode inside the launch's
+// own, which the launch removes whole); first, in a Slurm step, what earlier steps of the
+// job left on this node.
 std::unique_ptr<NodeLocalDir> private_folder(const Environment& env, bool slurm, const std::string& attempt_dir, int rank,
                                              bool wanted) {
   if (slurm) remove_earlier_steps(env_str(env, "SLURM_JOB_ID"), env_str(env, "SLURM_STEP_ID"));
   if (!wanted) return nullptr;
-  return std::make_unique<NodeLocalDir>(node_local_tag(env, slurm, attempt_dir, rank));
+  const std::string tag = node_local_tag(env, slurm, attempt_dir, rank);
+  const std::string launch_dir = slurm ? "" : env_str(env, "COHORT_LAUNCH_LOCAL_DIR");
+  if (!launch_dir.empty()) return std::make_unique<NodeLocalDir>(launch_dir, tag);
+  return std::make_unique<NodeLocalDir>(tag);
 }
 
 // What the program runs with: this wrapper's environment, less what the launcher told only
@@ -261,7 +265,7 @@ std::vector<std::string> program_environment(Environment env, const Contract& co
                            "COHORT_LAUNCH_HEARTBEAT_TIMEOUT", "COHORT_MASTER_ADDR", "COHORT_MASTER_PORT",
                            "COHORT_LAUNCH_ROLES", "COHORT_LAUNCH_TF_CLUSTER", "COHORT_LAUNCH_AGENT",
                            "COHORT_LAUNCH_SECRET", "COHORT_LAUNCH_NODE_AGENT", "COHORT_LAUNCH_NPROC",
-                           "COHORT_LAUNCH_NODE_RANK"}) {
+                           "COHORT_LAUNCH_NODE_RANK", "COHORT_LAUNCH_LOCAL_DIR"}) {
     env.erase(name);
   }
   for (const auto& [k, v] : contract.to_environment()) env[k] = v;

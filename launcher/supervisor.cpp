@@ -35,6 +35,7 @@
 #include "launcher/hostlist.hpp"
 #include "launcher/job_spec.hpp"
 #include "launcher/lost_nodes.hpp"
+#include "launcher/node_local.hpp"
 #include "launcher/placement_env.hpp"
 #include "topology/placement.hpp"
 #include "topology/topology.hpp"
@@ -270,6 +271,10 @@ class Gang {
  public:
   Gang(const LaunchOptions& options, SignalWatch& signals, Clock::time_point began)
       : options_(options), signals_(signals), began_(began) {
+    if (options.local) {
+      remove_abandoned_local_launches();
+      local_dir_ = std::make_unique<NodeLocalDir>(local_launch_tag());
+    }
     spec_ = options.spec.get();
     if (spec_ && spec_->elastic) spec_ = sized_to_allocation(*spec_);
     // An MPIJob's launcher runs here, in the batch step; its mpirun reaches the workers.
@@ -345,6 +350,7 @@ class Gang {
     auto set = [&env](const std::string& k, const std::string& v) { set_variable(env, k, v); };
     set("COHORT_LAUNCH_RUN_DIR", attempt_dir);
     set("COHORT_LAUNCH_MODE", slurm_ ? "slurm" : "local");
+    set("COHORT_LAUNCH_LOCAL_DIR", local_dir_ ? local_dir_->path() : "");
     set("COHORT_LAUNCH_AGENT", hub_address_);
     set("COHORT_LAUNCH_SECRET", hub_->secret());
     // A node's wrappers share its agent's connection where every node's tasks are numbered
@@ -965,6 +971,7 @@ class Gang {
   Clock::time_point started_;
   double first_all_started_ = -1;
   std::unique_ptr<EventHub> hub_;
+  std::unique_ptr<NodeLocalDir> local_dir_;  // local mode: holds the watchers' folders
   std::string hub_address_;            // where the watchers reach hub_: HOST:PORT
   std::vector<RankOutcome> reported_;  // this attempt's ended ranks, in rank order
   std::set<int> running_;              // ranks whose start was reported this attempt

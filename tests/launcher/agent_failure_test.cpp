@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -35,13 +36,15 @@ struct Launch {
   std::string out, err;
 };
 
-Launch start_launch(std::vector<std::string> args) {
+// `tmpdir`, when given, is the launch's TMPDIR: where its node-local folders go.
+Launch start_launch(std::vector<std::string> args, const std::string& tmpdir = "") {
   const char* bin = std::getenv("COHORT_BIN");
   args.insert(args.begin(), {bin ? bin : "cohort", "launch"});
   SpawnOptions o;
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
   env.emplace_back("SLURM_JOB_ID=");  // local mode, even inside an allocation
+  if (!tmpdir.empty()) env.push_back("TMPDIR=" + tmpdir);
   o.environment = env;
   o.out = Stream::pipe();
   o.err = Stream::pipe();
@@ -89,6 +92,13 @@ bool ends(pid_t pid) {
   return ::poll(&p, 1, kBoundMs) == 1;
 }
 
+// What is left in `dir`, by name.
+std::set<std::string> left_in(const std::string& dir) {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) names.insert(entry.path().filename().string());
+  return names;
+}
+
 pid_t parent_of(pid_t pid) {
   const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
   const auto close = stat.rfind(')');
@@ -99,18 +109,31 @@ pid_t parent_of(pid_t pid) {
 }
 
 TEST(AgentFailure, EveryRankEndsWhenTheSupervisorIsKilled) {
-  Launch l = start_launch({"--local", "--nproc", "3", "--", "sh", "-c", "echo pid $$; exec sleep 1000"});
+  launcher::NodeLocalDir tmp("test-tmp");
+  // Its run directory too: a supervisor killed outright leaves the one it made for itself.
+  Launch l = start_launch({"--local", "--nproc", "3", "--run-dir", tmp.path() + "/run", "--", "sh", "-c",
+                           "echo pid $$; exec sleep 1000"},
+                          tmp.path());
   read_until(l, [](const std::string& out) { return rank_pids(out).size() == 3; });
   const auto pids = rank_pids(l.out);
   ASSERT_EQ(pids.size(), 3u) << l.out << l.err;
   ::kill(l.process.pid(), SIGKILL);  // the supervisor alone: the ranks lead groups of their own
   l.process.wait();
   for (const auto& [rank, pid] : pids) EXPECT_TRUE(ends(pid)) << "rank " << rank << " (pid " << pid << ") outlived its supervisor";
+
+  // The killed launch's node-local folder is left; the next launch on the node removes it.
+  EXPECT_EQ(left_in(tmp.path()).size(), 2u) << "the run directory and the launch's node-local folder";
+  Launch next = start_launch({"--local", "--nproc", "1", "--run-dir", tmp.path() + "/run2", "--", "true"}, tmp.path());
+  read_until(next, [](const std::string&) { return false; });
+  EXPECT_EQ(next.process.wait(), 0) << next.err;
+  EXPECT_EQ(left_in(tmp.path()), (std::set<std::string>{"run", "run2"}));
 }
 
 TEST(AgentFailure, ARankWhoseWatcherIsKilledFailsTheGangWhichRestarts) {
+  launcher::NodeLocalDir tmp("test-tmp");
   Launch l = start_launch({"--local", "--nproc", "2", "--max-restarts", "1", "--", "sh", "-c",
-                           "[ $COHORT_RESTART_COUNT = 0 ] || exit 0; echo pid $$; exec sleep 1000"});
+                           "[ $COHORT_RESTART_COUNT = 0 ] || exit 0; echo pid $$; exec sleep 1000"},
+                          tmp.path());
   read_until(l, [](const std::string& out) { return rank_pids(out).size() == 2; });
   const auto pids = rank_pids(l.out);
   ASSERT_EQ(pids.size(), 2u) << l.out << l.err;
@@ -124,6 +147,7 @@ TEST(AgentFailure, ARankWhoseWatcherIsKilledFailsTheGangWhichRestarts) {
   EXPECT_NE(l.err.find("lost (its node or the network to it failed) first; gang torn down"), std::string::npos) << l.err;
   EXPECT_NE(l.err.find("succeeded: 2 ranks, 1 restart"), std::string::npos) << l.err;
   for (const auto& [rank, pid] : pids) EXPECT_TRUE(ends(pid)) << "rank " << rank << " of the first attempt";
+  EXPECT_EQ(left_in(tmp.path()), std::set<std::string>{}) << "the killed watcher's heartbeat folder goes with the launch";
 }
 
 // One node of a Slurm step, as its wrappers see it, reporting to a hub in this test: the

@@ -164,8 +164,12 @@ TEST(LocalLaunch, TheHeartbeatFileIsNodeLocalPrivateAndGoneWhenTheRankEnds) {
   int seen = 0;
   for (std::sregex_iterator it(r.out.begin(), r.out.end(), line), end; it != end; ++it, ++seen) {
     const std::filesystem::path file = (*it)[2].str();
-    EXPECT_EQ(file.string().rfind(tmp.string() + "/cohort-local-attempt-0-rank" + (*it)[1].str() + ".", 0), 0u)
-        << file << " is not in $TMPDIR, named for its launch and rank";
+    // In $TMPDIR, inside the launch's own folder, which the launch removes whole.
+    const std::regex named(R"(cohort-local-\d+-\d+\.\w{6}/cohort-local-attempt-0-rank)" + (*it)[1].str() +
+                           R"(\.\w{6}/heartbeat-\d)");
+    EXPECT_EQ(file.parent_path().parent_path().parent_path(), tmp) << file << " is not in $TMPDIR";
+    EXPECT_TRUE(std::regex_match(std::filesystem::relative(file, tmp).string(), named))
+        << file << " is not named for its launch and rank";
     EXPECT_NE(file.string().rfind(run.string(), 0), 0u) << file << " is on the run directory's file system";
     EXPECT_EQ((*it)[3], "700") << "the folder of " << file << " is not private";
     EXPECT_FALSE(std::filesystem::exists(file.parent_path())) << file.parent_path() << " outlived its rank";

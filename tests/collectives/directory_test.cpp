@@ -49,9 +49,10 @@ class MemoryDirectory final : public PeerDirectory {
 };
 
 // Runs body(rank, communicator) on `size` threads, each joined through one directory, and
-// returns each rank's error ("" when it succeeded).
+// returns each rank's error ("" when it succeeded); `token`, when given, receives the mesh's
+// token, which names its shared segments.
 std::vector<std::string> on_ranks(int size, const CommunicatorOptions& options,
-                                  const std::function<void(int, Communicator&)>& body) {
+                                  const std::function<void(int, Communicator&)>& body, std::string* token = nullptr) {
   MemoryDirectory directory;
   std::vector<std::string> errors(static_cast<std::size_t>(size));
   std::vector<std::thread> threads;
@@ -66,6 +67,7 @@ std::vector<std::string> on_ranks(int size, const CommunicatorOptions& options,
     });
   }
   for (auto& t : threads) t.join();
+  if (token) *token = directory.get("cohort/tcp/token");
   return errors;
 }
 
@@ -73,11 +75,13 @@ void expect_success(const std::vector<std::string>& errors) {
   for (std::size_t r = 0; r < errors.size(); ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
 }
 
-std::vector<std::string> shared_segments() {
+// The shared segments in /dev/shm of the mesh whose token is `token`: other tests running
+// at the same time make and remove segments and folders of their own there.
+std::vector<std::string> shared_segments(const std::string& token) {
   std::vector<std::string> names;
   if (DIR* d = ::opendir("/dev/shm")) {
     while (dirent* e = ::readdir(d)) {
-      if (std::string(e->d_name).rfind("cohort-", 0) == 0) names.emplace_back(e->d_name);
+      if (std::string(e->d_name).rfind("cohort-" + token + "-", 0) == 0) names.emplace_back(e->d_name);
     }
     ::closedir(d);
   }
@@ -94,7 +98,7 @@ class DirectoryAllreduce : public testing::TestWithParam<AllreduceAlgorithm> {};
 
 TEST_P(DirectoryAllreduce, EveryRankGetsTheReductionOfEveryRanksValues) {
   const int size = 3;
-  const auto before = shared_segments();
+  std::string token;
   expect_success(on_ranks(size, with_algorithm(GetParam()), [&](int rank, Communicator& comm) {
     // Counts below, at and far above the rank count, so that some ring blocks are empty.
     for (std::size_t count : {std::size_t{1}, std::size_t{3}, std::size_t{1000}, std::size_t{300001}}) {
@@ -110,8 +114,9 @@ TEST_P(DirectoryAllreduce, EveryRankGetsTheReductionOfEveryRanksValues) {
       comm.allreduce(in.data(), count, DType::float32, ReduceOp::max);
       ASSERT_EQ(in[count / 2], 3.0f);
     }
-  }));
-  EXPECT_EQ(shared_segments(), before) << "no shared segment is left in /dev/shm";
+  }, &token));
+  ASSERT_FALSE(token.empty());
+  EXPECT_EQ(shared_segments(token), std::vector<std::string>{}) << "no shared segment is left in /dev/shm";
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, DirectoryAllreduce,

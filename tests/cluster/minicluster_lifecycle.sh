@@ -30,6 +30,15 @@ if out=$("$mc" up 2>&1); then fail "a second up succeeded: $out"; fi
 grep -q "already up" <<<"$out" || fail "second up did not say 'already up': $out"
 expect_eq "$(sinfo -h -N -o '%T' | sort -u)" idle "node states after the refused up"
 
+# Each job has a TMPDIR of its own on each node, whatever the caller's (here the host's
+# /tmp, which every node shares), and the job's end (its epilog) removes it.
+job_tmp=$(TMPDIR=/tmp srun -N1 -w node2 bash -c 'touch "$TMPDIR/left"; echo "$SLURM_JOB_ID $TMPDIR"') ||
+  fail "a job writing to its TMPDIR failed"
+read -r tmp_job tmp_dir <<<"$job_tmp"
+expect_eq "$tmp_dir" "/dev/shm/job$tmp_job" "a job's TMPDIR on its node"
+wait_until 30 "node2 to finish the job's epilog" "[[ \$(sinfo -h -n node2 -o %T) == idle ]]"
+expect_eq "$(srun -N1 -w node2 bash -c "ls -d $tmp_dir 2>/dev/null | wc -l")" 0 "TMPDIRs of ended jobs left on the node"
+
 # Everything 'up' started, to check after 'down'.
 pids=$(cat "$COHORT_MINICLUSTER_DIR"/run/*.pid; for i in 1 2 3; do ip netns pids "$prefix-node$i"; done)
 [[ $(wc -w <<<"$pids") -ge 5 ]] || fail "expected munged, slurmctld and 3 slurmd, found pids: $pids"

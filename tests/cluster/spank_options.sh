@@ -57,7 +57,7 @@ ours="CUDA_DEVICE_ORDER COHORT_CPUS COHORT_GPUS COHORT_NICS COHORT_NUMA COHORT_R
 ours+=" LOCAL_RANK LOCAL_WORLD_SIZE MASTER_ADDR MASTER_PORT NCCL_IB_HCA OMP_NUM_THREADS RANK"
 ours+=" TORCHELASTIC_RESTART_COUNT UCX_NET_DEVICES WORLD_SIZE"
 # Values that differ from job to job, whoever places it.
-per_job='^(SLURM_JOB_ID|SLURM_JOBID|SLURM_TASK_PID|SLURM_SRUN_COMM_PORT|SLURM_STEP_LAUNCHER_PORT)='
+per_job='^(SLURM_JOB_ID|SLURM_JOBID|SLURM_TASK_PID|SLURM_SRUN_COMM_PORT|SLURM_STEP_LAUNCHER_PORT|TMPDIR)='
 task_env() { srun -N1 -w node1 -n1 --gpus-per-node=2 "$@" env | grep -Ev "$per_job" | sort; }
 plain=$(task_env) || fail "plain srun failed"
 [[ -n $plain ]] || fail "plain srun printed no environment"

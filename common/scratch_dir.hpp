@@ -13,8 +13,10 @@ class RemovedAtExit {
   explicit RemovedAtExit(std::filesystem::path dir) : dir_(std::move(dir)) {}
   ~RemovedAtExit() {
     std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
   }
+  // Leaves the folder where it is after all (an empty path removes nothing).
+  void keep() { dir_.clear(); }
   RemovedAtExit(const RemovedAtExit&) = delete;
   RemovedAtExit& operator=(const RemovedAtExit&) = delete;
 

@@ -14,6 +14,7 @@
 #include "common/error.hpp"
 #include "common/options.hpp"
 #include "common/process.hpp"
+#include "common/scratch_dir.hpp"
 #include "common/text.hpp"
 #include "launcher/job_spec.hpp"
 #include "launcher/lineage_record.hpp"
@@ -213,13 +214,13 @@ int launch_command(const std::vector<std::string>& args) {
     }
   }
   o.run_dir = std::filesystem::absolute(o.run_dir).string();
+  // Made here, it is scratch, gone however the launch ends, unless a requeued job keeps it.
+  RemovedAtExit scratch(own_run_dir ? o.run_dir : "");
   const std::string lineage_name = record_lineage_start(o, job);
   int status = supervise(o);
-  // A requeued job keeps its run directory for the next run; otherwise it is spent.
   bool requeued = status == 0 && std::filesystem::exists(o.run_dir + "/checkpoint-request");
+  if (requeued) scratch.keep();
   record_lineage_end(lineage_name, o, status, requeued);
-  std::error_code ec;
-  if (own_run_dir && !requeued) std::filesystem::remove_all(o.run_dir, ec);
   return status;
 }
 

@@ -22,12 +22,14 @@
 namespace cohort {
 namespace {
 
-ProcessResult launch(std::vector<std::string> args) {
+// `tmpdir`, when given, is the launch's TMPDIR: where it makes its scratch run directory.
+ProcessResult launch(std::vector<std::string> args, const std::string& tmpdir = "") {
   const char* bin = std::getenv("COHORT_BIN");
   args.insert(args.begin(), {bin ? bin : "cohort", "launch"});
   RunOptions options;
   options.timeout = std::chrono::seconds(120);  // a hang is a failure, not a stuck suite
   options.env = {"SLURM_JOB_ID="};              // local mode, even inside an allocation
+  if (!tmpdir.empty()) options.env.push_back("TMPDIR=" + tmpdir);
   return run_process(args, options);
 }
 
@@ -309,9 +311,11 @@ TEST(LocalLaunch, AScriptWithoutAShebangLineRunsAsTheShellWouldRunIt) {
 TEST(LocalLaunch, AnOutputDirWhoseLogCannotBeOpenedFailsNamingTheFile) {
   TempDir temp("cohort-launch-log");
   std::filesystem::create_directories(temp.path() / "rank-0.log");
-  auto r = launch({"--local", "--output-dir", temp.path().string(), "--", "true"});
+  std::filesystem::create_directories(temp.path() / "tmp");
+  auto r = launch({"--local", "--output-dir", temp.path().string(), "--", "true"}, (temp.path() / "tmp").string());
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_TRUE(contains(r.err, "cannot open " + (temp.path() / "rank-0.log").string() + ": Is a directory")) << r.err;
+  EXPECT_TRUE(std::filesystem::is_empty(temp.path() / "tmp")) << "the launch's scratch run directory is left";
 }
 
 TEST(LocalLaunch, BadInputIsRefusedBeforeAnythingRuns) {

@@ -31,16 +31,19 @@ std::string clean_tag(const std::string& tag) {
   return clean;
 }
 
+// <base>/cohort-<tag>, every node-local folder's name before any random suffix.
+std::string folder_in(const std::string& base, const std::string& tag) { return base + "/cohort-" + clean_tag(tag); }
+
 std::string make_private_dir(const std::string& base, const std::string& tag, NodeLocalDir::Naming naming) {
   if (naming == NodeLocalDir::Naming::exact) {
-    const std::string path = base + "/cohort-" + clean_tag(tag);
+    const std::string path = folder_in(base, tag);
     if (::mkdir(path.c_str(), 0700) != 0) {
       throw Error(system_message("launch: cannot make the node-local folder " + path, errno) +
                   (errno == EEXIST ? ": another launch's? remove it" : "; set TMPDIR to a writable node-local directory"));
     }
     return path;
   }
-  std::string templ = base + "/cohort-" + clean_tag(tag) + ".XXXXXX";
+  std::string templ = folder_in(base, tag) + ".XXXXXX";
   // mkdtemp makes it 0700: the heartbeat is this rank's alone to touch.
   if (!::mkdtemp(templ.data())) {
     throw Error(system_message("launch: cannot make a node-local folder in " + base, errno) +
@@ -84,7 +87,7 @@ std::string node_local_base() {
   return "/tmp";
 }
 
-std::string node_local_path(const std::string& tag) { return node_local_base() + "/cohort-" + clean_tag(tag); }
+std::string node_local_path(const std::string& tag) { return folder_in(node_local_base(), tag); }
 
 std::string step_tag(const std::string& job, const std::string& step) { return "job" + job + "." + step; }
 

@@ -382,10 +382,8 @@ bool died_of_a_signal(const std::optional<int>& status) {
   return status && WIFSIGNALED(*status) && (WTERMSIG(*status) == SIGTERM || WTERMSIG(*status) == SIGKILL);
 }
 
-// Whether Slurm is cancelling the job this runner is in (scancel, an array cancelled whole).
-bool job_cancelled() {
-  const std::string job = env_or("SLURM_JOB_ID");
-  if (job.empty()) return false;
+// Whether Slurm is cancelling the job `job` (scancel, an array cancelled whole).
+bool job_cancelled(const std::string& job) {
   try {
     RunOptions o;
     o.timeout = std::chrono::seconds(10);
@@ -394,6 +392,24 @@ bool job_cancelled() {
   } catch (const Error&) {
     return false;
   }
+}
+
+// Whether a trial that has ended was stopped from outside. Inside a Slurm job, scancel and
+// slurmd signal every process of the step one after another: a trial that died of that
+// signal before its runner got its own was stopped from outside too, not a failure of its
+// own. The runner's signal may come while it asks Slurm about the job (and end that query,
+// which runs in the same step), or a moment after; so it is looked for again after the query,
+// and waited for briefly when Slurm does not say the job is cancelled (`scancel --signal`).
+bool stopped_from_outside(const std::optional<int>& status, const std::atomic<bool>& stop) {
+  if (stop.load()) return true;
+  const std::string job = env_or("SLURM_JOB_ID");
+  if (job.empty() || !died_of_a_signal(status)) return false;
+  if (job_cancelled(job) || stop.load()) return true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (!stop.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return stop.load();
 }
 
 // What running a trial came to.
@@ -439,12 +455,7 @@ RunResult watch_trial(RunningTrial& trial, Process& child, OutputLog& log, Outpu
   file.finish(take);
   // Whatever the trial left running in its group goes with it.
   result.status = child.wait_and_kill_group();
-  // scancel signals the trial as well as its runner: a trial that died of it before the
-  // runner noticed was stopped from outside too, not a failure of its own. The runner's own
-  // signal may come a moment after the trial's; Slurm already says the job is cancelled.
-  if (result.early_reason.empty() && (stop.load() || (died_of_a_signal(result.status) && job_cancelled()))) {
-    result.killed = true;
-  }
+  if (result.early_reason.empty() && stopped_from_outside(result.status, stop)) result.killed = true;
   return result;
 }
 

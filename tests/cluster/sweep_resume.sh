@@ -80,6 +80,7 @@ scancel "$first"
 wait_until 60 "the first array to leave the queue" "[[ -z \$(squeue -h -j $first 2>/dev/null) ]]"
 # Its experiment is still Running, and its status says that nothing runs it any more.
 status=$("$cohort" sweep status "$again") || fail "sweep status failed: $status"
+note "trials after the cancel:"$'\n'"$(trials "$again")"
 # (Its runners, sent SIGTERM, usually record their trials Killed, which then count as not run.)
 [[ $status =~ array\ job\ $first\ has\ ended\ with\ ([0-9]+)\ trial\(s\)\ not\ run\ and\ ([0-9]+)\ left\ Running ]] ||
   fail "the status of the cancelled sweep does not say its array job ended: $status"

@@ -235,6 +235,36 @@ TEST(Sweep, ResumeMarksAbandonedTrialsKilledAndFinishesTheRest) {
   EXPECT_EQ(xs, (std::set<std::string>{"-2", "-1", "0", "1", "2"}));
 }
 
+// scancel signals every process of the job's step, one after another: the trial may die of
+// it first, and the runner's own signal come while the runner asks Slurm whether the job is
+// being cancelled (and end that query too). The trial was stopped from outside all the same.
+TEST(Sweep, ATrialEndedByTheJobsCancelIsKilledWhenTheRunnersSignalComesLate) {
+  TempDir t;
+  fs::create_directory(t / "bin");
+  // This scontrol is the moment the runner's SIGTERM arrives: it signals the runner, then
+  // dies of the same signal, as a query started inside the cancelled step does.
+  const std::string scontrol = t.file("bin/scontrol", "#!/bin/sh\nkill -TERM $PPID\nkill -TERM $$\n");
+  ASSERT_EQ(::chmod(scontrol.c_str(), 0755), 0);
+  const std::string spec = R"yaml(
+objective: {type: minimize, objectiveMetricName: loss}
+algorithm: {algorithmName: grid}
+maxTrialCount: 1
+parameters:
+  - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "1"}}
+trialTemplate:
+  trialParameters: [{name: x, reference: x}]
+  command: [sh, -c, 'kill -TERM $$']
+)yaml";
+  RunOptions o;
+  o.env = {"PATH=" + (t / "bin").string() + ":" + std::getenv("PATH"), "SLURM_JOB_ID=4242"};
+  const char* bin = std::getenv("COHORT_BIN");
+  run_process({bin ? bin : "cohort", "sweep", "run", t.file("one.yaml", spec), "--dir", t.dir()}, o);
+  json::Value s = status_json(t.dir());
+  const auto& trials = s.at("trials").as_array();
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_EQ(trials[0].at("state").as_string(), "Killed") << trials[0].at("reason").as_string();
+}
+
 TEST(Sweep, PlotWritesAnSvgWithOnePointPerTrial) {
   TempDir t;
   ASSERT_EQ(cohort({"sweep", "run", t.file("square.yaml", kSquare), "--dir", t.dir()}).exit_code, 0);

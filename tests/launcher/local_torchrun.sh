@@ -4,6 +4,8 @@
 set -euo pipefail
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# torchrun leaves a log folder (torchelastic_*) in TMPDIR at every start: here, in $work.
+export TMPDIR=$work
 program=$COHORT_SOURCE_DIR/tests/launcher/fixtures/torchrun_allreduce.py
 # Debian's torchrun needs a mend to start under Python 3.11 (see its file).
 export PYTHONPATH=$COHORT_SOURCE_DIR/tests/support/torchrun_fix

@@ -3,11 +3,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <filesystem>
+#include <vector>
 
 #include "common/environment.hpp"
 #include "common/error.hpp"
@@ -34,9 +36,24 @@ std::string clean_tag(const std::string& tag) {
 // <base>/cohort-<tag>, every node-local folder's name before any random suffix.
 std::string folder_in(const std::string& base, const std::string& tag) { return base + "/cohort-" + clean_tag(tag); }
 
+// Room an exact folder leaves in its path for the Unix socket it holds ("/agent.sock" and
+// the terminating nul, with some to spare).
+constexpr std::size_t kSocketNameRoom = 16;
+
+// Where an exact folder goes: node_local_base(), unless a Unix socket in it would not fit
+// in sockaddr_un (a long TMPDIR), then /dev/shm. The node's wrappers all decide the same,
+// from the same TMPDIR and tag.
+std::string exact_base(const std::string& tag) {
+  const std::string base = node_local_base();
+  if (folder_in(base, tag).size() + kSocketNameRoom <= sizeof(sockaddr_un{}.sun_path) || !is_directory("/dev/shm")) {
+    return base;
+  }
+  return "/dev/shm";
+}
+
 std::string make_private_dir(const std::string& base, const std::string& tag, NodeLocalDir::Naming naming) {
   if (naming == NodeLocalDir::Naming::exact) {
-    const std::string path = folder_in(base, tag);
+    const std::string path = folder_in(exact_base(tag), tag);
     if (::mkdir(path.c_str(), 0700) != 0) {
       throw Error(system_message("launch: cannot make the node-local folder " + path, errno) +
                   (errno == EEXIST ? ": another launch's? remove it" : "; set TMPDIR to a writable node-local directory"));
@@ -64,17 +81,22 @@ std::string local_launch_prefix() {
   return "local-" + (ns.empty() ? std::string("0") : ns) + "-";
 }
 
-// Removes this user's folders (not links) in node_local_base() whose names `doomed` picks.
+// Removes this user's folders (not links) whose names `doomed` picks, in node_local_base()
+// and in /dev/shm, where exact folders go under a long TMPDIR.
 template <typename Pick>
 void remove_own_folders(const Pick& doomed) {
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(node_local_base(), ec), end; !ec && it != end; it.increment(ec)) {
-    const auto& entry = *it;
-    if (!doomed(entry.path().filename().string())) continue;
-    struct stat st {};
-    if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) continue;
-    std::error_code removal;
-    std::filesystem::remove_all(entry.path(), removal);
+  std::vector<std::string> bases{node_local_base()};
+  if (bases[0] != "/dev/shm" && is_directory("/dev/shm")) bases.push_back("/dev/shm");
+  for (const auto& base : bases) {
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
+      const auto& entry = *it;
+      if (!doomed(entry.path().filename().string())) continue;
+      struct stat st {};
+      if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) continue;
+      std::error_code removal;
+      std::filesystem::remove_all(entry.path(), removal);
+    }
   }
 }
 
@@ -87,7 +109,7 @@ std::string node_local_base() {
   return "/tmp";
 }
 
-std::string node_local_path(const std::string& tag) { return folder_in(node_local_base(), tag); }
+std::string node_local_path(const std::string& tag) { return folder_in(exact_base(tag), tag); }
 
 std::string step_tag(const std::string& job, const std::string& step) { return "job" + job + "." + step; }
 

@@ -33,14 +33,16 @@ std::string local_launch_tag();
 // (its watchers end their ranks and remove their own folders, but not the launch's).
 void remove_abandoned_local_launches();
 
-// <base>/cohort-<tag>: where NodeLocalDir(tag, Naming::exact) is made.
+// <base>/cohort-<tag>: where NodeLocalDir(tag, Naming::exact) is made. It holds a Unix
+// socket, whose path must fit in 107 characters: under a TMPDIR too long for that, the base
+// is /dev/shm rather than node_local_base().
 std::string node_local_path(const std::string& tag);
 
 class NodeLocalDir {
  public:
   enum class Naming {
     unique,  // <base>/cohort-<tag>.XXXXXX
-    exact,   // <base>/cohort-<tag>, for others on the node to find; an error if it exists
+    exact,   // node_local_path(tag), for others on the node to find; an error if it exists
   };
   // Makes the folder with mode 0700. `tag` names the job, step, attempt and rank (or node
   // agent) so that people can tell whose it is; the random suffix keeps two launches on

@@ -5,9 +5,11 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 
@@ -371,6 +373,39 @@ TEST(NodeAgent, AHubTakesAFoldedLineAsEachRanksBeat) {
   EXPECT_EQ(events[0].kind, RankEvent::Kind::beat);
   EXPECT_EQ(events[1].outcome.rank, 7);
   EXPECT_EQ(events[1].beat_at, 70.5);
+}
+
+// A site's TMPDIR can be long (/local/scratch/<user>/<job>/...): a Unix socket's path must
+// fit in 107 characters, so the agent's folder goes to /dev/shm then, where its wrappers
+// look too, and where the next step of the job removes it when the teardown left it.
+TEST(NodeAgent, UnderATmpdirTooLongForASocketTheAgentsFolderIsInDevShm) {
+  NodeLocalDir scratch("test-long-tmpdir");
+  const std::string deep = scratch.path() + "/" + std::string(60, 'd') + "/" + std::string(30, 'e');
+  std::filesystem::create_directories(deep);
+  const char* before = std::getenv("TMPDIR");
+  const std::string saved = before ? before : "";
+  ::setenv("TMPDIR", deep.c_str(), 1);
+  struct Restore {
+    std::string saved;
+    bool had;
+    ~Restore() { had ? ::setenv("TMPDIR", saved.c_str(), 1) : ::unsetenv("TMPDIR"); }
+  } restore{saved, before != nullptr};
+
+  const std::string tag = step_tag("77", "3") + "-attempt-0-node0-agent-test";
+  EXPECT_EQ(node_local_path(tag), "/dev/shm/cohort-" + tag);
+  {
+    NodeLocalDir dir(tag, NodeLocalDir::Naming::exact);
+    EXPECT_EQ(dir.path(), node_local_path(tag));
+    NodeAgent agent(dir.path(), "s", 1);
+    EXPECT_NO_THROW(AgentLink::to_node_agent(node_local_path(tag), "s", "h"));
+  }
+  // Left by a step killed outright, it goes when the job's next step starts on the node.
+  ASSERT_EQ(::mkdir(node_local_path(tag).c_str(), 0700), 0);
+  remove_earlier_steps("77", "4");
+  EXPECT_FALSE(std::filesystem::exists(node_local_path(tag)));
+  // A short TMPDIR keeps it.
+  ::setenv("TMPDIR", scratch.path().c_str(), 1);
+  EXPECT_EQ(node_local_path(tag), scratch.path() + "/cohort-" + tag);
 }
 
 TEST(NodeAgent, AWrapperSendsNothingIntoAnAgentFolderOthersCouldEnter) {

@@ -149,6 +149,12 @@ bool decode(const json::Value& v, const std::string& host, std::vector<RankEvent
   } else if (kind == "beat") {
     e.kind = RankEvent::Kind::beat;
     e.beat_at = v.at("at").as_double();
+  } else if (kind == "hang") {
+    e.kind = RankEvent::Kind::hang;
+    e.note = v.at("why").as_string();
+  } else if (kind == "dumped") {
+    e.kind = RankEvent::Kind::dumped;
+    e.note = v.at("file").as_string();
   } else {
     return false;
   }
@@ -306,6 +312,14 @@ void AgentLink::send_line(const std::string& line) {
 
 void AgentLink::started(int rank) { send_line(json::write(json::Object{{"event", "started"}, {"rank", rank}})); }
 
+void AgentLink::hang(int rank, const std::string& why) {
+  send_line(json::write(json::Object{{"event", "hang"}, {"rank", rank}, {"why", why}}));
+}
+
+void AgentLink::dumped(int rank, const std::string& file) {
+  send_line(json::write(json::Object{{"event", "dumped"}, {"rank", rank}, {"file", file}}));
+}
+
 void AgentLink::ended(const RankOutcome& o) {
   send_line(json::write(json::Object{{"event", "ended"},
                                      {"rank", o.rank},
@@ -429,6 +443,8 @@ bool NodeAgent::take_line(Wrapper& w, std::string_view line, AgentLink& upstream
   for (const auto& e : events) {
     if (e.kind == RankEvent::Kind::started) upstream.started(e.outcome.rank);
     else if (e.kind == RankEvent::Kind::beat) beats_[e.outcome.rank] = e.beat_at;
+    else if (e.kind == RankEvent::Kind::hang) upstream.hang(e.outcome.rank, e.note);
+    else if (e.kind == RankEvent::Kind::dumped) upstream.dumped(e.outcome.rank, e.note);
     else if (e.outcome.lost) upstream.lost(e.outcome.rank);
     else upstream.ended(e.outcome);
   }

@@ -2,8 +2,9 @@
 //
 // The supervisor listens on one TCP port; each watcher keeps one connection to it and sends
 // newline-delimited JSON: first a hello carrying the attempt's secret (so that another user
-// on a node cannot inject events), then one line per event — a rank started, a rank ended
-// (exit code, signal, hung, time). The supervisor can send "stop": end your ranks now (a
+// on a node cannot inject events), then one line per event — a rank started, a rank is
+// suspected hung (why), its stack was dumped (to which file), a rank ended (exit code,
+// signal, hung, time). The supervisor can send "stop": end your ranks now (a
 // teardown; the watcher then reports nothing, its ranks count as killed in teardown). A
 // watcher whose connection ends (the supervisor died, or the network between them failed)
 // ends its ranks by itself; a connection that ends while its ranks run is, to the
@@ -13,7 +14,7 @@
 // grows with the nodes, not the ranks: the node's first wrapper is its agent (NodeAgent).
 // It holds the connection and listens on a Unix socket in a node-local 0700 folder; the
 // node's other wrappers connect there and send the same lines. The agent passes on
-// started and ended at once, folds its wrappers' beats into one "beats" line per
+// started, hang, dumped and ended at once, folds its wrappers' beats into one "beats" line per
 // kBeatReportSeconds, reports "lost" for a wrapper whose connection ended while its rank
 // ran, and passes "stop" on. Its connection carries every rank of the node, so its end
 // is, to the supervisor, the failure of all of them.
@@ -35,9 +36,10 @@
 namespace cohort::launcher {
 
 struct RankEvent {
-  enum class Kind { started, ended, beat } kind = Kind::started;
+  enum class Kind { started, hang, dumped, ended, beat } kind = Kind::started;
   RankOutcome outcome;  // rank always; how it ended for `ended`
   double beat_at = 0;   // `beat`: the rank's last heartbeat, seconds since the epoch; 0: none yet
+  std::string note;     // `hang`: why the rank is taken for hung; `dumped`: the stack's file
 };
 
 // One connection as its receiving end (the supervisor's hub, a node's agent) sees it.
@@ -98,6 +100,11 @@ class AgentLink {
 
   int fd() const { return fd_.get(); }
   void started(int rank);
+  // The rank is taken for hung (`why`), before its stack is dumped and it is killed: a
+  // dump through gdb can take a while.
+  void hang(int rank, const std::string& why);
+  // The hung rank's stack is in `file`, in the run directory.
+  void dumped(int rank, const std::string& file);
   void ended(const RankOutcome& outcome);
   // The rank's last heartbeat (seconds since the epoch; 0: watched, not beaten yet), for
   // people watching the run: at most every kBeatReportSeconds, and only when it moved.

@@ -119,25 +119,45 @@ ProcessState process_state(pid_t pid) {
 }
 
 // Where the node allows: every thread's user stack through gdb, else the kernel's view.
-void dump_stack(pid_t pid, int rank) {
-  std::cerr << "cohort: launch: rank " << rank << ": stack of pid " << pid << ":\n";
+std::string stack_of(pid_t pid, int rank) {
+  std::ostringstream out;
+  out << "cohort: launch: rank " << rank << ": stack of pid " << pid << ":\n";
   try {
     RunOptions options;
     options.timeout = std::chrono::seconds(30);
     auto r = run_process({"gdb", "-batch", "-nx", "-p", std::to_string(pid), "-ex", "thread apply all bt"},
                          options);
     if (r.ok() && r.out.find("#0") != std::string::npos) {
-      std::cerr << r.out;
-      return;
+      out << r.out;
+      return out.str();
     }
-    std::cerr << "cohort: launch: rank " << rank << ": gdb could not attach; kernel stack follows\n";
+    out << "cohort: launch: rank " << rank << ": gdb could not attach; kernel stack follows\n";
   } catch (const Error&) {
-    std::cerr << "cohort: launch: rank " << rank << ": gdb not installed; kernel stack follows\n";
+    out << "cohort: launch: rank " << rank << ": gdb not installed; kernel stack follows\n";
   }
   for (const char* what : {"stack", "wchan", "status"}) {
     std::string text = read_small_file("/proc/" + std::to_string(pid) + "/" + what);
-    if (!text.empty()) std::cerr << "--- /proc/" << pid << "/" << what << "\n" << text << "\n";
+    if (!text.empty()) out << "--- /proc/" << pid << "/" << what << "\n" << text << "\n";
   }
+  return out.str();
+}
+
+// Dumps the hung program's stack into the rank's log and, once, into the run directory,
+// telling the supervisor first that the rank is taken for hung, then where its stack is.
+// Returns the stack's file; "" when it could not be written.
+std::string dump_hung(pid_t culprit, int rank, const std::string& why, const std::string& attempt_dir, AgentLink& link) {
+  link.hang(rank, why);
+  const std::string stack = stack_of(culprit, rank);
+  std::cerr << stack;
+  const std::string file = stack_file(attempt_dir, rank);
+  try {
+    write_file_atomically(file, stack);
+  } catch (const Error& e) {
+    std::cerr << "cohort: launch: rank " << rank << ": " << e.what() << "\n";
+    return "";
+  }
+  link.dumped(rank, file);
+  return file;
 }
 
 // The role's replica index and, for TensorFlow-style jobs, TF_CONFIG: from the role
@@ -280,7 +300,9 @@ std::vector<std::string> program_environment(Environment env, const Contract& co
 struct Ending {
   int status = 0;  // the wait status
   bool hung = false;
-  bool stopped = false;  // hung because a signal stopped it
+  bool stopped = false;    // hung because a signal stopped it
+  std::string why;         // hung: what was seen
+  std::string stack_file;  // hung: where its stack is
 };
 
 // Where this wrapper's news goes: to the supervisor over a connection of its own (local
@@ -357,7 +379,8 @@ std::set<int> wait_for_news(int signal_fd, std::vector<pollfd> fds, int timeout_
 // asks for it, as no orphan may outlive its gang.
 // Long: the hang watch's two rules and the supervisor's link share one loop and its clock.
 Ending watch_program(Process& program, const HangWatch& watch, const std::string& heartbeat_file,
-                     const sigset_t& watched, int rank, const std::string& host, Reporting& to) {
+                     const sigset_t& watched, int rank, const std::string& host, const std::string& attempt_dir,
+                     Reporting& to) {
   Ending ending;
   using Clock = std::chrono::steady_clock;
   // The heartbeat's clock starts with the program and starts over whenever this wrapper
@@ -368,8 +391,9 @@ Ending watch_program(Process& program, const HangWatch& watch, const std::string
   std::map<pid_t, Clock::time_point> stopped_since;
   auto hang = [&](pid_t culprit, const std::string& why) {
     ending.hung = true;
+    ending.why = why;
     std::cerr << "cohort: launch: rank " << rank << " on " << host << ": " << why << "; treating it as hung\n";
-    dump_stack(culprit, rank);
+    ending.stack_file = dump_hung(culprit, rank, why, attempt_dir, *to.link);
     // The whole rank: what the program started would otherwise outlive it, and a stopped
     // process left behind stays stopped.
     for (pid_t p : process_tree(program.pid())) ::kill(p, SIGKILL);
@@ -425,6 +449,22 @@ Ending watch_program(Process& program, const HangWatch& watch, const std::string
   return ending;
 }
 
+// How the rank ended, as its watcher reports it.
+RankOutcome outcome_of(const Ending& ending, int rank, const std::string& host) {
+  RankOutcome outcome;
+  outcome.rank = rank;
+  outcome.host = host;
+  outcome.hung = ending.hung;
+  outcome.stopped = ending.stopped;
+  outcome.hang_why = ending.why;
+  outcome.stack_file = ending.stack_file;
+  outcome.reported = true;
+  if (WIFEXITED(ending.status)) outcome.exit_code = WEXITSTATUS(ending.status);
+  if (WIFSIGNALED(ending.status)) outcome.term_signal = WTERMSIG(ending.status);
+  outcome.ended_ns = wall_clock_ns();
+  return outcome;
+}
+
 }  // namespace
 
 int run_rank(std::vector<std::string> command, std::string role) {
@@ -473,9 +513,7 @@ int run_rank(std::vector<std::string> command, std::string role) {
   options.shell_runs_scripts = true;  // as the shell that would otherwise start it
   link.started(contract.rank);
 
-  RankOutcome outcome;
-  outcome.rank = contract.rank;
-  outcome.host = host_name();
+  const std::string host = host_name();
   Ending ending;
   std::optional<Process> program;
   try {
@@ -485,18 +523,15 @@ int run_rank(std::vector<std::string> command, std::string role) {
     std::cerr << "cohort: launch: rank " << contract.rank << ": " << e.what() << "\n";
     ending.status = W_EXITCODE(e.errnum() == ENOENT ? 127 : 126, 0);
   }
-  if (program) ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, outcome.host, to);
+  if (program) {
+    ending = watch_program(*program, watch, contract.heartbeat_file, watched, contract.rank, host, attempt_dir, to);
+  }
   private_dir.reset();  // before the report: a Slurm teardown after it kills this wrapper outright
   if (link.asked_to_stop()) {
     carry_wrappers(to);
     return 128 + SIGKILL;  // torn down: the supervisor wants no word of it
   }
-  outcome.hung = ending.hung;
-  outcome.stopped = ending.stopped;
-  outcome.reported = true;
-  if (WIFEXITED(ending.status)) outcome.exit_code = WEXITSTATUS(ending.status);
-  if (WIFSIGNALED(ending.status)) outcome.term_signal = WTERMSIG(ending.status);
-  outcome.ended_ns = wall_clock_ns();
+  const RankOutcome outcome = outcome_of(ending, contract.rank, host);
   link.ended(outcome);
   // For people reading the run afterwards; the supervisor has it from the link.
   write_outcome(attempt_dir, outcome);

@@ -31,7 +31,13 @@ void write_outcome(const std::string& attempt_dir, const RankOutcome& o) {
   std::ostringstream s;
   s << "rank=" << o.rank << "\nhost=" << o.host << "\nexit=" << o.exit_code << "\nsignal=" << o.term_signal
     << "\nhung=" << (o.hung ? 1 : 0) << "\nstopped=" << (o.stopped ? 1 : 0) << "\nended_ns=" << o.ended_ns << "\n";
+  if (!o.hang_why.empty()) s << "why=" << o.hang_why << "\n";
+  if (!o.stack_file.empty()) s << "stack=" << o.stack_file << "\n";
   write_file_atomically(attempt_dir + "/rank-" + std::to_string(o.rank) + ".status", s.str());
+}
+
+std::string stack_file(const std::string& attempt_dir, int rank) {
+  return attempt_dir + "/rank-" + std::to_string(rank) + ".stack";
 }
 
 void write_placement(const std::string& attempt_dir, const RankPlacementRecord& p) {
@@ -73,6 +79,8 @@ std::vector<RankOutcome> read_outcomes(const std::string& attempt_dir) {
         else if (key == "hung") o.hung = value == "1";
         else if (key == "stopped") o.stopped = value == "1";
         else if (key == "ended_ns") o.ended_ns = std::stoll(value);
+        else if (key == "why") o.hang_why = value;
+        else if (key == "stack") o.stack_file = value;
       } catch (const std::exception&) {
         o.reported = false;  // unreadable: treat as unreported
       }

@@ -19,6 +19,9 @@ std::string read_small_file(const std::string& path);  // "" when missing or unr
 
 void write_outcome(const std::string& attempt_dir, const RankOutcome& outcome);
 
+// Where a hung rank's stack is dumped, once: attempt-N/rank-R.stack.
+std::string stack_file(const std::string& attempt_dir, int rank);
+
 // Where a rank runs, written once as it starts (rank-R.placement) for people reading the
 // run: its host and the plan's CPUs, GPUs, NICs and NUMA nodes as the contract gives them
 // to the program ("" where nothing was planned).

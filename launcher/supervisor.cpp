@@ -344,6 +344,7 @@ class Gang {
     reported_.clear();
     running_.clear();
     beats_.clear();  // an attempt's file holds its own ranks' beats, written from its start
+    hangs_.clear();
     beats_written_.clear();
     beats_written_when_ = 0;
     std::vector<std::string> env = base_environment();
@@ -793,11 +794,25 @@ class Gang {
     hub_address_ = host + ":" + std::to_string(hub_->port());
   }
 
-  void record(const RankOutcome& o) {
+  void record(RankOutcome o) {
     auto at = std::lower_bound(reported_.begin(), reported_.end(), o.rank,
                                [](const RankOutcome& a, int rank) { return a.rank < rank; });
     if (at != reported_.end() && at->rank == o.rank) return;  // one end per rank: the first
-    reported_.insert(at, o);
+    if (auto h = hangs_.find(o.rank); h != hangs_.end() && o.hung) {
+      o.hang_why = h->second.why;
+      o.stack_file = h->second.stack_file;
+    }
+    reported_.insert(at, std::move(o));
+  }
+
+  // A rank taken for hung, while its watcher dumps its stack (gdb may take a while). Where
+  // the ranks' output goes to files, the job's own output says so at once; otherwise the
+  // watcher's own line is already there.
+  void suspect(const RankEvent& e) {
+    hangs_[e.outcome.rank].why = e.note;
+    if (options_.output_dir.empty()) return;
+    std::cerr << "cohort: launch: rank " << e.outcome.rank << " on " << e.outcome.host << ": " << e.note
+              << "; dumping its stack, then ending it\n";
   }
 
   // Ranks' news from their watchers. A watcher lost after some rank already failed is most
@@ -808,6 +823,8 @@ class Gang {
     for (auto& e : hub_->service()) {
       if (e.kind == RankEvent::Kind::started) running_.insert(e.outcome.rank);
       else if (e.kind == RankEvent::Kind::beat) beats_[e.outcome.rank] = e.beat_at;
+      else if (e.kind == RankEvent::Kind::hang) suspect(e);
+      else if (e.kind == RankEvent::Kind::dumped) hangs_[e.outcome.rank].stack_file = e.note;
       else if (e.outcome.lost) lost.push_back(e.outcome);
       else record(e.outcome);
     }
@@ -964,6 +981,10 @@ class Gang {
   std::string master_addr_;
   std::string attempt_dir_;
   std::map<int, double> beats_, beats_written_;  // rank -> its last heartbeat (epoch seconds)
+  struct Hang {
+    std::string why, stack_file;
+  };
+  std::map<int, Hang> hangs_;  // ranks taken for hung in this attempt, as their watchers said
   double beats_written_when_ = 0;
   std::vector<Child> children_;
   bool tearing_down_ = false;  // this attempt's teardown has begun: srun's reports of it are ours to give
@@ -1036,6 +1057,7 @@ std::string culprit_of(const RankOutcome* first, const std::vector<LostNode>& lo
   std::string culprit = first ? "rank " + std::to_string(first->rank) + " (" + first->host + ") " + describe(*first) + " first"
                         : lost.empty() ? "the step failed before any rank reported"
                                        : lost_text;
+  if (first && first->hung && !first->stack_file.empty()) culprit += "; its stack in " + first->stack_file;
   if (first && !lost.empty()) culprit += "; " + lost_text;
   return culprit;
 }

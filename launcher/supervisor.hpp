@@ -71,6 +71,8 @@ struct RankOutcome {
   bool reported = false; // the rank's runner wrote its outcome
   bool lost = false;     // its watcher's connection ended while it ran: its node or the network failed
   long long ended_ns = 0;  // wall clock at the end, to order failures
+  std::string hang_why;    // hung: what its watcher saw ("no heartbeat for 60 s")
+  std::string stack_file;  // hung: where its stack was dumped, in the attempt's directory
 };
 
 // The wait before restart number `restart` (1, 2, …): 1 s, doubling each time, at most 30 s,

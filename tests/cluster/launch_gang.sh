@@ -57,6 +57,10 @@ expect_eq "$(job_state "$job")" COMPLETED "state after a hang"
 grep -q '2: cohort: launch: rank 2 on node2: no heartbeat for 2 s' hang.out || fail "hang not reported: $(cat hang.out)"
 grep -q "2: #0 " hang.out || grep -q '2: --- /proc/' hang.out || fail "no stack dump in the log: $(cat hang.out)"
 grep -q 'rank 2 (node2) hung (no heartbeat) first' hang.out || fail "hang not named as the failure: $(cat hang.out)"
+# The stack is kept in the run directory too, and the failure line says where.
+stack=$(sed -n 's/.*hung (no heartbeat) first; its stack in \([^;]*\);.*/\1/p' hang.out | head -1)
+[[ $stack == */attempt-0/rank-2.stack ]] || fail "the failure line names no stack file: $(cat hang.out)"
+grep -q 'stack of pid' "$stack" || fail "the stack file $stack holds no stack: $(cat "$stack" 2>&1)"
 expect_eq "$(grep -c 'recovered$' hang.out)" 4 "ranks that ran again after the hang"
 
 # A rank that stops itself is hung, though no --heartbeat-timeout was given.

@@ -264,6 +264,32 @@ TEST(NodeAgent, ANodesWrappersShareItsOneConnectionToTheSupervisor) {
   EXPECT_FALSE(node.agent.done()) << "wrapper 2's connection is still open";
 }
 
+// A hang is news before the rank ends: its watcher says so, then dumps the stack (gdb can
+// take a while), says where, and only then ends the rank.
+TEST(NodeAgent, AHangAndItsStackDumpReachTheSupervisorInOrderBeforeTheEnd) {
+  EventHub hub(true);
+  Node node(address(hub), hub.secret(), 1);
+  AgentLink w = node.wrapper(hub.secret());
+  w.started(5);
+  w.hang(5, "no heartbeat for 60 s");
+  w.dumped(5, "/run/attempt-0/rank-5.stack");
+  RankOutcome o;
+  o.rank = 5;
+  o.term_signal = 9;
+  o.hung = true;
+  w.ended(o);
+  auto events = relay_until(hub, node, [](const auto& e) { return count(e, RankEvent::Kind::ended) >= 1; });
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[1].kind, RankEvent::Kind::hang);
+  EXPECT_EQ(events[1].outcome.rank, 5);
+  EXPECT_EQ(events[1].outcome.host, "node4");
+  EXPECT_EQ(events[1].note, "no heartbeat for 60 s");
+  EXPECT_EQ(events[2].kind, RankEvent::Kind::dumped);
+  EXPECT_EQ(events[2].note, "/run/attempt-0/rank-5.stack");
+  EXPECT_EQ(events[3].kind, RankEvent::Kind::ended);
+  EXPECT_TRUE(events[3].outcome.hung);
+}
+
 TEST(NodeAgent, TheAgentsLostConnectionIsTheLossOfEveryRankItCarried) {
   EventHub hub(true);
   { RunningNode running(hub, 1); }  // the agent goes, and with it the node's connection

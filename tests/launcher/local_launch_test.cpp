@@ -123,13 +123,26 @@ TEST(LocalLaunch, ExitCodePolicyRetriesOnlyKilledRanks) {
 
 TEST(LocalLaunch, ARankThatStopsBeatingIsDumpedAndRestarted) {
   // The first attempt beats once, then hangs; the second finishes.
-  auto r = launch({"--local", "--heartbeat-timeout", "1", "--max-restarts", "1", "--", "sh", "-c",
+  TempDir temp("cohort-launch-test");
+  const std::string run = (temp / "run").string(), out = (temp / "out").string();
+  auto r = launch({"--local", "--heartbeat-timeout", "1", "--max-restarts", "1", "--run-dir", run, "--output-dir", out,
+                   "--", "sh", "-c",
                    "[ -n \"$COHORT_HEARTBEAT_FILE\" ] || exit 9; touch \"$COHORT_HEARTBEAT_FILE\"; "
                    "[ $COHORT_RESTART_COUNT = 0 ] && exec sleep 1000; exit 0"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(contains(r.err, "no heartbeat for 1 s; treating it as hung")) << r.err;
-  EXPECT_TRUE(contains(r.err, "stack of pid")) << r.err;
-  EXPECT_TRUE(contains(r.err, "hung (no heartbeat) first")) << r.err;
+  // The rank's output goes to its log: the supervisor says at once what its watcher saw.
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("rank 0 on [^:]+: no heartbeat for 1 s; dumping its stack, then ending it")))
+      << r.err;
+  const std::string stack = run + "/attempt-0/rank-0.stack";
+  EXPECT_TRUE(contains(r.err, "hung (no heartbeat) first; its stack in " + stack + ";")) << r.err;
+  const std::string log = read_file(out + "/rank-0.log").value_or("");
+  EXPECT_TRUE(contains(log, "no heartbeat for 1 s; treating it as hung")) << log;
+  EXPECT_TRUE(contains(log, "stack of pid")) << log;
+  // The stack is kept in the run directory as well, and the rank's status names it.
+  EXPECT_TRUE(contains(read_file(stack).value_or(""), "stack of pid")) << stack;
+  const std::string status = read_file(run + "/attempt-0/rank-0.status").value_or("");
+  EXPECT_TRUE(contains(status, "\nwhy=no heartbeat for 1 s\n")) << status;
+  EXPECT_TRUE(contains(status, "\nstack=" + stack + "\n")) << status;
 }
 
 TEST(LocalLaunch, ARankStoppedAfterItsFirstBeatIsDumpedAndRestartedWithoutAHeartbeatTimeout) {

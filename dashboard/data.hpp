@@ -73,6 +73,8 @@ struct JobView {
   std::string run_error = {};
   std::optional<lineage::Artifact> checkpoint = {};  // the last one it committed
   std::vector<LogTail> logs = {};                    // per rank, from --output-dir
+  // The stacks of ranks that hung, newest attempt first: (attempt, its tail).
+  std::vector<std::pair<int, LogTail>> stacks = {};
   // Without --output-dir, the ranks' lines went to the batch job's output file: its tail, or
   // why it cannot be shown.
   std::optional<LogTail> batch_log = {};

@@ -397,6 +397,14 @@ std::string run_tables(const launcher::RunReport& run) {
   return out;
 }
 
+// A file's tail under its heading: its path, whether it was cut, and its text or why not.
+std::string tail_block(const std::string& heading, const LogTail& t, const std::string& id) {
+  return "<h3>" + heading + "</h3><p class=\"note\"><code>" + e(t.path) + "</code>" +
+         (t.cut ? ", its last " + std::to_string(kTailLines) + " lines at most" : std::string()) + "</p>" +
+         (t.error.empty() ? "<pre class=\"log\" id=\"" + id + "\">" + e(t.text) + "</pre>"
+                          : "<p class=\"note\">" + e(t.error) + "</p>");
+}
+
 std::string log_tails(const JobView& v) {
   if (v.output_dir.empty()) {
     const std::string hint = "The ranks' output went to the launch's own output, each line prefixed by its rank: give "
@@ -408,13 +416,19 @@ std::string log_tails(const JobView& v) {
            (t.error.empty() ? "<pre class=\"log\" id=\"batch-log\">" + e(t.text) + "</pre>" : "<p class=\"note\">" + e(t.error) + "</p>");
   }
   std::string out;
-  for (const auto& t : v.logs) {
-    out += "<h3>Rank " + std::to_string(t.rank) + "</h3><p class=\"note\"><code>" + e(t.path) + "</code>" +
-           (t.cut ? ", its last " + std::to_string(kTailLines) + " lines at most" : std::string()) + "</p>";
-    out += t.error.empty() ? "<pre class=\"log\" id=\"log-" + std::to_string(t.rank) + "\">" + e(t.text) + "</pre>"
-                           : "<p class=\"note\">" + e(t.error) + "</p>";
-  }
+  for (const auto& t : v.logs) out += tail_block("Rank " + std::to_string(t.rank), t, "log-" + std::to_string(t.rank));
   return out.empty() ? "<p>No rank has written a log yet.</p>" : out;
+}
+
+// What a hung rank was doing when its watcher ended it.
+std::string stack_dumps(const JobView& v) {
+  if (v.stacks.empty()) return "";
+  std::string out = "<h2>Stacks of hung ranks</h2>";
+  for (const auto& [attempt, t] : v.stacks) {
+    out += tail_block("Attempt " + std::to_string(attempt) + ", rank " + std::to_string(t.rank), t,
+                      "stack-" + std::to_string(attempt) + "-" + std::to_string(t.rank));
+  }
+  return out;
 }
 
 }  // namespace
@@ -437,7 +451,7 @@ std::string job_page(const JobView& v) {
   }
   if (v.run) body += run_tables(*v.run);
   else body += "<p class=\"note\" id=\"run-error\">" + e(v.run_error) + "</p>";
-  body += "<h2>Logs</h2>" + log_tails(v);
+  body += stack_dumps(v) + "<h2>Logs</h2>" + log_tails(v);
   return page("Launch " + x.name, "jobs", body, x.state == "RUNNING" ? 5 : 0);
 }
 

@@ -153,6 +153,16 @@ JobView load_job(const lineage::Store& store, std::int64_t id) {
     }
   }
   v.checkpoint = last_checkpoint(store, id);
+  if (v.run) {
+    const auto most = static_cast<std::size_t>(kLogRanks);
+    for (auto a = v.run->attempts.rbegin(); a != v.run->attempts.rend() && v.stacks.size() < most; ++a) {
+      for (const auto& r : a->ranks) {
+        if (r.stack_file.empty() || v.stacks.size() >= most) continue;
+        v.stacks.emplace_back(a->number, read_tail(r.stack_file));
+        v.stacks.back().second.rank = r.rank;
+      }
+    }
+  }
   if (!v.output_dir.empty()) {
     for (int r : ranks_with_logs(v)) {
       v.logs.push_back(read_tail(fs::path(v.output_dir) / ("rank-" + std::to_string(r) + ".log")));
@@ -174,6 +184,16 @@ std::vector<LaunchRow> launch_rows(const lineage::Store& store) {
   }
   return rows;
 }
+
+namespace {
+
+json::Value tail_json(const LogTail& t) {
+  json::Value o(json::Object{{"rank", t.rank}, {"path", t.path}, {"tail", t.text}, {"cut", t.cut}});
+  if (!t.error.empty()) o.set("error", t.error);
+  return o;
+}
+
+}  // namespace
 
 json::Value job_json(const JobView& v) {
   json::Value o = lineage::to_json(v.launch);
@@ -197,12 +217,15 @@ json::Value job_json(const JobView& v) {
   o.set("attempts", std::move(attempts));
   o.set("checkpoint", v.checkpoint ? lineage::to_json(*v.checkpoint) : json::Value());
   json::Value logs = json::Value::array();
-  for (const auto& t : v.logs) {
-    json::Value l(json::Object{{"rank", t.rank}, {"path", t.path}, {"tail", t.text}, {"cut", t.cut}});
-    if (!t.error.empty()) l.set("error", t.error);
-    logs.push(std::move(l));
-  }
+  for (const auto& t : v.logs) logs.push(tail_json(t));
   o.set("logs", std::move(logs));
+  json::Value stacks = json::Value::array();
+  for (const auto& [attempt, t] : v.stacks) {
+    json::Value s = tail_json(t);
+    s.set("attempt", attempt);
+    stacks.push(std::move(s));
+  }
+  o.set("stacks", std::move(stacks));
   if (v.batch_log) {
     json::Value b(json::Object{{"path", v.batch_log->path}, {"tail", v.batch_log->text}, {"cut", v.batch_log->cut}});
     if (!v.batch_log->error.empty()) b.set("error", v.batch_log->error);

@@ -71,6 +71,7 @@ AttemptReport read_attempt(const fs::path& dir, int number, bool current, double
     const std::string name = it->path().filename().string();
     if (auto r = numbered(name, "rank-", ".placement")) add_placement(ranks, *r, read_small_file(it->path().string()));
     else if (auto h = numbered(name, "heartbeat-", "")) add_heartbeat(ranks, *h, it->path().string(), now);
+    else if (auto s = numbered(name, "rank-", ".stack")) rank_in(ranks, *s).stack_file = it->path().string();
   }
   for (const auto& [rank, at] : read_beats(dir)) {
     RankReport& r = rank_in(ranks, rank);

@@ -24,6 +24,7 @@ struct RankReport {
   // Seconds since the rank last beat, while it runs and has beaten at least once.
   std::optional<double> heartbeat_age;
   bool beats = false;  // it runs under hang detection (it has a heartbeat)
+  std::string stack_file;  // its stack, dumped when it hung (attempt-N/rank-R.stack); "" if none
 };
 
 struct AttemptReport {

@@ -537,6 +537,34 @@ TEST(DashboardJob, AHalfWrittenRunDirectoryStillGivesAPage) {
   EXPECT_NE(page.body.find("data-refresh=\"5\""), std::string::npos) << "a running launch's page refreshes";
 }
 
+// A rank that hung had its stack dumped into its attempt's folder: the job page shows it,
+// newest attempt first, escaped like any log.
+TEST(DashboardJob, TheStacksOfHungRanksAreOnTheJobPage) {
+  const ::cohort::testing::TempDir dir("cohort-dashboard-job");
+  const fs::path run = dir / "run";
+  for (int a : {0, 1}) {
+    const fs::path attempt = run / ("attempt-" + std::to_string(a));
+    fs::create_directories(attempt);
+    write_file_atomically(attempt / "rank-0.status", "rank=0\nhost=node1\nexit=-1\nsignal=9\nhung=1\nended_ns=5\n");
+    write_file_atomically(attempt / "rank-0.stack", "#0 wait_for <collective> in attempt " + std::to_string(a) + "\n");
+    write_file_atomically(attempt / "rank-1.status", "rank=1\nhost=node2\nexit=0\nsignal=0\nhung=0\nended_ns=6\n");
+  }
+  const auto id = put_launch(dir / "lineage.db", run.string());
+  App app({.store = dir / "lineage.db", .user = "nobody"});
+  const json::Value job = json::parse(app.get("/api/jobs/" + std::to_string(id)).body, "job");
+  const auto& stacks = job.at("stacks").as_array();
+  ASSERT_EQ(stacks.size(), 2u) << json::write(job, 2);
+  EXPECT_EQ(stacks[0].at("attempt").as_int(), 1);
+  EXPECT_EQ(stacks[0].at("rank").as_int(), 0);
+  EXPECT_EQ(stacks[0].at("tail").as_string(), "#0 wait_for <collective> in attempt 1\n");
+  EXPECT_EQ(stacks[1].at("attempt").as_int(), 0);
+  const serve::Reply page = app.get("/jobs/" + std::to_string(id));
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_NE(page.body.find("id=\"stack-1-0\">#0 wait_for &lt;collective&gt; in attempt 1"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("id=\"stack-0-0\""), std::string::npos) << page.body;
+  EXPECT_EQ(page.body.find("stack-1-1"), std::string::npos) << "rank 1 did not hang";
+}
+
 // A log is read from its end, bounded, and only when it is a regular file: a link could
 // show any file the server can read, a FIFO would hold the page for ever.
 TEST(DashboardJob, LogTailsAreBoundedAndReadSafely) {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -101,6 +102,50 @@ AllreduceAlgorithm parse_algorithm(const std::string& text) {
   throw input_error("COHORT_ALLREDUCE_ALGORITHM=" + text + ": unknown algorithm (use auto, mpi, node or ring)");
 }
 
+// The directory of ranks that meet at MASTER_ADDR:MASTER_PORT without MPI: what each rank
+// sets before it first asks is exchanged in one rendezvous round (rank 0 gathers every
+// rank's entries and sends them all back), so every entry is set before any is read. A
+// rank's `failure` (why it cannot take part) fails every rank at that round.
+class GatheredDirectory : public PeerDirectory {
+ public:
+  GatheredDirectory(RendezvousOptions options, std::string failure)
+      : options_(std::move(options)), failure_(std::move(failure)) {}
+
+  void set(const std::string& key, const std::string& value) override {
+    if (gathered_) throw Error("rendezvous: '" + key + "' was published after the ranks met");
+    mine_[key] = value;
+  }
+  std::string get(const std::string& key) override {
+    if (!gathered_) gather();
+    const auto it = all_.find(key);
+    if (it == all_.end()) throw Error("rendezvous: no rank published '" + key + "'");
+    return it->second;
+  }
+
+ private:
+  // Entries travel as "key\0value\0" pairs: keys and values hold no NUL.
+  void gather() {
+    std::string mine;
+    for (const auto& [key, value] : mine_) mine += key + '\0' + value + '\0';
+    for (const auto& part : rendezvous_gather(options_, failure_, mine)) {
+      std::size_t at = 0;
+      while (at < part.size()) {
+        const auto key_end = part.find('\0', at);
+        const auto value_end = key_end == std::string::npos ? key_end : part.find('\0', key_end + 1);
+        if (value_end == std::string::npos) throw Error("rendezvous: a rank's entries are malformed");
+        all_[part.substr(at, key_end - at)] = part.substr(key_end + 1, value_end - key_end - 1);
+        at = value_end + 1;
+      }
+    }
+    gathered_ = true;
+  }
+
+  RendezvousOptions options_;
+  std::string failure_;
+  std::map<std::string, std::string> mine_, all_;
+  bool gathered_ = false;
+};
+
 void warn(const std::string& message) noexcept {
   try {
     std::cerr << "cohort: collectives: " << message << "\n";
@@ -177,29 +222,49 @@ class CommunicatorImpl {
 #endif
   }
 
-  // Ranks that met over TCP (no MPI): NCCL and device buffers only. A rank that cannot
-  // take part (no device, no NCCL in this build, backend mpi) says so at the rendezvous,
-  // and every rank fails with its reason.
+  // Ranks that met over TCP at MASTER_ADDR:MASTER_PORT (no MPI), as torchrun starts them:
+  // host buffers over TCP and shared memory, as for ranks that meet through a directory,
+  // and device buffers over NCCL when every rank sees a CUDA device. A rank that cannot take
+  // part (backend mpi; backend nccl without a device or without NCCL in this build) says so
+  // at the rendezvous, and every rank fails with its reason.
   CommunicatorImpl(const RendezvousOptions& rendezvous, const CommunicatorOptions& options)
       : rank_(rendezvous.rank), size_(rendezvous.size), overlaps_(true), backend_(choose_backend(options)) {
-    settings_.algorithm = AllreduceAlgorithm::mpi;
+    met_over_tcp_ = true;
     std::string failure;
     if (backend_ == "mpi") {
       failure = "backend 'mpi' (COHORT_COLLECTIVES_BACKEND) needs the ranks started under MPI, and they met "
-                "over MASTER_ADDR:MASTER_PORT (COHORT_COLLECTIVES_BOOTSTRAP=tcp serves the nccl backend only)";
+                "over MASTER_ADDR:MASTER_PORT: use COHORT_COLLECTIVES_BACKEND=auto, or start them under MPI";
     }
+    bool has_device = false;
 #if COHORT_HAVE_NCCL
     choose_device(options, -1);
-    if (failure.empty() && devices_ == 0) {
-      failure = "no CUDA device is visible (check CUDA_VISIBLE_DEVICES and the job's --gpus); ranks that "
-                "meet over MASTER_ADDR:MASTER_PORT use NCCL and device buffers only";
+    has_device = devices_ > 0;
+    if (failure.empty() && backend_ == "nccl" && !has_device) {
+      failure = "backend 'nccl': no CUDA device is visible (check CUDA_VISIBLE_DEVICES and the job's --gpus)";
     }
-    tcp_ = true;
-    nccl_ = std::make_unique<NcclEngine>(rendezvous, device_, failure);
 #else
-    if (failure.empty()) failure = kNoNccl;
-    // Every rank fails together rather than leaving the others waiting at the rendezvous.
-    detail::rendezvous(rendezvous, failure, [] { return std::string(); });
+    if (failure.empty() && backend_ == "nccl") failure = "backend 'nccl': " + std::string(kNoNccl);
+#endif
+    // A setting this rank cannot use fails every rank at the meeting, not this one alone.
+    TcpSettings settings;
+    try {
+      settings = host_settings(options);
+    } catch (const Error& e) {
+      if (failure.empty()) failure = e.what();
+    }
+    GatheredDirectory directory(rendezvous, failure);
+    directory.set("cohort/device/" + std::to_string(rank_), has_device ? "1" : "0");
+    start_host_engine(directory, settings);
+#if COHORT_HAVE_NCCL
+    // Every rank read the same entries, so all of them form the NCCL communicator, in a
+    // second meeting, or none does.
+    bool every_rank = true;
+    for (int r = 0; r < size_; ++r) every_rank = every_rank && directory.get("cohort/device/" + std::to_string(r)) == "1";
+    if (every_rank) {
+      nccl_ = std::make_unique<NcclEngine>(rendezvous, device_, "");
+    } else {
+      devices_ = 0;  // host buffers only
+    }
 #endif
   }
 
@@ -211,6 +276,11 @@ class CommunicatorImpl {
       throw input_error("backend 'nccl': ranks that meet through a directory carry host buffers only: use "
                         "COHORT_COLLECTIVES_BACKEND=auto, and NCCL (torch's nccl backend) for device tensors");
     }
+    start_host_engine(directory, host_settings(options));
+  }
+
+  // The settings of the TCP and shared-memory engine, from `options` and the environment.
+  static TcpSettings host_settings(const CommunicatorOptions& options) {
     TcpSettings settings;
     settings.algorithm = options.algorithm;
     if (const char* text = std::getenv("COHORT_ALLREDUCE_ALGORITHM");
@@ -225,7 +295,12 @@ class CommunicatorImpl {
       }
     }
     settings.timeout = options.timeout.value_or(std::chrono::milliseconds(0));
-    tcp_engine_ = std::make_unique<TcpEngine>(rank, size, directory, settings);
+    return settings;
+  }
+
+  // The TCP and shared-memory engine of ranks without MPI.
+  void start_host_engine(PeerDirectory& directory, const TcpSettings& settings) {
+    tcp_engine_ = std::make_unique<TcpEngine>(rank_, size_, directory, settings);
     if (settings.algorithm == AllreduceAlgorithm::node && !tcp_engine_->node_local()) {
       throw input_error("allreduce algorithm 'node' needs every rank on one node; these ranks "
                         "span several: use COHORT_ALLREDUCE_ALGORITHM=auto or ring");
@@ -257,11 +332,13 @@ class CommunicatorImpl {
   // Whether this call's buffers go to NCCL; rejects buffers the chosen backend cannot use.
   bool use_nccl(const char* what, const void* a, const void* b) {
 #if COHORT_HAVE_NCCL
-    if (tcp_ && !a && !b) return true;  // nothing to move: NCCL takes count 0
-    if (tcp_engine_) {
+    if (tcp_engine_ && !nccl_) {
       if ((a && memory_place(a).device) || (b && memory_place(b).device)) {
-        throw input_error(std::string(what) + ": the buffer is CUDA device memory, and these ranks met through a "
-                          "directory, which carries host buffers: copy it to host memory, or use NCCL for it");
+        throw input_error(std::string(what) + ": the buffer is CUDA device memory, and " +
+                          (met_over_tcp_ ? "not every rank sees a CUDA device, so these ranks, started without MPI, "
+                                           "formed no NCCL communicator: give every rank a GPU, or pass host buffers"
+                                         : "these ranks met through a directory, which carries host buffers: copy "
+                                           "it to host memory, or use NCCL for it"));
       }
       return false;
     }
@@ -281,12 +358,6 @@ class CommunicatorImpl {
                           " (from LOCAL_RANK, SLURM_LOCALID or the rank's place on its node, or "
                           "CommunicatorOptions::device): allocate it on device " + std::to_string(device_));
       }
-    }
-    if (tcp_ && !device) {
-      throw input_error(std::string(what) + ": the buffer is host memory, and these ranks met over "
-                        "MASTER_ADDR:MASTER_PORT without MPI (COHORT_COLLECTIVES_BOOTSTRAP=tcp), which "
-                        "serves CUDA device buffers only: pass a device buffer, or start the ranks under "
-                        "MPI (srun --mpi=pmix, mpirun) for host buffers");
     }
     if (backend_ == "mpi" && device) {
       throw input_error(std::string(what) + ": the buffer is CUDA device memory and the backend is "
@@ -340,13 +411,6 @@ class CommunicatorImpl {
 
   // Blocking when `wait`, else through the returned operation.
   std::shared_ptr<Operation> barrier(bool wait) {
-#if COHORT_HAVE_NCCL
-    if (tcp_) {
-      auto op = nccl_->barrier();
-      if (wait) op->wait();
-      return op;
-    }
-#endif
     synchronize_device();
     if (wait) {
       run([](HostEngine& e) { e.barrier(); });
@@ -444,11 +508,11 @@ class CommunicatorImpl {
   MpiSettings settings_;
   std::unique_ptr<MpiEngine> sync_;
   std::unique_ptr<MpiEngine> async_;
-  std::unique_ptr<TcpEngine> tcp_engine_;  // ranks that met through a directory
+  std::unique_ptr<TcpEngine> tcp_engine_;  // ranks without MPI: through a directory, or over TCP
+  bool met_over_tcp_ = false;               // at MASTER_ADDR:MASTER_PORT, not through a directory
 #if COHORT_HAVE_NCCL
   int devices_ = 0;
   int device_ = 0;
-  bool tcp_ = false;  // met over MASTER_ADDR:MASTER_PORT: no MPI, device buffers only
   bool every_rank_has_device_ = false;
   std::unique_ptr<NcclEngine> nccl_;
 #endif

@@ -79,7 +79,8 @@ struct CommunicatorOptions {
   // COHORT_COLLECTIVES_BOOTSTRAP, else auto: MPI when it is initialised or an MPI launcher
   // started the process, tcp when only the launch contract (RANK, WORLD_SIZE, MASTER_ADDR,
   // MASTER_PORT) describes the ranks, as under torchrun or `cohort launch` without
-  // --mpi=pmix. tcp needs no MPI and serves CUDA device buffers only (NCCL).
+  // --mpi=pmix. tcp needs no MPI: host buffers go over TCP and shared memory, CUDA device
+  // buffers over NCCL when every rank sees a device.
   std::optional<std::string> bootstrap;
   // Host allreduce algorithm; COHORT_ALLREDUCE_ALGORITHM=auto|mpi|node|ring overrides
   // automatic.
@@ -90,7 +91,7 @@ struct CommunicatorOptions {
   // Check on every call that all ranks agree on count, dtype and op (one extra small
   // allreduce per call). Unset: COHORT_COLLECTIVES_VERIFY=1 turns it on.
   std::optional<bool> verify;
-  // How long a rank of a communicator made by from_directory waits inside one collective for
+  // How long a rank of a communicator made without MPI waits inside one collective for
   // a peer before it throws, naming the peer. Unset: COHORT_COLLECTIVES_TIMEOUT, else 30
   // minutes.
   std::optional<std::chrono::milliseconds> timeout;
@@ -163,10 +164,13 @@ class Communicator {
   // Joins the ranks of the launch contract. Over MPI (see CommunicatorOptions::bootstrap),
   // MPI is initialised (MPI_THREAD_MULTIPLE) when the program has not done so; with RANK
   // and WORLD_SIZE set, cohort's ranks follow RANK and WORLD_SIZE must equal the number of
-  // MPI processes; without them (a plain mpirun), the ranks are MPI_COMM_WORLD's. Over tcp,
-  // rank 0 listens on MASTER_PORT and the others connect to MASTER_ADDR, within
-  // COHORT_RENDEZVOUS_TIMEOUT seconds (default 600); a rank that cannot take part (no
-  // device) makes every rank throw its reason.
+  // MPI processes; without them (a plain mpirun), the ranks are MPI_COMM_WORLD's. Over tcp
+  // (ranks started as torchrun starts them, cohort launch's included), rank 0 listens on
+  // MASTER_PORT and the others connect to MASTER_ADDR, within COHORT_RENDEZVOUS_TIMEOUT
+  // seconds (default 600), and learn there how to reach each other: host buffers then go
+  // over TCP and shared memory as from_directory's do, device buffers over NCCL when every
+  // rank sees a CUDA device. A rank that cannot take part (backend mpi; backend nccl
+  // without a device) makes every rank throw its reason.
   static Communicator from_environment(const CommunicatorOptions& options = {});
   // Joins `size` ranks that share no MPI (torchrun's, or a program's own launcher's), each
   // passing its own `rank`: each publishes in `directory` where it listens and connects to

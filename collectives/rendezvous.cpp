@@ -26,10 +26,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::uint32_t kMagic = 0x43485231;  // "CHR1": cohort rendezvous, version 1
+constexpr std::uint32_t kMagic = 0x43485232;  // "CHR2": cohort rendezvous, version 2 (contributions)
 constexpr std::uint32_t kMaxKey = 1024;
 constexpr std::uint32_t kMaxFailure = 4096;
 constexpr std::uint32_t kMaxPayload = 64 * 1024;
+// A gathered reply holds every rank's contribution: up to 4 KiB each, 16 MiB in all.
+constexpr std::uint32_t kMaxGathered = 16 * 1024 * 1024;
 constexpr std::uint32_t kOk = 0;
 constexpr std::uint32_t kFailed = 1;
 // A connection that has not said who it is by then is dropped: it is not one of ours.
@@ -102,7 +104,7 @@ void put_u32(std::string& out, std::uint32_t v) {
   out.append(reinterpret_cast<const char*>(&n), 4);
 }
 
-std::string hello_message(const RendezvousOptions& o, const std::string& failure) {
+std::string hello_message(const RendezvousOptions& o, const std::string& failure, const std::string& contribution) {
   const std::string key = o.key.substr(0, kMaxKey);
   const std::string why = failure.substr(0, kMaxFailure);
   std::string out;
@@ -111,7 +113,8 @@ std::string hello_message(const RendezvousOptions& o, const std::string& failure
   put_u32(out, static_cast<std::uint32_t>(o.size));
   put_u32(out, static_cast<std::uint32_t>(key.size()));
   put_u32(out, static_cast<std::uint32_t>(why.size()));
-  return out + key + why;
+  put_u32(out, static_cast<std::uint32_t>(contribution.size()));
+  return out + key + why + contribution;
 }
 
 std::string reply_message(std::uint32_t status, const std::string& body) {
@@ -127,21 +130,24 @@ struct Hello {
   int size = 0;
   std::string key;
   std::string failure;
+  std::string contribution;
 };
 
 // Reads a peer's hello; nothing when the connection is not a cohort rank of this protocol.
 std::optional<Hello> read_hello(int fd, Clock::time_point deadline) {
-  std::uint32_t head[5];
+  std::uint32_t head[6];
   if (read_exact(fd, head, sizeof head, deadline) != Io::done) return std::nullopt;
   for (auto& v : head) v = ntohl(v);
-  if (head[0] != kMagic || head[3] > kMaxKey || head[4] > kMaxFailure) return std::nullopt;
+  if (head[0] != kMagic || head[3] > kMaxKey || head[4] > kMaxFailure || head[5] > kMaxContribution) return std::nullopt;
   Hello h;
   h.rank = static_cast<int>(head[1]);
   h.size = static_cast<int>(head[2]);
   h.key.resize(head[3]);
   h.failure.resize(head[4]);
+  h.contribution.resize(head[5]);
   if (read_exact(fd, h.key.data(), h.key.size(), deadline) != Io::done ||
-      read_exact(fd, h.failure.data(), h.failure.size(), deadline) != Io::done) {
+      read_exact(fd, h.failure.data(), h.failure.size(), deadline) != Io::done ||
+      read_exact(fd, h.contribution.data(), h.contribution.size(), deadline) != Io::done) {
     return std::nullopt;
   }
   return h;
@@ -198,6 +204,7 @@ struct Arrivals {
   // count as arrived, so that the job fails once all are in rather than at the timeout.
   std::vector<Fd> refused;
   std::map<int, std::string> failures;  // by rank: the first reported wins the message
+  std::vector<std::string> contributions;  // by rank
   int arrived = 1;
 };
 
@@ -227,15 +234,18 @@ void admit(const RendezvousOptions& o, Fd peer, Arrivals& in, Clock::time_point 
     return;
   }
   if (!hello->failure.empty()) in.failures.emplace(hello->rank, hello->failure);
+  in.contributions[static_cast<std::size_t>(hello->rank)] = std::move(hello->contribution);
   in.ranks[static_cast<std::size_t>(hello->rank)] = std::move(peer);
 }
 
 // Accepts connections until every rank has arrived or the deadline passes.
-Arrivals gather(const RendezvousOptions& o, const std::string& own_failure) {
+Arrivals gather(const RendezvousOptions& o, const std::string& own_failure, const std::string& own_contribution) {
   const Fd listener = listen_on(o);
   const auto deadline = Clock::now() + o.timeout;
   Arrivals in;
   in.ranks.resize(static_cast<std::size_t>(o.size));
+  in.contributions.resize(static_cast<std::size_t>(o.size));
+  in.contributions[0] = own_contribution;
   if (!own_failure.empty()) in.failures.emplace(0, own_failure);
   while (in.arrived < o.size) {
     if (!wait_io(listener.get(), POLLIN, deadline)) break;
@@ -266,19 +276,24 @@ std::string verdict(const RendezvousOptions& o, const Arrivals& in) {
          "MASTER_ADDR:MASTER_PORT";
 }
 
-std::string serve(const RendezvousOptions& o, const std::string& own_failure,
-                  const std::function<std::string()>& make_payload) {
-  const Arrivals in = gather(o, own_failure);
+// What rank 0 sends every rank once all are in: its own payload, or every rank's
+// contribution.
+using MakeReply = std::function<std::string(const std::vector<std::string>& contributions)>;
+
+std::string serve(const RendezvousOptions& o, const std::string& own_failure, const std::string& own_contribution,
+                  const MakeReply& make_payload, std::uint32_t max_payload) {
+  const Arrivals in = gather(o, own_failure, own_contribution);
   std::string message = verdict(o, in);
   std::string payload;
   if (message.empty()) {
     try {
-      payload = make_payload();
+      payload = make_payload(in.contributions);
     } catch (const std::exception& e) {
       message = where(o) + ": rank 0 cannot take part: " + e.what();
     }
-    if (message.empty() && payload.size() > kMaxPayload) {
-      message = where(o) + ": the payload of " + std::to_string(payload.size()) + " bytes is over the 64 KiB limit";
+    if (message.empty() && payload.size() > max_payload) {
+      message = where(o) + ": the payload of " + std::to_string(payload.size()) + " bytes is over the " +
+                std::to_string(max_payload / 1024) + " KiB limit";
     }
   }
 
@@ -355,10 +370,10 @@ Fd connect_to(const RendezvousOptions& o, Clock::time_point deadline) {
   }
 }
 
-std::string join(const RendezvousOptions& o, const std::string& failure) {
+std::string join(const RendezvousOptions& o, const std::string& failure, const std::string& contribution) {
   const auto deadline = Clock::now() + o.timeout;
   const Fd fd = connect_to(o, deadline);
-  if (write_all(fd.get(), hello_message(o, failure), deadline) != Io::done) {
+  if (write_all(fd.get(), hello_message(o, failure, contribution), deadline) != Io::done) {
     throw Error(where(o) + ": rank 0 closed the connection before rank " + std::to_string(o.rank) +
                 " could say who it is");
   }
@@ -377,7 +392,7 @@ std::string join(const RendezvousOptions& o, const std::string& failure) {
                 "than this job's rank 0 listening on MASTER_PORT? see rank 0's output)");
   }
   for (auto& v : head) v = ntohl(v);
-  if (head[0] != kMagic || head[1] > kFailed || head[2] > kMaxPayload + kMaxFailure + 1024) {
+  if (head[0] != kMagic || head[1] > kFailed || head[2] > kMaxGathered + kMaxFailure + 1024) {
     throw Error(where(o) + ": the answer is not a cohort rendezvous reply: something other than this "
                 "job's rank 0 listens on MASTER_PORT; set another MASTER_PORT");
   }
@@ -439,20 +454,62 @@ RendezvousOptions rendezvous_from_environment(int rank, int size) {
   return o;
 }
 
-std::string rendezvous(const RendezvousOptions& options, const std::string& failure,
-                       const std::function<std::string()>& make_payload) {
+namespace {
+
+std::string meet(const RendezvousOptions& options, const std::string& failure, const std::string& contribution,
+                 const MakeReply& make_payload, std::uint32_t max_payload) {
   if (options.size < 1 || options.rank < 0 || options.rank >= options.size) {
     throw input_error("rendezvous: rank " + std::to_string(options.rank) + " of " + std::to_string(options.size) +
                       ": RANK must be 0..WORLD_SIZE-1");
   }
+  if (contribution.size() > kMaxContribution) {
+    throw Error("rendezvous: rank " + std::to_string(options.rank) + "'s contribution of " +
+                std::to_string(contribution.size()) + " bytes is over the " + std::to_string(kMaxContribution) +
+                "-byte limit");
+  }
   if (options.size == 1) {
     if (!failure.empty()) throw Error("rank 0 cannot take part: " + failure);
-    return make_payload();
+    return make_payload({contribution});
   }
   if (options.port < 1 || options.port > 65535) {
     throw input_error(where(options) + ": MASTER_PORT must be 1..65535");
   }
-  return options.rank == 0 ? serve(options, failure, make_payload) : join(options, failure);
+  return options.rank == 0 ? serve(options, failure, contribution, make_payload, max_payload)
+                           : join(options, failure, contribution);
+}
+
+}  // namespace
+
+std::string rendezvous(const RendezvousOptions& options, const std::string& failure,
+                       const std::function<std::string()>& make_payload) {
+  return meet(options, failure, "", [&](const std::vector<std::string>&) { return make_payload(); }, kMaxPayload);
+}
+
+std::vector<std::string> rendezvous_gather(const RendezvousOptions& options, const std::string& failure,
+                                           const std::string& contribution) {
+  // Each contribution behind its length, in rank order.
+  const std::string all = meet(options, failure, contribution, [](const std::vector<std::string>& parts) {
+    std::string out;
+    for (const auto& p : parts) {
+      put_u32(out, static_cast<std::uint32_t>(p.size()));
+      out += p;
+    }
+    return out;
+  }, kMaxGathered);
+  std::vector<std::string> parts;
+  std::size_t at = 0;
+  while (at + 4 <= all.size() && parts.size() < static_cast<std::size_t>(options.size)) {
+    std::uint32_t n = 0;
+    std::memcpy(&n, all.data() + at, 4);
+    n = ntohl(n);
+    if (n > all.size() - at - 4) break;
+    parts.push_back(all.substr(at + 4, n));
+    at += 4 + n;
+  }
+  if (parts.size() != static_cast<std::size_t>(options.size) || at != all.size()) {
+    throw Error(where(options) + ": rank 0's gathered reply is malformed");
+  }
+  return parts;
 }
 
 }  // namespace cohort::collectives::detail

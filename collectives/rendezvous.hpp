@@ -15,8 +15,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace cohort::collectives::detail {
 
@@ -45,5 +47,14 @@ RendezvousOptions rendezvous_from_environment(int rank, int size);
 // makes the ranks that did arrive throw, naming it.
 std::string rendezvous(const RendezvousOptions& options, const std::string& failure,
                        const std::function<std::string()>& make_payload);
+
+// The largest contribution a rank brings to rendezvous_gather.
+inline constexpr std::uint32_t kMaxContribution = 4096;
+
+// The same meeting, where every rank brings `contribution` (at most kMaxContribution bytes)
+// and every rank returns all of them, in rank order: how ranks without MPI learn each
+// other's addresses in one round.
+std::vector<std::string> rendezvous_gather(const RendezvousOptions& options, const std::string& failure,
+                                           const std::string& contribution);
 
 }  // namespace cohort::collectives::detail

@@ -202,10 +202,12 @@ void TcpEngine::connect_mesh(PeerDirectory& directory) {
   const auto deadline = Clock::now() + settings_.timeout;
   int port = 0;
   Fd listener = listen_anywhere(port);
+  // Everything this rank publishes before it reads anything: a directory may exchange all
+  // of it in one round (the ranks that meet at MASTER_ADDR:MASTER_PORT).
   if (rank_ == 0) directory.set("cohort/tcp/token", unguessable_name(kTokenLength));
-  token_ = directory.get("cohort/tcp/token");
   const std::string me = node_identity();
   directory.set("cohort/tcp/rank/" + std::to_string(rank_), me + "\n" + reachable_address() + "\n" + std::to_string(port));
+  token_ = directory.get("cohort/tcp/token");
 
   // Each rank connects to the ranks below it and is connected to by those above.
   node_local_ = true;

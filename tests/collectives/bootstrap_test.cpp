@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,12 +29,13 @@ using test::free_port;
 
 struct RankResult {
   int status = -1;     // exit status: 0 joined, 1 failed, 2 bad input
-  std::string error;   // what from_environment threw
+  std::string error;   // what from_environment threw, or what `work` returned
 };
 
 // Starts one process per entry of `envs`, each calling Communicator::from_environment()
-// with those variables set, and collects how each ended.
-std::vector<RankResult> run_ranks(const std::vector<std::vector<std::pair<std::string, std::string>>>& envs) {
+// with those variables set and then `work`, and collects how each ended.
+std::vector<RankResult> run_ranks(const std::vector<std::vector<std::pair<std::string, std::string>>>& envs,
+                                  const std::function<std::string(Communicator&)>& work = {}) {
   struct Child {
     pid_t pid;
     Fd out;
@@ -50,6 +53,7 @@ std::vector<RankResult> run_ranks(const std::vector<std::vector<std::pair<std::s
       std::string message;
       try {
         Communicator comm = Communicator::from_environment();
+        if (work) message = work(comm);
       } catch (const Error& e) {
         status = e.exit_code();
         message = e.what();
@@ -83,22 +87,70 @@ std::vector<std::pair<std::string, std::string>> contract(int rank, int size, in
           {"MASTER_PORT", std::to_string(port)},
           {"COHORT_RENDEZVOUS_TIMEOUT", "60"},
           // No device for anyone, whatever the machine has: the ranks cannot form a NCCL
-          // communicator, and must all say so rather than wait for each other.
+          // communicator; with the nccl backend they must all say so rather than wait.
           {"CUDA_VISIBLE_DEVICES", ""}};
 }
 
-TEST(TcpBootstrap, RanksWithoutADeviceAllFailWithRankZerosReason) {
+// Ranks started as torchrun starts them learn at the rendezvous how to reach each other,
+// and carry host buffers over TCP and shared memory: blocking, non-blocking and in order.
+TEST(TcpBootstrap, RanksWithoutMpiAllreduceAndBroadcastHostBuffers) {
   if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK")) {
     GTEST_SKIP() << "started by an MPI launcher: the automatic bootstrap would choose MPI";
   }
   const int port = free_port();
-  const auto results = run_ranks({contract(0, 2, port), contract(1, 2, port)});
+  const auto results = run_ranks({contract(0, 3, port), contract(1, 3, port), contract(2, 3, port)},
+                                 [](Communicator& comm) {
+    std::vector<float> big(1 << 18, static_cast<float>(comm.rank() + 1));
+    Request pending = comm.iallreduce(big.data(), big.data(), big.size(), DType::float32, ReduceOp::sum);
+    std::int64_t small = comm.rank() + 1;
+    comm.allreduce(&small, 1, DType::int64, ReduceOp::max);
+    pending.wait();
+    std::int64_t root = comm.rank() == 2 ? 42 : 0;
+    comm.broadcast(&root, 1, DType::int64, 2);
+    comm.barrier();
+    return std::to_string(comm.rank()) + " of " + std::to_string(comm.size()) + ": " + std::to_string(big.front()) +
+           " " + std::to_string(big.back()) + " " + std::to_string(small) + " " + std::to_string(root) + " " +
+           std::to_string(static_cast<int>(comm.device_backend() == BackendKind::nccl));
+  });
+  for (std::size_t r = 0; r < results.size(); ++r) {
+    EXPECT_EQ(results[r].status, 0) << results[r].error;
+    EXPECT_EQ(results[r].error, std::to_string(r) + " of 3: 6.000000 6.000000 3 42 0");
+  }
+}
+
+TEST(TcpBootstrap, WithTheNcclBackendRanksWithoutADeviceAllFailWithRankZerosReason) {
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK")) {
+    GTEST_SKIP() << "started by an MPI launcher: the automatic bootstrap would choose MPI";
+  }
+  const int port = free_port();
+  auto nccl = [&](int rank) {
+    auto env = contract(rank, 2, port);
+    env.emplace_back("COHORT_COLLECTIVES_BACKEND", "nccl");
+    return env;
+  };
+  const auto results = run_ranks({nccl(0), nccl(1)});
   for (const auto& r : results) {
     EXPECT_EQ(r.status, 1) << r.error;
     EXPECT_NE(r.error.find("rank 0 cannot take part"), std::string::npos) << r.error;
     EXPECT_NE(r.error.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << r.error;
   }
   EXPECT_EQ(results[0].error, results[1].error);
+}
+
+// One rank's bad setting is every rank's failure at the meeting: the others do not wait
+// for it until the rendezvous times out.
+TEST(TcpBootstrap, ARankWithASettingItCannotUseFailsEveryRankWithItsReason) {
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK")) {
+    GTEST_SKIP() << "started by an MPI launcher: the automatic bootstrap would choose MPI";
+  }
+  const int port = free_port();
+  auto bad = contract(1, 2, port);
+  bad.emplace_back("COHORT_ALLREDUCE_CHUNK", "100");
+  const auto results = run_ranks({contract(0, 2, port), bad});
+  for (const auto& r : results) {
+    EXPECT_NE(r.status, 0) << r.error;
+    EXPECT_NE(r.error.find("rank 1 cannot take part: COHORT_ALLREDUCE_CHUNK=100"), std::string::npos) << r.error;
+  }
 }
 
 TEST(TcpBootstrap, TheBootstrapCanBeChosenAndIsChecked) {

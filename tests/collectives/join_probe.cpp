@@ -1,6 +1,7 @@
 // Joins the ranks of the launch and says how it went.
 //
-//   join_probe                 Communicator::from_environment(): prints "joined RANK SIZE"
+//   join_probe                 Communicator::from_environment(), then an allreduce of
+//                              RANK+1 in host memory: prints "joined RANK SIZE sum S"
 //   join_probe --rendezvous    only the meeting at MASTER_ADDR:MASTER_PORT: rank 0 sends its
 //                              host name, every rank prints "received HOST"
 //
@@ -32,7 +33,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     cohort::collectives::Communicator comm = cohort::collectives::Communicator::from_environment();
-    std::printf("joined %d %d\n", comm.rank(), comm.size());
+    double value = comm.rank() + 1;
+    comm.allreduce(&value, 1, cohort::DType::float64, cohort::collectives::ReduceOp::sum);
+    std::printf("joined %d %d sum %g\n", comm.rank(), comm.size(), value);
     return 0;
   } catch (const cohort::Error& e) {
     std::fprintf(stderr, "join_probe: %s\n", e.what());

@@ -78,6 +78,42 @@ TEST(Rendezvous, EveryRankReceivesRankZerosPayload) {
   }
 }
 
+// How ranks without MPI learn each other's addresses: every rank brings its part, binary
+// included, and every rank gets all of them in rank order, its own among them.
+TEST(Rendezvous, AGatherGivesEveryRankEveryContributionInRankOrder) {
+  const int port = free_port();
+  constexpr int kRanks = 5;
+  std::vector<std::vector<std::string>> got(kRanks);
+  std::vector<std::string> errors(kRanks);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kRanks; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        // Rank 3 brings nothing, rank 4 the most a rank may bring.
+        const std::string mine = r == 3 ? "" : r == 4 ? std::string(kMaxContribution, '\0') : "rank " + std::to_string(r);
+        got[r] = rendezvous_gather(options(port, r, kRanks), "", mine);
+      } catch (const Error& e) {
+        errors[r] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const std::vector<std::string> expected{"rank 0", "rank 1", "rank 2", "", std::string(kMaxContribution, '\0')};
+  for (int r = 0; r < kRanks; ++r) {
+    EXPECT_EQ(errors[r], "");
+    EXPECT_EQ(got[r], expected) << "rank " << r;
+  }
+}
+
+TEST(Rendezvous, AContributionOverTheLimitIsRefusedBeforeAnyConnection) {
+  try {
+    rendezvous_gather(options(free_port(), 1, 2), "", std::string(kMaxContribution + 1, 'x'));
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("over the 4096-byte limit"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Rendezvous, OneRankNeedsNoNetwork) {
   RendezvousOptions o;  // no host, no port
   std::atomic<int> made{0};

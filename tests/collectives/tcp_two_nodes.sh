@@ -1,9 +1,10 @@
 # Ranks that no MPI started meet over TCP at MASTER_ADDR:MASTER_PORT across two mini-cluster
 # nodes: cohort launch starts them (srun without --mpi, so only the launch contract knows
 # them), rank 0 listens on node1 and the others connect from both nodes. First the meeting
-# alone: every rank receives what rank 0 sent. Then a whole communicator: the mini-cluster
-# has no real GPU, so rank 0 cannot form a NCCL communicator, and every rank must fail at
-# once with rank 0's reason rather than wait for it.
+# alone: every rank receives what rank 0 sent. Then a whole communicator, whose ranks learn
+# there how to reach each other and allreduce host memory across both nodes. Then the nccl
+# backend: the mini-cluster has no real GPU, so rank 0 cannot take part, and every rank must
+# fail at once with rank 0's reason rather than wait for it.
 source "$COHORT_SOURCE_DIR/tests/cluster/lib.sh"
 require_cluster
 probe=$COHORT_BUILD_DIR/tests/join_probe
@@ -16,7 +17,16 @@ wait_until 120 "job $job to end" "job_done $job"
 expect_eq "$(job_state "$job")" COMPLETED "state of the rendezvous job"
 expect_eq "$(grep -c 'received node1$' meet.out)" 4 "ranks that received rank 0's host name from node1"
 
-printf '#!/bin/bash\nexec %q launch -- %q\n' "$COHORT_BUILD_DIR/bin/cohort" "$probe" >"$work/join.sh"
+printf '#!/bin/bash\nexec %q launch -- %q\n' "$COHORT_BUILD_DIR/bin/cohort" "$probe" >"$work/sum.sh"
+job=$(submit -N2 --ntasks-per-node=2 -o "$work/sum.out" "$work/sum.sh")
+wait_until 120 "job $job to end" "job_done $job"
+expect_eq "$(job_state "$job")" COMPLETED "state of the allreduce job ($(cat sum.out))"
+for rank in 0 1 2 3; do
+  grep -q "joined $rank 4 sum 10\$" sum.out || fail "rank $rank did not allreduce to 10 in a world of 4: $(cat sum.out)"
+done
+
+printf '#!/bin/bash\nexport COHORT_COLLECTIVES_BACKEND=nccl\nexec %q launch -- %q\n' "$COHORT_BUILD_DIR/bin/cohort" \
+  "$probe" >"$work/join.sh"
 job=$(submit -N2 --ntasks-per-node=2 -o "$work/join.out" "$work/join.sh")
 # Only a hang guard: the rendezvous itself would wait 600 s for a missing rank.
 wait_until 120 "job $job to end" "job_done $job"

@@ -52,14 +52,15 @@ grep -q 'failed: rank 3 (node2) exited with 7 first' norestart.out || fail "no f
 
 # A rank that stops beating is dumped and the gang restarts.
 hang='hb=$COHORT_HEARTBEAT_FILE; if [ "$COHORT_RESTART_COUNT" = 0 ]; then [ "$RANK" = 2 ] && exec sleep 1000; while :; do touch "$hb"; sleep 0.2; done; fi; echo "rank $RANK recovered"'
-job=$(run_job hang -N2 --ntasks-per-node=2 -- --heartbeat-timeout 2 --max-restarts 1 -- bash -c "$hang")
+# Its own run directory, kept after the job: the stack is written there.
+job=$(run_job hang -N2 --ntasks-per-node=2 -- --run-dir "$work/hang-run" --heartbeat-timeout 2 --max-restarts 1 -- bash -c "$hang")
 expect_eq "$(job_state "$job")" COMPLETED "state after a hang"
 grep -q '2: cohort: launch: rank 2 on node2: no heartbeat for 2 s' hang.out || fail "hang not reported: $(cat hang.out)"
 grep -q "2: #0 " hang.out || grep -q '2: --- /proc/' hang.out || fail "no stack dump in the log: $(cat hang.out)"
 grep -q 'rank 2 (node2) hung (no heartbeat) first' hang.out || fail "hang not named as the failure: $(cat hang.out)"
 # The stack is kept in the run directory too, and the failure line says where.
 stack=$(sed -n 's/.*hung (no heartbeat) first; its stack in \([^;]*\);.*/\1/p' hang.out | head -1)
-[[ $stack == */attempt-0/rank-2.stack ]] || fail "the failure line names no stack file: $(cat hang.out)"
+[[ $stack == "$work/hang-run/attempt-0/rank-2.stack" ]] || fail "the failure line names no stack file: $(cat hang.out)"
 grep -q 'stack of pid' "$stack" || fail "the stack file $stack holds no stack: $(cat "$stack" 2>&1)"
 expect_eq "$(grep -c 'recovered$' hang.out)" 4 "ranks that ran again after the hang"
 

@@ -1,11 +1,13 @@
 // collectives/rendezvous.hpp — the ranks of a job meet over TCP at MASTER_ADDR:MASTER_PORT.
 //
-// What a NCCL communicator needs when no MPI runs beside it (torchrun's contract): rank 0
-// makes a small blob (NCCL's unique id) and every other rank must receive it. Rank 0
-// listens on MASTER_PORT; every other rank connects to MASTER_ADDR:MASTER_PORT, says who
-// it is and whether it is ready, and waits for the reply. Only when every rank has arrived
-// ready does rank 0 make the blob, so a rank that cannot take part (no device, a bad
-// setting) makes every rank fail with its reason instead of leaving the others waiting.
+// What ranks that no MPI started (torchrun's contract) need to find each other: every rank
+// brings how to reach it and every rank learns all of that (rendezvous_gather), or rank 0
+// makes a small blob (NCCL's unique id) that every other rank must receive (rendezvous).
+// Rank 0 listens on MASTER_PORT; every other rank connects to MASTER_ADDR:MASTER_PORT, says
+// who it is, whether it is ready and what it brings, and waits for the reply. Only when
+// every rank has arrived ready does rank 0 answer, so a rank that cannot take part (no
+// device, a bad setting) makes every rank fail with its reason instead of leaving the
+// others waiting.
 //
 // Connections are checked: a stranger on the port (another job whose port collides, a port
 // scanner) is turned away without disturbing the job; two processes claiming one rank, or

@@ -157,7 +157,8 @@ JobView load_job(const lineage::Store& store, std::int64_t id) {
     const auto most = static_cast<std::size_t>(kLogRanks);
     for (auto a = v.run->attempts.rbegin(); a != v.run->attempts.rend() && v.stacks.size() < most; ++a) {
       for (const auto& r : a->ranks) {
-        if (r.stack_file.empty() || v.stacks.size() >= most) continue;
+        if (v.stacks.size() >= most) break;
+        if (r.stack_file.empty()) continue;
         v.stacks.emplace_back(a->number, read_tail(r.stack_file));
         v.stacks.back().second.rank = r.rank;
       }

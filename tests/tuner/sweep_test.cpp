@@ -29,10 +29,10 @@ struct TempDir : ::cohort::testing::TempDir {
   std::string dir() const { return (*this / "sweep").string(); }
 };
 
-ProcessResult cohort(std::vector<std::string> args) {
+ProcessResult cohort(std::vector<std::string> args, const RunOptions& options = {}) {
   const char* bin = std::getenv("COHORT_BIN");
   args.insert(args.begin(), bin ? bin : "cohort");
-  return run_process(args);
+  return run_process(args, options);
 }
 
 std::string fixture(const std::string& name) { return std::string(COHORT_TUNER_FIXTURES) + "/" + name; }
@@ -257,8 +257,7 @@ trialTemplate:
 )yaml";
   RunOptions o;
   o.env = {"PATH=" + (t / "bin").string() + ":" + std::getenv("PATH"), "SLURM_JOB_ID=4242"};
-  const char* bin = std::getenv("COHORT_BIN");
-  run_process({bin ? bin : "cohort", "sweep", "run", t.file("one.yaml", spec), "--dir", t.dir()}, o);
+  cohort({"sweep", "run", t.file("one.yaml", spec), "--dir", t.dir()}, o);
   json::Value s = status_json(t.dir());
   const auto& trials = s.at("trials").as_array();
   ASSERT_EQ(trials.size(), 1u);

@@ -97,6 +97,18 @@ TEST(Random, TheSameSeedGivesTheSameTrialsAndAnotherSeedOthers) {
   }
 }
 
+// random_state is most often a small number: trial S of seed S, and trial T of seed S against
+// trial S of seed T, are points of their own.
+TEST(Random, SmallSeedsShareNoTrials) {
+  Experiment e = experiment("random", kMixed);
+  std::set<std::vector<double>> diagonal;
+  for (int s = 0; s < 10; ++s) {
+    diagonal.insert(*make_sampler(e, s)->suggest(s, {}));
+    for (int t = s + 1; t < 10; ++t) EXPECT_NE(make_sampler(e, s)->suggest(t, {}), make_sampler(e, t)->suggest(s, {}));
+  }
+  EXPECT_EQ(diagonal.size(), 10u);
+}
+
 TEST(Random, LogUniformSpreadsOverDecades) {
   Experiment e = experiment("random", kMixed);
   int below_001 = 0;

@@ -21,12 +21,19 @@ export PATH="$work/bin:$PATH" PYTHONPATH="$katib/shims"
 export COHORT_SHIM_TEST_SIZE=100
 train_size() { case $1 in median-stop) echo 960 ;; *) echo 640 ;; esac; }
 
-# The one change: the image's program becomes this checkout's copy of it.
+# The one change: the image's program becomes this checkout's copy of it. median-stop's
+# random sample is also pinned (random_state, three lines added): whether the rule stops a
+# trial depends on the sample, and an unlucky one (the slowest settings drawn first, before
+# any trial has completed, and the later ones near the median) stops none. Seed 28 draws five
+# settings that learn, then slow ones.
 program_path() {
-  sed "s#/opt/pytorch-mnist/mnist.py#$katib/mnist.py#" "$katib/$1.yaml" >"$work/$1.yaml"
+  local pin=
+  [[ $1 == median-stop ]] && pin='s#^    algorithmName: random$#&\n    algorithmSettings:\n      - name: random_state\n        value: "28"#'
+  sed -e "s#/opt/pytorch-mnist/mnist.py#$katib/mnist.py#" -e "$pin" "$katib/$1.yaml" >"$work/$1.yaml"
   # One line each way; two in the PyTorchJob, whose master and worker both run it.
   local lines=2
   [[ $1 == pytorchjob-mnist ]] && lines=4
+  [[ $1 == median-stop ]] && lines=5
   expect_eq "$(diff "$katib/$1.yaml" "$work/$1.yaml" | grep -c '^[<>]')" "$lines" "lines changed in $1.yaml"
 }
 # Ended, and so are its trials: a trial that reaches the goal ends the experiment while the

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,9 +94,98 @@ Wiring wire(const Stream& stream, int target) {
   return w;
 }
 
+// What the child of a fork does before exec, all prepared in the parent: after fork, a
+// threaded process may only make async-signal-safe calls, so nothing here allocates.
+struct ExecPlan {
+  std::vector<std::pair<int, int>> dups;  // (from, onto), in order
+  bool own_group = false;
+  sigset_t mask;
+  std::vector<int> defaults;
+  pid_t parent = 0;
+  const char* path = nullptr;
+  char* const* args = nullptr;
+  char* const* shell_args = nullptr;  // /bin/sh PATH ARGS..., for a file the kernel will not run
+  char* const* env = nullptr;
+};
+
+// The forked child's side, up to exec: a failure goes back to the parent as an errno on
+// `report` (close-on-exec, so a successful exec just closes it).
+[[noreturn]] void exec_forked(const ExecPlan& plan, int report) {
+  int failed = 0;
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) failed = errno;
+  // The parent may have died before the line above ran: then no signal will come.
+  if (!failed && ::getppid() != plan.parent) ::raise(SIGKILL);
+  for (const auto& [from, onto] : plan.dups) {
+    if (failed) break;
+    if (::dup2(from, onto) < 0) failed = errno;
+  }
+  if (!failed && plan.own_group && ::setpgid(0, 0) != 0) failed = errno;
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig : plan.defaults) ::sigaction(sig, &dfl, nullptr);
+  if (!failed) ::sigprocmask(SIG_SETMASK, &plan.mask, nullptr);
+  if (!failed) {
+    ::execve(plan.path, plan.args, plan.env);
+    failed = errno;
+    if (failed == ENOEXEC && plan.shell_args) {
+      ::execve("/bin/sh", plan.shell_args, plan.env);
+      failed = errno;
+    }
+  }
+  (void)!::write(report, &failed, sizeof failed);
+  ::_exit(127);
+}
+
+// fork and exec, for what posix_spawn cannot ask: a parent-death signal. Signals are
+// blocked across the fork, as posix_spawn does, so that no handler of the parent's runs in
+// the child. Returns 0 or the errno of the failed exec, as posix_spawn does.
+int start_forked(pid_t& pid, const std::vector<std::string>& argv, std::vector<std::string>& env,
+                 const SpawnOptions& options, const Wiring& in, const Wiring& out, const Wiring& err) {
+  const auto path = find_program(argv[0]);
+  if (!path) return ENOENT;
+  ExecPlan plan;
+  if (in.child_end) plan.dups.emplace_back(in.child_end.get(), STDIN_FILENO);
+  if (out.child_end) plan.dups.emplace_back(out.child_end.get(), STDOUT_FILENO);
+  if (options.err.kind() == Stream::Kind::same_as_stdout) {
+    plan.dups.emplace_back(STDOUT_FILENO, STDERR_FILENO);
+  } else if (err.child_end) {
+    plan.dups.emplace_back(err.child_end.get(), STDERR_FILENO);
+  }
+  plan.own_group = options.own_process_group;
+  plan.defaults = options.default_signals;
+  plan.parent = ::getpid();
+  std::vector<std::string> args = argv, shell{"/bin/sh", *path};
+  shell.insert(shell.end(), argv.begin() + 1, argv.end());
+  auto c_args = c_strings(args), c_shell = c_strings(shell), c_env = c_strings(env);
+  plan.path = path->c_str();
+  plan.args = c_args.data();
+  plan.shell_args = options.shell_runs_scripts ? c_shell.data() : nullptr;
+  plan.env = c_env.data();
+  Pipe report = make_pipe();
+  sigset_t all, caller;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &caller);
+  plan.mask = options.signal_mask.value_or(caller);
+  pid = ::fork();
+  if (pid == 0) exec_forked(plan, report.write.get());
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &caller, nullptr);
+  if (pid < 0) return fork_errno;
+  report.write.reset();
+  int failed = 0;
+  ssize_t n;
+  do {
+    n = ::read(report.read.get(), &failed, sizeof failed);
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof failed)) return 0;
+  ::waitpid(pid, nullptr, 0);
+  return failed;
+}
+
 // The spawn itself; the status posix_spawn reports (0, or the errno of a failed exec).
 int start(pid_t& pid, const std::vector<std::string>& argv, std::vector<std::string>& env, const SpawnOptions& options,
           const Wiring& in, const Wiring& out, const Wiring& err) {
+  if (options.end_with_parent) return start_forked(pid, argv, env, options, in, out, err);
   SpawnActions s;
   // dup2 onto the standard descriptor clears its close-on-exec flag; every other
   // descriptor of ours is close-on-exec, so the child starts with these three alone.

@@ -72,6 +72,12 @@ struct SpawnOptions {
   // execvp's rule for a file the kernel will not run (a script without a #! line): run it
   // with /bin/sh. Off, such a file is an error like any other.
   bool shell_runs_scripts = false;
+  // The child is killed (SIGKILL) when this process ends, however it ends: a wrapper killed
+  // outright takes its program with it, where nothing else might (Slurm's
+  // proctrack/linuxproc loses an orphan). Linux's parent-death signal, which follows the
+  // thread that spawns: spawn from one that lives as long as the process. Started with fork
+  // and exec, which posix_spawn cannot ask for.
+  bool end_with_parent = false;
 };
 
 // A started child. Move-only; the pid is never signalled once reaped, so that a recycled

@@ -511,6 +511,9 @@ int run_rank(std::vector<std::string> command, std::string role) {
   options.environment = program_environment(std::move(env), contract, role_env);
   options.signal_mask = previous;
   options.shell_runs_scripts = true;  // as the shell that would otherwise start it
+  // This wrapper killed outright takes its program along: the gang restarts without it,
+  // and Slurm may not find it (proctrack/linuxproc loses an orphan).
+  options.end_with_parent = true;
   link.started(contract.rank);
 
   const std::string host = host_name();

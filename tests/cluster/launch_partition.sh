@@ -85,15 +85,16 @@ expect_eq "$(grep -c 'restarted$' drop.out)" 2 "ranks that ran again after the s
 # ranks with it: node2's failure, naming both its ranks; the gang restarts.
 touch "$work/agent.release"
 start agent 1 2 2
-grep -q 'all 4 ranks running after [0-9.]* s, reporting over 2 connections' agent.out ||
-  fail "the supervisor does not hold one connection per node: $(cat agent.out)"
+# A rank's pid file can come before its start has reached the supervisor through the agent.
+wait_until 30 "the supervisor to see all 4 ranks over 2 connections" \
+  "grep -q 'all 4 ranks running after [0-9.]* s, reporting over 2 connections' agent.out" "cat agent.out"
 rank2=$(cat agent-pid-2-0) rank3=$(cat agent-pid-3-0)
 agent=$(ps -o ppid= -p "$rank2" | tr -d ' ')
 [[ -n $agent ]] || fail "no wrapper of rank 2 on node2"
 kill -KILL "$agent"
-# The agent's own rank is its program's, orphaned: Slurm ends it with the step where it
-# tracks a step's processes by cgroup; the mini-cluster's proctrack/linuxproc loses it.
-kill -KILL "$rank2"
+# The agent's own rank goes with it (a parent-death signal): the mini-cluster's
+# proctrack/linuxproc would lose it, orphaned.
+wait_until 30 "rank 2 (pid $rank2), whose wrapper was killed, to end" "ended $rank2" "cat agent.out"
 wait_until 30 "rank 3 (pid $rank3), whose node's agent was killed, to end" "ended $rank3" "cat agent.out"
 wait_until 120 "job $job to end" "job_done $job" "cat agent.out"
 expect_eq "$(job_state "$job")" COMPLETED "state after node2's agent was killed and a restart ($(cat agent.out))"

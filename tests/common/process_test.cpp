@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -110,8 +111,20 @@ bool ended(pid_t pid) {
   return false;
 }
 
-SpawnOptions all_pipes() {
+// Spawn's tests run twice: through posix_spawn, and through fork and exec, which a
+// parent-death signal needs; both must start the child alike.
+class Spawn : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Paths, Spawn, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "ForkAndExec" : "PosixSpawn"; });
+
+SpawnOptions with_parent_death(bool on) {
   SpawnOptions o;
+  o.end_with_parent = on;
+  return o;
+}
+
+SpawnOptions all_pipes(bool end_with_parent) {
+  SpawnOptions o = with_parent_death(end_with_parent);
   o.in = Stream::pipe();
   o.out = Stream::pipe();
   o.err = Stream::pipe();
@@ -121,10 +134,10 @@ SpawnOptions all_pipes() {
 static_assert(!std::is_copy_constructible_v<Process> && std::is_nothrow_move_constructible_v<Process>,
               "a Process owns its child: moved, never copied");
 
-TEST(Spawn, PipesCarryStdinStdoutAndStderr) {
+TEST_P(Spawn, PipesCarryStdinStdoutAndStderr) {
   const int before = open_fds();
   {
-    Process p = spawn({"sh", "-c", "read line; echo \"got $line\"; echo oops >&2; exit 4"}, all_pipes());
+    Process p = spawn({"sh", "-c", "read line; echo \"got $line\"; echo oops >&2; exit 4"}, all_pipes(GetParam()));
     write_all(p.in().get(), "hello\n", "stdin");
     p.in().reset();
     EXPECT_EQ(read_all(p.out()), "got hello\n");
@@ -137,11 +150,12 @@ TEST(Spawn, PipesCarryStdinStdoutAndStderr) {
   EXPECT_EQ(open_fds(), before);
 }
 
-TEST(Spawn, FilesAreEmptiedOrAppendedToAndStderrCanFollowStdout) {
+TEST_P(Spawn, FilesAreEmptiedOrAppendedToAndStderrCanFollowStdout) {
   TempDir dir("cohort-spawn");
   const auto log = dir / "out.log";
   for (int round = 0; round < 2; ++round) {
     SpawnOptions o;
+    o.end_with_parent = GetParam();
     o.out = Stream::file(log.string(), /*append=*/true);
     o.err = Stream::same_as_stdout();
     EXPECT_EQ(WEXITSTATUS(spawn({"sh", "-c", "echo out; echo err >&2"}, o).wait()), 0);
@@ -149,12 +163,15 @@ TEST(Spawn, FilesAreEmptiedOrAppendedToAndStderrCanFollowStdout) {
   EXPECT_EQ(slurp(log), "out\nerr\nout\nerr\n");
 
   SpawnOptions truncate;
+
+  truncate.end_with_parent = GetParam();
   truncate.out = Stream::file(log.string());
   spawn({"echo", "fresh"}, truncate).wait();
   EXPECT_EQ(slurp(log), "fresh\n");
 
   std::ofstream(dir / "in.txt") << "from a file\n";
   SpawnOptions from_file;
+  from_file.end_with_parent = GetParam();
   from_file.in = Stream::file((dir / "in.txt").string());
   from_file.out = Stream::pipe();
   Process cat = spawn({"cat"}, from_file);
@@ -162,8 +179,9 @@ TEST(Spawn, FilesAreEmptiedOrAppendedToAndStderrCanFollowStdout) {
   cat.wait();
 }
 
-TEST(Spawn, NullStreamsReadNothingAndSwallowOutput) {
+TEST_P(Spawn, NullStreamsReadNothingAndSwallowOutput) {
   SpawnOptions o;
+  o.end_with_parent = GetParam();
   o.in = Stream::null();
   o.out = Stream::null();
   o.err = Stream::pipe();
@@ -172,8 +190,9 @@ TEST(Spawn, NullStreamsReadNothingAndSwallowOutput) {
   EXPECT_EQ(WEXITSTATUS(p.wait()), 0);
 }
 
-TEST(Spawn, TheEnvironmentIsExactlyTheOneGiven) {
+TEST_P(Spawn, TheEnvironmentIsExactlyTheOneGiven) {
   SpawnOptions o;
+  o.end_with_parent = GetParam();
   o.environment = std::vector<std::string>{"COHORT_PROBE=one", "PATH=/usr/bin:/bin"};
   o.out = Stream::pipe();
   Process p = spawn({"env"}, o);
@@ -187,6 +206,7 @@ TEST(Spawn, TheEnvironmentIsExactlyTheOneGiven) {
 
   ::setenv("COHORT_SPAWN_INHERITED", "yes", 1);
   SpawnOptions inherit;
+  inherit.end_with_parent = GetParam();
   inherit.out = Stream::pipe();
   Process q = spawn({"sh", "-c", "printf %s \"$COHORT_SPAWN_INHERITED\""}, inherit);
   EXPECT_EQ(read_all(q.out()), "yes");
@@ -194,8 +214,9 @@ TEST(Spawn, TheEnvironmentIsExactlyTheOneGiven) {
   ::unsetenv("COHORT_SPAWN_INHERITED");
 }
 
-TEST(Spawn, AnOwnProcessGroupTakesTheChildsChildrenAlong) {
+TEST_P(Spawn, AnOwnProcessGroupTakesTheChildsChildrenAlong) {
   SpawnOptions o;
+  o.end_with_parent = GetParam();
   o.own_process_group = true;
   o.out = Stream::pipe();
   // The child starts a grandchild, says its pid, and waits.
@@ -212,8 +233,9 @@ TEST(Spawn, AnOwnProcessGroupTakesTheChildsChildrenAlong) {
   EXPECT_TRUE(ended(grandchild));
 }
 
-TEST(Spawn, WaitAndKillGroupEndsWhatTheChildLeftRunning) {
+TEST_P(Spawn, WaitAndKillGroupEndsWhatTheChildLeftRunning) {
   SpawnOptions o;
+  o.end_with_parent = GetParam();
   o.own_process_group = true;
   o.out = Stream::pipe();
   Process p = spawn({"sh", "-c", "sleep 60 >/dev/null & echo $!"}, o);
@@ -223,7 +245,7 @@ TEST(Spawn, WaitAndKillGroupEndsWhatTheChildLeftRunning) {
   EXPECT_TRUE(ended(grandchild));
 }
 
-TEST(Spawn, TheSignalMaskAndDefaultsAreSetForTheChild) {
+TEST_P(Spawn, TheSignalMaskAndDefaultsAreSetForTheChild) {
   sigset_t blocked, previous;
   sigemptyset(&blocked);
   sigaddset(&blocked, SIGUSR1);
@@ -245,8 +267,9 @@ TEST(Spawn, TheSignalMaskAndDefaultsAreSetForTheChild) {
     const unsigned long long bits = std::stoull(text.substr(at + std::strlen(field)), nullptr, 16);
     return ((bits >> (sig - 1)) & 1) != 0;
   };
-  const std::string inherited = masks({});
+  const std::string inherited = masks(with_parent_death(GetParam()));
   SpawnOptions reset;
+  reset.end_with_parent = GetParam();
   sigset_t none;
   sigemptyset(&none);
   reset.signal_mask = none;
@@ -260,10 +283,10 @@ TEST(Spawn, TheSignalMaskAndDefaultsAreSetForTheChild) {
   EXPECT_FALSE(has(cleared, "SigIgn:", SIGTERM)) << cleared;
 }
 
-TEST(Spawn, AMissingProgramIsAnErrorNamingItAndLeavesNothingOpen) {
+TEST_P(Spawn, AMissingProgramIsAnErrorNamingItAndLeavesNothingOpen) {
   const int before = open_fds();
   try {
-    spawn({"cohort-no-such-program", "arg"}, all_pipes());
+    spawn({"cohort-no-such-program", "arg"}, all_pipes(GetParam()));
     FAIL() << "expected cohort::Error";
   } catch (const SpawnError& e) {
     EXPECT_NE(std::string(e.what()).find("cannot run 'cohort-no-such-program'"), std::string::npos) << e.what();
@@ -272,9 +295,10 @@ TEST(Spawn, AMissingProgramIsAnErrorNamingItAndLeavesNothingOpen) {
   EXPECT_EQ(open_fds(), before);
 }
 
-TEST(Spawn, AFileThatCannotBeOpenedIsAnErrorNamingItAndLeavesNothingOpen) {
+TEST_P(Spawn, AFileThatCannotBeOpenedIsAnErrorNamingItAndLeavesNothingOpen) {
   const int before = open_fds();
   SpawnOptions o;
+  o.end_with_parent = GetParam();
   o.in = Stream::pipe();
   o.out = Stream::pipe();
   o.err = Stream::file("/nonexistent/cohort/stderr.log");
@@ -287,10 +311,10 @@ TEST(Spawn, AFileThatCannotBeOpenedIsAnErrorNamingItAndLeavesNothingOpen) {
   EXPECT_EQ(open_fds(), before);
 }
 
-TEST(Spawn, AProcessDroppedUnreapedIsKilledAndReaped) {
+TEST_P(Spawn, AProcessDroppedUnreapedIsKilledAndReaped) {
   pid_t pid;
   {
-    Process p = spawn({"sleep", "60"});
+    Process p = spawn({"sleep", "60"}, with_parent_death(GetParam()));
     pid = p.pid();
     Process moved = std::move(p);
     EXPECT_EQ(moved.pid(), pid);
@@ -300,8 +324,9 @@ TEST(Spawn, AProcessDroppedUnreapedIsKilledAndReaped) {
   EXPECT_EQ(errno, ECHILD);
 }
 
-TEST(Spawn, PollReapsOnlyOnceTheChildHasEnded) {
+TEST_P(Spawn, PollReapsOnlyOnceTheChildHasEnded) {
   SpawnOptions o;
+  o.end_with_parent = GetParam();
   o.in = Stream::pipe();
   Process p = spawn({"cat"}, o);
   EXPECT_FALSE(p.poll());
@@ -314,23 +339,67 @@ TEST(Spawn, PollReapsOnlyOnceTheChildHasEnded) {
   EXPECT_EQ(p.wait(), *status);
 }
 
-TEST(Spawn, AScriptWithoutAShebangRunsUnderShOnlyWhenAsked) {
+TEST_P(Spawn, AScriptWithoutAShebangRunsUnderShOnlyWhenAsked) {
   TempDir dir("cohort-spawn");
   const auto script = dir / "plain-script";
   std::ofstream(script) << "echo ran as script \"$1\"\n";
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
   try {
-    spawn({script.string()}).wait();
+    spawn({script.string()}, with_parent_death(GetParam())).wait();
     FAIL() << "a file the kernel cannot run was started";
   } catch (const SpawnError& e) {
     EXPECT_EQ(e.errnum(), ENOEXEC) << e.what();
   }
   SpawnOptions o;
+  o.end_with_parent = GetParam();
   o.shell_runs_scripts = true;
   o.out = Stream::pipe();
   Process p = spawn({script.string(), "x"}, o);
   EXPECT_EQ(read_all(p.out()), "ran as script x\n");
   EXPECT_EQ(WEXITSTATUS(p.wait()), 0);
+}
+
+// A process that spawns with end_with_parent and is then killed outright takes its child
+// with it; without the option, the child lives on, orphaned.
+TEST(SpawnParentDeath, TheChildEndsWithTheProcessThatSpawnedIt) {
+  // The orphan comes to this process, which can then reap it and see how it ended.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  for (const bool on : {true, false}) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const pid_t middle = ::fork();
+    ASSERT_GE(middle, 0);
+    if (middle == 0) {
+      ::close(fds[0]);
+      try {
+        SpawnOptions o;
+        o.end_with_parent = on;
+        Process p = spawn({"sleep", "60"}, o);
+        const pid_t child = p.pid();
+        if (::write(fds[1], &child, sizeof child) != sizeof child) ::_exit(1);
+        for (;;) ::pause();
+      } catch (...) {
+        ::_exit(1);
+      }
+    }
+    ::close(fds[1]);
+    pid_t child = -1;
+    ASSERT_EQ(::read(fds[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
+    ::close(fds[0]);
+    ASSERT_EQ(::kill(middle, SIGKILL), 0);
+    ASSERT_EQ(::waitpid(middle, nullptr, 0), middle);
+    // The middle one has gone: its children are this process's now, and the death signal,
+    // where asked for, has been sent.
+    int status = 0;
+    if (on) {
+      ASSERT_EQ(::waitpid(child, &status, 0), child);
+      EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    } else {
+      EXPECT_EQ(::waitpid(child, &status, WNOHANG), 0) << "the orphan ended without the option";
+      ::kill(child, SIGKILL);
+      ::waitpid(child, nullptr, 0);
+    }
+  }
 }
 
 TEST(FindProgram, LooksOnPathAndTakesPathsAsTheyAre) {

@@ -72,7 +72,8 @@ assert trials and all(t["state"] == "Succeeded" for t in trials), (name, [(t["tr
 # that is no loss at all fails.
 losses = [t["objective"] for t in trials]
 assert all(0 <= x < 2.5 for x in losses), (name, losses)
-assert min(losses) < max(losses), (name, losses)
+# Unless every trial learned the set whole: the two of hyperband can.
+assert min(losses) < max(losses) or max(losses) < 0.001, (name, losses)
 ' "$name" || fail "$name.yaml: $("$cohort" sweep status "$work/$name" 2>&1 | tail -5)"
   best=$("$cohort" sweep best "$work/$name" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["objective"])')
   least=$("$cohort" sweep status "$work/$name" --json | /usr/bin/python3 -c 'import json,sys; print(min(t["objective"] for t in json.load(sys.stdin)["trials"]))')

@@ -45,7 +45,9 @@ spec:
 SPEC
   "$cohort" launch --spec "$work/$name.yaml" --emit-sbatch >"$work/$name.sh" || fail "--emit-sbatch $name.yaml failed"
   job=$(submit -w "$nodes" -o "$work/$name.out" "$work/$name.sh")
-  wait_until 60 "both Workers of $name to meet" "[[ \$(grep -c 'attempt 0: rank [01] of 2: sum 3\$' $work/$name.out) == 2 ]]" \
+  # A world of one may form first; torchrun sees the other node at its next look and
+  # restarts its worker, which imports torch again: on a loaded machine, most of a minute.
+  wait_until 180 "both Workers of $name to meet" "[[ \$(grep -c 'attempt 0: rank [01] of 2: sum 3\$' $work/$name.out) == 2 ]]" \
     "cat $work/$name.out"
 }
 

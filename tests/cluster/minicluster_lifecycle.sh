@@ -28,7 +28,9 @@ expect_eq "$(nsenter --mount --target "$ctl_pid" getent hosts node2 | cut -d' ' 
 # A second 'up' is refused and leaves the running cluster alone.
 if out=$("$mc" up 2>&1); then fail "a second up succeeded: $out"; fi
 grep -q "already up" <<<"$out" || fail "second up did not say 'already up': $out"
-expect_eq "$(sinfo -h -N -o '%T' | sort -u)" idle "node states after the refused up"
+# The three-node step above may still be in its epilog (completing) on some node.
+wait_until 30 "every node to be idle after the refused up" "[[ \$(sinfo -h -N -o '%T' | sort -u) == idle ]]" \
+  "sinfo -N"
 
 # Each job has a TMPDIR of its own on each node, whatever the caller's (here the host's
 # /tmp, which every node shares), and the job's end (its epilog) removes it.

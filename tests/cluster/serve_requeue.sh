@@ -54,7 +54,9 @@ expect_eq "$(field state) $(field requeues)" "ready 0" "state and requeues befor
 
 scontrol requeue "$job" || fail "scontrol requeue $job failed"
 wait_until 60 "the registry to say the service was requeued" '[[ $(field state) == requeued ]]' 'cat $registry'
-grep -q "drained; requeued" "$services/mlp/job.log" || fail "the job's log has no drain before the requeue"
+# The registry is published first, the log line written after it.
+wait_until 30 "the job's log to say it drained before the requeue" "grep -q 'drained; requeued' '$services/mlp/job.log'" \
+  "tail -5 '$services/mlp/job.log'"
 "$cohort" serve status mlp --dir "$services" >status.txt || fail "serve status failed while requeued"
 [[ $(head -1 status.txt) == "mlp: requeued, job $job, no URL yet" ]] || fail "status while requeued: $(cat status.txt)"
 

@@ -29,8 +29,9 @@ start() {
   done
 }
 
-# ended PID: whether the process is gone.
-ended() { ! kill -0 "$1" 2>/dev/null; }
+# ended PID: whether the process is gone, or a zombie that whoever adopted it (an orphan
+# goes to init) has yet to reap.
+ended() { ! kill -0 "$1" 2>/dev/null || [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) == Z ]]; }
 
 # The cut: node2's watcher is cut off from the supervisor on node1.
 touch "$work/cut.release"

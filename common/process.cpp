@@ -178,7 +178,8 @@ int start_forked(pid_t& pid, const std::vector<std::string>& argv, std::vector<s
     n = ::read(report.read.get(), &failed, sizeof failed);
   } while (n < 0 && errno == EINTR);
   if (n != static_cast<ssize_t>(sizeof failed)) return 0;
-  ::waitpid(pid, nullptr, 0);
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
   return failed;
 }
 

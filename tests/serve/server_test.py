@@ -9,6 +9,7 @@ takes a free port (--port 0) and the test reads it from the server's "listening"
 """
 import json
 import os
+import random
 import select
 import signal
 import socket
@@ -24,6 +25,22 @@ import requests
 import torch
 
 import v2_client
+
+
+def free_port():
+    """A loopback port nobody holds, below the kernel's ephemeral range (32768-60999): the
+    kernel's own pick (bind to port 0) can go to another test's socket before it is used."""
+    start = random.randrange(9500)
+    for i in range(9500):
+        port = 20000 + (start + i) % 9500
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port in 20000-29499")
+
 
 COHORT = None
 DEADLINE_S = 60  # a bound on waits that normally end at once, never a measurement
@@ -311,16 +328,14 @@ class ServeTest(unittest.TestCase):
 
     def test_a_real_prometheus_scrapes_it_with_the_token(self):
         self.assertEqual(self.post("/v2/models/negate/infer", infer_body([True], [1], "BOOL", "flags")).status_code, 200)
-        with tempfile.TemporaryDirectory() as tmp, socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))  # a free port for Prometheus' own API, released as it starts
-            port = probe.getsockname()[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            port = free_port()  # for Prometheus' own API
             with open(f"{tmp}/prometheus.yml", "w") as f:
                 f.write("global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
                         "scrape_configs:\n"
                         "  - job_name: cohort\n"
                         f"    authorization: {{credentials_file: {self.token_file}}}\n"
                         f"    static_configs: [{{targets: ['127.0.0.1:{self.server.port}']}}]\n")
-            probe.close()
             prometheus = subprocess.Popen(["prometheus", f"--config.file={tmp}/prometheus.yml",
                                            f"--storage.tsdb.path={tmp}/data", f"--web.listen-address=127.0.0.1:{port}"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -4,13 +4,12 @@ launch contract (as torchrun starts them, meeting through torch's store without 
 passes when every rank printed "OK SCENARIO". Skipped where this cohort was built without
 libtorch, and the mpirun cases where there is no mpirun."""
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 
 import pytest
+from loopback import free_port
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("cohort._torch", reason="this cohort was built without libtorch")
@@ -18,21 +17,6 @@ pytest.importorskip("cohort._torch", reason="this cohort was built without libto
 HERE = os.path.dirname(os.path.abspath(__file__))
 RANKS = os.path.join(HERE, "torch_ranks.py")
 MPIRUN = os.environ.get("COHORT_MPIEXEC") or shutil.which("mpirun")
-
-
-def free_port():
-    # Below the kernel's ephemeral range and the launcher's MASTER_PORTs (29500 up): the
-    # kernel's own pick can go to another test's listener or connection before the ranks bind.
-    start = random.randrange(9500)
-    for i in range(9500):
-        port = 20000 + (start + i) % 9500
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free loopback port in 20000-29499")
 
 
 def launch_env(**extra):

@@ -9,7 +9,6 @@ takes a free port (--port 0) and the test reads it from the server's "listening"
 """
 import json
 import os
-import random
 import select
 import signal
 import socket
@@ -25,22 +24,7 @@ import requests
 import torch
 
 import v2_client
-
-
-def free_port():
-    """A loopback port nobody holds, below the kernel's ephemeral range (32768-60999): the
-    kernel's own pick (bind to port 0) can go to another test's socket before it is used."""
-    start = random.randrange(9500)
-    for i in range(9500):
-        port = 20000 + (start + i) % 9500
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free loopback port in 20000-29499")
-
+from loopback import free_port
 
 COHORT = None
 DEADLINE_S = 60  # a bound on waits that normally end at once, never a measurement
